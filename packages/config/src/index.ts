@@ -1,0 +1,175 @@
+/**
+ * Configuration, read once from the environment, validated against a schema and frozen.
+ * Nothing else in dropgate reads `process.env`: services call {@link loadConfig} at start-up and pass
+ * the result down. An invalid value throws a {@link ConfigError} naming the variable.
+ */
+import Type, { type Static } from 'typebox';
+import Value from 'typebox/value';
+
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const Url = (schemes: string[]) => Type.String({ pattern: `^(${schemes.join('|')})://[^\\s]+$` });
+
+/** Every variable dropgate understands, with its default (when it has one). */
+export const ConfigSchema = Type.Object({
+  PORT: Port,
+  HOST: Type.String({ minLength: 1 }),
+  DATABASE_URL: Url(['postgres', 'postgresql']),
+  REDIS_URL: Url(['redis', 'rediss']),
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  CONFIRM_BUDGET_MS: Type.Integer({ minimum: 100, maximum: 4900 }),
+  PORTONE_API_URL: Url(['http', 'https']),
+  PORTONE_IMP_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  PORTONE_IMP_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  PORTONE_V2_API_URL: Url(['http', 'https']),
+  PORTONE_V2_API_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  PORTONE_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  /** Optional secret path token for the V1 webhook URL (`/portone/v1/webhook?token=`). */
+  WEBHOOK_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  /** Optional comma-separated source-IP allowlist for webhooks (off when unset). */
+  WEBHOOK_ALLOWED_IPS: Type.Optional(Type.String({ minLength: 1 })),
+  /** fastify `trustProxy`: `false`, `true`, a hop count, or comma-separated addresses/CIDRs. */
+  TRUST_PROXY: Type.String(),
+  SIM_PORT: Port,
+  WORKER_METRICS_PORT: Port,
+  /** Confirms in flight above which new ones are shed with 503 OVERLOADED. */
+  CONFIRM_MAX_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  /** Event-loop delay (ms) above which requests are shed with 503 OVERLOADED. */
+  MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 10, maximum: 60_000 }),
+  /** How often the worker sweeps for overdue holds, in ms. */
+  SWEEP_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 600_000 }),
+  /** How long after a hold's expiry the worker keeps asking an unreachable PortOne before releasing. */
+  EXPIRY_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400 }),
+  /** Worker concurrency per queue. */
+  WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000 }),
+  LOG_LEVEL: Type.Union([
+    Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'),
+    Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent'),
+  ]),
+});
+
+type Raw = Static<typeof ConfigSchema>;
+
+export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
+  PORT: '3000',
+  HOST: '127.0.0.1',
+  DATABASE_URL: 'postgres://127.0.0.1:5432/dropgate',
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  CONFIRM_BUDGET_MS: '3000',
+  PORTONE_API_URL: 'https://api.iamport.kr',
+  PORTONE_V2_API_URL: 'https://api.portone.io',
+  TRUST_PROXY: 'false',
+  SIM_PORT: '3100',
+  WORKER_METRICS_PORT: '3001',
+  CONFIRM_MAX_IN_FLIGHT: '10000',
+  MAX_EVENT_LOOP_DELAY_MS: '1000',
+  SWEEP_INTERVAL_MS: '5000',
+  EXPIRY_GRACE_SECONDS: '600',
+  WORKER_CONCURRENCY: '32',
+  LOG_LEVEL: 'info',
+});
+
+const INTEGER_KEYS = new Set([
+  'PORT', 'CONFIRM_BUDGET_MS', 'SIM_PORT', 'WORKER_METRICS_PORT', 'CONFIRM_MAX_IN_FLIGHT',
+  'MAX_EVENT_LOOP_DELAY_MS', 'SWEEP_INTERVAL_MS', 'EXPIRY_GRACE_SECONDS', 'WORKER_CONCURRENCY',
+]);
+
+/** The validated, typed configuration every service receives. */
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  readonly adminToken: string | undefined;
+  readonly confirmBudgetMs: number;
+  readonly portone: {
+    readonly apiUrl: string;
+    readonly impKey: string | undefined;
+    readonly impSecret: string | undefined;
+    readonly v2ApiUrl: string;
+    readonly v2ApiSecret: string | undefined;
+    readonly webhookSecret: string | undefined;
+  };
+  readonly webhookToken: string | undefined;
+  readonly webhookAllowedIps: readonly string[] | undefined;
+  readonly trustProxy: boolean | number | string[];
+  readonly simPort: number;
+  readonly workerMetricsPort: number;
+  readonly confirmMaxInFlight: number;
+  readonly maxEventLoopDelayMs: number;
+  readonly sweepIntervalMs: number;
+  readonly expiryGraceSeconds: number;
+  readonly workerConcurrency: number;
+  readonly logLevel: Raw['LOG_LEVEL'];
+}
+
+/** Thrown when a variable is invalid; its message names the variable and what is wrong. */
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, problem: string) {
+    super(`invalid configuration: ${variable} ${problem}`);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
+
+function parseTrustProxy(value: string): boolean | number | string[] {
+  if (value === 'false' || value === '') return false;
+  if (value === 'true') return true;
+  if (/^\d+$/.test(value)) return Number(value);
+  return value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/**
+ * Reads the configuration from `env` (normally `process.env`), applying defaults and overrides.
+ * @throws ConfigError naming the first invalid variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, string> = {}): Config {
+  const input: Record<string, unknown> = {};
+  const keys = Object.keys(ConfigSchema.properties);
+  for (const key of keys) {
+    const value = overrides[key] ?? env[key] ?? DEFAULTS[key];
+    if (value === undefined || value === '') continue;
+    if (INTEGER_KEYS.has(key)) {
+      if (!/^-?\d+$/.test(value.trim())) throw new ConfigError(key, `must be an integer, got ${JSON.stringify(value)}`);
+      input[key] = Number(value.trim());
+    } else {
+      input[key] = value;
+    }
+  }
+  const first = Value.Errors(ConfigSchema, input)[0];
+  if (first) {
+    const variable = first.instancePath.replace(/^\//, '') || String((first.params as { requiredProperties?: string[] }).requiredProperties?.[0] ?? 'configuration');
+    throw new ConfigError(variable, first.message);
+  }
+  const raw = input as Raw;
+  if ((raw.PORTONE_IMP_KEY === undefined) !== (raw.PORTONE_IMP_SECRET === undefined)) {
+    throw new ConfigError(raw.PORTONE_IMP_KEY === undefined ? 'PORTONE_IMP_KEY' : 'PORTONE_IMP_SECRET', 'must be set together with its pair');
+  }
+  return Object.freeze({
+    port: raw.PORT,
+    host: raw.HOST,
+    databaseUrl: raw.DATABASE_URL,
+    redisUrl: raw.REDIS_URL,
+    adminToken: raw.ADMIN_TOKEN,
+    confirmBudgetMs: raw.CONFIRM_BUDGET_MS,
+    portone: Object.freeze({
+      apiUrl: raw.PORTONE_API_URL.replace(/\/+$/, ''),
+      impKey: raw.PORTONE_IMP_KEY,
+      impSecret: raw.PORTONE_IMP_SECRET,
+      v2ApiUrl: raw.PORTONE_V2_API_URL.replace(/\/+$/, ''),
+      v2ApiSecret: raw.PORTONE_V2_API_SECRET,
+      webhookSecret: raw.PORTONE_WEBHOOK_SECRET,
+    }),
+    webhookToken: raw.WEBHOOK_TOKEN,
+    webhookAllowedIps: raw.WEBHOOK_ALLOWED_IPS?.split(',').map((s) => s.trim()).filter(Boolean),
+    trustProxy: parseTrustProxy(raw.TRUST_PROXY),
+    simPort: raw.SIM_PORT,
+    workerMetricsPort: raw.WORKER_METRICS_PORT,
+    confirmMaxInFlight: raw.CONFIRM_MAX_IN_FLIGHT,
+    maxEventLoopDelayMs: raw.MAX_EVENT_LOOP_DELAY_MS,
+    sweepIntervalMs: raw.SWEEP_INTERVAL_MS,
+    expiryGraceSeconds: raw.EXPIRY_GRACE_SECONDS,
+    workerConcurrency: raw.WORKER_CONCURRENCY,
+    logLevel: raw.LOG_LEVEL,
+  });
+}

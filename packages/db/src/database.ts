@@ -1,0 +1,88 @@
+/**
+ * Connection set-up: a kysely instance over a pg pool, creating the database if it is missing and
+ * applying migrations.
+ */
+import { Kysely, PostgresDialect } from 'kysely';
+import { Migrator, type MigrationResultSet } from 'kysely/migration';
+import pg from 'pg';
+import { userInfo } from 'node:os';
+import type { Database } from './schema.ts';
+import { migrations } from './migrations/index.ts';
+
+// bigint (int8) columns hold amounts in KRW and counts: they fit in a JS number.
+pg.types.setTypeParser(20, (value: string) => Number(value));
+
+export type Db = Kysely<Database>;
+
+/**
+ * pg connection settings for `url`. A URL without a user name (the default
+ * `postgres://127.0.0.1:5432/dropgate`) connects as the operating-system user, as psql does; pg itself
+ * would only look at $USER, which services and CI often do not set.
+ */
+export function pgConnection(url: string): pg.ClientConfig {
+  const parsed = new URL(url);
+  if (!parsed.username) parsed.username = encodeURIComponent(userInfo().username);
+  return { connectionString: parsed.toString() };
+}
+
+export interface DatabaseOptions {
+  /** Pool size; the API needs few connections (Postgres is never on the confirm path). */
+  max?: number;
+  /** Fail a query that waits longer than this for a connection or runs longer than this (ms). */
+  statementTimeoutMs?: number;
+}
+
+export function createDb(url: string, opts: DatabaseOptions = {}): Db {
+  const pool = new pg.Pool({
+    ...pgConnection(url),
+    max: opts.max ?? 10,
+    connectionTimeoutMillis: 5_000,
+    statement_timeout: opts.statementTimeoutMs ?? 30_000,
+  });
+  // An idle client's error (Postgres restarted) must not crash the process; the next query reconnects.
+  pool.on('error', () => undefined);
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** Creates the database named in `url` when it does not exist yet (connecting to `postgres`). */
+export async function ensureDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (!name) throw new Error('DATABASE_URL names no database');
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client(pgConnection(admin.toString()));
+  await client.connect();
+  try {
+    const found = await client.query('select 1 from pg_database where datname = $1', [name]);
+    if (found.rowCount === 0) {
+      try {
+        await client.query(`create database "${name.replace(/"/g, '""')}"`);
+      } catch (error) {
+        // Two processes starting at once: the other one created it.
+        if ((error as { code?: string }).code !== '42P04') throw error;
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** Applies every pending migration. Throws (with the failing migration's name) instead of half-applying. */
+export async function migrateToLatest(db: Db): Promise<MigrationResultSet> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  const result = await migrator.migrateToLatest();
+  if (result.error) {
+    const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new Error(`migration ${failed} failed: ${String((result.error as Error).message ?? result.error)}`);
+  }
+  return result;
+}
+
+/** Creates the database if needed, connects and migrates. */
+export async function openDatabase(url: string, opts: DatabaseOptions = {}): Promise<Db> {
+  await ensureDatabase(url);
+  const db = createDb(url, opts);
+  await migrateToLatest(db);
+  return db;
+}

@@ -1,0 +1,104 @@
+/** Events, their pools and seats. */
+import { sql } from 'kysely';
+import type { Db } from '../database.ts';
+import type { EventRow, PoolRow, SeatRow } from '../schema.ts';
+
+export interface NewEvent {
+  id: string;
+  name: string;
+  saleOpensAt: Date;
+  saleClosesAt: Date | null;
+  holdTtlSeconds: number;
+  maxPerBuyer: number | null;
+  currency: string;
+  pools: { id: string; name: string; capacity: number; price: number }[];
+  seats: { id: string; section: string; row: string; number: string; price: number }[];
+}
+
+/**
+ * Inserts an event with its pools and seats in one transaction. Seats go in as column arrays through
+ * `unnest`, so a 50,000-seat venue is one statement per 10,000 seats rather than 50,000 round trips.
+ * @returns false when an event with that id exists already (nothing is written).
+ */
+export async function insertEvent(db: Db, e: NewEvent): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const inserted = await trx
+      .insertInto('events')
+      .values({
+        id: e.id,
+        name: e.name,
+        sale_opens_at: e.saleOpensAt,
+        sale_closes_at: e.saleClosesAt,
+        hold_ttl_seconds: e.holdTtlSeconds,
+        max_per_buyer: e.maxPerBuyer,
+        currency: e.currency,
+      })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (!inserted) return false;
+    if (e.pools.length > 0) {
+      await trx.insertInto('pools').values(e.pools.map((p) => ({ event_id: e.id, ...p }))).execute();
+    }
+    const chunk = 10_000;
+    for (let i = 0; i < e.seats.length; i += chunk) {
+      const part = e.seats.slice(i, i + chunk);
+      await sql`
+        insert into seats (event_id, id, section, row, number, price)
+        select ${e.id}, * from unnest(
+          ${part.map((s) => s.id)}::text[], ${part.map((s) => s.section)}::text[],
+          ${part.map((s) => s.row)}::text[], ${part.map((s) => s.number)}::text[],
+          ${part.map((s) => s.price)}::bigint[])
+      `.execute(trx);
+    }
+    return true;
+  });
+}
+
+export function findEvent(db: Db, id: string): Promise<EventRow | undefined> {
+  return db.selectFrom('events').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export function listEventIds(db: Db): Promise<string[]> {
+  return db.selectFrom('events').select('id').execute().then((rows) => rows.map((r) => r.id));
+}
+
+/** Events whose state must be in Redis: on sale, or with holds or orders not yet ended. */
+export async function listActiveEventIds(db: Db, now: Date): Promise<string[]> {
+  const rows = await db
+    .selectFrom('events')
+    .select('id')
+    .where((eb) =>
+      eb.or([
+        eb('sale_closes_at', 'is', null),
+        eb('sale_closes_at', '>', now),
+        eb.exists(
+          eb.selectFrom('orders').select(sql`1`.as('one')).whereRef('orders.event_id', '=', 'events.id').where('orders.status', '=', 'held'),
+        ),
+      ]),
+    )
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+export function listPools(db: Db, eventId: string): Promise<PoolRow[]> {
+  return db.selectFrom('pools').selectAll().where('event_id', '=', eventId).orderBy('id').execute();
+}
+
+/** All seats of an event (id and price), in id order. */
+export function listSeatPrices(db: Db, eventId: string): Promise<Pick<SeatRow, 'id' | 'price'>[]> {
+  return db.selectFrom('seats').select(['id', 'price']).where('event_id', '=', eventId).orderBy('id').execute();
+}
+
+/** One page of seats after `cursor` (exclusive), in id order. */
+export function pageSeats(db: Db, eventId: string, cursor: string | null, limit: number): Promise<SeatRow[]> {
+  let q = db.selectFrom('seats').selectAll().where('event_id', '=', eventId);
+  if (cursor !== null) q = q.where('id', '>', cursor);
+  return q.orderBy('id').limit(limit).execute();
+}
+
+/** Prices of the given seats of an event (unknown ids are simply absent). */
+export function findSeats(db: Db, eventId: string, ids: readonly string[]): Promise<Pick<SeatRow, 'id' | 'price'>[]> {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db.selectFrom('seats').select(['id', 'price']).where('event_id', '=', eventId).where('id', 'in', ids).execute();
+}

@@ -1,0 +1,168 @@
+/**
+ * How holds end, in Postgres: holds recorded, tickets issued, payments and refunds recorded, orders
+ * moved through their statuses. Functions that lock rows take a Transaction.
+ */
+import { sql, type Transaction } from 'kysely';
+import type { Db } from '../database.ts';
+import type { Database, HoldRow } from '../schema.ts';
+import type { OrderStatus } from '@dropgate/domain';
+import { appendOrderEvent } from './orders.repository.ts';
+
+type Executor = Db | Transaction<Database>;
+
+export interface HoldRecord {
+  holdId: string;
+  merchantUid: string;
+  eventId: string;
+  impUid: string;
+  seq: number;
+  expiresAt: Date;
+}
+
+/** Records a live hold and moves the order to `held` (unless it has moved on). Idempotent. */
+export async function recordHold(db: Db, h: HoldRecord, status: 'live' | 'committed'): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const inserted = await trx
+      .insertInto('holds')
+      .values({ hold_id: h.holdId, merchant_uid: h.merchantUid, event_id: h.eventId, imp_uid: h.impUid, seq: h.seq, status, expires_at: h.expiresAt })
+      .onConflict((oc) => oc.column('hold_id').doNothing())
+      .returning('hold_id')
+      .executeTakeFirst();
+    if (!inserted) return false;
+    if (status === 'live') {
+      // Earlier holds of this order are over: a new seq supersedes them.
+      await trx.updateTable('holds').set({ status: 'expired', ended_at: new Date(), end_reason: 'superseded' })
+        .where('merchant_uid', '=', h.merchantUid).where('status', '=', 'live').where('seq', '<', h.seq).execute();
+      await trx
+        .updateTable('orders')
+        .set({ status: 'held', hold_expires_at: h.expiresAt, status_reason: null, updated_at: new Date() })
+        .where('merchant_uid', '=', h.merchantUid)
+        .where('status', 'in', ['pending', 'held', 'released', 'expired'])
+        .execute();
+    }
+    await appendOrderEvent(trx, h.merchantUid, h.eventId, 'hold_recorded', { seq: h.seq, imp_uid: h.impUid, expires_at: h.expiresAt.toISOString() });
+    return true;
+  });
+}
+
+/** Ends the order's live holds with the given status. */
+export async function endLiveHolds(db: Executor, merchantUid: string, status: 'committed' | 'released' | 'expired', reason: string): Promise<number> {
+  const res = await db
+    .updateTable('holds')
+    .set({ status, ended_at: new Date(), end_reason: reason })
+    .where('merchant_uid', '=', merchantUid)
+    .where('status', '=', 'live')
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows);
+}
+
+export function liveHoldsOverdue(db: Db, before: Date, limit: number): Promise<HoldRow[]> {
+  return db.selectFrom('holds').selectAll().where('status', '=', 'live').where('expires_at', '<=', before).orderBy('expires_at').limit(limit).execute();
+}
+
+export function liveHoldsOf(db: Db, eventId: string): Promise<HoldRow[]> {
+  return db.selectFrom('holds').selectAll().where('event_id', '=', eventId).where('status', '=', 'live').execute();
+}
+
+export interface PaymentRecord {
+  impUid: string;
+  merchantUid: string;
+  eventId: string;
+  amount: number;
+  cancelAmount: number;
+  status: string;
+  failReason: string | null;
+  paidAt: Date | null;
+}
+
+/** Inserts or updates what PortOne says of a payment. */
+export async function upsertPayment(db: Executor, p: PaymentRecord): Promise<void> {
+  await db
+    .insertInto('payments')
+    .values({
+      imp_uid: p.impUid, merchant_uid: p.merchantUid, event_id: p.eventId, amount: p.amount, cancel_amount: p.cancelAmount,
+      status: p.status, fail_reason: p.failReason, paid_at: p.paidAt,
+    })
+    .onConflict((oc) =>
+      oc.column('imp_uid').doUpdateSet({
+        amount: p.amount, cancel_amount: p.cancelAmount, status: p.status, fail_reason: p.failReason, paid_at: p.paidAt, updated_at: new Date(),
+      }),
+    )
+    .execute();
+}
+
+export interface TicketLines {
+  seats: string[];
+  items: { pool: string; quantity: number }[];
+}
+
+/**
+ * Issues an order's tickets: one per seat, and for each pool item the lowest free serials of the pool
+ * (the pool row is locked so two orders do not pick the same serials). Postgres's constraints refuse an
+ * oversell; the caller maps that error.
+ */
+export async function issueTickets(trx: Transaction<Database>, eventId: string, merchantUid: string, impUid: string, lines: TicketLines): Promise<number> {
+  let issued = 0;
+  if (lines.seats.length > 0) {
+    await trx
+      .insertInto('tickets')
+      .values(lines.seats.map((seat) => ({ event_id: eventId, merchant_uid: merchantUid, imp_uid: impUid, seat_id: seat })))
+      .execute();
+    issued += lines.seats.length;
+  }
+  for (const item of lines.items) {
+    const pool = await trx.selectFrom('pools').select(['capacity']).where('event_id', '=', eventId).where('id', '=', item.pool).forUpdate().executeTakeFirstOrThrow();
+    const free = await sql<{ serial: number }>`
+      select s as serial from generate_series(1, ${pool.capacity}::int) s
+      where not exists (select 1 from tickets t where t.event_id = ${eventId} and t.pool_id = ${item.pool} and t.serial = s)
+      order by s limit ${item.quantity}
+    `.execute(trx);
+    const serials = free.rows.map((r) => r.serial);
+    // Fewer free serials than asked: claim one past capacity so the capacity check refuses it.
+    while (serials.length < item.quantity) serials.push(pool.capacity + serials.length + 1);
+    await trx
+      .insertInto('tickets')
+      .values(serials.map((serial) => ({ event_id: eventId, merchant_uid: merchantUid, imp_uid: impUid, pool_id: item.pool, pool_capacity: pool.capacity, serial })))
+      .execute();
+    issued += item.quantity;
+  }
+  return issued;
+}
+
+export async function voidTickets(db: Executor, merchantUid: string): Promise<number> {
+  const res = await db.deleteFrom('tickets').where('merchant_uid', '=', merchantUid).executeTakeFirst();
+  return Number(res.numDeletedRows);
+}
+
+export async function setStatus(db: Executor, merchantUid: string, status: OrderStatus, reason: string | null, extra: { paidImpUid?: string | null } = {}): Promise<void> {
+  await db
+    .updateTable('orders')
+    .set({
+      status,
+      status_reason: reason,
+      updated_at: new Date(),
+      ...(status !== 'held' ? { hold_expires_at: null } : {}),
+      ...(extra.paidImpUid !== undefined ? { paid_imp_uid: extra.paidImpUid } : {}),
+    })
+    .where('merchant_uid', '=', merchantUid)
+    .execute();
+}
+
+/** Claims the right to refund a payment once. @returns false when a refund was already done. */
+export async function claimRefund(db: Db, r: { impUid: string; merchantUid: string; eventId: string; amount: number; reason: string }): Promise<boolean> {
+  await db
+    .insertInto('refunds')
+    .values({ imp_uid: r.impUid, merchant_uid: r.merchantUid, event_id: r.eventId, amount: r.amount, reason: r.reason, status: 'requested' })
+    .onConflict((oc) => oc.column('imp_uid').doNothing())
+    .execute();
+  const row = await db.selectFrom('refunds').select('status').where('imp_uid', '=', r.impUid).executeTakeFirstOrThrow();
+  return row.status === 'requested';
+}
+
+export async function markRefundDone(db: Db, impUid: string): Promise<void> {
+  await db.updateTable('refunds').set({ status: 'done', done_at: new Date() }).where('imp_uid', '=', impUid).execute();
+}
+
+export function pendingOrdersOf(db: Db, eventId: string): Promise<{ merchant_uid: string }[]> {
+  return db.selectFrom('orders').select('merchant_uid').where('event_id', '=', eventId).where('status', '=', 'pending').execute();
+}

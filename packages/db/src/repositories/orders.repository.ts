@@ -1,0 +1,123 @@
+/** Orders with their seats and pool items, and the order event log. */
+import type { Db } from '../database.ts';
+import type { Transaction } from 'kysely';
+import type { Database, OrderRow } from '../schema.ts';
+import type { OrderStatus } from '@dropgate/domain';
+
+type Executor = Db | Transaction<Database>;
+
+export interface NewOrderInput {
+  merchantUid: string;
+  eventId: string;
+  buyerId: string;
+  amount: number;
+  currency: string;
+  seats: { id: string; price: number }[];
+  items: { pool: string; quantity: number; unitPrice: number }[];
+}
+
+/** Inserts an order, its seats and items, and the `created` log entry, in one transaction. */
+export async function insertOrder(db: Db, o: NewOrderInput): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('orders')
+      .values({ merchant_uid: o.merchantUid, event_id: o.eventId, buyer_id: o.buyerId, amount: o.amount, currency: o.currency, status: 'pending' })
+      .execute();
+    if (o.seats.length > 0) {
+      await trx
+        .insertInto('order_seats')
+        .values(o.seats.map((s) => ({ merchant_uid: o.merchantUid, event_id: o.eventId, seat_id: s.id, price: s.price })))
+        .execute();
+    }
+    if (o.items.length > 0) {
+      await trx
+        .insertInto('order_items')
+        .values(o.items.map((i) => ({ merchant_uid: o.merchantUid, event_id: o.eventId, pool_id: i.pool, quantity: i.quantity, unit_price: i.unitPrice })))
+        .execute();
+    }
+    await appendOrderEvent(trx, o.merchantUid, o.eventId, 'created', { amount: o.amount, buyer_id: o.buyerId });
+  });
+}
+
+export function findOrder(db: Executor, merchantUid: string): Promise<OrderRow | undefined> {
+  return db.selectFrom('orders').selectAll().where('merchant_uid', '=', merchantUid).executeTakeFirst();
+}
+
+/** Locks the order row for the rest of the transaction. */
+export function lockOrder(trx: Transaction<Database>, merchantUid: string): Promise<OrderRow | undefined> {
+  return trx.selectFrom('orders').selectAll().where('merchant_uid', '=', merchantUid).forUpdate().executeTakeFirst();
+}
+
+export interface OrderLines {
+  seats: { seat_id: string; price: number }[];
+  items: { pool_id: string; quantity: number; unit_price: number }[];
+}
+
+export async function findOrderLines(db: Executor, merchantUid: string): Promise<OrderLines> {
+  const [seats, items] = await Promise.all([
+    db.selectFrom('order_seats').select(['seat_id', 'price']).where('merchant_uid', '=', merchantUid).orderBy('seat_id').execute(),
+    db.selectFrom('order_items').select(['pool_id', 'quantity', 'unit_price']).where('merchant_uid', '=', merchantUid).orderBy('pool_id').execute(),
+  ]);
+  return { seats, items };
+}
+
+/** Full detail for `GET /orders/:merchant_uid`. */
+export async function findOrderDetail(db: Db, merchantUid: string) {
+  const order = await findOrder(db, merchantUid);
+  if (!order) return undefined;
+  const [lines, tickets, payments] = await Promise.all([
+    findOrderLines(db, merchantUid),
+    db.selectFrom('tickets').select(['id', 'seat_id', 'pool_id', 'serial', 'imp_uid', 'issued_at']).where('merchant_uid', '=', merchantUid).orderBy('id').execute(),
+    db.selectFrom('payments').select(['imp_uid', 'amount', 'cancel_amount', 'status', 'fail_reason', 'paid_at']).where('merchant_uid', '=', merchantUid).orderBy('created_at').execute(),
+  ]);
+  return { order, lines, tickets, payments };
+}
+
+/** Every order of an event with its lines, for rebuilding Redis. */
+export async function listOrdersForRebuild(db: Db, eventId: string) {
+  const [orders, seats, items] = await Promise.all([
+    db.selectFrom('orders').select(['merchant_uid', 'buyer_id', 'amount', 'status', 'hold_expires_at']).where('event_id', '=', eventId).execute(),
+    db.selectFrom('order_seats').select(['merchant_uid', 'seat_id']).where('event_id', '=', eventId).execute(),
+    db.selectFrom('order_items').select(['merchant_uid', 'pool_id', 'quantity']).where('event_id', '=', eventId).execute(),
+  ]);
+  return { orders, seats, items };
+}
+
+export async function setOrderStatus(
+  db: Executor,
+  merchantUid: string,
+  status: OrderStatus,
+  fields: { reason?: string | null; holdExpiresAt?: Date | null; paidImpUid?: string | null } = {},
+): Promise<void> {
+  await db
+    .updateTable('orders')
+    .set({
+      status,
+      updated_at: new Date(),
+      ...(fields.reason !== undefined ? { status_reason: fields.reason } : {}),
+      ...(fields.holdExpiresAt !== undefined ? { hold_expires_at: fields.holdExpiresAt } : {}),
+      ...(fields.paidImpUid !== undefined ? { paid_imp_uid: fields.paidImpUid } : {}),
+    })
+    .where('merchant_uid', '=', merchantUid)
+    .execute();
+}
+
+export async function appendOrderEvent(
+  db: Executor,
+  merchantUid: string,
+  eventId: string,
+  type: string,
+  data: Record<string, unknown> = {},
+): Promise<void> {
+  await db.insertInto('order_events').values({ merchant_uid: merchantUid, event_id: eventId, type, data: JSON.stringify(data) }).execute();
+}
+
+/** Count of orders per status for an event (for metrics). */
+export async function countOrdersByStatus(db: Db): Promise<{ event_id: string; status: string; n: number }[]> {
+  const rows = await db
+    .selectFrom('orders')
+    .select(['event_id', 'status', (eb) => eb.fn.countAll<string>().as('n')])
+    .groupBy(['event_id', 'status'])
+    .execute();
+  return rows.map((r) => ({ event_id: r.event_id, status: r.status, n: Number(r.n) }));
+}

@@ -1,0 +1,149 @@
+/**
+ * The database, as kysely sees it: one interface per table. `Generated<>` marks columns the database
+ * fills in; nullable columns are `T | null`.
+ */
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { HoldStatus, OrderStatus } from '@dropgate/domain';
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+/** bigint columns come back as strings from pg; amounts fit in a JS number, so they are parsed. */
+type Amount = ColumnType<number, number, number>;
+
+export interface EventsTable {
+  id: string;
+  name: string;
+  sale_opens_at: Timestamp;
+  sale_closes_at: Timestamp | null;
+  hold_ttl_seconds: number;
+  max_per_buyer: number | null;
+  currency: string;
+  created_at: CreatedAt;
+}
+
+export interface PoolsTable {
+  event_id: string;
+  id: string;
+  name: string;
+  capacity: number;
+  price: Amount;
+}
+
+export interface SeatsTable {
+  event_id: string;
+  id: string;
+  section: string;
+  row: string;
+  number: string;
+  price: Amount;
+}
+
+export interface OrdersTable {
+  merchant_uid: string;
+  event_id: string;
+  buyer_id: string;
+  amount: Amount;
+  currency: string;
+  status: OrderStatus;
+  status_reason: string | null;
+  hold_expires_at: Timestamp | null;
+  paid_imp_uid: string | null;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface OrderSeatsTable {
+  merchant_uid: string;
+  event_id: string;
+  seat_id: string;
+  price: Amount;
+}
+
+export interface OrderItemsTable {
+  merchant_uid: string;
+  event_id: string;
+  pool_id: string;
+  quantity: number;
+  unit_price: Amount;
+}
+
+export interface HoldsTable {
+  hold_id: string;
+  merchant_uid: string;
+  event_id: string;
+  imp_uid: string;
+  seq: number;
+  status: HoldStatus;
+  expires_at: Timestamp;
+  created_at: CreatedAt;
+  ended_at: Timestamp | null;
+  end_reason: string | null;
+}
+
+export interface PaymentsTable {
+  imp_uid: string;
+  merchant_uid: string;
+  event_id: string;
+  amount: Amount;
+  cancel_amount: Amount;
+  status: string;
+  fail_reason: string | null;
+  paid_at: Timestamp | null;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface TicketsTable {
+  id: Generated<string>;
+  event_id: string;
+  merchant_uid: string;
+  imp_uid: string;
+  seat_id: string | null;
+  pool_id: string | null;
+  pool_capacity: number | null;
+  serial: number | null;
+  issued_at: CreatedAt;
+}
+
+export interface RefundsTable {
+  imp_uid: string;
+  merchant_uid: string;
+  event_id: string;
+  amount: Amount;
+  reason: string;
+  status: 'requested' | 'done';
+  created_at: CreatedAt;
+  done_at: Timestamp | null;
+}
+
+export interface OrderEventsTable {
+  id: Generated<string>;
+  merchant_uid: string;
+  event_id: string;
+  type: string;
+  data: ColumnType<Record<string, unknown>, string, never>;
+  at: CreatedAt;
+}
+
+export interface Database {
+  events: EventsTable;
+  pools: PoolsTable;
+  seats: SeatsTable;
+  orders: OrdersTable;
+  order_seats: OrderSeatsTable;
+  order_items: OrderItemsTable;
+  holds: HoldsTable;
+  payments: PaymentsTable;
+  tickets: TicketsTable;
+  refunds: RefundsTable;
+  order_events: OrderEventsTable;
+}
+
+export type EventRow = Selectable<EventsTable>;
+export type PoolRow = Selectable<PoolsTable>;
+export type SeatRow = Selectable<SeatsTable>;
+export type OrderRow = Selectable<OrdersTable>;
+export type HoldRow = Selectable<HoldsTable>;
+export type PaymentRow = Selectable<PaymentsTable>;
+export type TicketRow = Selectable<TicketsTable>;
+export type NewOrder = Insertable<OrdersTable>;

@@ -1,0 +1,4 @@
+export * from './errors.ts';
+export * from './confirm.ts';
+export * from './ids.ts';
+export * from './order.ts';

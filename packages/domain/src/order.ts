@@ -1,0 +1,21 @@
+/** Order vocabulary shared by the API, the workers and the database. */
+export const OrderStatuses = ['pending', 'held', 'paid', 'released', 'expired', 'refunded'] as const;
+export type OrderStatus = (typeof OrderStatuses)[number];
+
+export const HoldStatuses = ['live', 'committed', 'released', 'expired', 'undone'] as const;
+export type HoldStatus = (typeof HoldStatuses)[number];
+
+export interface PoolItem {
+  readonly pool: string;
+  readonly quantity: number;
+}
+
+/** Seats in a seat block are named `<section>-<row>-<number>`, rows and numbers from 1. */
+export function blockSeatId(section: string, row: number, number: number): string {
+  return `${section}-${row}-${number}`;
+}
+
+/** Number of tickets an order would issue: one per seat plus every pool quantity. */
+export function ticketCount(seats: readonly string[], items: readonly PoolItem[]): number {
+  return seats.length + items.reduce((n, i) => n + i.quantity, 0);
+}

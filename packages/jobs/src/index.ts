@@ -1,0 +1,84 @@
+/**
+ * BullMQ queues shared by the API (producer) and the workers: names, payloads, deterministic job ids
+ * (so duplicates collapse) and default options (attempts, backoff, retention).
+ */
+import { Queue, type JobsOptions, type ConnectionOptions } from 'bullmq';
+
+/** Hash-tagged so every queue key lands in one Redis Cluster slot, as BullMQ requires. */
+export const QUEUE_PREFIX = '{dropgate}';
+
+export const QueueNames = {
+  /** persist an approved hold in Postgres */
+  holds: 'holds',
+  /** act on a payment's outcome (webhook, expiry check, sweep) */
+  payments: 'payments',
+  /** expire a hold at its deadline (after asking PortOne) */
+  expiry: 'expiry',
+  /** periodic sweeps and Redis rebuilds */
+  maintenance: 'maintenance',
+} as const;
+export type QueueName = (typeof QueueNames)[keyof typeof QueueNames];
+
+export interface PersistHoldJob {
+  eventId: string;
+  merchantUid: string;
+  impUid: string;
+  seq: number;
+  /** epoch ms */
+  expiresAt: number;
+  /** epoch ms the hold was taken */
+  heldAt: number;
+}
+
+export interface PaymentOutcomeJob {
+  eventId: string;
+  merchantUid: string;
+  impUid: string;
+  /** what the notification claimed; a hint only, the worker re-fetches the payment */
+  hint: string | null;
+  source: 'webhook' | 'expiry' | 'sweep' | 'reconcile';
+  /** epoch ms the notification arrived */
+  receivedAt: number;
+}
+
+export interface ExpireHoldJob {
+  eventId: string;
+  merchantUid: string;
+  seq: number;
+  impUid: string;
+  expiresAt: number;
+}
+
+export interface MaintenanceJob {
+  kind: 'sweep' | 'rebuild';
+  eventId?: string;
+}
+
+/** BullMQ custom ids must not contain ':'; merchant_uids and imp_uids never do. */
+export const jobIds = {
+  persistHold: (merchantUid: string, seq: number) => `hold-${merchantUid}-${seq}`,
+  paymentOutcome: (impUid: string, status: string) => `pay-${impUid}-${status}`,
+  expireHold: (merchantUid: string, seq: number) => `exp-${merchantUid}-${seq}`,
+  rebuild: (eventId: string, epoch: string) => `rebuild-${eventId}-${epoch}`,
+};
+
+const retention = { removeOnComplete: { age: 3_600, count: 50_000 }, removeOnFail: { age: 7 * 86_400, count: 50_000 } };
+
+/** Default options per queue: explicit attempts and backoff; permanent failures throw UnrecoverableError. */
+export const defaultJobOptions: Record<QueueName, JobsOptions> = {
+  holds: { attempts: 20, backoff: { type: 'exponential', delay: 200 }, ...retention },
+  payments: { attempts: 25, backoff: { type: 'exponential', delay: 500 }, ...retention },
+  expiry: { attempts: 25, backoff: { type: 'exponential', delay: 1_000 }, ...retention },
+  maintenance: { attempts: 5, backoff: { type: 'exponential', delay: 1_000 }, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } },
+};
+
+export type Queues = { [K in QueueName]: Queue };
+
+export function createQueues(connection: ConnectionOptions, prefix: string = QUEUE_PREFIX): Queues {
+  const make = (name: QueueName) => new Queue(name, { connection, prefix, defaultJobOptions: defaultJobOptions[name] });
+  return { holds: make('holds'), payments: make('payments'), expiry: make('expiry'), maintenance: make('maintenance') };
+}
+
+export async function closeQueues(queues: Queues): Promise<void> {
+  await Promise.all(Object.values(queues).map((q) => q.close()));
+}

@@ -1,0 +1,290 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  PortOneApiError,
+  PortOneAuthError,
+  PortOneError,
+  PortOneProtocolError,
+  PortOneUnavailableError,
+  type PortOneEndpoint,
+  type UnavailableReason,
+} from './errors.ts';
+import { parsePayment } from './payment.ts';
+import type {
+  CancelPaymentRequest,
+  PortOneClientOptions,
+  PortOnePayment,
+  PortOneRequestResult,
+} from './types.ts';
+
+const DEFAULT_TIMEOUT_MS = 4000;
+const DEFAULT_RETRIES = 3;
+const DEFAULT_BACKOFF_MS = 200;
+/** Renew this long before `expired_at`, so a token never expires between our check and PortOne's. */
+const TOKEN_RENEW_MARGIN_MS = 60_000;
+
+/** What one logical call (after retries) produced, before endpoint-specific handling. */
+type CallOutcome =
+  | { kind: 'ok'; response: unknown }
+  | { kind: 'not_found' }
+  | { kind: 'unauthorized'; httpStatus: number; message: string | null };
+
+interface CachedToken {
+  value: string;
+  /** Local clock time after which the token is renewed before use. */
+  renewAtMs: number;
+}
+
+interface Envelope {
+  code: number;
+  message: string | null;
+  response: unknown;
+}
+
+/**
+ * PortOne V1 REST client.
+ *
+ * - Obtains an access token with `POST /users/getToken`, caches it and renews it ahead of expiry;
+ *   concurrent callers share one token request; a 401 drops the token and retries once.
+ * - Unwraps PortOne's `{code, message, response}` envelope: `code != 0` is a {@link PortOneApiError}
+ *   and is never retried.
+ * - Retries timeouts, network errors, 429 and 5xx with jittered exponential backoff, then throws
+ *   {@link PortOneUnavailableError}.
+ */
+export class PortOneClient {
+  readonly #baseUrl: string;
+  readonly #impKey: string;
+  readonly #impSecret: string;
+  readonly #timeoutMs: number;
+  readonly #retries: number;
+  readonly #backoffMs: number;
+  readonly #onRequest: PortOneClientOptions['onRequest'];
+  #token: CachedToken | null = null;
+  #tokenRequest: Promise<string> | null = null;
+
+  constructor(opts: PortOneClientOptions) {
+    let parsed: URL;
+    try {
+      parsed = new URL(opts.baseUrl);
+    } catch {
+      throw new TypeError(`PortOneClient: baseUrl is not a URL: ${JSON.stringify(opts.baseUrl)}`);
+    }
+    if (!opts.impKey || !opts.impSecret) throw new TypeError('PortOneClient: impKey and impSecret are required');
+    this.#baseUrl = parsed.href.replace(/\/+$/, '');
+    this.#impKey = opts.impKey;
+    this.#impSecret = opts.impSecret;
+    this.#timeoutMs = nonNegative(opts.timeoutMs, DEFAULT_TIMEOUT_MS, 'timeoutMs');
+    this.#retries = Math.floor(nonNegative(opts.retries, DEFAULT_RETRIES, 'retries'));
+    this.#backoffMs = nonNegative(opts.backoffMs, DEFAULT_BACKOFF_MS, 'backoffMs');
+    this.#onRequest = opts.onRequest;
+  }
+
+  /**
+   * `GET /payments/{imp_uid}`: the payment as PortOne knows it, the only source to trust (webhook
+   * bodies are hints). Resolves null when PortOne does not know the imp_uid (404).
+   */
+  async getPayment(impUid: string): Promise<PortOnePayment | null> {
+    const outcome = await this.#authorized('getPayment', 'GET', `/payments/${encodeURIComponent(impUid)}`);
+    return outcome === null ? null : parsePayment('getPayment', outcome);
+  }
+
+  /**
+   * `GET /payments/find/{merchant_uid}`: the latest payment attempt of an order, whatever its status.
+   * Resolves null when the order has no payment (404). Used when a hold expires without any webhook.
+   */
+  async findPaymentByMerchantUid(merchantUid: string): Promise<PortOnePayment | null> {
+    const outcome = await this.#authorized('findPayment', 'GET', `/payments/find/${encodeURIComponent(merchantUid)}`);
+    return outcome === null ? null : parsePayment('findPayment', outcome);
+  }
+
+  /**
+   * `POST /payments/cancel`: refunds `amount` (or the whole refundable balance) and resolves with the
+   * payment after the cancel.
+   *
+   * `checksum` is always sent: PortOne refuses the cancel (a {@link PortOneApiError}) when the payment's
+   * refundable balance differs from it. That makes the call safe to retry: if an earlier attempt did
+   * refund but its answer was lost, the retry is refused instead of refunding twice; re-fetch the
+   * payment to learn what happened.
+   */
+  async cancelPayment(req: CancelPaymentRequest): Promise<PortOnePayment> {
+    if (!Number.isSafeInteger(req.checksum) || req.checksum < 0) {
+      throw new TypeError(`cancelPayment: checksum must be a non-negative integer, got ${req.checksum}`);
+    }
+    const body: Record<string, unknown> = { imp_uid: req.impUid, checksum: req.checksum, reason: req.reason };
+    if (req.merchantUid !== undefined) body['merchant_uid'] = req.merchantUid;
+    if (req.amount !== undefined) body['amount'] = req.amount;
+    const outcome = await this.#authorized('cancelPayment', 'POST', '/payments/cancel', body);
+    if (outcome === null) throw new PortOneApiError('cancelPayment', 404, null, null);
+    return parsePayment('cancelPayment', outcome);
+  }
+
+  /**
+   * `POST /payments/prepare`: pre-registers the amount of an order, so a payment window opened with a
+   * tampered amount is stopped by PortOne before it reaches the PG.
+   */
+  async preparePayment(merchantUid: string, amount: number): Promise<void> {
+    const outcome = await this.#authorized('preparePayment', 'POST', '/payments/prepare', {
+      merchant_uid: merchantUid,
+      amount,
+    });
+    if (outcome === null) throw new PortOneApiError('preparePayment', 404, null, null);
+  }
+
+  /** Runs an authenticated call; resolves the envelope's `response`, or null on 404. */
+  async #authorized(endpoint: PortOneEndpoint, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+    for (let refreshed = false; ; refreshed = true) {
+      const token = await this.#accessToken();
+      const outcome = await this.#call(endpoint, method, path, body, token);
+      if (outcome.kind === 'ok') return outcome.response;
+      if (outcome.kind === 'not_found') return null;
+      // A 401 means PortOne no longer honours this token (revoked, or expired early by clock skew):
+      // drop it and try once with a fresh one. A fresh token refused too means the account is broken.
+      if (this.#token?.value === token) this.#token = null;
+      if (refreshed) throw new PortOneAuthError(endpoint, outcome.httpStatus, outcome.message);
+    }
+  }
+
+  /** A valid access token: the cached one, or one shared request for a new one. */
+  #accessToken(): Promise<string> {
+    const cached = this.#token;
+    if (cached !== null && Date.now() < cached.renewAtMs) return Promise.resolve(cached.value);
+    this.#tokenRequest ??= this.#requestToken().finally(() => {
+      this.#tokenRequest = null;
+    });
+    return this.#tokenRequest;
+  }
+
+  async #requestToken(): Promise<string> {
+    const startedAt = Date.now();
+    let outcome: CallOutcome;
+    try {
+      outcome = await this.#call('getToken', 'POST', '/users/getToken', {
+        imp_key: this.#impKey,
+        imp_secret: this.#impSecret,
+      });
+    } catch (err) {
+      if (err instanceof PortOneApiError) throw new PortOneAuthError('getToken', err.httpStatus, err.portoneMessage);
+      throw err;
+    }
+    if (outcome.kind === 'unauthorized') throw new PortOneAuthError('getToken', outcome.httpStatus, outcome.message);
+    if (outcome.kind === 'not_found') throw new PortOneAuthError('getToken', 404, null);
+    const response = outcome.response as { access_token?: unknown; expired_at?: unknown; now?: unknown } | null;
+    const accessToken = response?.access_token;
+    const expiredAt = response?.expired_at;
+    const now = response?.now;
+    if (typeof accessToken !== 'string' || accessToken === '' || typeof expiredAt !== 'number' || typeof now !== 'number') {
+      throw new PortOneProtocolError('getToken', 'PortOne getToken answered without access_token, expired_at and now');
+    }
+    // Lifetime from PortOne's own clock (expired_at - now), applied to ours from when we asked:
+    // our clock may be skewed against PortOne's, but durations agree. Short-lived tokens (tests) renew
+    // at three quarters of their life instead of never being reused.
+    const ttlMs = Math.max(0, (expiredAt - now) * 1000);
+    const margin = Math.min(TOKEN_RENEW_MARGIN_MS, ttlMs / 4);
+    this.#token = { value: accessToken, renewAtMs: startedAt + ttlMs - margin };
+    return accessToken;
+  }
+
+  /**
+   * One logical call: HTTP attempts with retries on transient failures. Throws PortOneApiError on an
+   * error envelope or a permanent 4xx, PortOneUnavailableError once the retries are spent.
+   */
+  async #call(
+    endpoint: PortOneEndpoint,
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    token?: string,
+  ): Promise<CallOutcome> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const url = this.#baseUrl + path;
+
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
+      let failure: { reason: UnavailableReason; httpStatus: number | null; cause?: unknown };
+      try {
+        const res = await fetch(url, { method, headers, body: payload, signal: AbortSignal.timeout(this.#timeoutMs) });
+        const text = await res.text();
+        const envelope = parseEnvelope(text);
+        const status = res.status;
+
+        if (status >= 200 && status < 300 && envelope !== null) {
+          if (envelope.code !== 0) {
+            this.#report(endpoint, 'api_error', started);
+            throw new PortOneApiError(endpoint, status, envelope.code, envelope.message);
+          }
+          this.#report(endpoint, 'ok', started);
+          return { kind: 'ok', response: envelope.response };
+        }
+        if (status === 401) {
+          this.#report(endpoint, 'http_error', started);
+          return { kind: 'unauthorized', httpStatus: status, message: envelope?.message ?? null };
+        }
+        if (status === 404) {
+          this.#report(endpoint, 'not_found', started);
+          return { kind: 'not_found' };
+        }
+        if (status >= 400 && status < 500 && status !== 429) {
+          this.#report(endpoint, envelope === null ? 'http_error' : 'api_error', started);
+          throw new PortOneApiError(endpoint, status, envelope?.code ?? null, envelope?.message ?? null);
+        }
+        // 5xx, 429, or a 2xx whose body is not an envelope (a proxy's page): PortOne is not answering
+        // properly right now, which another attempt may fix.
+        this.#report(endpoint, 'http_error', started);
+        failure = { reason: 'http_error', httpStatus: status };
+      } catch (err) {
+        if (err instanceof PortOneError) throw err;
+        const reason: UnavailableReason = isTimeout(err) ? 'timeout' : 'network_error';
+        this.#report(endpoint, reason, started);
+        failure = { reason, httpStatus: null, cause: err };
+      }
+
+      if (attempt > this.#retries) {
+        throw new PortOneUnavailableError(endpoint, attempt, failure.reason, failure.httpStatus, { cause: failure.cause });
+      }
+      await sleep(backoffDelay(this.#backoffMs, attempt));
+    }
+  }
+
+  #report(endpoint: PortOneEndpoint, result: PortOneRequestResult, startedAt: number): void {
+    if (this.#onRequest === undefined) return;
+    try {
+      this.#onRequest(endpoint, result, (performance.now() - startedAt) / 1000);
+    } catch {
+      // Metrics must never turn a PortOne answer into a failure.
+    }
+  }
+}
+
+/**
+ * Delay before retry number `attempt` (1-based): exponential, with "equal jitter" (half fixed, half
+ * random) so many workers retrying after the same outage do not hit PortOne in lockstep.
+ */
+export function backoffDelay(baseMs: number, attempt: number): number {
+  const ceiling = baseMs * 2 ** (attempt - 1);
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+function parseEnvelope(text: string): Envelope | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null) return null;
+  const { code, message, response } = value as Record<string, unknown>;
+  if (typeof code !== 'number') return null;
+  return { code, message: typeof message === 'string' ? message : null, response };
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'TimeoutError' || (err.cause instanceof Error && err.cause.name === 'TimeoutError'));
+}
+
+function nonNegative(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < 0) throw new TypeError(`PortOneClient: ${name} must be a non-negative number`);
+  return value;
+}

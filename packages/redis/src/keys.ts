@@ -1,0 +1,39 @@
+/**
+ * Redis key layout. Every key of an event shares the hash tag `{ev:<eventId>}`, so each script touches
+ * one slot and runs unchanged on Redis Cluster.
+ */
+export interface EventKeys {
+  /** hash: state ('ready' | 'loading'), opens, closes, ttl (ms), max, epoch */
+  meta: string;
+  /** hash: seat id -> '' free | 'h:<uid>' held | 's:<uid>' sold */
+  seats: string;
+  /** hash: seats_total, seats_held, seats_sold, p:<pool>:cap|held|sold */
+  counts: string;
+  /** hash: buyer id -> tickets held or bought */
+  buyers: string;
+  /** zset: merchant_uid scored by hold expiry (ms) */
+  holds: string;
+  order(merchantUid: string): string;
+  decision(impUid: string): string;
+  /** lock key for rebuilds */
+  rebuildLock: string;
+}
+
+export function eventKeys(eventId: string): EventKeys {
+  const tag = `{ev:${eventId}}`;
+  return {
+    meta: `${tag}:meta`,
+    seats: `${tag}:seat`,
+    counts: `${tag}:cnt`,
+    buyers: `${tag}:buyer`,
+    holds: `${tag}:holds`,
+    order: (merchantUid) => `${tag}:o:${merchantUid}`,
+    decision: (impUid) => `${tag}:d:${impUid}`,
+    rebuildLock: `${tag}:rebuild-lock`,
+  };
+}
+
+/** Every key pattern of an event, for SCAN-based cleanup. */
+export function eventKeyPattern(eventId: string): string {
+  return `{ev:${eventId}}:*`;
+}

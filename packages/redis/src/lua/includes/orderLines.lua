@@ -1,0 +1,27 @@
+--[[
+  Shared pieces for scripts that touch an order's seats and pool items.
+  An order hash stores seats as "s1,s2,..." and pool items as "pool,qty,pool,qty,...".
+]]
+local function splitCsv(s)
+  local out = {}
+  if s == nil or s == false or s == '' then return out end
+  for part in string.gmatch(s, '([^,]+)') do out[#out + 1] = part end
+  return out
+end
+
+-- Moves every seat of the order from state `from` to state `to` ('' = free) and adjusts counters.
+-- Pool items move `qty` from counter field `fromField` to `toField` (nil = nowhere).
+local function moveLines(seatKey, cntKey, seats, items, to, fromCnt, toCnt)
+  for i = 1, #seats do
+    redis.call('HSET', seatKey, seats[i], to)
+  end
+  if #seats > 0 then
+    if fromCnt then redis.call('HINCRBY', cntKey, 'seats_' .. fromCnt, -#seats) end
+    if toCnt then redis.call('HINCRBY', cntKey, 'seats_' .. toCnt, #seats) end
+  end
+  for i = 1, #items, 2 do
+    local pool, qty = items[i], tonumber(items[i + 1])
+    if fromCnt then redis.call('HINCRBY', cntKey, 'p:' .. pool .. ':' .. fromCnt, -qty) end
+    if toCnt then redis.call('HINCRBY', cntKey, 'p:' .. pool .. ':' .. toCnt, qty) end
+  end
+end

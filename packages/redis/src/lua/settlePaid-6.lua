@@ -1,0 +1,50 @@
+--[[
+  Makes a paid order's seats sold. From a live hold this is a commit; without one (the hold expired,
+  was lost, or the PG never called confirm) the seats are taken again if they are still free.
+  Buyer limits are not applied here: the money is already taken, and the order passed the limit when
+  it was created.
+
+  Input:
+    KEYS[1] meta      {ev:E}:meta
+    KEYS[2] order     {ev:E}:o:<uid>
+    KEYS[3] seats     {ev:E}:seat
+    KEYS[4] counts    {ev:E}:cnt
+    KEYS[5] buyers    {ev:E}:buyer
+    KEYS[6] holds     {ev:E}:holds
+    ARGV[1] merchant_uid
+
+  Output:
+     1  committed from the live hold
+     2  taken again without a hold
+     0  already paid
+    -2  order not found
+    -7  sold out: some seat or pool quantity is gone
+    -9  event not loaded / being rebuilt
+]]
+--- @include "includes/orderLines"
+
+if redis.call('HGET', KEYS[1], 'state') ~= 'ready' then return -9 end
+local o = redis.call('HMGET', KEYS[2], 'st', 'b', 'q', 's', 'i')
+if not o[1] then return -2 end
+if o[1] == 'paid' then return 0 end
+local seats, items = splitCsv(o[4]), splitCsv(o[5])
+local sold = 's:' .. ARGV[1]
+
+if o[1] == 'held' then
+  moveLines(KEYS[3], KEYS[4], seats, items, sold, 'held', 'sold')
+  redis.call('HSET', KEYS[2], 'st', 'paid', 'exp', '')
+  redis.call('ZREM', KEYS[6], ARGV[1])
+  return 1
+end
+
+for i = 1, #seats do
+  if redis.call('HGET', KEYS[3], seats[i]) ~= '' then return -7 end
+end
+for i = 1, #items, 2 do
+  local p = redis.call('HMGET', KEYS[4], 'p:' .. items[i] .. ':cap', 'p:' .. items[i] .. ':held', 'p:' .. items[i] .. ':sold')
+  if tonumber(p[2]) + tonumber(p[3]) + tonumber(items[i + 1]) > tonumber(p[1]) then return -7 end
+end
+moveLines(KEYS[3], KEYS[4], seats, items, sold, nil, 'sold')
+redis.call('HINCRBY', KEYS[5], o[2], tonumber(o[3]))
+redis.call('HSET', KEYS[2], 'st', 'paid', 'exp', '')
+return 2

@@ -1,0 +1,34 @@
+--[[
+  Takes back an approval that could not leave within the deadline budget, and makes the refusal the
+  remembered answer for this imp_uid. Sent on the same connection right after placeHold, so Redis runs
+  it after placeHold even when both wait behind a paused or slow server.
+
+  Input:
+    KEYS[1] order     {ev:E}:o:<uid>
+    KEYS[2] decision  {ev:E}:d:<imp>
+    KEYS[3] seats     {ev:E}:seat
+    KEYS[4] counts    {ev:E}:cnt
+    KEYS[5] buyers    {ev:E}:buyer
+    KEYS[6] holds     {ev:E}:holds
+    ARGV[1] merchant_uid
+    ARGV[2] decision ttl (s)
+
+  Output:
+     1  the hold this imp_uid took was released
+     0  nothing was held for this imp_uid (refused, on an earlier live hold, or never ran)
+]]
+--- @include "includes/orderLines"
+
+local cached = redis.call('GET', KEYS[2])
+redis.call('SET', KEYS[2], '-10||', 'EX', tonumber(ARGV[2]))
+if not cached then return 0 end
+local code, _, seq = string.match(cached, '^(-?%d+)|(%d*)|(%d*)$')
+if code ~= '1' then return 0 end
+
+local o = redis.call('HMGET', KEYS[1], 'st', 'seq', 'b', 'q', 's', 'i')
+if o[1] ~= 'held' or o[2] ~= seq then return 0 end
+moveLines(KEYS[3], KEYS[4], splitCsv(o[5]), splitCsv(o[6]), '', 'held', nil)
+redis.call('HINCRBY', KEYS[5], o[3], -tonumber(o[4]))
+redis.call('HSET', KEYS[1], 'st', 'pending', 'exp', '')
+redis.call('ZREM', KEYS[6], ARGV[1])
+return 1

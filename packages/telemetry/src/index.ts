@@ -1,0 +1,77 @@
+/**
+ * Prometheus metrics (prom-client), all prefixed `dropgate_`. Labels stay low-cardinality: event ids,
+ * codes, statuses, queue names; never an order, buyer or seat.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Confirms answered within this many seconds count as good for the latency SLO. */
+export const CONFIRM_SLO_SECONDS = 0.25;
+/** PortOne's own confirm deadline. */
+export const PORTONE_DEADLINE_SECONDS = 5;
+
+export function confirmBuckets(budgetMs: number): number[] {
+  const set = new Set([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, CONFIRM_SLO_SECONDS, 0.5, 1, budgetMs / 1000, PORTONE_DEADLINE_SECONDS, 10]);
+  return [...set].sort((a, b) => a - b);
+}
+
+export type Collect = (registry: Registry) => Promise<void> | void;
+
+/** Metrics both processes expose. */
+export function createCommonMetrics(registry: Registry) {
+  return {
+    dependencyUp: new Gauge({ name: 'dropgate_dependency_up', help: 'Whether a dependency answered its last check (1) or not (0)', labelNames: ['dependency'], registers: [registry] }),
+    inventory: new Gauge({ name: 'dropgate_inventory', help: 'Inventory by event, pool ("" for seats) and state, read from Redis when scraped', labelNames: ['event', 'pool', 'state'], registers: [registry] }),
+    holdsLive: new Gauge({ name: 'dropgate_holds_live', help: 'Holds currently live in Redis', labelNames: ['event'], registers: [registry] }),
+    holdsOverdue: new Gauge({ name: 'dropgate_holds_overdue', help: 'Holds past their expiry plus the sweep grace', labelNames: ['event'], registers: [registry] }),
+  };
+}
+
+export function createApiMetrics(registry: Registry, budgetMs: number) {
+  return {
+    ...createCommonMetrics(registry),
+    confirmDuration: new Histogram({
+      name: 'dropgate_confirm_duration_seconds',
+      help: 'Time from receiving a confirm to sending its answer, by outcome code',
+      labelNames: ['code'],
+      buckets: confirmBuckets(budgetMs),
+      registers: [registry],
+    }),
+    confirms: new Counter({ name: 'dropgate_confirms_total', help: 'Confirm answers by event and outcome code', labelNames: ['event', 'code'], registers: [registry] }),
+    deadlineMisses: new Counter({ name: 'dropgate_confirm_deadline_misses_total', help: 'Confirm answers that left after the budget', registers: [registry] }),
+    shed: new Counter({ name: 'dropgate_requests_shed_total', help: 'Requests refused to protect the deadline', labelNames: ['reason'], registers: [registry] }),
+    inFlight: new Gauge({ name: 'dropgate_confirms_in_flight', help: 'Confirms being processed', registers: [registry] }),
+    webhooks: new Counter({ name: 'dropgate_webhooks_received_total', help: 'Webhooks received by claimed status and verdict', labelNames: ['status', 'verdict'], registers: [registry] }),
+    ready: new Gauge({ name: 'dropgate_ready', help: 'Readiness of this API process (1 ready)', registers: [registry] }),
+  };
+}
+export type ApiMetrics = ReturnType<typeof createApiMetrics>;
+
+export function createWorkerMetrics(registry: Registry) {
+  return {
+    ...createCommonMetrics(registry),
+    holdsCreated: new Counter({ name: 'dropgate_holds_created_total', help: 'Holds recorded in Postgres', labelNames: ['event'], registers: [registry] }),
+    holdsCommitted: new Counter({ name: 'dropgate_holds_committed_total', help: 'Holds that became sales', labelNames: ['event'], registers: [registry] }),
+    holdsReleased: new Counter({ name: 'dropgate_holds_released_total', help: 'Holds released without a sale', labelNames: ['event', 'reason'], registers: [registry] }),
+    holdsExpired: new Counter({ name: 'dropgate_holds_expired_total', help: 'Holds that ran out unpaid', labelNames: ['event'], registers: [registry] }),
+    orders: new Gauge({ name: 'dropgate_orders', help: 'Orders by event and status, read from Postgres when scraped', labelNames: ['event', 'status'], registers: [registry] }),
+    holdToPaid: new Histogram({ name: 'dropgate_hold_to_paid_seconds', help: 'Time from the hold to the payment recorded paid', buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600], registers: [registry] }),
+    paidToTicketed: new Histogram({ name: 'dropgate_paid_to_ticketed_seconds', help: 'Time from PortOne reporting paid to tickets issued', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers: [registry] }),
+    refunds: new Counter({ name: 'dropgate_refunds_total', help: 'Refunds requested through PortOne, by reason', labelNames: ['reason'], registers: [registry] }),
+    oversellsPrevented: new Counter({ name: 'dropgate_oversells_prevented_total', help: 'Ticket inserts Postgres refused by its oversell constraints', labelNames: ['event'], registers: [registry] }),
+    queueJobs: new Gauge({ name: 'dropgate_queue_jobs', help: 'Jobs per queue and state, read when scraped', labelNames: ['queue', 'state'], registers: [registry] }),
+    jobDuration: new Histogram({ name: 'dropgate_job_duration_seconds', help: 'Job processing time', labelNames: ['queue', 'result'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
+    jobFailures: new Counter({ name: 'dropgate_job_failures_total', help: 'Job attempts that failed', labelNames: ['queue'], registers: [registry] }),
+    portoneRequests: new Counter({ name: 'dropgate_portone_requests_total', help: 'PortOne REST calls by endpoint and result', labelNames: ['endpoint', 'result'], registers: [registry] }),
+    portoneDuration: new Histogram({ name: 'dropgate_portone_request_duration_seconds', help: 'PortOne REST call latency', labelNames: ['endpoint'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
+  };
+}
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
+
+/** A registry with the default process metrics. */
+export function createRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+export { Registry };

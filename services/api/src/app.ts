@@ -1,0 +1,80 @@
+/**
+ * The API as a fastify application. Dependencies come in built (see server.ts), so tests build the
+ * same app against their own database, Redis prefix and queues.
+ */
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RawServerDefault } from 'fastify';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import underPressure from '@fastify/under-pressure';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Redis } from 'ioredis';
+import type { Config } from '@dropgate/config';
+import type { Db } from '@dropgate/db';
+import type { HoldStore } from '@dropgate/redis';
+import type { Queues } from '@dropgate/jobs';
+import type { ApiMetrics, Registry } from '@dropgate/telemetry';
+import { REFUSAL_REASONS } from '@dropgate/domain';
+import { errorsPlugin } from './plugins/errors.plugin.ts';
+import { adminRoutes } from './routes/admin.routes.ts';
+import { storefrontRoutes } from './routes/storefront.routes.ts';
+import { portoneRoutes } from './routes/portone.routes.ts';
+import { opsRoutes } from './routes/ops.routes.ts';
+import type { EventCatalog } from './lib/catalog.ts';
+
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  /** Fail-fast client (no offline queue) used for every request-path command. */
+  redis: Redis;
+  store: HoldStore;
+  queues: Queues;
+  catalog: EventCatalog;
+  registry: Registry;
+  metrics: ApiMetrics;
+}
+
+export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOptions['logger'] } = {}): Promise<FastifyInstance<RawServerDefault>> {
+  const trustProxy = deps.config.trustProxy;
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    // fastify takes a hop count as a function of the hop index.
+    trustProxy: typeof trustProxy === 'number' ? (_address: string, hop: number) => hop < trustProxy : trustProxy,
+    bodyLimit: 16 * 1024,
+    // Unknown fields are refused (additionalProperties: false), never silently dropped; no coercion.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  await app.register(errorsPlugin);
+  await app.register(opsRoutes, { deps });
+
+  // Everything that does work sheds load before it queues past the confirm deadline.
+  await app.register(async (busy) => {
+    // under-pressure's own maxEventLoopDelay reads a histogram with no samples (the loop was busy for
+    // the whole interval, e.g. while a big event is created) as an infinite delay and sheds everything
+    // for a while. Measure the delay ourselves and let under-pressure shed through its health check.
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    busy.addHook('onClose', async () => delay.disable());
+    await busy.register(underPressure, {
+      healthCheckInterval: 100,
+      healthCheck: async () => {
+        const meanMs = delay.count > 0 ? delay.mean / 1e6 - 10 : 0;
+        delay.reset();
+        return meanMs <= deps.config.maxEventLoopDelayMs;
+      },
+      retryAfter: 1,
+      exposeStatusRoute: false,
+      pressureHandler: (_request, reply, type) => {
+        deps.metrics.shed.inc({ reason: type === 'healthCheck' ? 'event_loop_delay' : String(type) });
+        void reply
+          .status(503)
+          .header('retry-after', '1')
+          .send({ code: 'OVERLOADED', reason: REFUSAL_REASONS.OVERLOADED, message: 'the service is overloaded; try again shortly' });
+      },
+    });
+    await busy.register(adminRoutes, { deps });
+    await busy.register(storefrontRoutes, { deps });
+    await busy.register(portoneRoutes, { deps });
+  });
+  return app;
+}

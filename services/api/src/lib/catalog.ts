@@ -1,0 +1,105 @@
+/**
+ * Event definitions, cached in memory. An event's definition (sale window, limits, pools, seats and
+ * prices) never changes after creation, so each API process loads it from Postgres once. The set of
+ * known event ids is refreshed in the background, so the confirm path can tell "unknown event" from
+ * "event whose Redis state is missing" without touching Postgres.
+ */
+import { events as eventsRepo, type Db } from '@dropgate/db';
+
+export interface PoolDef { id: string; name: string; capacity: number; price: number }
+export interface SeatDef { id: string; section: string; row: string; number: string; price: number }
+
+export interface EventDef {
+  id: string;
+  name: string;
+  saleOpensAt: Date;
+  saleClosesAt: Date | null;
+  holdTtlSeconds: number;
+  maxPerBuyer: number | null;
+  currency: string;
+  createdAt: Date;
+  pools: PoolDef[];
+  poolById: Map<string, PoolDef>;
+  /** Seats in id order (JavaScript string order, the order paging uses). */
+  seats: SeatDef[];
+  seatById: Map<string, SeatDef>;
+}
+
+export class EventCatalog {
+  private readonly db: Db;
+  private readonly known = new Set<string>();
+  private readonly defs = new Map<string, Promise<EventDef | null>>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(db: Db) {
+    this.db = db;
+  }
+
+  /** Loads the known event ids now, then every `intervalMs` in the background. */
+  async start(intervalMs = 2_000): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh().catch(() => undefined), intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  async refresh(): Promise<void> {
+    for (const id of await eventsRepo.listEventIds(this.db)) this.known.add(id);
+  }
+
+  /** Synchronous: is this event known to exist (as of the last refresh)? */
+  isKnown(eventId: string): boolean {
+    return this.known.has(eventId);
+  }
+
+  knownIds(): string[] {
+    return [...this.known];
+  }
+
+  markKnown(eventId: string): void {
+    this.known.add(eventId);
+  }
+
+  /** The event's definition, or null when it does not exist. */
+  get(eventId: string): Promise<EventDef | null> {
+    let def = this.defs.get(eventId);
+    if (!def) {
+      def = this.load(eventId);
+      this.defs.set(eventId, def);
+      // Do not cache misses or failures: the event may be created a moment later.
+      def.then((d) => { if (!d) this.defs.delete(eventId); }, () => this.defs.delete(eventId));
+    }
+    return def;
+  }
+
+  private async load(eventId: string): Promise<EventDef | null> {
+    const row = await eventsRepo.findEvent(this.db, eventId);
+    if (!row) return null;
+    const [pools, seats] = await Promise.all([
+      eventsRepo.listPools(this.db, eventId),
+      this.db.selectFrom('seats').selectAll().where('event_id', '=', eventId).execute(),
+    ]);
+    const seatDefs: SeatDef[] = seats
+      .map((s) => ({ id: s.id, section: s.section, row: s.row, number: s.number, price: s.price }))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const poolDefs: PoolDef[] = pools.map((p) => ({ id: p.id, name: p.name, capacity: p.capacity, price: p.price }));
+    this.known.add(eventId);
+    return {
+      id: row.id,
+      name: row.name,
+      saleOpensAt: row.sale_opens_at,
+      saleClosesAt: row.sale_closes_at,
+      holdTtlSeconds: row.hold_ttl_seconds,
+      maxPerBuyer: row.max_per_buyer,
+      currency: row.currency,
+      createdAt: row.created_at,
+      pools: poolDefs,
+      poolById: new Map(poolDefs.map((p) => [p.id, p])),
+      seats: seatDefs,
+      seatById: new Map(seatDefs.map((s) => [s.id, s])),
+    };
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * PortOne's V1 confirm decision within the deadline budget.
+ *
+ * One EVALSHA decides (placeHold); an approval that takes a new hold is handed to the workers through
+ * a BullMQ job before the 200 leaves. Whatever cannot finish inside the budget is refused, and any hold
+ * it took is undone: undoHold is sent on the same connection right after placeHold, so Redis runs it
+ * after placeHold even when both were waiting behind a paused server.
+ */
+import { eventIdOf, type RefusalCode } from '@dropgate/domain';
+import type { HoldStore, PlaceResult } from '@dropgate/redis';
+import { jobIds, type Queues, type PersistHoldJob } from '@dropgate/jobs';
+
+export type ConfirmDecision =
+  | { approved: true; expiresAt: number; eventId: string }
+  | { approved: false; code: RefusalCode; eventId: string | null };
+
+export interface ConfirmDeps {
+  store: HoldStore;
+  queues: Queues;
+  /** Is the event known to exist? (in memory; no I/O) */
+  isKnownEvent: (eventId: string) => boolean;
+  /** Called when an event's Redis state is missing, so it gets rebuilt. */
+  onEventNotLoaded: (eventId: string) => void;
+}
+
+const TIMEOUT = Symbol('timeout');
+
+function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMEOUT> {
+  if (ms <= 0) return Promise.resolve(TIMEOUT);
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<typeof TIMEOUT>((resolve) => { timer = setTimeout(resolve, ms, TIMEOUT); }),
+  ]);
+}
+
+export interface ConfirmRequest {
+  impUid: string;
+  merchantUid: string;
+  amount: number | null;
+  /** ms left before the answer must leave (budget minus time already spent minus a safety margin). */
+  remainingMs: () => number;
+}
+
+export async function decideConfirm(deps: ConfirmDeps, req: ConfirmRequest): Promise<ConfirmDecision> {
+  const eventId = eventIdOf(req.merchantUid);
+  if (eventId === null) return { approved: false, code: 'ORDER_NOT_FOUND', eventId: null };
+
+  const placing = deps.store.placeHold(eventId, req.merchantUid, req.impUid, req.amount, Date.now());
+  let result: PlaceResult | typeof TIMEOUT;
+  try {
+    result = await within(placing, req.remainingMs());
+  } catch {
+    // Redis unreachable (no offline queue: this fails at once) or the script failed.
+    return { approved: false, code: 'NOT_READY', eventId };
+  }
+  if (result === TIMEOUT) {
+    // Redis is slow or paused. Queue the undo behind the pending placeHold and refuse now.
+    placing.catch(() => undefined);
+    deps.store.undoHold(eventId, req.merchantUid, req.impUid).catch(() => undefined);
+    return { approved: false, code: 'NOT_READY', eventId };
+  }
+
+  if (!result.approved) {
+    if (result.code === 'EVENT_NOT_LOADED') {
+      if (!deps.isKnownEvent(eventId)) return { approved: false, code: 'ORDER_NOT_FOUND', eventId: null };
+      deps.onEventNotLoaded(eventId);
+      return { approved: false, code: 'NOT_READY', eventId };
+    }
+    return { approved: false, code: result.code, eventId };
+  }
+
+  if ((result.kind === 'new' || result.kind === 'renewed') && !result.replayed) {
+    const job: PersistHoldJob = {
+      eventId, merchantUid: req.merchantUid, impUid: req.impUid, seq: result.seq, expiresAt: result.expiresAt, heldAt: Date.now(),
+    };
+    let handed: unknown;
+    try {
+      handed = await within(deps.queues.holds.add('persist', job, { jobId: jobIds.persistHold(req.merchantUid, result.seq) }), req.remainingMs());
+    } catch {
+      handed = TIMEOUT;
+    }
+    if (handed === TIMEOUT) {
+      // Not durably handed over: the approval must not leave. (A job that lands later finds the
+      // order no longer held under this seq and records nothing.)
+      deps.store.undoHold(eventId, req.merchantUid, req.impUid).catch(() => undefined);
+      return { approved: false, code: 'DEADLINE', eventId };
+    }
+  }
+
+  if (req.remainingMs() <= 0) {
+    deps.store.undoHold(eventId, req.merchantUid, req.impUid).catch(() => undefined);
+    return { approved: false, code: 'DEADLINE', eventId };
+  }
+  return { approved: true, expiresAt: result.expiresAt, eventId };
+}

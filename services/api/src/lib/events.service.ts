@@ -1,0 +1,76 @@
+/**
+ * Creating an event: validate what a schema cannot (duplicates, windows, totals), write it to Postgres,
+ * then load its inventory into Redis.
+ */
+import { DomainError, blockSeatId } from '@dropgate/domain';
+import { events as eventsRepo, loadSnapshot, type Db } from '@dropgate/db';
+import type { HoldStore } from '@dropgate/redis';
+import type { EventCatalog } from './catalog.ts';
+
+export interface CreateEventInput {
+  id: string;
+  name: string;
+  sale_opens_at?: string;
+  sale_closes_at?: string | null;
+  hold_ttl_seconds?: number;
+  max_per_buyer?: number | null;
+  currency?: string;
+  pools?: { id: string; name: string; capacity: number; price: number }[];
+  seats?: { id: string; section: string; row: string; number: string; price: number }[];
+  seat_blocks?: { section: string; rows: number; seats_per_row: number; price: number }[];
+}
+
+/** Upper bound on seats per event: keeps one event's Redis hash and a rebuild within seconds. */
+export const MAX_SEATS_PER_EVENT = 200_000;
+
+export async function createEvent(db: Db, store: HoldStore, catalog: EventCatalog, input: CreateEventInput): Promise<void> {
+  const opensAt = input.sale_opens_at ? new Date(input.sale_opens_at) : new Date();
+  const closesAt = input.sale_closes_at ? new Date(input.sale_closes_at) : null;
+  if (closesAt && closesAt.getTime() <= opensAt.getTime()) {
+    throw new DomainError('VALIDATION_FAILED', 'sale_closes_at must be after sale_opens_at');
+  }
+  const pools = input.pools ?? [];
+  const poolIds = new Set<string>();
+  for (const p of pools) {
+    if (poolIds.has(p.id)) throw new DomainError('VALIDATION_FAILED', `pool id ${p.id} appears twice`);
+    poolIds.add(p.id);
+  }
+  let blockSeats = 0;
+  for (const b of input.seat_blocks ?? []) blockSeats += b.rows * b.seats_per_row;
+  const total = (input.seats?.length ?? 0) + blockSeats;
+  if (total > MAX_SEATS_PER_EVENT) {
+    throw new DomainError('VALIDATION_FAILED', `an event has at most ${MAX_SEATS_PER_EVENT} seats (got ${total})`);
+  }
+  const seats: CreateEventInput['seats'] & object = [...(input.seats ?? [])];
+  for (const b of input.seat_blocks ?? []) {
+    for (let r = 1; r <= b.rows; r++) {
+      for (let n = 1; n <= b.seats_per_row; n++) {
+        seats.push({ id: blockSeatId(b.section, r, n), section: b.section, row: String(r), number: String(n), price: b.price });
+      }
+    }
+  }
+  const seatIds = new Set<string>();
+  for (const s of seats) {
+    if (seatIds.has(s.id)) throw new DomainError('DUPLICATE_SEAT', `seat ${s.id} appears twice`);
+    seatIds.add(s.id);
+  }
+  if (seats.length === 0 && pools.length === 0) {
+    throw new DomainError('NO_INVENTORY', 'an event needs pools, seats or seat_blocks');
+  }
+  const inserted = await eventsRepo.insertEvent(db, {
+    id: input.id,
+    name: input.name,
+    saleOpensAt: opensAt,
+    saleClosesAt: closesAt,
+    holdTtlSeconds: input.hold_ttl_seconds ?? 300,
+    maxPerBuyer: input.max_per_buyer ?? null,
+    currency: input.currency ?? 'KRW',
+    pools,
+    seats,
+  });
+  if (!inserted) throw new DomainError('EVENT_EXISTS', `event ${input.id} exists already`);
+  catalog.markKnown(input.id);
+  const snapshot = await loadSnapshot(db, input.id);
+  if (!snapshot) throw new Error(`event ${input.id} vanished after insert`);
+  await store.loadEvent(snapshot, `${Date.now()}`);
+}

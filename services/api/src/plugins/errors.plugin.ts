@@ -1,0 +1,83 @@
+/**
+ * One place that turns errors into HTTP answers: domain codes to statuses, fastify's own errors
+ * (validation, bad JSON, oversized bodies, wrong media types) to clear 4xx codes, and anything else to
+ * a 500 that reveals nothing. Every body is `{code, message}`.
+ */
+import fp from 'fastify-plugin';
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { DomainError, type ErrorCode } from '@dropgate/domain';
+
+export const DOMAIN_STATUS: Readonly<Record<ErrorCode, number>> = {
+  VALIDATION_FAILED: 400,
+  INVALID_JSON: 400,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  EVENT_NOT_FOUND: 404,
+  EVENT_EXISTS: 409,
+  SEAT_NOT_FOUND: 404,
+  POOL_NOT_FOUND: 404,
+  ORDER_NOT_FOUND: 404,
+  DUPLICATE_SEAT: 400,
+  NO_INVENTORY: 400,
+  SALE_NOT_OPEN: 403,
+  SALE_CLOSED: 403,
+  BUYER_LIMIT: 403,
+  EVENT_NOT_READY: 503,
+  PAYLOAD_TOO_LARGE: 413,
+  WEBHOOK_FORBIDDEN: 403,
+  OVERLOADED: 503,
+  NOT_READY: 503,
+  INTERNAL: 500,
+};
+
+export interface HttpErrorBody {
+  statusCode: number;
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** Maps any thrown error to a status and a safe body. */
+export function toHttpError(error: unknown): HttpErrorBody {
+  if (error instanceof DomainError) {
+    return { statusCode: DOMAIN_STATUS[error.code], code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) };
+  }
+  const e = error as FastifyError;
+  if (e.validation) {
+    return { statusCode: 400, code: 'VALIDATION_FAILED', message: e.message };
+  }
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { statusCode: 413, code: 'PAYLOAD_TOO_LARGE', message: 'request body is too large' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { statusCode: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'send application/json' };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { statusCode: 400, code: 'INVALID_JSON', message: 'request body is empty' };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { statusCode: 400, code: 'INVALID_JSON', message: 'request body is not valid JSON' };
+  }
+  if (error instanceof SyntaxError || e.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') {
+    return { statusCode: 400, code: 'INVALID_JSON', message: 'request body is not valid JSON' };
+  }
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return { statusCode: e.statusCode, code: 'BAD_REQUEST', message: e.message };
+  }
+  return { statusCode: 500, code: 'INTERNAL', message: 'internal error' };
+}
+
+export const errorsPlugin = fp(
+  async (app: FastifyInstance) => {
+    app.setErrorHandler((error, request, reply) => {
+      const body = toHttpError(error);
+      if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+      const { statusCode, ...rest } = body;
+      return reply.status(statusCode).send(rest);
+    });
+    app.setNotFoundHandler((request, reply) =>
+      reply.status(404).send({ code: 'NOT_FOUND', message: `no route for ${request.method} ${request.url.split('?')[0]}` }),
+    );
+  },
+  { name: 'dropgate-errors' },
+);

@@ -1,0 +1,39 @@
+/** Admin API (`/admin/*`): bearer-token protected. */
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { DomainError } from '@dropgate/domain';
+import { CreateEventBody, ErrorBody, EventBody } from '../schemas.ts';
+import { createEvent } from '../lib/events.service.ts';
+import { eventBody } from './storefront.routes.ts';
+import type { AppDeps } from '../app.ts';
+
+function sameSecret(a: string, b: string): boolean {
+  // Hash first so the comparison takes the same time whatever the lengths.
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+}
+
+export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
+  app.addHook('onRequest', async (request) => {
+    const token = deps.config.adminToken;
+    const header = request.headers.authorization ?? '';
+    const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+    if (!token || !given || !sameSecret(given, token)) {
+      throw new DomainError('UNAUTHORIZED', token ? 'a valid admin bearer token is required' : 'the admin API is disabled: set ADMIN_TOKEN');
+    }
+  });
+
+  app.post(
+    '/admin/events',
+    {
+      bodyLimit: 32 * 1024 * 1024,
+      schema: { body: CreateEventBody, response: { 201: EventBody, '4xx': ErrorBody, '5xx': ErrorBody } },
+    },
+    async (request, reply) => {
+      await createEvent(deps.db, deps.store, deps.catalog, request.body);
+      const def = await deps.catalog.get(request.body.id);
+      if (!def) throw new Error('event vanished after creation');
+      const availability = await deps.store.availability(def.id, def.pools);
+      return reply.status(201).send(eventBody(def, availability));
+    },
+  );
+};

@@ -1,0 +1,141 @@
+/** Storefront API: events with availability, seat pages, orders. */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { DomainError } from '@dropgate/domain';
+import { orders as ordersRepo } from '@dropgate/db';
+import type { Availability as StoreAvailability } from '@dropgate/redis';
+import {
+  CreateOrderBody, CreatedOrderBody, ErrorBody, EventBody, EventIdParams, MerchantUidParams, OrderBody, SeatsBody, SeatsQuery,
+} from '../schemas.ts';
+import { createOrder } from '../lib/orders.service.ts';
+import type { EventDef } from '../lib/catalog.ts';
+import type { AppDeps } from '../app.ts';
+
+export function eventBody(def: EventDef, availability: StoreAvailability | null) {
+  return {
+    id: def.id,
+    name: def.name,
+    sale_opens_at: def.saleOpensAt.toISOString(),
+    sale_closes_at: def.saleClosesAt ? def.saleClosesAt.toISOString() : null,
+    hold_ttl_seconds: def.holdTtlSeconds,
+    max_per_buyer: def.maxPerBuyer,
+    currency: def.currency,
+    pools: def.pools.map((p) => ({ id: p.id, name: p.name, capacity: p.capacity, price: p.price })),
+    seat_count: def.seats.length,
+    created_at: def.createdAt.toISOString(),
+    ...(availability
+      ? {
+          availability: {
+            pools: availability.pools.map((p) => ({ id: p.id, capacity: p.capacity, available: p.available, held: p.held, sold: p.sold })),
+            seats: { total: availability.seats.capacity, available: availability.seats.available, held: availability.seats.held, sold: availability.seats.sold },
+          },
+        }
+      : {}),
+  };
+}
+
+export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
+  const requireEvent = async (eventId: string): Promise<EventDef> => {
+    const def = await deps.catalog.get(eventId);
+    if (!def) throw new DomainError('EVENT_NOT_FOUND', `event ${eventId} does not exist`);
+    return def;
+  };
+
+  app.get(
+    '/events/:event_id',
+    { schema: { params: EventIdParams, response: { 200: EventBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
+    async (request) => {
+      const def = await requireEvent(request.params.event_id);
+      const availability = await deps.store.availability(def.id, def.pools);
+      if (!availability) throw new DomainError('EVENT_NOT_READY', 'availability is being rebuilt; try again shortly');
+      return eventBody(def, availability);
+    },
+  );
+
+  app.get(
+    '/events/:event_id/seats',
+    { schema: { params: EventIdParams, querystring: SeatsQuery, response: { 200: SeatsBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
+    async (request) => {
+      const def = await requireEvent(request.params.event_id);
+      const limit = Number(request.query.limit ?? '100');
+      const wanted = request.query.status;
+      const cursor = request.query.cursor;
+      // Seats are in id order; start after the cursor (binary search) and fill the page.
+      let lo = 0;
+      let hi = def.seats.length;
+      if (cursor !== undefined) {
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (def.seats[mid]!.id <= cursor) lo = mid + 1;
+          else hi = mid;
+        }
+      }
+      const out: { id: string; section: string; row: string; number: string; price: number; status: 'available' | 'held' | 'sold' }[] = [];
+      let i = lo;
+      const batch = Math.max(limit, 200);
+      while (out.length < limit && i < def.seats.length) {
+        const slice = def.seats.slice(i, i + batch);
+        const states = await deps.store.seatStates(def.id, slice.map((s) => s.id));
+        let taken = 0;
+        for (let j = 0; j < slice.length && out.length < limit; j++) {
+          taken = j + 1;
+          const state = states[j];
+          if (state === null || state === undefined) throw new DomainError('EVENT_NOT_READY', 'seat states are being rebuilt; try again shortly');
+          if (wanted && state !== wanted) continue;
+          const s = slice[j]!;
+          out.push({ id: s.id, section: s.section, row: s.row, number: s.number, price: s.price, status: state });
+        }
+        i += taken;
+      }
+      const more = i < def.seats.length && out.length === limit;
+      return { seats: out, next_cursor: more ? out[out.length - 1]!.id : null };
+    },
+  );
+
+  app.post(
+    '/events/:event_id/orders',
+    { bodyLimit: 64 * 1024, schema: { params: EventIdParams, body: CreateOrderBody, response: { 201: CreatedOrderBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
+    async (request, reply) => {
+      const def = await requireEvent(request.params.event_id);
+      const created = await createOrder(deps.db, deps.store, def, request.body, new Date());
+      return reply.status(201).send(created);
+    },
+  );
+
+  app.get(
+    '/orders/:merchant_uid',
+    { schema: { params: MerchantUidParams, response: { 200: OrderBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
+    async (request) => {
+      const detail = await ordersRepo.findOrderDetail(deps.db, request.params.merchant_uid);
+      if (!detail) throw new DomainError('ORDER_NOT_FOUND', `order ${request.params.merchant_uid} does not exist`);
+      const { order, lines, tickets, payments } = detail;
+      let status: string = order.status;
+      let holdExpiresAt = order.hold_expires_at ? order.hold_expires_at.toISOString() : null;
+      // A hold is taken in Redis first and recorded in Postgres by a worker a moment later.
+      if (order.status === 'pending') {
+        const live = await deps.store.orderState(order.event_id, order.merchant_uid).catch(() => null);
+        if (live?.status === 'held' && live.expiresAt !== null) {
+          status = 'held';
+          holdExpiresAt = new Date(live.expiresAt).toISOString();
+        }
+      }
+      return {
+        merchant_uid: order.merchant_uid,
+        event_id: order.event_id,
+        buyer_id: order.buyer_id,
+        status,
+        status_reason: order.status_reason,
+        amount: order.amount,
+        currency: order.currency,
+        seats: lines.seats.map((s) => s.seat_id),
+        items: lines.items.map((i) => ({ pool: i.pool_id, quantity: i.quantity })),
+        hold_expires_at: status === 'held' ? holdExpiresAt : null,
+        tickets: tickets.map((t) => ({ id: String(t.id), seat: t.seat_id, pool: t.pool_id, serial: t.serial, imp_uid: t.imp_uid, issued_at: t.issued_at.toISOString() })),
+        payments: payments.map((p) => ({
+          imp_uid: p.imp_uid, amount: p.amount, cancel_amount: p.cancel_amount, status: p.status, fail_reason: p.fail_reason,
+          paid_at: p.paid_at ? p.paid_at.toISOString() : null,
+        })),
+        created_at: order.created_at.toISOString(),
+      };
+    },
+  );
+};

@@ -1,0 +1,176 @@
+/** Request and response schemas (TypeBox): validation on the way in, fast serialisation on the way out. */
+import Type from 'typebox';
+import { EVENT_ID_PATTERN, MERCHANT_UID_PATTERN, RESOURCE_ID_PATTERN, RefusalCodes } from '@dropgate/domain';
+
+const ResourceId = Type.String({ pattern: RESOURCE_ID_PATTERN });
+const Name = Type.String({ minLength: 1, maxLength: 200 });
+const Label = Type.String({ minLength: 1, maxLength: 32, pattern: '^[^,\\s]+$' });
+const Price = Type.Integer({ minimum: 0, maximum: 100_000_000 });
+const DateTime = Type.String({ format: 'date-time' });
+const NullableDateTime = Type.Union([DateTime, Type.Null()]);
+
+export const ErrorBody = Type.Object({
+  code: Type.String(),
+  message: Type.String(),
+  details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+
+export const EventIdParams = Type.Object({ event_id: Type.String({ pattern: EVENT_ID_PATTERN }) }, { additionalProperties: false });
+export const MerchantUidParams = Type.Object({ merchant_uid: Type.String({ pattern: MERCHANT_UID_PATTERN }) }, { additionalProperties: false });
+
+export const CreateEventBody = Type.Object(
+  {
+    id: Type.String({ pattern: EVENT_ID_PATTERN }),
+    name: Name,
+    sale_opens_at: Type.Optional(DateTime),
+    sale_closes_at: Type.Optional(NullableDateTime),
+    hold_ttl_seconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600 })),
+    max_per_buyer: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1000 }), Type.Null()])),
+    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$' })),
+    pools: Type.Optional(
+      Type.Array(
+        Type.Object({ id: ResourceId, name: Name, capacity: Type.Integer({ minimum: 1, maximum: 1_000_000 }), price: Price }, { additionalProperties: false }),
+        { maxItems: 100 },
+      ),
+    ),
+    seats: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$' }), section: Label, row: Label, number: Label, price: Price },
+          { additionalProperties: false },
+        ),
+        { maxItems: 200_000 },
+      ),
+    ),
+    seat_blocks: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            section: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.:]{0,31}$' }),
+            rows: Type.Integer({ minimum: 1, maximum: 1000 }),
+            seats_per_row: Type.Integer({ minimum: 1, maximum: 1000 }),
+            price: Price,
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 1000 },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const Counts = { available: Type.Integer(), held: Type.Integer(), sold: Type.Integer() };
+export const Availability = Type.Object({
+  pools: Type.Array(Type.Object({ id: Type.String(), capacity: Type.Integer(), ...Counts })),
+  seats: Type.Object({ total: Type.Integer(), ...Counts }),
+});
+
+export const EventBody = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  sale_opens_at: Type.String(),
+  sale_closes_at: Type.Union([Type.String(), Type.Null()]),
+  hold_ttl_seconds: Type.Integer(),
+  max_per_buyer: Type.Union([Type.Integer(), Type.Null()]),
+  currency: Type.String(),
+  pools: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), capacity: Type.Integer(), price: Type.Integer() })),
+  seat_count: Type.Integer(),
+  created_at: Type.String(),
+  availability: Type.Optional(Availability),
+});
+
+export const SeatsQuery = Type.Object(
+  {
+    status: Type.Optional(Type.Union([Type.Literal('available'), Type.Literal('held'), Type.Literal('sold')])),
+    limit: Type.Optional(Type.String({ pattern: '^(?:[1-9][0-9]{0,2}|1000)$' })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+export const SeatsBody = Type.Object({
+  seats: Type.Array(
+    Type.Object({
+      id: Type.String(), section: Type.String(), row: Type.String(), number: Type.String(), price: Type.Integer(),
+      status: Type.Union([Type.Literal('available'), Type.Literal('held'), Type.Literal('sold')]),
+    }),
+  ),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const CreateOrderBody = Type.Object(
+  {
+    buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }),
+    seats: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 100 })),
+    items: Type.Optional(
+      Type.Array(
+        Type.Object({ pool: Type.String({ minLength: 1, maxLength: 64 }), quantity: Type.Integer({ minimum: 1, maximum: 100 }) }, { additionalProperties: false }),
+        { minItems: 1, maxItems: 100 },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const CreatedOrderBody = Type.Object({
+  merchant_uid: Type.String(),
+  event_id: Type.String(),
+  amount: Type.Integer(),
+  currency: Type.String(),
+  status: Type.Literal('pending'),
+});
+
+export const OrderBody = Type.Object({
+  merchant_uid: Type.String(),
+  event_id: Type.String(),
+  buyer_id: Type.String(),
+  status: Type.String(),
+  status_reason: Type.Union([Type.String(), Type.Null()]),
+  amount: Type.Integer(),
+  currency: Type.String(),
+  seats: Type.Array(Type.String()),
+  items: Type.Array(Type.Object({ pool: Type.String(), quantity: Type.Integer() })),
+  hold_expires_at: Type.Union([Type.String(), Type.Null()]),
+  tickets: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      seat: Type.Union([Type.String(), Type.Null()]),
+      pool: Type.Union([Type.String(), Type.Null()]),
+      serial: Type.Union([Type.Integer(), Type.Null()]),
+      imp_uid: Type.String(),
+      issued_at: Type.String(),
+    }),
+  ),
+  payments: Type.Array(
+    Type.Object({
+      imp_uid: Type.String(),
+      amount: Type.Integer(),
+      cancel_amount: Type.Integer(),
+      status: Type.String(),
+      fail_reason: Type.Union([Type.String(), Type.Null()]),
+      paid_at: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
+  created_at: Type.String(),
+});
+
+/** PortOne's confirm body. Unknown fields are ignored, not refused: refusing stops a real payment. */
+export const ConfirmBody = Type.Object({
+  imp_uid: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
+  merchant_uid: Type.String({ minLength: 1, maxLength: 80 }),
+  amount: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 10_000_000_000 }), Type.Null()])),
+});
+export const ConfirmApproved = Type.Object({ approved: Type.Literal(true), hold_expires_at: Type.String() });
+export const ConfirmRefused = Type.Object({
+  code: Type.Union(RefusalCodes.map((c) => Type.Literal(c))),
+  reason: Type.String(),
+  message: Type.String(),
+});
+
+/** PortOne's V1 webhook (JSON or form-encoded). Unknown fields are ignored. */
+export const WebhookBody = Type.Object({
+  imp_uid: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
+  merchant_uid: Type.String({ minLength: 1, maxLength: 80 }),
+  status: Type.String({ pattern: '^[a-z_]{1,32}$' }),
+  cancellation_id: Type.Optional(Type.String({ maxLength: 128 })),
+});
+export const WebhookAccepted = Type.Object({ received: Type.Literal(true), duplicate: Type.Boolean() });

@@ -1,0 +1,73 @@
+/**
+ * `npm run api`: reads the configuration, migrates the database (creating it if missing), builds the
+ * API and listens; closes gracefully on SIGINT/SIGTERM.
+ */
+import { pino } from 'pino';
+import { loadConfig, ConfigError, type Config } from '@dropgate/config';
+import { openDatabase } from '@dropgate/db';
+import { HoldStore, createRedis } from '@dropgate/redis';
+import { createQueues, closeQueues } from '@dropgate/jobs';
+import { createApiMetrics, createRegistry } from '@dropgate/telemetry';
+import { buildApp, type AppDeps } from './app.ts';
+import { EventCatalog } from './lib/catalog.ts';
+import type { FastifyInstance } from 'fastify';
+
+export interface RunningApi {
+  app: FastifyInstance;
+  deps: AppDeps;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the API with `config`; used by `npm run api`, `npm start`, the drop runner and tests. */
+export async function startApi(config: Config, opts: { logger?: boolean; queuePrefix?: string } = {}): Promise<RunningApi> {
+  const db = await openDatabase(config.databaseUrl, { max: 10 });
+  const redis = createRedis(config.redisUrl, { failFast: true, autoPipelining: true, name: 'dropgate-api' });
+  // BullMQ needs its own connection with retries (maxRetriesPerRequest: null) for blocking commands.
+  const queueRedis = createRedis(config.redisUrl, { failFast: false, autoPipelining: true, name: 'dropgate-api-queues' });
+  const queues = createQueues(queueRedis, opts.queuePrefix);
+  const store = new HoldStore(redis);
+  const catalog = new EventCatalog(db);
+  await catalog.start();
+  const registry = createRegistry();
+  const metrics = createApiMetrics(registry, config.confirmBudgetMs);
+  const logger = opts.logger === false ? false : { level: config.logLevel };
+  const app = await buildApp({ config, db, redis, store, queues, catalog, registry, metrics }, { logger });
+  const address = await app.listen({ port: config.port, host: config.host });
+  return {
+    app,
+    deps: { config, db, redis, store, queues, catalog, registry, metrics },
+    url: address,
+    async close() {
+      await app.close();
+      catalog.stop();
+      await closeQueues(queues);
+      redis.disconnect();
+      queueRedis.disconnect();
+      await db.destroy();
+    },
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const log = pino({ name: 'dropgate-api' });
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      log.fatal(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
+  if (!config.adminToken) log.warn('ADMIN_TOKEN is not set: the admin API answers 401. Set ADMIN_TOKEN=<at least 16 characters> to enable it.');
+  const api = await startApi(config);
+  const shutdown = async (signal: string) => {
+    log.info({ signal }, 'closing');
+    await api.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}

@@ -1,0 +1,180 @@
+/**
+ * The simulator's HTTP face: PortOne V1 REST routes (envelope `{code, message, response}`, bearer
+ * tokens, REST faults) and the `/sim/*` control routes (plain JSON, `{code, message}` errors).
+ */
+import formbody from '@fastify/formbody';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { SimulatorEngine } from './engine.ts';
+import { SimError, type SimErrorCode } from './errors.ts';
+import { MESSAGES } from './messages.ts';
+import type { SimLogLevel } from './types.ts';
+import { parseOptionalObject } from './validate.ts';
+
+/** PortOne's envelope. */
+interface Envelope {
+  code: number;
+  message: string | null;
+  response: unknown;
+}
+
+const envelope = (code: number, message: string | null, response: unknown = null): Envelope => ({ code, message, response });
+
+const SIM_ERROR_STATUS: Record<SimErrorCode, number> = {
+  INVALID_REQUEST: 400,
+  PAYMENT_NOT_FOUND: 404,
+  PAYMENT_NOT_PAID: 409,
+  NO_NOTICE_URL: 409,
+};
+
+const isSimRoute = (url: string): boolean => url === '/sim' || url.startsWith('/sim/');
+
+/** Builds the fastify app around an engine; the caller listens and closes. */
+export async function buildApp(engine: SimulatorEngine, opts: { logLevel?: SimLogLevel } = {}): Promise<FastifyInstance> {
+  const level = opts.logLevel ?? 'silent';
+  const app = Fastify({
+    // Off by default: a drop sends thousands of requests per second and pino writes synchronously.
+    // At `warn`, request lines (info) are dropped while errors still show.
+    logger: level === 'silent' ? false : { level },
+    // Close keep-alive connections on close(), or tests wait for idle sockets to time out.
+    forceCloseConnections: true,
+  });
+  // PortOne accepts form-encoded bodies too (getToken is often called that way).
+  await app.register(formbody);
+
+  // One error mapping: PortOne routes answer an envelope, simulator routes `{code, message}`.
+  app.setErrorHandler((err: FastifyError | SimError, request, reply) => {
+    if (err instanceof SimError) {
+      return reply.code(SIM_ERROR_STATUS[err.code]).send({ code: err.code, message: err.message });
+    }
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status >= 500) request.log.error({ err }, 'simulator error');
+    if (isSimRoute(request.url)) {
+      return reply
+        .code(status)
+        .send(status < 500 ? { code: 'INVALID_REQUEST', message: err.message } : { code: 'INTERNAL', message: 'internal error' });
+    }
+    return reply.code(status).send(envelope(-1, status < 500 ? MESSAGES.badRequest : MESSAGES.internal));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    if (isSimRoute(request.url)) return reply.code(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${request.url}` });
+    return reply.code(404).send(envelope(-1, MESSAGES.routeNotFound));
+  });
+
+  await app.register(async (rest) => restRoutes(rest, engine));
+  await app.register(async (sim) => simRoutes(sim, engine), { prefix: '/sim' });
+  return app;
+}
+
+/** PortOne V1 REST. */
+async function restRoutes(rest: FastifyInstance, engine: SimulatorEngine): Promise<void> {
+  // REST faults apply to every PortOne route, getToken included, before anything else.
+  rest.addHook('onRequest', async (_request: FastifyRequest, reply: FastifyReply) => {
+    const faults = engine.faults;
+    const latency = faults.rest_latency_ms ?? 0;
+    if (latency > 0) await new Promise((resolve) => setTimeout(resolve, latency));
+    const failureRate = faults.rest_failure_rate ?? 0;
+    if (faults.rest_down === true || (failureRate > 0 && Math.random() < failureRate)) {
+      return reply.code(503).send(envelope(-1, MESSAGES.unavailable));
+    }
+  });
+
+  rest.post('/users/getToken', async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    const token = engine.issueToken(body['imp_key'], body['imp_secret']);
+    if (token === null) return reply.code(401).send(envelope(-1, MESSAGES.badCredentials));
+    return envelope(0, null, token);
+  });
+
+  await rest.register(async (authed) => {
+    authed.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+      if (!engine.isAuthorized(request.headers.authorization)) {
+        return reply.code(401).send(envelope(-1, MESSAGES.unauthorized));
+      }
+    });
+
+    authed.get<{ Params: { imp_uid: string } }>('/payments/:imp_uid', async (request, reply) => {
+      const payment = engine.getPayment(request.params.imp_uid);
+      if (payment === null) return reply.code(404).send(envelope(1, MESSAGES.paymentNotFound));
+      return envelope(0, null, payment);
+    });
+
+    const find = async (
+      request: FastifyRequest<{ Params: { merchant_uid: string; payment_status?: string } }>,
+      reply: FastifyReply,
+    ): Promise<Envelope> => {
+      const payment = engine.findPayment(request.params.merchant_uid, request.params.payment_status);
+      if (payment === null) return reply.code(404).send(envelope(1, MESSAGES.paymentNotFound));
+      return envelope(0, null, payment);
+    };
+    authed.get('/payments/find/:merchant_uid', find);
+    authed.get('/payments/find/:merchant_uid/:payment_status', find);
+
+    authed.post('/payments/cancel', async (request) => {
+      const result = engine.cancelViaApi((request.body ?? {}) as Record<string, unknown>);
+      // Business refusals are HTTP 200 with code 1, as PortOne answers them.
+      return result.ok ? envelope(0, null, result.response) : envelope(1, result.message);
+    });
+
+    authed.post('/payments/prepare', async (request, reply) => {
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      const result = engine.prepare(body['merchant_uid'], body['amount']);
+      if (result === null) return reply.code(400).send(envelope(-1, MESSAGES.prepareInvalid));
+      return result.ok ? envelope(0, null, result.response) : envelope(1, result.message);
+    });
+
+    authed.get<{ Params: { merchant_uid: string } }>('/payments/prepare/:merchant_uid', async (request, reply) => {
+      const prepared = engine.getPrepared(request.params.merchant_uid);
+      if (prepared === null) return reply.code(404).send(envelope(1, MESSAGES.prepareNotFound));
+      return envelope(0, null, prepared);
+    });
+  });
+}
+
+/** The simulator's controls, under `/sim`. */
+async function simRoutes(sim: FastifyInstance, engine: SimulatorEngine): Promise<void> {
+  sim.get('/healthz', async () => ({ ok: true }));
+
+  sim.post('/v1/payments', async (request) => engine.pay(request.body as never));
+
+  sim.get<{ Params: { imp_uid: string } }>('/v1/payments/:imp_uid', async (request) => {
+    const payment = engine.getPayment(request.params.imp_uid);
+    if (payment === null) throw new SimError('PAYMENT_NOT_FOUND', `no payment ${request.params.imp_uid}`);
+    return { payment };
+  });
+
+  sim.post<{ Params: { imp_uid: string } }>('/v1/payments/:imp_uid/cancel', async (request) => {
+    const body = parseOptionalObject(request.body, 'body') ?? {};
+    return { payment: engine.cancelFromConsole(request.params.imp_uid, { amount: body['amount'], reason: body['reason'] }) };
+  });
+
+  sim.post<{ Params: { imp_uid: string } }>('/v1/payments/:imp_uid/webhook', async (request) => {
+    const body = parseOptionalObject(request.body, 'body') ?? {};
+    const override = parseOptionalObject(body['body'], 'body.body');
+    await engine.sendWebhook(request.params.imp_uid, body['status'], override);
+    return { sent: true, webhooks: engine.ledger({ imp_uid: request.params.imp_uid }).webhooks };
+  });
+
+  sim.put<{ Params: { imp_uid: string } }>('/v1/payments/:imp_uid/status', async (request) => {
+    const body = parseOptionalObject(request.body, 'body') ?? {};
+    const failReason = body['fail_reason'];
+    if (failReason !== undefined && typeof failReason !== 'string') throw new SimError('INVALID_REQUEST', 'fail_reason must be a string');
+    const options: { failReason?: string; webhook?: boolean } = { webhook: body['webhook'] === true };
+    if (failReason !== undefined) options.failReason = failReason;
+    return { payment: engine.setPaymentStatus(request.params.imp_uid, body['status'], options) };
+  });
+
+  sim.get('/faults', async () => engine.faults);
+  sim.put('/faults', async (request) => engine.setFaults(request.body ?? {}));
+
+  sim.post('/reset', async () => {
+    engine.reset();
+    return { ok: true };
+  });
+
+  sim.get<{ Querystring: { imp_uid?: string; merchant_uid?: string } }>('/ledger', async (request) => {
+    const filter: { imp_uid?: string; merchant_uid?: string } = {};
+    if (typeof request.query.imp_uid === 'string') filter.imp_uid = request.query.imp_uid;
+    if (typeof request.query.merchant_uid === 'string') filter.merchant_uid = request.query.merchant_uid;
+    return engine.ledger(filter);
+  });
+}

@@ -1,0 +1,39 @@
+/**
+ * Configuration of `npm run sim`, read once from the environment. Only `main.ts` passes
+ * `process.env` in; everything else receives the frozen result.
+ */
+
+/** Settings of the standalone simulator. */
+export interface SimConfig {
+  readonly port: number;
+  readonly host: string;
+}
+
+/** An invalid environment variable; the message names it. */
+export class SimConfigError extends Error {
+  readonly code = 'INVALID_CONFIG';
+  /** The offending variable. */
+  readonly variable: string;
+
+  constructor(variable: string, message: string) {
+    super(message);
+    this.name = 'SimConfigError';
+    this.variable = variable;
+  }
+}
+
+/** Reads `SIM_PORT` (default 3100) and `HOST` (default 127.0.0.1); throws SimConfigError when invalid. */
+export function readSimConfig(env: Readonly<Record<string, string | undefined>>): SimConfig {
+  const rawPort = env['SIM_PORT'];
+  let port = 3100;
+  if (rawPort !== undefined && rawPort !== '') {
+    port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
+    if (!(port >= 0 && port <= 65535)) {
+      throw new SimConfigError('SIM_PORT', `SIM_PORT must be an integer port from 0 to 65535, got ${JSON.stringify(rawPort)}`);
+    }
+  }
+  const rawHost = env['HOST'];
+  const host = rawHost === undefined || rawHost === '' ? '127.0.0.1' : rawHost.trim();
+  if (host === '' || /\s/.test(host)) throw new SimConfigError('HOST', `HOST must be a host name or address, got ${JSON.stringify(rawHost)}`);
+  return Object.freeze({ port, host });
+}

@@ -1,0 +1,111 @@
+/**
+ * `@dropgate/portone-sim`: a PortOne V1 stand-in. It serves PortOne's REST API and plays the buyer
+ * and the PG (confirm call, outcome, webhooks), with faults to inject. Run it with `npm run sim`, or
+ * start one per test file with {@link startSimulator}.
+ */
+import type { AddressInfo } from 'node:net';
+import { buildApp } from './app.ts';
+import { SimulatorEngine, type SetPaymentStatusOptions } from './engine.ts';
+import type {
+  Faults,
+  Ledger,
+  LedgerFilter,
+  PaymentWindowRequest,
+  PaymentWindowResult,
+  SimPayment,
+  SimPaymentStatus,
+  SimulatorOptions,
+} from './types.ts';
+
+export { SimError } from './errors.ts';
+export type { SimErrorCode } from './errors.ts';
+export type { SetPaymentStatusOptions } from './engine.ts';
+export { readSimConfig, SimConfigError } from './config.ts';
+export type { SimConfig } from './config.ts';
+export type {
+  CancelLedgerEntry,
+  ConfirmExchange,
+  ConfirmLedgerEntry,
+  Faults,
+  Ledger,
+  LedgerFilter,
+  PaymentOutcome,
+  PaymentWindowRequest,
+  PaymentWindowResult,
+  SimCancelHistoryEntry,
+  SimPayment,
+  SimPaymentStatus,
+  SimLogLevel,
+  SimulatorOptions,
+  WebhookLedgerEntry,
+} from './types.ts';
+
+/** A running simulator. Methods mirror the `/sim/*` HTTP routes. */
+export interface Simulator {
+  /** Base URL, e.g. `http://127.0.0.1:41234`: PortOne REST at its root, controls under `/sim`. */
+  readonly url: string;
+  /** Stops pending webhooks and timers, then the HTTP server. */
+  close(): Promise<void>;
+  /** A snapshot of what happened, optionally for one imp_uid and/or merchant_uid. */
+  ledger(filter?: LedgerFilter): Ledger;
+  /** Replaces the global faults (throws SimError INVALID_REQUEST on an unknown or invalid one). */
+  setFaults(faults: Faults): void;
+  /** The global faults. */
+  getFaults(): Faults;
+  /** Forgets payments, tokens, prepared amounts, the ledger and faults; stops pending work. */
+  reset(): void;
+  /** Opens a payment window, like `POST /sim/v1/payments`. */
+  pay(req: PaymentWindowRequest): Promise<PaymentWindowResult>;
+  /** The payment as PortOne knows it, or null. */
+  getPayment(impUid: string): SimPayment | null;
+  /** Changes a payment's status behind the merchant's back (a PG that reports failed, later paid). */
+  setPaymentStatus(impUid: string, status: SimPaymentStatus, opts?: SetPaymentStatusOptions): SimPayment;
+  /** A PortOne-side cancel (console, PG): refunds `amount` (default all) and sends a `cancelled` webhook. */
+  cancelPayment(impUid: string, opts?: { amount?: number; reason?: string }): SimPayment;
+  /**
+   * Sends a webhook again, claiming `status` (default: the real one), with `bodyOverride` merged over
+   * the body. Resolves after the first attempt.
+   */
+  sendWebhook(impUid: string, status?: SimPaymentStatus, bodyOverride?: Record<string, unknown>): Promise<void>;
+  /**
+   * Resolves when no webhook, retry or delayed outcome is pending. A webhook held back by
+   * `webhook_reorder` waits for the next one and is not counted until released.
+   */
+  settled(): Promise<void>;
+}
+
+/** Starts a simulator on `host:port` (default 127.0.0.1, a random port). */
+export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
+  const engine = new SimulatorEngine(opts);
+  const app = await buildApp(engine, { logLevel: opts.logLevel ?? (opts.logger === true ? 'info' : 'silent') });
+  const host = opts.host ?? '127.0.0.1';
+  await app.listen({ port: opts.port ?? 0, host });
+  const { port } = app.server.address() as AddressInfo;
+  // A wildcard listen address is not something a client can connect to; loopback is.
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  const url = `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+  let closing: Promise<void> | null = null;
+
+  return {
+    url,
+    close() {
+      closing ??= (async () => {
+        engine.close();
+        await app.close();
+      })();
+      return closing;
+    },
+    ledger: (filter) => engine.ledger(filter),
+    setFaults: (faults) => {
+      engine.setFaults(faults);
+    },
+    getFaults: () => engine.faults,
+    reset: () => engine.reset(),
+    pay: (req) => engine.pay(req),
+    getPayment: (impUid) => engine.getPayment(impUid),
+    setPaymentStatus: (impUid, status, statusOpts) => engine.setPaymentStatus(impUid, status, statusOpts),
+    cancelPayment: (impUid, cancelOpts) => engine.cancelFromConsole(impUid, cancelOpts),
+    sendWebhook: (impUid, status, bodyOverride) => engine.sendWebhook(impUid, status, bodyOverride),
+    settled: () => engine.settled(),
+  };
+}

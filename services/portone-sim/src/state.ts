@@ -1,0 +1,94 @@
+/**
+ * The simulator's in-memory state. A `/sim/reset` replaces the whole `SimState` instead of clearing
+ * it field by field: work still in flight (a confirm call, a webhook retry) keeps a reference to the
+ * old state, is aborted through its signal, and can no longer touch the new one.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import type {
+  CancelLedgerEntry,
+  ConfirmLedgerEntry,
+  Faults,
+  SimPayment,
+  WebhookLedgerEntry,
+} from './types.ts';
+
+/** A payment and what the simulator needs to keep sending its webhooks. */
+export interface PaymentRecord {
+  payment: SimPayment;
+  noticeUrl: string | undefined;
+  /** The faults given with the payment window request; they override global ones for its webhooks. */
+  faults: Faults;
+}
+
+/** A webhook ready to be sent. */
+export interface WebhookJob {
+  impUid: string;
+  merchantUid: string;
+  noticeUrl: string;
+  status: string;
+  body: Record<string, unknown>;
+  faults: Faults;
+}
+
+/** A webhook held back by `webhook_reorder`. */
+export interface HeldWebhook {
+  job: WebhookJob;
+  timer: NodeJS.Timeout;
+}
+
+/** Everything a reset throws away. */
+export class SimState {
+  readonly payments = new Map<string, PaymentRecord>();
+  /** Payments of each merchant_uid, oldest first (the last one is what `/payments/find` returns). */
+  readonly byMerchantUid = new Map<string, PaymentRecord[]>();
+  /** Amounts registered with `POST /payments/prepare`. */
+  readonly prepared = new Map<string, number>();
+  /** Access token -> expiry (epoch ms). */
+  readonly tokens = new Map<string, number>();
+  readonly confirms: ConfirmLedgerEntry[] = [];
+  readonly webhooks: WebhookLedgerEntry[] = [];
+  readonly cancels: CancelLedgerEntry[] = [];
+  /** Webhooks held back by `webhook_reorder`, by imp_uid. */
+  readonly held = new Map<string, HeldWebhook>();
+  readonly #abort = new AbortController();
+  readonly #tasks = new Set<Promise<void>>();
+
+  /** Aborted when this state is reset or the simulator closes. */
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  get disposed(): boolean {
+    return this.#abort.signal.aborted;
+  }
+
+  /** Keeps track of background work so `settled()` can wait for it. The task must not reject. */
+  track(task: Promise<void>): void {
+    this.#tasks.add(task);
+    void task.finally(() => this.#tasks.delete(task));
+  }
+
+  /** Resolves once no tracked background work is left (work may spawn more work: loop). */
+  async settled(): Promise<void> {
+    while (this.#tasks.size > 0) await Promise.all(this.#tasks);
+  }
+
+  /** Waits `ms`; resolves false instead of waiting on when this state is disposed. */
+  async pause(ms: number): Promise<boolean> {
+    if (this.disposed) return false;
+    if (ms <= 0) return true;
+    try {
+      await delay(ms, undefined, { signal: this.#abort.signal });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Stops every timer and outbound request of this state. */
+  dispose(): void {
+    this.#abort.abort();
+    for (const held of this.held.values()) clearTimeout(held.timer);
+    this.held.clear();
+  }
+}

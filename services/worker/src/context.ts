@@ -1,0 +1,28 @@
+/** What every processor gets. */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from '@dropgate/config';
+import type { Db } from '@dropgate/db';
+import type { HoldStore } from '@dropgate/redis';
+import type { Queues } from '@dropgate/jobs';
+import type { PortOneClient } from '@dropgate/portone';
+import type { WorkerMetrics } from '@dropgate/telemetry';
+
+export interface WorkerContext {
+  config: Config;
+  db: Db;
+  redis: Redis;
+  store: HoldStore;
+  queues: Queues;
+  portone: PortOneClient;
+  metrics: WorkerMetrics;
+  log: Logger;
+}
+
+/** A failure worth retrying (the dependency may come back). BullMQ retries it with backoff. */
+export class TransientError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TransientError';
+  }
+}

@@ -1,0 +1,26 @@
+/** `npm run worker`: the BullMQ workers, until SIGINT/SIGTERM. */
+import { pino } from 'pino';
+import { loadConfig, ConfigError } from '@dropgate/config';
+import { startWorker } from './worker.ts';
+
+const log = pino({ name: 'dropgate-worker' });
+let config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    log.fatal(error.message);
+    process.exit(2);
+  }
+  throw error;
+}
+if (!config.portone.impKey) log.warn('PORTONE_IMP_KEY / PORTONE_IMP_SECRET are not set: PortOne REST calls will be refused by real PortOne');
+const worker = await startWorker(config, { logger: pino({ name: 'dropgate-worker', level: config.logLevel }) });
+log.info({ metrics: worker.metricsUrl }, 'worker running');
+const shutdown = async (signal: string) => {
+  log.info({ signal }, 'closing');
+  await worker.close();
+  process.exit(0);
+};
+process.once('SIGINT', () => void shutdown('SIGINT'));
+process.once('SIGTERM', () => void shutdown('SIGTERM'));

@@ -1,0 +1,29 @@
+/**
+ * A payment's outcome, whatever told us (webhook, reconcile after a Redis rebuild): re-fetch the
+ * payment from PortOne and act on that truth only. The webhook's claimed status is a hint.
+ */
+import { UnrecoverableError } from 'bullmq';
+import { PortOneError } from '@dropgate/portone';
+import type { PaymentOutcomeJob } from '@dropgate/jobs';
+import { TransientError, type WorkerContext } from '../context.ts';
+import { applyPayment, fetchPayment } from '../lib/settlement.ts';
+
+export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob): Promise<string> {
+  if (job.source === 'reconcile') {
+    let found;
+    try {
+      found = await ctx.portone.findPaymentByMerchantUid(job.merchantUid);
+    } catch (error) {
+      if (error instanceof PortOneError && !error.transient) throw new UnrecoverableError(error.message);
+      throw new TransientError(`PortOne unreachable: ${(error as Error).message}`);
+    }
+    if (!found || found.status === 'ready') return 'no-payment';
+    return applyPayment(ctx, job.eventId, found);
+  }
+  const payment = await fetchPayment(ctx, job.impUid);
+  if (!payment) throw new UnrecoverableError(`PortOne knows no payment ${job.impUid}`);
+  if (payment.merchant_uid !== job.merchantUid) {
+    throw new UnrecoverableError(`payment ${job.impUid} belongs to ${payment.merchant_uid}, not ${job.merchantUid}`);
+  }
+  return applyPayment(ctx, job.eventId, payment);
+}

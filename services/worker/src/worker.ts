@@ -1,0 +1,196 @@
+/**
+ * The worker process: BullMQ workers for every queue, the periodic sweep and Redis guard, and a small
+ * HTTP server for `/metrics` and `/healthz`.
+ */
+import { createServer, type Server } from 'node:http';
+import { Worker, UnrecoverableError, type Job, type Processor } from 'bullmq';
+import { pino, type Logger } from 'pino';
+import { sql } from 'kysely';
+import type { Config } from '@dropgate/config';
+import { openDatabase, orders as ordersRepo } from '@dropgate/db';
+import { HoldStore, createRedis } from '@dropgate/redis';
+import { QUEUE_PREFIX, QueueNames, createQueues, closeQueues, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
+import { PortOneClient } from '@dropgate/portone';
+import { createRegistry, createWorkerMetrics } from '@dropgate/telemetry';
+import type { WorkerContext } from './context.ts';
+import { persistHold } from './processors/persist-hold.processor.ts';
+import { paymentOutcome } from './processors/payment-outcome.processor.ts';
+import { guard, rebuildEvent, sweep } from './processors/maintenance.processor.ts';
+import { expireHold } from './lib/settlement.ts';
+
+export interface WorkerOptions {
+  /** Queue key prefix (tests use their own). */
+  prefix?: string;
+  logger?: Logger;
+  /** Listen for /metrics (default true; tests pass false). */
+  metricsServer?: boolean;
+  /** Run the periodic sweep and guard (default true). */
+  timers?: boolean;
+}
+
+export interface RunningWorker {
+  ctx: WorkerContext;
+  metricsUrl: string | null;
+  /** Runs one sweep now (tests, and the drop runner to settle quickly). */
+  sweep(): ReturnType<typeof sweep>;
+  guard(): ReturnType<typeof guard>;
+  close(): Promise<void>;
+}
+
+export async function startWorker(config: Config, opts: WorkerOptions = {}): Promise<RunningWorker> {
+  const log = opts.logger ?? pino({ name: 'dropgate-worker', level: config.logLevel });
+  const prefix = opts.prefix ?? QUEUE_PREFIX;
+  const db = await openDatabase(config.databaseUrl, { max: Math.min(50, config.workerConcurrency + 5) });
+  const redis = createRedis(config.redisUrl, { name: 'dropgate-worker' });
+  const bullRedis = createRedis(config.redisUrl, { name: 'dropgate-worker-bullmq' });
+  const queues = createQueues(bullRedis, prefix);
+  const registry = createRegistry();
+  const metrics = createWorkerMetrics(registry);
+  const portone = new PortOneClient({
+    baseUrl: config.portone.apiUrl,
+    impKey: config.portone.impKey ?? '',
+    impSecret: config.portone.impSecret ?? '',
+    onRequest: (endpoint, result, seconds) => {
+      metrics.portoneRequests.inc({ endpoint, result });
+      metrics.portoneDuration.observe({ endpoint }, seconds);
+    },
+  });
+  const ctx: WorkerContext = { config, db, redis, store: new HoldStore(redis), queues, portone, metrics, log };
+
+  const processors: Record<QueueName, Processor> = {
+    holds: (job: Job<PersistHoldJob>) => persistHold(ctx, job.data),
+    payments: (job: Job<PaymentOutcomeJob>) => paymentOutcome(ctx, job.data),
+    expiry: (job: Job<ExpireHoldJob>) => expireHold(ctx, job.data.eventId, job.data.merchantUid, job.data.seq),
+    maintenance: async (job: Job<MaintenanceJob & { force?: boolean }>) => {
+      if (job.data.kind === 'rebuild' && job.data.eventId) return (await rebuildEvent(ctx, job.data.eventId, { force: job.data.force ?? false })) ? 'rebuilt' : 'locked';
+      if (job.data.kind === 'sweep') return sweep(ctx);
+      throw new UnrecoverableError(`unknown maintenance job ${job.data.kind}`);
+    },
+  };
+
+  const workers = (Object.values(QueueNames) as QueueName[]).map((name) => {
+    const worker = new Worker(
+      name,
+      async (job: Job) => {
+        const end = metrics.jobDuration.startTimer({ queue: name });
+        try {
+          const out = await processors[name](job);
+          end({ result: 'completed' });
+          return out;
+        } catch (error) {
+          end({ result: 'failed' });
+          metrics.jobFailures.inc({ queue: name });
+          log.debug({ err: error, queue: name, jobId: job.id, attempt: job.attemptsMade }, 'job attempt failed');
+          throw error;
+        }
+      },
+      {
+        connection: createRedis(config.redisUrl, { name: `dropgate-worker-${name}` }),
+        prefix,
+        concurrency: name === 'maintenance' ? 2 : config.workerConcurrency,
+        // A job whose worker died is picked up again after the lock lapses (at-least-once).
+        lockDuration: 30_000,
+        stalledInterval: 15_000,
+        maxStalledCount: 5,
+      },
+    );
+    worker.on('error', (error) => log.warn({ err: error, queue: name }, 'worker error'));
+    worker.on('failed', (job, error) => {
+      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) log.error({ err: error, queue: name, jobId: job.id }, 'job failed for good');
+    });
+    return worker;
+  });
+
+  // Periodic work runs in-process, not as BullMQ repeatable jobs: it must keep running when Redis has
+  // lost its data (repeatable job definitions live in Redis). A Redis lock keeps one sweep at a time.
+  const timers: NodeJS.Timeout[] = [];
+  let sweeping = false;
+  let guarding = false;
+  const runSweep = async () => {
+    if (sweeping) return;
+    sweeping = true;
+    try {
+      const got = await redis.set(`${prefix}:sweep-lock`, String(process.pid), 'PX', Math.max(1_000, config.sweepIntervalMs), 'NX');
+      if (got === 'OK') await sweep(ctx);
+    } catch (error) {
+      log.warn({ err: error }, 'sweep failed');
+    } finally {
+      sweeping = false;
+    }
+  };
+  const runGuard = async () => {
+    if (guarding) return;
+    guarding = true;
+    try {
+      await guard(ctx);
+    } catch (error) {
+      log.warn({ err: error }, 'guard failed');
+    } finally {
+      guarding = false;
+    }
+  };
+  if (opts.timers !== false) {
+    timers.push(setInterval(() => void runSweep(), config.sweepIntervalMs));
+    timers.push(setInterval(() => void runGuard(), 1_000));
+  }
+
+  let server: Server | null = null;
+  let metricsUrl: string | null = null;
+  if (opts.metricsServer !== false) {
+    server = createServer((req, res) => {
+      if (req.url === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+        return;
+      }
+      if (req.url !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"code":"NOT_FOUND","message":"try /metrics"}');
+        return;
+      }
+      void collect()
+        .then(() => registry.metrics())
+        .then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text))
+        .catch(() => res.writeHead(500).end());
+    });
+    await new Promise<void>((resolve) => server!.listen(config.workerMetricsPort, config.host, resolve));
+    const addr = server.address();
+    metricsUrl = typeof addr === 'object' && addr ? `http://${config.host}:${addr.port}/metrics` : null;
+  }
+
+  async function collect(): Promise<void> {
+    const [redisUp, pgUp] = await Promise.all([
+      redis.ping().then(() => 1, () => 0),
+      sql`select 1`.execute(db).then(() => 1, () => 0),
+    ]);
+    metrics.dependencyUp.set({ dependency: 'redis' }, redisUp);
+    metrics.dependencyUp.set({ dependency: 'postgres' }, pgUp);
+    if (redisUp) {
+      await Promise.all(
+        (Object.keys(queues) as QueueName[]).map(async (name) => {
+          const counts = await queues[name].getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
+          metrics.queueJobs.set({ queue: name, state: 'waiting' }, (counts.waiting ?? 0) + (counts.prioritized ?? 0));
+          for (const state of ['active', 'delayed', 'failed', 'completed'] as const) metrics.queueJobs.set({ queue: name, state }, counts[state] ?? 0);
+        }),
+      );
+    }
+    if (pgUp) {
+      metrics.orders.reset();
+      for (const row of await ordersRepo.countOrdersByStatus(db)) metrics.orders.set({ event: row.event_id, status: row.status }, row.n);
+    }
+  }
+
+  return {
+    ctx,
+    metricsUrl,
+    sweep: () => sweep(ctx),
+    guard: () => guard(ctx),
+    async close() {
+      for (const t of timers) clearInterval(t);
+      await Promise.all(workers.map((w) => w.close()));
+      await closeQueues(queues);
+      if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+      redis.disconnect();
+      bullRedis.disconnect();
+      await db.destroy();
+    },
+  };
+}
