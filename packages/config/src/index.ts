@@ -41,6 +41,10 @@ export const ConfigSchema = Type.Object({
   EXPIRY_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400 }),
   /** Worker concurrency per queue. */
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000 }),
+  /** BullMQ key prefix; hash-tagged so each queue stays in one Redis Cluster slot. */
+  QUEUE_PREFIX: Type.String({ pattern: '^\\{[A-Za-z0-9_-]{1,40}\\}$' }),
+  /** How long a worker's job lock lasts (ms): a job whose worker died runs again after about this long. */
+  JOB_LOCK_MS: Type.Integer({ minimum: 500, maximum: 600_000 }),
   LOG_LEVEL: Type.Union([
     Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'),
     Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent'),
@@ -65,12 +69,14 @@ export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
   SWEEP_INTERVAL_MS: '5000',
   EXPIRY_GRACE_SECONDS: '600',
   WORKER_CONCURRENCY: '32',
+  QUEUE_PREFIX: '{dropgate}',
+  JOB_LOCK_MS: '30000',
   LOG_LEVEL: 'info',
 });
 
 const INTEGER_KEYS = new Set([
   'PORT', 'CONFIRM_BUDGET_MS', 'SIM_PORT', 'WORKER_METRICS_PORT', 'CONFIRM_MAX_IN_FLIGHT',
-  'MAX_EVENT_LOOP_DELAY_MS', 'SWEEP_INTERVAL_MS', 'EXPIRY_GRACE_SECONDS', 'WORKER_CONCURRENCY',
+  'MAX_EVENT_LOOP_DELAY_MS', 'SWEEP_INTERVAL_MS', 'EXPIRY_GRACE_SECONDS', 'WORKER_CONCURRENCY', 'JOB_LOCK_MS',
 ]);
 
 /** The validated, typed configuration every service receives. */
@@ -99,6 +105,8 @@ export interface Config {
   readonly sweepIntervalMs: number;
   readonly expiryGraceSeconds: number;
   readonly workerConcurrency: number;
+  readonly queuePrefix: string;
+  readonly jobLockMs: number;
   readonly logLevel: Raw['LOG_LEVEL'];
 }
 
@@ -170,6 +178,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     sweepIntervalMs: raw.SWEEP_INTERVAL_MS,
     expiryGraceSeconds: raw.EXPIRY_GRACE_SECONDS,
     workerConcurrency: raw.WORKER_CONCURRENCY,
+    queuePrefix: raw.QUEUE_PREFIX,
+    jobLockMs: raw.JOB_LOCK_MS,
     logLevel: raw.LOG_LEVEL,
   });
 }

@@ -25,7 +25,7 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
   const redis = createRedis(config.redisUrl, { failFast: true, autoPipelining: true, name: 'dropgate-api' });
   // BullMQ needs its own connection with retries (maxRetriesPerRequest: null) for blocking commands.
   const queueRedis = createRedis(config.redisUrl, { failFast: false, autoPipelining: true, name: 'dropgate-api-queues' });
-  const queues = createQueues(queueRedis, opts.queuePrefix);
+  const queues = createQueues(queueRedis, opts.queuePrefix ?? config.queuePrefix);
   const store = new HoldStore(redis);
   const catalog = new EventCatalog(db);
   await catalog.start();

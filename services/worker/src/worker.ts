@@ -9,7 +9,7 @@ import { sql } from 'kysely';
 import type { Config } from '@dropgate/config';
 import { openDatabase, orders as ordersRepo } from '@dropgate/db';
 import { HoldStore, createRedis } from '@dropgate/redis';
-import { QUEUE_PREFIX, QueueNames, createQueues, closeQueues, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
+import { QueueNames, createQueues, closeQueues, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
 import { PortOneClient } from '@dropgate/portone';
 import { createRegistry, createWorkerMetrics } from '@dropgate/telemetry';
 import type { WorkerContext } from './context.ts';
@@ -39,7 +39,7 @@ export interface RunningWorker {
 
 export async function startWorker(config: Config, opts: WorkerOptions = {}): Promise<RunningWorker> {
   const log = opts.logger ?? pino({ name: 'dropgate-worker', level: config.logLevel });
-  const prefix = opts.prefix ?? QUEUE_PREFIX;
+  const prefix = opts.prefix ?? config.queuePrefix;
   const db = await openDatabase(config.databaseUrl, { max: Math.min(50, config.workerConcurrency + 5) });
   const redis = createRedis(config.redisUrl, { name: 'dropgate-worker' });
   const bullRedis = createRedis(config.redisUrl, { name: 'dropgate-worker-bullmq' });
@@ -48,8 +48,10 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   const metrics = createWorkerMetrics(registry);
   const portone = new PortOneClient({
     baseUrl: config.portone.apiUrl,
-    impKey: config.portone.impKey ?? '',
-    impSecret: config.portone.impSecret ?? '',
+    // Without credentials every call is refused by PortOne; the worker still records holds, and
+    // outcome jobs retry until the credentials are fixed.
+    impKey: config.portone.impKey ?? 'unset',
+    impSecret: config.portone.impSecret ?? 'unset',
     onRequest: (endpoint, result, seconds) => {
       metrics.portoneRequests.inc({ endpoint, result });
       metrics.portoneDuration.observe({ endpoint }, seconds);
@@ -89,8 +91,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         prefix,
         concurrency: name === 'maintenance' ? 2 : config.workerConcurrency,
         // A job whose worker died is picked up again after the lock lapses (at-least-once).
-        lockDuration: 30_000,
-        stalledInterval: 15_000,
+        lockDuration: config.jobLockMs,
+        stalledInterval: Math.max(250, Math.floor(config.jobLockMs / 2)),
         maxStalledCount: 5,
       },
     );

@@ -238,7 +238,8 @@ export async function expireHold(ctx: WorkerContext, eventId: string, merchantUi
     try {
       payment = await ctx.portone.getPayment(imp);
     } catch (error) {
-      if (error instanceof PortOneError && !error.transient) continue;
+      // Whatever the failure (down, refused, bad credentials), we do not know the payment's state.
+      ctx.log.debug({ err: error, impUid: imp }, 'PortOne could not tell the payment state');
       unreachable = true;
       continue;
     }
