@@ -72,14 +72,16 @@ export interface PrivateRedis {
   port: number;
   process: ChildProcess;
   stop(): Promise<void>;
+  /** Starts it again on the same port, empty (as a Redis without persistence comes back). */
+  restart(): Promise<void>;
 }
 
 /**
  * A redis-server of this test's own, for tests that pause (CLIENT PAUSE) or flush (FLUSHALL) Redis:
  * doing that to the shared server would disturb every other test running in parallel.
  */
-export async function startPrivateRedis(): Promise<PrivateRedis> {
-  const port = await freePort();
+export async function startPrivateRedis(fixedPort?: number): Promise<PrivateRedis> {
+  const port = fixedPort ?? (await freePort());
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], {
     stdio: 'ignore',
   });
@@ -98,18 +100,25 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     }
   }
   probe.disconnect();
-  return {
+  const handle: PrivateRedis = {
     url,
     port,
     process: child,
     async stop() {
-      if (child.exitCode !== null) return;
+      const current = handle.process;
+      if (current.exitCode !== null || current.signalCode !== null) return;
       await new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGKILL');
+        current.once('exit', () => resolve());
+        current.kill('SIGKILL');
       });
     },
+    async restart() {
+      await handle.stop();
+      const again = await startPrivateRedis(port);
+      handle.process = again.process;
+    },
   };
+  return handle;
 }
 
 export interface StackOptions {

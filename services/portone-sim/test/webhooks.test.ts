@@ -2,7 +2,7 @@
  * Webhooks as PortOne V1 sends them, and the faults merchants must survive: lost, duplicated,
  * delayed, reordered, form-encoded, retried on 0/5xx, sent before the buyer returns.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../src/index.ts';
 import { simCall, sleep, startEndpoint, type Endpoint, type Received } from './helpers.ts';
 
@@ -23,6 +23,8 @@ async function withReceiver<T>(fn: (hooks: Endpoint) => Promise<T>, answer?: (re
   try {
     return await fn(hooks);
   } finally {
+    // Let this test's webhooks finish before the receiver goes, so no retry leaks into the next test.
+    await sim.settled();
     await hooks.close();
   }
 }

@@ -18,7 +18,7 @@ declare module 'fastify' {
 
 /** Milliseconds kept in reserve so an answer decided in budget also leaves in budget. */
 export function safetyMarginMs(budgetMs: number): number {
-  return Math.min(100, Math.max(5, Math.round(budgetMs * 0.02)));
+  return Math.min(100, Math.max(25, Math.round(budgetMs * 0.02)));
 }
 
 function ipAllowed(ip: string, allowed: readonly string[]): boolean {

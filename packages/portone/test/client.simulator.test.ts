@@ -1,0 +1,223 @@
+/**
+ * The client against the project's PortOne simulator, over real HTTP: tokens, payments, cancel with
+ * checksum, prepare, typed errors, and PortOne being down.
+ */
+import { startSimulator, type Simulator } from '@dropgate/portone-sim';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  PortOneApiError,
+  PortOneAuthError,
+  PortOneClient,
+  PortOneUnavailableError,
+  type PortOneClientOptions,
+  type PortOneRequestResult,
+} from '../src/index.ts';
+
+let sim: Simulator;
+let uid = 0;
+const order = (): string => `client-${process.pid}-${++uid}`;
+
+beforeAll(async () => {
+  sim = await startSimulator({ impKey: 'test-key', impSecret: 'test-secret' });
+});
+afterAll(async () => {
+  await sim.close();
+});
+
+/** A client plus the log of what it reported to metrics. */
+function clientFor(target: Simulator, opts: Partial<PortOneClientOptions> = {}) {
+  const calls: { endpoint: string; result: PortOneRequestResult }[] = [];
+  const client = new PortOneClient({
+    baseUrl: target.url,
+    impKey: 'test-key',
+    impSecret: 'test-secret',
+    backoffMs: 10,
+    onRequest: (endpoint, result) => calls.push({ endpoint, result }),
+    ...opts,
+  });
+  const count = (endpoint: string, result?: PortOneRequestResult): number =>
+    calls.filter((c) => c.endpoint === endpoint && (result === undefined || c.result === result)).length;
+  return { client, calls, count };
+}
+
+describe('tokens', () => {
+  it('gets one token and reuses it across calls, concurrent ones included', async () => {
+    const { client, count } = clientFor(sim);
+    const { payment } = await sim.pay({ merchant_uid: order(), amount: 1000 });
+    await Promise.all(Array.from({ length: 10 }, () => client.getPayment(payment.imp_uid)));
+    await client.getPayment(payment.imp_uid);
+    expect(count('getToken')).toBe(1);
+    expect(count('getPayment', 'ok')).toBe(11);
+  });
+
+  it('renews the token before it expires (short tokenTtlSeconds)', async () => {
+    const shortLived = await startSimulator({ tokenTtlSeconds: 2 });
+    try {
+      const { client, count } = clientFor(shortLived);
+      await client.getPayment('imp_000000000000');
+      await client.getPayment('imp_000000000000');
+      expect(count('getToken')).toBe(1);
+      // Renewal happens at 3/4 of a short token's life (1.5 s), before the simulator expires it at 2 s.
+      await new Promise((resolve) => setTimeout(resolve, 1600));
+      await client.getPayment('imp_000000000000');
+      expect(count('getToken')).toBe(2);
+      // Never a 401: the expired token was not used.
+      expect(count('getPayment', 'http_error')).toBe(0);
+      expect(count('getPayment', 'not_found')).toBe(3);
+    } finally {
+      await shortLived.close();
+    }
+  });
+
+  it('on a 401 drops the token and retries once with a fresh one', async () => {
+    const other = await startSimulator();
+    try {
+      const { client, calls } = clientFor(other);
+      expect(await client.getPayment('imp_000000000000')).toBeNull();
+      other.reset(); // forgets every token the simulator issued
+      expect(await client.getPayment('imp_000000000000')).toBeNull();
+      expect(calls.map((c) => `${c.endpoint}:${c.result}`)).toEqual([
+        'getToken:ok',
+        'getPayment:not_found',
+        'getPayment:http_error',
+        'getToken:ok',
+        'getPayment:not_found',
+      ]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('throws PortOneAuthError when PortOne refuses the credentials', async () => {
+    const { client } = clientFor(sim, { impSecret: 'wrong' });
+    const err = await client.getPayment('imp_000000000000').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PortOneAuthError);
+    expect(err).toMatchObject({ code: 'PORTONE_AUTH_FAILED', transient: false, httpStatus: 401, endpoint: 'getToken' });
+  });
+});
+
+describe('payments', () => {
+  it('reads a payment with the V1 fields', async () => {
+    const { client } = clientFor(sim);
+    const merchantUid = order();
+    const { payment } = await sim.pay({ merchant_uid: merchantUid, amount: 150000 });
+    const fetched = await client.getPayment(payment.imp_uid);
+    expect(fetched).toEqual({
+      imp_uid: payment.imp_uid,
+      merchant_uid: merchantUid,
+      amount: 150000,
+      cancel_amount: 0,
+      currency: 'KRW',
+      status: 'paid',
+      fail_reason: null,
+      paid_at: payment.paid_at,
+      failed_at: 0,
+      cancelled_at: 0,
+      pay_method: 'card',
+      pg_provider: 'html5_inicis',
+    });
+  });
+
+  it('resolves null for an unknown imp_uid or an order without payments', async () => {
+    const { client, count } = clientFor(sim);
+    expect(await client.getPayment('imp_000000000000')).toBeNull();
+    expect(await client.findPaymentByMerchantUid(order())).toBeNull();
+    expect(count('getPayment', 'not_found')).toBe(1);
+    expect(count('findPayment', 'not_found')).toBe(1);
+  });
+
+  it('finds the latest payment of an order', async () => {
+    const { client } = clientFor(sim);
+    const merchantUid = order();
+    await sim.pay({ merchant_uid: merchantUid, amount: 1000, outcome: 'failed' });
+    const { payment: second } = await sim.pay({ merchant_uid: merchantUid, amount: 1000, outcome: 'abandoned' });
+    const found = await client.findPaymentByMerchantUid(merchantUid);
+    expect(found).toMatchObject({ imp_uid: second.imp_uid, status: 'ready' });
+  });
+});
+
+describe('cancel', () => {
+  it('cancels partially then fully, sending the expected balance as checksum', async () => {
+    const { client } = clientFor(sim);
+    const { payment } = await sim.pay({ merchant_uid: order(), amount: 1000 });
+    const partial = await client.cancelPayment({ impUid: payment.imp_uid, amount: 400, checksum: 1000, reason: '부분 환불' });
+    expect(partial).toMatchObject({ status: 'paid', cancel_amount: 400 });
+    const full = await client.cancelPayment({ impUid: payment.imp_uid, merchantUid: payment.merchant_uid, checksum: 600, reason: '전액 환불' });
+    expect(full).toMatchObject({ status: 'cancelled', cancel_amount: 1000 });
+    expect(full.cancelled_at).toBeGreaterThan(0);
+    const cancels = sim.ledger({ imp_uid: payment.imp_uid }).cancels;
+    expect(cancels.map((c) => [c.amount, c.checksum, c.ok])).toEqual([
+      [400, 1000, true],
+      [600, 600, true],
+    ]);
+  });
+
+  it('a stale checksum is a PortOneApiError with PortOne\'s Korean message, not retried, and refunds nothing', async () => {
+    const { client, count } = clientFor(sim);
+    const { payment } = await sim.pay({ merchant_uid: order(), amount: 1000 });
+    await client.cancelPayment({ impUid: payment.imp_uid, amount: 1000, checksum: 1000, reason: '환불' });
+    // A retried refund (its first answer lost) carries the old checksum: PortOne refuses it.
+    const err = await client
+      .cancelPayment({ impUid: payment.imp_uid, amount: 1000, checksum: 1000, reason: '환불' })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PortOneApiError);
+    expect(err).toMatchObject({ code: 'PORTONE_API_ERROR', envelopeCode: 1, httpStatus: 200, transient: false, endpoint: 'cancelPayment' });
+    expect((err as PortOneApiError).message).toMatch(/[가-힣]/);
+    expect(count('cancelPayment', 'api_error')).toBe(1);
+    expect(sim.getPayment(payment.imp_uid)?.cancel_amount).toBe(1000);
+    expect(sim.ledger({ imp_uid: payment.imp_uid }).cancels.filter((c) => c.ok)).toHaveLength(1);
+  });
+});
+
+describe('prepare', () => {
+  it('pre-registers an amount so a tampered payment window fails', async () => {
+    const { client } = clientFor(sim);
+    const merchantUid = order();
+    await client.preparePayment(merchantUid, 80000);
+    const tampered = await sim.pay({ merchant_uid: merchantUid, amount: 800 });
+    expect(tampered.payment.status).toBe('failed');
+    const honest = await sim.pay({ merchant_uid: merchantUid, amount: 80000 });
+    expect(honest.payment.status).toBe('paid');
+    await expect(client.preparePayment(merchantUid, 80000)).rejects.toBeInstanceOf(PortOneApiError);
+  });
+});
+
+describe('PortOne unavailable', () => {
+  it('rest_down: retries, then PortOneUnavailableError (transient)', async () => {
+    const down = await startSimulator({ faults: { rest_down: true } });
+    try {
+      const { client, count } = clientFor(down, { retries: 2 });
+      const err = await client.getPayment('imp_000000000000').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PortOneUnavailableError);
+      expect(err).toMatchObject({ code: 'PORTONE_UNAVAILABLE', transient: true, attempts: 3, httpStatus: 503, lastFailure: 'http_error' });
+      expect(count('getToken', 'http_error')).toBe(3);
+    } finally {
+      await down.close();
+    }
+  });
+
+  it('rest_latency_ms beyond timeoutMs: PortOneUnavailableError with lastFailure timeout', async () => {
+    const slow = await startSimulator({ faults: { rest_latency_ms: 300 } });
+    try {
+      const { client, count } = clientFor(slow, { timeoutMs: 100, retries: 1 });
+      const err = await client.getPayment('imp_000000000000').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PortOneUnavailableError);
+      expect(err).toMatchObject({ lastFailure: 'timeout', attempts: 2 });
+      expect(count('getToken', 'timeout')).toBe(2);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('recovers when PortOne comes back', async () => {
+    const flaky = await startSimulator();
+    try {
+      const { client } = clientFor(flaky, { retries: 5, backoffMs: 50 });
+      flaky.setFaults({ rest_down: true });
+      setTimeout(() => flaky.setFaults({}), 150);
+      expect(await client.getPayment('imp_000000000000')).toBeNull();
+    } finally {
+      await flaky.close();
+    }
+  });
+});

@@ -1,0 +1,111 @@
+/**
+ * Invariant 4: the deadline is kept. Each test runs its own redis-server, because pausing or stopping
+ * the shared one would disturb every other test running in parallel.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { startPrivateRedis, startStack, http, eventId, impUid, waitFor, type PrivateRedis, type TestStack } from '@dropgate/testkit';
+
+const BUDGET_MS = 400;
+let redis: PrivateRedis;
+let stack: TestStack;
+let control: Redis;
+
+beforeAll(async () => {
+  redis = await startPrivateRedis();
+  stack = await startStack({ label: 'deadline', redisUrl: redis.url, budgetMs: BUDGET_MS, env: { CONFIRM_MAX_IN_FLIGHT: '3' } });
+  control = new Redis(redis.url);
+});
+afterAll(async () => {
+  control?.disconnect();
+  await stack?.close();
+  await redis?.stop();
+});
+
+async function setup() {
+  const id = eventId('dl');
+  const res = await http(stack.url, 'POST', '/admin/events', { id, name: 'Deadline', seat_blocks: [{ section: 'D', rows: 1, seats_per_row: 10, price: 1000 }] }, { admin: true });
+  expect(res.status, res.text).toBe(201);
+  const orders = [];
+  for (let i = 1; i <= 8; i++) {
+    const o = await http(stack.url, 'POST', `/events/${id}/orders`, { buyer_id: `b${i}`, seats: [`D-1-${i}`] });
+    expect(o.status).toBe(201);
+    orders.push(o.body as { merchant_uid: string; amount: number });
+  }
+  return { id, orders };
+}
+
+async function timedConfirm(imp: string, merchantUid: string, amount: number) {
+  const started = performance.now();
+  const res = await http(stack.url, 'POST', '/portone/v1/confirm', { imp_uid: imp, merchant_uid: merchantUid, amount });
+  return { ...res, ms: performance.now() - started };
+}
+
+describe('confirm deadline', () => {
+  it('refuses within budget while Redis is paused, and holds nothing once Redis resumes', async () => {
+    const { id, orders } = await setup();
+    const o = orders[0]!;
+    const imp = impUid();
+    await control.call('CLIENT', 'PAUSE', '1500', 'ALL');
+    const res = await timedConfirm(imp, o.merchant_uid, o.amount);
+    expect(res.status).toBe(503);
+    expect(res.body.code).toBe('NOT_READY');
+    expect(typeof res.body.reason).toBe('string');
+    // The answer left within the budget (plus loopback and client overhead).
+    expect(res.ms).toBeLessThan(BUDGET_MS + 150);
+    // Once Redis resumes, the queued placeHold runs and the queued undo takes it back.
+    await waitFor(async () => (await stack.store.eventState(id)) === 'ready', 5_000);
+    await waitFor(async () => {
+      const state = await stack.store.orderState(id, o.merchant_uid);
+      return state?.status === 'pending' && state.seq >= 1 ? state : null;
+    }, 5_000, 'the undo to run after the paused placeHold');
+    const ev = await http(stack.url, 'GET', `/events/${id}`);
+    expect(ev.body.availability.seats).toMatchObject({ held: 0, available: 10 });
+    expect((await stack.store.liveHolds(id)).size).toBe(0);
+    // The refusal stands for that imp_uid; no hold reaches Postgres.
+    const replay = await http(stack.url, 'POST', '/portone/v1/confirm', { imp_uid: imp, merchant_uid: o.merchant_uid, amount: o.amount });
+    expect(replay.status).toBe(503);
+    expect(replay.body.code).toBe('DEADLINE');
+    await new Promise((r) => setTimeout(r, 300));
+    const holds = await stack.api.deps.db.selectFrom('holds').selectAll().where('merchant_uid', '=', o.merchant_uid).execute();
+    expect(holds).toEqual([]);
+    // The next payment attempt for the order is decided normally.
+    expect((await timedConfirm(impUid(), o.merchant_uid, o.amount)).status).toBe(200);
+    // No answer left after its budget.
+    const metrics = await http(stack.url, 'GET', '/metrics');
+    expect(metrics.text).toMatch(/^dropgate_confirm_deadline_misses_total 0$/m);
+  });
+
+  it('sheds load beyond the in-flight limit with a fast OVERLOADED', async () => {
+    const { orders } = await setup();
+    await control.call('CLIENT', 'PAUSE', '1000', 'ALL');
+    const answers = await Promise.all(orders.slice(1, 8).map((o) => timedConfirm(impUid(), o.merchant_uid, o.amount)));
+    const overloaded = answers.filter((a) => a.body.code === 'OVERLOADED');
+    const waited = answers.filter((a) => a.body.code === 'NOT_READY');
+    expect(overloaded.length).toBeGreaterThanOrEqual(4);
+    expect(waited.length + overloaded.length).toBe(7);
+    for (const a of overloaded) {
+      expect(a.status).toBe(503);
+      expect(a.ms).toBeLessThan(BUDGET_MS);
+    }
+    await new Promise((r) => setTimeout(r, 1_100));
+  });
+
+  it('answers a fast 503 NOT_READY when Redis is unreachable', async () => {
+    const { id, orders } = await setup();
+    const o = orders[1]!;
+    await redis.stop();
+    const res = await timedConfirm(impUid(), o.merchant_uid, o.amount);
+    expect(res.status).toBe(503);
+    expect(res.body.code).toBe('NOT_READY');
+    expect(res.ms).toBeLessThan(BUDGET_MS + 150);
+    const ready = await http(stack.url, 'GET', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body.checks.redis).toBe('unreachable');
+    // Redis comes back empty: the event is not whole, so confirms are refused until it is rebuilt.
+    await redis.restart();
+    await waitFor(async () => (await stack.store.eventState(id).catch(() => null)) === 'ready', 15_000, 'the worker to rebuild the event');
+    const after = await timedConfirm(impUid(), o.merchant_uid, o.amount);
+    expect(after.status).toBe(200);
+  });
+});
