@@ -44,6 +44,8 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // JSON only (and form bodies for webhooks, registered on that route's plugin): anything else is 415.
+  app.removeContentTypeParser('text/plain');
   await app.register(errorsPlugin);
   await app.register(opsRoutes, { deps });
 

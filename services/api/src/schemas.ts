@@ -1,6 +1,6 @@
 /** Request and response schemas (TypeBox): validation on the way in, fast serialisation on the way out. */
 import Type from 'typebox';
-import { EVENT_ID_PATTERN, MERCHANT_UID_PATTERN, RESOURCE_ID_PATTERN, RefusalCodes } from '@dropgate/domain';
+import { EVENT_ID_PATTERN, MERCHANT_UID_PATTERN, RESOURCE_ID_PATTERN } from '@dropgate/domain';
 
 const ResourceId = Type.String({ pattern: RESOURCE_ID_PATTERN });
 const Name = Type.String({ minLength: 1, maxLength: 200 });
@@ -160,8 +160,9 @@ export const ConfirmBody = Type.Object({
   amount: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 10_000_000_000 }), Type.Null()])),
 });
 export const ConfirmApproved = Type.Object({ approved: Type.Literal(true), hold_expires_at: Type.String() });
+/** A refusal (`code` from RefusalCodes) or a malformed request (VALIDATION_FAILED, INVALID_JSON, ...). */
 export const ConfirmRefused = Type.Object({
-  code: Type.Union(RefusalCodes.map((c) => Type.Literal(c))),
+  code: Type.String(),
   reason: Type.String(),
   message: Type.String(),
 });

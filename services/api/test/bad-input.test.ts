@@ -1,0 +1,134 @@
+/**
+ * Invariant 7: bad input gets a 4xx with a clear code and message, and changes nothing. Table-driven,
+ * per endpoint; after every case the database and Redis are compared with a snapshot taken before.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, http, eventId, impUid, TEST_ADMIN_TOKEN, type TestStack } from '@dropgate/testkit';
+
+let stack: TestStack;
+let id: string;
+let merchantUid: string;
+
+beforeAll(async () => {
+  stack = await startStack({ label: 'badinput' });
+  id = eventId('bad');
+  const res = await http(stack.url, 'POST', '/admin/events', {
+    id, name: 'Bad input', max_per_buyer: 4,
+    seat_blocks: [{ section: 'A', rows: 1, seats_per_row: 5, price: 1000 }],
+    pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 500 }],
+  }, { admin: true });
+  expect(res.status).toBe(201);
+  const order = await http(stack.url, 'POST', `/events/${id}/orders`, { buyer_id: 'b1', seats: ['A-1-1'] });
+  merchantUid = order.body.merchant_uid;
+});
+afterAll(async () => { await stack?.close(); });
+
+async function snapshot() {
+  const db = stack.api.deps.db;
+  const count = async (table: 'events' | 'orders' | 'seats' | 'pools' | 'holds' | 'order_events') =>
+    Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+  return {
+    events: await count('events'), orders: await count('orders'), seats: await count('seats'), pools: await count('pools'),
+    holds: await count('holds'), log: await count('order_events'),
+    availability: (await http(stack.url, 'GET', `/events/${id}`)).body.availability,
+    order: await stack.store.orderState(id, merchantUid),
+  };
+}
+
+interface Case {
+  name: string;
+  method: string;
+  path: string | (() => string);
+  body?: unknown;
+  raw?: string;
+  headers?: Record<string, string>;
+  admin?: boolean;
+  status: number;
+  code: string;
+}
+
+const big = 'x'.repeat(70 * 1024);
+const validEvent = () => ({ id: eventId('new'), name: 'N', pools: [{ id: 'p', name: 'P', capacity: 1, price: 1 }] });
+
+const cases: Case[] = [
+  // POST /admin/events
+  { name: 'admin without a token', method: 'POST', path: '/admin/events', body: validEvent(), status: 401, code: 'UNAUTHORIZED' },
+  { name: 'admin with a wrong token', method: 'POST', path: '/admin/events', body: validEvent(), headers: { authorization: 'Bearer nope-nope-nope-nope' }, status: 401, code: 'UNAUTHORIZED' },
+  { name: 'event malformed JSON', method: 'POST', path: '/admin/events', raw: '{"id": "x",', headers: { 'content-type': 'application/json' }, admin: true, status: 400, code: 'INVALID_JSON' },
+  { name: 'event empty body', method: 'POST', path: '/admin/events', raw: '', headers: { 'content-type': 'application/json' }, admin: true, status: 400, code: 'INVALID_JSON' },
+  { name: 'event as text/plain', method: 'POST', path: '/admin/events', raw: 'hello', headers: { 'content-type': 'text/plain' }, admin: true, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  { name: 'event missing name', method: 'POST', path: '/admin/events', body: { id: 'x-missing', pools: [{ id: 'p', name: 'P', capacity: 1, price: 1 }] }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'event unknown field', method: 'POST', path: '/admin/events', body: { ...validEvent(), colour: 'red' }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'event bad id', method: 'POST', path: '/admin/events', body: { ...validEvent(), id: 'Has Spaces' }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'event capacity as string', method: 'POST', path: '/admin/events', body: { ...validEvent(), pools: [{ id: 'p', name: 'P', capacity: '5', price: 1 }] }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'event negative price', method: 'POST', path: '/admin/events', body: { ...validEvent(), pools: [{ id: 'p', name: 'P', capacity: 5, price: -1 }] }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'event absurd capacity', method: 'POST', path: '/admin/events', body: { ...validEvent(), pools: [{ id: 'p', name: 'P', capacity: 1e12, price: 1 }] }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'event hold ttl too short', method: 'POST', path: '/admin/events', body: { ...validEvent(), hold_ttl_seconds: 1 }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'event hold ttl fractional', method: 'POST', path: '/admin/events', body: { ...validEvent(), hold_ttl_seconds: 30.5 }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'event bad date', method: 'POST', path: '/admin/events', body: { ...validEvent(), sale_opens_at: 'tomorrow' }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'event closes before it opens', method: 'POST', path: '/admin/events', body: { ...validEvent(), sale_opens_at: '2030-01-02T00:00:00Z', sale_closes_at: '2030-01-01T00:00:00Z' }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'event without inventory', method: 'POST', path: '/admin/events', body: { id: eventId('empty'), name: 'E' }, admin: true, status: 400, code: 'NO_INVENTORY' },
+  { name: 'event duplicate seat', method: 'POST', path: '/admin/events', body: { id: eventId('dup'), name: 'D', seats: [{ id: 'S-1-1', section: 'S', row: '1', number: '1', price: 1 }], seat_blocks: [{ section: 'S', rows: 1, seats_per_row: 1, price: 1 }] }, admin: true, status: 400, code: 'DUPLICATE_SEAT' },
+  { name: 'event duplicate pool', method: 'POST', path: '/admin/events', body: { id: eventId('dupp'), name: 'D', pools: [{ id: 'p', name: 'P', capacity: 1, price: 1 }, { id: 'p', name: 'Q', capacity: 1, price: 1 }] }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'event too many seats', method: 'POST', path: '/admin/events', body: { id: eventId('huge'), name: 'H', seat_blocks: [{ section: 'H', rows: 1000, seats_per_row: 1000, price: 1 }] }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'event id exists', method: 'POST', path: '/admin/events', body: null, admin: true, status: 409, code: 'EVENT_EXISTS' },
+  // GET /events/:id and seats
+  { name: 'unknown event', method: 'GET', path: '/events/no-such-event', status: 404, code: 'EVENT_NOT_FOUND' },
+  { name: 'invalid event id', method: 'GET', path: '/events/NOT_VALID!', status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'seats of unknown event', method: 'GET', path: '/events/no-such-event/seats', status: 404, code: 'EVENT_NOT_FOUND' },
+  { name: 'seats bad status', method: 'GET', path: () => `/events/${id}/seats?status=free`, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'seats limit zero', method: 'GET', path: () => `/events/${id}/seats?limit=0`, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'seats limit absurd', method: 'GET', path: () => `/events/${id}/seats?limit=100000`, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'seats unknown query', method: 'GET', path: () => `/events/${id}/seats?sort=desc`, status: 400, code: 'VALIDATION_FAILED' },
+  // POST /events/:id/orders
+  { name: 'order malformed JSON', method: 'POST', path: () => `/events/${id}/orders`, raw: '{"buyer_id":', headers: { 'content-type': 'application/json' }, status: 400, code: 'INVALID_JSON' },
+  { name: 'order for unknown event', method: 'POST', path: '/events/no-such-event/orders', body: { buyer_id: 'b', seats: ['A-1-2'] }, status: 404, code: 'EVENT_NOT_FOUND' },
+  { name: 'order missing buyer', method: 'POST', path: () => `/events/${id}/orders`, body: { seats: ['A-1-2'] }, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'order with nothing', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b' }, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'order empty seats', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', seats: [] }, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'order unknown field', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', seats: ['A-1-2'], discount: 100 }, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'order unknown seat', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', seats: ['Z-9-9'] }, status: 404, code: 'SEAT_NOT_FOUND' },
+  { name: 'order unknown pool', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'vip', quantity: 1 }] }, status: 404, code: 'POOL_NOT_FOUND' },
+  { name: 'order negative quantity', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'ga', quantity: -1 }] }, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'order absurd quantity', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'ga', quantity: 1_000_000 }] }, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'order quantity as string', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'ga', quantity: '2' }] }, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'order seat twice', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', seats: ['A-1-2', 'A-1-2'] }, status: 400, code: 'DUPLICATE_SEAT' },
+  { name: 'order over buyer limit', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'ga', quantity: 5 }] }, status: 403, code: 'BUYER_LIMIT' },
+  { name: 'order oversized body', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', seats: [big] }, status: 413, code: 'PAYLOAD_TOO_LARGE' },
+  // GET /orders/:merchant_uid
+  { name: 'unknown order', method: 'GET', path: () => `/orders/${id}.AAAAAAAAAAA`, status: 404, code: 'ORDER_NOT_FOUND' },
+  { name: 'malformed merchant_uid', method: 'GET', path: '/orders/definitely-not-one', status: 400, code: 'VALIDATION_FAILED' },
+  // POST /portone/v1/confirm
+  { name: 'confirm malformed JSON', method: 'POST', path: '/portone/v1/confirm', raw: '{"imp_uid":', headers: { 'content-type': 'application/json' }, status: 400, code: 'INVALID_JSON' },
+  { name: 'confirm missing imp_uid', method: 'POST', path: '/portone/v1/confirm', body: () => ({ merchant_uid: merchantUid, amount: 1000 }), status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'confirm amount as string', method: 'POST', path: '/portone/v1/confirm', body: () => ({ imp_uid: impUid(), merchant_uid: merchantUid, amount: '1000' }), status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'confirm negative amount', method: 'POST', path: '/portone/v1/confirm', body: () => ({ imp_uid: impUid(), merchant_uid: merchantUid, amount: -5 }), status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'confirm imp_uid with spaces', method: 'POST', path: '/portone/v1/confirm', body: () => ({ imp_uid: 'imp 1', merchant_uid: merchantUid, amount: 1000 }), status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'confirm oversized body', method: 'POST', path: '/portone/v1/confirm', body: () => ({ imp_uid: impUid(), merchant_uid: merchantUid, amount: 1000, pad: big }), status: 413, code: 'PAYLOAD_TOO_LARGE' },
+  { name: 'confirm wrong amount', method: 'POST', path: '/portone/v1/confirm', body: () => ({ imp_uid: impUid(), merchant_uid: merchantUid, amount: 999 }), status: 409, code: 'AMOUNT_MISMATCH' },
+  // POST /portone/v1/webhook
+  { name: 'webhook malformed JSON', method: 'POST', path: '/portone/v1/webhook', raw: '{', headers: { 'content-type': 'application/json' }, status: 400, code: 'INVALID_JSON' },
+  { name: 'webhook missing status', method: 'POST', path: '/portone/v1/webhook', body: () => ({ imp_uid: impUid(), merchant_uid: merchantUid }), status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'webhook unknown order', method: 'POST', path: '/portone/v1/webhook', body: { imp_uid: 'imp_1', merchant_uid: 'no-such-event.AAAAAAAAAAA', status: 'paid' }, status: 404, code: 'ORDER_NOT_FOUND' },
+  { name: 'webhook form missing imp_uid', method: 'POST', path: '/portone/v1/webhook', raw: 'merchant_uid=x&status=paid', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'webhook oversized', method: 'POST', path: '/portone/v1/webhook', body: () => ({ imp_uid: 'imp_1', merchant_uid: merchantUid, status: 'paid', pad: big }), status: 413, code: 'PAYLOAD_TOO_LARGE' },
+  // anything else
+  { name: 'unknown route', method: 'GET', path: '/nope', status: 404, code: 'NOT_FOUND' },
+];
+
+describe('bad input changes nothing', () => {
+  it.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    const before = await snapshot();
+    const path = typeof c.path === 'function' ? c.path() : c.path;
+    let body = typeof c.body === 'function' ? (c.body as () => unknown)() : c.body;
+    if (c.code === 'EVENT_EXISTS') body = { id, name: 'Again', pools: [{ id: 'p', name: 'P', capacity: 1, price: 1 }] };
+    const headers = { ...(c.headers ?? {}), ...(c.admin ? { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } : {}) };
+    const res = await http(stack.url, c.method, path, body, { headers, ...(c.raw !== undefined ? { raw: c.raw } : {}) });
+    expect(res.status, res.text).toBe(c.status);
+    expect(res.body.code).toBe(c.code);
+    expect(typeof (res.body.message ?? res.body.reason)).toBe('string');
+    expect(res.text).not.toMatch(/\bat \S+\.(ts|js):\d+/); // no stack trace
+    if (path.startsWith('/portone/v1/confirm')) expect(typeof res.body.reason).toBe('string');
+    expect(await snapshot()).toEqual(before);
+  });
+});
