@@ -1,0 +1,156 @@
+/**
+ * The Lua scripts against a real Redis, with time passed in by the caller (as the design requires),
+ * so windows and expiries are tested without sleeping.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { HoldStore, SCRIPTS, type EventSnapshot } from '@dropgate/redis';
+import { eventId } from '@dropgate/testkit';
+
+let redis: Redis;
+let store: HoldStore;
+const created: string[] = [];
+beforeAll(() => {
+  redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+  store = new HoldStore(redis);
+});
+afterAll(async () => {
+  for (const id of created) await store.deleteEvent(id);
+  redis.disconnect();
+});
+
+const T0 = 1_900_000_000_000;
+async function load(extra: Partial<EventSnapshot> = {}): Promise<string> {
+  const id = eventId('hs');
+  created.push(id);
+  await store.loadEvent({
+    id, opensAt: T0, closesAt: T0 + 3_600_000, holdTtlMs: 60_000, maxPerBuyer: null,
+    pools: [{ id: 'p', capacity: 5 }], seats: ['s1', 's2', 's3'], orders: [], ...extra,
+  }, 'test');
+  return id;
+}
+async function order(id: string, uid: string, seats: string[], items: { pool: string; quantity: number }[] = [], buyer = 'b', amount = 100) {
+  const r = await store.createOrder(id, { merchantUid: uid, amount, buyerId: buyer, seats, items, tickets: seats.length + items.reduce((n, i) => n + i.quantity, 0) });
+  expect(r).toBe('created');
+}
+
+describe('Lua scripts', () => {
+  it('every script file is named <name>-<numKeys>.lua and declares its keys in a header', () => {
+    expect(SCRIPTS.map((s) => s.name).sort()).toEqual(['createOrder', 'placeHold', 'releaseHold', 'settlePaid', 'undoHold', 'voidSale']);
+    for (const s of SCRIPTS) {
+      for (let k = 1; k <= s.numberOfKeys; k++) expect(s.lua, `${s.name} KEYS[${k}]`).toContain(`KEYS[${k}]`);
+      expect(s.lua).not.toContain('--- @include');
+    }
+  });
+
+  it('refuses outside the sale window using the caller\'s clock', async () => {
+    const id = await load();
+    await order(id, `${id}.o1`, ['s1']);
+    expect(await store.placeHold(id, `${id}.o1`, 'i1', 100, T0 - 1)).toMatchObject({ approved: false, code: 'SALE_NOT_OPEN' });
+    expect(await store.placeHold(id, `${id}.o1`, 'i2', 100, T0 + 3_600_000)).toMatchObject({ approved: false, code: 'SALE_CLOSED' });
+    expect(await store.placeHold(id, `${id}.o1`, 'i3', 100, T0)).toMatchObject({ approved: true, kind: 'new', expiresAt: T0 + 60_000, seq: 1 });
+    // remembered per imp_uid
+    expect(await store.placeHold(id, `${id}.o1`, 'i1', 100, T0 + 10)).toMatchObject({ approved: false, code: 'SALE_NOT_OPEN', replayed: true });
+  });
+
+  it('holds all or nothing: one unavailable seat or pool place refuses the whole order', async () => {
+    const id = await load();
+    await order(id, `${id}.a`, ['s1']);
+    await order(id, `${id}.b`, ['s2', 's1'], [{ pool: 'p', quantity: 1 }]);
+    await order(id, `${id}.c`, ['s3'], [{ pool: 'p', quantity: 6 }]);
+    expect((await store.placeHold(id, `${id}.a`, 'ia', null, T0)).approved).toBe(true);
+    expect(await store.placeHold(id, `${id}.b`, 'ib', null, T0)).toMatchObject({ approved: false, code: 'SOLD_OUT' });
+    expect(await store.placeHold(id, `${id}.c`, 'ic', null, T0)).toMatchObject({ approved: false, code: 'SOLD_OUT' });
+    const a = await store.availability(id, [{ id: 'p' }]);
+    expect(a?.seats).toEqual({ capacity: 3, held: 1, sold: 0, available: 2 });
+    expect(a?.pools[0]).toEqual({ id: 'p', capacity: 5, held: 0, sold: 0, available: 5 });
+    expect(await store.seatStates(id, ['s1', 's2', 'nope'])).toEqual(['held', 'available', null]);
+  });
+
+  it('expires only overdue holds, renews a lapsed one, and settles late payments', async () => {
+    const id = await load();
+    await order(id, `${id}.a`, ['s1'], [{ pool: 'p', quantity: 2 }]);
+    await store.placeHold(id, `${id}.a`, 'ia', null, T0);
+    expect(await store.releaseHold(id, `${id}.a`, { status: 'expired', nowMs: T0 + 59_999, onlyIfOverdue: true })).toBe('not_overdue');
+    expect(await store.overdueHolds(id, T0 + 60_000)).toEqual([`${id}.a`]);
+    // A new payment on the lapsed (unswept) hold renews it under a new seq.
+    expect(await store.placeHold(id, `${id}.a`, 'ia2', null, T0 + 70_000)).toMatchObject({ approved: true, kind: 'renewed', seq: 2, expiresAt: T0 + 130_000 });
+    expect(await store.releaseHold(id, `${id}.a`, { seq: 1, status: 'expired', nowMs: T0 + 200_000, onlyIfOverdue: true })).toBe('superseded');
+    expect(await store.releaseHold(id, `${id}.a`, { seq: 2, status: 'expired', nowMs: T0 + 200_000, onlyIfOverdue: true })).toBe('released');
+    expect(await store.releaseHold(id, `${id}.a`, { seq: 2, status: 'expired', nowMs: T0 + 200_000, onlyIfOverdue: true })).toBe('nothing_held');
+    // Paid after expiry: seats still free, so it takes them again.
+    expect(await store.settlePaid(id, `${id}.a`)).toBe('retaken');
+    expect(await store.settlePaid(id, `${id}.a`)).toBe('already_paid');
+    const a = await store.availability(id, [{ id: 'p' }]);
+    expect(a?.seats).toMatchObject({ sold: 1, held: 0 });
+    expect(a?.pools[0]).toMatchObject({ sold: 2, held: 0, available: 3 });
+    // Voiding gives it all back.
+    expect(await store.voidSale(id, `${id}.a`, 'refunded')).toBe('voided');
+    expect((await store.availability(id, [{ id: 'p' }]))?.pools[0]).toMatchObject({ sold: 0, available: 5 });
+  });
+
+  it('refuses a late payment whose seats were resold', async () => {
+    const id = await load();
+    await order(id, `${id}.a`, ['s1']);
+    await order(id, `${id}.b`, ['s1']);
+    await store.placeHold(id, `${id}.a`, 'ia', null, T0);
+    await store.releaseHold(id, `${id}.a`, { status: 'expired', nowMs: T0 + 60_000, onlyIfOverdue: true });
+    await store.placeHold(id, `${id}.b`, 'ib', null, T0 + 60_001);
+    expect(await store.settlePaid(id, `${id}.a`)).toBe('sold_out');
+    expect(await store.settlePaid(id, `${id}.b`)).toBe('committed');
+  });
+
+  it('counts a buyer\'s held and bought tickets against max_per_buyer', async () => {
+    const id = await load({ maxPerBuyer: 2 });
+    await order(id, `${id}.a`, ['s1'], [], 'fan');
+    await order(id, `${id}.b`, ['s2', 's3'], [], 'fan');
+    await store.placeHold(id, `${id}.a`, 'ia', null, T0);
+    expect(await store.placeHold(id, `${id}.b`, 'ib', null, T0)).toMatchObject({ code: 'BUYER_LIMIT' });
+    await store.releaseHold(id, `${id}.a`, { status: 'released', nowMs: T0, onlyIfOverdue: false });
+    expect((await store.placeHold(id, `${id}.b`, 'ib2', null, T0)).approved).toBe(true);
+  });
+
+  it('answers NOT_READY while an event is not loaded, and keeps a rebuilt state whole', async () => {
+    const id = await load();
+    await order(id, `${id}.a`, ['s1'], [{ pool: 'p', quantity: 2 }], 'x', 300);
+    await store.placeHold(id, `${id}.a`, 'ia', null, T0);
+    await redis.del(`{ev:${id}}:meta`);
+    expect(await store.placeHold(id, `${id}.a`, 'iz', null, T0)).toMatchObject({ approved: false, code: 'EVENT_NOT_LOADED' });
+    expect(await store.createOrder(id, { merchantUid: `${id}.q`, amount: 1, buyerId: 'q', seats: ['s2'], items: [], tickets: 1 })).toBe('not_ready');
+    await store.loadEvent({
+      id, opensAt: T0, closesAt: null, holdTtlMs: 60_000, maxPerBuyer: null, pools: [{ id: 'p', capacity: 5 }], seats: ['s1', 's2', 's3'],
+      orders: [{ merchantUid: `${id}.a`, amount: 300, buyerId: 'x', seats: ['s1'], items: [{ pool: 'p', quantity: 2 }], status: 'held', holdExpiresAt: T0 + 60_000, seq: 1, impUid: 'ia' }],
+    }, 'rebuilt');
+    expect((await store.availability(id, [{ id: 'p' }]))?.pools[0]).toMatchObject({ held: 2, available: 3 });
+    expect(await store.orderState(id, `${id}.a`)).toMatchObject({ status: 'held', seq: 1, expiresAt: T0 + 60_000, impUids: ['ia'] });
+    expect(await store.liveHolds(id)).toEqual(new Map([[`${id}.a`, T0 + 60_000]]));
+  });
+
+  it('hammered concurrently from many connections, never holds a seat twice or a pool over capacity', async () => {
+    const id = await load({ seats: Array.from({ length: 50 }, (_, i) => `s${i}`), pools: [{ id: 'p', capacity: 200 }] });
+    const clients = Array.from({ length: 16 }, () => new HoldStore(new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379')));
+    const specs = Array.from({ length: 2000 }, (_, i) => ({
+      uid: `${id}.o${i}`,
+      seats: i % 2 ? [`s${i % 50}`, `s${(i * 7) % 50}`].filter((v, k, a) => a.indexOf(v) === k) : [],
+      items: i % 2 ? [] : [{ pool: 'p', quantity: 1 + (i % 3) }],
+    }));
+    for (const s of specs) await order(id, s.uid, s.seats, s.items, `b${s.uid}`);
+    const results = await Promise.all(specs.map((s, i) => clients[i % 16]!.placeHold(id, s.uid, `imp${i}`, null, T0)));
+    const owners = new Map<string, string>();
+    let poolHeld = 0;
+    results.forEach((r, i) => {
+      if (!r.approved) return;
+      for (const seat of specs[i]!.seats) {
+        expect(owners.has(seat)).toBe(false);
+        owners.set(seat, specs[i]!.uid);
+      }
+      poolHeld += specs[i]!.items.reduce((n, it) => n + it.quantity, 0);
+    });
+    expect(poolHeld).toBeLessThanOrEqual(200);
+    const a = await store.availability(id, [{ id: 'p' }]);
+    expect(a?.seats.held).toBe(owners.size);
+    expect(a?.pools[0]?.held).toBe(poolHeld);
+    expect(poolHeld).toBeGreaterThan(195);
+    for (const c of clients) c.redis.disconnect();
+  });
+});
