@@ -14,7 +14,7 @@ export default async function setup(): Promise<void> {
     await redis.connect();
     await redis.ping();
   } catch (error) {
-    throw new Error(`Redis is not reachable at ${redisUrl} (${(error as Error).message}): start it (redis-server --daemonize yes --port 6379 --save "" --appendonly no)`);
+    throw new Error(`Redis is not reachable at ${redisUrl} (${(error as Error).message}): start it (redis-server --daemonize yes --port 6379 --save "" --appendonly no)`, { cause: error });
   } finally {
     redis.disconnect();
   }
@@ -24,7 +24,7 @@ export default async function setup(): Promise<void> {
     await client.connect();
     await client.query('select 1');
   } catch (error) {
-    throw new Error(`Postgres is not reachable at ${pgUrl} (${(error as Error).message}): start it (pg_ctlcluster <version> main start)`);
+    throw new Error(`Postgres is not reachable at ${pgUrl} (${(error as Error).message}): start it (pg_ctlcluster <version> main start)`, { cause: error });
   } finally {
     await client.end().catch(() => undefined);
   }

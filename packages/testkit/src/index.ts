@@ -224,7 +224,7 @@ export async function http(
   }
   const res = await fetch(new URL(path, base), { method, headers, body: payload });
   const text = await res.text();
-  let parsed: unknown = null;
+  let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : null;
   } catch {

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../src/index.ts';
-import { simCall, sleep, startEndpoint, type Endpoint, type Received } from './helpers.ts';
+import { rest, simCall, sleep, startEndpoint, token, type Endpoint, type Received } from './helpers.ts';
 
 let sim: Simulator;
 let uid = 0;
@@ -212,7 +212,7 @@ it('re-sends a webhook with a lying status and body, so merchants must re-fetch'
   });
 });
 
-it('a console cancel refunds and sends a cancelled webhook; the cancel API sends none unless enable_webhook', async () => {
+it('a console cancel refunds and sends a cancelled webhook', async () => {
   await withReceiver(async (hooks) => {
     const { payment } = await sim.pay({ merchant_uid: order(), amount: 1000, notice_url: hooks.url });
     await hooks.waitFor(1);
@@ -221,5 +221,24 @@ it('a console cancel refunds and sends a cancelled webhook; the cancel API sends
     await hooks.waitFor(2);
     expect(statuses(hooks)).toEqual(['paid', 'cancelled']);
     expect(sim.ledger({ imp_uid: payment.imp_uid }).cancels).toEqual([expect.objectContaining({ source: 'console', ok: true, amount: 1000 })]);
+  });
+});
+
+it('the cancel API sends no webhook unless enable_webhook is true', async () => {
+  await withReceiver(async (hooks) => {
+    const { payment } = await sim.pay({ merchant_uid: order(), amount: 1000, notice_url: hooks.url });
+    await hooks.waitFor(1);
+    const t = await token(sim);
+    const quiet = await rest(sim, 'POST', '/payments/cancel', { token: t, body: { imp_uid: payment.imp_uid, amount: 400, checksum: 1000, reason: 'x' } });
+    expect(quiet.body.code).toBe(0);
+    await sim.settled();
+    expect(statuses(hooks)).toEqual(['paid']);
+    const loud = await rest(sim, 'POST', '/payments/cancel', {
+      token: t,
+      body: { imp_uid: payment.imp_uid, checksum: 600, reason: 'x', enable_webhook: true },
+    });
+    expect(loud.body.code).toBe(0);
+    await hooks.waitFor(2);
+    expect(statuses(hooks)).toEqual(['paid', 'cancelled']);
   });
 });
