@@ -12,7 +12,7 @@ export const QueueNames = {
   holds: 'holds',
   /** act on a payment's outcome (webhook, expiry check, sweep) */
   payments: 'payments',
-  /** expire a hold at its deadline (after asking PortOne) */
+  /** expire an overdue hold (after asking PortOne); fed by the periodic sweep */
   expiry: 'expiry',
   /** periodic sweeps and Redis rebuilds */
   maintenance: 'maintenance',
@@ -44,9 +44,8 @@ export interface PaymentOutcomeJob {
 export interface ExpireHoldJob {
   eventId: string;
   merchantUid: string;
-  seq: number;
-  impUid: string;
-  expiresAt: number;
+  /** The hold's number when it was found overdue; null = whichever hold is live. */
+  seq: number | null;
 }
 
 export interface MaintenanceJob {
@@ -58,7 +57,7 @@ export interface MaintenanceJob {
 export const jobIds = {
   persistHold: (merchantUid: string, seq: number) => `hold-${merchantUid}-${seq}`,
   paymentOutcome: (impUid: string, status: string) => `pay-${impUid}-${status}`,
-  expireHold: (merchantUid: string, seq: number) => `exp-${merchantUid}-${seq}`,
+  expireHold: (merchantUid: string) => `exp-${merchantUid}`,
   rebuild: (eventId: string, epoch: string) => `rebuild-${eventId}-${epoch}`,
 };
 

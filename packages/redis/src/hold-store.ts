@@ -246,8 +246,6 @@ export class HoldStore {
     const k = eventKeys(s.id);
     await this.redis.del(k.meta);
     await this.redis.del(k.seats, k.counts, k.buyers, k.holds);
-    // Orders are deleted by pattern: their keys are not listed anywhere else.
-    await this.deleteByPattern(`{ev:${s.id}}:o:*`);
 
     const seatState = new Map<string, string>();
     for (const id of s.seats) seatState.set(id, '');
@@ -277,7 +275,8 @@ export class HoldStore {
           holds.push(o.holdExpiresAt, o.merchantUid);
         }
       }
-      pipe.hset(k.order(o.merchantUid), ...fields);
+      // Every order is in Postgres before it is in Redis, so rewriting each one replaces all there is.
+      pipe.del(k.order(o.merchantUid)).hset(k.order(o.merchantUid), ...fields);
     }
     const entries = [...seatState.entries()];
     for (let i = 0; i < entries.length; i += 5000) pipe.hset(k.seats, ...entries.slice(i, i + 5000).flat());
@@ -294,6 +293,11 @@ export class HoldStore {
       max: s.maxPerBuyer ?? 0,
       epoch,
     });
+  }
+
+  /** Marks an event's state as being rebuilt: confirms and orders for it answer NOT_READY meanwhile. */
+  async markLoading(eventId: string): Promise<void> {
+    await this.redis.hset(eventKeys(eventId).meta, 'state', 'loading');
   }
 
   /** Removes every key of an event (tests and admin clean-up). */

@@ -19,30 +19,35 @@ export interface HoldRecord {
   expiresAt: Date;
 }
 
-/** Records a live hold and moves the order to `held` (unless it has moved on). Idempotent. */
+/**
+ * Records a hold (idempotent: the hold id is the order and its hold number). For a live hold, earlier
+ * holds of the order are superseded and the order moves to `held` unless it has moved on. One
+ * statement, so it is atomic without a transaction and costs one round trip: the worker runs it once
+ * per approved confirm.
+ * @returns true when this call recorded the hold.
+ */
 export async function recordHold(db: Db, h: HoldRecord, status: 'live' | 'committed'): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
-    const inserted = await trx
-      .insertInto('holds')
-      .values({ hold_id: h.holdId, merchant_uid: h.merchantUid, event_id: h.eventId, imp_uid: h.impUid, seq: h.seq, status, expires_at: h.expiresAt })
-      .onConflict((oc) => oc.column('hold_id').doNothing())
-      .returning('hold_id')
-      .executeTakeFirst();
-    if (!inserted) return false;
-    if (status === 'live') {
-      // Earlier holds of this order are over: a new seq supersedes them.
-      await trx.updateTable('holds').set({ status: 'expired', ended_at: new Date(), end_reason: 'superseded' })
-        .where('merchant_uid', '=', h.merchantUid).where('status', '=', 'live').where('seq', '<', h.seq).execute();
-      await trx
-        .updateTable('orders')
-        .set({ status: 'held', hold_expires_at: h.expiresAt, status_reason: null, updated_at: new Date() })
-        .where('merchant_uid', '=', h.merchantUid)
-        .where('status', 'in', ['pending', 'held', 'released', 'expired'])
-        .execute();
-    }
-    await appendOrderEvent(trx, h.merchantUid, h.eventId, 'hold_recorded', { seq: h.seq, imp_uid: h.impUid, expires_at: h.expiresAt.toISOString() });
-    return true;
-  });
+  const live = status === 'live';
+  const result = await sql<{ recorded: number }>`
+    with ins as (
+      insert into holds (hold_id, merchant_uid, event_id, imp_uid, seq, status, expires_at)
+      values (${h.holdId}, ${h.merchantUid}, ${h.eventId}, ${h.impUid}, ${h.seq}, ${status}, ${h.expiresAt})
+      on conflict (hold_id) do nothing
+      returning hold_id
+    ), superseded as (
+      update holds set status = 'expired', ended_at = now(), end_reason = 'superseded'
+      where ${live} and merchant_uid = ${h.merchantUid} and status = 'live' and seq < ${h.seq} and exists (select 1 from ins)
+    ), held as (
+      update orders set status = 'held', hold_expires_at = ${h.expiresAt}, status_reason = null, updated_at = now()
+      where ${live} and merchant_uid = ${h.merchantUid} and status in ('pending', 'held', 'released', 'expired') and exists (select 1 from ins)
+    ), logged as (
+      insert into order_events (merchant_uid, event_id, type, data)
+      select ${h.merchantUid}, ${h.eventId}, 'hold_recorded', ${JSON.stringify({ seq: h.seq, imp_uid: h.impUid, expires_at: h.expiresAt.toISOString(), status })}::jsonb
+      from ins
+    )
+    select count(*)::int as recorded from ins
+  `.execute(db);
+  return (result.rows[0]?.recorded ?? 0) > 0;
 }
 
 /** Ends the order's live holds with the given status. */

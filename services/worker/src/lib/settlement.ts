@@ -227,7 +227,11 @@ export async function expireHold(ctx: WorkerContext, eventId: string, merchantUi
     if ((await ctx.store.eventState(eventId)) !== 'ready') throw new TransientError('event not loaded in Redis');
     return 'order-missing';
   }
-  if (state.status !== 'held') return 'ended';
+  if (state.status !== 'held') {
+    // Ended in Redis: make sure the record agrees (a hold row left live by a crash or a rebuild).
+    if (state.status !== 'paid') await lifecycle.endLiveHolds(ctx.db, merchantUid, 'expired', `ended in Redis (${state.status})`);
+    return 'ended';
+  }
   if (seq !== null && state.seq !== seq) return 'superseded';
   const now = Date.now();
   if (state.expiresAt !== null && state.expiresAt > now) return 'not-due';

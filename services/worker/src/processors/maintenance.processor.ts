@@ -1,15 +1,14 @@
 /**
  * Keeps correctness independent of delayed jobs firing on time and of Redis keeping its data:
- * - sweep: every overdue hold, found in Redis and in Postgres, is expired (after asking PortOne);
+ * - sweep: every overdue hold, found in Redis and in Postgres, gets an expiry job (which asks PortOne);
  * - guard/rebuild: an event whose Redis state is missing is rebuilt from Postgres, then every pending
  *   order of it is reconciled with PortOne (queued jobs may have been lost with Redis).
  */
 import { randomUUID } from 'node:crypto';
 import { events as eventsRepo, lifecycle, loadSnapshot } from '@dropgate/db';
 import { eventKeys } from '@dropgate/redis';
-import type { PaymentOutcomeJob } from '@dropgate/jobs';
+import { jobIds, type ExpireHoldJob, type PaymentOutcomeJob } from '@dropgate/jobs';
 import type { WorkerContext } from '../context.ts';
-import { expireHold } from '../lib/settlement.ts';
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -18,34 +17,36 @@ async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => 
   }));
 }
 
-export interface SweepResult { checked: number; expired: number; errors: number }
+export interface SweepResult { overdue: number; queued: number }
 
+/**
+ * Finds every overdue hold, in Redis and in Postgres, and queues its expiry job (which asks PortOne,
+ * then commits or releases, retrying with backoff while PortOne is unreachable). A job already waiting
+ * or running is left alone; a finished one whose hold is still overdue is replaced.
+ */
 export async function sweep(ctx: WorkerContext): Promise<SweepResult> {
   const now = Date.now();
-  const result: SweepResult = { checked: 0, expired: 0, errors: 0 };
-  const targets = new Map<string, { eventId: string; merchantUid: string }>();
+  const targets = new Map<string, ExpireHoldJob>();
   for (const eventId of await eventsRepo.listActiveEventIds(ctx.db, new Date(now))) {
     if ((await ctx.store.eventState(eventId)) !== 'ready') continue;
-    for (const muid of await ctx.store.overdueHolds(eventId, now, 2_000)) targets.set(muid, { eventId, merchantUid: muid });
+    for (const muid of await ctx.store.overdueHolds(eventId, now, 5_000)) targets.set(muid, { eventId, merchantUid: muid, seq: null });
   }
-  for (const h of await lifecycle.liveHoldsOverdue(ctx.db, new Date(now), 2_000)) {
-    targets.set(h.merchant_uid, { eventId: h.event_id, merchantUid: h.merchant_uid });
+  for (const h of await lifecycle.liveHoldsOverdue(ctx.db, new Date(now), 5_000)) {
+    if (!targets.has(h.merchant_uid)) targets.set(h.merchant_uid, { eventId: h.event_id, merchantUid: h.merchant_uid, seq: null });
   }
-  await mapLimit([...targets.values()], 16, async (t) => {
-    result.checked++;
-    try {
-      const outcome = await expireHold(ctx, t.eventId, t.merchantUid, null);
-      if (outcome === 'expired') result.expired++;
-      if (outcome === 'ended' || outcome === 'order-missing') {
-        // Redis says the hold ended; make sure the record agrees.
-        await lifecycle.endLiveHolds(ctx.db, t.merchantUid, 'expired', 'ended in Redis');
-      }
-    } catch (error) {
-      result.errors++;
-      ctx.log.debug({ err: error, merchantUid: t.merchantUid }, 'sweep could not settle a hold yet');
+  let queued = 0;
+  await mapLimit([...targets.values()], 16, async (job) => {
+    const jobId = jobIds.expireHold(job.merchantUid);
+    const existing = await ctx.queues.expiry.getJob(jobId);
+    if (existing) {
+      const state = await existing.getState();
+      if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return;
+      await existing.remove().catch(() => undefined);
     }
+    await ctx.queues.expiry.add('expire', job, { jobId });
+    queued++;
   });
-  return result;
+  return { overdue: targets.size, queued };
 }
 
 /** Rebuilds an event's Redis state from Postgres under a lock. @returns false if another process holds the lock. */
@@ -56,6 +57,8 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
   if (locked !== 'OK') return false;
   try {
     if (!opts.force && (await ctx.store.eventState(eventId)) === 'ready') return true;
+    // Stop new holds before reading the record, so none is taken between the read and the load.
+    if ((await ctx.store.eventState(eventId)) !== null) await ctx.store.markLoading(eventId);
     const snapshot = await loadSnapshot(ctx.db, eventId);
     if (!snapshot) return true;
     const epoch = `${Date.now()}`;

@@ -1,10 +1,10 @@
 /**
- * Records an approved hold in Postgres and schedules its expiry check. Idempotent: the hold id is the
+ * Records an approved hold in Postgres. Idempotent: the hold id is the
  * order and its hold number, and Redis is asked what became of the hold before anything is written
  * (an approval undone for the deadline records nothing).
  */
 import { lifecycle } from '@dropgate/db';
-import { jobIds, type ExpireHoldJob, type PersistHoldJob } from '@dropgate/jobs';
+import type { PersistHoldJob } from '@dropgate/jobs';
 import { TransientError, type WorkerContext } from '../context.ts';
 
 export async function persistHold(ctx: WorkerContext, job: PersistHoldJob): Promise<string> {
@@ -23,9 +23,9 @@ export async function persistHold(ctx: WorkerContext, job: PersistHoldJob): Prom
     expiresAt: new Date(job.expiresAt),
   };
   if (state.seq === job.seq && state.status === 'held') {
+    // Its expiry is found by the periodic sweep (within one sweep interval of expires_at), not by a
+    // delayed job per hold: that would double the queue work of every approval during a drop.
     if (await lifecycle.recordHold(ctx.db, record, 'live')) ctx.metrics.holdsCreated.inc({ event: job.eventId });
-    const expiry: ExpireHoldJob = { eventId: job.eventId, merchantUid: job.merchantUid, seq: job.seq, impUid: job.impUid, expiresAt: job.expiresAt };
-    await ctx.queues.expiry.add('expire', expiry, { jobId: jobIds.expireHold(job.merchantUid, job.seq), delay: Math.max(0, job.expiresAt - Date.now()) });
     return 'recorded';
   }
   if (state.seq === job.seq && state.status === 'paid') {

@@ -1,0 +1,278 @@
+/**
+ * `npm run bench`: confirm throughput and latency of the real stack (API + Redis + worker, each its own
+ * process) driven over HTTP by autocannon from this process, beside a bare fastify endpoint (same
+ * schemas, no I/O) measured in the same run.
+ *
+ *   npm run bench -- [--orders 30000] [--connections 100] [--profile]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { loadConfig } from '@dropgate/config';
+import { createDb, pgConnection } from '@dropgate/db';
+import { HoldStore, createRedis } from '@dropgate/redis';
+import { newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
+import { sql } from 'kysely';
+
+const { values: args } = parseArgs({
+  options: {
+    orders: { type: 'string', default: '30000' },
+    connections: { type: 'string', default: '100' },
+    profile: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  console.log('npm run bench -- [--orders N (30000)] [--connections N (100)] [--profile (CPU profile of the API)]');
+  process.exit(0);
+}
+const ORDERS = Number(args.orders);
+const CONNECTIONS = Number(args.connections);
+const base = loadConfig();
+const budgetMs = base.confirmBudgetMs;
+const benchDbUrl = (() => { const u = new URL(base.databaseUrl); u.pathname = '/dropgate_bench'; return u.toString(); })();
+const adminToken = randomBytes(24).toString('hex');
+const reportsDir = join(process.cwd(), 'reports');
+mkdirSync(reportsDir, { recursive: true });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const a = s.address(); s.close(() => resolve(typeof a === 'object' && a ? a.port : 0)); });
+  });
+}
+
+async function resetDatabase(): Promise<void> {
+  const admin = new URL(benchDbUrl);
+  admin.pathname = '/postgres';
+  const c = new pg.Client(pgConnection(admin.toString()));
+  await c.connect();
+  await c.query('drop database if exists dropgate_bench with (force)');
+  await c.end();
+}
+
+const children: ChildProcess[] = [];
+/** Starts a service and resolves once `healthUrl` answers; rejects if the process exits first. */
+async function start(name: string, script: string, env: Record<string, string>, healthUrl: string, extraArgs: string[] = []): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...extraArgs, script], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(child);
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`))));
+  await Promise.race([waitHttp(healthUrl), exited]);
+  return child;
+}
+
+async function waitHttp(url: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try { if ((await fetch(url)).ok) return; } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+async function json(url: string, method: string, body?: unknown, admin = false) {
+  const res = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/json', ...(admin ? { authorization: `Bearer ${adminToken}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: limit }, async () => { while (next < items.length) { const i = next++; out[i] = await fn(items[i]!, i); } }));
+  return out;
+}
+
+let db: ReturnType<typeof createDb> | undefined;
+let store: HoldStore | undefined;
+let seed = 7;
+const random = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+let impCounter = 0;
+const imp = () => `imp_${String(++impCounter).padStart(12, '0')}`;
+
+interface Confirm { imp_uid: string; merchant_uid: string; amount: number }
+
+/**
+ * Creates the scenario's event through the API, then its orders in bulk straight into Postgres and
+ * Redis (the same rows and hashes the order endpoint writes), so the API process spends the measured
+ * phase, and its CPU profile, on confirms only.
+ */
+async function prepare(api: string, kind: 'race' | 'approve' | 'warmup', n: number): Promise<{ bodies: Confirm[]; ordersPerSec: number }> {
+  const id = `bench-${kind}-${randomBytes(3).toString('hex')}`;
+  const event = kind === 'race'
+    ? { id, name: 'Bench sold-out race', seat_blocks: [{ section: 'S', rows: 10, seats_per_row: 100, price: 1000 }] }
+    : { id, name: `Bench ${kind}`, pools: [{ id: 'all', name: 'All', capacity: 1_000_000, price: 1000 }] };
+  await json(`${api}/admin/events`, 'POST', event, true);
+  const started = performance.now();
+  const orders = Array.from({ length: n }, () => {
+    const q = 1 + Math.floor(random() * 4);
+    const muid = newMerchantUid(id);
+    const buyer = `b${randomBytes(4).toString('hex')}`;
+    if (kind === 'race') {
+      const seats = new Set<string>();
+      while (seats.size < q) { const k = Math.floor(random() * 1000); seats.add(`S-${Math.floor(k / 100) + 1}-${(k % 100) + 1}`); }
+      return { muid, buyer, seats: [...seats], items: [] as PoolItem[], amount: q * 1000 };
+    }
+    return { muid, buyer, seats: [] as string[], items: [{ pool: 'all', quantity: q }], amount: q * 1000 };
+  });
+  await sql`insert into orders (merchant_uid, event_id, buyer_id, amount, currency, status)
+    select m, ${id}, b, a, 'KRW', 'pending' from unnest(${orders.map((o) => o.muid)}::text[], ${orders.map((o) => o.buyer)}::text[], ${orders.map((o) => o.amount)}::bigint[]) as t(m, b, a)`.execute(db!);
+  const seatRows = orders.flatMap((o) => o.seats.map((s) => [o.muid, s] as const));
+  if (seatRows.length) {
+    await sql`insert into order_seats (merchant_uid, event_id, seat_id, price)
+      select m, ${id}, s, 1000 from unnest(${seatRows.map((r) => r[0])}::text[], ${seatRows.map((r) => r[1])}::text[]) as t(m, s)`.execute(db!);
+  }
+  const itemRows = orders.flatMap((o) => o.items.map((i) => [o.muid, i.pool, i.quantity] as const));
+  if (itemRows.length) {
+    await sql`insert into order_items (merchant_uid, event_id, pool_id, quantity, unit_price)
+      select m, ${id}, p, q, 1000 from unnest(${itemRows.map((r) => r[0])}::text[], ${itemRows.map((r) => r[1])}::text[], ${itemRows.map((r) => r[2])}::int[]) as t(m, p, q)`.execute(db!);
+  }
+  for (let i = 0; i < orders.length; i += 2000) {
+    await Promise.all(orders.slice(i, i + 2000).map((o) =>
+      store!.createOrder(id, { merchantUid: o.muid, amount: o.amount, buyerId: o.buyer, seats: o.seats, items: o.items, tickets: ticketCount(o.seats, o.items) })));
+  }
+  const bodies = orders.map((o) => ({ imp_uid: imp(), merchant_uid: o.muid, amount: o.amount }));
+  return { bodies, ordersPerSec: n / ((performance.now() - started) / 1000) };
+}
+
+interface Run { rps: number; p50: number; p90: number; p99: number; max: number; codes: Record<string, number>; requests: number }
+
+function drive(url: string, bodies: Confirm[]): Promise<Run> {
+  let next = 0;
+  const payloads = bodies.map((b) => JSON.stringify(b));
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const instance = autocannon({
+      url: `${url}/portone/v1/confirm`,
+      connections: CONNECTIONS,
+      pipelining: 1,
+      amount: payloads.length,
+      timeout: 10,
+      requests: [{ method: 'POST', headers: { 'content-type': 'application/json' }, setupRequest: (req) => ({ ...req, body: payloads[next++ % payloads.length]! }) }],
+    }, (err, result) => {
+      if (err) return reject(err);
+      const codes: Record<string, number> = {};
+      for (const [k, v] of Object.entries(result.statusCodeStats ?? {})) codes[k] = (v as { count: number }).count;
+      resolve({
+        // autocannon's own duration is rounded to whole seconds: time the run here.
+        rps: result.requests.total / ((performance.now() - started) / 1000),
+        p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max,
+        codes, requests: result.requests.total,
+      });
+    });
+    void instance;
+  });
+}
+
+async function metric(api: string, name: string): Promise<number> {
+  const text = await (await fetch(`${api}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name) && !line.startsWith(`${name}_`)) total += Number(line.split(' ').pop());
+  return total;
+}
+
+function summarizeProfile(dir: string): string[] {
+  const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort().pop();
+  if (!file) return ['(no profile written)'];
+  const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+    nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[];
+  };
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const n = byId.get(id);
+    const dt = profile.timeDeltas[i] ?? 0;
+    total += dt;
+    if (!n) return;
+    const url = n.callFrame.url.replace(/^file:\/\/.*?\/(node_modules|services|packages)\//, '$1/');
+    const key = `${n.callFrame.functionName || '(anonymous)'} ${url ? `${url.split('/').slice(-2).join('/')}:${n.callFrame.lineNumber + 1}` : ''}`.trim();
+    self.set(key, (self.get(key) ?? 0) + dt);
+  });
+  return [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15)
+    .map(([k, v]) => `${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`)
+    .concat([`profile: ${join(dir, file)}`]);
+}
+
+const fmt = (n: number) => n.toFixed(n < 10 ? 2 : 0);
+
+async function main(): Promise<void> {
+  await resetDatabase();
+  const apiPort = await freePort();
+  const env = {
+    DATABASE_URL: benchDbUrl, PORT: String(apiPort), WORKER_METRICS_PORT: String(await freePort()), ADMIN_TOKEN: adminToken,
+    QUEUE_PREFIX: `{dgbench-${randomBytes(3).toString('hex')}}`, LOG_LEVEL: 'warn', PORTONE_API_URL: 'http://127.0.0.1:9',
+    PORTONE_IMP_KEY: 'bench', PORTONE_IMP_SECRET: 'bench', SWEEP_INTERVAL_MS: '60000',
+  };
+  const profileDir = join(reportsDir, 'profiles');
+  mkdirSync(profileDir, { recursive: true });
+  const api = `http://127.0.0.1:${apiPort}`;
+  const apiChild = await start('api', 'services/api/src/server.ts', env, `${api}/healthz`, args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
+  await start('worker', 'services/worker/src/main.ts', env, `http://127.0.0.1:${env.WORKER_METRICS_PORT}/healthz`);
+  db = createDb(benchDbUrl, { max: 4 });
+  const redis = createRedis(base.redisUrl, { autoPipelining: true, name: 'dropgate-bench' });
+  store = new HoldStore(redis);
+  const bareChild = spawn(process.execPath, ['services/bench/src/bare-server.ts', String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(bareChild);
+  const bare = await new Promise<string>((resolve) => bareChild.stdout!.once('data', (d) => resolve(String(d).trim())));
+
+  console.error(`bench: ${ORDERS} orders per scenario, ${CONNECTIONS} connections, budget ${budgetMs} ms, node ${process.version}`);
+  // Warm both servers up (JIT, connection pools) on a throwaway event.
+  const warm = await prepare(api, 'warmup', 3000);
+  await drive(bare, warm.bodies);
+  await drive(api, warm.bodies);
+
+  const rows: { scenario: string; run: Run; bare: Run; ordersPerSec: number; approved: number; misses: number }[] = [];
+  for (const scenario of ['race', 'approve'] as const) {
+    console.error(`bench: preparing ${scenario} (${ORDERS} orders)...`);
+    const prepared = await prepare(api, scenario, ORDERS);
+    const baseline = await drive(bare, prepared.bodies);
+    const missesBefore = await metric(api, 'dropgate_confirm_deadline_misses_total');
+    const run = await drive(api, prepared.bodies);
+    const misses = (await metric(api, 'dropgate_confirm_deadline_misses_total')) - missesBefore;
+    rows.push({ scenario: scenario === 'race' ? 'sold-out race (1,000 seats)' : 'all approve (pool)', run, bare: baseline, ordersPerSec: prepared.ordersPerSec, approved: run.codes['200'] ?? 0, misses });
+    // Let the workers drain the hand-offs before the next scenario.
+    await new Promise((r) => setTimeout(r, scenario === 'approve' ? 0 : 5_000));
+  }
+
+  const lines = [
+    '',
+    `dropgate confirm benchmark — ${ORDERS} confirms per scenario, ${CONNECTIONS} connections, load generator in a separate process`,
+    '',
+    'scenario                      | confirms/s | p50 ms | p90 ms | p99 ms | max ms | approved | ratio to bare | deadline misses',
+    '------------------------------|------------|--------|--------|--------|--------|----------|---------------|----------------',
+  ];
+  for (const r of rows) {
+    lines.push(`${'bare fastify (same schema)'.padEnd(30)}| ${fmt(r.bare.rps).padStart(10)} | ${fmt(r.bare.p50).padStart(6)} | ${fmt(r.bare.p90).padStart(6)} | ${fmt(r.bare.p99).padStart(6)} | ${fmt(r.bare.max).padStart(6)} | ${'-'.padStart(8)} | ${'1.00'.padStart(13)} | -`);
+    lines.push(`${r.scenario.padEnd(30)}| ${fmt(r.run.rps).padStart(10)} | ${fmt(r.run.p50).padStart(6)} | ${fmt(r.run.p90).padStart(6)} | ${fmt(r.run.p99).padStart(6)} | ${fmt(r.run.max).padStart(6)} | ${String(r.approved).padStart(8)} | ${(r.run.rps / r.bare.rps).toFixed(2).padStart(13)} | ${r.misses}`);
+  }
+  lines.push('');
+  for (const r of rows) lines.push(`${r.scenario}: status codes ${JSON.stringify(r.run.codes)}; max latency ${fmt(r.run.max)} ms vs budget ${budgetMs} ms`);
+  console.log(lines.join('\n'));
+  const out = join(reportsDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(out, JSON.stringify({ orders: ORDERS, connections: CONNECTIONS, budgetMs, rows }, null, 2));
+  console.log(`\nresults: ${out}`);
+
+  if (args.profile) {
+    await new Promise<void>((resolve) => { apiChild.once('exit', () => resolve()); apiChild.kill('SIGINT'); });
+    console.log('\nCPU profile of the API (self time, top 15):');
+    console.log(summarizeProfile(profileDir).join('\n'));
+  }
+}
+
+try {
+  await main();
+} finally {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  await db?.destroy();
+  store?.redis.disconnect();
+}

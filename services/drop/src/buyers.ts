@@ -1,0 +1,268 @@
+/**
+ * The buyers of a drop. Each one creates an order on the storefront (`POST /events/:id/orders`), then
+ * opens PortOne's payment window through the simulator (`POST /sim/v1/payments`), which plays the
+ * buyer and the PG: it calls dropgate's confirm_url, then pays, fails or abandons, and sends the
+ * webhook to notice_url, with the faults asked for. A buyer whose seats are gone picks others (up to
+ * `attempts` orders); a buyer whose card was declined may pay again on the same order.
+ */
+import type { Faults, PaymentOutcome, PaymentWindowResult } from '@dropgate/portone-sim';
+import type { DropOptions } from './options.ts';
+import { seededRandom, type Random } from './random.ts';
+import { chooseOrder, type Venue } from './venue.ts';
+
+/** A webhook held back for reordering is delivered at the latest this long after it was due. */
+export const REORDER_MAX_HOLD_MS = 1_000;
+
+/** Refusals a buyer answers by clicking "pay" again on the same order. */
+const TRANSIENT_REFUSALS = new Set(['NOT_READY', 'OVERLOADED', 'DEADLINE', 'TIMEOUT', 'NO_ANSWER']);
+
+/** One payment window, as the buyer saw it come back. */
+export interface PaymentWindowRecord {
+  /** When the window returned, ms since the drop started. */
+  t: number;
+  merchantUid: string;
+  impUid: string | null;
+  /** `APPROVED`, dropgate's refusal code, `TIMEOUT` / `NO_ANSWER` (no answer in PortOne's 5 s), or `SIM_<status>`. */
+  code: string;
+  /** Confirm latency as the simulator measured it (PortOne's view). */
+  latencyMs: number | null;
+  /** What the buyer and the PG were going to do once approved. */
+  outcome: PaymentOutcome | 'failed_then_paid' | null;
+  /** The payment's status when the window returned. */
+  status: string | null;
+  /** A second payment of the same order (after a decline or a transient refusal). */
+  retry: boolean;
+}
+
+export interface BuyerLog {
+  buyersStarted: number;
+  buyersDone: number;
+  ordersCreated: number;
+  /** Order creations refused, by error code (after retries of 503s). */
+  orderRefusals: Record<string, number>;
+  windows: PaymentWindowRecord[];
+  /** Payments cancelled on PortOne's side after they were paid. */
+  consoleCancels: number;
+  /** Approved payments carrying each fault. */
+  faults: Record<string, number>;
+  /** The first few unexpected errors. */
+  errors: string[];
+  /** ms since the start when the last payment window returned. */
+  lastWindowAt: number;
+}
+
+export function emptyBuyerLog(): BuyerLog {
+  return { buyersStarted: 0, buyersDone: 0, ordersCreated: 0, orderRefusals: {}, windows: [], consoleCancels: 0, faults: {}, errors: [], lastWindowAt: 0 };
+}
+
+export interface BuyersContext {
+  apiUrl: string;
+  simUrl: string;
+  eventId: string;
+  venue: Venue;
+  options: DropOptions;
+  /** performance.now() when the drop started. */
+  t0: number;
+  log: BuyerLog;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function postJson(url: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> | null }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const text = await res.text();
+  let parsed: Record<string, unknown> | null;
+  try {
+    parsed = text ? (JSON.parse(text) as Record<string, unknown>) : null;
+  } catch {
+    parsed = null;
+  }
+  return { status: res.status, body: parsed };
+}
+
+function bump(counts: Record<string, number>, key: string): void {
+  counts[key] = (counts[key] ?? 0) + 1;
+}
+
+function note(log: BuyerLog, message: string): void {
+  if (log.errors.length < 20) log.errors.push(message);
+}
+
+/** Each buyer has its own random stream: the same seed gives the same buyers, whatever the timing. */
+function buyerRandom(seed: number, i: number): Random {
+  return seededRandom((seed ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0);
+}
+
+function pickOutcome(o: DropOptions, random: Random): PaymentOutcome {
+  const r = random();
+  if (r < o.failed) return 'failed';
+  if (r < o.failed + o.abandoned) return 'abandoned';
+  return 'paid';
+}
+
+interface Order {
+  merchant_uid: string;
+  amount: number;
+}
+
+async function createOrder(ctx: BuyersContext, buyerId: string, random: Random): Promise<Order | null> {
+  const choice = chooseOrder(ctx.venue, random, ctx.options.maxPerOrder);
+  for (let attempt = 1; ; attempt++) {
+    let res;
+    try {
+      res = await postJson(`${ctx.apiUrl}/events/${ctx.eventId}/orders`, { buyer_id: buyerId, ...choice });
+    } catch (error) {
+      bump(ctx.log.orderRefusals, 'NETWORK');
+      note(ctx.log, `order: ${(error as Error).message}`);
+      return null;
+    }
+    if (res.status === 201 && res.body) {
+      ctx.log.ordersCreated++;
+      return { merchant_uid: String(res.body['merchant_uid']), amount: Number(res.body['amount']) };
+    }
+    const code = typeof res.body?.['code'] === 'string' ? (res.body['code'] as string) : `HTTP_${res.status}`;
+    // A storefront that is shedding load: the buyer refreshes and tries again.
+    if (res.status === 503 && attempt < 4) {
+      await sleep(100 * attempt + random() * 200);
+      continue;
+    }
+    bump(ctx.log.orderRefusals, code);
+    return null;
+  }
+}
+
+async function payOnce(ctx: BuyersContext, order: Order, random: Random, retry: boolean): Promise<PaymentWindowRecord> {
+  const o = ctx.options;
+  // Draw everything up front, so the random stream does not depend on answers.
+  let outcome: PaymentOutcome | 'failed_then_paid' = pickOutcome(o, random);
+  const duplicate = random() < o.webhookDuplicates;
+  const delay = Math.floor(random() * o.webhookDelayMs);
+  const reorder = random() < o.webhookReorder;
+  const beforeReturn = random() < o.webhookBeforeReturn;
+  const failedThenPaid = random() < o.failedThenPaid;
+  const buyerDelay = Math.floor(random() * o.buyerDelayMs);
+  const faults: Faults = {};
+  if (o.webhookLoss > 0) faults.webhook_loss = o.webhookLoss;
+  if (duplicate) faults.webhook_duplicates = 1;
+  if (delay > 0) faults.webhook_delay_ms = delay;
+  if (reorder) {
+    faults.webhook_reorder = true;
+    faults.webhook_reorder_max_hold_ms = REORDER_MAX_HOLD_MS;
+  }
+  if (beforeReturn) faults.webhook_before_return = true;
+  if (outcome === 'paid' && failedThenPaid) {
+    faults.failed_then_paid_ms = o.failedThenPaidMs;
+    outcome = 'failed_then_paid';
+  }
+
+  const record: PaymentWindowRecord = { t: 0, merchantUid: order.merchant_uid, impUid: null, code: 'ERROR', latencyMs: null, outcome: null, status: null, retry };
+  try {
+    const res = await postJson(`${ctx.simUrl}/sim/v1/payments`, {
+      merchant_uid: order.merchant_uid,
+      amount: order.amount,
+      confirm_url: `${ctx.apiUrl}/portone/v1/confirm`,
+      notice_url: `${ctx.apiUrl}/portone/v1/webhook`,
+      outcome: outcome === 'failed_then_paid' ? 'paid' : outcome,
+      buyer_delay_ms: buyerDelay,
+      faults,
+    });
+    if (res.status !== 200 || !res.body) {
+      record.code = `SIM_${res.status}`;
+      note(ctx.log, `payment window: simulator answered ${res.status} ${JSON.stringify(res.body)?.slice(0, 200)}`);
+    } else {
+      const { payment, confirm } = res.body as unknown as PaymentWindowResult;
+      record.impUid = payment.imp_uid;
+      record.status = payment.status;
+      if (confirm === null) record.code = 'NO_CONFIRM';
+      else {
+        record.latencyMs = confirm.latency_ms;
+        if (confirm.status === 200) record.code = 'APPROVED';
+        else if (confirm.status === 0) record.code = confirm.timed_out ? 'TIMEOUT' : 'NO_ANSWER';
+        else {
+          const body = confirm.body as { code?: unknown } | null;
+          record.code = typeof body?.code === 'string' ? body.code : `HTTP_${confirm.status}`;
+        }
+      }
+      if (record.code === 'APPROVED') {
+        record.outcome = outcome;
+        // Faults only act on approved payments (a refused one sends no webhook).
+        for (const [name, value] of Object.entries(faults)) {
+          if (value !== undefined && name !== 'webhook_loss' && name !== 'webhook_reorder_max_hold_ms') bump(ctx.log.faults, name);
+        }
+      }
+    }
+  } catch (error) {
+    record.code = 'ERROR';
+    note(ctx.log, `payment window: ${(error as Error).message}`);
+  }
+  record.t = performance.now() - ctx.t0;
+  ctx.log.windows.push(record);
+  ctx.log.lastWindowAt = Math.max(ctx.log.lastWindowAt, record.t);
+  return record;
+}
+
+async function cancelAtPortOne(ctx: BuyersContext, impUid: string): Promise<void> {
+  try {
+    const res = await postJson(`${ctx.simUrl}/sim/v1/payments/${impUid}/cancel`, { reason: '구매자 요청 취소' });
+    if (res.status === 200) ctx.log.consoleCancels++;
+  } catch (error) {
+    note(ctx.log, `console cancel: ${(error as Error).message}`);
+  }
+}
+
+/** One buyer, start to finish. */
+async function buyer(ctx: BuyersContext, i: number): Promise<void> {
+  const o = ctx.options;
+  const random = buyerRandom(o.seed, i);
+  const buyerId = `buyer-${i + 1}`;
+  ctx.log.buyersStarted++;
+  try {
+    for (let attempt = 1; attempt <= o.attempts; attempt++) {
+      const order = await createOrder(ctx, buyerId, random);
+      if (!order) return;
+      let window = await payOnce(ctx, order, random, false);
+      // Clicking "pay" again: after a decline (sometimes), after a transient refusal (twice at most).
+      for (let again = 0; again < 2; again++) {
+        const declined = window.code === 'APPROVED' && window.outcome === 'failed' && random() < o.retryFailed;
+        const transient = TRANSIENT_REFUSALS.has(window.code);
+        if (!declined && !transient) break;
+        if (transient) await sleep(200 + random() * 300);
+        window = await payOnce(ctx, order, random, true);
+      }
+      if (window.code === 'APPROVED' && window.status === 'paid' && window.impUid !== null && random() < o.consoleCancel) {
+        await cancelAtPortOne(ctx, window.impUid);
+      }
+      if (window.code !== 'SOLD_OUT') return;
+    }
+  } finally {
+    ctx.log.buyersDone++;
+  }
+}
+
+/**
+ * Lets every buyer loose: at most `concurrency` at a time, all at once (`burst`) or arriving evenly
+ * over `rampSeconds` (`ramp`). Resolves when the last buyer is done.
+ */
+export async function runBuyers(ctx: BuyersContext): Promise<void> {
+  const o = ctx.options;
+  const rampMs = o.arrival === 'ramp' ? o.rampSeconds * 1000 : 0;
+  let next = 0;
+  const lane = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= o.buyers) return;
+      if (rampMs > 0) {
+        const due = ctx.t0 + (i * rampMs) / o.buyers;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+      }
+      await buyer(ctx, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(o.concurrency, o.buyers) }, lane));
+}

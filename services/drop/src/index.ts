@@ -1,0 +1,15 @@
+/**
+ * `@dropgate/drop`: a simulated drop end to end (`npm run drop`), as a library for tests: run a drop,
+ * check dropgate's invariants, render the reports.
+ */
+export { runDrop, DropSetupError, type DropResult, type RunContext } from './run.ts';
+export { DEFAULT_OPTIONS, UsageError, helpText, parseDropArgs, validate, type DropOptions, type Arrival } from './options.ts';
+export { checkInvariants, ledgerOf, INVARIANT_NAMES, type InvariantInputs, type InvariantReport, type InvariantResult, type InvariantId } from './invariants.ts';
+export { formatTextReport } from './report-text.ts';
+export { renderHtmlReport, escapeHtml } from './report-html.ts';
+export { buildVenue, chooseOrder, eventBody, POOL_ID, type Venue } from './venue.ts';
+export { percentile, summarize, bucketize, bucketWidth } from './stats.ts';
+export { createProgressReporter, type ProgressState, type ProgressStream } from './progress.ts';
+export { openTarget, recreateDatabase, type DropTarget, type SimControl } from './target.ts';
+export { settleStatus, waitSettled } from './settle.ts';
+export type { DropSummary, DropSeries } from './summary.ts';

@@ -1,0 +1,54 @@
+/** The final report on stdout: what sold, what was refused and why, how fast, and the invariants. */
+import type { DropSummary } from './summary.ts';
+import { fmtInt, fmtMs, fmtPct, fmtSeconds } from './stats.ts';
+
+function list(counts: Record<string, number>, skip: readonly string[] = []): string {
+  const entries = Object.entries(counts).filter(([k, v]) => v > 0 && !skip.includes(k));
+  if (entries.length === 0) return 'none';
+  return entries.map(([k, v]) => `${k} ${fmtInt(v)}`).join(' · ');
+}
+
+const won = (n: number) => `₩${fmtInt(n)}`;
+
+export function formatTextReport(s: DropSummary): string {
+  const o = s.options;
+  const lat = s.confirms.latency_ms;
+  const lines: string[] = [];
+  const row = (label: string, text: string) => lines.push(`${label.padEnd(16)}${text}`);
+  const arrival = o.arrival === 'burst' ? 'burst' : `ramp over ${o.rampSeconds} s`;
+  lines.push(`dropgate drop ${s.event_id}: ${fmtInt(o.buyers)} buyers (${arrival}, ${o.concurrency} at a time), hold TTL ${o.holdTtl} s, seed ${o.seed}`);
+  lines.push(`stack: ${s.stack}`);
+  lines.push('');
+  const inv = s.inventory;
+  row('Capacity', `${fmtInt(inv.capacity)} (${fmtInt(inv.seats)} seats + ${fmtInt(inv.pool)} pool places)`);
+  row('Sold', `${fmtInt(inv.sold)} (${fmtPct(inv.sold, inv.capacity)}), remaining ${fmtInt(inv.remaining)}${inv.held > 0 ? `, still held ${fmtInt(inv.held)}` : ''}`);
+  const orders = Object.fromEntries(Object.entries(s.orders).map(([k, v]) => [k === 'pending' ? 'never held' : k, v]));
+  row('Orders', `${fmtInt(s.buyers.orders_created)} created${Object.keys(s.buyers.order_refusals).length ? ` (refused: ${list(s.buyers.order_refusals)})` : ''}; final: ${list(orders)}`);
+  row('Confirms', `${fmtInt(s.confirms.total)} answered: approved ${fmtInt(s.confirms.approved)}, refused ${fmtInt(s.confirms.refused)}`);
+  row('  refusals', list(s.confirms.by_code, ['APPROVED']));
+  const p = s.payments;
+  row('Payments', `paid ${fmtInt(p.paid)} (${won(p.amount_paid)}) · declined ${fmtInt(p.declined)} · abandoned ${fmtInt(p.abandoned)} · refunded ${fmtInt(p.refunded)} · cancelled at PortOne ${fmtInt(p.cancelled_at_portone)}${p.failed_then_paid ? ` · failed→paid ${fmtInt(p.failed_then_paid)}` : ''}`);
+  row('  windows', `${fmtInt(s.buyers.payment_windows)} opened, ${fmtInt(s.buyers.retries)} of them paying again on the same order`);
+  row('Refunds', s.refunds.count === 0 ? 'none' : `${fmtInt(s.refunds.count)} (${won(s.refunds.amount)}): ${list(s.refunds.by_reason)}`);
+  const w = s.webhooks;
+  row('Webhooks', `${fmtInt(w.attempts)} delivered attempts (${fmtInt(w.duplicates)} duplicates, ${fmtInt(w.refused)} not 2xx), ${fmtInt(w.lost)} lost`);
+  if (Object.keys(s.buyers.faults).length > 0) row('Faults', list(s.buyers.faults));
+  const rest = [o.restLatencyMs > 0 ? `+${o.restLatencyMs} ms latency` : '', o.restFailureRate > 0 ? `${fmtPct(o.restFailureRate, 1)} of calls answered 503` : ''].filter(Boolean);
+  if (rest.length > 0) row('PortOne REST', rest.join(', '));
+  row('Confirm latency', `p50 ${fmtMs(lat.p50)} · p90 ${fmtMs(lat.p90)} · p99 ${fmtMs(lat.p99)} · max ${fmtMs(lat.max)} (n=${fmtInt(lat.n)}, PortOne's view)`);
+  row('  budget', `${fmtInt(lat.budget)} ms: ${fmtInt(lat.n - lat.over_budget)} of ${fmtInt(lat.n)} within (${fmtPct(lat.n - lat.over_budget, lat.n)}), ${fmtInt(lat.timed_out)} timed out at PortOne`);
+  const t = s.timing;
+  row('Timing', `buying ${fmtSeconds(t.buying_ms)}, settled ${fmtSeconds(t.settle_ms)} after the last payment${t.settled ? '' : ` (NOT settled: ${t.pending.join(', ')})`}, total ${fmtSeconds(t.total_ms)}`);
+  if (s.buyers.errors.length > 0) row('Errors', `${s.buyers.errors.length} (first: ${s.buyers.errors[0]})`);
+  lines.push('');
+  lines.push('Invariants');
+  for (const r of s.invariants) {
+    lines.push(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.id}. ${r.name}: ${r.summary}`);
+    for (const v of r.violations) lines.push(`         - ${v}`);
+    if (r.violationCount > r.violations.length) lines.push(`         ... and ${r.violationCount - r.violations.length} more`);
+  }
+  lines.push('');
+  lines.push(s.ok ? 'All invariants hold.' : `BROKEN: ${s.invariants.filter((r) => !r.ok).map((r) => `${r.id}. ${r.name}`).join('; ')}`);
+  if (s.report_path) lines.push(`Report: ${s.report_path}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,199 @@
+/**
+ * A drop, start to finish: open the stack, create a fresh event, let the buyers loose, wait until every
+ * hold has ended, check the invariants, and put the numbers together. `main.ts` wraps this in a CLI;
+ * tests call it directly.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Ledger } from '@dropgate/portone-sim';
+import { REORDER_MAX_HOLD_MS, emptyBuyerLog, runBuyers, type BuyerLog } from './buyers.ts';
+import { INVARIANT_NAMES, checkInvariants, ledgerOf, type InvariantInputs, type InvariantReport } from './invariants.ts';
+import { stamp, type DropOptions } from './options.ts';
+import type { ProgressState } from './progress.ts';
+import { readInventory, startSampler } from './sampler.ts';
+import { waitSettled, type SettleStatus } from './settle.ts';
+import { summarize } from './stats.ts';
+import { buildSummary, latencySeries, type DropSeries, type DropSummary } from './summary.ts';
+import { openTarget, type DropTarget, type TargetOptions } from './target.ts';
+import { buildVenue, eventBody } from './venue.ts';
+
+export interface RunContext {
+  /** What `loadConfig` reads. Default process.env (only the CLI passes it; tests pass their own). */
+  env: Record<string, string | undefined>;
+  /** In-process: exactly this database (tests); otherwise DATABASE_URL's server with `--database`. */
+  databaseUrl?: string;
+  /** In-process: drop and recreate the database first (the CLI does). */
+  freshDatabase?: boolean;
+  onProgress?: (state: ProgressState) => void;
+  /** Leave the stack running and return it (tests that look further). The caller closes it. */
+  keepOpen?: boolean;
+  /**
+   * Run against this already opened stack (several drops on one stack, as several events on one
+   * dropgate); its owner closes it. `apiUrl`, `simUrl` and the database options are then ignored.
+   */
+  target?: DropTarget;
+  logLevel?: TargetOptions['logLevel'];
+}
+
+export interface DropResult {
+  summary: DropSummary;
+  series: DropSeries;
+  invariants: InvariantReport;
+  /** Present with `keepOpen`: the running stack and what the invariant checks read. */
+  open?: { target: DropTarget; inputs: InvariantInputs };
+  eventId: string;
+}
+
+export class DropSetupError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DropSetupError';
+  }
+}
+
+function newEventId(now: Date): string {
+  return `drop-${stamp(now)}-${randomBytes(2).toString('hex')}`;
+}
+
+/** p99 and rate of the confirms answered in the last `windowMs`. */
+function recentConfirms(log: BuyerLog, nowMs: number, windowMs = 2_000): { perSecond: number; p99: number | null } {
+  const latencies: number[] = [];
+  for (let i = log.windows.length - 1; i >= 0; i--) {
+    const w = log.windows[i]!;
+    if (w.t < nowMs - windowMs) break;
+    if (w.latencyMs !== null) latencies.push(w.latencyMs);
+  }
+  const span = Math.min(windowMs, Math.max(250, nowMs));
+  return { perSecond: (latencies.length * 1000) / span, p99: latencies.length ? summarize(latencies).p99 : null };
+}
+
+async function createEvent(target: DropTarget, body: unknown): Promise<void> {
+  const res = await fetch(`${target.apiUrl}/admin/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${target.adminToken}` },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (res.status !== 201) throw new DropSetupError(`POST /admin/events answered ${res.status}: ${text.slice(0, 300)}`);
+}
+
+/** Runs one drop. @throws DropSetupError (or ConfigError) when the stack cannot be set up. */
+export async function runDrop(options: DropOptions, run: RunContext): Promise<DropResult> {
+  const owned = run.target === undefined;
+  let target: DropTarget;
+  try {
+    target = run.target ?? await openTarget({
+      env: run.env,
+      apiUrl: options.apiUrl,
+      simUrl: options.simUrl,
+      budgetMs: options.budgetMs,
+      database: options.database,
+      ...(run.databaseUrl !== undefined ? { databaseUrl: run.databaseUrl } : {}),
+      freshDatabase: run.freshDatabase ?? false,
+      ...(run.logLevel !== undefined ? { logLevel: run.logLevel } : {}),
+    });
+  } catch (error) {
+    if ((error as Error).name === 'ConfigError') throw error;
+    throw new DropSetupError(`could not start the drop's stack: ${(error as Error).message}`, { cause: error });
+  }
+  const startedAt = new Date();
+  const eventId = options.eventId ?? newEventId(startedAt);
+  let restoreFaults: (() => Promise<void>) | null = null;
+  let keep = false;
+  try {
+    const venue = buildVenue(options.seats, options.pool);
+    if (options.restLatencyMs > 0 || options.restFailureRate > 0) {
+      // REST faults are the simulator's global ones: set them for the drop, put the old ones back after.
+      const before = await target.sim.getFaults();
+      await target.sim.setFaults({ ...before, rest_latency_ms: options.restLatencyMs, rest_failure_rate: options.restFailureRate });
+      restoreFaults = () => target.sim.setFaults(before);
+    }
+    const closesAt = new Date(Date.now() + 3_600_000 + options.rampSeconds * 1000);
+    await createEvent(target, eventBody(venue, { id: eventId, holdTtl: options.holdTtl, maxPerBuyer: options.maxPerOrder, closesAt }));
+
+    const log = emptyBuyerLog();
+    const t0 = performance.now();
+    const wallStart = Date.now();
+    let phase: ProgressState['phase'] = 'buying';
+    let pending: string[] = [];
+    const emit = (inv: { available: number; held: number; sold: number }) => {
+      if (!run.onProgress) return;
+      const now = performance.now() - t0;
+      const recent = recentConfirms(log, now);
+      run.onProgress({
+        phase, elapsedMs: now, buyers: options.buyers, buyersDone: log.buyersDone, capacity: venue.capacity,
+        sold: inv.sold, held: inv.held, available: inv.available, confirmsPerSecond: recent.perSecond, p99Ms: recent.p99, pending,
+      });
+    };
+    const sampler = startSampler(target.apiUrl, eventId, t0, 250, emit);
+
+    await runBuyers({ apiUrl: target.apiUrl, simUrl: target.sim.url, eventId, venue, options, t0, log });
+    const buyingDone = performance.now() - t0;
+    const lastPaymentAt = log.lastWindowAt;
+
+    phase = 'settling';
+    // What the simulator may still do after the last buyer: turn a payment paid, then send its webhook
+    // (delayed, or held back for reordering). Nothing shows it yet, so the drop is not at rest before.
+    const tail = (options.failedThenPaid > 0 ? options.failedThenPaidMs : 0) + options.webhookDelayMs + (options.webhookReorder > 0 ? REORDER_MAX_HOLD_MS : 0);
+    const notBefore = t0 + lastPaymentAt + (tail > 0 ? tail + 500 : 0);
+    const settle: SettleStatus = await waitSettled(target, eventId, { timeoutMs: options.settleTimeout * 1000, notBefore }, (s) => {
+      pending = s.pending;
+      const latest = sampler.latest();
+      if (latest) emit(latest);
+    });
+    const settledAt = performance.now() - t0;
+    await sampler.stop();
+    phase = 'checking';
+
+    const ledger: Ledger = ledgerOf(await target.sim.ledger(), eventId);
+    const inputs: InvariantInputs = { eventId, db: target.db, redis: target.redis, apiUrl: target.apiUrl, ledger };
+    const invariants = await checkInvariants(inputs).catch((error: Error): InvariantReport => ({
+      ok: false,
+      results: ([1, 2, 3, 4] as const).map((id) => ({
+        id, name: INVARIANT_NAMES[id], ok: false, summary: 'could not be checked', violations: [`the checks failed to run: ${error.message}`], violationCount: 1,
+      })),
+    }));
+    const finalInventory = (await readInventory(target.apiUrl, eventId)) ?? sampler.latest() ?? { available: 0, held: 0, sold: 0 };
+    const [orderRows, refundRows] = await Promise.all([
+      target.db.selectFrom('orders').select(['status', (eb) => eb.fn.countAll<string>().as('n')]).where('event_id', '=', eventId).groupBy('status').execute(),
+      target.db.selectFrom('refunds').select(['reason', 'amount']).where('event_id', '=', eventId).execute(),
+    ]);
+    const orders: Record<string, number> = {};
+    for (const r of orderRows.sort((a, b) => Number(b.n) - Number(a.n))) orders[r.status] = Number(r.n);
+
+    const summary = buildSummary({
+      options,
+      eventId,
+      stack: target.description,
+      startedAt,
+      capacity: { seats: venue.seats, pool: venue.pool },
+      log,
+      ledger,
+      finalInventory,
+      orders,
+      refunds: refundRows.map((r) => ({ reason: r.reason, amount: Number(r.amount) })),
+      invariants: invariants.results,
+      timing: {
+        buyingMs: buyingDone,
+        settleMs: Math.max(0, settledAt - lastPaymentAt),
+        totalMs: performance.now() - t0,
+        settled: settle.settled,
+        pending: settle.pending,
+      },
+      reportPath: null,
+    });
+    const latency = latencySeries(ledger, wallStart);
+    const series: DropSeries = {
+      inventory: sampler.samples,
+      latency: latency.buckets,
+      bucketMs: latency.width,
+      budgetMs: options.budgetMs,
+      lastPaymentAt,
+      settledAt,
+    };
+    keep = run.keepOpen === true;
+    return { summary, series, invariants, eventId, ...(keep ? { open: { target, inputs } } : {}) };
+  } finally {
+    if (restoreFaults) await restoreFaults().catch(() => undefined);
+    if (owned && !keep) await target.close([eventId]);
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * The numbers of a drop, in one JSON-able object (`--json` prints it; the text and HTML reports are
+ * drawn from it), and the time series the HTML charts plot.
+ */
+import type { Ledger } from '@dropgate/portone-sim';
+import type { BuyerLog } from './buyers.ts';
+import type { InvariantResult } from './invariants.ts';
+import type { DropOptions } from './options.ts';
+import type { InventorySample } from './sampler.ts';
+import { bucketWidth, bucketize, summarize, type LatencyBucket, type LatencySummary } from './stats.ts';
+
+export interface DropSummary {
+  event_id: string;
+  started_at: string;
+  stack: string;
+  options: DropOptions;
+  inventory: { capacity: number; seats: number; pool: number; sold: number; held: number; remaining: number };
+  buyers: {
+    total: number;
+    orders_created: number;
+    /** Order creations refused, by code. */
+    order_refusals: Record<string, number>;
+    payment_windows: number;
+    /** Windows opened again on the same order (after a decline or a transient refusal). */
+    retries: number;
+    /** Approved payments carrying each fault. */
+    faults: Record<string, number>;
+    errors: string[];
+  };
+  confirms: {
+    total: number;
+    approved: number;
+    refused: number;
+    /** Answers by code (`APPROVED` and dropgate's refusal codes, `TIMEOUT` when PortOne gave up). */
+    by_code: Record<string, number>;
+    /** Confirm latency as PortOne (the simulator) measured it, from its ledger. */
+    latency_ms: LatencySummary & { budget: number; over_budget: number; timed_out: number };
+  };
+  payments: {
+    /** Final status at PortOne of the payments dropgate approved. */
+    paid: number;
+    declined: number;
+    abandoned: number;
+    refunded: number;
+    cancelled_at_portone: number;
+    /** Reported failed by the PG, then paid. */
+    failed_then_paid: number;
+    amount_paid: number;
+  };
+  /** Final order statuses in Postgres. */
+  orders: Record<string, number>;
+  refunds: { count: number; amount: number; by_reason: Record<string, number> };
+  webhooks: { attempts: number; delivered: number; lost: number; duplicates: number; refused: number };
+  timing: {
+    /** From the first buyer to the last payment window returning. */
+    buying_ms: number;
+    /** From the last payment to every hold ended and every payment settled. */
+    settle_ms: number;
+    total_ms: number;
+    settled: boolean;
+    /** What was still going on when the settle timeout struck. */
+    pending: string[];
+  };
+  invariants: InvariantResult[];
+  ok: boolean;
+  report_path: string | null;
+}
+
+export interface DropSeries {
+  inventory: InventorySample[];
+  latency: LatencyBucket[];
+  bucketMs: number;
+  budgetMs: number;
+  /** ms since the start. */
+  lastPaymentAt: number;
+  settledAt: number;
+}
+
+export interface SummaryInputs {
+  options: DropOptions;
+  eventId: string;
+  stack: string;
+  startedAt: Date;
+  capacity: { seats: number; pool: number };
+  log: BuyerLog;
+  /** The simulator's ledger for this event only. */
+  ledger: Ledger;
+  finalInventory: { available: number; held: number; sold: number };
+  orders: Record<string, number>;
+  refunds: { reason: string; amount: number }[];
+  invariants: InvariantResult[];
+  timing: { buyingMs: number; settleMs: number; totalMs: number; settled: boolean; pending: string[] };
+  reportPath: string | null;
+}
+
+function count<T>(items: readonly T[], key: (t: T) => string | null): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of items) {
+    const k = key(item);
+    if (k !== null) out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
+
+export function buildSummary(i: SummaryInputs): DropSummary {
+  const o = i.options;
+  const windows = i.log.windows;
+  const byCode = count(windows, (w) => w.code);
+  // Codes in a stable order: approvals first, then refusals by frequency.
+  const sortedCodes = Object.fromEntries(Object.entries(byCode).sort(([a, x], [b, y]) => (a === 'APPROVED' ? -1 : b === 'APPROVED' ? 1 : y - x)));
+  const approved = byCode['APPROVED'] ?? 0;
+  const latencies = i.ledger.confirms.map((c) => c.latency_ms);
+  const budget = o.budgetMs;
+
+  const approvedImps = new Set(windows.filter((w) => w.code === 'APPROVED' && w.impUid).map((w) => w.impUid!));
+  const apiCancelled = new Set(i.ledger.cancels.filter((c) => c.ok && c.source === 'api').map((c) => c.imp_uid));
+  const consoleCancelled = new Set(i.ledger.cancels.filter((c) => c.ok && c.source === 'console').map((c) => c.imp_uid));
+  const payments = { paid: 0, declined: 0, abandoned: 0, refunded: 0, cancelled_at_portone: 0, failed_then_paid: 0, amount_paid: 0 };
+  const ftp = new Set(windows.filter((w) => w.outcome === 'failed_then_paid').map((w) => w.impUid));
+  for (const p of i.ledger.payments) {
+    if (!approvedImps.has(p.imp_uid) && p.paid_at === 0) continue;
+    if (ftp.has(p.imp_uid) && p.paid_at > 0) payments.failed_then_paid++;
+    if (p.status === 'paid' && p.cancel_amount === 0) {
+      payments.paid++;
+      payments.amount_paid += p.amount;
+    } else if (p.status === 'cancelled' && consoleCancelled.has(p.imp_uid)) payments.cancelled_at_portone++;
+    else if (p.status === 'cancelled' && apiCancelled.has(p.imp_uid)) payments.refunded++;
+    else if (p.status === 'failed') payments.declined++;
+    else if (p.status === 'ready') payments.abandoned++;
+  }
+
+  const webhooks = { attempts: 0, delivered: 0, lost: 0, duplicates: 0, refused: 0 };
+  for (const w of i.ledger.webhooks) {
+    if (w.lost) {
+      webhooks.lost++;
+      continue;
+    }
+    webhooks.attempts++;
+    if (w.delivered) webhooks.delivered++;
+    else webhooks.refused++;
+    if (w.copy > 0 && w.attempt === 1) webhooks.duplicates++;
+  }
+
+  const refundsByReason = count(i.refunds, (r) => r.reason);
+  return {
+    event_id: i.eventId,
+    started_at: i.startedAt.toISOString(),
+    stack: i.stack,
+    options: o,
+    inventory: {
+      capacity: i.capacity.seats + i.capacity.pool,
+      seats: i.capacity.seats,
+      pool: i.capacity.pool,
+      sold: i.finalInventory.sold,
+      held: i.finalInventory.held,
+      remaining: i.finalInventory.available,
+    },
+    buyers: {
+      total: o.buyers,
+      orders_created: i.log.ordersCreated,
+      order_refusals: i.log.orderRefusals,
+      payment_windows: windows.length,
+      retries: windows.filter((w) => w.retry).length,
+      faults: i.log.faults,
+      errors: i.log.errors,
+    },
+    confirms: {
+      total: windows.length,
+      approved,
+      refused: windows.length - approved,
+      by_code: sortedCodes,
+      latency_ms: {
+        ...summarize(latencies),
+        budget,
+        over_budget: latencies.filter((l) => l > budget).length,
+        timed_out: i.ledger.confirms.filter((c) => c.timed_out).length,
+      },
+    },
+    payments,
+    orders: i.orders,
+    refunds: { count: i.refunds.length, amount: i.refunds.reduce((n, r) => n + r.amount, 0), by_reason: refundsByReason },
+    webhooks,
+    timing: {
+      buying_ms: Math.round(i.timing.buyingMs),
+      settle_ms: Math.round(i.timing.settleMs),
+      total_ms: Math.round(i.timing.totalMs),
+      settled: i.timing.settled,
+      pending: i.timing.pending,
+    },
+    invariants: i.invariants,
+    ok: i.invariants.every((r) => r.ok),
+    report_path: i.reportPath,
+  };
+}
+
+/** Confirm latency and answers over time (from the ledger), bucketed for the charts. */
+export function latencySeries(ledger: Ledger, wallStartMs: number): { buckets: LatencyBucket[]; width: number } {
+  const samples = ledger.confirms.map((c) => ({ t: Math.max(0, Date.parse(c.at) - wallStartMs), latencyMs: c.latency_ms, approved: c.http_status === 200 }));
+  const span = samples.reduce((m, s) => Math.max(m, s.t), 0);
+  const width = bucketWidth(span);
+  return { buckets: bucketize(samples, width), width };
+}

@@ -1,0 +1,260 @@
+/**
+ * What a drop runs against: the API (and its worker), the PortOne simulator, and direct access to
+ * Postgres and Redis for the invariant checks. Each of the API and the simulator is either started in
+ * this process on a free port, or an already running one given by URL.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { pino } from 'pino';
+import type { Redis } from 'ioredis';
+import { loadConfig, type Config } from '@dropgate/config';
+import { createDb, pgConnection, type Db } from '@dropgate/db';
+import { HoldStore, createRedis } from '@dropgate/redis';
+import { startApi, type RunningApi } from '@dropgate/api';
+import { startWorker, type RunningWorker } from '@dropgate/worker';
+import { startSimulator, type Faults, type Ledger, type Simulator } from '@dropgate/portone-sim';
+
+/** The simulator's controls, in-process or over HTTP (`/sim/*`). */
+export interface SimControl {
+  readonly url: string;
+  ledger(): Promise<Ledger>;
+  getFaults(): Promise<Faults>;
+  setFaults(faults: Faults): Promise<void>;
+  /** Resolves when no webhook is pending (in-process only; null otherwise). */
+  readonly settled: (() => Promise<void>) | null;
+}
+
+export interface DropTarget {
+  readonly apiUrl: string;
+  readonly sim: SimControl;
+  readonly adminToken: string;
+  /** dropgate's database and Redis, for the invariant checks. */
+  readonly db: Db;
+  readonly redis: Redis;
+  readonly budgetMs: number;
+  readonly inProcess: { readonly api: boolean; readonly sim: boolean };
+  /** One sweep of the in-process worker (null when the worker runs elsewhere). */
+  readonly sweep: (() => Promise<unknown>) | null;
+  /** Jobs of the in-process worker not finished yet (waiting, active, delayed). */
+  readonly pendingJobs: (() => Promise<number>) | null;
+  /** Human-readable: what runs where. */
+  readonly description: string;
+  /**
+   * Stops what this process started. An in-process stack also removes what it left in the shared
+   * Redis: its queue keys, and the keys of `cleanupEventIds` (after the worker stopped, so its guard
+   * does not rebuild them from Postgres). Postgres keeps the record.
+   */
+  close(cleanupEventIds?: readonly string[]): Promise<void>;
+}
+
+export interface TargetOptions {
+  /** The environment `loadConfig` reads (DATABASE_URL, REDIS_URL, ADMIN_TOKEN, CONFIRM_BUDGET_MS...). */
+  env: Record<string, string | undefined>;
+  apiUrl: string | null;
+  simUrl: string | null;
+  budgetMs: number;
+  /** In-process database name, on DATABASE_URL's server. */
+  database: string;
+  /** In-process: use exactly this database URL instead (tests pass their own). */
+  databaseUrl?: string;
+  /** In-process: drop and recreate the database first, removing the previous drop (the CLI does). */
+  freshDatabase: boolean;
+  /** Level of the in-process worker's log, on stderr. Default `error`. */
+  logLevel?: 'silent' | 'error' | 'warn' | 'info' | 'debug';
+}
+
+async function getJson(url: string, init?: RequestInit): Promise<unknown> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${init?.method ?? 'GET'} ${url} answered ${res.status}: ${text.slice(0, 200)}`);
+  return text ? JSON.parse(text) : null;
+}
+
+function inProcessSim(sim: Simulator): SimControl {
+  return {
+    url: sim.url,
+    ledger: async () => sim.ledger(),
+    getFaults: async () => sim.getFaults(),
+    setFaults: async (faults) => sim.setFaults(faults),
+    settled: () => sim.settled(),
+  };
+}
+
+function remoteSim(url: string): SimControl {
+  return {
+    url,
+    ledger: async () => (await getJson(`${url}/sim/ledger`)) as Ledger,
+    getFaults: async () => (await getJson(`${url}/sim/faults`)) as Faults,
+    setFaults: async (faults) => {
+      await getJson(`${url}/sim/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(faults) });
+    },
+    settled: null,
+  };
+}
+
+/** The database URL on `base`'s server named `name`. */
+export function databaseUrlOn(base: string, name: string): string {
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/**
+ * Drops the drop database (after removing the Redis keys of the events it holds, so nothing of the
+ * previous drop is left in the shared Redis). Refuses names that look like someone else's database.
+ */
+export async function recreateDatabase(url: string, redis: Redis): Promise<void> {
+  const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
+  if (!/drop/.test(name) && !/^dgt_/.test(name)) throw new Error(`refusing to recreate database ${name}: its name must contain "drop"`);
+  const admin = new pg.Client(pgConnection(databaseUrlOn(url, 'postgres')));
+  await admin.connect();
+  try {
+    const exists = await admin.query('select 1 from pg_database where datname = $1', [name]);
+    if (exists.rowCount === 0) return;
+    const old = new pg.Client(pgConnection(url));
+    await old.connect();
+    try {
+      const events = await old.query<{ id: string }>('select id from events').catch(() => ({ rows: [] as { id: string }[] }));
+      const store = new HoldStore(redis);
+      for (const { id } of events.rows) await store.deleteEvent(id);
+    } finally {
+      await old.end();
+    }
+    await admin.query(`drop database if exists "${name.replace(/"/g, '""')}" with (force)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+async function reachable(url: string, what: string): Promise<void> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(3_000) });
+    await res.arrayBuffer();
+  } catch (error) {
+    throw new Error(`${what} is not reachable at ${url}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+async function deleteByPattern(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+
+/** Starts (or connects to) everything a drop needs. @throws ConfigError on a bad environment. */
+export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
+  const base = loadConfig(opts.env);
+  const closers: (() => Promise<void>)[] = [];
+  let cleanupIds: readonly string[] = [];
+  const close = async (cleanupEventIds: readonly string[] = []) => {
+    cleanupIds = cleanupEventIds;
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+    closers.length = 0;
+  };
+  try {
+    let sim: SimControl;
+    const impKey = `drop-key-${randomBytes(4).toString('hex')}`;
+    const impSecret = randomBytes(16).toString('hex');
+    if (opts.simUrl !== null) {
+      await reachable(`${opts.simUrl}/sim/healthz`, 'the PortOne simulator');
+      sim = remoteSim(opts.simUrl);
+    } else {
+      const started = await startSimulator({ impKey, impSecret, logLevel: 'silent' });
+      closers.push(() => started.close());
+      sim = inProcessSim(started);
+    }
+
+    if (opts.apiUrl !== null) {
+      if (!base.adminToken) throw new Error('ADMIN_TOKEN is not set: --api-url needs the running API\'s admin token to create the event');
+      await reachable(`${opts.apiUrl}/healthz`, 'the dropgate API');
+      const db = createDb(base.databaseUrl, { max: 3 });
+      closers.push(() => db.destroy());
+      const redis = createRedis(base.redisUrl, { name: 'dropgate-drop' });
+      closers.push(async () => redis.disconnect());
+      return {
+        apiUrl: opts.apiUrl,
+        sim,
+        adminToken: base.adminToken,
+        db,
+        redis,
+        budgetMs: opts.budgetMs,
+        inProcess: { api: false, sim: opts.simUrl === null },
+        sweep: null,
+        pendingJobs: null,
+        description: `API ${opts.apiUrl} (running), simulator ${sim.url}${opts.simUrl === null ? ' (in-process)' : ' (running)'}`,
+        close,
+      };
+    }
+
+    const redis = createRedis(base.redisUrl, { name: 'dropgate-drop' });
+    closers.push(async () => redis.disconnect());
+    const prefix = `{drop-${randomBytes(6).toString('hex')}}`;
+    // Runs after the API and the worker have stopped (closers run last-in, first-out).
+    closers.push(async () => {
+      for (const id of cleanupIds) await new HoldStore(redis).deleteEvent(id);
+      await deleteByPattern(redis, `${prefix}*`);
+    });
+    const dbUrl = opts.databaseUrl ?? databaseUrlOn(base.databaseUrl, opts.database);
+    if (opts.freshDatabase) await recreateDatabase(dbUrl, redis);
+    const adminToken = randomBytes(24).toString('hex');
+    const config: Config = loadConfig(opts.env, {
+      HOST: '127.0.0.1',
+      PORT: '0',
+      WORKER_METRICS_PORT: '0',
+      DATABASE_URL: dbUrl,
+      ADMIN_TOKEN: adminToken,
+      CONFIRM_BUDGET_MS: String(opts.budgetMs),
+      PORTONE_API_URL: sim.url,
+      // With a running simulator the credentials are whatever it accepts (any, unless it was started
+      // with its own): ours are only checked by an in-process one.
+      PORTONE_IMP_KEY: impKey,
+      PORTONE_IMP_SECRET: impSecret,
+      // Abandoned holds must end seconds after their TTL, not minutes.
+      SWEEP_INTERVAL_MS: '500',
+      EXPIRY_GRACE_SECONDS: '5',
+      QUEUE_PREFIX: prefix,
+      // The simulator sends plain webhooks from loopback: no token, no allowlist.
+      WEBHOOK_TOKEN: '',
+      WEBHOOK_ALLOWED_IPS: '',
+      TRUST_PROXY: 'false',
+      LOG_LEVEL: opts.logLevel ?? 'error',
+    });
+    const api: RunningApi = await startApi(config, { logger: false, queuePrefix: prefix });
+    closers.push(() => api.close());
+    const logger = pino({ name: 'dropgate-worker', level: config.logLevel }, pino.destination(2));
+    const worker: RunningWorker = await startWorker(config, { prefix, metricsServer: false, timers: true, logger });
+    closers.push(() => worker.close());
+    const db = createDb(dbUrl, { max: 3 });
+    closers.push(() => db.destroy());
+    const queues = worker.ctx.queues;
+    return {
+      apiUrl: api.url,
+      sim,
+      adminToken,
+      db,
+      redis,
+      budgetMs: opts.budgetMs,
+      inProcess: { api: true, sim: opts.simUrl === null },
+      sweep: () => worker.sweep(),
+      pendingJobs: async () => {
+        let n = 0;
+        for (const [name, q] of Object.entries(queues)) {
+          // A delayed expiry job waits for its hold's TTL even when the hold was paid long ago (it then
+          // finds nothing to do): live holds are counted on their own, so only running ones count here.
+          const states = name === 'expiry' ? (['waiting', 'active', 'prioritized'] as const) : (['waiting', 'active', 'delayed', 'prioritized'] as const);
+          const c = await q.getJobCounts(...states);
+          n += Object.values(c).reduce((a, b) => a + b, 0);
+        }
+        return n;
+      },
+      description: `API and worker in-process (database ${new URL(dbUrl).pathname.slice(1)}, queue prefix ${prefix}), simulator ${opts.simUrl === null ? 'in-process' : `${sim.url} (running)`}`,
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * Issue 3's lifecycle: every hold ends correctly whatever PortOne and the network do. PortOne is our
+ * simulator over HTTP on loopback; Redis and Postgres are real.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulator, type Simulator } from '@dropgate/portone-sim';
+import { startStack, http, eventId, waitFor, type TestStack } from '@dropgate/testkit';
+
+let sim: Simulator;
+let stack: TestStack;
+beforeAll(async () => {
+  sim = await startSimulator({ port: 0, faults: { webhook_retry_ms: 50 } });
+  stack = await startStack({ label: 'lifecycle', portoneUrl: sim.url, env: { EXPIRY_GRACE_SECONDS: '60' } });
+});
+afterAll(async () => {
+  await stack?.close();
+  await sim?.close();
+});
+
+const confirmUrl = () => `${stack.url}/portone/v1/confirm`;
+const noticeUrl = () => `${stack.url}/portone/v1/webhook`;
+
+async function event(opts: { ttl?: number; seats?: number; pool?: number } = {}) {
+  const id = eventId('lc');
+  const body: Record<string, unknown> = { id, name: 'Lifecycle', hold_ttl_seconds: opts.ttl ?? 300 };
+  if (opts.seats) body.seat_blocks = [{ section: 'L', rows: 1, seats_per_row: opts.seats, price: 10_000 }];
+  if (opts.pool) body.pools = [{ id: 'ga', name: 'GA', capacity: opts.pool, price: 5_000 }];
+  const res = await http(stack.url, 'POST', '/admin/events', body, { admin: true });
+  expect(res.status, res.text).toBe(201);
+  return id;
+}
+async function order(id: string, body: Record<string, unknown>) {
+  const res = await http(stack.url, 'POST', `/events/${id}/orders`, body);
+  expect(res.status, res.text).toBe(201);
+  return res.body as { merchant_uid: string; amount: number };
+}
+const detail = async (muid: string) => (await http(stack.url, 'GET', `/orders/${muid}`)).body;
+const availability = async (id: string) => (await http(stack.url, 'GET', `/events/${id}`)).body.availability;
+const orderIs = (muid: string, status: string, timeoutMs = 20_000) =>
+  waitFor(async () => { const d = await detail(muid); return d.status === status ? d : null; }, timeoutMs, `order ${muid} to be ${status}`);
+
+describe('payment outcomes', () => {
+  it('a paid payment becomes tickets, its order paid, its seats sold', async () => {
+    const id = await event({ seats: 3, pool: 10 });
+    const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'], items: [{ pool: 'ga', quantity: 2 }] });
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    expect(paid.confirm?.status).toBe(200);
+    const d = await orderIs(o.merchant_uid, 'paid');
+    expect(d.tickets).toHaveLength(3);
+    expect(d.tickets.filter((t: { seat: string | null }) => t.seat === 'L-1-1')).toHaveLength(1);
+    expect(d.tickets.filter((t: { pool: string | null }) => t.pool === 'ga').map((t: { serial: number }) => t.serial).sort()).toEqual([1, 2]);
+    expect(d.payments).toEqual([expect.objectContaining({ imp_uid: paid.payment.imp_uid, status: 'paid', amount: o.amount })]);
+    const a = await availability(id);
+    expect(a.seats).toMatchObject({ sold: 1, held: 0 });
+    expect(a.pools[0]).toMatchObject({ sold: 2, held: 0, available: 8 });
+    const hold = await stack.api.deps.db.selectFrom('holds').select('status').where('merchant_uid', '=', o.merchant_uid).executeTakeFirstOrThrow();
+    expect(hold.status).toBe('committed');
+  });
+
+  it('duplicate webhooks are applied once', async () => {
+    const id = await event({ seats: 2 });
+    const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1', 'L-1-2'] });
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid', faults: { webhook_duplicates: 4 } });
+    await orderIs(o.merchant_uid, 'paid');
+    await sim.sendWebhook(paid.payment.imp_uid, 'paid');
+    await sim.settled();
+    await new Promise((r) => setTimeout(r, 500));
+    const d = await detail(o.merchant_uid);
+    expect(d.tickets).toHaveLength(2);
+    const log = await stack.api.deps.db.selectFrom('order_events').select('type').where('merchant_uid', '=', o.merchant_uid).where('type', '=', 'paid').execute();
+    expect(log).toHaveLength(1);
+    expect(sim.ledger({ merchant_uid: o.merchant_uid }).webhooks.filter((w) => w.delivered).length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('follows REST, not the webhook body: a "paid" webhook for a failed payment releases the hold', async () => {
+    const id = await event({ seats: 1 });
+    const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });
+    const failed = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'failed' });
+    expect(failed.payment.status).toBe('failed');
+    expect((await availability(id)).seats.held).toBe(1);
+    await sim.sendWebhook(failed.payment.imp_uid, 'paid');
+    const d = await orderIs(o.merchant_uid, 'released');
+    expect(d.tickets).toEqual([]);
+    expect((await availability(id)).seats).toMatchObject({ available: 1, held: 0, sold: 0 });
+  });
+
+  it('out of order (cancelled before paid): the state follows REST, applied once', async () => {
+    const id = await event({ seats: 1 });
+    const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });
+    // Paid, but its webhook is lost; the payment is then cancelled at PortOne and the stale "paid"
+    // webhook arrives after the "cancelled" one.
+    // (The loss is switched on globally for the payment window only: per-payment faults would also
+    // swallow the later webhooks of that payment.)
+    sim.setFaults({ webhook_retry_ms: 50, webhook_loss: 1 });
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    sim.setFaults({ webhook_retry_ms: 50 });
+    sim.cancelPayment(paid.payment.imp_uid, { reason: 'buyer asked' });
+    await sim.settled();
+    await sim.sendWebhook(paid.payment.imp_uid, 'paid');
+    const d = await orderIs(o.merchant_uid, 'released');
+    expect(d.tickets).toEqual([]);
+    expect((await availability(id)).seats).toMatchObject({ available: 1, held: 0, sold: 0 });
+    expect(sim.ledger({ imp_uid: paid.payment.imp_uid }).cancels.filter((c) => c.source === 'api')).toEqual([]);
+  });
+
+  it('a paid order cancelled at PortOne voids its tickets and returns its seats', async () => {
+    const id = await event({ pool: 3 });
+    const o = await order(id, { buyer_id: 'b1', items: [{ pool: 'ga', quantity: 2 }] });
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    await orderIs(o.merchant_uid, 'paid');
+    sim.cancelPayment(paid.payment.imp_uid, { reason: 'console' });
+    const d = await orderIs(o.merchant_uid, 'refunded');
+    expect(d.tickets).toEqual([]);
+    expect((await availability(id)).pools[0]).toMatchObject({ available: 3, sold: 0 });
+  });
+
+  it('refunds a paid payment whose amount differs from the order', async () => {
+    const id = await event({ seats: 1 });
+    const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });
+    // A PG that never calls confirm, and a tampered amount.
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount - 9_000, notice_url: noticeUrl(), outcome: 'paid' });
+    const d = await orderIs(o.merchant_uid, 'refunded');
+    expect(d.tickets).toEqual([]);
+    const cancels = sim.ledger({ imp_uid: paid.payment.imp_uid }).cancels.filter((c) => c.source === 'api');
+    expect(cancels).toEqual([expect.objectContaining({ ok: true, checksum: o.amount - 9_000 })]);
+    expect((await availability(id)).seats).toMatchObject({ available: 1, sold: 0 });
+  });
+});
+
+describe('expiry and late payments', () => {
+  it('a failure without a webhook: the hold expires at its TTL and the seats go back on sale', async () => {
+    const id = await event({ seats: 1, ttl: 5 });
+    const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });
+    await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
+    expect((await availability(id)).seats.held).toBe(1);
+    const d = await orderIs(o.merchant_uid, 'expired', 15_000);
+    expect(d.tickets).toEqual([]);
+    expect((await availability(id)).seats).toMatchObject({ available: 1, held: 0 });
+    const hold = await stack.api.deps.db.selectFrom('holds').select('status').where('merchant_uid', '=', o.merchant_uid).executeTakeFirstOrThrow();
+    expect(hold.status).toBe('expired');
+  });
+
+  it('a lost paid webhook: the expiry check finds the payment paid and commits it', async () => {
+    const id = await event({ seats: 1, ttl: 5 });
+    const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });
+    await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid', faults: { webhook_loss: 1 } });
+    const d = await orderIs(o.merchant_uid, 'paid', 15_000);
+    expect(d.tickets).toHaveLength(1);
+    expect((await availability(id)).seats).toMatchObject({ sold: 1, held: 0 });
+  });
+
+  it('paid after expiry with the seats still free: sold', async () => {
+    const id = await event({ seats: 1, ttl: 5 });
+    const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });
+    const late = sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid', buyer_delay_ms: 7_500 });
+    await orderIs(o.merchant_uid, 'expired', 15_000);
+    await late;
+    const d = await orderIs(o.merchant_uid, 'paid', 15_000);
+    expect(d.tickets).toHaveLength(1);
+    expect((await availability(id)).seats).toMatchObject({ sold: 1, held: 0, available: 0 });
+  });
+
+  it('paid after expiry with the seats resold: refunded once through the cancel API with the right checksum', async () => {
+    const id = await event({ seats: 1, ttl: 5 });
+    const a = await order(id, { buyer_id: 'slow', seats: ['L-1-1'] });
+    const late = sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid', buyer_delay_ms: 8_000, faults: { webhook_duplicates: 2 } });
+    await orderIs(a.merchant_uid, 'expired', 15_000);
+    const b = await order(id, { buyer_id: 'fast', seats: ['L-1-1'] });
+    const bPaid = await sim.pay({ merchant_uid: b.merchant_uid, amount: b.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    expect(bPaid.confirm?.status).toBe(200);
+    await orderIs(b.merchant_uid, 'paid');
+    const aPaid = await late;
+    const d = await orderIs(a.merchant_uid, 'refunded', 15_000);
+    expect(d.tickets).toEqual([]);
+    expect(d.status_reason).toMatch(/sold/);
+    await sim.settled();
+    await new Promise((r) => setTimeout(r, 500));
+    const cancels = sim.ledger({ imp_uid: aPaid.payment.imp_uid }).cancels;
+    expect(cancels).toHaveLength(1);
+    expect(cancels[0]).toMatchObject({ ok: true, checksum: a.amount, source: 'api' });
+    expect(sim.getPayment(aPaid.payment.imp_uid)).toMatchObject({ status: 'cancelled', cancel_amount: a.amount });
+    expect((await detail(b.merchant_uid)).tickets).toHaveLength(1);
+  });
+});
+
+describe('PortOne REST down for a while', () => {
+  it('retries, decides nothing on a guess, and ends right once PortOne is back', async () => {
+    const id = await event({ seats: 2, ttl: 5 });
+    const paidOrder = await order(id, { buyer_id: 'p', seats: ['L-1-1'] });
+    const abandoned = await order(id, { buyer_id: 'a', seats: ['L-1-2'] });
+    sim.setFaults({ webhook_retry_ms: 50, rest_down: true });
+    try {
+      await sim.pay({ merchant_uid: paidOrder.merchant_uid, amount: paidOrder.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+      await sim.pay({ merchant_uid: abandoned.merchant_uid, amount: abandoned.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
+      // Past both holds' expiry, with PortOne unreachable: nothing is released, nothing ticketed.
+      await new Promise((r) => setTimeout(r, 7_000));
+      expect((await detail(paidOrder.merchant_uid)).status).toBe('held');
+      expect((await detail(abandoned.merchant_uid)).status).toBe('held');
+      expect((await availability(id)).seats).toMatchObject({ held: 2, sold: 0 });
+    } finally {
+      sim.setFaults({ webhook_retry_ms: 50 });
+    }
+    const d = await orderIs(paidOrder.merchant_uid, 'paid', 30_000);
+    expect(d.tickets).toHaveLength(1);
+    await orderIs(abandoned.merchant_uid, 'expired', 30_000);
+    expect((await availability(id)).seats).toMatchObject({ held: 0, sold: 1, available: 1 });
+  });
+});
