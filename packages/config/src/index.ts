@@ -39,6 +39,11 @@ export const ConfigSchema = Type.Object({
   SWEEP_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 600_000 }),
   /** How long after a hold's expiry the worker keeps asking an unreachable PortOne before releasing. */
   EXPIRY_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400 }),
+  /**
+   * CPU niceness the worker gives itself (0 to 19). Persistence is write-behind: on a machine it
+   * shares with the API, the worker should yield the CPU to confirms during a rush.
+   */
+  WORKER_NICE: Type.Integer({ minimum: 0, maximum: 19 }),
   /** Worker concurrency per queue. */
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000 }),
   /** BullMQ key prefix; hash-tagged so each queue stays in one Redis Cluster slot. */
@@ -69,6 +74,7 @@ export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
   SWEEP_INTERVAL_MS: '5000',
   EXPIRY_GRACE_SECONDS: '600',
   WORKER_CONCURRENCY: '32',
+  WORKER_NICE: '10',
   QUEUE_PREFIX: '{dropgate}',
   JOB_LOCK_MS: '30000',
   LOG_LEVEL: 'info',
@@ -76,7 +82,7 @@ export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
 
 const INTEGER_KEYS = new Set([
   'PORT', 'CONFIRM_BUDGET_MS', 'SIM_PORT', 'WORKER_METRICS_PORT', 'CONFIRM_MAX_IN_FLIGHT',
-  'MAX_EVENT_LOOP_DELAY_MS', 'SWEEP_INTERVAL_MS', 'EXPIRY_GRACE_SECONDS', 'WORKER_CONCURRENCY', 'JOB_LOCK_MS',
+  'MAX_EVENT_LOOP_DELAY_MS', 'SWEEP_INTERVAL_MS', 'EXPIRY_GRACE_SECONDS', 'WORKER_CONCURRENCY', 'JOB_LOCK_MS', 'WORKER_NICE',
 ]);
 
 /** The validated, typed configuration every service receives. */
@@ -105,6 +111,7 @@ export interface Config {
   readonly sweepIntervalMs: number;
   readonly expiryGraceSeconds: number;
   readonly workerConcurrency: number;
+  readonly workerNice: number;
   readonly queuePrefix: string;
   readonly jobLockMs: number;
   readonly logLevel: Raw['LOG_LEVEL'];
@@ -178,6 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     sweepIntervalMs: raw.SWEEP_INTERVAL_MS,
     expiryGraceSeconds: raw.EXPIRY_GRACE_SECONDS,
     workerConcurrency: raw.WORKER_CONCURRENCY,
+    workerNice: raw.WORKER_NICE,
     queuePrefix: raw.QUEUE_PREFIX,
     jobLockMs: raw.JOB_LOCK_MS,
     logLevel: raw.LOG_LEVEL,

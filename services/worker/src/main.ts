@@ -1,4 +1,5 @@
 /** `npm run worker`: the BullMQ workers, until SIGINT/SIGTERM. */
+import { setPriority } from 'node:os';
 import { pino } from 'pino';
 import { loadConfig, ConfigError } from '@dropgate/config';
 import { startWorker } from './worker.ts';
@@ -15,6 +16,13 @@ try {
   throw error;
 }
 if (!config.portone.impKey) log.warn('PORTONE_IMP_KEY / PORTONE_IMP_SECRET are not set: PortOne REST calls will be refused by real PortOne');
+if (config.workerNice > 0) {
+  try {
+    setPriority(config.workerNice);
+  } catch (error) {
+    log.warn({ err: error }, 'could not lower the worker CPU priority');
+  }
+}
 const worker = await startWorker(config, { logger: pino({ name: 'dropgate-worker', level: config.logLevel }) });
 log.info({ metrics: worker.metricsUrl }, 'worker running');
 const shutdown = async (signal: string) => {
