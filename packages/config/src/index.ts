@@ -44,6 +44,11 @@ export const ConfigSchema = Type.Object({
    * shares with the API, the worker should yield the CPU to confirms during a rush.
    */
   WORKER_NICE: Type.Integer({ minimum: 0, maximum: 19 }),
+  /**
+   * After a hold expires unpaid, how long its payments are still watched for a late "paid" whose
+   * webhook may be lost (checked at 1/16, 1/8, 1/4, 1/2 and all of this window).
+   */
+  LATE_PAYMENT_WATCH_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400 }),
   /** Worker concurrency per queue. */
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000 }),
   /** BullMQ key prefix; hash-tagged so each queue stays in one Redis Cluster slot. */
@@ -75,6 +80,7 @@ export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
   EXPIRY_GRACE_SECONDS: '600',
   WORKER_CONCURRENCY: '32',
   WORKER_NICE: '10',
+  LATE_PAYMENT_WATCH_SECONDS: '1800',
   QUEUE_PREFIX: '{dropgate}',
   JOB_LOCK_MS: '30000',
   LOG_LEVEL: 'info',
@@ -82,7 +88,7 @@ export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
 
 const INTEGER_KEYS = new Set([
   'PORT', 'CONFIRM_BUDGET_MS', 'SIM_PORT', 'WORKER_METRICS_PORT', 'CONFIRM_MAX_IN_FLIGHT',
-  'MAX_EVENT_LOOP_DELAY_MS', 'SWEEP_INTERVAL_MS', 'EXPIRY_GRACE_SECONDS', 'WORKER_CONCURRENCY', 'JOB_LOCK_MS', 'WORKER_NICE',
+  'MAX_EVENT_LOOP_DELAY_MS', 'SWEEP_INTERVAL_MS', 'EXPIRY_GRACE_SECONDS', 'WORKER_CONCURRENCY', 'JOB_LOCK_MS', 'WORKER_NICE', 'LATE_PAYMENT_WATCH_SECONDS',
 ]);
 
 /** The validated, typed configuration every service receives. */
@@ -112,6 +118,7 @@ export interface Config {
   readonly expiryGraceSeconds: number;
   readonly workerConcurrency: number;
   readonly workerNice: number;
+  readonly latePaymentWatchSeconds: number;
   readonly queuePrefix: string;
   readonly jobLockMs: number;
   readonly logLevel: Raw['LOG_LEVEL'];
@@ -186,6 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     expiryGraceSeconds: raw.EXPIRY_GRACE_SECONDS,
     workerConcurrency: raw.WORKER_CONCURRENCY,
     workerNice: raw.WORKER_NICE,
+    latePaymentWatchSeconds: raw.LATE_PAYMENT_WATCH_SECONDS,
     queuePrefix: raw.QUEUE_PREFIX,
     jobLockMs: raw.JOB_LOCK_MS,
     logLevel: raw.LOG_LEVEL,

@@ -36,7 +36,9 @@ export interface PaymentOutcomeJob {
   impUid: string;
   /** what the notification claimed; a hint only, the worker re-fetches the payment */
   hint: string | null;
-  source: 'webhook' | 'expiry' | 'sweep' | 'reconcile';
+  source: 'webhook' | 'expiry' | 'sweep' | 'reconcile' | 'watch';
+  /** For 'watch': which of the late-payment checks this is (1..5). */
+  check?: number;
   /** epoch ms the notification arrived */
   receivedAt: number;
 }
@@ -59,6 +61,7 @@ export const jobIds = {
   paymentOutcome: (impUid: string, status: string) => `pay-${impUid}-${status}`,
   expireHold: (merchantUid: string) => `exp-${merchantUid}`,
   rebuild: (eventId: string, epoch: string) => `rebuild-${eventId}-${epoch}`,
+  watchPayment: (impUid: string, check: number) => `watch-${impUid}-${check}`,
 };
 
 const retention = { removeOnComplete: { age: 3_600, count: 50_000 }, removeOnFail: { age: 7 * 86_400, count: 50_000 } };

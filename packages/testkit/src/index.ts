@@ -170,6 +170,7 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
     PORTONE_API_URL: opts.portoneUrl ?? 'http://127.0.0.1:9',
     SWEEP_INTERVAL_MS: '500',
     EXPIRY_GRACE_SECONDS: '5',
+    LATE_PAYMENT_WATCH_SECONDS: '16',
     ...(opts.env ?? {}),
   });
   const api = await startApi(config, { logger: false, queuePrefix: prefix });

@@ -45,7 +45,7 @@ describe('npm run drop', { timeout: 90_000 }, () => {
     const report = join(dir, 'nested', 'drop.html');
     const run = await cli([...SMALL, '--report', report]);
     expect(run.stderr).not.toMatch(/Error|FAIL/);
-    expect(run.code).toBe(0);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^dropgate drop drop-\d{8}-\d{6}-[0-9a-f]{4}: 150 buyers/);
     expect(run.stdout).toMatch(/Capacity\s+90 \(60 seats \+ 30 pool places\)/);
     expect(run.stdout).toMatch(/Confirm latency p50 [\d.,]+ ms · p90 [\d.,]+ ms · p99 [\d.,]+ ms · max [\d.,]+ ms/);
@@ -62,7 +62,7 @@ describe('npm run drop', { timeout: 90_000 }, () => {
 
   it('--json prints a machine-readable summary', async () => {
     const run = await cli([...SMALL, '--failed', '0', '--abandoned', '0', '--no-report', '--json', '--quiet']);
-    expect(run.code).toBe(0);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
     expect(run.stderr).toBe('');
     const summary = JSON.parse(run.stdout);
     expect(summary.ok).toBe(true);

@@ -5,7 +5,7 @@
  */
 import { UnrecoverableError } from 'bullmq';
 import { lifecycle, orders as ordersRepo, isOversellViolation } from '@dropgate/db';
-import { jobIds } from '@dropgate/jobs';
+import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
 import { PortOneError, type PortOnePayment } from '@dropgate/portone';
 import { TransientError, type WorkerContext } from '../context.ts';
 
@@ -237,6 +237,7 @@ export async function expireHold(ctx: WorkerContext, eventId: string, merchantUi
   if (state.expiresAt !== null && state.expiresAt > now) return 'not-due';
 
   let unreachable = false;
+  const unfinished: string[] = [];
   for (const imp of state.impUids) {
     let payment: PortOnePayment | null;
     try {
@@ -252,6 +253,9 @@ export async function expireHold(ctx: WorkerContext, eventId: string, merchantUi
       if (payment.status === 'paid' && payment.cancel_amount < payment.amount) {
         return `paid:${await applyPayment(ctx, eventId, payment)}`;
       }
+      if (payment.status === 'ready') unfinished.push(imp);
+    } else if (!payment) {
+      unfinished.push(imp);
     }
   }
   if (unreachable) {
@@ -264,5 +268,18 @@ export async function expireHold(ctx: WorkerContext, eventId: string, merchantUi
   if (r !== 'released') return `not-released-${r}`;
   ctx.metrics.holdsExpired.inc({ event: eventId });
   await finishOrder(ctx, eventId, merchantUid, 'expired', 'the hold expired unpaid', 'expired');
+  // A buyer may still finish paying after the hold ended, and that "paid" webhook may be lost: keep
+  // asking PortOne about unfinished payments for a while (a paid one is then a late payment).
+  for (const imp of unreachable ? state.impUids : unfinished) await watchPayment(ctx, eventId, merchantUid, imp, 1);
   return 'expired';
+}
+
+const WATCH_CHECKS = 5;
+
+/** Schedules late-payment check `check` (1..5) of `impUid`, at 1/16, 1/8, 1/4, 1/2, 1 of the watch window. */
+export async function watchPayment(ctx: WorkerContext, eventId: string, merchantUid: string, impUid: string, check: number): Promise<void> {
+  if (check > WATCH_CHECKS) return;
+  const delay = Math.round((ctx.config.latePaymentWatchSeconds * 1000) / 2 ** (WATCH_CHECKS - check));
+  const job: PaymentOutcomeJob = { eventId, merchantUid, impUid, hint: null, source: 'watch', receivedAt: Date.now(), check };
+  await ctx.queues.payments.add('watch', job, { jobId: jobIds.watchPayment(impUid, check), delay });
 }

@@ -6,7 +6,7 @@ import { UnrecoverableError } from 'bullmq';
 import { PortOneError } from '@dropgate/portone';
 import type { PaymentOutcomeJob } from '@dropgate/jobs';
 import { TransientError, type WorkerContext } from '../context.ts';
-import { applyPayment, fetchPayment } from '../lib/settlement.ts';
+import { applyPayment, fetchPayment, watchPayment } from '../lib/settlement.ts';
 
 export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob): Promise<string> {
   if (job.source === 'reconcile') {
@@ -21,6 +21,17 @@ export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob)
     return applyPayment(ctx, job.eventId, found);
   }
   const payment = await fetchPayment(ctx, job.impUid);
+  if (job.source === 'watch') {
+    // A late-payment check after the hold expired: act if it was paid; check again later if the buyer
+    // may still finish; stop once it failed or was cancelled.
+    if (!payment || payment.status === 'ready') {
+      await watchPayment(ctx, job.eventId, job.merchantUid, job.impUid, (job.check ?? 1) + 1);
+      return 'still-unpaid';
+    }
+    if (payment.merchant_uid !== job.merchantUid) return 'not-ours';
+    if (payment.status !== 'paid') return `ended-${payment.status}`;
+    return applyPayment(ctx, job.eventId, payment);
+  }
   if (!payment) throw new UnrecoverableError(`PortOne knows no payment ${job.impUid}`);
   if (payment.merchant_uid !== job.merchantUid) {
     throw new UnrecoverableError(`payment ${job.impUid} belongs to ${payment.merchant_uid}, not ${job.merchantUid}`);

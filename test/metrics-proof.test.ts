@@ -1,0 +1,424 @@
+/**
+ * Proof that the monitoring works against the real thing: a real Prometheus (Debian's `prometheus`
+ * package) scrapes two running API processes and a worker while a short simulated drop runs through the
+ * PortOne simulator, loads the repository's rule files, and then answers every query of every Grafana
+ * dashboard panel and every recording rule with data.
+ *
+ * The drop exercises each kind of series the panels read: approvals and refusals (SOLD_OUT,
+ * AMOUNT_MISMATCH, ORDER_NOT_FOUND, OVERLOADED through load shedding), paid, failed and abandoned
+ * payments, duplicated webhooks, a refund, hold expiries, and failed job attempts (PortOne down for a
+ * moment). It runs in two rounds so every labelled counter and histogram is scraped once before it
+ * moves again, and rates and quantiles have something to measure. An oversell prevented by Postgres
+ * cannot be provoked without breaking Redis on purpose: the panels reading it fall back to 0.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { startApi, type RunningApi } from '@dropgate/api';
+import { startWorker, type RunningWorker } from '@dropgate/worker';
+import { startSimulator, type PaymentOutcome, type PaymentWindowResult, type Simulator } from '@dropgate/portone-sim';
+import { eventId, freePort, http, rand, startStack, waitFor, type TestStack } from '@dropgate/testkit';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const PROMETHEUS = process.env['PROMETHEUS'] ?? '/usr/bin/prometheus';
+const API_JOB = 'dropgate-api';
+const WORKER_JOB = 'dropgate-worker';
+
+// ------------------------------------------------------------------------------ dashboards and rules
+
+interface Panel {
+  id?: number;
+  type?: string;
+  title?: string;
+  targets?: { expr?: string; refId?: string }[];
+  panels?: Panel[];
+}
+interface Rule {
+  record?: string;
+  alert?: string;
+  expr: string;
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+const allPanels = (panels: Panel[] = []): Panel[] => panels.flatMap((p) => [p, ...allPanels(p.panels)]);
+
+const dashboardFiles = filesUnder(join(root, 'infra', 'grafana', 'dashboards')).filter((f) => f.endsWith('.json'));
+/** Every query of every panel: `drop-overview.json #9 "Confirm latency p50 / p99" B`. */
+const panelQueries = dashboardFiles.flatMap((file) => {
+  const dashboard = JSON.parse(readFileSync(file, 'utf8')) as { panels?: Panel[] };
+  return allPanels(dashboard.panels).flatMap((p) =>
+    (p.targets ?? []).filter((t) => t.expr?.trim()).map((t) => ({
+      name: `${relative(join(root, 'infra', 'grafana', 'dashboards'), file)} #${p.id} "${p.title}" ${t.refId ?? ''}`.trim(),
+      expr: t.expr as string,
+    })),
+  );
+});
+
+const ruleFiles = readdirSync(join(root, 'infra', 'prometheus', 'rules')).filter((f) => /\.ya?ml$/.test(f)).map((f) => join(root, 'infra', 'prometheus', 'rules', f));
+const rules = ruleFiles.flatMap((f) => (parse(readFileSync(f, 'utf8')) as { groups: { rules: Rule[] }[] }).groups.flatMap((g) => g.rules));
+const recordNames = [...new Set(rules.flatMap((r) => (r.record ? [r.record] : [])))];
+
+/**
+ * A panel query as Grafana sends it with every variable on "All" (the dashboards' allValue is `.*`):
+ * Grafana's interval macros become fixed durations fit for a 1 s scrape.
+ */
+function grafanaToPromQL(expr: string): string {
+  return expr
+    .replace(/\$\{?__rate_interval\}?/g, '15s')
+    .replace(/\$\{?__range_ms\}?/g, '300000')
+    .replace(/\$\{?__range_s\}?/g, '300')
+    .replace(/\$\{?__range\}?/g, '5m')
+    .replace(/\$\{?__interval_ms\}?/g, '5000')
+    .replace(/\$\{?__interval\}?/g, '5s')
+    .replace(/\$\{(\w+)(?::\w+)?\}|\$(\w+)/g, '.*');
+}
+
+/** Metric names a PromQL expression reads (recording-rule names contain `:` and are left out). */
+function metricNames(expr: string): string[] {
+  return [...expr.matchAll(/\b(?:dropgate|process|nodejs)_[a-z0-9_]+/g)].map((m) => m[0]);
+}
+
+// ------------------------------------------------------------------------------------ Prometheus API
+
+interface Sample {
+  metric: Record<string, string>;
+  value: number;
+}
+
+let promUrl = '';
+
+async function promApi(path: string, params: Record<string, string> = {}): Promise<any> {
+  const res = await fetch(new URL(path, promUrl), { method: 'POST', body: new URLSearchParams(params) });
+  const body = (await res.json()) as { status: string; data?: unknown; error?: string };
+  if (body.status !== 'success') throw new Error(`Prometheus ${path} ${JSON.stringify(params)}: ${body.error ?? res.status}`);
+  return body.data;
+}
+
+/** An instant query; a scalar result becomes one sample without labels. */
+async function query(expr: string): Promise<Sample[]> {
+  const data = (await promApi('/api/v1/query', { query: expr })) as { resultType: string; result: any };
+  if (data.resultType === 'scalar') return [{ metric: {}, value: Number(data.result[1]) }];
+  if (data.resultType === 'vector') return (data.result as { metric: Record<string, string>; value: [number, string] }[]).map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
+  throw new Error(`${expr}: unexpected result type ${data.resultType}`);
+}
+
+/** Resolves once Prometheus has scraped every target after `sinceMs` (epoch ms). */
+async function scrapedAfter(sinceMs: number, label: string): Promise<void> {
+  await waitFor(async () => {
+    const rows = await query(`timestamp(up{job=~"${API_JOB}|${WORKER_JOB}"})`);
+    return rows.length === 3 && rows.every((r) => r.value * 1000 > sinceMs);
+  }, 30_000, `Prometheus to scrape every target after ${label}`);
+}
+
+// ------------------------------------------------------------------------------------------- the stack
+
+let sim: Simulator;
+let stack: TestStack;
+let worker: RunningWorker | undefined;
+/** A second API process on the same Redis, database and queues, allowed one confirm in flight. */
+let api2: RunningApi | undefined;
+let prometheus: ChildProcess | undefined;
+let prometheusLog = '';
+let tmp = '';
+const id = eventId('metrics');
+/** merchant_uid → the order status the drop must end in. */
+const expectedStatus = new Map<string, string>();
+const confirmCodes: Record<string, number> = {};
+
+const hostPort = (url: string): string => new URL(url).host;
+
+async function startPrometheus(targets: { api: string[]; worker: string[] }): Promise<void> {
+  if (!existsSync(PROMETHEUS)) {
+    throw new Error(`Prometheus not found at ${PROMETHEUS}: install it with \`apt-get update && apt-get install -y prometheus\` (or set PROMETHEUS to its path)`);
+  }
+  tmp = mkdtempSync(join(tmpdir(), 'dropgate-prom-'));
+  const port = await freePort();
+  // JSON is YAML: the configuration the proof runs with, pointing at the repository's rule files.
+  const config = {
+    global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
+    rule_files: ruleFiles,
+    scrape_configs: [
+      { job_name: API_JOB, metrics_path: '/metrics', static_configs: [{ targets: targets.api }] },
+      { job_name: WORKER_JOB, metrics_path: '/metrics', static_configs: [{ targets: targets.worker }] },
+    ],
+  };
+  writeFileSync(join(tmp, 'prometheus.yml'), JSON.stringify(config, null, 2));
+  prometheus = spawn(PROMETHEUS, [
+    `--config.file=${join(tmp, 'prometheus.yml')}`,
+    `--storage.tsdb.path=${join(tmp, 'data')}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    '--log.level=warn',
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  prometheus.stderr?.on('data', (chunk: Buffer) => { prometheusLog = (prometheusLog + chunk.toString()).slice(-8_000); });
+  promUrl = `http://127.0.0.1:${port}`;
+  await waitFor(async () => {
+    if (prometheus?.exitCode !== null) throw new Error(`prometheus exited with ${prometheus?.exitCode}:\n${prometheusLog}`);
+    return fetch(`${promUrl}/-/ready`).then((r) => r.ok, () => false);
+  }, 30_000, 'Prometheus to be ready');
+  await waitFor(async () => (await query(`up{job=~"${API_JOB}|${WORKER_JOB}"} == 1`)).length === 3, 30_000, 'Prometheus to scrape the API processes and the worker');
+}
+
+async function stopPrometheus(): Promise<void> {
+  const child = prometheus;
+  if (child && child.exitCode === null && child.signalCode === null) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', () => { clearTimeout(timer); resolve(); });
+      child.kill('SIGTERM');
+    });
+  }
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+}
+
+// -------------------------------------------------------------------------------------------- the drop
+
+async function createOrder(body: Record<string, unknown>): Promise<{ merchant_uid: string; amount: number }> {
+  const res = await http(stack.url, 'POST', `/events/${id}/orders`, body);
+  if (res.status !== 201) throw new Error(`order ${JSON.stringify(body)}: ${res.status} ${res.text}`);
+  return res.body;
+}
+
+/** The buyer pays through the simulator (PortOne calls our confirm, then the webhook, twice). */
+async function pay(
+  order: { merchant_uid: string; amount: number },
+  outcome: PaymentOutcome,
+  opts: { amount?: number; confirm?: boolean } = {},
+): Promise<PaymentWindowResult> {
+  const result = await sim.pay({
+    merchant_uid: order.merchant_uid,
+    amount: opts.amount ?? order.amount,
+    ...(opts.confirm === false ? {} : { confirm_url: `${stack.url}/portone/v1/confirm` }),
+    notice_url: `${stack.url}/portone/v1/webhook`,
+    outcome,
+    faults: { webhook_duplicates: 1 },
+  });
+  if (result.confirm) {
+    const code = result.confirm.status === 200 ? 'APPROVED' : String((result.confirm.body as { code?: string } | null)?.code ?? result.confirm.status);
+    confirmCodes[code] = (confirmCodes[code] ?? 0) + 1;
+  }
+  return result;
+}
+
+const workerMetrics = async (): Promise<string> => (await fetch(worker!.metricsUrl!)).text();
+
+/** PortOne's REST API is down while a paid webhook arrives: the outcome job fails, then succeeds. */
+async function failJobsForAMoment(): Promise<void> {
+  const faults = sim.getFaults();
+  sim.setFaults({ ...faults, rest_down: true });
+  try {
+    const order = await createOrder({ buyer_id: `jf-${rand(6)}`, items: [{ pool: 'ga', quantity: 1 }] });
+    expectedStatus.set(order.merchant_uid, 'paid');
+    await pay(order, 'paid');
+    await waitFor(async () => /dropgate_job_failures_total\{queue="payments"\} [1-9]/.test(await workerMetrics()), 20_000, 'a failed payment job attempt');
+  } finally {
+    sim.setFaults(faults);
+  }
+}
+
+/**
+ * Bursts of concurrent confirms for orders that do not exist, at the API process allowed one confirm
+ * in flight: some are shed (OVERLOADED), the others answered ORDER_NOT_FOUND.
+ */
+async function shedSomeConfirms(): Promise<void> {
+  const before = await shedCount();
+  for (let burst = 0; burst < 20 && (await shedCount()) === before; burst++) {
+    await Promise.all(Array.from({ length: 40 }, () =>
+      http(api2!.url, 'POST', '/portone/v1/confirm', { imp_uid: `imp_${rand(12)}`, merchant_uid: `${id}.${rand(11)}`, amount: 3_000 })));
+  }
+  expect(await shedCount(), 'confirms shed by the in-flight limit').toBeGreaterThan(before);
+}
+
+async function shedCount(): Promise<number> {
+  const text = await (await fetch(`${api2!.url}/metrics`)).text();
+  return Number(/dropgate_requests_shed_total\{reason="in_flight"\} (\d+)/.exec(text)?.[1] ?? 0);
+}
+
+/** One round of the drop: two seats and some pool places, every way an order can end. */
+async function round(seats: [string, string]): Promise<void> {
+  // Abandoned first: its hold expires 5 s later while the rest of the round goes on.
+  const abandoned = await createOrder({ buyer_id: `ab-${rand(6)}`, items: [{ pool: 'ga', quantity: 1 }] });
+  expect((await pay(abandoned, 'abandoned')).confirm?.status).toBe(200);
+  expectedStatus.set(abandoned.merchant_uid, 'expired');
+
+  // A seat paid; a second buyer of the same seat is refused SOLD_OUT.
+  const first = await createOrder({ buyer_id: `s1-${rand(6)}`, seats: [seats[0]] });
+  const second = await createOrder({ buyer_id: `s2-${rand(6)}`, seats: [seats[0]] });
+  expect((await pay(first, 'paid')).confirm?.status).toBe(200);
+  expectedStatus.set(first.merchant_uid, 'paid');
+  expect((await pay(second, 'paid')).confirm?.body).toMatchObject({ code: 'SOLD_OUT' });
+
+  const both = await createOrder({ buyer_id: `s3-${rand(6)}`, seats: [seats[1]], items: [{ pool: 'ga', quantity: 2 }] });
+  expect((await pay(both, 'paid')).confirm?.status).toBe(200);
+  expectedStatus.set(both.merchant_uid, 'paid');
+
+  const failed = await createOrder({ buyer_id: `f-${rand(6)}`, items: [{ pool: 'ga', quantity: 1 }] });
+  expect((await pay(failed, 'failed')).confirm?.status).toBe(200);
+  expectedStatus.set(failed.merchant_uid, 'released');
+
+  const tampered = await createOrder({ buyer_id: `am-${rand(6)}`, items: [{ pool: 'ga', quantity: 1 }] });
+  expect((await pay(tampered, 'paid', { amount: tampered.amount - 1_000 })).confirm?.body).toMatchObject({ code: 'AMOUNT_MISMATCH' });
+
+  // A PG without confirm takes the wrong amount: paid money that cannot get seats is refunded.
+  const unconfirmed = await createOrder({ buyer_id: `rf-${rand(6)}`, items: [{ pool: 'ga', quantity: 1 }] });
+  const refunded = await pay(unconfirmed, 'paid', { amount: unconfirmed.amount + 1_000, confirm: false });
+  expect(refunded.payment.status).toBe('paid');
+  expectedStatus.set(unconfirmed.merchant_uid, 'refunded');
+
+  await shedSomeConfirms();
+}
+
+async function orderStatuses(): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const muid of expectedStatus.keys()) out.set(muid, (await http(stack.url, 'GET', `/orders/${muid}`)).body?.status);
+  return out;
+}
+
+beforeAll(async () => {
+  sim = await startSimulator({ port: 0, faults: { webhook_retry_ms: 50 } });
+  const workerPort = await freePort();
+  stack = await startStack({ label: 'metrics', portoneUrl: sim.url, worker: false, env: { WORKER_METRICS_PORT: String(workerPort) } });
+  worker = await startWorker(stack.config, { prefix: stack.prefix, metricsServer: true });
+  if (!worker.metricsUrl) throw new Error('the worker did not start its metrics server');
+  api2 = await startApi({ ...stack.config, confirmMaxInFlight: 1 }, { logger: false, queuePrefix: stack.prefix });
+  await startPrometheus({ api: [hostPort(stack.url), hostPort(api2.url)], worker: [hostPort(worker.metricsUrl)] });
+
+  const created = await http(stack.url, 'POST', '/admin/events', {
+    id, name: 'Metrics proof', hold_ttl_seconds: 5,
+    seat_blocks: [{ section: 'M', rows: 1, seats_per_row: 4, price: 10_000 }],
+    pools: [{ id: 'ga', name: 'GA', capacity: 40, price: 3_000 }],
+  }, { admin: true });
+  expect(created.status, created.text).toBe(201);
+  await waitFor(async () => api2!.deps.catalog.isKnown(id), 10_000, 'the second API process to know the event');
+  await scrapedAfter(Date.now(), 'the event was created');
+
+  await failJobsForAMoment();
+  await round(['M-1-1', 'M-1-2']);
+  // Round two moves series Prometheus has already seen, so rates and quantiles are not empty.
+  await scrapedAfter(Date.now(), 'round one');
+  await round(['M-1-3', 'M-1-4']);
+
+  await sim.settled();
+  await waitFor(async () => {
+    const now = await orderStatuses();
+    return [...expectedStatus].every(([muid, status]) => now.get(muid) === status);
+  }, 30_000, 'every order of the drop to reach its final status').catch(async (error: unknown) => {
+    const now = await orderStatuses();
+    const off = [...expectedStatus].filter(([muid, status]) => now.get(muid) !== status).map(([muid, status]) => `${muid}: ${now.get(muid)}, expected ${status}`);
+    throw new Error(`${(error as Error).message}:\n${off.join('\n')}`);
+  });
+  await scrapedAfter(Date.now(), 'the drop settled');
+}, 180_000);
+
+afterAll(async () => {
+  await stopPrometheus().catch(() => undefined);
+  await api2?.close().catch(() => undefined);
+  await worker?.close().catch(() => undefined);
+  await stack?.close().catch(() => undefined);
+  await sim?.close().catch(() => undefined);
+}, 60_000);
+
+// ------------------------------------------------------------------------------------------ the proof
+
+describe('Prometheus scraping a drop', () => {
+  it('saw every kind of series the dashboards read move', async () => {
+    const value = async (expr: string) => (await query(expr)).reduce((sum, s) => sum + s.value, 0);
+    const codes = new Map((await query(`sum by (code) (dropgate_confirms_total{event=~"${id}|unknown"})`)).map((s) => [s.metric['code'], s.value]));
+    for (const code of ['APPROVED', 'SOLD_OUT', 'AMOUNT_MISMATCH', 'ORDER_NOT_FOUND', 'OVERLOADED']) {
+      expect(codes.get(code) ?? 0, `confirms answered ${code}`).toBeGreaterThan(0);
+    }
+    expect(codes.get('APPROVED')).toBe(confirmCodes['APPROVED']);
+    expect(await value(`dropgate_holds_committed_total{event="${id}"}`)).toBe(5);
+    expect(await value(`dropgate_holds_released_total{event="${id}", reason="payment_failed"}`)).toBe(2);
+    expect(await value(`dropgate_holds_expired_total{event="${id}"}`)).toBe(2);
+    expect(await value('dropgate_refunds_total{reason="amount_mismatch"}')).toBe(2);
+    expect(await value('dropgate_webhooks_received_total{verdict="duplicate"}')).toBeGreaterThan(0);
+    expect(await value('dropgate_job_failures_total{queue="payments"}')).toBeGreaterThan(0);
+    expect(await value('dropgate_requests_shed_total{reason="in_flight"}')).toBeGreaterThan(0);
+    expect(await value('dropgate_portone_requests_total')).toBeGreaterThan(0);
+    expect(await value(`dropgate_orders{event="${id}", status="paid"}`)).toBe(5);
+  });
+
+  it('exposes every metric the dashboards and rules read (an oversell prevented cannot happen here)', async () => {
+    const names = [...new Set([...panelQueries.map((q) => q.expr), ...rules.map((r) => r.expr)].flatMap(metricNames))];
+    expect(names.length).toBeGreaterThan(20);
+    const missing: string[] = [];
+    for (const name of names) {
+      if (name === 'dropgate_oversells_prevented_total') continue;
+      if ((await query(`count(${name})`)).length === 0) missing.push(name);
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it('answers every query of every dashboard panel with data', async () => {
+    expect(panelQueries.length).toBeGreaterThan(30);
+    const empty: string[] = [];
+    for (const q of panelQueries) {
+      const promql = grafanaToPromQL(q.expr);
+      const samples = await query(promql);
+      if (samples.length === 0) empty.push(`${q.name}: no series for ${promql}`);
+      else if (!samples.some((s) => Number.isFinite(s.value))) empty.push(`${q.name}: only NaN/Inf for ${promql}`);
+    }
+    expect(empty).toEqual([]);
+  });
+
+  it('feeds the dashboards\' event and instance variables', async () => {
+    const events = (await promApi('/api/v1/label/event/values', { 'match[]': 'dropgate_inventory' })) as string[];
+    expect(events).toContain(id);
+    const instances = (await promApi('/api/v1/label/instance/values', { 'match[]': 'dropgate_dependency_up' })) as string[];
+    expect(instances.sort()).toEqual([hostPort(stack.url), hostPort(api2!.url), hostPort(worker!.metricsUrl!)].sort());
+  });
+
+  it('shows inventory once with two API processes reporting it (max, not sum)', async () => {
+    const reporters = await query(`count by (pool, state) (dropgate_inventory{event="${id}"})`);
+    expect(reporters.length).toBe(6);
+    for (const r of reporters) expect(r.value, JSON.stringify(r.metric)).toBe(2);
+
+    const panel = panelQueries.find((q) => q.name.startsWith('drop-overview.json') && /"Inventory remaining"/.test(q.name));
+    expect(panel, 'the drop overview\'s "Inventory remaining" panel').toBeDefined();
+    const shown = new Map((await query(grafanaToPromQL(panel!.expr))).filter((s) => s.metric['event'] === id).map((s) => [s.metric['pool'], s.value]));
+    const availability = (await http(stack.url, 'GET', `/events/${id}`)).body.availability;
+    expect(Object.fromEntries(shown)).toEqual({
+      seats: availability.seats.available,
+      ga: availability.pools.find((p: { id: string }) => p.id === 'ga').available,
+    });
+    // 4 seats, all sold; 40 places, 5 sold.
+    expect(Object.fromEntries(shown)).toEqual({ seats: 0, ga: 35 });
+  });
+
+  it('records every recording rule', async () => {
+    expect(recordNames.length).toBeGreaterThan(10);
+    const missing = async () => {
+      const out: string[] = [];
+      for (const name of recordNames) {
+        const samples = await query(name);
+        if (!samples.some((s) => Number.isFinite(s.value))) out.push(`${name}: ${samples.length ? 'only NaN' : 'no data'}`);
+      }
+      return out;
+    };
+    // The rule groups run every second; give them a few evaluations after the last scrape.
+    await waitFor(async () => (await missing()).length === 0, 15_000, 'every recording rule to have data').catch(() => undefined);
+    expect(await missing()).toEqual([]);
+  });
+
+  it('loads every rule and evaluates each without error', async () => {
+    type LoadedRule = { name: string; type: string; health: string; lastError?: string; state?: string };
+    const loaded = async (): Promise<LoadedRule[]> =>
+      ((await promApi('/api/v1/rules')) as { groups: { rules: LoadedRule[] }[] }).groups.flatMap((g) => g.rules);
+    await waitFor(async () => (await loaded()).every((r) => r.health !== 'unknown'), 15_000, 'every rule to be evaluated').catch(() => undefined);
+    const all = await loaded();
+    expect(all.length).toBe(rules.length);
+    expect(all.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`)).toEqual([]);
+    expect(all.filter((r) => r.type === 'alerting').map((r) => r.name).sort()).toEqual(rules.flatMap((r) => (r.alert ? [r.alert] : [])).sort());
+    // Nothing was oversold, and the alert that says so stays quiet.
+    expect(all.find((r) => r.name === 'DropgateOversellPrevented')?.state).toBe('inactive');
+  });
+});
