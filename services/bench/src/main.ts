@@ -87,12 +87,6 @@ async function json(url: string, method: string, body?: unknown, admin = false) 
   return JSON.parse(text);
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => { while (next < items.length) { const i = next++; out[i] = await fn(items[i]!, i); } }));
-  return out;
-}
 
 let db: ReturnType<typeof createDb> | undefined;
 let store: HoldStore | undefined;

@@ -6,7 +6,6 @@ import { sql, type Transaction } from 'kysely';
 import type { Db } from '../database.ts';
 import type { Database, HoldRow } from '../schema.ts';
 import type { OrderStatus } from '@dropgate/domain';
-import { appendOrderEvent } from './orders.repository.ts';
 
 type Executor = Db | Transaction<Database>;
 
