@@ -39,7 +39,7 @@ describe('a drop settles with invariants 1-3 intact', () => {
     const ledger = sim.ledger();
     expect(ledger.payments.filter((p) => p.status === 'paid').length).toBeGreaterThan(20);
     expect(ledger.webhooks.some((w) => w.lost)).toBe(true);
-  }, 120_000);
+  }, 180_000);
 
   it('the worker process killed with SIGKILL mid-drop and restarted: every hold still ends correctly', async () => {
     const { sim, stack } = await setup({ worker: false });
@@ -76,7 +76,7 @@ describe('a drop settles with invariants 1-3 intact', () => {
     expect(killed).toBe(true);
     await waitSettled(stack.api.deps.db, stack.store, sim, id);
     expect(await invariantViolations(stack.api.deps.db, stack.store, sim, id)).toEqual([]);
-  });
+  }, 180_000);
 
   it('FLUSHALL mid-drop: confirms refused until rebuilt, then the drop goes on; nothing sold twice, every paid payment ticketed or refunded', async () => {
     const redis = await startPrivateRedis();
@@ -106,7 +106,7 @@ describe('a drop settles with invariants 1-3 intact', () => {
     expect(result.confirmCodes.APPROVED).toBeGreaterThan(0);
     await waitSettled(stack.api.deps.db, stack.store, sim, id);
     expect(await invariantViolations(stack.api.deps.db, stack.store, sim, id)).toEqual([]);
-  });
+  }, 180_000);
 });
 
 describe('the invariant check can fail', () => {
