@@ -138,10 +138,14 @@ const confirmCodes: Record<string, number> = {};
 
 const hostPort = (url: string): string => new URL(url).host;
 
-async function startPrometheus(targets: { api: string[]; worker: string[] }): Promise<void> {
+/** Fails (never skips) without the binary, before anything is started. */
+function requirePrometheus(): void {
   if (!existsSync(PROMETHEUS)) {
     throw new Error(`Prometheus not found at ${PROMETHEUS}: install it with \`apt-get update && apt-get install -y prometheus\` (or set PROMETHEUS to its path)`);
   }
+}
+
+async function startPrometheus(targets: { api: string[]; worker: string[] }): Promise<void> {
   tmp = mkdtempSync(join(tmpdir(), 'dropgate-prom-'));
   const port = await freePort();
   // JSON is YAML: the configuration the proof runs with, pointing at the repository's rule files.
@@ -288,6 +292,7 @@ async function orderStatuses(): Promise<Map<string, string>> {
 }
 
 beforeAll(async () => {
+  requirePrometheus();
   sim = await startSimulator({ port: 0, faults: { webhook_retry_ms: 50 } });
   const workerPort = await freePort();
   stack = await startStack({ label: 'metrics', portoneUrl: sim.url, worker: false, env: { WORKER_METRICS_PORT: String(workerPort) } });
@@ -355,11 +360,8 @@ describe('Prometheus scraping a drop', () => {
     expect(await value(`dropgate_orders{event="${id}", status="paid"}`)).toBe(5);
   });
 
-  // Every paid payment's webhook came twice (webhook_duplicates: 1), yet the API counts every copy as
-  // "queued": services/api/src/routes/portone.routes.ts reads `duplicate` from the Job that
-  // `queue.add()` returns, which BullMQ builds from the data passed in even when the job id exists.
-  // `it.fails` until that is fixed; then make it `it`.
-  it.fails('counts duplicated webhooks as verdict="duplicate"', async () => {
+  // Every paid payment's webhook came twice (webhook_duplicates: 1): the second copy is a duplicate.
+  it('counts duplicated webhooks as verdict="duplicate"', async () => {
     const duplicates = (await query('dropgate_webhooks_received_total{verdict="duplicate"}')).reduce((sum, s) => sum + s.value, 0);
     expect(duplicates).toBeGreaterThan(0);
   });

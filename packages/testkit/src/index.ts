@@ -171,6 +171,8 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
     SWEEP_INTERVAL_MS: '500',
     EXPIRY_GRACE_SECONDS: '5',
     LATE_PAYMENT_WATCH_SECONDS: '16',
+    // Test files run in parallel against one Postgres (max_connections 100): keep pools small.
+    WORKER_CONCURRENCY: '8',
     ...(opts.env ?? {}),
   });
   const api = await startApi(config, { logger: false, queuePrefix: prefix });

@@ -172,3 +172,22 @@ describe('POST /portone/v1/confirm', () => {
     expect(row.status).toBe('held');
   });
 });
+
+describe('POST /portone/v1/webhook', () => {
+  it('queues a webhook once and reports the copies as duplicates, JSON or form-encoded', async () => {
+    const id = await makeEvent();
+    const o = await order(id, { buyer_id: 'b1', seats: ['A-1-1'] });
+    const imp = impUid();
+    const first = await http(stack.url, 'POST', '/portone/v1/webhook', { imp_uid: imp, merchant_uid: o.merchant_uid, status: 'paid' });
+    expect(first.status).toBe(200);
+    expect(first.body).toEqual({ received: true, duplicate: false });
+    const again = await http(stack.url, 'POST', '/portone/v1/webhook', undefined, {
+      raw: `imp_uid=${imp}&merchant_uid=${encodeURIComponent(o.merchant_uid)}&status=paid`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual({ received: true, duplicate: true });
+    const other = await http(stack.url, 'POST', '/portone/v1/webhook', { imp_uid: imp, merchant_uid: o.merchant_uid, status: 'cancelled' });
+    expect(other.body.duplicate).toBe(false);
+  });
+});

@@ -37,8 +37,7 @@ async function holdStatus(target: DropTarget, eventId: string): Promise<SettleSt
   if (liveHolds > 0) pending.push(`${plural(liveHolds, 'hold')} live in Redis`);
   else if (heldPlaces > 0) pending.push(`${plural(heldPlaces, 'place')} held in Redis`);
   if (target.pendingJobs) {
-    const jobs = await target.pendingJobs();
-    if (jobs > 0) pending.push(`${plural(jobs, 'job')} queued`);
+    for (const [where, n] of Object.entries(await target.pendingJobs())) pending.push(`${plural(n, 'job')} ${where}`);
   }
   return { settled: pending.length === 0, pending, liveHolds };
 }

@@ -35,8 +35,8 @@ export interface DropTarget {
   readonly inProcess: { readonly api: boolean; readonly sim: boolean };
   /** One sweep of the in-process worker (null when the worker runs elsewhere). */
   readonly sweep: (() => Promise<unknown>) | null;
-  /** Jobs of the in-process worker not finished yet (waiting, active, delayed). */
-  readonly pendingJobs: (() => Promise<number>) | null;
+  /** Jobs of the in-process worker not finished yet, by queue and state (e.g. `payments delayed: 2`). */
+  readonly pendingJobs: (() => Promise<Record<string, number>>) | null;
   /** Human-readable: what runs where. */
   readonly description: string;
   /**
@@ -212,9 +212,11 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
       // with its own): ours are only checked by an in-process one.
       PORTONE_IMP_KEY: impKey,
       PORTONE_IMP_SECRET: impSecret,
-      // Abandoned holds must end seconds after their TTL, not minutes.
+      // Abandoned holds must end seconds after their TTL, not minutes, and a payment finished after
+      // its hold expired must be found within the drop (configurations without the watch ignore it).
       SWEEP_INTERVAL_MS: '500',
       EXPIRY_GRACE_SECONDS: '5',
+      LATE_PAYMENT_WATCH_SECONDS: '16',
       QUEUE_PREFIX: prefix,
       // The simulator sends plain webhooks from loopback: no token, no allowlist.
       WEBHOOK_TOKEN: '',
@@ -240,15 +242,15 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
       inProcess: { api: true, sim: opts.simUrl === null },
       sweep: () => worker.sweep(),
       pendingJobs: async () => {
-        let n = 0;
+        const out: Record<string, number> = {};
         for (const [name, q] of Object.entries(queues)) {
-          // A delayed expiry job waits for its hold's TTL even when the hold was paid long ago (it then
-          // finds nothing to do): live holds are counted on their own, so only running ones count here.
-          const states = name === 'expiry' ? (['waiting', 'active', 'prioritized'] as const) : (['waiting', 'active', 'delayed', 'prioritized'] as const);
-          const c = await q.getJobCounts(...states);
-          n += Object.values(c).reduce((a, b) => a + b, 0);
+          // Delayed jobs are not counted: an expiry job waits for its hold's TTL even when the hold was
+          // paid long ago, a late-payment watch waits by design, a retry waits its backoff. What they
+          // would change shows in the state the settle check reads (live holds, unsettled payments).
+          const c = await q.getJobCounts('waiting', 'active', 'prioritized');
+          for (const [state, n] of Object.entries(c)) if (n > 0) out[`${name} ${state}`] = n;
         }
-        return n;
+        return out;
       },
       description: `API and worker in-process (database ${new URL(dbUrl).pathname.slice(1)}, queue prefix ${prefix}), simulator ${opts.simUrl === null ? 'in-process' : `${sim.url} (running)`}`,
       close,

@@ -23,7 +23,18 @@ if (config.workerNice > 0) {
     log.warn({ err: error }, 'could not lower the worker CPU priority');
   }
 }
-const worker = await startWorker(config, { logger: pino({ name: 'dropgate-worker', level: config.logLevel }) });
+// Postgres or Redis may not accept us yet (a deploy, a restart): keep trying instead of crashing.
+let worker;
+for (let attempt = 1; ; attempt++) {
+  try {
+    worker = await startWorker(config, { logger: pino({ name: 'dropgate-worker', level: config.logLevel }) });
+    break;
+  } catch (error) {
+    if (attempt >= 30) throw error;
+    log.warn({ err: error, attempt }, 'worker could not start yet; retrying');
+    await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * attempt)));
+  }
+}
 log.info({ metrics: worker.metricsUrl }, 'worker running');
 const shutdown = async (signal: string) => {
   log.info({ signal }, 'closing');

@@ -48,7 +48,7 @@ describe('a drop settles with invariants 1-3 intact', () => {
       const child = spawn(process.execPath, ['services/worker/src/main.ts'], {
         env: {
           PATH: process.env.PATH ?? '', DATABASE_URL: stack.config.databaseUrl, REDIS_URL: stack.config.redisUrl, QUEUE_PREFIX: stack.prefix,
-          JOB_LOCK_MS: '2000', WORKER_METRICS_PORT: '0', LOG_LEVEL: 'silent', PORTONE_API_URL: sim.url, PORTONE_IMP_KEY: 'k', PORTONE_IMP_SECRET: 's',
+          JOB_LOCK_MS: '2000', WORKER_CONCURRENCY: '8', WORKER_METRICS_PORT: '0', LOG_LEVEL: 'silent', PORTONE_API_URL: sim.url, PORTONE_IMP_KEY: 'k', PORTONE_IMP_SECRET: 's',
           SWEEP_INTERVAL_MS: '500', EXPIRY_GRACE_SECONDS: '30', LATE_PAYMENT_WATCH_SECONDS: '16',
         },
         stdio: ['ignore', 'ignore', 'inherit'],

@@ -128,14 +128,18 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
         reject('ORDER_NOT_FOUND', `order ${merchant_uid} is not one of ours`);
       }
       const job: PaymentOutcomeJob = { eventId: eventId!, merchantUid: merchant_uid, impUid: imp_uid, hint: status, source: 'webhook', receivedAt: Date.now() };
-      let added;
+      const jobId = jobIds.paymentOutcome(imp_uid, status);
+      let duplicate: boolean;
       try {
-        added = await queues.payments.add('outcome', job, { jobId: jobIds.paymentOutcome(imp_uid, status) });
+        await queues.payments.add('outcome', job, { jobId });
+        // add() answers with a job built from our data even when the id existed (the add was a
+        // no-op), so read back what is stored to tell a duplicate.
+        const stored = await queues.payments.getJob(jobId);
+        duplicate = stored !== undefined && (stored.data as PaymentOutcomeJob).receivedAt !== job.receivedAt;
       } catch (error) {
         request.log.error({ err: error }, 'webhook not queued');
         throw new DomainError('NOT_READY', 'the webhook could not be queued; retry later');
       }
-      const duplicate = (added.data as PaymentOutcomeJob).receivedAt !== job.receivedAt;
       metrics.webhooks.inc({ status: status.slice(0, 16), verdict: duplicate ? 'duplicate' : 'queued' });
       return reply.status(200).send({ received: true, duplicate });
     },
