@@ -3,19 +3,10 @@
  * as two processes (so worker load never delays a confirm), restarting neither: if one exits, both stop.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { loadConfig, ConfigError } from '@dropgate/config';
+import { loadConfigOrExit } from '@dropgate/config';
 import { openDatabase } from '@dropgate/db';
 
-let config;
-try {
-  config = loadConfig();
-} catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(error.message);
-    process.exit(2);
-  }
-  throw error;
-}
+const config = loadConfigOrExit();
 
 try {
   const db = await openDatabase(config.databaseUrl);

@@ -199,3 +199,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     logLevel: raw.LOG_LEVEL,
   });
 }
+
+/**
+ * For entry points: the configuration, or exit with status 2 after `report`ing which variable is
+ * invalid (other errors propagate).
+ */
+export function loadConfigOrExit(report: (message: string) => void = (m) => console.error(m)): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      report(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
+}

@@ -19,3 +19,31 @@ export function blockSeatId(section: string, row: number, number: number): strin
 export function ticketCount(seats: readonly string[], items: readonly PoolItem[]): number {
   return seats.length + items.reduce((n, i) => n + i.quantity, 0);
 }
+
+/**
+ * An event's whole state as Postgres records it: what the Redis state is (re)built from. Produced by
+ * the database package, consumed by the Redis package.
+ */
+export interface EventSnapshot {
+  id: string;
+  opensAt: number;
+  closesAt: number | null;
+  holdTtlMs: number;
+  maxPerBuyer: number | null;
+  pools: { id: string; capacity: number }[];
+  seats: string[];
+  orders: SnapshotOrder[];
+}
+
+export interface SnapshotOrder {
+  merchantUid: string;
+  amount: number;
+  buyerId: string;
+  seats: string[];
+  items: PoolItem[];
+  status: OrderStatus;
+  /** For held orders: the live hold's expiry, seq and imp_uid. */
+  holdExpiresAt: number | null;
+  seq: number;
+  impUid: string | null;
+}

@@ -3,7 +3,7 @@
  * the Lua scripts in `lua/`. Every method is one round trip unless it says otherwise.
  */
 import type { Redis } from 'ioredis';
-import type { OrderStatus, PoolItem, RefusalCode } from '@dropgate/domain';
+import type { EventSnapshot, OrderStatus, PoolItem, RefusalCode } from '@dropgate/domain';
 import { eventKeys, eventKeyPattern } from './keys.ts';
 import { withScripts, type ScriptedRedis } from './scripts.ts';
 
@@ -55,29 +55,7 @@ export interface Availability {
 }
 export type SeatState = 'available' | 'held' | 'sold';
 
-/** Everything needed to (re)build an event's Redis state; comes from Postgres. */
-export interface EventSnapshot {
-  id: string;
-  opensAt: number;
-  closesAt: number | null;
-  holdTtlMs: number;
-  maxPerBuyer: number | null;
-  pools: { id: string; capacity: number }[];
-  seats: string[];
-  orders: SnapshotOrder[];
-}
-export interface SnapshotOrder {
-  merchantUid: string;
-  amount: number;
-  buyerId: string;
-  seats: string[];
-  items: PoolItem[];
-  status: OrderStatus;
-  /** For held orders: the live hold's expiry, seq and imp_uid. */
-  holdExpiresAt: number | null;
-  seq: number;
-  impUid: string | null;
-}
+export type { EventSnapshot, SnapshotOrder } from '@dropgate/domain';
 
 export interface NewRedisOrder {
   merchantUid: string;

@@ -3,7 +3,7 @@
  * API and listens; closes gracefully on SIGINT/SIGTERM.
  */
 import { pino } from 'pino';
-import { loadConfig, ConfigError, type Config } from '@dropgate/config';
+import { loadConfigOrExit, type Config } from '@dropgate/config';
 import { openDatabase } from '@dropgate/db';
 import { HoldStore, createRedis } from '@dropgate/redis';
 import { createQueues, closeQueues } from '@dropgate/jobs';
@@ -51,16 +51,7 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const log = pino({ name: 'dropgate-api' });
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      log.fatal(error.message);
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit((m) => log.fatal(m));
   if (!config.adminToken) log.warn('ADMIN_TOKEN is not set: the admin API answers 401. Set ADMIN_TOKEN=<at least 16 characters> to enable it.');
   const api = await startApi(config);
   const shutdown = async (signal: string) => {

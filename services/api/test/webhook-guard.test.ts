@@ -43,6 +43,6 @@ describe('webhook protection', () => {
     const spoofed = await post(`?token=${TOKEN}`, '52.78.48.223, 203.0.113.7');
     expect(spoofed.status).toBe(403);
     const queued = await stack.api.deps.queues.payments.getJobCounts('waiting', 'delayed');
-    expect(queued.waiting + queued.delayed).toBe(1);
+    expect((queued.waiting ?? 0) + (queued.delayed ?? 0)).toBe(1);
   });
 });

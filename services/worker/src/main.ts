@@ -1,20 +1,11 @@
 /** `npm run worker`: the BullMQ workers, until SIGINT/SIGTERM. */
 import { setPriority } from 'node:os';
 import { pino } from 'pino';
-import { loadConfig, ConfigError } from '@dropgate/config';
+import { loadConfigOrExit } from '@dropgate/config';
 import { startWorker } from './worker.ts';
 
 const log = pino({ name: 'dropgate-worker' });
-let config;
-try {
-  config = loadConfig();
-} catch (error) {
-  if (error instanceof ConfigError) {
-    log.fatal(error.message);
-    process.exit(2);
-  }
-  throw error;
-}
+const config = loadConfigOrExit((m) => log.fatal(m));
 if (!config.portone.impKey) log.warn('PORTONE_IMP_KEY / PORTONE_IMP_SECRET are not set: PortOne REST calls will be refused by real PortOne');
 if (config.workerNice > 0) {
   try {

@@ -1,30 +1,10 @@
 /**
- * An event's whole state as Postgres records it, in the shape the Redis loader takes
- * (`EventSnapshot` in @dropgate/redis): the record from which Redis is (re)built.
+ * An event's whole state as Postgres records it (`EventSnapshot`): the record Redis is (re)built from.
  */
 import type { Db } from '../database.ts';
-import type { OrderStatus } from '@dropgate/domain';
+import type { EventSnapshot, OrderStatus } from '@dropgate/domain';
 
-export interface SnapshotRecord {
-  id: string;
-  opensAt: number;
-  closesAt: number | null;
-  holdTtlMs: number;
-  maxPerBuyer: number | null;
-  pools: { id: string; capacity: number }[];
-  seats: string[];
-  orders: {
-    merchantUid: string;
-    amount: number;
-    buyerId: string;
-    seats: string[];
-    items: { pool: string; quantity: number }[];
-    status: OrderStatus;
-    holdExpiresAt: number | null;
-    seq: number;
-    impUid: string | null;
-  }[];
-}
+export type SnapshotRecord = EventSnapshot;
 
 export async function loadSnapshot(db: Db, eventId: string): Promise<SnapshotRecord | null> {
   const event = await db.selectFrom('events').selectAll().where('id', '=', eventId).executeTakeFirst();
