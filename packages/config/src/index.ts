@@ -49,6 +49,11 @@ export const ConfigSchema = Type.Object({
    * webhook may be lost (checked at 1/16, 1/8, 1/4, 1/2 and all of this window).
    */
   LATE_PAYMENT_WATCH_SECONDS: Type.Integer({ minimum: 1, maximum: 86_400 }),
+  /**
+   * Most holds per second one worker records in Postgres (0 = no limit). Recording is write-behind:
+   * during a rush it may lag a little, and the confirms keep the CPU and Redis.
+   */
+  HOLDS_PER_SECOND: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
   /** Worker concurrency per queue. */
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000 }),
   /** BullMQ key prefix; hash-tagged so each queue stays in one Redis Cluster slot. */
@@ -81,6 +86,7 @@ export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
   WORKER_CONCURRENCY: '32',
   WORKER_NICE: '10',
   LATE_PAYMENT_WATCH_SECONDS: '1800',
+  HOLDS_PER_SECOND: '0',
   QUEUE_PREFIX: '{dropgate}',
   JOB_LOCK_MS: '30000',
   LOG_LEVEL: 'info',
@@ -88,7 +94,7 @@ export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
 
 const INTEGER_KEYS = new Set([
   'PORT', 'CONFIRM_BUDGET_MS', 'SIM_PORT', 'WORKER_METRICS_PORT', 'CONFIRM_MAX_IN_FLIGHT',
-  'MAX_EVENT_LOOP_DELAY_MS', 'SWEEP_INTERVAL_MS', 'EXPIRY_GRACE_SECONDS', 'WORKER_CONCURRENCY', 'JOB_LOCK_MS', 'WORKER_NICE', 'LATE_PAYMENT_WATCH_SECONDS',
+  'MAX_EVENT_LOOP_DELAY_MS', 'SWEEP_INTERVAL_MS', 'EXPIRY_GRACE_SECONDS', 'WORKER_CONCURRENCY', 'JOB_LOCK_MS', 'WORKER_NICE', 'LATE_PAYMENT_WATCH_SECONDS', 'HOLDS_PER_SECOND',
 ]);
 
 /** The validated, typed configuration every service receives. */
@@ -119,6 +125,7 @@ export interface Config {
   readonly workerConcurrency: number;
   readonly workerNice: number;
   readonly latePaymentWatchSeconds: number;
+  readonly holdsPerSecond: number;
   readonly queuePrefix: string;
   readonly jobLockMs: number;
   readonly logLevel: Raw['LOG_LEVEL'];
@@ -194,6 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     workerConcurrency: raw.WORKER_CONCURRENCY,
     workerNice: raw.WORKER_NICE,
     latePaymentWatchSeconds: raw.LATE_PAYMENT_WATCH_SECONDS,
+    holdsPerSecond: raw.HOLDS_PER_SECOND,
     queuePrefix: raw.QUEUE_PREFIX,
     jobLockMs: raw.JOB_LOCK_MS,
     logLevel: raw.LOG_LEVEL,

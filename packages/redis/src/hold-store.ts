@@ -57,6 +57,18 @@ export type SeatState = 'available' | 'held' | 'sold';
 
 export type { EventSnapshot, SnapshotOrder } from '@dropgate/domain';
 
+/** A new hold, as placeHold handed it to the workers. */
+export interface Handoff {
+  /** stream entry id */
+  id: string;
+  eventId: string;
+  merchantUid: string;
+  impUid: string;
+  seq: number;
+  expiresAt: number;
+  heldAt: number;
+}
+
 export interface NewRedisOrder {
   merchantUid: string;
   amount: number;
@@ -97,7 +109,7 @@ export class HoldStore {
   async placeHold(eventId: string, merchantUid: string, impUid: string, amount: number | null, nowMs: number): Promise<PlaceResult> {
     const k = eventKeys(eventId);
     const r = (await this.redis.placeHold(
-      k.meta, k.order(merchantUid), k.decision(impUid), k.seats, k.counts, k.buyers, k.holds,
+      k.meta, k.order(merchantUid), k.decision(impUid), k.seats, k.counts, k.buyers, k.holds, k.handoff,
       merchantUid, amount === null ? '' : amount, nowMs, this.decisionTtlSeconds,
     )) as [number, number, number, number];
     const [code, expiresAt, seq, replayed] = r;
@@ -271,6 +283,43 @@ export class HoldStore {
       max: s.maxPerBuyer ?? 0,
       epoch,
     });
+  }
+
+  /**
+   * Reads up to `count` hold hand-offs of an event for consumer `consumer` of group `relay`: entries
+   * another consumer left unacknowledged for `reclaimIdleMs` first, then new ones. Creates the group
+   * (and the stream) when missing, e.g. after Redis lost its data.
+   */
+  async readHandoffs(eventId: string, consumer: string, count: number, reclaimIdleMs: number): Promise<Handoff[]> {
+    const key = eventKeys(eventId).handoff;
+    const parse = (entries: [string, string[]][] | null | undefined): Handoff[] =>
+      (entries ?? []).filter(([, f]) => Array.isArray(f) && f.length > 0).map(([id, f]) => {
+        const m: Record<string, string> = {};
+        for (let i = 0; i < f.length; i += 2) m[f[i]!] = f[i + 1]!;
+        return { id, eventId, merchantUid: m.uid!, impUid: m.imp!, seq: Number(m.seq), expiresAt: Number(m.exp), heldAt: Number(m.at) };
+      });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const claimed = (await this.redis.xautoclaim(key, 'relay', consumer, reclaimIdleMs, '0-0', 'COUNT', count)) as [string, [string, string[]][]];
+        const mine = parse(claimed[1]);
+        if (mine.length > 0) return mine;
+        const fresh = (await this.redis.xreadgroup('GROUP', 'relay', consumer, 'COUNT', count, 'STREAMS', key, '>')) as [string, [string, string[]][]][] | null;
+        return parse(fresh?.[0]?.[1]);
+      } catch (error) {
+        if (!String((error as Error).message).includes('NOGROUP')) throw error;
+        await this.redis.xgroup('CREATE', key, 'relay', '0', 'MKSTREAM').catch((e: Error) => {
+          if (!e.message.includes('BUSYGROUP')) throw e;
+        });
+      }
+    }
+    return [];
+  }
+
+  /** Acknowledges and deletes hand-offs once their jobs are queued. */
+  async ackHandoffs(eventId: string, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const key = eventKeys(eventId).handoff;
+    await this.redis.multi().xack(key, 'relay', ...ids).xdel(key, ...ids).exec();
   }
 
   /** Marks an event's state as being rebuilt: confirms and orders for it answer NOT_READY meanwhile. */

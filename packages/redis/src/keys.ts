@@ -13,6 +13,8 @@ export interface EventKeys {
   buyers: string;
   /** zset: merchant_uid scored by hold expiry (ms) */
   holds: string;
+  /** stream: one entry per new hold (uid, imp, seq, exp, at), read by the workers' relay */
+  handoff: string;
   order(merchantUid: string): string;
   decision(impUid: string): string;
   /** lock key for rebuilds */
@@ -27,6 +29,7 @@ export function eventKeys(eventId: string): EventKeys {
     counts: `${tag}:cnt`,
     buyers: `${tag}:buyer`,
     holds: `${tag}:holds`,
+    handoff: `${tag}:handoff`,
     order: (merchantUid) => `${tag}:o:${merchantUid}`,
     decision: (impUid) => `${tag}:d:${impUid}`,
     rebuildLock: `${tag}:rebuild-lock`,

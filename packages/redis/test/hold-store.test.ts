@@ -100,6 +100,30 @@ describe('Lua scripts', () => {
     expect(await store.settlePaid(id, `${id}.b`)).toBe('committed');
   });
 
+  it('hands every new hold to the workers in the same script, and lets another consumer reclaim unacknowledged hand-offs', async () => {
+    const id = await load();
+    await order(id, `${id}.a`, ['s1']);
+    await order(id, `${id}.b`, ['s1']);
+    await order(id, `${id}.c`, ['s2']);
+    await store.placeHold(id, `${id}.a`, 'ia', null, T0);
+    await store.placeHold(id, `${id}.a`, 'ia-retry', null, T0 + 1); // on the live hold: no new hand-off
+    await store.placeHold(id, `${id}.b`, 'ib', null, T0); // refused: no hand-off
+    await store.placeHold(id, `${id}.c`, 'ic', null, T0);
+    const first = await store.readHandoffs(id, 'worker-1', 10, 100);
+    expect(first.map((h) => [h.merchantUid, h.impUid, h.seq, h.expiresAt])).toEqual([
+      [`${id}.a`, 'ia', 1, T0 + 60_000],
+      [`${id}.c`, 'ic', 1, T0 + 60_000],
+    ]);
+    // worker-1 dies before acknowledging: nothing new for worker-2 until the entries are idle long enough.
+    expect(await store.readHandoffs(id, 'worker-2', 10, 60_000)).toEqual([]);
+    await new Promise((r) => setTimeout(r, 150));
+    const reclaimed = await store.readHandoffs(id, 'worker-2', 10, 100);
+    expect(reclaimed.map((h) => h.id)).toEqual(first.map((h) => h.id));
+    await store.ackHandoffs(id, reclaimed.map((h) => h.id));
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await store.readHandoffs(id, 'worker-3', 10, 100)).toEqual([]);
+  });
+
   it('counts a buyer\'s held and bought tickets against max_per_buyer', async () => {
     const id = await load({ maxPerBuyer: 2 });
     await order(id, `${id}.a`, ['s1'], [], 'fan');

@@ -24,6 +24,8 @@ const { values: args } = parseArgs({
     orders: { type: 'string', default: '30000' },
     connections: { type: 'string', default: '100' },
     profile: { type: 'boolean', default: false },
+    /** Run one scenario only: race | approve. */
+    only: { type: 'string' },
     /** Diagnostic only: run without the worker, to see what the hand-off alone costs. */
     'no-worker': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -227,9 +229,11 @@ async function main(): Promise<void> {
   const warm = await prepare(api, 'warmup', 3000);
   await drive(bare, warm.bodies);
   await drive(api, warm.bodies);
+  if (args.profile) await fetch(`${api}/metrics`); // marks the end of warm-up in the profile's timeline
 
   const rows: { scenario: string; run: Run; bare: Run; ordersPerSec: number; approved: number; misses: number }[] = [];
-  for (const scenario of ['race', 'approve'] as const) {
+  const scenarios = (['race', 'approve'] as const).filter((s) => !args.only || args.only === s);
+  for (const scenario of scenarios) {
     console.error(`bench: preparing ${scenario} (${ORDERS} orders)...`);
     const prepared = await prepare(api, scenario, ORDERS);
     // The baseline runs three passes over the same bodies so that it lasts long enough to measure.

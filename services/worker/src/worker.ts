@@ -7,7 +7,10 @@ import { Worker, UnrecoverableError, type Job, type Processor } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { sql } from 'kysely';
 import type { Config } from '@dropgate/config';
-import { openDatabase, orders as ordersRepo } from '@dropgate/db';
+import { openDatabase, events as eventsRepo, orders as ordersRepo } from '@dropgate/db';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { relayHandoffs } from './processors/relay.ts';
 import { HoldStore, createRedis } from '@dropgate/redis';
 import { QueueNames, createQueues, closeQueues, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
 import { PortOneClient } from '@dropgate/portone';
@@ -34,6 +37,8 @@ export interface RunningWorker {
   /** Runs one sweep now (tests, and the drop runner to settle quickly). */
   sweep(): ReturnType<typeof sweep>;
   guard(): ReturnType<typeof guard>;
+  /** Moves pending hold hand-offs into the holds queue now. */
+  relay(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -94,6 +99,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         lockDuration: config.jobLockMs,
         stalledInterval: Math.max(250, Math.floor(config.jobLockMs / 2)),
         maxStalledCount: 5,
+        ...(name === 'holds' && config.holdsPerSecond > 0 ? { limiter: { max: config.holdsPerSecond, duration: 1_000 } } : {}),
       },
     );
     worker.on('error', (error) => log.warn({ err: error, queue: name }, 'worker error'));
@@ -135,6 +141,28 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     timers.push(setInterval(() => void runSweep(), config.sweepIntervalMs));
     timers.push(setInterval(() => void runGuard(), 1_000));
   }
+  // The relay always runs: without it no hold is recorded. It polls the active events' hand-off
+  // streams every 50 ms (the event list is refreshed every second).
+  const consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  let activeEvents: string[] = [];
+  let relaying = false;
+  let listedAt = 0;
+  const runRelay = async () => {
+    if (relaying) return;
+    relaying = true;
+    try {
+      if (Date.now() - listedAt > 1_000) {
+        activeEvents = await eventsRepo.listActiveEventIds(db, new Date());
+        listedAt = Date.now();
+      }
+      await relayHandoffs(ctx, consumer, activeEvents);
+    } catch (error) {
+      log.warn({ err: error }, 'hand-off relay failed; retrying');
+    } finally {
+      relaying = false;
+    }
+  };
+  timers.push(setInterval(() => void runRelay(), 50));
 
   let server: Server | null = null;
   let metricsUrl: string | null = null;
@@ -184,6 +212,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     ctx,
     metricsUrl,
     sweep: () => sweep(ctx),
+    relay: async () => relayHandoffs(ctx, consumer, await eventsRepo.listActiveEventIds(db, new Date())),
     guard: () => guard(ctx),
     async close() {
       for (const t of timers) clearInterval(t);

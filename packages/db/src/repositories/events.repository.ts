@@ -63,7 +63,10 @@ export function listEventIds(db: Db): Promise<string[]> {
   return db.selectFrom('events').select('id').execute().then((rows) => rows.map((r) => r.id));
 }
 
-/** Events whose state must be in Redis: on sale, or with holds or orders not yet ended. */
+/**
+ * Events whose state must be in Redis and watched by the workers: on sale, closed less than a day ago
+ * (holds taken just before the close, hand-offs and late payments still settle), or with held orders.
+ */
 export async function listActiveEventIds(db: Db, now: Date): Promise<string[]> {
   const rows = await db
     .selectFrom('events')
@@ -71,7 +74,7 @@ export async function listActiveEventIds(db: Db, now: Date): Promise<string[]> {
     .where((eb) =>
       eb.or([
         eb('sale_closes_at', 'is', null),
-        eb('sale_closes_at', '>', now),
+        eb('sale_closes_at', '>', new Date(now.getTime() - 86_400_000)),
         eb.exists(
           eb.selectFrom('orders').select(sql`1`.as('one')).whereRef('orders.event_id', '=', 'events.id').where('orders.status', '=', 'held'),
         ),

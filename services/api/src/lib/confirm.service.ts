@@ -1,14 +1,15 @@
 /**
  * PortOne's V1 confirm decision within the deadline budget.
  *
- * One EVALSHA decides (placeHold); an approval that takes a new hold is handed to the workers through
- * a BullMQ job before the 200 leaves. Whatever cannot finish inside the budget is refused, and any hold
- * it took is undone: undoHold is sent on the same connection right after placeHold, so Redis runs it
- * after placeHold even when both were waiting behind a paused server.
+ * One EVALSHA decides (placeHold). A new hold is handed to the workers by the same script (an entry
+ * in the event's hand-off stream, which the workers' relay turns into a BullMQ job with a deterministic
+ * id), so the hold and its hand-off are durable together, in one round trip. Whatever cannot finish
+ * inside the budget is refused, and any hold it took is undone: undoHold is sent on the same
+ * connection right after placeHold, so Redis runs it after placeHold even when both were waiting
+ * behind a paused server (the hand-off then finds the order no longer held and records nothing).
  */
 import { eventIdOf, type RefusalCode } from '@dropgate/domain';
 import type { HoldStore, PlaceResult } from '@dropgate/redis';
-import { jobIds, type Queues, type PersistHoldJob } from '@dropgate/jobs';
 
 export type ConfirmDecision =
   | { approved: true; expiresAt: number; eventId: string }
@@ -16,7 +17,6 @@ export type ConfirmDecision =
 
 export interface ConfirmDeps {
   store: HoldStore;
-  queues: Queues;
   /** Is the event known to exist? (in memory; no I/O) */
   isKnownEvent: (eventId: string) => boolean;
   /** Called when an event's Redis state is missing, so it gets rebuilt. */
@@ -68,24 +68,6 @@ export async function decideConfirm(deps: ConfirmDeps, req: ConfirmRequest): Pro
       return { approved: false, code: 'NOT_READY', eventId };
     }
     return { approved: false, code: result.code, eventId };
-  }
-
-  if ((result.kind === 'new' || result.kind === 'renewed') && !result.replayed) {
-    const job: PersistHoldJob = {
-      eventId, merchantUid: req.merchantUid, impUid: req.impUid, seq: result.seq, expiresAt: result.expiresAt, heldAt: Date.now(),
-    };
-    let handed: unknown;
-    try {
-      handed = await within(deps.queues.holds.add('persist', job, { jobId: jobIds.persistHold(req.merchantUid, result.seq) }), req.remainingMs());
-    } catch {
-      handed = TIMEOUT;
-    }
-    if (handed === TIMEOUT) {
-      // Not durably handed over: the approval must not leave. (A job that lands later finds the
-      // order no longer held under this seq and records nothing.)
-      deps.store.undoHold(eventId, req.merchantUid, req.impUid).catch(() => undefined);
-      return { approved: false, code: 'DEADLINE', eventId };
-    }
   }
 
   if (req.remainingMs() <= 0) {

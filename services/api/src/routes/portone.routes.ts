@@ -82,7 +82,6 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
         const decision = await decideConfirm(
           {
             store,
-            queues,
             isKnownEvent: (id) => catalog.isKnown(id),
             onEventNotLoaded: (eventId) => {
               const now = Date.now();

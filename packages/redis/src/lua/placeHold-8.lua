@@ -1,6 +1,7 @@
 --[[
   Decides a PortOne confirm in one round trip: holds every seat and pool quantity of the order, or
-  nothing. Time comes from the caller (ARGV[3]); no wall clock is read here.
+  nothing, and hands every new hold to the workers. Time comes from the caller (ARGV[3]); no wall
+  clock is read here.
 
   Input:
     KEYS[1] meta      {ev:E}:meta    hash: state, opens, closes, ttl, max
@@ -78,6 +79,7 @@ if st == 'held' then
   local imps = redis.call('HGET', KEYS[2], 'imps') or ''
   redis.call('HSET', KEYS[2], 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imps .. ',' .. imp)
   redis.call('ZADD', KEYS[7], exp, ARGV[1])
+  redis.call('XADD', KEYS[8], '*', 'uid', ARGV[1], 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
   return decide(3, exp, seq)
 end
 
@@ -108,4 +110,5 @@ local exp = now + holdMs
 local seq = (tonumber(o[8]) or 0) + 1
 redis.call('HSET', KEYS[2], 'st', 'held', 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imp)
 redis.call('ZADD', KEYS[7], exp, ARGV[1])
+redis.call('XADD', KEYS[8], '*', 'uid', ARGV[1], 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
 return decide(1, exp, seq)

@@ -1,0 +1,28 @@
+/**
+ * The hand-off relay: placeHold writes one stream entry per new hold (atomically with the hold); the
+ * relay turns each into a BullMQ `holds` job with a deterministic id, then acknowledges the entry.
+ * Consumer groups make it safe with several workers; entries a dead worker read but never queued are
+ * claimed again once idle for JOB_LOCK_MS. At-least-once; duplicates collapse on the job id.
+ */
+import { jobIds, type PersistHoldJob } from '@dropgate/jobs';
+import type { WorkerContext } from '../context.ts';
+
+const BATCH = 500;
+
+export async function relayHandoffs(ctx: WorkerContext, consumer: string, eventIds: readonly string[]): Promise<number> {
+  let moved = 0;
+  for (const eventId of eventIds) {
+    for (;;) {
+      const batch = await ctx.store.readHandoffs(eventId, consumer, BATCH, ctx.config.jobLockMs);
+      if (batch.length === 0) break;
+      await ctx.queues.holds.addBulk(batch.map((h) => {
+        const data: PersistHoldJob = { eventId, merchantUid: h.merchantUid, impUid: h.impUid, seq: h.seq, expiresAt: h.expiresAt, heldAt: h.heldAt };
+        return { name: 'persist', data, opts: { jobId: jobIds.persistHold(h.merchantUid, h.seq) } };
+      }));
+      await ctx.store.ackHandoffs(eventId, batch.map((h) => h.id));
+      moved += batch.length;
+      if (batch.length < BATCH) break;
+    }
+  }
+  return moved;
+}
