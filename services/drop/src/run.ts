@@ -66,14 +66,31 @@ function recentConfirms(log: BuyerLog, nowMs: number, windowMs = 2_000): { perSe
   return { perSecond: (latencies.length * 1000) / span, p99: latencies.length ? summarize(latencies).p99 : null };
 }
 
-async function createEvent(target: DropTarget, body: unknown): Promise<void> {
-  const res = await fetch(`${target.apiUrl}/admin/events`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${target.adminToken}` },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (res.status !== 201) throw new DropSetupError(`POST /admin/events answered ${res.status}: ${text.slice(0, 300)}`);
+/**
+ * Creates the event. A 5xx (Redis or Postgres hiccup) is retried; a 409 after a failed attempt means
+ * the first one got as far as Postgres, and the worker loads the event into Redis: wait for that.
+ */
+async function createEvent(target: DropTarget, eventId: string, body: unknown): Promise<void> {
+  let failed = '';
+  for (let attempt = 1; attempt <= 4; attempt++) {
+    const res = await fetch(`${target.apiUrl}/admin/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${target.adminToken}` },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (res.status === 201) return;
+    if (res.status === 409 && failed !== '') break;
+    if (res.status < 500) throw new DropSetupError(`POST /admin/events answered ${res.status}: ${text.slice(0, 300)}`);
+    failed = `POST /admin/events answered ${res.status}: ${text.slice(0, 300)}`;
+    await new Promise((r) => setTimeout(r, 500 * attempt));
+  }
+  const deadline = performance.now() + 15_000;
+  while (performance.now() < deadline) {
+    if (await readInventory(target.apiUrl, eventId)) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new DropSetupError(failed || `event ${eventId} never became available`);
 }
 
 /** Runs one drop. @throws DropSetupError (or ConfigError) when the stack cannot be set up. */
@@ -108,7 +125,7 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
       restoreFaults = () => target.sim.setFaults(before);
     }
     const closesAt = new Date(Date.now() + 3_600_000 + options.rampSeconds * 1000);
-    await createEvent(target, eventBody(venue, { id: eventId, holdTtl: options.holdTtl, maxPerBuyer: options.maxPerOrder, closesAt }));
+    await createEvent(target, eventId, eventBody(venue, { id: eventId, holdTtl: options.holdTtl, maxPerBuyer: options.maxPerOrder, closesAt }));
 
     const log = emptyBuyerLog();
     const t0 = performance.now();

@@ -27,6 +27,7 @@ describe.concurrent('a drop with a fault switched on keeps every invariant', { t
     const result = await shared.drop({ webhookLoss: 1 });
     const s = result.summary;
     expect(invariantsHold(s)).toEqual([]);
+    expect(s.timing.pending).toEqual([]);
     expect(s.timing.settled).toBe(true);
     expect(s.webhooks.lost).toBeGreaterThan(0);
     expect(s.webhooks.attempts).toBe(0);
@@ -90,6 +91,7 @@ describe.concurrent('a drop with a fault switched on keeps every invariant', { t
     const result = await restStack.drop({ restLatencyMs: 100, restFailureRate: 0.3 });
     const s = result.summary;
     expect(invariantsHold(s)).toEqual([]);
+    expect(s.timing.pending).toEqual([]);
     expect(s.timing.settled).toBe(true);
     expect(s.payments.paid).toBeGreaterThan(0);
     expect(s.orders['paid']).toBe(s.payments.paid);

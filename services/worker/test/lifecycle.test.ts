@@ -53,7 +53,8 @@ describe('payment outcomes', () => {
     const a = await availability(id);
     expect(a.seats).toMatchObject({ sold: 1, held: 0 });
     expect(a.pools[0]).toMatchObject({ sold: 2, held: 0, available: 8 });
-    const hold = await stack.api.deps.db.selectFrom('holds').select('status').where('merchant_uid', '=', o.merchant_uid).executeTakeFirstOrThrow();
+    // The hold is recorded by the worker from its hand-off; if the payment beat it, it is recorded as committed.
+    const hold = await waitFor(() => stack.api.deps.db.selectFrom('holds').select('status').where('merchant_uid', '=', o.merchant_uid).executeTakeFirst());
     expect(hold.status).toBe('committed');
   });
 

@@ -30,7 +30,11 @@ export async function recordHold(db: Db, h: HoldRecord, status: 'live' | 'commit
   const result = await sql<{ recorded: number }>`
     with ins as (
       insert into holds (hold_id, merchant_uid, event_id, imp_uid, seq, status, expires_at)
-      values (${h.holdId}, ${h.merchantUid}, ${h.eventId}, ${h.impUid}, ${h.seq}, ${status}, ${h.expiresAt})
+      -- An order already paid (its payment was committed while this hold was on its way) gets its
+      -- hold recorded as committed, never live.
+      select ${h.holdId}, ${h.merchantUid}, ${h.eventId}, ${h.impUid}, ${h.seq},
+        case when exists (select 1 from orders where merchant_uid = ${h.merchantUid} and status = 'paid') then 'committed' else ${status} end,
+        ${h.expiresAt}::timestamptz
       on conflict (hold_id) do nothing
       returning hold_id
     ), superseded as (

@@ -229,7 +229,9 @@ export async function expireHold(ctx: WorkerContext, eventId: string, merchantUi
   }
   if (state.status !== 'held') {
     // Ended in Redis: make sure the record agrees (a hold row left live by a crash or a rebuild).
-    if (state.status !== 'paid') await lifecycle.endLiveHolds(ctx.db, merchantUid, 'expired', `ended in Redis (${state.status})`);
+    // (A hold recorded while its payment was being committed can be left live: close it as committed.)
+    if (state.status === 'paid') await lifecycle.endLiveHolds(ctx.db, merchantUid, 'committed', 'paid');
+    else await lifecycle.endLiveHolds(ctx.db, merchantUid, 'expired', `ended in Redis (${state.status})`);
     return 'ended';
   }
   if (seq !== null && state.seq !== seq) return 'superseded';

@@ -17,7 +17,12 @@ export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob)
       if (error instanceof PortOneError && !error.transient) throw new UnrecoverableError(error.message);
       throw new TransientError(`PortOne unreachable: ${(error as Error).message}`);
     }
-    if (!found || found.status === 'ready') return 'no-payment';
+    if (!found) return 'no-payment';
+    if (found.status === 'ready') {
+      // The buyer may still be paying, and that webhook may be lost: watch it like an expired hold's.
+      await watchPayment(ctx, job.eventId, job.merchantUid, found.imp_uid, 1);
+      return 'watching';
+    }
     return applyPayment(ctx, job.eventId, found);
   }
   const payment = await fetchPayment(ctx, job.impUid);
