@@ -4,14 +4,17 @@
  * After everything settles, invariants 1-3 of design.md hold exactly.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { startPrivateRedis, startStack, eventId, http, waitFor, type PrivateRedis, type TestStack } from '@dropgate/testkit';
 import { createDropEvent, invariantViolations, runDrop, waitSettled } from './support/drop.ts';
 
+// Each test closes its stack when it ends: several open at once would crowd Postgres's connections.
 const cleanups: (() => Promise<void>)[] = [];
-afterAll(async () => { for (const c of cleanups.reverse()) await c().catch(() => undefined); });
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
 
 async function setup(opts: { redis?: PrivateRedis; worker?: boolean } = {}): Promise<{ sim: Simulator; stack: TestStack }> {
   const sim = await startSimulator({ port: 0, faults: { webhook_retry_ms: 50, webhook_loss: 0.2, webhook_duplicates: 1 } });
