@@ -7,6 +7,8 @@ import { UnrecoverableError } from 'bullmq';
 import { lifecycle, orders as ordersRepo, isOversellViolation } from '@dropgate/db';
 import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
 import { PortOneError, type PortOnePayment } from '@dropgate/portone';
+import { eventKeys } from '@dropgate/redis';
+import { randomUUID } from 'node:crypto';
 import { TransientError, type WorkerContext } from '../context.ts';
 
 export type RefundReason = 'seats_gone' | 'amount_mismatch' | 'duplicate_payment' | 'oversell_prevented' | 'order_closed';
@@ -34,8 +36,33 @@ function paymentRecord(eventId: string, p: PortOnePayment) {
   };
 }
 
-/** Acts on what PortOne says of `payment`. Idempotent. @returns what was done, for logs and tests. */
-export async function applyPayment(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<string> {
+/**
+ * Runs `fn` holding the order's settlement lock, so two outcomes of one order (a "paid" and a
+ * "cancelled" job, an expiry and a webhook) are decided one after the other, never interleaved. A
+ * busy lock is a transient failure: the job retries with backoff.
+ */
+export async function withOrderLock<T>(ctx: WorkerContext, eventId: string, merchantUid: string, fn: () => Promise<T>): Promise<T> {
+  const key = `${eventKeys(eventId).order(merchantUid)}:settle-lock`;
+  const token = randomUUID();
+  // Outcomes of one order usually arrive close together (duplicate webhooks): wait a little first.
+  for (let attempt = 0; ; attempt++) {
+    if ((await ctx.redis.set(key, token, 'PX', 60_000, 'NX')) === 'OK') break;
+    if (attempt >= 40) throw new TransientError(`order ${merchantUid} is being settled`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  try {
+    return await fn();
+  } finally {
+    await ctx.redis.eval(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, 1, key, token);
+  }
+}
+
+/** Acts on what PortOne says of `payment`, under the order's lock. Idempotent. @returns what was done. */
+export function applyPayment(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<string> {
+  return withOrderLock(ctx, eventId, payment.merchant_uid, () => applyPaymentLocked(ctx, eventId, payment));
+}
+
+async function applyPaymentLocked(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<string> {
   const order = await ordersRepo.findOrder(ctx.db, payment.merchant_uid);
   if (!order || order.event_id !== eventId) throw new UnrecoverableError(`payment ${payment.imp_uid} is for an unknown order`);
   await lifecycle.upsertPayment(ctx.db, paymentRecord(eventId, payment));
@@ -151,7 +178,10 @@ async function settleCancelled(ctx: WorkerContext, eventId: string, payment: Por
 }
 
 async function settleFailed(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<string> {
-  return releaseFor(ctx, eventId, payment, payment.fail_reason ?? 'payment failed');
+  const outcome = await releaseFor(ctx, eventId, payment, payment.fail_reason ?? 'payment failed');
+  // Some PGs report failed and later paid, and that webhook may be lost: keep an eye on it.
+  await watchPayment(ctx, eventId, payment.merchant_uid, payment.imp_uid, 1);
+  return outcome;
 }
 
 /** Releases the order's hold when `payment` was the only payment riding on it. */
@@ -221,7 +251,11 @@ export async function refund(ctx: WorkerContext, eventId: string, payment: PortO
  * on it first (a lost webhook must not lose a sale), then release it. If PortOne cannot be reached,
  * retry until `EXPIRY_GRACE_SECONDS` after expiry, then release (a later paid is a late payment).
  */
-export async function expireHold(ctx: WorkerContext, eventId: string, merchantUid: string, seq: number | null): Promise<string> {
+export function expireHold(ctx: WorkerContext, eventId: string, merchantUid: string, seq: number | null): Promise<string> {
+  return withOrderLock(ctx, eventId, merchantUid, () => expireHoldLocked(ctx, eventId, merchantUid, seq));
+}
+
+async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid: string, seq: number | null): Promise<string> {
   const state = await ctx.store.orderState(eventId, merchantUid);
   if (state === null) {
     if ((await ctx.store.eventState(eventId)) !== 'ready') throw new TransientError('event not loaded in Redis');
@@ -253,9 +287,10 @@ export async function expireHold(ctx: WorkerContext, eventId: string, merchantUi
     if (payment && payment.merchant_uid === merchantUid) {
       await lifecycle.upsertPayment(ctx.db, paymentRecord(eventId, payment));
       if (payment.status === 'paid' && payment.cancel_amount < payment.amount) {
-        return `paid:${await applyPayment(ctx, eventId, payment)}`;
+        return `paid:${await applyPaymentLocked(ctx, eventId, payment)}`;
       }
-      if (payment.status === 'ready') unfinished.push(imp);
+      // 'failed' too: some PGs report failed and later paid.
+      if (payment.status === 'ready' || payment.status === 'failed') unfinished.push(imp);
     } else if (!payment) {
       unfinished.push(imp);
     }

@@ -27,13 +27,17 @@ export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob)
   }
   const payment = await fetchPayment(ctx, job.impUid);
   if (job.source === 'watch') {
-    // A late-payment check after the hold expired: act if it was paid; check again later if the buyer
-    // may still finish; stop once it failed or was cancelled.
+    // A late-payment check after the hold expired: act if it was paid; check again later while it is
+    // unpaid or failed (some PGs turn failed into paid); stop once it was cancelled.
     if (!payment || payment.status === 'ready') {
       await watchPayment(ctx, job.eventId, job.merchantUid, job.impUid, (job.check ?? 1) + 1);
       return 'still-unpaid';
     }
     if (payment.merchant_uid !== job.merchantUid) return 'not-ours';
+    if (payment.status === 'failed') {
+      await watchPayment(ctx, job.eventId, job.merchantUid, job.impUid, (job.check ?? 1) + 1);
+      return 'still-failed';
+    }
     if (payment.status !== 'paid') return `ended-${payment.status}`;
     return applyPayment(ctx, job.eventId, payment);
   }
