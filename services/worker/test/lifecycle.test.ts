@@ -113,6 +113,11 @@ describe('payment outcomes', () => {
     const d = await orderIs(o.merchant_uid, 'refunded');
     expect(d.tickets).toEqual([]);
     expect((await availability(id)).pools[0]).toMatchObject({ available: 3, sold: 0 });
+    // The voided serials are free again: a later order gets the whole pool, serials 1..3.
+    const next = await order(id, { buyer_id: 'b2', items: [{ pool: 'ga', quantity: 3 }] });
+    await sim.pay({ merchant_uid: next.merchant_uid, amount: next.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    const again = await orderIs(next.merchant_uid, 'paid');
+    expect(again.tickets.map((t: { serial: number }) => t.serial).sort()).toEqual([1, 2, 3]);
   });
 
   it('refunds a paid payment whose amount differs from the order', async () => {

@@ -120,14 +120,25 @@ export async function issueTickets(trx: Transaction<Database>, eventId: string, 
   }
   for (const item of lines.items) {
     const pool = await trx.selectFrom('pools').select(['capacity']).where('event_id', '=', eventId).where('id', '=', item.pool).forUpdate().executeTakeFirstOrThrow();
-    const free = await sql<{ serial: number }>`
-      select s as serial from generate_series(1, ${pool.capacity}::int) s
-      where not exists (select 1 from tickets t where t.event_id = ${eventId} and t.pool_id = ${item.pool} and t.serial = s)
-      order by s limit ${item.quantity}
+    // Serials are handed out after the highest one (an index lookup); only when that would pass the
+    // capacity are the holes left by voided tickets searched.
+    const top = await sql<{ max: number | null }>`
+      select max(serial) as max from tickets where event_id = ${eventId} and pool_id = ${item.pool}
     `.execute(trx);
-    const serials = free.rows.map((r) => r.serial);
-    // Fewer free serials than asked: claim one past capacity so the capacity check refuses it.
-    while (serials.length < item.quantity) serials.push(pool.capacity + serials.length + 1);
+    const highest = top.rows[0]?.max ?? 0;
+    let serials: number[];
+    if (highest + item.quantity <= pool.capacity) {
+      serials = Array.from({ length: item.quantity }, (_, i) => highest + i + 1);
+    } else {
+      const free = await sql<{ serial: number }>`
+        select s as serial from generate_series(1, ${pool.capacity}::int) s
+        where not exists (select 1 from tickets t where t.event_id = ${eventId} and t.pool_id = ${item.pool} and t.serial = s)
+        order by s limit ${item.quantity}
+      `.execute(trx);
+      serials = free.rows.map((r) => r.serial);
+      // Fewer free serials than asked: claim past the capacity so the capacity check refuses it.
+      while (serials.length < item.quantity) serials.push(pool.capacity + serials.length + 1);
+    }
     await trx
       .insertInto('tickets')
       .values(serials.map((serial) => ({ event_id: eventId, merchant_uid: merchantUid, imp_uid: impUid, pool_id: item.pool, pool_capacity: pool.capacity, serial })))
