@@ -109,15 +109,18 @@ describe('payment outcomes', () => {
     const o = await order(id, { buyer_id: 'b1', items: [{ pool: 'ga', quantity: 2 }] });
     const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
     await orderIs(o.merchant_uid, 'paid');
+    const last = await order(id, { buyer_id: 'b2', items: [{ pool: 'ga', quantity: 1 }] });
+    await sim.pay({ merchant_uid: last.merchant_uid, amount: last.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    expect((await orderIs(last.merchant_uid, 'paid')).tickets.map((t: { serial: number }) => t.serial)).toEqual([3]);
     sim.cancelPayment(paid.payment.imp_uid, { reason: 'console' });
     const d = await orderIs(o.merchant_uid, 'refunded');
     expect(d.tickets).toEqual([]);
-    expect((await availability(id)).pools[0]).toMatchObject({ available: 3, sold: 0 });
-    // The voided serials are free again: a later order gets the whole pool, serials 1..3.
-    const next = await order(id, { buyer_id: 'b2', items: [{ pool: 'ga', quantity: 3 }] });
+    expect((await availability(id)).pools[0]).toMatchObject({ available: 2, sold: 1 });
+    // The voided serials 1 and 2 are free again, below the highest one in use.
+    const next = await order(id, { buyer_id: 'b3', items: [{ pool: 'ga', quantity: 2 }] });
     await sim.pay({ merchant_uid: next.merchant_uid, amount: next.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
     const again = await orderIs(next.merchant_uid, 'paid');
-    expect(again.tickets.map((t: { serial: number }) => t.serial).sort()).toEqual([1, 2, 3]);
+    expect(again.tickets.map((t: { serial: number }) => t.serial).sort()).toEqual([1, 2]);
   });
 
   it('refunds a paid payment whose amount differs from the order', async () => {
