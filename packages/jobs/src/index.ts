@@ -53,6 +53,8 @@ export interface ExpireHoldJob {
 export interface MaintenanceJob {
   kind: 'sweep' | 'rebuild';
   eventId?: string;
+  /** rebuild even when the event's state looks whole (after Postgres refused an oversell) */
+  force?: boolean;
 }
 
 /** BullMQ custom ids must not contain ':'; merchant_uids and imp_uids never do. */

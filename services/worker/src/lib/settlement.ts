@@ -5,7 +5,7 @@
  */
 import { UnrecoverableError } from 'bullmq';
 import { lifecycle, orders as ordersRepo, isOversellViolation } from '@dropgate/db';
-import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
+import { jobIds, type MaintenanceJob, type PaymentOutcomeJob } from '@dropgate/jobs';
 import { PortOneError, type PortOnePayment } from '@dropgate/portone';
 import { eventKeys } from '@dropgate/redis';
 import { randomUUID } from 'node:crypto';
@@ -137,7 +137,8 @@ async function settlePaid(ctx: WorkerContext, eventId: string, payment: PortOneP
     ctx.log.error({ eventId, merchantUid: muid, constraint: (error as { constraint?: string }).constraint }, 'oversell prevented by Postgres');
     await refund(ctx, eventId, payment, 'oversell_prevented');
     await finishOrder(ctx, eventId, muid, 'refunded', 'the seats were already sold (prevented by the database)', null);
-    await ctx.queues.maintenance.add('rebuild', { kind: 'rebuild', eventId, force: true }, { jobId: jobIds.rebuild(eventId, `oversell-${Date.now()}`) });
+    const rebuild: MaintenanceJob = { kind: 'rebuild', eventId, force: true };
+    await ctx.queues.maintenance.add('rebuild', rebuild, { jobId: jobIds.rebuild(eventId, `oversell-${Date.now()}`) });
     return 'refunded-oversell';
   }
   if (redisResult === 'committed') ctx.metrics.holdsCommitted.inc({ event: eventId });
