@@ -215,3 +215,27 @@ describe('PortOne REST down for a while', () => {
     expect((await availability(id)).seats).toMatchObject({ held: 0, sold: 1, available: 1 });
   });
 });
+
+describe('Postgres as the last guard', () => {
+  it('refuses a ticket Redis wrongly sold, refunds it once, counts it and rebuilds the event', async () => {
+    const id = await event({ seats: 1, pool: 1 });
+    const a = await order(id, { buyer_id: 'first', seats: ['L-1-1'], items: [{ pool: 'ga', quantity: 1 }] });
+    await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    await orderIs(a.merchant_uid, 'paid');
+    // Redis loses track of the sale (a stale replica after failover, a manual edit): the seat looks free.
+    await stack.redis.hset(`{ev:${id}}:seat`, 'L-1-1', '');
+    await stack.redis.hincrby(`{ev:${id}}:cnt`, 'seats_sold', -1);
+    const b = await order(id, { buyer_id: 'second', seats: ['L-1-1'] });
+    const paid = await sim.pay({ merchant_uid: b.merchant_uid, amount: b.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    expect(paid.confirm?.status).toBe(200);
+    const d = await orderIs(b.merchant_uid, 'refunded');
+    expect(d.tickets).toEqual([]);
+    await sim.settled();
+    expect(sim.ledger({ imp_uid: paid.payment.imp_uid }).cancels).toEqual([expect.objectContaining({ ok: true, checksum: b.amount, source: 'api' })]);
+    const metrics = await stack.worker!.ctx.metrics.oversellsPrevented.get();
+    expect(metrics.values.find((v) => v.labels.event === id)?.value).toBe(1);
+    // The forced rebuild puts Redis back in line with the record: the seat is sold to the first buyer.
+    await waitFor(async () => (await stack.store.seatStates(id, ['L-1-1']))[0] === 'sold' && (await availability(id)).seats.sold === 1, 15_000, 'the rebuild');
+    expect((await detail(a.merchant_uid)).tickets).toHaveLength(2);
+  });
+});
