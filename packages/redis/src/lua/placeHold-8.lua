@@ -41,9 +41,9 @@ if cached then
   return { tonumber(code), tonumber(exp) or 0, tonumber(seq) or 0, 1 }
 end
 
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return { -1, 0, 0, 0 } end
-if state ~= 'ready' then return { -9, 0, 0, 0 } end
+local meta = redis.call('HMGET', KEYS[1], 'state', 'opens', 'closes', 'ttl', 'max')
+if not meta[1] then return { -1, 0, 0, 0 } end
+if meta[1] ~= 'ready' then return { -9, 0, 0, 0 } end
 
 local now = tonumber(ARGV[3])
 local imp = string.match(KEYS[3], ':d:(.*)$')
@@ -61,8 +61,7 @@ if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= tonumber(o[1]) then return decide(-3) 
 local st = o[6]
 if st == 'paid' then return decide(-8) end
 
-local meta = redis.call('HMGET', KEYS[1], 'opens', 'closes', 'ttl', 'max')
-local holdMs = tonumber(meta[3])
+local holdMs = tonumber(meta[4])
 
 if st == 'held' then
   local exp = tonumber(o[7])
@@ -83,11 +82,11 @@ if st == 'held' then
   return decide(3, exp, seq)
 end
 
-if now < tonumber(meta[1]) then return decide(-4) end
-if meta[2] and meta[2] ~= '' and now >= tonumber(meta[2]) then return decide(-5) end
+if now < tonumber(meta[2]) then return decide(-4) end
+if meta[3] and meta[3] ~= '' and now >= tonumber(meta[3]) then return decide(-5) end
 
 local qty = tonumber(o[5])
-local max = tonumber(meta[4]) or 0
+local max = tonumber(meta[5]) or 0
 if max > 0 then
   local mine = tonumber(redis.call('HGET', KEYS[6], o[2]) or '0')
   if mine + qty > max then return decide(-6) end

@@ -63,6 +63,20 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
     return reply.status(http.statusCode).send({ code: http.code, reason: REFUSAL_REASONS.BAD_REQUEST, message: http.message });
   };
 
+  // Built once: the confirm path allocates as little as it can per request.
+  const confirmDeps = {
+    store,
+    isKnownEvent: (id: string) => catalog.isKnown(id),
+    onEventNotLoaded: (eventId: string) => {
+      const now = Date.now();
+      if ((lastRebuildRequest.get(eventId) ?? 0) > now - 1_000) return;
+      lastRebuildRequest.set(eventId, now);
+      queues.maintenance
+        .add('rebuild', { kind: 'rebuild', eventId }, { jobId: jobIds.rebuild(eventId, String(Math.floor(now / 1000))) })
+        .catch(() => undefined);
+    },
+  };
+
   app.post(
     '/portone/v1/confirm',
     {
@@ -80,18 +94,7 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
       try {
         const { imp_uid, merchant_uid, amount } = request.body;
         const decision = await decideConfirm(
-          {
-            store,
-            isKnownEvent: (id) => catalog.isKnown(id),
-            onEventNotLoaded: (eventId) => {
-              const now = Date.now();
-              if ((lastRebuildRequest.get(eventId) ?? 0) > now - 1_000) return;
-              lastRebuildRequest.set(eventId, now);
-              queues.maintenance
-                .add('rebuild', { kind: 'rebuild', eventId }, { jobId: jobIds.rebuild(eventId, String(Math.floor(now / 1000))) })
-                .catch(() => undefined);
-            },
-          },
+          confirmDeps,
           { impUid: imp_uid, merchantUid: merchant_uid, amount: amount ?? null, remainingMs: () => budgetMs - margin - reply.elapsedTime },
         );
         request.confirmEvent = decision.eventId && catalog.isKnown(decision.eventId) ? decision.eventId : 'unknown';
