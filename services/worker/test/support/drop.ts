@@ -3,7 +3,7 @@
  * the invariants of design.md checked over Postgres, Redis and the simulator's ledger.
  */
 import { expect } from 'vitest';
-import { sql } from 'kysely';
+import { checkInvariants } from '@dropgate/drop';
 import type { Simulator, PaymentOutcome, PaymentWindowResult } from '@dropgate/portone-sim';
 import type { Db } from '@dropgate/db';
 import type { HoldStore } from '@dropgate/redis';
@@ -74,7 +74,7 @@ export async function runDrop(spec: DropSpec): Promise<DropResult> {
 }
 
 /** Waits until no order of the event is held, in Postgres and in Redis. */
-export async function waitSettled(db: Db, store: HoldStore, sim: Simulator, eventId: string, timeoutMs = 60_000): Promise<number> {
+export async function waitSettled(db: Db, store: HoldStore, sim: Simulator, eventId: string, apiUrl: string, timeoutMs = 60_000): Promise<number> {
   const started = Date.now();
   await sim.settled();
   await waitFor(async () => {
@@ -84,66 +84,16 @@ export async function waitSettled(db: Db, store: HoldStore, sim: Simulator, even
     return held.length === 0 && live.length === 0 && redisHolds.size === 0;
   }, timeoutMs, 'every hold to end');
   // Late webhooks and refunds may still be in flight: wait until the paid ledger is fully accounted.
-  await waitFor(async () => (await invariantViolations(db, store, sim, eventId)).length === 0 || null, timeoutMs, 'the invariants to hold')
+  await waitFor(async () => (await invariantViolations(db, store, sim, eventId, apiUrl)).length === 0 || null, timeoutMs, 'the invariants to hold')
     .catch(async () => undefined);
   return Date.now() - started;
 }
 
-/** Every broken invariant, as readable sentences (empty when all hold). */
-export async function invariantViolations(db: Db, store: HoldStore, sim: Simulator, eventId: string): Promise<string[]> {
-  const problems: string[] = [];
-  // 1. No oversell: no seat twice, no pool over capacity, Redis agrees with Postgres.
-  const dupSeats = await sql<{ seat_id: string }>`select seat_id from tickets where event_id = ${eventId} and seat_id is not null group by seat_id having count(*) > 1`.execute(db);
-  for (const r of dupSeats.rows) problems.push(`seat ${r.seat_id} ticketed twice`);
-  const pools = await sql<{ id: string; capacity: number; n: number }>`
-    select p.id, p.capacity, count(t.id)::int as n from pools p left join tickets t on t.event_id = p.event_id and t.pool_id = p.id
-    where p.event_id = ${eventId} group by p.id, p.capacity`.execute(db);
-  for (const p of pools.rows) if (p.n > p.capacity) problems.push(`pool ${p.id} has ${p.n} tickets for ${p.capacity} places`);
-  const seatTickets = await sql<{ n: number }>`select count(*)::int as n from tickets where event_id = ${eventId} and seat_id is not null`.execute(db);
-  const availability = await store.availability(eventId, pools.rows.map((p) => ({ id: p.id })));
-  if (!availability) problems.push('event not loaded in Redis');
-  else {
-    if (availability.seats.sold !== seatTickets.rows[0]!.n) problems.push(`Redis says ${availability.seats.sold} seats sold, Postgres has ${seatTickets.rows[0]!.n} seat tickets`);
-    for (const p of availability.pools) {
-      const pgN = pools.rows.find((r) => r.id === p.id)?.n ?? 0;
-      if (p.sold !== pgN) problems.push(`Redis says ${p.sold} sold in pool ${p.id}, Postgres has ${pgN}`);
-      if (p.held !== 0) problems.push(`pool ${p.id} still has ${p.held} held`);
-    }
-    if (availability.seats.held !== 0) problems.push(`${availability.seats.held} seats still held`);
-  }
-  // 2. Money and tickets match.
-  const ledger = sim.ledger();
-  const orders = await db.selectFrom('orders').select(['merchant_uid', 'status', 'paid_imp_uid', 'amount']).where('event_id', '=', eventId).execute();
-  const byUid = new Map(orders.map((o) => [o.merchant_uid, o]));
-  const ticketsByOrder = new Map((await sql<{ merchant_uid: string; n: number }>`select merchant_uid, count(*)::int as n from tickets where event_id = ${eventId} group by merchant_uid`.execute(db)).rows.map((r) => [r.merchant_uid, r.n]));
-  const expected = new Map((await sql<{ merchant_uid: string; n: number }>`
-    select o.merchant_uid, (select count(*) from order_seats s where s.merchant_uid = o.merchant_uid)::int
-      + coalesce((select sum(quantity) from order_items i where i.merchant_uid = o.merchant_uid), 0)::int as n
-    from orders o where o.event_id = ${eventId}`.execute(db)).rows.map((r) => [r.merchant_uid, r.n]));
-  const apiCancels = new Map<string, number>();
-  for (const c of ledger.cancels) if (c.ok && c.source === 'api' && c.imp_uid) apiCancels.set(c.imp_uid, (apiCancels.get(c.imp_uid) ?? 0) + 1);
-  for (const p of ledger.payments) {
-    const order = byUid.get(p.merchant_uid);
-    if (!order) continue;
-    if (p.paid_at === 0) continue;
-    const refunds = apiCancels.get(p.imp_uid) ?? 0;
-    if (p.status === 'paid') {
-      if (order.status !== 'paid' || order.paid_imp_uid !== p.imp_uid) problems.push(`paid ${p.imp_uid} has neither tickets nor a refund (order ${order.status})`);
-      else if (ticketsByOrder.get(p.merchant_uid) !== expected.get(p.merchant_uid)) problems.push(`order ${p.merchant_uid} has ${ticketsByOrder.get(p.merchant_uid)} tickets, expected ${expected.get(p.merchant_uid)}`);
-    } else if (p.status === 'cancelled') {
-      if (refunds > 1) problems.push(`${p.imp_uid} refunded ${refunds} times`);
-      if (order.paid_imp_uid === p.imp_uid && order.status === 'paid') problems.push(`${p.imp_uid} was cancelled but its order keeps tickets`);
-    }
-  }
-  for (const [muid, n] of ticketsByOrder) {
-    const order = byUid.get(muid)!;
-    const pay = ledger.payments.find((p) => p.imp_uid === order.paid_imp_uid);
-    if (!pay || pay.status !== 'paid') problems.push(`order ${muid} has ${n} tickets without a paid payment`);
-  }
-  // 3. Every hold ended.
-  const live = await db.selectFrom('holds').select('hold_id').where('event_id', '=', eventId).where('status', '=', 'live').execute();
-  if (live.length) problems.push(`${live.length} holds still live in Postgres`);
-  const held = orders.filter((o) => o.status === 'held');
-  if (held.length) problems.push(`${held.length} orders still held`);
-  return problems;
+/**
+ * Every broken invariant, as readable sentences (empty when all hold): the same checks `npm run drop`
+ * runs (no oversell; money and tickets match; every hold ended; Redis and Postgres agree).
+ */
+export async function invariantViolations(db: Db, store: HoldStore, sim: Simulator, eventId: string, apiUrl: string): Promise<string[]> {
+  const report = await checkInvariants({ eventId, db, redis: store.redis, apiUrl, ledger: sim.ledger() });
+  return report.results.flatMap((r) => r.violations.map((v) => `${r.id}. ${v}`));
 }
