@@ -14,7 +14,7 @@ export const QueueNames = {
   payments: 'payments',
   /** expire an overdue hold (after asking PortOne); fed by the periodic sweep */
   expiry: 'expiry',
-  /** periodic sweeps and Redis rebuilds */
+  /** Redis rebuilds (the periodic sweep runs on the workers' timers) */
   maintenance: 'maintenance',
 } as const;
 export type QueueName = (typeof QueueNames)[keyof typeof QueueNames];
@@ -36,7 +36,7 @@ export interface PaymentOutcomeJob {
   impUid: string;
   /** what the notification claimed; a hint only, the worker re-fetches the payment */
   hint: string | null;
-  source: 'webhook' | 'expiry' | 'sweep' | 'reconcile' | 'watch';
+  source: 'webhook' | 'reconcile' | 'watch';
   /** For 'watch': which of the late-payment checks this is (1..5). */
   check?: number;
   /** epoch ms the notification arrived */
@@ -51,8 +51,8 @@ export interface ExpireHoldJob {
 }
 
 export interface MaintenanceJob {
-  kind: 'sweep' | 'rebuild';
-  eventId?: string;
+  kind: 'rebuild';
+  eventId: string;
   /** rebuild even when the event's state looks whole (after Postgres refused an oversell) */
   force?: boolean;
 }

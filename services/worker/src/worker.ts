@@ -69,9 +69,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     payments: (job: Job<PaymentOutcomeJob>) => paymentOutcome(ctx, job.data),
     expiry: (job: Job<ExpireHoldJob>) => expireHold(ctx, job.data.eventId, job.data.merchantUid, job.data.seq),
     maintenance: async (job: Job<MaintenanceJob>) => {
-      if (job.data.kind === 'rebuild' && job.data.eventId) return (await rebuildEvent(ctx, job.data.eventId, { force: job.data.force ?? false })) ? 'rebuilt' : 'locked';
-      if (job.data.kind === 'sweep') return sweep(ctx);
-      throw new UnrecoverableError(`unknown maintenance job ${job.data.kind}`);
+      if (job.data.kind !== 'rebuild') throw new UnrecoverableError(`unknown maintenance job ${String(job.data.kind)}`);
+      return (await rebuildEvent(ctx, job.data.eventId, { force: job.data.force ?? false })) ? 'rebuilt' : 'locked';
     },
   };
 

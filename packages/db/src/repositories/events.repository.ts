@@ -88,20 +88,7 @@ export function listPools(db: Db, eventId: string): Promise<PoolRow[]> {
   return db.selectFrom('pools').selectAll().where('event_id', '=', eventId).orderBy('id').execute();
 }
 
-/** All seats of an event (id and price), in id order. */
-export function listSeatPrices(db: Db, eventId: string): Promise<Pick<SeatRow, 'id' | 'price'>[]> {
-  return db.selectFrom('seats').select(['id', 'price']).where('event_id', '=', eventId).orderBy('id').execute();
-}
-
-/** One page of seats after `cursor` (exclusive), in id order. */
-export function pageSeats(db: Db, eventId: string, cursor: string | null, limit: number): Promise<SeatRow[]> {
-  let q = db.selectFrom('seats').selectAll().where('event_id', '=', eventId);
-  if (cursor !== null) q = q.where('id', '>', cursor);
-  return q.orderBy('id').limit(limit).execute();
-}
-
-/** Prices of the given seats of an event (unknown ids are simply absent). */
-export function findSeats(db: Db, eventId: string, ids: readonly string[]): Promise<Pick<SeatRow, 'id' | 'price'>[]> {
-  if (ids.length === 0) return Promise.resolve([]);
-  return db.selectFrom('seats').select(['id', 'price']).where('event_id', '=', eventId).where('id', 'in', ids).execute();
+/** All seats of an event. */
+export function listSeats(db: Db, eventId: string): Promise<SeatRow[]> {
+  return db.selectFrom('seats').selectAll().where('event_id', '=', eventId).execute();
 }

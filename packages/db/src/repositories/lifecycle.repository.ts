@@ -68,10 +68,6 @@ export function liveHoldsOverdue(db: Db, before: Date, limit: number): Promise<H
   return db.selectFrom('holds').selectAll().where('status', '=', 'live').where('expires_at', '<=', before).orderBy('expires_at').limit(limit).execute();
 }
 
-export function liveHoldsOf(db: Db, eventId: string): Promise<HoldRow[]> {
-  return db.selectFrom('holds').selectAll().where('event_id', '=', eventId).where('status', '=', 'live').execute();
-}
-
 export interface PaymentRecord {
   impUid: string;
   merchantUid: string;
@@ -180,8 +176,4 @@ export async function claimRefund(db: Db, r: { impUid: string; merchantUid: stri
 
 export async function markRefundDone(db: Db, impUid: string): Promise<void> {
   await db.updateTable('refunds').set({ status: 'done', done_at: new Date() }).where('imp_uid', '=', impUid).execute();
-}
-
-export function pendingOrdersOf(db: Db, eventId: string): Promise<{ merchant_uid: string }[]> {
-  return db.selectFrom('orders').select('merchant_uid').where('event_id', '=', eventId).where('status', '=', 'pending').execute();
 }

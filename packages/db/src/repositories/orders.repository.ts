@@ -2,7 +2,6 @@
 import type { Db } from '../database.ts';
 import type { Transaction } from 'kysely';
 import type { Database, OrderRow } from '../schema.ts';
-import type { OrderStatus } from '@dropgate/domain';
 
 type Executor = Db | Transaction<Database>;
 
@@ -71,35 +70,6 @@ export async function findOrderDetail(db: Db, merchantUid: string) {
     db.selectFrom('payments').select(['imp_uid', 'amount', 'cancel_amount', 'status', 'fail_reason', 'paid_at']).where('merchant_uid', '=', merchantUid).orderBy('created_at').execute(),
   ]);
   return { order, lines, tickets, payments };
-}
-
-/** Every order of an event with its lines, for rebuilding Redis. */
-export async function listOrdersForRebuild(db: Db, eventId: string) {
-  const [orders, seats, items] = await Promise.all([
-    db.selectFrom('orders').select(['merchant_uid', 'buyer_id', 'amount', 'status', 'hold_expires_at']).where('event_id', '=', eventId).execute(),
-    db.selectFrom('order_seats').select(['merchant_uid', 'seat_id']).where('event_id', '=', eventId).execute(),
-    db.selectFrom('order_items').select(['merchant_uid', 'pool_id', 'quantity']).where('event_id', '=', eventId).execute(),
-  ]);
-  return { orders, seats, items };
-}
-
-export async function setOrderStatus(
-  db: Executor,
-  merchantUid: string,
-  status: OrderStatus,
-  fields: { reason?: string | null; holdExpiresAt?: Date | null; paidImpUid?: string | null } = {},
-): Promise<void> {
-  await db
-    .updateTable('orders')
-    .set({
-      status,
-      updated_at: new Date(),
-      ...(fields.reason !== undefined ? { status_reason: fields.reason } : {}),
-      ...(fields.holdExpiresAt !== undefined ? { hold_expires_at: fields.holdExpiresAt } : {}),
-      ...(fields.paidImpUid !== undefined ? { paid_imp_uid: fields.paidImpUid } : {}),
-    })
-    .where('merchant_uid', '=', merchantUid)
-    .execute();
 }
 
 export async function appendOrderEvent(

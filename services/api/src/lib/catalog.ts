@@ -80,7 +80,7 @@ export class EventCatalog {
     if (!row) return null;
     const [pools, seats] = await Promise.all([
       eventsRepo.listPools(this.db, eventId),
-      this.db.selectFrom('seats').selectAll().where('event_id', '=', eventId).execute(),
+      eventsRepo.listSeats(this.db, eventId),
     ]);
     const seatDefs: SeatDef[] = seats
       .map((s) => ({ id: s.id, section: s.section, row: s.row, number: s.number, price: s.price }))
