@@ -236,6 +236,13 @@ export async function http(
   return { status: res.status, body: parsed, text };
 }
 
+/** Creates an order through the storefront API; throws (with the answer) unless it is a 201. */
+export async function newOrder(base: string, eventId: string, body: Record<string, unknown>): Promise<{ merchant_uid: string; amount: number }> {
+  const res = await http(base, 'POST', `/events/${eventId}/orders`, body);
+  if (res.status !== 201) throw new Error(`order for ${eventId} answered ${res.status}: ${res.text}`);
+  return res.body as { merchant_uid: string; amount: number };
+}
+
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
 export async function waitFor<T>(check: () => Promise<T | null | undefined | false>, timeoutMs = 20_000, label = 'condition'): Promise<T> {
   const started = Date.now();

@@ -2,7 +2,7 @@
  * The V1 confirm endpoint's semantics over real HTTP, real Redis and real Postgres.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, http, eventId, impUid, waitFor, type TestStack } from '@dropgate/testkit';
+import { startStack, http, eventId, impUid, newOrder, waitFor, type TestStack } from '@dropgate/testkit';
 import { REFUSAL_REASONS } from '@dropgate/domain';
 
 let stack: TestStack;
@@ -21,11 +21,7 @@ async function makeEvent(extra: Record<string, unknown> = {}) {
   return id;
 }
 
-async function order(id: string, body: Record<string, unknown>) {
-  const res = await http(stack.url, 'POST', `/events/${id}/orders`, body);
-  expect(res.status, res.text).toBe(201);
-  return res.body as { merchant_uid: string; amount: number };
-}
+const order = (id: string, body: Record<string, unknown>) => newOrder(stack.url, id, body);
 
 const confirm = (imp: string, merchantUid: string, amount?: number | null) =>
   http(stack.url, 'POST', '/portone/v1/confirm', amount === undefined ? { imp_uid: imp, merchant_uid: merchantUid } : { imp_uid: imp, merchant_uid: merchantUid, amount });

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
-import { startStack, http, eventId, waitFor, type TestStack } from '@dropgate/testkit';
+import { startStack, http, eventId, newOrder, waitFor, type TestStack } from '@dropgate/testkit';
 
 let sim: Simulator;
 let stack: TestStack;
@@ -29,11 +29,7 @@ async function event(opts: { ttl?: number; seats?: number; pool?: number } = {})
   expect(res.status, res.text).toBe(201);
   return id;
 }
-async function order(id: string, body: Record<string, unknown>) {
-  const res = await http(stack.url, 'POST', `/events/${id}/orders`, body);
-  expect(res.status, res.text).toBe(201);
-  return res.body as { merchant_uid: string; amount: number };
-}
+const order = (id: string, body: Record<string, unknown>) => newOrder(stack.url, id, body);
 const detail = async (muid: string) => (await http(stack.url, 'GET', `/orders/${muid}`)).body;
 const availability = async (id: string) => (await http(stack.url, 'GET', `/events/${id}`)).body.availability;
 const orderIs = (muid: string, status: string, timeoutMs = 20_000) =>
