@@ -2,9 +2,27 @@
 import Type from 'typebox';
 import { EVENT_ID_PATTERN, MERCHANT_UID_PATTERN, RESOURCE_ID_PATTERN } from '@dropgate/domain';
 
+/**
+ * Control characters: C0 (NUL to U+001F), DEL and C1. None belongs in a name, label or id, and
+ * Postgres cannot store NUL in text at all, so every free-text string a caller sends is refused (400)
+ * when it holds one, before anything is stored.
+ */
+const CONTROL_CHARS = '\\u0000-\\u001f\\u007f-\\u009f';
+/** Any text without control characters. */
+export const NO_CONTROL_CHARS_PATTERN = `^[^${CONTROL_CHARS}]*$`;
+/** One word: no commas (order lines are stored comma-separated), whitespace or control characters. */
+export const LABEL_PATTERN = `^[^,\\s${CONTROL_CHARS}]+$`;
+/** What a caller is told when a string breaks one of the patterns above (validation messages). */
+export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
+  [NO_CONTROL_CHARS_PATTERN]: 'must not contain control characters (such as NUL, tab or line feed)',
+  [LABEL_PATTERN]: 'must be one word without commas, whitespace or control characters (such as NUL)',
+};
+/** Free text of `minLength` to `maxLength` characters, without control characters. */
+const Text = (minLength: number, maxLength: number) => Type.String({ minLength, maxLength, pattern: NO_CONTROL_CHARS_PATTERN });
+
 const ResourceId = Type.String({ pattern: RESOURCE_ID_PATTERN });
-const Name = Type.String({ minLength: 1, maxLength: 200 });
-const Label = Type.String({ minLength: 1, maxLength: 32, pattern: '^[^,\\s]+$' });
+const Name = Text(1, 200);
+const Label = Type.String({ minLength: 1, maxLength: 32, pattern: LABEL_PATTERN });
 const Price = Type.Integer({ minimum: 0, maximum: 100_000_000 });
 const DateTime = Type.String({ format: 'date-time' });
 const NullableDateTime = Type.Union([DateTime, Type.Null()]);
@@ -84,7 +102,7 @@ export const SeatsQuery = Type.Object(
   {
     status: Type.Optional(Type.Union([Type.Literal('available'), Type.Literal('held'), Type.Literal('sold')])),
     limit: Type.Optional(Type.String({ pattern: '^(?:[1-9][0-9]{0,2}|1000)$' })),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    cursor: Type.Optional(Text(1, 64)),
   },
   { additionalProperties: false },
 );
@@ -101,10 +119,10 @@ export const SeatsBody = Type.Object({
 export const CreateOrderBody = Type.Object(
   {
     buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }),
-    seats: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 100 })),
+    seats: Type.Optional(Type.Array(Text(1, 64), { minItems: 1, maxItems: 100 })),
     items: Type.Optional(
       Type.Array(
-        Type.Object({ pool: Type.String({ minLength: 1, maxLength: 64 }), quantity: Type.Integer({ minimum: 1, maximum: 100 }) }, { additionalProperties: false }),
+        Type.Object({ pool: Text(1, 64), quantity: Type.Integer({ minimum: 1, maximum: 100 }) }, { additionalProperties: false }),
         { minItems: 1, maxItems: 100 },
       ),
     ),

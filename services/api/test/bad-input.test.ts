@@ -4,6 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, http, eventId, impUid, TEST_ADMIN_TOKEN, type TestStack } from '@dropgate/testkit';
+import { sql } from 'kysely';
+import { toHttpError } from '../src/plugins/errors.plugin.ts';
 
 let stack: TestStack;
 let id: string;
@@ -72,6 +74,13 @@ const cases: Case[] = [
   { name: 'event duplicate pool', method: 'POST', path: '/admin/events', body: { id: eventId('dupp'), name: 'D', pools: [{ id: 'p', name: 'P', capacity: 1, price: 1 }, { id: 'p', name: 'Q', capacity: 1, price: 1 }] }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
   { name: 'event too many seats', method: 'POST', path: '/admin/events', body: { id: eventId('huge'), name: 'H', seat_blocks: [{ section: 'H', rows: 1000, seats_per_row: 1000, price: 1 }] }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
   { name: 'event id exists', method: 'POST', path: '/admin/events', body: null, admin: true, status: 409, code: 'EVENT_EXISTS' },
+  // Control characters (Postgres refuses NUL in text): refused by the schema, before anything is stored.
+  { name: 'event name with NUL', method: 'POST', path: '/admin/events', body: { ...validEvent(), name: 'Bad\u0000name' }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'event name with a line feed', method: 'POST', path: '/admin/events', body: { ...validEvent(), name: 'Two\nlines' }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'pool name with NUL', method: 'POST', path: '/admin/events', body: { ...validEvent(), pools: [{ id: 'p', name: 'P\u0000', capacity: 1, price: 1 }] }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'seat section with NUL', method: 'POST', path: '/admin/events', body: { id: eventId('nul'), name: 'N', seats: [{ id: 'S-1', section: 'S\u0000', row: '1', number: '1', price: 1 }] }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'seat row with NUL', method: 'POST', path: '/admin/events', body: { id: eventId('nul'), name: 'N', seats: [{ id: 'S-1', section: 'S', row: '\u0000', number: '1', price: 1 }] }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'seat number with a C1 control', method: 'POST', path: '/admin/events', body: { id: eventId('nul'), name: 'N', seats: [{ id: 'S-1', section: 'S', row: '1', number: '1\u0085', price: 1 }] }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
   // GET /events/:id and seats
   { name: 'unknown event', method: 'GET', path: '/events/no-such-event', status: 404, code: 'EVENT_NOT_FOUND' },
   { name: 'invalid event id', method: 'GET', path: '/events/NOT_VALID!', status: 400, code: 'VALIDATION_FAILED' },
@@ -80,6 +89,7 @@ const cases: Case[] = [
   { name: 'seats limit zero', method: 'GET', path: () => `/events/${id}/seats?limit=0`, status: 400, code: 'VALIDATION_FAILED' },
   { name: 'seats limit absurd', method: 'GET', path: () => `/events/${id}/seats?limit=100000`, status: 400, code: 'VALIDATION_FAILED' },
   { name: 'seats unknown query', method: 'GET', path: () => `/events/${id}/seats?sort=desc`, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'seats cursor with NUL', method: 'GET', path: () => `/events/${id}/seats?status=held&cursor=A%00`, status: 400, code: 'VALIDATION_FAILED' },
   // POST /events/:id/orders
   { name: 'order malformed JSON', method: 'POST', path: () => `/events/${id}/orders`, raw: '{"buyer_id":', headers: { 'content-type': 'application/json' }, status: 400, code: 'INVALID_JSON' },
   { name: 'order for unknown event', method: 'POST', path: '/events/no-such-event/orders', body: { buyer_id: 'b', seats: ['A-1-2'] }, status: 404, code: 'EVENT_NOT_FOUND' },
@@ -92,6 +102,8 @@ const cases: Case[] = [
   { name: 'order negative quantity', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'ga', quantity: -1 }] }, status: 400, code: 'VALIDATION_FAILED' },
   { name: 'order absurd quantity', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'ga', quantity: 1_000_000 }] }, status: 400, code: 'VALIDATION_FAILED' },
   { name: 'order quantity as string', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'ga', quantity: '2' }] }, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'order seat with NUL', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', seats: ['A-1-2\u0000'] }, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'order pool with NUL', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'ga\u0000', quantity: 1 }] }, status: 400, code: 'VALIDATION_FAILED' },
   { name: 'order seat twice', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', seats: ['A-1-2', 'A-1-2'] }, status: 400, code: 'DUPLICATE_SEAT' },
   { name: 'order over buyer limit', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'ga', quantity: 5 }] }, status: 403, code: 'BUYER_LIMIT' },
   { name: 'order oversized body', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', seats: [big] }, status: 413, code: 'PAYLOAD_TOO_LARGE' },
@@ -130,5 +142,24 @@ describe('bad input changes nothing', () => {
     expect(res.text).not.toMatch(/\bat \S+\.(ts|js):\d+/); // no stack trace
     if (path.startsWith('/portone/v1/confirm')) expect(typeof res.body.reason).toBe('string');
     expect(await snapshot()).toEqual(before);
+  });
+});
+
+describe('control characters', () => {
+  it('are refused with a message that says so, naming the field', async () => {
+    const res = await http(stack.url, 'POST', '/admin/events', { id: eventId('nul'), name: 'Bad\u0000name', pools: [{ id: 'p', name: 'P', capacity: 1, price: 1 }] }, { admin: true });
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ code: 'VALIDATION_FAILED', message: 'body/name must not contain control characters (such as NUL, tab or line feed)' });
+    const seat = await http(stack.url, 'POST', '/admin/events', { id: eventId('nul'), name: 'N', seats: [{ id: 'S-1', section: 'S\u0000', row: '1', number: '1', price: 1 }] }, { admin: true });
+    expect(seat.body.message).toBe('body/seats/0/section must be one word without commas, whitespace or control characters (such as NUL)');
+  });
+
+  it('that reach Postgres anyway are answered 400, not 500 (second guard)', async () => {
+    const db = stack.api.deps.db;
+    const refusals: unknown[] = [];
+    await sql`select ${'a\u0000b'}::text`.execute(db).catch((e: unknown) => refusals.push(e));
+    await sql`select ${'{"a": "\\u0000"}'}::jsonb`.execute(db).catch((e: unknown) => refusals.push(e));
+    expect(refusals.map((e) => (e as { code?: string }).code)).toEqual(['22021', '22P05']);
+    for (const e of refusals) expect(toHttpError(e)).toMatchObject({ statusCode: 400, code: 'VALIDATION_FAILED' });
   });
 });

@@ -6,6 +6,9 @@
 import fp from 'fastify-plugin';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { DomainError, type ErrorCode } from '@dropgate/domain';
+import { isDatabaseUnavailableError, isUnstorableTextError } from '@dropgate/db';
+import { isRedisUnavailableError } from '@dropgate/redis';
+import { PATTERN_MESSAGES } from '../schemas.ts';
 
 export const DOMAIN_STATUS: Readonly<Record<ErrorCode, number>> = {
   VALIDATION_FAILED: 400,
@@ -39,6 +42,15 @@ export interface HttpErrorBody {
   details?: Record<string, unknown>;
 }
 
+/** fastify's validation message, with our own patterns explained instead of quoted. */
+function validationMessage(e: FastifyError): string {
+  const first = e.validation?.[0];
+  const pattern = first?.keyword === 'pattern' ? (first.params as { pattern?: unknown }).pattern : undefined;
+  const explained = typeof pattern === 'string' ? PATTERN_MESSAGES[pattern] : undefined;
+  if (!first || !explained) return e.message;
+  return `${e.validationContext ?? 'request'}${first.instancePath} ${explained}`;
+}
+
 /** Maps any thrown error to a status and a safe body. */
 export function toHttpError(error: unknown): HttpErrorBody {
   if (error instanceof DomainError) {
@@ -46,7 +58,15 @@ export function toHttpError(error: unknown): HttpErrorBody {
   }
   const e = error as FastifyError;
   if (e.validation) {
-    return { statusCode: 400, code: 'VALIDATION_FAILED', message: e.message };
+    return { statusCode: 400, code: 'VALIDATION_FAILED', message: validationMessage(e) };
+  }
+  // Second guard behind the schemas: text Postgres cannot store (a NUL) is the caller's, not a 500.
+  if (isUnstorableTextError(error)) {
+    return { statusCode: 400, code: 'VALIDATION_FAILED', message: 'the request holds characters that cannot be stored (such as NUL)' };
+  }
+  // A dependency restarting is not a bug: answer at once that it is worth retrying shortly.
+  if (isRedisUnavailableError(error) || isDatabaseUnavailableError(error)) {
+    return { statusCode: 503, code: 'NOT_READY', message: 'the service is not ready (a dependency is unavailable); try again shortly' };
   }
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -71,8 +91,10 @@ export const errorsPlugin = fp(
   async (app: FastifyInstance) => {
     app.setErrorHandler((error, request, reply) => {
       const body = toHttpError(error);
-      if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+      if (body.code === 'NOT_READY') request.log.warn({ reason: (error as Error).message }, 'dependency unavailable');
+      else if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
       const { statusCode, ...rest } = body;
+      if (statusCode === 503) void reply.header('retry-after', '1');
       return reply.status(statusCode).send(rest);
     });
     app.setNotFoundHandler((request, reply) =>
