@@ -2,9 +2,13 @@
  * `@dropgate/drop`: a simulated drop end to end (`npm run drop`), as a library for tests: run a drop,
  * check dropgate's invariants, render the reports.
  */
+import type { InvariantInputs as BaseInvariantInputs } from '@dropgate/invariants';
+import type { Ledger } from '@dropgate/portone-sim';
 export { runDrop, DropSetupError, type DropResult, type RunContext } from './run.ts';
 export { DEFAULT_OPTIONS, UsageError, helpText, parseDropArgs, validate, type DropOptions, type Arrival } from './options.ts';
-export { checkInvariants, ledgerOf, INVARIANT_NAMES, type InvariantInputs, type InvariantReport, type InvariantResult, type InvariantId } from './invariants.ts';
+export { checkInvariants, ledgerOf, INVARIANT_NAMES, type InvariantReport, type InvariantResult, type InvariantId } from '@dropgate/invariants';
+/** The checks' inputs with the simulator's ledger (the checks live in `@dropgate/invariants`). */
+export type InvariantInputs = BaseInvariantInputs<Ledger>;
 export { formatTextReport } from './report-text.ts';
 export { renderHtmlReport, escapeHtml } from './report-html.ts';
 export { buildVenue, chooseOrder, eventBody, POOL_ID, type Venue } from './venue.ts';

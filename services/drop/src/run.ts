@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Ledger } from '@dropgate/portone-sim';
 import { REORDER_MAX_HOLD_MS, emptyBuyerLog, runBuyers, type BuyerLog } from './buyers.ts';
-import { INVARIANT_NAMES, checkInvariants, ledgerOf, type InvariantInputs, type InvariantReport } from './invariants.ts';
+import { INVARIANT_NAMES, checkInvariants, ledgerOf, type InvariantInputs, type InvariantReport } from '@dropgate/invariants';
 import { stamp, type DropOptions } from './options.ts';
 import type { ProgressState } from './progress.ts';
 import { readInventory, startSampler } from './sampler.ts';
@@ -39,7 +39,7 @@ export interface DropResult {
   series: DropSeries;
   invariants: InvariantReport;
   /** Present with `keepOpen`: the running stack and what the invariant checks read. */
-  open?: { target: DropTarget; inputs: InvariantInputs };
+  open?: { target: DropTarget; inputs: InvariantInputs<Ledger> };
   eventId: string;
 }
 
@@ -162,7 +162,7 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
     phase = 'checking';
 
     const ledger: Ledger = ledgerOf(await target.sim.ledger(), eventId);
-    const inputs: InvariantInputs = { eventId, db: target.db, redis: target.redis, apiUrl: target.apiUrl, ledger };
+    const inputs: InvariantInputs<Ledger> = { eventId, db: target.db, redis: target.redis, apiUrl: target.apiUrl, ledger };
     const invariants = await checkInvariants(inputs).catch((error: Error): InvariantReport => ({
       ok: false,
       results: ([1, 2, 3, 4] as const).map((id) => ({

@@ -6,7 +6,7 @@
 import { sql } from 'kysely';
 import { eventKeys } from '@dropgate/redis';
 import type { DropTarget } from './target.ts';
-import { ledgerOf } from './invariants.ts';
+import { ledgerOf } from '@dropgate/invariants';
 
 export interface SettleStatus {
   settled: boolean;

@@ -4,7 +4,7 @@
  */
 import type { Ledger } from '@dropgate/portone-sim';
 import type { BuyerLog } from './buyers.ts';
-import type { InvariantResult } from './invariants.ts';
+import type { InvariantResult } from '@dropgate/invariants';
 import type { DropOptions } from './options.ts';
 import type { InventorySample } from './sampler.ts';
 import { bucketWidth, bucketize, summarize, type LatencyBucket, type LatencySummary } from './stats.ts';

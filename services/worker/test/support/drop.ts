@@ -3,7 +3,7 @@
  * the invariants of design.md checked over Postgres, Redis and the simulator's ledger.
  */
 import { expect } from 'vitest';
-import { checkInvariants } from '@dropgate/drop';
+import { checkInvariants } from '@dropgate/invariants';
 import type { Simulator, PaymentOutcome, PaymentWindowResult } from '@dropgate/portone-sim';
 import type { Db } from '@dropgate/db';
 import type { HoldStore } from '@dropgate/redis';

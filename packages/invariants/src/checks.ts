@@ -1,5 +1,5 @@
 /**
- * dropgate's invariants, checked after a drop across the four places that must agree: the API
+ * dropgate's invariants, checked (checks 1-4) across the four places that must agree: the API
  * (`GET /events/:id`), Postgres (the record), Redis (the fast copy) and the simulator's ledger (what
  * PortOne saw: payments, confirms, cancels). The CLI and the tests run this same code.
  *
@@ -11,194 +11,11 @@
  * 3. Every hold ended: no live hold in Postgres or Redis.
  * 4. Redis and Postgres agree: availability, each seat's state, each order's paid state, buyer counts.
  */
-import type { Redis } from 'ioredis';
-import type { Db } from '@dropgate/db';
-import { eventKeys } from '@dropgate/redis';
-import type { Ledger, SimPayment } from '@dropgate/portone-sim';
+import { cancelCounts, type LedgerPayment } from './ledger.ts';
+import { num, push, ticketsPerOrder, type State, type TicketRow } from './state.ts';
+import { Findings, result, type InvariantResult } from './types.ts';
 
-export interface InvariantInputs {
-  eventId: string;
-  db: Db;
-  redis: Redis;
-  apiUrl: string;
-  /** The simulator's ledger; entries of other events are ignored. */
-  ledger: Ledger;
-}
-
-export type InvariantId = 1 | 2 | 3 | 4;
-
-export interface InvariantResult {
-  id: InvariantId;
-  name: string;
-  ok: boolean;
-  /** What was checked, with the numbers. */
-  summary: string;
-  /** The first violations found (at most {@link MAX_LISTED}). */
-  violations: string[];
-  violationCount: number;
-}
-
-export interface InvariantReport {
-  ok: boolean;
-  results: InvariantResult[];
-}
-
-export const INVARIANT_NAMES: Readonly<Record<InvariantId, string>> = {
-  1: 'no oversell',
-  2: 'money and tickets match',
-  3: 'every hold ended',
-  4: 'Redis and Postgres agree',
-};
-
-const MAX_LISTED = 25;
-
-class Findings {
-  readonly list: string[] = [];
-  count = 0;
-  add(message: string): void {
-    this.count++;
-    if (this.list.length < MAX_LISTED) this.list.push(message);
-  }
-}
-
-/** Ledger entries of one event (their merchant_uid is `<event id>.<token>`). */
-export function ledgerOf(ledger: Ledger, eventId: string): Ledger {
-  const mine = (m: string | null) => m !== null && m.startsWith(`${eventId}.`);
-  return {
-    payments: ledger.payments.filter((p) => mine(p.merchant_uid)),
-    confirms: ledger.confirms.filter((c) => mine(c.merchant_uid)),
-    webhooks: ledger.webhooks.filter((w) => mine(w.merchant_uid)),
-    cancels: ledger.cancels.filter((c) => mine(c.merchant_uid)),
-  };
-}
-
-interface OrderRow {
-  merchant_uid: string;
-  buyer_id: string;
-  status: string;
-  paid_imp_uid: string | null;
-}
-interface TicketRow {
-  merchant_uid: string;
-  imp_uid: string;
-  seat_id: string | null;
-  pool_id: string | null;
-  serial: number | null;
-}
-interface ApiAvailability {
-  pools: { id: string; capacity: number; available: number; held: number; sold: number }[];
-  seats: { total: number; available: number; held: number; sold: number };
-}
-
-/** Everything the checks look at, read once. */
-interface State {
-  pools: { id: string; capacity: number }[];
-  seatCount: number;
-  orders: OrderRow[];
-  orderByUid: Map<string, OrderRow>;
-  seatsOf: Map<string, string[]>;
-  itemsOf: Map<string, Map<string, number>>;
-  tickets: TicketRow[];
-  liveHolds: { merchant_uid: string; hold_id: string }[];
-  refunds: { imp_uid: string; merchant_uid: string; status: string; reason: string }[];
-  redisCounts: Record<string, string>;
-  redisSeats: Record<string, string>;
-  redisHolds: number;
-  redisBuyers: Record<string, string>;
-  redisOrderStatus: Map<string, string | null>;
-  availability: ApiAvailability | null;
-  availabilityError: string | null;
-  ledger: Ledger;
-}
-
-async function readState(inputs: InvariantInputs): Promise<State> {
-  const { db, redis, eventId } = inputs;
-  const [pools, seatCount, orders, orderSeats, orderItems, tickets, liveHolds, refunds] = await Promise.all([
-    db.selectFrom('pools').select(['id', 'capacity']).where('event_id', '=', eventId).execute(),
-    db.selectFrom('seats').select((eb) => eb.fn.countAll<string>().as('n')).where('event_id', '=', eventId).executeTakeFirstOrThrow(),
-    db.selectFrom('orders').select(['merchant_uid', 'buyer_id', 'status', 'paid_imp_uid']).where('event_id', '=', eventId).execute(),
-    db.selectFrom('order_seats').select(['merchant_uid', 'seat_id']).where('event_id', '=', eventId).execute(),
-    db.selectFrom('order_items').select(['merchant_uid', 'pool_id', 'quantity']).where('event_id', '=', eventId).execute(),
-    db.selectFrom('tickets').select(['merchant_uid', 'imp_uid', 'seat_id', 'pool_id', 'serial']).where('event_id', '=', eventId).execute(),
-    db.selectFrom('holds').select(['merchant_uid', 'hold_id']).where('event_id', '=', eventId).where('status', '=', 'live').execute(),
-    db.selectFrom('refunds').select(['imp_uid', 'merchant_uid', 'status', 'reason']).where('event_id', '=', eventId).execute(),
-  ]);
-  const seatsOf = new Map<string, string[]>();
-  for (const s of orderSeats) {
-    const list = seatsOf.get(s.merchant_uid) ?? [];
-    list.push(s.seat_id);
-    seatsOf.set(s.merchant_uid, list);
-  }
-  const itemsOf = new Map<string, Map<string, number>>();
-  for (const i of orderItems) {
-    const m = itemsOf.get(i.merchant_uid) ?? new Map<string, number>();
-    m.set(i.pool_id, (m.get(i.pool_id) ?? 0) + i.quantity);
-    itemsOf.set(i.merchant_uid, m);
-  }
-
-  const k = eventKeys(eventId);
-  const [redisCounts, redisSeats, redisHolds, redisBuyers] = await Promise.all([
-    redis.hgetall(k.counts),
-    redis.hgetall(k.seats),
-    redis.zcard(k.holds),
-    redis.hgetall(k.buyers),
-  ]);
-  const redisOrderStatus = new Map<string, string | null>();
-  for (let i = 0; i < orders.length; i += 2_000) {
-    const slice = orders.slice(i, i + 2_000);
-    const pipe = redis.pipeline();
-    for (const o of slice) pipe.hget(k.order(o.merchant_uid), 'st');
-    const res = (await pipe.exec()) ?? [];
-    slice.forEach((o, j) => redisOrderStatus.set(o.merchant_uid, (res[j]?.[1] as string | null | undefined) ?? null));
-  }
-
-  let availability: ApiAvailability | null = null;
-  let availabilityError: string | null = null;
-  try {
-    const res = await fetch(`${inputs.apiUrl}/events/${encodeURIComponent(eventId)}`);
-    const body = (await res.json()) as { availability?: ApiAvailability; code?: string };
-    if (res.status !== 200 || !body.availability) availabilityError = `GET /events/${eventId} answered ${res.status} ${body.code ?? 'without availability'}`;
-    else availability = body.availability;
-  } catch (error) {
-    availabilityError = `GET /events/${eventId} failed: ${(error as Error).message}`;
-  }
-
-  return {
-    pools,
-    seatCount: Number(seatCount.n),
-    orders,
-    orderByUid: new Map(orders.map((o) => [o.merchant_uid, o])),
-    seatsOf,
-    itemsOf,
-    tickets,
-    liveHolds,
-    refunds,
-    redisCounts,
-    redisSeats,
-    redisHolds,
-    redisBuyers,
-    redisOrderStatus,
-    availability,
-    availabilityError,
-    ledger: ledgerOf(inputs.ledger, eventId),
-  };
-}
-
-const num = (v: string | undefined): number => Number(v ?? 0);
-
-function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
-  const list = map.get(key);
-  if (list) list.push(value);
-  else map.set(key, [value]);
-}
-
-function ticketsPerOrder(s: State, muid: string): number {
-  let n = s.seatsOf.get(muid)?.length ?? 0;
-  for (const q of s.itemsOf.get(muid)?.values() ?? []) n += q;
-  return n;
-}
-
-function checkNoOversell(s: State): InvariantResult {
+export function checkNoOversell(s: State): InvariantResult {
   const f = new Findings();
   const bySeat = new Map<string, string[]>();
   const byPool = new Map<string, TicketRow[]>();
@@ -233,18 +50,12 @@ function checkNoOversell(s: State): InvariantResult {
   return result(1, f, `${s.tickets.length} tickets (${seatTickets} seats, ${poolTickets} pool places) for a capacity of ${capacity}; no seat twice, pools within capacity, Redis sold counts = Postgres tickets`);
 }
 
-function checkMoneyAndTickets(s: State): InvariantResult {
+export function checkMoneyAndTickets(s: State): InvariantResult {
   const f = new Findings();
   const ticketsByImp = new Map<string, TicketRow[]>();
   for (const t of s.tickets) push(ticketsByImp, t.imp_uid, t);
-  const apiCancels = new Map<string, number>();
-  const consoleCancels = new Map<string, number>();
-  for (const c of s.ledger.cancels) {
-    if (!c.ok || c.imp_uid === null) continue;
-    const m = c.source === 'api' ? apiCancels : consoleCancels;
-    m.set(c.imp_uid, (m.get(c.imp_uid) ?? 0) + 1);
-  }
-  const paymentByImp = new Map<string, SimPayment>(s.ledger.payments.map((p) => [p.imp_uid, p]));
+  const { api: apiCancels, console: consoleCancels } = cancelCounts(s.ledger);
+  const paymentByImp = new Map<string, LedgerPayment>(s.ledger.payments.map((p) => [p.imp_uid, p]));
   let ticketed = 0;
   let refunded = 0;
   let cancelledAtPortOne = 0;
@@ -329,7 +140,7 @@ function checkMoneyAndTickets(s: State): InvariantResult {
   return result(2, f, `${ticketed} paid payments (₩${paidAmount.toLocaleString('en-US')}) have exactly their order's tickets; ${refunded} refunded once through the cancel API; ${cancelledAtPortOne} cancelled at PortOne; no tickets without a paid payment`);
 }
 
-function checkHoldsEnded(s: State): InvariantResult {
+export function checkHoldsEnded(s: State): InvariantResult {
   const f = new Findings();
   if (s.liveHolds.length > 0) f.add(`Postgres has ${s.liveHolds.length} live holds (e.g. ${s.liveHolds.slice(0, 3).map((h) => h.hold_id).join(', ')})`);
   const held = s.orders.filter((o) => o.status === 'held');
@@ -344,7 +155,7 @@ function checkHoldsEnded(s: State): InvariantResult {
   return result(3, f, 'no live hold in Postgres (holds, orders) or Redis (holds set, seats, counts, orders)');
 }
 
-function checkAgreement(s: State): InvariantResult {
+export function checkAgreement(s: State): InvariantResult {
   const f = new Findings();
   // What Postgres says each place is.
   const seatOwner = new Map<string, string>();
@@ -416,15 +227,4 @@ function checkAgreement(s: State): InvariantResult {
     if (r !== p) f.add(`buyer ${b}: Redis counts ${r} tickets held or bought, Postgres ${p}`);
   }
   return result(4, f, `availability (GET /events/:id), ${s.seatCount} seats, ${s.orders.length} orders and ${buyers.size} buyers: Redis = Postgres`);
-}
-
-function result(id: InvariantId, f: Findings, summary: string): InvariantResult {
-  return { id, name: INVARIANT_NAMES[id], ok: f.count === 0, summary, violations: f.list, violationCount: f.count };
-}
-
-/** Runs every check against the current state. Never throws for a violation; only for I/O failures. */
-export async function checkInvariants(inputs: InvariantInputs): Promise<InvariantReport> {
-  const s = await readState(inputs);
-  const results = [checkNoOversell(s), checkMoneyAndTickets(s), checkHoldsEnded(s), checkAgreement(s)];
-  return { ok: results.every((r) => r.ok), results };
 }
