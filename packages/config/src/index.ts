@@ -54,6 +54,13 @@ export const ConfigSchema = Type.Object({
    * during a rush it may lag a little, and the confirms keep the CPU and Redis.
    */
   HOLDS_PER_SECOND: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+  /**
+   * The API's deadline for receiving a whole request, headers and body (ms): a client that trickles
+   * its request (slow loris) is answered 408 and disconnected after this long.
+   */
+  REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 500, maximum: 600_000 }),
+  /** The API closes a connection on which nothing moves for this long while a request is handled (ms). */
+  CONNECTION_TIMEOUT_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000 }),
   /** Worker concurrency per queue. */
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000 }),
   /** BullMQ key prefix; hash-tagged so each queue stays in one Redis Cluster slot. */
@@ -87,6 +94,8 @@ export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
   WORKER_NICE: '10',
   LATE_PAYMENT_WATCH_SECONDS: '1800',
   HOLDS_PER_SECOND: '0',
+  REQUEST_TIMEOUT_MS: '10000',
+  CONNECTION_TIMEOUT_MS: '60000',
   QUEUE_PREFIX: '{dropgate}',
   JOB_LOCK_MS: '30000',
   LOG_LEVEL: 'info',
@@ -95,6 +104,7 @@ export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
 const INTEGER_KEYS = new Set([
   'PORT', 'CONFIRM_BUDGET_MS', 'SIM_PORT', 'WORKER_METRICS_PORT', 'CONFIRM_MAX_IN_FLIGHT',
   'MAX_EVENT_LOOP_DELAY_MS', 'SWEEP_INTERVAL_MS', 'EXPIRY_GRACE_SECONDS', 'WORKER_CONCURRENCY', 'JOB_LOCK_MS', 'WORKER_NICE', 'LATE_PAYMENT_WATCH_SECONDS', 'HOLDS_PER_SECOND',
+  'REQUEST_TIMEOUT_MS', 'CONNECTION_TIMEOUT_MS',
 ]);
 
 /** The validated, typed configuration every service receives. */
@@ -126,6 +136,10 @@ export interface Config {
   readonly workerNice: number;
   readonly latePaymentWatchSeconds: number;
   readonly holdsPerSecond: number;
+  /** REQUEST_TIMEOUT_MS: the whole request (headers and body) must arrive within this. */
+  readonly requestTimeoutMs: number;
+  /** CONNECTION_TIMEOUT_MS: a connection idle this long while a request is handled is closed. */
+  readonly connectionTimeoutMs: number;
   readonly queuePrefix: string;
   readonly jobLockMs: number;
   readonly logLevel: Raw['LOG_LEVEL'];
@@ -171,6 +185,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     throw new ConfigError(variable, first.message);
   }
   const raw = input as Raw;
+  if (raw.CONNECTION_TIMEOUT_MS < raw.REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('CONNECTION_TIMEOUT_MS', `must be at least REQUEST_TIMEOUT_MS (${raw.REQUEST_TIMEOUT_MS})`);
+  }
   if ((raw.PORTONE_IMP_KEY === undefined) !== (raw.PORTONE_IMP_SECRET === undefined)) {
     throw new ConfigError(raw.PORTONE_IMP_KEY === undefined ? 'PORTONE_IMP_KEY' : 'PORTONE_IMP_SECRET', 'must be set together with its pair');
   }
@@ -202,6 +219,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     workerNice: raw.WORKER_NICE,
     latePaymentWatchSeconds: raw.LATE_PAYMENT_WATCH_SECONDS,
     holdsPerSecond: raw.HOLDS_PER_SECOND,
+    requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,
+    connectionTimeoutMs: raw.CONNECTION_TIMEOUT_MS,
     queuePrefix: raw.QUEUE_PREFIX,
     jobLockMs: raw.JOB_LOCK_MS,
     logLevel: raw.LOG_LEVEL,

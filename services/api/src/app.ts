@@ -42,6 +42,16 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
     // Unknown fields are refused (additionalProperties: false), never silently dropped; no coercion.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     return503OnClosing: true,
+    // Slow clients (slow loris) cannot hold connections: the whole request must arrive within
+    // requestTimeout (else 408 and close), and a connection idle for connectionTimeout is closed.
+    // Neither bounds the time a handler takes to answer (the confirm keeps its own budget).
+    requestTimeout: deps.config.requestTimeoutMs,
+    connectionTimeout: deps.config.connectionTimeoutMs,
+    http: {
+      headersTimeout: deps.config.requestTimeoutMs,
+      // Node checks those deadlines on this interval (30 s by default, which would triple a 10 s one).
+      connectionsCheckingInterval: Math.min(1_000, Math.max(100, Math.floor(deps.config.requestTimeoutMs / 4))),
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // JSON only (and form bodies for webhooks, registered on that route's plugin): anything else is 415.
