@@ -163,6 +163,11 @@ async function simRoutes(sim: FastifyInstance, engine: SimulatorEngine): Promise
     return { payment: engine.setPaymentStatus(request.params.imp_uid, body['status'], options) };
   });
 
+  sim.get<{ Querystring: { merchant_uid_prefix?: string } }>('/pending', async (request) => {
+    const prefix = typeof request.query.merchant_uid_prefix === 'string' ? request.query.merchant_uid_prefix : '';
+    return { pending: engine.pending(prefix) };
+  });
+
   sim.get('/faults', async () => engine.faults);
   sim.put('/faults', async (request) => engine.setFaults(request.body ?? {}));
 

@@ -282,7 +282,7 @@ export class SimulatorEngine {
         if (flipAfter > 0) {
           // Some PGs report a failure first and approve later: the buyer sees a failure, the money moves.
           this.#markFailed(record, MESSAGES.pgDeclined);
-          state.track(this.#turnPaidLater(state, record, flipAfter));
+          state.track(this.#turnPaidLater(state, record, flipAfter), record.payment.merchant_uid);
         } else {
           this.#markPaid(record);
           const webhook = this.#sendStatusWebhook(record, 'paid');
@@ -521,6 +521,11 @@ export class SimulatorEngine {
   /** Resolves when no background work (webhooks, retries, delayed outcomes) is pending. */
   settled(): Promise<void> {
     return this.#state.settled();
+  }
+
+  /** Pieces of background work not done yet for merchant_uids starting with `prefix` (all: ''). */
+  pending(prefix = ''): number {
+    return this.#state.pending(prefix);
   }
 
   /** Forgets everything (payments, tokens, prepared amounts, ledger, faults) and stops pending work. */

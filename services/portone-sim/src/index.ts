@@ -72,6 +72,13 @@ export interface Simulator {
    * `webhook_reorder` waits for the next one and is not counted until released.
    */
   settled(): Promise<void>;
+  /**
+   * How many pieces of background work (webhooks and their retries, a payment the PG turns paid later,
+   * webhooks held back for reordering) are not done yet for merchant_uids starting with
+   * `merchantUidPrefix` (e.g. `<event id>.`); every one when omitted. 0 means nothing more will come
+   * for them unless someone asks.
+   */
+  pending(merchantUidPrefix?: string): number;
 }
 
 /** Starts a simulator on `host:port` (default 127.0.0.1, a random port). */
@@ -107,5 +114,6 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     cancelPayment: (impUid, cancelOpts) => engine.cancelFromConsole(impUid, cancelOpts),
     sendWebhook: (impUid, status, bodyOverride) => engine.sendWebhook(impUid, status, bodyOverride),
     settled: () => engine.settled(),
+    pending: (prefix) => engine.pending(prefix ?? ''),
   };
 }

@@ -51,7 +51,8 @@ export class SimState {
   /** Webhooks held back by `webhook_reorder`, by imp_uid. */
   readonly held = new Map<string, HeldWebhook>();
   readonly #abort = new AbortController();
-  readonly #tasks = new Set<Promise<void>>();
+  /** Background work, with the merchant_uid it is for (null: not tied to one order). */
+  readonly #tasks = new Map<Promise<void>, string | null>();
 
   /** Aborted when this state is reset or the simulator closes. */
   get signal(): AbortSignal {
@@ -62,15 +63,29 @@ export class SimState {
     return this.#abort.signal.aborted;
   }
 
-  /** Keeps track of background work so `settled()` can wait for it. The task must not reject. */
-  track(task: Promise<void>): void {
-    this.#tasks.add(task);
+  /**
+   * Keeps track of background work so `settled()` can wait for it, and `pending()` tell whose it is.
+   * The task must not reject.
+   */
+  track(task: Promise<void>, merchantUid: string | null = null): void {
+    this.#tasks.set(task, merchantUid);
     void task.finally(() => this.#tasks.delete(task));
   }
 
   /** Resolves once no tracked background work is left (work may spawn more work: loop). */
   async settled(): Promise<void> {
-    while (this.#tasks.size > 0) await Promise.all(this.#tasks);
+    while (this.#tasks.size > 0) await Promise.all(this.#tasks.keys());
+  }
+
+  /**
+   * Background work not done yet (webhooks and their retries, delayed outcomes, webhooks held back for
+   * reordering) for merchant_uids starting with `prefix`; every piece of work when it is empty.
+   */
+  pending(prefix = ''): number {
+    let n = 0;
+    for (const muid of this.#tasks.values()) if (prefix === '' || (muid !== null && muid.startsWith(prefix))) n++;
+    for (const held of this.held.values()) if (held.job.merchantUid.startsWith(prefix)) n++;
+    return n;
   }
 
   /** Waits `ms`; resolves false instead of waiting on when this state is disposed. */

@@ -38,7 +38,7 @@ export function dispatchWebhook(state: SimState, job: WebhookJob): Promise<void>
     state.held.delete(job.impUid);
     clearTimeout(held.timer);
     const both = deliver(state, job).then(() => deliver(state, held.job));
-    state.track(both);
+    state.track(both, job.merchantUid);
     return both;
   }
 
@@ -48,7 +48,7 @@ export function dispatchWebhook(state: SimState, job: WebhookJob): Promise<void>
     const timer = setTimeout(() => {
       if (state.held.get(job.impUid)?.job !== job) return;
       state.held.delete(job.impUid);
-      state.track(deliver(state, job));
+      state.track(deliver(state, job), job.merchantUid);
     }, maxHold);
     timer.unref();
     state.held.set(job.impUid, { job, timer });
@@ -56,7 +56,7 @@ export function dispatchWebhook(state: SimState, job: WebhookJob): Promise<void>
   }
 
   const sent = deliver(state, job);
-  state.track(sent);
+  state.track(sent, job.merchantUid);
   return sent;
 }
 
@@ -75,7 +75,7 @@ async function deliver(state: SimState, job: WebhookJob): Promise<void> {
 
 async function sendCopy(state: SimState, job: WebhookJob, copy: number): Promise<void> {
   if (!(await attempt(state, job, copy, 1))) return;
-  state.track(retryLoop(state, job, copy));
+  state.track(retryLoop(state, job, copy), job.merchantUid);
 }
 
 async function retryLoop(state: SimState, job: WebhookJob, copy: number): Promise<void> {

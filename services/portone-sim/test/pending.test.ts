@@ -1,0 +1,40 @@
+/**
+ * `pending(prefix)` / `GET /sim/pending`: background work of one order's (or one event's) payments,
+ * so a caller sharing the simulator with others can wait for its own webhooks, delayed outcomes and
+ * held-back webhooks without waiting for everyone's.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulator, type Simulator } from '../src/index.ts';
+import { startEndpoint, type Endpoint } from './helpers.ts';
+
+let sim: Simulator;
+let merchant: Endpoint;
+
+beforeAll(async () => {
+  sim = await startSimulator();
+  merchant = await startEndpoint();
+});
+afterAll(async () => {
+  await sim?.close();
+  await merchant?.close();
+});
+
+describe('pending work per merchant_uid prefix', () => {
+  it('counts a delayed webhook, a failed-then-paid outcome and a held-back webhook for their own event only', async () => {
+    await sim.pay({ merchant_uid: 'ev-a.00000000001', amount: 1000, notice_url: merchant.url, faults: { webhook_delay_ms: 400 } });
+    await sim.pay({ merchant_uid: 'ev-a.00000000002', amount: 1000, notice_url: merchant.url, faults: { failed_then_paid_ms: 300 } });
+    await sim.pay({ merchant_uid: 'ev-b.00000000003', amount: 1000, notice_url: merchant.url, faults: { webhook_reorder: true, webhook_reorder_max_hold_ms: 300 } });
+    expect(sim.pending('ev-a.')).toBe(2);
+    expect(sim.pending('ev-b.')).toBe(1);
+    expect(sim.pending('ev-c.')).toBe(0);
+    expect(sim.pending()).toBe(3);
+    const res = await fetch(`${sim.url}/sim/pending?merchant_uid_prefix=ev-b.`);
+    expect(await res.json()).toEqual({ pending: 1 });
+
+    await merchant.waitFor(3, 5_000);
+    await sim.settled();
+    expect(sim.pending('ev-a.')).toBe(0);
+    expect(sim.pending('ev-b.')).toBe(0);
+    expect(sim.pending()).toBe(0);
+  });
+});
