@@ -20,6 +20,7 @@ export default async function setup(): Promise<void> {
   }
   const pgUrl = process.env.TEST_DATABASE_URL ?? 'postgres://127.0.0.1:5432/postgres';
   const client = new pg.Client(pgConnection(pgUrl));
+  client.on('error', () => undefined);
   try {
     await client.connect();
     await client.query('select 1');

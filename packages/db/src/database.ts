@@ -39,8 +39,13 @@ export function createDb(url: string, opts: DatabaseOptions = {}): Db {
     connectionTimeoutMillis: 5_000,
     statement_timeout: opts.statementTimeoutMs ?? 30_000,
   });
-  // An idle client's error (Postgres restarted) must not crash the process; the next query reconnects.
+  // Postgres restarting (57P01 "terminating connection due to administrator command") or a dropped
+  // socket makes pg emit 'error' on the client; with no listener that kills the process. The pool
+  // reports idle clients' errors on itself; a checked-out client emits its own, so each new client
+  // gets a listener too. The query in flight still fails (and is answered 503); the pool discards the
+  // broken client and the next query connects afresh.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => { client.on('error', () => undefined); });
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
@@ -52,6 +57,7 @@ export async function ensureDatabase(url: string): Promise<void> {
   const admin = new URL(url);
   admin.pathname = '/postgres';
   const client = new pg.Client(pgConnection(admin.toString()));
+  client.on('error', () => undefined); // a restart mid-check fails the query, not the process
   await client.connect();
   try {
     const found = await client.query('select 1 from pg_database where datname = $1', [name]);

@@ -2,9 +2,13 @@
  * Test support. Every test file owns its namespace: its own Postgres database, its own BullMQ queue
  * prefix, unique event ids, and (for tests that pause or flush Redis) its own redis-server process.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { chmod, chown, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '@dropgate/config';
@@ -44,6 +48,7 @@ export async function createTestDatabase(label = 'db'): Promise<TestDatabase> {
       const admin = new URL(PG_BASE);
       admin.pathname = '/postgres';
       const client = new pg.Client(pgConnection(admin.toString()));
+      client.on('error', () => undefined);
       await client.connect();
       try {
         await client.query(`drop database if exists "${name}" with (force)`);
@@ -121,9 +126,103 @@ export async function startPrivateRedis(fixedPort?: number): Promise<PrivateRedi
   return handle;
 }
 
+export interface PrivatePostgres {
+  /** `postgres://postgres@127.0.0.1:<port>/postgres`: swap the database name for your own. */
+  url: string;
+  port: number;
+  dataDir: string;
+  /** Stops the server: `fast` (default) ends sessions with 57P01 as an operator would, `immediate` as a crash. */
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
+  /** Starts it again on the same port and data (waits until it accepts connections). */
+  start(): Promise<void>;
+  /** `pg_ctl restart -m fast`: every session is terminated (57P01), then the server comes back. */
+  restart(): Promise<void>;
+  /** Stops it (immediately) and deletes its data. */
+  destroy(): Promise<void>;
+}
+
+const execFileAsync = promisify(execFile);
+
+/** The newest installed PostgreSQL's bin directory (Debian layout), or '' to use PATH. */
+async function postgresBinDir(): Promise<string> {
+  const base = '/usr/lib/postgresql';
+  const versions = await readdir(base).catch(() => [] as string[]);
+  const newest = versions.filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a))[0];
+  return newest ? join(base, newest, 'bin') : '';
+}
+
+/**
+ * A Postgres cluster of this test's own (initdb + pg_ctl, trust auth, on a free port, data under the
+ * temp dir), for tests and the chaos campaign that stop or restart Postgres: doing that to the shared
+ * server would break every other test. Postgres refuses to run as root, so as root the cluster runs as
+ * the `postgres` user (runuser).
+ */
+export async function startPrivatePostgres(opts: { port?: number } = {}): Promise<PrivatePostgres> {
+  const bin = await postgresBinDir();
+  const tool = (name: string) => (bin ? join(bin, name) : name);
+  const asRoot = userInfo().uid === 0;
+  const run = async (name: string, args: string[]) => {
+    const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', tool(name), ...args]] : [tool(name), args];
+    try {
+      await execFileAsync(file, argv, { timeout: 60_000 });
+    } catch (error) {
+      const e = error as { stderr?: string; stdout?: string; message: string };
+      throw new Error(`${name} ${args.join(' ')} failed: ${e.stderr || e.stdout || e.message}`, { cause: error });
+    }
+  };
+  const port = opts.port ?? (await freePort());
+  const dataDir = await mkdtemp(join(tmpdir(), 'dgt-pg-'));
+  if (asRoot) {
+    const pgUser = await execFileAsync('id', ['-u', 'postgres']).then((r) => Number(r.stdout.trim()));
+    const pgGroup = await execFileAsync('id', ['-g', 'postgres']).then((r) => Number(r.stdout.trim()));
+    await chown(dataDir, pgUser, pgGroup);
+  }
+  await chmod(dataDir, 0o700);
+  await run('initdb', ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
+  const serverOptions = [
+    `-p ${port}`, `-k ${dataDir}`, '-c listen_addresses=127.0.0.1', '-c fsync=off',
+    '-c full_page_writes=off', '-c max_connections=60', '-c shared_buffers=32MB',
+  ].join(' ');
+  let running = false;
+  const handle: PrivatePostgres = {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    dataDir,
+    async start() {
+      await run('pg_ctl', ['-D', dataDir, '-l', join(dataDir, 'server.log'), '-o', serverOptions, '-w', '-t', '30', 'start']);
+      running = true;
+    },
+    async stop(mode = 'fast') {
+      if (!running) return;
+      await run('pg_ctl', ['-D', dataDir, '-m', mode, '-w', '-t', '30', 'stop']);
+      running = false;
+    },
+    async restart() {
+      await run('pg_ctl', ['-D', dataDir, '-l', join(dataDir, 'server.log'), '-o', serverOptions, '-m', 'fast', '-w', '-t', '30', 'restart']);
+      running = true;
+    },
+    async destroy() {
+      await handle.stop('immediate').catch(() => undefined);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await handle.start();
+  } catch (error) {
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  return handle;
+}
+
 export interface StackOptions {
   label?: string;
   redisUrl?: string;
+  /**
+   * Use this database (created if missing, e.g. on a private Postgres) instead of a fresh one on the
+   * shared server; it is left in place by `close()`.
+   */
+  databaseUrl?: string;
   budgetMs?: number;
   portoneUrl?: string;
   /** Start a worker in this process (default true). */
@@ -161,7 +260,9 @@ export function testConfig(overrides: Record<string, string>): Config {
 
 /** API (+ worker) on their own database and queue prefix. */
 export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
-  const db = await createTestDatabase(opts.label ?? 'stack');
+  const db: TestDatabase = opts.databaseUrl
+    ? { url: opts.databaseUrl, drop: async () => undefined }
+    : await createTestDatabase(opts.label ?? 'stack');
   const prefix = `{dgt-${rand(10)}}`;
   const config = testConfig({
     DATABASE_URL: db.url,

@@ -107,11 +107,14 @@ export async function recreateDatabase(url: string, redis: Redis): Promise<void>
   const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
   if (!/drop/.test(name) && !/^dgt_/.test(name)) throw new Error(`refusing to recreate database ${name}: its name must contain "drop"`);
   const admin = new pg.Client(pgConnection(databaseUrlOn(url, 'postgres')));
+  // A connection error fails the query in flight; without a listener it would also kill the process.
+  admin.on('error', () => undefined);
   await admin.connect();
   try {
     const exists = await admin.query('select 1 from pg_database where datname = $1', [name]);
     if (exists.rowCount === 0) return;
     const old = new pg.Client(pgConnection(url));
+    old.on('error', () => undefined);
     await old.connect();
     try {
       const events = await old.query<{ id: string }>('select id from events').catch(() => ({ rows: [] as { id: string }[] }));
