@@ -27,8 +27,17 @@ export const ConfigSchema = Type.Object({
   WEBHOOK_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   /** Optional comma-separated source-IP allowlist for webhooks (off when unset). */
   WEBHOOK_ALLOWED_IPS: Type.Optional(Type.String({ minLength: 1 })),
-  /** fastify `trustProxy`: `false`, `true`, a hop count, or comma-separated addresses/CIDRs. */
+  /** Optional comma-separated source-IP allowlist for the confirm call (off when unset). */
+  CONFIRM_ALLOWED_IPS: Type.Optional(Type.String({ minLength: 1 })),
+  /**
+   * fastify `trustProxy`: `false`, a hop count, or comma-separated addresses/CIDRs of the proxies.
+   * `true` is refused: it trusts the leftmost X-Forwarded-For entry, which any client can write.
+   */
   TRUST_PROXY: Type.String(),
+  /** Most payments (imp_uids) one order may see: remembered confirm answers, payments on one hold, webhooks numbered. */
+  PAYMENTS_PER_ORDER_MAX: Type.Integer({ minimum: 1, maximum: 100 }),
+  /** Most holds one order may take in its life (a hold per payment attempt after the previous one ended). */
+  HOLDS_PER_ORDER_MAX: Type.Integer({ minimum: 1, maximum: 100 }),
   SIM_PORT: Port,
   WORKER_METRICS_PORT: Port,
   /** Confirms in flight above which new ones are shed with 503 OVERLOADED. */
@@ -84,6 +93,8 @@ export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
   PORTONE_API_URL: 'https://api.iamport.kr',
   PORTONE_V2_API_URL: 'https://api.portone.io',
   TRUST_PROXY: 'false',
+  PAYMENTS_PER_ORDER_MAX: '8',
+  HOLDS_PER_ORDER_MAX: '8',
   SIM_PORT: '3100',
   WORKER_METRICS_PORT: '3001',
   CONFIRM_MAX_IN_FLIGHT: '10000',
@@ -102,6 +113,7 @@ export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
 });
 
 const INTEGER_KEYS = new Set([
+  'PAYMENTS_PER_ORDER_MAX', 'HOLDS_PER_ORDER_MAX',
   'PORT', 'CONFIRM_BUDGET_MS', 'SIM_PORT', 'WORKER_METRICS_PORT', 'CONFIRM_MAX_IN_FLIGHT',
   'MAX_EVENT_LOOP_DELAY_MS', 'SWEEP_INTERVAL_MS', 'EXPIRY_GRACE_SECONDS', 'WORKER_CONCURRENCY', 'JOB_LOCK_MS', 'WORKER_NICE', 'LATE_PAYMENT_WATCH_SECONDS', 'HOLDS_PER_SECOND',
   'REQUEST_TIMEOUT_MS', 'CONNECTION_TIMEOUT_MS',
@@ -125,6 +137,9 @@ export interface Config {
   };
   readonly webhookToken: string | undefined;
   readonly webhookAllowedIps: readonly string[] | undefined;
+  readonly confirmAllowedIps: readonly string[] | undefined;
+  /** What one order may make dropgate store and call (see HoldStore). */
+  readonly orderLimits: { readonly maxPaymentsPerOrder: number; readonly maxHoldsPerOrder: number };
   readonly trustProxy: boolean | number | string[];
   readonly simPort: number;
   readonly workerMetricsPort: number;
@@ -157,7 +172,9 @@ export class ConfigError extends Error {
 
 function parseTrustProxy(value: string): boolean | number | string[] {
   if (value === 'false' || value === '') return false;
-  if (value === 'true') return true;
+  if (value === 'true') {
+    throw new ConfigError('TRUST_PROXY', 'must not be true: that trusts the leftmost X-Forwarded-For entry, which any client can write; set the number of proxies in front of dropgate (e.g. 1) or their addresses');
+  }
   if (/^\d+$/.test(value)) return Number(value);
   return value.split(',').map((s) => s.trim()).filter(Boolean);
 }
@@ -208,6 +225,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     }),
     webhookToken: raw.WEBHOOK_TOKEN,
     webhookAllowedIps: raw.WEBHOOK_ALLOWED_IPS?.split(',').map((s) => s.trim()).filter(Boolean),
+    confirmAllowedIps: raw.CONFIRM_ALLOWED_IPS?.split(',').map((s) => s.trim()).filter(Boolean),
+    orderLimits: Object.freeze({ maxPaymentsPerOrder: raw.PAYMENTS_PER_ORDER_MAX, maxHoldsPerOrder: raw.HOLDS_PER_ORDER_MAX }),
     trustProxy: parseTrustProxy(raw.TRUST_PROXY),
     simPort: raw.SIM_PORT,
     workerMetricsPort: raw.WORKER_METRICS_PORT,

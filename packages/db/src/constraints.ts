@@ -20,3 +20,9 @@ export function isUniqueViolation(error: unknown, constraint: string): boolean {
   const e = error as PgError;
   return e?.code === '23505' && e.constraint === constraint;
 }
+
+/** True when Postgres refused an order status change the order state machine does not allow. */
+export function isTransitionViolation(error: unknown): boolean {
+  const e = error as PgError;
+  return e?.code === '23514' && e.constraint === 'orders__status_transition_ck';
+}

@@ -3,7 +3,7 @@
  * fills in; nullable columns are `T | null`.
  */
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
-import type { HoldStatus, OrderStatus } from '@dropgate/domain';
+import type { HoldStatus, OrderCause, OrderStatus } from '@dropgate/domain';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -45,6 +45,8 @@ export interface OrdersTable {
   amount: Amount;
   currency: string;
   status: OrderStatus;
+  /** Why the order last changed status (an OrderCause); null while pending. Checked by trigger. */
+  status_cause: ColumnType<OrderCause | null, never, OrderCause>;
   status_reason: string | null;
   hold_expires_at: Timestamp | null;
   paid_imp_uid: string | null;
@@ -137,6 +139,14 @@ export interface Database {
   tickets: TicketsTable;
   refunds: RefundsTable;
   order_events: OrderEventsTable;
+  order_transitions: OrderTransitionsTable;
+}
+
+/** Migration 0002: the allowed (cause, from) -> to changes of an order's status. */
+export interface OrderTransitionsTable {
+  cause: string;
+  from_status: string;
+  to_status: string;
 }
 
 export type EventRow = Selectable<EventsTable>;

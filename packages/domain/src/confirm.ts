@@ -13,6 +13,9 @@ export const RefusalCodes = [
   'NOT_READY',
   'OVERLOADED',
   'DEADLINE',
+  'TOO_MANY_ATTEMPTS',
+  'ORDER_CLOSED',
+  'FORBIDDEN',
   'BAD_REQUEST',
 ] as const;
 export type RefusalCode = (typeof RefusalCodes)[number];
@@ -31,6 +34,9 @@ export const REFUSAL_REASONS: Readonly<Record<RefusalCode, string>> = Object.fre
   NOT_READY: '일시적으로 결제를 진행할 수 없습니다. 잠시 후 다시 시도해 주세요',
   OVERLOADED: '접속자가 많아 결제를 진행할 수 없습니다. 잠시 후 다시 시도해 주세요',
   DEADLINE: '응답 시간이 초과되어 결제를 중단했습니다. 다시 시도해 주세요',
+  TOO_MANY_ATTEMPTS: '결제 시도 횟수를 초과했습니다. 새 주문으로 다시 시도해 주세요',
+  ORDER_CLOSED: '이미 종료된 주문입니다. 새 주문으로 다시 시도해 주세요',
+  FORBIDDEN: '허용되지 않은 결제 요청입니다',
   BAD_REQUEST: '잘못된 결제 요청입니다',
 });
 
@@ -49,10 +55,13 @@ export const REFUSAL_STATUS: Readonly<Record<RefusalCode, number>> = Object.free
   NOT_READY: 503,
   OVERLOADED: 503,
   DEADLINE: 503,
+  TOO_MANY_ATTEMPTS: 429,
+  ORDER_CLOSED: 409,
+  FORBIDDEN: 403,
   BAD_REQUEST: 400,
 });
 
 /** Refusals that are the state of the order, remembered per imp_uid so a repeat gets the same answer. */
 export const FINAL_REFUSALS: ReadonlySet<RefusalCode> = new Set([
-  'SOLD_OUT', 'AMOUNT_MISMATCH', 'ORDER_NOT_FOUND', 'SALE_NOT_OPEN', 'SALE_CLOSED', 'BUYER_LIMIT', 'ALREADY_PAID', 'DEADLINE',
+  'SOLD_OUT', 'AMOUNT_MISMATCH', 'ORDER_NOT_FOUND', 'SALE_NOT_OPEN', 'SALE_CLOSED', 'BUYER_LIMIT', 'ALREADY_PAID', 'DEADLINE', 'ORDER_CLOSED',
 ]);

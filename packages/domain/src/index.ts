@@ -2,3 +2,4 @@ export * from './errors.ts';
 export * from './confirm.ts';
 export * from './ids.ts';
 export * from './order.ts';
+export * from './order-machine.ts';

@@ -36,9 +36,16 @@ export interface PaymentOutcomeJob {
   impUid: string;
   /** what the notification claimed; a hint only, the worker re-fetches the payment */
   hint: string | null;
-  source: 'webhook' | 'reconcile' | 'watch';
+  /**
+   * webhook: a notification named this payment; reconcile: ask PortOne for the order's payment
+   * (after a Redis rebuild, or a webhook naming one payment too many); watch: a late-payment check;
+   * verify: a confirm approved this payment on hold `seq`, check it with PortOne at once.
+   */
+  source: 'webhook' | 'reconcile' | 'watch' | 'verify';
   /** For 'watch': which of the late-payment checks this is (1..5). */
   check?: number;
+  /** For 'verify': the hold the payment was approved on. */
+  seq?: number;
   /** epoch ms the notification arrived */
   receivedAt: number;
 }
@@ -60,10 +67,14 @@ export interface MaintenanceJob {
 /** BullMQ custom ids must not contain ':'; merchant_uids and imp_uids never do. */
 export const jobIds = {
   persistHold: (merchantUid: string, seq: number) => `hold-${merchantUid}-${seq}`,
-  paymentOutcome: (impUid: string, status: string) => `pay-${impUid}-${status}`,
+  /** A webhook's outcome job; `generation` from HoldStore.webhookGeneration (see noteWebhook). */
+  paymentOutcome: (merchantUid: string, impUid: string, generation: number) => `pay-${merchantUid}-${impUid}-${generation}`,
+  /** A webhook's outcome job once the order has seen too many payments: ask for the order's payment. */
+  orderOutcome: (merchantUid: string, generation: number) => `rec-${merchantUid}-w${generation}`,
+  verifyPayment: (merchantUid: string, seq: number, impUid: string) => `verify-${merchantUid}-${seq}-${impUid}`,
   expireHold: (merchantUid: string) => `exp-${merchantUid}`,
   rebuild: (eventId: string, epoch: string) => `rebuild-${eventId}-${epoch}`,
-  watchPayment: (impUid: string, check: number) => `watch-${impUid}-${check}`,
+  watchPayment: (merchantUid: string, impUid: string, check: number) => `watch-${merchantUid}-${impUid}-${check}`,
 };
 
 const retention = { removeOnComplete: { age: 3_600, count: 50_000 }, removeOnFail: { age: 7 * 86_400, count: 50_000 } };

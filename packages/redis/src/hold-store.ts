@@ -23,6 +23,8 @@ const PLACE_CODES: Record<number, RefusalCode | 'EVENT_NOT_LOADED'> = {
   [-8]: 'ALREADY_PAID',
   [-9]: 'NOT_READY',
   [-10]: 'DEADLINE',
+  [-13]: 'TOO_MANY_ATTEMPTS',
+  [-14]: 'ORDER_CLOSED',
 };
 const APPROVED_KINDS = { 1: 'new', 2: 'live', 3: 'renewed' } as const;
 
@@ -30,9 +32,9 @@ export type ReleaseResult = 'released' | 'nothing_held' | 'order_missing' | 'not
 const RELEASE_CODES: Record<number, ReleaseResult> = {
   1: 'released', 0: 'nothing_held', [-2]: 'order_missing', [-9]: 'not_ready', [-11]: 'superseded', [-12]: 'not_overdue',
 };
-export type SettleResult = 'committed' | 'retaken' | 'already_paid' | 'order_missing' | 'sold_out' | 'not_ready';
+export type SettleResult = 'committed' | 'retaken' | 'already_paid' | 'order_missing' | 'sold_out' | 'not_ready' | 'closed';
 const SETTLE_CODES: Record<number, SettleResult> = {
-  1: 'committed', 2: 'retaken', 0: 'already_paid', [-2]: 'order_missing', [-7]: 'sold_out', [-9]: 'not_ready',
+  1: 'committed', 2: 'retaken', 0: 'already_paid', [-2]: 'order_missing', [-7]: 'sold_out', [-9]: 'not_ready', [-14]: 'closed',
 };
 export type VoidResult = 'voided' | 'not_paid' | 'order_missing' | 'not_ready';
 const VOID_CODES: Record<number, VoidResult> = { 1: 'voided', 0: 'not_paid', [-2]: 'order_missing', [-9]: 'not_ready' };
@@ -67,6 +69,8 @@ export interface Handoff {
   seq: number;
   expiresAt: number;
   heldAt: number;
+  /** true: a payment approved on a hold that already existed (only its verification is new). */
+  ride: boolean;
 }
 
 export interface NewRedisOrder {
@@ -94,23 +98,34 @@ function itemsCsv(items: readonly PoolItem[]): string {
 export interface HoldStoreOptions {
   /** How long the answer given to an imp_uid is remembered (s). Default one day. */
   decisionTtlSeconds?: number;
+  /** Most payments (imp_uids) one order may see: answers remembered, payments riding one hold. Default 8. */
+  maxPaymentsPerOrder?: number;
+  /** Most holds one order may take in its life. Default 8. */
+  maxHoldsPerOrder?: number;
 }
+
+export type DropPaymentResult = 'released' | 'dropped' | 'order_missing' | 'not_ready';
+const DROP_CODES: Record<number, DropPaymentResult> = { 1: 'released', 0: 'dropped', [-2]: 'order_missing', [-9]: 'not_ready' };
 
 export class HoldStore {
   readonly redis: ScriptedRedis;
   readonly decisionTtlSeconds: number;
+  readonly maxPaymentsPerOrder: number;
+  readonly maxHoldsPerOrder: number;
 
   constructor(redis: Redis, opts: HoldStoreOptions = {}) {
     this.redis = withScripts(redis);
     this.decisionTtlSeconds = opts.decisionTtlSeconds ?? 86_400;
+    this.maxPaymentsPerOrder = opts.maxPaymentsPerOrder ?? 8;
+    this.maxHoldsPerOrder = opts.maxHoldsPerOrder ?? 8;
   }
 
   /** The confirm decision: hold every seat and pool quantity of the order for this imp_uid, or nothing. */
   async placeHold(eventId: string, merchantUid: string, impUid: string, amount: number | null, nowMs: number): Promise<PlaceResult> {
     const k = eventKeys(eventId);
     const r = (await this.redis.placeHold(
-      k.meta, k.order(merchantUid), k.decision(impUid), k.seats, k.counts, k.buyers, k.holds, k.handoff,
-      merchantUid, amount === null ? '' : amount, nowMs, this.decisionTtlSeconds,
+      k.meta, k.order(merchantUid), k.answers(merchantUid), k.seats, k.counts, k.buyers, k.holds, k.handoff,
+      merchantUid, impUid, amount === null ? '' : amount, nowMs, this.decisionTtlSeconds, this.maxPaymentsPerOrder, this.maxHoldsPerOrder,
     )) as [number, number, number, number];
     const [code, expiresAt, seq, replayed] = r;
     if (code > 0) {
@@ -126,15 +141,41 @@ export class HoldStore {
   async undoHold(eventId: string, merchantUid: string, impUid: string): Promise<boolean> {
     const k = eventKeys(eventId);
     const r = await this.redis.undoHold(
-      k.order(merchantUid), k.decision(impUid), k.seats, k.counts, k.buyers, k.holds, merchantUid, this.decisionTtlSeconds,
+      k.order(merchantUid), k.answers(merchantUid), k.seats, k.counts, k.buyers, k.holds, merchantUid, impUid, this.decisionTtlSeconds,
     );
     return Number(r) === 1;
+  }
+
+  /**
+   * The generation of the webhook outcome job for `impUid` of an order ('peek'), or a new one
+   * ('next'). `perOrder` false: the order has seen too many payments and they share one generation.
+   */
+  async webhookGeneration(
+    eventId: string, merchantUid: string, impUid: string, mode: 'peek' | 'next',
+  ): Promise<{ generation: number; perOrder: boolean } | 'order_missing' | 'not_ready'> {
+    const k = eventKeys(eventId);
+    const [code, generation] = (await this.redis.noteWebhook(
+      k.meta, k.order(merchantUid), k.webhooks(merchantUid), impUid, this.maxPaymentsPerOrder, this.decisionTtlSeconds, mode,
+    )) as [number, number];
+    if (code === -9) return 'not_ready';
+    if (code === -2) return 'order_missing';
+    return { generation, perOrder: code === 2 };
+  }
+
+  /**
+   * Takes a payment PortOne does not vouch for off the order's hold numbered `seq`; releases the hold
+   * when no other payment rides on it.
+   */
+  async dropPayment(eventId: string, merchantUid: string, impUid: string, seq: number): Promise<DropPaymentResult> {
+    const k = eventKeys(eventId);
+    const r = await this.redis.dropPayment(k.meta, k.order(merchantUid), k.seats, k.counts, k.buyers, k.holds, merchantUid, impUid, seq);
+    return mapCode(DROP_CODES, r, 'dropPayment');
   }
 
   async releaseHold(
     eventId: string,
     merchantUid: string,
-    opts: { seq?: number; status: 'released' | 'expired'; nowMs: number; onlyIfOverdue: boolean },
+    opts: { seq?: number; status: 'released' | 'expired' | 'refunded'; nowMs: number; onlyIfOverdue: boolean },
   ): Promise<ReleaseResult> {
     const k = eventKeys(eventId);
     const r = await this.redis.releaseHold(
@@ -296,7 +337,7 @@ export class HoldStore {
       (entries ?? []).filter(([, f]) => Array.isArray(f) && f.length > 0).map(([id, f]) => {
         const m: Record<string, string> = {};
         for (let i = 0; i < f.length; i += 2) m[f[i]!] = f[i + 1]!;
-        return { id, eventId, merchantUid: m.uid!, impUid: m.imp!, seq: Number(m.seq), expiresAt: Number(m.exp), heldAt: Number(m.at) };
+        return { id, eventId, merchantUid: m.uid!, impUid: m.imp!, seq: Number(m.seq), expiresAt: Number(m.exp), heldAt: Number(m.at), ride: m.ride === '1' };
       });
     for (let attempt = 0; attempt < 2; attempt++) {
       try {

@@ -16,7 +16,10 @@ export interface EventKeys {
   /** stream: one entry per new hold (uid, imp, seq, exp, at), read by the workers' relay */
   handoff: string;
   order(merchantUid: string): string;
-  decision(impUid: string): string;
+  /** hash: imp_uid -> the confirm answer given to it for this order (bounded per order; see placeHold) */
+  answers(merchantUid: string): string;
+  /** hash: imp_uid (or '*') -> generation of its webhook outcome job (see noteWebhook) */
+  webhooks(merchantUid: string): string;
   /** lock key for rebuilds */
   rebuildLock: string;
 }
@@ -31,7 +34,8 @@ export function eventKeys(eventId: string): EventKeys {
     holds: `${tag}:holds`,
     handoff: `${tag}:handoff`,
     order: (merchantUid) => `${tag}:o:${merchantUid}`,
-    decision: (impUid) => `${tag}:d:${impUid}`,
+    answers: (merchantUid) => `${tag}:o:${merchantUid}:d`,
+    webhooks: (merchantUid) => `${tag}:o:${merchantUid}:w`,
     rebuildLock: `${tag}:rebuild-lock`,
   };
 }

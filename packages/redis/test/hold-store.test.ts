@@ -36,7 +36,7 @@ async function order(id: string, uid: string, seats: string[], items: { pool: st
 
 describe('Lua scripts', () => {
   it('every script file is named <name>-<numKeys>.lua and declares its keys in a header', () => {
-    expect(SCRIPTS.map((s) => s.name).sort()).toEqual(['createOrder', 'placeHold', 'releaseHold', 'settlePaid', 'undoHold', 'voidSale']);
+    expect(SCRIPTS.map((s) => s.name).sort()).toEqual(['createOrder', 'dropPayment', 'noteWebhook', 'placeHold', 'releaseHold', 'settlePaid', 'undoHold', 'voidSale']);
     for (const s of SCRIPTS) {
       for (let k = 1; k <= s.numberOfKeys; k++) expect(s.lua, `${s.name} KEYS[${k}]`).toContain(`KEYS[${k}]`);
       expect(s.lua).not.toContain('--- @include');
@@ -106,13 +106,14 @@ describe('Lua scripts', () => {
     await order(id, `${id}.b`, ['s1']);
     await order(id, `${id}.c`, ['s2']);
     await store.placeHold(id, `${id}.a`, 'ia', null, T0);
-    await store.placeHold(id, `${id}.a`, 'ia-retry', null, T0 + 1); // on the live hold: no new hand-off
+    await store.placeHold(id, `${id}.a`, 'ia-retry', null, T0 + 1); // on the live hold: handed off to be verified only
     await store.placeHold(id, `${id}.b`, 'ib', null, T0); // refused: no hand-off
     await store.placeHold(id, `${id}.c`, 'ic', null, T0);
     const first = await store.readHandoffs(id, 'worker-1', 10, 100);
-    expect(first.map((h) => [h.merchantUid, h.impUid, h.seq, h.expiresAt])).toEqual([
-      [`${id}.a`, 'ia', 1, T0 + 60_000],
-      [`${id}.c`, 'ic', 1, T0 + 60_000],
+    expect(first.map((h) => [h.merchantUid, h.impUid, h.seq, h.expiresAt, h.ride])).toEqual([
+      [`${id}.a`, 'ia', 1, T0 + 60_000, false],
+      [`${id}.a`, 'ia-retry', 1, T0 + 60_000, true],
+      [`${id}.c`, 'ic', 1, T0 + 60_000, false],
     ]);
     // worker-1 dies before acknowledging: nothing new for worker-2 until the entries are idle long enough.
     expect(await store.readHandoffs(id, 'worker-2', 10, 60_000)).toEqual([]);

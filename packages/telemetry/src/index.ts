@@ -40,7 +40,7 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
     deadlineMisses: new Counter({ name: 'dropgate_confirm_deadline_misses_total', help: 'Confirm answers that left after the budget', registers: [registry] }),
     shed: new Counter({ name: 'dropgate_requests_shed_total', help: 'Requests refused to protect the deadline', labelNames: ['reason'], registers: [registry] }),
     inFlight: new Gauge({ name: 'dropgate_confirms_in_flight', help: 'Confirms being processed', registers: [registry] }),
-    webhooks: new Counter({ name: 'dropgate_webhooks_received_total', help: 'Webhooks received by claimed status and verdict', labelNames: ['status', 'verdict'], registers: [registry] }),
+    webhooks: new Counter({ name: 'dropgate_webhooks_received_total', help: 'Webhooks received by claimed status (ready, paid, failed, cancelled or other) and verdict', labelNames: ['status', 'verdict'], registers: [registry] }),
     ready: new Gauge({ name: 'dropgate_ready', help: 'Readiness of this API process (1 ready)', registers: [registry] }),
   };
 }
@@ -56,6 +56,7 @@ export function createWorkerMetrics(registry: Registry) {
     orders: new Gauge({ name: 'dropgate_orders', help: 'Orders by event and status, read from Postgres when scraped', labelNames: ['event', 'status'], registers: [registry] }),
     holdToPaid: new Histogram({ name: 'dropgate_hold_to_paid_seconds', help: 'Time from the hold to the payment recorded paid', buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600], registers: [registry] }),
     paidToTicketed: new Histogram({ name: 'dropgate_paid_to_ticketed_seconds', help: 'Time from PortOne reporting paid to tickets issued', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers: [registry] }),
+    unverifiedPayments: new Counter({ name: 'dropgate_payments_unverified_total', help: 'Payments a confirm approved that PortOne did not vouch for (unknown, another order, another amount), taken off their hold', registers: [registry] }),
     refunds: new Counter({ name: 'dropgate_refunds_total', help: 'Refunds requested through PortOne, by reason', labelNames: ['reason'], registers: [registry] }),
     oversellsPrevented: new Counter({ name: 'dropgate_oversells_prevented_total', help: 'Ticket inserts Postgres refused by its oversell constraints', labelNames: ['event'], registers: [registry] }),
     queueJobs: new Gauge({ name: 'dropgate_queue_jobs', help: 'Jobs per queue and state, read when scraped', labelNames: ['queue', 'state'], registers: [registry] }),

@@ -8,7 +8,7 @@ import { openDatabase } from '@dropgate/db';
 import { HoldStore, createRedis } from '@dropgate/redis';
 import { createQueues, closeQueues } from '@dropgate/jobs';
 import { createApiMetrics, createRegistry } from '@dropgate/telemetry';
-import { buildApp, type AppDeps } from './app.ts';
+import { buildApp, requestLogSerializer, type AppDeps } from './app.ts';
 import { EventCatalog } from './lib/catalog.ts';
 import type { FastifyInstance } from 'fastify';
 
@@ -26,12 +26,12 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
   // BullMQ needs its own connection with retries (maxRetriesPerRequest: null) for blocking commands.
   const queueRedis = createRedis(config.redisUrl, { failFast: false, autoPipelining: true, name: 'dropgate-api-queues' });
   const queues = createQueues(queueRedis, opts.queuePrefix ?? config.queuePrefix);
-  const store = new HoldStore(redis);
+  const store = new HoldStore(redis, config.orderLimits);
   const catalog = new EventCatalog(db);
   await catalog.start();
   const registry = createRegistry();
   const metrics = createApiMetrics(registry, config.confirmBudgetMs);
-  const logger = opts.logger === false ? false : { level: config.logLevel };
+  const logger = opts.logger === false ? false : { level: config.logLevel, serializers: { req: requestLogSerializer } };
   const app = await buildApp({ config, db, redis, store, queues, catalog, registry, metrics }, { logger });
   const address = await app.listen({ port: config.port, host: config.host });
   return {

@@ -19,7 +19,7 @@ import type { WorkerContext } from './context.ts';
 import { persistHold } from './processors/persist-hold.processor.ts';
 import { paymentOutcome } from './processors/payment-outcome.processor.ts';
 import { guard, rebuildEvent, sweep } from './processors/maintenance.processor.ts';
-import { expireHold } from './lib/settlement.ts';
+import { expireHold } from './settlement/index.ts';
 
 export interface WorkerOptions {
   /** Queue key prefix (tests use their own). */
@@ -62,11 +62,11 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       metrics.portoneDuration.observe({ endpoint }, seconds);
     },
   });
-  const ctx: WorkerContext = { config, db, redis, store: new HoldStore(redis), queues, portone, metrics, log };
+  const ctx: WorkerContext = { config, db, redis, store: new HoldStore(redis, config.orderLimits), queues, portone, metrics, log };
 
   const processors: Record<QueueName, Processor> = {
     holds: (job: Job<PersistHoldJob>) => persistHold(ctx, job.data),
-    payments: (job: Job<PaymentOutcomeJob>) => paymentOutcome(ctx, job.data),
+    payments: (job: Job<PaymentOutcomeJob>) => paymentOutcome(ctx, job.data, job.attemptsMade),
     expiry: (job: Job<ExpireHoldJob>) => expireHold(ctx, job.data.eventId, job.data.merchantUid, job.data.seq),
     maintenance: async (job: Job<MaintenanceJob>) => {
       if (job.data.kind !== 'rebuild') throw new UnrecoverableError(`unknown maintenance job ${String(job.data.kind)}`);

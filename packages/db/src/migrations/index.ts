@@ -1,7 +1,9 @@
 /** Every migration, by sortable name. Migrations are frozen once released: add a new one instead. */
 import type { Migration } from 'kysely/migration';
 import * as initial from './0001_initial.ts';
+import * as orderStateMachine from './0002_order_state_machine.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
+  '0002_order_state_machine': orderStateMachine,
 };

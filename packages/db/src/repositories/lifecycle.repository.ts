@@ -5,7 +5,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { Db } from '../database.ts';
 import type { Database, HoldRow } from '../schema.ts';
-import type { OrderStatus } from '@dropgate/domain';
+import { ORDER_MACHINE, type OrderCause } from '@dropgate/domain';
 
 type Executor = Db | Transaction<Database>;
 
@@ -41,7 +41,9 @@ export async function recordHold(db: Db, h: HoldRecord, status: 'live' | 'commit
       update holds set status = 'expired', ended_at = now(), end_reason = 'superseded'
       where ${live} and merchant_uid = ${h.merchantUid} and status = 'live' and seq < ${h.seq} and exists (select 1 from ins)
     ), held as (
-      update orders set status = 'held', hold_expires_at = ${h.expiresAt}, status_reason = null, updated_at = now()
+      -- Through the state machine: a status change names its cause (held -> held keeps its own).
+      update orders set status = 'held', hold_expires_at = ${h.expiresAt}, status_reason = null, updated_at = now(),
+        status_cause = case when status = 'held' then status_cause else 'hold_taken' end
       where ${live} and merchant_uid = ${h.merchantUid} and status in ('pending', 'held', 'released', 'expired') and exists (select 1 from ins)
     ), logged as (
       insert into order_events (merchant_uid, event_id, type, data)
@@ -149,18 +151,44 @@ export async function voidTickets(db: Executor, merchantUid: string): Promise<nu
   return Number(res.numDeletedRows);
 }
 
-export async function setStatus(db: Executor, merchantUid: string, status: OrderStatus, reason: string | null, extra: { paidImpUid?: string | null } = {}): Promise<void> {
-  await db
+/**
+ * Moves an order along the state machine (ORDER_MACHINE in @dropgate/domain) for `cause`, when its
+ * current status allows that cause; otherwise changes nothing (the order has moved on: a late or
+ * repeated outcome). Postgres checks the change again by trigger and logs it with its cause.
+ * @returns true when the order changed status.
+ */
+export async function transition(
+  db: Executor, merchantUid: string, cause: OrderCause, reason: string | null, extra: { paidImpUid?: string } = {},
+): Promise<boolean> {
+  const t = ORDER_MACHINE[cause];
+  const res = await db
     .updateTable('orders')
     .set({
-      status,
+      status: t.to,
+      status_cause: cause,
       status_reason: reason,
       updated_at: new Date(),
-      ...(status !== 'held' ? { hold_expires_at: null } : {}),
+      hold_expires_at: null,
       ...(extra.paidImpUid !== undefined ? { paid_imp_uid: extra.paidImpUid } : {}),
     })
     .where('merchant_uid', '=', merchantUid)
-    .execute();
+    .where('status', 'in', [...t.from])
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows) > 0;
+}
+
+export interface RefundRow { status: 'requested' | 'done'; reason: string; amount: number }
+
+/** The refund decided for a payment, if any. */
+export async function findRefund(db: Executor, impUid: string): Promise<RefundRow | undefined> {
+  const row = await db.selectFrom('refunds').select(['status', 'reason', 'amount']).where('imp_uid', '=', impUid).executeTakeFirst();
+  return row ? { status: row.status as RefundRow['status'], reason: row.reason, amount: Number(row.amount) } : undefined;
+}
+
+/** Refunds decided for any payment of an order. */
+export async function refundsOfOrder(db: Executor, merchantUid: string): Promise<(RefundRow & { imp_uid: string })[]> {
+  const rows = await db.selectFrom('refunds').select(['imp_uid', 'status', 'reason', 'amount']).where('merchant_uid', '=', merchantUid).execute();
+  return rows.map((r) => ({ imp_uid: r.imp_uid, status: r.status as RefundRow['status'], reason: r.reason, amount: Number(r.amount) }));
 }
 
 /** Claims the right to refund a payment once. @returns false when a refund was already done. */

@@ -1,29 +1,39 @@
 --[[
   Decides a PortOne confirm in one round trip: holds every seat and pool quantity of the order, or
-  nothing, and hands every new hold to the workers. Time comes from the caller (ARGV[3]); no wall
-  clock is read here.
+  nothing, and hands every new hold (and every payment approved on a live hold) to the workers, which
+  verify the payment with PortOne at once. Time comes from the caller (ARGV[4]); no wall clock is read.
+
+  What a caller can make this script store is bounded: nothing for an order that does not exist, and
+  for an existing order at most ARGV[6] remembered answers, ARGV[6] payments on one hold and ARGV[7]
+  holds in the order's life. A remembered answer is replayed only for the same request: the same
+  order (the answers live in the order's own hash) and the same kind of amount (right or wrong).
 
   Input:
-    KEYS[1] meta      {ev:E}:meta    hash: state, opens, closes, ttl, max
-    KEYS[2] order     {ev:E}:o:<uid> hash: a amount, b buyer, s seats, i items, q tickets, st, exp, seq,
-                                     imp (the payment that took the hold), imps (every payment approved on it)
-    KEYS[3] decision  {ev:E}:d:<imp> string "code|exp|seq": the answer already given to this imp_uid
-    KEYS[4] seats     {ev:E}:seat    hash: seat id -> '' free | 'h:<uid>' held | 's:<uid>' sold
-    KEYS[5] counts    {ev:E}:cnt     hash: seats_total/held/sold, p:<pool>:cap/held/sold
-    KEYS[6] buyers    {ev:E}:buyer   hash: buyer id -> tickets held or bought
-    KEYS[7] holds     {ev:E}:holds   zset: uid scored by hold expiry (ms)
+    KEYS[1] meta      {ev:E}:meta      hash: state, opens, closes, ttl, max
+    KEYS[2] order     {ev:E}:o:<uid>   hash: a amount, b buyer, s seats, i items, q tickets, st, exp, seq,
+                                       imp (the payment that took the hold), imps (every payment on it)
+    KEYS[3] answers   {ev:E}:o:<uid>:d hash: imp_uid -> "code|exp|seq|m" (m: 1 the amount was right or
+                                       absent, 0 it was wrong), the answer given to that request
+    KEYS[4] seats     {ev:E}:seat      hash: seat id -> '' free | 'h:<uid>' held | 's:<uid>' sold
+    KEYS[5] counts    {ev:E}:cnt       hash: seats_total/held/sold, p:<pool>:cap/held/sold
+    KEYS[6] buyers    {ev:E}:buyer     hash: buyer id -> tickets held or bought
+    KEYS[7] holds     {ev:E}:holds     zset: uid scored by hold expiry (ms)
+    KEYS[8] handoff   {ev:E}:handoff   stream: uid, imp, seq, exp, at, ride ('1': approved on a live hold)
 
     ARGV[1] merchant_uid
-    ARGV[2] amount ('' when PortOne did not send one)
-    ARGV[3] now (ms)
-    ARGV[4] decision ttl (s)
+    ARGV[2] imp_uid
+    ARGV[3] amount ('' when PortOne did not send one)
+    ARGV[4] now (ms)
+    ARGV[5] answer ttl (s)
+    ARGV[6] most payments (imp_uids) one order may see
+    ARGV[7] most holds one order may take
 
   Output: { code, expires_at_ms, seq, replayed }
      1  approved: a new hold was taken
      2  approved on the order's live hold (the buyer retried the payment)
      3  approved: the order's lapsed hold was renewed (still unswept, so nobody else has its seats)
     -1  event not loaded in Redis
-    -2  order not found
+    -2  order not found (nothing remembered)
     -3  amount mismatch
     -4  sale not open
     -5  sale closed
@@ -32,51 +42,74 @@
     -8  already paid
     -9  event being rebuilt
    -10  refused for the deadline (remembered by undoHold)
+   -13  too many payment attempts for this order (nothing remembered)
+   -14  the order is closed (refunded)
 ]]
 --- @include "includes/orderLines"
-
-local cached = redis.call('GET', KEYS[3])
-if cached then
-  local code, exp, seq = string.match(cached, '^(-?%d+)|(%d*)|(%d*)$')
-  return { tonumber(code), tonumber(exp) or 0, tonumber(seq) or 0, 1 }
-end
 
 local meta = redis.call('HMGET', KEYS[1], 'state', 'opens', 'closes', 'ttl', 'max')
 if not meta[1] then return { -1, 0, 0, 0 } end
 if meta[1] ~= 'ready' then return { -9, 0, 0, 0 } end
 
-local now = tonumber(ARGV[3])
-local imp = string.match(KEYS[3], ':d:(.*)$')
-local ttl = tonumber(ARGV[4])
+local o = redis.call('HMGET', KEYS[2], 'a', 'b', 's', 'i', 'q', 'st', 'exp', 'seq', 'imps')
+if not o[1] then return { -2, 0, 0, 0 } end
+
+local imp = ARGV[2]
+local now = tonumber(ARGV[4])
+local ttl = tonumber(ARGV[5])
+local maxImps = tonumber(ARGV[6])
+local amountRight = (ARGV[3] == '' or tonumber(ARGV[3]) == tonumber(o[1])) and '1' or '0'
+
+local cached = redis.call('HGET', KEYS[3], imp)
+if cached then
+  local code, exp, seq, m = string.match(cached, '^(-?%d+)|(%d*)|(%d*)|(%d)$')
+  if m == amountRight then return { tonumber(code), tonumber(exp) or 0, tonumber(seq) or 0, 1 } end
+  -- The same imp_uid with the other kind of amount: a different request. A wrong amount is refused
+  -- without touching the answer remembered for the right one; a right amount is decided afresh.
+  if amountRight == '0' then return { -3, 0, 0, 0 } end
+elseif redis.call('HLEN', KEYS[3]) >= maxImps then
+  return { -13, 0, 0, 0 }
+end
 
 local function decide(code, exp, seq)
-  redis.call('SET', KEYS[3], code .. '|' .. (exp or '') .. '|' .. (seq or ''), 'EX', ttl)
+  redis.call('HSET', KEYS[3], imp, code .. '|' .. (exp or '') .. '|' .. (seq or '') .. '|' .. amountRight)
+  redis.call('EXPIRE', KEYS[3], ttl)
   return { code, exp or 0, seq or 0, 0 }
 end
 
-local o = redis.call('HMGET', KEYS[2], 'a', 'b', 's', 'i', 'q', 'st', 'exp', 'seq')
-if not o[1] then return decide(-2) end
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= tonumber(o[1]) then return decide(-3) end
+if amountRight == '0' then return decide(-3) end
 
 local st = o[6]
 if st == 'paid' then return decide(-8) end
+if st == 'refunded' then return decide(-14) end
 
 local holdMs = tonumber(meta[4])
+local imps = o[9] or ''
+
+local function addImp()
+  if imps == '' then return imp end
+  for part in string.gmatch(imps, '([^,]+)') do
+    if part == imp then return imps end
+  end
+  return imps .. ',' .. imp
+end
 
 if st == 'held' then
   local exp = tonumber(o[7])
   local seq = tonumber(o[8])
+  local riding = #splitCsv(imps)
   if exp > now then
-    -- Remember every payment riding on this hold: the expiry check asks PortOne about each.
-    local imps = redis.call('HGET', KEYS[2], 'imps') or ''
-    redis.call('HSET', KEYS[2], 'imps', imps .. ',' .. imp)
+    -- Every payment riding on this hold is verified with PortOne and asked about before expiry.
+    if riding >= maxImps then return { -13, 0, 0, 0 } end
+    redis.call('HSET', KEYS[2], 'imps', addImp())
+    redis.call('XADD', KEYS[8], '*', 'uid', ARGV[1], 'imp', imp, 'seq', seq, 'exp', exp, 'at', now, 'ride', '1')
     return decide(2, exp, seq)
   end
   -- Lapsed but not yet swept: the seats are still this order's. Renew them under a new hold number.
+  if seq >= tonumber(ARGV[7]) then return { -13, 0, 0, 0 } end
   exp = now + holdMs
   seq = seq + 1
-  local imps = redis.call('HGET', KEYS[2], 'imps') or ''
-  redis.call('HSET', KEYS[2], 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imps .. ',' .. imp)
+  redis.call('HSET', KEYS[2], 'exp', exp, 'seq', seq, 'imp', imp, 'imps', addImp())
   redis.call('ZADD', KEYS[7], exp, ARGV[1])
   redis.call('XADD', KEYS[8], '*', 'uid', ARGV[1], 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
   return decide(3, exp, seq)
@@ -84,6 +117,9 @@ end
 
 if now < tonumber(meta[2]) then return decide(-4) end
 if meta[3] and meta[3] ~= '' and now >= tonumber(meta[3]) then return decide(-5) end
+
+local prevSeq = tonumber(o[8]) or 0
+if prevSeq >= tonumber(ARGV[7]) then return { -13, 0, 0, 0 } end
 
 local qty = tonumber(o[5])
 local max = tonumber(meta[5]) or 0
@@ -106,7 +142,7 @@ moveLines(KEYS[4], KEYS[5], seats, items, 'h:' .. ARGV[1], nil, 'held')
 -- Counted even without a limit, so a limit and the buyer metrics stay right after a rebuild.
 redis.call('HINCRBY', KEYS[6], o[2], qty)
 local exp = now + holdMs
-local seq = (tonumber(o[8]) or 0) + 1
+local seq = prevSeq + 1
 redis.call('HSET', KEYS[2], 'st', 'held', 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imp)
 redis.call('ZADD', KEYS[7], exp, ARGV[1])
 redis.call('XADD', KEYS[8], '*', 'uid', ARGV[1], 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)

@@ -19,6 +19,7 @@
      0  already paid
     -2  order not found
     -7  sold out: some seat or pool quantity is gone
+   -14  the order is closed (refunded): its seats are never taken again
     -9  event not loaded / being rebuilt
 ]]
 --- @include "includes/orderLines"
@@ -27,6 +28,7 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'ready' then return -9 end
 local o = redis.call('HMGET', KEYS[2], 'st', 'b', 'q', 's', 'i')
 if not o[1] then return -2 end
 if o[1] == 'paid' then return 0 end
+if o[1] == 'refunded' then return -14 end
 local seats, items = splitCsv(o[4]), splitCsv(o[5])
 local sold = 's:' .. ARGV[1]
 

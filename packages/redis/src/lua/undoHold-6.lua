@@ -1,17 +1,18 @@
 --[[
   Takes back an approval that could not leave within the deadline budget, and makes the refusal the
-  remembered answer for this imp_uid. Sent on the same connection right after placeHold, so Redis runs
+  remembered answer for this request. Sent on the same connection right after placeHold, so Redis runs
   it after placeHold even when both wait behind a paused or slow server.
 
   Input:
     KEYS[1] order     {ev:E}:o:<uid>
-    KEYS[2] decision  {ev:E}:d:<imp>
+    KEYS[2] answers   {ev:E}:o:<uid>:d  hash: imp_uid -> "code|exp|seq|m" (see placeHold)
     KEYS[3] seats     {ev:E}:seat
     KEYS[4] counts    {ev:E}:cnt
     KEYS[5] buyers    {ev:E}:buyer
     KEYS[6] holds     {ev:E}:holds
     ARGV[1] merchant_uid
-    ARGV[2] decision ttl (s)
+    ARGV[2] imp_uid
+    ARGV[3] answer ttl (s)
 
   Output:
      1  the hold this imp_uid took was released
@@ -19,10 +20,13 @@
 ]]
 --- @include "includes/orderLines"
 
-local cached = redis.call('GET', KEYS[2])
-redis.call('SET', KEYS[2], '-10||', 'EX', tonumber(ARGV[2]))
+-- Nothing is remembered for an order that does not exist (placeHold stores nothing for it either).
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local cached = redis.call('HGET', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], '-10|||1')
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 if not cached then return 0 end
-local code, _, seq = string.match(cached, '^(-?%d+)|(%d*)|(%d*)$')
+local code, _, seq = string.match(cached, '^(-?%d+)|(%d*)|(%d*)|')
 if code ~= '1' then return 0 end
 
 local o = redis.call('HMGET', KEYS[1], 'st', 'seq', 'b', 'q', 's', 'i')

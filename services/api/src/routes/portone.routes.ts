@@ -1,4 +1,10 @@
-/** PortOne-facing endpoints: the V1 confirm call and V1 webhooks. */
+/**
+ * PortOne-facing endpoints: the V1 confirm call and V1 webhooks. Both bodies come from the internet
+ * unsigned: a confirm's answer is remembered only for the same request, every approved payment is
+ * verified with PortOne by the workers, a webhook only makes the workers ask PortOne, and what one
+ * caller can make dropgate store or call is bounded per order (see placeHold and noteWebhook).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
@@ -25,6 +31,20 @@ function ipAllowed(ip: string, allowed: readonly string[]): boolean {
   const bare = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
   return allowed.includes(bare) || allowed.includes(ip);
 }
+
+/** Constant-time comparison of a caller's token with ours (hashed first, so lengths never leak). */
+function tokenMatches(given: unknown, expected: string): boolean {
+  if (typeof given !== 'string') return false;
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/** Webhook statuses PortOne V1 sends; anything else is counted as `other` (metric labels are a closed set). */
+const WEBHOOK_STATUS_LABELS: ReadonlySet<string> = new Set(['ready', 'paid', 'failed', 'cancelled']);
+
+/** Job states in which a queued outcome has not started yet: a new webhook for it is a duplicate. */
+const NOT_STARTED: ReadonlySet<string> = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 
 export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
   const { config, metrics, store, queues, catalog } = deps;
@@ -82,9 +102,22 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
     {
       bodyLimit: 4 * 1024,
       errorHandler: confirmErrorHandler,
+      // A form-encoded body carries every value as a string: read a digit-only amount as the number it
+      // is (the JSON schema does not coerce), and an empty one as absent.
+      preValidation: async (request) => {
+        const body = request.body as Record<string, unknown> | null;
+        if (body && typeof body === 'object' && typeof body['amount'] === 'string') {
+          const raw = body['amount'].trim();
+          if (raw === '') delete body['amount'];
+          else if (/^\d{1,11}$/.test(raw)) body['amount'] = Number(raw);
+        }
+      },
       schema: { body: ConfirmBody, response: { 200: ConfirmApproved, '4xx': ConfirmRefused, '5xx': ConfirmRefused } },
     },
     async (request, reply) => {
+      if (config.confirmAllowedIps && !ipAllowed(request.ip, config.confirmAllowedIps)) {
+        return refuse(request, reply, 'FORBIDDEN', 'source address not allowed');
+      }
       if (inFlight >= config.confirmMaxInFlight) {
         metrics.shed.inc({ reason: 'in_flight' });
         return refuse(request, reply, 'OVERLOADED');
@@ -110,39 +143,68 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
     },
   );
 
+  /**
+   * Queues an outcome job for a webhook naming payment `impUid` of order `merchantUid`, unless one for
+   * it is queued and not started yet (then the new webhook is a duplicate: that job will ask PortOne
+   * anyway). A job that started, finished or failed never swallows a later webhook.
+   * @returns true for a duplicate.
+   */
+  async function queueOutcome(eventId: string, merchantUid: string, impUid: string, hint: string): Promise<boolean> {
+    const peek = await store.webhookGeneration(eventId, merchantUid, impUid, 'peek');
+    if (peek === 'order_missing') throw new DomainError('ORDER_NOT_FOUND', `order ${merchantUid} does not exist`);
+    if (peek === 'not_ready') throw new DomainError('NOT_READY', 'the event is being loaded; retry later');
+    const idOf = (g: { generation: number; perOrder: boolean }) =>
+      g.perOrder ? jobIds.orderOutcome(merchantUid, g.generation) : jobIds.paymentOutcome(merchantUid, impUid, g.generation);
+    if (peek.generation > 0) {
+      const current = await queues.payments.getJob(idOf(peek));
+      if (current && NOT_STARTED.has(await current.getState())) return true;
+    }
+    // A few tries: an id can exist already when the numbering was lost (Redis restarted empty).
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const next = await store.webhookGeneration(eventId, merchantUid, impUid, 'next');
+      if (typeof next === 'string') throw new DomainError(next === 'order_missing' ? 'ORDER_NOT_FOUND' : 'NOT_READY', 'the order is not available; retry later');
+      const job: PaymentOutcomeJob = next.perOrder
+        ? { eventId, merchantUid, impUid: '', hint, source: 'reconcile', receivedAt: Date.now() }
+        : { eventId, merchantUid, impUid, hint, source: 'webhook', receivedAt: Date.now() };
+      const jobId = idOf(next);
+      const added = await queues.payments.add(next.perOrder ? 'reconcile' : 'outcome', job, { jobId });
+      // add() answers with a job built from our data even when the id existed (a no-op): read back.
+      const stored = await queues.payments.getJob(added.id ?? jobId);
+      if (stored && (stored.data as PaymentOutcomeJob).receivedAt === job.receivedAt && stored.timestamp === added.timestamp) return false;
+      if (stored && NOT_STARTED.has(await stored.getState())) return true;
+    }
+    throw new Error(`no free outcome job id for ${merchantUid}/${impUid}`);
+  }
+
   app.post(
     '/portone/v1/webhook',
     { bodyLimit: 16 * 1024, schema: { body: WebhookBody, response: { 200: WebhookAccepted, '4xx': ErrorBody, '5xx': ErrorBody } } },
     async (request, reply) => {
       const { imp_uid, merchant_uid, status } = request.body;
-      const reject = (code: 'WEBHOOK_FORBIDDEN' | 'ORDER_NOT_FOUND', message: string) => {
-        metrics.webhooks.inc({ status: status.slice(0, 16), verdict: 'rejected' });
+      const statusLabel = WEBHOOK_STATUS_LABELS.has(status) ? status : 'other';
+      const reject = (code: 'WEBHOOK_FORBIDDEN' | 'ORDER_NOT_FOUND', message: string): never => {
+        metrics.webhooks.inc({ status: statusLabel, verdict: 'rejected' });
         throw new DomainError(code, message);
       };
-      if (config.webhookToken && (request.query as Record<string, unknown>)?.['token'] !== config.webhookToken) {
-        reject('WEBHOOK_FORBIDDEN', 'webhook token missing or wrong');
+      // One answer for either check, so a caller cannot tell which one it passed.
+      const forbidden = 'this webhook is not accepted from this caller';
+      if (config.webhookToken && !tokenMatches((request.query as Record<string, unknown>)?.['token'], config.webhookToken)) {
+        reject('WEBHOOK_FORBIDDEN', forbidden);
       }
-      if (config.webhookAllowedIps && !ipAllowed(request.ip, config.webhookAllowedIps)) {
-        reject('WEBHOOK_FORBIDDEN', `source address ${request.ip} is not allowed`);
-      }
+      if (config.webhookAllowedIps && !ipAllowed(request.ip, config.webhookAllowedIps)) reject('WEBHOOK_FORBIDDEN', forbidden);
       const eventId = eventIdOf(merchant_uid);
       if (eventId === null || !(catalog.isKnown(eventId) || (await catalog.get(eventId)))) {
         reject('ORDER_NOT_FOUND', `order ${merchant_uid} is not one of ours`);
       }
-      const job: PaymentOutcomeJob = { eventId: eventId!, merchantUid: merchant_uid, impUid: imp_uid, hint: status, source: 'webhook', receivedAt: Date.now() };
-      const jobId = jobIds.paymentOutcome(imp_uid, status);
       let duplicate: boolean;
       try {
-        await queues.payments.add('outcome', job, { jobId });
-        // add() answers with a job built from our data even when the id existed (the add was a
-        // no-op), so read back what is stored to tell a duplicate.
-        const stored = await queues.payments.getJob(jobId);
-        duplicate = stored !== undefined && (stored.data as PaymentOutcomeJob).receivedAt !== job.receivedAt;
+        duplicate = await queueOutcome(eventId!, merchant_uid, imp_uid, status);
       } catch (error) {
+        if (error instanceof DomainError) throw error;
         request.log.error({ err: error }, 'webhook not queued');
         throw new DomainError('NOT_READY', 'the webhook could not be queued; retry later');
       }
-      metrics.webhooks.inc({ status: status.slice(0, 16), verdict: duplicate ? 'duplicate' : 'queued' });
+      metrics.webhooks.inc({ status: statusLabel, verdict: duplicate ? 'duplicate' : 'queued' });
       return reply.status(200).send({ received: true, duplicate });
     },
   );

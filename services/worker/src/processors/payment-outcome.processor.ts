@@ -1,14 +1,17 @@
 /**
- * A payment's outcome, whatever told us (webhook, reconcile after a Redis rebuild): re-fetch the
- * payment from PortOne and act on that truth only. The webhook's claimed status is a hint.
+ * A payment's outcome, whatever told us (webhook, verification of a confirm, reconcile after a Redis
+ * rebuild, late-payment watch): re-fetch the payment from PortOne and act on that truth only. What a
+ * webhook or confirm claimed is a hint; a payment PortOne does not know, or knows for another order,
+ * changes nothing (the job completes, it does not fail and linger).
  */
 import { UnrecoverableError } from 'bullmq';
 import { PortOneError } from '@dropgate/portone';
 import type { PaymentOutcomeJob } from '@dropgate/jobs';
 import { TransientError, type WorkerContext } from '../context.ts';
-import { applyPayment, fetchPayment, watchPayment } from '../lib/settlement.ts';
+import { applyPayment, fetchPayment, verifyPayment, watchPayment, type PaymentJobOutcome } from '../settlement/index.ts';
 
-export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob): Promise<string> {
+export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob, attemptsMade = 0): Promise<PaymentJobOutcome> {
+  if (job.source === 'verify') return verifyPayment(ctx, job.eventId, job.merchantUid, job.impUid, attemptsMade);
   if (job.source === 'reconcile') {
     let found;
     try {
@@ -17,7 +20,7 @@ export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob)
       if (error instanceof PortOneError && !error.transient) throw new UnrecoverableError(error.message);
       throw new TransientError(`PortOne unreachable: ${(error as Error).message}`);
     }
-    if (!found) return 'no-payment';
+    if (!found || found.merchant_uid !== job.merchantUid) return 'no-payment';
     if (found.status === 'ready') {
       // The buyer may still be paying, and that webhook may be lost: watch it like an expired hold's.
       await watchPayment(ctx, job.eventId, job.merchantUid, found.imp_uid, 1);
@@ -41,9 +44,7 @@ export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob)
     if (payment.status !== 'paid') return `ended-${payment.status}`;
     return applyPayment(ctx, job.eventId, payment);
   }
-  if (!payment) throw new UnrecoverableError(`PortOne knows no payment ${job.impUid}`);
-  if (payment.merchant_uid !== job.merchantUid) {
-    throw new UnrecoverableError(`payment ${job.impUid} belongs to ${payment.merchant_uid}, not ${job.merchantUid}`);
-  }
+  if (!payment) return 'unknown-payment';
+  if (payment.merchant_uid !== job.merchantUid) return 'not-ours';
   return applyPayment(ctx, job.eventId, payment);
 }

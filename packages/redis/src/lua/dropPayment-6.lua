@@ -1,0 +1,41 @@
+--[[
+  Takes a payment off an order's live hold after PortOne said it is not a payment of this order
+  (unknown to PortOne, another order's, or another amount). When no other payment rides on the hold,
+  the hold is released and its seats go back on sale.
+
+  Input:
+    KEYS[1] meta      {ev:E}:meta
+    KEYS[2] order     {ev:E}:o:<uid>
+    KEYS[3] seats     {ev:E}:seat
+    KEYS[4] counts    {ev:E}:cnt
+    KEYS[5] buyers    {ev:E}:buyer
+    KEYS[6] holds     {ev:E}:holds
+    ARGV[1] merchant_uid
+    ARGV[2] imp_uid that failed verification
+    ARGV[3] hold seq the payment was approved on
+
+  Output:
+     1  the hold was released (no other payment rode on it)
+     0  the payment was taken off; the hold stays for the others (or it had ended or moved on)
+    -2  order not found
+    -9  event not loaded / being rebuilt
+]]
+--- @include "includes/orderLines"
+
+if redis.call('HGET', KEYS[1], 'state') ~= 'ready' then return -9 end
+local o = redis.call('HMGET', KEYS[2], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 'imp')
+if not o[1] then return -2 end
+
+local kept = {}
+for _, imp in ipairs(splitCsv(o[7])) do
+  if imp ~= ARGV[2] then kept[#kept + 1] = imp end
+end
+redis.call('HSET', KEYS[2], 'imps', table.concat(kept, ','))
+if o[8] == ARGV[2] then redis.call('HSET', KEYS[2], 'imp', kept[1] or '') end
+
+if o[1] ~= 'held' or o[2] ~= ARGV[3] or #kept > 0 then return 0 end
+moveLines(KEYS[3], KEYS[4], splitCsv(o[5]), splitCsv(o[6]), '', 'held', nil)
+redis.call('HINCRBY', KEYS[5], o[3], -tonumber(o[4]))
+redis.call('HSET', KEYS[2], 'st', 'released', 'exp', '')
+redis.call('ZREM', KEYS[6], ARGV[1])
+return 1

@@ -1,0 +1,37 @@
+/** Acts on what PortOne says of a payment, under the order's lock. Idempotent. */
+import { UnrecoverableError } from 'bullmq';
+import { orders as ordersRepo } from '@dropgate/db';
+import type { PortOnePayment } from '@dropgate/portone';
+import type { WorkerContext } from '../context.ts';
+import { withOrderLock } from './lock.ts';
+import { recordPayment } from './payment.ts';
+import { settlePaid } from './paid.ts';
+import { settleCancelled, settleFailed } from './release.ts';
+import { watchPayment } from './watch.ts';
+import type { SettleOutcome } from './outcomes.ts';
+
+export function applyPayment(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<SettleOutcome> {
+  return withOrderLock(ctx, eventId, payment.merchant_uid, () => applyPaymentLocked(ctx, eventId, payment));
+}
+
+/** As {@link applyPayment}, for a caller that holds the order's lock. */
+export async function applyPaymentLocked(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<SettleOutcome> {
+  const order = await ordersRepo.findOrder(ctx.db, payment.merchant_uid);
+  if (!order || order.event_id !== eventId) throw new UnrecoverableError(`payment ${payment.imp_uid} is for an unknown order`);
+  await recordPayment(ctx, eventId, payment);
+  switch (payment.status) {
+    case 'paid':
+      return settlePaid(ctx, eventId, payment);
+    case 'cancelled':
+      return settleCancelled(ctx, eventId, payment);
+    case 'failed': {
+      const outcome = await settleFailed(ctx, eventId, payment);
+      // Some PGs report failed and later paid, and that webhook may be lost: keep an eye on it.
+      await watchPayment(ctx, eventId, payment.merchant_uid, payment.imp_uid, 1);
+      return outcome;
+    }
+    default:
+      // 'ready' (e.g. a virtual account issued, or the buyer has not finished): the hold runs to expiry.
+      return 'waiting';
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * The hold of an order reached its expiry: ask PortOne about every payment riding on it first (a lost
+ * webhook must not lose a sale), then release it. If PortOne cannot be reached, retry until
+ * EXPIRY_GRACE_SECONDS after expiry, then release (a later paid is handled as a late payment).
+ */
+import { lifecycle } from '@dropgate/db';
+import type { PortOnePayment } from '@dropgate/portone';
+import { TransientError, type WorkerContext } from '../context.ts';
+import { withOrderLock } from './lock.ts';
+import { recordPayment } from './payment.ts';
+import { applyPaymentLocked } from './apply.ts';
+import { watchPayment } from './watch.ts';
+import type { ExpiryOutcome } from './outcomes.ts';
+
+export function expireHold(ctx: WorkerContext, eventId: string, merchantUid: string, seq: number | null): Promise<ExpiryOutcome> {
+  return withOrderLock(ctx, eventId, merchantUid, () => expireHoldLocked(ctx, eventId, merchantUid, seq));
+}
+
+async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid: string, seq: number | null): Promise<ExpiryOutcome> {
+  const state = await ctx.store.orderState(eventId, merchantUid);
+  if (state === null) {
+    if ((await ctx.store.eventState(eventId)) !== 'ready') throw new TransientError('event not loaded in Redis');
+    return 'order-missing';
+  }
+  if (state.status !== 'held') {
+    // Ended in Redis: make sure the record agrees (a hold row left live by a crash or a rebuild).
+    // (A hold recorded while its payment was being committed can be left live: close it as committed.)
+    if (state.status === 'paid') await lifecycle.endLiveHolds(ctx.db, merchantUid, 'committed', 'paid');
+    else await lifecycle.endLiveHolds(ctx.db, merchantUid, 'expired', `ended in Redis (${state.status})`);
+    return 'ended';
+  }
+  if (seq !== null && state.seq !== seq) return 'superseded';
+  const now = Date.now();
+  if (state.expiresAt !== null && state.expiresAt > now) return 'not-due';
+
+  let unreachable = false;
+  const unfinished: string[] = [];
+  for (const imp of state.impUids) {
+    let payment: PortOnePayment | null;
+    try {
+      payment = await ctx.portone.getPayment(imp);
+    } catch (error) {
+      // Whatever the failure (down, refused, bad credentials), we do not know the payment's state.
+      ctx.log.debug({ err: error, impUid: imp }, 'PortOne could not tell the payment state');
+      unreachable = true;
+      continue;
+    }
+    // A payment PortOne knows for another order is none of this order's business.
+    if (payment && payment.merchant_uid !== merchantUid) continue;
+    if (payment) {
+      await recordPayment(ctx, eventId, payment);
+      if (payment.status === 'paid' && payment.cancel_amount < payment.amount) {
+        return `paid:${await applyPaymentLocked(ctx, eventId, payment)}`;
+      }
+      // 'failed' too: some PGs report failed and later paid.
+      if (payment.status === 'ready' || payment.status === 'failed') unfinished.push(imp);
+    } else {
+      unfinished.push(imp);
+    }
+  }
+  if (unreachable) {
+    const overdueMs = now - (state.expiresAt ?? now);
+    if (overdueMs < ctx.config.expiryGraceSeconds * 1000) throw new TransientError('PortOne unreachable; not deciding on a guess');
+    ctx.log.warn({ eventId, merchantUid }, 'PortOne unreachable past the grace period: releasing; a later payment is handled as late');
+  }
+  const r = await ctx.store.releaseHold(eventId, merchantUid, { seq: state.seq, status: 'expired', nowMs: now, onlyIfOverdue: true });
+  if (r === 'not_ready' || r === 'order_missing') throw new TransientError('event not loaded in Redis');
+  if (r !== 'released') return `not-released-${r}`;
+  ctx.metrics.holdsExpired.inc({ event: eventId });
+  await ctx.db.transaction().execute(async (trx) => {
+    await lifecycle.endLiveHolds(trx, merchantUid, 'expired', 'the hold expired unpaid');
+    await lifecycle.transition(trx, merchantUid, 'hold_expired', 'the hold expired unpaid');
+  });
+  // A buyer may still finish paying after the hold ended, and that "paid" webhook may be lost: keep
+  // asking PortOne about unfinished payments for a while (a paid one is then a late payment).
+  for (const imp of unreachable ? state.impUids : unfinished) await watchPayment(ctx, eventId, merchantUid, imp, 1);
+  return 'expired';
+}

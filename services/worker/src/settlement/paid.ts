@@ -1,0 +1,95 @@
+/**
+ * A payment PortOne says is paid: its order's seats become tickets (committed from the live hold, or
+ * taken again for a late payment), or the money goes back when the seats cannot be had, the amount is
+ * wrong, the order is paid already or closed.
+ */
+import { lifecycle, orders as ordersRepo, isOversellViolation } from '@dropgate/db';
+import { jobIds, type MaintenanceJob } from '@dropgate/jobs';
+import type { PortOnePayment } from '@dropgate/portone';
+import { TransientError, type WorkerContext } from '../context.ts';
+import { refund, refundAndClose, type RefundReason } from './refund.ts';
+import type { SettleOutcome } from './outcomes.ts';
+
+export async function settlePaid(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<SettleOutcome> {
+  const muid = payment.merchant_uid;
+  const order = (await ordersRepo.findOrder(ctx.db, muid))!;
+  // Once a refund of this payment was decided, it stays decided: never ticket it afterwards.
+  // (A crash between the refund and the order update lands here on the retry, which finishes both.)
+  const decided = await lifecycle.findRefund(ctx.db, payment.imp_uid);
+  if (decided) {
+    await refundAndClose(ctx, eventId, payment, decided.reason as RefundReason, `payment refunded (${decided.reason})`);
+    return 'already-refunded';
+  }
+  if (order.status === 'paid') {
+    if (order.paid_imp_uid === payment.imp_uid) return 'already-paid';
+    await refund(ctx, eventId, payment, 'duplicate_payment');
+    return 'refunded-duplicate';
+  }
+  if (order.status === 'refunded') {
+    await refund(ctx, eventId, payment, 'order_closed');
+    return 'refunded-closed';
+  }
+  if (payment.amount !== order.amount) {
+    await refundAndClose(ctx, eventId, payment, 'amount_mismatch', `amount ${payment.amount} does not match the order's ${order.amount}`);
+    return 'refunded-amount';
+  }
+
+  const redisResult = await ctx.store.settlePaid(eventId, muid);
+  if (redisResult === 'not_ready' || redisResult === 'order_missing') {
+    throw new TransientError(`event ${eventId} not loaded in Redis (${redisResult})`);
+  }
+  if (redisResult === 'closed') {
+    await refund(ctx, eventId, payment, 'order_closed');
+    return 'refunded-closed';
+  }
+  if (redisResult === 'sold_out') {
+    await refundAndClose(ctx, eventId, payment, 'seats_gone', 'paid after the hold ended and the seats were sold to someone else');
+    return 'refunded-seats-gone';
+  }
+
+  const lines = await ordersRepo.findOrderLines(ctx.db, muid);
+  try {
+    await ctx.db.transaction().execute(async (trx) => {
+      const locked = await ordersRepo.lockOrder(trx, muid);
+      if (locked?.status === 'paid') return;
+      await lifecycle.issueTickets(trx, eventId, muid, payment.imp_uid, {
+        seats: lines.seats.map((s) => s.seat_id),
+        items: lines.items.map((i) => ({ pool: i.pool_id, quantity: i.quantity })),
+      });
+      await lifecycle.endLiveHolds(trx, muid, 'committed', 'paid');
+      if (!(await lifecycle.transition(trx, muid, 'paid', null, { paidImpUid: payment.imp_uid }))) {
+        throw new Error(`order ${muid} cannot become paid from ${locked?.status}`);
+      }
+      await ordersRepo.appendOrderEvent(trx, muid, eventId, 'paid', { imp_uid: payment.imp_uid, amount: payment.amount, via: redisResult });
+    });
+  } catch (error) {
+    if (!isOversellViolation(error)) throw error;
+    // Redis let through a sale Postgres knows is impossible: Redis's state is not whole. Refund, and
+    // rebuild the event from the record.
+    ctx.metrics.oversellsPrevented.inc({ event: eventId });
+    ctx.log.error({ eventId, merchantUid: muid, constraint: (error as { constraint?: string }).constraint }, 'oversell prevented by Postgres');
+    await refund(ctx, eventId, payment, 'oversell_prevented');
+    await lifecycle.transition(ctx.db, muid, 'refund_oversell_prevented', 'the seats were already sold (prevented by the database)');
+    const rebuild: MaintenanceJob = { kind: 'rebuild', eventId, force: true };
+    await ctx.queues.maintenance.add('rebuild', rebuild, { jobId: jobIds.rebuild(eventId, `oversell-${Date.now()}`) });
+    return 'refunded-oversell';
+  }
+  if (redisResult === 'committed') ctx.metrics.holdsCommitted.inc({ event: eventId });
+  if (order.hold_expires_at && payment.paid_at > 0) {
+    const heldAt = order.hold_expires_at.getTime() - (await holdTtlMs(ctx, eventId));
+    ctx.metrics.holdToPaid.observe(Math.max(0, payment.paid_at * 1000 - heldAt) / 1000);
+  }
+  if (payment.paid_at > 0) ctx.metrics.paidToTicketed.observe(Math.max(0, Date.now() - payment.paid_at * 1000) / 1000);
+  return redisResult === 'retaken' ? 'ticketed-late' : 'ticketed';
+}
+
+const ttlCache = new Map<string, number>();
+async function holdTtlMs(ctx: WorkerContext, eventId: string): Promise<number> {
+  let ttl = ttlCache.get(eventId);
+  if (ttl === undefined) {
+    const row = await ctx.db.selectFrom('events').select('hold_ttl_seconds').where('id', '=', eventId).executeTakeFirst();
+    ttl = (row?.hold_ttl_seconds ?? 0) * 1000;
+    ttlCache.set(eventId, ttl);
+  }
+  return ttl;
+}

@@ -1,0 +1,65 @@
+/**
+ * Money that cannot be kept goes back through PortOne's cancel API, at most once per payment, with the
+ * checksum set to what should still be refundable so a refund can never exceed it. The order then
+ * follows the state machine to `refunded` (closed: nothing holds it again).
+ */
+import { lifecycle, orders as ordersRepo } from '@dropgate/db';
+import type { OrderCause } from '@dropgate/domain';
+import { PortOneError, type PortOnePayment } from '@dropgate/portone';
+import { TransientError, type WorkerContext } from '../context.ts';
+import { fetchPayment, recordPayment } from './payment.ts';
+
+export type RefundReason = 'seats_gone' | 'amount_mismatch' | 'duplicate_payment' | 'oversell_prevented' | 'order_closed';
+
+/** The order's cause for a refund reason; null when the refund leaves the order as it is. */
+export const REFUND_CAUSE: Readonly<Record<RefundReason, OrderCause | null>> = {
+  seats_gone: 'refund_seats_gone',
+  amount_mismatch: 'refund_amount_mismatch',
+  oversell_prevented: 'refund_oversell_prevented',
+  // The order is paid by another payment, or already closed: only this payment's money goes back.
+  duplicate_payment: null,
+  order_closed: null,
+};
+
+/** Refunds `payment` (idempotent) and records PortOne's view of it afterwards. */
+export async function refund(ctx: WorkerContext, eventId: string, payment: PortOnePayment, reason: RefundReason): Promise<void> {
+  const refundable = payment.amount - payment.cancel_amount;
+  if (refundable <= 0) return;
+  const claimed = await lifecycle.claimRefund(ctx.db, { impUid: payment.imp_uid, merchantUid: payment.merchant_uid, eventId, amount: refundable, reason });
+  if (!claimed) return;
+  let after: PortOnePayment | null;
+  try {
+    after = await ctx.portone.cancelPayment({
+      impUid: payment.imp_uid, merchantUid: payment.merchant_uid, checksum: refundable, reason: `dropgate: ${reason}`,
+    });
+  } catch (error) {
+    // Refused (e.g. the checksum no longer matches because a cancel already went through): re-read the
+    // truth; if nothing is left to refund the refund is done, otherwise try again later.
+    after = await fetchPayment(ctx, payment.imp_uid);
+    if (!after || after.amount - after.cancel_amount > 0) {
+      if (error instanceof PortOneError && error.transient) throw new TransientError(`refund failed: ${error.message}`);
+      throw new TransientError(`refund refused: ${(error as Error).message}`);
+    }
+  }
+  await recordPayment(ctx, eventId, after);
+  await lifecycle.markRefundDone(ctx.db, payment.imp_uid);
+  await ordersRepo.appendOrderEvent(ctx.db, payment.merchant_uid, eventId, 'refunded', { imp_uid: payment.imp_uid, amount: refundable, reason });
+  ctx.metrics.refunds.inc({ reason });
+}
+
+/**
+ * Refunds `payment` and closes its order for `reason`: in Redis (a refunded order is never held
+ * again, its hold if any released) and in Postgres (the machine's refund cause).
+ */
+export async function refundAndClose(ctx: WorkerContext, eventId: string, payment: PortOnePayment, reason: RefundReason, detail: string): Promise<void> {
+  await refund(ctx, eventId, payment, reason);
+  const cause = REFUND_CAUSE[reason];
+  if (cause === null) return;
+  const r = await ctx.store.releaseHold(eventId, payment.merchant_uid, { status: 'refunded', nowMs: Date.now(), onlyIfOverdue: false });
+  if (r === 'not_ready') throw new TransientError('event not loaded in Redis');
+  if (r === 'released') ctx.metrics.holdsReleased.inc({ event: eventId, reason: 'refunded' });
+  await ctx.db.transaction().execute(async (trx) => {
+    await lifecycle.endLiveHolds(trx, payment.merchant_uid, 'released', detail);
+    await lifecycle.transition(trx, payment.merchant_uid, cause, detail);
+  });
+}

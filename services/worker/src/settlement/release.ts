@@ -1,0 +1,50 @@
+/**
+ * A payment that failed or was cancelled ends the hold it rode on (unless another payment still rides
+ * on it); a paid order whose payment was cancelled at PortOne loses its tickets and is refunded.
+ */
+import { lifecycle } from '@dropgate/db';
+import type { OrderCause } from '@dropgate/domain';
+import type { PortOnePayment } from '@dropgate/portone';
+import { orders as ordersRepo } from '@dropgate/db';
+import { TransientError, type WorkerContext } from '../context.ts';
+import type { SettleOutcome } from './outcomes.ts';
+
+/** Takes `impUid` off the order's live hold; releases the hold for `cause` when nothing else rides on it. */
+export async function dropFromHold(
+  ctx: WorkerContext, eventId: string, muid: string, impUid: string, cause: OrderCause, reason: string,
+): Promise<'released' | 'dropped' | 'nothing-held'> {
+  const state = await ctx.store.orderState(eventId, muid);
+  if (state === null) throw new TransientError('event not loaded in Redis');
+  if (state.status !== 'held' || !state.impUids.includes(impUid)) return 'nothing-held';
+  const r = await ctx.store.dropPayment(eventId, muid, impUid, state.seq);
+  if (r === 'not_ready' || r === 'order_missing') throw new TransientError('event not loaded in Redis');
+  if (r !== 'released') return 'dropped';
+  ctx.metrics.holdsReleased.inc({ event: eventId, reason: cause === 'payment_unverified' ? 'unverified' : 'payment_failed' });
+  await ctx.db.transaction().execute(async (trx) => {
+    await lifecycle.endLiveHolds(trx, muid, 'released', reason);
+    await lifecycle.transition(trx, muid, cause, reason);
+  });
+  return 'released';
+}
+
+export async function settleFailed(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<SettleOutcome> {
+  const r = await dropFromHold(ctx, eventId, payment.merchant_uid, payment.imp_uid, 'payment_failed', payment.fail_reason ?? 'payment failed');
+  return r === 'dropped' ? 'payment-dropped' : r;
+}
+
+export async function settleCancelled(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<SettleOutcome> {
+  const muid = payment.merchant_uid;
+  const order = (await ordersRepo.findOrder(ctx.db, muid))!;
+  if (order.status === 'paid' && order.paid_imp_uid === payment.imp_uid) {
+    // Cancelled after it was paid (e.g. from PortOne's console): void the tickets, seats back on sale.
+    const voided = await ctx.store.voidSale(eventId, muid, 'refunded');
+    if (voided === 'not_ready' || voided === 'order_missing') throw new TransientError('event not loaded in Redis');
+    await ctx.db.transaction().execute(async (trx) => {
+      await lifecycle.voidTickets(trx, muid);
+      await lifecycle.transition(trx, muid, 'cancelled_at_portone', 'payment cancelled at PortOne');
+    });
+    return 'voided';
+  }
+  const r = await dropFromHold(ctx, eventId, muid, payment.imp_uid, 'payment_cancelled', 'payment cancelled');
+  return r === 'dropped' ? 'payment-dropped' : r;
+}

@@ -1,0 +1,45 @@
+/**
+ * Every payment a confirm approved is verified with PortOne right away: confirm bodies come from the
+ * internet unsigned, so a made-up imp_uid, another order's payment or another amount could otherwise
+ * hold seats for the whole hold TTL. A payment PortOne does not vouch for is taken off the hold, and
+ * the hold released when nothing else rides on it; a genuine one is recorded (and settled if PortOne
+ * already has an outcome for it).
+ */
+import { orders as ordersRepo } from '@dropgate/db';
+import { TransientError, type WorkerContext } from '../context.ts';
+import { withOrderLock } from './lock.ts';
+import { fetchPayment, recordPayment } from './payment.ts';
+import { applyPaymentLocked } from './apply.ts';
+import { dropFromHold } from './release.ts';
+import type { VerifyOutcome } from './outcomes.ts';
+
+/**
+ * Attempts before an imp_uid PortOne answers 404 for is called unknown. PortOne creates the payment
+ * before it calls confirm, so one retry (about a second later) only covers replication lag.
+ */
+export const UNKNOWN_PAYMENT_ATTEMPTS = 2;
+
+export function verifyPayment(
+  ctx: WorkerContext, eventId: string, merchantUid: string, impUid: string, attemptsMade: number,
+): Promise<VerifyOutcome> {
+  return withOrderLock(ctx, eventId, merchantUid, async (): Promise<VerifyOutcome> => {
+    const order = await ordersRepo.findOrder(ctx.db, merchantUid);
+    if (!order) return 'order-missing';
+    const payment = await fetchPayment(ctx, impUid);
+    if (!payment && attemptsMade + 1 < UNKNOWN_PAYMENT_ATTEMPTS) throw new TransientError(`PortOne does not know ${impUid} yet`);
+    let why: string | null = null;
+    if (!payment) why = `PortOne knows no payment ${impUid}`;
+    else if (payment.merchant_uid !== merchantUid) why = `payment ${impUid} belongs to another order`;
+    else if (payment.amount !== order.amount) why = `payment ${impUid} is for ${payment.amount}, the order costs ${order.amount}`;
+    if (why === null) {
+      // Genuine. PortOne may already have an outcome (the webhook is on its way): act on it now.
+      if (payment!.status !== 'ready') return `settled:${await applyPaymentLocked(ctx, eventId, payment!)}`;
+      await recordPayment(ctx, eventId, payment!);
+      return 'verified';
+    }
+    ctx.log.warn({ eventId, merchantUid, impUid, why }, 'confirm not vouched for by PortOne: payment taken off the hold');
+    ctx.metrics.unverifiedPayments.inc();
+    const r = await dropFromHold(ctx, eventId, merchantUid, impUid, 'payment_unverified', why);
+    return r === 'released' ? 'unverified-released' : 'unverified-dropped';
+  });
+}

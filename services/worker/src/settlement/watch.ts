@@ -1,0 +1,17 @@
+/**
+ * The late-payment watch: after a hold expired unpaid or a payment was reported failed, dropgate asks
+ * PortOne about the payment again at 1/16, 1/8, 1/4, 1/2 and all of LATE_PAYMENT_WATCH_SECONDS, so a
+ * late "paid" whose webhook was lost is still ticketed or refunded.
+ */
+import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
+import type { WorkerContext } from '../context.ts';
+
+export const WATCH_CHECKS = 5;
+
+/** Schedules late-payment check `check` (1..5) of `impUid`. */
+export async function watchPayment(ctx: WorkerContext, eventId: string, merchantUid: string, impUid: string, check: number): Promise<void> {
+  if (check > WATCH_CHECKS) return;
+  const delay = Math.round((ctx.config.latePaymentWatchSeconds * 1000) / 2 ** (WATCH_CHECKS - check));
+  const job: PaymentOutcomeJob = { eventId, merchantUid, impUid, hint: null, source: 'watch', receivedAt: Date.now(), check };
+  await ctx.queues.payments.add('watch', job, { jobId: jobIds.watchPayment(merchantUid, impUid, check), delay });
+}
