@@ -30,6 +30,18 @@ describe('configuration', () => {
     expect(() => loadConfig({ REQUEST_TIMEOUT_MS: '20000', CONNECTION_TIMEOUT_MS: '10000' })).toThrow(/CONNECTION_TIMEOUT_MS/);
   });
 
+  it('refuses TRUST_PROXY=true, which would trust any X-Forwarded-For a client writes (issue 8, defect 11)', () => {
+    expect(() => loadConfig({ TRUST_PROXY: 'true' })).toThrow(/TRUST_PROXY must not be true/);
+    expect(loadConfig({ TRUST_PROXY: '1' }).trustProxy).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.1,10.0.0.2' }).trustProxy).toEqual(['10.0.0.1', '10.0.0.2']);
+  });
+
+  it('bounds what one order may make dropgate store and call, and reads the confirm allowlist', () => {
+    expect(loadConfig({}).orderLimits).toEqual({ maxPaymentsPerOrder: 8, maxHoldsPerOrder: 8 });
+    expect(loadConfig({ CONFIRM_ALLOWED_IPS: '1.2.3.4, 5.6.7.8' }).confirmAllowedIps).toEqual(['1.2.3.4', '5.6.7.8']);
+    expect(() => loadConfig({ PAYMENTS_PER_ORDER_MAX: '0' })).toThrow(/PAYMENTS_PER_ORDER_MAX/);
+  });
+
   it('wants PortOne credentials in pairs', () => {
     expect(() => loadConfig({ PORTONE_IMP_KEY: 'k' })).toThrow(/PORTONE_IMP_SECRET/);
   });

@@ -1,6 +1,7 @@
 /** Optional webhook protection: a secret token in the URL and a source-address allowlist behind a proxy. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, http, eventId, impUid, type TestStack } from '@dropgate/testkit';
+import { startStack, http, eventId, impUid, newOrder, type TestStack } from '@dropgate/testkit';
+import { requestLogSerializer } from '../src/app.ts';
 
 let stack: TestStack;
 let merchantUid: string;
@@ -44,5 +45,44 @@ describe('webhook protection', () => {
     expect(spoofed.status).toBe(403);
     const queued = await stack.api.deps.queues.payments.getJobCounts('waiting', 'delayed');
     expect((queued.waiting ?? 0) + (queued.delayed ?? 0)).toBe(1);
+  });
+});
+
+describe('webhook token hygiene (issue 8, defect 7)', () => {
+  it('answers a wrong token and a wrong address with the same message, so neither check leaks', async () => {
+    const badToken = await post('?token=wrong', '52.78.48.223');
+    const badAddress = await post(`?token=${TOKEN}`, '203.0.113.7');
+    expect(badToken.status).toBe(403);
+    expect(badAddress.status).toBe(403);
+    expect(badToken.body).toEqual(badAddress.body);
+    expect(badToken.text).not.toContain('203.0.113.7');
+  });
+
+  it('never writes the token to the access log', () => {
+    const logged = requestLogSerializer({ method: 'POST', url: `/portone/v1/webhook?token=${TOKEN}&x=1`, ip: '127.0.0.1' });
+    expect(JSON.stringify(logged)).not.toContain(TOKEN);
+    expect(logged.url).toBe('/portone/v1/webhook?token=REDACTED&x=1');
+  });
+});
+
+describe('confirm source allowlist (issue 8, defect 3)', () => {
+  let guarded: TestStack;
+  let order: { merchant_uid: string; amount: number };
+  beforeAll(async () => {
+    guarded = await startStack({ label: 'cfguard', worker: false, env: { CONFIRM_ALLOWED_IPS: '52.78.100.19', TRUST_PROXY: '127.0.0.1' } });
+    const id = eventId('cg');
+    await http(guarded.url, 'POST', '/admin/events', { id, name: 'Guard', pools: [{ id: 'p', name: 'P', capacity: 5, price: 100 }] }, { admin: true });
+    order = await newOrder(guarded.url, id, { buyer_id: 'b', items: [{ pool: 'p', quantity: 1 }] });
+  });
+  afterAll(async () => { await guarded?.close(); });
+
+  it('refuses a confirm from outside the allowlist with FORBIDDEN and holds nothing; approves one from inside', async () => {
+    const body = { imp_uid: impUid(), merchant_uid: order.merchant_uid, amount: order.amount };
+    const outside = await http(guarded.url, 'POST', '/portone/v1/confirm', body, { headers: { 'x-forwarded-for': '203.0.113.7' } });
+    expect(outside.status).toBe(403);
+    expect(outside.body.code).toBe('FORBIDDEN');
+    expect(await guarded.store.orderState(order.merchant_uid.split('.')[0]!, order.merchant_uid)).toMatchObject({ status: 'pending' });
+    const inside = await http(guarded.url, 'POST', '/portone/v1/confirm', body, { headers: { 'x-forwarded-for': '52.78.100.19' } });
+    expect(inside.status, inside.text).toBe(200);
   });
 });
