@@ -38,6 +38,21 @@ export async function insertOrder(db: Db, o: NewOrderInput): Promise<void> {
   });
 }
 
+/**
+ * Takes back an order that was never handed to its buyer (creation failed after the insert, e.g.
+ * Redis went away before the order was made visible to the confirm script): deletes it with its seats
+ * and items, if it is still pending, and appends `withdrawn` to the append-only log after `created`.
+ * @returns true when the order was withdrawn.
+ */
+export async function withdrawOrder(db: Db, merchantUid: string, eventId: string, reason: string): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const gone = await trx.deleteFrom('orders').where('merchant_uid', '=', merchantUid).where('status', '=', 'pending').executeTakeFirst();
+    if (Number(gone.numDeletedRows) === 0) return false;
+    await appendOrderEvent(trx, merchantUid, eventId, 'withdrawn', { reason });
+    return true;
+  });
+}
+
 export function findOrder(db: Executor, merchantUid: string): Promise<OrderRow | undefined> {
   return db.selectFrom('orders').selectAll().where('merchant_uid', '=', merchantUid).executeTakeFirst();
 }

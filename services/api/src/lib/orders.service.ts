@@ -1,6 +1,10 @@
 /**
  * Creating an order: price it from the event's definition, check the sale window and the buyer's
  * limit, record it in Postgres, then make it visible to the confirm script in Redis. Holds nothing.
+ *
+ * Redis is asked first (the preflight; the API's client fails at once while Redis is down, answered
+ * 503 NOT_READY), so an outage writes nothing. If Redis fails after the insert, the order, which the
+ * buyer never received, is withdrawn again: nothing half-made stays behind.
  */
 import { DomainError, newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { orders as ordersRepo, type Db } from '@dropgate/db';
@@ -19,6 +23,11 @@ export interface CreatedOrder {
   amount: number;
   currency: string;
   status: 'pending';
+}
+
+/** Best effort: when Postgres fails too, the pending order stays (harmless: nobody knows its uid). */
+async function withdraw(db: Db, eventId: string, merchantUid: string, reason: string): Promise<void> {
+  await ordersRepo.withdrawOrder(db, merchantUid, eventId, reason).catch(() => false);
 }
 
 export async function createOrder(db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput, now: Date): Promise<CreatedOrder> {
@@ -62,10 +71,20 @@ export async function createOrder(db: Db, store: HoldStore, event: EventDef, inp
 
   const merchantUid = newMerchantUid(event.id);
   await ordersRepo.insertOrder(db, { merchantUid, eventId: event.id, buyerId: input.buyer_id, amount, currency: event.currency, seats, items });
-  const visible = await store.createOrder(event.id, {
-    merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets,
-  });
-  // A rebuild that started after the insert loads the order from Postgres; either way it is visible.
-  if (visible === 'not_ready') throw new DomainError('EVENT_NOT_READY', 'the event is being loaded; try again shortly');
+  let visible: Awaited<ReturnType<HoldStore['createOrder']>>;
+  try {
+    visible = await store.createOrder(event.id, {
+      merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets,
+    });
+  } catch (error) {
+    await withdraw(db, event.id, merchantUid, 'redis_failed');
+    throw error;
+  }
+  if (visible === 'not_ready') {
+    // A rebuild began after the preflight. The buyer never gets this merchant_uid, so even if the
+    // rebuild loaded it into Redis nobody can pay for it: take it back and let the buyer retry.
+    await withdraw(db, event.id, merchantUid, 'event_not_ready');
+    throw new DomainError('EVENT_NOT_READY', 'the event is being loaded; try again shortly');
+  }
   return { merchant_uid: merchantUid, event_id: event.id, amount, currency: event.currency, status: 'pending' };
 }
