@@ -30,4 +30,6 @@ end
 moveLines(KEYS[3], KEYS[4], splitCsv(o[4]), splitCsv(o[5]), '', 'sold', nil)
 redis.call('HINCRBY', KEYS[5], o[2], -tonumber(o[3]))
 redis.call('HSET', KEYS[2], 'st', ARGV[2], 'exp', '')
+-- A paid order has no hold left; make sure the expiry sweep never finds one for it.
+redis.call('ZREM', KEYS[6], ARGV[1])
 return 1
