@@ -50,6 +50,8 @@ export interface OrdersTable {
   status_reason: string | null;
   hold_expires_at: Timestamp | null;
   paid_imp_uid: string | null;
+  /** Migration 0003: SHA-256 of the order's bearer token (null for orders made before tokens). Never updated. */
+  order_token_hash: ColumnType<Buffer | null, Buffer | undefined, never>;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }

@@ -338,10 +338,10 @@ export async function http(
 }
 
 /** Creates an order through the storefront API; throws (with the answer) unless it is a 201. */
-export async function newOrder(base: string, eventId: string, body: Record<string, unknown>): Promise<{ merchant_uid: string; amount: number }> {
+export async function newOrder(base: string, eventId: string, body: Record<string, unknown>): Promise<{ merchant_uid: string; amount: number; order_token: string }> {
   const res = await http(base, 'POST', `/events/${eventId}/orders`, body);
   if (res.status !== 201) throw new Error(`order for ${eventId} answered ${res.status}: ${res.text}`);
-  return res.body as { merchant_uid: string; amount: number };
+  return res.body as { merchant_uid: string; amount: number; order_token: string };
 }
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */

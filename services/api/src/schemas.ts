@@ -135,6 +135,8 @@ export const CreatedOrderBody = Type.Object({
   amount: Type.Integer(),
   currency: Type.String(),
   status: Type.Literal('pending'),
+  /** Bearer token for GET /orders/:merchant_uid; given only here, stored only as its SHA-256. */
+  order_token: Type.String(),
 });
 
 export const OrderBody = Type.Object({

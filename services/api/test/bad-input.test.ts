@@ -108,7 +108,9 @@ const cases: Case[] = [
   { name: 'order over buyer limit', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'ga', quantity: 5 }] }, status: 403, code: 'BUYER_LIMIT' },
   { name: 'order oversized body', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', seats: [big] }, status: 413, code: 'PAYLOAD_TOO_LARGE' },
   // GET /orders/:merchant_uid
-  { name: 'unknown order', method: 'GET', path: () => `/orders/${id}.AAAAAAAAAAA`, status: 404, code: 'ORDER_NOT_FOUND' },
+  { name: 'unknown order', method: 'GET', path: () => `/orders/${id}.AAAAAAAAAAA`, admin: true, status: 404, code: 'ORDER_NOT_FOUND' },
+  { name: 'order without its token', method: 'GET', path: () => `/orders/${merchantUid}`, status: 401, code: 'UNAUTHORIZED' },
+  { name: 'order with a wrong token', method: 'GET', path: () => `/orders/${merchantUid}`, headers: { authorization: 'Bearer wrong-token-wrong-token' }, status: 404, code: 'ORDER_NOT_FOUND' },
   { name: 'malformed merchant_uid', method: 'GET', path: '/orders/definitely-not-one', status: 400, code: 'VALIDATION_FAILED' },
   // POST /portone/v1/confirm
   { name: 'confirm malformed JSON', method: 'POST', path: '/portone/v1/confirm', raw: '{"imp_uid":', headers: { 'content-type': 'application/json' }, status: 400, code: 'INVALID_JSON' },

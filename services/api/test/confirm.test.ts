@@ -162,7 +162,7 @@ describe('POST /portone/v1/confirm', () => {
     const hold = await waitFor(() => stack.api.deps.db.selectFrom('holds').selectAll().where('merchant_uid', '=', o.merchant_uid).executeTakeFirst());
     expect(hold).toMatchObject({ status: 'live', seq: 1, event_id: id });
     expect(hold.expires_at.toISOString()).toBe(res.body.hold_expires_at);
-    const detail = await http(stack.url, 'GET', `/orders/${o.merchant_uid}`);
+    const detail = await http(stack.url, 'GET', `/orders/${o.merchant_uid}`, undefined, { headers: { authorization: `Bearer ${o.order_token}` } });
     expect(detail.body).toMatchObject({ status: 'held', hold_expires_at: res.body.hold_expires_at, seats: ['A-2-5'] });
     const row = await stack.api.deps.db.selectFrom('orders').select(['status']).where('merchant_uid', '=', o.merchant_uid).executeTakeFirstOrThrow();
     expect(row.status).toBe('held');

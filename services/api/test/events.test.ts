@@ -57,8 +57,11 @@ describe('events', () => {
     await http(stack.url, 'POST', '/admin/events', { id, name: 'Order', seats: [{ id: 'VIP-1', section: 'VIP', row: '1', number: '1', price: 300_000 }], pools: [{ id: 'floor', name: 'Floor', capacity: 100, price: 120_000 }] }, { admin: true });
     const o = await http(stack.url, 'POST', `/events/${id}/orders`, { buyer_id: 'buyer-7', seats: ['VIP-1'], items: [{ pool: 'floor', quantity: 2 }] });
     expect(o.status).toBe(201);
-    expect(o.body).toEqual({ merchant_uid: expect.stringMatching(new RegExp(`^${id}\\.[0-9A-Za-z]{11}$`)), event_id: id, amount: 540_000, currency: 'KRW', status: 'pending' });
-    const detail = await http(stack.url, 'GET', `/orders/${o.body.merchant_uid}`);
+    expect(o.body).toEqual({
+      merchant_uid: expect.stringMatching(new RegExp(`^${id}\\.[0-9A-Za-z]{11}$`)), event_id: id, amount: 540_000, currency: 'KRW', status: 'pending',
+      order_token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+    });
+    const detail = await http(stack.url, 'GET', `/orders/${o.body.merchant_uid}`, undefined, { headers: { authorization: `Bearer ${o.body.order_token}` } });
     expect(detail.body).toMatchObject({
       merchant_uid: o.body.merchant_uid, event_id: id, buyer_id: 'buyer-7', status: 'pending', amount: 540_000,
       seats: ['VIP-1'], items: [{ pool: 'floor', quantity: 2 }], hold_expires_at: null, tickets: [], payments: [], status_reason: null,

@@ -30,7 +30,7 @@ async function event(opts: { ttl?: number; seats?: number; pool?: number } = {})
   return id;
 }
 const order = (id: string, body: Record<string, unknown>) => newOrder(stack.url, id, body);
-const detail = async (muid: string) => (await http(stack.url, 'GET', `/orders/${muid}`)).body;
+const detail = async (muid: string) => (await http(stack.url, 'GET', `/orders/${muid}`, undefined, { admin: true })).body;
 const availability = async (id: string) => (await http(stack.url, 'GET', `/events/${id}`)).body.availability;
 const orderIs = (muid: string, status: string, timeoutMs = 20_000) =>
   waitFor(async () => { const d = await detail(muid); return d.status === status ? d : null; }, timeoutMs, `order ${muid} to be ${status}`);

@@ -11,6 +11,8 @@ export interface NewOrderInput {
   buyerId: string;
   amount: number;
   currency: string;
+  /** SHA-256 of the order token handed to the buyer (never the token); absent: only the admin reads it. */
+  orderTokenHash?: Buffer;
   seats: { id: string; price: number }[];
   items: { pool: string; quantity: number; unitPrice: number }[];
 }
@@ -20,7 +22,10 @@ export async function insertOrder(db: Db, o: NewOrderInput): Promise<void> {
   await db.transaction().execute(async (trx) => {
     await trx
       .insertInto('orders')
-      .values({ merchant_uid: o.merchantUid, event_id: o.eventId, buyer_id: o.buyerId, amount: o.amount, currency: o.currency, status: 'pending' })
+      .values({
+        merchant_uid: o.merchantUid, event_id: o.eventId, buyer_id: o.buyerId, amount: o.amount, currency: o.currency, status: 'pending',
+        order_token_hash: o.orderTokenHash,
+      })
       .execute();
     if (o.seats.length > 0) {
       await trx
@@ -75,10 +80,13 @@ export async function findOrderLines(db: Executor, merchantUid: string): Promise
   return { seats, items };
 }
 
-/** Full detail for `GET /orders/:merchant_uid`. */
-export async function findOrderDetail(db: Db, merchantUid: string) {
+/**
+ * Full detail for `GET /orders/:merchant_uid`, or undefined when the order does not exist or
+ * `allowed` refuses the caller (checked on the order row before anything else is read).
+ */
+export async function findOrderDetail(db: Db, merchantUid: string, allowed: (order: OrderRow) => boolean = () => true) {
   const order = await findOrder(db, merchantUid);
-  if (!order) return undefined;
+  if (!order || !allowed(order)) return undefined;
   const [lines, tickets, payments] = await Promise.all([
     findOrderLines(db, merchantUid),
     db.selectFrom('tickets').select(['id', 'seat_id', 'pool_id', 'serial', 'imp_uid', 'issued_at']).where('merchant_uid', '=', merchantUid).orderBy('id').execute(),

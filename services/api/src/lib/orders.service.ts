@@ -10,6 +10,7 @@ import { DomainError, newMerchantUid, ticketCount, type PoolItem } from '@dropga
 import { orders as ordersRepo, type Db } from '@dropgate/db';
 import type { HoldStore } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
+import { newOrderToken } from './secrets.ts';
 
 export interface CreateOrderInput {
   buyer_id: string;
@@ -23,6 +24,8 @@ export interface CreatedOrder {
   amount: number;
   currency: string;
   status: 'pending';
+  /** The buyer's key to read the order (GET /orders/:merchant_uid); only its hash is stored. */
+  order_token: string;
 }
 
 /** Best effort: when Postgres fails too, the pending order stays (harmless: nobody knows its uid). */
@@ -70,7 +73,10 @@ export async function createOrder(db: Db, store: HoldStore, event: EventDef, inp
   if (preflight.state !== 'ready') throw new DomainError('EVENT_NOT_READY', 'the event is being loaded; try again shortly');
 
   const merchantUid = newMerchantUid(event.id);
-  await ordersRepo.insertOrder(db, { merchantUid, eventId: event.id, buyerId: input.buyer_id, amount, currency: event.currency, seats, items });
+  const orderToken = newOrderToken();
+  await ordersRepo.insertOrder(db, {
+    merchantUid, eventId: event.id, buyerId: input.buyer_id, amount, currency: event.currency, orderTokenHash: orderToken.hash, seats, items,
+  });
   let visible: Awaited<ReturnType<HoldStore['createOrder']>>;
   try {
     visible = await store.createOrder(event.id, {
@@ -86,5 +92,5 @@ export async function createOrder(db: Db, store: HoldStore, event: EventDef, inp
     await withdraw(db, event.id, merchantUid, 'event_not_ready');
     throw new DomainError('EVENT_NOT_READY', 'the event is being loaded; try again shortly');
   }
-  return { merchant_uid: merchantUid, event_id: event.id, amount, currency: event.currency, status: 'pending' };
+  return { merchant_uid: merchantUid, event_id: event.id, amount, currency: event.currency, status: 'pending', order_token: orderToken.token };
 }

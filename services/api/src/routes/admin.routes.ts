@@ -1,16 +1,11 @@
 /** Admin API (`/admin/*`): bearer-token protected. */
-import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { DomainError } from '@dropgate/domain';
 import { CreateEventBody, ErrorBody, EventBody } from '../schemas.ts';
 import { createEvent } from '../lib/events.service.ts';
+import { sameSecret } from '../lib/secrets.ts';
 import { eventBody } from './storefront.routes.ts';
 import type { AppDeps } from '../app.ts';
-
-function sameSecret(a: string, b: string): boolean {
-  // Hash first so the comparison takes the same time whatever the lengths.
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
-}
 
 export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
   app.addHook('onRequest', async (request) => {

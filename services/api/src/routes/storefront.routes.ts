@@ -7,6 +7,7 @@ import {
   CreateOrderBody, CreatedOrderBody, ErrorBody, EventBody, EventIdParams, MerchantUidParams, OrderBody, SeatsBody, SeatsQuery,
 } from '../schemas.ts';
 import { createOrder } from '../lib/orders.service.ts';
+import { bearerToken, orderTokenMatches, sameSecret } from '../lib/secrets.ts';
 import type { EventDef } from '../lib/catalog.ts';
 import type { AppDeps } from '../app.ts';
 
@@ -97,16 +98,26 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
     async (request, reply) => {
       const def = await requireEvent(request.params.event_id);
       const created = await createOrder(deps.db, deps.store, def, request.body, new Date());
-      return reply.status(201).send(created);
+      // The body carries the order token: no cache may keep it.
+      return reply.status(201).header('cache-control', 'no-store').send(created);
     },
   );
 
   app.get(
     '/orders/:merchant_uid',
     { schema: { params: MerchantUidParams, response: { 200: OrderBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
-    async (request) => {
-      const detail = await ordersRepo.findOrderDetail(deps.db, request.params.merchant_uid);
-      if (!detail) throw new DomainError('ORDER_NOT_FOUND', `order ${request.params.merchant_uid} does not exist`);
+    async (request, reply) => {
+      // The buyer's order token (from order creation) or the admin token. A wrong token gets the same
+      // 404 as a missing order (not 403), so it cannot tell which merchant_uids exist: they are not
+      // secrets (PortOne, logs and URLs carry them), the token is.
+      const token = bearerToken(request.headers.authorization);
+      if (!token) throw new DomainError('UNAUTHORIZED', 'reading an order needs its order token: Authorization: Bearer <order_token>');
+      const admin = deps.config.adminToken !== undefined && sameSecret(token, deps.config.adminToken);
+      const detail = await ordersRepo.findOrderDetail(
+        deps.db, request.params.merchant_uid, (order) => orderTokenMatches(token, order.order_token_hash) || admin,
+      );
+      if (!detail) throw new DomainError('ORDER_NOT_FOUND', 'no order matches this merchant_uid and token');
+      void reply.header('cache-control', 'no-store');
       const { order, lines, tickets, payments } = detail;
       let status: string = order.status;
       let holdExpiresAt = order.hold_expires_at ? order.hold_expires_at.toISOString() : null;

@@ -1,0 +1,34 @@
+/**
+ * Secrets the API hands out or checks: the admin token, and order tokens (bearer tokens that let a
+ * buyer read their order). Compared in constant time; order tokens are stored only as SHA-256.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** True when `given` equals `expected`, in time that depends on neither (both are hashed first). */
+export function sameSecret(given: string, expected: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(expected).digest());
+}
+
+/** The token of an `Authorization: Bearer <token>` header, or null when there is none. */
+export function bearerToken(header: string | undefined): string | null {
+  const match = /^Bearer +(\S+) *$/.exec(header ?? '');
+  return match ? match[1]! : null;
+}
+
+/** A new order token (256 random bits, base64url) and the SHA-256 that is stored in its place. */
+export function newOrderToken(): { token: string; hash: Buffer } {
+  const token = randomBytes(32).toString('base64url');
+  return { token, hash: orderTokenHash(token) };
+}
+
+export function orderTokenHash(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
+}
+
+/** True when `token` is the one whose hash is stored (`stored` null: the order has no token). */
+export function orderTokenMatches(token: string, stored: Buffer | null): boolean {
+  const given = orderTokenHash(token);
+  // Compare against something of the same length even without a stored hash, so the time is the same.
+  const expected = stored && stored.length === given.length ? stored : Buffer.alloc(given.length);
+  return timingSafeEqual(given, expected) && stored !== null;
+}
