@@ -106,7 +106,8 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
       // is (the JSON schema does not coerce), and an empty one as absent.
       preValidation: async (request) => {
         const body = request.body as Record<string, unknown> | null;
-        if (body && typeof body === 'object' && typeof body['amount'] === 'string') {
+        const form = String(request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
+        if (form && body && typeof body === 'object' && typeof body['amount'] === 'string') {
           const raw = body['amount'].trim();
           if (raw === '') delete body['amount'];
           else if (/^\d{1,11}$/.test(raw)) body['amount'] = Number(raw);
