@@ -250,6 +250,20 @@ export class HoldStore {
     };
   }
 
+  /**
+   * Up to `limit` seat ids in `status`, in seat id order, after `cursor` (null: from the first), and
+   * whether more follow: one ZRANGEBYLEX on the status index, however large the venue.
+   * 'not_ready' while the event's state is missing or being rebuilt; 'unindexed' for a state loaded
+   * before the indexes existed (rebuilt by the next loadEvent), which the caller pages another way.
+   */
+  async seatPage(eventId: string, status: SeatState, cursor: string | null, limit: number): Promise<{ ids: string[]; more: boolean } | 'not_ready' | 'unindexed'> {
+    const k = eventKeys(eventId);
+    const [code, ...ids] = (await this.redis.seatPage(k.meta, k.seatIndex(status), cursor ?? '', limit + 1)) as [number, ...string[]];
+    if (code === -15) return 'unindexed';
+    if (code !== 1) return 'not_ready';
+    return { ids: ids.slice(0, limit), more: ids.length > limit };
+  }
+
   async seatStates(eventId: string, seatIds: readonly string[]): Promise<(SeatState | null)[]> {
     if (seatIds.length === 0) return [];
     const values = await this.redis.hmget(eventKeys(eventId).seats, ...seatIds);
@@ -276,7 +290,7 @@ export class HoldStore {
   async loadEvent(s: EventSnapshot, epoch: string): Promise<void> {
     const k = eventKeys(s.id);
     await this.redis.del(k.meta);
-    await this.redis.del(k.seats, k.counts, k.buyers, k.holds);
+    await this.redis.del(k.seats, k.seatIndex('available'), k.seatIndex('held'), k.seatIndex('sold'), k.counts, k.buyers, k.holds);
 
     const seatState = new Map<string, string>();
     for (const id of s.seats) seatState.set(id, '');
@@ -311,6 +325,13 @@ export class HoldStore {
     }
     const entries = [...seatState.entries()];
     for (let i = 0; i < entries.length; i += 5000) pipe.hset(k.seats, ...entries.slice(i, i + 5000).flat());
+    // The status indexes (see moveLines): every seat in exactly one, score 0.
+    const byStatus: Record<SeatState, (string | number)[]> = { available: [], held: [], sold: [] };
+    for (const [seat, mark] of entries) byStatus[mark === '' ? 'available' : mark.startsWith('h:') ? 'held' : 'sold'].push(0, seat);
+    for (const status of ['available', 'held', 'sold'] as const) {
+      const members = byStatus[status];
+      for (let i = 0; i < members.length; i += 10_000) pipe.zadd(k.seatIndex(status), ...members.slice(i, i + 10_000));
+    }
     pipe.hset(k.counts, counts);
     if (buyers.size > 0) pipe.hset(k.buyers, ...[...buyers.entries()].flat());
     for (let i = 0; i < holds.length; i += 10_000) pipe.zadd(k.holds, ...holds.slice(i, i + 10_000));
@@ -323,6 +344,8 @@ export class HoldStore {
       ttl: s.holdTtlMs,
       max: s.maxPerBuyer ?? 0,
       epoch,
+      // The seat status indexes are whole (seatPage pages by status only then).
+      seat_index: '1',
     });
   }
 

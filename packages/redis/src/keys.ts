@@ -3,10 +3,15 @@
  * one slot and runs unchanged on Redis Cluster.
  */
 export interface EventKeys {
-  /** hash: state ('ready' | 'loading'), opens, closes, ttl (ms), max, epoch */
+  /** hash: state ('ready' | 'loading'), opens, closes, ttl (ms), max, epoch, seat_index ('1': seat indexes whole) */
   meta: string;
   /** hash: seat id -> '' free | 'h:<uid>' held | 's:<uid>' sold */
   seats: string;
+  /**
+   * zset (every score 0, so ordered by seat id): the seats in one status, for paging by status with
+   * ZRANGEBYLEX. `<seats>:available|held|sold`: scripts derive the name from the seats key (moveLines).
+   */
+  seatIndex(status: 'available' | 'held' | 'sold'): string;
   /** hash: seats_total, seats_held, seats_sold, p:<pool>:cap|held|sold */
   counts: string;
   /** hash: buyer id -> tickets held or bought */
@@ -29,6 +34,7 @@ export function eventKeys(eventId: string): EventKeys {
   return {
     meta: `${tag}:meta`,
     seats: `${tag}:seat`,
+    seatIndex: (status) => `${tag}:seat:${status}`,
     counts: `${tag}:cnt`,
     buyers: `${tag}:buyer`,
     holds: `${tag}:holds`,

@@ -7,6 +7,8 @@
     KEYS[1] meta      {ev:E}:meta
     KEYS[2] order     {ev:E}:o:<uid>
     KEYS[3] seats     {ev:E}:seat
+                      and its status indexes {ev:E}:seat:available|held|sold (named from it by
+                      moveLines: same hash tag, same slot)
     KEYS[4] counts    {ev:E}:cnt
     KEYS[5] buyers    {ev:E}:buyer
     KEYS[6] holds     {ev:E}:holds

@@ -7,6 +7,8 @@
     KEYS[1] order     {ev:E}:o:<uid>
     KEYS[2] answers   {ev:E}:o:<uid>:d  hash: imp_uid -> "code|exp|seq|m" (see placeHold)
     KEYS[3] seats     {ev:E}:seat
+                      and its status indexes {ev:E}:seat:available|held|sold (named from it by
+                      moveLines: same hash tag, same slot)
     KEYS[4] counts    {ev:E}:cnt
     KEYS[5] buyers    {ev:E}:buyer
     KEYS[6] holds     {ev:E}:holds

@@ -60,6 +60,21 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       const limit = Number(request.query.limit ?? '100');
       const wanted = request.query.status;
       const cursor = request.query.cursor;
+      type SeatOut = { id: string; section: string; row: string; number: string; price: number; status: 'available' | 'held' | 'sold' };
+      if (wanted) {
+        // One status: a page of its index in Redis, however large the venue and however few match.
+        const page = await deps.store.seatPage(def.id, wanted, cursor ?? null, limit);
+        if (page === 'not_ready') throw new DomainError('EVENT_NOT_READY', 'seat states are being rebuilt; try again shortly');
+        if (page !== 'unindexed') {
+          const seats: SeatOut[] = [];
+          for (const id of page.ids) {
+            const s = def.seatById.get(id);
+            if (s) seats.push({ id: s.id, section: s.section, row: s.row, number: s.number, price: s.price, status: wanted });
+          }
+          return { seats, next_cursor: page.more && page.ids.length > 0 ? page.ids[page.ids.length - 1]! : null };
+        }
+        // Loaded before the indexes existed (until its next rebuild): walk the seats as below.
+      }
       // Seats are in id order; start after the cursor (binary search) and fill the page.
       let lo = 0;
       let hi = def.seats.length;
@@ -70,7 +85,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
           else hi = mid;
         }
       }
-      const out: { id: string; section: string; row: string; number: string; price: number; status: 'available' | 'held' | 'sold' }[] = [];
+      const out: SeatOut[] = [];
       let i = lo;
       const batch = Math.max(limit, 200);
       while (out.length < limit && i < def.seats.length) {

@@ -9,8 +9,17 @@ local function splitCsv(s)
   return out
 end
 
--- Moves every seat of the order from state `from` to state `to` ('' = free) and adjusts counters.
--- Pool items move `qty` from counter field `fromField` to `toField` (nil = nowhere).
+-- The ordered index of seats in one status (nil = available): `<seatKey>:available|held|sold`, a
+-- zset with every score 0, paged with ZRANGEBYLEX (seatPage). Named from the seats key rather than
+-- passed in KEYS so every script that moves seats keeps its key list; it shares the seats key's hash
+-- tag, so it lives in the same cluster slot.
+local function seatIndexKey(seatKey, state)
+  return seatKey .. ':' .. (state or 'available')
+end
+
+-- Moves every seat of the order from state `from` to state `to` ('' = free), moves it between the
+-- status indexes, and adjusts counters. Pool items move `qty` from counter field `fromField` to
+-- `toField` (nil = nowhere).
 local function moveLines(seatKey, cntKey, seats, items, to, fromCnt, toCnt)
   for i = 1, #seats do
     redis.call('HSET', seatKey, seats[i], to)
@@ -18,6 +27,13 @@ local function moveLines(seatKey, cntKey, seats, items, to, fromCnt, toCnt)
   if #seats > 0 then
     if fromCnt then redis.call('HINCRBY', cntKey, 'seats_' .. fromCnt, -#seats) end
     if toCnt then redis.call('HINCRBY', cntKey, 'seats_' .. toCnt, #seats) end
+    local members = {}
+    for i = 1, #seats do
+      members[#members + 1] = 0
+      members[#members + 1] = seats[i]
+    end
+    redis.call('ZREM', seatIndexKey(seatKey, fromCnt), unpack(seats))
+    redis.call('ZADD', seatIndexKey(seatKey, toCnt), unpack(members))
   end
   for i = 1, #items, 2 do
     local pool, qty = items[i], tonumber(items[i + 1])
