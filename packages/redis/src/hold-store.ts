@@ -147,19 +147,26 @@ export class HoldStore {
   }
 
   /**
-   * The generation of the webhook outcome job for `impUid` of an order ('peek'), or a new one
-   * ('next'). `perOrder` false: the order has seen too many payments and they share one generation.
+   * The generation of the webhook outcome job for `impUid` of an order and the status the worker last
+   * acted on ('peek'), or a new generation ('next'). `perOrder`: the order has seen too many payments
+   * and they share one generation.
    */
   async webhookGeneration(
     eventId: string, merchantUid: string, impUid: string, mode: 'peek' | 'next',
-  ): Promise<{ generation: number; perOrder: boolean } | 'order_missing' | 'not_ready'> {
+  ): Promise<{ generation: number; perOrder: boolean; actedOn: string | null } | 'order_missing' | 'not_ready'> {
     const k = eventKeys(eventId);
-    const [code, generation] = (await this.redis.noteWebhook(
-      k.meta, k.order(merchantUid), k.webhooks(merchantUid), impUid, this.maxPaymentsPerOrder, this.decisionTtlSeconds, mode,
-    )) as [number, number];
+    const [code, generation, acted] = (await this.redis.noteWebhook(
+      k.meta, k.order(merchantUid), k.webhooks(merchantUid), mode, impUid, this.maxPaymentsPerOrder, this.decisionTtlSeconds, '',
+    )) as [number, number, string];
     if (code === -9) return 'not_ready';
     if (code === -2) return 'order_missing';
-    return { generation, perOrder: code === 2 };
+    return { generation, perOrder: code === 2, actedOn: acted === '' ? null : acted };
+  }
+
+  /** Records that the worker acted on PortOne's `status` for a webhook-numbered payment (see noteWebhook). */
+  async webhookActedOn(eventId: string, merchantUid: string, impUid: string, status: string): Promise<void> {
+    const k = eventKeys(eventId);
+    await this.redis.noteWebhook(k.meta, k.order(merchantUid), k.webhooks(merchantUid), 'acted', impUid, this.maxPaymentsPerOrder, this.decisionTtlSeconds, status);
   }
 
   /**

@@ -146,8 +146,9 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
 
   /**
    * Queues an outcome job for a webhook naming payment `impUid` of order `merchantUid`, unless one for
-   * it is queued and not started yet (then the new webhook is a duplicate: that job will ask PortOne
-   * anyway). A job that started, finished or failed never swallows a later webhook.
+   * it is queued and not started yet (that job will ask PortOne anyway), or the worker already acted
+   * on PortOne saying exactly the status this webhook claims: then it is a duplicate. Otherwise a job
+   * that started, finished or failed never swallows a later webhook.
    * @returns true for a duplicate.
    */
   async function queueOutcome(eventId: string, merchantUid: string, impUid: string, hint: string): Promise<boolean> {
@@ -156,9 +157,25 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
     if (peek === 'not_ready') throw new DomainError('NOT_READY', 'the event is being loaded; retry later');
     const idOf = (g: { generation: number; perOrder: boolean }) =>
       g.perOrder ? jobIds.orderOutcome(merchantUid, g.generation) : jobIds.paymentOutcome(merchantUid, impUid, g.generation);
+    // The worker already acted on exactly what this webhook claims: nothing new to ask PortOne about.
+    if (peek.actedOn !== null && peek.actedOn === hint) return true;
     if (peek.generation > 0) {
       const current = await queues.payments.getJob(idOf(peek));
-      if (current && NOT_STARTED.has(await current.getState())) return true;
+      const state = current ? await current.getState() : 'unknown';
+      if (NOT_STARTED.has(state)) return true;
+      if (state === 'active') {
+        // The running job may have asked PortOne before this news: queue one follow-up behind it.
+        // Its id is fixed per generation, so concurrent copies collapse onto it.
+        const job: PaymentOutcomeJob = peek.perOrder
+          ? { eventId, merchantUid, impUid: '', hint, source: 'reconcile', receivedAt: Date.now() }
+          : { eventId, merchantUid, impUid, hint, source: 'webhook', receivedAt: Date.now() };
+        const followUpId = `${idOf(peek)}-f`;
+        const added = await queues.payments.add(peek.perOrder ? 'reconcile' : 'outcome', job, { jobId: followUpId });
+        const stored = await queues.payments.getJob(added.id ?? followUpId);
+        if (stored && (stored.data as PaymentOutcomeJob).receivedAt === job.receivedAt && stored.timestamp === added.timestamp) return false;
+        if (stored && NOT_STARTED.has(await stored.getState())) return true;
+        // That follow-up ran already: number a new generation below.
+      }
     }
     // A few tries: an id can exist already when the numbering was lost (Redis restarted empty).
     for (let attempt = 0; attempt < 5; attempt++) {

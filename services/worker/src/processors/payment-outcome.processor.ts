@@ -46,5 +46,8 @@ export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob,
   }
   if (!payment) return 'unknown-payment';
   if (payment.merchant_uid !== job.merchantUid) return 'not-ours';
-  return applyPayment(ctx, job.eventId, payment);
+  const outcome = await applyPayment(ctx, job.eventId, payment);
+  // A later webhook claiming what PortOne said here brings no news: the API counts it a duplicate.
+  await ctx.store.webhookActedOn(job.eventId, job.merchantUid, payment.imp_uid, payment.status);
+  return outcome;
 }
