@@ -47,3 +47,15 @@ export interface SnapshotOrder {
   seq: number;
   impUid: string | null;
 }
+
+/**
+ * Where dropgate's decisions read the time: the confirm's hold expiry and sale window, the sweep's
+ * "overdue", the expiry's grace. Services take one from their context (the system clock in
+ * production); tests pass a clock they can move forward instead of waiting out real TTLs.
+ */
+export interface Clock {
+  /** Epoch milliseconds. */
+  now(): number;
+}
+
+export const systemClock: Clock = Object.freeze({ now: () => Date.now() });

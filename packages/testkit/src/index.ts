@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '@dropgate/config';
 import { ensureDatabase, pgConnection } from '@dropgate/db';
 import { HoldStore } from '@dropgate/redis';
+import type { Clock } from '@dropgate/domain';
 import { startApi, type RunningApi } from '@dropgate/api';
 import { startWorker, type RunningWorker } from '@dropgate/worker';
 
@@ -230,6 +231,23 @@ export interface StackOptions {
   /** Run the worker's periodic sweep and guard (default true). */
   timers?: boolean;
   env?: Record<string, string>;
+  /** The clock the API and worker decide by (default the system clock); see {@link TestClock}. */
+  clock?: Clock;
+}
+
+/**
+ * A clock a test moves forward: the system time plus every `advance()` so far. Holds, sale windows,
+ * the sweep's "overdue" and the expiry's grace follow it, so a test skips a hold's TTL instead of
+ * waiting it out (BullMQ's own timers, backoff and the simulator still run in real time).
+ */
+export class TestClock implements Clock {
+  #offsetMs = 0;
+  now(): number {
+    return Date.now() + this.#offsetMs;
+  }
+  advance(ms: number): void {
+    this.#offsetMs += ms;
+  }
 }
 
 export interface TestStack {
@@ -276,8 +294,10 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
     WORKER_CONCURRENCY: '8',
     ...(opts.env ?? {}),
   });
-  const api = await startApi(config, { logger: false, queuePrefix: prefix });
-  const worker = opts.worker === false ? null : await startWorker(config, { prefix, metricsServer: false, timers: opts.timers ?? true });
+  const api = await startApi(config, { logger: false, queuePrefix: prefix, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const worker = opts.worker === false ? null : await startWorker(config, {
+    prefix, metricsServer: false, timers: opts.timers ?? true, ...(opts.clock ? { clock: opts.clock } : {}),
+  });
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined);
   return {

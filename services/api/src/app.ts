@@ -12,7 +12,7 @@ import type { Db } from '@dropgate/db';
 import type { HoldStore } from '@dropgate/redis';
 import type { Queues } from '@dropgate/jobs';
 import type { ApiMetrics, Registry } from '@dropgate/telemetry';
-import { REFUSAL_REASONS } from '@dropgate/domain';
+import { REFUSAL_REASONS, type Clock } from '@dropgate/domain';
 import { errorsPlugin } from './plugins/errors.plugin.ts';
 import { adminRoutes } from './routes/admin.routes.ts';
 import { storefrontRoutes } from './routes/storefront.routes.ts';
@@ -30,6 +30,8 @@ export interface AppDeps {
   catalog: EventCatalog;
   registry: Registry;
   metrics: ApiMetrics;
+  /** The time decisions are taken at (the system clock, or a test's). */
+  clock: Clock;
 }
 
 /** Query parameters that carry secrets: never written to a log. */

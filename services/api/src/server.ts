@@ -4,6 +4,7 @@
  */
 import { pino } from 'pino';
 import { loadConfigOrExit, type Config } from '@dropgate/config';
+import { systemClock, type Clock } from '@dropgate/domain';
 import { openDatabase } from '@dropgate/db';
 import { HoldStore, createRedis } from '@dropgate/redis';
 import { createQueues, closeQueues } from '@dropgate/jobs';
@@ -20,7 +21,8 @@ export interface RunningApi {
 }
 
 /** Starts the API with `config`; used by `npm run api`, `npm start`, the drop runner and tests. */
-export async function startApi(config: Config, opts: { logger?: boolean; queuePrefix?: string } = {}): Promise<RunningApi> {
+export async function startApi(config: Config, opts: { logger?: boolean; queuePrefix?: string; clock?: Clock } = {}): Promise<RunningApi> {
+  const clock = opts.clock ?? systemClock;
   const db = await openDatabase(config.databaseUrl, { max: 10 });
   const redis = createRedis(config.redisUrl, { failFast: true, autoPipelining: true, name: 'dropgate-api' });
   // BullMQ needs its own connection with retries (maxRetriesPerRequest: null) for blocking commands.
@@ -32,11 +34,11 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
   const registry = createRegistry();
   const metrics = createApiMetrics(registry, config.confirmBudgetMs);
   const logger = opts.logger === false ? false : { level: config.logLevel, serializers: { req: requestLogSerializer } };
-  const app = await buildApp({ config, db, redis, store, queues, catalog, registry, metrics }, { logger });
+  const app = await buildApp({ config, db, redis, store, queues, catalog, registry, metrics, clock }, { logger });
   const address = await app.listen({ port: config.port, host: config.host });
   return {
     app,
-    deps: { config, db, redis, store, queues, catalog, registry, metrics },
+    deps: { config, db, redis, store, queues, catalog, registry, metrics, clock },
     url: address,
     async close() {
       await app.close();

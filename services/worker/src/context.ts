@@ -7,6 +7,7 @@ import type { HoldStore } from '@dropgate/redis';
 import type { Queues } from '@dropgate/jobs';
 import type { PortOneClient } from '@dropgate/portone';
 import type { WorkerMetrics } from '@dropgate/telemetry';
+import type { Clock } from '@dropgate/domain';
 
 export interface WorkerContext {
   config: Config;
@@ -17,6 +18,8 @@ export interface WorkerContext {
   portone: PortOneClient;
   metrics: WorkerMetrics;
   log: Logger;
+  /** The time holds are found overdue and expired at (the system clock, or a test's). */
+  clock: Clock;
 }
 
 /** A failure worth retrying (the dependency may come back). BullMQ retries it with backoff. */

@@ -7,6 +7,7 @@ import { Worker, UnrecoverableError, type Job, type Processor } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { sql } from 'kysely';
 import type { Config } from '@dropgate/config';
+import { systemClock, type Clock } from '@dropgate/domain';
 import { openDatabase, events as eventsRepo, orders as ordersRepo } from '@dropgate/db';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
@@ -29,6 +30,8 @@ export interface WorkerOptions {
   metricsServer?: boolean;
   /** Run the periodic sweep and guard (default true). */
   timers?: boolean;
+  /** The time decisions are taken at (default the system clock; tests move their own forward). */
+  clock?: Clock;
 }
 
 export interface RunningWorker {
@@ -62,7 +65,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       metrics.portoneDuration.observe({ endpoint }, seconds);
     },
   });
-  const ctx: WorkerContext = { config, db, redis, store: new HoldStore(redis, config.orderLimits), queues, portone, metrics, log };
+  const ctx: WorkerContext = { config, db, redis, store: new HoldStore(redis, config.orderLimits), queues, portone, metrics, log, clock: opts.clock ?? systemClock };
 
   const processors: Record<QueueName, Processor> = {
     holds: (job: Job<PersistHoldJob>) => persistHold(ctx, job.data),

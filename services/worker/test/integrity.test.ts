@@ -5,14 +5,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
-import { startStack, http, eventId, impUid, newOrder, waitFor, type TestStack } from '@dropgate/testkit';
+import { startStack, http, eventId, impUid, newOrder, waitFor, TestClock, type TestStack } from '@dropgate/testkit';
 import { eventKeys } from '@dropgate/redis';
 
 let sim: Simulator;
 let stack: TestStack;
+const clock = new TestClock();
 beforeAll(async () => {
   sim = await startSimulator({ port: 0, faults: { webhook_retry_ms: 50 } });
-  stack = await startStack({ label: 'integrity', portoneUrl: sim.url, env: { EXPIRY_GRACE_SECONDS: '2' } });
+  stack = await startStack({ label: 'integrity', portoneUrl: sim.url, clock, env: { EXPIRY_GRACE_SECONDS: '2' } });
 });
 afterAll(async () => {
   await stack?.close();
@@ -222,6 +223,7 @@ describe('a refund is recorded as a refund (defect 6)', () => {
       });
       expect(paid.confirm?.status).toBe(200);
       // The hold runs out and the expiry gives up on PortOne after the grace period (2 s here).
+      clock.advance(8_000);
       await waitFor(async () => (await redisStatus(id, a.merchant_uid)) !== 'held', 20_000, 'the hold to end while PortOne is down');
     } finally {
       sim.setFaults({ webhook_retry_ms: 50 });

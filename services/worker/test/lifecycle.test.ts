@@ -4,13 +4,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
-import { startStack, http, eventId, newOrder, waitFor, type TestStack } from '@dropgate/testkit';
+import { startStack, http, eventId, newOrder, waitFor, TestClock, type TestStack } from '@dropgate/testkit';
 
 let sim: Simulator;
 let stack: TestStack;
+// Holds expire by this clock: tests move it past a hold's TTL instead of waiting it out.
+const clock = new TestClock();
 beforeAll(async () => {
   sim = await startSimulator({ port: 0, faults: { webhook_retry_ms: 50 } });
-  stack = await startStack({ label: 'lifecycle', portoneUrl: sim.url, env: { EXPIRY_GRACE_SECONDS: '60' } });
+  stack = await startStack({ label: 'lifecycle', portoneUrl: sim.url, clock, env: { EXPIRY_GRACE_SECONDS: '60' } });
 });
 afterAll(async () => {
   await stack?.close();
@@ -32,6 +34,17 @@ async function event(opts: { ttl?: number; seats?: number; pool?: number } = {})
 const order = (id: string, body: Record<string, unknown>) => newOrder(stack.url, id, body);
 const detail = async (muid: string) => (await http(stack.url, 'GET', `/orders/${muid}`, undefined, { admin: true })).body;
 const availability = async (id: string) => (await http(stack.url, 'GET', `/events/${id}`)).body.availability;
+/** Until no job is waiting or running (delayed ones, such as the late-payment watch, may stay). */
+const queuesIdle = () => waitFor(async () => {
+  for (const q of Object.values(stack.api.deps.queues)) {
+    const c = await q.getJobCounts('waiting', 'active', 'prioritized');
+    if ((c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0) > 0) return false;
+  }
+  return true;
+}, 20_000, 'the queues to be idle');
+/** Until the order's hold is taken in Redis (the buyer is in the payment window). */
+const heldInRedis = (id: string, muid: string) =>
+  waitFor(async () => (await stack.store.orderState(id, muid))?.status === 'held', 10_000, `order ${muid} to be held`);
 const orderIs = (muid: string, status: string, timeoutMs = 20_000) =>
   waitFor(async () => { const d = await detail(muid); return d.status === status ? d : null; }, timeoutMs, `order ${muid} to be ${status}`);
 
@@ -61,7 +74,7 @@ describe('payment outcomes', () => {
     await orderIs(o.merchant_uid, 'paid');
     await sim.sendWebhook(paid.payment.imp_uid, 'paid');
     await sim.settled();
-    await new Promise((r) => setTimeout(r, 500));
+    await queuesIdle();
     const d = await detail(o.merchant_uid);
     expect(d.tickets).toHaveLength(2);
     const log = await stack.api.deps.db.selectFrom('order_events').select('type').where('merchant_uid', '=', o.merchant_uid).where('type', '=', 'paid').execute();
@@ -138,6 +151,7 @@ describe('expiry and late payments', () => {
     const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });
     await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
     expect((await availability(id)).seats.held).toBe(1);
+    clock.advance(5_000);
     const d = await orderIs(o.merchant_uid, 'expired', 15_000);
     expect(d.tickets).toEqual([]);
     expect((await availability(id)).seats).toMatchObject({ available: 1, held: 0 });
@@ -149,6 +163,7 @@ describe('expiry and late payments', () => {
     const id = await event({ seats: 1, ttl: 5 });
     const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });
     await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid', faults: { webhook_loss: 1 } });
+    clock.advance(5_000);
     const d = await orderIs(o.merchant_uid, 'paid', 15_000);
     expect(d.tickets).toHaveLength(1);
     expect((await availability(id)).seats).toMatchObject({ sold: 1, held: 0 });
@@ -157,7 +172,10 @@ describe('expiry and late payments', () => {
   it('paid after expiry with the seats still free: sold', async () => {
     const id = await event({ seats: 1, ttl: 5 });
     const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });
-    const late = sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid', buyer_delay_ms: 7_500 });
+    // The buyer takes 4 s in the payment window; the hold's 5 s pass at once on the clock meanwhile.
+    const late = sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid', buyer_delay_ms: 4_000 });
+    await heldInRedis(id, o.merchant_uid);
+    clock.advance(5_000);
     await orderIs(o.merchant_uid, 'expired', 15_000);
     await late;
     const d = await orderIs(o.merchant_uid, 'paid', 15_000);
@@ -168,7 +186,9 @@ describe('expiry and late payments', () => {
   it('paid after expiry with the seats resold: refunded once through the cancel API with the right checksum', async () => {
     const id = await event({ seats: 1, ttl: 5 });
     const a = await order(id, { buyer_id: 'slow', seats: ['L-1-1'] });
-    const late = sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid', buyer_delay_ms: 8_000, faults: { webhook_duplicates: 2 } });
+    const late = sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid', buyer_delay_ms: 4_000, faults: { webhook_duplicates: 2 } });
+    await heldInRedis(id, a.merchant_uid);
+    clock.advance(5_000);
     await orderIs(a.merchant_uid, 'expired', 15_000);
     const b = await order(id, { buyer_id: 'fast', seats: ['L-1-1'] });
     const bPaid = await sim.pay({ merchant_uid: b.merchant_uid, amount: b.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
@@ -179,7 +199,7 @@ describe('expiry and late payments', () => {
     expect(d.tickets).toEqual([]);
     expect(d.status_reason).toMatch(/sold/);
     await sim.settled();
-    await new Promise((r) => setTimeout(r, 500));
+    await queuesIdle();
     const cancels = sim.ledger({ imp_uid: aPaid.payment.imp_uid }).cancels;
     expect(cancels).toHaveLength(1);
     expect(cancels[0]).toMatchObject({ ok: true, checksum: a.amount, source: 'api' });
@@ -187,6 +207,12 @@ describe('expiry and late payments', () => {
     expect((await detail(b.merchant_uid)).tickets).toHaveLength(1);
   });
 });
+
+/** Failed attempts of expiry jobs so far (the worker's own metric). */
+async function expiryFailures(): Promise<number> {
+  const m = await stack.worker!.ctx.metrics.jobFailures.get();
+  return m.values.filter((v) => v.labels.queue === 'expiry').reduce((n, v) => n + v.value, 0);
+}
 
 describe('PortOne REST down for a while', () => {
   it('retries, decides nothing on a guess, and ends right once PortOne is back', async () => {
@@ -197,8 +223,11 @@ describe('PortOne REST down for a while', () => {
     try {
       await sim.pay({ merchant_uid: paidOrder.merchant_uid, amount: paidOrder.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
       await sim.pay({ merchant_uid: abandoned.merchant_uid, amount: abandoned.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
-      // Past both holds' expiry, with PortOne unreachable: nothing is released, nothing ticketed.
-      await new Promise((r) => setTimeout(r, 7_000));
+      // Past both holds' expiry, with PortOne unreachable: the expiry jobs run and fail (no guess),
+      // nothing is released, nothing ticketed.
+      const failuresBefore = await expiryFailures();
+      clock.advance(5_000);
+      await waitFor(async () => (await expiryFailures()) >= failuresBefore + 2, 20_000, 'both expiry jobs to fail while PortOne is down');
       expect((await detail(paidOrder.merchant_uid)).status).toBe('held');
       expect((await detail(abandoned.merchant_uid)).status).toBe('held');
       expect((await availability(id)).seats).toMatchObject({ held: 2, sold: 0 });

@@ -15,6 +15,8 @@
     KEYS[3] answers   {ev:E}:o:<uid>:d hash: imp_uid -> "code|exp|seq|m" (m: 1 the amount was right or
                                        absent, 0 it was wrong), the answer given to that request
     KEYS[4] seats     {ev:E}:seat      hash: seat id -> '' free | 'h:<uid>' held | 's:<uid>' sold
+                                       and its status indexes {ev:E}:seat:available|held|sold (zsets,
+                                       named from it by moveLines: same hash tag, same slot)
     KEYS[5] counts    {ev:E}:cnt       hash: seats_total/held/sold, p:<pool>:cap/held/sold
     KEYS[6] buyers    {ev:E}:buyer     hash: buyer id -> tickets held or bought
     KEYS[7] holds     {ev:E}:holds     zset: uid scored by hold expiry (ms)

@@ -21,6 +21,8 @@ export interface ConfirmDeps {
   isKnownEvent: (eventId: string) => boolean;
   /** Called when an event's Redis state is missing, so it gets rebuilt. */
   onEventNotLoaded: (eventId: string) => void;
+  /** The time holds and sale windows are decided at (epoch ms). */
+  now: () => number;
 }
 
 const TIMEOUT = Symbol('timeout');
@@ -46,7 +48,7 @@ export async function decideConfirm(deps: ConfirmDeps, req: ConfirmRequest): Pro
   const eventId = eventIdOf(req.merchantUid);
   if (eventId === null) return { approved: false, code: 'ORDER_NOT_FOUND', eventId: null };
 
-  const placing = deps.store.placeHold(eventId, req.merchantUid, req.impUid, req.amount, Date.now());
+  const placing = deps.store.placeHold(eventId, req.merchantUid, req.impUid, req.amount, deps.now());
   let result: PlaceResult | typeof TIMEOUT;
   try {
     result = await within(placing, req.remainingMs());

@@ -87,6 +87,7 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
   const confirmDeps = {
     store,
     isKnownEvent: (id: string) => catalog.isKnown(id),
+    now: () => deps.clock.now(),
     onEventNotLoaded: (eventId: string) => {
       const now = Date.now();
       if ((lastRebuildRequest.get(eventId) ?? 0) > now - 1_000) return;

@@ -112,7 +112,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
     { bodyLimit: 64 * 1024, schema: { params: EventIdParams, body: CreateOrderBody, response: { 201: CreatedOrderBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
     async (request, reply) => {
       const def = await requireEvent(request.params.event_id);
-      const created = await createOrder(deps.db, deps.store, def, request.body, new Date());
+      const created = await createOrder(deps.db, deps.store, def, request.body, new Date(deps.clock.now()));
       // The body carries the order token: no cache may keep it.
       return reply.status(201).header('cache-control', 'no-store').send(created);
     },

@@ -25,7 +25,7 @@ export interface SweepResult { overdue: number; queued: number }
  * or running is left alone; a finished one whose hold is still overdue is replaced.
  */
 export async function sweep(ctx: WorkerContext): Promise<SweepResult> {
-  const now = Date.now();
+  const now = ctx.clock.now();
   const targets = new Map<string, ExpireHoldJob>();
   for (const eventId of await eventsRepo.listActiveEventIds(ctx.db, new Date(now))) {
     if ((await ctx.store.eventState(eventId)) !== 'ready') continue;
@@ -81,7 +81,7 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
 /** Rebuilds every active event whose Redis state is missing. */
 export async function guard(ctx: WorkerContext): Promise<string[]> {
   const rebuilt: string[] = [];
-  for (const eventId of await eventsRepo.listActiveEventIds(ctx.db, new Date())) {
+  for (const eventId of await eventsRepo.listActiveEventIds(ctx.db, new Date(ctx.clock.now()))) {
     if ((await ctx.store.eventState(eventId)) === null && (await rebuildEvent(ctx, eventId))) rebuilt.push(eventId);
   }
   return rebuilt;

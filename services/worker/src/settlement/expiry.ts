@@ -30,7 +30,7 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
     return 'ended';
   }
   if (seq !== null && state.seq !== seq) return 'superseded';
-  const now = Date.now();
+  const now = ctx.clock.now();
   if (state.expiresAt !== null && state.expiresAt > now) return 'not-due';
 
   let unreachable = false;

@@ -55,7 +55,7 @@ export async function refundAndClose(ctx: WorkerContext, eventId: string, paymen
   await refund(ctx, eventId, payment, reason);
   const cause = REFUND_CAUSE[reason];
   if (cause === null) return;
-  const r = await ctx.store.releaseHold(eventId, payment.merchant_uid, { status: 'refunded', nowMs: Date.now(), onlyIfOverdue: false });
+  const r = await ctx.store.releaseHold(eventId, payment.merchant_uid, { status: 'refunded', nowMs: ctx.clock.now(), onlyIfOverdue: false });
   if (r === 'not_ready') throw new TransientError('event not loaded in Redis');
   if (r === 'released') ctx.metrics.holdsReleased.inc({ event: eventId, reason: 'refunded' });
   await ctx.db.transaction().execute(async (trx) => {
