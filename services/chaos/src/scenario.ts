@@ -1,0 +1,326 @@
+/**
+ * A scenario, as data: a small event, a handful of orders, and a timeline of actions (genuine
+ * payments through the simulator's payment window, PortOne-side cancels, forged webhooks and
+ * confirms sent straight to the API, and global faults). `generateScenario(seed)` always builds the
+ * same scenario from the same seed, so a failure can be replayed with `--replay <seed>`.
+ */
+import { Rng } from './random.ts';
+
+/** Faults that touch every scenario running at the time: such a scenario runs alone. */
+export type GlobalFaultKind = 'rest_outage' | 'kill_worker' | 'flush_redis' | 'restart_postgres';
+
+export interface EventSpec {
+  /** Seats `S-1-1` .. `S-1-<seats>` (0 = none). */
+  seats: number;
+  seatPrice: number;
+  /** Capacity of the pool `ga` (0 = no pool). */
+  pool: number;
+  poolPrice: number;
+  maxPerBuyer: number | null;
+  holdTtlSeconds: number;
+}
+
+export interface OrderSpec {
+  buyer: string;
+  seats: string[];
+  /** Places in the pool. */
+  quantity: number;
+}
+
+/** How PortOne delivers one payment's webhooks (simulator faults for that payment). */
+export interface WebhookDelivery {
+  lost: boolean;
+  duplicates: number;
+  delayMs: number;
+  reorder: boolean;
+  form: boolean;
+  beforeReturn: boolean;
+}
+
+/** A buyer opens the payment window (the simulator plays PortOne and the PG). */
+export interface PayAction {
+  kind: 'pay';
+  /** Number of this payment within the scenario (cancels and references use it). */
+  id: number;
+  order: number;
+  /** What the scenario means by it: paid, failed, abandoned, failed_then_paid, late, no_confirm, tampered. */
+  label: string;
+  outcome: 'paid' | 'failed' | 'abandoned';
+  /** Whether PortOne calls confirm_url (some PGs cannot). */
+  confirm: boolean;
+  /** Added to the order's amount: a tampered amount from the browser. */
+  amountDelta: number;
+  buyerDelayMs: number;
+  /** With outcome paid: the PG reports failed first and approves this much later (0 = no). */
+  flipMs: number;
+  webhooks: WebhookDelivery;
+  /**
+   * Just before PortOne's confirm, someone who knows the imp_uid sends a confirm with it for the
+   * next order, a made-up order, or a tampered amount (none: nobody does).
+   */
+  preempt: 'none' | 'other_order' | 'made_up_order' | 'tampered';
+}
+
+/** The merchant (or the PG) cancels a payment on PortOne's side once it is paid. */
+export interface CancelAction {
+  kind: 'cancel_at_portone';
+  pay: number;
+  afterMs: number;
+}
+
+/** PortOne sends a payment's webhook again, claiming a status (maybe stale). */
+export interface ResendAction {
+  kind: 'resend_webhook';
+  /** Index into the scenario's payments known at that moment (modulo their number). */
+  payment: number;
+  claim: 'paid' | 'cancelled' | 'failed' | 'ready' | null;
+}
+
+/** Which imp_uid a forged request names. */
+export type ImpRef = { kind: 'made_up' } | { kind: 'existing'; n: number };
+/** Which merchant_uid a forged request names. */
+export type MerchantRef = { kind: 'order'; n: number } | { kind: 'imp_owner' } | { kind: 'made_up' } | { kind: 'other_event' };
+
+/** A webhook sent straight to the API by someone who is not PortOne. */
+export interface ForgedWebhookAction {
+  kind: 'forge_webhook';
+  imp: ImpRef;
+  merchant: MerchantRef;
+  status: string;
+  form: boolean;
+}
+
+/** A confirm sent straight to the API by someone who is not PortOne. */
+export interface ForgedConfirmAction {
+  kind: 'forge_confirm';
+  imp: ImpRef;
+  merchant: MerchantRef;
+  amount: 'right' | 'missing' | 'tampered';
+}
+
+export interface RestOutageAction {
+  kind: 'rest_outage';
+  mode: 'down' | 'flaky';
+  /** With `flaky`: the share of REST calls answered 503. */
+  rate: number;
+  durationMs: number;
+}
+export interface KillWorkerAction {
+  kind: 'kill_worker';
+  /** How long the worker stays dead before it is started again. */
+  downMs: number;
+}
+export interface FlushRedisAction {
+  kind: 'flush_redis';
+}
+export interface RestartPostgresAction {
+  kind: 'restart_postgres';
+  downMs: number;
+}
+
+export type Action =
+  | PayAction
+  | CancelAction
+  | ResendAction
+  | ForgedWebhookAction
+  | ForgedConfirmAction
+  | RestOutageAction
+  | KillWorkerAction
+  | FlushRedisAction
+  | RestartPostgresAction;
+
+export interface Step {
+  /** ms after the orders were created. */
+  at: number;
+  action: Action;
+}
+
+export interface ScenarioSpec {
+  seed: number;
+  event: EventSpec;
+  orders: OrderSpec[];
+  steps: Step[];
+  /** Global faults in the timeline: the scenario must run alone. */
+  globalFaults: GlobalFaultKind[];
+}
+
+export const HOLD_TTL_SECONDS = 5;
+const GLOBAL: ReadonlySet<string> = new Set<GlobalFaultKind>(['rest_outage', 'kill_worker', 'flush_redis', 'restart_postgres']);
+
+export function isGlobal(action: Action): action is RestOutageAction | KillWorkerAction | FlushRedisAction | RestartPostgresAction {
+  return GLOBAL.has(action.kind);
+}
+
+function webhookDelivery(rng: Rng, mayLose: boolean): WebhookDelivery {
+  return {
+    lost: mayLose && rng.chance(0.2),
+    duplicates: rng.weighted([[0, 6], [1, 3], [2, 1]]),
+    delayMs: rng.chance(0.3) ? rng.int(100, 1_500) : 0,
+    reorder: rng.chance(0.2),
+    form: rng.chance(0.2),
+    beforeReturn: rng.chance(0.15),
+  };
+}
+
+function payAction(rng: Rng, id: number, order: number, cancel: boolean): PayAction {
+  const label = rng.weighted<string>([
+    ['paid', 35], ['failed', 10], ['abandoned', 10], ['failed_then_paid', 10], ['late', 10], ['no_confirm', 8], ['tampered', 8],
+  ]);
+  const base: PayAction = {
+    kind: 'pay', id, order, label, outcome: 'paid', confirm: true, amountDelta: 0,
+    buyerDelayMs: rng.chance(0.5) ? rng.int(0, 800) : 0, flipMs: 0,
+    // A cancel on PortOne's side after dropgate settled is only learnt from its webhook: that one
+    // may come late or twice, but it comes (PortOne retries it).
+    webhooks: webhookDelivery(rng, !cancel),
+    preempt: rng.weighted([['none', 14], ['other_order', 2], ['made_up_order', 1], ['tampered', 1]] as const),
+  };
+  switch (label) {
+    case 'failed':
+    case 'abandoned':
+      return { ...base, outcome: label };
+    case 'failed_then_paid':
+      return { ...base, flipMs: rng.int(300, 3_000) };
+    case 'late':
+      // Paid after the hold expired, within the late-payment watch (LATE_PAYMENT_WATCH_SECONDS, 5 s),
+      // so a lost webhook is still caught: at most 1.5 s late, plus up to 2.5 s when this is a second
+      // attempt approved on a hold an earlier attempt took.
+      return { ...base, buyerDelayMs: HOLD_TTL_SECONDS * 1000 + rng.int(300, 1_500) };
+    case 'no_confirm':
+      // Without a confirm nothing was held: the webhook is dropgate's only news of the payment, so it
+      // comes (late or twice, maybe), as PortOne retries it; a payment nobody is told of is not a test.
+      return { ...base, confirm: false, preempt: 'none', webhooks: { ...base.webhooks, lost: false } };
+    case 'tampered': {
+      const confirm = rng.chance(0.6);
+      const amountDelta = rng.pick([-1_000, -1, 1, 5_000]);
+      return { ...base, confirm, amountDelta, preempt: confirm ? base.preempt : 'none', webhooks: { ...base.webhooks, lost: base.webhooks.lost && confirm } };
+    }
+    default:
+      return base;
+  }
+}
+
+const FORGED_STATUSES = ['paid', 'paid', 'cancelled', 'cancelled', 'failed', 'ready', 'refunded', ''];
+
+function impRef(rng: Rng): ImpRef {
+  return rng.chance(0.7) ? { kind: 'existing', n: rng.int(0, 20) } : { kind: 'made_up' };
+}
+
+function merchantRef(rng: Rng, orders: number): MerchantRef {
+  return rng.weighted<MerchantRef>([
+    [{ kind: 'order', n: rng.int(0, orders - 1) }, 4],
+    [{ kind: 'imp_owner' }, 3],
+    [{ kind: 'made_up' }, 2],
+    [{ kind: 'other_event' }, 1],
+  ]);
+}
+
+/** The scenario of `seed`. Pure: no clock, no I/O. */
+export function generateScenario(seed: number): ScenarioSpec {
+  const rng = new Rng(seed);
+  const seats = rng.weighted([[0, 2], [1, 1], [2, 2], [3, 2], [4, 1]]);
+  let pool = rng.weighted([[0, 2], [1, 2], [2, 2], [3, 1]]);
+  if (seats === 0 && pool === 0) pool = rng.int(1, 3);
+  const event: EventSpec = {
+    seats,
+    seatPrice: rng.pick([10_000, 55_000, 150_000]),
+    pool,
+    poolPrice: rng.pick([3_000, 20_000]),
+    maxPerBuyer: rng.chance(0.25) ? rng.int(2, 3) : null,
+    holdTtlSeconds: HOLD_TTL_SECONDS,
+  };
+  const seatIds = Array.from({ length: seats }, (_, i) => `S-1-${i + 1}`);
+  const buyers = rng.int(2, 4);
+  const orders: OrderSpec[] = Array.from({ length: rng.int(2, 5) }, () => {
+    const mine = seats > 0 && (pool === 0 || rng.chance(0.6)) ? rng.sample(seatIds, rng.int(1, Math.min(2, seats))) : [];
+    const quantity = pool > 0 && (mine.length === 0 || rng.chance(0.3)) ? rng.int(1, Math.min(2, pool)) : 0;
+    return { buyer: `b${rng.int(1, buyers)}`, seats: mine, quantity };
+  });
+
+  const steps: Step[] = [];
+  let payId = 0;
+  orders.forEach((_o, n) => {
+    const attempts = rng.weighted([[0, 1], [1, 7], [2, 2]]);
+    for (let a = 0; a < attempts; a++) {
+      const cancel = rng.chance(0.2);
+      const pay = payAction(rng, payId++, n, cancel);
+      steps.push({ at: rng.int(0, 2_500), action: pay });
+      if (cancel && pay.outcome === 'paid') steps.push({ at: 0, action: { kind: 'cancel_at_portone', pay: pay.id, afterMs: rng.int(0, 2_500) } });
+    }
+  });
+  for (let i = rng.int(0, 4); i > 0; i--) {
+    steps.push({ at: rng.int(0, 4_500), action: { kind: 'forge_webhook', imp: impRef(rng), merchant: merchantRef(rng, orders.length), status: rng.pick(FORGED_STATUSES), form: rng.chance(0.25) } });
+  }
+  for (let i = rng.int(0, 4); i > 0; i--) {
+    // Some come late: after refunds and expiries (a bare confirm must not re-open a finished order).
+    steps.push({ at: rng.chance(0.7) ? rng.int(0, 4_500) : rng.int(4_500, 9_000), action: { kind: 'forge_confirm', imp: impRef(rng), merchant: merchantRef(rng, orders.length), amount: rng.weighted([['right', 3], ['missing', 1], ['tampered', 2]] as const) } });
+  }
+  for (let i = rng.weighted([[0, 3], [1, 2], [2, 1]]); i > 0; i--) {
+    steps.push({ at: rng.int(500, 4_500), action: { kind: 'resend_webhook', payment: rng.int(0, 20), claim: rng.pick(['paid', 'cancelled', 'failed', 'ready', null] as const) } });
+  }
+
+  const globalFaults: GlobalFaultKind[] = [];
+  for (let i = rng.weighted([[0, 6], [1, 3], [2, 1]]); i > 0; i--) {
+    const kind = rng.weighted<GlobalFaultKind>([['rest_outage', 3], ['kill_worker', 3], ['flush_redis', 2], ['restart_postgres', 2]]);
+    const at = rng.int(300, 4_500);
+    switch (kind) {
+      case 'rest_outage': {
+        const down = rng.chance(0.5);
+        steps.push({ at, action: { kind, mode: down ? 'down' : 'flaky', rate: down ? 1 : rng.pick([0.3, 0.5, 0.8]), durationMs: rng.int(1_000, 4_000) } });
+        break;
+      }
+      case 'kill_worker':
+        steps.push({ at, action: { kind, downMs: rng.weighted([[0, 1], [rng.int(200, 2_500), 2]]) } });
+        break;
+      case 'flush_redis':
+        steps.push({ at, action: { kind } });
+        break;
+      case 'restart_postgres':
+        steps.push({ at, action: { kind, downMs: rng.weighted([[0, 1], [rng.int(300, 2_500), 2]]) } });
+        break;
+    }
+    globalFaults.push(kind);
+  }
+  steps.sort((a, b) => a.at - b.at);
+  return { seed, event, orders, steps, globalFaults };
+}
+
+/** One line per step, for a human replaying a seed. */
+export function describeScenario(spec: ScenarioSpec): string[] {
+  const e = spec.event;
+  const lines = [
+    `seed ${spec.seed}: ${e.seats} seats at ₩${e.seatPrice}, pool of ${e.pool} at ₩${e.poolPrice}, hold ${e.holdTtlSeconds} s, max per buyer ${e.maxPerBuyer ?? 'none'}`,
+    ...spec.orders.map((o, i) => `  order #${i} buyer ${o.buyer}: ${[...o.seats, ...(o.quantity > 0 ? [`ga x${o.quantity}`] : [])].join(', ')}`),
+  ];
+  for (const s of spec.steps) lines.push(`  +${String(s.at).padStart(5)} ms ${describeAction(s.action)}`);
+  return lines;
+}
+
+export function describeAction(a: Action): string {
+  switch (a.kind) {
+    case 'pay': {
+      const w = a.webhooks;
+      const faults = [w.lost ? 'lost' : '', w.duplicates ? `dup x${w.duplicates}` : '', w.delayMs ? `delay ${w.delayMs} ms` : '', w.reorder ? 'reorder' : '', w.form ? 'form' : '', w.beforeReturn ? 'before return' : ''].filter(Boolean);
+      return `pay #${a.id} order #${a.order}: ${a.label} (outcome ${a.outcome}${a.confirm ? '' : ', no confirm'}${a.preempt !== 'none' ? `, pre-empted by a forged confirm (${a.preempt.replace(/_/g, ' ')})` : ''}${a.amountDelta ? `, amount ${a.amountDelta > 0 ? '+' : ''}${a.amountDelta}` : ''}${a.buyerDelayMs ? `, buyer ${a.buyerDelayMs} ms` : ''}${a.flipMs ? `, paid ${a.flipMs} ms after failing` : ''}; webhooks ${faults.join(', ') || 'clean'})`;
+    }
+    case 'cancel_at_portone':
+      return `cancel pay #${a.pay} at PortOne ${a.afterMs} ms after it is paid`;
+    case 'resend_webhook':
+      return `PortOne resends the webhook of payment [${a.payment}] claiming ${a.claim ?? 'its real status'}`;
+    case 'forge_webhook':
+      return `forged webhook ${JSON.stringify({ imp: a.imp.kind === 'made_up' ? 'made up' : `payment [${a.imp.n}]`, merchant: refText(a.merchant), status: a.status })}${a.form ? ' (form)' : ''}`;
+    case 'forge_confirm':
+      return `forged confirm ${JSON.stringify({ imp: a.imp.kind === 'made_up' ? 'made up' : `payment [${a.imp.n}]`, merchant: refText(a.merchant), amount: a.amount })}`;
+    case 'rest_outage':
+      return `PortOne REST ${a.mode === 'down' ? 'down' : `fails ${Math.round(a.rate * 100)}% of calls`} for ${a.durationMs} ms`;
+    case 'kill_worker':
+      return `SIGKILL the worker, restart it after ${a.downMs} ms`;
+    case 'flush_redis':
+      return 'FLUSHALL Redis';
+    case 'restart_postgres':
+      return `restart Postgres (down ${a.downMs} ms)`;
+  }
+}
+
+function refText(m: MerchantRef): string {
+  return m.kind === 'order' ? `order #${m.n}` : m.kind.replace('_', ' ');
+}
