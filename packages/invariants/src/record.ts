@@ -9,7 +9,10 @@
  *   payment of it is the one it is paid with: a duplicate).
  * - expired / released / pending ⇔ no money kept.
  * - Payment rows (Postgres, and `GET /orders/:merchant_uid` when the admin token is given) show each
- *   payment as PortOne does: status, amount, cancelled amount; every payment whose money moved has one.
+ *   payment's money as PortOne does: paid, cancelled or never paid, the amount, the cancelled amount;
+ *   every payment whose money moved has one. `ready` and `failed` both mean "no money" and are not
+ *   told apart: PortOne sends no webhook for an ordinary failure, so a row may keep `ready` for an
+ *   attempt that failed after another payment settled the order.
  *
  * Checks 1-4 already report what they cover (a payment refunded twice, tickets without a paid
  * payment); this one reads the same state from the order's side.
@@ -23,9 +26,12 @@ const KNOWN = new Set(['pending', 'held', 'paid', 'released', 'expired', 'refund
 
 const won = (n: number) => `₩${n.toLocaleString('en-US')}`;
 
+/** What a payment status says about the money: never taken, taken, or (partly) returned. */
+const money = (status: string): string => (status === 'ready' || status === 'failed' ? 'none' : status);
+
 function differs(row: Pick<RecordedPayment, 'amount' | 'cancel_amount' | 'status'>, p: LedgerPayment): string | null {
   const diffs: string[] = [];
-  if (row.status !== p.status) diffs.push(`status ${row.status} (PortOne: ${p.status})`);
+  if (money(row.status) !== money(p.status)) diffs.push(`status ${row.status} (PortOne: ${p.status})`);
   if (Number(row.amount) !== p.amount) diffs.push(`amount ${row.amount} (PortOne: ${p.amount})`);
   if (Number(row.cancel_amount) !== p.cancel_amount) diffs.push(`cancel_amount ${row.cancel_amount} (PortOne: ${p.cancel_amount})`);
   return diffs.length > 0 ? diffs.join(', ') : null;
