@@ -21,7 +21,8 @@ import { parse } from 'yaml';
 import { startApi, type RunningApi } from '@dropgate/api';
 import { startWorker, type RunningWorker } from '@dropgate/worker';
 import { startSimulator, type PaymentOutcome, type PaymentWindowResult, type Simulator } from '@dropgate/portone-sim';
-import { eventId, freePort, http, rand, startStack, waitFor, type TestStack } from '@dropgate/testkit';
+import { eventId, freePort, http, rand, waitFor } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const PROMETHEUS = process.env['PROMETHEUS'] ?? '/usr/bin/prometheus';

@@ -1,5 +1,5 @@
 /**
- * Test support. Every test file owns its namespace: its own Postgres database, its own BullMQ queue
+ * Test support that depends on no service (the stack of API and worker is @dropgate/stack). Every test file owns its namespace: its own Postgres database, its own BullMQ queue
  * prefix, unique event ids, and (for tests that pause or flush Redis) its own redis-server process.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -13,14 +13,14 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '@dropgate/config';
 import { ensureDatabase, pgConnection } from '@dropgate/db';
-import { HoldStore } from '@dropgate/redis';
 import type { Clock } from '@dropgate/domain';
-import { startApi, type RunningApi } from '@dropgate/api';
-import { startWorker, type RunningWorker } from '@dropgate/worker';
+import { HoldStore } from '@dropgate/redis';
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 const PG_BASE = process.env.TEST_DATABASE_URL ?? 'postgres://127.0.0.1:5432/postgres';
 const REDIS_BASE = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The Redis tests share (TEST_REDIS_URL, default the local one). */
+export const TEST_REDIS_URL = REDIS_BASE;
 
 /** A short random suffix, valid inside event ids. */
 export function rand(n = 8): string {
@@ -216,25 +216,6 @@ export async function startPrivatePostgres(opts: { port?: number } = {}): Promis
   return handle;
 }
 
-export interface StackOptions {
-  label?: string;
-  redisUrl?: string;
-  /**
-   * Use this database (created if missing, e.g. on a private Postgres) instead of a fresh one on the
-   * shared server; it is left in place by `close()`.
-   */
-  databaseUrl?: string;
-  budgetMs?: number;
-  portoneUrl?: string;
-  /** Start a worker in this process (default true). */
-  worker?: boolean;
-  /** Run the worker's periodic sweep and guard (default true). */
-  timers?: boolean;
-  env?: Record<string, string>;
-  /** The clock the API and worker decide by (default the system clock); see {@link TestClock}. */
-  clock?: Clock;
-}
-
 /**
  * A clock a test moves forward: the system time plus every `advance()` so far. Holds, sale windows,
  * the sweep's "overdue" and the expiry's grace follow it, so a test skips a hold's TTL instead of
@@ -250,19 +231,6 @@ export class TestClock implements Clock {
   }
 }
 
-export interface TestStack {
-  config: Config;
-  api: RunningApi;
-  worker: RunningWorker | null;
-  url: string;
-  db: TestDatabase;
-  prefix: string;
-  /** A Redis client for assertions. */
-  redis: Redis;
-  store: HoldStore;
-  close(): Promise<void>;
-}
-
 export function testConfig(overrides: Record<string, string>): Config {
   return loadConfig({}, {
     HOST: '127.0.0.1',
@@ -276,8 +244,32 @@ export function testConfig(overrides: Record<string, string>): Config {
   });
 }
 
-/** API (+ worker) on their own database and queue prefix. */
-export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
+/** Where a test's API and worker run: their options (see @dropgate/stack and each service's test support). */
+export interface TestEnvironmentOptions {
+  label?: string;
+  redisUrl?: string;
+  /**
+   * Use this database (created if missing, e.g. on a private Postgres) instead of a fresh one on the
+   * shared server; it is left in place by `dispose()`.
+   */
+  databaseUrl?: string;
+  budgetMs?: number;
+  portoneUrl?: string;
+  env?: Record<string, string>;
+}
+
+/** A test's own database, queue prefix and configuration, and a Redis client for assertions. */
+export interface TestEnvironment {
+  config: Config;
+  db: TestDatabase;
+  prefix: string;
+  redis: Redis;
+  store: HoldStore;
+  /** Removes the events' Redis keys and the queue keys, then drops the database. */
+  dispose(eventIds: readonly string[]): Promise<void>;
+}
+
+export async function testEnvironment(opts: TestEnvironmentOptions = {}): Promise<TestEnvironment> {
   const db: TestDatabase = opts.databaseUrl
     ? { url: opts.databaseUrl, drop: async () => undefined }
     : await createTestDatabase(opts.label ?? 'stack');
@@ -294,27 +286,14 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
     WORKER_CONCURRENCY: '8',
     ...(opts.env ?? {}),
   });
-  const api = await startApi(config, { logger: false, queuePrefix: prefix, ...(opts.clock ? { clock: opts.clock } : {}) });
-  const worker = opts.worker === false ? null : await startWorker(config, {
-    prefix, metricsServer: false, timers: opts.timers ?? true, ...(opts.clock ? { clock: opts.clock } : {}),
-  });
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined);
+  const store = new HoldStore(redis);
   return {
-    config,
-    api,
-    worker,
-    url: api.url,
-    db,
-    prefix,
-    redis,
-    store: new HoldStore(redis),
-    async close() {
-      const ids = await api.deps.db.selectFrom('events').select('id').execute().catch(() => []);
-      await worker?.close();
-      await api.close();
+    config, db, prefix, redis, store,
+    async dispose(eventIds) {
       try {
-        for (const { id } of ids) await new HoldStore(redis).deleteEvent(id);
+        for (const id of eventIds) await store.deleteEvent(id);
         let cursor = '0';
         do {
           const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);

@@ -3,16 +3,17 @@
  * per endpoint; after every case the database and Redis are compared with a snapshot taken before.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, http, eventId, impUid, TEST_ADMIN_TOKEN, type TestStack } from '@dropgate/testkit';
+import { http, eventId, impUid, TEST_ADMIN_TOKEN } from '@dropgate/testkit';
+import { startApiStack, type ApiStack } from './support/api-stack.ts';
 import { sql } from 'kysely';
 import { toHttpError } from '../src/plugins/errors.plugin.ts';
 
-let stack: TestStack;
+let stack: ApiStack;
 let id: string;
 let merchantUid: string;
 
 beforeAll(async () => {
-  stack = await startStack({ label: 'badinput' });
+  stack = await startApiStack({ label: 'badinput' });
   id = eventId('bad');
   const res = await http(stack.url, 'POST', '/admin/events', {
     id, name: 'Bad input', max_per_buyer: 4,

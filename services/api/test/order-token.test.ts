@@ -6,13 +6,14 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { startStack, http, eventId, TEST_ADMIN_TOKEN, type TestStack } from '@dropgate/testkit';
+import { http, eventId, TEST_ADMIN_TOKEN } from '@dropgate/testkit';
+import { startApiStack, type ApiStack } from './support/api-stack.ts';
 
-let stack: TestStack;
+let stack: ApiStack;
 let id: string;
 
 beforeAll(async () => {
-  stack = await startStack({ label: 'ordertoken', worker: false });
+  stack = await startApiStack({ label: 'ordertoken' });
   id = eventId('tok');
   const res = await http(stack.url, 'POST', '/admin/events', {
     id, name: 'Order tokens', pools: [{ id: 'ga', name: 'GA', capacity: 100, price: 500 }],

@@ -6,16 +6,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import {
-  startPrivatePostgres, startStack, http, eventId, impUid, newOrder, waitFor, type PrivatePostgres, type TestStack,
-} from '@dropgate/testkit';
+import { startPrivatePostgres, http, eventId, impUid, newOrder, waitFor, type PrivatePostgres } from '@dropgate/testkit';
+import { startApiStack, type ApiStack } from './support/api-stack.ts';
 
 let pgp: PrivatePostgres;
-let stack: TestStack;
+let stack: ApiStack;
 
 beforeAll(async () => {
   pgp = await startPrivatePostgres();
-  stack = await startStack({ label: 'pgrestart', databaseUrl: pgp.url.replace(/\/postgres$/, '/dropgate') });
+  stack = await startApiStack({ label: 'pgrestart', databaseUrl: pgp.url.replace(/\/postgres$/, '/dropgate') });
 });
 afterAll(async () => {
   await stack?.close();

@@ -4,11 +4,12 @@
  * An event loaded before the indexes existed is still paged correctly (by walking its seats).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, http, eventId, impUid, newOrder, type TestStack } from '@dropgate/testkit';
+import { http, eventId, impUid, newOrder } from '@dropgate/testkit';
+import { startApiStack, type ApiStack } from './support/api-stack.ts';
 import { eventKeys } from '@dropgate/redis';
 
-let stack: TestStack;
-beforeAll(async () => { stack = await startStack({ label: 'seats', worker: false }); });
+let stack: ApiStack;
+beforeAll(async () => { stack = await startApiStack({ label: 'seats' }); });
 afterAll(async () => { await stack?.close(); });
 
 type Status = 'available' | 'held' | 'sold';

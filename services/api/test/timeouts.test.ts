@@ -5,14 +5,15 @@
  */
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, http, type TestStack } from '@dropgate/testkit';
+import { http } from '@dropgate/testkit';
+import { startApiStack, type ApiStack } from './support/api-stack.ts';
 
 const REQUEST_TIMEOUT_MS = 1_000;
-let stack: TestStack;
+let stack: ApiStack;
 let port: number;
 
 beforeAll(async () => {
-  stack = await startStack({ label: 'timeouts', worker: false, env: { REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) } });
+  stack = await startApiStack({ label: 'timeouts', env: { REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) } });
   port = Number(new URL(stack.url).port);
 });
 afterAll(async () => { await stack?.close(); });

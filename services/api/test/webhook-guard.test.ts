@@ -1,14 +1,15 @@
 /** Optional webhook protection: a secret token in the URL and a source-address allowlist behind a proxy. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, http, eventId, impUid, newOrder, type TestStack } from '@dropgate/testkit';
+import { http, eventId, impUid, newOrder } from '@dropgate/testkit';
+import { startApiStack, type ApiStack } from './support/api-stack.ts';
 import { requestLogSerializer } from '../src/app.ts';
 
-let stack: TestStack;
+let stack: ApiStack;
 let merchantUid: string;
 const TOKEN = 'webhook-token-0123456789abcdef';
 beforeAll(async () => {
-  stack = await startStack({
-    label: 'whguard', worker: false,
+  stack = await startApiStack({
+    label: 'whguard',
     env: { WEBHOOK_TOKEN: TOKEN, WEBHOOK_ALLOWED_IPS: '52.78.100.19,52.78.48.223,52.78.5.241', TRUST_PROXY: '127.0.0.1' },
   });
   const id = eventId('wh');
@@ -66,10 +67,10 @@ describe('webhook token hygiene (issue 8, defect 7)', () => {
 });
 
 describe('confirm source allowlist (issue 8, defect 3)', () => {
-  let guarded: TestStack;
+  let guarded: ApiStack;
   let order: { merchant_uid: string; amount: number };
   beforeAll(async () => {
-    guarded = await startStack({ label: 'cfguard', worker: false, env: { CONFIRM_ALLOWED_IPS: '52.78.100.19', TRUST_PROXY: '127.0.0.1' } });
+    guarded = await startApiStack({ label: 'cfguard', env: { CONFIRM_ALLOWED_IPS: '52.78.100.19', TRUST_PROXY: '127.0.0.1' } });
     const id = eventId('cg');
     await http(guarded.url, 'POST', '/admin/events', { id, name: 'Guard', pools: [{ id: 'p', name: 'P', capacity: 5, price: 100 }] }, { admin: true });
     order = await newOrder(guarded.url, id, { buyer_id: 'b', items: [{ pool: 'p', quantity: 1 }] });

@@ -5,7 +5,8 @@
  * transaction), and how long after the last payment the whole drop has settled.
  */
 import { startSimulator } from '@dropgate/portone-sim';
-import { startStack, http, eventId, waitFor } from '@dropgate/testkit';
+import { http, eventId, waitFor } from '@dropgate/testkit';
+import { startStack } from '@dropgate/stack';
 
 const N = Number(process.argv[2] ?? 1000);
 const sim = await startSimulator({ port: 0, faults: { webhook_loss: 1 } });

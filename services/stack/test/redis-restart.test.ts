@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { pgConnection } from '@dropgate/db';
-import { startPrivateRedis, startStack, http, eventId, waitFor, type PrivateRedis, type TestStack } from '@dropgate/testkit';
+import { startPrivateRedis, http, eventId, waitFor, type PrivateRedis } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
 
 let redis: PrivateRedis;
 let stack: TestStack;

@@ -2,7 +2,8 @@
  * The V1 confirm endpoint's semantics over real HTTP, real Redis and real Postgres.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, http, eventId, impUid, newOrder, waitFor, type TestStack } from '@dropgate/testkit';
+import { http, eventId, impUid, newOrder, waitFor } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
 import { REFUSAL_REASONS } from '@dropgate/domain';
 
 let stack: TestStack;

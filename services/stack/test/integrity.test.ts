@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
-import { startStack, http, eventId, impUid, newOrder, waitFor, TestClock, type TestStack } from '@dropgate/testkit';
+import { http, eventId, impUid, newOrder, waitFor, TestClock } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
 import { eventKeys } from '@dropgate/redis';
 
 let sim: Simulator;

@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { startPrivateRedis, startStack, http, eventId, impUid, waitFor, type PrivateRedis, type TestStack } from '@dropgate/testkit';
+import { startPrivateRedis, http, eventId, impUid, waitFor, type PrivateRedis } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
 
 const BUDGET_MS = 400;
 let redis: PrivateRedis;

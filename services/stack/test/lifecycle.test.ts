@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
-import { startStack, http, eventId, newOrder, waitFor, TestClock, type TestStack } from '@dropgate/testkit';
+import { http, eventId, newOrder, waitFor, TestClock } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
 
 let sim: Simulator;
 let stack: TestStack;

@@ -7,7 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
-import { startPrivateRedis, startStack, eventId, http, waitFor, type PrivateRedis, type TestStack } from '@dropgate/testkit';
+import { startPrivateRedis, eventId, http, waitFor, type PrivateRedis } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
 import { createDropEvent, invariantViolations, runDrop, waitSettled } from './support/drop.ts';
 
 // Each test closes its stack when it ends: several open at once would crowd Postgres's connections.

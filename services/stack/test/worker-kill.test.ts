@@ -4,7 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, http, eventId, impUid, waitFor, type TestStack } from '@dropgate/testkit';
+import { http, eventId, impUid, waitFor } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
 
 let stack: TestStack;
 const children: ChildProcess[] = [];

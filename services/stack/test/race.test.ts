@@ -3,7 +3,8 @@
  * over HTTP against real Redis; then the worker drains and Postgres agrees with Redis hold for hold.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, eventId, impUid, waitFor, type TestStack } from '@dropgate/testkit';
+import { eventId, impUid, waitFor } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
 import { REFUSAL_REASONS, RefusalCodes } from '@dropgate/domain';
 
 let stack: TestStack;
