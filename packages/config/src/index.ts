@@ -261,3 +261,5 @@ export function loadConfigOrExit(report: (message: string) => void = (m) => cons
     throw error;
   }
 }
+
+export { StartupError, explainStartupFailure, exitOnStartupFailure, assertRedisReachable, assertPortFree, redactUrl, type StartupSettings } from './startup.ts';

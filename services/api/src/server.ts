@@ -3,7 +3,7 @@
  * API and listens; closes gracefully on SIGINT/SIGTERM.
  */
 import { pino } from 'pino';
-import { loadConfigOrExit, type Config } from '@dropgate/config';
+import { assertRedisReachable, exitOnStartupFailure, loadConfigOrExit, type Config } from '@dropgate/config';
 import { systemClock, type Clock } from '@dropgate/domain';
 import { openDatabase } from '@dropgate/db';
 import { HoldStore, createRedis } from '@dropgate/redis';
@@ -55,7 +55,16 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const log = pino({ name: 'dropgate-api' });
   const config = loadConfigOrExit((m) => log.fatal(m));
   if (!config.adminToken) log.warn('ADMIN_TOKEN is not set: the admin API answers 401. Set ADMIN_TOKEN=<at least 16 characters> to enable it.');
-  const api = await startApi(config);
+  // A port in use, Postgres or Redis unreachable, a database that cannot be created: one line naming
+  // the variable to change (exit 2), not a stack trace. The API serves while Redis restarts, but
+  // starting without it would only answer 503 to everyone.
+  let api: RunningApi;
+  try {
+    await assertRedisReachable(createRedis(config.redisUrl, { failFast: true, name: 'dropgate-api-probe' }), config);
+    api = await startApi(config);
+  } catch (error) {
+    exitOnStartupFailure('dropgate-api', error, config);
+  }
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'closing');
     await api.close();

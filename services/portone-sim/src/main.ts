@@ -20,7 +20,25 @@ function loadConfig(): SimConfig {
 
 const config = loadConfig();
 
-const sim = await startSimulator({ port: config.port, host: config.host, logLevel: 'warn' });
+/** Starts the simulator; a port in use (or not ours to take) stops start-up with one line naming the variable. */
+async function start(): ReturnType<typeof startSimulator> {
+  try {
+    return await startSimulator({ port: config.port, host: config.host, logLevel: 'warn' });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const where = `${config.host}:${config.port}`;
+    const line =
+      code === 'EADDRINUSE' ? `port ${config.port} is already in use (${where}): stop what listens there or set SIM_PORT to a free port`
+        : code === 'EACCES' ? `port ${config.port} needs privileges this process does not have (${where}): set SIM_PORT to a port above 1023`
+          : code === 'EADDRNOTAVAIL' ? `cannot listen on ${where}: ${config.host} is not an address of this machine; set HOST`
+            : undefined;
+    if (!line) throw err;
+    console.error(`portone-sim: ${line}`);
+    process.exit(1);
+  }
+}
+
+const sim = await start();
 console.log(`portone-sim: PortOne V1 simulator listening on ${sim.url} (controls under ${sim.url}/sim)`);
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

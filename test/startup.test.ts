@@ -1,0 +1,242 @@
+/**
+ * Start-up as an operator meets it (issue 13, "a fresh machine"): a port already in use, Postgres
+ * unreachable or refusing to create the database, Redis refusing: each stops start-up within seconds
+ * with one line naming the variable to change, and no stack trace. `npm start` writes JSON lines
+ * when its output is not a terminal, and readable lines (pino-pretty) on one.
+ *
+ * Every case spawns the real entry point with Node from node_modules/.bin, as npm scripts do.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { explainStartupFailure } from '@dropgate/config';
+import { pgConnection } from '@dropgate/db';
+import { createTestDatabase, freePort, rand, TEST_ADMIN_TOKEN, type TestDatabase } from '@dropgate/testkit';
+
+const root = resolve(import.meta.dirname, '..');
+const NODE = join(root, 'node_modules', '.bin', 'node');
+const START = 'scripts/start.ts';
+const API = 'services/api/src/server.ts';
+const WORKER = 'services/worker/src/main.ts';
+const SIM = 'services/portone-sim/src/main.ts';
+const PG_ADMIN = process.env.TEST_DATABASE_URL ?? 'postgres://127.0.0.1:5432/postgres';
+const REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** How long a refused start-up may take (the worker's Postgres pool waits up to 5 s for a connection). */
+const EXIT_WITHIN_MS = 20_000;
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `script` with `env` until it exits (killed, and the test failed, after `withinMs`). */
+function runUntilExit(script: string, env: Record<string, string>, withinMs = EXIT_WITHIN_MS): Promise<Run> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(NODE, [script], { cwd: root, env: baseEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${script} still running after ${withinMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+    }, withinMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      // 'exit' can come before the pipes are drained; 'close' comes after.
+      child.on('close', () => resolveRun({ code, signal, stdout, stderr }));
+    });
+  });
+}
+
+let db: TestDatabase;
+let held: Server;
+let heldPort: number;
+let deadPort: number;
+const roles: string[] = [];
+
+/** The environment of a run: a database and free ports of this file, the rest from `env`. */
+function baseEnv(env: Record<string, string>): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    DATABASE_URL: db.url,
+    REDIS_URL: REDIS,
+    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+    QUEUE_PREFIX: `{st-${rand(8)}}`,
+    PORTONE_API_URL: 'http://127.0.0.1:9',
+    PORTONE_IMP_KEY: 'k',
+    PORTONE_IMP_SECRET: 's',
+    WORKER_NICE: '0',
+    ...env,
+  };
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const client = new pg.Client(pgConnection(PG_ADMIN));
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The refusal: non-zero exit, a line naming `variable`, and nothing that looks like a stack trace. */
+function expectRefusal(run: Run, variable: string): void {
+  const output = `${run.stdout}\n${run.stderr}`;
+  expect(run.code, output).not.toBe(0);
+  expect(run.code, output).not.toBeNull();
+  const lines = run.stderr.split('\n').filter((l) => l.trim() !== '');
+  expect(lines.filter((l) => new RegExp(`\\b${variable}\\b`).test(l)), output).toHaveLength(1);
+  expect(output).not.toMatch(/^\s+at /m);
+  expect(output).not.toMatch(/Error:|\{\s*$/m);
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('startup');
+  held = createServer();
+  await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
+  heldPort = (held.address() as { port: number }).port;
+  deadPort = await freePort();
+});
+
+afterAll(async () => {
+  await new Promise((r) => held.close(r));
+  await db.drop();
+  for (const role of roles) await adminQuery(`drop role if exists "${role}"`);
+});
+
+describe('a port already in use', () => {
+  it('npm start names PORT', async () => {
+    expectRefusal(await runUntilExit(START, { PORT: String(heldPort), WORKER_METRICS_PORT: String(await freePort()) }), 'PORT');
+  });
+
+  it('the API names PORT (its listen fails after the database and Redis are ready)', async () => {
+    expectRefusal(await runUntilExit(API, { PORT: String(heldPort) }), 'PORT');
+  });
+
+  it('the worker names WORKER_METRICS_PORT', async () => {
+    expectRefusal(await runUntilExit(WORKER, { WORKER_METRICS_PORT: String(heldPort) }), 'WORKER_METRICS_PORT');
+  });
+
+  it('the simulator names SIM_PORT', async () => {
+    expectRefusal(await runUntilExit(SIM, { SIM_PORT: String(heldPort) }), 'SIM_PORT');
+  });
+});
+
+describe('Postgres', () => {
+  it('unreachable: npm start and the API name DATABASE_URL', async () => {
+    const url = `postgres://127.0.0.1:${deadPort}/dropgate`;
+    expectRefusal(await runUntilExit(START, { DATABASE_URL: url, PORT: String(await freePort()), WORKER_METRICS_PORT: String(await freePort()) }), 'DATABASE_URL');
+    expectRefusal(await runUntilExit(API, { DATABASE_URL: url, PORT: String(await freePort()) }), 'DATABASE_URL');
+  });
+
+  it('refusing to create the database (a user without CREATEDB): names DATABASE_URL, with the password hidden', async () => {
+    const role = `dgt_nocreate_${rand(8)}`;
+    roles.push(role);
+    await adminQuery(`create role "${role}" login password 'pw-${role}'`);
+    const url = `postgres://${role}:pw-${role}@127.0.0.1:5432/dgt_never_${rand(8)}`;
+    const run = await runUntilExit(START, { DATABASE_URL: url, PORT: String(await freePort()), WORKER_METRICS_PORT: String(await freePort()) });
+    expectRefusal(run, 'DATABASE_URL');
+    expect(run.stderr).toContain('cannot create database');
+    expect(run.stderr).not.toContain(`pw-${role}`);
+  });
+});
+
+describe('Redis refusing', () => {
+  it('npm start and the API name REDIS_URL', async () => {
+    const url = `redis://127.0.0.1:${deadPort}`;
+    expectRefusal(await runUntilExit(START, { REDIS_URL: url, PORT: String(await freePort()), WORKER_METRICS_PORT: String(await freePort()) }), 'REDIS_URL');
+    expectRefusal(await runUntilExit(API, { REDIS_URL: url, PORT: String(await freePort()) }), 'REDIS_URL');
+  });
+});
+
+describe('explainStartupFailure', () => {
+  const settings = { host: '127.0.0.1', port: 3000, workerMetricsPort: 3001, databaseUrl: 'postgres://u:secret@db.example:5432/x', redisUrl: 'redis://127.0.0.1:6379' };
+
+  it('names the variable by the address the error carries', () => {
+    const refused = (port: number) => Object.assign(new Error(`connect ECONNREFUSED 10.0.0.1:${port}`), { code: 'ECONNREFUSED', address: '10.0.0.1', port });
+    expect(explainStartupFailure(refused(5432), settings)?.variable).toBe('DATABASE_URL');
+    expect(explainStartupFailure(refused(6379), settings)?.variable).toBe('REDIS_URL');
+    expect(explainStartupFailure(refused(5432), settings)?.message).not.toContain('secret');
+    const inUse = Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE', syscall: 'listen', address: '127.0.0.1', port: 3001 });
+    expect(explainStartupFailure(inUse, settings)?.variable).toBe('WORKER_METRICS_PORT');
+  });
+
+  it('leaves a bug a bug: an error it cannot attribute keeps its stack (undefined)', () => {
+    expect(explainStartupFailure(new TypeError('x is not a function'), settings)).toBeUndefined();
+    const elsewhere = Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:9999'), { code: 'ECONNREFUSED', address: '10.0.0.1', port: 9999 });
+    expect(explainStartupFailure(elsewhere, settings)).toBeUndefined();
+    const sqlBug = Object.assign(new Error('syntax error at or near "selct"'), { code: '42601', severity: 'ERROR' });
+    expect(explainStartupFailure(sqlBug, settings)).toBeUndefined();
+  });
+});
+
+describe('npm start logs', () => {
+  it('are JSON lines when stdout is not a terminal, and it stops cleanly on SIGTERM', async () => {
+    const child = spawn(NODE, [START], { cwd: root, env: baseEnv({ PORT: String(await freePort()), WORKER_METRICS_PORT: String(await freePort()) }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    try {
+      // Both processes say they run: the API listens, the worker runs.
+      const deadline = Date.now() + 60_000;
+      while (!(/Server listening/.test(stdout) && /worker running/.test(stdout))) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not come up\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))])).toBe(0);
+    const lines = stdout.split('\n').filter((l) => l.trim() !== '');
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    for (const line of lines) {
+      const entry = JSON.parse(line) as { level?: unknown; msg?: unknown; time?: unknown };
+      expect(typeof entry.level, line).toBe('number');
+      expect(typeof entry.msg, line).toBe('string');
+    }
+    expect(lines.some((l) => (JSON.parse(l) as { name?: string }).name === 'dropgate')).toBe(true);
+    expect(stderr).toBe('');
+  });
+
+  it('are readable lines (pino-pretty) on a terminal', async () => {
+    // util-linux's `script` gives the command a pseudo-terminal (it is in every Debian install).
+    expect(spawnSync('script', ['--version']).status, 'script (util-linux) is needed for this test').toBe(0);
+    const port = await freePort();
+    const env = baseEnv({ PORT: String(port), WORKER_METRICS_PORT: String(await freePort()), TERM: 'dumb' });
+    const child = spawn('script', ['-qefc', `${NODE} ${START}`, '/dev/null'], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<void>((r) => child.on('close', () => r()));
+    try {
+      const deadline = Date.now() + 60_000;
+      // eslint-disable-next-line no-control-regex -- strips the colours pino-pretty writes to a terminal
+      const plain = () => out.replace(/\u001b\[[0-9;]*m/g, '');
+      while (!(/INFO.*\(dropgate-worker\).*worker running/.test(plain()) && /Server listening/.test(plain()))) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm start on a terminal did not come up:\n${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(plain()).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO \(dropgate\): dropgate: API on/m);
+      expect(plain()).not.toMatch(/^\{"level"/m);
+    } finally {
+      // Ctrl-C on the terminal: start.ts stops both processes.
+      child.stdin.write('\u0003');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    // Nothing is left listening on the API port.
+    const probe = createServer();
+    await new Promise<void>((r, j) => probe.once('error', j).listen(port, '127.0.0.1', () => r()));
+    await new Promise((r) => probe.close(r));
+  });
+});
