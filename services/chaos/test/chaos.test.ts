@@ -16,11 +16,11 @@ import {
 
 /**
  * Chosen so that together they contain every global fault (a worker SIGKILL and a Postgres restart
- * in 356, a FLUSHALL and a REST outage in 719), every kind of payment, forged confirms just before
+ * in 356, a FLUSHALL and a REST outage in 239), every kind of payment, forged confirms just before
  * PortOne's, cancels at PortOne, resent, forged webhooks and forged confirms (the first test checks
  * that they still do).
  */
-const FIXED_SEEDS = [356, 719, 65, 76, 9, 54];
+const FIXED_SEEDS = [356, 239, 65, 76, 9, 54];
 
 let stack: ChaosStack;
 const logDir = mkdtempSync(join(tmpdir(), 'dgt-chaos-test-'));
@@ -49,7 +49,7 @@ describe('the campaign', () => {
     expect(actions.some((a) => a.kind === 'pay' && a.webhooks.reorder)).toBe(true);
     expect(new Set(actions.flatMap((a) => (a.kind === 'pay' && a.preempt !== 'none' ? [a.preempt] : [])))).toEqual(new Set(['other_order', 'made_up_order', 'tampered']));
     // Same seed, same scenario.
-    expect(generateScenario(719)).toEqual(generateScenario(719));
+    expect(generateScenario(239)).toEqual(generateScenario(239));
   });
 
   it('runs the fixed seeds against the real stack with zero violations', async () => {
