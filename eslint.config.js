@@ -14,6 +14,11 @@ export default tseslint.config(
     },
   },
   {
+    // CommonJS configuration files of tools (dependency-cruiser reads .cjs).
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+  },
+  {
     // Tests read untyped JSON response bodies; typing every one of them would only add casts.
     files: ['**/test/**/*.ts', 'packages/testkit/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

@@ -6,33 +6,15 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, type RawServe
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import underPressure from '@fastify/under-pressure';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Redis } from 'ioredis';
-import type { Config } from '@dropgate/config';
-import type { Db } from '@dropgate/db';
-import type { HoldStore } from '@dropgate/redis';
-import type { Queues } from '@dropgate/jobs';
-import type { ApiMetrics, Registry } from '@dropgate/telemetry';
-import { REFUSAL_REASONS, type Clock } from '@dropgate/domain';
+import { REFUSAL_REASONS } from '@dropgate/domain';
+import type { AppDeps } from './deps.ts';
 import { errorsPlugin } from './plugins/errors.plugin.ts';
 import { adminRoutes } from './routes/admin.routes.ts';
 import { storefrontRoutes } from './routes/storefront.routes.ts';
 import { portoneRoutes } from './routes/portone.routes.ts';
 import { opsRoutes } from './routes/ops.routes.ts';
-import type { EventCatalog } from './lib/catalog.ts';
 
-export interface AppDeps {
-  config: Config;
-  db: Db;
-  /** Fail-fast client (no offline queue) used for every request-path command. */
-  redis: Redis;
-  store: HoldStore;
-  queues: Queues;
-  catalog: EventCatalog;
-  registry: Registry;
-  metrics: ApiMetrics;
-  /** The time decisions are taken at (the system clock, or a test's). */
-  clock: Clock;
-}
+export type { AppDeps } from './deps.ts';
 
 /** Query parameters that carry secrets: never written to a log. */
 const SECRET_QUERY_PARAMS = ['token'];

@@ -4,7 +4,7 @@
  */
 import Fastify from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ConfirmApproved, ConfirmBody, ConfirmRefused } from '../../api/src/schemas.ts';
+import { ConfirmApproved, ConfirmBody, ConfirmRefused } from '@dropgate/api/schemas';
 
 const app = Fastify({ logger: false, bodyLimit: 16 * 1024, ajv: { customOptions: { removeAdditional: false, coerceTypes: false } } }).withTypeProvider<TypeBoxTypeProvider>();
 const expires = new Date(Date.now() + 300_000).toISOString();

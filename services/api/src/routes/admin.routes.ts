@@ -5,7 +5,7 @@ import { CreateEventBody, ErrorBody, EventBody } from '../schemas.ts';
 import { createEvent } from '../lib/events.service.ts';
 import { sameSecret } from '../lib/secrets.ts';
 import { eventBody } from './storefront.routes.ts';
-import type { AppDeps } from '../app.ts';
+import type { AppDeps } from '../deps.ts';
 
 export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
   app.addHook('onRequest', async (request) => {

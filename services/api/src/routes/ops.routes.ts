@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { sql } from 'kysely';
 import { events as eventsRepo } from '@dropgate/db';
 import { eventKeys } from '@dropgate/redis';
-import type { AppDeps } from '../app.ts';
+import type { AppDeps } from '../deps.ts';
 
 function timeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout;

@@ -13,7 +13,7 @@ import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
 import { ConfirmApproved, ConfirmBody, ConfirmRefused, ErrorBody, WebhookAccepted, WebhookBody } from '../schemas.ts';
 import { decideConfirm } from '../lib/confirm.service.ts';
 import { toHttpError } from '../plugins/errors.plugin.ts';
-import type { AppDeps } from '../app.ts';
+import type { AppDeps } from '../deps.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -9,7 +9,7 @@ import {
 import { createOrder } from '../lib/orders.service.ts';
 import { bearerToken, orderTokenMatches, sameSecret } from '../lib/secrets.ts';
 import type { EventDef } from '../lib/catalog.ts';
-import type { AppDeps } from '../app.ts';
+import type { AppDeps } from '../deps.ts';
 
 export function eventBody(def: EventDef, availability: StoreAvailability | null) {
   return {

@@ -1,8 +1,8 @@
 /**
- * The client against the project's PortOne simulator, over real HTTP: tokens, payments, cancel with
+ * Our PortOne client (@dropgate/portone) against the simulator, over real HTTP: tokens, payments, cancel with
  * checksum, prepare, typed errors, and PortOne being down.
  */
-import { startSimulator, type Simulator } from '@dropgate/portone-sim';
+import { startSimulator, type Simulator } from '../src/index.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   PortOneApiError,
@@ -11,7 +11,7 @@ import {
   PortOneUnavailableError,
   type PortOneClientOptions,
   type PortOneRequestResult,
-} from '../src/index.ts';
+} from '@dropgate/portone';
 
 let sim: Simulator;
 let uid = 0;
