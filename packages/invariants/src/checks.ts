@@ -12,7 +12,7 @@
  * 4. Redis and Postgres agree: availability, each seat's state, each order's paid state, buyer counts.
  */
 import { cancelCounts, type LedgerPayment } from './ledger.ts';
-import { num, push, ticketsPerOrder, type State, type TicketRow } from './state.ts';
+import { push, ticketsPerOrder, type State, type TicketRow } from './state.ts';
 import { Findings, result, type InvariantResult } from './types.ts';
 
 export function checkNoOversell(s: State): InvariantResult {
@@ -35,15 +35,15 @@ export function checkNoOversell(s: State): InvariantResult {
       if (n > 1) f.add(`pool ${pool.id} serial ${serial} is issued ${n} times`);
       if (serial < 1 || serial > pool.capacity) f.add(`pool ${pool.id} serial ${serial} lies outside 1..${pool.capacity}`);
     }
-    const redisSold = num(s.redisCounts[`p:${pool.id}:sold`]);
-    const redisHeld = num(s.redisCounts[`p:${pool.id}:held`]);
+    const redisSold = s.redisCounts?.pools.get(pool.id)?.sold ?? 0;
+    const redisHeld = s.redisCounts?.pools.get(pool.id)?.held ?? 0;
     if (redisSold !== tickets.length) f.add(`pool ${pool.id}: Redis counts ${redisSold} sold, Postgres has ${tickets.length} tickets`);
     if (redisSold + redisHeld > pool.capacity) f.add(`pool ${pool.id}: Redis has ${redisHeld} held + ${redisSold} sold for a capacity of ${pool.capacity}`);
   }
   for (const poolId of byPool.keys()) if (!s.pools.some((p) => p.id === poolId)) f.add(`tickets for unknown pool ${poolId}`);
   const seatTickets = [...bySeat.values()].reduce((n, o) => n + o.length, 0);
-  const redisSeatsSold = num(s.redisCounts['seats_sold']);
-  const redisSeatsHeld = num(s.redisCounts['seats_held']);
+  const redisSeatsSold = s.redisCounts?.seats?.sold ?? 0;
+  const redisSeatsHeld = s.redisCounts?.seats?.held ?? 0;
   if (redisSeatsSold !== seatTickets) f.add(`seats: Redis counts ${redisSeatsSold} sold, Postgres has ${seatTickets} seat tickets`);
   if (redisSeatsSold + redisSeatsHeld > s.seatCount) f.add(`seats: Redis has ${redisSeatsHeld} held + ${redisSeatsSold} sold for ${s.seatCount} seats`);
   const capacity = s.seatCount + s.pools.reduce((n, p) => n + p.capacity, 0);
@@ -146,9 +146,9 @@ export function checkHoldsEnded(s: State): InvariantResult {
   const held = s.orders.filter((o) => o.status === 'held');
   if (held.length > 0) f.add(`Postgres has ${held.length} orders held (e.g. ${held.slice(0, 3).map((o) => o.merchant_uid).join(', ')})`);
   if (s.redisHolds > 0) f.add(`Redis has ${s.redisHolds} live holds in its holds set`);
-  const heldSeats = Object.entries(s.redisSeats).filter(([, v]) => v.startsWith('h:'));
+  const heldSeats = [...s.redisSeats].filter(([, v]) => v.state === 'held');
   if (heldSeats.length > 0) f.add(`Redis has ${heldSeats.length} seats held (e.g. ${heldSeats.slice(0, 3).map(([seat]) => seat).join(', ')})`);
-  const heldCount = num(s.redisCounts['seats_held']) + s.pools.reduce((n, p) => n + num(s.redisCounts[`p:${p.id}:held`]), 0);
+  const heldCount = (s.redisCounts?.seats?.held ?? 0) + s.pools.reduce((n, p) => n + (s.redisCounts?.pools.get(p.id)?.held ?? 0), 0);
   if (heldCount > 0) f.add(`Redis counts ${heldCount} places held`);
   const heldInRedis = [...s.redisOrderStatus].filter(([, st]) => st === 'held');
   if (heldInRedis.length > 0) f.add(`Redis has ${heldInRedis.length} orders held (e.g. ${heldInRedis.slice(0, 3).map(([m]) => m).join(', ')})`);
@@ -197,15 +197,17 @@ export function checkAgreement(s: State): InvariantResult {
   }
 
   // Seat by seat.
-  const redisSeatIds = Object.keys(s.redisSeats);
-  if (redisSeatIds.length !== s.seatCount) f.add(`Redis knows ${redisSeatIds.length} seats, Postgres ${s.seatCount}`);
-  for (const [seat, value] of Object.entries(s.redisSeats)) {
+  if (s.redisSeats.size !== s.seatCount) f.add(`Redis knows ${s.redisSeats.size} seats, Postgres ${s.seatCount}`);
+  const says = (state: string, muid: string | null | undefined) => (state === 'available' ? 'free' : `${state} by ${muid}`);
+  for (const [seat, r] of s.redisSeats) {
     const owner = seatOwner.get(seat);
     const holder = seatHolder.get(seat);
-    const expected = owner ? `s:${owner}` : holder ? `h:${holder}` : '';
-    if (value !== expected) f.add(`seat ${seat}: Redis says ${value === '' ? 'free' : value}, Postgres says ${expected === '' ? 'free' : expected}`);
+    const expected = owner ? { state: 'sold', muid: owner } : holder ? { state: 'held', muid: holder } : { state: 'available', muid: null };
+    if (r.state !== expected.state || r.merchantUid !== expected.muid) {
+      f.add(`seat ${seat}: Redis says ${says(r.state, r.merchantUid)}, Postgres says ${says(expected.state, expected.muid)}`);
+    }
   }
-  for (const seat of seatOwner.keys()) if (!(seat in s.redisSeats)) f.add(`seat ${seat} is ticketed in Postgres but unknown to Redis`);
+  for (const seat of seatOwner.keys()) if (!s.redisSeats.has(seat)) f.add(`seat ${seat} is ticketed in Postgres but unknown to Redis`);
 
   // Order by order: paid in one iff paid in the other.
   for (const o of s.orders) {
@@ -220,9 +222,9 @@ export function checkAgreement(s: State): InvariantResult {
     if (o.status !== 'paid' && o.status !== 'held') continue;
     buyerTickets.set(o.buyer_id, (buyerTickets.get(o.buyer_id) ?? 0) + ticketsPerOrder(s, o.merchant_uid));
   }
-  const buyers = new Set([...buyerTickets.keys(), ...Object.keys(s.redisBuyers)]);
+  const buyers = new Set([...buyerTickets.keys(), ...s.redisBuyers.keys()]);
   for (const b of buyers) {
-    const r = num(s.redisBuyers[b]);
+    const r = s.redisBuyers.get(b) ?? 0;
     const p = buyerTickets.get(b) ?? 0;
     if (r !== p) f.add(`buyer ${b}: Redis counts ${r} tickets held or bought, Postgres ${p}`);
   }

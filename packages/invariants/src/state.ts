@@ -1,5 +1,5 @@
 /** Everything the checks look at, read once from Postgres, Redis, the API and PortOne's ledger. */
-import { eventKeys } from '@dropgate/redis';
+import { HoldStore, type EventCounts, type SeatOwner } from '@dropgate/redis';
 import { ledgerOf, type PortOneLedger } from './ledger.ts';
 import type { InvariantInputs } from './types.ts';
 
@@ -48,10 +48,11 @@ export interface State {
   tickets: TicketRow[];
   liveHolds: { merchant_uid: string; hold_id: string }[];
   refunds: { imp_uid: string; merchant_uid: string; status: string; reason: string }[];
-  redisCounts: Record<string, string>;
-  redisSeats: Record<string, string>;
+  /** Redis's counters (null: Redis has no counters for the event). */
+  redisCounts: EventCounts | null;
+  redisSeats: Map<string, SeatOwner>;
   redisHolds: number;
-  redisBuyers: Record<string, string>;
+  redisBuyers: Map<string, number>;
   redisOrderStatus: Map<string, string | null>;
   availability: ApiAvailability | null;
   availabilityError: string | null;
@@ -87,21 +88,17 @@ export async function readState(inputs: InvariantInputs, opts: { record?: boolea
     itemsOf.set(i.merchant_uid, m);
   }
 
-  const k = eventKeys(eventId);
-  const [redisCounts, redisSeats, redisHolds, redisBuyers] = await Promise.all([
-    redis.hgetall(k.counts),
-    redis.hgetall(k.seats),
-    redis.zcard(k.holds),
-    redis.hgetall(k.buyers),
+  // Redis is read through its own package: only @dropgate/redis knows its keys and fields.
+  const store = new HoldStore(redis);
+  const [inventories, redisSeats, redisBuyers, redisOrderStatus] = await Promise.all([
+    store.inventories([eventId]),
+    store.seatOwners(eventId),
+    store.buyerTickets(eventId),
+    store.orderStatuses(eventId, orders.map((o) => o.merchant_uid)),
   ]);
-  const redisOrderStatus = new Map<string, string | null>();
-  for (let i = 0; i < orders.length; i += 2_000) {
-    const slice = orders.slice(i, i + 2_000);
-    const pipe = redis.pipeline();
-    for (const o of slice) pipe.hget(k.order(o.merchant_uid), 'st');
-    const res = (await pipe.exec()) ?? [];
-    slice.forEach((o, j) => redisOrderStatus.set(o.merchant_uid, (res[j]?.[1] as string | null | undefined) ?? null));
-  }
+  const inventory = inventories.get(eventId) ?? null;
+  const redisCounts: EventCounts | null = inventory ? { seats: inventory.seats, pools: inventory.pools } : null;
+  const redisHolds = inventory?.liveHolds ?? 0;
 
   let availability: ApiAvailability | null = null;
   let availabilityError: string | null = null;

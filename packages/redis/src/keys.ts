@@ -27,6 +27,8 @@ export interface EventKeys {
   webhooks(merchantUid: string): string;
   /** lock key for rebuilds */
   rebuildLock: string;
+  /** lock key serializing the settlement of one order's outcomes */
+  settleLock(merchantUid: string): string;
 }
 
 export function eventKeys(eventId: string): EventKeys {
@@ -43,6 +45,7 @@ export function eventKeys(eventId: string): EventKeys {
     answers: (merchantUid) => `${tag}:o:${merchantUid}:d`,
     webhooks: (merchantUid) => `${tag}:o:${merchantUid}:w`,
     rebuildLock: `${tag}:rebuild-lock`,
+    settleLock: (merchantUid) => `${tag}:o:${merchantUid}:settle-lock`,
   };
 }
 

@@ -7,6 +7,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { ScriptError } from '@dropgate/redis';
 
 const LUA_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'lua');
 const files = readdirSync(LUA_DIR).filter((f) => f.endsWith('.lua'));
@@ -35,6 +36,10 @@ describe('Lua script headers', () => {
       expect(indices(body, 'KEYS'), `${file}: KEYS used by the body`).toEqual(declaredKeys);
       expect(indices(body, 'ARGV'), `${file}: ARGV used by the body`).toEqual(declaredArgs);
       expect(header![1]).toMatch(/Output:/);
+      // Every negative code a header lists is one of the shared table's, with the same meaning everywhere.
+      const output = header![1]!.slice(header![1]!.indexOf('Output:'));
+      const known = new Set<number>(Object.values(ScriptError));
+      for (const m of output.matchAll(/^\s*(-\d+)\s/gm)) expect(known.has(Number(m[1])), `${file}: code ${m[1]} is in ScriptError`).toBe(true);
     });
   }
 });

@@ -5,7 +5,7 @@
  * live holds, refunds in progress) or in Redis (live holds, held places, an event not loaded). The
  * worker's own sweep ends the holds; this only watches.
  */
-import { eventKeys } from '@dropgate/redis';
+import { HoldStore } from '@dropgate/redis';
 import type { ChaosStack } from './stack.ts';
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
@@ -26,11 +26,12 @@ export async function pendingWork(stack: ChaosStack, eventId: string): Promise<s
   if (live.length > 0) pending.push(`${plural(live.length, 'live hold row')}`);
   if (refunding.length > 0) pending.push(`${plural(refunding.length, 'refund')} in progress`);
 
-  const k = eventKeys(eventId);
-  const [state, holds, counts] = await Promise.all([stack.redis.hget(k.meta, 'state'), stack.redis.zcard(k.holds), stack.redis.hgetall(k.counts)]);
+  const inv = (await new HoldStore(stack.redis).inventories([eventId])).get(eventId) ?? null;
+  const state = inv?.state ?? null;
   if (state !== 'ready') pending.push(`event ${state ?? 'missing'} in Redis`);
+  const holds = inv?.liveHolds ?? 0;
   if (holds > 0) pending.push(`${plural(holds, 'hold')} live in Redis`);
-  const heldPlaces = Object.entries(counts).filter(([f]) => f === 'seats_held' || f.endsWith(':held')).reduce((n, [, v]) => n + Number(v), 0);
+  const heldPlaces = inv ? (inv.seats?.held ?? 0) + [...inv.pools.values()].reduce((n, p) => n + p.held, 0) : 0;
   if (heldPlaces > 0) pending.push(`${plural(heldPlaces, 'place')} held in Redis`);
 
   for (const [name, queue] of Object.entries(stack.queues)) {

@@ -4,7 +4,7 @@
  * payment in the simulator's ledger settled (its order paid with it, or refunded).
  */
 import { sql } from 'kysely';
-import { eventKeys } from '@dropgate/redis';
+import { HoldStore } from '@dropgate/redis';
 import type { DropTarget } from './target.ts';
 import { ledgerOf } from '@dropgate/invariants';
 
@@ -31,9 +31,9 @@ async function holdStatus(target: DropTarget, eventId: string): Promise<SettleSt
   if (Number(r.held) > 0) pending.push(`${plural(Number(r.held), 'order')} held`);
   if (Number(r.live) > 0) pending.push(`${plural(Number(r.live), 'live hold row')}`);
   if (Number(r.refunding) > 0) pending.push(`${plural(Number(r.refunding), 'refund')} in progress`);
-  const k = eventKeys(eventId);
-  const [liveHolds, counts] = await Promise.all([target.redis.zcard(k.holds), target.redis.hgetall(k.counts)]);
-  const heldPlaces = Object.entries(counts).filter(([f]) => f === 'seats_held' || f.endsWith(':held')).reduce((n, [, v]) => n + Number(v), 0);
+  const inv = (await new HoldStore(target.redis).inventories([eventId])).get(eventId) ?? null;
+  const liveHolds = inv?.liveHolds ?? 0;
+  const heldPlaces = inv ? (inv.seats?.held ?? 0) + [...inv.pools.values()].reduce((n, p) => n + p.held, 0) : 0;
   if (liveHolds > 0) pending.push(`${plural(liveHolds, 'hold')} live in Redis`);
   else if (heldPlaces > 0) pending.push(`${plural(heldPlaces, 'place')} held in Redis`);
   if (target.pendingJobs) {

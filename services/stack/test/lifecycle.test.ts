@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { http, eventId, newOrder, waitFor, TestClock } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
+import { forgetSeatSale } from '@dropgate/redis';
 
 let sim: Simulator;
 let stack: TestStack;
@@ -249,8 +250,7 @@ describe('Postgres as the last guard', () => {
     await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
     await orderIs(a.merchant_uid, 'paid');
     // Redis loses track of the sale (a stale replica after failover, a manual edit): the seat looks free.
-    await stack.redis.hset(`{ev:${id}}:seat`, 'L-1-1', '');
-    await stack.redis.hincrby(`{ev:${id}}:cnt`, 'seats_sold', -1);
+    await forgetSeatSale(stack.redis, id, 'L-1-1');
     const b = await order(id, { buyer_id: 'second', seats: ['L-1-1'] });
     const paid = await sim.pay({ merchant_uid: b.merchant_uid, amount: b.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
     expect(paid.confirm?.status).toBe(200);

@@ -2,7 +2,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { sql } from 'kysely';
 import { events as eventsRepo } from '@dropgate/db';
-import { eventKeys } from '@dropgate/redis';
 import type { AppDeps } from '../deps.ts';
 
 function timeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -32,13 +31,9 @@ export async function checkReadiness(deps: AppDeps): Promise<Readiness> {
   if (!pgOk) checks.postgres = 'unreachable';
   if (redisOk && pgOk) {
     try {
-      const active = await timeout(eventsRepo.listActiveEventIds(deps.db, new Date()), 1_000);
-      if (active.length > 0) {
-        const pipe = deps.redis.pipeline();
-        for (const id of active) pipe.hget(eventKeys(id).meta, 'state');
-        const res = (await timeout(pipe.exec(), 500)) ?? [];
-        eventsNotLoaded = active.filter((_, i) => res[i]?.[1] !== 'ready');
-      }
+      const active = await timeout(eventsRepo.listActiveEventIds(deps.db, new Date(deps.clock.now())), 1_000);
+      const states = await timeout(deps.store.eventStates(active), 500);
+      eventsNotLoaded = active.filter((id) => states.get(id) !== 'ready');
       if (eventsNotLoaded.length > 0) checks.inventory = `not loaded: ${eventsNotLoaded.length} event(s)`;
     } catch {
       checks.inventory = 'unknown';
@@ -55,39 +50,22 @@ export async function checkReadiness(deps: AppDeps): Promise<Readiness> {
 export async function collectInventory(deps: AppDeps, graceMs: number): Promise<void> {
   const ids = deps.catalog.knownIds();
   if (ids.length === 0) return;
-  const now = Date.now();
-  const pipe = deps.redis.pipeline();
-  for (const id of ids) {
-    const k = eventKeys(id);
-    pipe.hgetall(k.counts).zcard(k.holds).zcount(k.holds, '-inf', now - graceMs);
-  }
-  const res = (await timeout(pipe.exec(), 1_000)) ?? [];
+  const all = (await timeout(deps.store.inventories(ids, deps.clock.now() - graceMs), 1_000)) ?? new Map();
   const m = deps.metrics;
   m.inventory.reset();
   m.holdsLive.reset();
   m.holdsOverdue.reset();
-  ids.forEach((id, i) => {
-    const counts = res[i * 3]?.[1] as Record<string, string> | undefined;
-    if (!counts || Object.keys(counts).length === 0) return;
-    const n = (f: string) => Number(counts[f] ?? 0);
-    if (n('seats_total') > 0) {
-      m.inventory.set({ event: id, pool: '', state: 'held' }, n('seats_held'));
-      m.inventory.set({ event: id, pool: '', state: 'sold' }, n('seats_sold'));
-      m.inventory.set({ event: id, pool: '', state: 'available' }, n('seats_total') - n('seats_held') - n('seats_sold'));
+  for (const [id, inv] of all) {
+    if (!inv) continue;
+    const places = [...(inv.seats ? [['', inv.seats] as const] : []), ...inv.pools];
+    for (const [pool, c] of places) {
+      m.inventory.set({ event: id, pool, state: 'held' }, c.held);
+      m.inventory.set({ event: id, pool, state: 'sold' }, c.sold);
+      m.inventory.set({ event: id, pool, state: 'available' }, c.available);
     }
-    for (const field of Object.keys(counts)) {
-      const match = /^p:(.+):cap$/.exec(field);
-      if (!match) continue;
-      const pool = match[1]!;
-      const held = n(`p:${pool}:held`);
-      const sold = n(`p:${pool}:sold`);
-      m.inventory.set({ event: id, pool, state: 'held' }, held);
-      m.inventory.set({ event: id, pool, state: 'sold' }, sold);
-      m.inventory.set({ event: id, pool, state: 'available' }, n(field) - held - sold);
-    }
-    m.holdsLive.set({ event: id }, Number(res[i * 3 + 1]?.[1] ?? 0));
-    m.holdsOverdue.set({ event: id }, Number(res[i * 3 + 2]?.[1] ?? 0));
-  });
+    m.holdsLive.set({ event: id }, inv.liveHolds);
+    m.holdsOverdue.set({ event: id }, inv.overdueHolds);
+  }
 }
 
 export const opsRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { deps }) => {

@@ -4,9 +4,8 @@
  * - guard/rebuild: an event whose Redis state is missing is rebuilt from Postgres, then every pending
  *   order of it is reconciled with PortOne (queued jobs may have been lost with Redis).
  */
-import { randomUUID } from 'node:crypto';
 import { events as eventsRepo, lifecycle, loadSnapshot } from '@dropgate/db';
-import { eventKeys } from '@dropgate/redis';
+import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { jobIds, type ExpireHoldJob, type PaymentOutcomeJob } from '@dropgate/jobs';
 import type { WorkerContext } from '../context.ts';
 
@@ -51,10 +50,9 @@ export async function sweep(ctx: WorkerContext): Promise<SweepResult> {
 
 /** Rebuilds an event's Redis state from Postgres under a lock. @returns false if another process holds the lock. */
 export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { force?: boolean } = {}): Promise<boolean> {
-  const keys = eventKeys(eventId);
-  const token = randomUUID();
-  const locked = await ctx.redis.set(keys.rebuildLock, token, 'PX', 60_000, 'NX');
-  if (locked !== 'OK') return false;
+  const lockKey = eventKeys(eventId).rebuildLock;
+  const token = await acquireLock(ctx.redis, lockKey, 60_000);
+  if (token === null) return false;
   try {
     if (!opts.force && (await ctx.store.eventState(eventId)) === 'ready') return true;
     // Stop new holds before reading the record, so none is taken between the read and the load.
@@ -73,8 +71,7 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     for (let i = 0; i < jobs.length; i += 1000) await ctx.queues.payments.addBulk(jobs.slice(i, i + 1000));
     return true;
   } finally {
-    // Release only our own lock.
-    await ctx.redis.eval(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, 1, keys.rebuildLock, token);
+    await releaseLock(ctx.redis, lockKey, token);
   }
 }
 

@@ -1,0 +1,102 @@
+/**
+ * Event loading: an event's whole Redis state written from the record (a rebuild), marked as being
+ * rebuilt, or removed.
+ */
+import type { EventSnapshot } from '@dropgate/domain';
+import type { ScriptedRedis } from './scripts.ts';
+import { eventKeys, eventKeyPattern } from './keys.ts';
+import { itemsCsv, type SeatState } from './types.ts';
+
+export class EventLoader {
+  readonly redis: ScriptedRedis;
+
+  constructor(redis: ScriptedRedis) {
+    this.redis = redis;
+  }
+
+  /**
+   * Writes an event's whole state. The meta hash, which marks the state as whole, is deleted first and
+   * written last, so confirms for the event answer NOT_READY until everything else is in place.
+   * Several round trips (pipelined): the caller holds the event's rebuild lock.
+   */
+  async loadEvent(s: EventSnapshot, epoch: string): Promise<void> {
+    const k = eventKeys(s.id);
+    await this.redis.del(k.meta);
+    await this.redis.del(k.seats, k.seatIndex('available'), k.seatIndex('held'), k.seatIndex('sold'), k.counts, k.buyers, k.holds);
+
+    const seatState = new Map<string, string>();
+    for (const id of s.seats) seatState.set(id, '');
+    const counts: Record<string, number> = { seats_total: s.seats.length, seats_held: 0, seats_sold: 0 };
+    for (const p of s.pools) {
+      counts[`p:${p.id}:cap`] = p.capacity;
+      counts[`p:${p.id}:held`] = 0;
+      counts[`p:${p.id}:sold`] = 0;
+    }
+    const buyers = new Map<string, number>();
+    const pipe = this.redis.pipeline();
+    const holds: (string | number)[] = [];
+    for (const o of s.orders) {
+      const tickets = o.seats.length + o.items.reduce((n, i) => n + i.quantity, 0);
+      const fields: (string | number)[] = [
+        'a', o.amount, 'b', o.buyerId, 's', o.seats.join(','), 'i', itemsCsv(o.items), 'q', tickets, 'st', o.status, 'seq', o.seq,
+      ];
+      if (o.status === 'held' || o.status === 'paid') {
+        const mark = o.status === 'held' ? `h:${o.merchantUid}` : `s:${o.merchantUid}`;
+        const bucket = o.status === 'held' ? 'held' : 'sold';
+        for (const seat of o.seats) seatState.set(seat, mark);
+        counts[`seats_${bucket}`]! += o.seats.length;
+        for (const i of o.items) counts[`p:${i.pool}:${bucket}`] = (counts[`p:${i.pool}:${bucket}`] ?? 0) + i.quantity;
+        buyers.set(o.buyerId, (buyers.get(o.buyerId) ?? 0) + tickets);
+        if (o.status === 'held' && o.holdExpiresAt !== null) {
+          fields.push('exp', o.holdExpiresAt, 'imp', o.impUid ?? '', 'imps', o.impUid ?? '');
+          holds.push(o.holdExpiresAt, o.merchantUid);
+        }
+      }
+      // Every order is in Postgres before it is in Redis, so rewriting each one replaces all there is.
+      pipe.del(k.order(o.merchantUid)).hset(k.order(o.merchantUid), ...fields);
+    }
+    const entries = [...seatState.entries()];
+    for (let i = 0; i < entries.length; i += 5000) pipe.hset(k.seats, ...entries.slice(i, i + 5000).flat());
+    // The status indexes (see moveLines): every seat in exactly one, score 0.
+    const byStatus: Record<SeatState, (string | number)[]> = { available: [], held: [], sold: [] };
+    for (const [seat, mark] of entries) byStatus[mark === '' ? 'available' : mark.startsWith('h:') ? 'held' : 'sold'].push(0, seat);
+    for (const status of ['available', 'held', 'sold'] as const) {
+      const members = byStatus[status];
+      for (let i = 0; i < members.length; i += 10_000) pipe.zadd(k.seatIndex(status), ...members.slice(i, i + 10_000));
+    }
+    pipe.hset(k.counts, counts);
+    if (buyers.size > 0) pipe.hset(k.buyers, ...[...buyers.entries()].flat());
+    for (let i = 0; i < holds.length; i += 10_000) pipe.zadd(k.holds, ...holds.slice(i, i + 10_000));
+    const res = await pipe.exec();
+    for (const [err] of res ?? []) if (err) throw err;
+    await this.redis.hset(k.meta, {
+      state: 'ready',
+      opens: s.opensAt,
+      closes: s.closesAt ?? '',
+      ttl: s.holdTtlMs,
+      max: s.maxPerBuyer ?? 0,
+      epoch,
+      // The seat status indexes are whole (seatPage pages by status only then).
+      seat_index: '1',
+    });
+  }
+
+  /** Marks an event's state as being rebuilt: confirms and orders for it answer NOT_READY meanwhile. */
+  async markLoading(eventId: string): Promise<void> {
+    await this.redis.hset(eventKeys(eventId).meta, 'state', 'loading');
+  }
+
+  /** Removes every key of an event (tests and admin clean-up). */
+  async deleteEvent(eventId: string): Promise<void> {
+    await this.deleteByPattern(eventKeyPattern(eventId));
+  }
+
+  private async deleteByPattern(pattern: string): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await this.redis.unlink(...keys);
+    } while (cursor !== '0');
+  }
+}

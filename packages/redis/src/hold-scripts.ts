@@ -1,0 +1,124 @@
+/**
+ * The script calls: every change to an event's inventory, orders and holds goes through one Lua script
+ * in `lua/` (one round trip each), and its return code through one table (codes.ts).
+ */
+import type { ScriptedRedis } from './scripts.ts';
+import { eventKeys } from './keys.ts';
+import {
+  APPROVED_KINDS, CREATE_CODES, DROP_CODES, PLACE_CODES, RELEASE_CODES, SETTLE_CODES, VOID_CODES, mapCode,
+  type CreateOrderResult, type DropPaymentResult, type PlaceResult, type ReleaseResult, type SettleResult, type VoidResult,
+} from './codes.ts';
+import { itemsCsv, type NewRedisOrder } from './types.ts';
+
+export interface HoldStoreOptions {
+  /** How long the answer given to an imp_uid is remembered (s). Default one day. */
+  decisionTtlSeconds?: number;
+  /** Most payments (imp_uids) one order may see: answers remembered, payments riding one hold. Default 8. */
+  maxPaymentsPerOrder?: number;
+  /** Most holds one order may take in its life. Default 8. */
+  maxHoldsPerOrder?: number;
+}
+
+export class HoldScripts {
+  readonly redis: ScriptedRedis;
+  readonly decisionTtlSeconds: number;
+  readonly maxPaymentsPerOrder: number;
+  readonly maxHoldsPerOrder: number;
+
+  constructor(redis: ScriptedRedis, opts: HoldStoreOptions = {}) {
+    this.redis = redis;
+    this.decisionTtlSeconds = opts.decisionTtlSeconds ?? 86_400;
+    this.maxPaymentsPerOrder = opts.maxPaymentsPerOrder ?? 8;
+    this.maxHoldsPerOrder = opts.maxHoldsPerOrder ?? 8;
+  }
+
+  /** The confirm decision: hold every seat and pool quantity of the order for this imp_uid, or nothing. */
+  async placeHold(eventId: string, merchantUid: string, impUid: string, amount: number | null, nowMs: number): Promise<PlaceResult> {
+    const k = eventKeys(eventId);
+    const r = (await this.redis.placeHold(
+      k.meta, k.order(merchantUid), k.answers(merchantUid), k.seats, k.counts, k.buyers, k.holds, k.handoff,
+      merchantUid, impUid, amount === null ? '' : amount, nowMs, this.decisionTtlSeconds, this.maxPaymentsPerOrder, this.maxHoldsPerOrder,
+    )) as [number, number, number, number];
+    const [code, expiresAt, seq, replayed] = r;
+    if (code > 0) {
+      return { approved: true, kind: APPROVED_KINDS[code as 1 | 2 | 3], expiresAt, seq, replayed: replayed === 1 };
+    }
+    return { approved: false, code: mapCode(PLACE_CODES, code, 'placeHold'), replayed: replayed === 1 };
+  }
+
+  /**
+   * Takes back what placeHold did for this imp_uid, and remembers DEADLINE as its answer.
+   * @returns true when a hold was released.
+   */
+  async undoHold(eventId: string, merchantUid: string, impUid: string): Promise<boolean> {
+    const k = eventKeys(eventId);
+    const r = await this.redis.undoHold(
+      k.order(merchantUid), k.answers(merchantUid), k.seats, k.counts, k.buyers, k.holds, merchantUid, impUid, this.decisionTtlSeconds,
+    );
+    return Number(r) === 1;
+  }
+
+  /**
+   * The generation of the webhook outcome job for `impUid` of an order and the status the worker last
+   * acted on ('peek'), or a new generation ('next'). `perOrder`: the order has seen too many payments
+   * and they share one generation.
+   */
+  async webhookGeneration(
+    eventId: string, merchantUid: string, impUid: string, mode: 'peek' | 'next',
+  ): Promise<{ generation: number; perOrder: boolean; actedOn: string | null } | 'order_missing' | 'not_ready'> {
+    const k = eventKeys(eventId);
+    const [code, generation, acted] = (await this.redis.noteWebhook(
+      k.meta, k.order(merchantUid), k.webhooks(merchantUid), mode, impUid, this.maxPaymentsPerOrder, this.decisionTtlSeconds, '',
+    )) as [number, number, string];
+    if (code === -9) return 'not_ready';
+    if (code === -2) return 'order_missing';
+    return { generation, perOrder: code === 2, actedOn: acted === '' ? null : acted };
+  }
+
+  /** Records that the worker acted on PortOne's `status` for a webhook-numbered payment (see noteWebhook). */
+  async webhookActedOn(eventId: string, merchantUid: string, impUid: string, status: string): Promise<void> {
+    const k = eventKeys(eventId);
+    await this.redis.noteWebhook(k.meta, k.order(merchantUid), k.webhooks(merchantUid), 'acted', impUid, this.maxPaymentsPerOrder, this.decisionTtlSeconds, status);
+  }
+
+  /**
+   * Takes a payment PortOne does not vouch for off the order's hold numbered `seq`; releases the hold
+   * when no other payment rides on it.
+   */
+  async dropPayment(eventId: string, merchantUid: string, impUid: string, seq: number): Promise<DropPaymentResult> {
+    const k = eventKeys(eventId);
+    const r = await this.redis.dropPayment(k.meta, k.order(merchantUid), k.seats, k.counts, k.buyers, k.holds, merchantUid, impUid, seq);
+    return mapCode(DROP_CODES, r, 'dropPayment');
+  }
+
+  async releaseHold(
+    eventId: string,
+    merchantUid: string,
+    opts: { seq?: number; status: 'released' | 'expired' | 'refunded'; nowMs: number; onlyIfOverdue: boolean },
+  ): Promise<ReleaseResult> {
+    const k = eventKeys(eventId);
+    const r = await this.redis.releaseHold(
+      k.meta, k.order(merchantUid), k.seats, k.counts, k.buyers, k.holds,
+      merchantUid, opts.seq ?? '', opts.status, opts.nowMs, opts.onlyIfOverdue ? '1' : '0',
+    );
+    return mapCode(RELEASE_CODES, r, 'releaseHold');
+  }
+
+  async settlePaid(eventId: string, merchantUid: string): Promise<SettleResult> {
+    const k = eventKeys(eventId);
+    const r = await this.redis.settlePaid(k.meta, k.order(merchantUid), k.seats, k.counts, k.buyers, k.holds, merchantUid);
+    return mapCode(SETTLE_CODES, r, 'settlePaid');
+  }
+
+  async voidSale(eventId: string, merchantUid: string, status: 'released' | 'refunded'): Promise<VoidResult> {
+    const k = eventKeys(eventId);
+    const r = await this.redis.voidSale(k.meta, k.order(merchantUid), k.seats, k.counts, k.buyers, k.holds, merchantUid, status);
+    return mapCode(VOID_CODES, r, 'voidSale');
+  }
+
+  async createOrder(eventId: string, o: NewRedisOrder): Promise<CreateOrderResult> {
+    const k = eventKeys(eventId);
+    const r = await this.redis.createOrder(k.meta, k.order(o.merchantUid), o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), o.tickets);
+    return mapCode(CREATE_CODES, r, 'createOrder');
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * Short leases in Redis: SET NX PX with a random token, released by the releaseLock script only while
+ * the token is still ours. Used for the order's settlement lock and the event's rebuild lock.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { withScripts } from './scripts.ts';
+
+/** Takes the lock at `key` for `ttlMs`. @returns its token, or null when someone else holds it. */
+export async function acquireLock(redis: Redis, key: string, ttlMs: number): Promise<string | null> {
+  const token = randomUUID();
+  return (await redis.set(key, token, 'PX', ttlMs, 'NX')) === 'OK' ? token : null;
+}
+
+/** Releases the lock at `key` if `token` still holds it. @returns true when it was released. */
+export async function releaseLock(redis: Redis, key: string, token: string): Promise<boolean> {
+  return Number(await withScripts(redis).releaseLock(key, token)) === 1;
+}
