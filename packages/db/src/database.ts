@@ -56,7 +56,9 @@ export async function ensureDatabase(url: string): Promise<void> {
   if (!name) throw new Error('DATABASE_URL names no database');
   const admin = new URL(url);
   admin.pathname = '/postgres';
-  const client = new pg.Client(pgConnection(admin.toString()));
+  // A host that never answers fails in seconds (a start-up names DATABASE_URL), not after the OS's
+  // TCP timeout.
+  const client = new pg.Client({ ...pgConnection(admin.toString()), connectionTimeoutMillis: 10_000 });
   client.on('error', () => undefined); // a restart mid-check fails the query, not the process
   await client.connect();
   try {

@@ -40,26 +40,6 @@ export const REFUSAL_REASONS: Readonly<Record<RefusalCode, string>> = Object.fre
   BAD_REQUEST: '잘못된 결제 요청입니다',
 });
 
-/**
- * HTTP status for each refusal. PortOne treats every non-200 the same (the payment stops); the status
- * still tells operators and load balancers what kind of refusal it was.
- */
-export const REFUSAL_STATUS: Readonly<Record<RefusalCode, number>> = Object.freeze({
-  SOLD_OUT: 409,
-  AMOUNT_MISMATCH: 409,
-  ORDER_NOT_FOUND: 404,
-  SALE_NOT_OPEN: 403,
-  SALE_CLOSED: 403,
-  BUYER_LIMIT: 403,
-  ALREADY_PAID: 409,
-  NOT_READY: 503,
-  OVERLOADED: 503,
-  DEADLINE: 503,
-  TOO_MANY_ATTEMPTS: 429,
-  ORDER_CLOSED: 409,
-  FORBIDDEN: 403,
-  BAD_REQUEST: 400,
-});
 
 /** Refusals that are the state of the order, remembered per imp_uid so a repeat gets the same answer. */
 export const FINAL_REFUSALS: ReadonlySet<RefusalCode> = new Set([

@@ -4,11 +4,6 @@
  */
 export const ErrorCodes = [
   'VALIDATION_FAILED',
-  'INVALID_JSON',
-  'UNSUPPORTED_MEDIA_TYPE',
-  'BAD_REQUEST',
-  'UNAUTHORIZED',
-  'NOT_FOUND',
   'EVENT_NOT_FOUND',
   'EVENT_EXISTS',
   'SEAT_NOT_FOUND',
@@ -19,12 +14,9 @@ export const ErrorCodes = [
   'SALE_NOT_OPEN',
   'SALE_CLOSED',
   'BUYER_LIMIT',
-  'EVENT_NOT_READY',
-  'PAYLOAD_TOO_LARGE',
-  'WEBHOOK_FORBIDDEN',
-  'OVERLOADED',
+  /** Redis or Postgres cannot answer, or the event's state is being rebuilt: worth retrying shortly. */
   'NOT_READY',
-  'INTERNAL',
+  'OVERLOADED',
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 

@@ -1,6 +1,7 @@
 /**
- * Short leases in Redis: SET NX PX with a random token, released by the releaseLock script only while
- * the token is still ours. Used for the order's settlement lock and the event's rebuild lock.
+ * Short leases in Redis: SET NX PX with a random token, extended while the holder works and released
+ * (by script) only while the token is still ours. A holder that dies loses its lock within one lease.
+ * Used for the order's settlement lock and the event's rebuild lock.
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -10,6 +11,11 @@ import { withScripts } from './scripts.ts';
 export async function acquireLock(redis: Redis, key: string, ttlMs: number): Promise<string | null> {
   const token = randomUUID();
   return (await redis.set(key, token, 'PX', ttlMs, 'NX')) === 'OK' ? token : null;
+}
+
+/** Extends the lock at `key` to `ttlMs` from now if `token` still holds it. @returns true when it did. */
+export async function extendLock(redis: Redis, key: string, token: string, ttlMs: number): Promise<boolean> {
+  return Number(await withScripts(redis).extendLock(key, token, ttlMs)) === 1;
 }
 
 /** Releases the lock at `key` if `token` still holds it. @returns true when it was released. */

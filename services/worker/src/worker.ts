@@ -183,7 +183,15 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         .then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text))
         .catch(() => res.writeHead(500).end());
     });
-    await new Promise<void>((resolve) => server!.listen(config.workerMetricsPort, config.host, resolve));
+    // A port taken between the start-up check and here rejects (the entry point names
+    // WORKER_METRICS_PORT) instead of crashing the process with an unhandled 'error' event.
+    await new Promise<void>((resolve, reject) => {
+      server!.once('error', reject);
+      server!.listen(config.workerMetricsPort, config.host, () => {
+        server!.off('error', reject);
+        resolve();
+      });
+    });
     const addr = server.address();
     metricsUrl = typeof addr === 'object' && addr ? `http://${config.host}:${addr.port}/metrics` : null;
   }

@@ -25,16 +25,18 @@ export interface HoldRecord {
  * per approved confirm.
  * @returns true when this call recorded the hold.
  */
-export async function recordHold(db: Db, h: HoldRecord, status: 'live' | 'committed'): Promise<boolean> {
+export async function recordHold(db: Db, h: HoldRecord, status: 'live' | 'committed' | 'expired' | 'released'): Promise<boolean> {
   const live = status === 'live';
+  const ended = status === 'expired' || status === 'released';
   const result = await sql<{ recorded: number }>`
     with ins as (
-      insert into holds (hold_id, merchant_uid, event_id, imp_uid, seq, status, expires_at)
+      insert into holds (hold_id, merchant_uid, event_id, imp_uid, seq, status, expires_at, ended_at, end_reason)
       -- An order already paid (its payment was committed while this hold was on its way) gets its
       -- hold recorded as committed, never live.
       select ${h.holdId}, ${h.merchantUid}, ${h.eventId}, ${h.impUid}, ${h.seq},
         case when exists (select 1 from orders where merchant_uid = ${h.merchantUid} and status = 'paid') then 'committed' else ${status} end,
-        ${h.expiresAt}::timestamptz
+        ${h.expiresAt}::timestamptz,
+        case when ${ended} then now() end, case when ${ended} then 'ended before it was recorded' end
       on conflict (hold_id) do nothing
       returning hold_id
     ), superseded as (

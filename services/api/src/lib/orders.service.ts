@@ -70,7 +70,7 @@ export async function createOrder(db: Db, store: HoldStore, event: EventDef, inp
       held_or_bought: preflight.buyerTickets,
     });
   }
-  if (preflight.state !== 'ready') throw new DomainError('EVENT_NOT_READY', 'the event is being loaded; try again shortly');
+  if (preflight.state !== 'ready') throw new DomainError('NOT_READY', 'the event is being loaded; try again shortly');
 
   const merchantUid = newMerchantUid(event.id);
   const orderToken = newOrderToken();
@@ -90,7 +90,7 @@ export async function createOrder(db: Db, store: HoldStore, event: EventDef, inp
     // A rebuild began after the preflight. The buyer never gets this merchant_uid, so even if the
     // rebuild loaded it into Redis nobody can pay for it: take it back and let the buyer retry.
     await withdraw(db, event.id, merchantUid, 'event_not_ready');
-    throw new DomainError('EVENT_NOT_READY', 'the event is being loaded; try again shortly');
+    throw new DomainError('NOT_READY', 'the event is being loaded; try again shortly');
   }
   return { merchant_uid: merchantUid, event_id: event.id, amount, currency: event.currency, status: 'pending', order_token: orderToken.token };
 }

@@ -5,35 +5,12 @@
  */
 import fp from 'fastify-plugin';
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { DomainError, type ErrorCode } from '@dropgate/domain';
+import { DomainError } from '@dropgate/domain';
+import { ERROR_STATUS, HttpError } from '../lib/http-errors.ts';
 import { isDatabaseUnavailableError, isUnstorableTextError } from '@dropgate/db';
 import { isRedisUnavailableError } from '@dropgate/redis';
 import { PATTERN_MESSAGES } from '../schemas.ts';
 
-export const DOMAIN_STATUS: Readonly<Record<ErrorCode, number>> = {
-  VALIDATION_FAILED: 400,
-  INVALID_JSON: 400,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  BAD_REQUEST: 400,
-  UNAUTHORIZED: 401,
-  NOT_FOUND: 404,
-  EVENT_NOT_FOUND: 404,
-  EVENT_EXISTS: 409,
-  SEAT_NOT_FOUND: 404,
-  POOL_NOT_FOUND: 404,
-  ORDER_NOT_FOUND: 404,
-  DUPLICATE_SEAT: 400,
-  NO_INVENTORY: 400,
-  SALE_NOT_OPEN: 403,
-  SALE_CLOSED: 403,
-  BUYER_LIMIT: 403,
-  EVENT_NOT_READY: 503,
-  PAYLOAD_TOO_LARGE: 413,
-  WEBHOOK_FORBIDDEN: 403,
-  OVERLOADED: 503,
-  NOT_READY: 503,
-  INTERNAL: 500,
-};
 
 export interface HttpErrorBody {
   statusCode: number;
@@ -54,8 +31,9 @@ function validationMessage(e: FastifyError): string {
 /** Maps any thrown error to a status and a safe body. */
 export function toHttpError(error: unknown): HttpErrorBody {
   if (error instanceof DomainError) {
-    return { statusCode: DOMAIN_STATUS[error.code], code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) };
+    return { statusCode: ERROR_STATUS[error.code], code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) };
   }
+  if (error instanceof HttpError) return { statusCode: ERROR_STATUS[error.code], code: error.code, message: error.message };
   const e = error as FastifyError;
   if (e.validation) {
     return { statusCode: 400, code: 'VALIDATION_FAILED', message: validationMessage(e) };

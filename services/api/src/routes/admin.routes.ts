@@ -1,6 +1,6 @@
 /** Admin API (`/admin/*`): bearer-token protected. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { DomainError } from '@dropgate/domain';
+import { HttpError } from '../lib/http-errors.ts';
 import { CreateEventBody, ErrorBody, EventBody } from '../schemas.ts';
 import { createEvent } from '../lib/events.service.ts';
 import { sameSecret } from '../lib/secrets.ts';
@@ -13,7 +13,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
     const header = request.headers.authorization ?? '';
     const given = header.startsWith('Bearer ') ? header.slice(7) : '';
     if (!token || !given || !sameSecret(given, token)) {
-      throw new DomainError('UNAUTHORIZED', token ? 'a valid admin bearer token is required' : 'the admin API is disabled: set ADMIN_TOKEN');
+      throw new HttpError('UNAUTHORIZED', token ? 'a valid admin bearer token is required' : 'the admin API is disabled: set ADMIN_TOKEN');
     }
   });
 

@@ -8,11 +8,12 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
-import { DomainError, REFUSAL_REASONS, REFUSAL_STATUS, eventIdOf, type ConfirmOutcome } from '@dropgate/domain';
+import { DomainError, REFUSAL_REASONS, eventIdOf, type ConfirmOutcome } from '@dropgate/domain';
 import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
 import { ConfirmApproved, ConfirmBody, ConfirmRefused, ErrorBody, WebhookAccepted, WebhookBody } from '../schemas.ts';
 import { decideConfirm } from '../lib/confirm.service.ts';
 import { toHttpError } from '../plugins/errors.plugin.ts';
+import { HttpError, REFUSAL_STATUS } from '../lib/http-errors.ts';
 import type { AppDeps } from '../deps.ts';
 
 declare module 'fastify' {
@@ -203,7 +204,7 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
       const statusLabel = WEBHOOK_STATUS_LABELS.has(status) ? status : 'other';
       const reject = (code: 'WEBHOOK_FORBIDDEN' | 'ORDER_NOT_FOUND', message: string): never => {
         metrics.webhooks.inc({ status: statusLabel, verdict: 'rejected' });
-        throw new DomainError(code, message);
+        throw code === 'WEBHOOK_FORBIDDEN' ? new HttpError(code, message) : new DomainError(code, message);
       };
       // One answer for either check, so a caller cannot tell which one it passed.
       const forbidden = 'this webhook is not accepted from this caller';

@@ -1,6 +1,7 @@
 /** Storefront API: events with availability, seat pages, orders. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { DomainError } from '@dropgate/domain';
+import { HttpError } from '../lib/http-errors.ts';
 import { orders as ordersRepo } from '@dropgate/db';
 import type { Availability as StoreAvailability } from '@dropgate/redis';
 import {
@@ -47,7 +48,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
     async (request) => {
       const def = await requireEvent(request.params.event_id);
       const availability = await deps.store.availability(def.id, def.pools);
-      if (!availability) throw new DomainError('EVENT_NOT_READY', 'availability is being rebuilt; try again shortly');
+      if (!availability) throw new DomainError('NOT_READY', 'availability is being rebuilt; try again shortly');
       return eventBody(def, availability);
     },
   );
@@ -64,7 +65,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       if (wanted) {
         // One status: a page of its index in Redis, however large the venue and however few match.
         const page = await deps.store.seatPage(def.id, wanted, cursor ?? null, limit);
-        if (page === 'not_ready') throw new DomainError('EVENT_NOT_READY', 'seat states are being rebuilt; try again shortly');
+        if (page === 'not_ready') throw new DomainError('NOT_READY', 'seat states are being rebuilt; try again shortly');
         if (page !== 'unindexed') {
           const seats: SeatOut[] = [];
           for (const id of page.ids) {
@@ -95,7 +96,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
         for (let j = 0; j < slice.length && out.length < limit; j++) {
           taken = j + 1;
           const state = states[j];
-          if (state === null || state === undefined) throw new DomainError('EVENT_NOT_READY', 'seat states are being rebuilt; try again shortly');
+          if (state === null || state === undefined) throw new DomainError('NOT_READY', 'seat states are being rebuilt; try again shortly');
           if (wanted && state !== wanted) continue;
           const s = slice[j]!;
           out.push({ id: s.id, section: s.section, row: s.row, number: s.number, price: s.price, status: state });
@@ -126,7 +127,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       // 404 as a missing order (not 403), so it cannot tell which merchant_uids exist: they are not
       // secrets (PortOne, logs and URLs carry them), the token is.
       const token = bearerToken(request.headers.authorization);
-      if (!token) throw new DomainError('UNAUTHORIZED', 'reading an order needs its order token: Authorization: Bearer <order_token>');
+      if (!token) throw new HttpError('UNAUTHORIZED', 'reading an order needs its order token: Authorization: Bearer <order_token>');
       const admin = deps.config.adminToken !== undefined && sameSecret(token, deps.config.adminToken);
       const detail = await ordersRepo.findOrderDetail(
         deps.db, request.params.merchant_uid, (order) => orderTokenMatches(token, order.order_token_hash) || admin,

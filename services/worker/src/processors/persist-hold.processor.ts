@@ -1,13 +1,22 @@
 /**
- * Records an approved hold in Postgres. Idempotent: the hold id is the
- * order and its hold number, and Redis is asked what became of the hold before anything is written
- * (an approval undone for the deadline records nothing).
+ * Records an approved hold in Postgres. Idempotent: the hold id is the order and its hold number, and
+ * Redis is asked what became of the hold before anything is written (an approval undone for the
+ * deadline records nothing). Runs under the order's settlement lock: a payment outcome or an expiry
+ * that ends the hold meanwhile cannot interleave with the recording (which would move an order that
+ * already ended back to `held`).
  */
 import { lifecycle } from '@dropgate/db';
 import type { PersistHoldJob } from '@dropgate/jobs';
 import { TransientError, type WorkerContext } from '../context.ts';
+import { withOrderLock } from '../settlement/index.ts';
 
-export async function persistHold(ctx: WorkerContext, job: PersistHoldJob): Promise<string> {
+export type PersistOutcome = 'recorded' | 'recorded-committed' | 'recorded-ended' | 'skipped' | 'order-missing';
+
+export function persistHold(ctx: WorkerContext, job: PersistHoldJob): Promise<PersistOutcome> {
+  return withOrderLock(ctx, job.eventId, job.merchantUid, () => persistHoldLocked(ctx, job));
+}
+
+async function persistHoldLocked(ctx: WorkerContext, job: PersistHoldJob): Promise<PersistOutcome> {
   const state = await ctx.store.orderState(job.eventId, job.merchantUid);
   if (!state) {
     if ((await ctx.store.eventState(job.eventId)) !== 'ready') throw new TransientError('event state not loaded in Redis');
@@ -33,6 +42,12 @@ export async function persistHold(ctx: WorkerContext, job: PersistHoldJob): Prom
     await lifecycle.recordHold(ctx.db, record, 'committed');
     return 'recorded-committed';
   }
-  // Undone for the deadline, or already ended and superseded: nothing to record.
+  if (state.seq === job.seq && (state.status === 'expired' || state.status === 'released' || state.status === 'refunded')) {
+    // The hold ended before this job ran (it expired, its payment failed or was not vouched for):
+    // the record still shows it, ended, so every hold a confirm took is accounted for.
+    await lifecycle.recordHold(ctx.db, record, state.status === 'expired' ? 'expired' : 'released');
+    return 'recorded-ended';
+  }
+  // Undone for the deadline (pending again), or superseded by a later hold: nothing to record.
   return 'skipped';
 }

@@ -1,23 +1,30 @@
 /**
  * The order's settlement lock: every outcome of one order (a "paid" and a "cancelled" job, an expiry
- * and a webhook, a verification) is decided one after the other, never interleaved.
+ * and a webhook, a verification, the hold's recording) is decided one after the other, never
+ * interleaved. The lease is JOB_LOCK_MS, renewed while the holder works (as BullMQ renews its job
+ * locks), so a worker that dies mid-settlement frees the order within one lease, when BullMQ also
+ * hands its job to another worker.
  */
-import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
+import { acquireLock, eventKeys, extendLock, releaseLock } from '@dropgate/redis';
 import { TransientError, type WorkerContext } from '../context.ts';
 
 /** Runs `fn` holding the order's lock. A busy lock is a transient failure: the job retries with backoff. */
 export async function withOrderLock<T>(ctx: WorkerContext, eventId: string, merchantUid: string, fn: () => Promise<T>): Promise<T> {
   const key = eventKeys(eventId).settleLock(merchantUid);
+  const leaseMs = ctx.config.jobLockMs;
   // Outcomes of one order usually arrive close together (duplicate webhooks): wait a little first.
-  let token = await acquireLock(ctx.redis, key, 60_000);
+  let token = await acquireLock(ctx.redis, key, leaseMs);
   for (let attempt = 0; token === null; attempt++) {
     if (attempt >= 40) throw new TransientError(`order ${merchantUid} is being settled`);
     await new Promise((r) => setTimeout(r, 50));
-    token = await acquireLock(ctx.redis, key, 60_000);
+    token = await acquireLock(ctx.redis, key, leaseMs);
   }
+  const held = token;
+  const renew = setInterval(() => void extendLock(ctx.redis, key, held, leaseMs).catch(() => undefined), Math.max(100, Math.floor(leaseMs / 3)));
   try {
     return await fn();
   } finally {
-    await releaseLock(ctx.redis, key, token);
+    clearInterval(renew);
+    await releaseLock(ctx.redis, key, held);
   }
 }
