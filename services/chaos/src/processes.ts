@@ -2,11 +2,16 @@
  * The API and the worker as child processes of the campaign, so a fault can SIGKILL the worker and
  * so a process that dies by itself (a crash the campaign did not cause) is seen, reported as a
  * violation, and started again instead of taking the campaign down with it.
+ *
+ * Starting is retried until the process is ready, as a supervisor (systemd, Kubernetes) would: a
+ * process that refuses to start while a dependency is down (exit 2 "Postgres unreachable") is not a
+ * crash. A process that dies after it was ready is. Every start and kill goes through one queue, so
+ * two never race into two processes fighting for one port.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 
-/** A process that exited without the campaign asking it to. */
+/** A process that exited without the campaign asking it to, after it had been ready. */
 export interface ProcessCrash {
   name: string;
   /** epoch ms */
@@ -24,37 +29,100 @@ export interface SupervisedOptions {
   env: Record<string, string>;
   /** Where its stdout and stderr go (appended). */
   logFile: string;
-  /** Resolves once the process is ready to serve (polled after each start). */
+  /** Whether the process serves yet (polled while it starts). */
   ready: () => Promise<boolean>;
   onCrash: (crash: ProcessCrash) => void;
 }
 
 const TAIL_LINES = 40;
+const START_TIMEOUT_MS = 90_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** One child process kept running; `kill()` stops it on purpose, any other exit is a crash. */
+/** One child process kept running; `kill()` stops it on purpose, any other exit after start is a crash. */
 export class Supervised {
   readonly #opts: SupervisedOptions;
   readonly #log: WriteStream;
   #child: ChildProcess | null = null;
+  #ready = false;
   #tail: string[] = [];
   #expectExit = false;
   #closed = false;
-  #restarting: Promise<void> | null = null;
+  /** Starts and kills, one after the other. */
+  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: SupervisedOptions) {
     this.#opts = opts;
     this.#log = createWriteStream(opts.logFile, { flags: 'a' });
   }
 
-  get pid(): number | undefined {
-    return this.#child?.pid;
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
   }
 
-  /** Starts the process and waits until it is ready (at most 60 s). */
-  async start(): Promise<void> {
-    this.#expectExit = false;
+  /** Whether it runs and was ready. */
+  get running(): boolean {
+    return this.#child !== null && this.#ready;
+  }
+
+  /** Starts it unless it runs; resolves once it is ready (starting again while it exits early). */
+  start(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.running || this.#closed) return;
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      for (let attempt = 1; ; attempt++) {
+        const child = this.#spawn();
+        if (await this.#waitReady(child, deadline)) {
+          this.#ready = true;
+          return;
+        }
+        if (this.#child === child) {
+          // Still starting at the deadline: give up on it.
+          this.#expectExit = true;
+          await this.#stop(child, 'SIGKILL');
+          this.#expectExit = false;
+        }
+        if (Date.now() > deadline || this.#closed) {
+          throw new Error(`${this.#opts.name} did not become ready in ${START_TIMEOUT_MS / 1000} s; last output:\n${this.#tail.slice(-10).join('\n')}`);
+        }
+        await sleep(Math.min(2_000, 200 * attempt));
+      }
+    });
+  }
+
+  /** Kills it on purpose (SIGKILL: no clean-up, as a crash or an OOM kill would). */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    return this.#serial(async () => {
+      const child = this.#child;
+      if (!child) return;
+      this.#expectExit = true;
+      await this.#stop(child, signal);
+      this.#expectExit = false;
+    });
+  }
+
+  /** Waits for starts and kills under way (a restart after a crash). */
+  async settled(): Promise<void> {
+    await this.#queue;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#queue;
+    const child = this.#child;
+    if (child) {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await this.#stop(child, 'SIGTERM');
+      clearTimeout(timer);
+    }
+    await new Promise<void>((resolve) => this.#log.end(resolve));
+  }
+
+  #spawn(): ChildProcess {
     const child = spawn(process.execPath, [this.#opts.script], { env: this.#opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
+    this.#ready = false;
     this.#log.write(`--- ${new Date().toISOString()} ${this.#opts.name} started (pid ${child.pid})\n`);
     const keep = (chunk: Buffer) => {
       this.#log.write(chunk);
@@ -65,56 +133,33 @@ export class Supervised {
     child.stderr!.on('data', keep);
     child.once('exit', (code, signal) => {
       this.#log.write(`--- ${new Date().toISOString()} ${this.#opts.name} exited (code ${code}, signal ${signal})\n`);
-      if (this.#child === child) this.#child = null;
-      if (this.#expectExit || this.#closed) return;
+      if (this.#child !== child) return;
+      const wasReady = this.#ready;
+      this.#child = null;
+      this.#ready = false;
+      // Killed on purpose, closing, or it never got ready (start() tries again): not a crash.
+      if (this.#expectExit || this.#closed || !wasReady) return;
       this.#opts.onCrash({ name: this.#opts.name, at: Date.now(), code, signal, tail: [...this.#tail] });
-      // Keep the campaign going: start it again (the crash is reported as a violation).
-      this.#restarting ??= new Promise<void>((r) => setTimeout(r, 200))
-        .then(() => (this.#closed ? undefined : this.start()))
-        .catch(() => undefined)
-        .finally(() => { this.#restarting = null; });
+      void this.start().catch(() => undefined);
     });
-    const started = Date.now();
+    return child;
+  }
+
+  /** Polls readiness; false when the child exited first (or the deadline passed). */
+  async #waitReady(child: ChildProcess, deadline: number): Promise<boolean> {
     for (;;) {
-      if (this.#child !== child) throw new Error(`${this.#opts.name} exited while starting; last output:\n${this.#tail.slice(-10).join('\n')}`);
-      if (await this.#opts.ready().catch(() => false)) return;
-      if (Date.now() - started > 60_000) throw new Error(`${this.#opts.name} was not ready after 60 s; last output:\n${this.#tail.slice(-10).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 100));
+      if (this.#child !== child) return false;
+      if (await this.#opts.ready().catch(() => false)) return this.#child === child;
+      if (Date.now() > deadline) return false;
+      await sleep(100);
     }
   }
 
-  /** Kills it on purpose (SIGKILL: no clean-up, as a crash or an OOM kill would). */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const child = this.#child;
-    if (!child) return;
-    this.#expectExit = true;
+  async #stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
       child.kill(signal);
     });
-  }
-
-  /** Whether it runs now (not killed, not crashed and waiting for its restart). */
-  get running(): boolean {
-    return this.#child !== null;
-  }
-
-  /** Waits for a restart after a crash, if one is under way. */
-  async settled(): Promise<void> {
-    await this.#restarting;
-  }
-
-  async close(): Promise<void> {
-    this.#closed = true;
-    await this.#restarting;
-    const child = this.#child;
-    if (child) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        child.once('exit', () => { clearTimeout(timer); resolve(); });
-        child.kill('SIGTERM');
-      });
-    }
-    await new Promise<void>((resolve) => this.#log.end(resolve));
   }
 }

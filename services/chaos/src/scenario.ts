@@ -181,9 +181,9 @@ function payAction(rng: Rng, id: number, order: number, cancel: boolean): PayAct
     case 'failed_then_paid':
       return { ...base, flipMs: rng.int(300, 3_000) };
     case 'late':
-      // Paid after the hold expired, within the late-payment watch (LATE_PAYMENT_WATCH_SECONDS, 5 s),
-      // so a lost webhook is still caught: at most 1.5 s late, plus up to 2.5 s when this is a second
-      // attempt approved on a hold an earlier attempt took.
+      // Paid after the hold expired, well within the late-payment watch (LATE_PAYMENT_WATCH_SECONDS,
+      // 8 s), so a lost webhook is still caught: at most 1.5 s late, plus up to 2.5 s when this is a
+      // second attempt approved on a hold an earlier attempt took.
       return { ...base, buyerDelayMs: HOLD_TTL_SECONDS * 1000 + rng.int(300, 1_500) };
     case 'no_confirm':
       // Without a confirm nothing was held: the webhook is dropgate's only news of the payment, so it

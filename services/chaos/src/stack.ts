@@ -31,11 +31,15 @@ export const BASE_FAULTS: Faults = Object.freeze({
   webhook_reorder_max_hold_ms: 1_500,
 });
 
-/** Timing of the stack, short so a scenario settles in seconds. */
+/**
+ * Timing of the stack, short so a scenario settles in seconds. The late-payment watch (8 s) outlasts
+ * the latest payment a scenario makes: 1.5 s after its hold's TTL, and at most 6.5 s after another
+ * payment of the same order settled it.
+ */
 export const STACK_TIMING = Object.freeze({
   SWEEP_INTERVAL_MS: '500',
   EXPIRY_GRACE_SECONDS: '15',
-  LATE_PAYMENT_WATCH_SECONDS: '5',
+  LATE_PAYMENT_WATCH_SECONDS: '8',
   JOB_LOCK_MS: '1000',
 });
 
@@ -153,7 +157,6 @@ export async function startChaosStack(opts: { logDir: string; log?: (line: strin
       logDir: opts.logDir,
       crashes,
       async killWorker(downMs) {
-        await worker.settled();
         await worker.kill('SIGKILL');
         if (downMs > 0) await sleep(downMs);
         await worker.start();
@@ -175,10 +178,8 @@ export async function startChaosStack(opts: { logDir: string; log?: (line: strin
         }
       },
       async ensureRunning() {
-        await api.settled();
-        await worker.settled();
-        if (!api.running) await api.start();
-        if (!worker.running) await worker.start();
+        await api.start();
+        await worker.start();
       },
       close,
     };
