@@ -83,7 +83,11 @@ export interface PaymentRecord {
   paidAt: Date | null;
 }
 
-/** Inserts or updates what PortOne says of a payment. */
+/**
+ * Inserts or updates what PortOne says of a payment. A reading older than the stored one never wins:
+ * PortOne's refunded amount only grows and a cancelled payment stays cancelled, so a stale reading
+ * (fetched before a refund another job made) leaves the row as it is.
+ */
 export async function upsertPayment(db: Executor, p: PaymentRecord): Promise<void> {
   await db
     .insertInto('payments')
@@ -92,9 +96,14 @@ export async function upsertPayment(db: Executor, p: PaymentRecord): Promise<voi
       status: p.status, fail_reason: p.failReason, paid_at: p.paidAt,
     })
     .onConflict((oc) =>
-      oc.column('imp_uid').doUpdateSet({
-        amount: p.amount, cancel_amount: p.cancelAmount, status: p.status, fail_reason: p.failReason, paid_at: p.paidAt, updated_at: new Date(),
-      }),
+      oc.column('imp_uid')
+        .doUpdateSet({
+          amount: p.amount, cancel_amount: p.cancelAmount, status: p.status, fail_reason: p.failReason, paid_at: p.paidAt, updated_at: new Date(),
+        })
+        .where((eb) => eb.and([
+          eb('payments.cancel_amount', '<=', eb.ref('excluded.cancel_amount')),
+          eb.or([eb('payments.status', '<>', 'cancelled'), eb('excluded.status', '=', 'cancelled')]),
+        ])),
     )
     .execute();
 }

@@ -2,16 +2,23 @@
  * A payment's outcome, whatever told us (webhook, verification of a confirm, reconcile after a Redis
  * rebuild, late-payment watch): re-fetch the payment from PortOne and act on that truth only. What a
  * webhook or confirm claimed is a hint; a payment PortOne does not know, or knows for another order,
- * changes nothing (the job completes, it does not fail and linger).
+ * changes nothing (the job completes, it does not fail and linger). The payment is fetched under the
+ * order's settlement lock, so a reading taken before another job's refund is never acted on.
  */
 import { UnrecoverableError } from 'bullmq';
 import { PortOneError } from '@dropgate/portone';
 import type { PaymentOutcomeJob } from '@dropgate/jobs';
 import { TransientError, type WorkerContext } from '../context.ts';
-import { applyPayment, fetchPayment, verifyPayment, watchPayment, type PaymentJobOutcome } from '../settlement/index.ts';
+import {
+  applyPaymentLocked, fetchPayment, verifyPayment, watchPayment, withOrderLock, type PaymentJobOutcome,
+} from '../settlement/index.ts';
 
 export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob, attemptsMade = 0): Promise<PaymentJobOutcome> {
   if (job.source === 'verify') return verifyPayment(ctx, job.eventId, job.merchantUid, job.impUid, attemptsMade);
+  return withOrderLock(ctx, job.eventId, job.merchantUid, () => outcomeLocked(ctx, job));
+}
+
+async function outcomeLocked(ctx: WorkerContext, job: PaymentOutcomeJob): Promise<PaymentJobOutcome> {
   if (job.source === 'reconcile') {
     let found;
     try {
@@ -26,7 +33,7 @@ export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob,
       await watchPayment(ctx, job.eventId, job.merchantUid, found.imp_uid, 1);
       return 'watching';
     }
-    return applyPayment(ctx, job.eventId, found);
+    return applyPaymentLocked(ctx, job.eventId, found);
   }
   const payment = await fetchPayment(ctx, job.impUid);
   if (job.source === 'watch') {
@@ -42,11 +49,11 @@ export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob,
       return 'still-failed';
     }
     if (payment.status !== 'paid') return `ended-${payment.status}`;
-    return applyPayment(ctx, job.eventId, payment);
+    return applyPaymentLocked(ctx, job.eventId, payment);
   }
   if (!payment) return 'unknown-payment';
   if (payment.merchant_uid !== job.merchantUid) return 'not-ours';
-  const outcome = await applyPayment(ctx, job.eventId, payment);
+  const outcome = await applyPaymentLocked(ctx, job.eventId, payment);
   // A later webhook claiming what PortOne said here brings no news: the API counts it a duplicate.
   await ctx.store.webhookActedOn(job.eventId, job.merchantUid, payment.imp_uid, payment.status);
   return outcome;

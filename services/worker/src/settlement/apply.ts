@@ -1,20 +1,18 @@
-/** Acts on what PortOne says of a payment, under the order's lock. Idempotent. */
+/** Acts on what PortOne says of a payment (under the order's lock). Idempotent. */
 import { UnrecoverableError } from 'bullmq';
 import { orders as ordersRepo } from '@dropgate/db';
 import type { PortOnePayment } from '@dropgate/portone';
 import type { WorkerContext } from '../context.ts';
-import { withOrderLock } from './lock.ts';
 import { recordPayment } from './payment.ts';
 import { settlePaid } from './paid.ts';
 import { settleCancelled, settleFailed } from './release.ts';
 import { watchPayment } from './watch.ts';
 import type { SettleOutcome } from './outcomes.ts';
 
-export function applyPayment(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<SettleOutcome> {
-  return withOrderLock(ctx, eventId, payment.merchant_uid, () => applyPaymentLocked(ctx, eventId, payment));
-}
-
-/** As {@link applyPayment}, for a caller that holds the order's lock. */
+/**
+ * Acts on `payment` for a caller that holds the order's lock and fetched the payment under it (a
+ * reading from before the lock may predate another job's refund).
+ */
 export async function applyPaymentLocked(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<SettleOutcome> {
   const order = await ordersRepo.findOrder(ctx.db, payment.merchant_uid);
   if (!order || order.event_id !== eventId) throw new UnrecoverableError(`payment ${payment.imp_uid} is for an unknown order`);
