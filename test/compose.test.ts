@@ -9,6 +9,7 @@ import { join, posix, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { exportedMetricNames } from '@dropgate/telemetry';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const at = (...parts: string[]): string => join(root, ...parts);
@@ -213,18 +214,8 @@ describe('Dockerfile', () => {
 
 // ------------------------------------------------------------------------------------------ Grafana
 
-/** Metric names the services export (packages/telemetry), histograms without their suffixes. */
-const KNOWN_METRICS = new Set([
-  'dropgate_confirm_duration_seconds', 'dropgate_confirms_total', 'dropgate_confirm_deadline_misses_total',
-  'dropgate_requests_shed_total', 'dropgate_confirms_in_flight', 'dropgate_webhooks_received_total',
-  'dropgate_ready', 'dropgate_dependency_up', 'dropgate_inventory', 'dropgate_holds_live', 'dropgate_holds_overdue',
-  'dropgate_holds_created_total', 'dropgate_holds_committed_total', 'dropgate_holds_released_total',
-  'dropgate_holds_expired_total', 'dropgate_orders', 'dropgate_hold_to_paid_seconds', 'dropgate_paid_to_ticketed_seconds',
-  'dropgate_refunds_total', 'dropgate_oversells_prevented_total', 'dropgate_queue_jobs', 'dropgate_job_duration_seconds',
-  'dropgate_job_failures_total', 'dropgate_portone_requests_total', 'dropgate_portone_request_duration_seconds',
-  // prom-client default metrics used by the dashboards
-  'process_cpu_seconds_total', 'nodejs_eventloop_lag_seconds',
-]);
+/** Metric names the services export (from packages/telemetry's registries), histograms without their suffixes. */
+const KNOWN_METRICS = new Set(exportedMetricNames());
 
 function metricNames(expr: string): string[] {
   return [...expr.matchAll(/\b(?:dropgate|process|nodejs)_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, ''));

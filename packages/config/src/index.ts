@@ -84,7 +84,8 @@ export const ConfigSchema = Type.Object({
 
 type Raw = Static<typeof ConfigSchema>;
 
-export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
+/** Defaults, as the environment would spell them: only variables the schema knows can have one. */
+export const DEFAULTS: Readonly<Partial<Record<keyof Raw, string>>> = Object.freeze({
   PORT: '3000',
   HOST: '127.0.0.1',
   DATABASE_URL: 'postgres://127.0.0.1:5432/dropgate',
@@ -112,12 +113,10 @@ export const DEFAULTS: Readonly<Record<string, string>> = Object.freeze({
   LOG_LEVEL: 'info',
 });
 
-const INTEGER_KEYS = new Set([
-  'PAYMENTS_PER_ORDER_MAX', 'HOLDS_PER_ORDER_MAX',
-  'PORT', 'CONFIRM_BUDGET_MS', 'SIM_PORT', 'WORKER_METRICS_PORT', 'CONFIRM_MAX_IN_FLIGHT',
-  'MAX_EVENT_LOOP_DELAY_MS', 'SWEEP_INTERVAL_MS', 'EXPIRY_GRACE_SECONDS', 'WORKER_CONCURRENCY', 'JOB_LOCK_MS', 'WORKER_NICE', 'LATE_PAYMENT_WATCH_SECONDS', 'HOLDS_PER_SECOND',
-  'REQUEST_TIMEOUT_MS', 'CONNECTION_TIMEOUT_MS',
-]);
+/** Variables the schema declares as integers: read from their string form before validation. */
+const INTEGER_KEYS: ReadonlySet<string> = new Set(
+  Object.entries(ConfigSchema.properties).filter(([, schema]) => (schema as { type?: unknown }).type === 'integer').map(([key]) => key),
+);
 
 /** The validated, typed configuration every service receives. */
 export interface Config {
@@ -185,7 +184,7 @@ function parseTrustProxy(value: string): boolean | number | string[] {
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, string> = {}): Config {
   const input: Record<string, unknown> = {};
-  const keys = Object.keys(ConfigSchema.properties);
+  const keys = Object.keys(ConfigSchema.properties) as (keyof Raw)[];
   for (const key of keys) {
     const value = overrides[key] ?? env[key] ?? DEFAULTS[key];
     if (value === undefined || value === '') continue;

@@ -76,3 +76,15 @@ export function createRegistry(): Registry {
 }
 
 export { Registry };
+
+/**
+ * Every metric name the API and the worker export (histograms without their `_bucket/_sum/_count`
+ * suffixes), default process metrics included: what dashboards and rules may query.
+ */
+export function exportedMetricNames(): string[] {
+  const api = createRegistry();
+  createApiMetrics(api, 3000);
+  const worker = createRegistry();
+  createWorkerMetrics(worker);
+  return [...new Set([...api.getMetricsAsArray(), ...worker.getMetricsAsArray()].map((m) => m.name))].sort();
+}

@@ -6,19 +6,11 @@ import { DomainError, blockSeatId } from '@dropgate/domain';
 import { events as eventsRepo, loadSnapshot, type Db } from '@dropgate/db';
 import type { HoldStore } from '@dropgate/redis';
 import type { EventCatalog } from './catalog.ts';
+import type { Static } from 'typebox';
+import type { CreateEventBody } from '../schemas.ts';
 
-export interface CreateEventInput {
-  id: string;
-  name: string;
-  sale_opens_at?: string;
-  sale_closes_at?: string | null;
-  hold_ttl_seconds?: number;
-  max_per_buyer?: number | null;
-  currency?: string;
-  pools?: { id: string; name: string; capacity: number; price: number }[];
-  seats?: { id: string; section: string; row: string; number: string; price: number }[];
-  seat_blocks?: { section: string; rows: number; seats_per_row: number; price: number }[];
-}
+/** The admin's event, as the request schema (CreateEventBody) defines it. */
+export type CreateEventInput = Static<typeof CreateEventBody>;
 
 /** Upper bound on seats per event: keeps one event's Redis hash and a rebuild within seconds. */
 export const MAX_SEATS_PER_EVENT = 200_000;

@@ -11,12 +11,11 @@ import { orders as ordersRepo, type Db } from '@dropgate/db';
 import type { HoldStore } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
 import { newOrderToken } from './secrets.ts';
+import type { Static } from 'typebox';
+import type { CreateOrderBody } from '../schemas.ts';
 
-export interface CreateOrderInput {
-  buyer_id: string;
-  seats?: string[];
-  items?: { pool: string; quantity: number }[];
-}
+/** The storefront's order, as the request schema (CreateOrderBody) defines it. */
+export type CreateOrderInput = Static<typeof CreateOrderBody>;
 
 export interface CreatedOrder {
   merchant_uid: string;
