@@ -2,12 +2,14 @@
  * The V1 confirm endpoint's semantics over real HTTP, real Redis and real Postgres.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { http, eventId, impUid, newOrder, waitFor } from '@dropgate/testkit';
+import { http, eventId, impUid, newOrder, waitFor, TestClock } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { REFUSAL_REASONS } from '@dropgate/domain';
 
 let stack: TestStack;
-beforeAll(async () => { stack = await startStack({ label: 'confirm' }); });
+// Sale windows are decided by this clock: a test moves it past a window's end instead of waiting.
+const clock = new TestClock();
+beforeAll(async () => { stack = await startStack({ label: 'confirm', clock }); });
 afterAll(async () => { await stack?.close(); });
 
 async function makeEvent(extra: Record<string, unknown> = {}) {
@@ -119,10 +121,10 @@ describe('POST /portone/v1/confirm', () => {
   });
 
   it('refuses SALE_CLOSED once the sale window has closed', async () => {
-    const now = Date.now();
+    const now = clock.now();
     const id = await makeEvent({ sale_opens_at: new Date(now - 60_000).toISOString(), sale_closes_at: new Date(now + 1_500).toISOString() });
     const o = await order(id, { buyer_id: 'b1', seats: ['A-1-1'] });
-    await new Promise((r) => setTimeout(r, Math.max(0, now + 1_600 - Date.now())));
+    clock.advance(1_600);
     const res = await confirm(impUid(), o.merchant_uid, o.amount);
     expect(res.status).toBe(403);
     expect(res.body.code).toBe('SALE_CLOSED');

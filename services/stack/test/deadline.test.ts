@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startPrivateRedis, http, eventId, impUid, waitFor, type PrivateRedis } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
+import { jobIds } from '@dropgate/jobs';
 
 const BUDGET_MS = 400;
 let redis: PrivateRedis;
@@ -67,7 +68,9 @@ describe('confirm deadline', () => {
     const replay = await http(stack.url, 'POST', '/portone/v1/confirm', { imp_uid: imp, merchant_uid: o.merchant_uid, amount: o.amount });
     expect(replay.status).toBe(503);
     expect(replay.body.code).toBe('DEADLINE');
-    await new Promise((r) => setTimeout(r, 300));
+    // Wait until the worker handled that hold's hand-off (its recording job ran), then look.
+    const persisted = jobIds.persistHold(o.merchant_uid, 1);
+    await waitFor(async () => (await (await stack.api.deps.queues.holds.getJob(persisted))?.getState()) === 'completed', 10_000, 'the hold hand-off to be handled');
     const holds = await stack.api.deps.db.selectFrom('holds').selectAll().where('merchant_uid', '=', o.merchant_uid).execute();
     expect(holds).toEqual([]);
     // The next payment attempt for the order is decided normally.
@@ -89,7 +92,12 @@ describe('confirm deadline', () => {
       expect(a.status).toBe(503);
       expect(a.ms).toBeLessThan(BUDGET_MS);
     }
-    await new Promise((r) => setTimeout(r, 1_100));
+    // The pause ends by itself after 1 s: wait for Redis to answer again before the next test.
+    await waitFor(async () => {
+      const started = Date.now();
+      await control.ping();
+      return Date.now() - started < 100;
+    }, 5_000, 'the pause to end');
   });
 
   it('answers a fast 503 NOT_READY when Redis is unreachable', async () => {
