@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
-import { http, eventId, impUid, newOrder, waitFor, TestClock } from '@dropgate/testkit';
+import { http, impUid, waitFor, TestClock } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
+import { shop } from './support/shop.ts';
 import { eventKeys } from '@dropgate/redis';
 
 let sim: Simulator;
@@ -21,28 +22,11 @@ afterAll(async () => {
   await sim?.close();
 });
 
-const confirmUrl = () => `${stack.url}/portone/v1/confirm`;
-const noticeUrl = () => `${stack.url}/portone/v1/webhook`;
-
-async function event(opts: { ttl?: number; seats?: number; pool?: number } = {}) {
-  const id = eventId('ig');
-  const body: Record<string, unknown> = { id, name: 'Integrity', hold_ttl_seconds: opts.ttl ?? 300 };
-  if (opts.seats) body.seat_blocks = [{ section: 'S', rows: 1, seats_per_row: opts.seats, price: 10_000 }];
-  if (opts.pool) body.pools = [{ id: 'ga', name: 'GA', capacity: opts.pool, price: 5_000 }];
-  const res = await http(stack.url, 'POST', '/admin/events', body, { admin: true });
-  expect(res.status, res.text).toBe(201);
-  return id;
-}
-const order = (id: string, body: Record<string, unknown>) => newOrder(stack.url, id, body);
-/** The order as its reader sees it (read with the admin token). */
-const detail = async (muid: string) => (await http(stack.url, 'GET', `/orders/${muid}`, undefined, { admin: true })).body;
-const orderIs = (muid: string, status: string, timeoutMs = 20_000) =>
-  waitFor(async () => { const d = await detail(muid); return d.status === status ? d : null; }, timeoutMs, `order ${muid} to be ${status}`);
+const { confirmUrl, noticeUrl, event, order, detail, orderIs, availability } = shop(() => stack, { prefix: 'ig', section: 'S' });
 const confirm = (imp: string, merchantUid: string, amount?: number) =>
   http(stack.url, 'POST', '/portone/v1/confirm', amount === undefined ? { imp_uid: imp, merchant_uid: merchantUid } : { imp_uid: imp, merchant_uid: merchantUid, amount });
 const webhook = (body: Record<string, unknown>) => http(stack.url, 'POST', '/portone/v1/webhook', body);
 const redisStatus = async (id: string, muid: string) => (await stack.store.orderState(id, muid))?.status;
-const availability = async (id: string) => (await http(stack.url, 'GET', `/events/${id}`)).body.availability;
 
 describe('forged webhooks cannot stop the genuine one (defect 1)', () => {
   it('a forged "cancelled" naming a real payment and a made-up or foreign order does not swallow PortOne\'s real cancel', async () => {

@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
-import { http, eventId, newOrder, waitFor, TestClock } from '@dropgate/testkit';
+import { waitFor, TestClock } from '@dropgate/testkit';
+import { shop } from './support/shop.ts';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { forgetSeatSale } from '@dropgate/redis';
 
@@ -21,34 +22,9 @@ afterAll(async () => {
   await sim?.close();
 });
 
-const confirmUrl = () => `${stack.url}/portone/v1/confirm`;
-const noticeUrl = () => `${stack.url}/portone/v1/webhook`;
-
-async function event(opts: { ttl?: number; seats?: number; pool?: number } = {}) {
-  const id = eventId('lc');
-  const body: Record<string, unknown> = { id, name: 'Lifecycle', hold_ttl_seconds: opts.ttl ?? 300 };
-  if (opts.seats) body.seat_blocks = [{ section: 'L', rows: 1, seats_per_row: opts.seats, price: 10_000 }];
-  if (opts.pool) body.pools = [{ id: 'ga', name: 'GA', capacity: opts.pool, price: 5_000 }];
-  const res = await http(stack.url, 'POST', '/admin/events', body, { admin: true });
-  expect(res.status, res.text).toBe(201);
-  return id;
-}
-const order = (id: string, body: Record<string, unknown>) => newOrder(stack.url, id, body);
-const detail = async (muid: string) => (await http(stack.url, 'GET', `/orders/${muid}`, undefined, { admin: true })).body;
-const availability = async (id: string) => (await http(stack.url, 'GET', `/events/${id}`)).body.availability;
-/** Until no job is waiting or running (delayed ones, such as the late-payment watch, may stay). */
-const queuesIdle = () => waitFor(async () => {
-  for (const q of Object.values(stack.api.deps.queues)) {
-    const c = await q.getJobCounts('waiting', 'active', 'prioritized');
-    if ((c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0) > 0) return false;
-  }
-  return true;
-}, 20_000, 'the queues to be idle');
+const { confirmUrl, noticeUrl, event, order, detail, availability, queuesIdle, orderIs, redisStatusIs } = shop(() => stack, { prefix: 'lc', section: 'L' });
 /** Until the order's hold is taken in Redis (the buyer is in the payment window). */
-const heldInRedis = (id: string, muid: string) =>
-  waitFor(async () => (await stack.store.orderState(id, muid))?.status === 'held', 10_000, `order ${muid} to be held`);
-const orderIs = (muid: string, status: string, timeoutMs = 20_000) =>
-  waitFor(async () => { const d = await detail(muid); return d.status === status ? d : null; }, timeoutMs, `order ${muid} to be ${status}`);
+const heldInRedis = (id: string, muid: string) => redisStatusIs(id, muid, 'held');
 
 describe('payment outcomes', () => {
   it('a paid payment becomes tickets, its order paid, its seats sold', async () => {

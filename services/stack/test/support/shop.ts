@@ -1,0 +1,50 @@
+/**
+ * What the lifecycle and integrity tests do to a running stack: create a small event, order, read an
+ * order and the availability, and wait for an order, a hold or the queues.
+ */
+import { expect } from 'vitest';
+import { http, eventId, newOrder, waitFor } from '@dropgate/testkit';
+import type { TestStack } from '@dropgate/stack';
+
+export interface EventShape {
+  ttl?: number;
+  seats?: number;
+  pool?: number;
+}
+
+/** Helpers bound to the stack `current()` returns (it is started in a beforeAll). */
+export function shop(current: () => TestStack, opts: { prefix: string; section: string }) {
+  const stack = () => current();
+  const detail = async (muid: string) => (await http(stack().url, 'GET', `/orders/${muid}`, undefined, { admin: true })).body;
+  return {
+    confirmUrl: () => `${stack().url}/portone/v1/confirm`,
+    noticeUrl: () => `${stack().url}/portone/v1/webhook`,
+    /** A new event: `seats` seats in one row of `section` at ₩10,000 and/or a pool `ga` at ₩5,000. */
+    async event(shape: EventShape = {}): Promise<string> {
+      const id = eventId(opts.prefix);
+      const body: Record<string, unknown> = { id, name: opts.prefix, hold_ttl_seconds: shape.ttl ?? 300 };
+      if (shape.seats) body.seat_blocks = [{ section: opts.section, rows: 1, seats_per_row: shape.seats, price: 10_000 }];
+      if (shape.pool) body.pools = [{ id: 'ga', name: 'GA', capacity: shape.pool, price: 5_000 }];
+      const res = await http(stack().url, 'POST', '/admin/events', body, { admin: true });
+      expect(res.status, res.text).toBe(201);
+      return id;
+    },
+    order: (id: string, body: Record<string, unknown>) => newOrder(stack().url, id, body),
+    /** The order as its reader sees it (read with the admin token). */
+    detail,
+    availability: async (id: string) => (await http(stack().url, 'GET', `/events/${id}`)).body.availability,
+    orderIs: (muid: string, status: string, timeoutMs = 20_000) =>
+      waitFor(async () => { const d = await detail(muid); return d.status === status ? d : null; }, timeoutMs, `order ${muid} to be ${status}`),
+    /** Until the order's status in Redis is `status` (e.g. the buyer is in the payment window: held). */
+    redisStatusIs: (id: string, muid: string, status: string, timeoutMs = 10_000) =>
+      waitFor(async () => (await stack().store.orderState(id, muid))?.status === status, timeoutMs, `order ${muid} to be ${status} in Redis`),
+    /** Until no job is waiting or running (delayed ones, such as the late-payment watch, may stay). */
+    queuesIdle: () => waitFor(async () => {
+      for (const q of Object.values(stack().api.deps.queues)) {
+        const c = await q.getJobCounts('waiting', 'active', 'prioritized');
+        if ((c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0) > 0) return false;
+      }
+      return true;
+    }, 20_000, 'the queues to be idle'),
+  };
+}
