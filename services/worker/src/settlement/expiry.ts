@@ -35,6 +35,7 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
 
   let unreachable = false;
   const unfinished: string[] = [];
+  let settled: ExpiryOutcome | null = null;
   for (const imp of state.impUids) {
     let payment: PortOnePayment | null;
     try {
@@ -50,13 +51,22 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
     if (payment) {
       await recordPayment(ctx, eventId, payment);
       if (payment.status === 'paid' && payment.cancel_amount < payment.amount) {
-        return `paid:${await applyPaymentLocked(ctx, eventId, payment)}`;
+        // The first paid payment takes the seats; any other one that is paid too is refunded as a
+        // duplicate by the same call (the order is paid by then). Keep asking about every one.
+        const outcome = await applyPaymentLocked(ctx, eventId, payment);
+        settled ??= `paid:${outcome}`;
+        continue;
       }
       // 'failed' too: some PGs report failed and later paid.
       if (payment.status === 'ready' || payment.status === 'failed') unfinished.push(imp);
     } else {
       unfinished.push(imp);
     }
+  }
+  if (settled !== null) {
+    // Payments still unfinished, or not answered now, are watched for a late paid (then refunded).
+    for (const imp of unreachable ? state.impUids : unfinished) await watchPayment(ctx, eventId, merchantUid, imp, 1);
+    return settled;
   }
   if (unreachable) {
     const overdueMs = now - (state.expiresAt ?? now);

@@ -9,6 +9,7 @@ import type { PortOnePayment } from '@dropgate/portone';
 import { TransientError, type WorkerContext } from '../context.ts';
 import { refund, refundAndClose, type RefundReason } from './refund.ts';
 import type { SettleOutcome } from './outcomes.ts';
+import { watchOtherPayments } from './watch.ts';
 
 export async function settlePaid(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<SettleOutcome> {
   const muid = payment.merchant_uid;
@@ -75,6 +76,7 @@ export async function settlePaid(ctx: WorkerContext, eventId: string, payment: P
     return 'refunded-oversell';
   }
   if (redisResult === 'committed') ctx.metrics.holdsCommitted.inc({ event: eventId });
+  await watchOtherPayments(ctx, eventId, muid, payment.imp_uid);
   if (order.hold_expires_at && payment.paid_at > 0) {
     const heldAt = order.hold_expires_at.getTime() - (await holdTtlMs(ctx, eventId));
     ctx.metrics.holdToPaid.observe(Math.max(0, payment.paid_at * 1000 - heldAt) / 1000);

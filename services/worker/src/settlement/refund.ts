@@ -8,6 +8,7 @@ import type { OrderCause } from '@dropgate/domain';
 import { PortOneError, type PortOnePayment } from '@dropgate/portone';
 import { TransientError, type WorkerContext } from '../context.ts';
 import { fetchPayment, recordPayment } from './payment.ts';
+import { watchOtherPayments } from './watch.ts';
 
 export type RefundReason = 'seats_gone' | 'amount_mismatch' | 'duplicate_payment' | 'oversell_prevented' | 'order_closed';
 
@@ -62,4 +63,5 @@ export async function refundAndClose(ctx: WorkerContext, eventId: string, paymen
     await lifecycle.endLiveHolds(trx, payment.merchant_uid, 'released', detail);
     await lifecycle.transition(trx, payment.merchant_uid, cause, detail);
   });
+  await watchOtherPayments(ctx, eventId, payment.merchant_uid, payment.imp_uid);
 }

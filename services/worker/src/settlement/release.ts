@@ -8,6 +8,7 @@ import type { PortOnePayment } from '@dropgate/portone';
 import { orders as ordersRepo } from '@dropgate/db';
 import { TransientError, type WorkerContext } from '../context.ts';
 import type { SettleOutcome } from './outcomes.ts';
+import { watchOtherPayments } from './watch.ts';
 
 /** Takes `impUid` off the order's live hold; releases the hold for `cause` when nothing else rides on it. */
 export async function dropFromHold(
@@ -43,6 +44,7 @@ export async function settleCancelled(ctx: WorkerContext, eventId: string, payme
       await lifecycle.voidTickets(trx, muid);
       await lifecycle.transition(trx, muid, 'cancelled_at_portone', 'payment cancelled at PortOne');
     });
+    await watchOtherPayments(ctx, eventId, muid, payment.imp_uid);
     return 'voided';
   }
   const r = await dropFromHold(ctx, eventId, muid, payment.imp_uid, 'payment_cancelled', 'payment cancelled');

@@ -15,3 +15,15 @@ export async function watchPayment(ctx: WorkerContext, eventId: string, merchant
   const job: PaymentOutcomeJob = { eventId, merchantUid, impUid, hint: null, source: 'watch', receivedAt: Date.now(), check };
   await ctx.queues.payments.add('watch', job, { jobId: jobIds.watchPayment(merchantUid, impUid, check), delay });
 }
+
+/**
+ * Once an order is settled (paid, or refunded), every other payment that rode on its hold is watched:
+ * one the buyer completed in another window may still turn paid with its webhook lost, and that money
+ * must come back (the watch finds it paid and refunds it as a duplicate).
+ */
+export async function watchOtherPayments(ctx: WorkerContext, eventId: string, merchantUid: string, settledImpUid: string): Promise<void> {
+  const state = await ctx.store.orderState(eventId, merchantUid);
+  for (const imp of state?.impUids ?? []) {
+    if (imp !== settledImpUid) await watchPayment(ctx, eventId, merchantUid, imp, 1);
+  }
+}
