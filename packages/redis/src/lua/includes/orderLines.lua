@@ -17,9 +17,10 @@ local function seatIndexKey(seatKey, state)
   return seatKey .. ':' .. (state or 'available')
 end
 
--- Moves every seat of the order from state `from` to state `to` ('' = free), moves it between the
--- status indexes, and adjusts counters. Pool items move `qty` from counter field `fromField` to
--- `toField` (nil = nowhere).
+-- Moves every seat in `seats` to seat-hash value `to` ('' = free, 'h:<uid>' held, 's:<uid>' sold),
+-- moves them between the status indexes, and moves their count from counter `fromCnt` to `toCnt`
+-- ('held' | 'sold'; nil = available). Each pool item of `items` ("pool,qty,...") moves its quantity
+-- from `p:<pool>:<fromCnt>` to `p:<pool>:<toCnt>` the same way.
 local function moveLines(seatKey, cntKey, seats, items, to, fromCnt, toCnt)
   for i = 1, #seats do
     redis.call('HSET', seatKey, seats[i], to)
