@@ -188,6 +188,15 @@ export async function transition(
   return Number(res.numUpdatedRows) > 0;
 }
 
+/**
+ * Payments of an order that PortOne last reported unfinished (ready, or failed: some PGs turn failed
+ * into paid). The record keeps every verified payment, so this survives Redis losing its data.
+ */
+export async function unfinishedPayments(db: Executor, merchantUid: string): Promise<string[]> {
+  const rows = await db.selectFrom('payments').select('imp_uid').where('merchant_uid', '=', merchantUid).where('status', 'in', ['ready', 'failed']).execute();
+  return rows.map((r) => r.imp_uid);
+}
+
 export interface RefundRow { status: 'requested' | 'done'; reason: string; amount: number }
 
 /** The refund decided for a payment, if any. */

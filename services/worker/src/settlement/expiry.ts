@@ -36,7 +36,9 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
   let unreachable = false;
   const unfinished: string[] = [];
   let settled: ExpiryOutcome | null = null;
-  for (const imp of state.impUids) {
+  // Every payment on the hold, including ones the record knows and Redis forgot in a rebuild.
+  const imps = [...new Set([...state.impUids, ...(await lifecycle.unfinishedPayments(ctx.db, merchantUid))])];
+  for (const imp of imps) {
     let payment: PortOnePayment | null;
     try {
       payment = await ctx.portone.getPayment(imp);
@@ -65,7 +67,7 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
   }
   if (settled !== null) {
     // Payments still unfinished, or not answered now, are watched for a late paid (then refunded).
-    for (const imp of unreachable ? state.impUids : unfinished) await watchPayment(ctx, eventId, merchantUid, imp, 1);
+    for (const imp of unreachable ? imps : unfinished) await watchPayment(ctx, eventId, merchantUid, imp, 1);
     return settled;
   }
   if (unreachable) {
@@ -83,6 +85,6 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
   });
   // A buyer may still finish paying after the hold ended, and that "paid" webhook may be lost: keep
   // asking PortOne about unfinished payments for a while (a paid one is then a late payment).
-  for (const imp of unreachable ? state.impUids : unfinished) await watchPayment(ctx, eventId, merchantUid, imp, 1);
+  for (const imp of unreachable ? imps : unfinished) await watchPayment(ctx, eventId, merchantUid, imp, 1);
   return 'expired';
 }

@@ -3,6 +3,7 @@
  * PortOne about the payment again at 1/16, 1/8, 1/4, 1/2 and all of LATE_PAYMENT_WATCH_SECONDS, so a
  * late "paid" whose webhook was lost is still ticketed or refunded.
  */
+import { lifecycle } from '@dropgate/db';
 import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
 import type { WorkerContext } from '../context.ts';
 
@@ -22,8 +23,16 @@ export async function watchPayment(ctx: WorkerContext, eventId: string, merchant
  * must come back (the watch finds it paid and refunds it as a duplicate).
  */
 export async function watchOtherPayments(ctx: WorkerContext, eventId: string, merchantUid: string, settledImpUid: string): Promise<void> {
-  const state = await ctx.store.orderState(eventId, merchantUid);
-  for (const imp of state?.impUids ?? []) {
+  for (const imp of await paymentsOfOrder(ctx, eventId, merchantUid)) {
     if (imp !== settledImpUid) await watchPayment(ctx, eventId, merchantUid, imp, 1);
   }
+}
+
+/**
+ * Every payment approved on the order's live hold (Redis) and every verified payment the record has
+ * as unfinished (Postgres): Redis forgets a hold's riders when it loses its data, the record does not.
+ */
+export async function paymentsOfOrder(ctx: WorkerContext, eventId: string, merchantUid: string): Promise<string[]> {
+  const state = await ctx.store.orderState(eventId, merchantUid);
+  return [...new Set([...(state?.impUids ?? []), ...(await lifecycle.unfinishedPayments(ctx.db, merchantUid))])];
 }
