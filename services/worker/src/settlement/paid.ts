@@ -7,7 +7,7 @@ import { lifecycle, orders as ordersRepo, isOversellViolation } from '@dropgate/
 import { jobIds, type MaintenanceJob } from '@dropgate/jobs';
 import type { PortOnePayment } from '@dropgate/portone';
 import { TransientError, type WorkerContext } from '../context.ts';
-import { refund, refundAndClose, type RefundReason } from './refund.ts';
+import { closeInRedis, refund, refundAndClose, type RefundReason } from './refund.ts';
 import type { SettleOutcome } from './outcomes.ts';
 import { watchOtherPayments } from './watch.ts';
 
@@ -28,6 +28,8 @@ export async function settlePaid(ctx: WorkerContext, eventId: string, payment: P
   }
   if (order.status === 'refunded') {
     await refund(ctx, eventId, payment, 'order_closed');
+    // A commit of this payment interrupted after Redis sold the seats leaves them sold there: give them back.
+    await closeInRedis(ctx, eventId, muid);
     return 'refunded-closed';
   }
   if (payment.amount !== order.amount) {

@@ -49,6 +49,23 @@ export async function refund(ctx: WorkerContext, eventId: string, payment: PortO
 }
 
 /**
+ * Closes a refunded order in Redis: its hold released, or (when a commit was interrupted after Redis
+ * sold the seats and before Postgres issued the tickets) its sale voided, and no confirm holds it again.
+ * Only for an order the record does not have as paid.
+ */
+export async function closeInRedis(ctx: WorkerContext, eventId: string, merchantUid: string): Promise<void> {
+  const state = await ctx.store.orderState(eventId, merchantUid);
+  if (state?.status === 'paid') {
+    const v = await ctx.store.voidSale(eventId, merchantUid, 'refunded');
+    if (v === 'not_ready') throw new TransientError('event not loaded in Redis');
+    return;
+  }
+  const r = await ctx.store.releaseHold(eventId, merchantUid, { status: 'refunded', nowMs: ctx.clock.now(), onlyIfOverdue: false });
+  if (r === 'not_ready') throw new TransientError('event not loaded in Redis');
+  if (r === 'released') ctx.metrics.holdsReleased.inc({ event: eventId, reason: 'refunded' });
+}
+
+/**
  * Refunds `payment` and closes its order for `reason`: in Redis (a refunded order is never held
  * again, its hold if any released) and in Postgres (the machine's refund cause).
  */
@@ -56,9 +73,7 @@ export async function refundAndClose(ctx: WorkerContext, eventId: string, paymen
   await refund(ctx, eventId, payment, reason);
   const cause = REFUND_CAUSE[reason];
   if (cause === null) return;
-  const r = await ctx.store.releaseHold(eventId, payment.merchant_uid, { status: 'refunded', nowMs: ctx.clock.now(), onlyIfOverdue: false });
-  if (r === 'not_ready') throw new TransientError('event not loaded in Redis');
-  if (r === 'released') ctx.metrics.holdsReleased.inc({ event: eventId, reason: 'refunded' });
+  await closeInRedis(ctx, eventId, payment.merchant_uid);
   await ctx.db.transaction().execute(async (trx) => {
     await lifecycle.endLiveHolds(trx, payment.merchant_uid, 'released', detail);
     await lifecycle.transition(trx, payment.merchant_uid, cause, detail);
