@@ -22,6 +22,7 @@ export const OrderCauses = [
   'payment_cancelled',
   'payment_unverified',
   'hold_expired',
+  'hold_reconciled',
   'refund_amount_mismatch',
   'refund_seats_gone',
   'refund_oversell_prevented',
@@ -46,6 +47,8 @@ export const ORDER_MACHINE: Readonly<Record<OrderCause, OrderTransition>> = Obje
   payment_cancelled: { from: HOLDING, to: 'released' },
   payment_unverified: { from: HOLDING, to: 'released' },
   hold_expired: { from: HOLDING, to: 'expired' },
+  /** The hold ended in Redis (released) but the record missed the change: it follows (migration 0004). */
+  hold_reconciled: { from: HOLDING, to: 'released' },
   refund_amount_mismatch: { from: OPEN, to: 'refunded' },
   refund_seats_gone: { from: OPEN, to: 'refunded' },
   refund_oversell_prevented: { from: OPEN, to: 'refunded' },

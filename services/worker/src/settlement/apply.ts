@@ -1,6 +1,7 @@
 /** Acts on what PortOne says of a payment (under the order's lock). Idempotent. */
 import { UnrecoverableError } from 'bullmq';
-import { orders as ordersRepo } from '@dropgate/db';
+import { lifecycle, orders as ordersRepo } from '@dropgate/db';
+import { refundAndClose, type RefundReason } from './refund.ts';
 import type { PortOnePayment } from '@dropgate/portone';
 import type { WorkerContext } from '../context.ts';
 import { recordPayment } from './payment.ts';
@@ -17,6 +18,14 @@ export async function applyPaymentLocked(ctx: WorkerContext, eventId: string, pa
   const order = await ordersRepo.findOrder(ctx.db, payment.merchant_uid);
   if (!order || order.event_id !== eventId) throw new UnrecoverableError(`payment ${payment.imp_uid} is for an unknown order`);
   await recordPayment(ctx, eventId, payment);
+  // A refund this payment got from us is finished first, whatever PortOne says of the payment now
+  // (after our refund it says cancelled): a retry after a crash between the refund and the order's
+  // change lands here and closes the order.
+  const decided = await lifecycle.findRefund(ctx.db, payment.imp_uid);
+  if (decided && payment.status !== 'paid') {
+    await refundAndClose(ctx, eventId, payment, decided.reason as RefundReason, `payment refunded (${decided.reason})`);
+    return 'already-refunded';
+  }
   switch (payment.status) {
     case 'paid':
       return settlePaid(ctx, eventId, payment);

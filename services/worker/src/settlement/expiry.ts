@@ -23,10 +23,19 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
     return 'order-missing';
   }
   if (state.status !== 'held') {
-    // Ended in Redis: make sure the record agrees (a hold row left live by a crash or a rebuild).
-    // (A hold recorded while its payment was being committed can be left live: close it as committed.)
-    if (state.status === 'paid') await lifecycle.endLiveHolds(ctx.db, merchantUid, 'committed', 'paid');
-    else await lifecycle.endLiveHolds(ctx.db, merchantUid, 'expired', `ended in Redis (${state.status})`);
+    // Ended in Redis: make sure the record agrees (a hold row left live, and the order's change, lost
+    // by a crash or a Postgres restart between the two writes). A paid order is the payment job's to
+    // finish (it retries); a hold recorded while its payment was being committed is closed as committed.
+    if (state.status === 'paid') {
+      await lifecycle.endLiveHolds(ctx.db, merchantUid, 'committed', 'paid');
+      return 'ended';
+    }
+    const reason = `ended in Redis (${state.status})`;
+    await ctx.db.transaction().execute(async (trx) => {
+      await lifecycle.endLiveHolds(trx, merchantUid, state.status === 'expired' ? 'expired' : 'released', reason);
+      if (state.status === 'expired') await lifecycle.transition(trx, merchantUid, 'hold_expired', reason);
+      else if (state.status === 'released') await lifecycle.transition(trx, merchantUid, 'hold_reconciled', reason);
+    });
     return 'ended';
   }
   if (seq !== null && state.seq !== seq) return 'superseded';

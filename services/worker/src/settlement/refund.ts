@@ -25,7 +25,11 @@ export const REFUND_CAUSE: Readonly<Record<RefundReason, OrderCause | null>> = {
 /** Refunds `payment` (idempotent) and records PortOne's view of it afterwards. */
 export async function refund(ctx: WorkerContext, eventId: string, payment: PortOnePayment, reason: RefundReason): Promise<void> {
   const refundable = payment.amount - payment.cancel_amount;
-  if (refundable <= 0) return;
+  if (refundable <= 0) {
+    // Nothing left to return. A refund of ours that went through before a crash is done now.
+    if ((await lifecycle.findRefund(ctx.db, payment.imp_uid))?.status === 'requested') await lifecycle.markRefundDone(ctx.db, payment.imp_uid);
+    return;
+  }
   const claimed = await lifecycle.claimRefund(ctx.db, { impUid: payment.imp_uid, merchantUid: payment.merchant_uid, eventId, amount: refundable, reason });
   if (!claimed) return;
   let after: PortOnePayment | null;
