@@ -8,6 +8,7 @@ import { events as eventsRepo, lifecycle, loadSnapshot } from '@dropgate/db';
 import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { jobIds, type ExpireHoldJob, type PaymentOutcomeJob } from '@dropgate/jobs';
 import type { WorkerContext } from '../context.ts';
+import { watchPayment } from '../settlement/index.ts';
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -68,7 +69,17 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
       const data: PaymentOutcomeJob = { eventId, merchantUid: o.merchantUid, impUid: '', hint: null, source: 'reconcile', receivedAt: Date.now() };
       return { name: 'reconcile', data, opts: { jobId: `rec-${o.merchantUid}-${epoch}` } };
     });
+    // Paid orders: their payment may have been cancelled at PortOne with its webhook's job lost.
+    const paid = await ctx.db.selectFrom('orders').select(['merchant_uid', 'paid_imp_uid']).where('event_id', '=', eventId).where('status', '=', 'paid').execute();
+    for (const o of paid) {
+      if (!o.paid_imp_uid) continue;
+      const data: PaymentOutcomeJob = { eventId, merchantUid: o.merchant_uid, impUid: o.paid_imp_uid, hint: null, source: 'webhook', receivedAt: Date.now() };
+      jobs.push({ name: 'reconcile', data, opts: { jobId: `rec-paid-${o.merchant_uid}-${epoch}` } });
+    }
+    // Unfinished payments the record knows (late-payment watches were lost with the queues).
+    const unfinished = await ctx.db.selectFrom('payments').select(['merchant_uid', 'imp_uid']).where('event_id', '=', eventId).where('status', 'in', ['ready', 'failed']).execute();
     for (let i = 0; i < jobs.length; i += 1000) await ctx.queues.payments.addBulk(jobs.slice(i, i + 1000));
+    for (const p of unfinished) await watchPayment(ctx, eventId, p.merchant_uid, p.imp_uid, 1);
     return true;
   } finally {
     await releaseLock(ctx.redis, lockKey, token);

@@ -22,7 +22,10 @@ export async function settlePaid(ctx: WorkerContext, eventId: string, payment: P
     return 'already-refunded';
   }
   if (order.status === 'paid') {
-    if (order.paid_imp_uid === payment.imp_uid) return 'already-paid';
+    if (order.paid_imp_uid === payment.imp_uid) {
+      await ensureSoldInRedis(ctx, eventId, muid);
+      return 'already-paid';
+    }
     await refund(ctx, eventId, payment, 'duplicate_payment');
     return 'refunded-duplicate';
   }
@@ -78,6 +81,8 @@ export async function settlePaid(ctx: WorkerContext, eventId: string, payment: P
     return 'refunded-oversell';
   }
   if (redisResult === 'committed') ctx.metrics.holdsCommitted.inc({ event: eventId });
+  // A rebuild that read the record before this commit loaded the order unpaid: make Redis agree.
+  await ensureSoldInRedis(ctx, eventId, muid);
   await watchOtherPayments(ctx, eventId, muid, payment.imp_uid);
   if (order.hold_expires_at && payment.paid_at > 0) {
     const heldAt = order.hold_expires_at.getTime() - (await holdTtlMs(ctx, eventId));
@@ -85,6 +90,21 @@ export async function settlePaid(ctx: WorkerContext, eventId: string, payment: P
   }
   if (payment.paid_at > 0) ctx.metrics.paidToTicketed.observe(Math.max(0, Date.now() - payment.paid_at * 1000) / 1000);
   return redisResult === 'retaken' ? 'ticketed-late' : 'ticketed';
+}
+
+/**
+ * The record has the order paid: Redis must have its seats sold. A Redis rebuild that read the record
+ * just before the commit loaded the order unpaid; take its seats again (they are still free unless
+ * Redis sold them twice, which Postgres refuses and the rebuild after it repairs).
+ */
+async function ensureSoldInRedis(ctx: WorkerContext, eventId: string, muid: string): Promise<void> {
+  const r = await ctx.store.settlePaid(eventId, muid);
+  if (r === 'not_ready' || r === 'order_missing') throw new TransientError(`event ${eventId} not loaded in Redis (${r})`);
+  if (r === 'sold_out' || r === 'closed') {
+    ctx.log.error({ eventId, merchantUid: muid, redis: r }, 'a paid order\'s seats are not sold in Redis: rebuilding the event');
+    const rebuild: MaintenanceJob = { kind: 'rebuild', eventId, force: true };
+    await ctx.queues.maintenance.add('rebuild', rebuild, { jobId: jobIds.rebuild(eventId, `repair-${Date.now()}`) });
+  }
 }
 
 const ttlCache = new Map<string, number>();

@@ -77,6 +77,8 @@ export async function refundAndClose(ctx: WorkerContext, eventId: string, paymen
   await refund(ctx, eventId, payment, reason);
   const cause = REFUND_CAUSE[reason];
   if (cause === null) return;
+  // An order another payment paid meanwhile keeps its sale: only this payment's money goes back.
+  if ((await ordersRepo.findOrder(ctx.db, payment.merchant_uid))?.status === 'paid') return;
   await closeInRedis(ctx, eventId, payment.merchant_uid);
   await ctx.db.transaction().execute(async (trx) => {
     await lifecycle.endLiveHolds(trx, payment.merchant_uid, 'released', detail);
