@@ -197,6 +197,12 @@ export async function unfinishedPayments(db: Executor, merchantUid: string): Pro
   return rows.map((r) => r.imp_uid);
 }
 
+/** Every payment of an order the record has (verified or settled ones). */
+export async function paymentsOfOrder(db: Executor, merchantUid: string): Promise<string[]> {
+  const rows = await db.selectFrom('payments').select('imp_uid').where('merchant_uid', '=', merchantUid).execute();
+  return rows.map((r) => r.imp_uid);
+}
+
 export interface RefundRow { status: 'requested' | 'done'; reason: string; amount: number }
 
 /** The refund decided for a payment, if any. */

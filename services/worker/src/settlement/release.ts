@@ -7,6 +7,7 @@ import type { OrderCause } from '@dropgate/domain';
 import type { PortOnePayment } from '@dropgate/portone';
 import { orders as ordersRepo } from '@dropgate/db';
 import { TransientError, type WorkerContext } from '../context.ts';
+import { fetchPayment } from './payment.ts';
 import type { SettleOutcome } from './outcomes.ts';
 import { watchOtherPayments } from './watch.ts';
 
@@ -47,6 +48,33 @@ export async function settleCancelled(ctx: WorkerContext, eventId: string, payme
     await watchOtherPayments(ctx, eventId, muid, payment.imp_uid);
     return 'voided';
   }
+  if (await undoInterruptedCommit(ctx, eventId, muid, payment.imp_uid)) return 'released';
   const r = await dropFromHold(ctx, eventId, muid, payment.imp_uid, 'payment_cancelled', 'payment cancelled');
   return r === 'dropped' ? 'payment-dropped' : r;
+}
+
+/**
+ * Redis sold the order's seats for a commit that never reached the record (the worker died, or
+ * Postgres restarted, between the two), and the payment was cancelled meanwhile. If no other payment
+ * of the order is paid at PortOne, no job will ever finish that commit: give the seats back and
+ * release the order. @returns true when it did.
+ */
+async function undoInterruptedCommit(ctx: WorkerContext, eventId: string, muid: string, cancelledImpUid: string): Promise<boolean> {
+  const order = await ordersRepo.findOrder(ctx.db, muid);
+  if (!order || order.status === 'paid' || order.status === 'refunded') return false;
+  if ((await ctx.store.orderState(eventId, muid))?.status !== 'paid') return false;
+  for (const imp of await lifecycle.paymentsOfOrder(ctx.db, muid)) {
+    if (imp === cancelledImpUid) continue;
+    const other = await fetchPayment(ctx, imp);
+    // Another payment is paid: its job commits it (or refunds it); leave the sale to it.
+    if (other && other.merchant_uid === muid && other.status === 'paid' && other.cancel_amount < other.amount) return false;
+  }
+  const v = await ctx.store.voidSale(eventId, muid, 'released');
+  if (v === 'not_ready' || v === 'order_missing') throw new TransientError('event not loaded in Redis');
+  ctx.log.warn({ eventId, merchantUid: muid }, 'a commit interrupted before the record was undone: its payment was cancelled');
+  await ctx.db.transaction().execute(async (trx) => {
+    await lifecycle.endLiveHolds(trx, muid, 'released', 'payment cancelled before its commit reached the record');
+    await lifecycle.transition(trx, muid, 'payment_cancelled', 'payment cancelled before its commit reached the record');
+  });
+  return true;
 }
