@@ -79,7 +79,7 @@ describe.concurrent('a drop with a fault switched on keeps every invariant', { t
 
   it('paid after the hold expired: the seats are taken again if free, else refunded once', async ({ expect }) => {
     // Buyers keep arriving, so seats whose hold ran out are sold again before the late payment lands.
-    const result = await shared.drop({ buyers: 300, arrival: 'ramp', rampSeconds: 8, failedThenPaid: 0.5, failedThenPaidMs: 6_000, webhookLoss: 0 });
+    const result = await shared.drop({ buyers: 450, arrival: 'ramp', rampSeconds: 10, failedThenPaid: 0.5, failedThenPaidMs: 6_000, webhookLoss: 0 });
     const s = result.summary;
     expect(invariantsHold(s)).toEqual([]);
     expect(s.payments.failed_then_paid).toBeGreaterThan(0);
