@@ -159,6 +159,20 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
     if (peek === 'not_ready') throw new DomainError('NOT_READY', 'the event is being loaded; retry later');
     const idOf = (g: { generation: number; perOrder: boolean }) =>
       g.perOrder ? jobIds.orderOutcome(merchantUid, g.generation) : jobIds.paymentOutcome(merchantUid, impUid, g.generation);
+    /**
+     * Adds the outcome job under `jobId`. @returns 'added', 'duplicate' (that id holds a job not
+     * started yet) or 'taken' (that id holds a job that started or ended: use another).
+     */
+    const addOutcome = async (perOrder: boolean, jobId: string): Promise<'added' | 'duplicate' | 'taken'> => {
+      const job: PaymentOutcomeJob = perOrder
+        ? { eventId, merchantUid, impUid: '', hint, source: 'reconcile', receivedAt: Date.now() }
+        : { eventId, merchantUid, impUid, hint, source: 'webhook', receivedAt: Date.now() };
+      const added = await queues.payments.add(perOrder ? 'reconcile' : 'outcome', job, { jobId });
+      // add() answers with a job built from our data even when the id existed (a no-op): read back.
+      const stored = await queues.payments.getJob(added.id ?? jobId);
+      if (stored && (stored.data as PaymentOutcomeJob).receivedAt === job.receivedAt && stored.timestamp === added.timestamp) return 'added';
+      return stored && NOT_STARTED.has(await stored.getState()) ? 'duplicate' : 'taken';
+    };
     // The worker already acted on exactly what this webhook claims: nothing new to ask PortOne about.
     if (peek.actedOn !== null && peek.actedOn === hint) return true;
     if (peek.generation > 0) {
@@ -168,14 +182,8 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
       if (state === 'active') {
         // The running job may have asked PortOne before this news: queue one follow-up behind it.
         // Its id is fixed per generation, so concurrent copies collapse onto it.
-        const job: PaymentOutcomeJob = peek.perOrder
-          ? { eventId, merchantUid, impUid: '', hint, source: 'reconcile', receivedAt: Date.now() }
-          : { eventId, merchantUid, impUid, hint, source: 'webhook', receivedAt: Date.now() };
-        const followUpId = `${idOf(peek)}-f`;
-        const added = await queues.payments.add(peek.perOrder ? 'reconcile' : 'outcome', job, { jobId: followUpId });
-        const stored = await queues.payments.getJob(added.id ?? followUpId);
-        if (stored && (stored.data as PaymentOutcomeJob).receivedAt === job.receivedAt && stored.timestamp === added.timestamp) return false;
-        if (stored && NOT_STARTED.has(await stored.getState())) return true;
+        const followUp = await addOutcome(peek.perOrder, `${idOf(peek)}-f`);
+        if (followUp !== 'taken') return followUp === 'duplicate';
         // That follow-up ran already: number a new generation below.
       }
     }
@@ -183,15 +191,8 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
     for (let attempt = 0; attempt < 5; attempt++) {
       const next = await store.webhookGeneration(eventId, merchantUid, impUid, 'next');
       if (typeof next === 'string') throw new DomainError(next === 'order_missing' ? 'ORDER_NOT_FOUND' : 'NOT_READY', 'the order is not available; retry later');
-      const job: PaymentOutcomeJob = next.perOrder
-        ? { eventId, merchantUid, impUid: '', hint, source: 'reconcile', receivedAt: Date.now() }
-        : { eventId, merchantUid, impUid, hint, source: 'webhook', receivedAt: Date.now() };
-      const jobId = idOf(next);
-      const added = await queues.payments.add(next.perOrder ? 'reconcile' : 'outcome', job, { jobId });
-      // add() answers with a job built from our data even when the id existed (a no-op): read back.
-      const stored = await queues.payments.getJob(added.id ?? jobId);
-      if (stored && (stored.data as PaymentOutcomeJob).receivedAt === job.receivedAt && stored.timestamp === added.timestamp) return false;
-      if (stored && NOT_STARTED.has(await stored.getState())) return true;
+      const outcome = await addOutcome(next.perOrder, idOf(next));
+      if (outcome !== 'taken') return outcome === 'duplicate';
     }
     throw new Error(`no free outcome job id for ${merchantUid}/${impUid}`);
   }
