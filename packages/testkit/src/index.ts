@@ -60,16 +60,28 @@ export async function createTestDatabase(label = 'db'): Promise<TestDatabase> {
   };
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A port nothing listens on, for a server a test starts. It is drawn at random from 10000–22999,
+ * below the kernel's ephemeral range (32768+ on Linux): a port the kernel hands out (`listen(0)`)
+ * can be taken as the local port of any outgoing connection (another test's Redis or Postgres
+ * client) between this call and the server's `listen`, which made start-up tests fail at random.
+ * Ports here are handed to no one unasked; a Redis Cluster node's bus port (port + 10000) also stays
+ * below the ephemeral range.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * 13_000);
+    if ((await canListen(port)) && (await canListen(port + 10_000))) return port;
+  }
+  throw new Error('no free port found in 10000-22999');
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
 
