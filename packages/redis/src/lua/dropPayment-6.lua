@@ -36,8 +36,5 @@ redis.call('HSET', KEYS[2], 'imps', table.concat(kept, ','))
 if o[8] == ARGV[2] then redis.call('HSET', KEYS[2], 'imp', kept[1] or '') end
 
 if o[1] ~= 'held' or o[2] ~= ARGV[3] or #kept > 0 then return 0 end
-moveLines(KEYS[3], KEYS[4], splitCsv(o[5]), splitCsv(o[6]), '', 'held', nil)
-redis.call('HINCRBY', KEYS[5], o[3], -tonumber(o[4]))
-redis.call('HSET', KEYS[2], 'st', 'released', 'exp', '')
-redis.call('ZREM', KEYS[6], ARGV[1])
+endHold(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[2], ARGV[1], o[5], o[6], o[3], o[4], 'released')
 return 1

@@ -37,8 +37,5 @@ if o[1] ~= 'held' then
 end
 if ARGV[2] ~= '' and ARGV[2] ~= o[2] then return -11 end
 if ARGV[5] == '1' and tonumber(o[3]) > tonumber(ARGV[4]) then return -12 end
-moveLines(KEYS[3], KEYS[4], splitCsv(o[6]), splitCsv(o[7]), '', 'held', nil)
-redis.call('HINCRBY', KEYS[5], o[4], -tonumber(o[5]))
-redis.call('HSET', KEYS[2], 'st', ARGV[3], 'exp', '')
-redis.call('ZREM', KEYS[6], ARGV[1])
+endHold(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[2], ARGV[1], o[6], o[7], o[4], o[5], ARGV[3])
 return 1

@@ -33,8 +33,5 @@ if code ~= '1' then return 0 end
 
 local o = redis.call('HMGET', KEYS[1], 'st', 'seq', 'b', 'q', 's', 'i')
 if o[1] ~= 'held' or o[2] ~= seq then return 0 end
-moveLines(KEYS[3], KEYS[4], splitCsv(o[5]), splitCsv(o[6]), '', 'held', nil)
-redis.call('HINCRBY', KEYS[5], o[3], -tonumber(o[4]))
-redis.call('HSET', KEYS[1], 'st', 'pending', 'exp', '')
-redis.call('ZREM', KEYS[6], ARGV[1])
+endHold(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[1], ARGV[1], o[5], o[6], o[3], o[4], 'pending')
 return 1

@@ -42,3 +42,13 @@ local function moveLines(seatKey, cntKey, seats, items, to, fromCnt, toCnt)
     if toCnt then redis.call('HINCRBY', cntKey, 'p:' .. pool .. ':' .. toCnt, qty) end
   end
 end
+
+-- Ends an order's live hold without a sale: its seats and pool items go back on sale, the buyer's
+-- count drops by the order's quantity, the order takes status `status` with no expiry, and it leaves
+-- the holds index. seatsCsv, itemsCsv, buyer and qty are the order's fields 's', 'i', 'b', 'q'.
+local function endHold(seatKey, cntKey, buyersKey, holdsKey, orderKey, uid, seatsCsv, itemsCsv, buyer, qty, status)
+  moveLines(seatKey, cntKey, splitCsv(seatsCsv), splitCsv(itemsCsv), '', 'held', nil)
+  redis.call('HINCRBY', buyersKey, buyer, -tonumber(qty))
+  redis.call('HSET', orderKey, 'st', status, 'exp', '')
+  redis.call('ZREM', holdsKey, uid)
+end
