@@ -97,6 +97,28 @@ export class PortOneClient {
   }
 
   /**
+   * `GET /payments/findAll/{merchant_uid}`: every payment attempt of an order, oldest first. An order
+   * can have several (a failed card then another, a payment without confirm beside one with it), and
+   * `find` returns only the latest: reconciling after Redis lost its queues must see them all. Pages
+   * through PortOne's answer (20 a page), at most `maxPages` pages; resolves [] when there is none.
+   */
+  async findAllPaymentsByMerchantUid(merchantUid: string, maxPages = 10): Promise<PortOnePayment[]> {
+    const payments: PortOnePayment[] = [];
+    for (let page = 1; page >= 1 && page <= maxPages; ) {
+      const path = `/payments/findAll/${encodeURIComponent(merchantUid)}?sorting=started&page=${page}`;
+      const outcome = await this.#authorized('findAllPayments', 'GET', path);
+      if (outcome === null) break;
+      const body = outcome as { list?: unknown; next?: unknown };
+      if (typeof body !== 'object' || body === null || !Array.isArray(body.list)) {
+        throw new PortOneProtocolError('findAllPayments', 'PortOne answered without a list of payments');
+      }
+      for (const raw of body.list) payments.push(parsePayment('findAllPayments', raw));
+      page = typeof body.next === 'number' && body.next > page ? body.next : 0;
+    }
+    return payments;
+  }
+
+  /**
    * `POST /payments/cancel`: refunds `amount` (or the whole refundable balance) and resolves with the
    * payment after the cancel.
    *

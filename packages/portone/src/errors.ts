@@ -8,7 +8,7 @@
  */
 
 /** The endpoints the client calls, as reported to metrics and carried by errors. */
-export type PortOneEndpoint = 'getToken' | 'getPayment' | 'findPayment' | 'cancelPayment' | 'preparePayment';
+export type PortOneEndpoint = 'getToken' | 'getPayment' | 'findPayment' | 'findAllPayments' | 'cancelPayment' | 'preparePayment';
 
 /** Base class of every error the client throws. */
 export class PortOneError extends Error {

@@ -109,6 +109,18 @@ async function restRoutes(rest: FastifyInstance, engine: SimulatorEngine): Promi
     authed.get('/payments/find/:merchant_uid', find);
     authed.get('/payments/find/:merchant_uid/:payment_status', find);
 
+    const findAll = async (
+      request: FastifyRequest<{ Params: { merchant_uid: string; payment_status?: string }; Querystring: { page?: string; sorting?: string } }>,
+      reply: FastifyReply,
+    ): Promise<Envelope> => {
+      const { merchant_uid: merchantUid, payment_status: status } = request.params;
+      const page = engine.findAllPayments(merchantUid, status, Number(request.query.page ?? 1), request.query.sorting);
+      if (page === null) return reply.code(404).send(envelope(1, MESSAGES.paymentNotFound));
+      return envelope(0, null, page);
+    };
+    authed.get('/payments/findAll/:merchant_uid', findAll);
+    authed.get('/payments/findAll/:merchant_uid/:payment_status', findAll);
+
     authed.post('/payments/cancel', async (request) => {
       const result = engine.cancelViaApi((request.body ?? {}) as Record<string, unknown>);
       // Business refusals are HTTP 200 with code 1, as PortOne answers them.

@@ -15,6 +15,7 @@ import type {
   PaymentWindowRequest,
   PaymentWindowResult,
   SimPayment,
+  SimPaymentPage,
   SimPaymentStatus,
   SimulatorOptions,
 } from './types.ts';
@@ -22,6 +23,8 @@ import { parseFaults, parseOptionalAmount, parsePaymentWindowRequest, parseStatu
 import { dispatchWebhook } from './webhooks.ts';
 
 const DEFAULT_TOKEN_TTL_SECONDS = 1800;
+/** Payments per page of `GET /payments/findAll` (PortOne pages by 20). */
+export const FIND_ALL_PAGE_SIZE = 20;
 const DEFAULT_CONFIRM_TIMEOUT_MS = 5000;
 /** Expired tokens are swept once the table grows past this. */
 const TOKEN_SWEEP_THRESHOLD = 10_000;
@@ -140,6 +143,26 @@ export class SimulatorEngine {
       }
     }
     return null;
+  }
+
+  /**
+   * `GET /payments/findAll/{merchant_uid}[/{payment_status}]`: every payment attempt of an order, a
+   * page of `FIND_ALL_PAGE_SIZE` at a time, newest first (`sorting=-started`, PortOne's default) or
+   * oldest first (`sorting=started`). `previous` and `next` are page numbers, 0 when there is none.
+   * Null when the order has no payment in that status (PortOne answers 404).
+   */
+  findAllPayments(merchantUid: string, status: string | undefined, page: number, sorting: string | undefined): SimPaymentPage | null {
+    const records = (this.#state.byMerchantUid.get(merchantUid) ?? []).filter((r) => status === undefined || r.payment.status === status);
+    if (records.length === 0) return null;
+    const ordered = sorting === 'started' ? records : [...records].reverse();
+    const pages = Math.ceil(ordered.length / FIND_ALL_PAGE_SIZE);
+    const at = Math.min(Math.max(1, Math.floor(page) || 1), pages);
+    return {
+      total: ordered.length,
+      previous: at > 1 ? at - 1 : 0,
+      next: at < pages ? at + 1 : 0,
+      list: ordered.slice((at - 1) * FIND_ALL_PAGE_SIZE, at * FIND_ALL_PAGE_SIZE).map((r) => clonePayment(r.payment)),
+    };
   }
 
   /**

@@ -37,6 +37,14 @@ export interface SimPayment {
   cancel_history: SimCancelHistoryEntry[];
 }
 
+/** One page of `GET /payments/findAll/{merchant_uid}`; `previous`/`next` are page numbers, 0 = none. */
+export interface SimPaymentPage {
+  total: number;
+  previous: number;
+  next: number;
+  list: SimPayment[];
+}
+
 /**
  * Faults and delivery settings. Set globally (`PUT /sim/faults`, `setFaults`) or per payment window
  * request; a per-request value overrides the global one for that payment, including its later webhooks.

@@ -134,6 +134,25 @@ describe('payments', () => {
     const found = await client.findPaymentByMerchantUid(merchantUid);
     expect(found).toMatchObject({ imp_uid: second.imp_uid, status: 'ready' });
   });
+
+  it('finds every payment of an order, oldest first, across pages of 20', async () => {
+    const { client, count } = clientFor(sim);
+    expect(await client.findAllPaymentsByMerchantUid(order())).toEqual([]);
+    expect(count('findAllPayments', 'not_found')).toBe(1);
+    const merchantUid = order();
+    const made: string[] = [];
+    for (let i = 0; i < 23; i++) {
+      const { payment } = await sim.pay({ merchant_uid: merchantUid, amount: 1000, outcome: i === 3 ? 'paid' : 'failed' });
+      made.push(payment.imp_uid);
+    }
+    await sim.pay({ merchant_uid: order(), amount: 1000 });
+    const all = await client.findAllPaymentsByMerchantUid(merchantUid);
+    expect(all.map((p) => p.imp_uid)).toEqual(made);
+    expect(all.filter((p) => p.status === 'paid').map((p) => p.imp_uid)).toEqual([made[3]]);
+    expect(count('findAllPayments', 'ok')).toBe(2);
+    // At most `maxPages` pages are read.
+    expect(await client.findAllPaymentsByMerchantUid(merchantUid, 1)).toHaveLength(20);
+  });
 });
 
 describe('cancel', () => {

@@ -242,3 +242,24 @@ describe('form-encoded confirm (defect 10)', () => {
     expect(right.status, right.text).toBe(200);
   });
 });
+
+describe('Redis losing its data (found by npm run chaos, seed 1016835795)', () => {
+  it('asks PortOne for every payment of a pending order, not only the latest: a paid one whose webhook was lost behind a later failed one', async () => {
+    const id = await event({ seats: 2 });
+    const a = await order(id, { buyer_id: 'a', seats: ['S-1-1'] });
+    // A PG that cannot use confirm takes the money, and its webhook never arrives.
+    const paid = await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, notice_url: noticeUrl(), outcome: 'paid', faults: { webhook_loss: 1 } });
+    // A second attempt on the same order then fails: the latest payment PortOne's `find` would return.
+    const failed = await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, notice_url: noticeUrl(), outcome: 'failed' });
+    expect([paid.payment.status, failed.payment.status]).toEqual(['paid', 'failed']);
+    await sim.settled();
+    expect((await detail(a.merchant_uid)).status).toBe('pending');
+    // Redis loses the event (and whatever jobs it queued); the worker rebuilds it from Postgres and
+    // asks PortOne about every pending order.
+    await stack.store.deleteEvent(id);
+    const d = await orderIs(a.merchant_uid, 'paid', 30_000);
+    expect(d.tickets).toEqual([expect.objectContaining({ seat: 'S-1-1' })]);
+    expect(d.payments).toEqual(expect.arrayContaining([expect.objectContaining({ imp_uid: paid.payment.imp_uid, status: 'paid' })]));
+    expect(sim.ledger({ merchant_uid: a.merchant_uid }).cancels).toEqual([]);
+  });
+});

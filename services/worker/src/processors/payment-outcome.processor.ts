@@ -22,18 +22,25 @@ async function outcomeLocked(ctx: WorkerContext, job: PaymentOutcomeJob): Promis
   if (job.source === 'reconcile') {
     let found;
     try {
-      found = await ctx.portone.findPaymentByMerchantUid(job.merchantUid);
+      found = (await ctx.portone.findAllPaymentsByMerchantUid(job.merchantUid)).filter((p) => p.merchant_uid === job.merchantUid);
     } catch (error) {
       if (error instanceof PortOneError && !error.transient) throw new UnrecoverableError(error.message);
       throw new TransientError(`PortOne unreachable: ${(error as Error).message}`);
     }
-    if (!found || found.merchant_uid !== job.merchantUid) return 'no-payment';
-    if (found.status === 'ready') {
-      // The buyer may still be paying, and that webhook may be lost: watch it like an expired hold's.
-      await watchPayment(ctx, job.eventId, job.merchantUid, found.imp_uid, 1);
-      return 'watching';
+    if (found.length === 0) return 'no-payment';
+    // Every payment of the order, oldest first, as if its news had come in that order: an order can
+    // have several (a failed card then another; a payment without confirm beside a tampered one), and
+    // any of them may be the one whose job was lost.
+    let outcome: PaymentJobOutcome = 'watching';
+    for (const payment of found) {
+      if (payment.status === 'ready') {
+        // The buyer may still be paying, and that webhook may be lost: watch it like an expired hold's.
+        await watchPayment(ctx, job.eventId, job.merchantUid, payment.imp_uid, 1);
+        continue;
+      }
+      outcome = await applyPaymentLocked(ctx, job.eventId, payment);
     }
-    return applyPaymentLocked(ctx, job.eventId, found);
+    return outcome;
   }
   const payment = await fetchPayment(ctx, job.impUid);
   if (job.source === 'watch') {
