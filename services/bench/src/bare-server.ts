@@ -1,10 +1,11 @@
 /**
- * The baseline: a bare fastify endpoint with the confirm route's request and response schemas and the
- * API's fastify options, doing no I/O. Prints its URL on stdout once listening.
+ * The baseline: bare fastify endpoints with the confirm and order routes' request and response schemas
+ * and the API's fastify options, doing no I/O. Prints its URL on stdout once listening.
  */
 import Fastify from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ConfirmApproved, ConfirmBody, ConfirmRefused } from '@dropgate/api/schemas';
+import { randomBytes } from 'node:crypto';
+import { ConfirmApproved, ConfirmBody, ConfirmRefused, CreateOrderBody, CreatedOrderBody, ErrorBody, EventIdParams } from '@dropgate/api/schemas';
 
 const app = Fastify({ logger: false, bodyLimit: 16 * 1024, ajv: { customOptions: { removeAdditional: false, coerceTypes: false } } }).withTypeProvider<TypeBoxTypeProvider>();
 const expires = new Date(Date.now() + 300_000).toISOString();
@@ -12,6 +13,15 @@ app.post(
   '/portone/v1/confirm',
   { bodyLimit: 4 * 1024, schema: { body: ConfirmBody, response: { 200: ConfirmApproved, '4xx': ConfirmRefused, '5xx': ConfirmRefused } } },
   async () => ({ approved: true as const, hold_expires_at: expires }),
+);
+app.post(
+  '/events/:event_id/orders',
+  { bodyLimit: 64 * 1024, schema: { params: EventIdParams, body: CreateOrderBody, response: { 201: CreatedOrderBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
+  async (request, reply) => reply.status(201).header('cache-control', 'no-store').send({
+    merchant_uid: `${request.params.event_id}.${randomBytes(8).toString('base64url').slice(0, 11)}`,
+    event_id: request.params.event_id, amount: 1000, currency: 'KRW', status: 'pending' as const,
+    order_token: randomBytes(24).toString('base64url'),
+  }),
 );
 const url = await app.listen({ port: Number(process.argv[2] ?? 0), host: '127.0.0.1' });
 console.log(url);

@@ -1,9 +1,15 @@
 /**
- * `npm run bench`: confirm throughput and latency of the real stack (API + Redis + worker, each its own
+ * `npm run bench`: throughput and latency of the real stack (API + Redis + worker, each its own
  * process) driven over HTTP by autocannon from this process, beside a bare fastify endpoint (same
- * schemas, no I/O) measured in the same run.
+ * schemas, no I/O) measured in the same run. Scenarios:
  *
- *   npm run bench -- [--orders 30000] [--connections 100] [--profile]
+ * - orders: `POST /events/:id/orders`, seat and pool orders (the front door every buyer passes);
+ * - race: confirms of overlapping seat orders for 1,000 seats (most refused SOLD_OUT);
+ * - approve: confirms that all approve (pool), the worker recording every hold;
+ * - seats: the race's confirms on a 1,000-seat and on a 100,000-seat event (p99 must stay flat);
+ * - outcomes: paid outcomes settled into Postgres by one worker process (services/bench/src/outcomes.ts).
+ *
+ *   npm run bench -- [--only orders|race|approve|seats|outcomes] [--orders 30000] [--connections 100] [--profile]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -24,16 +30,22 @@ const { values: args } = parseArgs({
     orders: { type: 'string', default: '30000' },
     connections: { type: 'string', default: '100' },
     profile: { type: 'boolean', default: false },
-    /** Run one scenario only: race | approve. */
+    /** Run one scenario only. */
     only: { type: 'string' },
     /** Diagnostic only: run without the worker, to see what the hand-off alone costs. */
     'no-worker': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
+const SCENARIOS = ['orders', 'race', 'approve', 'seats', 'outcomes'] as const;
+type Scenario = (typeof SCENARIOS)[number];
 if (args.help) {
-  console.log('npm run bench -- [--orders N (30000)] [--connections N (100)] [--profile (CPU profile of the API)]');
+  console.log(`npm run bench -- [--only ${SCENARIOS.join('|')}] [--orders N (30000)] [--connections N (100)] [--profile (CPU profile of the API)]`);
   process.exit(0);
+}
+if (args.only !== undefined && !(SCENARIOS as readonly string[]).includes(args.only)) {
+  console.error(`bench: --only must be one of ${SCENARIOS.join(', ')} (got ${JSON.stringify(args.only)})`);
+  process.exit(2);
 }
 const ORDERS = Number(args.orders);
 const CONNECTIONS = Number(args.connections);
@@ -105,10 +117,11 @@ interface Confirm { imp_uid: string; merchant_uid: string; amount: number }
  * Redis (the same rows and hashes the order endpoint writes), so the API process spends the measured
  * phase, and its CPU profile, on confirms only.
  */
-async function prepare(api: string, kind: 'race' | 'approve' | 'warmup', n: number): Promise<{ bodies: Confirm[]; ordersPerSec: number }> {
+async function prepare(api: string, kind: 'race' | 'approve' | 'warmup', n: number, rows = 10): Promise<{ bodies: Confirm[]; ordersPerSec: number }> {
   const id = `bench-${kind}-${randomBytes(3).toString('hex')}`;
+  // A race's orders pick among the first 1,000 seats (rows 1-10 of 100 seats), whatever the venue's size.
   const event = kind === 'race'
-    ? { id, name: 'Bench sold-out race', seat_blocks: [{ section: 'S', rows: 10, seats_per_row: 100, price: 1000 }] }
+    ? { id, name: 'Bench sold-out race', seat_blocks: [{ section: 'S', rows, seats_per_row: 100, price: 1000 }] }
     : { id, name: `Bench ${kind}`, pools: [{ id: 'all', name: 'All', capacity: 1_000_000, price: 1000 }] };
   await json(`${api}/admin/events`, 'POST', event, true);
   const started = performance.now();
@@ -145,14 +158,31 @@ async function prepare(api: string, kind: 'race' | 'approve' | 'warmup', n: numb
 
 interface Run { rps: number; p50: number; p90: number; p99: number; max: number; codes: Record<string, number>; requests: number }
 
-function drive(url: string, bodies: Confirm[]): Promise<Run> {
+/** Order bodies for the front-door scenario: half seat orders (1-4 of 10,000 seats), half pool orders. */
+async function orderBodies(api: string, n: number): Promise<{ path: string; bodies: unknown[] }> {
+  const id = `bench-orders-${randomBytes(3).toString('hex')}`;
+  await json(`${api}/admin/events`, 'POST', {
+    id, name: 'Bench orders', seat_blocks: [{ section: 'S', rows: 10, seats_per_row: 1000, price: 1000 }],
+    pools: [{ id: 'ga', name: 'GA', capacity: 1_000_000, price: 500 }],
+  }, true);
+  const bodies = Array.from({ length: n }, (_, i) => {
+    const q = 1 + Math.floor(random() * 4);
+    if (i % 2 === 1) return { buyer_id: `o${i}`, items: [{ pool: 'ga', quantity: q }] };
+    const seats = new Set<string>();
+    while (seats.size < q) { const k = Math.floor(random() * 10_000); seats.add(`S-${Math.floor(k / 1000) + 1}-${(k % 1000) + 1}`); }
+    return { buyer_id: `o${i}`, seats: [...seats] };
+  });
+  return { path: `/events/${id}/orders`, bodies };
+}
+
+function drive(url: string, bodies: readonly unknown[], path = '/portone/v1/confirm'): Promise<Run> {
   let next = 0;
   const payloads = bodies.map((b) => JSON.stringify(b));
   const started = performance.now();
   let last = started;
   return new Promise((resolve, reject) => {
     const instance = autocannon({
-      url: `${url}/portone/v1/confirm`,
+      url: `${url}${path}`,
       connections: CONNECTIONS,
       pipelining: 1,
       amount: payloads.length,
@@ -205,6 +235,32 @@ function summarizeProfile(dir: string): string[] {
 
 const fmt = (n: number) => n.toFixed(n < 10 ? 2 : 0);
 
+/**
+ * Waits (up to a minute) until the worker has recorded every hold handed off so far, so the next
+ * scenario starts quiet; `workerMetrics` null (no worker): nothing to wait for.
+ */
+async function drained(workerMetrics: string | null): Promise<void> {
+  if (workerMetrics === null) return;
+  for (let i = 0; i < 600; i++) {
+    const text = await (await fetch(workerMetrics)).text();
+    const lag = text.split('\n').filter((l) => l.startsWith('dropgate_queue_jobs{') && /state="(waiting|active)"/.test(l) && /queue="holds"/.test(l))
+      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    if (lag === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The settlement benchmark in its own process (a stack of its own with the simulator); its report lines. */
+function outcomesBench(n: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['services/bench/src/outcomes.ts', String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => (code === 0 ? resolve(out.trim().split('\n').map((l) => `outcomes: ${l}`)) : reject(new Error(`the outcomes bench exited ${code}`))));
+  });
+}
+
 async function main(): Promise<void> {
   await resetDatabase();
   const apiPort = await freePort();
@@ -217,6 +273,7 @@ async function main(): Promise<void> {
   mkdirSync(profileDir, { recursive: true });
   const api = `http://127.0.0.1:${apiPort}`;
   const apiChild = await start('api', 'services/api/src/server.ts', env, `${api}/healthz`, args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
+  const workerMetrics = args['no-worker'] ? null : `http://127.0.0.1:${env.WORKER_METRICS_PORT}/metrics`;
   if (!args['no-worker']) await start('worker', 'services/worker/src/main.ts', env, `http://127.0.0.1:${env.WORKER_METRICS_PORT}/healthz`);
   db = createDb(benchDbUrl, { max: 4 });
   const redis = createRedis(base.redisUrl, { autoPipelining: true, name: 'dropgate-bench' });
@@ -232,26 +289,49 @@ async function main(): Promise<void> {
   await drive(api, warm.bodies);
   if (args.profile) await fetch(`${api}/metrics`); // marks the end of warm-up in the profile's timeline
 
-  const rows: { scenario: string; run: Run; bare: Run; ordersPerSec: number; approved: number; misses: number }[] = [];
-  const scenarios = (['race', 'approve'] as const).filter((s) => !args.only || args.only === s);
-  for (const scenario of scenarios) {
-    console.error(`bench: preparing ${scenario} (${ORDERS} orders)...`);
-    const prepared = await prepare(api, scenario, ORDERS);
+  const rows: { scenario: string; run: Run; bare: Run; approved: number; misses: number }[] = [];
+  const notes: string[] = [];
+  const scenarios = SCENARIOS.filter((s) => !args.only || args.only === s);
+  const confirmRun = async (label: string, kind: 'race' | 'approve', venueRows?: number): Promise<Run> => {
+    console.error(`bench: preparing ${label} (${ORDERS} orders)...`);
+    const prepared = await prepare(api, kind, ORDERS, venueRows);
     // The baseline runs three passes over the same bodies so that it lasts long enough to measure.
     const baseline = await drive(bare, [...prepared.bodies, ...prepared.bodies, ...prepared.bodies]);
     const missesBefore = await metric(api, 'dropgate_confirm_deadline_misses_total');
     const run = await drive(api, prepared.bodies);
     const misses = (await metric(api, 'dropgate_confirm_deadline_misses_total')) - missesBefore;
-    rows.push({ scenario: scenario === 'race' ? 'sold-out race (1,000 seats)' : 'all approve (pool)', run, bare: baseline, ordersPerSec: prepared.ordersPerSec, approved: run.codes['200'] ?? 0, misses });
+    rows.push({ scenario: label, run, bare: baseline, approved: run.codes['200'] ?? 0, misses });
     // Let the workers drain the hand-offs before the next scenario.
-    await new Promise((r) => setTimeout(r, scenario === 'approve' ? 0 : 5_000));
+    await drained(workerMetrics);
+    return run;
+  };
+  for (const scenario of scenarios as readonly Scenario[]) {
+    if (scenario === 'orders') {
+      console.error(`bench: orders (${ORDERS} POST /events/:id/orders)...`);
+      const { path, bodies } = await orderBodies(api, ORDERS);
+      const baseline = await drive(bare, [...bodies, ...bodies, ...bodies], path);
+      const run = await drive(api, bodies, path);
+      rows.push({ scenario: 'orders (seats and pool)', run, bare: baseline, approved: run.codes['201'] ?? 0, misses: 0 });
+      await drained(workerMetrics);
+    } else if (scenario === 'race') {
+      await confirmRun('sold-out race (1,000 seats)', 'race');
+    } else if (scenario === 'approve') {
+      await confirmRun('all approve (pool)', 'approve');
+    } else if (scenario === 'seats') {
+      const small = await confirmRun('race on a 1,000-seat event', 'race', 10);
+      const large = await confirmRun('race on a 100,000-seat event', 'race', 1000);
+      notes.push(`event size: p99 ${fmt(large.p99)} ms on 100,000 seats vs ${fmt(small.p99)} ms on 1,000 (${(large.p99 / small.p99).toFixed(2)}x), throughput ${(large.rps / small.rps).toFixed(2)}x`);
+    } else {
+      console.error('bench: outcomes (1,000 paid outcomes settled by one worker)...');
+      notes.push(...(await outcomesBench(Math.min(ORDERS, 1000))));
+    }
   }
 
   const lines = [
     '',
-    `dropgate confirm benchmark — ${ORDERS} confirms per scenario, ${CONNECTIONS} connections, load generator in a separate process`,
+    `dropgate benchmark — ${ORDERS} requests per scenario, ${CONNECTIONS} connections, load generator in a separate process`,
     '',
-    'scenario                      | confirms/s | p50 ms | p90 ms | p99 ms | max ms | approved | ratio to bare | deadline misses',
+    'scenario                      | requests/s | p50 ms | p90 ms | p99 ms | max ms | approved | ratio to bare | deadline misses',
     '------------------------------|------------|--------|--------|--------|--------|----------|---------------|----------------',
   ];
   for (const r of rows) {
@@ -260,9 +340,10 @@ async function main(): Promise<void> {
   }
   lines.push('');
   for (const r of rows) lines.push(`${r.scenario}: status codes ${JSON.stringify(r.run.codes)}; max latency ${fmt(r.run.max)} ms vs budget ${budgetMs} ms`);
+  if (notes.length > 0) lines.push('', ...notes);
   console.log(lines.join('\n'));
   const out = join(reportsDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(out, JSON.stringify({ orders: ORDERS, connections: CONNECTIONS, budgetMs, rows }, null, 2));
+  writeFileSync(out, JSON.stringify({ orders: ORDERS, connections: CONNECTIONS, budgetMs, rows, notes }, null, 2));
   console.log(`\nresults: ${out}`);
 
   if (args.profile) {
