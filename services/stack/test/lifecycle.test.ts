@@ -148,6 +148,22 @@ describe('expiry and late payments', () => {
     expect((await availability(id)).seats).toMatchObject({ sold: 1, held: 0 });
   });
 
+  it('a payment without confirm and without webhook: the expiry asks PortOne for every payment of the order and commits it', async () => {
+    const id = await event({ seats: 1, ttl: 5 });
+    const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });
+    // The buyer's first window takes the hold and is abandoned; a second attempt goes through a PG
+    // that cannot use confirm, is paid, and its webhook is lost: nothing told dropgate about it.
+    await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
+    await heldInRedis(id, o.merchant_uid);
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, notice_url: noticeUrl(), outcome: 'paid', faults: { webhook_loss: 1 } });
+    expect(paid.confirm).toBeNull();
+    clock.advance(5_000);
+    const d = await orderIs(o.merchant_uid, 'paid', 15_000);
+    expect(d.tickets).toHaveLength(1);
+    expect(d.payments).toEqual(expect.arrayContaining([expect.objectContaining({ imp_uid: paid.payment.imp_uid, status: 'paid' })]));
+    expect(sim.ledger({ merchant_uid: o.merchant_uid }).cancels).toEqual([]);
+  });
+
   it('paid after expiry with the seats still free: sold', async () => {
     const id = await event({ seats: 1, ttl: 5 });
     const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });

@@ -1,7 +1,13 @@
 /**
- * The hold of an order reached its expiry: ask PortOne about every payment riding on it first (a lost
+ * The hold of an order reached its expiry: ask PortOne about every payment of the order first (a lost
  * webhook must not lose a sale), then release it. If PortOne cannot be reached, retry until
  * EXPIRY_GRACE_SECONDS after expiry, then release (a later paid is handled as a late payment).
+ *
+ * "Every payment" is what PortOne lists for the merchant_uid (`GET /payments/findAll`) together with
+ * what dropgate knows: the payments riding on the hold in Redis and every payment row of the record.
+ * Knowing is not enough on its own: Redis forgets a hold's riders when it loses its data, a payment
+ * whose job was lost in the same moment never reached the record, and a PG that cannot confirm sends
+ * a payment no confirm announced (found by npm run chaos, seed 1785733114).
  */
 import { lifecycle } from '@dropgate/db';
 import type { PortOnePayment } from '@dropgate/portone';
@@ -45,12 +51,18 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
   let unreachable = false;
   const unfinished: string[] = [];
   let settled: ExpiryOutcome | null = null;
-  // Every payment on the hold, including ones the record knows and Redis forgot in a rebuild.
-  const imps = [...new Set([...state.impUids, ...(await lifecycle.unfinishedPayments(ctx.db, merchantUid))])];
+  const listed = new Map<string, PortOnePayment>();
+  try {
+    for (const p of await ctx.portone.findAllPaymentsByMerchantUid(merchantUid)) if (p.merchant_uid === merchantUid) listed.set(p.imp_uid, p);
+  } catch (error) {
+    ctx.log.debug({ err: error, merchantUid }, 'PortOne could not list the payments of the order');
+    unreachable = true;
+  }
+  const imps = [...new Set([...listed.keys(), ...state.impUids, ...(await lifecycle.paymentsOfOrder(ctx.db, merchantUid))])];
   for (const imp of imps) {
     let payment: PortOnePayment | null;
     try {
-      payment = await ctx.portone.getPayment(imp);
+      payment = listed.get(imp) ?? (await ctx.portone.getPayment(imp));
     } catch (error) {
       // Whatever the failure (down, refused, bad credentials), we do not know the payment's state.
       ctx.log.debug({ err: error, impUid: imp }, 'PortOne could not tell the payment state');
