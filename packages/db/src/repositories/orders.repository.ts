@@ -1,46 +1,19 @@
 /** Orders with their seats and pool items, and the order event log. */
+import { orderWriter, type NewOrderInput } from './order-writer.ts';
 import type { Db } from '../database.ts';
 import type { Transaction } from 'kysely';
 import type { Database, OrderRow } from '../schema.ts';
 
 type Executor = Db | Transaction<Database>;
 
-export interface NewOrderInput {
-  merchantUid: string;
-  eventId: string;
-  buyerId: string;
-  amount: number;
-  currency: string;
-  /** SHA-256 of the order token handed to the buyer (never the token); absent: only the admin reads it. */
-  orderTokenHash?: Buffer;
-  seats: { id: string; price: number }[];
-  items: { pool: string; quantity: number; unitPrice: number }[];
-}
+export type { NewOrderInput } from './order-writer.ts';
 
-/** Inserts an order, its seats and items, and the `created` log entry, in one transaction. */
-export async function insertOrder(db: Db, o: NewOrderInput): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    await trx
-      .insertInto('orders')
-      .values({
-        merchant_uid: o.merchantUid, event_id: o.eventId, buyer_id: o.buyerId, amount: o.amount, currency: o.currency, status: 'pending',
-        order_token_hash: o.orderTokenHash,
-      })
-      .execute();
-    if (o.seats.length > 0) {
-      await trx
-        .insertInto('order_seats')
-        .values(o.seats.map((s) => ({ merchant_uid: o.merchantUid, event_id: o.eventId, seat_id: s.id, price: s.price })))
-        .execute();
-    }
-    if (o.items.length > 0) {
-      await trx
-        .insertInto('order_items')
-        .values(o.items.map((i) => ({ merchant_uid: o.merchantUid, event_id: o.eventId, pool_id: i.pool, quantity: i.quantity, unit_price: i.unitPrice })))
-        .execute();
-    }
-    await appendOrderEvent(trx, o.merchantUid, o.eventId, 'created', { amount: o.amount, buyer_id: o.buyerId });
-  });
+/**
+ * Inserts an order, its seats and items, and the `created` log entry, atomically; resolves once
+ * committed. Concurrent calls on the same handle share one statement and commit (order-writer.ts).
+ */
+export function insertOrder(db: Db, o: NewOrderInput): Promise<void> {
+  return orderWriter(db).insert(o);
 }
 
 /**
