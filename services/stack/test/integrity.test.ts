@@ -262,4 +262,25 @@ describe('Redis losing its data (found by npm run chaos, seed 1016835795)', () =
     expect(d.payments).toEqual(expect.arrayContaining([expect.objectContaining({ imp_uid: paid.payment.imp_uid, status: 'paid' })]));
     expect(sim.ledger({ merchant_uid: a.merchant_uid }).cancels).toEqual([]);
   });
+
+  it('asks PortOne about the payments of paid orders too: a second payment whose webhooks never got through is refunded (found by npm run chaos, seed 852966458)', async () => {
+    const id = await event({ seats: 2 });
+    const a = await order(id, { buyer_id: 'a', seats: ['S-1-1'] });
+    const first = await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    await orderIs(a.merchant_uid, 'paid');
+    // The buyer pays again through a PG that cannot confirm; every webhook of it is lost.
+    const second = await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, notice_url: noticeUrl(), outcome: 'paid', faults: { webhook_loss: 1 } });
+    await sim.settled();
+    await stack.store.deleteEvent(id);
+    // The rebuild's reconciliation finds it and refunds it as a duplicate; the order keeps its first payment.
+    await waitFor(async () => sim.ledger({ imp_uid: second.payment.imp_uid }).cancels.find((c) => c.ok) ?? null, 30_000, 'the duplicate to be refunded');
+    const d = await waitFor(async () => {
+      const x = await detail(a.merchant_uid);
+      return x.payments.some((p: { imp_uid: string; status: string }) => p.imp_uid === second.payment.imp_uid && p.status === 'cancelled') ? x : null;
+    }, 15_000, 'the refund in the record');
+    expect(d.status).toBe('paid');
+    expect(d.tickets).toEqual([expect.objectContaining({ seat: 'S-1-1' })]);
+    expect(sim.ledger({ imp_uid: first.payment.imp_uid }).cancels).toEqual([]);
+    expect(sim.ledger({ imp_uid: second.payment.imp_uid }).cancels.filter((c) => c.ok)).toHaveLength(1);
+  });
 });

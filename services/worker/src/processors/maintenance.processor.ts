@@ -63,19 +63,15 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     const epoch = `${Date.now()}`;
     await ctx.store.loadEvent(snapshot, epoch);
     ctx.log.warn({ eventId, orders: snapshot.orders.length }, 'rebuilt event state in Redis from Postgres');
-    // Jobs queued before Redis lost its data are gone: ask PortOne about every order still pending.
-    const pending = snapshot.orders.filter((o) => o.status === 'pending' || o.status === 'expired' || o.status === 'released');
-    const jobs = pending.map((o) => {
-      const data: PaymentOutcomeJob = { eventId, merchantUid: o.merchantUid, impUid: '', hint: null, source: 'reconcile', receivedAt: Date.now() };
-      return { name: 'reconcile', data, opts: { jobId: `rec-${o.merchantUid}-${epoch}` } };
+    // Jobs queued before Redis lost its data are gone: ask PortOne about every payment of every order
+    // that is not held (a held order's expiry asks PortOne the same way). Paid and refunded orders too:
+    // a paid one's payment may have been cancelled at PortOne, and a payment that came without a
+    // confirm (a second one, a duplicate to refund) may have had all its webhooks refused while the
+    // event was being rebuilt (found by npm run chaos, seed 852966458).
+    const jobs = snapshot.orders.filter((o) => o.status !== 'held').map(({ merchantUid }) => {
+      const data: PaymentOutcomeJob = { eventId, merchantUid, impUid: '', hint: null, source: 'reconcile', receivedAt: Date.now() };
+      return { name: 'reconcile', data, opts: { jobId: `rec-${merchantUid}-${epoch}` } };
     });
-    // Paid orders: their payment may have been cancelled at PortOne with its webhook's job lost.
-    const paid = await ctx.db.selectFrom('orders').select(['merchant_uid', 'paid_imp_uid']).where('event_id', '=', eventId).where('status', '=', 'paid').execute();
-    for (const o of paid) {
-      if (!o.paid_imp_uid) continue;
-      const data: PaymentOutcomeJob = { eventId, merchantUid: o.merchant_uid, impUid: o.paid_imp_uid, hint: null, source: 'webhook', receivedAt: Date.now() };
-      jobs.push({ name: 'reconcile', data, opts: { jobId: `rec-paid-${o.merchant_uid}-${epoch}` } });
-    }
     // Unfinished payments the record knows (late-payment watches were lost with the queues).
     const unfinished = await ctx.db.selectFrom('payments').select(['merchant_uid', 'imp_uid']).where('event_id', '=', eventId).where('status', 'in', ['ready', 'failed']).execute();
     for (let i = 0; i < jobs.length; i += 1000) await ctx.queues.payments.addBulk(jobs.slice(i, i + 1000));
@@ -86,11 +82,23 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
   }
 }
 
-/** Rebuilds every active event whose Redis state is missing. */
+/** Events the previous guard pass found without Redis state, per worker. */
+const missingBefore = new WeakMap<WorkerContext, Set<string>>();
+
+/**
+ * Rebuilds every active event whose Redis state is missing on two passes in a row (about a second
+ * apart): an event being created is in Postgres a moment before its state is in Redis, and rebuilding
+ * it then would refuse its first orders with NOT_READY for nothing.
+ */
 export async function guard(ctx: WorkerContext): Promise<string[]> {
   const rebuilt: string[] = [];
+  const before = missingBefore.get(ctx) ?? new Set<string>();
+  const missing = new Set<string>();
   for (const eventId of await eventsRepo.listActiveEventIds(ctx.db, new Date(ctx.clock.now()))) {
-    if ((await ctx.store.eventState(eventId)) === null && (await rebuildEvent(ctx, eventId))) rebuilt.push(eventId);
+    if ((await ctx.store.eventState(eventId)) !== null) continue;
+    if (before.has(eventId) && (await rebuildEvent(ctx, eventId))) rebuilt.push(eventId);
+    else missing.add(eventId);
   }
+  missingBefore.set(ctx, missing);
   return rebuilt;
 }
