@@ -13,6 +13,8 @@ export interface NewOrderInput {
   currency: string;
   /** SHA-256 of the order token handed to the buyer (never the token); absent: only the admin reads it. */
   orderTokenHash?: Buffer;
+  /** The PortOne API the order's payments go through (default `v1`). */
+  portoneApi?: 'v1' | 'v2';
   seats: { id: string; price: number }[];
   items: { pool: string; quantity: number; unitPrice: number }[];
 }
@@ -24,7 +26,7 @@ export async function insertOrder(db: Db, o: NewOrderInput): Promise<void> {
       .insertInto('orders')
       .values({
         merchant_uid: o.merchantUid, event_id: o.eventId, buyer_id: o.buyerId, amount: o.amount, currency: o.currency, status: 'pending',
-        order_token_hash: o.orderTokenHash,
+        order_token_hash: o.orderTokenHash, portone_api: o.portoneApi,
       })
       .execute();
     if (o.seats.length > 0) {

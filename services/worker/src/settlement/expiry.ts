@@ -50,7 +50,7 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
   for (const imp of imps) {
     let payment: PortOnePayment | null;
     try {
-      payment = await ctx.portone.getPayment(imp);
+      payment = await ctx.portone.getPayment(merchantUid, imp);
     } catch (error) {
       // Whatever the failure (down, refused, bad credentials), we do not know the payment's state.
       ctx.log.debug({ err: error, impUid: imp }, 'PortOne could not tell the payment state');
