@@ -3,9 +3,10 @@
  * written once. Every payment dropgate knows is named by a key that says which API it came from:
  *
  * - V1: the `imp_uid` itself (`[A-Za-z0-9_-]`, as the V1 endpoints' schemas require);
- * - V2: `v2:<transactionId>`. V2's paymentId is the order's merchant_uid, so (merchant_uid, key)
- *   names one attempt; a `:` can never come through a V1 endpoint, so a V1 caller cannot make the
- *   workers ask V2, nor the other way round.
+ * - V2: `v2.<transactionId>`. V2's paymentId is the order's merchant_uid, so (merchant_uid, key)
+ *   names one attempt; a `.` can never come through a V1 endpoint (imp_uid is `[A-Za-z0-9_-]`), so a
+ *   V1 caller cannot make the workers ask V2, nor the other way round. (Not `:`: BullMQ refuses it in
+ *   the job ids the key becomes part of.)
  *
  * V2 payments are shown in V1's shape ({@link PortOnePayment}), with `imp_uid` = the key:
  * `PAID` and `PARTIAL_CANCELLED` → `paid` (V1 keeps a partly cancelled payment `paid`, with
@@ -22,7 +23,7 @@ import type { CancelPaymentRequest, PortOnePayment, PortOnePaymentStatus } from 
 /** Which API an order's payments go through. */
 export type PortOneApi = 'v1' | 'v2';
 
-const V2_PREFIX = 'v2:';
+const V2_PREFIX = 'v2.';
 
 /** The key dropgate names a V2 attempt by. */
 export function v2PaymentKey(transactionId: string): string {

@@ -47,19 +47,19 @@ describe('Lua scripts', () => {
     const id = await load();
     const uid = `${id}.ra`;
     await order(id, uid, ['s1']);
-    expect(await store.placeHold(id, uid, 'v2:tx1', 100, T0)).toMatchObject({ approved: true, kind: 'new', seq: 1 });
-    expect(await store.releaseAttempt(id, uid, 'v2:tx1')).toBe(true);
+    expect(await store.placeHold(id, uid, 'v2.tx1', 100, T0)).toMatchObject({ approved: true, kind: 'new', seq: 1 });
+    expect(await store.releaseAttempt(id, uid, 'v2.tx1')).toBe(true);
     expect(await store.orderState(id, uid)).toMatchObject({ status: 'pending' });
     expect(await store.seatStates(id, ['s1'])).toEqual(['available']);
     // Decided afresh (undoHold would have remembered a refusal): the genuine request holds again.
-    expect(await store.placeHold(id, uid, 'v2:tx1', 100, T0 + 1)).toMatchObject({ approved: true, kind: 'new', seq: 2, replayed: false });
+    expect(await store.placeHold(id, uid, 'v2.tx1', 100, T0 + 1)).toMatchObject({ approved: true, kind: 'new', seq: 2, replayed: false });
     // Another attempt rides on the hold meanwhile: the refused one only gets off it.
-    expect(await store.placeHold(id, uid, 'v2:tx2', 100, T0 + 2)).toMatchObject({ approved: true, kind: 'live' });
-    expect(await store.releaseAttempt(id, uid, 'v2:tx1')).toBe(false);
-    expect(await store.orderState(id, uid)).toMatchObject({ status: 'held', impUid: 'v2:tx2', impUids: ['v2:tx2'] });
+    expect(await store.placeHold(id, uid, 'v2.tx2', 100, T0 + 2)).toMatchObject({ approved: true, kind: 'live' });
+    expect(await store.releaseAttempt(id, uid, 'v2.tx1')).toBe(false);
+    expect(await store.orderState(id, uid)).toMatchObject({ status: 'held', impUid: 'v2.tx2', impUids: ['v2.tx2'] });
     // A rider's refusal never releases the hold it rode on; an unknown attempt changes nothing.
-    expect(await store.releaseAttempt(id, uid, 'v2:tx2')).toBe(false);
-    expect(await store.releaseAttempt(id, uid, 'v2:nope')).toBe(false);
+    expect(await store.releaseAttempt(id, uid, 'v2.tx2')).toBe(false);
+    expect(await store.releaseAttempt(id, uid, 'v2.nope')).toBe(false);
     expect(await store.orderState(id, uid)).toMatchObject({ status: 'held', seq: 2 });
   });
 

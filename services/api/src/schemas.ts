@@ -200,7 +200,7 @@ export const WebhookAccepted = Type.Object({ received: Type.Literal(true), dupli
 
 // ---- PortOne V2 ------------------------------------------------------------------------------------
 
-/** V2 attempt ids become part of a payment key (`v2:<transactionId>`): one word, bounded. */
+/** V2 attempt ids become part of a payment key (`v2.<transactionId>`): one word, bounded. */
 const V2TransactionId = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
 /** V2's paymentId is dropgate's merchant_uid (checked against the order by the hold script). */
 const V2PaymentId = Type.String({ minLength: 1, maxLength: 80 });

@@ -164,7 +164,7 @@ export class SimulatorEngine {
 
   // ---- REST: payments -----------------------------------------------------------------------
 
-  /** A copy of the payment (V1) or attempt (V2, `v2:<transactionId>`), or null. */
+  /** A copy of the payment (V1) or attempt (V2, `v2.<transactionId>`), or null. */
   getPayment(impUid: string): SimPayment | null {
     const record = this.#state.payments.get(impUid);
     return record === undefined ? null : clonePayment(record.payment);
@@ -616,7 +616,7 @@ export class SimulatorEngine {
       ...(req.currency !== undefined ? { currency: req.currency } : {}),
       ...(req.pg_provider !== undefined ? { pg_provider: req.pg_provider } : {}),
       ...((req.webhook_url ?? this.#defaultV2WebhookUrl) !== undefined ? { notice_url: (req.webhook_url ?? this.#defaultV2WebhookUrl)! } : {}),
-    }, `v2:${transactionId}`);
+    }, `v2.${transactionId}`);
     if (req.webhook_url === undefined && this.#defaultV2WebhookUrl === undefined) record.noticeUrl = undefined;
     const manual = req.mode === 'manual';
     record.v2 = {

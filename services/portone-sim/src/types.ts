@@ -18,7 +18,7 @@ export interface SimCancelHistoryEntry {
 
 /**
  * A payment as the simulator's `GET /payments/{imp_uid}` returns it (a subset of V1's fields). A V2
- * attempt is shown the same way, with `imp_uid` = `v2:<transactionId>` (see v2.ts).
+ * attempt is shown the same way, with `imp_uid` = `v2.<transactionId>` (see v2.ts).
  */
 export interface SimPayment {
   imp_uid: string;

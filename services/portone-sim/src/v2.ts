@@ -5,7 +5,7 @@
  *
  * V2 keeps one payment per paymentId (the merchant's id: dropgate's merchant_uid) with one attempt
  * (transactionId) after another. Each attempt is a payment record of its own in the simulator, named in
- * the ledger `v2:<transactionId>`, the key dropgate's record uses, so the same invariant checks read
+ * the ledger `v2.<transactionId>`, the key dropgate's record uses, so the same invariant checks read
  * V1 and V2 ledgers. The latest attempt is the payment V2's REST API shows.
  */
 import { createHmac, randomBytes } from 'node:crypto';

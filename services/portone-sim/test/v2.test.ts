@@ -33,7 +33,7 @@ describe('V2 confirm-webhook flow', () => {
     const before = merchant.requests.length;
     const r = await sim.payV2({ payment_id: id, amount: 5000, confirm_url: `${merchant.url}/confirm` });
     expect(r.confirm?.status).toBe(200);
-    expect(r.payment).toMatchObject({ imp_uid: `v2:${r.transaction_id}`, merchant_uid: id, status: 'paid' });
+    expect(r.payment).toMatchObject({ imp_uid: `v2.${r.transaction_id}`, merchant_uid: id, status: 'paid' });
     await sim.settled();
     const mine = merchant.requests.slice(before);
     const confirm = mine.find((q) => q.url.endsWith('/confirm'))!;

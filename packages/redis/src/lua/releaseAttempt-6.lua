@@ -16,7 +16,7 @@
     KEYS[5] buyers    {ev:E}:buyer
     KEYS[6] holds     {ev:E}:holds
     ARGV[1] merchant_uid
-    ARGV[2] payment key of the attempt (v2:<transactionId>)
+    ARGV[2] payment key of the attempt (v2.<transactionId>)
 
   Output:
      1  the hold this attempt took was released

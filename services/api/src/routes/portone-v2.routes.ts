@@ -6,7 +6,7 @@
  * every secret in PORTONE_WEBHOOK_SECRET; a bad, missing, stale or re-serialised signature is answered
  * 401 before anything is read or stored. After that they take the V1 paths: the same hold script,
  * budget, shedding and outcome queueing. V2's paymentId is the order's merchant_uid, and each attempt
- * (transactionId) is the "payment" dropgate holds for and settles: its key is `v2:<transactionId>`
+ * (transactionId) is the "payment" dropgate holds for and settles: its key is `v2.<transactionId>`
  * (see PaymentGateway), so a confirm's answer is remembered per attempt and bound to the order.
  *
  * Manual confirmation is called by the buyer's browser: hostile input, strict schema. dropgate asks
