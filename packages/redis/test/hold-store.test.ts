@@ -49,7 +49,7 @@ describe('Lua scripts', () => {
     await order(id, uid, ['s1']);
     expect(await store.placeHold(id, uid, 'v2.tx1', 100, T0)).toMatchObject({ approved: true, kind: 'new', seq: 1 });
     expect(await store.releaseAttempt(id, uid, 'v2.tx1')).toBe(true);
-    expect(await store.orderState(id, uid)).toMatchObject({ status: 'pending' });
+    expect(await store.orderState(id, uid)).toMatchObject({ status: 'released' });
     expect(await store.seatStates(id, ['s1'])).toEqual(['available']);
     // Decided afresh (undoHold would have remembered a refusal): the genuine request holds again.
     expect(await store.placeHold(id, uid, 'v2.tx1', 100, T0 + 1)).toMatchObject({ approved: true, kind: 'new', seq: 2, replayed: false });

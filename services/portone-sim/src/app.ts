@@ -26,6 +26,7 @@ const SIM_ERROR_STATUS: Record<SimErrorCode, number> = {
   PAYMENT_NOT_FOUND: 404,
   PAYMENT_NOT_PAID: 409,
   NO_NOTICE_URL: 409,
+  ALREADY_PAID: 409,
 };
 
 const isSimRoute = (url: string): boolean => url === '/sim' || url.startsWith('/sim/');

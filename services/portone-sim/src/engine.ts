@@ -437,6 +437,8 @@ export class SimulatorEngine {
 
   async #turnPaidLater(state: SimState, record: PaymentRecord, ms: number): Promise<void> {
     if (!(await state.pause(ms))) return;
+    // V2 pays a paymentId once: an attempt the buyer replaced by a new one meanwhile stays failed.
+    if (record.v2 !== undefined && this.#v2Latest(record.payment.merchant_uid) !== record) return;
     if (record.payment.status !== 'failed') return;
     this.#markPaid(record);
     await this.#sendStatusWebhook(record, 'paid');
@@ -597,7 +599,12 @@ export class SimulatorEngine {
       void this.#sendStatusWebhook(record, 'failed');
       return answer({ ok: false, failure: v2Failure(502, 'PG_PROVIDER', 'PG declined', { pgCode: 'SIM-DECLINED', pgMessage: MESSAGES.pgDeclined }) });
     }
-    await this.#applyOutcome(this.#state, record, 'paid', this.#faultsFor(record));
+    const faults = this.#faultsFor(record);
+    await this.#applyOutcome(this.#state, record, 'paid', faults);
+    if ((faults.failed_then_paid_ms ?? 0) > 0) {
+      // The PG reported a failure (the payment turns paid later, see #applyOutcome).
+      return answer({ ok: false, failure: v2Failure(502, 'PG_PROVIDER', 'PG declined', { pgCode: 'SIM-DECLINED', pgMessage: MESSAGES.pgDeclined }) });
+    }
     const paidAt = p.paid_at > 0 ? new Date(p.paid_at * 1000).toISOString() : new Date().toISOString();
     return answer({ ok: true, body: { payment: { pgTxId: p.pg_tid ?? '', paidAt } } });
   }
@@ -610,6 +617,8 @@ export class SimulatorEngine {
   async payV2(input: V2PaymentWindowRequest): Promise<V2PaymentWindowResult> {
     const req = parseV2PaymentWindowRequest(input);
     const state = this.#state;
+    const latest = this.#v2Latest(req.payment_id)?.payment.status;
+    if (latest === 'paid' || latest === 'cancelled') throw new SimError('ALREADY_PAID', `payment ${req.payment_id} is paid already: V2 opens no new attempt`);
     const transactionId = newTransactionId();
     const record = this.#createPayment(state, {
       merchant_uid: req.payment_id, amount: req.amount, faults: req.faults ?? {},

@@ -46,6 +46,9 @@ if #kept > 0 then
 end
 moveLines(KEYS[3], KEYS[4], splitCsv(o[5]), splitCsv(o[6]), '', 'held', nil)
 redis.call('HINCRBY', KEYS[5], o[3], -tonumber(o[4]))
-redis.call('HSET', KEYS[1], 'st', 'pending', 'exp', '')
+-- 'released' (as a failed payment leaves an order; it can be paid again), not 'pending' as undoHold
+-- leaves it: the hold may be in the record already (PortOne answered after the hand-off was relayed),
+-- and the expiry's reconciliation ends a recorded hold only for an order Redis has released.
+redis.call('HSET', KEYS[1], 'st', 'released', 'exp', '')
 redis.call('ZREM', KEYS[6], ARGV[1])
 return 1

@@ -298,6 +298,9 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
       await store.releaseAttempt(eventId, merchantUid, key).catch((error: unknown) => {
         log.warn({ err: error, merchantUid }, 'manual confirmation: hold not released; it expires');
       });
+      // The workers still ask PortOne about the attempt: some PGs report a failure and pay later, and
+      // a payment found failed is watched for that (the hold is gone, so no expiry would ask).
+      await shared.queueOutcome(eventId, merchantUid, key, 'failed').catch(() => undefined);
     }
     const message = result.refusal === 'PG_PROVIDER' && result.message ? `${refusal.message} (${result.message.slice(0, 200)})` : refusal.message;
     return answer(refusal.status, refusal.code, message, 'refused');
