@@ -101,6 +101,23 @@ describe('confirm-webhook flow', () => {
   });
 });
 
+describe('Redis losing the event', () => {
+  it('reconciliation asks the order\'s own API (V2) and tickets a payment dropgate never heard of', async () => {
+    const id = await event({ seats: 1 });
+    const o = await v2Order(id, { buyer_id: 'lost', seats: ['V-1-1'] });
+    // A payment without a confirm call (a PG that cannot use it) whose webhook is lost: only PortOne knows.
+    const w = await sim.payV2({ payment_id: o.merchant_uid, amount: o.amount, webhook_url: webhookUrl(), faults: { webhook_loss: 1 } });
+    expect(w.payment.status).toBe('paid');
+    expect((await detail(o.merchant_uid)).status).toBe('pending');
+    // Redis loses the event: the worker rebuilds it from Postgres and asks PortOne about every pending
+    // order, through the API the order was made for.
+    await stack.store.deleteEvent(id);
+    const d = await orderIs(o.merchant_uid, 'paid', 30_000);
+    expect(d.tickets).toHaveLength(1);
+    expect(d.payments).toEqual([expect.objectContaining({ imp_uid: `v2.${w.transaction_id}`, status: 'paid' })]);
+  });
+});
+
 describe('manual confirmation', () => {
   it('approved: 200 {status: paid}, and the worker tickets it without any webhook', async () => {
     const id = await event({ seats: 1 });
