@@ -250,6 +250,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     throw new ConfigError(raw.PORTONE_IMP_KEY === undefined ? 'PORTONE_IMP_KEY' : 'PORTONE_IMP_SECRET', 'must be set together with its pair');
   }
   const webhookSecrets = parseWebhookSecrets(raw.PORTONE_WEBHOOK_SECRET);
+  // A V2 payment dropgate approved must be verifiable and settleable: never approve what it cannot ask about.
+  if (webhookSecrets.length > 0 && raw.PORTONE_V2_API_SECRET === undefined) {
+    throw new ConfigError('PORTONE_V2_API_SECRET', 'must be set with PORTONE_WEBHOOK_SECRET: dropgate asks V2 REST about every V2 payment it approves');
+  }
   return Object.freeze({
     port: raw.PORT,
     host: raw.HOST,

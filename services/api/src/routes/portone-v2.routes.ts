@@ -110,17 +110,19 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
   const ourStore = config.portone.v2StoreId;
   const foreignStore = (storeId: string | null) => ourStore !== undefined && storeId !== null && storeId !== ourStore;
 
-  /** Verifies the raw body; on failure answers 401 and returns null. */
-  const verified = async (endpoint: 'confirm' | 'webhook', request: FastifyRequest, reply: FastifyReply, body: (message: string) => unknown): Promise<unknown> => {
+  /**
+   * Verifies the raw body. On failure answers (401 for the signature, 400 for a signed body that is
+   * not JSON) with the endpoint's error body and returns null.
+   */
+  const verified = async (
+    endpoint: 'confirm' | 'webhook', request: FastifyRequest, reply: FastifyReply, body: (failure: 'signature' | 'not_json') => unknown,
+  ): Promise<unknown> => {
     const raw = typeof request.body === 'string' ? request.body : '';
     const result = await verifyWebhook(secrets, raw, request.headers);
     if (result.ok) return result.payload;
     metrics.signatureFailures.inc({ endpoint, reason: result.reason.toLowerCase() });
-    if (result.reason === 'NOT_JSON') {
-      await reply.status(400).send(body('the body is not JSON'));
-    } else {
-      await reply.status(401).send(body('the request is not signed by PortOne with a current secret'));
-    }
+    if (result.reason === 'NOT_JSON') await reply.status(400).send(body('not_json'));
+    else await reply.status(401).send(body('signature'));
     return null;
   };
 
@@ -158,7 +160,9 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
         shared.gate.inFlight++;
         metrics.inFlight.inc();
         try {
-          const payload = await verified('confirm', request, reply, (m) => ({ errorMessage: REFUSAL_REASONS.FORBIDDEN, code: m === 'the body is not JSON' ? 'BAD_REQUEST' : 'SIGNATURE_INVALID' }));
+          const payload = await verified('confirm', request, reply, (failure) => failure === 'signature'
+            ? { errorMessage: REFUSAL_REASONS.FORBIDDEN, code: 'SIGNATURE_INVALID' }
+            : { errorMessage: REFUSAL_REASONS.BAD_REQUEST, code: 'BAD_REQUEST' });
           if (payload === null) return reply;
           const fields = confirmFields(payload);
           if (fields === null) return refuseV2(request, reply, 'BAD_REQUEST');
@@ -186,9 +190,9 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
       '/portone/v2/webhook',
       { bodyLimit: SIGNED_BODY_LIMIT, schema: { response: { 200: V2WebhookAccepted, '4xx': ErrorBody, '5xx': ErrorBody } } },
       async (request, reply) => {
-        const payload = await verified('webhook', request, reply, (m) => ({
-          code: m === 'the body is not JSON' ? 'INVALID_JSON' : 'SIGNATURE_INVALID', message: m,
-        }));
+        const payload = await verified('webhook', request, reply, (failure) => failure === 'signature'
+          ? { code: 'SIGNATURE_INVALID', message: 'the request is not signed by PortOne with a current secret' }
+          : { code: 'INVALID_JSON', message: 'the body is not JSON' });
         if (payload === null) return reply;
         const fields = webhookFields(payload);
         const ignore = (status: string) => {
