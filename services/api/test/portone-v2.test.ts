@@ -113,6 +113,16 @@ describe('POST /portone/v2/confirm', () => {
     }
   });
 
+  it('answers a correctly signed body that is not JSON 400, in V2\'s shape', async () => {
+    const raw = 'paymentId=x';
+    const res = await post('/portone/v2/confirm', raw, signWebhook(OLD, raw));
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ errorMessage: '잘못된 결제 요청입니다', code: 'BAD_REQUEST' });
+    const hook = await post('/portone/v2/webhook', raw, signWebhook(OLD, raw));
+    expect(hook.status).toBe(400);
+    expect(hook.body.code).toBe('INVALID_JSON');
+  });
+
   it('answers an oversized body 413 in V2\'s shape, before any signature work', async () => {
     const raw = JSON.stringify({ pad: 'x'.repeat(20_000) });
     const res = await post('/portone/v2/confirm', raw, signWebhook(OLD, raw));
