@@ -388,6 +388,12 @@ export class SimulatorEngine {
     return record;
   }
 
+  /**
+   * PortOne's confirm call: POSTs the payment's confirm body (V1's `{imp_uid, merchant_uid, amount}`,
+   * or V2's signed `Transaction.Confirm`) with `override` merged over it (a null removes a field),
+   * within `timeoutMs`, and records it in the ledger with the merchant's reason (V1 `reason`, V2
+   * `errorMessage`).
+   */
   async #callConfirm(
     state: SimState,
     record: PaymentRecord,
@@ -396,13 +402,16 @@ export class SimulatorEngine {
     timeoutMs: number,
   ): Promise<ConfirmExchange> {
     const p = record.payment;
-    const body: Record<string, unknown> = { imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, amount: p.amount };
+    const a = record.v2;
+    const body: Record<string, unknown> = a === undefined ? { imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, amount: p.amount } : v2ConfirmBody(p, a);
     if (override !== undefined) {
       for (const [key, value] of Object.entries(override)) {
         if (value === null) delete body[key];
         else body[key] = value;
       }
     }
+    const text = JSON.stringify(body);
+    const signature = a === undefined ? {} : signedHeaders(this.#webhookSecret, newWebhookId(), text);
     const started = performance.now();
     let status = 0;
     let answer: unknown = null;
@@ -410,14 +419,14 @@ export class SimulatorEngine {
     try {
       const res = await fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
+        headers: { 'content-type': 'application/json', ...signature },
+        body: text,
         signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), state.signal]),
       });
       // The deadline covers the body too: a 200 whose body comes late is a late answer.
-      const text = await res.text();
+      const answerText = await res.text();
       status = res.status;
-      answer = parseBody(text);
+      answer = parseBody(answerText);
     } catch (err) {
       timedOut = err instanceof Error && err.name === 'TimeoutError';
     }
@@ -428,7 +437,7 @@ export class SimulatorEngine {
       amount: p.amount,
       http_status: status,
       latency_ms: latencyMs,
-      reason: reasonOf(answer),
+      reason: a === undefined ? reasonOf(answer) : errorMessageOf(answer),
       timed_out: timedOut,
       at: new Date().toISOString(),
     });
@@ -650,7 +659,7 @@ export class SimulatorEngine {
 
     let confirm: ConfirmExchange | null = null;
     if (req.confirm_url !== undefined) {
-      confirm = await this.#callConfirmV2(state, record, req.confirm_url, req.confirm_body, faults.confirm_timeout_ms ?? DEFAULT_CONFIRM_TIMEOUT_MS);
+      confirm = await this.#callConfirm(state, record, req.confirm_url, req.confirm_body, faults.confirm_timeout_ms ?? DEFAULT_CONFIRM_TIMEOUT_MS);
       if (confirm.status !== 200) {
         this.#markFailed(record, MESSAGES.confirmStopped(errorMessageOf(confirm.body)));
         void this.#sendStatusWebhook(record, 'failed');
@@ -660,44 +669,6 @@ export class SimulatorEngine {
     if (!(await state.pause(req.buyer_delay_ms ?? 0))) return result(confirm);
     await this.#applyOutcome(state, record, req.outcome ?? 'paid', faults);
     return result(confirm);
-  }
-
-  /** The signed V2 confirm call; recorded in the ledger like V1's (its `reason`: the `errorMessage`). */
-  async #callConfirmV2(
-    state: SimState, record: PaymentRecord, url: string, override: Record<string, unknown> | undefined, timeoutMs: number,
-  ): Promise<ConfirmExchange> {
-    const p = record.payment;
-    const body = v2ConfirmBody(p, record.v2!);
-    if (override !== undefined) {
-      for (const [key, value] of Object.entries(override)) {
-        if (value === null) delete body[key];
-        else body[key] = value;
-      }
-    }
-    const text = JSON.stringify(body);
-    const started = performance.now();
-    let status = 0;
-    let answer: unknown = null;
-    let timedOut = false;
-    try {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...signedHeaders(this.#webhookSecret, newWebhookId(), text) },
-        body: text,
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), state.signal]),
-      });
-      const answerText = await res.text();
-      status = res.status;
-      answer = parseBody(answerText);
-    } catch (err) {
-      timedOut = err instanceof Error && err.name === 'TimeoutError';
-    }
-    const latencyMs = Math.round((performance.now() - started) * 10) / 10;
-    state.confirms.push({
-      imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, amount: p.amount, http_status: status, latency_ms: latencyMs,
-      reason: errorMessageOf(answer), timed_out: timedOut, at: new Date().toISOString(),
-    });
-    return { status, latency_ms: latencyMs, body: answer, timed_out: timedOut };
   }
 
   // ---- simulator controls -----------------------------------------------------------------------
