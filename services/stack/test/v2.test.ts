@@ -136,7 +136,7 @@ describe('manual confirmation', () => {
     expect(again.body.code).toBe('ALREADY_PAID');
   });
 
-  it('each PortOne refusal releases the hold and tells the buyer why; a forged token does not block the genuine one', async () => {
+  it('each PortOne refusal (token, mismatch, PG decline) releases the hold and tells the buyer why; a forged token does not block the genuine one', async () => {
     const id = await event({ seats: 1 });
     const o = await v2Order(id, { buyer_id: 'r', seats: ['V-1-1'] });
     const w = await sim.payV2({ payment_id: o.merchant_uid, amount: o.amount, mode: 'manual' });
@@ -151,6 +151,16 @@ describe('manual confirmation', () => {
     const genuine = await manualConfirm({ payment_id: o.merchant_uid, payment_token: w.payment_token, total_amount: o.amount });
     expect(genuine.status).toBe(200);
     await orderIs(o.merchant_uid, 'paid');
+
+    // PortOne's own verification refuses (INFORMATION_MISMATCH: here the window's currency is not the
+    // order's): 409 AMOUNT_MISMATCH, the hold released.
+    const idc = await event({ pool: 1 });
+    const oc = await v2Order(idc, { buyer_id: 'cur', items: [{ pool: 'ga', quantity: 1 }] });
+    const usd = await sim.payV2({ payment_id: oc.merchant_uid, amount: oc.amount, mode: 'manual', currency: 'USD' });
+    const mismatch = await manualConfirm({ payment_id: oc.merchant_uid, payment_token: usd.payment_token, total_amount: oc.amount });
+    expect(mismatch.status).toBe(409);
+    expect(mismatch.body.code).toBe('AMOUNT_MISMATCH');
+    expect((await availability(idc)).pools[0]).toMatchObject({ held: 0, sold: 0 });
 
     // The PG declines: 402 with its reason, the places back on sale, the order free to pay again.
     const id2 = await event({ pool: 2 });
