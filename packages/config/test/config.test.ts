@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, ConfigError } from '@dropgate/config';
 
@@ -26,8 +27,8 @@ describe('configuration', () => {
   });
 
   it('reads PortOne V2: webhook secrets for rotation (each checked), the store, the default API', () => {
-    const a = 'whsec_' + Buffer.from('a'.repeat(24)).toString('base64');
-    const b = 'whsec_' + Buffer.from('b'.repeat(24)).toString('base64');
+    const a = `whsec_${randomBytes(24).toString('base64')}`;
+    const b = `whsec_${randomBytes(24).toString('base64')}`;
     const c = loadConfig({ PORTONE_WEBHOOK_SECRET: ` ${a}, ${b} `, PORTONE_V2_API_SECRET: 's', PORTONE_V2_STORE_ID: 'store-1' });
     expect(c.portone).toMatchObject({ webhookSecrets: [a, b], v2StoreId: 'store-1', v2ConfirmTimeoutMs: 8000, defaultApi: 'v2' });
     expect(loadConfig({}).portone).toMatchObject({ webhookSecrets: [], defaultApi: 'v1' });

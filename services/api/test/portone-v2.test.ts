@@ -6,7 +6,7 @@
  * webhook-id and unknown types ignored; manual confirmation's input checked before PortOne is asked.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventId, http, newOrder, newWebhookSecret, signWebhook } from '@dropgate/testkit';
+import { eventId, http, newOrder, newWebhookSecret, rand, signWebhook } from '@dropgate/testkit';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
 
 const OLD = newWebhookSecret();
@@ -18,7 +18,7 @@ beforeAll(async () => {
   stack = await startApiStack({
     label: 'v2api',
     env: {
-      PORTONE_WEBHOOK_SECRET: `${OLD}, ${NEW}`, PORTONE_V2_STORE_ID: STORE, PORTONE_V2_API_SECRET: 'v2-secret',
+      PORTONE_WEBHOOK_SECRET: `${OLD}, ${NEW}`, PORTONE_V2_STORE_ID: STORE, PORTONE_V2_API_SECRET: rand(24),
       // Nothing listens there: manual confirmation's input checks must answer without PortOne.
       PORTONE_V2_API_URL: 'http://127.0.0.1:9',
     },

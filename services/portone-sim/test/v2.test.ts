@@ -5,6 +5,7 @@
  * confirmation, and REST faults. Also: V1 REST takes the access token bare, as PortOne does, checked
  * with an unmodified third-party V1 client (iamporter).
  */
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PortOneApiError, PortOneUnavailableError, PortOneV2Client, verifyWebhook } from '@dropgate/portone';
@@ -15,12 +16,13 @@ let sim: Simulator;
 let merchant: Endpoint;
 let client: PortOneV2Client;
 let n = 0;
+const V2_API_SECRET = randomBytes(16).toString('hex');
 const paymentId = (): string => `v2sim-${process.pid}-${++n}`;
 
 beforeAll(async () => {
   merchant = await startEndpoint((req) => (req.url.endsWith('/refuse') ? { status: 409, body: { errorMessage: '매진', code: 'SOLD_OUT' } } : { status: 200, body: {} }));
-  sim = await startSimulator({ v2ApiSecret: 'v2-secret', storeId: 'store-test', v2WebhookUrl: `${merchant.url}/webhook` });
-  client = new PortOneV2Client({ baseUrl: sim.url, secret: 'v2-secret', storeId: 'store-test', backoffMs: 5, retries: 1, timeoutMs: 1000 });
+  sim = await startSimulator({ v2ApiSecret: V2_API_SECRET, storeId: 'store-test', v2WebhookUrl: `${merchant.url}/webhook` });
+  client = new PortOneV2Client({ baseUrl: sim.url, secret: V2_API_SECRET, storeId: 'store-test', backoffMs: 5, retries: 1, timeoutMs: 1000 });
 });
 afterAll(async () => {
   await sim.close();

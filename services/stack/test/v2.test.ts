@@ -8,21 +8,22 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
-import { http, newWebhookSecret, signWebhook, waitFor, TestClock } from '@dropgate/testkit';
+import { http, newWebhookSecret, rand, signWebhook, waitFor, TestClock } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { shop } from './support/shop.ts';
 
 const SECRET = newWebhookSecret();
 const STORE = 'store-v2-test';
+const V2_API_SECRET = rand(24);
 let sim: Simulator;
 let stack: TestStack;
 const clock = new TestClock();
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, webhookSecret: SECRET, storeId: STORE, v2ApiSecret: 'v2-api-secret', faults: { webhook_retry_ms: 50 } });
+  sim = await startSimulator({ port: 0, webhookSecret: SECRET, storeId: STORE, v2ApiSecret: V2_API_SECRET, faults: { webhook_retry_ms: 50 } });
   stack = await startStack({
     label: 'v2', portoneUrl: sim.url, clock,
     env: {
-      PORTONE_V2_API_URL: sim.url, PORTONE_V2_API_SECRET: 'v2-api-secret', PORTONE_V2_STORE_ID: STORE, PORTONE_WEBHOOK_SECRET: SECRET,
+      PORTONE_V2_API_URL: sim.url, PORTONE_V2_API_SECRET: V2_API_SECRET, PORTONE_V2_STORE_ID: STORE, PORTONE_WEBHOOK_SECRET: SECRET,
       PORTONE_V2_CONFIRM_TIMEOUT_MS: '400', EXPIRY_GRACE_SECONDS: '2',
     },
   });
