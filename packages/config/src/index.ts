@@ -22,7 +22,20 @@ export const ConfigSchema = Type.Object({
   PORTONE_IMP_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   PORTONE_V2_API_URL: Url(['http', 'https']),
   PORTONE_V2_API_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  /** The V2 store (`store-...`): sent with every V2 call, and a signed request naming another store is refused. */
+  PORTONE_V2_STORE_ID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,100}$' })),
+  /** V2 Standard Webhooks secret(s), comma-separated: two are active while PortOne rotates them. */
   PORTONE_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  /**
+   * How long manual confirmation waits for PortOne's answer to `POST /payments/{id}/confirm` (ms).
+   * No answer in time keeps the hold: the expiry asks PortOne what happened.
+   */
+  PORTONE_V2_CONFIRM_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000 }),
+  /**
+   * The PortOne API an order's payments use when its creation does not say (`v1` | `v2`). Unset: `v2`
+   * when only the V2 API is configured (PORTONE_V2_API_SECRET without PORTONE_IMP_KEY), else `v1`.
+   */
+  PORTONE_DEFAULT_API: Type.Optional(Type.Union([Type.Literal('v1'), Type.Literal('v2')])),
   /** Optional secret path token for the V1 webhook URL (`/portone/v1/webhook?token=`). */
   WEBHOOK_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   /** Optional comma-separated source-IP allowlist for webhooks (off when unset). */
@@ -93,6 +106,7 @@ export const DEFAULTS: Readonly<Partial<Record<keyof Raw, string>>> = Object.fre
   CONFIRM_BUDGET_MS: '3000',
   PORTONE_API_URL: 'https://api.iamport.kr',
   PORTONE_V2_API_URL: 'https://api.portone.io',
+  PORTONE_V2_CONFIRM_TIMEOUT_MS: '8000',
   TRUST_PROXY: 'false',
   PAYMENTS_PER_ORDER_MAX: '8',
   HOLDS_PER_ORDER_MAX: '8',
@@ -118,6 +132,9 @@ const INTEGER_KEYS: ReadonlySet<string> = new Set(
   Object.entries(ConfigSchema.properties).filter(([, schema]) => (schema as { type?: unknown }).type === 'integer').map(([key]) => key),
 );
 
+/** Which PortOne API an order's payments go through. */
+export type PortOneApi = 'v1' | 'v2';
+
 /** The validated, typed configuration every service receives. */
 export interface Config {
   readonly port: number;
@@ -132,7 +149,15 @@ export interface Config {
     readonly impSecret: string | undefined;
     readonly v2ApiUrl: string;
     readonly v2ApiSecret: string | undefined;
+    readonly v2StoreId: string | undefined;
+    /** PORTONE_V2_CONFIRM_TIMEOUT_MS: manual confirmation's wait for PortOne. */
+    readonly v2ConfirmTimeoutMs: number;
+    /** PORTONE_WEBHOOK_SECRET as given. */
     readonly webhookSecret: string | undefined;
+    /** PORTONE_WEBHOOK_SECRET split: every secret a V2 signature may be made with (empty: V2 endpoints answer 401). */
+    readonly webhookSecrets: readonly string[];
+    /** The API an order's payments use when its creation does not say. */
+    readonly defaultApi: PortOneApi;
   };
   readonly webhookToken: string | undefined;
   readonly webhookAllowedIps: readonly string[] | undefined;
@@ -167,6 +192,23 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.variable = variable;
   }
+}
+
+/**
+ * Standard Webhooks secrets: `whsec_` followed by base64 (the prefix is optional), comma-separated.
+ * A secret that is not base64 could never verify a signature: refused at start-up, not at the first webhook.
+ */
+function parseWebhookSecrets(value: string | undefined): readonly string[] {
+  if (value === undefined) return Object.freeze([]);
+  const secrets = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const secret of secrets) {
+    const body = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body) || body.length % 4 !== 0) {
+      throw new ConfigError('PORTONE_WEBHOOK_SECRET', 'must be comma-separated secrets, each "whsec_" and base64');
+    }
+  }
+  if (secrets.length === 0) throw new ConfigError('PORTONE_WEBHOOK_SECRET', 'names no secret');
+  return Object.freeze(secrets);
 }
 
 function parseTrustProxy(value: string): boolean | number | string[] {
@@ -207,6 +249,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
   if ((raw.PORTONE_IMP_KEY === undefined) !== (raw.PORTONE_IMP_SECRET === undefined)) {
     throw new ConfigError(raw.PORTONE_IMP_KEY === undefined ? 'PORTONE_IMP_KEY' : 'PORTONE_IMP_SECRET', 'must be set together with its pair');
   }
+  const webhookSecrets = parseWebhookSecrets(raw.PORTONE_WEBHOOK_SECRET);
+  // A V2 payment dropgate approved must be verifiable and settleable: never approve what it cannot ask about.
+  if (webhookSecrets.length > 0 && raw.PORTONE_V2_API_SECRET === undefined) {
+    throw new ConfigError('PORTONE_V2_API_SECRET', 'must be set with PORTONE_WEBHOOK_SECRET: dropgate asks V2 REST about every V2 payment it approves');
+  }
   return Object.freeze({
     port: raw.PORT,
     host: raw.HOST,
@@ -220,7 +267,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
       impSecret: raw.PORTONE_IMP_SECRET,
       v2ApiUrl: raw.PORTONE_V2_API_URL.replace(/\/+$/, ''),
       v2ApiSecret: raw.PORTONE_V2_API_SECRET,
+      v2StoreId: raw.PORTONE_V2_STORE_ID,
+      v2ConfirmTimeoutMs: raw.PORTONE_V2_CONFIRM_TIMEOUT_MS,
       webhookSecret: raw.PORTONE_WEBHOOK_SECRET,
+      webhookSecrets,
+      defaultApi: raw.PORTONE_DEFAULT_API ?? (raw.PORTONE_V2_API_SECRET !== undefined && raw.PORTONE_IMP_KEY === undefined ? 'v2' : 'v1'),
     }),
     webhookToken: raw.WEBHOOK_TOKEN,
     webhookAllowedIps: raw.WEBHOOK_ALLOWED_IPS?.split(',').map((s) => s.trim()).filter(Boolean),

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, ConfigError } from '@dropgate/config';
 
@@ -22,6 +23,31 @@ describe('configuration', () => {
     } catch (error) {
       expect((error as ConfigError).variable).toBe(name);
       expect((error as Error).message).toContain(name);
+    }
+  });
+
+  it('reads PortOne V2: webhook secrets for rotation (each checked), the store, the default API', () => {
+    const a = `whsec_${randomBytes(24).toString('base64')}`;
+    const b = `whsec_${randomBytes(24).toString('base64')}`;
+    const c = loadConfig({ PORTONE_WEBHOOK_SECRET: ` ${a}, ${b} `, PORTONE_V2_API_SECRET: 's', PORTONE_V2_STORE_ID: 'store-1' });
+    expect(c.portone).toMatchObject({ webhookSecrets: [a, b], v2StoreId: 'store-1', v2ConfirmTimeoutMs: 8000, defaultApi: 'v2' });
+    expect(loadConfig({}).portone).toMatchObject({ webhookSecrets: [], defaultApi: 'v1' });
+    expect(loadConfig({ PORTONE_V2_API_SECRET: 's', PORTONE_IMP_KEY: 'k', PORTONE_IMP_SECRET: 'x' }).portone.defaultApi).toBe('v1');
+    expect(loadConfig({ PORTONE_DEFAULT_API: 'v2' }).portone.defaultApi).toBe('v2');
+    for (const [env, variable] of [
+      [{ PORTONE_WEBHOOK_SECRET: 'whsec_not base64!', PORTONE_V2_API_SECRET: 's' }, 'PORTONE_WEBHOOK_SECRET'],
+      [{ PORTONE_WEBHOOK_SECRET: ' , ', PORTONE_V2_API_SECRET: 's' }, 'PORTONE_WEBHOOK_SECRET'],
+      // Approving V2 payments dropgate could not then ask PortOne about is refused at start-up.
+      [{ PORTONE_WEBHOOK_SECRET: a }, 'PORTONE_V2_API_SECRET'],
+      [{ PORTONE_DEFAULT_API: 'v3' }, 'PORTONE_DEFAULT_API'],
+      [{ PORTONE_V2_STORE_ID: 'store 1' }, 'PORTONE_V2_STORE_ID'],
+    ] as const) {
+      expect(() => loadConfig(env), JSON.stringify(env)).toThrow(ConfigError);
+      try {
+        loadConfig(env);
+      } catch (error) {
+        expect((error as ConfigError).variable).toBe(variable);
+      }
     }
   });
 

@@ -52,6 +52,8 @@ export interface OrdersTable {
   paid_imp_uid: string | null;
   /** Migration 0003: SHA-256 of the order's bearer token (null for orders made before tokens). Never updated. */
   order_token_hash: ColumnType<Buffer | null, Buffer | undefined, never>;
+  /** Migration 0005: the PortOne API the order's payments go through. Never updated. */
+  portone_api: ColumnType<'v1' | 'v2', 'v1' | 'v2' | undefined, never>;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }

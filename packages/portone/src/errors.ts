@@ -8,7 +8,9 @@
  */
 
 /** The endpoints the client calls, as reported to metrics and carried by errors. */
-export type PortOneEndpoint = 'getToken' | 'getPayment' | 'findPayment' | 'findAllPayments' | 'cancelPayment' | 'preparePayment';
+export type PortOneEndpoint =
+  | 'getToken' | 'getPayment' | 'findPayment' | 'findAllPayments' | 'cancelPayment' | 'preparePayment'
+  | 'v2GetPayment' | 'v2CancelPayment' | 'v2PreRegister' | 'v2ConfirmPayment';
 
 /** Base class of every error the client throws. */
 export class PortOneError extends Error {
@@ -39,8 +41,10 @@ export class PortOneApiError extends PortOneError {
   readonly portoneMessage: string | null;
   /** HTTP status of the answer (PortOne sends most business errors with 200). */
   readonly httpStatus: number;
+  /** V2's error `type` (e.g. `CANCELLABLE_AMOUNT_CONSISTENCY_BROKEN`); null for V1. */
+  readonly errorType: string | null;
 
-  constructor(endpoint: PortOneEndpoint, httpStatus: number, envelopeCode: number | null, portoneMessage: string | null) {
+  constructor(endpoint: PortOneEndpoint, httpStatus: number, envelopeCode: number | null, portoneMessage: string | null, errorType: string | null = null) {
     super(
       'PORTONE_API_ERROR',
       portoneMessage ?? `PortOne ${endpoint} failed with HTTP ${httpStatus}`,
@@ -50,6 +54,7 @@ export class PortOneApiError extends PortOneError {
     this.envelopeCode = envelopeCode;
     this.portoneMessage = portoneMessage;
     this.httpStatus = httpStatus;
+    this.errorType = errorType;
   }
 }
 

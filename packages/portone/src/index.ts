@@ -1,8 +1,15 @@
 /**
- * `@dropgate/portone`: the PortOne V1 REST client dropgate's workers use to learn the truth about a
- * payment (`GET /payments/{imp_uid}`) and to refund it (`POST /payments/cancel`).
+ * `@dropgate/portone`: dropgate's PortOne clients. The V1 REST client (`GET /payments/{imp_uid}`,
+ * `POST /payments/cancel`), the V2 REST client (through `@portone/server-sdk`), the V2 signature check,
+ * and the gateway that lets settlement speak to either API through one face.
  */
 export { PortOneClient, backoffDelay } from './client.ts';
+export { PortOneV2Client, parseV2Payment } from './v2.ts';
+export type { PortOneV2Payment, PortOneV2Status, PortOneV2ClientOptions, ConfirmResult, ConfirmRefusal } from './v2.ts';
+export { PaymentGateway, v2PaymentKey, apiOfPaymentKey, fromV2Payment } from './gateway.ts';
+export type { PortOneApi } from './gateway.ts';
+export { verifyWebhook } from './webhook.ts';
+export type { WebhookVerification, WebhookHeaders } from './webhook.ts';
 export {
   PortOneError,
   PortOneApiError,

@@ -59,6 +59,17 @@ export class HoldScripts {
   }
 
   /**
+   * Takes back the hold a V2 manual confirmation took for attempt `paymentKey` after PortOne refused
+   * it, and forgets the attempt's remembered answer (see releaseAttempt-6.lua). @returns true when a
+   * hold was released.
+   */
+  async releaseAttempt(eventId: string, merchantUid: string, paymentKey: string): Promise<boolean> {
+    const k = eventKeys(eventId);
+    const r = await this.redis.releaseAttempt(k.order(merchantUid), k.answers(merchantUid), k.seats, k.counts, k.buyers, k.holds, merchantUid, paymentKey);
+    return Number(r) === 1;
+  }
+
+  /**
    * The generation of the webhook outcome job for `impUid` of an order and the status the worker last
    * acted on ('peek'), or a new generation ('next'). `perOrder`: the order has seen too many payments
    * and they share one generation.

@@ -10,6 +10,9 @@ import { HoldScripts, type HoldStoreOptions } from './hold-scripts.ts';
 import { InventoryReader } from './inventory.ts';
 import { EventLoader } from './event-loading.ts';
 import { HandoffStream } from './handoff-stream.ts';
+import { WebhookDeliveries } from './webhook-deliveries.ts';
+import { acquireLock, releaseLock } from './locks.ts';
+import { eventKeys } from './keys.ts';
 
 export class HoldStore {
   readonly redis: ScriptedRedis;
@@ -17,6 +20,7 @@ export class HoldStore {
   readonly inventory: InventoryReader;
   readonly events: EventLoader;
   readonly handoffs: HandoffStream;
+  readonly deliveries: WebhookDeliveries;
 
   constructor(redis: Redis, opts: HoldStoreOptions = {}) {
     this.redis = withScripts(redis);
@@ -24,6 +28,7 @@ export class HoldStore {
     this.inventory = new InventoryReader(this.redis);
     this.events = new EventLoader(this.redis);
     this.handoffs = new HandoffStream(this.redis);
+    this.deliveries = new WebhookDeliveries(this.redis);
   }
 
   get decisionTtlSeconds(): number { return this.scripts.decisionTtlSeconds; }
@@ -31,6 +36,7 @@ export class HoldStore {
   // Script calls (hold-scripts.ts)
   placeHold: HoldScripts['placeHold'] = (...args) => this.scripts.placeHold(...args);
   undoHold: HoldScripts['undoHold'] = (...args) => this.scripts.undoHold(...args);
+  releaseAttempt: HoldScripts['releaseAttempt'] = (...args) => this.scripts.releaseAttempt(...args);
   webhookGeneration: HoldScripts['webhookGeneration'] = (...args) => this.scripts.webhookGeneration(...args);
   webhookActedOn: HoldScripts['webhookActedOn'] = (...args) => this.scripts.webhookActedOn(...args);
   dropPayment: HoldScripts['dropPayment'] = (...args) => this.scripts.dropPayment(...args);
@@ -62,4 +68,21 @@ export class HoldStore {
   // Hand-off stream (handoff-stream.ts)
   readHandoffs: HandoffStream['readHandoffs'] = (...args) => this.handoffs.readHandoffs(...args);
   ackHandoffs: HandoffStream['ackHandoffs'] = (...args) => this.handoffs.ackHandoffs(...args);
+
+  /**
+   * Takes the order's manual-confirmation lease (one V2 manual confirmation of an order at a time, so
+   * a refused attempt never releases a hold a concurrent approved one relies on). @returns its token,
+   * or null when another confirmation holds it.
+   */
+  lockManualConfirm(eventId: string, merchantUid: string, ttlMs: number): Promise<string | null> {
+    return acquireLock(this.redis, eventKeys(eventId).manualConfirmLock(merchantUid), ttlMs);
+  }
+
+  unlockManualConfirm(eventId: string, merchantUid: string, token: string): Promise<boolean> {
+    return releaseLock(this.redis, eventKeys(eventId).manualConfirmLock(merchantUid), token);
+  }
+
+  // V2 webhook deliveries (webhook-deliveries.ts)
+  webhookDelivered: WebhookDeliveries['webhookDelivered'] = (...args) => this.deliveries.webhookDelivered(...args);
+  rememberWebhookDelivery: WebhookDeliveries['rememberWebhookDelivery'] = (...args) => this.deliveries.rememberWebhookDelivery(...args);
 }

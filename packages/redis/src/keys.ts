@@ -25,10 +25,14 @@ export interface EventKeys {
   answers(merchantUid: string): string;
   /** hash: imp_uid (or '*') -> generation of its webhook outcome job (see noteWebhook) */
   webhooks(merchantUid: string): string;
+  /** string with a TTL: a signed V2 webhook (by its `webhook-id`) already queued (see WebhookDeliveries) */
+  webhookDelivery(webhookId: string): string;
   /** lock key for rebuilds */
   rebuildLock: string;
   /** lock key serializing the settlement of one order's outcomes */
   settleLock(merchantUid: string): string;
+  /** lock key: one V2 manual confirmation of an order at a time */
+  manualConfirmLock(merchantUid: string): string;
 }
 
 export function eventKeys(eventId: string): EventKeys {
@@ -44,8 +48,10 @@ export function eventKeys(eventId: string): EventKeys {
     order: (merchantUid) => `${tag}:o:${merchantUid}`,
     answers: (merchantUid) => `${tag}:o:${merchantUid}:d`,
     webhooks: (merchantUid) => `${tag}:o:${merchantUid}:w`,
+    webhookDelivery: (webhookId) => `${tag}:wd:${webhookId}`,
     rebuildLock: `${tag}:rebuild-lock`,
     settleLock: (merchantUid) => `${tag}:o:${merchantUid}:settle-lock`,
+    manualConfirmLock: (merchantUid) => `${tag}:o:${merchantUid}:manual-lock`,
   };
 }
 

@@ -36,11 +36,31 @@ async function order(id: string, uid: string, seats: string[], items: { pool: st
 
 describe('Lua scripts', () => {
   it('every script file is named <name>-<numKeys>.lua and declares its keys in a header', () => {
-    expect(SCRIPTS.map((s) => s.name).sort()).toEqual(['createOrder', 'dropPayment', 'extendLock', 'noteWebhook', 'placeHold', 'releaseHold', 'releaseLock', 'seatPage', 'settlePaid', 'undoHold', 'voidSale']);
+    expect(SCRIPTS.map((s) => s.name).sort()).toEqual(['createOrder', 'dropPayment', 'extendLock', 'noteWebhook', 'placeHold', 'releaseAttempt', 'releaseHold', 'releaseLock', 'seatPage', 'settlePaid', 'undoHold', 'voidSale']);
     for (const s of SCRIPTS) {
       for (let k = 1; k <= s.numberOfKeys; k++) expect(s.lua, `${s.name} KEYS[${k}]`).toContain(`KEYS[${k}]`);
       expect(s.lua).not.toContain('--- @include');
     }
+  });
+
+  it('releaseAttempt: a refused manual confirmation gives the seats back and forgets the attempt\'s answer', async () => {
+    const id = await load();
+    const uid = `${id}.ra`;
+    await order(id, uid, ['s1']);
+    expect(await store.placeHold(id, uid, 'v2.tx1', 100, T0)).toMatchObject({ approved: true, kind: 'new', seq: 1 });
+    expect(await store.releaseAttempt(id, uid, 'v2.tx1')).toBe(true);
+    expect(await store.orderState(id, uid)).toMatchObject({ status: 'released' });
+    expect(await store.seatStates(id, ['s1'])).toEqual(['available']);
+    // Decided afresh (undoHold would have remembered a refusal): the genuine request holds again.
+    expect(await store.placeHold(id, uid, 'v2.tx1', 100, T0 + 1)).toMatchObject({ approved: true, kind: 'new', seq: 2, replayed: false });
+    // Another attempt rides on the hold meanwhile: the refused one only gets off it.
+    expect(await store.placeHold(id, uid, 'v2.tx2', 100, T0 + 2)).toMatchObject({ approved: true, kind: 'live' });
+    expect(await store.releaseAttempt(id, uid, 'v2.tx1')).toBe(false);
+    expect(await store.orderState(id, uid)).toMatchObject({ status: 'held', impUid: 'v2.tx2', impUids: ['v2.tx2'] });
+    // A rider's refusal never releases the hold it rode on; an unknown attempt changes nothing.
+    expect(await store.releaseAttempt(id, uid, 'v2.tx2')).toBe(false);
+    expect(await store.releaseAttempt(id, uid, 'v2.nope')).toBe(false);
+    expect(await store.orderState(id, uid)).toMatchObject({ status: 'held', seq: 2 });
   });
 
   it('refuses outside the sale window using the caller\'s clock', async () => {

@@ -23,6 +23,9 @@ export function createCommonMetrics(registry: Registry) {
     inventory: new Gauge({ name: 'dropgate_inventory', help: 'Inventory by event, pool ("" for seats) and state, read from Redis when scraped', labelNames: ['event', 'pool', 'state'], registers: [registry] }),
     holdsLive: new Gauge({ name: 'dropgate_holds_live', help: 'Holds currently live in Redis', labelNames: ['event'], registers: [registry] }),
     holdsOverdue: new Gauge({ name: 'dropgate_holds_overdue', help: 'Holds past their expiry plus the sweep grace', labelNames: ['event'], registers: [registry] }),
+    // The worker settles through PortOne; the API calls V2 for manual confirmation and pre-registration.
+    portoneRequests: new Counter({ name: 'dropgate_portone_requests_total', help: 'PortOne REST calls by endpoint and result', labelNames: ['endpoint', 'result'], registers: [registry] }),
+    portoneDuration: new Histogram({ name: 'dropgate_portone_request_duration_seconds', help: 'PortOne REST call latency', labelNames: ['endpoint'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
   };
 }
 
@@ -41,6 +44,9 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
     shed: new Counter({ name: 'dropgate_requests_shed_total', help: 'Requests refused to protect the deadline', labelNames: ['reason'], registers: [registry] }),
     inFlight: new Gauge({ name: 'dropgate_confirms_in_flight', help: 'Confirms being processed', registers: [registry] }),
     webhooks: new Counter({ name: 'dropgate_webhooks_received_total', help: 'Webhooks received by claimed status (ready, paid, failed, cancelled or other) and verdict', labelNames: ['status', 'verdict'], registers: [registry] }),
+    signatureFailures: new Counter({ name: 'dropgate_portone_signature_failures_total', help: 'V2 requests refused 401 for their signature, by endpoint (confirm, webhook) and why', labelNames: ['endpoint', 'reason'], registers: [registry] }),
+    manualConfirms: new Counter({ name: 'dropgate_manual_confirms_total', help: 'V2 manual confirmations by result (paid, refused, pending: PortOne did not answer, rejected: dropgate refused before PortOne)', labelNames: ['result'], registers: [registry] }),
+    preRegistrations: new Counter({ name: 'dropgate_portone_pre_registrations_total', help: 'V2 amounts pre-registered at order creation, by result (ok, failed)', labelNames: ['result'], registers: [registry] }),
     ready: new Gauge({ name: 'dropgate_ready', help: 'Readiness of this API process (1 ready)', registers: [registry] }),
   };
 }
@@ -62,8 +68,6 @@ export function createWorkerMetrics(registry: Registry) {
     queueJobs: new Gauge({ name: 'dropgate_queue_jobs', help: 'Jobs per queue and state, read when scraped', labelNames: ['queue', 'state'], registers: [registry] }),
     jobDuration: new Histogram({ name: 'dropgate_job_duration_seconds', help: 'Job processing time', labelNames: ['queue', 'result'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
     jobFailures: new Counter({ name: 'dropgate_job_failures_total', help: 'Job attempts that failed', labelNames: ['queue'], registers: [registry] }),
-    portoneRequests: new Counter({ name: 'dropgate_portone_requests_total', help: 'PortOne REST calls by endpoint and result', labelNames: ['endpoint', 'result'], registers: [registry] }),
-    portoneDuration: new Histogram({ name: 'dropgate_portone_request_duration_seconds', help: 'PortOne REST call latency', labelNames: ['endpoint'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
   };
 }
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

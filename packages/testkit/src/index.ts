@@ -3,7 +3,7 @@
  * prefix, unique event ids, and (for tests that pause or flush Redis) its own redis-server process.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { chmod, chown, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -371,4 +371,23 @@ let impCounter = 0;
 export function impUid(): string {
   impCounter++;
   return `imp_${Date.now().toString().slice(-6)}${String(impCounter).padStart(6, '0')}${rand(4)}`;
+}
+
+/** A fresh Standard Webhooks secret for a test (`whsec_` + base64 of 24 random bytes): never a constant. */
+export function newWebhookSecret(): string {
+  return `whsec_${randomBytes(24).toString('base64')}`;
+}
+
+/**
+ * Standard Webhooks headers for `body` as PortOne V2 signs it: HMAC-SHA256 of
+ * `${id}.${timestamp}.${body}` with the base64-decoded secret, `v1,<base64>`.
+ */
+export function signWebhook(
+  secret: string, body: string, opts: { id?: string; timestamp?: number } = {},
+): { 'webhook-id': string; 'webhook-timestamp': string; 'webhook-signature': string } {
+  const id = opts.id ?? `msg_${rand(16)}`;
+  const timestamp = opts.timestamp ?? Math.floor(Date.now() / 1000);
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  const signature = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64');
+  return { 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': `v1,${signature}` };
 }

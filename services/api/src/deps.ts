@@ -5,6 +5,7 @@ import type { Db } from '@dropgate/db';
 import type { Clock } from '@dropgate/domain';
 import type { HoldStore } from '@dropgate/redis';
 import type { Queues } from '@dropgate/jobs';
+import type { PortOneV2Client } from '@dropgate/portone';
 import type { ApiMetrics, Registry } from '@dropgate/telemetry';
 import type { EventCatalog } from './lib/catalog.ts';
 
@@ -20,4 +21,6 @@ export interface AppDeps {
   metrics: ApiMetrics;
   /** The time decisions are taken at (the system clock, or a test's). */
   clock: Clock;
+  /** PortOne V2 REST (manual confirmation, pre-registration); null when PORTONE_V2_API_SECRET is unset. */
+  portoneV2: PortOneV2Client | null;
 }

@@ -119,6 +119,8 @@ export const SeatsBody = Type.Object({
 export const CreateOrderBody = Type.Object(
   {
     buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }),
+    /** The PortOne API the buyer pays through (default: PORTONE_DEFAULT_API, see the README). */
+    portone_api: Type.Optional(Type.Union([Type.Literal('v1'), Type.Literal('v2')])),
     seats: Type.Optional(Type.Array(Text(1, 64), { minItems: 1, maxItems: 100 })),
     items: Type.Optional(
       Type.Array(
@@ -195,3 +197,68 @@ export const WebhookBody = Type.Object({
   cancellation_id: Type.Optional(Type.String({ maxLength: 128 })),
 });
 export const WebhookAccepted = Type.Object({ received: Type.Literal(true), duplicate: Type.Boolean() });
+
+// ---- PortOne V2 ------------------------------------------------------------------------------------
+
+/** V2 attempt ids become part of a payment key (`v2.<transactionId>`): one word, bounded. */
+const V2TransactionId = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
+/** V2's paymentId is dropgate's merchant_uid (checked against the order by the hold script). */
+const V2PaymentId = Type.String({ minLength: 1, maxLength: 80 });
+const V2Amount = Type.Integer({ minimum: 0, maximum: 10_000_000_000 });
+const V2StoreId = Type.String({ minLength: 1, maxLength: 100 });
+
+/** Confirm call, webhook version 2024-04-25. Unknown fields are ignored: PortOne adds them without notice. */
+export const V2ConfirmPayload = Type.Object({
+  type: Type.Literal('Transaction.Confirm'),
+  timestamp: Type.Optional(Type.String({ maxLength: 64 })),
+  data: Type.Object({
+    paymentId: V2PaymentId,
+    transactionId: V2TransactionId,
+    totalAmount: Type.Optional(Type.Union([V2Amount, Type.Null()])),
+    storeId: Type.Optional(V2StoreId),
+  }),
+});
+/** Confirm call, webhook version 2024-01-01. */
+export const V2ConfirmPayloadLegacy = Type.Object({
+  payment_id: V2PaymentId,
+  tx_id: V2TransactionId,
+  total_amount: Type.Optional(Type.Union([V2Amount, Type.Null()])),
+  store_id: Type.Optional(V2StoreId),
+});
+/** Webhook, version 2024-04-25: `type` is open-ended (unknown types are answered 200 and ignored). */
+export const V2WebhookPayload = Type.Object({
+  type: Type.String({ minLength: 1, maxLength: 100 }),
+  timestamp: Type.Optional(Type.String({ maxLength: 64 })),
+  data: Type.Optional(Type.Object({
+    paymentId: Type.Optional(V2PaymentId),
+    transactionId: Type.Optional(V2TransactionId),
+    storeId: Type.Optional(V2StoreId),
+    cancellationId: Type.Optional(Type.String({ maxLength: 128 })),
+  })),
+});
+/** Webhook, version 2024-01-01 (`status`: `Paid`, `Ready`, `Failed`, `Cancelled`, ...). */
+export const V2WebhookPayloadLegacy = Type.Object({
+  payment_id: V2PaymentId,
+  tx_id: V2TransactionId,
+  status: Type.String({ minLength: 1, maxLength: 64 }),
+  store_id: Type.Optional(V2StoreId),
+});
+/** A V2 confirm refusal: PortOne's browser SDK shows `errorMessage` to the buyer; `code` is ours. */
+export const V2ConfirmRefused = Type.Object({ errorMessage: Type.String(), code: Type.String() });
+export const V2WebhookAccepted = Type.Object({
+  received: Type.Literal(true),
+  duplicate: Type.Boolean(),
+  /** true: a type dropgate does not act on, or a payment that is not one of its orders. */
+  ignored: Type.Optional(Type.Boolean()),
+});
+
+/** The storefront's manual confirmation: sent by the buyer's browser, so strict and small. */
+export const ManualConfirmBody = Type.Object(
+  {
+    payment_id: Type.String({ pattern: MERCHANT_UID_PATTERN }),
+    payment_token: Type.String({ minLength: 1, maxLength: 2048, pattern: '^[A-Za-z0-9._~+/=-]+$' }),
+    total_amount: V2Amount,
+  },
+  { additionalProperties: false },
+);
+export const ManualConfirmPaid = Type.Object({ status: Type.Literal('paid') });

@@ -8,6 +8,7 @@ import { systemClock, type Clock } from '@dropgate/domain';
 import { openDatabase } from '@dropgate/db';
 import { HoldStore, createRedis } from '@dropgate/redis';
 import { createQueues, closeQueues } from '@dropgate/jobs';
+import { PortOneV2Client } from '@dropgate/portone';
 import { createApiMetrics, createRegistry } from '@dropgate/telemetry';
 import { buildApp, requestLogSerializer, type AppDeps } from './app.ts';
 import { EventCatalog } from './lib/catalog.ts';
@@ -33,12 +34,23 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
   await catalog.start();
   const registry = createRegistry();
   const metrics = createApiMetrics(registry, config.confirmBudgetMs);
+  const onRequest = (endpoint: string, result: string, seconds: number) => {
+    metrics.portoneRequests.inc({ endpoint, result });
+    metrics.portoneDuration.observe({ endpoint }, seconds);
+  };
+  // The buyer waits on these calls (manual confirmation, pre-registration): short attempts, one retry.
+  const portoneV2 = config.portone.v2ApiSecret
+    ? new PortOneV2Client({
+        baseUrl: config.portone.v2ApiUrl, secret: config.portone.v2ApiSecret, storeId: config.portone.v2StoreId,
+        timeoutMs: Math.min(2000, config.portone.v2ConfirmTimeoutMs), retries: 1, backoffMs: 100, onRequest,
+      })
+    : null;
   const logger = opts.logger === false ? false : { level: config.logLevel, serializers: { req: requestLogSerializer } };
-  const app = await buildApp({ config, db, redis, store, queues, catalog, registry, metrics, clock }, { logger });
+  const app = await buildApp({ config, db, redis, store, queues, catalog, registry, metrics, clock, portoneV2 }, { logger });
   const address = await app.listen({ port: config.port, host: config.host });
   return {
     app,
-    deps: { config, db, redis, store, queues, catalog, registry, metrics, clock },
+    deps: { config, db, redis, store, queues, catalog, registry, metrics, clock, portoneV2 },
     url: address,
     async close() {
       await app.close();

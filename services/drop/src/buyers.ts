@@ -1,11 +1,18 @@
 /**
  * The buyers of a drop. Each one creates an order on the storefront (`POST /events/:id/orders`), then
- * opens PortOne's payment window through the simulator (`POST /sim/v1/payments`), which plays the
- * buyer and the PG: it calls dropgate's confirm_url, then pays, fails or abandons, and sends the
- * webhook to notice_url, with the faults asked for. A buyer whose seats are gone picks others (up to
- * `attempts` orders); a buyer whose card was declined may pay again on the same order.
+ * opens PortOne's payment window through the simulator, which plays the buyer and the PG, with the
+ * faults asked for:
+ *
+ * - `--portone v1` (`POST /sim/v1/payments`): PortOne calls dropgate's confirm_url, then the payment
+ *   is paid, failed or abandoned, and the webhook goes to notice_url;
+ * - `--portone v2` (`POST /sim/v2/payments`): the same with V2's signed confirm call and webhooks;
+ * - `--portone v2-manual`: the window returns a paymentToken (or the buyer abandons it), the buyer's
+ *   browser posts it to `/portone/v2/manual-confirm`, and dropgate has PortOne approve it.
+ *
+ * A buyer whose seats are gone picks others (up to `attempts` orders); a buyer whose card was declined
+ * may pay again on the same order.
  */
-import type { Faults, PaymentOutcome, PaymentWindowResult } from '@dropgate/portone-sim';
+import type { Faults, PaymentOutcome, PaymentWindowResult, V2PaymentWindowResult } from '@dropgate/portone-sim';
 import type { DropOptions } from './options.ts';
 import { seededRandom, type Random } from './random.ts';
 import { chooseOrder, type Venue } from './venue.ts';
@@ -14,7 +21,7 @@ import { chooseOrder, type Venue } from './venue.ts';
 export const REORDER_MAX_HOLD_MS = 1_000;
 
 /** Refusals a buyer answers by clicking "pay" again on the same order. */
-const TRANSIENT_REFUSALS = new Set(['NOT_READY', 'OVERLOADED', 'DEADLINE', 'TIMEOUT', 'NO_ANSWER']);
+const TRANSIENT_REFUSALS = new Set(['NOT_READY', 'OVERLOADED', 'DEADLINE', 'TIMEOUT', 'NO_ANSWER', 'PORTONE_UNAVAILABLE', 'CONFIRM_IN_PROGRESS']);
 
 /** One payment window, as the buyer saw it come back. */
 export interface PaymentWindowRecord {
@@ -115,7 +122,9 @@ async function createOrder(ctx: BuyersContext, buyerId: string, random: Random):
   for (let attempt = 1; ; attempt++) {
     let res;
     try {
-      res = await postJson(`${ctx.apiUrl}/events/${ctx.eventId}/orders`, { buyer_id: buyerId, ...choice });
+      res = await postJson(`${ctx.apiUrl}/events/${ctx.eventId}/orders`, {
+        buyer_id: buyerId, ...choice, ...(ctx.options.portone === 'v1' ? {} : { portone_api: 'v2' }),
+      });
     } catch (error) {
       bump(ctx.log.orderRefusals, 'NETWORK');
       note(ctx.log, `order: ${(error as Error).message}`);
@@ -162,19 +171,21 @@ async function payOnce(ctx: BuyersContext, order: Order, random: Random, retry: 
 
   const record: PaymentWindowRecord = { t: 0, merchantUid: order.merchant_uid, impUid: null, code: 'ERROR', latencyMs: null, outcome: null, status: null, retry };
   try {
-    const res = await postJson(`${ctx.simUrl}/sim/v1/payments`, {
-      merchant_uid: order.merchant_uid,
-      amount: order.amount,
-      confirm_url: `${ctx.apiUrl}/portone/v1/confirm`,
-      notice_url: `${ctx.apiUrl}/portone/v1/webhook`,
-      outcome: outcome === 'failed_then_paid' ? 'paid' : outcome,
-      buyer_delay_ms: buyerDelay,
-      faults,
-    });
-    if (res.status !== 200 || !res.body) {
+    const res = o.portone === 'v2-manual'
+      ? await manualWindow(ctx, order, outcome === 'failed_then_paid' ? 'paid' : outcome, buyerDelay, faults, record)
+      : await postJson(`${ctx.simUrl}/sim/${o.portone === 'v2' ? 'v2' : 'v1'}/payments`, {
+        ...(o.portone === 'v2'
+          ? { payment_id: order.merchant_uid, confirm_url: `${ctx.apiUrl}/portone/v2/confirm`, webhook_url: `${ctx.apiUrl}/portone/v2/webhook` }
+          : { merchant_uid: order.merchant_uid, confirm_url: `${ctx.apiUrl}/portone/v1/confirm`, notice_url: `${ctx.apiUrl}/portone/v1/webhook` }),
+        amount: order.amount,
+        outcome: outcome === 'failed_then_paid' ? 'paid' : outcome,
+        buyer_delay_ms: buyerDelay,
+        faults,
+      });
+    if (res !== null && (res.status !== 200 || !res.body)) {
       record.code = `SIM_${res.status}`;
       note(ctx.log, `payment window: simulator answered ${res.status} ${JSON.stringify(res.body)?.slice(0, 200)}`);
-    } else {
+    } else if (res !== null) {
       const { payment, confirm } = res.body as unknown as PaymentWindowResult;
       record.impUid = payment.imp_uid;
       record.status = payment.status;
@@ -188,12 +199,13 @@ async function payOnce(ctx: BuyersContext, order: Order, random: Random, retry: 
           record.code = typeof body?.code === 'string' ? body.code : `HTTP_${confirm.status}`;
         }
       }
-      if (record.code === 'APPROVED') {
-        record.outcome = outcome;
-        // Faults only act on approved payments (a refused one sends no webhook).
-        for (const [name, value] of Object.entries(faults)) {
-          if (value !== undefined && name !== 'webhook_loss' && name !== 'webhook_reorder_max_hold_ms') bump(ctx.log.faults, name);
-        }
+    }
+    // (v2-manual: manualWindow filled the record in.)
+    if (record.code === 'APPROVED') {
+      record.outcome = outcome;
+      // Faults only act on approved payments (a refused one sends no webhook).
+      for (const [name, value] of Object.entries(faults)) {
+        if (value !== undefined && name !== 'webhook_loss' && name !== 'webhook_reorder_max_hold_ms') bump(ctx.log.faults, name);
       }
     }
   } catch (error) {
@@ -204,6 +216,55 @@ async function payOnce(ctx: BuyersContext, order: Order, random: Random, retry: 
   ctx.log.windows.push(record);
   ctx.log.lastWindowAt = Math.max(ctx.log.lastWindowAt, record.t);
   return record;
+}
+
+/**
+ * V2 manual confirmation: the payment window authenticates the buyer and hands the browser a
+ * paymentToken (nothing is held yet); after the buyer's time in the window, the browser posts it to
+ * dropgate, which holds and has PortOne approve. A PG decline (402) is an approval the PG declined,
+ * as in the V1 flow; an abandoned window is never confirmed. @returns null: `record` is filled in.
+ */
+async function manualWindow(
+  ctx: BuyersContext, order: Order, outcome: PaymentOutcome, buyerDelay: number, faults: Faults, record: PaymentWindowRecord,
+): Promise<null> {
+  const window = await postJson(`${ctx.simUrl}/sim/v2/payments`, {
+    payment_id: order.merchant_uid, amount: order.amount, mode: 'manual', outcome, faults,
+    webhook_url: `${ctx.apiUrl}/portone/v2/webhook`,
+  });
+  if (window.status !== 200 || !window.body) {
+    record.code = `SIM_${window.status}`;
+    note(ctx.log, `payment window: simulator answered ${window.status} ${JSON.stringify(window.body)?.slice(0, 200)}`);
+    return null;
+  }
+  const opened = window.body as unknown as V2PaymentWindowResult;
+  record.impUid = opened.payment.imp_uid;
+  if (outcome === 'abandoned') {
+    // The buyer closed the window: the browser never posts the token, nothing was held.
+    record.code = 'APPROVED';
+    record.status = opened.payment.status;
+    return null;
+  }
+  await sleep(buyerDelay);
+  const started = performance.now();
+  const answer = await postJson(`${ctx.apiUrl}/portone/v2/manual-confirm`, {
+    payment_id: order.merchant_uid, payment_token: opened.payment_token, total_amount: order.amount,
+  });
+  record.latencyMs = Math.round((performance.now() - started) * 10) / 10;
+  const code = typeof answer.body?.['code'] === 'string' ? (answer.body['code'] as string) : `HTTP_${answer.status}`;
+  if (answer.status === 200) {
+    record.code = 'APPROVED';
+    record.status = 'paid';
+  } else if (code === 'PAYMENT_DECLINED') {
+    record.code = 'APPROVED';
+    record.status = 'failed';
+  } else if (code === 'PAYMENT_PENDING') {
+    // PortOne did not answer in time: the order settles from what PortOne says later.
+    record.code = 'APPROVED';
+    record.status = null;
+  } else {
+    record.code = code;
+  }
+  return null;
 }
 
 async function cancelAtPortOne(ctx: BuyersContext, impUid: string): Promise<void> {

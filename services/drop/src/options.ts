@@ -6,6 +6,13 @@ import { parseArgs } from 'node:util';
 
 export type Arrival = 'burst' | 'ramp';
 
+/**
+ * How buyers pay: PortOne V1 (confirm_url), V2 with the signed confirm webhook (confirmUrl), or V2
+ * manual confirmation (the storefront posts the paymentToken to /portone/v2/manual-confirm).
+ */
+export type PortOneMode = 'v1' | 'v2' | 'v2-manual';
+export const PORTONE_MODES: readonly PortOneMode[] = ['v1', 'v2', 'v2-manual'];
+
 /** Everything a drop is made of. Shares are probabilities from 0 to 1. */
 export interface DropOptions {
   /** Numbered seats (laid out as seat blocks of 20 rows × 50 seats per section). */
@@ -68,6 +75,8 @@ export interface DropOptions {
   seed: number;
   /** Event id; default `drop-<date>-<time>-<random>`. */
   eventId: string | null;
+  /** Which PortOne API and flow the buyers pay through. */
+  portone: PortOneMode;
 }
 
 export class UsageError extends Error {
@@ -108,6 +117,7 @@ export const DEFAULT_OPTIONS: Readonly<Omit<DropOptions, 'report' | 'budgetMs' |
   database: 'dropgate_drop',
   json: false,
   quiet: false,
+  portone: 'v1',
 });
 
 interface Spec {
@@ -154,6 +164,7 @@ const SPECS: Record<string, Spec> = {
   quiet: { key: 'quiet', kind: 'bool', help: 'no progress on stderr' },
   seed: { key: 'seed', kind: 'int', min: 0, max: 2 ** 31 - 1, help: 'random seed [random]' },
   'event-id': { key: 'eventId', kind: 'string', help: 'event id [drop-<date>-<time>-<random>]' },
+  portone: { key: 'portone', kind: 'string', help: 'v1 (confirm_url), v2 (signed confirm webhook) or v2-manual (manual confirmation)' },
 };
 
 function fmtDefault(flag: string, budgetDefault: number): string {
@@ -280,6 +291,7 @@ export function parseDropArgs(argv: readonly string[], budgetDefault = 3000, now
 /** Cross-option checks. @throws UsageError */
 export function validate(o: DropOptions): void {
   if (o.arrival !== 'burst' && o.arrival !== 'ramp') throw new UsageError(`--arrival must be burst or ramp, got ${JSON.stringify(o.arrival)}`);
+  if (!PORTONE_MODES.includes(o.portone)) throw new UsageError(`--portone must be v1, v2 or v2-manual, got ${JSON.stringify(o.portone)}`);
   if (o.seats + o.pool === 0) throw new UsageError('--seats and --pool are both 0: the event needs inventory');
   if (o.failed + o.abandoned > 1) throw new UsageError(`--failed (${o.failed}) + --abandoned (${o.abandoned}) must not exceed 1`);
   if (!/^[a-z0-9][a-z0-9_]{0,62}$/.test(o.database)) throw new UsageError(`--database must be a lower-case database name, got ${JSON.stringify(o.database)}`);

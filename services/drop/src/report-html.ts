@@ -303,7 +303,7 @@ export function renderHtmlReport(summary: DropSummary, series: DropSeries): stri
 <title>dropgate drop ${escapeHtml(s.event_id)}</title><style>${CSS}</style></head>
 <body><main>
 <h1>dropgate drop <code>${escapeHtml(s.event_id)}</code> <span class="${s.ok ? 'ok' : 'fail'}">${s.ok ? 'all invariants hold' : 'INVARIANT BROKEN'}</span></h1>
-<p class="sub">${escapeHtml(s.started_at)} · ${fmtInt(s.options.buyers)} buyers, ${escapeHtml(s.options.arrival)}, ${s.options.concurrency} at a time · ${escapeHtml(s.stack)}</p>
+<p class="sub">${escapeHtml(s.started_at)} · ${fmtInt(s.options.buyers)} buyers, ${escapeHtml(s.options.arrival)}, ${s.options.concurrency} at a time${s.options.portone !== 'v1' ? ` · PortOne ${escapeHtml(s.options.portone)}` : ''} · ${escapeHtml(s.stack)}</p>
 <div class="cards">${cards.map(([k, v]) => `<div class="card"><b>${escapeHtml(v)}</b><span>${escapeHtml(k)}</span></div>`).join('')}</div>
 <h2>Invariants</h2><ul class="inv">${invariants}</ul>
 <h2>Charts</h2>

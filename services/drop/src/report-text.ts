@@ -16,7 +16,7 @@ export function formatTextReport(s: DropSummary): string {
   const lines: string[] = [];
   const row = (label: string, text: string) => lines.push(`${label.padEnd(16)}${text}`);
   const arrival = o.arrival === 'burst' ? 'burst' : `ramp over ${o.rampSeconds} s`;
-  lines.push(`dropgate drop ${s.event_id}: ${fmtInt(o.buyers)} buyers (${arrival}, ${o.concurrency} at a time), hold TTL ${o.holdTtl} s, seed ${o.seed}`);
+  lines.push(`dropgate drop ${s.event_id}: ${fmtInt(o.buyers)} buyers (${arrival}, ${o.concurrency} at a time), hold TTL ${o.holdTtl} s, seed ${o.seed}${o.portone !== 'v1' ? `, PortOne ${o.portone}` : ''}`);
   lines.push(`stack: ${s.stack}`);
   lines.push('');
   const inv = s.inventory;

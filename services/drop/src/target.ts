@@ -161,11 +161,18 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
     let sim: SimControl;
     const impKey = `drop-key-${randomBytes(4).toString('hex')}`;
     const impSecret = randomBytes(16).toString('hex');
+    // V2: the in-process simulator signs with a fresh secret; a running one tells its own (/sim/v2/settings).
+    let webhookSecret = `whsec_${randomBytes(24).toString('base64')}`;
+    let storeId = `store-drop-${randomBytes(4).toString('hex')}`;
+    const v2ApiSecret = opts.env['PORTONE_V2_API_SECRET'] || randomBytes(16).toString('hex');
     if (opts.simUrl !== null) {
       await reachable(`${opts.simUrl}/sim/healthz`, 'the PortOne simulator');
       sim = remoteSim(opts.simUrl);
+      const settings = (await getJson(`${opts.simUrl}/sim/v2/settings`).catch(() => null)) as { webhook_secret?: string; store_id?: string } | null;
+      if (settings?.webhook_secret) webhookSecret = settings.webhook_secret;
+      if (settings?.store_id) storeId = settings.store_id;
     } else {
-      const started = await startSimulator({ impKey, impSecret, logLevel: 'silent' });
+      const started = await startSimulator({ impKey, impSecret, logLevel: 'silent', webhookSecret, storeId, v2ApiSecret });
       closers.push(() => started.close());
       sim = inProcessSim(started);
     }
@@ -215,6 +222,11 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
       // with its own): ours are only checked by an in-process one.
       PORTONE_IMP_KEY: impKey,
       PORTONE_IMP_SECRET: impSecret,
+      // V2 (used by --portone v2 and v2-manual; harmless for V1 drops): the simulator is V2 PortOne too.
+      PORTONE_V2_API_URL: sim.url,
+      PORTONE_V2_API_SECRET: v2ApiSecret,
+      PORTONE_V2_STORE_ID: storeId,
+      PORTONE_WEBHOOK_SECRET: webhookSecret,
       // Abandoned holds must end seconds after their TTL, not minutes, and a payment finished after
       // its hold expired must be found within the drop (configurations without the watch ignore it).
       SWEEP_INTERVAL_MS: '500',

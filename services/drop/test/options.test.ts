@@ -10,6 +10,11 @@ describe('options', () => {
     expect(options).toMatchObject({ ...DEFAULT_OPTIONS, budgetMs: 3000, report: 'reports/drop-20270301-110000.html' });
     expect(options.seats).toBe(2000);
     expect(options.holdTtl).toBe(10);
+    expect(options.portone).toBe('v1');
+  });
+
+  it('--portone picks the API and flow buyers pay through', () => {
+    for (const mode of ['v1', 'v2', 'v2-manual'] as const) expect(parseDropArgs(['--portone', mode]).options.portone).toBe(mode);
   });
 
   it('parses every kind of option', () => {
@@ -28,6 +33,7 @@ describe('options', () => {
     [['--webhook-loss', '2'], '--webhook-loss must be a number from 0 to 1'],
     [['--hold-ttl', '2'], '--hold-ttl must be from 5 to 3600'],
     [['--arrival', 'trickle'], '--arrival must be burst or ramp'],
+    [['--portone', 'v3'], '--portone must be v1, v2 or v2-manual'],
     [['--seats', '0', '--pool', '0'], 'the event needs inventory'],
     [['--failed', '0.6', '--abandoned', '0.6'], 'must not exceed 1'],
     [['--api-url', 'http://127.0.0.1:3000'], '--api-url needs --sim-url'],

@@ -1,10 +1,12 @@
 /**
  * The simulator's HTTP face: PortOne V1 REST routes (envelope `{code, message, response}`, bearer
- * tokens, REST faults) and the `/sim/*` control routes (plain JSON, `{code, message}` errors).
+ * tokens), V2 REST routes (`Authorization: PortOne <secret>`, `{type, message}` errors), REST faults
+ * for both, and the `/sim/*` control routes (plain JSON, `{code, message}` errors). V1 and V2 share
+ * `GET /payments/{id}`: the Authorization scheme tells which API is asked.
  */
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { SimulatorEngine } from './engine.ts';
+import type { SimulatorEngine, V2RestResult } from './engine.ts';
 import { SimError, type SimErrorCode } from './errors.ts';
 import { MESSAGES } from './messages.ts';
 import type { SimLogLevel } from './types.ts';
@@ -24,6 +26,7 @@ const SIM_ERROR_STATUS: Record<SimErrorCode, number> = {
   PAYMENT_NOT_FOUND: 404,
   PAYMENT_NOT_PAID: 409,
   NO_NOTICE_URL: 409,
+  ALREADY_PAID: 409,
 };
 
 const isSimRoute = (url: string): boolean => url === '/sim' || url.startsWith('/sim/');
@@ -85,15 +88,20 @@ async function restRoutes(rest: FastifyInstance, engine: SimulatorEngine): Promi
     return envelope(0, null, token);
   });
 
+  await rest.register(async (v2) => v2Routes(v2, engine));
+
   await rest.register(async (authed) => {
     authed.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+      // V2's GET /payments/{paymentId} shares this path: its handler checks V2's credentials.
+      if (isV2Request(request) && request.routeOptions.url === '/payments/:imp_uid') return;
       if (!engine.isAuthorized(request.headers.authorization)) {
         return reply.code(401).send(envelope(-1, MESSAGES.unauthorized));
       }
     });
 
     authed.get<{ Params: { imp_uid: string } }>('/payments/:imp_uid', async (request, reply) => {
-      const payment = engine.getPayment(request.params.imp_uid);
+      if (isV2Request(request)) return v2Answer(reply, engine.isV2Authorized(request.headers.authorization) ? engine.v2GetPayment(request.params.imp_uid) : V2_UNAUTHORIZED);
+      const payment = engine.getV1Payment(request.params.imp_uid);
       if (payment === null) return reply.code(404).send(envelope(1, MESSAGES.paymentNotFound));
       return envelope(0, null, payment);
     });
@@ -142,11 +150,60 @@ async function restRoutes(rest: FastifyInstance, engine: SimulatorEngine): Promi
   });
 }
 
+const isV2Request = (request: FastifyRequest): boolean => request.headers.authorization?.startsWith('PortOne ') === true;
+
+const V2_UNAUTHORIZED: V2RestResult = { ok: false, failure: { status: 401, type: 'UNAUTHORIZED', message: '인증 정보가 올바르지 않습니다.' } };
+
+function v2Answer(reply: FastifyReply, result: V2RestResult): FastifyReply {
+  if (result.ok) return reply.code(200).send(result.body);
+  return reply.code(result.failure.status).send({ type: result.failure.type, message: result.failure.message, ...result.failure.extra });
+}
+
+/**
+ * A V2 request body: JSON, which `@portone/server-sdk` sends without a content type (so it arrives
+ * as text/plain). null when it is not a JSON object.
+ */
+function v2Body(body: unknown): Record<string, unknown> | null {
+  let value = body;
+  if (typeof body === 'string') {
+    try {
+      value = JSON.parse(body);
+    } catch {
+      return null;
+    }
+  }
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+}
+
+/** PortOne V2 REST (besides `GET /payments/{paymentId}`, served with V1's route above). */
+async function v2Routes(v2: FastifyInstance, engine: SimulatorEngine): Promise<void> {
+  v2.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!engine.isV2Authorized(request.headers.authorization)) return v2Answer(reply, V2_UNAUTHORIZED);
+  });
+  const invalidBody: V2RestResult = { ok: false, failure: { status: 400, type: 'INVALID_REQUEST', message: 'the body must be a JSON object' } };
+  type Req = FastifyRequest<{ Params: { payment_id: string } }>;
+  v2.post('/payments/:payment_id/cancel', async (request: Req, reply) => {
+    const body = v2Body(request.body);
+    return v2Answer(reply, body === null ? invalidBody : engine.v2Cancel(request.params.payment_id, body));
+  });
+  v2.post('/payments/:payment_id/pre-register', async (request: Req, reply) => {
+    const body = v2Body(request.body);
+    return v2Answer(reply, body === null ? invalidBody : engine.v2PreRegister(request.params.payment_id, body));
+  });
+  v2.post('/payments/:payment_id/confirm', async (request: Req, reply) => {
+    const body = v2Body(request.body);
+    return v2Answer(reply, body === null ? invalidBody : await engine.v2Confirm(request.params.payment_id, body));
+  });
+}
+
 /** The simulator's controls, under `/sim`. */
 async function simRoutes(sim: FastifyInstance, engine: SimulatorEngine): Promise<void> {
   sim.get('/healthz', async () => ({ ok: true }));
 
   sim.post('/v1/payments', async (request) => engine.pay(request.body as never));
+  sim.post('/v2/payments', async (request) => engine.payV2(request.body as never));
+  // What a merchant configures to take the simulator's V2 requests: its webhook secret and store.
+  sim.get('/v2/settings', async () => ({ webhook_secret: engine.webhookSecret, store_id: engine.storeId }));
 
   sim.get<{ Params: { imp_uid: string } }>('/v1/payments/:imp_uid', async (request) => {
     const payment = engine.getPayment(request.params.imp_uid);

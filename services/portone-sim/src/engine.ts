@@ -12,6 +12,7 @@ import type {
   Faults,
   Ledger,
   LedgerFilter,
+  PaymentOutcome,
   PaymentWindowRequest,
   PaymentWindowResult,
   SimPayment,
@@ -21,6 +22,23 @@ import type {
 } from './types.ts';
 import { parseFaults, parseOptionalAmount, parsePaymentWindowRequest, parseStatus } from './validate.ts';
 import { dispatchWebhook } from './webhooks.ts';
+import {
+  confirmBody as v2ConfirmBody, newPaymentToken, newTransactionId, newWebhookId, newWebhookSecret, parseV2PaymentWindowRequest,
+  signedHeaders, v2Failure, v2PaymentJson, webhookBody as v2WebhookBody, webhookTypeOf, type V2Failure, type V2PaymentWindowRequest,
+} from './v2.ts';
+
+/** Answer of a V2 payment window: the attempt (V1-shaped and as V2 shows it), the confirm call, the browser's token. */
+export interface V2PaymentWindowResult {
+  payment: SimPayment;
+  v2: Record<string, unknown>;
+  confirm: ConfirmExchange | null;
+  /** Manual confirmation: what the browser posts to the merchant (null for the confirm-webhook flow). */
+  payment_token: string | null;
+  transaction_id: string;
+}
+
+/** A V2 REST answer: the body with 200, or PortOne's `{type, message}` with its status. */
+export type V2RestResult = { ok: true; body: unknown } | { ok: false; failure: V2Failure };
 
 const DEFAULT_TOKEN_TTL_SECONDS = 1800;
 /** Payments per page of `GET /payments/findAll` (PortOne pages by 20). */
@@ -69,6 +87,10 @@ export class SimulatorEngine {
   readonly #impSecret: string | undefined;
   readonly #tokenTtlMs: number;
   readonly #defaultNoticeUrl: string | undefined;
+  readonly #v2ApiSecret: string | undefined;
+  readonly #storeId: string;
+  readonly #webhookSecret: string;
+  readonly #defaultV2WebhookUrl: string | undefined;
   #faults: Faults;
   #state = new SimState();
 
@@ -80,6 +102,20 @@ export class SimulatorEngine {
     this.#tokenTtlMs = ttl * 1000;
     this.#defaultNoticeUrl = opts.noticeUrl;
     this.#faults = parseFaults(opts.faults ?? {});
+    this.#v2ApiSecret = opts.v2ApiSecret;
+    this.#storeId = opts.storeId ?? 'store-simulator';
+    this.#webhookSecret = opts.webhookSecret ?? newWebhookSecret();
+    this.#defaultV2WebhookUrl = opts.v2WebhookUrl;
+  }
+
+  /** The V2 Standard Webhooks secret confirm calls and webhooks are signed with. */
+  get webhookSecret(): string {
+    return this.#webhookSecret;
+  }
+
+  /** The V2 store this simulator plays. */
+  get storeId(): string {
+    return this.#storeId;
   }
 
   // ---- faults -------------------------------------------------------------------------------
@@ -118,19 +154,29 @@ export class SimulatorEngine {
     return { access_token: token, expired_at: Math.floor(expiresAtMs / 1000), now: Math.floor(nowMs / 1000) };
   }
 
-  /** Whether an `Authorization` header carries a token this simulator issued and that has not expired. */
+  /**
+   * Whether an `Authorization` header carries a token this simulator issued and that has not expired:
+   * `Bearer <token>` or the token bare, as PortOne V1 takes it (iamport's own clients send it bare).
+   */
   isAuthorized(authorization: string | undefined): boolean {
-    if (authorization === undefined || !authorization.startsWith('Bearer ')) return false;
-    const expiresAt = this.#state.tokens.get(authorization.slice('Bearer '.length).trim());
+    if (authorization === undefined) return false;
+    const token = authorization.startsWith('Bearer ') ? authorization.slice('Bearer '.length).trim() : authorization.trim();
+    const expiresAt = this.#state.tokens.get(token);
     return expiresAt !== undefined && Date.now() < expiresAt;
   }
 
   // ---- REST: payments -----------------------------------------------------------------------
 
-  /** `GET /payments/{imp_uid}`: a copy of the payment, or null. */
+  /** A copy of the payment (V1) or attempt (V2, `v2.<transactionId>`), or null. */
   getPayment(impUid: string): SimPayment | null {
     const record = this.#state.payments.get(impUid);
     return record === undefined ? null : clonePayment(record.payment);
+  }
+
+  /** `GET /payments/{imp_uid}` of V1 REST: V2 attempts are not V1 payments. */
+  getV1Payment(impUid: string): SimPayment | null {
+    const record = this.#state.payments.get(impUid);
+    return record === undefined || record.v2 !== undefined ? null : clonePayment(record.payment);
   }
 
   /** `GET /payments/find/{merchant_uid}[/{status}]`: the latest payment of the order (with that status). */
@@ -138,7 +184,7 @@ export class SimulatorEngine {
     const records = this.#state.byMerchantUid.get(merchantUid) ?? [];
     for (let i = records.length - 1; i >= 0; i--) {
       const record = records[i];
-      if (record !== undefined && (status === undefined || record.payment.status === status)) {
+      if (record !== undefined && record.v2 === undefined && (status === undefined || record.payment.status === status)) {
         return clonePayment(record.payment);
       }
     }
@@ -179,7 +225,8 @@ export class SimulatorEngine {
     const requested = typeof req.amount === 'number' ? req.amount : null;
     let record: PaymentRecord | undefined;
     if (impUid !== null) record = state.payments.get(impUid);
-    else if (merchantUid !== null) record = state.byMerchantUid.get(merchantUid)?.at(-1);
+    else if (merchantUid !== null) record = state.byMerchantUid.get(merchantUid)?.findLast((r) => r.v2 === undefined);
+    if (record?.v2 !== undefined) record = undefined;
     const refuse = (message: string): RestResult<SimPayment> => {
       state.cancels.push({
         imp_uid: record?.payment.imp_uid ?? impUid,
@@ -298,13 +345,19 @@ export class SimulatorEngine {
     }
 
     if (!(await state.pause(req.buyer_delay_ms ?? 0))) return { payment: clonePayment(record.payment), confirm };
+    await this.#applyOutcome(state, record, req.outcome ?? 'paid', faults);
+    return { payment: clonePayment(record.payment), confirm };
+  }
 
-    switch (req.outcome ?? 'paid') {
+  /** The PG's answer once the payment may proceed. V2 also sends a webhook for a failure; V1 does not. */
+  async #applyOutcome(state: SimState, record: PaymentRecord, outcome: PaymentOutcome, faults: Faults): Promise<void> {
+    switch (outcome) {
       case 'paid': {
         const flipAfter = faults.failed_then_paid_ms ?? 0;
         if (flipAfter > 0) {
           // Some PGs report a failure first and approve later: the buyer sees a failure, the money moves.
           this.#markFailed(record, MESSAGES.pgDeclined);
+          if (record.v2 !== undefined) void this.#sendStatusWebhook(record, 'failed');
           state.track(this.#turnPaidLater(state, record, flipAfter), record.payment.merchant_uid);
         } else {
           this.#markPaid(record);
@@ -315,19 +368,19 @@ export class SimulatorEngine {
       }
       case 'failed':
         this.#markFailed(record, MESSAGES.pgDeclined);
+        if (record.v2 !== undefined) void this.#sendStatusWebhook(record, 'failed');
         break;
       case 'abandoned':
         // The buyer closed the window: the payment stays `ready` and nothing is sent.
         break;
     }
-    return { payment: clonePayment(record.payment), confirm };
   }
 
-  #createPayment(state: SimState, req: PaymentWindowRequest): PaymentRecord {
+  #createPayment(state: SimState, req: PaymentWindowRequest, key?: string): PaymentRecord {
     let impUid: string;
     do {
-      impUid = `imp_${String(randomInt(0, 1e12)).padStart(12, '0')}`;
-    } while (state.payments.has(impUid));
+      impUid = key ?? `imp_${String(randomInt(0, 1e12)).padStart(12, '0')}`;
+    } while (key === undefined && state.payments.has(impUid));
     const payment: SimPayment = {
       imp_uid: impUid,
       merchant_uid: req.merchant_uid,
@@ -358,6 +411,12 @@ export class SimulatorEngine {
     return record;
   }
 
+  /**
+   * PortOne's confirm call: POSTs the payment's confirm body (V1's `{imp_uid, merchant_uid, amount}`,
+   * or V2's signed `Transaction.Confirm`) with `override` merged over it (a null removes a field),
+   * within `timeoutMs`, and records it in the ledger with the merchant's reason (V1 `reason`, V2
+   * `errorMessage`).
+   */
   async #callConfirm(
     state: SimState,
     record: PaymentRecord,
@@ -366,13 +425,16 @@ export class SimulatorEngine {
     timeoutMs: number,
   ): Promise<ConfirmExchange> {
     const p = record.payment;
-    const body: Record<string, unknown> = { imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, amount: p.amount };
+    const a = record.v2;
+    const body: Record<string, unknown> = a === undefined ? { imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, amount: p.amount } : v2ConfirmBody(p, a);
     if (override !== undefined) {
       for (const [key, value] of Object.entries(override)) {
         if (value === null) delete body[key];
         else body[key] = value;
       }
     }
+    const text = JSON.stringify(body);
+    const signature = a === undefined ? {} : signedHeaders(this.#webhookSecret, newWebhookId(), text);
     const started = performance.now();
     let status = 0;
     let answer: unknown = null;
@@ -380,14 +442,14 @@ export class SimulatorEngine {
     try {
       const res = await fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
+        headers: { 'content-type': 'application/json', ...signature },
+        body: text,
         signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), state.signal]),
       });
       // The deadline covers the body too: a 200 whose body comes late is a late answer.
-      const text = await res.text();
+      const answerText = await res.text();
       status = res.status;
-      answer = parseBody(text);
+      answer = parseBody(answerText);
     } catch (err) {
       timedOut = err instanceof Error && err.name === 'TimeoutError';
     }
@@ -398,7 +460,7 @@ export class SimulatorEngine {
       amount: p.amount,
       http_status: status,
       latency_ms: latencyMs,
-      reason: reasonOf(answer),
+      reason: a === undefined ? reasonOf(answer) : errorMessageOf(answer),
       timed_out: timedOut,
       at: new Date().toISOString(),
     });
@@ -407,6 +469,8 @@ export class SimulatorEngine {
 
   async #turnPaidLater(state: SimState, record: PaymentRecord, ms: number): Promise<void> {
     if (!(await state.pause(ms))) return;
+    // V2 pays a paymentId once: an attempt the buyer replaced by a new one meanwhile stays failed.
+    if (record.v2 !== undefined && this.#v2Latest(record.payment.merchant_uid) !== record) return;
     if (record.payment.status !== 'failed') return;
     this.#markPaid(record);
     await this.#sendStatusWebhook(record, 'paid');
@@ -430,6 +494,23 @@ export class SimulatorEngine {
   #sendStatusWebhook(record: PaymentRecord, status: string, extra: Record<string, unknown> = {}): Promise<void> {
     if (record.noticeUrl === undefined) return Promise.resolve();
     const p = record.payment;
+    const a = record.v2;
+    if (a !== undefined) {
+      const { cancellation_id: cancellationId, ...rest } = extra;
+      const id = newWebhookId();
+      const secret = this.#webhookSecret;
+      return dispatchWebhook(this.#state, {
+        impUid: p.imp_uid,
+        merchantUid: p.merchant_uid,
+        noticeUrl: record.noticeUrl,
+        status,
+        body: v2WebhookBody(p, a, webhookTypeOf(p, status as SimPaymentStatus), {
+          ...(typeof cancellationId === 'string' ? { cancellationId } : {}), ...rest,
+        }),
+        faults: this.#faultsFor(record),
+        sign: (body) => signedHeaders(secret, id, body),
+      });
+    }
     return dispatchWebhook(this.#state, {
       impUid: p.imp_uid,
       merchantUid: p.merchant_uid,
@@ -438,6 +519,179 @@ export class SimulatorEngine {
       body: { imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status, ...extra },
       faults: this.#faultsFor(record),
     });
+  }
+
+  // ---- PortOne V2 ------------------------------------------------------------------------------
+
+  /** Whether an `Authorization` header carries `PortOne <secret>` with our V2 secret (any, when none is set). */
+  isV2Authorized(authorization: string | undefined): boolean {
+    if (authorization === undefined || !authorization.startsWith('PortOne ')) return false;
+    const secret = authorization.slice('PortOne '.length).trim();
+    return secret !== '' && (this.#v2ApiSecret === undefined || secret === this.#v2ApiSecret);
+  }
+
+  /** The latest attempt of V2 payment `paymentId`. */
+  #v2Latest(paymentId: string): PaymentRecord | undefined {
+    return this.#state.byMerchantUid.get(paymentId)?.findLast((r) => r.v2 !== undefined);
+  }
+
+  /** `GET /payments/{paymentId}` (V2). */
+  v2GetPayment(paymentId: string): V2RestResult {
+    const record = this.#v2Latest(paymentId);
+    if (record === undefined) return { ok: false, failure: v2Failure(404, 'PAYMENT_NOT_FOUND', MESSAGES.paymentNotFound) };
+    return { ok: true, body: v2PaymentJson(record.payment, record.v2!) };
+  }
+
+  /** `POST /payments/{paymentId}/pre-register` (V2): the amount a payment window for it must carry. */
+  v2PreRegister(paymentId: string, body: Record<string, unknown>): V2RestResult {
+    const amount = body['totalAmount'];
+    if (!Number.isSafeInteger(amount) || (amount as number) <= 0) return { ok: false, failure: v2Failure(400, 'INVALID_REQUEST', 'totalAmount must be a positive integer') };
+    if (body['storeId'] !== undefined && body['storeId'] !== this.#storeId) return { ok: false, failure: v2Failure(403, 'FORBIDDEN', 'not your store') };
+    const state = this.#state;
+    const existing = state.prepared.get(paymentId);
+    if (this.#v2Latest(paymentId)?.payment.status === 'paid') return { ok: false, failure: v2Failure(409, 'ALREADY_PAID', 'already paid') };
+    if (existing !== undefined && existing !== amount) return { ok: false, failure: v2Failure(400, 'INVALID_REQUEST', 'pre-registered with another amount') };
+    state.prepared.set(paymentId, amount as number);
+    return { ok: true, body: {} };
+  }
+
+  /**
+   * `POST /payments/{paymentId}/cancel` (V2): refunds `amount` (default the whole balance). Refused
+   * when `currentCancellableAmount` differs from the balance (V2's checksum), when the amount exceeds
+   * it, or when the latest attempt is not paid. Sends a webhook unless `skipWebhook`.
+   */
+  v2Cancel(paymentId: string, body: Record<string, unknown>): V2RestResult {
+    const state = this.#state;
+    const record = this.#v2Latest(paymentId);
+    const requested = typeof body['amount'] === 'number' ? body['amount'] : null;
+    const checksum = typeof body['currentCancellableAmount'] === 'number' ? body['currentCancellableAmount'] : null;
+    const reason = typeof body['reason'] === 'string' ? body['reason'] : null;
+    const refuse = (status: number, type: string, message: string): V2RestResult => {
+      state.cancels.push({
+        imp_uid: record?.payment.imp_uid ?? null, merchant_uid: paymentId, amount: requested, checksum, reason,
+        ok: false, message: `${type}: ${message}`, source: 'api', at: new Date().toISOString(),
+      });
+      return { ok: false, failure: v2Failure(status, type, message) };
+    };
+    if (record === undefined) return refuse(404, 'PAYMENT_NOT_FOUND', MESSAGES.paymentNotFound);
+    if (reason === null || reason === '') return refuse(400, 'INVALID_REQUEST', 'reason is required');
+    if (body['storeId'] !== undefined && body['storeId'] !== record.v2!.storeId) return refuse(403, 'FORBIDDEN', 'not your store');
+    if (body['amount'] !== undefined && !(Number.isSafeInteger(body['amount']) && (body['amount'] as number) > 0)) return refuse(400, 'INVALID_REQUEST', MESSAGES.cancelAmountInvalid);
+    const p = record.payment;
+    if (p.status === 'cancelled') return refuse(409, 'PAYMENT_ALREADY_CANCELLED', MESSAGES.alreadyCancelled);
+    if (p.status !== 'paid') return refuse(409, 'PAYMENT_NOT_PAID', MESSAGES.notPaid);
+    const balance = p.amount - p.cancel_amount;
+    if (body['currentCancellableAmount'] !== undefined && checksum !== balance) {
+      return refuse(409, 'CANCELLABLE_AMOUNT_CONSISTENCY_BROKEN', MESSAGES.checksumMismatch(Number(body['currentCancellableAmount']), balance));
+    }
+    const refund = requested ?? balance;
+    if (refund > balance) return refuse(409, 'CANCEL_AMOUNT_EXCEEDS_CANCELLABLE_AMOUNT', MESSAGES.cancelAmountExceeds(refund, balance));
+    const cancellationId = this.#applyCancel(record, refund, reason);
+    state.cancels.push({
+      imp_uid: p.imp_uid, merchant_uid: paymentId, amount: refund, checksum, reason, ok: true, message: null, source: 'api', at: new Date().toISOString(),
+    });
+    // #applyCancel turned it `cancelled` when nothing is left (TypeScript still has it `paid`).
+    const after = p.status as SimPaymentStatus;
+    if (body['skipWebhook'] !== true) void this.#sendStatusWebhook(record, after === 'cancelled' ? 'cancelled' : 'paid', { cancellation_id: cancellationId });
+    const h = p.cancel_history.at(-1)!;
+    return {
+      ok: true,
+      body: { cancellation: { status: 'SUCCEEDED', id: cancellationId, totalAmount: refund, taxFreeAmount: 0, vatAmount: 0, reason, requestedAt: new Date(h.cancelled_at * 1000).toISOString(), cancelledAt: new Date(h.cancelled_at * 1000).toISOString() } },
+    };
+  }
+
+  /**
+   * `POST /payments/{paymentId}/confirm` (V2 manual confirmation): checks the token and the
+   * verification fields, then the PG answers as the payment window was told (`outcome`). With
+   * `manual_confirm_latency_ms`, the answer leaves that much after the decision.
+   */
+  async v2Confirm(paymentId: string, body: Record<string, unknown>): Promise<V2RestResult> {
+    const record = this.#v2Latest(paymentId);
+    if (record === undefined) return { ok: false, failure: v2Failure(404, 'PAYMENT_NOT_FOUND', MESSAGES.paymentNotFound) };
+    const a = record.v2!;
+    const p = record.payment;
+    const latency = this.#faultsFor(record).manual_confirm_latency_ms ?? 0;
+    const answer = async (result: V2RestResult): Promise<V2RestResult> => {
+      await this.#state.pause(latency);
+      return result;
+    };
+    if (typeof body['paymentToken'] !== 'string' || a.paymentToken === null || body['paymentToken'] !== a.paymentToken) {
+      return answer({ ok: false, failure: v2Failure(400, 'INVALID_PAYMENT_TOKEN', '유효하지 않은 결제 토큰입니다.') });
+    }
+    if (body['storeId'] !== undefined && body['storeId'] !== a.storeId) return answer({ ok: false, failure: v2Failure(403, 'FORBIDDEN', 'not your store') });
+    if (p.status === 'paid' || p.status === 'cancelled') return answer({ ok: false, failure: v2Failure(409, 'ALREADY_PAID', '이미 결제된 건입니다.') });
+    const mismatch = (field: string) => answer({ ok: false, failure: v2Failure(409, 'INFORMATION_MISMATCH', `${field} does not match the payment`) });
+    if (body['txId'] !== undefined && body['txId'] !== a.transactionId) return mismatch('txId');
+    if (body['totalAmount'] !== undefined && body['totalAmount'] !== p.amount) return mismatch('totalAmount');
+    if (body['currency'] !== undefined && body['currency'] !== p.currency) return mismatch('currency');
+    if (p.status !== 'ready') return answer({ ok: false, failure: v2Failure(409, 'INVALID_REQUEST', 'the payment is not waiting for confirmation') });
+    // One confirmation per token: a second one finds the payment paid or failed.
+    if (a.outcome === 'failed' || a.outcome === 'abandoned') {
+      this.#markFailed(record, MESSAGES.pgDeclined);
+      void this.#sendStatusWebhook(record, 'failed');
+      return answer({ ok: false, failure: v2Failure(502, 'PG_PROVIDER', 'PG declined', { pgCode: 'SIM-DECLINED', pgMessage: MESSAGES.pgDeclined }) });
+    }
+    const faults = this.#faultsFor(record);
+    await this.#applyOutcome(this.#state, record, 'paid', faults);
+    if ((faults.failed_then_paid_ms ?? 0) > 0) {
+      // The PG reported a failure (the payment turns paid later, see #applyOutcome).
+      return answer({ ok: false, failure: v2Failure(502, 'PG_PROVIDER', 'PG declined', { pgCode: 'SIM-DECLINED', pgMessage: MESSAGES.pgDeclined }) });
+    }
+    const paidAt = p.paid_at > 0 ? new Date(p.paid_at * 1000).toISOString() : new Date().toISOString();
+    return answer({ ok: true, body: { payment: { pgTxId: p.pg_tid ?? '', paidAt } } });
+  }
+
+  /**
+   * Plays the buyer and the PG for one V2 attempt of payment `payment_id`: a new transactionId,
+   * the signed confirm call (`confirm` mode) and the outcome, or (`manual` mode) the payment left
+   * READY with a paymentToken for the merchant's confirmation.
+   */
+  async payV2(input: V2PaymentWindowRequest): Promise<V2PaymentWindowResult> {
+    const req = parseV2PaymentWindowRequest(input);
+    const state = this.#state;
+    const latest = this.#v2Latest(req.payment_id)?.payment.status;
+    if (latest === 'paid' || latest === 'cancelled') throw new SimError('ALREADY_PAID', `payment ${req.payment_id} is paid already: V2 opens no new attempt`);
+    const transactionId = newTransactionId();
+    const record = this.#createPayment(state, {
+      merchant_uid: req.payment_id, amount: req.amount, faults: req.faults ?? {},
+      ...(req.currency !== undefined ? { currency: req.currency } : {}),
+      ...(req.pg_provider !== undefined ? { pg_provider: req.pg_provider } : {}),
+      ...((req.webhook_url ?? this.#defaultV2WebhookUrl) !== undefined ? { notice_url: (req.webhook_url ?? this.#defaultV2WebhookUrl)! } : {}),
+    }, `v2.${transactionId}`);
+    if (req.webhook_url === undefined && this.#defaultV2WebhookUrl === undefined) record.noticeUrl = undefined;
+    const manual = req.mode === 'manual';
+    record.v2 = {
+      transactionId,
+      storeId: req.store_id ?? this.#storeId,
+      webhookVersion: req.webhook_version ?? '2024-04-25',
+      paymentToken: manual ? newPaymentToken() : null,
+      outcome: req.outcome ?? 'paid',
+    };
+    const result = (confirm: ConfirmExchange | null): V2PaymentWindowResult => ({
+      payment: clonePayment(record.payment), v2: v2PaymentJson(record.payment, record.v2!), confirm,
+      payment_token: record.v2!.paymentToken, transaction_id: transactionId,
+    });
+    const faults = this.#faultsFor(record);
+    const prepared = state.prepared.get(req.payment_id);
+    if (prepared !== undefined && prepared !== req.amount) {
+      this.#markFailed(record, MESSAGES.prepareMismatch(prepared, req.amount));
+      return result(null);
+    }
+    // Manual confirmation: the buyer authenticated; the payment waits for the merchant's confirmation.
+    if (manual) return result(null);
+
+    let confirm: ConfirmExchange | null = null;
+    if (req.confirm_url !== undefined) {
+      confirm = await this.#callConfirm(state, record, req.confirm_url, req.confirm_body, faults.confirm_timeout_ms ?? DEFAULT_CONFIRM_TIMEOUT_MS);
+      if (confirm.status !== 200) {
+        this.#markFailed(record, MESSAGES.confirmStopped(errorMessageOf(confirm.body)));
+        void this.#sendStatusWebhook(record, 'failed');
+        return result(confirm);
+      }
+    }
+    if (!(await state.pause(req.buyer_delay_ms ?? 0))) return result(confirm);
+    await this.#applyOutcome(state, record, req.outcome ?? 'paid', faults);
+    return result(confirm);
   }
 
   // ---- simulator controls -----------------------------------------------------------------------
@@ -571,6 +825,13 @@ function parseBody(text: string): unknown {
   } catch {
     return text;
   }
+}
+
+/** V2: the merchant's `errorMessage`, when its answer was a JSON object carrying one. */
+function errorMessageOf(body: unknown): string | null {
+  if (typeof body !== 'object' || body === null) return null;
+  const message = (body as Record<string, unknown>)['errorMessage'];
+  return typeof message === 'string' && message !== '' ? message : null;
 }
 
 /** The merchant's `reason`, when its answer was a JSON object carrying one. */

@@ -4,7 +4,7 @@
  */
 
 /** Stable codes of {@link SimError}. */
-export type SimErrorCode = 'INVALID_REQUEST' | 'PAYMENT_NOT_FOUND' | 'PAYMENT_NOT_PAID' | 'NO_NOTICE_URL';
+export type SimErrorCode = 'INVALID_REQUEST' | 'PAYMENT_NOT_FOUND' | 'PAYMENT_NOT_PAID' | 'NO_NOTICE_URL' | 'ALREADY_PAID';
 
 /** A refused simulator control request. */
 export class SimError extends Error {

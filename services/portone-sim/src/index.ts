@@ -1,11 +1,12 @@
 /**
- * `@dropgate/portone-sim`: a PortOne V1 stand-in. It serves PortOne's REST API and plays the buyer
+ * `@dropgate/portone-sim`: a PortOne V1 and V2 stand-in. It serves PortOne's REST APIs and plays the buyer
  * and the PG (confirm call, outcome, webhooks), with faults to inject. Run it with `npm run sim`, or
  * start one per test file with {@link startSimulator}.
  */
 import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.ts';
-import { SimulatorEngine, type SetPaymentStatusOptions } from './engine.ts';
+import { SimulatorEngine, type SetPaymentStatusOptions, type V2PaymentWindowResult } from './engine.ts';
+import type { V2PaymentWindowRequest } from './v2.ts';
 import type {
   Faults,
   Ledger,
@@ -19,7 +20,9 @@ import type {
 
 export { SimError } from './errors.ts';
 export type { SimErrorCode } from './errors.ts';
-export type { SetPaymentStatusOptions } from './engine.ts';
+export type { SetPaymentStatusOptions, V2PaymentWindowResult } from './engine.ts';
+export type { V2PaymentWindowRequest, V2WebhookVersion } from './v2.ts';
+export { signedHeaders, newWebhookSecret } from './v2.ts';
 export { readSimConfig, SimConfigError } from './config.ts';
 export type { SimConfig } from './config.ts';
 export type {
@@ -56,6 +59,12 @@ export interface Simulator {
   reset(): void;
   /** Opens a payment window, like `POST /sim/v1/payments`. */
   pay(req: PaymentWindowRequest): Promise<PaymentWindowResult>;
+  /** Opens a V2 payment window (confirm-webhook or manual mode), like `POST /sim/v2/payments`. */
+  payV2(req: V2PaymentWindowRequest): Promise<V2PaymentWindowResult>;
+  /** The V2 Standard Webhooks secret its confirm calls and webhooks are signed with (`whsec_...`). */
+  readonly webhookSecret: string;
+  /** The V2 store it plays. */
+  readonly storeId: string;
   /** The payment as PortOne knows it, or null. */
   getPayment(impUid: string): SimPayment | null;
   /** Changes a payment's status behind the merchant's back (a PG that reports failed, later paid). */
@@ -109,6 +118,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     getFaults: () => engine.faults,
     reset: () => engine.reset(),
     pay: (req) => engine.pay(req),
+    payV2: (req) => engine.payV2(req),
+    webhookSecret: engine.webhookSecret,
+    storeId: engine.storeId,
     getPayment: (impUid) => engine.getPayment(impUid),
     setPaymentStatus: (impUid, status, statusOpts) => engine.setPaymentStatus(impUid, status, statusOpts),
     cancelPayment: (impUid, cancelOpts) => engine.cancelFromConsole(impUid, cancelOpts),

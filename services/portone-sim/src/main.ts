@@ -1,6 +1,6 @@
 /**
- * `npm run sim`: the PortOne V1 simulator as a standalone service, for rehearsals, `npm run drop`
- * and load tests. Listens on SIM_PORT (default 3100) and HOST (default 127.0.0.1).
+ * `npm run sim`: the PortOne V1 and V2 simulator as a standalone service, for rehearsals,
+ * `npm run drop` and load tests. Listens on SIM_PORT (default 3100) and HOST (default 127.0.0.1).
  */
 import { readSimConfig, SimConfigError, type SimConfig } from './config.ts';
 import { startSimulator } from './index.ts';
@@ -23,7 +23,12 @@ const config = loadConfig();
 /** Starts the simulator; a port in use (or not ours to take) stops start-up with one line naming the variable. */
 async function start(): ReturnType<typeof startSimulator> {
   try {
-    return await startSimulator({ port: config.port, host: config.host, logLevel: 'warn' });
+    return await startSimulator({
+      port: config.port, host: config.host, logLevel: 'warn',
+      ...(config.webhookSecret ? { webhookSecret: config.webhookSecret } : {}),
+      ...(config.storeId ? { storeId: config.storeId } : {}),
+      ...(config.v2ApiSecret ? { v2ApiSecret: config.v2ApiSecret } : {}),
+    });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const where = `${config.host}:${config.port}`;
@@ -39,7 +44,9 @@ async function start(): ReturnType<typeof startSimulator> {
 }
 
 const sim = await start();
-console.log(`portone-sim: PortOne V1 simulator listening on ${sim.url} (controls under ${sim.url}/sim)`);
+console.log(`portone-sim: PortOne V1 and V2 simulator listening on ${sim.url} (controls under ${sim.url}/sim)`);
+// A generated secret is printed so dropgate can be given it (PORTONE_WEBHOOK_SECRET); a configured one never is.
+if (!config.webhookSecret) console.log(`portone-sim: V2 requests are signed with PORTONE_WEBHOOK_SECRET=${sim.webhookSecret} (store ${sim.storeId})`);
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

@@ -4,6 +4,7 @@
  * old state, is aborted through its signal, and can no longer touch the new one.
  */
 import { setTimeout as delay } from 'node:timers/promises';
+import type { V2Attempt } from './v2.ts';
 import type {
   CancelLedgerEntry,
   ConfirmLedgerEntry,
@@ -18,6 +19,8 @@ export interface PaymentRecord {
   noticeUrl: string | undefined;
   /** The faults given with the payment window request; they override global ones for its webhooks. */
   faults: Faults;
+  /** A V2 attempt (its webhooks are signed V2 ones); undefined for a V1 payment. */
+  v2?: V2Attempt;
 }
 
 /** A webhook ready to be sent. */
@@ -28,6 +31,8 @@ export interface WebhookJob {
   status: string;
   body: Record<string, unknown>;
   faults: Faults;
+  /** V2: Standard Webhooks headers for the serialized body (one webhook-id for every attempt and copy). */
+  sign?: (body: string) => Record<string, string>;
 }
 
 /** A webhook held back by `webhook_reorder`. */

@@ -16,7 +16,10 @@ export interface SimCancelHistoryEntry {
   cancellation_id: string;
 }
 
-/** A payment as the simulator's `GET /payments/{imp_uid}` returns it (a subset of V1's fields). */
+/**
+ * A payment as the simulator's `GET /payments/{imp_uid}` returns it (a subset of V1's fields). A V2
+ * attempt is shown the same way, with `imp_uid` = `v2.<transactionId>` (see v2.ts).
+ */
 export interface SimPayment {
   imp_uid: string;
   merchant_uid: string;
@@ -80,6 +83,12 @@ export interface Faults {
   rest_down?: boolean;
   /** How long PortOne waits for the merchant's confirm answer. Default 5000. */
   confirm_timeout_ms?: number;
+  /**
+   * V2 manual confirmation: PortOne decides at once (the payment is paid or failed, its webhook sent)
+   * but its answer to `POST /payments/{id}/confirm` leaves this much later (a merchant that gives up
+   * earlier must ask PortOne what happened).
+   */
+  manual_confirm_latency_ms?: number;
 }
 
 /** Outcome the simulated buyer and PG produce once the merchant approved the confirm. */
@@ -208,6 +217,14 @@ export interface SimulatorOptions {
   logger?: boolean;
   /** pino level; overrides `logger`. `warn` logs errors without per-request lines. */
   logLevel?: SimLogLevel;
+  /** V2 API secret (`Authorization: PortOne <secret>`); if unset, any secret is accepted. */
+  v2ApiSecret?: string;
+  /** The V2 store. Default `store-simulator`. */
+  storeId?: string;
+  /** V2 Standard Webhooks secret (`whsec_...`) confirm calls and webhooks are signed with. Default: a random one. */
+  webhookSecret?: string;
+  /** V2 webhook URL used when a V2 payment window request has none (the console's setting). */
+  v2WebhookUrl?: string;
 }
 
 /** Log levels the simulator accepts. */

@@ -24,6 +24,7 @@ const FAULT_KINDS: Record<keyof Faults, FaultKind> = {
   rest_failure_rate: 'probability',
   rest_down: 'bool',
   confirm_timeout_ms: 'ms',
+  manual_confirm_latency_ms: 'ms',
 };
 
 const OUTCOMES: ReadonlySet<string> = new Set<PaymentOutcome>(['paid', 'failed', 'abandoned']);

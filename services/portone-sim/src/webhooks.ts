@@ -90,7 +90,8 @@ async function retryLoop(state: SimState, job: WebhookJob, copy: number): Promis
 /** One POST to the notice URL; resolves true when PortOne would retry it (no answer, or 5xx). */
 async function attempt(state: SimState, job: WebhookJob, copy: number, n: number): Promise<boolean> {
   if (state.disposed) return false;
-  const form = job.faults.webhook_format === 'form';
+  // V2 webhooks are JSON only, signed.
+  const form = job.faults.webhook_format === 'form' && job.sign === undefined;
   const body = form ? formEncode(job.body) : JSON.stringify(job.body);
   const contentType = form ? 'application/x-www-form-urlencoded' : 'application/json';
   const timeout = job.faults.webhook_timeout_ms ?? DEFAULT_TIMEOUT_MS;
@@ -98,7 +99,7 @@ async function attempt(state: SimState, job: WebhookJob, copy: number, n: number
   try {
     const res = await fetch(job.noticeUrl, {
       method: 'POST',
-      headers: { 'content-type': contentType },
+      headers: { 'content-type': contentType, ...(job.sign ? job.sign(body) : {}) },
       body,
       signal: AbortSignal.any([AbortSignal.timeout(timeout), state.signal]),
     });

@@ -50,9 +50,9 @@ describe('tokens', () => {
     expect(typeof body.response.access_token).toBe('string');
   });
 
-  it('refuses REST calls without a token, with a wrong one, or with a non-Bearer header', async () => {
+  it('refuses REST calls without a token or with a wrong one, Bearer or bare; takes a right one either way (as PortOne does)', async () => {
     const impUid = await paidPayment();
-    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: accessToken }]) {
+    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: 'nope' }, { authorization: `Basic ${accessToken}` }]) {
       const res = await fetch(`${sim.url}/payments/${impUid}`, { headers });
       const body = await res.json();
       expect(res.status).toBe(401);
@@ -61,6 +61,8 @@ describe('tokens', () => {
     }
     const ok = await rest(sim, 'GET', `/payments/${impUid}`, { token: accessToken });
     expect(ok.status).toBe(200);
+    const bare = await fetch(`${sim.url}/payments/${impUid}`, { headers: { authorization: accessToken } });
+    expect(bare.status).toBe(200);
   });
 
   it('expires tokens after tokenTtlSeconds', async () => {

@@ -5,7 +5,7 @@ import type { Config } from '@dropgate/config';
 import type { Db } from '@dropgate/db';
 import type { HoldStore } from '@dropgate/redis';
 import type { Queues } from '@dropgate/jobs';
-import type { PortOneClient } from '@dropgate/portone';
+import type { PaymentGateway } from '@dropgate/portone';
 import type { WorkerMetrics } from '@dropgate/telemetry';
 import type { Clock } from '@dropgate/domain';
 
@@ -15,7 +15,8 @@ export interface WorkerContext {
   redis: Redis;
   store: HoldStore;
   queues: Queues;
-  portone: PortOneClient;
+  /** PortOne V1 and V2, routed by payment key (see PaymentGateway). */
+  portone: PaymentGateway;
   metrics: WorkerMetrics;
   log: Logger;
   /** The time holds are found overdue and expired at (the system clock, or a test's). */

@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { relayHandoffs } from './processors/relay.ts';
 import { HoldStore, createRedis } from '@dropgate/redis';
 import { QueueNames, createQueues, closeQueues, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
-import { PortOneClient } from '@dropgate/portone';
+import { PaymentGateway, PortOneClient, PortOneV2Client } from '@dropgate/portone';
 import { createRegistry, createWorkerMetrics } from '@dropgate/telemetry';
 import type { WorkerContext } from './context.ts';
 import { persistHold } from './processors/persist-hold.processor.ts';
@@ -54,17 +54,23 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   const queues = createQueues(bullRedis, prefix);
   const registry = createRegistry();
   const metrics = createWorkerMetrics(registry);
-  const portone = new PortOneClient({
+  const onRequest = (endpoint: string, result: string, seconds: number) => {
+    metrics.portoneRequests.inc({ endpoint, result });
+    metrics.portoneDuration.observe({ endpoint }, seconds);
+  };
+  const v1 = new PortOneClient({
     baseUrl: config.portone.apiUrl,
     // Without credentials every call is refused by PortOne; the worker still records holds, and
     // outcome jobs retry until the credentials are fixed.
     impKey: config.portone.impKey ?? 'unset',
     impSecret: config.portone.impSecret ?? 'unset',
-    onRequest: (endpoint, result, seconds) => {
-      metrics.portoneRequests.inc({ endpoint, result });
-      metrics.portoneDuration.observe({ endpoint }, seconds);
-    },
+    onRequest,
   });
+  // Without a V2 secret, a V2 payment cannot be asked about: its jobs fail as refused (see PaymentGateway).
+  const v2 = config.portone.v2ApiSecret
+    ? new PortOneV2Client({ baseUrl: config.portone.v2ApiUrl, secret: config.portone.v2ApiSecret, storeId: config.portone.v2StoreId, onRequest })
+    : null;
+  const portone = new PaymentGateway(v1, v2);
   const ctx: WorkerContext = { config, db, redis, store: new HoldStore(redis, config.orderLimits), queues, portone, metrics, log, clock: opts.clock ?? systemClock };
 
   const processors: Record<QueueName, Processor> = {

@@ -25,6 +25,8 @@ export interface NewOrderInput {
   currency: string;
   /** SHA-256 of the order token handed to the buyer (never the token); absent: only the admin reads it. */
   orderTokenHash?: Buffer;
+  /** The PortOne API the order's payments go through (default `v1`). */
+  portoneApi?: 'v1' | 'v2';
   seats: { id: string; price: number }[];
   items: { pool: string; quantity: number; unitPrice: number }[];
 }
@@ -45,11 +47,12 @@ export async function insertOrders(db: Db, orders: readonly NewOrderInput[]): Pr
   const items = orders.flatMap((o) => o.items.map((i) => ({ o, i })));
   await sql`
     with new_orders as (
-      insert into orders (merchant_uid, event_id, buyer_id, amount, currency, status, order_token_hash)
-      select m, e, b, a, c, 'pending', h
+      insert into orders (merchant_uid, event_id, buyer_id, amount, currency, status, order_token_hash, portone_api)
+      select m, e, b, a, c, 'pending', h, api
       from unnest(${orders.map((o) => o.merchantUid)}::text[], ${orders.map((o) => o.eventId)}::text[],
                   ${orders.map((o) => o.buyerId)}::text[], ${orders.map((o) => o.amount)}::bigint[],
-                  ${orders.map((o) => o.currency)}::text[], ${orders.map((o) => o.orderTokenHash ?? null)}::bytea[]) as t(m, e, b, a, c, h)
+                  ${orders.map((o) => o.currency)}::text[], ${orders.map((o) => o.orderTokenHash ?? null)}::bytea[],
+                  ${orders.map((o) => o.portoneApi ?? 'v1')}::text[]) as t(m, e, b, a, c, h, api)
     ), new_seats as (
       insert into order_seats (merchant_uid, event_id, seat_id, price)
       select m, e, s, p

@@ -32,7 +32,9 @@ async function withdraw(db: Db, eventId: string, merchantUid: string, reason: st
   await ordersRepo.withdrawOrder(db, merchantUid, eventId, reason).catch(() => false);
 }
 
-export async function createOrder(db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput, now: Date): Promise<CreatedOrder> {
+export async function createOrder(
+  db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput, now: Date, defaultApi: 'v1' | 'v2' = 'v1',
+): Promise<CreatedOrder> {
   const seatIds = input.seats ?? [];
   const rawItems = input.items ?? [];
   if (seatIds.length === 0 && rawItems.length === 0) {
@@ -75,6 +77,7 @@ export async function createOrder(db: Db, store: HoldStore, event: EventDef, inp
   const orderToken = newOrderToken();
   await ordersRepo.insertOrder(db, {
     merchantUid, eventId: event.id, buyerId: input.buyer_id, amount, currency: event.currency, orderTokenHash: orderToken.hash, seats, items,
+    portoneApi: input.portone_api ?? defaultApi,
   });
   let visible: Awaited<ReturnType<HoldStore['createOrder']>>;
   try {

@@ -1,5 +1,6 @@
 /**
- * PortOne-facing endpoints: the V1 confirm call and V1 webhooks. Both bodies come from the internet
+ * PortOne-facing endpoints: the V1 confirm call and V1 webhooks (the V2 ones, in portone-v2.routes.ts,
+ * share this plugin's shedding, confirm dependencies and outcome queueing). Both bodies come from the internet
  * unsigned: a confirm's answer is remembered only for the same request, every approved payment is
  * verified with PortOne by the workers, a webhook only makes the workers ask PortOne, and what one
  * caller can make dropgate store or call is bounded per order (see placeHold and noteWebhook).
@@ -15,6 +16,7 @@ import { decideConfirm } from '../lib/confirm.service.ts';
 import { toHttpError } from '../plugins/errors.plugin.ts';
 import { HttpError, REFUSAL_STATUS } from '../lib/http-errors.ts';
 import type { AppDeps } from '../deps.ts';
+import { portoneV2Routes } from './portone-v2.routes.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -51,7 +53,8 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
   const { config, metrics, store, queues, catalog } = deps;
   const budgetMs = config.confirmBudgetMs;
   const margin = safetyMarginMs(budgetMs);
-  let inFlight = 0;
+  // One count of confirms in flight for V1 and V2 alike: both compete for the same Redis and deadline.
+  const gate = { inFlight: 0 };
   const lastRebuildRequest = new Map<string, number>();
 
   await app.register(formbody, { bodyLimit: 16 * 1024 });
@@ -121,11 +124,11 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
       if (config.confirmAllowedIps && !ipAllowed(request.ip, config.confirmAllowedIps)) {
         return refuse(request, reply, 'FORBIDDEN', 'source address not allowed');
       }
-      if (inFlight >= config.confirmMaxInFlight) {
+      if (gate.inFlight >= config.confirmMaxInFlight) {
         metrics.shed.inc({ reason: 'in_flight' });
         return refuse(request, reply, 'OVERLOADED');
       }
-      inFlight++;
+      gate.inFlight++;
       metrics.inFlight.inc();
       try {
         const { imp_uid, merchant_uid, amount } = request.body;
@@ -140,7 +143,7 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
         }
         return refuse(request, reply, decision.code);
       } finally {
-        inFlight--;
+        gate.inFlight--;
         metrics.inFlight.dec();
       }
     },
@@ -229,4 +232,6 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
       return reply.status(200).send({ received: true, duplicate });
     },
   );
+
+  await app.register(portoneV2Routes, { deps, shared: { gate, confirmDeps, queueOutcome, budgetMs, margin } });
 };

@@ -113,7 +113,20 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
     { bodyLimit: 64 * 1024, schema: { params: EventIdParams, body: CreateOrderBody, response: { 201: CreatedOrderBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
     async (request, reply) => {
       const def = await requireEvent(request.params.event_id);
-      const created = await createOrder(deps.db, deps.store, def, request.body, new Date(deps.clock.now()));
+      const api = request.body.portone_api ?? deps.config.portone.defaultApi;
+      const created = await createOrder(deps.db, deps.store, def, request.body, new Date(deps.clock.now()), api);
+      if (api === 'v2' && deps.portoneV2 !== null) {
+        // V2's anti-tampering: PortOne stops a payment window opened with another amount. Best effort:
+        // dropgate checks the amount itself at every confirm and on every paid payment, so an order
+        // whose pre-registration failed is still safe to sell (and is not taken back).
+        await deps.portoneV2.preRegisterPayment(created.merchant_uid, created.amount, created.currency).then(
+          () => deps.metrics.preRegistrations.inc({ result: 'ok' }),
+          (error: unknown) => {
+            deps.metrics.preRegistrations.inc({ result: 'failed' });
+            request.log.warn({ err: error, merchantUid: created.merchant_uid }, 'V2 pre-registration failed');
+          },
+        );
+      }
       // The body carries the order token: no cache may keep it.
       return reply.status(201).header('cache-control', 'no-store').send(created);
     },

@@ -6,6 +6,7 @@
  * order's settlement lock, so a reading taken before another job's refund is never acted on.
  */
 import { UnrecoverableError } from 'bullmq';
+import { orders as ordersRepo } from '@dropgate/db';
 import { PortOneError } from '@dropgate/portone';
 import type { PaymentOutcomeJob } from '@dropgate/jobs';
 import { TransientError, type WorkerContext } from '../context.ts';
@@ -22,7 +23,9 @@ async function outcomeLocked(ctx: WorkerContext, job: PaymentOutcomeJob): Promis
   if (job.source === 'reconcile') {
     let found;
     try {
-      found = (await ctx.portone.findAllPaymentsByMerchantUid(job.merchantUid)).filter((p) => p.merchant_uid === job.merchantUid);
+      // The order's own API: where its payments were pre-registered and are asked for.
+      const order = await ordersRepo.findOrder(ctx.db, job.merchantUid);
+      found = (await ctx.portone.findAllPayments(job.merchantUid, order?.portone_api ?? 'v1')).filter((p) => p.merchant_uid === job.merchantUid);
     } catch (error) {
       if (error instanceof PortOneError && !error.transient) throw new UnrecoverableError(error.message);
       throw new TransientError(`PortOne unreachable: ${(error as Error).message}`);
@@ -42,7 +45,7 @@ async function outcomeLocked(ctx: WorkerContext, job: PaymentOutcomeJob): Promis
     }
     return outcome;
   }
-  const payment = await fetchPayment(ctx, job.impUid);
+  const payment = await fetchPayment(ctx, job.merchantUid, job.impUid);
   if (job.source === 'watch') {
     // A late-payment check after the hold expired: act if it was paid; check again later while it is
     // unpaid or failed (some PGs turn failed into paid); stop once it was cancelled.

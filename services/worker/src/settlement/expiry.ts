@@ -9,7 +9,7 @@
  * whose job was lost in the same moment never reached the record, and a PG that cannot confirm sends
  * a payment no confirm announced (found by npm run chaos, seed 1785733114).
  */
-import { lifecycle } from '@dropgate/db';
+import { lifecycle, orders as ordersRepo } from '@dropgate/db';
 import type { PortOnePayment } from '@dropgate/portone';
 import { TransientError, type WorkerContext } from '../context.ts';
 import { withOrderLock } from './lock.ts';
@@ -53,7 +53,8 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
   let settled: ExpiryOutcome | null = null;
   const listed = new Map<string, PortOnePayment>();
   try {
-    for (const p of await ctx.portone.findAllPaymentsByMerchantUid(merchantUid)) if (p.merchant_uid === merchantUid) listed.set(p.imp_uid, p);
+    const api = (await ordersRepo.findOrder(ctx.db, merchantUid))?.portone_api ?? 'v1';
+    for (const p of await ctx.portone.findAllPayments(merchantUid, api)) if (p.merchant_uid === merchantUid) listed.set(p.imp_uid, p);
   } catch (error) {
     ctx.log.debug({ err: error, merchantUid }, 'PortOne could not list the payments of the order');
     unreachable = true;
@@ -62,7 +63,7 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
   for (const imp of imps) {
     let payment: PortOnePayment | null;
     try {
-      payment = listed.get(imp) ?? (await ctx.portone.getPayment(imp));
+      payment = listed.get(imp) ?? (await ctx.portone.getPayment(merchantUid, imp));
     } catch (error) {
       // Whatever the failure (down, refused, bad credentials), we do not know the payment's state.
       ctx.log.debug({ err: error, impUid: imp }, 'PortOne could not tell the payment state');

@@ -4,10 +4,13 @@ import { lifecycle } from '@dropgate/db';
 import { PortOneError, type PortOnePayment } from '@dropgate/portone';
 import { TransientError, type WorkerContext } from '../context.ts';
 
-/** Fetches a payment; PortOne being unreachable is transient, a refusal (bad credentials) permanent. */
-export async function fetchPayment(ctx: WorkerContext, impUid: string): Promise<PortOnePayment | null> {
+/**
+ * Fetches payment `impUid` (a V1 imp_uid or a V2 key, see PaymentGateway) of order `merchantUid`;
+ * PortOne being unreachable is transient, a refusal (bad credentials) permanent.
+ */
+export async function fetchPayment(ctx: WorkerContext, merchantUid: string, impUid: string): Promise<PortOnePayment | null> {
   try {
-    return await ctx.portone.getPayment(impUid);
+    return await ctx.portone.getPayment(merchantUid, impUid);
   } catch (error) {
     if (error instanceof PortOneError && !error.transient) throw new UnrecoverableError(`PortOne refused: ${error.message}`);
     throw new TransientError(`PortOne unreachable: ${(error as Error).message}`);

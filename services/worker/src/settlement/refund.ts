@@ -40,7 +40,7 @@ export async function refund(ctx: WorkerContext, eventId: string, payment: PortO
   } catch (error) {
     // Refused (e.g. the checksum no longer matches because a cancel already went through): re-read the
     // truth; if nothing is left to refund the refund is done, otherwise try again later.
-    after = await fetchPayment(ctx, payment.imp_uid);
+    after = await fetchPayment(ctx, payment.merchant_uid, payment.imp_uid);
     if (!after || after.amount - after.cancel_amount > 0) {
       if (error instanceof PortOneError && error.transient) throw new TransientError(`refund failed: ${error.message}`);
       throw new TransientError(`refund refused: ${(error as Error).message}`);

@@ -65,7 +65,7 @@ async function undoInterruptedCommit(ctx: WorkerContext, eventId: string, muid: 
   if ((await ctx.store.orderState(eventId, muid))?.status !== 'paid') return false;
   for (const imp of await lifecycle.paymentsOfOrder(ctx.db, muid)) {
     if (imp === cancelledImpUid) continue;
-    const other = await fetchPayment(ctx, imp);
+    const other = await fetchPayment(ctx, muid, imp);
     // Another payment is paid: its job commits it (or refunds it); leave the sale to it.
     if (other && other.merchant_uid === muid && other.status === 'paid' && other.cancel_amount < other.amount) return false;
   }

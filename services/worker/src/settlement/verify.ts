@@ -25,7 +25,7 @@ export function verifyPayment(
   return withOrderLock(ctx, eventId, merchantUid, async (): Promise<VerifyOutcome> => {
     const order = await ordersRepo.findOrder(ctx.db, merchantUid);
     if (!order) return 'order-missing';
-    const payment = await fetchPayment(ctx, impUid);
+    const payment = await fetchPayment(ctx, merchantUid, impUid);
     if (!payment && attemptsMade + 1 < UNKNOWN_PAYMENT_ATTEMPTS) throw new TransientError(`PortOne does not know ${impUid} yet`);
     let why: string | null = null;
     if (!payment) why = `PortOne knows no payment ${impUid}`;

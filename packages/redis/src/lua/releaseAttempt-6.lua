@@ -1,0 +1,54 @@
+--[[
+  Takes back a hold that a V2 manual confirmation took for a payment attempt PortOne then refused
+  (invalid token, mismatch, PG error), and forgets the answer remembered for that attempt, so a later
+  request for it (the genuine buyer's, after someone posted a forged token) is decided afresh instead
+  of being refused by a remembered refusal (undoHold remembers one; this script must not). Only a hold
+  the attempt took itself is released, and only when no other attempt rides on it meanwhile (then the
+  attempt just gets off it); a hold it rode on or renewed is left to its payments and to expiry.
+
+  Input:
+    KEYS[1] order     {ev:E}:o:<uid>
+    KEYS[2] answers   {ev:E}:o:<uid>:d  hash: imp_uid -> "code|exp|seq|m" (see placeHold)
+    KEYS[3] seats     {ev:E}:seat
+                      and its status indexes {ev:E}:seat:available|held|sold (named from it by
+                      moveLines: same hash tag, same slot)
+    KEYS[4] counts    {ev:E}:cnt
+    KEYS[5] buyers    {ev:E}:buyer
+    KEYS[6] holds     {ev:E}:holds
+    ARGV[1] merchant_uid
+    ARGV[2] payment key of the attempt (v2.<transactionId>)
+
+  Output:
+     1  the hold this attempt took was released
+     0  no hold released: the attempt took none (refused, rode on or renewed a hold), that hold
+        ended, or another attempt rides on it (this one was taken off it)
+]]
+--- @include "includes/orderLines"
+
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local cached = redis.call('HGET', KEYS[2], ARGV[2])
+if not cached then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[2])
+local code, _, seq = string.match(cached, '^(-?%d+)|(%d*)|(%d*)|')
+if code ~= '1' then return 0 end
+
+local o = redis.call('HMGET', KEYS[1], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 'imp')
+if o[1] ~= 'held' or o[2] ~= seq then return 0 end
+-- Another attempt rides on this hold meanwhile: only this one gets off it.
+local kept = {}
+for _, imp in ipairs(splitCsv(o[7])) do
+  if imp ~= ARGV[2] then kept[#kept + 1] = imp end
+end
+if #kept > 0 then
+  redis.call('HSET', KEYS[1], 'imps', table.concat(kept, ','))
+  if o[8] == ARGV[2] then redis.call('HSET', KEYS[1], 'imp', kept[1]) end
+  return 0
+end
+moveLines(KEYS[3], KEYS[4], splitCsv(o[5]), splitCsv(o[6]), '', 'held', nil)
+redis.call('HINCRBY', KEYS[5], o[3], -tonumber(o[4]))
+-- 'released' (as a failed payment leaves an order; it can be paid again), not 'pending' as undoHold
+-- leaves it: the hold may be in the record already (PortOne answered after the hand-off was relayed),
+-- and the expiry's reconciliation ends a recorded hold only for an order Redis has released.
+redis.call('HSET', KEYS[1], 'st', 'released', 'exp', '')
+redis.call('ZREM', KEYS[6], ARGV[1])
+return 1

@@ -1,0 +1,222 @@
+/**
+ * PortOne V2 end to end: the API, a worker, real Redis and Postgres, and the simulator's V2 mode over
+ * HTTP (signed confirm calls and webhooks, V2 REST). The confirm-webhook flow and manual confirmation
+ * each sell, refuse and settle with V1's guarantees: a sold-out race decided by the same script,
+ * tickets only for money PortOne vouches for, each PortOne refusal of a manual confirmation releasing
+ * the hold without blocking the genuine request, PortOne not answering keeping the hold until the
+ * worker learns the truth, money for seats that are gone refunded with currentCancellableAmount.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulator, type Simulator } from '@dropgate/portone-sim';
+import { http, newWebhookSecret, rand, signWebhook, waitFor, TestClock } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
+import { shop } from './support/shop.ts';
+
+const SECRET = newWebhookSecret();
+const STORE = 'store-v2-test';
+const V2_API_SECRET = rand(24);
+let sim: Simulator;
+let stack: TestStack;
+const clock = new TestClock();
+beforeAll(async () => {
+  sim = await startSimulator({ port: 0, webhookSecret: SECRET, storeId: STORE, v2ApiSecret: V2_API_SECRET, faults: { webhook_retry_ms: 50 } });
+  stack = await startStack({
+    label: 'v2', portoneUrl: sim.url, clock,
+    env: {
+      PORTONE_V2_API_URL: sim.url, PORTONE_V2_API_SECRET: V2_API_SECRET, PORTONE_V2_STORE_ID: STORE, PORTONE_WEBHOOK_SECRET: SECRET,
+      PORTONE_V2_CONFIRM_TIMEOUT_MS: '400', EXPIRY_GRACE_SECONDS: '2',
+    },
+  });
+});
+afterAll(async () => {
+  await stack?.close();
+  await sim?.close();
+});
+
+const { event, order, detail, orderIs, availability, queuesIdle } = shop(() => stack, { prefix: 'v2e', section: 'V' });
+const confirmUrl = () => `${stack.url}/portone/v2/confirm`;
+const webhookUrl = () => `${stack.url}/portone/v2/webhook`;
+const v2Order = (id: string, body: Record<string, unknown>) => order(id, { ...body, portone_api: 'v2' });
+const manualConfirm = (body: Record<string, unknown>) => http(stack.url, 'POST', '/portone/v2/manual-confirm', body);
+
+describe('confirm-webhook flow', () => {
+  it('sells through a signed confirm and a signed Paid webhook, in either webhook version', async () => {
+    const id = await event({ seats: 2 });
+    for (const [i, version] of (['2024-04-25', '2024-01-01'] as const).entries()) {
+      const o = await v2Order(id, { buyer_id: `b${i}`, seats: [`V-1-${i + 1}`] });
+      const r = await sim.payV2({ payment_id: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), webhook_url: webhookUrl(), webhook_version: version });
+      expect(r.confirm?.status).toBe(200);
+      const d = await orderIs(o.merchant_uid, 'paid');
+      expect(d.tickets).toHaveLength(1);
+      expect(d.payments).toEqual([expect.objectContaining({ imp_uid: `v2.${r.transaction_id}`, status: 'paid', amount: o.amount })]);
+    }
+    // The order's amount was pre-registered with PortOne when it was created.
+    expect((await stack.api.deps.db.selectFrom('orders').select('portone_api').where('event_id', '=', id).execute()).map((r) => r.portone_api)).toEqual(['v2', 'v2']);
+  });
+
+  it('a sold-out race over HTTP: signed confirms decided by the same script, exactly the inventory approved', async () => {
+    const id = await event({ seats: 5, pool: 10 });
+    const orders = [];
+    for (let i = 0; i < 30; i++) {
+      orders.push(await v2Order(id, i % 2 === 0 ? { buyer_id: `r${i}`, seats: [`V-1-${(i % 5) + 1}`] } : { buyer_id: `r${i}`, items: [{ pool: 'ga', quantity: 1 + (i % 3) }] }));
+    }
+    const answers = await Promise.all(orders.map(async (o, i) => {
+      const body = JSON.stringify({ type: 'Transaction.Confirm', timestamp: new Date().toISOString(), data: { paymentId: o.merchant_uid, transactionId: `race-${i}-${o.merchant_uid.slice(-6)}`, totalAmount: o.amount, storeId: STORE } });
+      const res = await http(stack.url, 'POST', '/portone/v2/confirm', undefined, { raw: body, headers: { 'content-type': 'application/json', ...signWebhook(SECRET, body) } });
+      return { o, i, res };
+    }));
+    const approved = answers.filter((a) => a.res.status === 200);
+    for (const a of answers.filter((x) => x.res.status !== 200)) expect(a.res.body).toEqual({ errorMessage: '선택하신 좌석이 이미 판매되었습니다', code: 'SOLD_OUT' });
+    const seats = approved.filter((a) => a.i % 2 === 0).map((a) => a.i % 5);
+    expect(new Set(seats).size).toBe(seats.length);
+    expect(seats.length).toBe(5);
+    const places = approved.filter((a) => a.i % 2 === 1).reduce((n, a) => n + 1 + (a.i % 3), 0);
+    expect(places).toBeLessThanOrEqual(10);
+    const av = await availability(id);
+    expect(av.seats).toMatchObject({ held: 5, available: 0 });
+    expect(av.pools[0].held).toBe(places);
+    // PortOne never heard of these attempts: the workers verify each with V2 REST and release them.
+    await waitFor(async () => {
+      const now = await availability(id);
+      return now.seats.held === 0 && now.pools[0].held === 0;
+    }, 20_000, 'unverified V2 holds to be released');
+  });
+
+  it('money paid after the hold ended, for seats sold meanwhile, goes back through V2 cancel with currentCancellableAmount', async () => {
+    const id = await event({ seats: 1, ttl: 5 });
+    const late = await v2Order(id, { buyer_id: 'late', seats: ['V-1-1'] });
+    // The buyer lingers in the window; PortOne's Paid webhook is lost.
+    const slow = sim.payV2({ payment_id: late.merchant_uid, amount: late.amount, confirm_url: confirmUrl(), webhook_url: webhookUrl(), buyer_delay_ms: 1_500, faults: { webhook_loss: 1 } });
+    await waitFor(async () => (await stack.store.orderState(id, late.merchant_uid))?.status === 'held', 10_000, 'the late buyer to hold');
+    clock.advance(6_000);
+    await orderIs(late.merchant_uid, 'expired');
+    const other = await v2Order(id, { buyer_id: 'other', seats: ['V-1-1'] });
+    await sim.payV2({ payment_id: other.merchant_uid, amount: other.amount, confirm_url: confirmUrl(), webhook_url: webhookUrl() });
+    await orderIs(other.merchant_uid, 'paid');
+    const lateResult = await slow;
+    expect(lateResult.payment.status).toBe('paid');
+    // The late-payment watch asks V2 REST, finds the money, and refunds it: the seat is someone else's.
+    clock.advance(60_000);
+    const d = await orderIs(late.merchant_uid, 'refunded', 30_000);
+    expect(d.tickets).toEqual([]);
+    const cancels = sim.ledger({ merchant_uid: late.merchant_uid }).cancels.filter((c) => c.ok);
+    expect(cancels).toEqual([expect.objectContaining({ imp_uid: `v2.${lateResult.transaction_id}`, amount: late.amount, source: 'api' })]);
+  });
+});
+
+describe('Redis losing the event', () => {
+  it('reconciliation asks the order\'s own API (V2) and tickets a payment dropgate never heard of', async () => {
+    const id = await event({ seats: 1 });
+    const o = await v2Order(id, { buyer_id: 'lost', seats: ['V-1-1'] });
+    // A payment without a confirm call (a PG that cannot use it) whose webhook is lost: only PortOne knows.
+    const w = await sim.payV2({ payment_id: o.merchant_uid, amount: o.amount, webhook_url: webhookUrl(), faults: { webhook_loss: 1 } });
+    expect(w.payment.status).toBe('paid');
+    expect((await detail(o.merchant_uid)).status).toBe('pending');
+    // Redis loses the event: the worker rebuilds it from Postgres and asks PortOne about every pending
+    // order, through the API the order was made for.
+    await stack.store.deleteEvent(id);
+    const d = await orderIs(o.merchant_uid, 'paid', 30_000);
+    expect(d.tickets).toHaveLength(1);
+    expect(d.payments).toEqual([expect.objectContaining({ imp_uid: `v2.${w.transaction_id}`, status: 'paid' })]);
+  });
+});
+
+describe('manual confirmation', () => {
+  it('approved: 200 {status: paid}, and the worker tickets it without any webhook', async () => {
+    const id = await event({ seats: 1 });
+    const o = await v2Order(id, { buyer_id: 'm', seats: ['V-1-1'] });
+    const w = await sim.payV2({ payment_id: o.merchant_uid, amount: o.amount, mode: 'manual', faults: { webhook_loss: 1 } });
+    const res = await manualConfirm({ payment_id: o.merchant_uid, payment_token: w.payment_token, total_amount: o.amount });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: 'paid' });
+    const d = await orderIs(o.merchant_uid, 'paid');
+    expect(d.tickets).toHaveLength(1);
+    // A second confirmation of the paid order is refused, and changes nothing.
+    const again = await manualConfirm({ payment_id: o.merchant_uid, payment_token: w.payment_token, total_amount: o.amount });
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('ALREADY_PAID');
+  });
+
+  it('each PortOne refusal (token, mismatch, PG decline) releases the hold and tells the buyer why; a forged token does not block the genuine one', async () => {
+    const id = await event({ seats: 1 });
+    const o = await v2Order(id, { buyer_id: 'r', seats: ['V-1-1'] });
+    const w = await sim.payV2({ payment_id: o.merchant_uid, amount: o.amount, mode: 'manual' });
+    const forged = await manualConfirm({ payment_id: o.merchant_uid, payment_token: 'ptk_forged', total_amount: o.amount });
+    expect(forged.status).toBe(400);
+    expect(forged.body).toMatchObject({ code: 'PAYMENT_TOKEN_INVALID', message: expect.any(String) });
+    expect((await availability(id)).seats).toMatchObject({ held: 0, available: 1 });
+    // The amount the browser claims must be the order's (and the payment's): refused before any hold.
+    const tampered = await manualConfirm({ payment_id: o.merchant_uid, payment_token: w.payment_token, total_amount: o.amount - 1 });
+    expect(tampered.status).toBe(409);
+    expect(tampered.body.code).toBe('AMOUNT_MISMATCH');
+    const genuine = await manualConfirm({ payment_id: o.merchant_uid, payment_token: w.payment_token, total_amount: o.amount });
+    expect(genuine.status).toBe(200);
+    await orderIs(o.merchant_uid, 'paid');
+
+    // PortOne's own verification refuses (INFORMATION_MISMATCH: here the window's currency is not the
+    // order's): 409 AMOUNT_MISMATCH, the hold released.
+    const idc = await event({ pool: 1 });
+    const oc = await v2Order(idc, { buyer_id: 'cur', items: [{ pool: 'ga', quantity: 1 }] });
+    const usd = await sim.payV2({ payment_id: oc.merchant_uid, amount: oc.amount, mode: 'manual', currency: 'USD' });
+    const mismatch = await manualConfirm({ payment_id: oc.merchant_uid, payment_token: usd.payment_token, total_amount: oc.amount });
+    expect(mismatch.status).toBe(409);
+    expect(mismatch.body.code).toBe('AMOUNT_MISMATCH');
+    expect((await availability(idc)).pools[0]).toMatchObject({ held: 0, sold: 0 });
+
+    // The PG declines: 402 with its reason, the places back on sale, the order free to pay again.
+    const id2 = await event({ pool: 2 });
+    const o3 = await v2Order(id2, { buyer_id: 'r3', items: [{ pool: 'ga', quantity: 1 }] });
+    const declined = await sim.payV2({ payment_id: o3.merchant_uid, amount: o3.amount, mode: 'manual', outcome: 'failed' });
+    const d1 = await manualConfirm({ payment_id: o3.merchant_uid, payment_token: declined.payment_token, total_amount: o3.amount });
+    expect(d1.status).toBe(402);
+    expect(d1.body.code).toBe('PAYMENT_DECLINED');
+    expect((await availability(id2)).pools[0]).toMatchObject({ held: 0, sold: 0 });
+    // Confirming a payment PortOne already failed is refused without a hold.
+    const d2 = await manualConfirm({ payment_id: o3.merchant_uid, payment_token: declined.payment_token, total_amount: o3.amount });
+    expect(d2.status).toBe(409);
+    expect(d2.body.code).toBe('PAYMENT_NOT_CONFIRMABLE');
+    // A new attempt of the same order goes through.
+    const retry = await sim.payV2({ payment_id: o3.merchant_uid, amount: o3.amount, mode: 'manual' });
+    expect((await manualConfirm({ payment_id: o3.merchant_uid, payment_token: retry.payment_token, total_amount: o3.amount })).status).toBe(200);
+    const d = await orderIs(o3.merchant_uid, 'paid');
+    expect(d.payments.find((p: { imp_uid: string }) => p.imp_uid === `v2.${retry.transaction_id}`)?.status).toBe('paid');
+    await queuesIdle();
+  });
+
+  it('a payment PortOne does not know (no window opened) is refused without a hold', async () => {
+    const id = await event({ pool: 1 });
+    const o = await v2Order(id, { buyer_id: 'n', items: [{ pool: 'ga', quantity: 1 }] });
+    const res = await manualConfirm({ payment_id: o.merchant_uid, payment_token: 'ptk_whatever', total_amount: o.amount });
+    expect(res.status).toBe(404);
+    expect(res.body.code).toBe('PAYMENT_NOT_FOUND');
+    expect((await availability(id)).pools[0].held).toBe(0);
+  });
+
+  it('PortOne not answering in time: 504, the hold stays, and the worker learns from V2 REST that it was paid', async () => {
+    const id = await event({ seats: 1 });
+    const o = await v2Order(id, { buyer_id: 't', seats: ['V-1-1'] });
+    // PortOne approves at once but answers after 1.5 s (dropgate waits 400 ms); its webhook is lost.
+    const w = await sim.payV2({ payment_id: o.merchant_uid, amount: o.amount, mode: 'manual', faults: { manual_confirm_latency_ms: 1_500, webhook_loss: 1 } });
+    const res = await manualConfirm({ payment_id: o.merchant_uid, payment_token: w.payment_token, total_amount: o.amount });
+    expect(res.status).toBe(504);
+    expect(res.body.code).toBe('PAYMENT_PENDING');
+    expect(['held', 'paid']).toContain((await stack.store.orderState(id, o.merchant_uid))?.status);
+    const d = await orderIs(o.merchant_uid, 'paid');
+    expect(d.tickets).toHaveLength(1);
+    expect((await detail(o.merchant_uid)).payments).toEqual([expect.objectContaining({ imp_uid: `v2.${w.transaction_id}`, status: 'paid' })]);
+  });
+
+  it('PortOne not answering and the payment not completing: 504, the hold stays, and ends once PortOne says it failed', async () => {
+    const id = await event({ seats: 1 });
+    const o = await v2Order(id, { buyer_id: 'x', seats: ['V-1-1'] });
+    const w = await sim.payV2({ payment_id: o.merchant_uid, amount: o.amount, mode: 'manual', outcome: 'failed', faults: { manual_confirm_latency_ms: 1_000, webhook_loss: 1 } });
+    const res = await manualConfirm({ payment_id: o.merchant_uid, payment_token: w.payment_token, total_amount: o.amount });
+    expect(res.status).toBe(504);
+    expect(res.body.code).toBe('PAYMENT_PENDING');
+    // Never a guess: the order ends only from what V2 REST says (the payment failed), without tickets.
+    const d = await waitFor(async () => { const x = await detail(o.merchant_uid); return ['released', 'expired'].includes(x.status) ? x : null; }, 20_000, 'the order to end');
+    expect(d.tickets).toEqual([]);
+    expect(d.payments).toEqual([expect.objectContaining({ imp_uid: `v2.${w.transaction_id}`, status: 'failed' })]);
+    expect((await availability(id)).seats).toMatchObject({ held: 0, available: 1 });
+  });
+});
