@@ -38,6 +38,8 @@ export class HoldStore {
   settlePaid: HoldScripts['settlePaid'] = (...args) => this.scripts.settlePaid(...args);
   voidSale: HoldScripts['voidSale'] = (...args) => this.scripts.voidSale(...args);
   createOrder: HoldScripts['createOrder'] = (...args) => this.scripts.createOrder(...args);
+  reserveOrder: HoldScripts['reserveOrder'] = (...args) => this.scripts.reserveOrder(...args);
+  extendReservation: HoldScripts['extendReservation'] = (...args) => this.scripts.extendReservation(...args);
 
   // Reads (inventory.ts)
   eventState: InventoryReader['eventState'] = (...args) => this.inventory.eventState(...args);

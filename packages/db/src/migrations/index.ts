@@ -4,10 +4,12 @@ import * as initial from './0001_initial.ts';
 import * as orderStateMachine from './0002_order_state_machine.ts';
 import * as orderToken from './0003_order_token.ts';
 import * as holdReconciled from './0004_hold_reconciled.ts';
+import * as fairRush from './0006_fair_rush.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_order_state_machine': orderStateMachine,
   '0003_order_token': orderToken,
   '0004_hold_reconciled': holdReconciled,
+  '0006_fair_rush': fairRush,
 };

@@ -5,6 +5,7 @@
  * "event whose Redis state is missing" without touching Postgres.
  */
 import { events as eventsRepo, type Db } from '@dropgate/db';
+import type { HoldAt, WaitingRoomSettings } from '@dropgate/domain';
 
 export interface PoolDef { id: string; name: string; capacity: number; price: number }
 export interface SeatDef { id: string; section: string; row: string; number: string; price: number }
@@ -23,6 +24,14 @@ export interface EventDef {
   /** Seats in id order (JavaScript string order, the order paging uses). */
   seats: SeatDef[];
   seatById: Map<string, SeatDef>;
+  /** Fair rush (issue 11). */
+  holdAt: HoldAt;
+  reservationTtlSeconds: number | null;
+  waitingRoom: WaitingRoomSettings | null;
+  waitlistOfferTtlSeconds: number | null;
+  /** Signs the event's queue, admission and waiting-list tokens; never leaves the server. */
+  rushSecret: Buffer | null;
+  queueSeed: string | null;
 }
 
 export class EventCatalog {
@@ -100,6 +109,12 @@ export class EventCatalog {
       poolById: new Map(poolDefs.map((p) => [p.id, p])),
       seats: seatDefs,
       seatById: new Map(seatDefs.map((s) => [s.id, s])),
+      holdAt: row.hold_at,
+      reservationTtlSeconds: row.reservation_ttl_seconds,
+      waitingRoom: row.waiting_room,
+      waitlistOfferTtlSeconds: row.waitlist_offer_ttl_seconds,
+      rushSecret: row.rush_secret,
+      queueSeed: row.queue_seed,
     };
   }
 }
