@@ -23,6 +23,7 @@ export const ScriptError = Object.freeze({
   Unindexed: -15,
   NotExtendable: -16,
   ExtendLimit: -17,
+  RateLimited: -18,
 } as const);
 
 const E = ScriptError;

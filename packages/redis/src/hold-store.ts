@@ -10,6 +10,7 @@ import { HoldScripts, type HoldStoreOptions } from './hold-scripts.ts';
 import { InventoryReader } from './inventory.ts';
 import { EventLoader } from './event-loading.ts';
 import { HandoffStream } from './handoff-stream.ts';
+import { WaitingRoomStore } from './waiting-room.ts';
 
 export class HoldStore {
   readonly redis: ScriptedRedis;
@@ -17,6 +18,8 @@ export class HoldStore {
   readonly inventory: InventoryReader;
   readonly events: EventLoader;
   readonly handoffs: HandoffStream;
+  /** The events' waiting rooms (waiting-room.ts). */
+  readonly queues: WaitingRoomStore;
 
   constructor(redis: Redis, opts: HoldStoreOptions = {}) {
     this.redis = withScripts(redis);
@@ -24,6 +27,7 @@ export class HoldStore {
     this.inventory = new InventoryReader(this.redis);
     this.events = new EventLoader(this.redis);
     this.handoffs = new HandoffStream(this.redis);
+    this.queues = new WaitingRoomStore(this.redis);
   }
 
   get decisionTtlSeconds(): number { return this.scripts.decisionTtlSeconds; }

@@ -25,6 +25,21 @@ export interface EventKeys {
   answers(merchantUid: string): string;
   /** hash: imp_uid (or '*') -> generation of its webhook outcome job (see noteWebhook) */
   webhooks(merchantUid: string): string;
+  /**
+   * Waiting room (issue 11). hash: seq (arrivals after the opening), last (ms of the last admission
+   * step), credit (admissions earned, not yet given), rate (current pace, per s), admitted (total),
+   * ordered (admitted buyers who ordered), lat (confirm latency, ms, for the dynamic pace), radj (ms of
+   * the last pace change), ordered_at_adj and admitted_at_adj (counters at that change).
+   */
+  queue: string;
+  /** zset: waiting buyer id -> place (pre-opening joiners in [0,1) by their seeded hash, later ones 2+) */
+  queueWaiting: string;
+  /** zset: admitted buyer id -> admission expiry (ms), while the buyer has not ordered */
+  queueActive: string;
+  /** hash: admitted buyer id -> admission expiry (ms), every buyer ever admitted */
+  queueAdmitted: string;
+  /** hash: buyer id -> ms of the buyer's last poll (rate limit) */
+  queuePolls: string;
   /** lock key for rebuilds */
   rebuildLock: string;
   /** lock key serializing the settlement of one order's outcomes */
@@ -44,6 +59,11 @@ export function eventKeys(eventId: string): EventKeys {
     order: (merchantUid) => `${tag}:o:${merchantUid}`,
     answers: (merchantUid) => `${tag}:o:${merchantUid}:d`,
     webhooks: (merchantUid) => `${tag}:o:${merchantUid}:w`,
+    queue: `${tag}:q`,
+    queueWaiting: `${tag}:q:wait`,
+    queueActive: `${tag}:q:act`,
+    queueAdmitted: `${tag}:q:adm`,
+    queuePolls: `${tag}:q:poll`,
     rebuildLock: `${tag}:rebuild-lock`,
     settleLock: (merchantUid) => `${tag}:o:${merchantUid}:settle-lock`,
   };

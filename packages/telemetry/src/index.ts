@@ -42,6 +42,15 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
     inFlight: new Gauge({ name: 'dropgate_confirms_in_flight', help: 'Confirms being processed', registers: [registry] }),
     webhooks: new Counter({ name: 'dropgate_webhooks_received_total', help: 'Webhooks received by claimed status (ready, paid, failed, cancelled or other) and verdict', labelNames: ['status', 'verdict'], registers: [registry] }),
     ready: new Gauge({ name: 'dropgate_ready', help: 'Readiness of this API process (1 ready)', registers: [registry] }),
+    queueJoins: new Counter({ name: 'dropgate_queue_joins_total', help: 'Waiting-room joins answered (a buyer joining again counts again, and gets the same place)', labelNames: ['event'], registers: [registry] }),
+    queuePolls: new Counter({
+      name: 'dropgate_queue_polls_total', help: 'Waiting-room polls by the state answered (waiting, admitted, sold_out, expired, rate_limited)',
+      labelNames: ['event', 'state'], registers: [registry],
+    }),
+    queueWaiting: new Gauge({ name: 'dropgate_queue_waiting', help: 'Buyers waiting in the waiting room, read from Redis when scraped', labelNames: ['event'], registers: [registry] }),
+    queueActive: new Gauge({ name: 'dropgate_queue_active', help: 'Admitted buyers who have not ordered yet (counted against max_active)', labelNames: ['event'], registers: [registry] }),
+    queueAdmitted: new Gauge({ name: 'dropgate_queue_admitted', help: 'Buyers admitted so far (grows; rate() of it is the admission pace)', labelNames: ['event'], registers: [registry] }),
+    queuePace: new Gauge({ name: 'dropgate_queue_pace', help: 'The dynamic waiting room pace, buyers admitted per second', labelNames: ['event'], registers: [registry] }),
   };
 }
 export type ApiMetrics = ReturnType<typeof createApiMetrics>;

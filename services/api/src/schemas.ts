@@ -147,7 +147,7 @@ export const CreateOrderBody = Type.Object(
   {
     buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }),
     /** Events with a waiting room: the token GET /events/:id/queue/:token gave the admitted buyer. */
-    admission_token: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9_.-]+$' })),
+    admission_token: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_.:~-]+$' })),
     seats: Type.Optional(Type.Array(Text(1, 64), { minItems: 1, maxItems: 100 })),
     items: Type.Optional(
       Type.Array(
@@ -231,4 +231,24 @@ export const ExtendedBody = Type.Object({
   status: Type.Literal('held'),
   hold_expires_at: Type.String(),
   extensions_left: Type.Integer(),
+});
+
+export const JoinQueueBody = Type.Object({ buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }) }, { additionalProperties: false });
+export const QueueTokenParams = Type.Object(
+  { event_id: Type.String({ pattern: EVENT_ID_PATTERN }), queue_token: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_.:~-]+$' }) },
+  { additionalProperties: false },
+);
+const QueueState = Type.Union([Type.Literal('waiting'), Type.Literal('admitted'), Type.Literal('sold_out'), Type.Literal('expired')]);
+export const QueueBody = Type.Object({
+  state: QueueState,
+  /** 1-based place among the waiting buyers (0 once admitted). */
+  position: Type.Integer(),
+  estimated_wait_seconds: Type.Integer(),
+  admission_token: Type.Optional(Type.String()),
+});
+export const JoinedQueueBody = Type.Object({
+  queue_token: Type.String(),
+  state: QueueState,
+  position: Type.Integer(),
+  estimated_wait_seconds: Type.Integer(),
 });

@@ -38,6 +38,7 @@ export class EventCatalog {
   private readonly db: Db;
   private readonly known = new Set<string>();
   private readonly defs = new Map<string, Promise<EventDef | null>>();
+  private readonly loaded = new Map<string, EventDef>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(db: Db) {
@@ -72,6 +73,11 @@ export class EventCatalog {
     this.known.add(eventId);
   }
 
+  /** The event's definition if it is loaded already (no I/O), else undefined. */
+  peek(eventId: string): EventDef | undefined {
+    return this.loaded.get(eventId);
+  }
+
   /** The event's definition, or null when it does not exist. */
   get(eventId: string): Promise<EventDef | null> {
     let def = this.defs.get(eventId);
@@ -79,7 +85,7 @@ export class EventCatalog {
       def = this.load(eventId);
       this.defs.set(eventId, def);
       // Do not cache misses or failures: the event may be created a moment later.
-      def.then((d) => { if (!d) this.defs.delete(eventId); }, () => this.defs.delete(eventId));
+      def.then((d) => { if (!d) this.defs.delete(eventId); else this.loaded.set(eventId, d); }, () => this.defs.delete(eventId));
     }
     return def;
   }

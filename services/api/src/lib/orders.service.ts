@@ -13,6 +13,7 @@ import { orders as ordersRepo, type Db } from '@dropgate/db';
 import type { HoldStore, NewRedisOrder, ReserveResult } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
 import { newOrderToken } from './secrets.ts';
+import { checkAdmission } from './queue.service.ts';
 import type { Static } from 'typebox';
 import type { CreateOrderBody } from '../schemas.ts';
 
@@ -37,6 +38,8 @@ async function withdraw(db: Db, eventId: string, merchantUid: string, reason: st
 }
 
 export async function createOrder(db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput, now: Date): Promise<CreatedOrder> {
+  // Before anything else: without a good admission nothing is looked up or written.
+  checkAdmission(event, input.buyer_id, input.admission_token, now.getTime());
   const seatIds = input.seats ?? [];
   const rawItems = input.items ?? [];
   if (seatIds.length === 0 && rawItems.length === 0) {
@@ -124,6 +127,10 @@ async function reserve(
     throw error;
   }
   if (r.result === 'reserved') {
+    // The order holds its places now: the buyer's admission stops counting against the waiting
+    // room's bounds (best effort: it lapses at its expiry anyway). With hold_at "confirm" it keeps
+    // counting until it expires, since the order holds nothing until its payment's confirm.
+    if (event.waitingRoom) await store.queues.useAdmission(event.id, order.buyerId).catch(() => false);
     return {
       merchant_uid: order.merchantUid, event_id: event.id, amount: order.amount, currency: event.currency,
       status: 'held', hold_expires_at: new Date(r.expiresAt).toISOString(), order_token: token,

@@ -68,6 +68,25 @@ export async function collectInventory(deps: AppDeps, graceMs: number): Promise<
   }
 }
 
+/** Reads the waiting rooms of the events that have one into the gauges, at scrape time. */
+export async function collectQueues(deps: AppDeps): Promise<void> {
+  const m = deps.metrics;
+  m.queueWaiting.reset();
+  m.queueActive.reset();
+  m.queueAdmitted.reset();
+  m.queuePace.reset();
+  for (const id of deps.catalog.knownIds()) {
+    const def = await deps.catalog.get(id);
+    if (!def?.waitingRoom) continue;
+    const q = await timeout(deps.store.queues.snapshot(id), 1_000);
+    if (!q) continue;
+    m.queueWaiting.set({ event: id }, q.waiting);
+    m.queueActive.set({ event: id }, q.active);
+    m.queueAdmitted.set({ event: id }, q.admitted);
+    m.queuePace.set({ event: id }, def.waitingRoom.mode === 'dynamic' ? q.pace ?? def.waitingRoom.admit_per_second : def.waitingRoom.admit_per_second);
+  }
+}
+
 export const opsRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { deps }) => {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -86,6 +105,7 @@ export const opsRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { de
     await Promise.all([
       checkReadiness(deps).catch(() => undefined),
       collectInventory(deps, deps.config.sweepIntervalMs * 2 + 30_000).catch(() => undefined),
+      collectQueues(deps).catch(() => undefined),
     ]);
     return reply.type(deps.registry.contentType).send(await deps.registry.metrics());
   });
