@@ -1,5 +1,6 @@
 /**
- * The buyers of a drop. Each one creates an order on the storefront (`POST /events/:id/orders`), then
+ * The buyers of a drop. With a waiting room, each one first joins the event's queue and polls it until
+ * admitted (or told sold_out). Each one creates an order on the storefront (`POST /events/:id/orders`), then
  * opens PortOne's payment window through the simulator (`POST /sim/v1/payments`), which plays the
  * buyer and the PG: it calls dropgate's confirm_url, then pays, fails or abandons, and sends the
  * webhook to notice_url, with the faults asked for. A buyer whose seats are gone picks others (up to
@@ -34,7 +35,21 @@ export interface PaymentWindowRecord {
   retry: boolean;
 }
 
+/** One buyer's time in the waiting room. */
+export interface QueueRecord {
+  /** ms since the drop started. */
+  joinedAt: number;
+  /** When the buyer was admitted or told sold_out / expired (null: never resolved). */
+  resolvedAt: number | null;
+  state: 'waiting' | 'admitted' | 'sold_out' | 'expired' | 'error';
+  polls: number;
+  /** Polls answered 429 (the buyer polled too fast). */
+  limited: number;
+}
+
 export interface BuyerLog {
+  /** One record per buyer who joined the waiting room. */
+  queue: QueueRecord[];
   buyersStarted: number;
   buyersDone: number;
   ordersCreated: number;
@@ -52,7 +67,7 @@ export interface BuyerLog {
 }
 
 export function emptyBuyerLog(): BuyerLog {
-  return { buyersStarted: 0, buyersDone: 0, ordersCreated: 0, orderRefusals: {}, windows: [], consoleCancels: 0, faults: {}, errors: [], lastWindowAt: 0 };
+  return { queue: [], buyersStarted: 0, buyersDone: 0, ordersCreated: 0, orderRefusals: {}, windows: [], consoleCancels: 0, faults: {}, errors: [], lastWindowAt: 0 };
 }
 
 export interface BuyersContext {
@@ -67,6 +82,35 @@ export interface BuyersContext {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Requests in flight from the waiting-room phase at most: tens of thousands of waiting buyers share
+ * this many connections, as they would share the storefront's capacity (and this process's sockets).
+ */
+const QUEUE_HTTP_SLOTS = 256;
+let queueSlotsFree = QUEUE_HTTP_SLOTS;
+const queueSlotWaiters: (() => void)[] = [];
+async function queueSlot<T>(fn: () => Promise<T>): Promise<T> {
+  if (queueSlotsFree === 0) await new Promise<void>((r) => queueSlotWaiters.push(r));
+  else queueSlotsFree--;
+  try {
+    return await fn();
+  } finally {
+    const next = queueSlotWaiters.shift();
+    if (next) next();
+    else queueSlotsFree++;
+  }
+}
+
+async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> | null }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+  const text = await res.text();
+  try {
+    return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : null };
+  } catch {
+    return { status: res.status, body: null };
+  }
+}
 
 async function postJson(url: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> | null }> {
   const res = await fetch(url, {
@@ -110,16 +154,17 @@ interface Order {
   amount: number;
 }
 
-async function createOrder(ctx: BuyersContext, buyerId: string, random: Random): Promise<Order | null> {
+/** An order, or the code it was refused with (after retries of 503s). */
+async function createOrder(ctx: BuyersContext, buyerId: string, random: Random, admission: string | null): Promise<Order | string> {
   const choice = chooseOrder(ctx.venue, random, ctx.options.maxPerOrder);
   for (let attempt = 1; ; attempt++) {
     let res;
     try {
-      res = await postJson(`${ctx.apiUrl}/events/${ctx.eventId}/orders`, { buyer_id: buyerId, ...choice });
+      res = await postJson(`${ctx.apiUrl}/events/${ctx.eventId}/orders`, { buyer_id: buyerId, ...choice, ...(admission ? { admission_token: admission } : {}) });
     } catch (error) {
       bump(ctx.log.orderRefusals, 'NETWORK');
       note(ctx.log, `order: ${(error as Error).message}`);
-      return null;
+      return 'NETWORK';
     }
     if (res.status === 201 && res.body) {
       ctx.log.ordersCreated++;
@@ -132,7 +177,79 @@ async function createOrder(ctx: BuyersContext, buyerId: string, random: Random):
       continue;
     }
     bump(ctx.log.orderRefusals, code);
-    return null;
+    return code;
+  }
+}
+
+/**
+ * The waiting room: join, then poll until admitted (the admission token) or told sold_out or expired
+ * (null). Polls come as often as the server allows when the wait is short, less often when it is
+ * long (half the estimated wait, 1 to 10 s, with jitter from the buyer's own poll stream, so the
+ * buyer's choices do not depend on how many polls it took).
+ */
+async function waitInQueue(ctx: BuyersContext, buyerId: string, i: number): Promise<string | null> {
+  const jitter = seededRandom((ctx.options.seed ^ Math.imul(i + 1, 0x85ebca6b) ^ 0x5bd1e995) >>> 0);
+  const rec: QueueRecord = { joinedAt: performance.now() - ctx.t0, resolvedAt: null, state: 'waiting', polls: 0, limited: 0 };
+  ctx.log.queue.push(rec);
+  const end = (state: QueueRecord['state']) => {
+    rec.state = state;
+    rec.resolvedAt = performance.now() - ctx.t0;
+  };
+  let token: string | null = null;
+  let waitS = 1;
+  for (let attempt = 1; token === null; attempt++) {
+    try {
+      const res = await queueSlot(() => postJson(`${ctx.apiUrl}/events/${ctx.eventId}/queue`, { buyer_id: buyerId }));
+      if (res.status === 201 && res.body) {
+        token = String(res.body['queue_token']);
+        waitS = Number(res.body['estimated_wait_seconds'] ?? 1);
+        break;
+      }
+      if (res.status !== 503 || attempt >= 20) {
+        note(ctx.log, `queue join: ${res.status} ${JSON.stringify(res.body)?.slice(0, 200)}`);
+        end('error');
+        return null;
+      }
+    } catch (error) {
+      if (attempt >= 20) {
+        note(ctx.log, `queue join: ${(error as Error).message}`);
+        end('error');
+        return null;
+      }
+    }
+    await sleep(200 * Math.min(attempt, 10) * (0.5 + jitter()));
+  }
+  for (;;) {
+    await sleep(Math.min(10, Math.max(1, waitS / 2)) * 1000 * (0.9 + 0.4 * jitter()));
+    let res;
+    try {
+      res = await queueSlot(() => getJson(`${ctx.apiUrl}/events/${ctx.eventId}/queue/${token}`));
+    } catch (error) {
+      note(ctx.log, `queue poll: ${(error as Error).message}`);
+      continue;
+    }
+    rec.polls++;
+    if (res.status === 429) {
+      rec.limited++;
+      waitS = 2;
+      continue;
+    }
+    if (res.status !== 200 || !res.body) {
+      if (res.status >= 500) continue;
+      note(ctx.log, `queue poll: ${res.status} ${JSON.stringify(res.body)?.slice(0, 200)}`);
+      end('error');
+      return null;
+    }
+    const state = res.body['state'];
+    if (state === 'admitted' && typeof res.body['admission_token'] === 'string') {
+      end('admitted');
+      return res.body['admission_token'];
+    }
+    if (state === 'sold_out' || state === 'expired') {
+      end(state);
+      return null;
+    }
+    waitS = Number(res.body['estimated_wait_seconds'] ?? 1);
   }
 }
 
@@ -222,9 +339,16 @@ async function buyer(ctx: BuyersContext, i: number): Promise<void> {
   const buyerId = `buyer-${i + 1}`;
   ctx.log.buyersStarted++;
   try {
+    let admission: string | null = null;
+    if (o.waitingRoom !== null) {
+      admission = await waitInQueue(ctx, buyerId, i);
+      if (admission === null) return;
+    }
     for (let attempt = 1; attempt <= o.attempts; attempt++) {
-      const order = await createOrder(ctx, buyerId, random);
-      if (!order) return;
+      const order = await createOrder(ctx, buyerId, random, admission);
+      // Refused at selection (hold_at "order"): the buyer picks other places, before any card.
+      if (order === 'SOLD_OUT') continue;
+      if (typeof order === 'string') return;
       let window = await payOnce(ctx, order, random, false);
       // Clicking "pay" again: after a decline (sometimes), after a transient refusal (twice at most).
       for (let again = 0; again < 2; again++) {
@@ -251,6 +375,15 @@ async function buyer(ctx: BuyersContext, i: number): Promise<void> {
 export async function runBuyers(ctx: BuyersContext): Promise<void> {
   const o = ctx.options;
   const rampMs = o.arrival === 'ramp' ? o.rampSeconds * 1000 : 0;
+  if (o.waitingRoom !== null) {
+    // Everyone waits in the room at once; the room (admit_per_second, max_active), not `concurrency`,
+    // decides how many are in the payment window together.
+    await Promise.all(Array.from({ length: o.buyers }, async (_, i) => {
+      if (rampMs > 0) await sleep(ctx.t0 + (i * rampMs) / o.buyers - performance.now());
+      await buyer(ctx, i);
+    }));
+    return;
+  }
   let next = 0;
   const lane = async () => {
     for (;;) {

@@ -80,6 +80,7 @@ export async function createOrder(db: Db, store: HoldStore, event: EventDef, inp
 
   if (event.holdAt === 'order' && !preflight.available(seatIds, items)) {
     // Cheap refusal before anything is written; the reservation below decides for good.
+    if (event.waitingRoom) await store.queues.useAdmission(event.id, input.buyer_id).catch(() => false);
     throw new DomainError('SOLD_OUT', 'the places of this order are taken');
   }
 
@@ -138,6 +139,9 @@ async function reserve(
   }
   // Nothing was reserved: the buyer never gets this merchant_uid.
   await withdraw(db, event.id, order.merchantUid, r.result === 'SOLD_OUT' ? 'sold_out' : r.result);
+  // Refused at selection: the buyer had their turn, so their slot goes to the next buyer in the
+  // queue (their token still works until it expires, for other places).
+  if (r.result === 'SOLD_OUT' && event.waitingRoom) await store.queues.useAdmission(event.id, order.buyerId).catch(() => false);
   if (r.result === 'SOLD_OUT' || r.result === 'SALE_NOT_OPEN' || r.result === 'SALE_CLOSED' || r.result === 'BUYER_LIMIT') {
     throw new DomainError(r.result, RESERVE_REFUSALS[r.result]);
   }
