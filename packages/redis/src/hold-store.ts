@@ -11,6 +11,7 @@ import { InventoryReader } from './inventory.ts';
 import { EventLoader } from './event-loading.ts';
 import { HandoffStream } from './handoff-stream.ts';
 import { WaitingRoomStore } from './waiting-room.ts';
+import { WaitlistStore } from './waitlist.ts';
 
 export class HoldStore {
   readonly redis: ScriptedRedis;
@@ -20,6 +21,8 @@ export class HoldStore {
   readonly handoffs: HandoffStream;
   /** The events' waiting rooms (waiting-room.ts). */
   readonly queues: WaitingRoomStore;
+  /** The events' waiting lists (waitlist.ts). */
+  readonly waitlists: WaitlistStore;
 
   constructor(redis: Redis, opts: HoldStoreOptions = {}) {
     this.redis = withScripts(redis);
@@ -28,6 +31,7 @@ export class HoldStore {
     this.events = new EventLoader(this.redis);
     this.handoffs = new HandoffStream(this.redis);
     this.queues = new WaitingRoomStore(this.redis);
+    this.waitlists = new WaitlistStore(this.redis);
   }
 
   get decisionTtlSeconds(): number { return this.scripts.decisionTtlSeconds; }

@@ -40,6 +40,14 @@ export interface EventKeys {
   queueAdmitted: string;
   /** hash: buyer id -> ms of the buyer's last poll (rate limit) */
   queuePolls: string;
+  /** Waiting list (issue 11). zset: waiting buyer id -> arrival number (first come, first served) */
+  waitlist: string;
+  /** hash: buyer id -> JSON entry {s: seats, i: items, st: waiting|offered|expired, m: merchant_uid, t: order token}; `#seq`: arrivals */
+  waitlistEntries: string;
+  /** zset: buyer id with an open offer -> the offer's reservation expiry (ms) */
+  waitlistOffers: string;
+  /** lock key: one process at a time makes offers */
+  waitlistLock: string;
   /** lock key for rebuilds */
   rebuildLock: string;
   /** lock key serializing the settlement of one order's outcomes */
@@ -64,6 +72,10 @@ export function eventKeys(eventId: string): EventKeys {
     queueActive: `${tag}:q:act`,
     queueAdmitted: `${tag}:q:adm`,
     queuePolls: `${tag}:q:poll`,
+    waitlist: `${tag}:wl`,
+    waitlistEntries: `${tag}:wl:e`,
+    waitlistOffers: `${tag}:wl:off`,
+    waitlistLock: `${tag}:wl:lock`,
     rebuildLock: `${tag}:rebuild-lock`,
     settleLock: (merchantUid) => `${tag}:o:${merchantUid}:settle-lock`,
   };

@@ -50,6 +50,13 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
     queueWaiting: new Gauge({ name: 'dropgate_queue_waiting', help: 'Buyers waiting in the waiting room, read from Redis when scraped', labelNames: ['event'], registers: [registry] }),
     queueActive: new Gauge({ name: 'dropgate_queue_active', help: 'Admitted buyers who have not ordered yet (counted against max_active)', labelNames: ['event'], registers: [registry] }),
     queueAdmitted: new Gauge({ name: 'dropgate_queue_admitted', help: 'Buyers admitted so far (grows; rate() of it is the admission pace)', labelNames: ['event'], registers: [registry] }),
+    waitlistJoins: new Counter({ name: 'dropgate_waitlist_joins_total', help: 'Waiting-list joins answered', labelNames: ['event'], registers: [registry] }),
+    waitlistPolls: new Counter({
+      name: 'dropgate_waitlist_polls_total', help: 'Waiting-list polls by the state answered (waiting, offered, expired, sold_out)',
+      labelNames: ['event', 'state'], registers: [registry],
+    }),
+    waitlistWaiting: new Gauge({ name: 'dropgate_waitlist_waiting', help: 'Buyers waiting on the waiting list, read from Redis when scraped', labelNames: ['event'], registers: [registry] }),
+    waitlistOffers: new Gauge({ name: 'dropgate_waitlist_offers_open', help: 'Waiting-list offers open (reserved, not yet paid or lapsed)', labelNames: ['event'], registers: [registry] }),
     queuePace: new Gauge({ name: 'dropgate_queue_pace', help: 'The dynamic waiting room pace, buyers admitted per second', labelNames: ['event'], registers: [registry] }),
   };
 }

@@ -252,3 +252,30 @@ export const JoinedQueueBody = Type.Object({
   position: Type.Integer(),
   estimated_wait_seconds: Type.Integer(),
 });
+
+export const JoinWaitlistBody = Type.Object(
+  {
+    buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }),
+    seats: Type.Optional(Type.Array(Text(1, 64), { minItems: 1, maxItems: 100 })),
+    items: Type.Optional(
+      Type.Array(
+        Type.Object({ pool: Text(1, 64), quantity: Type.Integer({ minimum: 1, maximum: 100 }) }, { additionalProperties: false }),
+        { minItems: 1, maxItems: 100 },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const WaitlistTokenParams = Type.Object(
+  { event_id: Type.String({ pattern: EVENT_ID_PATTERN }), waitlist_token: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_.:~-]+$' }) },
+  { additionalProperties: false },
+);
+export const JoinedWaitlistBody = Type.Object({ waitlist_token: Type.String(), position: Type.Integer() });
+export const WaitlistBody = Type.Object({
+  state: Type.Union([Type.Literal('waiting'), Type.Literal('offered'), Type.Literal('expired'), Type.Literal('sold_out')]),
+  position: Type.Integer(),
+  merchant_uid: Type.Optional(Type.String()),
+  /** The offered order's token (read it, pay it): given only to the waiting-list token's holder. */
+  order_token: Type.Optional(Type.String()),
+  hold_expires_at: Type.Optional(Type.String()),
+});

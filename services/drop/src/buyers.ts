@@ -184,8 +184,9 @@ async function createOrder(ctx: BuyersContext, buyerId: string, random: Random, 
 /**
  * The waiting room: join, then poll until admitted (the admission token) or told sold_out or expired
  * (null). Polls come as often as the server allows when the wait is short, less often when it is
- * long (half the estimated wait, 1 to 10 s, with jitter from the buyer's own poll stream, so the
- * buyer's choices do not depend on how many polls it took).
+ * long (half the estimated wait, 1 to 30 s: a buyer far back polls a few times, not every second), with
+ * jitter from the buyer's own poll stream, so the buyer's choices do not depend on how many polls it
+ * took.
  */
 async function waitInQueue(ctx: BuyersContext, buyerId: string, i: number): Promise<string | null> {
   const jitter = seededRandom((ctx.options.seed ^ Math.imul(i + 1, 0x85ebca6b) ^ 0x5bd1e995) >>> 0);
@@ -220,7 +221,7 @@ async function waitInQueue(ctx: BuyersContext, buyerId: string, i: number): Prom
     await sleep(200 * Math.min(attempt, 10) * (0.5 + jitter()));
   }
   for (;;) {
-    await sleep(Math.min(10, Math.max(1, waitS / 2)) * 1000 * (0.9 + 0.4 * jitter()));
+    await sleep(Math.min(30, Math.max(1, waitS / 2)) * 1000 * (0.9 + 0.4 * jitter()));
     let res;
     try {
       res = await queueSlot(() => getJson(`${ctx.apiUrl}/events/${ctx.eventId}/queue/${token}`));

@@ -37,9 +37,19 @@ async function withdraw(db: Db, eventId: string, merchantUid: string, reason: st
   await ordersRepo.withdrawOrder(db, merchantUid, eventId, reason).catch(() => false);
 }
 
-export async function createOrder(db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput, now: Date): Promise<CreatedOrder> {
+export interface CreateOrderOptions {
+  /**
+   * A waiting-list offer: the order is made for the buyer by dropgate (no admission needed; the offer
+   * is the buyer's turn) and reserved for the list's offer TTL instead of the reservation TTL.
+   */
+  offerTtlSeconds?: number;
+}
+
+export async function createOrder(
+  db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput, now: Date, opts: CreateOrderOptions = {},
+): Promise<CreatedOrder> {
   // Before anything else: without a good admission nothing is looked up or written.
-  checkAdmission(event, input.buyer_id, input.admission_token, now.getTime());
+  if (opts.offerTtlSeconds === undefined) checkAdmission(event, input.buyer_id, input.admission_token, now.getTime());
   const seatIds = input.seats ?? [];
   const rawItems = input.items ?? [];
   if (seatIds.length === 0 && rawItems.length === 0) {
@@ -80,7 +90,7 @@ export async function createOrder(db: Db, store: HoldStore, event: EventDef, inp
 
   if (event.holdAt === 'order' && !preflight.available(seatIds, items)) {
     // Cheap refusal before anything is written; the reservation below decides for good.
-    if (event.waitingRoom) await store.queues.useAdmission(event.id, input.buyer_id).catch(() => false);
+    if (event.waitingRoom && opts.offerTtlSeconds === undefined) await store.queues.useAdmission(event.id, input.buyer_id).catch(() => false);
     throw new DomainError('SOLD_OUT', 'the places of this order are taken');
   }
 
@@ -90,7 +100,8 @@ export async function createOrder(db: Db, store: HoldStore, event: EventDef, inp
     merchantUid, eventId: event.id, buyerId: input.buyer_id, amount, currency: event.currency, orderTokenHash: orderToken.hash, seats, items,
   });
   if (event.holdAt === 'order') {
-    return reserve(db, store, event, { merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets }, orderToken.token, now);
+    const ttlSeconds = opts.offerTtlSeconds ?? event.reservationTtlSeconds ?? 0;
+    return reserve(db, store, event, { merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets }, orderToken.token, now, ttlSeconds, opts.offerTtlSeconds === undefined);
   }
   let visible: Awaited<ReturnType<HoldStore['createOrder']>>;
   try {
@@ -118,11 +129,11 @@ const RESERVE_REFUSALS = {
 } as const;
 
 async function reserve(
-  db: Db, store: HoldStore, event: EventDef, order: NewRedisOrder, token: string, now: Date,
+  db: Db, store: HoldStore, event: EventDef, order: NewRedisOrder, token: string, now: Date, ttlSeconds: number, admitted: boolean,
 ): Promise<CreatedOrder> {
   let r: ReserveResult;
   try {
-    r = await store.reserveOrder(event.id, order, now.getTime(), (event.reservationTtlSeconds ?? 0) * 1000);
+    r = await store.reserveOrder(event.id, order, now.getTime(), ttlSeconds * 1000);
   } catch (error) {
     await withdraw(db, event.id, order.merchantUid, 'redis_failed');
     throw error;
@@ -131,7 +142,7 @@ async function reserve(
     // The order holds its places now: the buyer's admission stops counting against the waiting
     // room's bounds (best effort: it lapses at its expiry anyway). With hold_at "confirm" it keeps
     // counting until it expires, since the order holds nothing until its payment's confirm.
-    if (event.waitingRoom) await store.queues.useAdmission(event.id, order.buyerId).catch(() => false);
+    if (event.waitingRoom && admitted) await store.queues.useAdmission(event.id, order.buyerId).catch(() => false);
     return {
       merchant_uid: order.merchantUid, event_id: event.id, amount: order.amount, currency: event.currency,
       status: 'held', hold_expires_at: new Date(r.expiresAt).toISOString(), order_token: token,
@@ -141,7 +152,7 @@ async function reserve(
   await withdraw(db, event.id, order.merchantUid, r.result === 'SOLD_OUT' ? 'sold_out' : r.result);
   // Refused at selection: the buyer had their turn, so their slot goes to the next buyer in the
   // queue (their token still works until it expires, for other places).
-  if (r.result === 'SOLD_OUT' && event.waitingRoom) await store.queues.useAdmission(event.id, order.buyerId).catch(() => false);
+  if (r.result === 'SOLD_OUT' && event.waitingRoom && admitted) await store.queues.useAdmission(event.id, order.buyerId).catch(() => false);
   if (r.result === 'SOLD_OUT' || r.result === 'SALE_NOT_OPEN' || r.result === 'SALE_CLOSED' || r.result === 'BUYER_LIMIT') {
     throw new DomainError(r.result, RESERVE_REFUSALS[r.result]);
   }

@@ -68,15 +68,24 @@ export async function collectInventory(deps: AppDeps, graceMs: number): Promise<
   }
 }
 
-/** Reads the waiting rooms of the events that have one into the gauges, at scrape time. */
+/** Reads the waiting rooms and waiting lists of the events that have them into the gauges, at scrape time. */
 export async function collectQueues(deps: AppDeps): Promise<void> {
   const m = deps.metrics;
   m.queueWaiting.reset();
   m.queueActive.reset();
   m.queueAdmitted.reset();
   m.queuePace.reset();
+  m.waitlistWaiting.reset();
+  m.waitlistOffers.reset();
   for (const id of deps.catalog.knownIds()) {
     const def = await deps.catalog.get(id);
+    if (def?.waitlistOfferTtlSeconds !== null && def?.waitlistOfferTtlSeconds !== undefined) {
+      const w = await timeout(deps.store.waitlists.counts(id), 1_000);
+      if (w) {
+        m.waitlistWaiting.set({ event: id }, w.waiting);
+        m.waitlistOffers.set({ event: id }, w.offers);
+      }
+    }
     if (!def?.waitingRoom) continue;
     const q = await timeout(deps.store.queues.snapshot(id), 1_000);
     if (!q) continue;

@@ -1,8 +1,14 @@
-/** The waiting room (issue 11): join the queue, poll one's place and, once admitted, get the admission token. */
+/**
+ * The waiting room (issue 11): join the queue, poll one's place and, once admitted, get the admission
+ * token; and the waiting list: join it, poll one's entry and, once offered, get the order.
+ */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { DomainError } from '@dropgate/domain';
-import { ErrorBody, EventIdParams, JoinQueueBody, JoinedQueueBody, QueueBody, QueueTokenParams } from '../schemas.ts';
+import {
+  ErrorBody, EventIdParams, JoinQueueBody, JoinWaitlistBody, JoinedQueueBody, JoinedWaitlistBody, QueueBody, QueueTokenParams, WaitlistBody, WaitlistTokenParams,
+} from '../schemas.ts';
 import { joinQueue, pollQueue } from '../lib/queue.service.ts';
+import { joinWaitlist, pollWaitlist } from '../lib/waitlist.service.ts';
 import type { EventDef } from '../lib/catalog.ts';
 import type { AppDeps } from '../deps.ts';
 
@@ -40,6 +46,29 @@ export const queueRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
         }
         throw error;
       }
+    },
+  );
+
+  app.post(
+    '/events/:event_id/waitlist',
+    { bodyLimit: 16 * 1024, schema: { params: EventIdParams, body: JoinWaitlistBody, response: { 201: JoinedWaitlistBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
+    async (request, reply) => {
+      const def = await requireEvent(request.params.event_id);
+      const joined = await joinWaitlist(deps.store, def, request.body);
+      deps.metrics.waitlistJoins.inc({ event: def.id });
+      return reply.status(201).header('cache-control', 'no-store').send(joined);
+    },
+  );
+
+  app.get(
+    '/events/:event_id/waitlist/:waitlist_token',
+    { schema: { params: WaitlistTokenParams, response: { 200: WaitlistBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
+    async (request, reply) => {
+      const def = await requireEvent(request.params.event_id);
+      const answer = await pollWaitlist(deps.db, deps.store, def, request.params.waitlist_token, deps.clock.now());
+      deps.metrics.waitlistPolls.inc({ event: def.id, state: answer.state });
+      // The body may carry an order token: no cache may keep it.
+      return reply.header('cache-control', 'no-store').send(answer);
     },
   );
 };
