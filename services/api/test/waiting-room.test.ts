@@ -172,6 +172,34 @@ describe('waiting room', () => {
     expect([...r4.values()].filter((r) => r.state === 'sold_out')).toHaveLength(9);
   });
 
+  it('starts an admission\'s TTL when its buyer learns of it; one who never comes back frees the slot after one TTL', async () => {
+    const id = await makeEvent({ waiting_room: room({ admit_per_second: 10, max_active: 1 }) });
+    const a = (await join(id, 'a')).body.queue_token as string;
+    const b = (await join(id, 'b')).body.queue_token as string;
+    clock.advance(1_000);
+    // b's poll admits a (first in line), who has not heard of it yet: b waits behind a's slot.
+    expect((await poll(id, b)).body).toMatchObject({ state: 'waiting', position: 1 });
+    clock.advance(20_000);
+    // a comes back 20 s later: the admission's 30 s start now.
+    const late = (await poll(id, a)).body;
+    expect(late.state).toBe('admitted');
+    expect(Number(late.admission_token.split('~')[2])).toBeGreaterThanOrEqual(clock.now() + 29_000);
+    // c and d queue behind b; c will never come back.
+    const c = (await join(id, 'c')).body.queue_token as string;
+    const d = (await join(id, 'd')).body.queue_token as string;
+    expect((await order(id, 'a', late.admission_token)).status).toBe(201);
+    clock.advance(1_000);
+    // a ordered, so its slot is free: b is next, and b (polling) learns of it at once.
+    expect((await poll(id, b)).body.state).toBe('admitted');
+    clock.advance(31_000);
+    // b's admission ran out unused: c is admitted (pending) by d's poll; d waits.
+    expect((await poll(id, d)).body).toMatchObject({ state: 'waiting', position: 1 });
+    clock.advance(31_000);
+    expect((await poll(id, c)).body.state).toBe('expired');
+    clock.advance(1_000);
+    expect((await poll(id, d)).body.state).toBe('admitted');
+  });
+
   it('dynamic mode slows down when confirms approach the budget', async () => {
     const id = await makeEvent({ waiting_room: room({ mode: 'dynamic', admit_per_second: 8, max_active: 100 }) }, 100);
     const tokens = await joinAll(id, 40);

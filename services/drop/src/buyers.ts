@@ -184,7 +184,8 @@ async function createOrder(ctx: BuyersContext, buyerId: string, random: Random, 
 /**
  * The waiting room: join, then poll until admitted (the admission token) or told sold_out or expired
  * (null). Polls come as often as the server allows when the wait is short, less often when it is
- * long (half the estimated wait, 1 to 30 s: a buyer far back polls a few times, not every second), with
+ * long (half the estimated wait, 1 s up to a third of the admission TTL, at most 30 s: a buyer far
+ * back polls a few times, not every second), with
  * jitter from the buyer's own poll stream, so the buyer's choices do not depend on how many polls it
  * took.
  */
@@ -221,7 +222,9 @@ async function waitInQueue(ctx: BuyersContext, buyerId: string, i: number): Prom
     await sleep(200 * Math.min(attempt, 10) * (0.5 + jitter()));
   }
   for (;;) {
-    await sleep(Math.min(30, Math.max(1, waitS / 2)) * 1000 * (0.9 + 0.4 * jitter()));
+    // Never longer than a third of the admission TTL: an admitted buyer must come back within it.
+    const cap = Math.min(30, ctx.options.admissionTtl / 3);
+    await sleep(Math.min(cap, Math.max(1, waitS / 2)) * 1000 * (0.9 + 0.4 * jitter()));
     let res;
     try {
       res = await queueSlot(() => getJson(`${ctx.apiUrl}/events/${ctx.eventId}/queue/${token}`));

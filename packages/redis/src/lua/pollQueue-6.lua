@@ -10,12 +10,16 @@
     admitted buyers stop ordering, grows by a tenth of ARGV[5] per second up to ARGV[5] while the
     latency stays under half the budget).
   Polls faster than ARGV[9] ms apart by one buyer are refused and change nothing.
+  An admission's TTL (ARGV[7]) starts when its buyer first learns of it (their first poll after it):
+  until then it is pending ('n<deadline>' in the admitted hash), and a buyer who does not come back
+  within one TTL loses it, freeing the slot for the next buyer.
 
   Input:
     KEYS[1] queue     {ev:E}:q         hash: last, credit, rate, admitted, ordered, lat, radj, ...
     KEYS[2] waiting   {ev:E}:q:wait    zset: buyer -> place
     KEYS[3] active    {ev:E}:q:act     zset: admitted, not yet ordered buyer -> admission expiry (ms)
-    KEYS[4] admitted  {ev:E}:q:adm     hash: buyer -> admission expiry (ms)
+    KEYS[4] admitted  {ev:E}:q:adm     hash: buyer -> admission expiry (ms), or 'n<ms>': not yet
+                                       learned by the buyer, lapses then
     KEYS[5] counts    {ev:E}:cnt       hash: seats_total/held/sold, p:<pool>:cap/held/sold
     KEYS[6] polls     {ev:E}:q:poll    hash: buyer -> last poll (ms)
     ARGV[1] buyer id
@@ -99,7 +103,7 @@ if now >= tonumber(ARGV[3]) and now - last >= tonumber(ARGV[11]) and not soldOut
     local n = 0
     for i = 1, #popped, 2 do
       redis.call('ZADD', KEYS[3], exp, popped[i])
-      redis.call('HSET', KEYS[4], popped[i], exp)
+      redis.call('HSET', KEYS[4], popped[i], 'n' .. exp)
       n = n + 1
     end
     credit = credit - n
@@ -111,10 +115,18 @@ end
 redis.call('HSET', KEYS[6], buyer, now)
 local waiting = redis.call('ZCARD', KEYS[2])
 local pace = math.floor(rate * 1000)
-local exp = redis.call('HGET', KEYS[4], buyer)
-if exp then
-  if tonumber(exp) > now then return { 2, tonumber(exp), waiting, pace, available, held } end
-  return { 4, tonumber(exp), waiting, pace, available, held }
+local adm = redis.call('HGET', KEYS[4], buyer)
+if adm then
+  if string.sub(adm, 1, 1) == 'n' then
+    -- The buyer learns of their admission now: its TTL starts now (if they came back in time).
+    if tonumber(string.sub(adm, 2)) <= now then return { 4, tonumber(string.sub(adm, 2)), waiting, pace, available, held } end
+    local exp = now + tonumber(ARGV[7])
+    redis.call('HSET', KEYS[4], buyer, exp)
+    redis.call('ZADD', KEYS[3], 'XX', exp, buyer)
+    return { 2, exp, waiting, pace, available, held }
+  end
+  if tonumber(adm) > now then return { 2, tonumber(adm), waiting, pace, available, held } end
+  return { 4, tonumber(adm), waiting, pace, available, held }
 end
 local rank = redis.call('ZRANK', KEYS[2], buyer)
 if not rank then return { -2, 0, waiting, pace, available, held } end
