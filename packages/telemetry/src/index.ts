@@ -42,14 +42,14 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
     inFlight: new Gauge({ name: 'dropgate_confirms_in_flight', help: 'Confirms being processed', registers: [registry] }),
     webhooks: new Counter({ name: 'dropgate_webhooks_received_total', help: 'Webhooks received by claimed status (ready, paid, failed, cancelled or other) and verdict', labelNames: ['status', 'verdict'], registers: [registry] }),
     ready: new Gauge({ name: 'dropgate_ready', help: 'Readiness of this API process (1 ready)', registers: [registry] }),
-    queueJoins: new Counter({ name: 'dropgate_queue_joins_total', help: 'Waiting-room joins answered (a buyer joining again counts again, and gets the same place)', labelNames: ['event'], registers: [registry] }),
+    queueJoins: new Counter({ name: 'dropgate_waiting_room_joins_total', help: 'Waiting-room joins answered (a buyer joining again counts again, and gets the same place)', labelNames: ['event'], registers: [registry] }),
     queuePolls: new Counter({
-      name: 'dropgate_queue_polls_total', help: 'Waiting-room polls by the state answered (waiting, admitted, sold_out, expired, rate_limited)',
+      name: 'dropgate_waiting_room_polls_total', help: 'Waiting-room polls by the state answered (waiting, admitted, sold_out, expired, rate_limited)',
       labelNames: ['event', 'state'], registers: [registry],
     }),
-    queueWaiting: new Gauge({ name: 'dropgate_queue_waiting', help: 'Buyers waiting in the waiting room, read from Redis when scraped', labelNames: ['event'], registers: [registry] }),
-    queueActive: new Gauge({ name: 'dropgate_queue_active', help: 'Admitted buyers who have not ordered yet (counted against max_active)', labelNames: ['event'], registers: [registry] }),
-    queueAdmitted: new Gauge({ name: 'dropgate_queue_admitted', help: 'Buyers admitted so far (grows; rate() of it is the admission pace)', labelNames: ['event'], registers: [registry] }),
+    queueWaiting: new Gauge({ name: 'dropgate_waiting_room_waiting', help: 'Buyers waiting in the waiting room, read from Redis when scraped', labelNames: ['event'], registers: [registry] }),
+    queueActive: new Gauge({ name: 'dropgate_waiting_room_active', help: 'Admitted buyers who have not ordered yet (counted against max_active)', labelNames: ['event'], registers: [registry] }),
+    queueAdmitted: new Gauge({ name: 'dropgate_waiting_room_admitted', help: 'Buyers admitted so far (grows; rate() of it is the admission pace)', labelNames: ['event'], registers: [registry] }),
     waitlistJoins: new Counter({ name: 'dropgate_waitlist_joins_total', help: 'Waiting-list joins answered', labelNames: ['event'], registers: [registry] }),
     waitlistPolls: new Counter({
       name: 'dropgate_waitlist_polls_total', help: 'Waiting-list polls by the state answered (waiting, offered, expired, sold_out)',
@@ -57,7 +57,7 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
     }),
     waitlistWaiting: new Gauge({ name: 'dropgate_waitlist_waiting', help: 'Buyers waiting on the waiting list, read from Redis when scraped', labelNames: ['event'], registers: [registry] }),
     waitlistOffers: new Gauge({ name: 'dropgate_waitlist_offers_open', help: 'Waiting-list offers open (reserved, not yet paid or lapsed)', labelNames: ['event'], registers: [registry] }),
-    queuePace: new Gauge({ name: 'dropgate_queue_pace', help: 'The dynamic waiting room pace, buyers admitted per second', labelNames: ['event'], registers: [registry] }),
+    queuePace: new Gauge({ name: 'dropgate_waiting_room_pace', help: 'The dynamic waiting room pace, buyers admitted per second', labelNames: ['event'], registers: [registry] }),
   };
 }
 export type ApiMetrics = ReturnType<typeof createApiMetrics>;

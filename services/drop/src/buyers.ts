@@ -85,20 +85,34 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Requests in flight from the waiting-room phase at most: tens of thousands of waiting buyers share
- * this many connections, as they would share the storefront's capacity (and this process's sockets).
+ * this many connections (and this process's sockets). Waiting requests go in the order of their
+ * buyer's last known place in the queue (joins first): in a real rush every browser has its own
+ * connection, so a buyer at the front is not held up behind the polls of the buyers far back; here
+ * they share a pool, and this keeps that pool from reordering the queue.
  */
 const QUEUE_HTTP_SLOTS = 256;
-let queueSlotsFree = QUEUE_HTTP_SLOTS;
-const queueSlotWaiters: (() => void)[] = [];
-async function queueSlot<T>(fn: () => Promise<T>): Promise<T> {
-  if (queueSlotsFree === 0) await new Promise<void>((r) => queueSlotWaiters.push(r));
-  else queueSlotsFree--;
+/** Waiting requests by priority bucket (100 places per bucket). */
+const slotWaiters: (() => void)[][] = [];
+let slotsFree = QUEUE_HTTP_SLOTS;
+let lowestBucket = 0;
+async function queueSlot<T>(priority: number, fn: () => Promise<T>): Promise<T> {
+  if (slotsFree === 0) {
+    const bucket = Math.max(0, Math.floor(priority / 100));
+    await new Promise<void>((r) => {
+      (slotWaiters[bucket] ??= []).push(r);
+      lowestBucket = Math.min(lowestBucket, bucket);
+    });
+  } else slotsFree--;
   try {
     return await fn();
   } finally {
-    const next = queueSlotWaiters.shift();
+    let next: (() => void) | undefined;
+    while (lowestBucket < slotWaiters.length && !(next = slotWaiters[lowestBucket]?.shift())) lowestBucket++;
     if (next) next();
-    else queueSlotsFree++;
+    else {
+      slotsFree++;
+      lowestBucket = 0;
+    }
   }
 }
 
@@ -199,12 +213,14 @@ async function waitInQueue(ctx: BuyersContext, buyerId: string, i: number): Prom
   };
   let token: string | null = null;
   let waitS = 1;
+  let position = 0;
   for (let attempt = 1; token === null; attempt++) {
     try {
-      const res = await queueSlot(() => postJson(`${ctx.apiUrl}/events/${ctx.eventId}/queue`, { buyer_id: buyerId }));
+      const res = await queueSlot(0, () => postJson(`${ctx.apiUrl}/events/${ctx.eventId}/queue`, { buyer_id: buyerId }));
       if (res.status === 201 && res.body) {
         token = String(res.body['queue_token']);
         waitS = Number(res.body['estimated_wait_seconds'] ?? 1);
+        position = Number(res.body['position'] ?? 0);
         break;
       }
       if (res.status !== 503 || attempt >= 20) {
@@ -227,7 +243,7 @@ async function waitInQueue(ctx: BuyersContext, buyerId: string, i: number): Prom
     await sleep(Math.min(cap, Math.max(1, waitS / 2)) * 1000 * (0.9 + 0.4 * jitter()));
     let res;
     try {
-      res = await queueSlot(() => getJson(`${ctx.apiUrl}/events/${ctx.eventId}/queue/${token}`));
+      res = await queueSlot(position, () => getJson(`${ctx.apiUrl}/events/${ctx.eventId}/queue/${token}`));
     } catch (error) {
       note(ctx.log, `queue poll: ${(error as Error).message}`);
       continue;
@@ -254,6 +270,7 @@ async function waitInQueue(ctx: BuyersContext, buyerId: string, i: number): Prom
       return null;
     }
     waitS = Number(res.body['estimated_wait_seconds'] ?? 1);
+    position = Number(res.body['position'] ?? position);
   }
 }
 
