@@ -48,6 +48,8 @@ export interface QueueRecord {
 }
 
 export interface BuyerLog {
+  /** Buyers on the waiting list, by how their entry ended (joined, offered, paid, expired, sold_out, waiting, error). */
+  waitlist: Record<string, number>;
   /** One record per buyer who joined the waiting room. */
   queue: QueueRecord[];
   buyersStarted: number;
@@ -67,7 +69,7 @@ export interface BuyerLog {
 }
 
 export function emptyBuyerLog(): BuyerLog {
-  return { queue: [], buyersStarted: 0, buyersDone: 0, ordersCreated: 0, orderRefusals: {}, windows: [], consoleCancels: 0, faults: {}, errors: [], lastWindowAt: 0 };
+  return { waitlist: {}, queue: [], buyersStarted: 0, buyersDone: 0, ordersCreated: 0, orderRefusals: {}, windows: [], consoleCancels: 0, faults: {}, errors: [], lastWindowAt: 0 };
 }
 
 export interface BuyersContext {
@@ -185,8 +187,9 @@ async function createOrder(ctx: BuyersContext, buyerId: string, random: Random, 
       return { merchant_uid: String(res.body['merchant_uid']), amount: Number(res.body['amount']) };
     }
     const code = typeof res.body?.['code'] === 'string' ? (res.body['code'] as string) : `HTTP_${res.status}`;
-    // A storefront that is shedding load: the buyer refreshes and tries again.
-    if (res.status === 503 && attempt < 4) {
+    // A storefront that is shedding load: the buyer refreshes and tries again (an admitted buyer,
+    // who waited for this, keeps trying while the admission lasts).
+    if (res.status === 503 && attempt < (admission ? 20 : 4)) {
       await sleep(100 * attempt + random() * 200);
       continue;
     }
@@ -353,6 +356,48 @@ async function cancelAtPortOne(ctx: BuyersContext, impUid: string): Promise<void
   }
 }
 
+/**
+ * The waiting list: join with what the buyer wants, poll until offered (the offered order, read with
+ * its order token), expired or sold out (a code), or until the drop's settle time would run out.
+ */
+async function waitOnList(ctx: BuyersContext, buyerId: string, random: Random, i: number): Promise<Order | string> {
+  const jitter = seededRandom((ctx.options.seed ^ Math.imul(i + 1, 0xc2b2ae35) ^ 0x27d4eb2f) >>> 0);
+  const wl = ctx.log.waitlist;
+  const choice = chooseOrder(ctx.venue, random, ctx.options.maxPerOrder);
+  const end = (state: string): string => { bump(wl, state); return state === 'expired' || state === 'sold_out' ? state.toUpperCase() : 'WAITLIST_ERROR'; };
+  let token: string;
+  try {
+    const res = await queueSlot(0, () => postJson(`${ctx.apiUrl}/events/${ctx.eventId}/waitlist`, { buyer_id: buyerId, ...choice }));
+    if (res.status !== 201 || !res.body) return end('error');
+    token = String(res.body['waitlist_token']);
+    bump(wl, 'joined');
+  } catch {
+    return end('error');
+  }
+  const deadline = performance.now() + ctx.options.settleTimeout * 1000;
+  while (performance.now() < deadline) {
+    await sleep(2_000 * (0.75 + 0.5 * jitter()));
+    let res;
+    try {
+      res = await queueSlot(1_000_000, () => getJson(`${ctx.apiUrl}/events/${ctx.eventId}/waitlist/${token}`));
+    } catch {
+      continue;
+    }
+    const state = res.body?.['state'];
+    if (res.status !== 200) continue;
+    if (state === 'offered' && typeof res.body?.['merchant_uid'] === 'string') {
+      const muid = res.body['merchant_uid'];
+      const read = await fetch(`${ctx.apiUrl}/orders/${muid}`, { headers: { authorization: `Bearer ${String(res.body['order_token'])}` } }).then((r) => r.json() as Promise<{ amount?: number }>).catch(() => null);
+      if (!read?.amount) return end('error');
+      bump(wl, 'offered');
+      ctx.log.ordersCreated++;
+      return { merchant_uid: muid, amount: read.amount };
+    }
+    if (state === 'expired' || state === 'sold_out') return end(state);
+  }
+  return end('waiting');
+}
+
 /** One buyer, start to finish. */
 async function buyer(ctx: BuyersContext, i: number): Promise<void> {
   const o = ctx.options;
@@ -366,8 +411,10 @@ async function buyer(ctx: BuyersContext, i: number): Promise<void> {
       if (admission === null) return;
     }
     for (let attempt = 1; attempt <= o.attempts; attempt++) {
-      const order = await createOrder(ctx, buyerId, random, admission);
-      // Refused at selection (hold_at "order"): the buyer picks other places, before any card.
+      let order = await createOrder(ctx, buyerId, random, admission);
+      // Refused at selection (hold_at "order"): the buyer picks other places, before any card; after
+      // the last choice, onto the waiting list if the event has one.
+      if (order === 'SOLD_OUT' && attempt === o.attempts && o.waitlist) order = await waitOnList(ctx, buyerId, random, i);
       if (order === 'SOLD_OUT') continue;
       if (typeof order === 'string') return;
       let window = await payOnce(ctx, order, random, false);

@@ -31,6 +31,7 @@ export function formatTextReport(s: DropSummary): string {
     row('  admissions', `peak ${fmtInt(q.admission_rate.peak)}/s, mean ${q.admission_rate.mean.toFixed(1)}/s while admitting; ${fmtInt(q.polls)} polls (${fmtInt(q.rate_limited_polls)} too fast, answered 429)`);
     row('  wait', `admitted after p50 ${fmtSeconds(q.wait_ms.p50)} · p90 ${fmtSeconds(q.wait_ms.p90)} · p99 ${fmtSeconds(q.wait_ms.p99)} · max ${fmtSeconds(q.wait_ms.max)}; told sold out after p50 ${fmtSeconds(q.sold_out_after_ms.p50)} · max ${fmtSeconds(q.sold_out_after_ms.max)}`);
   }
+  if (s.waitlist) row('Waiting list', list(s.waitlist));
   const r = s.refusals;
   row('Refused', `in the queue ${fmtInt(r.in_queue)} · at selection ${fmtInt(r.at_selection)} · after entering card details ${fmtInt(r.after_card)} confirms (${fmtPct(r.after_card, s.confirms.total)} of confirms; ${fmtInt(r.buyers_after_card)} buyers, ${fmtPct(r.buyers_after_card, o.buyers)})`);
   row('Confirms', `${fmtInt(s.confirms.total)} answered: approved ${fmtInt(s.confirms.approved)}, refused ${fmtInt(s.confirms.refused)}`);

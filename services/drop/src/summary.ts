@@ -63,6 +63,8 @@ export interface DropSummary {
   };
   /** The waiting room (null without one). */
   queue: QueueSummary | null;
+  /** The waiting list (null without one): buyers by how their entry ended. */
+  waitlist: Record<string, number> | null;
   /**
    * Where buyers who got nothing learned it: in the queue (told sold_out), at selection (order 409
    * SOLD_OUT, hold_at "order"), or after entering card details (confirm SOLD_OUT, in the payment
@@ -236,6 +238,7 @@ export function buildSummary(i: SummaryInputs): DropSummary {
       pending: i.timing.pending,
     },
     queue,
+    waitlist: o.waitlist ? i.log.waitlist : null,
     refusals: {
       in_queue: queue?.told_sold_out ?? 0,
       at_selection: i.log.orderRefusals['SOLD_OUT'] ?? 0,

@@ -78,7 +78,9 @@ export async function collectQueues(deps: AppDeps): Promise<void> {
   m.waitlistWaiting.reset();
   m.waitlistOffers.reset();
   for (const id of deps.catalog.knownIds()) {
-    const def = await deps.catalog.get(id);
+    // Only events this process has served (their definition is loaded): a room or list nobody used
+    // here has nothing to show, and a scrape must not load every event's seat map.
+    const def = deps.catalog.peek(id);
     if (def?.waitlistOfferTtlSeconds !== null && def?.waitlistOfferTtlSeconds !== undefined) {
       const w = await timeout(deps.store.waitlists.counts(id), 1_000);
       if (w) {
