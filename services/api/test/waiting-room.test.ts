@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, eventId, TestClock } from '@dropgate/testkit';
 import { eventKeys } from '@dropgate/redis';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
+import { startApi } from '../src/server.ts';
 
 let stack: ApiStack;
 // Admissions are paced by this clock: a test moves it a second on instead of waiting one.
@@ -198,6 +199,36 @@ describe('waiting room', () => {
     expect((await poll(id, c)).body.state).toBe('expired');
     clock.advance(1_000);
     expect((await poll(id, d)).body.state).toBe('admitted');
+  });
+
+  it('shares one pace and one set of bounds between API processes, and their tokens work on each other', async () => {
+    const second = await startApi(stack.config, { logger: false, queuePrefix: stack.prefix, clock });
+    try {
+      const id = await makeEvent({ waiting_room: room({ admit_per_second: 3, max_active: 4 }) }, 50);
+      const tokens = await joinAll(id, 12);
+      const urls = [stack.url, second.url];
+      const admitted = new Map<string, string>();
+      for (let round = 0; round < 3; round++) {
+        clock.advance(1_000);
+        let n = 0;
+        for (const [buyer, token] of tokens) {
+          // Every other poll goes to the other process.
+          const r = await http(urls[n++ % 2]!, 'GET', `/events/${id}/queue/${token}`);
+          expect(r.status, r.text).toBe(200);
+          if (r.body.state === 'admitted') admitted.set(buyer, r.body.admission_token);
+        }
+        // 3 a second (plus what the real time the polls take earns), never more than max_active 4
+        // admitted and not yet ordered, whichever process polls.
+        expect(admitted.size).toBeGreaterThanOrEqual(Math.min(4, 3 * (round + 1)));
+        expect(admitted.size).toBeLessThanOrEqual(4);
+      }
+      // A token signed by one process is good at the other.
+      const [buyer, token] = [...admitted][0]!;
+      const o = await http(second.url, 'POST', `/events/${id}/orders`, { buyer_id: buyer, items: [{ pool: 'ga', quantity: 1 }], admission_token: token });
+      expect(o.status, o.text).toBe(201);
+    } finally {
+      await second.close();
+    }
   });
 
   it('dynamic mode slows down when confirms approach the budget', async () => {

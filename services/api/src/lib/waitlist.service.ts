@@ -105,6 +105,8 @@ export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef,
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
         if (error.code === 'SOLD_OUT') continue;
+        // Before the opening nothing is offered; a reloading event is tried again at the next step.
+        if (error.code === 'SALE_NOT_OPEN' || error.code === 'NOT_READY') break;
         // Over the buyer limit (they bought elsewhere meanwhile), or the sale closed: never servable.
         if (error.code === 'BUYER_LIMIT' || error.code === 'SALE_CLOSED') await store.waitlists.drop(event.id, e);
         else throw error;
