@@ -10,6 +10,8 @@
  * moment). It runs in two rounds so every labelled counter and histogram is scraped once before it
  * moves again, and rates and quantiles have something to measure. An oversell prevented by Postgres
  * cannot be provoked without breaking Redis on purpose: the panels reading it fall back to 0.
+ * A second event has a waiting room, reservations at order (hold_at "order") and a waiting list: each
+ * round joins and polls its queue (once too fast) and its waiting list, for the fair-rush panels.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -133,6 +135,8 @@ let prometheus: ChildProcess | undefined;
 let prometheusLog = '';
 let tmp = '';
 const id = eventId('metrics');
+/** The fair-rush event: waiting room, hold_at "order", waiting list. */
+const rushId = eventId('rush');
 /** merchant_uid → the order status the drop must end in. */
 const expectedStatus = new Map<string, string>();
 const confirmCodes: Record<string, number> = {};
@@ -288,6 +292,24 @@ async function round(seats: [string, string]): Promise<void> {
   await shedSomeConfirms();
 }
 
+/** One round at the fair-rush event: queue joins and polls (each once too fast: 429), a waiting-list join and poll. */
+async function rushRound(n: number): Promise<void> {
+  const tokens: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const joined = await http(stack.url, 'POST', `/events/${rushId}/queue`, { buyer_id: `q${n}-${i}` });
+    expect(joined.status, joined.text).toBe(201);
+    tokens.push(joined.body.queue_token);
+  }
+  // Each buyer polls twice at once: one answer, one 429 (at most one poll a second).
+  for (const t of tokens) {
+    const both = await Promise.all([0, 1].map(() => http(stack.url, 'GET', `/events/${rushId}/queue/${t}`)));
+    expect(both.map((r) => r.status).sort()).toEqual([200, 429]);
+  }
+  const listed = await http(stack.url, 'POST', `/events/${rushId}/waitlist`, { buyer_id: `w${n}`, items: [{ pool: 'ga', quantity: 1 }] });
+  expect(listed.status, listed.text).toBe(201);
+  expect((await http(stack.url, 'GET', `/events/${rushId}/waitlist/${listed.body.waitlist_token}`)).status).toBe(200);
+}
+
 /** imp_uids of payments the drop saw paid. */
 const paidImpUids: string[] = [];
 
@@ -313,14 +335,22 @@ beforeAll(async () => {
     pools: [{ id: 'ga', name: 'GA', capacity: 40, price: 3_000 }],
   }, { admin: true });
   expect(created.status, created.text).toBe(201);
-  await waitFor(async () => api2!.deps.catalog.isKnown(id), 10_000, 'the second API process to know the event');
+  const rush = await http(stack.url, 'POST', '/admin/events', {
+    id: rushId, name: 'Metrics proof: fair rush', hold_at: 'order', reservation_ttl_seconds: 60, waitlist: { offer_ttl_seconds: 30 },
+    waiting_room: { mode: 'dynamic', admit_per_second: 1, max_active: 1, admission_ttl_seconds: 60 },
+    pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 3_000 }],
+  }, { admin: true });
+  expect(rush.status, rush.text).toBe(201);
+  await waitFor(async () => api2!.deps.catalog.isKnown(id) && api2!.deps.catalog.isKnown(rushId), 10_000, 'the second API process to know the events');
   await scrapedAfter(Date.now(), 'the event was created');
 
   await failJobsForAMoment();
   await round(['M-1-1', 'M-1-2']);
+  await rushRound(1);
   // Round two moves series Prometheus has already seen, so rates and quantiles are not empty.
   await scrapedAfter(Date.now(), 'round one');
   await round(['M-1-3', 'M-1-4']);
+  await rushRound(2);
 
   await sim.settled();
   await waitFor(async () => {
@@ -366,6 +396,21 @@ describe('Prometheus scraping a drop', () => {
     expect(await value('dropgate_requests_shed_total{reason="in_flight"}')).toBeGreaterThan(0);
     expect(await value('dropgate_portone_requests_total')).toBeGreaterThan(0);
     expect(await value(`dropgate_orders{event="${id}", status="paid"}`)).toBe(5);
+  });
+
+  it('saw the waiting room and the waiting list', async () => {
+    const value = async (expr: string) => (await query(expr)).reduce((sum, s) => sum + s.value, 0);
+    expect(await value(`dropgate_waiting_room_joins_total{event="${rushId}"}`)).toBe(6);
+    const polls = new Map((await query(`sum by (state) (dropgate_waiting_room_polls_total{event="${rushId}"})`)).map((s) => [s.metric['state'], s.value]));
+    expect(polls.get('rate_limited')).toBe(6);
+    expect((polls.get('admitted') ?? 0) + (polls.get('waiting') ?? 0)).toBe(6);
+    // max_active 1: one buyer admitted per round at most, the rest still waiting.
+    expect(await value(`max(dropgate_waiting_room_waiting{event="${rushId}"})`)).toBeGreaterThanOrEqual(4);
+    expect(await value(`dropgate_waitlist_joins_total{event="${rushId}"}`)).toBe(2);
+    // Places are free: each buyer on the list is offered an order at their first poll.
+    expect(await value(`sum(dropgate_waitlist_polls_total{event="${rushId}", state="offered"})`)).toBe(2);
+    expect(await value(`max(dropgate_waitlist_offers_open{event="${rushId}"})`)).toBe(2);
+    expect(await value(`max(dropgate_waitlist_waiting{event="${rushId}"})`)).toBe(0);
   });
 
   // Every paid payment's webhook came twice (webhook_duplicates: 1), and one came again after the order

@@ -3,7 +3,7 @@
  * fills in; nullable columns are `T | null`.
  */
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
-import type { HoldStatus, OrderCause, OrderStatus } from '@dropgate/domain';
+import type { HoldStatus, OrderCause, OrderStatus, WaitingRoomSettings } from '@dropgate/domain';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -19,6 +19,16 @@ export interface EventsTable {
   max_per_buyer: number | null;
   currency: string;
   created_at: CreatedAt;
+  /** Where the hold is taken: at the confirm (default) or at order creation (migration 0006). */
+  hold_at: ColumnType<'confirm' | 'order', 'confirm' | 'order' | undefined, never>;
+  reservation_ttl_seconds: number | null;
+  /** The waiting room's settings (WaitingRoomSettings), or null: no waiting room. */
+  waiting_room: ColumnType<WaitingRoomSettings | null, string | null | undefined, never>;
+  waitlist_offer_ttl_seconds: number | null;
+  /** 32 random bytes signing the event's queue and admission tokens (never shown). */
+  rush_secret: Buffer | null;
+  /** Orders the buyers who joined the queue before the opening (published after it). */
+  queue_seed: string | null;
 }
 
 export interface PoolsTable {

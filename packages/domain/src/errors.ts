@@ -17,6 +17,20 @@ export const ErrorCodes = [
   /** Redis or Postgres cannot answer, or the event's state is being rebuilt: worth retrying shortly. */
   'NOT_READY',
   'OVERLOADED',
+  /** hold_at "order": nothing left to reserve for this order (told at selection, before any card). */
+  'SOLD_OUT',
+  /** The event has a waiting room and the order carries no admission token. */
+  'ADMISSION_REQUIRED',
+  /** The admission token is forged, expired, or another buyer's or event's. */
+  'ADMISSION_INVALID',
+  /** The order has no live reservation to extend, or it was extended as often as allowed. */
+  'NOT_EXTENDABLE',
+  /** The event has no waiting room (or no waiting list). */
+  'NO_WAITING_ROOM',
+  /** A queue or waiting-list token that is not this event's. */
+  'TOKEN_INVALID',
+  /** Polled faster than allowed. */
+  'RATE_LIMITED',
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 

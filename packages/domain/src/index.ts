@@ -3,3 +3,4 @@ export * from './confirm.ts';
 export * from './ids.ts';
 export * from './order.ts';
 export * from './order-machine.ts';
+export * from './rush.ts';

@@ -21,13 +21,16 @@ export const ScriptError = Object.freeze({
   TooManyAttempts: -13,
   OrderClosed: -14,
   Unindexed: -15,
+  NotExtendable: -16,
+  ExtendLimit: -17,
+  RateLimited: -18,
 } as const);
 
 const E = ScriptError;
 
 /** What placeHold decided. */
 export type PlaceResult =
-  | { approved: true; kind: 'new' | 'live' | 'renewed'; expiresAt: number; seq: number; replayed: boolean }
+  | { approved: true; kind: 'new' | 'live' | 'renewed' | 'reserved'; expiresAt: number; seq: number; replayed: boolean }
   | { approved: false; code: RefusalCode | 'EVENT_NOT_LOADED'; replayed: boolean };
 
 export const PLACE_CODES: Readonly<Record<number, RefusalCode | 'EVENT_NOT_LOADED'>> = {
@@ -44,7 +47,7 @@ export const PLACE_CODES: Readonly<Record<number, RefusalCode | 'EVENT_NOT_LOADE
   [E.TooManyAttempts]: 'TOO_MANY_ATTEMPTS',
   [E.OrderClosed]: 'ORDER_CLOSED',
 };
-export const APPROVED_KINDS = { 1: 'new', 2: 'live', 3: 'renewed' } as const;
+export const APPROVED_KINDS = { 1: 'new', 2: 'live', 3: 'renewed', 4: 'reserved' } as const;
 
 export type ReleaseResult = 'released' | 'nothing_held' | 'order_missing' | 'not_ready' | 'superseded' | 'not_overdue';
 export const RELEASE_CODES: Readonly<Record<number, ReleaseResult>> = {
@@ -60,6 +63,20 @@ export type DropPaymentResult = 'released' | 'dropped' | 'order_missing' | 'not_
 export const DROP_CODES: Readonly<Record<number, DropPaymentResult>> = { 1: 'released', 0: 'dropped', [E.OrderNotFound]: 'order_missing', [E.NotReady]: 'not_ready' };
 export type CreateOrderResult = 'created' | 'exists' | 'not_ready';
 export const CREATE_CODES: Readonly<Record<number, CreateOrderResult>> = { 1: 'created', 0: 'exists', [E.NotReady]: 'not_ready' };
+
+export type ReserveResult =
+  | { result: 'reserved'; expiresAt: number }
+  | { result: 'exists' | 'not_loaded' | 'not_ready' | 'SALE_NOT_OPEN' | 'SALE_CLOSED' | 'BUYER_LIMIT' | 'SOLD_OUT' };
+export const RESERVE_CODES: Readonly<Record<number, Exclude<ReserveResult['result'], 'reserved'>>> = {
+  0: 'exists', [E.EventNotLoaded]: 'not_loaded', [E.NotReady]: 'not_ready', [E.SaleNotOpen]: 'SALE_NOT_OPEN',
+  [E.SaleClosed]: 'SALE_CLOSED', [E.BuyerLimit]: 'BUYER_LIMIT', [E.SoldOut]: 'SOLD_OUT',
+};
+export type ExtendResult =
+  | { result: 'extended'; expiresAt: number; extensionsLeft: number }
+  | { result: 'order_missing' | 'not_ready' | 'not_extendable' | 'limit' };
+export const EXTEND_CODES: Readonly<Record<number, Exclude<ExtendResult['result'], 'extended'>>> = {
+  [E.OrderNotFound]: 'order_missing', [E.NotReady]: 'not_ready', [E.NotExtendable]: 'not_extendable', [E.ExtendLimit]: 'limit',
+};
 
 /** The result `code` stands for in `table`; a code the table does not know is a bug in the script. */
 export function mapCode<T>(table: Readonly<Record<number, T>>, code: unknown, script: string): T {

@@ -5,8 +5,8 @@
 import type { ScriptedRedis } from './scripts.ts';
 import { eventKeys } from './keys.ts';
 import {
-  APPROVED_KINDS, CREATE_CODES, DROP_CODES, PLACE_CODES, RELEASE_CODES, SETTLE_CODES, VOID_CODES, mapCode,
-  type CreateOrderResult, type DropPaymentResult, type PlaceResult, type ReleaseResult, type SettleResult, type VoidResult,
+  APPROVED_KINDS, CREATE_CODES, DROP_CODES, EXTEND_CODES, PLACE_CODES, RESERVE_CODES, RELEASE_CODES, SETTLE_CODES, VOID_CODES, mapCode,
+  type CreateOrderResult, type DropPaymentResult, type ExtendResult, type ReserveResult, type PlaceResult, type ReleaseResult, type SettleResult, type VoidResult,
 } from './codes.ts';
 import { itemsCsv, type NewRedisOrder } from './types.ts';
 
@@ -35,13 +35,13 @@ export class HoldScripts {
   /** The confirm decision: hold every seat and pool quantity of the order for this imp_uid, or nothing. */
   async placeHold(eventId: string, merchantUid: string, impUid: string, amount: number | null, nowMs: number): Promise<PlaceResult> {
     const k = eventKeys(eventId);
-    const r = (await this.redis.placeHold(
+    const r = (await this.redis.placeHoldV2(
       k.meta, k.order(merchantUid), k.answers(merchantUid), k.seats, k.counts, k.buyers, k.holds, k.handoff,
       merchantUid, impUid, amount === null ? '' : amount, nowMs, this.decisionTtlSeconds, this.maxPaymentsPerOrder, this.maxHoldsPerOrder,
     )) as [number, number, number, number];
     const [code, expiresAt, seq, replayed] = r;
     if (code > 0) {
-      return { approved: true, kind: APPROVED_KINDS[code as 1 | 2 | 3], expiresAt, seq, replayed: replayed === 1 };
+      return { approved: true, kind: APPROVED_KINDS[code as 1 | 2 | 3 | 4], expiresAt, seq, replayed: replayed === 1 };
     }
     return { approved: false, code: mapCode(PLACE_CODES, code, 'placeHold'), replayed: replayed === 1 };
   }
@@ -131,5 +131,24 @@ export class HoldScripts {
     const k = eventKeys(eventId);
     const r = await this.redis.createOrder(k.meta, k.order(o.merchantUid), o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), o.tickets);
     return mapCode(CREATE_CODES, r, 'createOrder');
+  }
+
+  /** hold_at "order": makes the order visible and reserves its places for `ttlMs`, or nothing. */
+  async reserveOrder(eventId: string, o: NewRedisOrder, nowMs: number, ttlMs: number): Promise<ReserveResult> {
+    const k = eventKeys(eventId);
+    const [code, exp] = (await this.redis.reserveOrder(
+      k.meta, k.order(o.merchantUid), k.seats, k.counts, k.buyers, k.holds, k.handoff,
+      o.merchantUid, o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), nowMs, ttlMs,
+    )) as [number, number];
+    if (code === 1) return { result: 'reserved', expiresAt: exp };
+    return { result: mapCode(RESERVE_CODES, code, 'reserveOrder') };
+  }
+
+  /** Renews a live reservation for `ttlMs` from now, at most `most` times in the order's life. */
+  async extendReservation(eventId: string, merchantUid: string, nowMs: number, ttlMs: number, most: number): Promise<ExtendResult> {
+    const k = eventKeys(eventId);
+    const [code, exp, left] = (await this.redis.extendReservation(k.meta, k.order(merchantUid), k.holds, k.handoff, merchantUid, nowMs, ttlMs, most)) as [number, number, number];
+    if (code === 1) return { result: 'extended', expiresAt: exp, extensionsLeft: left };
+    return { result: mapCode(EXTEND_CODES, code, 'extendReservation') };
   }
 }

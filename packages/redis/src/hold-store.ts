@@ -13,6 +13,8 @@ import { HandoffStream } from './handoff-stream.ts';
 import { WebhookDeliveries } from './webhook-deliveries.ts';
 import { acquireLock, releaseLock } from './locks.ts';
 import { eventKeys } from './keys.ts';
+import { WaitingRoomStore } from './waiting-room.ts';
+import { WaitlistStore } from './waitlist.ts';
 
 export class HoldStore {
   readonly redis: ScriptedRedis;
@@ -21,6 +23,10 @@ export class HoldStore {
   readonly events: EventLoader;
   readonly handoffs: HandoffStream;
   readonly deliveries: WebhookDeliveries;
+  /** The events' waiting rooms (waiting-room.ts). */
+  readonly queues: WaitingRoomStore;
+  /** The events' waiting lists (waitlist.ts). */
+  readonly waitlists: WaitlistStore;
 
   constructor(redis: Redis, opts: HoldStoreOptions = {}) {
     this.redis = withScripts(redis);
@@ -29,6 +35,8 @@ export class HoldStore {
     this.events = new EventLoader(this.redis);
     this.handoffs = new HandoffStream(this.redis);
     this.deliveries = new WebhookDeliveries(this.redis);
+    this.queues = new WaitingRoomStore(this.redis);
+    this.waitlists = new WaitlistStore(this.redis);
   }
 
   get decisionTtlSeconds(): number { return this.scripts.decisionTtlSeconds; }
@@ -44,6 +52,8 @@ export class HoldStore {
   settlePaid: HoldScripts['settlePaid'] = (...args) => this.scripts.settlePaid(...args);
   voidSale: HoldScripts['voidSale'] = (...args) => this.scripts.voidSale(...args);
   createOrder: HoldScripts['createOrder'] = (...args) => this.scripts.createOrder(...args);
+  reserveOrder: HoldScripts['reserveOrder'] = (...args) => this.scripts.reserveOrder(...args);
+  extendReservation: HoldScripts['extendReservation'] = (...args) => this.scripts.extendReservation(...args);
 
   // Reads (inventory.ts)
   eventState: InventoryReader['eventState'] = (...args) => this.inventory.eventState(...args);

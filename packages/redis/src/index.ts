@@ -6,6 +6,8 @@ export * from './inventory.ts';
 export * from './event-loading.ts';
 export * from './handoff-stream.ts';
 export * from './webhook-deliveries.ts';
+export * from './waiting-room.ts';
+export * from './waitlist.ts';
 export * from './codes.ts';
 export * from './locks.ts';
 export * from './faults.ts';

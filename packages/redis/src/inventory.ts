@@ -7,6 +7,14 @@ import { eventKeys } from './keys.ts';
 import type { OrderStatus } from '@dropgate/domain';
 import type { Availability, InventoryCounts, OrderState, SeatState } from './types.ts';
 
+/** What order creation asks Redis before it writes anything (one round trip). */
+export interface OrderPreflight {
+  state: 'ready' | 'loading' | null;
+  buyerTickets: number;
+  /** Could an order of these seats and pool items still be served, as the counters say right now? */
+  available: (seats: readonly string[], items: readonly { pool: string; quantity: number }[]) => boolean;
+}
+
 /** Who holds or bought a seat, as the seat hash says. */
 export interface SeatOwner {
   state: SeatState;
@@ -54,13 +62,20 @@ export class InventoryReader {
   }
 
   /** The event's readiness and a buyer's held + bought tickets, in one round trip. */
-  async orderPreflight(eventId: string, buyerId: string): Promise<{ state: 'ready' | 'loading' | null; buyerTickets: number }> {
+  async orderPreflight(eventId: string, buyerId: string): Promise<OrderPreflight> {
     const k = eventKeys(eventId);
-    const res = await this.redis.pipeline().hget(k.meta, 'state').hget(k.buyers, buyerId).exec();
+    const res = await this.redis.pipeline().hget(k.meta, 'state').hget(k.buyers, buyerId).hgetall(k.counts).exec();
     if (!res) throw new Error('pipeline aborted');
     for (const [err] of res) if (err) throw err;
     const state = res[0]![1] as string | null;
-    return { state: state === 'ready' || state === 'loading' ? state : null, buyerTickets: Number(res[1]![1] ?? 0) };
+    const counts = parseCounts((res[2]![1] ?? {}) as Record<string, string>);
+    return {
+      state: state === 'ready' || state === 'loading' ? state : null,
+      buyerTickets: Number(res[1]![1] ?? 0),
+      // Counts only: whether these seats are free is the script's to say.
+      available: (seats, items) => (seats.length === 0 || (counts.seats?.available ?? 0) >= seats.length)
+        && items.every((i) => (counts.pools.get(i.pool)?.available ?? 0) >= i.quantity),
+    };
   }
 
   async orderState(eventId: string, merchantUid: string): Promise<OrderState | null> {

@@ -27,6 +27,29 @@ export interface EventKeys {
   webhooks(merchantUid: string): string;
   /** string with a TTL: a signed V2 webhook (by its `webhook-id`) already queued (see WebhookDeliveries) */
   webhookDelivery(webhookId: string): string;
+  /**
+   * Waiting room (issue 11). hash: seq (arrivals after the opening), last (ms of the last admission
+   * step), credit (admissions earned, not yet given), rate (current pace, per s), admitted (total),
+   * ordered (admitted buyers who ordered), lat (confirm latency, ms, for the dynamic pace), radj (ms of
+   * the last pace change), ordered_at_adj and admitted_at_adj (counters at that change).
+   */
+  queue: string;
+  /** zset: waiting buyer id -> place (pre-opening joiners in [0,1) by their seeded hash, later ones 2+) */
+  queueWaiting: string;
+  /** zset: admitted buyer id -> admission expiry (ms), while the buyer has not ordered */
+  queueActive: string;
+  /** hash: admitted buyer id -> admission expiry (ms), every buyer ever admitted */
+  queueAdmitted: string;
+  /** hash: buyer id -> ms of the buyer's last poll (rate limit) */
+  queuePolls: string;
+  /** Waiting list (issue 11). zset: waiting buyer id -> arrival number (first come, first served) */
+  waitlist: string;
+  /** hash: buyer id -> JSON entry {s: seats, i: items, st: waiting|offered|expired, m: merchant_uid, t: order token}; `#seq`: arrivals */
+  waitlistEntries: string;
+  /** zset: buyer id with an open offer -> the offer's reservation expiry (ms) */
+  waitlistOffers: string;
+  /** lock key: one process at a time makes offers */
+  waitlistLock: string;
   /** lock key for rebuilds */
   rebuildLock: string;
   /** lock key serializing the settlement of one order's outcomes */
@@ -49,6 +72,15 @@ export function eventKeys(eventId: string): EventKeys {
     answers: (merchantUid) => `${tag}:o:${merchantUid}:d`,
     webhooks: (merchantUid) => `${tag}:o:${merchantUid}:w`,
     webhookDelivery: (webhookId) => `${tag}:wd:${webhookId}`,
+    queue: `${tag}:q`,
+    queueWaiting: `${tag}:q:wait`,
+    queueActive: `${tag}:q:act`,
+    queueAdmitted: `${tag}:q:adm`,
+    queuePolls: `${tag}:q:poll`,
+    waitlist: `${tag}:wl`,
+    waitlistEntries: `${tag}:wl:e`,
+    waitlistOffers: `${tag}:wl:off`,
+    waitlistLock: `${tag}:wl:lock`,
     rebuildLock: `${tag}:rebuild-lock`,
     settleLock: (merchantUid) => `${tag}:o:${merchantUid}:settle-lock`,
     manualConfirmLock: (merchantUid) => `${tag}:o:${merchantUid}:manual-lock`,

@@ -48,6 +48,22 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
     manualConfirms: new Counter({ name: 'dropgate_manual_confirms_total', help: 'V2 manual confirmations by result (paid, refused, pending: PortOne did not answer, rejected: dropgate refused before PortOne)', labelNames: ['result'], registers: [registry] }),
     preRegistrations: new Counter({ name: 'dropgate_portone_pre_registrations_total', help: 'V2 amounts pre-registered at order creation, by result (ok, failed)', labelNames: ['result'], registers: [registry] }),
     ready: new Gauge({ name: 'dropgate_ready', help: 'Readiness of this API process (1 ready)', registers: [registry] }),
+    queueJoins: new Counter({ name: 'dropgate_waiting_room_joins_total', help: 'Waiting-room joins answered (a buyer joining again counts again, and gets the same place)', labelNames: ['event'], registers: [registry] }),
+    queuePolls: new Counter({
+      name: 'dropgate_waiting_room_polls_total', help: 'Waiting-room polls by the state answered (waiting, admitted, sold_out, expired, rate_limited)',
+      labelNames: ['event', 'state'], registers: [registry],
+    }),
+    queueWaiting: new Gauge({ name: 'dropgate_waiting_room_waiting', help: 'Buyers waiting in the waiting room, read from Redis when scraped', labelNames: ['event'], registers: [registry] }),
+    queueActive: new Gauge({ name: 'dropgate_waiting_room_active', help: 'Admitted buyers who have not ordered yet (counted against max_active)', labelNames: ['event'], registers: [registry] }),
+    queueAdmitted: new Gauge({ name: 'dropgate_waiting_room_admitted', help: 'Buyers admitted so far (grows; rate() of it is the admission pace)', labelNames: ['event'], registers: [registry] }),
+    waitlistJoins: new Counter({ name: 'dropgate_waitlist_joins_total', help: 'Waiting-list joins answered', labelNames: ['event'], registers: [registry] }),
+    waitlistPolls: new Counter({
+      name: 'dropgate_waitlist_polls_total', help: 'Waiting-list polls by the state answered (waiting, offered, expired, sold_out)',
+      labelNames: ['event', 'state'], registers: [registry],
+    }),
+    waitlistWaiting: new Gauge({ name: 'dropgate_waitlist_waiting', help: 'Buyers waiting on the waiting list, read from Redis when scraped', labelNames: ['event'], registers: [registry] }),
+    waitlistOffers: new Gauge({ name: 'dropgate_waitlist_offers_open', help: 'Waiting-list offers open (reserved, not yet paid or lapsed)', labelNames: ['event'], registers: [registry] }),
+    queuePace: new Gauge({ name: 'dropgate_waiting_room_pace', help: 'The dynamic waiting room pace, buyers admitted per second', labelNames: ['event'], registers: [registry] }),
   };
 }
 export type ApiMetrics = ReturnType<typeof createApiMetrics>;

@@ -10,6 +10,7 @@ import { REFUSAL_REASONS } from '@dropgate/domain';
 import type { AppDeps } from './deps.ts';
 import { errorsPlugin } from './plugins/errors.plugin.ts';
 import { adminRoutes } from './routes/admin.routes.ts';
+import { queueRoutes } from './routes/queue.routes.ts';
 import { storefrontRoutes } from './routes/storefront.routes.ts';
 import { portoneRoutes } from './routes/portone.routes.ts';
 import { opsRoutes } from './routes/ops.routes.ts';
@@ -88,6 +89,7 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
     });
     await busy.register(adminRoutes, { deps });
     await busy.register(storefrontRoutes, { deps });
+    await busy.register(queueRoutes, { deps });
     await busy.register(portoneRoutes, { deps });
   });
   return app;

@@ -36,6 +36,18 @@ export const ErrorBody = Type.Object({
 export const EventIdParams = Type.Object({ event_id: Type.String({ pattern: EVENT_ID_PATTERN }) }, { additionalProperties: false });
 export const MerchantUidParams = Type.Object({ merchant_uid: Type.String({ pattern: MERCHANT_UID_PATTERN }) }, { additionalProperties: false });
 
+/** Every fair-rush TTL: 5 to 3600 s, like hold_ttl_seconds (rehearsals use short ones). */
+const Ttl = Type.Integer({ minimum: 5, maximum: 3600 });
+export const WaitingRoom = Type.Object(
+  {
+    mode: Type.Union([Type.Literal('fixed'), Type.Literal('dynamic')]),
+    admit_per_second: Type.Integer({ minimum: 1, maximum: 10_000 }),
+    max_active: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    admission_ttl_seconds: Ttl,
+  },
+  { additionalProperties: false },
+);
+
 export const CreateEventBody = Type.Object(
   {
     id: Type.String({ pattern: EVENT_ID_PATTERN }),
@@ -45,6 +57,10 @@ export const CreateEventBody = Type.Object(
     hold_ttl_seconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600 })),
     max_per_buyer: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1000 }), Type.Null()])),
     currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$' })),
+    hold_at: Type.Optional(Type.Union([Type.Literal('confirm'), Type.Literal('order')])),
+    reservation_ttl_seconds: Type.Optional(Ttl),
+    waiting_room: Type.Optional(WaitingRoom),
+    waitlist: Type.Optional(Type.Object({ offer_ttl_seconds: Ttl }, { additionalProperties: false })),
     pools: Type.Optional(
       Type.Array(
         Type.Object({ id: ResourceId, name: Name, capacity: Type.Integer({ minimum: 1, maximum: 1_000_000 }), price: Price }, { additionalProperties: false }),
@@ -95,6 +111,17 @@ export const EventBody = Type.Object({
   pools: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), capacity: Type.Integer(), price: Type.Integer() })),
   seat_count: Type.Integer(),
   created_at: Type.String(),
+  hold_at: Type.Union([Type.Literal('confirm'), Type.Literal('order')]),
+  reservation_ttl_seconds: Type.Union([Type.Integer(), Type.Null()]),
+  waiting_room: Type.Union([
+    Type.Object({
+      mode: Type.String(), admit_per_second: Type.Integer(), max_active: Type.Integer(), admission_ttl_seconds: Type.Integer(),
+      /** Published once the sale opens: with it anyone can recompute the order of the early arrivals. */
+      shuffle_seed: Type.Union([Type.String(), Type.Null()]),
+    }),
+    Type.Null(),
+  ]),
+  waitlist: Type.Union([Type.Object({ offer_ttl_seconds: Type.Integer() }), Type.Null()]),
   availability: Type.Optional(Availability),
 });
 
@@ -121,6 +148,8 @@ export const CreateOrderBody = Type.Object(
     buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }),
     /** The PortOne API the buyer pays through (default: PORTONE_DEFAULT_API, see the README). */
     portone_api: Type.Optional(Type.Union([Type.Literal('v1'), Type.Literal('v2')])),
+    /** Events with a waiting room: the token GET /events/:id/queue/:token gave the admitted buyer. */
+    admission_token: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_.:~-]+$' })),
     seats: Type.Optional(Type.Array(Text(1, 64), { minItems: 1, maxItems: 100 })),
     items: Type.Optional(
       Type.Array(
@@ -136,7 +165,8 @@ export const CreatedOrderBody = Type.Object({
   event_id: Type.String(),
   amount: Type.Integer(),
   currency: Type.String(),
-  status: Type.Literal('pending'),
+  status: Type.Union([Type.Literal('pending'), Type.Literal('held')]),
+  hold_expires_at: Type.Optional(Type.String()),
   /** Bearer token for GET /orders/:merchant_uid; given only here, stored only as its SHA-256. */
   order_token: Type.String(),
 });
@@ -262,3 +292,56 @@ export const ManualConfirmBody = Type.Object(
   { additionalProperties: false },
 );
 export const ManualConfirmPaid = Type.Object({ status: Type.Literal('paid') });
+export const ExtendedBody = Type.Object({
+  merchant_uid: Type.String(),
+  status: Type.Literal('held'),
+  hold_expires_at: Type.String(),
+  extensions_left: Type.Integer(),
+});
+
+export const JoinQueueBody = Type.Object({ buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }) }, { additionalProperties: false });
+export const QueueTokenParams = Type.Object(
+  { event_id: Type.String({ pattern: EVENT_ID_PATTERN }), queue_token: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_.:~-]+$' }) },
+  { additionalProperties: false },
+);
+const QueueState = Type.Union([Type.Literal('waiting'), Type.Literal('admitted'), Type.Literal('sold_out'), Type.Literal('expired')]);
+export const QueueBody = Type.Object({
+  state: QueueState,
+  /** 1-based place among the waiting buyers (0 once admitted). */
+  position: Type.Integer(),
+  estimated_wait_seconds: Type.Integer(),
+  admission_token: Type.Optional(Type.String()),
+});
+export const JoinedQueueBody = Type.Object({
+  queue_token: Type.String(),
+  state: QueueState,
+  position: Type.Integer(),
+  estimated_wait_seconds: Type.Integer(),
+});
+
+export const JoinWaitlistBody = Type.Object(
+  {
+    buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }),
+    seats: Type.Optional(Type.Array(Text(1, 64), { minItems: 1, maxItems: 100 })),
+    items: Type.Optional(
+      Type.Array(
+        Type.Object({ pool: Text(1, 64), quantity: Type.Integer({ minimum: 1, maximum: 100 }) }, { additionalProperties: false }),
+        { minItems: 1, maxItems: 100 },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const WaitlistTokenParams = Type.Object(
+  { event_id: Type.String({ pattern: EVENT_ID_PATTERN }), waitlist_token: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_.:~-]+$' }) },
+  { additionalProperties: false },
+);
+export const JoinedWaitlistBody = Type.Object({ waitlist_token: Type.String(), position: Type.Integer() });
+export const WaitlistBody = Type.Object({
+  state: Type.Union([Type.Literal('waiting'), Type.Literal('offered'), Type.Literal('expired'), Type.Literal('sold_out')]),
+  position: Type.Integer(),
+  merchant_uid: Type.Optional(Type.String()),
+  /** The offered order's token (read it, pay it): given only to the waiting-list token's holder. */
+  order_token: Type.Optional(Type.String()),
+  hold_expires_at: Type.Optional(Type.String()),
+});

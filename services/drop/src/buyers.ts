@@ -1,5 +1,6 @@
 /**
- * The buyers of a drop. Each one creates an order on the storefront (`POST /events/:id/orders`), then
+ * The buyers of a drop. With a waiting room, each one first joins the event's queue and polls it until
+ * admitted (or told sold_out). Each one creates an order on the storefront (`POST /events/:id/orders`), then
  * opens PortOne's payment window through the simulator, which plays the buyer and the PG, with the
  * faults asked for:
  *
@@ -41,7 +42,23 @@ export interface PaymentWindowRecord {
   retry: boolean;
 }
 
+/** One buyer's time in the waiting room. */
+export interface QueueRecord {
+  /** ms since the drop started. */
+  joinedAt: number;
+  /** When the buyer was admitted or told sold_out / expired (null: never resolved). */
+  resolvedAt: number | null;
+  state: 'waiting' | 'admitted' | 'sold_out' | 'expired' | 'error';
+  polls: number;
+  /** Polls answered 429 (the buyer polled too fast). */
+  limited: number;
+}
+
 export interface BuyerLog {
+  /** Buyers on the waiting list, by how their entry ended (joined, offered, paid, expired, sold_out, waiting, error). */
+  waitlist: Record<string, number>;
+  /** One record per buyer who joined the waiting room. */
+  queue: QueueRecord[];
   buyersStarted: number;
   buyersDone: number;
   ordersCreated: number;
@@ -59,7 +76,7 @@ export interface BuyerLog {
 }
 
 export function emptyBuyerLog(): BuyerLog {
-  return { buyersStarted: 0, buyersDone: 0, ordersCreated: 0, orderRefusals: {}, windows: [], consoleCancels: 0, faults: {}, errors: [], lastWindowAt: 0 };
+  return { waitlist: {}, queue: [], buyersStarted: 0, buyersDone: 0, ordersCreated: 0, orderRefusals: {}, windows: [], consoleCancels: 0, faults: {}, errors: [], lastWindowAt: 0 };
 }
 
 export interface BuyersContext {
@@ -74,6 +91,49 @@ export interface BuyersContext {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Requests in flight from the waiting-room phase at most: tens of thousands of waiting buyers share
+ * this many connections (and this process's sockets). Waiting requests go in the order of their
+ * buyer's last known place in the queue (joins first): in a real rush every browser has its own
+ * connection, so a buyer at the front is not held up behind the polls of the buyers far back; here
+ * they share a pool, and this keeps that pool from reordering the queue.
+ */
+const QUEUE_HTTP_SLOTS = 256;
+/** Waiting requests by priority bucket (100 places per bucket). */
+const slotWaiters: (() => void)[][] = [];
+let slotsFree = QUEUE_HTTP_SLOTS;
+let lowestBucket = 0;
+async function queueSlot<T>(priority: number, fn: () => Promise<T>): Promise<T> {
+  if (slotsFree === 0) {
+    const bucket = Math.max(0, Math.floor(priority / 100));
+    await new Promise<void>((r) => {
+      (slotWaiters[bucket] ??= []).push(r);
+      lowestBucket = Math.min(lowestBucket, bucket);
+    });
+  } else slotsFree--;
+  try {
+    return await fn();
+  } finally {
+    let next: (() => void) | undefined;
+    while (lowestBucket < slotWaiters.length && !(next = slotWaiters[lowestBucket]?.shift())) lowestBucket++;
+    if (next) next();
+    else {
+      slotsFree++;
+      lowestBucket = 0;
+    }
+  }
+}
+
+async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> | null }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+  const text = await res.text();
+  try {
+    return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : null };
+  } catch {
+    return { status: res.status, body: null };
+  }
+}
 
 async function postJson(url: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> | null }> {
   const res = await fetch(url, {
@@ -117,31 +177,112 @@ interface Order {
   amount: number;
 }
 
-async function createOrder(ctx: BuyersContext, buyerId: string, random: Random): Promise<Order | null> {
+/** An order, or the code it was refused with (after retries of 503s). */
+async function createOrder(ctx: BuyersContext, buyerId: string, random: Random, admission: string | null): Promise<Order | string> {
   const choice = chooseOrder(ctx.venue, random, ctx.options.maxPerOrder);
   for (let attempt = 1; ; attempt++) {
     let res;
     try {
       res = await postJson(`${ctx.apiUrl}/events/${ctx.eventId}/orders`, {
-        buyer_id: buyerId, ...choice, ...(ctx.options.portone === 'v1' ? {} : { portone_api: 'v2' }),
+        buyer_id: buyerId, ...choice, ...(ctx.options.portone === 'v1' ? {} : { portone_api: 'v2' }), ...(admission ? { admission_token: admission } : {}),
       });
     } catch (error) {
       bump(ctx.log.orderRefusals, 'NETWORK');
       note(ctx.log, `order: ${(error as Error).message}`);
-      return null;
+      return 'NETWORK';
     }
     if (res.status === 201 && res.body) {
       ctx.log.ordersCreated++;
       return { merchant_uid: String(res.body['merchant_uid']), amount: Number(res.body['amount']) };
     }
     const code = typeof res.body?.['code'] === 'string' ? (res.body['code'] as string) : `HTTP_${res.status}`;
-    // A storefront that is shedding load: the buyer refreshes and tries again.
-    if (res.status === 503 && attempt < 4) {
+    // A storefront that is shedding load: the buyer refreshes and tries again (an admitted buyer,
+    // who waited for this, keeps trying while the admission lasts).
+    if (res.status === 503 && attempt < (admission ? 20 : 4)) {
       await sleep(100 * attempt + random() * 200);
       continue;
     }
     bump(ctx.log.orderRefusals, code);
-    return null;
+    return code;
+  }
+}
+
+/**
+ * The waiting room: join, then poll until admitted (the admission token) or told sold_out or expired
+ * (null). Polls come as often as the server allows when the wait is short, less often when it is
+ * long (half the estimated wait, 1 s up to a third of the admission TTL, at most 30 s: a buyer far
+ * back polls a few times, not every second), with
+ * jitter from the buyer's own poll stream, so the buyer's choices do not depend on how many polls it
+ * took.
+ */
+async function waitInQueue(ctx: BuyersContext, buyerId: string, i: number): Promise<string | null> {
+  const jitter = seededRandom((ctx.options.seed ^ Math.imul(i + 1, 0x85ebca6b) ^ 0x5bd1e995) >>> 0);
+  const rec: QueueRecord = { joinedAt: performance.now() - ctx.t0, resolvedAt: null, state: 'waiting', polls: 0, limited: 0 };
+  ctx.log.queue.push(rec);
+  const end = (state: QueueRecord['state']) => {
+    rec.state = state;
+    rec.resolvedAt = performance.now() - ctx.t0;
+  };
+  let token: string | null = null;
+  let waitS = 1;
+  let position = 0;
+  for (let attempt = 1; token === null; attempt++) {
+    try {
+      const res = await queueSlot(0, () => postJson(`${ctx.apiUrl}/events/${ctx.eventId}/queue`, { buyer_id: buyerId }));
+      if (res.status === 201 && res.body) {
+        token = String(res.body['queue_token']);
+        waitS = Number(res.body['estimated_wait_seconds'] ?? 1);
+        position = Number(res.body['position'] ?? 0);
+        break;
+      }
+      if (res.status !== 503 || attempt >= 20) {
+        note(ctx.log, `queue join: ${res.status} ${JSON.stringify(res.body)?.slice(0, 200)}`);
+        end('error');
+        return null;
+      }
+    } catch (error) {
+      if (attempt >= 20) {
+        note(ctx.log, `queue join: ${(error as Error).message}`);
+        end('error');
+        return null;
+      }
+    }
+    await sleep(200 * Math.min(attempt, 10) * (0.5 + jitter()));
+  }
+  for (;;) {
+    // Never longer than a third of the admission TTL: an admitted buyer must come back within it.
+    const cap = Math.min(30, ctx.options.admissionTtl / 3);
+    await sleep(Math.min(cap, Math.max(1, waitS / 2)) * 1000 * (0.9 + 0.4 * jitter()));
+    let res;
+    try {
+      res = await queueSlot(position, () => getJson(`${ctx.apiUrl}/events/${ctx.eventId}/queue/${token}`));
+    } catch (error) {
+      note(ctx.log, `queue poll: ${(error as Error).message}`);
+      continue;
+    }
+    rec.polls++;
+    if (res.status === 429) {
+      rec.limited++;
+      waitS = 2;
+      continue;
+    }
+    if (res.status !== 200 || !res.body) {
+      if (res.status >= 500) continue;
+      note(ctx.log, `queue poll: ${res.status} ${JSON.stringify(res.body)?.slice(0, 200)}`);
+      end('error');
+      return null;
+    }
+    const state = res.body['state'];
+    if (state === 'admitted' && typeof res.body['admission_token'] === 'string') {
+      end('admitted');
+      return res.body['admission_token'];
+    }
+    if (state === 'sold_out' || state === 'expired') {
+      end(state);
+      return null;
+    }
+    waitS = Number(res.body['estimated_wait_seconds'] ?? 1);
+    position = Number(res.body['position'] ?? position);
   }
 }
 
@@ -276,6 +417,48 @@ async function cancelAtPortOne(ctx: BuyersContext, impUid: string): Promise<void
   }
 }
 
+/**
+ * The waiting list: join with what the buyer wants, poll until offered (the offered order, read with
+ * its order token), expired or sold out (a code), or until the drop's settle time would run out.
+ */
+async function waitOnList(ctx: BuyersContext, buyerId: string, random: Random, i: number): Promise<Order | string> {
+  const jitter = seededRandom((ctx.options.seed ^ Math.imul(i + 1, 0xc2b2ae35) ^ 0x27d4eb2f) >>> 0);
+  const wl = ctx.log.waitlist;
+  const choice = chooseOrder(ctx.venue, random, ctx.options.maxPerOrder);
+  const end = (state: string): string => { bump(wl, state); return state === 'expired' || state === 'sold_out' ? state.toUpperCase() : 'WAITLIST_ERROR'; };
+  let token: string;
+  try {
+    const res = await queueSlot(0, () => postJson(`${ctx.apiUrl}/events/${ctx.eventId}/waitlist`, { buyer_id: buyerId, ...choice }));
+    if (res.status !== 201 || !res.body) return end('error');
+    token = String(res.body['waitlist_token']);
+    bump(wl, 'joined');
+  } catch {
+    return end('error');
+  }
+  const deadline = performance.now() + ctx.options.settleTimeout * 1000;
+  while (performance.now() < deadline) {
+    await sleep(2_000 * (0.75 + 0.5 * jitter()));
+    let res;
+    try {
+      res = await queueSlot(1_000_000, () => getJson(`${ctx.apiUrl}/events/${ctx.eventId}/waitlist/${token}`));
+    } catch {
+      continue;
+    }
+    const state = res.body?.['state'];
+    if (res.status !== 200) continue;
+    if (state === 'offered' && typeof res.body?.['merchant_uid'] === 'string') {
+      const muid = res.body['merchant_uid'];
+      const read = await fetch(`${ctx.apiUrl}/orders/${muid}`, { headers: { authorization: `Bearer ${String(res.body['order_token'])}` } }).then((r) => r.json() as Promise<{ amount?: number }>).catch(() => null);
+      if (!read?.amount) return end('error');
+      bump(wl, 'offered');
+      ctx.log.ordersCreated++;
+      return { merchant_uid: muid, amount: read.amount };
+    }
+    if (state === 'expired' || state === 'sold_out') return end(state);
+  }
+  return end('waiting');
+}
+
 /** One buyer, start to finish. */
 async function buyer(ctx: BuyersContext, i: number): Promise<void> {
   const o = ctx.options;
@@ -283,9 +466,18 @@ async function buyer(ctx: BuyersContext, i: number): Promise<void> {
   const buyerId = `buyer-${i + 1}`;
   ctx.log.buyersStarted++;
   try {
+    let admission: string | null = null;
+    if (o.waitingRoom !== null) {
+      admission = await waitInQueue(ctx, buyerId, i);
+      if (admission === null) return;
+    }
     for (let attempt = 1; attempt <= o.attempts; attempt++) {
-      const order = await createOrder(ctx, buyerId, random);
-      if (!order) return;
+      let order = await createOrder(ctx, buyerId, random, admission);
+      // Refused at selection (hold_at "order"): the buyer picks other places, before any card; after
+      // the last choice, onto the waiting list if the event has one.
+      if (order === 'SOLD_OUT' && attempt === o.attempts && o.waitlist) order = await waitOnList(ctx, buyerId, random, i);
+      if (order === 'SOLD_OUT') continue;
+      if (typeof order === 'string') return;
       let window = await payOnce(ctx, order, random, false);
       // Clicking "pay" again: after a decline (sometimes), after a transient refusal (twice at most).
       for (let again = 0; again < 2; again++) {
@@ -312,6 +504,15 @@ async function buyer(ctx: BuyersContext, i: number): Promise<void> {
 export async function runBuyers(ctx: BuyersContext): Promise<void> {
   const o = ctx.options;
   const rampMs = o.arrival === 'ramp' ? o.rampSeconds * 1000 : 0;
+  if (o.waitingRoom !== null) {
+    // Everyone waits in the room at once; the room (admit_per_second, max_active), not `concurrency`,
+    // decides how many are in the payment window together.
+    await Promise.all(Array.from({ length: o.buyers }, async (_, i) => {
+      if (rampMs > 0) await sleep(ctx.t0 + (i * rampMs) / o.buyers - performance.now());
+      await buyer(ctx, i);
+    }));
+    return;
+  }
   let next = 0;
   const lane = async () => {
     for (;;) {

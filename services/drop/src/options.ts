@@ -77,6 +77,20 @@ export interface DropOptions {
   eventId: string | null;
   /** Which PortOne API and flow the buyers pay through. */
   portone: PortOneMode;
+  /** A fair rush (issue 11): the event's waiting room mode, or none. */
+  waitingRoom: 'fixed' | 'dynamic' | null;
+  /** The waiting room's admit_per_second (the ceiling in dynamic mode). */
+  admitPerSecond: number;
+  /** The waiting room's max_active: admitted buyers who have not ordered yet. */
+  maxActive: number;
+  admissionTtl: number;
+  /** Where the hold is taken: at the confirm (today) or at order creation (a reservation). */
+  holdAt: 'confirm' | 'order';
+  /** With --hold-at order: the reservation TTL in seconds. */
+  reservationTtl: number;
+  /** The event has a waiting list; buyers refused at selection join it (needs --hold-at order). */
+  waitlist: boolean;
+  waitlistOfferTtl: number;
 }
 
 export class UsageError extends Error {
@@ -118,6 +132,14 @@ export const DEFAULT_OPTIONS: Readonly<Omit<DropOptions, 'report' | 'budgetMs' |
   json: false,
   quiet: false,
   portone: 'v1',
+  waitingRoom: null,
+  admitPerSecond: 100,
+  maxActive: 200,
+  admissionTtl: 30,
+  holdAt: 'confirm',
+  reservationTtl: 10,
+  waitlist: false,
+  waitlistOfferTtl: 10,
 });
 
 interface Spec {
@@ -165,6 +187,14 @@ const SPECS: Record<string, Spec> = {
   seed: { key: 'seed', kind: 'int', min: 0, max: 2 ** 31 - 1, help: 'random seed [random]' },
   'event-id': { key: 'eventId', kind: 'string', help: 'event id [drop-<date>-<time>-<random>]' },
   portone: { key: 'portone', kind: 'string', help: 'v1 (confirm_url), v2 (signed confirm webhook) or v2-manual (manual confirmation)' },
+  'waiting-room': { key: 'waitingRoom', kind: 'string', help: 'a waiting room in front of the orders: fixed or dynamic pace (alone: fixed)' },
+  'admit-per-second': { key: 'admitPerSecond', kind: 'int', min: 1, max: 10_000, help: 'waiting room: buyers admitted per second' },
+  'max-active': { key: 'maxActive', kind: 'int', min: 1, max: 1_000_000, help: 'waiting room: admitted buyers not yet ordered, at most' },
+  'admission-ttl': { key: 'admissionTtl', kind: 'int', min: 5, max: 3600, help: 'waiting room: seconds an admission lasts' },
+  'hold-at': { key: 'holdAt', kind: 'string', help: 'confirm (hold at PortOne\'s confirm) or order (reserve at selection)' },
+  'reservation-ttl': { key: 'reservationTtl', kind: 'int', min: 5, max: 3600, help: 'with --hold-at order: reservation TTL in seconds' },
+  waitlist: { key: 'waitlist', kind: 'bool', help: 'a waiting list: buyers refused at selection join it (needs --hold-at order)' },
+  'waitlist-offer-ttl': { key: 'waitlistOfferTtl', kind: 'int', min: 5, max: 3600, help: 'with --waitlist: seconds an offer is reserved' },
 };
 
 function fmtDefault(flag: string, budgetDefault: number): string {
@@ -217,6 +247,8 @@ export function stamp(date: Date): string {
  * @throws UsageError naming the offending option.
  */
 export function parseDropArgs(argv: readonly string[], budgetDefault = 3000, now = new Date()): ParsedArgs {
+  // `--waiting-room` alone means the fixed pace (its value is optional).
+  argv = argv.flatMap((a, i) => (a === '--waiting-room' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--')) ? [a, 'fixed'] : [a]));
   const parseOptions: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
   for (const [flag, spec] of Object.entries(SPECS)) parseOptions[flag] = { type: spec.kind === 'bool' ? 'boolean' : 'string' };
   let values: Record<string, string | boolean | undefined>;
@@ -298,6 +330,11 @@ export function validate(o: DropOptions): void {
   if (o.eventId !== null && !/^[a-z0-9][a-z0-9-]{0,27}$/.test(o.eventId)) {
     throw new UsageError(`--event-id must match ^[a-z0-9][a-z0-9-]{0,27}$, got ${JSON.stringify(o.eventId)}`);
   }
+  if (o.waitingRoom !== null && o.waitingRoom !== 'fixed' && o.waitingRoom !== 'dynamic') {
+    throw new UsageError(`--waiting-room must be fixed or dynamic, got ${JSON.stringify(o.waitingRoom)}`);
+  }
+  if (o.holdAt !== 'confirm' && o.holdAt !== 'order') throw new UsageError(`--hold-at must be confirm or order, got ${JSON.stringify(o.holdAt)}`);
+  if (o.waitlist && o.holdAt !== 'order') throw new UsageError('--waitlist needs --hold-at order: an offer is a reservation');
   if (o.apiUrl !== null && o.simUrl === null) {
     throw new UsageError('--api-url needs --sim-url: the simulator the running worker asks (its PORTONE_API_URL)');
   }

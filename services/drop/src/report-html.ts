@@ -213,6 +213,49 @@ export function inventoryChart(series: DropSeries, capacity: number): string {
     legend([{ label: 'sold', color: COLORS.sold }, { label: 'held', color: COLORS.held }, { label: 'available', color: COLORS.available }]));
 }
 
+/** The waiting room: buyers waiting (line) and admitted per second (bars), second by second. */
+export function queueChart(series: DropSeries): string {
+  const title = 'Waiting room: buyers waiting, and admitted per second';
+  const points = series.queue ?? [];
+  if (points.length === 0) return emptyChart('queue', title);
+  const xMax = Math.max(points.length * 1000, 1);
+  const waitMax = Math.max(1, ...points.map((p) => p.waiting)) * 1.1;
+  const rateMax = Math.max(1, ...points.map((p) => p.admittedPerSecond));
+  const frame = linearFrame(xMax, waitMax);
+  const bw = Math.max(1, (1000 / xMax) * PW - 1);
+  const bars = points
+    .map((p) => {
+      const h = (p.admittedPerSecond / rateMax) * PH * 0.5;
+      return `<rect class="bar admitted" x="${f1(frame.x(p.t))}" y="${f1(M.top + PH - h)}" width="${f1(bw)}" height="${f1(h)}" fill="${COLORS.approved}" fill-opacity="0.6"><title>${(p.t / 1000).toFixed(0)} s: ${fmtInt(p.admittedPerSecond)} admitted, ${fmtInt(p.waiting)} waiting</title></rect>`;
+    })
+    .join('');
+  const line = points.map((p, i) => `${i === 0 ? 'M' : 'L'}${f1(frame.x(p.t))},${f1(frame.y(p.waiting))}`).join(' ');
+  return svg('queue', title, yAxisLinear(frame, waitMax, 'buyers waiting') + xAxis(frame) + bars +
+    `<path class="line waiting" d="${line}" fill="none" stroke="${COLORS.held}" stroke-width="2"/>` +
+    legend([{ label: 'waiting', color: COLORS.held }, { label: `admitted per second (peak ${fmtInt(rateMax)})`, color: COLORS.approved }]));
+}
+
+/** Where the buyers who got nothing were told: in the queue, at selection, after entering card details. */
+export function refusalsChart(summary: DropSummary): string {
+  const r = summary.refusals;
+  const rows: [string, number, string][] = [
+    ['told sold out in the queue', r.in_queue, COLORS.available],
+    ['refused at selection (order 409)', r.at_selection, '#8d6e63'],
+    ['refused after card details (confirm SOLD_OUT)', r.after_card, COLORS.p99],
+  ];
+  const max = Math.max(1, ...rows.map(([, n]) => n));
+  const rowH = 26;
+  const height = M.top + rows.length * rowH + 20;
+  const body = rows.map(([label, n, color], i) => {
+    const y = M.top + i * rowH;
+    const w = (n / max) * (PW - 260);
+    return `<g class="refusal" data-stage="${i}"><text x="${M.left}" y="${y + 16}" class="legend">${escapeHtml(label)}</text>` +
+      `<rect x="${M.left + 300}" y="${y + 4}" width="${f1(Math.max(w, 1))}" height="16" fill="${color}"/>` +
+      `<text x="${f1(M.left + 306 + w)}" y="${y + 16}" class="legend">${fmtInt(n)}</text></g>`;
+  }).join('');
+  return svg('refusals', 'Where buyers were refused', body, height);
+}
+
 const OUTCOME_COLORS: Record<string, string> = {
   APPROVED: COLORS.approved, SOLD_OUT: '#8d6e63', paid: COLORS.sold, declined: '#ad1457', abandoned: '#78909c', refunded: COLORS.held,
   'cancelled at PortOne': '#6a1b9a', expired: '#78909c', released: '#ad1457', 'never held': '#bdbdbd',
@@ -289,6 +332,7 @@ export function renderHtmlReport(summary: DropSummary, series: DropSeries): stri
     ['max confirm', fmtMs(lat.max)],
     ['budget', `${fmtInt(lat.budget)} ms`],
     ['refunds', `${fmtInt(s.refunds.count)}`],
+    ['confirms SOLD_OUT', fmtPct(s.refusals.after_card, s.confirms.total)],
     ['settled after', fmtSeconds(s.timing.settle_ms)],
   ];
   const invariants = s.invariants
@@ -311,6 +355,8 @@ export function renderHtmlReport(summary: DropSummary, series: DropSeries): stri
 <section class="chart"><h3>Confirm answers per second</h3>${throughputChart(series)}</section>
 <section class="chart"><h3>Inventory depletion</h3>${inventoryChart(series, s.inventory.capacity)}</section>
 <section class="chart"><h3>Outcomes</h3>${outcomesChart(s)}</section>
+<section class="chart"><h3>Where buyers were refused: ${fmtPct(s.refusals.after_card, s.confirms.total)} of confirms SOLD_OUT after card details</h3>${refusalsChart(s)}</section>
+${s.queue ? `<section class="chart"><h3>Waiting room (${escapeHtml(s.queue.mode)}): longest queue ${fmtInt(s.queue.max_length)}, admitted ${fmtInt(s.queue.admitted)}, told sold out ${fmtInt(s.queue.told_sold_out)}; wait p50 ${fmtSeconds(s.queue.wait_ms.p50)}, p99 ${fmtSeconds(s.queue.wait_ms.p99)}</h3>${queueChart(series)}</section>` : ''}
 <h2>Report</h2><pre>${escapeHtml(formatTextReport(s))}</pre>
 <h2>Options</h2><table>${options}</table>
 <script type="application/json" id="drop-data">${data}</script>

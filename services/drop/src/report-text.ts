@@ -16,7 +16,8 @@ export function formatTextReport(s: DropSummary): string {
   const lines: string[] = [];
   const row = (label: string, text: string) => lines.push(`${label.padEnd(16)}${text}`);
   const arrival = o.arrival === 'burst' ? 'burst' : `ramp over ${o.rampSeconds} s`;
-  lines.push(`dropgate drop ${s.event_id}: ${fmtInt(o.buyers)} buyers (${arrival}, ${o.concurrency} at a time), hold TTL ${o.holdTtl} s, seed ${o.seed}${o.portone !== 'v1' ? `, PortOne ${o.portone}` : ''}`);
+  const rush = [o.holdAt === 'order' ? `hold at order (reservation ${o.reservationTtl} s)` : '', o.waitingRoom ? `${o.waitingRoom} waiting room` : '', o.waitlist ? 'waiting list' : ''].filter(Boolean);
+  lines.push(`dropgate drop ${s.event_id}: ${fmtInt(o.buyers)} buyers (${arrival}, ${o.waitingRoom ? 'paced by the waiting room' : `${o.concurrency} at a time`}), hold TTL ${o.holdTtl} s, seed ${o.seed}${o.portone !== 'v1' ? `, PortOne ${o.portone}` : ''}${rush.length ? `; ${rush.join(', ')}` : ''}`);
   lines.push(`stack: ${s.stack}`);
   lines.push('');
   const inv = s.inventory;
@@ -24,6 +25,15 @@ export function formatTextReport(s: DropSummary): string {
   row('Sold', `${fmtInt(inv.sold)} (${fmtPct(inv.sold, inv.capacity)}), remaining ${fmtInt(inv.remaining)}${inv.held > 0 ? `, still held ${fmtInt(inv.held)}` : ''}`);
   const orders = Object.fromEntries(Object.entries(s.orders).map(([k, v]) => [k === 'pending' ? 'never held' : k, v]));
   row('Orders', `${fmtInt(s.buyers.orders_created)} created${Object.keys(s.buyers.order_refusals).length ? ` (refused: ${list(s.buyers.order_refusals)})` : ''}; final: ${list(orders)}`);
+  if (s.queue) {
+    const q = s.queue;
+    row('Waiting room', `${q.mode}, ${o.admitPerSecond}/s, max ${fmtInt(o.maxActive)} active: ${fmtInt(q.joined)} joined, longest queue ${fmtInt(q.max_length)}; admitted ${fmtInt(q.admitted)}, told sold out ${fmtInt(q.told_sold_out)}, expired ${fmtInt(q.expired)}${q.never_resolved ? `, NEVER TOLD ${fmtInt(q.never_resolved)}` : ''}${q.errors ? `, errors ${fmtInt(q.errors)}` : ''}`);
+    row('  admissions', `peak ${fmtInt(q.admission_rate.peak)}/s, mean ${q.admission_rate.mean.toFixed(1)}/s while admitting; ${fmtInt(q.polls)} polls (${fmtInt(q.rate_limited_polls)} too fast, answered 429)`);
+    row('  wait', `admitted after p50 ${fmtSeconds(q.wait_ms.p50)} · p90 ${fmtSeconds(q.wait_ms.p90)} · p99 ${fmtSeconds(q.wait_ms.p99)} · max ${fmtSeconds(q.wait_ms.max)}; told sold out after p50 ${fmtSeconds(q.sold_out_after_ms.p50)} · max ${fmtSeconds(q.sold_out_after_ms.max)}`);
+  }
+  if (s.waitlist) row('Waiting list', list(s.waitlist));
+  const r = s.refusals;
+  row('Refused', `in the queue ${fmtInt(r.in_queue)} · at selection ${fmtInt(r.at_selection)} · after entering card details ${fmtInt(r.after_card)} confirms (${fmtPct(r.after_card, s.confirms.total)} of confirms; ${fmtInt(r.buyers_after_card)} buyers, ${fmtPct(r.buyers_after_card, o.buyers)})`);
   row('Confirms', `${fmtInt(s.confirms.total)} answered: approved ${fmtInt(s.confirms.approved)}, refused ${fmtInt(s.confirms.refused)}`);
   row('  refusals', list(s.confirms.by_code, ['APPROVED']));
   const p = s.payments;

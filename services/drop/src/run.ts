@@ -12,7 +12,7 @@ import type { ProgressState } from './progress.ts';
 import { readInventory, startSampler } from './sampler.ts';
 import { waitSettled, type SettleStatus } from './settle.ts';
 import { summarize } from './stats.ts';
-import { buildSummary, latencySeries, type DropSeries, type DropSummary } from './summary.ts';
+import { buildSummary, latencySeries, queueSeries, type DropSeries, type DropSummary } from './summary.ts';
 import { openTarget, type DropTarget, type TargetOptions } from './target.ts';
 import { buildVenue, eventBody } from './venue.ts';
 
@@ -125,7 +125,7 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
       restoreFaults = () => target.sim.setFaults(before);
     }
     const closesAt = new Date(Date.now() + 3_600_000 + options.rampSeconds * 1000);
-    await createEvent(target, eventId, eventBody(venue, { id: eventId, holdTtl: options.holdTtl, maxPerBuyer: options.maxPerOrder, closesAt }));
+    await createEvent(target, eventId, eventBody(venue, { id: eventId, holdTtl: options.holdTtl, maxPerBuyer: options.maxPerOrder, closesAt, rush: options }));
 
     const log = emptyBuyerLog();
     const t0 = performance.now();
@@ -200,6 +200,7 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
     });
     const latency = latencySeries(ledger, wallStart);
     const series: DropSeries = {
+      queue: queueSeries(log.queue),
       inventory: sampler.samples,
       latency: latency.buckets,
       bucketMs: latency.width,

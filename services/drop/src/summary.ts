@@ -3,7 +3,7 @@
  * drawn from it), and the time series the HTML charts plot.
  */
 import type { Ledger } from '@dropgate/portone-sim';
-import type { BuyerLog } from './buyers.ts';
+import type { BuyerLog, QueueRecord } from './buyers.ts';
 import type { InvariantResult } from '@dropgate/invariants';
 import type { DropOptions } from './options.ts';
 import type { InventorySample } from './sampler.ts';
@@ -61,12 +61,59 @@ export interface DropSummary {
     /** What was still going on when the settle timeout struck. */
     pending: string[];
   };
+  /** The waiting room (null without one). */
+  queue: QueueSummary | null;
+  /** The waiting list (null without one): buyers by how their entry ended. */
+  waitlist: Record<string, number> | null;
+  /**
+   * Where buyers who got nothing learned it: in the queue (told sold_out), at selection (order 409
+   * SOLD_OUT, hold_at "order"), or after entering card details (confirm SOLD_OUT, in the payment
+   * window). Shares of buyers; `confirm_sold_out_share` is of confirms answered.
+   */
+  refusals: {
+    in_queue: number;
+    at_selection: number;
+    after_card: number;
+    buyers_after_card: number;
+    buyers_after_card_share: number;
+    confirm_sold_out_share: number;
+  };
   invariants: InvariantResult[];
   ok: boolean;
   report_path: string | null;
 }
 
+export interface QueueSummary {
+  mode: 'fixed' | 'dynamic';
+  joined: number;
+  admitted: number;
+  told_sold_out: number;
+  expired: number;
+  /** Buyers still waiting when the drop ended (0 when everyone was told). */
+  never_resolved: number;
+  errors: number;
+  polls: number;
+  rate_limited_polls: number;
+  /** Time from joining to admission, admitted buyers. */
+  wait_ms: LatencySummary;
+  /** Time from joining to being told sold_out. */
+  sold_out_after_ms: LatencySummary;
+  /** Most buyers waiting at once. */
+  max_length: number;
+  /** Admissions per second over the busiest second, and on average while admitting. */
+  admission_rate: { peak: number; mean: number };
+}
+
+/** Queue length and admissions over time, for the HTML chart. */
+export interface QueuePoint {
+  t: number;
+  waiting: number;
+  admittedPerSecond: number;
+}
+
 export interface DropSeries {
+  /** The waiting room over time (empty without one). */
+  queue?: QueuePoint[];
   inventory: InventorySample[];
   latency: LatencyBucket[];
   bucketMs: number;
@@ -142,6 +189,9 @@ export function buildSummary(i: SummaryInputs): DropSummary {
   }
 
   const refundsByReason = count(i.refunds, (r) => r.reason);
+  const confirmSoldOut = byCode['SOLD_OUT'] ?? 0;
+  const buyersAfterCard = new Set(windows.filter((w) => w.code === 'SOLD_OUT').map((w) => w.merchantUid)).size;
+  const queue = o.waitingRoom === null ? null : queueSummary(o.waitingRoom, i.log.queue);
   return {
     event_id: i.eventId,
     started_at: i.startedAt.toISOString(),
@@ -187,6 +237,16 @@ export function buildSummary(i: SummaryInputs): DropSummary {
       settled: i.timing.settled,
       pending: i.timing.pending,
     },
+    queue,
+    waitlist: o.waitlist ? i.log.waitlist : null,
+    refusals: {
+      in_queue: queue?.told_sold_out ?? 0,
+      at_selection: i.log.orderRefusals['SOLD_OUT'] ?? 0,
+      after_card: confirmSoldOut,
+      buyers_after_card: buyersAfterCard,
+      buyers_after_card_share: o.buyers > 0 ? buyersAfterCard / o.buyers : 0,
+      confirm_sold_out_share: windows.length > 0 ? confirmSoldOut / windows.length : 0,
+    },
     invariants: i.invariants,
     ok: i.invariants.every((r) => r.ok),
     report_path: i.reportPath,
@@ -199,4 +259,50 @@ export function latencySeries(ledger: Ledger, wallStartMs: number): { buckets: L
   const span = samples.reduce((m, s) => Math.max(m, s.t), 0);
   const width = bucketWidth(span);
   return { buckets: bucketize(samples, width), width };
+}
+
+function queueSummary(mode: 'fixed' | 'dynamic', records: readonly QueueRecord[]): QueueSummary {
+  const admitted = records.filter((r) => r.state === 'admitted');
+  const soldOut = records.filter((r) => r.state === 'sold_out');
+  const series = queueSeries(records);
+  const admitting = series.filter((p) => p.admittedPerSecond > 0);
+  return {
+    mode,
+    joined: records.length,
+    admitted: admitted.length,
+    told_sold_out: soldOut.length,
+    expired: records.filter((r) => r.state === 'expired').length,
+    never_resolved: records.filter((r) => r.state === 'waiting').length,
+    errors: records.filter((r) => r.state === 'error').length,
+    polls: records.reduce((n, r) => n + r.polls, 0),
+    rate_limited_polls: records.reduce((n, r) => n + r.limited, 0),
+    wait_ms: summarize(admitted.map((r) => r.resolvedAt! - r.joinedAt)),
+    sold_out_after_ms: summarize(soldOut.map((r) => r.resolvedAt! - r.joinedAt)),
+    max_length: series.reduce((m, p) => Math.max(m, p.waiting), 0),
+    admission_rate: {
+      peak: admitting.reduce((m, p) => Math.max(m, p.admittedPerSecond), 0),
+      mean: admitting.length ? admitting.reduce((n, p) => n + p.admittedPerSecond, 0) / admitting.length : 0,
+    },
+  };
+}
+
+/** Buyers waiting and admitted per second, second by second, from the buyers' own records. */
+export function queueSeries(records: readonly QueueRecord[]): QueuePoint[] {
+  if (records.length === 0) return [];
+  const end = records.reduce((m, r) => Math.max(m, r.resolvedAt ?? r.joinedAt), 0);
+  const seconds = Math.floor(end / 1000) + 1;
+  const delta = new Array<number>(seconds + 1).fill(0);
+  const admits = new Array<number>(seconds).fill(0);
+  for (const r of records) {
+    delta[Math.floor(r.joinedAt / 1000)]!++;
+    if (r.resolvedAt !== null) delta[Math.floor(r.resolvedAt / 1000)]!--;
+    if (r.state === 'admitted') admits[Math.floor(r.resolvedAt! / 1000)]!++;
+  }
+  const out: QueuePoint[] = [];
+  let waiting = 0;
+  for (let sec = 0; sec < seconds; sec++) {
+    waiting += delta[sec]!;
+    out.push({ t: sec * 1000, waiting, admittedPerSecond: admits[sec]! });
+  }
+  return out;
 }

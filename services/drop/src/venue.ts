@@ -64,8 +64,25 @@ export function buildVenue(seats: number, pool: number): Venue {
 }
 
 /** The `POST /admin/events` body of a drop. */
-export function eventBody(venue: Venue, opts: { id: string; holdTtl: number; maxPerBuyer: number; closesAt: Date }) {
+export interface RushSettings {
+  waitingRoom: 'fixed' | 'dynamic' | null;
+  admitPerSecond: number;
+  maxActive: number;
+  admissionTtl: number;
+  holdAt: 'confirm' | 'order';
+  reservationTtl: number;
+  waitlist: boolean;
+  waitlistOfferTtl: number;
+}
+
+export function eventBody(venue: Venue, opts: { id: string; holdTtl: number; maxPerBuyer: number; closesAt: Date; rush?: RushSettings }) {
+  const r = opts.rush;
   return {
+    ...(r?.holdAt === 'order' ? { hold_at: 'order', reservation_ttl_seconds: r.reservationTtl } : {}),
+    ...(r?.waitingRoom
+      ? { waiting_room: { mode: r.waitingRoom, admit_per_second: r.admitPerSecond, max_active: r.maxActive, admission_ttl_seconds: r.admissionTtl } }
+      : {}),
+    ...(r?.waitlist ? { waitlist: { offer_ttl_seconds: r.waitlistOfferTtl } } : {}),
     id: opts.id,
     name: `Simulated drop ${opts.id}`,
     sale_closes_at: opts.closesAt.toISOString(),

@@ -5,6 +5,7 @@ import * as orderStateMachine from './0002_order_state_machine.ts';
 import * as orderToken from './0003_order_token.ts';
 import * as holdReconciled from './0004_hold_reconciled.ts';
 import * as portoneApi from './0005_portone_api.ts';
+import * as fairRush from './0006_fair_rush.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '0003_order_token': orderToken,
   '0004_hold_reconciled': holdReconciled,
   '0005_portone_api': portoneApi,
+  '0006_fair_rush': fairRush,
 };

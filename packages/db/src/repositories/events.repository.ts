@@ -2,6 +2,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../database.ts';
 import type { EventRow, PoolRow, SeatRow } from '../schema.ts';
+import type { HoldAt, WaitingRoomSettings } from '@dropgate/domain';
 
 export interface NewEvent {
   id: string;
@@ -11,6 +12,13 @@ export interface NewEvent {
   holdTtlSeconds: number;
   maxPerBuyer: number | null;
   currency: string;
+  /** Fair rush settings (migration 0006); absent: hold at the confirm, no waiting room or list. */
+  holdAt?: HoldAt;
+  reservationTtlSeconds?: number | null;
+  waitingRoom?: WaitingRoomSettings | null;
+  waitlistOfferTtlSeconds?: number | null;
+  rushSecret?: Buffer;
+  queueSeed?: string;
   pools: { id: string; name: string; capacity: number; price: number }[];
   seats: { id: string; section: string; row: string; number: string; price: number }[];
 }
@@ -32,6 +40,12 @@ export async function insertEvent(db: Db, e: NewEvent): Promise<boolean> {
         hold_ttl_seconds: e.holdTtlSeconds,
         max_per_buyer: e.maxPerBuyer,
         currency: e.currency,
+        hold_at: e.holdAt ?? 'confirm',
+        reservation_ttl_seconds: e.reservationTtlSeconds ?? null,
+        waiting_room: e.waitingRoom ? JSON.stringify(e.waitingRoom) : null,
+        waitlist_offer_ttl_seconds: e.waitlistOfferTtlSeconds ?? null,
+        rush_secret: e.rushSecret ?? null,
+        queue_seed: e.queueSeed ?? null,
       })
       .onConflict((oc) => oc.column('id').doNothing())
       .returning('id')

@@ -5,6 +5,7 @@
  * "event whose Redis state is missing" without touching Postgres.
  */
 import { events as eventsRepo, type Db } from '@dropgate/db';
+import type { HoldAt, WaitingRoomSettings } from '@dropgate/domain';
 
 export interface PoolDef { id: string; name: string; capacity: number; price: number }
 export interface SeatDef { id: string; section: string; row: string; number: string; price: number }
@@ -23,12 +24,21 @@ export interface EventDef {
   /** Seats in id order (JavaScript string order, the order paging uses). */
   seats: SeatDef[];
   seatById: Map<string, SeatDef>;
+  /** Fair rush (issue 11). */
+  holdAt: HoldAt;
+  reservationTtlSeconds: number | null;
+  waitingRoom: WaitingRoomSettings | null;
+  waitlistOfferTtlSeconds: number | null;
+  /** Signs the event's queue, admission and waiting-list tokens; never leaves the server. */
+  rushSecret: Buffer | null;
+  queueSeed: string | null;
 }
 
 export class EventCatalog {
   private readonly db: Db;
   private readonly known = new Set<string>();
   private readonly defs = new Map<string, Promise<EventDef | null>>();
+  private readonly loaded = new Map<string, EventDef>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(db: Db) {
@@ -63,6 +73,11 @@ export class EventCatalog {
     this.known.add(eventId);
   }
 
+  /** The event's definition if it is loaded already (no I/O), else undefined. */
+  peek(eventId: string): EventDef | undefined {
+    return this.loaded.get(eventId);
+  }
+
   /** The event's definition, or null when it does not exist. */
   get(eventId: string): Promise<EventDef | null> {
     let def = this.defs.get(eventId);
@@ -70,7 +85,7 @@ export class EventCatalog {
       def = this.load(eventId);
       this.defs.set(eventId, def);
       // Do not cache misses or failures: the event may be created a moment later.
-      def.then((d) => { if (!d) this.defs.delete(eventId); }, () => this.defs.delete(eventId));
+      def.then((d) => { if (!d) this.defs.delete(eventId); else this.loaded.set(eventId, d); }, () => this.defs.delete(eventId));
     }
     return def;
   }
@@ -100,6 +115,12 @@ export class EventCatalog {
       poolById: new Map(poolDefs.map((p) => [p.id, p])),
       seats: seatDefs,
       seatById: new Map(seatDefs.map((s) => [s.id, s])),
+      holdAt: row.hold_at,
+      reservationTtlSeconds: row.reservation_ttl_seconds,
+      waitingRoom: row.waiting_room,
+      waitlistOfferTtlSeconds: row.waitlist_offer_ttl_seconds,
+      rushSecret: row.rush_secret,
+      queueSeed: row.queue_seed,
     };
   }
 }

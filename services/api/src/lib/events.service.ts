@@ -2,6 +2,7 @@
  * Creating an event: validate what a schema cannot (duplicates, windows, totals), write it to Postgres,
  * then load its inventory into Redis.
  */
+import { randomBytes } from 'node:crypto';
 import { DomainError, blockSeatId } from '@dropgate/domain';
 import { events as eventsRepo, loadSnapshot, type Db } from '@dropgate/db';
 import type { HoldStore } from '@dropgate/redis';
@@ -49,6 +50,17 @@ export async function createEvent(db: Db, store: HoldStore, catalog: EventCatalo
   if (seats.length === 0 && pools.length === 0) {
     throw new DomainError('NO_INVENTORY', 'an event needs pools, seats or seat_blocks');
   }
+  const holdAt = input.hold_at ?? 'confirm';
+  if (holdAt === 'order' && input.reservation_ttl_seconds === undefined) {
+    throw new DomainError('VALIDATION_FAILED', 'hold_at "order" needs reservation_ttl_seconds');
+  }
+  if (holdAt === 'confirm' && input.reservation_ttl_seconds !== undefined) {
+    throw new DomainError('VALIDATION_FAILED', 'reservation_ttl_seconds applies only with hold_at "order"');
+  }
+  if (input.waitlist && holdAt !== 'order') {
+    // An offer is a reservation: only an event that reserves at selection can make one.
+    throw new DomainError('VALIDATION_FAILED', 'a waitlist needs hold_at "order"');
+  }
   const inserted = await eventsRepo.insertEvent(db, {
     id: input.id,
     name: input.name,
@@ -57,6 +69,12 @@ export async function createEvent(db: Db, store: HoldStore, catalog: EventCatalo
     holdTtlSeconds: input.hold_ttl_seconds ?? 300,
     maxPerBuyer: input.max_per_buyer ?? null,
     currency: input.currency ?? 'KRW',
+    holdAt,
+    reservationTtlSeconds: input.reservation_ttl_seconds ?? null,
+    waitingRoom: input.waiting_room ?? null,
+    waitlistOfferTtlSeconds: input.waitlist?.offer_ttl_seconds ?? null,
+    rushSecret: randomBytes(32),
+    queueSeed: randomBytes(16).toString('hex'),
     pools,
     seats,
   });

@@ -1,16 +1,19 @@
 /**
  * Creating an order: price it from the event's definition, check the sale window and the buyer's
- * limit, record it in Postgres, then make it visible to the confirm script in Redis. Holds nothing.
+ * limit, record it in Postgres, then make it visible to the confirm script in Redis. With hold_at
+ * "confirm" (the default) it holds nothing; with hold_at "order" the same Redis step reserves every
+ * place of the order or nothing (reserveOrder), and a refused order is withdrawn from Postgres again.
  *
  * Redis is asked first (the preflight; the API's client fails at once while Redis is down, answered
  * 503 NOT_READY), so an outage writes nothing. If Redis fails after the insert, the order, which the
  * buyer never received, is withdrawn again: nothing half-made stays behind.
  */
-import { DomainError, newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
+import { DomainError, MAX_RESERVATION_EXTENSIONS, newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { orders as ordersRepo, type Db } from '@dropgate/db';
-import type { HoldStore } from '@dropgate/redis';
+import type { HoldStore, NewRedisOrder, ReserveResult } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
 import { newOrderToken } from './secrets.ts';
+import { checkAdmission } from './queue.service.ts';
 import type { Static } from 'typebox';
 import type { CreateOrderBody } from '../schemas.ts';
 
@@ -22,7 +25,9 @@ export interface CreatedOrder {
   event_id: string;
   amount: number;
   currency: string;
-  status: 'pending';
+  status: 'pending' | 'held';
+  /** hold_at "order": until when the places are reserved. */
+  hold_expires_at?: string;
   /** The buyer's key to read the order (GET /orders/:merchant_uid); only its hash is stored. */
   order_token: string;
 }
@@ -32,9 +37,21 @@ async function withdraw(db: Db, eventId: string, merchantUid: string, reason: st
   await ordersRepo.withdrawOrder(db, merchantUid, eventId, reason).catch(() => false);
 }
 
+export interface CreateOrderOptions {
+  /**
+   * A waiting-list offer: the order is made for the buyer by dropgate (no admission needed; the offer
+   * is the buyer's turn) and reserved for the list's offer TTL instead of the reservation TTL.
+   */
+  offerTtlSeconds?: number;
+  /** The PortOne API of an order whose request names none (PORTONE_DEFAULT_API). */
+  defaultApi?: 'v1' | 'v2';
+}
+
 export async function createOrder(
-  db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput, now: Date, defaultApi: 'v1' | 'v2' = 'v1',
+  db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput, now: Date, opts: CreateOrderOptions = {},
 ): Promise<CreatedOrder> {
+  // Before anything else: without a good admission nothing is looked up or written.
+  if (opts.offerTtlSeconds === undefined) checkAdmission(event, input.buyer_id, input.admission_token, now.getTime());
   const seatIds = input.seats ?? [];
   const rawItems = input.items ?? [];
   if (seatIds.length === 0 && rawItems.length === 0) {
@@ -73,12 +90,22 @@ export async function createOrder(
   }
   if (preflight.state !== 'ready') throw new DomainError('NOT_READY', 'the event is being loaded; try again shortly');
 
+  if (event.holdAt === 'order' && !preflight.available(seatIds, items)) {
+    // Cheap refusal before anything is written; the reservation below decides for good.
+    if (event.waitingRoom && opts.offerTtlSeconds === undefined) await store.queues.useAdmission(event.id, input.buyer_id).catch(() => false);
+    throw new DomainError('SOLD_OUT', 'the places of this order are taken');
+  }
+
   const merchantUid = newMerchantUid(event.id);
   const orderToken = newOrderToken();
   await ordersRepo.insertOrder(db, {
     merchantUid, eventId: event.id, buyerId: input.buyer_id, amount, currency: event.currency, orderTokenHash: orderToken.hash, seats, items,
-    portoneApi: input.portone_api ?? defaultApi,
+    portoneApi: input.portone_api ?? opts.defaultApi ?? 'v1',
   });
+  if (event.holdAt === 'order') {
+    const ttlSeconds = opts.offerTtlSeconds ?? event.reservationTtlSeconds ?? 0;
+    return reserve(db, store, event, { merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets }, orderToken.token, now, ttlSeconds, opts.offerTtlSeconds === undefined);
+  }
   let visible: Awaited<ReturnType<HoldStore['createOrder']>>;
   try {
     visible = await store.createOrder(event.id, {
@@ -95,4 +122,68 @@ export async function createOrder(
     throw new DomainError('NOT_READY', 'the event is being loaded; try again shortly');
   }
   return { merchant_uid: merchantUid, event_id: event.id, amount, currency: event.currency, status: 'pending', order_token: orderToken.token };
+}
+
+const RESERVE_REFUSALS = {
+  SALE_NOT_OPEN: 'sale is not open yet',
+  SALE_CLOSED: 'sale is closed',
+  BUYER_LIMIT: 'over the buyer limit',
+  SOLD_OUT: 'the places of this order are taken',
+} as const;
+
+async function reserve(
+  db: Db, store: HoldStore, event: EventDef, order: NewRedisOrder, token: string, now: Date, ttlSeconds: number, admitted: boolean,
+): Promise<CreatedOrder> {
+  let r: ReserveResult;
+  try {
+    r = await store.reserveOrder(event.id, order, now.getTime(), ttlSeconds * 1000);
+  } catch (error) {
+    await withdraw(db, event.id, order.merchantUid, 'redis_failed');
+    throw error;
+  }
+  if (r.result === 'reserved') {
+    // The order holds its places now: the buyer's admission stops counting against the waiting
+    // room's bounds (best effort: it lapses at its expiry anyway). With hold_at "confirm" it keeps
+    // counting until it expires, since the order holds nothing until its payment's confirm.
+    if (event.waitingRoom && admitted) await store.queues.useAdmission(event.id, order.buyerId).catch(() => false);
+    return {
+      merchant_uid: order.merchantUid, event_id: event.id, amount: order.amount, currency: event.currency,
+      status: 'held', hold_expires_at: new Date(r.expiresAt).toISOString(), order_token: token,
+    };
+  }
+  // Nothing was reserved: the buyer never gets this merchant_uid.
+  await withdraw(db, event.id, order.merchantUid, r.result === 'SOLD_OUT' ? 'sold_out' : r.result);
+  // Refused at selection: the buyer had their turn, so their slot goes to the next buyer in the
+  // queue (their token still works until it expires, for other places).
+  if (r.result === 'SOLD_OUT' && event.waitingRoom && admitted) await store.queues.useAdmission(event.id, order.buyerId).catch(() => false);
+  if (r.result === 'SOLD_OUT' || r.result === 'SALE_NOT_OPEN' || r.result === 'SALE_CLOSED' || r.result === 'BUYER_LIMIT') {
+    throw new DomainError(r.result, RESERVE_REFUSALS[r.result]);
+  }
+  // 'exists' cannot happen for a fresh merchant_uid; treat it, a missing or a reloading state alike.
+  throw new DomainError('NOT_READY', 'the event is being loaded; try again shortly');
+}
+
+/**
+ * POST /orders/:merchant_uid/extend: renews the order's live reservation for the event's
+ * reservation TTL from now, at most MAX_RESERVATION_EXTENSIONS times.
+ */
+export async function extendReservation(
+  store: HoldStore, event: EventDef, merchantUid: string, now: number,
+): Promise<{ merchant_uid: string; status: 'held'; hold_expires_at: string; extensions_left: number }> {
+  if (event.holdAt !== 'order' || event.reservationTtlSeconds === null) {
+    throw new DomainError('NOT_EXTENDABLE', 'this event takes holds at the confirm: there is no reservation to extend');
+  }
+  const r = await store.extendReservation(event.id, merchantUid, now, event.reservationTtlSeconds * 1000, MAX_RESERVATION_EXTENSIONS);
+  switch (r.result) {
+    case 'extended':
+      return { merchant_uid: merchantUid, status: 'held', hold_expires_at: new Date(r.expiresAt).toISOString(), extensions_left: r.extensionsLeft };
+    case 'order_missing':
+      throw new DomainError('ORDER_NOT_FOUND', 'no order matches this merchant_uid and token');
+    case 'not_ready':
+      throw new DomainError('NOT_READY', 'the event is being loaded; try again shortly');
+    case 'limit':
+      throw new DomainError('NOT_EXTENDABLE', `a reservation can be extended at most ${MAX_RESERVATION_EXTENSIONS} times`);
+    case 'not_extendable':
+      throw new DomainError('NOT_EXTENDABLE', 'the order has no live reservation to extend (lapsed, ended, or a payment is under way)');
+  }
 }

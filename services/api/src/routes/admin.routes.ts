@@ -28,7 +28,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
       const def = await deps.catalog.get(request.body.id);
       if (!def) throw new Error('event vanished after creation');
       const availability = await deps.store.availability(def.id, def.pools);
-      return reply.status(201).send(eventBody(def, availability));
+      return reply.status(201).send(eventBody(def, availability, deps.clock.now()));
     },
   );
 };

@@ -68,6 +68,36 @@ export async function collectInventory(deps: AppDeps, graceMs: number): Promise<
   }
 }
 
+/** Reads the waiting rooms and waiting lists of the events that have them into the gauges, at scrape time. */
+export async function collectQueues(deps: AppDeps): Promise<void> {
+  const m = deps.metrics;
+  m.queueWaiting.reset();
+  m.queueActive.reset();
+  m.queueAdmitted.reset();
+  m.queuePace.reset();
+  m.waitlistWaiting.reset();
+  m.waitlistOffers.reset();
+  for (const id of deps.catalog.knownIds()) {
+    // Only events this process has served (their definition is loaded): a room or list nobody used
+    // here has nothing to show, and a scrape must not load every event's seat map.
+    const def = deps.catalog.peek(id);
+    if (def?.waitlistOfferTtlSeconds !== null && def?.waitlistOfferTtlSeconds !== undefined) {
+      const w = await timeout(deps.store.waitlists.counts(id), 1_000);
+      if (w) {
+        m.waitlistWaiting.set({ event: id }, w.waiting);
+        m.waitlistOffers.set({ event: id }, w.offers);
+      }
+    }
+    if (!def?.waitingRoom) continue;
+    const q = await timeout(deps.store.queues.snapshot(id), 1_000);
+    if (!q) continue;
+    m.queueWaiting.set({ event: id }, q.waiting);
+    m.queueActive.set({ event: id }, q.active);
+    m.queueAdmitted.set({ event: id }, q.admitted);
+    m.queuePace.set({ event: id }, def.waitingRoom.mode === 'dynamic' ? q.pace ?? def.waitingRoom.admit_per_second : def.waitingRoom.admit_per_second);
+  }
+}
+
 export const opsRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { deps }) => {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -86,6 +116,7 @@ export const opsRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { de
     await Promise.all([
       checkReadiness(deps).catch(() => undefined),
       collectInventory(deps, deps.config.sweepIntervalMs * 2 + 30_000).catch(() => undefined),
+      collectQueues(deps).catch(() => undefined),
     ]);
     return reply.type(deps.registry.contentType).send(await deps.registry.metrics());
   });

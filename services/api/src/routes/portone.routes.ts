@@ -74,7 +74,23 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
     metrics.confirmDuration.observe({ code: outcome }, seconds);
     metrics.confirms.inc({ event: request.confirmEvent || 'unknown', code: outcome });
     if (reply.elapsedTime > budgetMs) metrics.deadlineMisses.inc();
+    if (request.confirmEvent) noteLatency(request.confirmEvent, reply.elapsedTime);
   });
+
+  // The dynamic waiting room's pace follows the confirm latency: each process keeps a moving average
+  // per event and writes it to the event's room at most every 500 ms (one HSET, off the answer's path).
+  const latency = new Map<string, { ewma: number; flushedAt: number }>();
+  const noteLatency = (eventId: string, ms: number) => {
+    const def = catalog.peek(eventId);
+    if (def?.waitingRoom?.mode !== 'dynamic') return;
+    const l = latency.get(eventId) ?? { ewma: ms, flushedAt: 0 };
+    l.ewma = l.ewma * 0.8 + ms * 0.2;
+    latency.set(eventId, l);
+    const now = deps.clock.now();
+    if (now - l.flushedAt < 500) return;
+    l.flushedAt = now;
+    store.queues.noteConfirmLatency(eventId, l.ewma).catch(() => undefined);
+  };
 
   const confirmErrorHandler = (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const http = toHttpError(error);

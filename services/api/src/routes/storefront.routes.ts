@@ -5,14 +5,14 @@ import { HttpError } from '../lib/http-errors.ts';
 import { orders as ordersRepo } from '@dropgate/db';
 import type { Availability as StoreAvailability } from '@dropgate/redis';
 import {
-  CreateOrderBody, CreatedOrderBody, ErrorBody, EventBody, EventIdParams, MerchantUidParams, OrderBody, SeatsBody, SeatsQuery,
+  CreateOrderBody, CreatedOrderBody, ErrorBody, EventBody, EventIdParams, ExtendedBody, MerchantUidParams, OrderBody, SeatsBody, SeatsQuery,
 } from '../schemas.ts';
-import { createOrder } from '../lib/orders.service.ts';
+import { createOrder, extendReservation } from '../lib/orders.service.ts';
 import { bearerToken, orderTokenMatches, sameSecret } from '../lib/secrets.ts';
 import type { EventDef } from '../lib/catalog.ts';
 import type { AppDeps } from '../deps.ts';
 
-export function eventBody(def: EventDef, availability: StoreAvailability | null) {
+export function eventBody(def: EventDef, availability: StoreAvailability | null, nowMs: number) {
   return {
     id: def.id,
     name: def.name,
@@ -24,6 +24,12 @@ export function eventBody(def: EventDef, availability: StoreAvailability | null)
     pools: def.pools.map((p) => ({ id: p.id, name: p.name, capacity: p.capacity, price: p.price })),
     seat_count: def.seats.length,
     created_at: def.createdAt.toISOString(),
+    hold_at: def.holdAt,
+    reservation_ttl_seconds: def.reservationTtlSeconds,
+    waiting_room: def.waitingRoom
+      ? { ...def.waitingRoom, shuffle_seed: nowMs >= def.saleOpensAt.getTime() ? def.queueSeed : null }
+      : null,
+    waitlist: def.waitlistOfferTtlSeconds !== null ? { offer_ttl_seconds: def.waitlistOfferTtlSeconds } : null,
     ...(availability
       ? {
           availability: {
@@ -49,7 +55,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       const def = await requireEvent(request.params.event_id);
       const availability = await deps.store.availability(def.id, def.pools);
       if (!availability) throw new DomainError('NOT_READY', 'availability is being rebuilt; try again shortly');
-      return eventBody(def, availability);
+      return eventBody(def, availability, deps.clock.now());
     },
   );
 
@@ -114,7 +120,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
     async (request, reply) => {
       const def = await requireEvent(request.params.event_id);
       const api = request.body.portone_api ?? deps.config.portone.defaultApi;
-      const created = await createOrder(deps.db, deps.store, def, request.body, new Date(deps.clock.now()), api);
+      const created = await createOrder(deps.db, deps.store, def, request.body, new Date(deps.clock.now()), { defaultApi: api });
       if (api === 'v2' && deps.portoneV2 !== null) {
         // V2's anti-tampering: PortOne stops a payment window opened with another amount. Best effort:
         // dropgate checks the amount itself at every confirm and on every paid payment, so an order
@@ -129,6 +135,23 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       }
       // The body carries the order token: no cache may keep it.
       return reply.status(201).header('cache-control', 'no-store').send(created);
+    },
+  );
+
+  app.post(
+    '/orders/:merchant_uid/extend',
+    { bodyLimit: 1024, schema: { params: MerchantUidParams, response: { 200: ExtendedBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
+    async (request, reply) => {
+      // The order token, as for reading the order; a wrong one gets the same 404 as a missing order.
+      const token = bearerToken(request.headers.authorization);
+      if (!token) throw new HttpError('UNAUTHORIZED', 'extending an order needs its order token: Authorization: Bearer <order_token>');
+      const order = await ordersRepo.findOrder(deps.db, request.params.merchant_uid);
+      if (!order || !orderTokenMatches(token, order.order_token_hash)) {
+        throw new DomainError('ORDER_NOT_FOUND', 'no order matches this merchant_uid and token');
+      }
+      const def = await requireEvent(order.event_id);
+      const extended = await extendReservation(deps.store, def, order.merchant_uid, deps.clock.now());
+      return reply.header('cache-control', 'no-store').send(extended);
     },
   );
 

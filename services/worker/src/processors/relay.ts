@@ -17,12 +17,13 @@ export async function relayHandoffs(ctx: WorkerContext, consumer: string, eventI
       const batch = await ctx.store.readHandoffs(eventId, consumer, BATCH, ctx.config.jobLockMs);
       if (batch.length === 0) break;
       // A new hold is recorded; every approved payment (a new hold's, or one riding on a live hold) is
-      // verified with PortOne at once.
+      // verified with PortOne at once. A reservation (hold_at "order") or its extension has no payment
+      // yet (imp ''): recorded only.
       await ctx.queues.holds.addBulk(batch.filter((h) => !h.ride).map((h) => {
         const data: PersistHoldJob = { eventId, merchantUid: h.merchantUid, impUid: h.impUid, seq: h.seq, expiresAt: h.expiresAt, heldAt: h.heldAt };
         return { name: 'persist', data, opts: { jobId: jobIds.persistHold(h.merchantUid, h.seq) } };
       }));
-      await ctx.queues.payments.addBulk(batch.map((h) => {
+      await ctx.queues.payments.addBulk(batch.filter((h) => h.impUid !== '').map((h) => {
         const data: PaymentOutcomeJob = {
           eventId, merchantUid: h.merchantUid, impUid: h.impUid, hint: null, source: 'verify', receivedAt: h.heldAt, seq: h.seq,
         };

@@ -2,6 +2,8 @@
   Decides a PortOne confirm in one round trip: holds every seat and pool quantity of the order, or
   nothing, and hands every new hold (and every payment approved on a live hold) to the workers, which
   verify the payment with PortOne at once. Time comes from the caller (ARGV[4]); no wall clock is read.
+  V2 (issue 11): a live reservation taken at order creation (reserveOrder) is approved and extended
+  to cover the PG's approval (code 4).
 
   What a caller can make this script store is bounded: nothing for an order that does not exist, and
   for an existing order at most ARGV[6] remembered answers, ARGV[6] payments on one hold and ARGV[7]
@@ -34,6 +36,8 @@
      1  approved: a new hold was taken
      2  approved on the order's live hold (the buyer retried the payment)
      3  approved: the order's lapsed hold was renewed (still unswept, so nobody else has its seats)
+     4  approved on the order's live reservation (hold_at "order", its first payment): the reservation
+        now covers the PG's approval (expiry at least now + hold ttl) under a new hold number
     -1  event not loaded in Redis
     -2  order not found (nothing remembered)
     -3  amount mismatch
@@ -100,6 +104,17 @@ if st == 'held' then
   local exp = tonumber(o[7])
   local seq = tonumber(o[8])
   local riding = #splitCsv(imps)
+  if exp > now and imps == '' then
+    -- A reservation taken at order creation, and this is its first payment: it becomes the payment's
+    -- hold, lasting at least the hold TTL from now, so it cannot lapse while the PG approves.
+    if seq >= tonumber(ARGV[7]) then return { -13, 0, 0, 0 } end
+    exp = math.max(exp, now + holdMs)
+    seq = seq + 1
+    redis.call('HSET', KEYS[2], 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imp)
+    redis.call('ZADD', KEYS[7], exp, ARGV[1])
+    redis.call('XADD', KEYS[8], '*', 'uid', ARGV[1], 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
+    return decide(4, exp, seq)
+  end
   if exp > now then
     -- Every payment riding on this hold is verified with PortOne and asked about before expiry.
     if riding >= maxImps then return { -13, 0, 0, 0 } end

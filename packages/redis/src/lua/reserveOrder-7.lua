@@ -1,0 +1,70 @@
+--[[
+  hold_at "order": makes a new order visible and reserves every seat and pool quantity of it in the
+  same step, or nothing (the order is then not written either). Written after the order is in
+  Postgres. The reservation is a hold without a payment yet (imp ''), handed to the workers like any
+  hold (recorded in Postgres, expired by the sweep); the confirm approves it (see placeHoldV2).
+  Time comes from the caller (ARGV[6]).
+
+  Input:
+    KEYS[1] meta      {ev:E}:meta      hash: state, opens, closes, ttl, max
+    KEYS[2] order     {ev:E}:o:<uid>   hash (see placeHoldV2), plus x: extensions used
+    KEYS[3] seats     {ev:E}:seat      and its status indexes (named from it by moveLines)
+    KEYS[4] counts    {ev:E}:cnt
+    KEYS[5] buyers    {ev:E}:buyer
+    KEYS[6] holds     {ev:E}:holds
+    KEYS[7] handoff   {ev:E}:handoff
+    ARGV[1] merchant_uid
+    ARGV[2] amount
+    ARGV[3] buyer id
+    ARGV[4] seats csv
+    ARGV[5] items csv (pool,qty,...)
+    ARGV[6] now (ms)
+    ARGV[7] reservation ttl (ms)
+
+  Output: { code, expires_at_ms }
+     1  created and reserved
+     0  the order existed already (nothing changed)
+    -1  event not loaded in Redis
+    -4  sale not open
+    -5  sale closed
+    -6  buyer limit
+    -7  sold out
+    -9  event being rebuilt
+]]
+--- @include "includes/orderLines"
+
+local meta = redis.call('HMGET', KEYS[1], 'state', 'opens', 'closes', 'max')
+if not meta[1] then return { -1, 0 } end
+if meta[1] ~= 'ready' then return { -9, 0 } end
+if redis.call('EXISTS', KEYS[2]) == 1 then return { 0, 0 } end
+
+local now = tonumber(ARGV[6])
+if now < tonumber(meta[2]) then return { -4, 0 } end
+if meta[3] and meta[3] ~= '' and now >= tonumber(meta[3]) then return { -5, 0 } end
+
+local seats = splitCsv(ARGV[4])
+local items = splitCsv(ARGV[5])
+local qty = #seats
+for i = 2, #items, 2 do qty = qty + tonumber(items[i]) end
+
+local max = tonumber(meta[4]) or 0
+if max > 0 then
+  local mine = tonumber(redis.call('HGET', KEYS[5], ARGV[3]) or '0')
+  if mine + qty > max then return { -6, 0 } end
+end
+for i = 1, #seats do
+  if redis.call('HGET', KEYS[3], seats[i]) ~= '' then return { -7, 0 } end
+end
+for i = 1, #items, 2 do
+  local p = redis.call('HMGET', KEYS[4], 'p:' .. items[i] .. ':cap', 'p:' .. items[i] .. ':held', 'p:' .. items[i] .. ':sold')
+  if tonumber(p[2]) + tonumber(p[3]) + tonumber(items[i + 1]) > tonumber(p[1]) then return { -7, 0 } end
+end
+
+moveLines(KEYS[3], KEYS[4], seats, items, 'h:' .. ARGV[1], nil, 'held')
+redis.call('HINCRBY', KEYS[5], ARGV[3], qty)
+local exp = now + tonumber(ARGV[7])
+redis.call('HSET', KEYS[2], 'a', ARGV[2], 'b', ARGV[3], 's', ARGV[4], 'i', ARGV[5], 'q', qty,
+  'st', 'held', 'exp', exp, 'seq', 1, 'imp', '', 'imps', '', 'x', 0)
+redis.call('ZADD', KEYS[6], exp, ARGV[1])
+redis.call('XADD', KEYS[7], '*', 'uid', ARGV[1], 'imp', '', 'seq', 1, 'exp', exp, 'at', now)
+return { 1, exp }

@@ -1,0 +1,102 @@
+/**
+ * The waiting room of an event in Redis (issue 11): one sorted set of waiting buyers, one of admitted
+ * buyers who have not ordered yet, a hash of every admission, all under the event's hash tag. Every
+ * operation is one script, O(log n) in the number of waiting buyers (plus the buyers it admits).
+ */
+import type { ScriptedRedis } from './scripts.ts';
+import { eventKeys } from './keys.ts';
+import { ScriptError } from './codes.ts';
+
+export interface QueueSettings {
+  opensAt: number;
+  mode: 'fixed' | 'dynamic';
+  admitPerSecond: number;
+  maxActive: number;
+  admissionTtlMs: number;
+  admittedPerAvailablePlace: number;
+  pollIntervalMs: number;
+  confirmBudgetMs: number;
+  /** Admissions are computed at most this often (ms), whoever polls. */
+  stepMs: number;
+}
+
+export type JoinResult = { result: 'joined' | 'rejoined'; rank: number } | { result: 'admitted' };
+
+export interface QueueStatus {
+  state: 'waiting' | 'paused' | 'admitted' | 'sold_out' | 'expired' | 'unknown' | 'rate_limited';
+  /** 0-based place among waiting buyers (waiting, paused, sold_out). */
+  rank: number;
+  /** Admission expiry (ms) for admitted and expired. */
+  admissionExpiresAt: number | null;
+  waiting: number;
+  /** Current admission pace, buyers per second. */
+  pace: number;
+  available: number;
+  held: number;
+}
+
+/** What the waiting room holds (metrics, rehearsal reports). */
+export interface QueueSnapshot {
+  waiting: number;
+  active: number;
+  admitted: number;
+  ordered: number;
+  pace: number | null;
+}
+
+const STATES: Readonly<Record<number, QueueStatus['state']>> = {
+  1: 'waiting', 2: 'admitted', 3: 'sold_out', 4: 'expired', 5: 'paused', [ScriptError.OrderNotFound]: 'unknown', [ScriptError.RateLimited]: 'rate_limited',
+};
+
+export class WaitingRoomStore {
+  readonly redis: ScriptedRedis;
+
+  constructor(redis: ScriptedRedis) {
+    this.redis = redis;
+  }
+
+  async join(eventId: string, buyerId: string, nowMs: number, opensAt: number, seed: string): Promise<JoinResult> {
+    const k = eventKeys(eventId);
+    const [code, rank] = (await this.redis.joinQueue(k.queue, k.queueWaiting, k.queueAdmitted, buyerId, nowMs, opensAt, seed)) as [number, number];
+    if (code === 2) return { result: 'admitted' };
+    return { result: code === 1 ? 'joined' : 'rejoined', rank };
+  }
+
+  async poll(eventId: string, buyerId: string, nowMs: number, s: QueueSettings): Promise<QueueStatus> {
+    const k = eventKeys(eventId);
+    const [code, x, waiting, pace, available, held] = (await this.redis.pollQueue(
+      k.queue, k.queueWaiting, k.queueActive, k.queueAdmitted, k.counts, k.queuePolls,
+      buyerId, nowMs, s.opensAt, s.mode, s.admitPerSecond, s.maxActive, s.admissionTtlMs, s.admittedPerAvailablePlace,
+      s.pollIntervalMs, s.confirmBudgetMs, s.stepMs,
+    )) as number[];
+    const state = STATES[code!];
+    if (state === undefined) throw new Error(`pollQueue returned unknown code ${code}`);
+    const admitted = state === 'admitted' || state === 'expired';
+    return {
+      state, rank: admitted ? 0 : x!, admissionExpiresAt: admitted ? x! : null, waiting: waiting!, pace: pace! / 1000, available: available!, held: held!,
+    };
+  }
+
+  /** An admitted buyer ordered (hold_at "order"): their admission stops counting against the bounds. */
+  async useAdmission(eventId: string, buyerId: string): Promise<boolean> {
+    const k = eventKeys(eventId);
+    return Number(await this.redis.useAdmission(k.queue, k.queueActive, buyerId)) === 1;
+  }
+
+  /** Records the confirm latency (ms) the dynamic pace follows. */
+  async noteConfirmLatency(eventId: string, ms: number): Promise<void> {
+    await this.redis.hset(eventKeys(eventId).queue, 'lat', Math.round(ms));
+  }
+
+  async snapshot(eventId: string): Promise<QueueSnapshot> {
+    const k = eventKeys(eventId);
+    const res = await this.redis.pipeline().zcard(k.queueWaiting).zcard(k.queueActive).hmget(k.queue, 'admitted', 'ordered', 'rate').exec();
+    if (!res) throw new Error('pipeline aborted');
+    for (const [err] of res) if (err) throw err;
+    const [admitted, ordered, rate] = res[2]![1] as (string | null)[];
+    return {
+      waiting: Number(res[0]![1]), active: Number(res[1]![1]), admitted: Number(admitted ?? 0), ordered: Number(ordered ?? 0),
+      pace: rate === null || rate === undefined ? null : Number(rate),
+    };
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The waiting list of an event in Redis (issue 11): a sorted set of waiting buyers in arrival order,
+ * one JSON entry per buyer, and the open offers by expiry, all under the event's hash tag. Offers are
+ * made by one process at a time (the list's lock); see the API's waitlist service.
+ */
+import type { PoolItem } from '@dropgate/domain';
+import type { ScriptedRedis } from './scripts.ts';
+import { eventKeys } from './keys.ts';
+import { acquireLock, releaseLock } from './locks.ts';
+
+export interface WaitlistEntry {
+  buyerId: string;
+  seats: string[];
+  items: PoolItem[];
+  state: 'waiting' | 'offered' | 'expired';
+  merchantUid: string | null;
+  orderToken: string | null;
+  /** 0-based place among waiting buyers; null when not waiting. */
+  rank: number | null;
+}
+
+interface StoredEntry { s: string[]; i: PoolItem[]; st: WaitlistEntry['state']; m?: string; t?: string }
+
+function parse(buyerId: string, raw: string, rank: number | null): WaitlistEntry {
+  const e = JSON.parse(raw) as StoredEntry;
+  return { buyerId, seats: e.s, items: e.i, state: e.st, merchantUid: e.m ?? null, orderToken: e.t ?? null, rank };
+}
+
+export class WaitlistStore {
+  readonly redis: ScriptedRedis;
+
+  constructor(redis: ScriptedRedis) {
+    this.redis = redis;
+  }
+
+  async join(eventId: string, buyerId: string, seats: readonly string[], items: readonly PoolItem[]): Promise<{ joined: boolean; rank: number }> {
+    const k = eventKeys(eventId);
+    const entry: StoredEntry = { s: [...seats], i: items.map((x) => ({ pool: x.pool, quantity: x.quantity })), st: 'waiting' };
+    const [code, rank] = (await this.redis.joinWaitlist(k.waitlist, k.waitlistEntries, buyerId, JSON.stringify(entry))) as [number, number];
+    return { joined: code === 1, rank };
+  }
+
+  async entry(eventId: string, buyerId: string): Promise<WaitlistEntry | null> {
+    const k = eventKeys(eventId);
+    const res = await this.redis.pipeline().hget(k.waitlistEntries, buyerId).zrank(k.waitlist, buyerId).exec();
+    if (!res) throw new Error('pipeline aborted');
+    for (const [err] of res) if (err) throw err;
+    const raw = res[0]![1] as string | null;
+    if (raw === null) return null;
+    const rank = res[1]![1] as number | null;
+    return parse(buyerId, raw, rank);
+  }
+
+  /** The first `n` waiting buyers, in order. */
+  async head(eventId: string, n: number): Promise<WaitlistEntry[]> {
+    const k = eventKeys(eventId);
+    const buyers = await this.redis.zrange(k.waitlist, 0, n - 1);
+    if (buyers.length === 0) return [];
+    const raws = await this.redis.hmget(k.waitlistEntries, ...buyers);
+    return buyers.flatMap((b, idx) => (raws[idx] ? [parse(b, raws[idx], idx)] : []));
+  }
+
+  /** Open offers whose reservation expiry (as offered) is at or before `nowMs`. */
+  dueOffers(eventId: string, nowMs: number): Promise<string[]> {
+    return this.redis.zrangebyscore(eventKeys(eventId).waitlistOffers, '-inf', nowMs, 'LIMIT', 0, 200);
+  }
+
+  /** The buyer leaves the line with an offer: an order reserved for them until `expiresAt`. */
+  async markOffered(eventId: string, e: WaitlistEntry, merchantUid: string, orderToken: string, expiresAt: number): Promise<void> {
+    const k = eventKeys(eventId);
+    const stored: StoredEntry = { s: e.seats, i: e.items, st: 'offered', m: merchantUid, t: orderToken };
+    await this.redis.multi().zrem(k.waitlist, e.buyerId).hset(k.waitlistEntries, e.buyerId, JSON.stringify(stored)).zadd(k.waitlistOffers, expiresAt, e.buyerId).exec();
+  }
+
+  /** An open offer is still live (its reservation was extended by a payment): look again at `expiresAt`. */
+  async recheckOffer(eventId: string, buyerId: string, expiresAt: number): Promise<void> {
+    await this.redis.zadd(eventKeys(eventId).waitlistOffers, expiresAt, buyerId);
+  }
+
+  /** The offer ended: bought (kept as offered, for the buyer's reading) or lapsed (expired). */
+  async closeOffer(eventId: string, buyerId: string, lapsed: boolean): Promise<void> {
+    const k = eventKeys(eventId);
+    const m = this.redis.multi().zrem(k.waitlistOffers, buyerId);
+    if (lapsed) {
+      const raw = await this.redis.hget(k.waitlistEntries, buyerId);
+      if (raw) {
+        const e = JSON.parse(raw) as StoredEntry;
+        // The order token of a lapsed offer is of no more use to anyone: dropped.
+        m.hset(k.waitlistEntries, buyerId, JSON.stringify({ s: e.s, i: e.i, st: 'expired', m: e.m } satisfies StoredEntry));
+      }
+    }
+    await m.exec();
+  }
+
+  /** A waiting buyer who can never be served (e.g. over the buyer limit) leaves the line as expired. */
+  async drop(eventId: string, e: WaitlistEntry): Promise<void> {
+    const k = eventKeys(eventId);
+    await this.redis.multi().zrem(k.waitlist, e.buyerId).hset(k.waitlistEntries, e.buyerId, JSON.stringify({ s: e.seats, i: e.items, st: 'expired' } satisfies StoredEntry)).exec();
+  }
+
+  /** Runs `fn` holding the list's lock; null (and nothing run) when another process holds it. */
+  async exclusively<T>(eventId: string, ttlMs: number, fn: () => Promise<T>): Promise<T | null> {
+    const key = eventKeys(eventId).waitlistLock;
+    const token = await acquireLock(this.redis, key, ttlMs);
+    if (token === null) return null;
+    try {
+      return await fn();
+    } finally {
+      await releaseLock(this.redis, key, token).catch(() => false);
+    }
+  }
+
+  async counts(eventId: string): Promise<{ waiting: number; offers: number }> {
+    const k = eventKeys(eventId);
+    const [waiting, offers] = await Promise.all([this.redis.zcard(k.waitlist), this.redis.zcard(k.waitlistOffers)]);
+    return { waiting, offers };
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The waiting room's tokens, signed with the event's `rush_secret` (32 random bytes made at the
+ * event's creation and kept in Postgres, so every API process signs and checks with the same key, and
+ * a Redis restart invalidates nothing). HMAC-SHA256 with a different label per kind, so one kind
+ * can never pass for another; compared in constant time.
+ *
+ * - queue token `q1~<buyer>~<mac, 128 bits>`: the buyer's handle on their place, in a URL path (at most
+ *   90 characters, under the router's 100 per parameter). Deterministic (the same buyer joining again
+ *   gets the same token) and unguessable without the secret.
+ * - admission token `a1~<buyer>~<expiry ms>~<mac>`: lets one buyer order on one event until it expires.
+ * Buyer ids cannot contain `~` (RESOURCE_ID_PATTERN), so the parts split unambiguously.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { RESOURCE_ID_PATTERN } from '@dropgate/domain';
+
+function mac(secret: Buffer, label: string, ...parts: string[]): string {
+  const h = createHmac('sha256', secret).update(label);
+  for (const p of parts) h.update('\u0000').update(p);
+  return h.digest('base64url');
+}
+
+function same(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+const BUYER = new RegExp(RESOURCE_ID_PATTERN);
+const queueMac = (secret: Buffer, eventId: string, buyerId: string) => mac(secret, 'queue', eventId, buyerId).slice(0, 22);
+
+export function queueToken(secret: Buffer, eventId: string, buyerId: string): string {
+  return `q1~${buyerId}~${queueMac(secret, eventId, buyerId)}`;
+}
+
+/** The buyer a queue token stands for, or null when it is not one this event signed. */
+export function queueTokenBuyer(secret: Buffer, eventId: string, token: string): string | null {
+  const [v, buyer, sig, ...rest] = token.split('~');
+  if (v !== 'q1' || buyer === undefined || sig === undefined || rest.length > 0 || !BUYER.test(buyer)) return null;
+  if (!same(sig, queueMac(secret, eventId, buyer))) return null;
+  return buyer;
+}
+
+export function admissionToken(secret: Buffer, eventId: string, buyerId: string, expiresAt: number): string {
+  return `a1~${buyerId}~${expiresAt}~${mac(secret, 'admission', eventId, buyerId, String(expiresAt))}`;
+}
+
+/** Why an admission token does not let `buyerId` order on this event now, or null when it does. */
+export function admissionProblem(secret: Buffer, eventId: string, buyerId: string, token: string, nowMs: number): string | null {
+  const [v, buyer, exp, sig, ...rest] = token.split('~');
+  if (v !== 'a1' || buyer === undefined || exp === undefined || sig === undefined || rest.length > 0 || !/^\d{1,15}$/.test(exp)) {
+    return 'not an admission token';
+  }
+  if (!BUYER.test(buyer) || !same(sig, mac(secret, 'admission', eventId, buyer, exp))) return 'not an admission token of this event';
+  if (buyer !== buyerId) return 'the admission token is another buyer\'s';
+  if (Number(exp) <= nowMs) return 'the admission expired: join the queue again';
+  return null;
+}

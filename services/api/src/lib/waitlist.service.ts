@@ -1,0 +1,146 @@
+/**
+ * The waiting list (issue 11), API side. A buyer joins with what they want (seats or pool items); when
+ * places return (a hold expired, a payment failed), the first buyer on the list whose request fits gets
+ * an offer: an order made for them and reserved for `waitlist.offer_ttl_seconds` (hold_at "order"'s
+ * reservation), which they pay like any other. An offer that lapses unpaid closes, and its places go
+ * to the next buyer who fits. First come, first served, one entry per buyer; a buyer whose request
+ * does not fit the places returned is passed over for one whose request does (their place is kept).
+ *
+ * Offers are made lazily, like the waiting room's admissions: every poll of the list runs one advance
+ * step under the list's lock (one process at a time, any number of API processes), so no timer is
+ * needed. Returned places are not kept from the waiting room's admitted buyers: whoever orders first
+ * between two steps gets them.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { DomainError, RESOURCE_ID_PATTERN } from '@dropgate/domain';
+import type { Db } from '@dropgate/db';
+import type { HoldStore, WaitlistEntry } from '@dropgate/redis';
+import type { EventDef } from './catalog.ts';
+import { createOrder } from './orders.service.ts';
+
+/** Waiting buyers looked at per advance step. */
+const STEP_HEAD = 50;
+
+export interface WaitlistAnswer {
+  state: 'waiting' | 'offered' | 'expired' | 'sold_out';
+  position: number;
+  merchant_uid?: string;
+  order_token?: string;
+  hold_expires_at?: string;
+}
+
+const BUYER = new RegExp(RESOURCE_ID_PATTERN);
+const mac = (secret: Buffer, eventId: string, buyerId: string) =>
+  createHmac('sha256', secret).update('waitlist').update('\u0000').update(eventId).update('\u0000').update(buyerId).digest('base64url').slice(0, 22);
+
+/** `w1~<buyer>~<mac>`: deterministic per buyer and event, unguessable without the event's secret. */
+export function waitlistToken(secret: Buffer, eventId: string, buyerId: string): string {
+  return `w1~${buyerId}~${mac(secret, eventId, buyerId)}`;
+}
+
+function tokenBuyer(secret: Buffer, eventId: string, token: string): string | null {
+  const [v, buyer, sig, ...rest] = token.split('~');
+  if (v !== 'w1' || buyer === undefined || sig === undefined || rest.length > 0 || !BUYER.test(buyer)) return null;
+  const want = Buffer.from(mac(secret, eventId, buyer));
+  const got = Buffer.from(sig);
+  return got.length === want.length && timingSafeEqual(got, want) ? buyer : null;
+}
+
+function list(event: EventDef): { ttl: number; secret: Buffer } {
+  if (event.waitlistOfferTtlSeconds === null || !event.rushSecret) throw new DomainError('NO_WAITING_ROOM', `event ${event.id} has no waiting list`);
+  return { ttl: event.waitlistOfferTtlSeconds, secret: event.rushSecret };
+}
+
+export async function joinWaitlist(
+  store: HoldStore, event: EventDef, input: { buyer_id: string; seats?: string[]; items?: { pool: string; quantity: number }[] },
+): Promise<{ waitlist_token: string; position: number }> {
+  const { secret } = list(event);
+  const seats = input.seats ?? [];
+  const items = input.items ?? [];
+  if (seats.length === 0 && items.length === 0) throw new DomainError('VALIDATION_FAILED', 'a waiting-list entry needs seats or items');
+  if (new Set(seats).size !== seats.length) throw new DomainError('DUPLICATE_SEAT', 'a seat appears twice');
+  if (new Set(items.map((i) => i.pool)).size !== items.length) throw new DomainError('VALIDATION_FAILED', 'a pool appears twice in items');
+  for (const id of seats) if (!event.seatById.has(id)) throw new DomainError('SEAT_NOT_FOUND', `seat ${id} does not exist in event ${event.id}`);
+  for (const i of items) {
+    const pool = event.poolById.get(i.pool);
+    if (!pool) throw new DomainError('POOL_NOT_FOUND', `pool ${i.pool} does not exist in event ${event.id}`);
+    if (i.quantity > pool.capacity) throw new DomainError('VALIDATION_FAILED', `pool ${i.pool} has only ${pool.capacity} places`);
+  }
+  const tickets = seats.length + items.reduce((n, i) => n + i.quantity, 0);
+  if (event.maxPerBuyer !== null && tickets > event.maxPerBuyer) throw new DomainError('BUYER_LIMIT', `at most ${event.maxPerBuyer} tickets per buyer`);
+  const r = await store.waitlists.join(event.id, input.buyer_id, seats, items);
+  return { waitlist_token: waitlistToken(secret, event.id, input.buyer_id), position: r.rank + 1 };
+}
+
+/**
+ * One advance step: close lapsed offers, then offer returned places to the first waiting buyers whose
+ * request fits. Skipped when another process is making offers right now.
+ */
+export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef, nowMs: number): Promise<void> {
+  const { ttl } = list(event);
+  await store.waitlists.exclusively(event.id, 10_000, async () => {
+    for (const buyer of await store.waitlists.dueOffers(event.id, nowMs)) {
+      const entry = await store.waitlists.entry(event.id, buyer);
+      const state = entry?.merchantUid ? await store.orderState(event.id, entry.merchantUid) : null;
+      if (state?.status === 'held' && state.expiresAt !== null && state.expiresAt > nowMs) {
+        await store.waitlists.recheckOffer(event.id, buyer, state.expiresAt);
+      } else if (state?.status === 'held') {
+        // Lapsed, not yet swept by the worker: look again shortly (a payment may still renew it).
+        await store.waitlists.recheckOffer(event.id, buyer, nowMs + 1_000);
+      } else {
+        await store.waitlists.closeOffer(event.id, buyer, state?.status !== 'paid');
+      }
+    }
+    const head = await store.waitlists.head(event.id, STEP_HEAD);
+    for (const e of head) {
+      if (!(await fits(store, event, e))) continue;
+      try {
+        const input = {
+          buyer_id: e.buyerId,
+          ...(e.seats.length > 0 ? { seats: e.seats } : {}),
+          ...(e.items.length > 0 ? { items: e.items.map((i) => ({ pool: i.pool, quantity: i.quantity })) } : {}),
+        };
+        const created = await createOrder(db, store, event, input, new Date(nowMs), { offerTtlSeconds: ttl });
+        await store.waitlists.markOffered(event.id, e, created.merchant_uid, created.order_token, Date.parse(created.hold_expires_at!));
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+        if (error.code === 'SOLD_OUT') continue;
+        // Before the opening nothing is offered; a reloading event is tried again at the next step.
+        if (error.code === 'SALE_NOT_OPEN' || error.code === 'NOT_READY') break;
+        // Over the buyer limit (they bought elsewhere meanwhile), or the sale closed: never servable.
+        if (error.code === 'BUYER_LIMIT' || error.code === 'SALE_CLOSED') await store.waitlists.drop(event.id, e);
+        else throw error;
+      }
+    }
+  });
+}
+
+async function fits(store: HoldStore, event: EventDef, e: WaitlistEntry): Promise<boolean> {
+  const pre = await store.orderPreflight(event.id, e.buyerId);
+  return pre.state === 'ready' && pre.available(e.seats, e.items);
+}
+
+export async function pollWaitlist(db: Db, store: HoldStore, event: EventDef, token: string, nowMs: number): Promise<WaitlistAnswer> {
+  const { secret } = list(event);
+  const buyer = tokenBuyer(secret, event.id, token);
+  if (buyer === null) throw new DomainError('TOKEN_INVALID', 'no entry on this waiting list matches this token');
+  await advanceWaitlist(db, store, event, nowMs);
+  const e = await store.waitlists.entry(event.id, buyer);
+  if (!e) throw new DomainError('TOKEN_INVALID', 'no entry on this waiting list matches this token');
+  if (e.state === 'offered' && e.merchantUid) {
+    const st = await store.orderState(event.id, e.merchantUid);
+    if (st && (st.status === 'held' || st.status === 'paid')) {
+      return {
+        state: 'offered', position: 0, merchant_uid: e.merchantUid, order_token: e.orderToken ?? undefined,
+        ...(st.status === 'held' && st.expiresAt !== null ? { hold_expires_at: new Date(st.expiresAt).toISOString() } : {}),
+      } as WaitlistAnswer;
+    }
+    return { state: 'expired', position: 0 };
+  }
+  if (e.state === 'expired') return { state: 'expired', position: 0 };
+  const counts = await store.availability(event.id, event.pools);
+  const available = counts ? counts.seats.available + counts.pools.reduce((n, p) => n + p.available, 0) : 1;
+  const held = counts ? counts.seats.held + counts.pools.reduce((n, p) => n + p.held, 0) : 1;
+  if (available <= 0 && held <= 0) return { state: 'sold_out', position: (e.rank ?? 0) + 1 };
+  return { state: 'waiting', position: (e.rank ?? 0) + 1 };
+}

@@ -1,0 +1,44 @@
+/**
+ * The fair-rush rehearsal, small: a drop behind a waiting room with reservations at selection sells
+ * out, tells every buyer still waiting `sold_out`, refuses (almost) nobody after card details, and keeps
+ * the invariants; with a waiting list, returned places reach buyers refused at selection.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTestStack, type TestStack } from './helpers.ts';
+
+let stack: TestStack;
+beforeAll(async () => { stack = await openTestStack('rush'); }, 60_000);
+afterAll(async () => { await stack?.close(); });
+
+describe('a fair rush rehearsal', () => {
+  it('waiting room + hold_at order: sells out, tells the queue sold_out, almost no SOLD_OUT after card details', async () => {
+    const { summary, invariants } = await stack.drop({
+      seats: 0, pool: 20, buyers: 120, maxPerOrder: 2, waitingRoom: 'fixed', admitPerSecond: 40, maxActive: 20, admissionTtl: 15,
+      holdAt: 'order', reservationTtl: 5, holdTtl: 5, failed: 0.1, abandoned: 0.1,
+    });
+    expect(invariants.ok, JSON.stringify(invariants.results.filter((r) => !r.ok))).toBe(true);
+    expect(summary.inventory.remaining).toBe(0);
+    expect(summary.inventory.sold).toBe(20);
+    const q = summary.queue!;
+    expect(q.joined).toBe(120);
+    expect(q.never_resolved).toBe(0);
+    expect(q.errors).toBe(0);
+    expect(q.told_sold_out).toBeGreaterThan(0);
+    expect(q.admitted + q.told_sold_out + q.expired).toBe(120);
+    expect(summary.refusals.in_queue).toBe(q.told_sold_out);
+    // Refused after entering card details: only a reservation that lapsed and lost its places.
+    expect(summary.refusals.confirm_sold_out_share).toBeLessThan(0.02);
+  }, 120_000);
+
+  it('waiting list: places returned by failed and abandoned payments are offered to buyers refused at selection', async () => {
+    const { summary, invariants } = await stack.drop({
+      seats: 0, pool: 10, buyers: 40, maxPerOrder: 2, holdAt: 'order', reservationTtl: 5, holdTtl: 5, waitlist: true, waitlistOfferTtl: 5,
+      failed: 0.2, abandoned: 0.3, attempts: 1, settleTimeout: 45,
+    });
+    expect(invariants.ok, JSON.stringify(invariants.results.filter((r) => !r.ok))).toBe(true);
+    const wl = summary.waitlist!;
+    expect(wl['joined'] ?? 0).toBeGreaterThan(0);
+    expect(wl['offered'] ?? 0).toBeGreaterThan(0);
+    expect(summary.refusals.at_selection).toBeGreaterThan(0);
+  }, 120_000);
+});

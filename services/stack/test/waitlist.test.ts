@@ -1,0 +1,110 @@
+/**
+ * The waiting list (issue 11): one entry per buyer, first come first served; when a reservation lapses
+ * the first buyer whose request fits gets an offer (an order reserved for the offer TTL), an offer that
+ * lapses goes to the next buyer, and when everything is sold the list says so. Real Redis, Postgres,
+ * worker (which expires the lapsed reservations).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { http, eventId, impUid, waitFor, TestClock } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
+
+let stack: TestStack;
+const clock = new TestClock();
+beforeAll(async () => { stack = await startStack({ label: 'waitlist', clock }); });
+afterAll(async () => { await stack?.close(); });
+
+async function makeEvent(capacity = 2) {
+  const id = eventId('wl');
+  const res = await http(stack.url, 'POST', '/admin/events', {
+    id, name: 'Waiting list', hold_at: 'order', reservation_ttl_seconds: 5, waitlist: { offer_ttl_seconds: 5 },
+    pools: [{ id: 'ga', name: 'GA', capacity, price: 1_000 }], seat_blocks: [{ section: 'S', rows: 1, seats_per_row: 2, price: 2_000 }],
+  }, { admin: true });
+  expect(res.status, res.text).toBe(201);
+  return id;
+}
+
+/** A request; a 503 (the API shedding load while test files share the cores) is retried, as a buyer would. */
+async function call(method: string, path: string, body?: unknown) {
+  for (;;) {
+    const res = await http(stack.url, method, path, body);
+    if (res.status !== 503) return res;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+const order = (id: string, buyer: string, body: Record<string, unknown>) => call('POST', `/events/${id}/orders`, { buyer_id: buyer, ...body });
+const join = (id: string, buyer: string, body: Record<string, unknown>) => call('POST', `/events/${id}/waitlist`, { buyer_id: buyer, ...body });
+const poll = (id: string, token: string) => call('GET', `/events/${id}/waitlist/${token}`);
+/** Polls until the entry is in `state` (each poll also advances the list). */
+const until = (id: string, token: string, state: string) =>
+  waitFor(async () => { const r = await poll(id, token); return r.body?.state === state ? r.body : null; }, 15_000, `waitlist entry ${state}`);
+
+describe('waiting list', () => {
+  it('offers returned places first come first served, passes a lapsed offer on, and pays like any order', async () => {
+    const id = await makeEvent(2);
+    const first = await order(id, 'holder', { items: [{ pool: 'ga', quantity: 2 }] });
+    expect(first.status).toBe(201);
+    expect((await order(id, 'late', { items: [{ pool: 'ga', quantity: 1 }] })).body.code).toBe('SOLD_OUT');
+    const a = await join(id, 'wa', { items: [{ pool: 'ga', quantity: 1 }] });
+    const big = await join(id, 'wbig', { items: [{ pool: 'ga', quantity: 2 }] });
+    const b = await join(id, 'wb', { items: [{ pool: 'ga', quantity: 1 }] });
+    expect([a.status, big.status, b.status]).toEqual([201, 201, 201]);
+    expect([a.body.position, big.body.position, b.body.position]).toEqual([1, 2, 3]);
+    // One entry per buyer: joining again keeps the place (and what was asked first).
+    expect((await join(id, 'wa', { items: [{ pool: 'ga', quantity: 2 }] })).body).toEqual(a.body);
+    expect((await poll(id, a.body.waitlist_token)).body).toMatchObject({ state: 'waiting', position: 1 });
+
+    // The holder's reservation lapses: the worker expires it and its two places return.
+    clock.advance(6_000);
+    await waitFor(async () => (await stack.store.orderState(id, first.body.merchant_uid))?.status === 'expired', 15_000, 'the reservation expired');
+    const offerA = await until(id, a.body.waitlist_token, 'offered');
+    expect(offerA.merchant_uid).toMatch(/./);
+    expect(Date.parse(offerA.hold_expires_at)).toBeGreaterThan(clock.now());
+    // wbig wants 2 of the 1 place left: passed over (keeps its place); wb fits and gets the other place.
+    const offerB = await until(id, b.body.waitlist_token, 'offered');
+    expect((await poll(id, big.body.waitlist_token)).body).toMatchObject({ state: 'waiting', position: 1 });
+    // The offer is a real order: its buyer reads it with the order token and pays it.
+    const mine = await http(stack.url, 'GET', `/orders/${offerA.merchant_uid}`, undefined, { headers: { authorization: `Bearer ${offerA.order_token}` } });
+    expect(mine.body).toMatchObject({ status: 'held', buyer_id: 'wa' });
+    const paid = await http(stack.url, 'POST', '/portone/v1/confirm', { imp_uid: impUid(), merchant_uid: offerA.merchant_uid, amount: 1_000 });
+    expect(paid.status).toBe(200);
+    // wb lets the offer lapse: the entry is expired and the place is not lost.
+    clock.advance(6_000);
+    await waitFor(async () => (await stack.store.orderState(id, offerB.merchant_uid))?.status === 'expired', 15_000, 'the offer lapsed');
+    expect((await until(id, b.body.waitlist_token, 'expired')).order_token).toBeUndefined();
+    const avail = (await http(stack.url, 'GET', `/events/${id}`)).body.availability.pools[0];
+    expect(avail).toMatchObject({ available: 1 });
+  });
+
+  it('tells the list sold_out once everything is sold, and refuses bad input', async () => {
+    const id = await makeEvent(1);
+    const o = await order(id, 'b1', { items: [{ pool: 'ga', quantity: 1 }] });
+    const s = await order(id, 'b2', { seats: ['S-1-1', 'S-1-2'] });
+    const w = await join(id, 'w1', { items: [{ pool: 'ga', quantity: 1 }] });
+    expect((await poll(id, w.body.waitlist_token)).body.state).toBe('waiting');
+    for (const muid of [o.body.merchant_uid, s.body.merchant_uid]) expect(await stack.store.settlePaid(id, muid)).toBe('committed');
+    expect((await poll(id, w.body.waitlist_token)).body).toMatchObject({ state: 'sold_out', position: 1 });
+
+    const plain = eventId('wl');
+    expect((await http(stack.url, 'POST', '/admin/events', { id: plain, name: 'No list', hold_at: 'order', reservation_ttl_seconds: 30, pools: [{ id: 'ga', name: 'GA', capacity: 1, price: 1 }] }, { admin: true })).status).toBe(201);
+    expect((await join(plain, 'w1', { items: [{ pool: 'ga', quantity: 1 }] })).body.code).toBe('NO_WAITING_ROOM');
+    for (const [body, code] of [
+      [{}, 'VALIDATION_FAILED'],
+      [{ items: [{ pool: 'nope', quantity: 1 }] }, 'POOL_NOT_FOUND'],
+      [{ seats: ['S-9-9'] }, 'SEAT_NOT_FOUND'],
+      [{ seats: ['S-1-1', 'S-1-1'] }, 'DUPLICATE_SEAT'],
+      [{ items: [{ pool: 'ga', quantity: 0 }] }, 'VALIDATION_FAILED'],
+    ] as const) {
+      const r = await join(id, 'w9', body);
+      expect(r.status, JSON.stringify(body)).toBeGreaterThanOrEqual(400);
+      expect(r.status).toBeLessThan(500);
+      expect(r.body.code).toBe(code);
+    }
+    const t = w.body.waitlist_token as string;
+    for (const bad of [t.replace('~w1~', '~w2~'), `${t.slice(0, -2)}AA`, 'w1~x~y']) {
+      const r = await poll(id, bad);
+      expect(r.status).toBe(404);
+      expect(r.body.code).toBe('TOKEN_INVALID');
+    }
+    expect((await poll(plain, t)).status).toBe(404);
+  });
+});
