@@ -23,7 +23,7 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 export function scenarioLine(index: number, r: ScenarioResult): string {
   const faults = r.spec.globalFaults.length > 0 ? ` [${r.spec.globalFaults.join(', ')}]` : '';
-  const head = `${r.ok ? 'ok  ' : 'FAIL'} #${index} seed ${r.seed} ${seconds(r.durationMs)}${faults} ${r.outcome}`;
+  const head = `${r.ok ? 'ok  ' : 'FAIL'} #${index} seed ${r.seed} ${r.spec.api} ${seconds(r.durationMs)}${faults} ${r.outcome}`;
   if (r.ok) return head;
   return `${head}\n     ${r.violations.length} violation(s); replay: ${replayCommand(r.seed)}\n${r.violations.slice(0, 8).map((v) => `     ${v.invariant}. ${v.message}`).join('\n')}${r.violations.length > 8 ? `\n     … ${r.violations.length - 8} more` : ''}`;
 }
@@ -31,7 +31,7 @@ export function scenarioLine(index: number, r: ScenarioResult): string {
 /** Everything about one scenario, for its file in the log directory. */
 export function scenarioReport(r: ScenarioResult, logDir: string): string {
   return [
-    `scenario seed ${r.seed} (event ${r.eventId}): ${r.ok ? 'all invariants hold' : `${r.violations.length} violation(s)`}`,
+    `scenario seed ${r.seed} (event ${r.eventId}, PortOne ${r.spec.api}): ${r.ok ? 'all invariants hold' : `${r.violations.length} violation(s)`}`,
     `replay: ${replayCommand(r.seed)}`,
     `outcome: ${r.outcome}`,
     `took ${seconds(r.durationMs)} (settled ${r.settle.settled ? `after ${seconds(r.settle.ms)}` : `NOT, still pending: ${r.settle.pending.join(', ')}`})`,
