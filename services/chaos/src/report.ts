@@ -1,6 +1,6 @@
 /** What the campaign prints: a line per scenario, a failure in full, and the summary by kind. */
 import type { ScenarioResult, Violation } from './run-scenario.ts';
-import { describeScenario } from './scenario.ts';
+import { describeScenario, PORTONE_APIS } from './scenario.ts';
 
 export const replayCommand = (seed: number): string => `npm run chaos -- --replay ${seed}`;
 
@@ -78,6 +78,10 @@ export function summaryText(results: readonly ScenarioResult[], elapsedMs: numbe
   const lines = [
     '',
     `${results.length} scenarios in ${seconds(elapsedMs)} (${seconds(avg)} each on average, up to ${opts.parallel} at once; ${seconds(results.length > 0 ? elapsedMs / results.length : 0)} of wall time per scenario)${opts.campaignSeed !== null ? `, campaign seed ${opts.campaignSeed}` : ''}`,
+    `by PortOne API: ${PORTONE_APIS.map((api) => {
+      const of = results.filter((r) => r.spec.api === api);
+      return `${api} ${of.length}${of.some((r) => !r.ok) ? ` (${of.filter((r) => !r.ok).length} failed)` : ''}`;
+    }).join(', ')}`,
     failed.length === 0 ? 'no violation: every invariant held in every scenario' : `${failed.length} scenario(s) FAILED, ${failed.reduce((n, r) => n + r.violations.length, 0)} violation(s)`,
   ];
   if (failed.length > 0) {
