@@ -11,6 +11,7 @@ export const replayCommand = (seed: number): string => `npm run chaos -- --repla
 export function violationKind(v: Violation): string {
   const generic = v.message
     .replace(/\bimp_(?!uid)[0-9a-z]+/gi, '<imp>')
+    .replace(/\bv2\.[0-9a-f-]{36}\b/g, '<imp>')
     .replace(/[a-z0-9][a-z0-9-]{0,27}\.[0-9A-Za-z]{11}/g, '<order>')
     .replace(/₩[\d,]+/g, '₩n')
     .replace(/\{[^{}]*\}/g, '{…}')
