@@ -4,10 +4,10 @@
  * and the global faults. Every action writes one line to the scenario's log (what it sent, what it
  * got), which is what a failure report shows.
  */
-import { randomBytes, randomInt } from 'node:crypto';
-import type { Faults, PaymentWindowResult, SimPayment } from '@dropgate/portone-sim';
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { signedHeaders, type Faults, type PaymentWindowResult, type SimPayment } from '@dropgate/portone-sim';
 import type { ChaosStack } from './stack.ts';
-import type { Action, CancelAction, ForgedConfirmAction, ForgedWebhookAction, ImpRef, MerchantRef, PayAction, ResendAction } from './scenario.ts';
+import type { Action, CancelAction, ForgedConfirmAction, ForgedWebhookAction, ImpRef, MerchantRef, PayAction, PortOneApi, ResendAction } from './scenario.ts';
 
 /** An order as created through the storefront (null fields when creation was refused). */
 export interface CreatedOrder {
@@ -26,6 +26,7 @@ export interface Anomaly {
 
 export interface ScenarioRuntime {
   readonly stack: ChaosStack;
+  readonly api: PortOneApi;
   readonly eventId: string;
   readonly orders: readonly CreatedOrder[];
   /** performance.now() when the timeline started. */
@@ -34,6 +35,8 @@ export interface ScenarioRuntime {
   readonly anomalies: Anomaly[];
   /** Payment windows by pay action id, as they finish. */
   readonly pays: Map<number, Promise<PaymentWindowResult | null>>;
+  /** V2 manual confirmation: the paymentToken each attempt's window gave the browser, by attempt (`v2.<transactionId>`). */
+  readonly tokens: Map<string, string>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
@@ -83,11 +86,13 @@ function orderOf(rt: ScenarioRuntime, muid: string): string {
 }
 
 /** Sends a request straight to the API; a 500 (or any 5xx but 503) is an anomaly. */
-async function send(rt: ScenarioRuntime, path: string, body: Record<string, unknown>, form: boolean): Promise<{ status: number; text: string }> {
-  const headers = { 'content-type': form ? 'application/x-www-form-urlencoded' : 'application/json' };
+async function send(
+  rt: ScenarioRuntime, path: string, body: Record<string, unknown>, form: boolean, sign?: (payload: string) => Record<string, string>,
+): Promise<{ status: number; text: string }> {
   const payload = form
     ? new URLSearchParams(Object.entries(body).map(([k, v]): [string, string] => [k, String(v)])).toString()
     : JSON.stringify(body);
+  const headers = { 'content-type': form ? 'application/x-www-form-urlencoded' : 'application/json', ...sign?.(payload) };
   try {
     const res = await fetch(`${rt.stack.apiUrl}${path}`, { method: 'POST', headers, body: payload, signal: AbortSignal.timeout(10_000) });
     const text = await res.text();
@@ -132,6 +137,7 @@ export async function payWindow(rt: ScenarioRuntime, a: PayAction): Promise<Paym
     note(rt, `pay #${a.id}: order #${a.order} does not exist (${order?.refused ?? 'not created'}), skipped`);
     return null;
   }
+  if (rt.api !== 'v1') return payWindowV2(rt, a, order.merchantUid, order.amount);
   const w = a.webhooks;
   const faults: Faults = {
     webhook_loss: w.lost ? 1 : 0,
@@ -158,6 +164,98 @@ export async function payWindow(rt: ScenarioRuntime, a: PayAction): Promise<Paym
     return res;
   } catch (error) {
     note(rt, `pay #${a.id} order #${a.order} (${a.label}): the payment window failed: ${(error as Error).message}`);
+    return null;
+  }
+}
+
+/** The faults of a V2 payment: V1's, except that `form` means the store's legacy (2024-01-01) webhook version. */
+function v2Faults(a: PayAction): Faults {
+  const w = a.webhooks;
+  return {
+    webhook_loss: w.lost ? 1 : 0,
+    webhook_duplicates: w.duplicates,
+    webhook_delay_ms: w.delayMs,
+    webhook_reorder: w.reorder,
+    webhook_before_return: w.beforeReturn,
+    ...(a.flipMs > 0 ? { failed_then_paid_ms: a.flipMs } : {}),
+  };
+}
+
+/** Standard Webhooks headers that do not verify: signed with a secret of the forger's own. */
+const badSignature = (payload: string) => signedHeaders(`whsec_${randomBytes(24).toString('base64')}`, `msg_${randomBytes(9).toString('base64url')}`, payload);
+
+/**
+ * A forged V2 confirm call sent straight to the API (no valid signature: dropgate must answer 401
+ * and change nothing). `label` says who sent it, for the log.
+ */
+async function forgeSignedConfirm(rt: ScenarioRuntime, how: 'bad_signature' | 'missing_signature', paymentId: string, transactionId: string, amount: number | null, label: string): Promise<void> {
+  const body = {
+    type: 'Transaction.Confirm', timestamp: new Date().toISOString(),
+    data: { paymentId, storeId: 'store-forged', transactionId, ...(amount !== null ? { totalAmount: amount } : {}) },
+  };
+  const res = await send(rt, '/portone/v2/confirm', body, false, how === 'bad_signature' ? badSignature : undefined);
+  if (res.status !== 401) rt.anomalies.push({ invariant: '7', message: `a V2 confirm with a ${how.replace('_', ' ')} (${paymentId}) was answered ${res.status}, not 401: ${res.text.slice(0, 200)}` });
+  note(rt, `${label}: V2 confirm, ${how.replace('_', ' ')}, ${paymentId} (${orderOf(rt, paymentId)}) ₩${amount ?? '-'} → ${res.status} ${codeOf(res.text)}`);
+}
+
+/** A buyer's (or an attacker's) manual confirmation, straight to the API. */
+async function manualConfirm(rt: ScenarioRuntime, paymentId: string, token: string, amount: number): Promise<{ status: number; text: string }> {
+  return send(rt, '/portone/v2/manual-confirm', { payment_id: paymentId, payment_token: token, total_amount: amount }, false);
+}
+
+/**
+ * A V2 payment window. `v2`: PortOne sends the signed confirm call (unless the PG cannot), then the
+ * PG answers. `v2-manual`: the window hands the browser a paymentToken, which it posts to dropgate
+ * after the buyer's time (never, when the buyer abandons or `confirm` is off); a pre-empting forged
+ * request comes just before PortOne's confirm (a bad signature) or the browser's (this token,
+ * another order or a tampered amount).
+ */
+async function payWindowV2(rt: ScenarioRuntime, a: PayAction, merchantUid: string, amount: number): Promise<PaymentWindowResult | null> {
+  const manual = rt.api === 'v2-manual';
+  const next = rt.orders[(a.order + 1) % rt.orders.length]?.merchantUid;
+  const target = a.preempt === 'other_order' && next && next !== merchantUid ? next : a.preempt === 'made_up_order' ? `${rt.eventId}.${token11()}` : merchantUid;
+  const what = `pay #${a.id} order #${a.order} (${a.label}, ${rt.api})`;
+  try {
+    if (!manual && a.confirm && a.preempt !== 'none') {
+      await forgeSignedConfirm(rt, 'bad_signature', target, randomUUID(), a.preempt === 'tampered' ? Math.max(1, amount - 1_000) : amount, `forged confirm just before PortOne's (pay #${a.id})`);
+    }
+    const res = await rt.stack.sim.payV2({
+      payment_id: merchantUid,
+      amount: amount + a.amountDelta,
+      mode: manual ? 'manual' : 'confirm',
+      ...(!manual && a.confirm ? { confirm_url: rt.stack.v2ConfirmUrl } : {}),
+      webhook_url: rt.stack.v2WebhookUrl,
+      outcome: a.outcome,
+      ...(!manual && a.buyerDelayMs > 0 ? { buyer_delay_ms: a.buyerDelayMs } : {}),
+      webhook_version: a.webhooks.form ? '2024-01-01' : '2024-04-25',
+      faults: v2Faults(a),
+    });
+    const imp = res.payment.imp_uid;
+    if (!manual) {
+      const c = res.confirm;
+      const confirm = c === null ? 'no confirm' : `confirm ${c.status}${c.timed_out ? ' (timed out)' : ''} ${c.status === 200 ? '' : codeOf(JSON.stringify(c.body ?? ''))}`.trim();
+      note(rt, `${what}: ${imp} ₩${res.payment.amount} → ${res.payment.status}; ${confirm}`);
+      return { payment: res.payment, confirm: res.confirm };
+    }
+    const token = res.payment_token ?? '';
+    rt.tokens.set(imp, token);
+    note(rt, `${what}: window ${imp} ₩${res.payment.amount} → ${res.payment.status}, token given to the browser`);
+    if (a.outcome === 'abandoned' || !a.confirm) {
+      note(rt, `${what}: the browser never posts the token`);
+      return { payment: rt.stack.sim.getPayment(imp) ?? res.payment, confirm: null };
+    }
+    if (a.preempt !== 'none') {
+      const forgedAmount = a.preempt === 'tampered' ? Math.max(1, amount - 1_000) : amount;
+      const f = await manualConfirm(rt, target, token, forgedAmount);
+      note(rt, `forged confirm just before PortOne's (pay #${a.id}): manual confirmation of ${target} (${orderOf(rt, target)}) with ${imp}'s token ₩${forgedAmount} → ${f.status} ${codeOf(f.text)}`);
+    }
+    await sleep(a.buyerDelayMs);
+    const m = await manualConfirm(rt, merchantUid, token, amount + a.amountDelta);
+    const after = rt.stack.sim.getPayment(imp) ?? res.payment;
+    note(rt, `${what}: the browser posted the token ₩${amount + a.amountDelta} → ${m.status} ${m.status === 200 ? 'paid' : codeOf(m.text)}; PortOne says ${after.status}`);
+    return { payment: after, confirm: null };
+  } catch (error) {
+    note(rt, `${what}: the payment window failed: ${(error as Error).message}`);
     return null;
   }
 }
@@ -194,7 +292,64 @@ async function resend(rt: ScenarioRuntime, a: ResendAction): Promise<void> {
   }
 }
 
+const V2_TYPES: Readonly<Record<string, string>> = {
+  paid: 'Transaction.Paid', cancelled: 'Transaction.Cancelled', failed: 'Transaction.Failed', ready: 'Transaction.Ready', refunded: 'Transaction.Refunded', '': 'Transaction.',
+};
+
+/**
+ * A V2 webhook not from PortOne (bad or missing signature: 401, nothing changes), or a validly signed
+ * one naming another order's payment or a made-up transaction (a hint: dropgate asks PortOne).
+ */
+async function forgeWebhookV2(rt: ScenarioRuntime, a: ForgedWebhookAction): Promise<void> {
+  const { imp, owner } = resolveImp(rt, a.imp);
+  const muid = resolveMerchant(rt, a.merchant, owner);
+  const transactionId = imp.startsWith('v2.') ? imp.slice(3) : randomUUID();
+  const type = V2_TYPES[a.status] ?? 'Transaction.Paid';
+  const body = a.form
+    ? { payment_id: muid, tx_id: transactionId, status: type.replace(/^Transaction\./, '') }
+    : { type, timestamp: new Date().toISOString(), data: { paymentId: muid, storeId: rt.stack.sim.storeId, transactionId } };
+  const signature = a.signature ?? 'bad';
+  const sign = signature === 'valid'
+    ? (payload: string) => signedHeaders(rt.stack.sim.webhookSecret, `msg_${randomBytes(9).toString('base64url')}`, payload)
+    : signature === 'bad' ? badSignature : undefined;
+  const res = await send(rt, '/portone/v2/webhook', body, false, sign);
+  if (signature !== 'valid' && res.status !== 401) {
+    rt.anomalies.push({ invariant: '7', message: `a V2 webhook with a ${signature} signature ${JSON.stringify(body)} was answered ${res.status}, not 401: ${res.text.slice(0, 200)}` });
+  }
+  note(rt, `forged webhook (V2, ${signature} signature${a.form ? ', legacy body' : ''}) ${JSON.stringify(body)} (${a.imp.kind === 'made_up' || owner === null ? 'made-up transaction' : `attempt of ${orderOf(rt, owner)}`}, ${orderOf(rt, muid)}) → ${res.status} ${codeOf(res.text)}`);
+}
+
+/**
+ * A forged V2 confirm: a signed confirm call without a valid signature, or a manual confirmation
+ * with another attempt's token (or a made-up one) or a wrong amount.
+ */
+async function forgeConfirmV2(rt: ScenarioRuntime, a: ForgedConfirmAction): Promise<void> {
+  const { imp, owner } = resolveImp(rt, a.imp);
+  const muid = resolveMerchant(rt, a.merchant, owner);
+  const order = rt.orders.find((o) => o.merchantUid === muid);
+  const right = order?.amount ?? 10_000;
+  const amount = a.amount === 'tampered' ? Math.max(1, right - 1_000) : right;
+  const how = a.v2 ?? 'bad_signature';
+  const whose = a.imp.kind === 'made_up' || owner === null ? 'made-up' : `attempt of ${orderOf(rt, owner)}`;
+  if (how === 'bad_signature' || how === 'missing_signature') {
+    await forgeSignedConfirm(rt, how, muid, imp.startsWith('v2.') ? imp.slice(3) : randomUUID(), a.amount === 'missing' ? null : amount, `forged confirm (${whose})`);
+    return;
+  }
+  // The token of the attempt named (a made-up one when there is none); with a wrong amount, the
+  // order's own latest token when the attempt named is another order's.
+  let token = rt.tokens.get(imp) ?? `ptk_${randomBytes(24).toString('base64url')}`;
+  let forgedAmount = amount;
+  if (how === 'manual_wrong_amount') {
+    const own = [...rt.tokens].findLast(([k]) => scenarioPayments(rt).some((p) => p.imp_uid === k && p.merchant_uid === muid));
+    if (own) token = own[1];
+    forgedAmount = right + (a.amount === 'tampered' ? -1_000 : 1);
+  }
+  const res = await manualConfirm(rt, muid, token, Math.max(1, forgedAmount));
+  note(rt, `forged confirm (${how.replace(/_/g, ' ')}, token of ${whose}): manual confirmation of ${muid} (${orderOf(rt, muid)}) ₩${Math.max(1, forgedAmount)} → ${res.status} ${codeOf(res.text)}`);
+}
+
 async function forgeWebhook(rt: ScenarioRuntime, a: ForgedWebhookAction): Promise<void> {
+  if (rt.api !== 'v1') return forgeWebhookV2(rt, a);
   const { imp, owner } = resolveImp(rt, a.imp);
   const muid = resolveMerchant(rt, a.merchant, owner);
   const body = { imp_uid: imp, merchant_uid: muid, status: a.status };
@@ -203,6 +358,7 @@ async function forgeWebhook(rt: ScenarioRuntime, a: ForgedWebhookAction): Promis
 }
 
 async function forgeConfirm(rt: ScenarioRuntime, a: ForgedConfirmAction): Promise<void> {
+  if (rt.api !== 'v1') return forgeConfirmV2(rt, a);
   const { imp, owner } = resolveImp(rt, a.imp);
   const muid = resolveMerchant(rt, a.merchant, owner);
   const order = rt.orders.find((o) => o.merchantUid === muid);

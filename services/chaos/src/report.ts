@@ -1,6 +1,6 @@
 /** What the campaign prints: a line per scenario, a failure in full, and the summary by kind. */
 import type { ScenarioResult, Violation } from './run-scenario.ts';
-import { describeScenario } from './scenario.ts';
+import { describeScenario, PORTONE_APIS } from './scenario.ts';
 
 export const replayCommand = (seed: number): string => `npm run chaos -- --replay ${seed}`;
 
@@ -11,6 +11,7 @@ export const replayCommand = (seed: number): string => `npm run chaos -- --repla
 export function violationKind(v: Violation): string {
   const generic = v.message
     .replace(/\bimp_(?!uid)[0-9a-z]+/gi, '<imp>')
+    .replace(/\bv2\.[0-9a-f-]{36}\b/g, '<imp>')
     .replace(/[a-z0-9][a-z0-9-]{0,27}\.[0-9A-Za-z]{11}/g, '<order>')
     .replace(/₩[\d,]+/g, '₩n')
     .replace(/\{[^{}]*\}/g, '{…}')
@@ -23,7 +24,7 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 export function scenarioLine(index: number, r: ScenarioResult): string {
   const faults = r.spec.globalFaults.length > 0 ? ` [${r.spec.globalFaults.join(', ')}]` : '';
-  const head = `${r.ok ? 'ok  ' : 'FAIL'} #${index} seed ${r.seed} ${seconds(r.durationMs)}${faults} ${r.outcome}`;
+  const head = `${r.ok ? 'ok  ' : 'FAIL'} #${index} seed ${r.seed} ${r.spec.api} ${seconds(r.durationMs)}${faults} ${r.outcome}`;
   if (r.ok) return head;
   return `${head}\n     ${r.violations.length} violation(s); replay: ${replayCommand(r.seed)}\n${r.violations.slice(0, 8).map((v) => `     ${v.invariant}. ${v.message}`).join('\n')}${r.violations.length > 8 ? `\n     … ${r.violations.length - 8} more` : ''}`;
 }
@@ -31,7 +32,7 @@ export function scenarioLine(index: number, r: ScenarioResult): string {
 /** Everything about one scenario, for its file in the log directory. */
 export function scenarioReport(r: ScenarioResult, logDir: string): string {
   return [
-    `scenario seed ${r.seed} (event ${r.eventId}): ${r.ok ? 'all invariants hold' : `${r.violations.length} violation(s)`}`,
+    `scenario seed ${r.seed} (event ${r.eventId}, PortOne ${r.spec.api}): ${r.ok ? 'all invariants hold' : `${r.violations.length} violation(s)`}`,
     `replay: ${replayCommand(r.seed)}`,
     `outcome: ${r.outcome}`,
     `took ${seconds(r.durationMs)} (settled ${r.settle.settled ? `after ${seconds(r.settle.ms)}` : `NOT, still pending: ${r.settle.pending.join(', ')}`})`,
@@ -78,6 +79,10 @@ export function summaryText(results: readonly ScenarioResult[], elapsedMs: numbe
   const lines = [
     '',
     `${results.length} scenarios in ${seconds(elapsedMs)} (${seconds(avg)} each on average, up to ${opts.parallel} at once; ${seconds(results.length > 0 ? elapsedMs / results.length : 0)} of wall time per scenario)${opts.campaignSeed !== null ? `, campaign seed ${opts.campaignSeed}` : ''}`,
+    `by PortOne API: ${PORTONE_APIS.map((api) => {
+      const of = results.filter((r) => r.spec.api === api);
+      return `${api} ${of.length}${of.some((r) => !r.ok) ? ` (${of.filter((r) => !r.ok).length} failed)` : ''}`;
+    }).join(', ')}`,
     failed.length === 0 ? 'no violation: every invariant held in every scenario' : `${failed.length} scenario(s) FAILED, ${failed.reduce((n, r) => n + r.violations.length, 0)} violation(s)`,
   ];
   if (failed.length > 0) {

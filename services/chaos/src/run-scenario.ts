@@ -94,19 +94,26 @@ export async function runScenario(stack: ChaosStack, spec: ScenarioSpec, opts: {
   if (created.status !== 201) throw new Error(`creating event ${eventId} answered ${created.status}: ${JSON.stringify(created.body)}`);
   const orders: CreatedOrder[] = [];
   for (const [index, o] of spec.orders.entries()) {
-    const body = { buyer_id: o.buyer, ...(o.seats.length > 0 ? { seats: o.seats } : {}), ...(o.quantity > 0 ? { items: [{ pool: 'ga', quantity: o.quantity }] } : {}) };
+    const body = { buyer_id: o.buyer, ...(spec.api !== 'v1' ? { portone_api: 'v2' } : {}), ...(o.seats.length > 0 ? { seats: o.seats } : {}), ...(o.quantity > 0 ? { items: [{ pool: 'ga', quantity: o.quantity }] } : {}) };
     const res = await post(stack, `/events/${eventId}/orders`, body, anomalies);
     if (res.status === 201) orders.push({ index, merchantUid: String(res.body['merchant_uid']), amount: Number(res.body['amount']), refused: null });
     else orders.push({ index, merchantUid: null, amount: 0, refused: `${res.status} ${String(res.body['code'] ?? '')}` });
   }
 
-  const rt: ScenarioRuntime = { stack, eventId, orders, t0: performance.now(), log, anomalies, pays: new Map() };
+  const rt: ScenarioRuntime = { stack, api: spec.api, eventId, orders, t0: performance.now(), log, anomalies, pays: new Map(), tokens: new Map() };
+  note(rt, `PortOne ${spec.api}`);
   for (const o of orders) note(rt, `order #${o.index}: ${o.merchantUid ? `${o.merchantUid} ₩${o.amount}` : `refused (${o.refused})`}`);
-  // Payment windows first (cancels and forged requests refer to them), each at its time.
+  // Payment windows first (cancels and forged requests refer to them), each at its time. V2 pays a
+  // paymentId once: the buyer opens another window for an order only after the last one closed (the
+  // simulator would let two concurrent attempts of one paymentId both be paid, which PortOne V2 does not).
+  const lastWindow = new Map<number, Promise<unknown>>();
   for (const s of spec.steps) {
     if (s.action.kind === 'pay') {
       const a = s.action;
-      rt.pays.set(a.id, sleep(s.at).then(() => payWindow(rt, a)));
+      const before = spec.api === 'v1' ? Promise.resolve() : (lastWindow.get(a.order) ?? Promise.resolve());
+      const window = Promise.all([sleep(s.at), before]).then(() => payWindow(rt, a));
+      lastWindow.set(a.order, window);
+      rt.pays.set(a.id, window);
     }
   }
   await Promise.all(spec.steps.map(async (s) => {

@@ -3,8 +3,17 @@
  * payments through the simulator's payment window, PortOne-side cancels, forged webhooks and
  * confirms sent straight to the API, and global faults). `generateScenario(seed)` always builds the
  * same scenario from the same seed, so a failure can be replayed with `--replay <seed>`.
+ *
+ * Each scenario speaks one PortOne API (`apiOf(seed)`): V1, V2 with the signed confirm call, or V2
+ * manual confirmation. The API and the V2-only particulars (how a forged V2 request is signed, what a
+ * forged manual confirmation gets wrong) come from random streams of their own, derived from the
+ * seed: the timeline a seed generates is the same whatever its API.
  */
 import { Rng } from './random.ts';
+
+/** How the scenario's buyers pay: V1 (confirm_url), V2 (signed confirm call) or V2 manual confirmation. */
+export type PortOneApi = 'v1' | 'v2' | 'v2-manual';
+export const PORTONE_APIS: readonly PortOneApi[] = ['v1', 'v2', 'v2-manual'];
 
 /** Faults that touch every scenario running at the time: such a scenario runs alone. */
 export type GlobalFaultKind = 'rest_outage' | 'kill_worker' | 'flush_redis' | 'restart_postgres';
@@ -87,8 +96,17 @@ export interface ForgedWebhookAction {
   imp: ImpRef;
   merchant: MerchantRef;
   status: string;
+  /** V1: a form body. V2: the legacy (2024-01-01) body. */
   form: boolean;
+  /** V2 only: a bad or missing signature (changes nothing, 401) or a valid one (PortOne naming another order: a hint only). */
+  signature?: 'bad' | 'missing' | 'valid';
 }
+
+/**
+ * What a forged V2 confirm gets wrong: a signed confirm call with a bad or missing signature, or
+ * (manual confirmation) a buyer's request with another payment's token or a wrong amount.
+ */
+export type V2ConfirmForgery = 'bad_signature' | 'missing_signature' | 'manual_wrong_token' | 'manual_wrong_amount';
 
 /** A confirm sent straight to the API by someone who is not PortOne. */
 export interface ForgedConfirmAction {
@@ -96,6 +114,8 @@ export interface ForgedConfirmAction {
   imp: ImpRef;
   merchant: MerchantRef;
   amount: 'right' | 'missing' | 'tampered';
+  /** V2 only. */
+  v2?: V2ConfirmForgery;
 }
 
 export interface RestOutageAction {
@@ -137,6 +157,7 @@ export interface Step {
 
 export interface ScenarioSpec {
   seed: number;
+  api: PortOneApi;
   event: EventSpec;
   orders: OrderSpec[];
   steps: Step[];
@@ -214,8 +235,31 @@ function merchantRef(rng: Rng, orders: number): MerchantRef {
   ]);
 }
 
+/**
+ * The PortOne API of `seed`'s scenario, from a stream of its own (half V1, a quarter each V2 flow).
+ * The salt keeps the seeds chaos.test.ts has long used for V1 (356 239 65 76 9 54) on V1.
+ */
+export function apiOf(seed: number): PortOneApi {
+  return new Rng((seed ^ 0x2f6b_3c48) >>> 0).weighted<PortOneApi>([['v1', 2], ['v2', 1], ['v2-manual', 1]]);
+}
+
+/** The V2 particulars of the forged requests, drawn from a stream of their own (see above). */
+function forV2(steps: Step[], seed: number, api: PortOneApi): void {
+  const rng = new Rng((seed ^ 0x7c15_9e4b) >>> 0);
+  for (const s of steps) {
+    const a = s.action;
+    if (a.kind === 'forge_webhook') a.signature = rng.weighted([['bad', 2], ['missing', 1], ['valid', 2]] as const);
+    if (a.kind === 'forge_confirm') {
+      a.v2 = api === 'v2-manual'
+        ? rng.weighted<V2ConfirmForgery>([['bad_signature', 1], ['missing_signature', 1], ['manual_wrong_token', 2], ['manual_wrong_amount', 2]])
+        : rng.weighted<V2ConfirmForgery>([['bad_signature', 2], ['missing_signature', 1]]);
+    }
+  }
+}
+
 /** The scenario of `seed`. Pure: no clock, no I/O. */
 export function generateScenario(seed: number): ScenarioSpec {
+  const api = apiOf(seed);
   const rng = new Rng(seed);
   const seats = rng.weighted([[0, 2], [1, 1], [2, 2], [3, 2], [4, 1]]);
   let pool = rng.weighted([[0, 2], [1, 2], [2, 2], [3, 1]]);
@@ -281,14 +325,15 @@ export function generateScenario(seed: number): ScenarioSpec {
     globalFaults.push(kind);
   }
   steps.sort((a, b) => a.at - b.at);
-  return { seed, event, orders, steps, globalFaults };
+  if (api !== 'v1') forV2(steps, seed, api);
+  return { seed, api, event, orders, steps, globalFaults };
 }
 
 /** One line per step, for a human replaying a seed. */
 export function describeScenario(spec: ScenarioSpec): string[] {
   const e = spec.event;
   const lines = [
-    `seed ${spec.seed}: ${e.seats} seats at ₩${e.seatPrice}, pool of ${e.pool} at ₩${e.poolPrice}, hold ${e.holdTtlSeconds} s, max per buyer ${e.maxPerBuyer ?? 'none'}`,
+    `seed ${spec.seed} (PortOne ${spec.api}): ${e.seats} seats at ₩${e.seatPrice}, pool of ${e.pool} at ₩${e.poolPrice}, hold ${e.holdTtlSeconds} s, max per buyer ${e.maxPerBuyer ?? 'none'}`,
     ...spec.orders.map((o, i) => `  order #${i} buyer ${o.buyer}: ${[...o.seats, ...(o.quantity > 0 ? [`ga x${o.quantity}`] : [])].join(', ')}`),
   ];
   for (const s of spec.steps) lines.push(`  +${String(s.at).padStart(5)} ms ${describeAction(s.action)}`);
@@ -307,9 +352,9 @@ export function describeAction(a: Action): string {
     case 'resend_webhook':
       return `PortOne resends the webhook of payment [${a.payment}] claiming ${a.claim ?? 'its real status'}`;
     case 'forge_webhook':
-      return `forged webhook ${JSON.stringify({ imp: a.imp.kind === 'made_up' ? 'made up' : `payment [${a.imp.n}]`, merchant: refText(a.merchant), status: a.status })}${a.form ? ' (form)' : ''}`;
+      return `forged webhook ${JSON.stringify({ imp: a.imp.kind === 'made_up' ? 'made up' : `payment [${a.imp.n}]`, merchant: refText(a.merchant), status: a.status })}${a.form ? (a.signature ? ' (legacy body)' : ' (form)') : ''}${a.signature ? ` (${a.signature} signature)` : ''}`;
     case 'forge_confirm':
-      return `forged confirm ${JSON.stringify({ imp: a.imp.kind === 'made_up' ? 'made up' : `payment [${a.imp.n}]`, merchant: refText(a.merchant), amount: a.amount })}`;
+      return `forged confirm ${JSON.stringify({ imp: a.imp.kind === 'made_up' ? 'made up' : `payment [${a.imp.n}]`, merchant: refText(a.merchant), amount: a.amount })}${a.v2 ? ` (${a.v2.replace(/_/g, ' ')})` : ''}`;
     case 'rest_outage':
       return `PortOne REST ${a.mode === 'down' ? 'down' : `fails ${Math.round(a.rate * 100)}% of calls`} for ${a.durationMs} ms`;
     case 'kill_worker':

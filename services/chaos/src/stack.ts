@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import { createDb, type Db } from '@dropgate/db';
 import { createRedis } from '@dropgate/redis';
 import { closeQueues, createQueues, type Queues } from '@dropgate/jobs';
-import { startSimulator, type Faults, type Simulator } from '@dropgate/portone-sim';
+import { newWebhookSecret, startSimulator, type Faults, type Simulator } from '@dropgate/portone-sim';
 import { freePort, startPrivatePostgres, startPrivateRedis, type PrivatePostgres, type PrivateRedis } from '@dropgate/testkit';
 import { startConfirmInterceptor, type ConfirmInterceptor } from './interceptor.ts';
 import { Supervised, type ProcessCrash } from './processes.ts';
@@ -47,6 +47,10 @@ export interface ChaosStack {
   readonly apiUrl: string;
   readonly confirmUrl: string;
   readonly noticeUrl: string;
+  /** PortOne V2: the signed confirm call, the signed webhooks, the browser's manual confirmation. */
+  readonly v2ConfirmUrl: string;
+  readonly v2WebhookUrl: string;
+  readonly v2ManualConfirmUrl: string;
   /** A confirm_url in front of the API that sends a forged confirm first (see interceptor.ts). */
   readonly interceptor: ConfirmInterceptor;
   readonly adminToken: string;
@@ -89,7 +93,11 @@ export async function startChaosStack(opts: { logDir: string; log?: (line: strin
 
     const impKey = `chaos-${randomBytes(4).toString('hex')}`;
     const impSecret = randomBytes(16).toString('hex');
-    const sim = await startSimulator({ impKey, impSecret, faults: { ...BASE_FAULTS }, logLevel: 'silent' });
+    // V2: secrets generated per campaign; the simulator signs with the webhook secret dropgate checks.
+    const webhookSecret = newWebhookSecret();
+    const storeId = `store-chaos-${randomBytes(4).toString('hex')}`;
+    const v2ApiSecret = randomBytes(16).toString('hex');
+    const sim = await startSimulator({ impKey, impSecret, faults: { ...BASE_FAULTS }, logLevel: 'silent', webhookSecret, storeId, v2ApiSecret });
     closers.push(() => sim.close());
 
     const [apiPort, workerPort] = [await freePort(), await freePort()];
@@ -105,6 +113,10 @@ export async function startChaosStack(opts: { logDir: string; log?: (line: strin
       PORTONE_API_URL: sim.url,
       PORTONE_IMP_KEY: impKey,
       PORTONE_IMP_SECRET: impSecret,
+      PORTONE_V2_API_URL: sim.url,
+      PORTONE_V2_API_SECRET: v2ApiSecret,
+      PORTONE_V2_STORE_ID: storeId,
+      PORTONE_WEBHOOK_SECRET: webhookSecret,
       QUEUE_PREFIX: prefix,
       LOG_LEVEL: 'warn',
       WORKER_CONCURRENCY: '8',
@@ -148,6 +160,9 @@ export async function startChaosStack(opts: { logDir: string; log?: (line: strin
       apiUrl,
       confirmUrl: `${apiUrl}/portone/v1/confirm`,
       noticeUrl: `${apiUrl}/portone/v1/webhook`,
+      v2ConfirmUrl: `${apiUrl}/portone/v2/confirm`,
+      v2WebhookUrl: `${apiUrl}/portone/v2/webhook`,
+      v2ManualConfirmUrl: `${apiUrl}/portone/v2/manual-confirm`,
       interceptor,
       adminToken,
       sim,

@@ -21,6 +21,14 @@ import {
  * that they still do).
  */
 const FIXED_SEEDS = [356, 239, 65, 76, 9, 54];
+/**
+ * PortOne V2: 106 pays with the signed confirm call (a validly signed webhook naming a payment's own
+ * attempt, forged webhooks and confirms with a bad or missing signature, a forged confirm just before
+ * PortOne's, lost webhooks, late payments, a cancel at PortOne); 187 with manual confirmation (a
+ * forged confirmation with another attempt's token and one with a wrong amount, one just before the
+ * browser's, a validly signed webhook naming a made-up order). The seeds above stay V1.
+ */
+const V2_SEEDS = [106, 187];
 
 let stack: ChaosStack;
 const logDir = mkdtempSync(join(tmpdir(), 'dgt-chaos-test-'));
@@ -50,18 +58,36 @@ describe('the campaign', () => {
     expect(new Set(actions.flatMap((a) => (a.kind === 'pay' && a.preempt !== 'none' ? [a.preempt] : [])))).toEqual(new Set(['other_order', 'made_up_order', 'tampered']));
     // Same seed, same scenario.
     expect(generateScenario(239)).toEqual(generateScenario(239));
+    expect(specs.map((s) => s.api)).toEqual(FIXED_SEEDS.map(() => 'v1'));
+  });
+
+  it('the V2 seeds pay through both V2 flows, with every kind of forged V2 request', () => {
+    const specs = V2_SEEDS.map(generateScenario);
+    expect(specs.map((s) => s.api)).toEqual(['v2', 'v2-manual']);
+    const actions = specs.flatMap((s) => s.steps.map((x) => x.action));
+    expect(new Set(actions.flatMap((a) => (a.kind === 'forge_webhook' ? [a.signature] : [])))).toEqual(new Set(['bad', 'valid']));
+    expect(new Set(actions.flatMap((a) => (a.kind === 'forge_confirm' ? [a.v2] : [])))).toEqual(
+      new Set(['bad_signature', 'missing_signature', 'manual_wrong_token', 'manual_wrong_amount']),
+    );
+    expect(specs.every((s) => s.steps.some((x) => x.action.kind === 'pay' && x.action.preempt !== 'none'))).toBe(true);
   });
 
   it('runs the fixed seeds against the real stack with zero violations', async () => {
     const lines: string[] = [];
+    const seeds = [...FIXED_SEEDS, ...V2_SEEDS];
     const { results } = await runScenarios(stack, {
-      seed: 0, scenarios: FIXED_SEEDS.length, replay: FIXED_SEEDS, durationSeconds: null, parallel: 4,
+      seed: 0, scenarios: seeds.length, replay: seeds, durationSeconds: null, parallel: 4,
       settleTimeoutMs: 60_000, logDir, verbose: false, out: (l) => lines.push(l),
     });
-    expect(results).toHaveLength(FIXED_SEEDS.length);
+    expect(results).toHaveLength(seeds.length);
+    expect(results.filter((r) => r.spec.api !== 'v1').map((r) => r.spec.api).sort()).toEqual(['v2', 'v2-manual']);
     // The faults really fired (a fault that silently stopped firing would make this test pass for nothing).
     const log = results.flatMap((r) => r.log).join('\n');
     for (const fired of ['worker restarted', 'Postgres back', 'FLUSHALL Redis', 'PortOne REST back', 'forged webhook', 'forged confirm', 'forged confirm just before PortOne\'s', 'cancel at PortOne']) {
+      expect(log, fired).toContain(fired);
+    }
+    // And the V2 ones: payments through both V2 flows, forged V2 requests refused for their signature.
+    for (const fired of ['(paid, v2): v2.', 'the browser posted the token', 'forged webhook (V2, bad signature', 'forged webhook (V2, valid signature', ' signature, ', 'manual confirmation of', '→ 401 ']) {
       expect(log, fired).toContain(fired);
     }
     expect(failures(results), `full reports in ${logDir}/seed-<seed>.txt`).toEqual([]);
@@ -78,6 +104,7 @@ describe('the checks can fail', () => {
     // Two seats, two orders: the first paid through the payment window, the second never paid.
     const spec: ScenarioSpec = {
       seed: 7,
+      api: 'v1',
       event: { seats: 2, seatPrice: 10_000, pool: 0, poolPrice: 0, maxPerBuyer: null, holdTtlSeconds: 5 },
       orders: [{ buyer: 'b1', seats: ['S-1-1'], quantity: 0 }, { buyer: 'b2', seats: ['S-1-2'], quantity: 0 }],
       steps: [{ at: 0, action: { kind: 'pay', id: 0, order: 0, label: 'paid', outcome: 'paid', confirm: true, amountDelta: 0, buyerDelayMs: 0, flipMs: 0, preempt: 'none', webhooks: { lost: false, duplicates: 0, delayMs: 0, reorder: false, form: false, beforeReturn: false } } }],
