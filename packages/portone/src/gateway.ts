@@ -80,11 +80,20 @@ export class PaymentGateway {
     return this.v2;
   }
 
-  /** The payment `key` of order `merchantUid`, as PortOne says it is now; null when PortOne does not know it. */
+  /**
+   * The payment `key` of order `merchantUid`, as PortOne says it is now; null when PortOne does not
+   * know it. V2 shows only a payment's current attempt: a key that is not that attempt is answered
+   * null, never made up from the current one. A signed webhook may pair a paymentId with another
+   * payment's or an old attempt's transactionId; reading it as "this order's attempt, failed" wrote
+   * rows PortOne never had and overwrote real ones with the current attempt's amount (found by the
+   * chaos campaign's V2 scenarios, seeds 3190125541, 2957158678, 3148921493, 2288246919, 3812051794).
+   * An attempt that is no longer current was never paid (V2 refuses a new attempt on a paid payment),
+   * so nothing is lost: the hold it rode on is released by verification if nothing else rides on it.
+   */
   async getPayment(merchantUid: string, key: string): Promise<PortOnePayment | null> {
     if (apiOfPaymentKey(key) === 'v1') return this.v1.getPayment(key);
     const p = await this.#v2('v2GetPayment').getPayment(merchantUid);
-    return p === null ? null : fromV2Payment(p, key);
+    return p === null || key !== v2PaymentKey(p.transactionId) ? null : fromV2Payment(p, key);
   }
 
   /** The latest payment attempt of an order on its API; null when it has none. */

@@ -119,6 +119,26 @@ describe('Redis losing the event', () => {
     expect(d.tickets).toHaveLength(1);
     expect(d.payments).toEqual([expect.objectContaining({ imp_uid: `v2.${w.transaction_id}`, status: 'paid' })]);
   });
+
+  it('a signed webhook pairing a paymentId with another payment\'s or a made-up transactionId writes no payment row (found by the chaos campaign)', async () => {
+    const id = await event({ seats: 2 });
+    const a = await v2Order(id, { buyer_id: 'a', seats: ['V-1-1'] });
+    const b = await v2Order(id, { buyer_id: 'b', seats: ['V-1-2'] });
+    const pb = await sim.payV2({ payment_id: b.merchant_uid, amount: b.amount, confirm_url: confirmUrl(), webhook_url: webhookUrl() });
+    await orderIs(b.merchant_uid, 'paid');
+    const aWindow = await sim.payV2({ payment_id: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), webhook_url: webhookUrl(), outcome: 'failed' });
+    await waitFor(async () => ((await detail(a.merchant_uid)).payments.length === 1 ? true : null), 15_000, 'order a\'s failed attempt in the record');
+    for (const transactionId of [pb.transaction_id, `made-up-${rand(6)}`]) {
+      const body = JSON.stringify({ type: 'Transaction.Paid', timestamp: new Date().toISOString(), data: { paymentId: a.merchant_uid, transactionId, storeId: STORE } });
+      const res = await http(stack.url, 'POST', '/portone/v2/webhook', undefined, { raw: body, headers: { 'content-type': 'application/json', ...signWebhook(SECRET, body) } });
+      expect(res.status, res.text).toBe(200);
+    }
+    await queuesIdle();
+    const d = await detail(a.merchant_uid);
+    expect(d.status).not.toBe('paid');
+    expect(d.payments).toEqual([expect.objectContaining({ imp_uid: `v2.${aWindow.transaction_id}`, status: 'failed', amount: a.amount })]);
+    expect((await detail(b.merchant_uid)).payments).toEqual([expect.objectContaining({ imp_uid: `v2.${pb.transaction_id}`, status: 'paid', amount: b.amount })]);
+  });
 });
 
 describe('manual confirmation', () => {
