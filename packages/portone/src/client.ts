@@ -270,12 +270,19 @@ export class PortOneClient {
   }
 
   #report(endpoint: PortOneEndpoint, result: PortOneRequestResult, startedAt: number): void {
-    if (this.#onRequest === undefined) return;
-    try {
-      this.#onRequest(endpoint, result, (performance.now() - startedAt) / 1000);
-    } catch {
-      // Metrics must never turn a PortOne answer into a failure.
-    }
+    reportRequest(this.#onRequest, endpoint, result, startedAt);
+  }
+}
+
+/** Tells `onRequest` (the metrics) how a call went; a failing hook never fails the call. */
+export function reportRequest(
+  onRequest: PortOneClientOptions['onRequest'], endpoint: PortOneEndpoint, result: PortOneRequestResult, startedAt: number,
+): void {
+  if (onRequest === undefined) return;
+  try {
+    onRequest(endpoint, result, (performance.now() - startedAt) / 1000);
+  } catch {
+    // Metrics must never turn a PortOne answer into a failure.
   }
 }
 

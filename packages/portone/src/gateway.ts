@@ -96,21 +96,14 @@ export class PaymentGateway {
     return p === null || key !== v2PaymentKey(p.transactionId) ? null : fromV2Payment(p, key);
   }
 
-  /** The latest payment attempt of an order on its API; null when it has none. */
-  async findLatestPayment(merchantUid: string, api: PortOneApi): Promise<PortOnePayment | null> {
-    if (api === 'v1') return this.v1.findPaymentByMerchantUid(merchantUid);
-    const p = await this.#v2('v2GetPayment').getPayment(merchantUid);
-    return p === null ? null : fromV2Payment(p, v2PaymentKey(p.transactionId));
-  }
-
   /**
    * Every payment attempt of an order on its API, oldest first ([] when it has none). V1 lists them
-   * all (`GET /payments/findAll`); V2 keeps one payment per paymentId and shows its latest attempt.
+   * all (`GET /payments/findAll`); V2 keeps one payment per paymentId and shows its current attempt.
    */
   async findAllPayments(merchantUid: string, api: PortOneApi): Promise<PortOnePayment[]> {
     if (api === 'v1') return this.v1.findAllPaymentsByMerchantUid(merchantUid);
-    const latest = await this.findLatestPayment(merchantUid, 'v2');
-    return latest === null ? [] : [latest];
+    const p = await this.#v2('v2GetPayment').getPayment(merchantUid);
+    return p === null ? [] : [fromV2Payment(p, v2PaymentKey(p.transactionId))];
   }
 
   /**

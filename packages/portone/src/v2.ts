@@ -14,7 +14,7 @@
  */
 import { PaymentClient } from '@portone/server-sdk/payment';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { backoffDelay } from './client.ts';
+import { backoffDelay, reportRequest } from './client.ts';
 import {
   PortOneApiError, PortOneAuthError, PortOneError, PortOneProtocolError, PortOneUnavailableError, type PortOneEndpoint,
 } from './errors.ts';
@@ -227,12 +227,7 @@ export class PortOneV2Client {
   }
 
   #report(endpoint: PortOneEndpoint, result: PortOneRequestResult, startedAt: number): void {
-    if (this.#onRequest === undefined) return;
-    try {
-      this.#onRequest(endpoint, result, (performance.now() - startedAt) / 1000);
-    } catch {
-      // Metrics must never turn a PortOne answer into a failure.
-    }
+    reportRequest(this.#onRequest, endpoint, result, startedAt);
   }
 }
 

@@ -28,10 +28,7 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'ready' then return -9 end
 local o = redis.call('HMGET', KEYS[2], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 'imp')
 if not o[1] then return -2 end
 
-local kept = {}
-for _, imp in ipairs(splitCsv(o[7])) do
-  if imp ~= ARGV[2] then kept[#kept + 1] = imp end
-end
+local kept = otherPayments(o[7], ARGV[2])
 redis.call('HSET', KEYS[2], 'imps', table.concat(kept, ','))
 if o[8] == ARGV[2] then redis.call('HSET', KEYS[2], 'imp', kept[1] or '') end
 

@@ -147,13 +147,7 @@ end
 
 local seats = splitCsv(o[3])
 local items = splitCsv(o[4])
-for i = 1, #seats do
-  if redis.call('HGET', KEYS[4], seats[i]) ~= '' then return decide(-7) end
-end
-for i = 1, #items, 2 do
-  local p = redis.call('HMGET', KEYS[5], 'p:' .. items[i] .. ':cap', 'p:' .. items[i] .. ':held', 'p:' .. items[i] .. ':sold')
-  if tonumber(p[2]) + tonumber(p[3]) + tonumber(items[i + 1]) > tonumber(p[1]) then return decide(-7) end
-end
+if not linesFree(KEYS[4], KEYS[5], seats, items) then return decide(-7) end
 
 moveLines(KEYS[4], KEYS[5], seats, items, 'h:' .. ARGV[1], nil, 'held')
 -- Counted even without a limit, so a limit and the buyer metrics stay right after a rebuild.

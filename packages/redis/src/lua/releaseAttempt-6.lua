@@ -35,20 +35,14 @@ if code ~= '1' then return 0 end
 local o = redis.call('HMGET', KEYS[1], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 'imp')
 if o[1] ~= 'held' or o[2] ~= seq then return 0 end
 -- Another attempt rides on this hold meanwhile: only this one gets off it.
-local kept = {}
-for _, imp in ipairs(splitCsv(o[7])) do
-  if imp ~= ARGV[2] then kept[#kept + 1] = imp end
-end
+local kept = otherPayments(o[7], ARGV[2])
 if #kept > 0 then
   redis.call('HSET', KEYS[1], 'imps', table.concat(kept, ','))
   if o[8] == ARGV[2] then redis.call('HSET', KEYS[1], 'imp', kept[1]) end
   return 0
 end
-moveLines(KEYS[3], KEYS[4], splitCsv(o[5]), splitCsv(o[6]), '', 'held', nil)
-redis.call('HINCRBY', KEYS[5], o[3], -tonumber(o[4]))
 -- 'released' (as a failed payment leaves an order; it can be paid again), not 'pending' as undoHold
 -- leaves it: the hold may be in the record already (PortOne answered after the hand-off was relayed),
 -- and the expiry's reconciliation ends a recorded hold only for an order Redis has released.
-redis.call('HSET', KEYS[1], 'st', 'released', 'exp', '')
-redis.call('ZREM', KEYS[6], ARGV[1])
+endHold(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[1], ARGV[1], o[5], o[6], o[3], o[4], 'released')
 return 1

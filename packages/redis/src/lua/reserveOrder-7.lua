@@ -52,13 +52,7 @@ if max > 0 then
   local mine = tonumber(redis.call('HGET', KEYS[5], ARGV[3]) or '0')
   if mine + qty > max then return { -6, 0 } end
 end
-for i = 1, #seats do
-  if redis.call('HGET', KEYS[3], seats[i]) ~= '' then return { -7, 0 } end
-end
-for i = 1, #items, 2 do
-  local p = redis.call('HMGET', KEYS[4], 'p:' .. items[i] .. ':cap', 'p:' .. items[i] .. ':held', 'p:' .. items[i] .. ':sold')
-  if tonumber(p[2]) + tonumber(p[3]) + tonumber(items[i + 1]) > tonumber(p[1]) then return { -7, 0 } end
-end
+if not linesFree(KEYS[3], KEYS[4], seats, items) then return { -7, 0 } end
 
 moveLines(KEYS[3], KEYS[4], seats, items, 'h:' .. ARGV[1], nil, 'held')
 redis.call('HINCRBY', KEYS[5], ARGV[3], qty)

@@ -52,3 +52,25 @@ local function endHold(seatKey, cntKey, buyersKey, holdsKey, orderKey, uid, seat
   redis.call('HSET', orderKey, 'st', status, 'exp', '')
   redis.call('ZREM', holdsKey, uid)
 end
+
+-- True when every seat of `seats` is free and every pool of `items` ("pool,qty,...") has room for its
+-- quantity beside what is held and sold.
+local function linesFree(seatKey, cntKey, seats, items)
+  for i = 1, #seats do
+    if redis.call('HGET', seatKey, seats[i]) ~= '' then return false end
+  end
+  for i = 1, #items, 2 do
+    local p = redis.call('HMGET', cntKey, 'p:' .. items[i] .. ':cap', 'p:' .. items[i] .. ':held', 'p:' .. items[i] .. ':sold')
+    if tonumber(p[2]) + tonumber(p[3]) + tonumber(items[i + 1]) > tonumber(p[1]) then return false end
+  end
+  return true
+end
+
+-- The payments of csv list `impsCsv` other than `imp`, in order.
+local function otherPayments(impsCsv, imp)
+  local kept = {}
+  for _, other in ipairs(splitCsv(impsCsv)) do
+    if other ~= imp then kept[#kept + 1] = other end
+  end
+  return kept
+end
