@@ -85,8 +85,9 @@ describe('confirm-webhook flow', () => {
   it('money paid after the hold ended, for seats sold meanwhile, goes back through V2 cancel with currentCancellableAmount', async () => {
     const id = await event({ seats: 1, ttl: 5 });
     const late = await v2Order(id, { buyer_id: 'late', seats: ['V-1-1'] });
-    // The buyer lingers in the window; PortOne's Paid webhook is lost.
-    const slow = sim.payV2({ payment_id: late.merchant_uid, amount: late.amount, confirm_url: confirmUrl(), webhook_url: webhookUrl(), buyer_delay_ms: 1_500, faults: { webhook_loss: 1 } });
+    // The buyer lingers in the window (4 s: the expiry must find the payment still unpaid, also when the
+    // machine is busy; with 1.5 s it once found it paid and committed it); PortOne's Paid webhook is lost.
+    const slow = sim.payV2({ payment_id: late.merchant_uid, amount: late.amount, confirm_url: confirmUrl(), webhook_url: webhookUrl(), buyer_delay_ms: 4_000, faults: { webhook_loss: 1 } });
     await waitFor(async () => (await stack.store.orderState(id, late.merchant_uid))?.status === 'held', 10_000, 'the late buyer to hold');
     clock.advance(6_000);
     await orderIs(late.merchant_uid, 'expired');
