@@ -12,6 +12,8 @@
  * cannot be provoked without breaking Redis on purpose: the panels reading it fall back to 0.
  * A second event has a waiting room, reservations at order (hold_at "order") and a waiting list: each
  * round joins and polls its queue (once too fast) and its waiting list, for the fair-rush panels.
+ * A third event sells through PortOne V2 with manual confirmation: amounts pre-registered, a forged
+ * payment token refused, the genuine one paid, and a webhook with a bad signature refused 401.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -23,7 +25,7 @@ import { parse } from 'yaml';
 import { startApi, type RunningApi } from '@dropgate/api';
 import { startWorker, type RunningWorker } from '@dropgate/worker';
 import { startSimulator, type PaymentOutcome, type PaymentWindowResult, type Simulator } from '@dropgate/portone-sim';
-import { eventId, freePort, http, rand, waitFor } from '@dropgate/testkit';
+import { eventId, freePort, http, newWebhookSecret, rand, signWebhook, waitFor } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -137,6 +139,11 @@ let tmp = '';
 const id = eventId('metrics');
 /** The fair-rush event: waiting room, hold_at "order", waiting list. */
 const rushId = eventId('rush');
+/** The PortOne V2 event (manual confirmation). */
+const v2Id = eventId('v2');
+const V2_SECRET = newWebhookSecret();
+const V2_STORE = 'store-metrics-proof';
+const V2_API_SECRET = rand(24);
 /** merchant_uid → the order status the drop must end in. */
 const expectedStatus = new Map<string, string>();
 const confirmCodes: Record<string, number> = {};
@@ -310,6 +317,28 @@ async function rushRound(n: number): Promise<void> {
   expect((await http(stack.url, 'GET', `/events/${rushId}/waitlist/${listed.body.waitlist_token}`)).status).toBe(200);
 }
 
+/**
+ * One round at the V2 event: an order (its amount pre-registered), a manual confirmation with a forged
+ * payment token (PortOne refuses it), the genuine one (paid), and a webhook whose signature is not ours.
+ */
+async function v2Round(n: number): Promise<void> {
+  const res = await http(stack.url, 'POST', `/events/${v2Id}/orders`, { buyer_id: `v2-${n}`, items: [{ pool: 'ga', quantity: 1 }], portone_api: 'v2' });
+  expect(res.status, res.text).toBe(201);
+  const order = res.body as { merchant_uid: string; amount: number };
+  const w = await sim.payV2({ payment_id: order.merchant_uid, amount: order.amount, mode: 'manual' });
+  const confirm = (token: string) => http(stack.url, 'POST', '/portone/v2/manual-confirm', { payment_id: order.merchant_uid, payment_token: token, total_amount: order.amount });
+  const forged = await confirm(`ptk_forged_${rand(8)}`);
+  expect(forged.status, forged.text).toBeGreaterThanOrEqual(400);
+  const genuine = await confirm(w.payment_token!);
+  expect(genuine.status, genuine.text).toBe(200);
+  expectedStatus.set(order.merchant_uid, 'paid');
+  const body = JSON.stringify({ type: 'Transaction.Paid', timestamp: new Date().toISOString(), data: { paymentId: order.merchant_uid, transactionId: w.transaction_id, storeId: V2_STORE } });
+  const forgedWebhook = await http(stack.url, 'POST', '/portone/v2/webhook', undefined, {
+    raw: body, headers: { 'content-type': 'application/json', ...signWebhook(newWebhookSecret(), body) },
+  });
+  expect(forgedWebhook.status).toBe(401);
+}
+
 /** imp_uids of payments the drop saw paid. */
 const paidImpUids: string[] = [];
 
@@ -321,9 +350,15 @@ async function orderStatuses(): Promise<Map<string, string>> {
 
 beforeAll(async () => {
   requirePrometheus();
-  sim = await startSimulator({ port: 0, faults: { webhook_retry_ms: 50 } });
+  sim = await startSimulator({ port: 0, webhookSecret: V2_SECRET, storeId: V2_STORE, v2ApiSecret: V2_API_SECRET, faults: { webhook_retry_ms: 50 } });
   const workerPort = await freePort();
-  stack = await startStack({ label: 'metrics', portoneUrl: sim.url, worker: false, env: { WORKER_METRICS_PORT: String(workerPort) } });
+  stack = await startStack({
+    label: 'metrics', portoneUrl: sim.url, worker: false,
+    env: {
+      WORKER_METRICS_PORT: String(workerPort),
+      PORTONE_V2_API_URL: sim.url, PORTONE_V2_API_SECRET: V2_API_SECRET, PORTONE_V2_STORE_ID: V2_STORE, PORTONE_WEBHOOK_SECRET: V2_SECRET,
+    },
+  });
   worker = await startWorker(stack.config, { prefix: stack.prefix, metricsServer: true });
   if (!worker.metricsUrl) throw new Error('the worker did not start its metrics server');
   api2 = await startApi({ ...stack.config, confirmMaxInFlight: 1 }, { logger: false, queuePrefix: stack.prefix });
@@ -341,16 +376,22 @@ beforeAll(async () => {
     pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 3_000 }],
   }, { admin: true });
   expect(rush.status, rush.text).toBe(201);
+  const v2 = await http(stack.url, 'POST', '/admin/events', {
+    id: v2Id, name: 'Metrics proof: PortOne V2', pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 5_000 }],
+  }, { admin: true });
+  expect(v2.status, v2.text).toBe(201);
   await waitFor(async () => api2!.deps.catalog.isKnown(id) && api2!.deps.catalog.isKnown(rushId), 10_000, 'the second API process to know the events');
   await scrapedAfter(Date.now(), 'the event was created');
 
   await failJobsForAMoment();
   await round(['M-1-1', 'M-1-2']);
   await rushRound(1);
+  await v2Round(1);
   // Round two moves series Prometheus has already seen, so rates and quantiles are not empty.
   await scrapedAfter(Date.now(), 'round one');
   await round(['M-1-3', 'M-1-4']);
   await rushRound(2);
+  await v2Round(2);
 
   await sim.settled();
   await waitFor(async () => {
@@ -411,6 +452,15 @@ describe('Prometheus scraping a drop', () => {
     expect(await value(`sum(dropgate_waitlist_polls_total{event="${rushId}", state="offered"})`)).toBe(2);
     expect(await value(`max(dropgate_waitlist_offers_open{event="${rushId}"})`)).toBe(2);
     expect(await value(`max(dropgate_waitlist_waiting{event="${rushId}"})`)).toBe(0);
+  });
+
+  it('saw PortOne V2: pre-registrations, manual confirmations paid and refused, signature failures', async () => {
+    const value = async (expr: string) => (await query(expr)).reduce((sum, s) => sum + s.value, 0);
+    expect(await value('dropgate_portone_pre_registrations_total{result="ok"}')).toBe(2);
+    expect(await value('dropgate_manual_confirms_total{result="paid"}')).toBe(2);
+    expect(await value('dropgate_manual_confirms_total{result="refused"}')).toBe(2);
+    expect(await value('dropgate_portone_signature_failures_total{endpoint="webhook"}')).toBe(2);
+    expect(await value(`dropgate_holds_committed_total{event="${v2Id}"}`)).toBe(2);
   });
 
   // Every paid payment's webhook came twice (webhook_duplicates: 1), and one came again after the order
