@@ -92,6 +92,20 @@ export class HoldStore {
     return releaseLock(this.redis, eventKeys(eventId).manualConfirmLock(merchantUid), token);
   }
 
+  /**
+   * Counts one V2 manual confirmation of an order in a fixed window of `windowMs` that starts at the
+   * first one. @returns the count in this window (this one included) and the ms until it ends.
+   */
+  async countManualConfirm(eventId: string, merchantUid: string, windowMs: number): Promise<{ count: number; resetMs: number }> {
+    const key = eventKeys(eventId).manualConfirmCount(merchantUid);
+    const replies = await this.redis.multi().incr(key).pexpire(key, windowMs, 'NX').pttl(key).exec();
+    if (!replies) throw new Error('manual confirmation count: transaction aborted');
+    for (const [error] of replies) if (error) throw error;
+    const count = Number(replies[0]![1]);
+    const ttl = Number(replies[2]![1]);
+    return { count, resetMs: ttl > 0 ? ttl : windowMs };
+  }
+
   // V2 webhook deliveries (webhook-deliveries.ts)
   webhookDelivered: WebhookDeliveries['webhookDelivered'] = (...args) => this.deliveries.webhookDelivered(...args);
   rememberWebhookDelivery: WebhookDeliveries['rememberWebhookDelivery'] = (...args) => this.deliveries.rememberWebhookDelivery(...args);

@@ -56,6 +56,8 @@ export interface EventKeys {
   settleLock(merchantUid: string): string;
   /** lock key: one V2 manual confirmation of an order at a time */
   manualConfirmLock(merchantUid: string): string;
+  /** string: V2 manual confirmations of an order in the current window (expires with it) */
+  manualConfirmCount(merchantUid: string): string;
 }
 
 export function eventKeys(eventId: string): EventKeys {
@@ -84,6 +86,7 @@ export function eventKeys(eventId: string): EventKeys {
     rebuildLock: `${tag}:rebuild-lock`,
     settleLock: (merchantUid) => `${tag}:o:${merchantUid}:settle-lock`,
     manualConfirmLock: (merchantUid) => `${tag}:o:${merchantUid}:manual-lock`,
+    manualConfirmCount: (merchantUid) => `${tag}:o:${merchantUid}:manual-count`,
   };
 }
 

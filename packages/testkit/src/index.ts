@@ -328,7 +328,7 @@ export async function http(
   path: string,
   body?: unknown,
   opts: { admin?: boolean; headers?: Record<string, string>; raw?: string } = {},
-): Promise<{ status: number; body: any; text: string }> {
+): Promise<{ status: number; body: any; text: string; headers: Record<string, string> }> {
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
   if (opts.admin) headers.authorization = `Bearer ${TEST_ADMIN_TOKEN}`;
   let payload: string | undefined;
@@ -345,7 +345,7 @@ export async function http(
   } catch {
     parsed = null;
   }
-  return { status: res.status, body: parsed, text };
+  return { status: res.status, body: parsed, text, headers: Object.fromEntries(res.headers) };
 }
 
 /** Creates an order through the storefront API; throws (with the answer) unless it is a 201. */

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventId, http, newOrder, newWebhookSecret, rand, signWebhook } from '@dropgate/testkit';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
+import { MANUAL_CONFIRMS_PER_ORDER } from '../src/routes/portone-v2.routes.ts';
 
 const OLD = newWebhookSecret();
 const NEW = newWebhookSecret();
@@ -202,6 +203,31 @@ describe('POST /portone/v2/manual-confirm input (from the browser: hostile)', ()
       expect(res.body.code).toBe('ORDER_NOT_FOUND');
     }
     expect(await held(o.merchant_uid)).toBe('pending');
+  });
+
+  it(`asks PortOne about one order at most ${MANUAL_CONFIRMS_PER_ORDER} times a minute: then 429 RATE_LIMITED with Retry-After, PortOne not called`, async () => {
+    const [o, other] = [await order(), await order()];
+    const asked = async () => {
+      const text = await (await fetch(`${stack.url}/metrics`)).text();
+      return [...text.matchAll(/^dropgate_portone_requests_total\{endpoint="v2GetPayment",[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    const confirm = (uid: string, amount: number) => http(stack.url, 'POST', '/portone/v2/manual-confirm', { payment_id: uid, payment_token: `ptk_${rand(8)}`, total_amount: amount });
+    const before = await asked();
+    for (let i = 0; i < MANUAL_CONFIRMS_PER_ORDER; i++) expect((await confirm(o.merchant_uid, o.amount)).body.code).toBe('PORTONE_UNAVAILABLE');
+    // Each of those asked PortOne (the client tries a refused connection twice).
+    const afterAllowed = await asked();
+    expect(afterAllowed).toBeGreaterThanOrEqual(before + MANUAL_CONFIRMS_PER_ORDER);
+    for (let i = 0; i < 3; i++) {
+      const limited = await confirm(o.merchant_uid, o.amount);
+      expect(limited.status).toBe(429);
+      expect(limited.body).toEqual({ code: 'RATE_LIMITED', message: expect.any(String) });
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(60);
+    }
+    expect(await asked()).toBe(afterAllowed);
+    expect(await held(o.merchant_uid)).toBe('pending');
+    // Another order of the same event is not affected.
+    expect((await confirm(other.merchant_uid, other.amount)).body.code).toBe('PORTONE_UNAVAILABLE');
   });
 
   it('answers 503 PORTONE_UNAVAILABLE, holding nothing, when PortOne cannot be asked about the payment', async () => {

@@ -62,6 +62,14 @@ const HINT_LABELS: Readonly<Record<string, string>> = {
   ready: 'ready', virtual_account_issued: 'ready', pay_pending: 'ready',
 };
 
+/**
+ * Manual confirmations of one order PortOne is asked about, per window. A genuine buyer needs one (a
+ * few after a declined card); each one costs one or two PortOne calls, so one order's merchant_uid
+ * cannot be made to cost more than this a minute.
+ */
+export const MANUAL_CONFIRMS_PER_ORDER = 10;
+const MANUAL_CONFIRM_WINDOW_MS = 60_000;
+
 /** How each PortOne refusal of a manual confirmation is told to the buyer. */
 const MANUAL_REFUSALS: Readonly<Record<ConfirmRefusal, { status: number; code: string; message: string }>> = {
   INVALID_PAYMENT_TOKEN: { status: 400, code: 'PAYMENT_TOKEN_INVALID', message: '결제 인증 정보가 올바르지 않습니다. 다시 결제해 주세요' },
@@ -338,6 +346,16 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
       if (shared.gate.inFlight >= config.confirmMaxInFlight) {
         metrics.shed.inc({ reason: 'in_flight' });
         return answer(503, 'OVERLOADED', REFUSAL_REASONS.OVERLOADED, 'rejected');
+      }
+      let attempts;
+      try {
+        attempts = await store.countManualConfirm(eventId, merchantUid, MANUAL_CONFIRM_WINDOW_MS);
+      } catch {
+        return answer(503, 'NOT_READY', REFUSAL_REASONS.NOT_READY, 'rejected');
+      }
+      if (attempts.count > MANUAL_CONFIRMS_PER_ORDER) {
+        void reply.header('retry-after', String(Math.max(1, Math.ceil(attempts.resetMs / 1000))));
+        return answer(429, 'RATE_LIMITED', '결제 승인 요청이 너무 많습니다. 잠시 후 다시 시도해 주세요', 'rejected');
       }
       // One confirmation of an order at a time: a refused one then never releases a hold that a
       // concurrent approved one (same attempt, replayed approval) relies on.
