@@ -35,7 +35,7 @@ export class HoldScripts {
   /** The confirm decision: hold every seat and pool quantity of the order for this imp_uid, or nothing. */
   async placeHold(eventId: string, merchantUid: string, impUid: string, amount: number | null, nowMs: number): Promise<PlaceResult> {
     const k = eventKeys(eventId);
-    const r = (await this.redis.placeHoldV2(
+    const r = (await this.redis.placeHold(
       k.meta, k.order(merchantUid), k.answers(merchantUid), k.seats, k.counts, k.buyers, k.holds, k.handoff,
       merchantUid, impUid, amount === null ? '' : amount, nowMs, this.decisionTtlSeconds, this.maxPaymentsPerOrder, this.maxHoldsPerOrder,
     )) as [number, number, number, number];

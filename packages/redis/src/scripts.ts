@@ -1,7 +1,6 @@
 /**
- * Loads the Lua scripts in `lua/` (`<name>-<numKeys>.lua`; a script whose behaviour changed gets a
- * version suffix in its name, `placeHoldV2-8.lua`, so a process never runs a caller of one version
- * against the other's contract), inlines `--- @include "x"` pieces, and
+ * Loads the Lua scripts in `lua/` (`<name>-<numKeys>.lua`, e.g. `placeHold-8.lua`; Redis knows a script
+ * by the SHA-1 of its text, so two versions of one never mix), inlines `--- @include "x"` pieces, and
  * registers them on an ioredis client with `defineCommand`, which runs them by EVALSHA (falling back
  * to EVAL once if the server has not seen them, e.g. after a restart).
  */
@@ -30,12 +29,12 @@ function inline(source: string, seen: Set<string>): string {
 export const SCRIPTS: readonly ScriptSource[] = readdirSync(LUA_DIR)
   .filter((f) => f.endsWith('.lua'))
   .map((file) => {
-    const match = /^([A-Za-z]+(?:V\d+)?)-(\d+)\.lua$/.exec(file);
+    const match = /^([A-Za-z]+)-(\d+)\.lua$/.exec(file);
     if (!match) throw new Error(`Lua script file ${file} is not named <name>-<numKeys>.lua`);
     return { name: match[1]!, numberOfKeys: Number(match[2]), lua: inline(readFileSync(join(LUA_DIR, file), 'utf8'), new Set()) };
   });
 
-export type ScriptName = 'placeHoldV2' | 'reserveOrder' | 'extendReservation' | 'joinQueue' | 'pollQueue' | 'useAdmission' | 'joinWaitlist' | 'undoHold' | 'releaseAttempt' | 'releaseHold' | 'settlePaid' | 'voidSale' | 'createOrder' | 'dropPayment' | 'noteWebhook' | 'seatPage' | 'releaseLock' | 'extendLock';
+export type ScriptName = 'placeHold' | 'reserveOrder' | 'extendReservation' | 'joinQueue' | 'pollQueue' | 'useAdmission' | 'joinWaitlist' | 'undoHold' | 'releaseAttempt' | 'releaseHold' | 'settlePaid' | 'voidSale' | 'createOrder' | 'dropPayment' | 'noteWebhook' | 'seatPage' | 'releaseLock' | 'extendLock';
 
 /** A Redis client with our scripts as commands. */
 export type ScriptedRedis = Redis & {

@@ -2,7 +2,7 @@
   POST /orders/:merchant_uid/extend: renews a live reservation (hold_at "order", no payment started
   on it yet) for the reservation TTL from now, at most ARGV[4] times in the order's life. Each renewal
   is a new hold number handed to the workers, so the record follows. A reservation that lapsed is not
-  renewed here (the confirm may still renew it while unswept, see placeHoldV2); one a payment rides on
+  renewed here (the confirm may still renew it while unswept, see placeHold); one a payment rides on
   is covered by that payment's confirm.
 
   Input:
@@ -10,7 +10,7 @@
     KEYS[2] order     {ev:E}:o:<uid>   hash: st, exp, seq, imps, x (extensions used; absent after a
                                        rebuild: seq - 1)
     KEYS[3] holds     {ev:E}:holds     zset: uid scored by hold expiry (ms)
-    KEYS[4] handoff   {ev:E}:handoff   stream (see placeHoldV2)
+    KEYS[4] handoff   {ev:E}:handoff   stream (see placeHold)
     ARGV[1] merchant_uid
     ARGV[2] now (ms)
     ARGV[3] reservation ttl (ms)

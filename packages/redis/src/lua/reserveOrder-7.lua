@@ -2,12 +2,12 @@
   hold_at "order": makes a new order visible and reserves every seat and pool quantity of it in the
   same step, or nothing (the order is then not written either). Written after the order is in
   Postgres. The reservation is a hold without a payment yet (imp ''), handed to the workers like any
-  hold (recorded in Postgres, expired by the sweep); the confirm approves it (see placeHoldV2).
+  hold (recorded in Postgres, expired by the sweep); the confirm approves it (see placeHold).
   Time comes from the caller (ARGV[6]).
 
   Input:
     KEYS[1] meta      {ev:E}:meta      hash: state, opens, closes, ttl, max
-    KEYS[2] order     {ev:E}:o:<uid>   hash (see placeHoldV2), plus x: extensions used
+    KEYS[2] order     {ev:E}:o:<uid>   hash (see placeHold), plus x: extensions used
     KEYS[3] seats     {ev:E}:seat      and its status indexes (named from it by moveLines)
     KEYS[4] counts    {ev:E}:cnt
     KEYS[5] buyers    {ev:E}:buyer

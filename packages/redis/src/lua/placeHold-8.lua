@@ -2,7 +2,7 @@
   Decides a PortOne confirm in one round trip: holds every seat and pool quantity of the order, or
   nothing, and hands every new hold (and every payment approved on a live hold) to the workers, which
   verify the payment with PortOne at once. Time comes from the caller (ARGV[4]); no wall clock is read.
-  V2 (issue 11): a live reservation taken at order creation (reserveOrder) is approved and extended
+  Reservations (hold_at "order"): a live reservation taken at order creation (reserveOrder) is approved and extended
   to cover the PG's approval (code 4).
 
   What a caller can make this script store is bounded: nothing for an order that does not exist, and
