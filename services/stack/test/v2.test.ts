@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { http, newWebhookSecret, rand, signWebhook, waitFor, TestClock } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
+import { startApi } from '@dropgate/api';
 import { shop } from './support/shop.ts';
 
 const SECRET = newWebhookSecret();
@@ -239,5 +240,39 @@ describe('manual confirmation', () => {
     expect(d.tickets).toEqual([]);
     expect(d.payments).toEqual([expect.objectContaining({ imp_uid: `v2.${w.transaction_id}`, status: 'failed' })]);
     expect((await availability(id)).seats).toMatchObject({ held: 0, available: 1 });
+  });
+});
+
+describe('waiting list offers with PORTONE_DEFAULT_API=v2', () => {
+  it('offer orders through V2, their amounts pre-registered with PortOne like any V2 order', async () => {
+    // A second API process of the same stack whose orders default to V2 (the stack's own defaults to V1).
+    const v2Api = await startApi({ ...stack.config, portone: { ...stack.config.portone, defaultApi: 'v2' } }, { logger: false, queuePrefix: stack.prefix, clock });
+    try {
+      const id = `v2wl-${rand(6).toLowerCase()}`;
+      const created = await http(v2Api.url, 'POST', '/admin/events', {
+        id, name: 'V2 waiting list', hold_at: 'order', reservation_ttl_seconds: 5, waitlist: { offer_ttl_seconds: 30 },
+        pools: [{ id: 'ga', name: 'GA', capacity: 1, price: 4_000 }],
+      }, { admin: true });
+      expect(created.status, created.text).toBe(201);
+      const holder = await http(v2Api.url, 'POST', `/events/${id}/orders`, { buyer_id: 'holder', items: [{ pool: 'ga', quantity: 1 }] });
+      expect(holder.status, holder.text).toBe(201);
+      const joined = await http(v2Api.url, 'POST', `/events/${id}/waitlist`, { buyer_id: 'listed', items: [{ pool: 'ga', quantity: 1 }] });
+      expect(joined.status, joined.text).toBe(201);
+      // The holder's reservation lapses; the place goes to the list.
+      clock.advance(6_000);
+      const offer = await waitFor(async () => {
+        const r = await http(v2Api.url, 'GET', `/events/${id}/waitlist/${joined.body.waitlist_token}`);
+        return r.body?.state === 'offered' ? r.body : null;
+      }, 20_000, 'the waiting-list offer');
+      const apis = await stack.api.deps.db.selectFrom('orders').select(['merchant_uid', 'portone_api']).where('event_id', '=', id).execute();
+      expect(Object.fromEntries(apis.map((r) => [r.merchant_uid, r.portone_api]))).toEqual({ [holder.body.merchant_uid]: 'v2', [offer.merchant_uid]: 'v2' });
+      // Pre-registered: a payment window with another amount fails at PortOne; the right one is paid.
+      expect((await sim.payV2({ payment_id: offer.merchant_uid, amount: 400 })).payment.status).toBe('failed');
+      const paid = await sim.payV2({ payment_id: offer.merchant_uid, amount: 4_000, confirm_url: `${v2Api.url}/portone/v2/confirm`, webhook_url: `${v2Api.url}/portone/v2/webhook` });
+      expect(paid.confirm?.status).toBe(200);
+      await orderIs(offer.merchant_uid, 'paid');
+    } finally {
+      await v2Api.close();
+    }
   });
 });

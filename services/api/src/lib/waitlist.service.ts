@@ -16,7 +16,7 @@ import { DomainError, RESOURCE_ID_PATTERN } from '@dropgate/domain';
 import type { Db } from '@dropgate/db';
 import type { HoldStore, WaitlistEntry } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
-import { createOrder } from './orders.service.ts';
+import { createOrder, type CreatedOrder } from './orders.service.ts';
 
 /** Waiting buyers looked at per advance step. */
 const STEP_HEAD = 50;
@@ -76,7 +76,14 @@ export async function joinWaitlist(
  * One advance step: close lapsed offers, then offer returned places to the first waiting buyers whose
  * request fits. Skipped when another process is making offers right now.
  */
-export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef, nowMs: number): Promise<void> {
+/** How offers are made: the PortOne API of the orders (PORTONE_DEFAULT_API), and what follows each one. */
+export interface OfferOptions {
+  defaultApi?: 'v1' | 'v2';
+  /** Called with each order offered (V2's pre-registration); its failure must not throw. */
+  onOffer?: (created: CreatedOrder, api: 'v1' | 'v2') => Promise<void>;
+}
+
+export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef, nowMs: number, opts: OfferOptions = {}): Promise<void> {
   const { ttl } = list(event);
   await store.waitlists.exclusively(event.id, 10_000, async () => {
     for (const buyer of await store.waitlists.dueOffers(event.id, nowMs)) {
@@ -100,8 +107,10 @@ export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef,
           ...(e.seats.length > 0 ? { seats: e.seats } : {}),
           ...(e.items.length > 0 ? { items: e.items.map((i) => ({ pool: i.pool, quantity: i.quantity })) } : {}),
         };
-        const created = await createOrder(db, store, event, input, new Date(nowMs), { offerTtlSeconds: ttl });
+        const api = opts.defaultApi ?? 'v1';
+        const created = await createOrder(db, store, event, input, new Date(nowMs), { offerTtlSeconds: ttl, defaultApi: api });
         await store.waitlists.markOffered(event.id, e, created.merchant_uid, created.order_token, Date.parse(created.hold_expires_at!));
+        await opts.onOffer?.(created, api);
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
         if (error.code === 'SOLD_OUT') continue;
@@ -120,11 +129,11 @@ async function fits(store: HoldStore, event: EventDef, e: WaitlistEntry): Promis
   return pre.state === 'ready' && pre.available(e.seats, e.items);
 }
 
-export async function pollWaitlist(db: Db, store: HoldStore, event: EventDef, token: string, nowMs: number): Promise<WaitlistAnswer> {
+export async function pollWaitlist(db: Db, store: HoldStore, event: EventDef, token: string, nowMs: number, opts: OfferOptions = {}): Promise<WaitlistAnswer> {
   const { secret } = list(event);
   const buyer = tokenBuyer(secret, event.id, token);
   if (buyer === null) throw new DomainError('TOKEN_INVALID', 'no entry on this waiting list matches this token');
-  await advanceWaitlist(db, store, event, nowMs);
+  await advanceWaitlist(db, store, event, nowMs, opts);
   const e = await store.waitlists.entry(event.id, buyer);
   if (!e) throw new DomainError('TOKEN_INVALID', 'no entry on this waiting list matches this token');
   if (e.state === 'offered' && e.merchantUid) {

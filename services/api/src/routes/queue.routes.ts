@@ -9,6 +9,7 @@ import {
 } from '../schemas.ts';
 import { joinQueue, pollQueue } from '../lib/queue.service.ts';
 import { joinWaitlist, pollWaitlist } from '../lib/waitlist.service.ts';
+import { preRegisterOrder } from '../lib/pre-register.ts';
 import type { EventDef } from '../lib/catalog.ts';
 import type { AppDeps } from '../deps.ts';
 
@@ -65,7 +66,10 @@ export const queueRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
     { schema: { params: WaitlistTokenParams, response: { 200: WaitlistBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
     async (request, reply) => {
       const def = await requireEvent(request.params.event_id);
-      const answer = await pollWaitlist(deps.db, deps.store, def, request.params.waitlist_token, deps.clock.now());
+      const answer = await pollWaitlist(deps.db, deps.store, def, request.params.waitlist_token, deps.clock.now(), {
+        defaultApi: deps.config.portone.defaultApi,
+        onOffer: (created, api) => preRegisterOrder(deps, api, created, request.log),
+      });
       deps.metrics.waitlistPolls.inc({ event: def.id, state: answer.state });
       // The body may carry an order token: no cache may keep it.
       return reply.header('cache-control', 'no-store').send(answer);

@@ -8,6 +8,7 @@ import {
   CreateOrderBody, CreatedOrderBody, ErrorBody, EventBody, EventIdParams, ExtendedBody, MerchantUidParams, OrderBody, SeatsBody, SeatsQuery,
 } from '../schemas.ts';
 import { createOrder, extendReservation } from '../lib/orders.service.ts';
+import { preRegisterOrder } from '../lib/pre-register.ts';
 import { bearerToken, orderTokenMatches, sameSecret } from '../lib/secrets.ts';
 import type { EventDef } from '../lib/catalog.ts';
 import type { AppDeps } from '../deps.ts';
@@ -121,18 +122,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       const def = await requireEvent(request.params.event_id);
       const api = request.body.portone_api ?? deps.config.portone.defaultApi;
       const created = await createOrder(deps.db, deps.store, def, request.body, new Date(deps.clock.now()), { defaultApi: api });
-      if (api === 'v2' && deps.portoneV2 !== null) {
-        // V2's anti-tampering: PortOne stops a payment window opened with another amount. Best effort:
-        // dropgate checks the amount itself at every confirm and on every paid payment, so an order
-        // whose pre-registration failed is still safe to sell (and is not taken back).
-        await deps.portoneV2.preRegisterPayment(created.merchant_uid, created.amount, created.currency).then(
-          () => deps.metrics.preRegistrations.inc({ result: 'ok' }),
-          (error: unknown) => {
-            deps.metrics.preRegistrations.inc({ result: 'failed' });
-            request.log.warn({ err: error, merchantUid: created.merchant_uid }, 'V2 pre-registration failed');
-          },
-        );
-      }
+      await preRegisterOrder(deps, api, created, request.log);
       // The body carries the order token: no cache may keep it.
       return reply.status(201).header('cache-control', 'no-store').send(created);
     },
