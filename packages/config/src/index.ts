@@ -66,6 +66,8 @@ export const ConfigSchema = Type.Object({
    * shares with the API, the worker should yield the CPU to confirms during a rush.
    */
   WORKER_NICE: Type.Integer({ minimum: 0, maximum: 19 }),
+  /** After SIGINT/SIGTERM, how long a process may take to close before it exits anyway (ms). */
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000 }),
   /**
    * After a hold expires unpaid, how long its payments are still watched for a late "paid" whose
    * webhook may be lost (checked at 1/16, 1/8, 1/4, 1/2 and all of this window).
@@ -118,6 +120,7 @@ export const DEFAULTS: Readonly<Partial<Record<keyof Raw, string>>> = Object.fre
   EXPIRY_GRACE_SECONDS: '600',
   WORKER_CONCURRENCY: '32',
   WORKER_NICE: '10',
+  SHUTDOWN_TIMEOUT_MS: '15000',
   LATE_PAYMENT_WATCH_SECONDS: '1800',
   HOLDS_PER_SECOND: '0',
   REQUEST_TIMEOUT_MS: '10000',
@@ -173,6 +176,7 @@ export interface Config {
   readonly expiryGraceSeconds: number;
   readonly workerConcurrency: number;
   readonly workerNice: number;
+  readonly shutdownTimeoutMs: number;
   readonly latePaymentWatchSeconds: number;
   readonly holdsPerSecond: number;
   /** REQUEST_TIMEOUT_MS: the whole request (headers and body) must arrive within this. */
@@ -286,6 +290,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     expiryGraceSeconds: raw.EXPIRY_GRACE_SECONDS,
     workerConcurrency: raw.WORKER_CONCURRENCY,
     workerNice: raw.WORKER_NICE,
+    shutdownTimeoutMs: raw.SHUTDOWN_TIMEOUT_MS,
     latePaymentWatchSeconds: raw.LATE_PAYMENT_WATCH_SECONDS,
     holdsPerSecond: raw.HOLDS_PER_SECOND,
     requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,
@@ -312,4 +317,4 @@ export function loadConfigOrExit(report: (message: string) => void = (m) => cons
   }
 }
 
-export { StartupError, explainStartupFailure, exitOnStartupFailure, assertRedisReachable, assertPortFree, redactUrl, type StartupSettings } from './startup.ts';
+export { StartupError, closeOnSignals, explainStartupFailure, exitOnStartupFailure, assertRedisReachable, assertPortFree, redactUrl, type StartupSettings } from './startup.ts';

@@ -229,3 +229,36 @@ export async function assertPortFree(host: string, port: number, variable: strin
     await new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
   }
 }
+
+/**
+ * Closes gracefully on SIGINT/SIGTERM and exits 0, but never waits forever: a close that has not
+ * finished after `timeoutMs` (a job stuck on a dependency that is gone, a socket that never drains)
+ * exits 1 with one line saying so. A later signal changes nothing (Ctrl-C on a terminal reaches
+ * each process of `npm start` twice: from the terminal and from start.ts). A supervisor's stop, or
+ * `npm start`'s, then always ends.
+ */
+export function closeOnSignals(
+  who: string, close: () => Promise<unknown>, opts: { timeoutMs?: number; log?: (message: string) => void } = {},
+): void {
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const log = opts.log ?? ((m: string) => console.error(m));
+  let closing = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (closing) return;
+    closing = true;
+    log(`${who}: ${signal}: closing`);
+    setTimeout(() => {
+      log(`${who}: did not close within ${timeoutMs} ms (SHUTDOWN_TIMEOUT_MS); exiting`);
+      process.exit(1);
+    }, timeoutMs).unref();
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log(`${who}: closing failed: ${error instanceof Error ? error.message : String(error)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, ConfigError } from '@dropgate/config';
@@ -70,5 +71,30 @@ describe('configuration', () => {
 
   it('wants PortOne credentials in pairs', () => {
     expect(() => loadConfig({ PORTONE_IMP_KEY: 'k' })).toThrow(/PORTONE_IMP_SECRET/);
+  });
+});
+
+describe('closeOnSignals', () => {
+  const node = process.execPath;
+  const run = (closeBody: string, timeoutMs: number) => spawnSync(node, ['--input-type=module', '-e', `
+    import { closeOnSignals } from ${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)};
+    closeOnSignals('t', () => ${closeBody}, { timeoutMs: ${timeoutMs}, log: (m) => console.log(m) });
+    setInterval(() => undefined, 1_000);
+    process.kill(process.pid, 'SIGTERM');
+    process.kill(process.pid, 'SIGINT');
+  `], { encoding: 'utf8', timeout: 20_000 });
+
+  it('exits 0 once a graceful close finishes, closing once despite two signals', () => {
+    const r = run(`new Promise((r) => setTimeout(() => { console.log('closed'); r(); }, 200))`, 10_000);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.match(/closed/g)).toHaveLength(1);
+  });
+
+  it('exits 1 after the timeout when the close never finishes, saying so', () => {
+    const started = Date.now();
+    const r = run('new Promise(() => undefined)', 500);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/did not close within 500 ms \(SHUTDOWN_TIMEOUT_MS\)/);
+    expect(Date.now() - started).toBeLessThan(15_000);
   });
 });

@@ -3,7 +3,7 @@
  * API and listens; closes gracefully on SIGINT/SIGTERM.
  */
 import { pino } from 'pino';
-import { assertRedisReachable, exitOnStartupFailure, loadConfigOrExit, type Config } from '@dropgate/config';
+import { assertRedisReachable, closeOnSignals, exitOnStartupFailure, loadConfigOrExit, type Config } from '@dropgate/config';
 import { systemClock, type Clock } from '@dropgate/domain';
 import { openDatabase } from '@dropgate/db';
 import { HoldStore, createRedis } from '@dropgate/redis';
@@ -77,11 +77,5 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   } catch (error) {
     exitOnStartupFailure('dropgate-api', error, config);
   }
-  const shutdown = async (signal: string) => {
-    log.info({ signal }, 'closing');
-    await api.close();
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  closeOnSignals('dropgate-api', () => api.close(), { timeoutMs: config.shutdownTimeoutMs, log: (m) => log.info(m) });
 }

@@ -1,7 +1,7 @@
 /** `npm run worker`: the BullMQ workers, until SIGINT/SIGTERM. */
 import { setPriority } from 'node:os';
 import { pino } from 'pino';
-import { assertPortFree, assertRedisReachable, exitOnStartupFailure, explainStartupFailure, loadConfigOrExit } from '@dropgate/config';
+import { assertPortFree, assertRedisReachable, closeOnSignals, exitOnStartupFailure, explainStartupFailure, loadConfigOrExit } from '@dropgate/config';
 import { createRedis } from '@dropgate/redis';
 import { startWorker } from './worker.ts';
 
@@ -39,10 +39,4 @@ for (let attempt = 1; ; attempt++) {
   }
 }
 log.info({ metrics: worker.metricsUrl }, 'worker running');
-const shutdown = async (signal: string) => {
-  log.info({ signal }, 'closing');
-  await worker.close();
-  process.exit(0);
-};
-process.once('SIGINT', () => void shutdown('SIGINT'));
-process.once('SIGTERM', () => void shutdown('SIGTERM'));
+closeOnSignals('dropgate-worker', () => worker.close(), { timeoutMs: config.shutdownTimeoutMs, log: (m) => log.info(m) });
