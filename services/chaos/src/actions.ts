@@ -85,7 +85,16 @@ function orderOf(rt: ScenarioRuntime, muid: string): string {
   return o ? `order #${o.index}` : muid.startsWith(`${rt.eventId}.`) ? 'a made-up order' : 'another event';
 }
 
-/** Sends a request straight to the API; a 500 (or any 5xx but 503) is an anomaly. */
+/**
+ * Answers a path may give besides 503, each with its code: manual confirmation relays PortOne's state,
+ * `PORTONE_REFUSED` 502 (PortOne answered with an error) and `PAYMENT_PENDING` 504 (PortOne did not
+ * answer in time: the hold stays until expiry asks PortOne), both documented in the README's API.
+ */
+const GATEWAY_ANSWERS: Readonly<Record<string, ReadonlyArray<readonly [number, string]>>> = {
+  '/portone/v2/manual-confirm': [[502, 'PORTONE_REFUSED'], [504, 'PAYMENT_PENDING']],
+};
+
+/** Sends a request straight to the API; a 500 (or any 5xx but 503 and the path's gateway answers) is an anomaly. */
 async function send(
   rt: ScenarioRuntime, path: string, body: Record<string, unknown>, form: boolean, sign?: (payload: string) => Record<string, string>,
 ): Promise<{ status: number; text: string }> {
@@ -96,7 +105,8 @@ async function send(
   try {
     const res = await fetch(`${rt.stack.apiUrl}${path}`, { method: 'POST', headers, body: payload, signal: AbortSignal.timeout(10_000) });
     const text = await res.text();
-    if (res.status >= 500 && res.status !== 503) {
+    const gateway = (GATEWAY_ANSWERS[path] ?? []).some(([status, code]) => status === res.status && codeOf(text) === code);
+    if (res.status >= 500 && res.status !== 503 && !gateway) {
       rt.anomalies.push({ invariant: '7', message: `POST ${path} ${payload} answered ${res.status}: ${text.slice(0, 200)}` });
     }
     return { status: res.status, text };
