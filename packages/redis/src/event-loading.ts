@@ -5,6 +5,7 @@
 import type { EventSnapshot } from '@dropgate/domain';
 import type { ScriptedRedis } from './scripts.ts';
 import { eventKeys, eventKeyPattern } from './keys.ts';
+import { deleteKeysMatching } from './connection.ts';
 import { itemsCsv, type SeatState } from './types.ts';
 
 export class EventLoader {
@@ -91,12 +92,8 @@ export class EventLoader {
     await this.deleteByPattern(eventKeyPattern(eventId));
   }
 
+  /** Every key of the pattern, on every primary (the event's keys live on one shard, found by scanning each). */
   private async deleteByPattern(pattern: string): Promise<void> {
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await this.redis.unlink(...keys);
-    } while (cursor !== '0');
+    await deleteKeysMatching(this.redis, pattern);
   }
 }

@@ -4,7 +4,7 @@
  * inventory.ts, event-loading.ts, handoff-stream.ts); this facade gives each caller one object.
  * Every method is one round trip unless it says otherwise.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.ts';
 import { withScripts, type ScriptedRedis } from './scripts.ts';
 import { HoldScripts, type HoldStoreOptions } from './hold-scripts.ts';
 import { InventoryReader } from './inventory.ts';
@@ -28,7 +28,7 @@ export class HoldStore {
   /** The events' waiting lists (waitlist.ts). */
   readonly waitlists: WaitlistStore;
 
-  constructor(redis: Redis, opts: HoldStoreOptions = {}) {
+  constructor(redis: RedisClient, opts: HoldStoreOptions = {}) {
     this.redis = withScripts(redis);
     this.scripts = new HoldScripts(this.redis, opts);
     this.inventory = new InventoryReader(this.redis);

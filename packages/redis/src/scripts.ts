@@ -8,7 +8,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.ts';
 
 const LUA_DIR = join(dirname(fileURLToPath(import.meta.url)), 'lua');
 
@@ -37,15 +37,15 @@ export const SCRIPTS: readonly ScriptSource[] = readdirSync(LUA_DIR)
 
 export type ScriptName = 'placeHoldV2' | 'reserveOrder' | 'extendReservation' | 'joinQueue' | 'pollQueue' | 'useAdmission' | 'joinWaitlist' | 'undoHold' | 'releaseAttempt' | 'releaseHold' | 'settlePaid' | 'voidSale' | 'createOrder' | 'dropPayment' | 'noteWebhook' | 'seatPage' | 'releaseLock' | 'extendLock';
 
-/** A Redis client with our scripts as commands. */
-export type ScriptedRedis = Redis & {
+/** A Redis client (single or cluster) with our scripts as commands. */
+export type ScriptedRedis = RedisClient & {
   [K in ScriptName]: (...args: (string | number)[]) => Promise<unknown>;
 };
 
-const registered = new WeakSet<Redis>();
+const registered = new WeakSet<RedisClient>();
 
 /** Registers every script on `redis` (once per client). */
-export function withScripts(redis: Redis): ScriptedRedis {
+export function withScripts(redis: RedisClient): ScriptedRedis {
   if (!registered.has(redis)) {
     for (const s of SCRIPTS) redis.defineCommand(s.name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
     registered.add(redis);

@@ -6,10 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { pino } from 'pino';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@dropgate/redis';
 import { loadConfig, type Config } from '@dropgate/config';
 import { createDb, pgConnection, type Db } from '@dropgate/db';
-import { HoldStore, createRedis } from '@dropgate/redis';
+import { HoldStore, createRedis, deleteKeysMatching } from '@dropgate/redis';
 import { startApi, type RunningApi } from '@dropgate/api';
 import { startWorker, type RunningWorker } from '@dropgate/worker';
 import { startSimulator, type Faults, type Ledger, type Simulator } from '@dropgate/portone-sim';
@@ -30,7 +30,7 @@ export interface DropTarget {
   readonly adminToken: string;
   /** dropgate's database and Redis, for the invariant checks. */
   readonly db: Db;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly budgetMs: number;
   readonly inProcess: { readonly api: boolean; readonly sim: boolean };
   /** One sweep of the in-process worker (null when the worker runs elsewhere). */
@@ -103,7 +103,7 @@ export function databaseUrlOn(base: string, name: string): string {
  * Drops the drop database (after removing the Redis keys of the events it holds, so nothing of the
  * previous drop is left in the shared Redis). Refuses names that look like someone else's database.
  */
-export async function recreateDatabase(url: string, redis: Redis): Promise<void> {
+export async function recreateDatabase(url: string, redis: RedisClient): Promise<void> {
   const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
   if (!/drop/.test(name) && !/^dgt_/.test(name)) throw new Error(`refusing to recreate database ${name}: its name must contain "drop"`);
   const admin = new pg.Client(pgConnection(databaseUrlOn(url, 'postgres')));
@@ -136,15 +136,6 @@ async function reachable(url: string, what: string): Promise<void> {
   } catch (error) {
     throw new Error(`${what} is not reachable at ${url}: ${(error as Error).message}`, { cause: error });
   }
-}
-
-async function deleteByPattern(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
 }
 
 /** Starts (or connects to) everything a drop needs. @throws ConfigError on a bad environment. */
@@ -182,7 +173,7 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
       await reachable(`${opts.apiUrl}/healthz`, 'the dropgate API');
       const db = createDb(base.databaseUrl, { max: 3 });
       closers.push(() => db.destroy());
-      const redis = createRedis(base.redisUrl, { name: 'dropgate-drop' });
+      const redis = createRedis(base, { name: 'dropgate-drop' });
       closers.push(async () => redis.disconnect());
       return {
         apiUrl: opts.apiUrl,
@@ -199,13 +190,13 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
       };
     }
 
-    const redis = createRedis(base.redisUrl, { name: 'dropgate-drop' });
+    const redis = createRedis(base, { name: 'dropgate-drop' });
     closers.push(async () => redis.disconnect());
     const prefix = `{drop-${randomBytes(6).toString('hex')}}`;
     // Runs after the API and the worker have stopped (closers run last-in, first-out).
     closers.push(async () => {
       for (const id of cleanupIds) await new HoldStore(redis).deleteEvent(id);
-      await deleteByPattern(redis, `${prefix}*`);
+      await deleteKeysMatching(redis, `${prefix}*`);
     });
     const dbUrl = opts.databaseUrl ?? databaseUrlOn(base.databaseUrl, opts.database);
     if (opts.freshDatabase) await recreateDatabase(dbUrl, redis);

@@ -1,5 +1,5 @@
 /** What every processor gets. */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@dropgate/redis';
 import type { Logger } from 'pino';
 import type { Config } from '@dropgate/config';
 import type { Db } from '@dropgate/db';
@@ -12,7 +12,7 @@ import type { Clock } from '@dropgate/domain';
 export interface WorkerContext {
   config: Config;
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   store: HoldStore;
   queues: Queues;
   /** PortOne V1 and V2, routed by payment key (see PaymentGateway). */

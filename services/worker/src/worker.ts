@@ -12,7 +12,7 @@ import { openDatabase, events as eventsRepo, orders as ordersRepo } from '@dropg
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { relayHandoffs } from './processors/relay.ts';
-import { HoldStore, createRedis } from '@dropgate/redis';
+import { HoldStore, checkEveryShard, createRedis } from '@dropgate/redis';
 import { QueueNames, createQueues, closeQueues, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
 import { PaymentGateway, PortOneClient, PortOneV2Client } from '@dropgate/portone';
 import { createRegistry, createWorkerMetrics } from '@dropgate/telemetry';
@@ -49,8 +49,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   const log = opts.logger ?? pino({ name: 'dropgate-worker', level: config.logLevel });
   const prefix = opts.prefix ?? config.queuePrefix;
   const db = await openDatabase(config.databaseUrl, { max: Math.min(50, config.workerConcurrency + 5) });
-  const redis = createRedis(config.redisUrl, { name: 'dropgate-worker' });
-  const bullRedis = createRedis(config.redisUrl, { name: 'dropgate-worker-bullmq' });
+  const redis = createRedis(config, { name: 'dropgate-worker' });
+  const bullRedis = createRedis(config, { name: 'dropgate-worker-bullmq' });
   const queues = createQueues(bullRedis, prefix);
   const registry = createRegistry();
   const metrics = createWorkerMetrics(registry);
@@ -100,7 +100,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         }
       },
       {
-        connection: createRedis(config.redisUrl, { name: `dropgate-worker-${name}` }),
+        connection: createRedis(config, { name: `dropgate-worker-${name}` }),
         prefix,
         concurrency: name === 'maintenance' ? 2 : config.workerConcurrency,
         // A job whose worker died is picked up again after the lock lapses (at-least-once).
@@ -204,7 +204,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
 
   async function collect(): Promise<void> {
     const [redisUp, pgUp] = await Promise.all([
-      redis.ping().then(() => 1, () => 0),
+      checkEveryShard(redis).then((problem) => (problem === null ? 1 : 0), () => 0),
       sql`select 1`.execute(db).then(() => 1, () => 0),
     ]);
     metrics.dependencyUp.set({ dependency: 'redis' }, redisUp);
