@@ -70,16 +70,27 @@ export class EventLoader {
     for (let i = 0; i < holds.length; i += 10_000) pipe.zadd(k.holds, ...holds.slice(i, i + 10_000));
     const res = await pipe.exec();
     for (const [err] of res ?? []) if (err) throw err;
-    await this.redis.hset(k.meta, {
-      state: 'ready',
-      opens: s.opensAt,
-      closes: s.closesAt ?? '',
-      ttl: s.holdTtlMs,
-      max: s.maxPerBuyer ?? 0,
-      epoch,
+    // The meta hash, and with it the primary's replication id (finishLoad-1.lua): after a failover the
+    // new primary's id differs, and the guard rebuilds what may have lost writes (checkStamp).
+    await this.redis.finishLoad(k.meta,
+      'state', 'ready',
+      'opens', s.opensAt,
+      'closes', s.closesAt ?? '',
+      'ttl', s.holdTtlMs,
+      'max', s.maxPerBuyer ?? 0,
+      'epoch', epoch,
       // The seat status indexes are whole (seatPage pages by status only then).
-      seat_index: '1',
-    });
+      'seat_index', '1');
+  }
+
+  /**
+   * Whether the event's state is known to be whole on the primary serving it: 'whole' (loaded, stamped
+   * by this primary's replication history), 'missing', 'loading', or 'unstamped' (loaded, but by another
+   * history: a failover happened since, and writes acknowledged before it may be lost).
+   */
+  async stampState(eventId: string): Promise<'whole' | 'missing' | 'loading' | 'unstamped'> {
+    const code = Number(await this.redis.checkStamp(eventKeys(eventId).meta));
+    return code === 1 ? 'whole' : code === 2 ? 'loading' : code === 3 ? 'unstamped' : 'missing';
   }
 
   /** Marks an event's state as being rebuilt: confirms and orders for it answer NOT_READY meanwhile. */

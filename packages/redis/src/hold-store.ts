@@ -74,6 +74,19 @@ export class HoldStore {
   loadEvent: EventLoader['loadEvent'] = (...args) => this.events.loadEvent(...args);
   markLoading: EventLoader['markLoading'] = (...args) => this.events.markLoading(...args);
   deleteEvent: EventLoader['deleteEvent'] = (...args) => this.events.deleteEvent(...args);
+  stampState: EventLoader['stampState'] = (...args) => this.events.stampState(...args);
+
+  /**
+   * Takes the event's rebuild lock: whoever writes an event's whole state (its creation, a rebuild)
+   * holds it, so two loads from two snapshots never interleave. @returns its token, or null when held.
+   */
+  lockRebuild(eventId: string, ttlMs: number): Promise<string | null> {
+    return acquireLock(this.redis, eventKeys(eventId).rebuildLock, ttlMs);
+  }
+
+  unlockRebuild(eventId: string, token: string): Promise<boolean> {
+    return releaseLock(this.redis, eventKeys(eventId).rebuildLock, token);
+  }
 
   // Hand-off stream (handoff-stream.ts)
   readHandoffs: HandoffStream['readHandoffs'] = (...args) => this.handoffs.readHandoffs(...args);

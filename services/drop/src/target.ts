@@ -13,6 +13,7 @@ import { HoldStore, createRedis, deleteKeysMatching } from '@dropgate/redis';
 import { startApi, type RunningApi } from '@dropgate/api';
 import { startWorker, type RunningWorker } from '@dropgate/worker';
 import { startSimulator, type Faults, type Ledger, type Simulator } from '@dropgate/portone-sim';
+import { startPrivateCluster, type PrivateCluster } from '@dropgate/testkit';
 
 /** The simulator's controls, in-process or over HTTP (`/sim/*`). */
 export interface SimControl {
@@ -39,6 +40,8 @@ export interface DropTarget {
   readonly pendingJobs: (() => Promise<Record<string, number>>) | null;
   /** Human-readable: what runs where. */
   readonly description: string;
+  /** The Redis Cluster the drop started for itself (`--cluster` without REDIS_CLUSTER_NODES), else null. */
+  readonly cluster: PrivateCluster | null;
   /**
    * Stops what this process started. An in-process stack also removes what it left in the shared
    * Redis: its queue keys, and the keys of `cleanupEventIds` (after the worker stopped, so its guard
@@ -61,6 +64,8 @@ export interface TargetOptions {
   freshDatabase: boolean;
   /** Level of the in-process worker's log, on stderr. Default `error`. */
   logLevel?: 'silent' | 'error' | 'warn' | 'info' | 'debug';
+  /** On Redis Cluster: REDIS_CLUSTER_NODES from `env`, or else a private cluster started here. */
+  cluster?: boolean;
 }
 
 async function getJson(url: string, init?: RequestInit): Promise<unknown> {
@@ -140,7 +145,7 @@ async function reachable(url: string, what: string): Promise<void> {
 
 /** Starts (or connects to) everything a drop needs. @throws ConfigError on a bad environment. */
 export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
-  const base = loadConfig(opts.env);
+  let base = loadConfig(opts.env);
   const closers: (() => Promise<void>)[] = [];
   let cleanupIds: readonly string[] = [];
   const close = async (cleanupEventIds: readonly string[] = []) => {
@@ -149,6 +154,17 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
     closers.length = 0;
   };
   try {
+    let cluster: PrivateCluster | null = null;
+    if (opts.cluster && !base.redisClusterNodes) {
+      if (opts.apiUrl !== null) throw new Error('--cluster with --api-url: the running API has its own Redis; set REDIS_CLUSTER_NODES to the cluster it uses');
+      // A private cluster (3 primaries, 3 replicas; failure detected within 2 s), stopped last.
+      const started = await startPrivateCluster({ nodeTimeoutMs: 2_000 });
+      cluster = started;
+      closers.push(() => started.stop());
+      opts = { ...opts, env: { ...opts.env, REDIS_CLUSTER_NODES: started.seeds.join(',') } };
+      base = loadConfig(opts.env);
+    }
+    const onCluster = base.redisClusterNodes ? `, Redis Cluster ${cluster ? 'of its own (3 primaries, 3 replicas)' : base.redisClusterNodes.join(',')}` : '';
     let sim: SimControl;
     const impKey = `drop-key-${randomBytes(4).toString('hex')}`;
     const impSecret = randomBytes(16).toString('hex');
@@ -185,7 +201,8 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
         inProcess: { api: false, sim: opts.simUrl === null },
         sweep: null,
         pendingJobs: null,
-        description: `API ${opts.apiUrl} (running), simulator ${sim.url}${opts.simUrl === null ? ' (in-process)' : ' (running)'}`,
+        description: `API ${opts.apiUrl} (running), simulator ${sim.url}${opts.simUrl === null ? ' (in-process)' : ' (running)'}${onCluster}`,
+        cluster,
         close,
       };
     }
@@ -258,7 +275,8 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
         }
         return out;
       },
-      description: `API and worker in-process (database ${new URL(dbUrl).pathname.slice(1)}, queue prefix ${prefix}), simulator ${opts.simUrl === null ? 'in-process' : `${sim.url} (running)`}`,
+      description: `API and worker in-process (database ${new URL(dbUrl).pathname.slice(1)}, queue prefix ${prefix}), simulator ${opts.simUrl === null ? 'in-process' : `${sim.url} (running)`}${onCluster}`,
+      cluster,
       close,
     };
   } catch (error) {
