@@ -98,6 +98,16 @@ export class EventLoader {
     await this.redis.hset(eventKeys(eventId).meta, 'state', 'loading');
   }
 
+  /**
+   * Whether the event's Redis state has nothing in flight: no live hold and no hand-off the workers
+   * have not turned into jobs yet (a season that ended may be archived then).
+   */
+  async quiescent(eventId: string): Promise<boolean> {
+    const k = eventKeys(eventId);
+    const [holds, handoffs] = await Promise.all([this.redis.zcard(k.holds), this.redis.xlen(k.handoff)]);
+    return holds === 0 && handoffs === 0;
+  }
+
   /** Removes every key of an event (tests and admin clean-up). */
   async deleteEvent(eventId: string): Promise<void> {
     await this.deleteByPattern(eventKeyPattern(eventId));

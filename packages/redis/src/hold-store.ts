@@ -75,6 +75,7 @@ export class HoldStore {
   markLoading: EventLoader['markLoading'] = (...args) => this.events.markLoading(...args);
   deleteEvent: EventLoader['deleteEvent'] = (...args) => this.events.deleteEvent(...args);
   stampState: EventLoader['stampState'] = (...args) => this.events.stampState(...args);
+  quiescent: EventLoader['quiescent'] = (...args) => this.events.quiescent(...args);
 
   /**
    * Takes the event's rebuild lock: whoever writes an event's whole state (its creation, a rebuild)

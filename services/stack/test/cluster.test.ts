@@ -65,8 +65,8 @@ describe('on a 3-shard Redis Cluster with 2 APIs and 2 workers', () => {
     expect(isCluster(stack.api.deps.redis)).toBe(true);
     expect(isCluster(worker2.ctx.redis)).toBe(true);
     expect((await cluster.primaries()).length).toBe(3);
-    const ready = await http(stack.url, 'GET', '/readyz');
-    expect(ready.status, ready.text).toBe(200);
+    // Ready once every shard answers (right after start-up the client may still be discovering them).
+    await waitFor(async () => (await http(stack.url, 'GET', '/readyz')).status === 200, 20_000, '/readyz 200 on the cluster');
   });
 
   it('sold-out race on two events on different shards: exactly the inventory, never a seat twice', async () => {

@@ -30,3 +30,15 @@ export class TransientError extends Error {
     this.name = 'TransientError';
   }
 }
+
+/**
+ * The event's state is not in Redis (lost, being rebuilt, or archived after its season): transient,
+ * and the worker asks for the event to be loaded again (a rebuild job), so a job for an archived event
+ * loads it on demand instead of retrying into the void.
+ */
+export class EventNotLoadedError extends TransientError {
+  constructor(message = 'event not loaded in Redis') {
+    super(message);
+    this.name = 'EventNotLoadedError';
+  }
+}

@@ -24,7 +24,7 @@ export async function checkReadiness(deps: AppDeps): Promise<Readiness> {
   let eventsNotLoaded: string[] = [];
   const [redisOk, pgOk] = await Promise.all([
     // Every shard: an event on a shard that is down cannot be served (one ping on a single Redis).
-    timeout(checkEveryShard(deps.redis, 500), 600).then((problem) => problem === null, () => false),
+    timeout(checkEveryShard(deps.redis, 500), 700).then((problem) => problem === null, () => false),
     timeout(sql`select 1`.execute(deps.db), 1_000).then(() => true, () => false),
   ]);
   deps.metrics.dependencyUp.set({ dependency: 'redis' }, redisOk ? 1 : 0);

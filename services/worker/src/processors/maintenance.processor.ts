@@ -117,3 +117,28 @@ export async function guard(ctx: WorkerContext): Promise<string[]> {
   missingBefore.set(ctx, missing);
   return rebuilt;
 }
+
+/**
+ * Memory over a season: removes from Redis the state of every event whose sale closed more than a day
+ * ago with no order held (Postgres keeps everything), once nothing is in flight there (no live hold, no
+ * pending hand-off). Under the rebuild lock, so it never interleaves with a load. Anything that needs
+ * such an event later (a storefront read, a confirm, a late webhook's job) finds it not loaded and
+ * queues a rebuild, which loads it from Postgres again. @returns the events archived.
+ */
+export async function archiveEvents(ctx: WorkerContext): Promise<string[]> {
+  const archived: string[] = [];
+  for (const eventId of await eventsRepo.listArchivableEventIds(ctx.db, new Date(ctx.clock.now()))) {
+    if ((await ctx.store.eventState(eventId)) === null) continue;
+    const token = await ctx.store.lockRebuild(eventId, 60_000);
+    if (token === null) continue;
+    try {
+      if (!(await ctx.store.quiescent(eventId))) continue;
+      await ctx.store.deleteEvent(eventId);
+      archived.push(eventId);
+      ctx.log.info({ eventId }, 'archived the event out of Redis (its season is over; Postgres keeps it)');
+    } finally {
+      await ctx.store.unlockRebuild(eventId, token).catch(() => undefined);
+    }
+  }
+  return archived;
+}

@@ -11,7 +11,7 @@
  */
 import { lifecycle, orders as ordersRepo } from '@dropgate/db';
 import type { PortOnePayment } from '@dropgate/portone';
-import { TransientError, type WorkerContext } from '../context.ts';
+import { TransientError, type WorkerContext, EventNotLoadedError } from '../context.ts';
 import { withOrderLock } from './lock.ts';
 import { recordPayment } from './payment.ts';
 import { applyPaymentLocked } from './apply.ts';
@@ -25,7 +25,7 @@ export function expireHold(ctx: WorkerContext, eventId: string, merchantUid: str
 async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid: string, seq: number | null): Promise<ExpiryOutcome> {
   const state = await ctx.store.orderState(eventId, merchantUid);
   if (state === null) {
-    if ((await ctx.store.eventState(eventId)) !== 'ready') throw new TransientError('event not loaded in Redis');
+    if ((await ctx.store.eventState(eventId)) !== 'ready') throw new EventNotLoadedError('event not loaded in Redis');
     return 'order-missing';
   }
   if (state.status !== 'held') {
@@ -98,7 +98,7 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
     ctx.log.warn({ eventId, merchantUid }, 'PortOne unreachable past the grace period: releasing; a later payment is handled as late');
   }
   const r = await ctx.store.releaseHold(eventId, merchantUid, { seq: state.seq, status: 'expired', nowMs: now, onlyIfOverdue: true });
-  if (r === 'not_ready' || r === 'order_missing') throw new TransientError('event not loaded in Redis');
+  if (r === 'not_ready' || r === 'order_missing') throw new EventNotLoadedError('event not loaded in Redis');
   if (r !== 'released') return `not-released-${r}`;
   ctx.metrics.holdsExpired.inc({ event: eventId });
   await ctx.db.transaction().execute(async (trx) => {
