@@ -36,6 +36,23 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
       await lifecycle.endLiveHolds(ctx.db, merchantUid, 'committed', 'paid');
       return 'ended';
     }
+    if (state.status === 'pending') {
+      // The record has a live hold that Redis does not: the hold was lost (a failover took a primary
+      // before it replicated the hold) or overwritten (a rebuild loaded the order from a record read
+      // before the hold was recorded). Nothing holds the places any more, so the hold ends in the record
+      // too, and every payment of the order is watched: one that turns out paid is a late payment
+      // (places taken again if free, else refunded). Found by npm run drop -- --cluster --kill-primary-at.
+      const gone = 'the hold is gone from Redis (failover or rebuild)';
+      if ((await ordersRepo.findOrder(ctx.db, merchantUid))?.status === 'held') {
+        await ctx.db.transaction().execute(async (trx) => {
+          await lifecycle.endLiveHolds(trx, merchantUid, 'released', gone);
+          await lifecycle.transition(trx, merchantUid, 'hold_reconciled', gone);
+        });
+        const imps = new Set([...state.impUids, ...(await lifecycle.paymentsOfOrder(ctx.db, merchantUid))]);
+        for (const imp of imps) await watchPayment(ctx, eventId, merchantUid, imp, 1);
+        return 'ended';
+      }
+    }
     const reason = `ended in Redis (${state.status})`;
     await ctx.db.transaction().execute(async (trx) => {
       await lifecycle.endLiveHolds(trx, merchantUid, state.status === 'expired' ? 'expired' : 'released', reason);
