@@ -65,6 +65,17 @@ describe('on a 3-shard Redis Cluster with 2 APIs and 2 workers', () => {
     expect(isCluster(stack.api.deps.redis)).toBe(true);
     expect(isCluster(worker2.ctx.redis)).toBe(true);
     expect((await cluster.primaries()).length).toBe(3);
+    // Every key an event's scripts take (every member of its key layout) is in one slot, and so is
+    // every BullMQ key under the hash-tagged queue prefix.
+    const node = (stack.redis as Cluster).nodes('master')[0]!;
+    const k = eventKeys('slot-check');
+    const names = [k.meta, k.seats, k.seatIndex('available'), k.seatIndex('held'), k.seatIndex('sold'), k.counts, k.buyers, k.holds, k.handoff,
+      k.order('m'), k.answers('m'), k.webhooks('m'), k.webhookDelivery('w'), k.queue, k.queueWaiting, k.queueActive, k.queueAdmitted,
+      k.queuePolls, k.waitlist, k.waitlistEntries, k.waitlistOffers, k.waitlistLock, k.rebuildLock, k.settleLock('m'), k.manualConfirmLock('m')];
+    const slots = new Set(await Promise.all(names.map(async (name) => Number(await node.cluster('KEYSLOT', name)))));
+    expect(slots.size).toBe(1);
+    const queueSlots = new Set(await Promise.all([`${stack.prefix}:holds:wait`, `${stack.prefix}:payments:id`, `${stack.prefix}:sweep-lock`].map(async (name) => Number(await node.cluster('KEYSLOT', name)))));
+    expect(queueSlots.size).toBe(1);
     // Ready once every shard answers (right after start-up the client may still be discovering them).
     await waitFor(async () => (await http(stack.url, 'GET', '/readyz')).status === 200, 20_000, '/readyz 200 on the cluster');
   });
