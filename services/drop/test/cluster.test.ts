@@ -116,7 +116,7 @@ describe('rehearsal drops on a 3-shard Redis Cluster, 2 API and 2 worker process
       expect(await node.exists(eventKeys(ev.id).meta, eventKeys(ev.id).seats, eventKeys(ev.id).counts, eventKeys(ev.id).holds)).toBeGreaterThanOrEqual(3);
       expect(await node.cluster('KEYSLOT', eventKeys(ev.id).seats)).toBe(await node.cluster('KEYSLOT', eventKeys(ev.id).meta));
     }
-  });
+  }, 180_000);
 
   it('a primary SIGKILLed mid-drop: its replica takes over, the guard rebuilds the event, every invariant holds', async () => {
     const ev = await eventOnNewShard(new Set());
@@ -144,5 +144,5 @@ describe('rehearsal drops on a 3-shard Redis Cluster, 2 API and 2 worker process
     expect(result.summary.inventory.held).toBe(0);
     expect(result.summary.inventory.sold).toBeGreaterThan(0);
     expect(rebuiltAfterMs).toBeLessThan(60_000);
-  });
+  }, 240_000);
 });

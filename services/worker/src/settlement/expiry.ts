@@ -42,8 +42,11 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
       // before the hold was recorded). Nothing holds the places any more, so the hold ends in the record
       // too, and every payment of the order is watched: one that turns out paid is a late payment
       // (places taken again if free, else refunded). Found by npm run drop -- --cluster --kill-primary-at.
+      // Only a hold Redis never knew (its live hold in the record is newer than the last hold Redis has
+      // for the order); a hold Redis knew and gave back (a failed payment) ends as it always did.
       const gone = 'the hold is gone from Redis (failover or rebuild)';
-      if ((await ordersRepo.findOrder(ctx.db, merchantUid))?.status === 'held') {
+      const live = await ctx.db.selectFrom('holds').select('seq').where('merchant_uid', '=', merchantUid).where('status', '=', 'live').orderBy('seq', 'desc').executeTakeFirst();
+      if (live !== undefined && live.seq > state.seq && (await ordersRepo.findOrder(ctx.db, merchantUid))?.status === 'held') {
         await ctx.db.transaction().execute(async (trx) => {
           await lifecycle.endLiveHolds(trx, merchantUid, 'released', gone);
           await lifecycle.transition(trx, merchantUid, 'hold_reconciled', gone);
