@@ -1,12 +1,16 @@
 /**
  * `npm start`: creates the database if missing, applies migrations, then runs the API and the worker
- * as two processes (so worker load never delays a confirm), restarting neither: if one exits, both stop.
+ * as separate processes (so worker load never delays a confirm), restarting none: if one exits, all
+ * stop. `API_PROCESSES` API processes share `PORT` (node's cluster module hands each connection to one
+ * of them); `WORKER_PROCESSES` workers each serve `/metrics` on `WORKER_METRICS_PORT` + their index.
+ * SIGINT/SIGTERM is passed to every process, each closes gracefully, and this one exits when all have.
  *
  * Before starting anything it checks what an operator can get wrong (Postgres, Redis, both ports)
  * and stops with one line naming the variable to change. Logs are JSON lines, as the services write
  * them; on a terminal they go through pino-pretty instead, so a person can read them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import cluster from 'node:cluster';
 import { pino } from 'pino';
 import PinoPretty, { type PrettyStream } from 'pino-pretty';
 import { assertPortFree, assertRedisReachable, exitOnStartupFailure, loadConfigOrExit } from '@dropgate/config';
@@ -23,6 +27,8 @@ const log = tty ? pino({ name: 'dropgate' }, pretty()) : pino({ name: 'dropgate'
 
 const config = loadConfigOrExit();
 const who = 'dropgate';
+/** Worker `i`'s metrics port: consecutive ports from WORKER_METRICS_PORT (0: each picks a free one). */
+const workerMetricsPort = (i: number) => (config.workerMetricsPort === 0 ? 0 : config.workerMetricsPort + i);
 
 try {
   const db = await openDatabase(config.databaseUrl);
@@ -31,9 +37,9 @@ try {
   exitOnStartupFailure(who, error, config, 'DATABASE_URL');
 }
 try {
-  await assertRedisReachable(createRedis(config.redisUrl, { failFast: true, name: 'dropgate-start' }), config);
+  await assertRedisReachable(createRedis(config, { failFast: true, name: 'dropgate-start' }), config);
   await assertPortFree(config.host, config.port, 'PORT');
-  await assertPortFree(config.host, config.workerMetricsPort, 'WORKER_METRICS_PORT');
+  for (let i = 0; i < config.workerProcesses; i++) await assertPortFree(config.host, workerMetricsPort(i), 'WORKER_METRICS_PORT');
 } catch (error) {
   exitOnStartupFailure(who, error, config);
 }
@@ -44,8 +50,7 @@ if (!config.adminToken) {
 
 const children: ChildProcess[] = [];
 let stopping = false;
-function run(name: string, script: string): void {
-  const child = spawn(process.execPath, [script], { stdio: ['inherit', tty ? 'pipe' : 'inherit', 'inherit'], env: process.env });
+function watch(name: string, child: ChildProcess): void {
   child.stdout?.pipe(pretty());
   children.push(child);
   child.on('exit', (code, signal) => {
@@ -55,15 +60,30 @@ function run(name: string, script: string): void {
     stop(code ?? 1);
   });
 }
+function run(name: string, script: string, env: NodeJS.ProcessEnv = process.env): void {
+  watch(name, spawn(process.execPath, [script], { stdio: ['inherit', tty ? 'pipe' : 'inherit', 'inherit'], env }));
+}
 function stop(code: number): void {
   stopping = true;
-  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-  setTimeout(() => process.exit(code), 5_000).unref();
-  Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r))))).then(() => process.exit(code));
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+  // Each child exits within SHUTDOWN_TIMEOUT_MS by itself; a little more before leaving one behind.
+  setTimeout(() => process.exit(code), config.shutdownTimeoutMs + 2_000).unref();
+  Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r))))).then(() => process.exit(code));
 }
 process.once('SIGINT', () => stop(0));
 process.once('SIGTERM', () => stop(0));
 
-run('api', 'services/api/src/server.ts');
-run('worker', 'services/worker/src/main.ts');
-log.info(`dropgate: API on http://${config.host}:${config.port}, worker metrics on http://${config.host}:${config.workerMetricsPort}/metrics`);
+if (config.apiProcesses === 1) {
+  run('api', 'services/api/src/server.ts');
+} else {
+  // Several API processes on one port: the cluster primary (this process) accepts and hands each
+  // connection to one of them in turn.
+  cluster.setupPrimary({ exec: 'services/api/src/server.ts', stdio: ['inherit', tty ? 'pipe' : 'inherit', 'inherit', 'ipc'] });
+  for (let i = 0; i < config.apiProcesses; i++) watch(`api ${i + 1}`, cluster.fork({ DROPGATE_API_INDEX: String(i) }).process);
+}
+for (let i = 0; i < config.workerProcesses; i++) {
+  const name = config.workerProcesses === 1 ? 'worker' : `worker ${i + 1}`;
+  run(name, 'services/worker/src/main.ts', { ...process.env, WORKER_METRICS_PORT: String(workerMetricsPort(i)) });
+}
+const workerPorts = config.workerProcesses === 1 ? String(config.workerMetricsPort) : `${workerMetricsPort(0)}-${workerMetricsPort(config.workerProcesses - 1)}`;
+log.info(`dropgate: API on http://${config.host}:${config.port} (${config.apiProcesses} process${config.apiProcesses === 1 ? '' : 'es'}), ${config.workerProcesses} worker${config.workerProcesses === 1 ? '' : 's'} (metrics on port ${workerPorts})${config.redisClusterNodes ? `, Redis Cluster ${config.redisClusterNodes.join(',')}` : ''}`);

@@ -189,6 +189,52 @@ describe('docker-compose.yml', () => {
   });
 });
 
+describe('docker-compose.yml, profile cluster', () => {
+  // Compose resolves YAML merge keys (`<<`); read the file as it does.
+  const merged = (parse(readFileSync(at('docker-compose.yml'), 'utf8'), { merge: true }) as ComposeFile).services ?? {};
+  const inProfile = Object.entries(merged).filter(([, s]) => ((s as { profiles?: string[] }).profiles ?? []).includes('cluster'));
+  const names = inProfile.map(([name]) => name);
+
+  it('adds six Redis Cluster nodes, an init job that creates the cluster, two APIs and two workers', () => {
+    const nodes = inProfile.filter(([, s]) => /--cluster-enabled yes/.test(commandLine(s)));
+    expect(nodes.map(([n]) => n).sort()).toEqual(['redis-node-1', 'redis-node-2', 'redis-node-3', 'redis-node-4', 'redis-node-5', 'redis-node-6']);
+    for (const [, s] of nodes) {
+      expect(s.image).toMatch(/^redis:7\b/);
+      expect(commandLine(s)).toMatch(/--maxmemory-policy noeviction\b/);
+      expect(s.healthcheck?.test).toBeTruthy();
+    }
+    const init = merged['redis-cluster-init']!;
+    expect(names).toContain('redis-cluster-init');
+    expect(commandLine(init)).toMatch(/redis-cli --cluster create .* --cluster-replicas 1 --cluster-yes/);
+    expect(Object.keys(dependsOn(init)).sort()).toEqual(nodes.map(([n]) => n).sort());
+    for (const dep of Object.values(dependsOn(init))) expect(dep).toBe('service_healthy');
+    const apis = inProfile.filter(([, s]) => /\bnpm run api\b/.test(commandLine(s)));
+    const workers = inProfile.filter(([, s]) => /\bnpm run worker\b/.test(commandLine(s)));
+    expect(apis).toHaveLength(2);
+    expect(workers).toHaveLength(2);
+    for (const [name, s] of [...apis, ...workers]) {
+      const env = environment(s);
+      expect(env['REDIS_CLUSTER_NODES']?.split(',').sort(), name).toEqual(nodes.map(([n]) => `${n}:6379`).sort());
+      expect(env['HOST']).toBe('0.0.0.0');
+      expect(env['ADMIN_TOKEN']).toMatch(/^\$\{ADMIN_TOKEN:?\?[^}]*\}$/);
+      expect(dependsOn(s)['redis-cluster-init'], name).toBe('service_completed_successfully');
+      expect(dependsOn(s)['postgres'], name).toBe('service_healthy');
+      const build = buildOf(s);
+      expect(build && resolve(root, build.context, build.dockerfile)).toBe(at('Dockerfile'));
+    }
+    // Both APIs reachable from the host, on different ports.
+    const published = apis.map(([, s]) => String(s.ports?.[0]));
+    expect(new Set(published).size).toBe(2);
+    for (const [, s] of apis) expect(publishesPort(s, 3000)).toBe(true);
+  });
+
+  it('leaves the default stack alone: the single-Redis services have no profile', () => {
+    for (const name of ['redis', 'postgres', 'api', 'worker', 'portone-sim', 'migrate']) {
+      expect((merged[name] as { profiles?: string[] }).profiles, name).toBeUndefined();
+    }
+  });
+});
+
 describe('Dockerfile', () => {
   const dockerfile = existsSync(at('Dockerfile')) ? readFileSync(at('Dockerfile'), 'utf8') : '';
 

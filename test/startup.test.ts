@@ -208,6 +208,43 @@ describe('npm start logs', () => {
     expect(stderr).toBe('');
   });
 
+  it('API_PROCESSES and WORKER_PROCESSES: two of each share the port, and SIGTERM stops every one', async () => {
+    const port = await freePort();
+    const metrics = await freePort();
+    const child = spawn(NODE, [START], { cwd: root, env: baseEnv({ PORT: String(port), WORKER_METRICS_PORT: String(metrics), API_PROCESSES: '2', WORKER_PROCESSES: '2' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const entries = () => stdout.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as { msg?: string; pid?: number; metrics?: string });
+    try {
+      const deadline = Date.now() + 90_000;
+      while (entries().filter((e) => /Server listening/.test(e.msg ?? '')).length < 2 || entries().filter((e) => e.msg === 'worker running').length < 2) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not come up\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Two API processes (two pids) listen on the one port; two workers, on consecutive metrics ports.
+      expect(new Set(entries().filter((e) => /Server listening/.test(e.msg ?? '')).map((e) => e.pid)).size).toBe(2);
+      expect(entries().filter((e) => e.msg === 'worker running').map((e) => e.metrics).sort()).toEqual([
+        `http://127.0.0.1:${metrics}/metrics`, `http://127.0.0.1:${metrics + 1}/metrics`,
+      ]);
+      for (let i = 0; i < 4; i++) expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+      for (const p of [metrics, metrics + 1]) expect((await fetch(`http://127.0.0.1:${p}/healthz`)).status).toBe(200);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 20_000))])).toBe(0);
+    // Every process closed gracefully and nothing listens any more.
+    expect(entries().filter((e) => e.msg === 'closing').length).toBe(4);
+    for (const p of [port, metrics, metrics + 1]) {
+      const probe = createServer();
+      await new Promise<void>((r, j) => probe.once('error', j).listen(p, '127.0.0.1', () => r()));
+      await new Promise((r) => probe.close(r));
+    }
+    expect(stderr).toBe('');
+  });
+
   it('are readable lines (pino-pretty) on a terminal', async () => {
     // util-linux's `script` gives the command a pseudo-terminal (it is in every Debian install).
     expect(spawnSync('script', ['--version']).status, 'script (util-linux) is needed for this test').toBe(0);

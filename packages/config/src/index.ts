@@ -15,6 +15,15 @@ export const ConfigSchema = Type.Object({
   HOST: Type.String({ minLength: 1 }),
   DATABASE_URL: Url(['postgres', 'postgresql']),
   REDIS_URL: Url(['redis', 'rediss']),
+  /**
+   * Redis Cluster seeds, `host:port` comma-separated: when set, every client (API, worker, BullMQ) is
+   * an ioredis Cluster and REDIS_URL is not used.
+   */
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^\\s*[^\\s,:]+:\\d{1,5}\\s*(,\\s*[^\\s,:]+:\\d{1,5}\\s*)*$' })),
+  /** How many API processes `npm start` runs (they share PORT). */
+  API_PROCESSES: Type.Integer({ minimum: 1, maximum: 64 }),
+  /** How many worker processes `npm start` runs. */
+  WORKER_PROCESSES: Type.Integer({ minimum: 1, maximum: 64 }),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   CONFIRM_BUDGET_MS: Type.Integer({ minimum: 100, maximum: 4900 }),
   PORTONE_API_URL: Url(['http', 'https']),
@@ -105,6 +114,8 @@ export const DEFAULTS: Readonly<Partial<Record<keyof Raw, string>>> = Object.fre
   HOST: '127.0.0.1',
   DATABASE_URL: 'postgres://127.0.0.1:5432/dropgate',
   REDIS_URL: 'redis://127.0.0.1:6379',
+  API_PROCESSES: '1',
+  WORKER_PROCESSES: '1',
   CONFIRM_BUDGET_MS: '3000',
   PORTONE_API_URL: 'https://api.iamport.kr',
   PORTONE_V2_API_URL: 'https://api.portone.io',
@@ -144,6 +155,12 @@ export interface Config {
   readonly host: string;
   readonly databaseUrl: string;
   readonly redisUrl: string;
+  /** REDIS_CLUSTER_NODES split (`host:port` each); undefined for a single Redis at `redisUrl`. */
+  readonly redisClusterNodes: readonly string[] | undefined;
+  /** API_PROCESSES: API processes `npm start` runs. */
+  readonly apiProcesses: number;
+  /** WORKER_PROCESSES: worker processes `npm start` runs. */
+  readonly workerProcesses: number;
   readonly adminToken: string | undefined;
   readonly confirmBudgetMs: number;
   readonly portone: {
@@ -263,6 +280,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     host: raw.HOST,
     databaseUrl: raw.DATABASE_URL,
     redisUrl: raw.REDIS_URL,
+    redisClusterNodes: raw.REDIS_CLUSTER_NODES === undefined ? undefined : Object.freeze(raw.REDIS_CLUSTER_NODES.split(',').map((s) => s.trim()).filter(Boolean)),
+    apiProcesses: raw.API_PROCESSES,
+    workerProcesses: raw.WORKER_PROCESSES,
     adminToken: raw.ADMIN_TOKEN,
     confirmBudgetMs: raw.CONFIRM_BUDGET_MS,
     portone: Object.freeze({

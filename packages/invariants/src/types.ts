@@ -1,12 +1,12 @@
 /** The shapes every check shares: inputs, results, and how violations are collected. */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@dropgate/redis';
 import type { Db } from '@dropgate/db';
 import type { PortOneLedger } from './ledger.ts';
 
 export interface InvariantInputs<L extends PortOneLedger = PortOneLedger> {
   eventId: string;
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   apiUrl: string;
   /** PortOne's ledger (the simulator's); entries of other events are ignored. */
   ledger: L;

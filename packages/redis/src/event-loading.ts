@@ -5,6 +5,7 @@
 import type { EventSnapshot } from '@dropgate/domain';
 import type { ScriptedRedis } from './scripts.ts';
 import { eventKeys, eventKeyPattern } from './keys.ts';
+import { deleteKeysMatching } from './connection.ts';
 import { itemsCsv, type SeatState } from './types.ts';
 
 export class EventLoader {
@@ -69,16 +70,27 @@ export class EventLoader {
     for (let i = 0; i < holds.length; i += 10_000) pipe.zadd(k.holds, ...holds.slice(i, i + 10_000));
     const res = await pipe.exec();
     for (const [err] of res ?? []) if (err) throw err;
-    await this.redis.hset(k.meta, {
-      state: 'ready',
-      opens: s.opensAt,
-      closes: s.closesAt ?? '',
-      ttl: s.holdTtlMs,
-      max: s.maxPerBuyer ?? 0,
-      epoch,
+    // The meta hash, and with it the primary's replication id (finishLoad-1.lua): after a failover the
+    // new primary's id differs, and the guard rebuilds what may have lost writes (checkStamp).
+    await this.redis.finishLoad(k.meta,
+      'state', 'ready',
+      'opens', s.opensAt,
+      'closes', s.closesAt ?? '',
+      'ttl', s.holdTtlMs,
+      'max', s.maxPerBuyer ?? 0,
+      'epoch', epoch,
       // The seat status indexes are whole (seatPage pages by status only then).
-      seat_index: '1',
-    });
+      'seat_index', '1');
+  }
+
+  /**
+   * Whether the event's state is known to be whole on the primary serving it: 'whole' (loaded, stamped
+   * by this primary's replication history), 'missing', 'loading', or 'unstamped' (loaded, but by another
+   * history: a failover happened since, and writes acknowledged before it may be lost).
+   */
+  async stampState(eventId: string): Promise<'whole' | 'missing' | 'loading' | 'unstamped'> {
+    const code = Number(await this.redis.checkStamp(eventKeys(eventId).meta));
+    return code === 1 ? 'whole' : code === 2 ? 'loading' : code === 3 ? 'unstamped' : 'missing';
   }
 
   /** Marks an event's state as being rebuilt: confirms and orders for it answer NOT_READY meanwhile. */
@@ -86,17 +98,23 @@ export class EventLoader {
     await this.redis.hset(eventKeys(eventId).meta, 'state', 'loading');
   }
 
+  /**
+   * Whether the event's Redis state has nothing in flight: no live hold and no hand-off the workers
+   * have not turned into jobs yet (a season that ended may be archived then).
+   */
+  async quiescent(eventId: string): Promise<boolean> {
+    const k = eventKeys(eventId);
+    const [holds, handoffs] = await Promise.all([this.redis.zcard(k.holds), this.redis.xlen(k.handoff)]);
+    return holds === 0 && handoffs === 0;
+  }
+
   /** Removes every key of an event (tests and admin clean-up). */
   async deleteEvent(eventId: string): Promise<void> {
     await this.deleteByPattern(eventKeyPattern(eventId));
   }
 
+  /** Every key of the pattern, on every primary (the event's keys live on one shard, found by scanning each). */
   private async deleteByPattern(pattern: string): Promise<void> {
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await this.redis.unlink(...keys);
-    } while (cursor !== '0');
+    await deleteKeysMatching(this.redis, pattern);
   }
 }

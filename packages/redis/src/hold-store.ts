@@ -4,7 +4,7 @@
  * inventory.ts, event-loading.ts, handoff-stream.ts); this facade gives each caller one object.
  * Every method is one round trip unless it says otherwise.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.ts';
 import { withScripts, type ScriptedRedis } from './scripts.ts';
 import { HoldScripts, type HoldStoreOptions } from './hold-scripts.ts';
 import { InventoryReader } from './inventory.ts';
@@ -28,7 +28,7 @@ export class HoldStore {
   /** The events' waiting lists (waitlist.ts). */
   readonly waitlists: WaitlistStore;
 
-  constructor(redis: Redis, opts: HoldStoreOptions = {}) {
+  constructor(redis: RedisClient, opts: HoldStoreOptions = {}) {
     this.redis = withScripts(redis);
     this.scripts = new HoldScripts(this.redis, opts);
     this.inventory = new InventoryReader(this.redis);
@@ -74,6 +74,20 @@ export class HoldStore {
   loadEvent: EventLoader['loadEvent'] = (...args) => this.events.loadEvent(...args);
   markLoading: EventLoader['markLoading'] = (...args) => this.events.markLoading(...args);
   deleteEvent: EventLoader['deleteEvent'] = (...args) => this.events.deleteEvent(...args);
+  stampState: EventLoader['stampState'] = (...args) => this.events.stampState(...args);
+  quiescent: EventLoader['quiescent'] = (...args) => this.events.quiescent(...args);
+
+  /**
+   * Takes the event's rebuild lock: whoever writes an event's whole state (its creation, a rebuild)
+   * holds it, so two loads from two snapshots never interleave. @returns its token, or null when held.
+   */
+  lockRebuild(eventId: string, ttlMs: number): Promise<string | null> {
+    return acquireLock(this.redis, eventKeys(eventId).rebuildLock, ttlMs);
+  }
+
+  unlockRebuild(eventId: string, token: string): Promise<boolean> {
+    return releaseLock(this.redis, eventKeys(eventId).rebuildLock, token);
+  }
 
   // Hand-off stream (handoff-stream.ts)
   readHandoffs: HandoffStream['readHandoffs'] = (...args) => this.handoffs.readHandoffs(...args);

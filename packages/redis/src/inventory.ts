@@ -2,7 +2,9 @@
  * Inventory reads: what an event's Redis state says about availability, seats, orders and holds. The
  * only place (with the scripts) that knows the key and field names; everything else reads through it.
  */
+import type { ChainableCommander } from 'ioredis';
 import type { ScriptedRedis } from './scripts.ts';
+import { isCluster } from './connection.ts';
 import { eventKeys } from './keys.ts';
 import type { OrderStatus } from '@dropgate/domain';
 import type { Availability, InventoryCounts, OrderState, SeatState } from './types.ts';
@@ -53,6 +55,25 @@ export class InventoryReader {
 
   constructor(redis: ScriptedRedis) {
     this.redis = redis;
+  }
+
+  /**
+   * Runs `add`'s commands for each event and returns every reply in order. A single Redis takes them
+   * in one pipeline; on a cluster the events live on different shards and one pipeline may only
+   * address one, so each event gets its own pipeline (its keys share one slot), all sent at once.
+   */
+  private async perEvent(eventIds: readonly string[], add: (pipe: ChainableCommander, id: string) => void): Promise<[Error | null, unknown][]> {
+    if (!isCluster(this.redis)) {
+      const pipe = this.redis.pipeline();
+      for (const id of eventIds) add(pipe, id);
+      return (await pipe.exec()) ?? [];
+    }
+    const parts = await Promise.all(eventIds.map(async (id) => {
+      const pipe = this.redis.pipeline();
+      add(pipe, id);
+      return (await pipe.exec()) ?? [];
+    }));
+    return parts.flat();
   }
 
   /** 'ready', 'loading', or null when Redis has no state for the event. */
@@ -143,9 +164,7 @@ export class InventoryReader {
   async eventStates(eventIds: readonly string[]): Promise<Map<string, 'ready' | 'loading' | null>> {
     const out = new Map<string, 'ready' | 'loading' | null>();
     if (eventIds.length === 0) return out;
-    const pipe = this.redis.pipeline();
-    for (const id of eventIds) pipe.hget(eventKeys(id).meta, 'state');
-    const res = (await pipe.exec()) ?? [];
+    const res = await this.perEvent(eventIds, (pipe, id) => pipe.hget(eventKeys(id).meta, 'state'));
     eventIds.forEach((id, i) => {
       if (res[i]?.[0]) throw res[i]![0];
       const state = res[i]?.[1];
@@ -161,12 +180,10 @@ export class InventoryReader {
   async inventories(eventIds: readonly string[], overdueBeforeMs = 0): Promise<Map<string, EventInventory | null>> {
     const out = new Map<string, EventInventory | null>();
     if (eventIds.length === 0) return out;
-    const pipe = this.redis.pipeline();
-    for (const id of eventIds) {
+    const res = await this.perEvent(eventIds, (pipe, id) => {
       const k = eventKeys(id);
       pipe.hget(k.meta, 'state').hgetall(k.counts).zcard(k.holds).zcount(k.holds, '-inf', overdueBeforeMs);
-    }
-    const res = (await pipe.exec()) ?? [];
+    });
     eventIds.forEach((id, i) => {
       const [state, counts, live, overdue] = res.slice(i * 4, i * 4 + 4).map((r) => {
         if (r?.[0]) throw r[0];

@@ -7,7 +7,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.ts';
 
 const LUA_DIR = join(dirname(fileURLToPath(import.meta.url)), 'lua');
 
@@ -34,17 +34,17 @@ export const SCRIPTS: readonly ScriptSource[] = readdirSync(LUA_DIR)
     return { name: match[1]!, numberOfKeys: Number(match[2]), lua: inline(readFileSync(join(LUA_DIR, file), 'utf8'), new Set()) };
   });
 
-export type ScriptName = 'placeHold' | 'reserveOrder' | 'extendReservation' | 'joinQueue' | 'pollQueue' | 'useAdmission' | 'joinWaitlist' | 'undoHold' | 'releaseAttempt' | 'releaseHold' | 'settlePaid' | 'voidSale' | 'createOrder' | 'dropPayment' | 'noteWebhook' | 'seatPage' | 'releaseLock' | 'extendLock';
+export type ScriptName = 'placeHold' | 'reserveOrder' | 'extendReservation' | 'joinQueue' | 'pollQueue' | 'useAdmission' | 'joinWaitlist' | 'undoHold' | 'releaseAttempt' | 'releaseHold' | 'settlePaid' | 'voidSale' | 'createOrder' | 'dropPayment' | 'noteWebhook' | 'seatPage' | 'releaseLock' | 'extendLock' | 'finishLoad' | 'checkStamp';
 
-/** A Redis client with our scripts as commands. */
-export type ScriptedRedis = Redis & {
+/** A Redis client (single or cluster) with our scripts as commands. */
+export type ScriptedRedis = RedisClient & {
   [K in ScriptName]: (...args: (string | number)[]) => Promise<unknown>;
 };
 
-const registered = new WeakSet<Redis>();
+const registered = new WeakSet<RedisClient>();
 
 /** Registers every script on `redis` (once per client). */
-export function withScripts(redis: Redis): ScriptedRedis {
+export function withScripts(redis: RedisClient): ScriptedRedis {
   if (!registered.has(redis)) {
     for (const s of SCRIPTS) redis.defineCommand(s.name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
     registered.add(redis);

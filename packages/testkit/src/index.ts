@@ -10,11 +10,11 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { loadConfig, type Config } from '@dropgate/config';
 import { ensureDatabase, pgConnection } from '@dropgate/db';
 import type { Clock } from '@dropgate/domain';
-import { HoldStore } from '@dropgate/redis';
+import { HoldStore, deleteKeysMatching, type RedisClient } from '@dropgate/redis';
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 const PG_BASE = process.env.TEST_DATABASE_URL ?? 'postgres://127.0.0.1:5432/postgres';
@@ -139,6 +139,155 @@ export async function startPrivateRedis(fixedPort?: number): Promise<PrivateRedi
   return handle;
 }
 
+export interface PrivateClusterNode {
+  port: number;
+  /** `127.0.0.1:<port>` */
+  address: string;
+  process: ChildProcess;
+}
+
+/** A Redis Cluster of this test's (or rehearsal's) own: 3 primaries, each with one replica. */
+export interface PrivateCluster {
+  /** Every node, primaries and replicas, as `host:port` seeds for REDIS_CLUSTER_NODES. */
+  seeds: string[];
+  nodes: PrivateClusterNode[];
+  /** The address (`host:port`) of the primary currently serving `key`'s slot. */
+  primaryOf(key: string): Promise<string>;
+  /** The current primaries' addresses. */
+  primaries(): Promise<string[]>;
+  /** SIGKILLs the node at `address` (a primary dies: its replica takes over after the node timeout). */
+  kill(address: string): Promise<void>;
+  /** Resolves when every live node reports `cluster_state:ok` and every slot has a live primary. */
+  waitHealthy(timeoutMs?: number): Promise<void>;
+  /** Kills every node and removes their files. */
+  stop(): Promise<void>;
+}
+
+const execFileAsync = promisify(execFile);
+const clusterChildren = new Set<ChildProcess>();
+let clusterExitHook = false;
+
+async function redisCli(args: string[], timeoutMs = 30_000): Promise<string> {
+  const { stdout } = await execFileAsync('redis-cli', args, { timeout: timeoutMs });
+  return stdout;
+}
+
+/**
+ * Starts a private Redis Cluster: six `redis-server --cluster-enabled yes` on free ports (no
+ * persistence, so a killed node's unreplicated writes are lost as in production), joined by
+ * `redis-cli --cluster create --cluster-replicas 1`, and waits (by condition) until every node says
+ * `cluster_state:ok` and every primary has an attached, synced replica. `nodeTimeoutMs` is the
+ * cluster's failure detection time: a killed primary's replica is promoted about that long after.
+ */
+export async function startPrivateCluster(opts: { nodeTimeoutMs?: number; primaries?: number } = {}): Promise<PrivateCluster> {
+  const count = (opts.primaries ?? 3) * 2;
+  const dir = await mkdtemp(join(tmpdir(), 'dgt-cluster-'));
+  const nodes: PrivateClusterNode[] = [];
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort());
+  if (!clusterExitHook) {
+    clusterExitHook = true;
+    // A test process that dies must not leave servers behind.
+    process.once('exit', () => {
+      for (const c of clusterChildren) c.kill('SIGKILL');
+    });
+  }
+  const stop = async () => {
+    await Promise.all(nodes.map((n) => new Promise<void>((resolve) => {
+      clusterChildren.delete(n.process);
+      if (n.process.exitCode !== null || n.process.signalCode !== null) return resolve();
+      n.process.once('exit', () => resolve());
+      n.process.kill('SIGKILL');
+    })));
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    for (const port of ports) {
+      const child = spawn('redis-server', [
+        '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
+        '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 2_000),
+        // A replica may always take over, however long it was disconnected (the test decides when).
+        '--cluster-replica-validity-factor', '0',
+        '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--maxmemory-policy', 'noeviction',
+      ], { stdio: 'ignore' });
+      clusterChildren.add(child);
+      nodes.push({ port, address: `127.0.0.1:${port}`, process: child });
+    }
+    for (const n of nodes) await waitFor(async () => (await redisCli(['-p', String(n.port), 'ping'], 2_000).catch(() => '')).includes('PONG'), 10_000, `redis-server on ${n.port}`);
+    await redisCli(['--cluster', 'create', ...nodes.map((n) => n.address), '--cluster-replicas', '1', '--cluster-yes'], 60_000);
+    const live = () => nodes.filter((n) => n.process.exitCode === null && n.process.signalCode === null);
+    const clusterNodes = async (port: number) => (await redisCli(['-p', String(port), 'cluster', 'nodes'], 2_000)).trim().split('\n').map((line) => line.split(' '));
+    const handle: PrivateCluster = {
+      seeds: nodes.map((n) => n.address),
+      nodes,
+      async primaries() {
+        const rows = await clusterNodes(live()[0]!.port);
+        return rows.filter((r) => r[2]!.includes('master') && !r[2]!.includes('fail') && r.length > 8).map((r) => r[1]!.split('@')[0]!);
+      },
+      async primaryOf(key) {
+        const slot = Number((await redisCli(['-p', String(live()[0]!.port), 'cluster', 'keyslot', key], 2_000)).trim());
+        const rows = await clusterNodes(live()[0]!.port);
+        for (const r of rows) {
+          if (!r[2]!.includes('master') || r[2]!.includes('fail')) continue;
+          for (const range of r.slice(8)) {
+            const [from, to] = range.split('-').map(Number);
+            if (slot >= from! && slot <= (to ?? from!)) return r[1]!.split('@')[0]!;
+          }
+        }
+        throw new Error(`no live primary serves slot ${slot} (key ${key})`);
+      },
+      async kill(address) {
+        const n = nodes.find((x) => x.address === address);
+        if (!n) throw new Error(`${address} is not a node of this cluster`);
+        if (n.process.exitCode !== null || n.process.signalCode !== null) return;
+        await new Promise<void>((resolve) => {
+          n.process.once('exit', () => resolve());
+          n.process.kill('SIGKILL');
+        });
+        clusterChildren.delete(n.process);
+      },
+      async waitHealthy(timeoutMs = 30_000) {
+        await waitFor(async () => {
+          for (const n of live()) {
+            const info = await redisCli(['-p', String(n.port), 'cluster', 'info'], 2_000).catch(() => '');
+            if (!info.includes('cluster_state:ok')) return false;
+          }
+          // Every slot served by a primary that is not failed, as every live node sees it.
+          const rows = await clusterNodes(live()[0]!.port).catch(() => []);
+          let covered = 0;
+          for (const r of rows) {
+            if (!r[2]!.includes('master') || r[2]!.includes('fail')) continue;
+            for (const range of r.slice(8)) {
+              if (range.startsWith('[')) continue;
+              const [from, to] = range.split('-').map(Number);
+              covered += (to ?? from!) - from! + 1;
+            }
+          }
+          return covered === 16384;
+        }, timeoutMs, 'the cluster to be healthy');
+      },
+      stop,
+    };
+    await handle.waitHealthy(60_000);
+    // Every primary has a replica that has synced (so a kill is a failover, not an outage).
+    await waitFor(async () => {
+      const rows = await clusterNodes(nodes[0]!.port);
+      const replicas = rows.filter((r) => r[2]!.includes('slave'));
+      if (replicas.length !== count / 2) return false;
+      for (const r of replicas) {
+        const port = Number(r[1]!.split('@')[0]!.split(':')[1]);
+        const info = await redisCli(['-p', String(port), 'info', 'replication'], 2_000).catch(() => '');
+        if (!info.includes('master_link_status:up')) return false;
+      }
+      return true;
+    }, 60_000, 'every replica to sync with its primary');
+    return handle;
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
 export interface PrivatePostgres {
   /** `postgres://postgres@127.0.0.1:<port>/postgres`: swap the database name for your own. */
   url: string;
@@ -154,7 +303,6 @@ export interface PrivatePostgres {
   destroy(): Promise<void>;
 }
 
-const execFileAsync = promisify(execFile);
 
 /** The newest installed PostgreSQL's bin directory (Debian layout), or '' to use PATH. */
 async function postgresBinDir(): Promise<string> {
@@ -260,6 +408,8 @@ export function testConfig(overrides: Record<string, string>): Config {
 export interface TestEnvironmentOptions {
   label?: string;
   redisUrl?: string;
+  /** Redis Cluster seeds (`host:port`, see {@link startPrivateCluster}): the stack runs on the cluster. */
+  clusterNodes?: readonly string[];
   /**
    * Use this database (created if missing, e.g. on a private Postgres) instead of a fresh one on the
    * shared server; it is left in place by `dispose()`.
@@ -275,7 +425,8 @@ export interface TestEnvironment {
   config: Config;
   db: TestDatabase;
   prefix: string;
-  redis: Redis;
+  /** A client for assertions: a Cluster when the environment runs on one. */
+  redis: RedisClient;
   store: HoldStore;
   /** Removes the events' Redis keys and the queue keys, then drops the database. */
   dispose(eventIds: readonly string[]): Promise<void>;
@@ -296,9 +447,12 @@ export async function testEnvironment(opts: TestEnvironmentOptions = {}): Promis
     LATE_PAYMENT_WATCH_SECONDS: '16',
     // Test files run in parallel against one Postgres (max_connections 100): keep pools small.
     WORKER_CONCURRENCY: '8',
+    ...(opts.clusterNodes ? { REDIS_CLUSTER_NODES: opts.clusterNodes.join(',') } : {}),
     ...(opts.env ?? {}),
   });
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
+  const redis: RedisClient = config.redisClusterNodes
+    ? new Cluster([...config.redisClusterNodes], { scaleReads: 'master', redisOptions: { maxRetriesPerRequest: 1 } })
+    : new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined);
   const store = new HoldStore(redis);
   return {
@@ -306,12 +460,7 @@ export async function testEnvironment(opts: TestEnvironmentOptions = {}): Promis
     async dispose(eventIds) {
       try {
         for (const id of eventIds) await store.deleteEvent(id);
-        let cursor = '0';
-        do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-          cursor = next;
-          if (keys.length) await redis.unlink(...keys);
-        } while (cursor !== '0');
+        await deleteKeysMatching(redis, `${prefix}*`);
       } catch {
         // A private Redis may be gone already.
       }

@@ -1,5 +1,5 @@
 /** What the API is built from (see server.ts): each route plugin receives it. */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@dropgate/redis';
 import type { Config } from '@dropgate/config';
 import type { Db } from '@dropgate/db';
 import type { Clock } from '@dropgate/domain';
@@ -13,7 +13,7 @@ export interface AppDeps {
   config: Config;
   db: Db;
   /** Fail-fast client (no offline queue) used for every request-path command. */
-  redis: Redis;
+  redis: RedisClient;
   store: HoldStore;
   queues: Queues;
   catalog: EventCatalog;

@@ -25,9 +25,9 @@ export interface RunningApi {
 export async function startApi(config: Config, opts: { logger?: boolean; queuePrefix?: string; clock?: Clock } = {}): Promise<RunningApi> {
   const clock = opts.clock ?? systemClock;
   const db = await openDatabase(config.databaseUrl, { max: 10 });
-  const redis = createRedis(config.redisUrl, { failFast: true, autoPipelining: true, name: 'dropgate-api' });
+  const redis = createRedis(config, { failFast: true, autoPipelining: true, name: 'dropgate-api' });
   // BullMQ needs its own connection with retries (maxRetriesPerRequest: null) for blocking commands.
-  const queueRedis = createRedis(config.redisUrl, { failFast: false, autoPipelining: true, name: 'dropgate-api-queues' });
+  const queueRedis = createRedis(config, { failFast: false, autoPipelining: true, name: 'dropgate-api-queues' });
   const queues = createQueues(queueRedis, opts.queuePrefix ?? config.queuePrefix);
   const store = new HoldStore(redis, config.orderLimits);
   const catalog = new EventCatalog(db);
@@ -72,7 +72,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   // starting without it would only answer 503 to everyone.
   let api: RunningApi;
   try {
-    await assertRedisReachable(createRedis(config.redisUrl, { failFast: true, name: 'dropgate-api-probe' }), config);
+    await assertRedisReachable(createRedis(config, { failFast: true, name: 'dropgate-api-probe' }), config);
     api = await startApi(config);
   } catch (error) {
     exitOnStartupFailure('dropgate-api', error, config);

@@ -276,7 +276,7 @@ async function main(): Promise<void> {
   const workerMetrics = args['no-worker'] ? null : `http://127.0.0.1:${env.WORKER_METRICS_PORT}/metrics`;
   if (!args['no-worker']) await start('worker', 'services/worker/src/main.ts', env, `http://127.0.0.1:${env.WORKER_METRICS_PORT}/healthz`);
   db = createDb(benchDbUrl, { max: 4 });
-  const redis = createRedis(base.redisUrl, { autoPipelining: true, name: 'dropgate-bench' });
+  const redis = createRedis(base, { autoPipelining: true, name: 'dropgate-bench' });
   store = new HoldStore(redis);
   const bareChild = spawn(process.execPath, ['services/bench/src/bare-server.ts', String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(bareChild);

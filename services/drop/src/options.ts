@@ -91,6 +91,13 @@ export interface DropOptions {
   /** The event has a waiting list; buyers refused at selection join it (needs --hold-at order). */
   waitlist: boolean;
   waitlistOfferTtl: number;
+  /**
+   * Run on Redis Cluster: the one REDIS_CLUSTER_NODES names, or else a private 3-primary, 3-replica
+   * cluster the drop starts (redis-server and redis-cli on PATH) and stops.
+   */
+  cluster: boolean;
+  /** With the drop's own cluster: SIGKILL the primary serving the event this many seconds into the drop. */
+  killPrimaryAt: number | null;
 }
 
 export class UsageError extends Error {
@@ -140,6 +147,8 @@ export const DEFAULT_OPTIONS: Readonly<Omit<DropOptions, 'report' | 'budgetMs' |
   reservationTtl: 10,
   waitlist: false,
   waitlistOfferTtl: 10,
+  cluster: false,
+  killPrimaryAt: null,
 });
 
 interface Spec {
@@ -195,6 +204,8 @@ const SPECS: Record<string, Spec> = {
   'reservation-ttl': { key: 'reservationTtl', kind: 'int', min: 5, max: 3600, help: 'with --hold-at order: reservation TTL in seconds' },
   waitlist: { key: 'waitlist', kind: 'bool', help: 'a waiting list: buyers refused at selection join it (needs --hold-at order)' },
   'waitlist-offer-ttl': { key: 'waitlistOfferTtl', kind: 'int', min: 5, max: 3600, help: 'with --waitlist: seconds an offer is reserved' },
+  cluster: { key: 'cluster', kind: 'bool', help: 'on Redis Cluster: REDIS_CLUSTER_NODES, else a private 3-primary, 3-replica cluster' },
+  'kill-primary-at': { key: 'killPrimaryAt', kind: 'int', min: 0, max: 3600, help: 'with --cluster (its own): SIGKILL the event\'s primary this many seconds in' },
 };
 
 function fmtDefault(flag: string, budgetDefault: number): string {
@@ -335,6 +346,7 @@ export function validate(o: DropOptions): void {
   }
   if (o.holdAt !== 'confirm' && o.holdAt !== 'order') throw new UsageError(`--hold-at must be confirm or order, got ${JSON.stringify(o.holdAt)}`);
   if (o.waitlist && o.holdAt !== 'order') throw new UsageError('--waitlist needs --hold-at order: an offer is a reservation');
+  if (o.killPrimaryAt !== null && !o.cluster) throw new UsageError('--kill-primary-at needs --cluster: the drop kills a primary of its own cluster');
   if (o.apiUrl !== null && o.simUrl === null) {
     throw new UsageError('--api-url needs --sim-url: the simulator the running worker asks (its PORTONE_API_URL)');
   }

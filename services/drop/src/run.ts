@@ -15,6 +15,7 @@ import { summarize } from './stats.ts';
 import { buildSummary, latencySeries, queueSeries, type DropSeries, type DropSummary } from './summary.ts';
 import { openTarget, type DropTarget, type TargetOptions } from './target.ts';
 import { buildVenue, eventBody } from './venue.ts';
+import { HoldStore, eventKeys } from '@dropgate/redis';
 
 export interface RunContext {
   /** What `loadConfig` reads. Default process.env (only the CLI passes it; tests pass their own). */
@@ -93,6 +94,30 @@ async function createEvent(target: DropTarget, eventId: string, body: unknown): 
   throw new DropSetupError(failed || `event ${eventId} never became available`);
 }
 
+/**
+ * `--kill-primary-at`: SIGKILLs the primary serving the event `atMs` into the drop, then waits until
+ * its replica has taken over (every slot served, cluster_state:ok) and the guard has rebuilt the event
+ * from Postgres (its state stamped by the new primary). @returns what happened, for the report.
+ */
+async function scheduleFailover(target: DropTarget, eventId: string, atMs: number): Promise<string> {
+  const cluster = target.cluster;
+  if (!cluster) throw new DropSetupError('--kill-primary-at needs the drop\'s own cluster: --cluster without REDIS_CLUSTER_NODES');
+  await new Promise((r) => setTimeout(r, atMs));
+  const store = new HoldStore(target.redis);
+  const primary = await cluster.primaryOf(eventKeys(eventId).meta);
+  const killedAt = performance.now();
+  await cluster.kill(primary);
+  await cluster.waitHealthy(60_000);
+  const tookOver = performance.now() - killedAt;
+  const deadline = performance.now() + 60_000;
+  while ((await store.stampState(eventId).catch(() => 'missing')) !== 'whole') {
+    if (performance.now() > deadline) throw new DropSetupError(`event ${eventId} was not rebuilt within 60 s of the failover`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const whole = performance.now() - killedAt;
+  return `primary ${primary} SIGKILLed at ${(atMs / 1000).toFixed(1)} s: replica took over in ${(tookOver / 1000).toFixed(1)} s, event whole again (rebuilt from Postgres) ${(whole / 1000).toFixed(1)} s after the kill`;
+}
+
 /** Runs one drop. @throws DropSetupError (or ConfigError) when the stack cannot be set up. */
 export async function runDrop(options: DropOptions, run: RunContext): Promise<DropResult> {
   const owned = run.target === undefined;
@@ -106,6 +131,7 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
       database: options.database,
       ...(run.databaseUrl !== undefined ? { databaseUrl: run.databaseUrl } : {}),
       freshDatabase: run.freshDatabase ?? false,
+      cluster: options.cluster,
       ...(run.logLevel !== undefined ? { logLevel: run.logLevel } : {}),
     });
   } catch (error) {
@@ -142,8 +168,14 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
       });
     };
     const sampler = startSampler(target.apiUrl, eventId, t0, 250, emit);
+    const failover = options.killPrimaryAt === null ? null : scheduleFailover(target, eventId, options.killPrimaryAt * 1000);
+    // Handled where it is awaited, after the buyers; this only keeps an early failure from being unhandled meanwhile.
+    failover?.catch(() => undefined);
 
     await runBuyers({ apiUrl: target.apiUrl, simUrl: target.sim.url, eventId, venue, options, t0, log });
+    // The kill happens even if the buyers were done sooner; the replica must have taken over and the
+    // guard rebuilt the event before the drop can come to rest.
+    const failed = failover ? await failover : null;
     const buyingDone = performance.now() - t0;
     const lastPaymentAt = log.lastWindowAt;
 
@@ -180,7 +212,7 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
     const summary = buildSummary({
       options,
       eventId,
-      stack: target.description,
+      stack: failed ? `${target.description}; ${failed}` : target.description,
       startedAt,
       capacity: { seats: venue.seats, pool: venue.pool },
       log,

@@ -6,13 +6,14 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { pino } from 'pino';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@dropgate/redis';
 import { loadConfig, type Config } from '@dropgate/config';
 import { createDb, pgConnection, type Db } from '@dropgate/db';
-import { HoldStore, createRedis } from '@dropgate/redis';
+import { HoldStore, createRedis, deleteKeysMatching } from '@dropgate/redis';
 import { startApi, type RunningApi } from '@dropgate/api';
 import { startWorker, type RunningWorker } from '@dropgate/worker';
 import { startSimulator, type Faults, type Ledger, type Simulator } from '@dropgate/portone-sim';
+import { startPrivateCluster, type PrivateCluster } from '@dropgate/testkit';
 
 /** The simulator's controls, in-process or over HTTP (`/sim/*`). */
 export interface SimControl {
@@ -30,7 +31,7 @@ export interface DropTarget {
   readonly adminToken: string;
   /** dropgate's database and Redis, for the invariant checks. */
   readonly db: Db;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly budgetMs: number;
   readonly inProcess: { readonly api: boolean; readonly sim: boolean };
   /** One sweep of the in-process worker (null when the worker runs elsewhere). */
@@ -39,6 +40,8 @@ export interface DropTarget {
   readonly pendingJobs: (() => Promise<Record<string, number>>) | null;
   /** Human-readable: what runs where. */
   readonly description: string;
+  /** The Redis Cluster the drop started for itself (`--cluster` without REDIS_CLUSTER_NODES), else null. */
+  readonly cluster: PrivateCluster | null;
   /**
    * Stops what this process started. An in-process stack also removes what it left in the shared
    * Redis: its queue keys, and the keys of `cleanupEventIds` (after the worker stopped, so its guard
@@ -61,6 +64,8 @@ export interface TargetOptions {
   freshDatabase: boolean;
   /** Level of the in-process worker's log, on stderr. Default `error`. */
   logLevel?: 'silent' | 'error' | 'warn' | 'info' | 'debug';
+  /** On Redis Cluster: REDIS_CLUSTER_NODES from `env`, or else a private cluster started here. */
+  cluster?: boolean;
 }
 
 async function getJson(url: string, init?: RequestInit): Promise<unknown> {
@@ -103,7 +108,7 @@ export function databaseUrlOn(base: string, name: string): string {
  * Drops the drop database (after removing the Redis keys of the events it holds, so nothing of the
  * previous drop is left in the shared Redis). Refuses names that look like someone else's database.
  */
-export async function recreateDatabase(url: string, redis: Redis): Promise<void> {
+export async function recreateDatabase(url: string, redis: RedisClient): Promise<void> {
   const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
   if (!/drop/.test(name) && !/^dgt_/.test(name)) throw new Error(`refusing to recreate database ${name}: its name must contain "drop"`);
   const admin = new pg.Client(pgConnection(databaseUrlOn(url, 'postgres')));
@@ -138,18 +143,9 @@ async function reachable(url: string, what: string): Promise<void> {
   }
 }
 
-async function deleteByPattern(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
-}
-
 /** Starts (or connects to) everything a drop needs. @throws ConfigError on a bad environment. */
 export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
-  const base = loadConfig(opts.env);
+  let base = loadConfig(opts.env);
   const closers: (() => Promise<void>)[] = [];
   let cleanupIds: readonly string[] = [];
   const close = async (cleanupEventIds: readonly string[] = []) => {
@@ -158,6 +154,17 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
     closers.length = 0;
   };
   try {
+    let cluster: PrivateCluster | null = null;
+    if (opts.cluster && !base.redisClusterNodes) {
+      if (opts.apiUrl !== null) throw new Error('--cluster with --api-url: the running API has its own Redis; set REDIS_CLUSTER_NODES to the cluster it uses');
+      // A private cluster (3 primaries, 3 replicas; failure detected within 2 s), stopped last.
+      const started = await startPrivateCluster({ nodeTimeoutMs: 2_000 });
+      cluster = started;
+      closers.push(() => started.stop());
+      opts = { ...opts, env: { ...opts.env, REDIS_CLUSTER_NODES: started.seeds.join(',') } };
+      base = loadConfig(opts.env);
+    }
+    const onCluster = base.redisClusterNodes ? `, Redis Cluster ${cluster ? 'of its own (3 primaries, 3 replicas)' : base.redisClusterNodes.join(',')}` : '';
     let sim: SimControl;
     const impKey = `drop-key-${randomBytes(4).toString('hex')}`;
     const impSecret = randomBytes(16).toString('hex');
@@ -182,7 +189,7 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
       await reachable(`${opts.apiUrl}/healthz`, 'the dropgate API');
       const db = createDb(base.databaseUrl, { max: 3 });
       closers.push(() => db.destroy());
-      const redis = createRedis(base.redisUrl, { name: 'dropgate-drop' });
+      const redis = createRedis(base, { name: 'dropgate-drop' });
       closers.push(async () => redis.disconnect());
       return {
         apiUrl: opts.apiUrl,
@@ -194,18 +201,19 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
         inProcess: { api: false, sim: opts.simUrl === null },
         sweep: null,
         pendingJobs: null,
-        description: `API ${opts.apiUrl} (running), simulator ${sim.url}${opts.simUrl === null ? ' (in-process)' : ' (running)'}`,
+        description: `API ${opts.apiUrl} (running), simulator ${sim.url}${opts.simUrl === null ? ' (in-process)' : ' (running)'}${onCluster}`,
+        cluster,
         close,
       };
     }
 
-    const redis = createRedis(base.redisUrl, { name: 'dropgate-drop' });
+    const redis = createRedis(base, { name: 'dropgate-drop' });
     closers.push(async () => redis.disconnect());
     const prefix = `{drop-${randomBytes(6).toString('hex')}}`;
     // Runs after the API and the worker have stopped (closers run last-in, first-out).
     closers.push(async () => {
       for (const id of cleanupIds) await new HoldStore(redis).deleteEvent(id);
-      await deleteByPattern(redis, `${prefix}*`);
+      await deleteKeysMatching(redis, `${prefix}*`);
     });
     const dbUrl = opts.databaseUrl ?? databaseUrlOn(base.databaseUrl, opts.database);
     if (opts.freshDatabase) await recreateDatabase(dbUrl, redis);
@@ -267,7 +275,8 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
         }
         return out;
       },
-      description: `API and worker in-process (database ${new URL(dbUrl).pathname.slice(1)}, queue prefix ${prefix}), simulator ${opts.simUrl === null ? 'in-process' : `${sim.url} (running)`}`,
+      description: `API and worker in-process (database ${new URL(dbUrl).pathname.slice(1)}, queue prefix ${prefix}), simulator ${opts.simUrl === null ? 'in-process' : `${sim.url} (running)`}${onCluster}`,
+      cluster,
       close,
     };
   } catch (error) {

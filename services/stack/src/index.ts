@@ -3,7 +3,7 @@
  * database and a queue prefix of their own. Tests that need both, the benchmarks and tools start it;
  * it sits above the API and the worker, so neither of them depends on the other.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@dropgate/redis';
 import type { Config } from '@dropgate/config';
 import type { Clock } from '@dropgate/domain';
 import type { HoldStore } from '@dropgate/redis';
@@ -28,7 +28,7 @@ export interface TestStack {
   db: TestDatabase;
   prefix: string;
   /** A Redis client for assertions. */
-  redis: Redis;
+  redis: RedisClient;
   store: HoldStore;
   close(): Promise<void>;
 }

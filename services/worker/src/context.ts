@@ -1,5 +1,5 @@
 /** What every processor gets. */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@dropgate/redis';
 import type { Logger } from 'pino';
 import type { Config } from '@dropgate/config';
 import type { Db } from '@dropgate/db';
@@ -12,7 +12,7 @@ import type { Clock } from '@dropgate/domain';
 export interface WorkerContext {
   config: Config;
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   store: HoldStore;
   queues: Queues;
   /** PortOne V1 and V2, routed by payment key (see PaymentGateway). */
@@ -28,5 +28,17 @@ export class TransientError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'TransientError';
+  }
+}
+
+/**
+ * The event's state is not in Redis (lost, being rebuilt, or archived after its season): transient,
+ * and the worker asks for the event to be loaded again (a rebuild job), so a job for an archived event
+ * loads it on demand instead of retrying into the void.
+ */
+export class EventNotLoadedError extends TransientError {
+  constructor(message = 'event not loaded in Redis') {
+    super(message);
+    this.name = 'EventNotLoadedError';
   }
 }

@@ -28,7 +28,7 @@ try {
 let worker;
 for (let attempt = 1; ; attempt++) {
   try {
-    await assertRedisReachable(createRedis(config.redisUrl, { failFast: true, name: 'dropgate-worker-probe' }), config);
+    await assertRedisReachable(createRedis(config, { failFast: true, name: 'dropgate-worker-probe' }), config);
     worker = await startWorker(config, { logger: pino({ name: 'dropgate-worker', level: config.logLevel }) });
     break;
   } catch (error) {

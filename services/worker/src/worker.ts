@@ -12,14 +12,14 @@ import { openDatabase, events as eventsRepo, orders as ordersRepo } from '@dropg
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { relayHandoffs } from './processors/relay.ts';
-import { HoldStore, createRedis } from '@dropgate/redis';
-import { QueueNames, createQueues, closeQueues, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
+import { HoldStore, checkEveryShard, createRedis } from '@dropgate/redis';
+import { QueueNames, createQueues, closeQueues, jobIds, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
 import { PaymentGateway, PortOneClient, PortOneV2Client } from '@dropgate/portone';
 import { createRegistry, createWorkerMetrics } from '@dropgate/telemetry';
-import type { WorkerContext } from './context.ts';
+import { EventNotLoadedError, type WorkerContext } from './context.ts';
 import { persistHold } from './processors/persist-hold.processor.ts';
 import { paymentOutcome } from './processors/payment-outcome.processor.ts';
-import { guard, rebuildEvent, sweep } from './processors/maintenance.processor.ts';
+import { archiveEvents, guard, rebuildEvent, sweep } from './processors/maintenance.processor.ts';
 import { expireHold } from './settlement/index.ts';
 
 export interface WorkerOptions {
@@ -40,6 +40,8 @@ export interface RunningWorker {
   /** Runs one sweep now (tests, and the drop runner to settle quickly). */
   sweep(): ReturnType<typeof sweep>;
   guard(): ReturnType<typeof guard>;
+  /** Archives the events whose season is over now (see archiveEvents). */
+  archive(): ReturnType<typeof archiveEvents>;
   /** Moves pending hold hand-offs into the holds queue now. */
   relay(): Promise<number>;
   close(): Promise<void>;
@@ -49,8 +51,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   const log = opts.logger ?? pino({ name: 'dropgate-worker', level: config.logLevel });
   const prefix = opts.prefix ?? config.queuePrefix;
   const db = await openDatabase(config.databaseUrl, { max: Math.min(50, config.workerConcurrency + 5) });
-  const redis = createRedis(config.redisUrl, { name: 'dropgate-worker' });
-  const bullRedis = createRedis(config.redisUrl, { name: 'dropgate-worker-bullmq' });
+  const redis = createRedis(config, { name: 'dropgate-worker' });
+  const bullRedis = createRedis(config, { name: 'dropgate-worker-bullmq' });
   const queues = createQueues(bullRedis, prefix);
   const registry = createRegistry();
   const metrics = createWorkerMetrics(registry);
@@ -83,6 +85,16 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     },
   };
 
+  const lastLoadRequest = new Map<string, number>();
+  /** Queues a rebuild of the event (at most one request a second per event), as the API does for a confirm. */
+  const requestLoad = (eventId: string | undefined) => {
+    if (!eventId) return;
+    const now = Date.now();
+    if ((lastLoadRequest.get(eventId) ?? 0) > now - 1_000) return;
+    lastLoadRequest.set(eventId, now);
+    queues.maintenance.add('rebuild', { kind: 'rebuild', eventId }, { jobId: jobIds.rebuild(eventId, `load-${Math.floor(now / 1000)}`) }).catch(() => undefined);
+  };
+
   const workers = (Object.values(QueueNames) as QueueName[]).map((name) => {
     const worker = new Worker(
       name,
@@ -95,12 +107,14 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         } catch (error) {
           end({ result: 'failed' });
           metrics.jobFailures.inc({ queue: name });
+          // An event not in Redis (lost, or archived after its season) is loaded again on demand.
+          if (error instanceof EventNotLoadedError) requestLoad((job.data as { eventId?: string }).eventId);
           log.debug({ err: error, queue: name, jobId: job.id, attempt: job.attemptsMade }, 'job attempt failed');
           throw error;
         }
       },
       {
-        connection: createRedis(config.redisUrl, { name: `dropgate-worker-${name}` }),
+        connection: createRedis(config, { name: `dropgate-worker-${name}` }),
         prefix,
         concurrency: name === 'maintenance' ? 2 : config.workerConcurrency,
         // A job whose worker died is picked up again after the lock lapses (at-least-once).
@@ -145,9 +159,24 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       guarding = false;
     }
   };
+  // Archiving ended seasons: once a minute, one worker at a time.
+  let archiving = false;
+  const runArchive = async () => {
+    if (archiving) return;
+    archiving = true;
+    try {
+      const got = await redis.set(`${prefix}:archive-lock`, String(process.pid), 'PX', 50_000, 'NX');
+      if (got === 'OK') await archiveEvents(ctx);
+    } catch (error) {
+      log.warn({ err: error }, 'archiving failed');
+    } finally {
+      archiving = false;
+    }
+  };
   if (opts.timers !== false) {
     timers.push(setInterval(() => void runSweep(), config.sweepIntervalMs));
     timers.push(setInterval(() => void runGuard(), 1_000));
+    timers.push(setInterval(() => void runArchive(), 60_000));
   }
   // The relay always runs: without it no hold is recorded. It polls the active events' hand-off
   // streams every 50 ms (the event list is refreshed every second).
@@ -204,7 +233,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
 
   async function collect(): Promise<void> {
     const [redisUp, pgUp] = await Promise.all([
-      redis.ping().then(() => 1, () => 0),
+      checkEveryShard(redis).then((problem) => (problem === null ? 1 : 0), () => 0),
       sql`select 1`.execute(db).then(() => 1, () => 0),
     ]);
     metrics.dependencyUp.set({ dependency: 'redis' }, redisUp);
@@ -230,6 +259,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     sweep: () => sweep(ctx),
     relay: async () => relayHandoffs(ctx, consumer, await eventsRepo.listActiveEventIds(db, new Date())),
     guard: () => guard(ctx),
+    archive: () => archiveEvents(ctx),
     async close() {
       for (const t of timers) clearInterval(t);
       await Promise.all(workers.map((w) => w.close()));

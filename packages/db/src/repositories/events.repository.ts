@@ -98,6 +98,24 @@ export async function listActiveEventIds(db: Db, now: Date): Promise<string[]> {
   return rows.map((r) => r.id);
 }
 
+/**
+ * Events whose season is over: the sale closed more than a day ago and no order is held (the
+ * complement of {@link listActiveEventIds}). Their Redis state may be archived (removed): Postgres
+ * keeps everything, and the state is loaded again when something needs it.
+ */
+export async function listArchivableEventIds(db: Db, now: Date): Promise<string[]> {
+  const rows = await db
+    .selectFrom('events')
+    .select('id')
+    .where('sale_closes_at', 'is not', null)
+    .where('sale_closes_at', '<=', new Date(now.getTime() - 86_400_000))
+    .where((eb) => eb.not(eb.exists(
+      eb.selectFrom('orders').select(sql`1`.as('one')).whereRef('orders.event_id', '=', 'events.id').where('orders.status', '=', 'held'),
+    )))
+    .execute();
+  return rows.map((r) => r.id);
+}
+
 export function listPools(db: Db, eventId: string): Promise<PoolRow[]> {
   return db.selectFrom('pools').selectAll().where('event_id', '=', eventId).orderBy('id').execute();
 }

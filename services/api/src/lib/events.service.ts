@@ -80,7 +80,28 @@ export async function createEvent(db: Db, store: HoldStore, catalog: EventCatalo
   });
   if (!inserted) throw new DomainError('EVENT_EXISTS', `event ${input.id} exists already`);
   catalog.markKnown(input.id);
-  const snapshot = await loadSnapshot(db, input.id);
-  if (!snapshot) throw new Error(`event ${input.id} vanished after insert`);
-  await store.loadEvent(snapshot, `${Date.now()}`);
+  // Under the event's rebuild lock, as a rebuild: the worker's guard may find the event in Postgres
+  // without Redis state and rebuild it meanwhile; loading our (older) snapshot over a rebuilt state
+  // that has taken holds since would sell those places twice. If a rebuild got there first, its state
+  // is the newer one: leave it.
+  const token = await waitForRebuildLock(store, input.id);
+  try {
+    if ((await store.eventState(input.id)) === 'ready') return;
+    const snapshot = await loadSnapshot(db, input.id);
+    if (!snapshot) throw new Error(`event ${input.id} vanished after insert`);
+    await store.loadEvent(snapshot, `${Date.now()}`);
+  } finally {
+    await store.unlockRebuild(input.id, token).catch(() => undefined);
+  }
+}
+
+/** The event's rebuild lock, waiting (a rebuild takes seconds at most) up to 30 s. */
+async function waitForRebuildLock(store: HoldStore, eventId: string): Promise<string> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const token = await store.lockRebuild(eventId, 60_000);
+    if (token !== null) return token;
+    if (Date.now() > deadline) throw new Error(`event ${eventId}: its rebuild lock stayed taken`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { sql } from 'kysely';
 import { events as eventsRepo } from '@dropgate/db';
+import { checkEveryShard } from '@dropgate/redis';
 import type { AppDeps } from '../deps.ts';
 
 function timeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -22,7 +23,8 @@ export async function checkReadiness(deps: AppDeps): Promise<Readiness> {
   const checks = { redis: 'ok', postgres: 'ok', inventory: 'ok' };
   let eventsNotLoaded: string[] = [];
   const [redisOk, pgOk] = await Promise.all([
-    timeout(deps.redis.ping(), 500).then(() => true, () => false),
+    // Every shard: an event on a shard that is down cannot be served (one ping on a single Redis).
+    timeout(checkEveryShard(deps.redis, 500), 700).then((problem) => problem === null, () => false),
     timeout(sql`select 1`.execute(deps.db), 1_000).then(() => true, () => false),
   ]);
   deps.metrics.dependencyUp.set({ dependency: 'redis' }, redisOk ? 1 : 0);

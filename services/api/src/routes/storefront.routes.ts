@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { DomainError } from '@dropgate/domain';
 import { HttpError } from '../lib/http-errors.ts';
 import { orders as ordersRepo } from '@dropgate/db';
+import { jobIds } from '@dropgate/jobs';
 import type { Availability as StoreAvailability } from '@dropgate/redis';
 import {
   CreateOrderBody, CreatedOrderBody, ErrorBody, EventBody, EventIdParams, ExtendedBody, MerchantUidParams, OrderBody, SeatsBody, SeatsQuery,
@@ -43,6 +44,16 @@ export function eventBody(def: EventDef, availability: StoreAvailability | null,
 }
 
 export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
+  const lastLoadRequest = new Map<string, number>();
+  /** Queues a rebuild of an event whose state is not in Redis, at most once a second per event. */
+  const requestLoad = (eventId: string) => {
+    const now = Date.now();
+    if ((lastLoadRequest.get(eventId) ?? 0) > now - 1_000) return;
+    lastLoadRequest.set(eventId, now);
+    deps.queues.maintenance
+      .add('rebuild', { kind: 'rebuild', eventId }, { jobId: jobIds.rebuild(eventId, `load-${Math.floor(now / 1000)}`) })
+      .catch(() => undefined);
+  };
   const requireEvent = async (eventId: string): Promise<EventDef> => {
     const def = await deps.catalog.get(eventId);
     if (!def) throw new DomainError('EVENT_NOT_FOUND', `event ${eventId} does not exist`);
@@ -55,7 +66,11 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
     async (request) => {
       const def = await requireEvent(request.params.event_id);
       const availability = await deps.store.availability(def.id, def.pools);
-      if (!availability) throw new DomainError('NOT_READY', 'availability is being rebuilt; try again shortly');
+      if (!availability) {
+        // Lost, or archived after its season: load it again (the worker rebuilds it from Postgres).
+        requestLoad(def.id);
+        throw new DomainError('NOT_READY', 'availability is being rebuilt; try again shortly');
+      }
       return eventBody(def, availability, deps.clock.now());
     },
   );

@@ -2,10 +2,10 @@
  * The API alone on a test environment of its own (database, queue prefix, Redis namespace): what the
  * API's own tests start. Tests that need a worker too live in @dropgate/stack's tests.
  */
-import type { Redis } from 'ioredis';
+import type { HoldStore, RedisClient } from '@dropgate/redis';
 import type { Config } from '@dropgate/config';
 import type { Clock } from '@dropgate/domain';
-import type { HoldStore } from '@dropgate/redis';
+
 import { testEnvironment, type TestDatabase, type TestEnvironmentOptions } from '@dropgate/testkit';
 import { startApi, type RunningApi } from '../../src/server.ts';
 
@@ -15,7 +15,7 @@ export interface ApiStack {
   url: string;
   db: TestDatabase;
   prefix: string;
-  redis: Redis;
+  redis: RedisClient;
   store: HoldStore;
   close(): Promise<void>;
 }

@@ -50,12 +50,15 @@ export async function sweep(ctx: WorkerContext): Promise<SweepResult> {
 }
 
 /** Rebuilds an event's Redis state from Postgres under a lock. @returns false if another process holds the lock. */
-export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { force?: boolean } = {}): Promise<boolean> {
+export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { force?: boolean; unstamped?: boolean } = {}): Promise<boolean> {
   const lockKey = eventKeys(eventId).rebuildLock;
   const token = await acquireLock(ctx.redis, lockKey, 60_000);
   if (token === null) return false;
   try {
-    if (!opts.force && (await ctx.store.eventState(eventId)) === 'ready') return true;
+    // unstamped: rebuild only while the state is still stamped by another replication history (another
+    // worker may have rebuilt it between our look and the lock).
+    if (opts.unstamped && (await ctx.store.stampState(eventId)) !== 'unstamped') return true;
+    if (!opts.force && !opts.unstamped && (await ctx.store.eventState(eventId)) === 'ready') return true;
     // Stop new holds before reading the record, so none is taken between the read and the load.
     if ((await ctx.store.eventState(eventId)) !== null) await ctx.store.markLoading(eventId);
     const snapshot = await loadSnapshot(ctx.db, eventId);
@@ -89,16 +92,53 @@ const missingBefore = new WeakMap<WorkerContext, Set<string>>();
  * Rebuilds every active event whose Redis state is missing on two passes in a row (about a second
  * apart): an event being created is in Postgres a moment before its state is in Redis, and rebuilding
  * it then would refuse its first orders with NOT_READY for nothing.
+ *
+ * And, at once, every active event whose state is not known to be whole: stamped by another
+ * replication history than its primary's (see finishLoad-1.lua). That is what a failover leaves: the
+ * promoted replica may lack holds, sales and hand-offs its primary acknowledged, so the event is
+ * rebuilt from Postgres (under the rebuild lock) and every order reconciled with PortOne, as after a
+ * Redis that lost its data. Postgres's constraints refuse any oversell in between.
  */
 export async function guard(ctx: WorkerContext): Promise<string[]> {
   const rebuilt: string[] = [];
   const before = missingBefore.get(ctx) ?? new Set<string>();
   const missing = new Set<string>();
   for (const eventId of await eventsRepo.listActiveEventIds(ctx.db, new Date(ctx.clock.now()))) {
-    if ((await ctx.store.eventState(eventId)) !== null) continue;
+    const stamp = await ctx.store.stampState(eventId);
+    if (stamp === 'unstamped') {
+      ctx.log.warn({ eventId }, 'event state stamped by another replication history (failover?): rebuilding it from Postgres');
+      if (await rebuildEvent(ctx, eventId, { unstamped: true })) rebuilt.push(eventId);
+      continue;
+    }
+    if (stamp !== 'missing') continue;
     if (before.has(eventId) && (await rebuildEvent(ctx, eventId))) rebuilt.push(eventId);
     else missing.add(eventId);
   }
   missingBefore.set(ctx, missing);
   return rebuilt;
+}
+
+/**
+ * Memory over a season: removes from Redis the state of every event whose sale closed more than a day
+ * ago with no order held (Postgres keeps everything), once nothing is in flight there (no live hold, no
+ * pending hand-off). Under the rebuild lock, so it never interleaves with a load. Anything that needs
+ * such an event later (a storefront read, a confirm, a late webhook's job) finds it not loaded and
+ * queues a rebuild, which loads it from Postgres again. @returns the events archived.
+ */
+export async function archiveEvents(ctx: WorkerContext): Promise<string[]> {
+  const archived: string[] = [];
+  for (const eventId of await eventsRepo.listArchivableEventIds(ctx.db, new Date(ctx.clock.now()))) {
+    if ((await ctx.store.eventState(eventId)) === null) continue;
+    const token = await ctx.store.lockRebuild(eventId, 60_000);
+    if (token === null) continue;
+    try {
+      if (!(await ctx.store.quiescent(eventId))) continue;
+      await ctx.store.deleteEvent(eventId);
+      archived.push(eventId);
+      ctx.log.info({ eventId }, 'archived the event out of Redis (its season is over; Postgres keeps it)');
+    } finally {
+      await ctx.store.unlockRebuild(eventId, token).catch(() => undefined);
+    }
+  }
+  return archived;
 }

@@ -7,7 +7,7 @@
  */
 import { lifecycle } from '@dropgate/db';
 import type { PersistHoldJob } from '@dropgate/jobs';
-import { TransientError, type WorkerContext } from '../context.ts';
+import { TransientError, type WorkerContext, EventNotLoadedError } from '../context.ts';
 import { withOrderLock } from '../settlement/index.ts';
 
 export type PersistOutcome = 'recorded' | 'recorded-committed' | 'recorded-ended' | 'skipped' | 'order-missing';
@@ -19,7 +19,7 @@ export function persistHold(ctx: WorkerContext, job: PersistHoldJob): Promise<Pe
 async function persistHoldLocked(ctx: WorkerContext, job: PersistHoldJob): Promise<PersistOutcome> {
   const state = await ctx.store.orderState(job.eventId, job.merchantUid);
   if (!state) {
-    if ((await ctx.store.eventState(job.eventId)) !== 'ready') throw new TransientError('event state not loaded in Redis');
+    if ((await ctx.store.eventState(job.eventId)) !== 'ready') throw new EventNotLoadedError('event state not loaded in Redis');
     return 'order-missing';
   }
   if (state.seq < job.seq) throw new TransientError('hold not visible yet');

@@ -11,7 +11,7 @@
  */
 import { lifecycle, orders as ordersRepo } from '@dropgate/db';
 import type { PortOnePayment } from '@dropgate/portone';
-import { TransientError, type WorkerContext } from '../context.ts';
+import { TransientError, type WorkerContext, EventNotLoadedError } from '../context.ts';
 import { withOrderLock } from './lock.ts';
 import { recordPayment } from './payment.ts';
 import { applyPaymentLocked } from './apply.ts';
@@ -25,7 +25,7 @@ export function expireHold(ctx: WorkerContext, eventId: string, merchantUid: str
 async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid: string, seq: number | null): Promise<ExpiryOutcome> {
   const state = await ctx.store.orderState(eventId, merchantUid);
   if (state === null) {
-    if ((await ctx.store.eventState(eventId)) !== 'ready') throw new TransientError('event not loaded in Redis');
+    if ((await ctx.store.eventState(eventId)) !== 'ready') throw new EventNotLoadedError('event not loaded in Redis');
     return 'order-missing';
   }
   if (state.status !== 'held') {
@@ -35,6 +35,26 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
     if (state.status === 'paid') {
       await lifecycle.endLiveHolds(ctx.db, merchantUid, 'committed', 'paid');
       return 'ended';
+    }
+    if (state.status === 'pending') {
+      // The record has a live hold that Redis does not: the hold was lost (a failover took a primary
+      // before it replicated the hold) or overwritten (a rebuild loaded the order from a record read
+      // before the hold was recorded). Nothing holds the places any more, so the hold ends in the record
+      // too, and every payment of the order is watched: one that turns out paid is a late payment
+      // (places taken again if free, else refunded). Found by npm run drop -- --cluster --kill-primary-at.
+      // Only a hold Redis never knew (its live hold in the record is newer than the last hold Redis has
+      // for the order); a hold Redis knew and gave back (a failed payment) ends as it always did.
+      const gone = 'the hold is gone from Redis (failover or rebuild)';
+      const live = await ctx.db.selectFrom('holds').select('seq').where('merchant_uid', '=', merchantUid).where('status', '=', 'live').orderBy('seq', 'desc').executeTakeFirst();
+      if (live !== undefined && live.seq > state.seq && (await ordersRepo.findOrder(ctx.db, merchantUid))?.status === 'held') {
+        await ctx.db.transaction().execute(async (trx) => {
+          await lifecycle.endLiveHolds(trx, merchantUid, 'released', gone);
+          await lifecycle.transition(trx, merchantUid, 'hold_reconciled', gone);
+        });
+        const imps = new Set([...state.impUids, ...(await lifecycle.paymentsOfOrder(ctx.db, merchantUid))]);
+        for (const imp of imps) await watchPayment(ctx, eventId, merchantUid, imp, 1);
+        return 'ended';
+      }
     }
     const reason = `ended in Redis (${state.status})`;
     await ctx.db.transaction().execute(async (trx) => {
@@ -98,7 +118,7 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
     ctx.log.warn({ eventId, merchantUid }, 'PortOne unreachable past the grace period: releasing; a later payment is handled as late');
   }
   const r = await ctx.store.releaseHold(eventId, merchantUid, { seq: state.seq, status: 'expired', nowMs: now, onlyIfOverdue: true });
-  if (r === 'not_ready' || r === 'order_missing') throw new TransientError('event not loaded in Redis');
+  if (r === 'not_ready' || r === 'order_missing') throw new EventNotLoadedError('event not loaded in Redis');
   if (r !== 'released') return `not-released-${r}`;
   ctx.metrics.holdsExpired.inc({ event: eventId });
   await ctx.db.transaction().execute(async (trx) => {

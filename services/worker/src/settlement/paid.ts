@@ -6,7 +6,7 @@
 import { lifecycle, orders as ordersRepo, isOversellViolation } from '@dropgate/db';
 import { jobIds, type MaintenanceJob } from '@dropgate/jobs';
 import type { PortOnePayment } from '@dropgate/portone';
-import { TransientError, type WorkerContext } from '../context.ts';
+import { EventNotLoadedError, type WorkerContext } from '../context.ts';
 import { closeInRedis, refund, refundAndClose, type RefundReason } from './refund.ts';
 import type { SettleOutcome } from './outcomes.ts';
 import { watchOtherPayments } from './watch.ts';
@@ -42,7 +42,7 @@ export async function settlePaid(ctx: WorkerContext, eventId: string, payment: P
 
   const redisResult = await ctx.store.settlePaid(eventId, muid);
   if (redisResult === 'not_ready' || redisResult === 'order_missing') {
-    throw new TransientError(`event ${eventId} not loaded in Redis (${redisResult})`);
+    throw new EventNotLoadedError(`event ${eventId} not loaded in Redis (${redisResult})`);
   }
   if (redisResult === 'closed') {
     await refund(ctx, eventId, payment, 'order_closed');
@@ -99,7 +99,7 @@ export async function settlePaid(ctx: WorkerContext, eventId: string, payment: P
  */
 async function ensureSoldInRedis(ctx: WorkerContext, eventId: string, muid: string): Promise<void> {
   const r = await ctx.store.settlePaid(eventId, muid);
-  if (r === 'not_ready' || r === 'order_missing') throw new TransientError(`event ${eventId} not loaded in Redis (${r})`);
+  if (r === 'not_ready' || r === 'order_missing') throw new EventNotLoadedError(`event ${eventId} not loaded in Redis (${r})`);
   if (r === 'sold_out' || r === 'closed') {
     ctx.log.error({ eventId, merchantUid: muid, redis: r }, 'a paid order\'s seats are not sold in Redis: rebuilding the event');
     const rebuild: MaintenanceJob = { kind: 'rebuild', eventId, force: true };

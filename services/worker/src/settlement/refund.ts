@@ -6,7 +6,7 @@
 import { lifecycle, orders as ordersRepo } from '@dropgate/db';
 import type { OrderCause } from '@dropgate/domain';
 import { PortOneError, type PortOnePayment } from '@dropgate/portone';
-import { TransientError, type WorkerContext } from '../context.ts';
+import { TransientError, type WorkerContext, EventNotLoadedError } from '../context.ts';
 import { fetchPayment, recordPayment } from './payment.ts';
 import { watchOtherPayments } from './watch.ts';
 
@@ -61,11 +61,11 @@ export async function closeInRedis(ctx: WorkerContext, eventId: string, merchant
   const state = await ctx.store.orderState(eventId, merchantUid);
   if (state?.status === 'paid') {
     const v = await ctx.store.voidSale(eventId, merchantUid, 'refunded');
-    if (v === 'not_ready') throw new TransientError('event not loaded in Redis');
+    if (v === 'not_ready') throw new EventNotLoadedError('event not loaded in Redis');
     return;
   }
   const r = await ctx.store.releaseHold(eventId, merchantUid, { status: 'refunded', nowMs: ctx.clock.now(), onlyIfOverdue: false });
-  if (r === 'not_ready') throw new TransientError('event not loaded in Redis');
+  if (r === 'not_ready') throw new EventNotLoadedError('event not loaded in Redis');
   if (r === 'released') ctx.metrics.holdsReleased.inc({ event: eventId, reason: 'refunded' });
 }
 

@@ -6,7 +6,7 @@ import { lifecycle } from '@dropgate/db';
 import type { OrderCause } from '@dropgate/domain';
 import type { PortOnePayment } from '@dropgate/portone';
 import { orders as ordersRepo } from '@dropgate/db';
-import { TransientError, type WorkerContext } from '../context.ts';
+import { EventNotLoadedError, type WorkerContext } from '../context.ts';
 import { fetchPayment } from './payment.ts';
 import type { SettleOutcome } from './outcomes.ts';
 import { watchOtherPayments } from './watch.ts';
@@ -16,10 +16,10 @@ export async function dropFromHold(
   ctx: WorkerContext, eventId: string, muid: string, impUid: string, cause: OrderCause, reason: string,
 ): Promise<'released' | 'dropped' | 'nothing-held'> {
   const state = await ctx.store.orderState(eventId, muid);
-  if (state === null) throw new TransientError('event not loaded in Redis');
+  if (state === null) throw new EventNotLoadedError('event not loaded in Redis');
   if (state.status !== 'held' || !state.impUids.includes(impUid)) return 'nothing-held';
   const r = await ctx.store.dropPayment(eventId, muid, impUid, state.seq);
-  if (r === 'not_ready' || r === 'order_missing') throw new TransientError('event not loaded in Redis');
+  if (r === 'not_ready' || r === 'order_missing') throw new EventNotLoadedError('event not loaded in Redis');
   if (r !== 'released') return 'dropped';
   ctx.metrics.holdsReleased.inc({ event: eventId, reason: cause === 'payment_unverified' ? 'unverified' : 'payment_failed' });
   await ctx.db.transaction().execute(async (trx) => {
@@ -40,7 +40,7 @@ export async function settleCancelled(ctx: WorkerContext, eventId: string, payme
   if (order.status === 'paid' && order.paid_imp_uid === payment.imp_uid) {
     // Cancelled after it was paid (e.g. from PortOne's console): void the tickets, seats back on sale.
     const voided = await ctx.store.voidSale(eventId, muid, 'refunded');
-    if (voided === 'not_ready' || voided === 'order_missing') throw new TransientError('event not loaded in Redis');
+    if (voided === 'not_ready' || voided === 'order_missing') throw new EventNotLoadedError('event not loaded in Redis');
     await ctx.db.transaction().execute(async (trx) => {
       await lifecycle.voidTickets(trx, muid);
       await lifecycle.transition(trx, muid, 'cancelled_at_portone', 'payment cancelled at PortOne');
@@ -70,7 +70,7 @@ async function undoInterruptedCommit(ctx: WorkerContext, eventId: string, muid: 
     if (other && other.merchant_uid === muid && other.status === 'paid' && other.cancel_amount < other.amount) return false;
   }
   const v = await ctx.store.voidSale(eventId, muid, 'released');
-  if (v === 'not_ready' || v === 'order_missing') throw new TransientError('event not loaded in Redis');
+  if (v === 'not_ready' || v === 'order_missing') throw new EventNotLoadedError('event not loaded in Redis');
   ctx.log.warn({ eventId, merchantUid: muid }, 'a commit interrupted before the record was undone: its payment was cancelled');
   await ctx.db.transaction().execute(async (trx) => {
     await lifecycle.endLiveHolds(trx, muid, 'released', 'payment cancelled before its commit reached the record');
