@@ -238,23 +238,24 @@ export async function assertPortFree(host: string, port: number, variable: strin
  * `npm start`'s, then always ends.
  */
 export function closeOnSignals(
-  who: string, close: () => Promise<unknown>, opts: { timeoutMs?: number; log?: (message: string) => void } = {},
+  who: string, close: () => Promise<unknown>,
+  opts: { timeoutMs?: number; log?: (message: string, fields: { signal?: string; timeoutMs?: number }) => void } = {},
 ): void {
   const timeoutMs = opts.timeoutMs ?? 15_000;
-  const log = opts.log ?? ((m: string) => console.error(m));
+  const log = opts.log ?? ((m: string) => console.error(`${who}: ${m}`));
   let closing = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (closing) return;
     closing = true;
-    log(`${who}: ${signal}: closing`);
+    log('closing', { signal });
     setTimeout(() => {
-      log(`${who}: did not close within ${timeoutMs} ms (SHUTDOWN_TIMEOUT_MS); exiting`);
+      log(`did not close within ${timeoutMs} ms (SHUTDOWN_TIMEOUT_MS); exiting`, { timeoutMs });
       process.exit(1);
     }, timeoutMs).unref();
     close().then(
       () => process.exit(0),
       (error: unknown) => {
-        log(`${who}: closing failed: ${error instanceof Error ? error.message : String(error)}`);
+        log(`closing failed: ${error instanceof Error ? error.message : String(error)}`, {});
         process.exit(1);
       },
     );

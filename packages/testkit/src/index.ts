@@ -252,11 +252,15 @@ export async function startPrivateCluster(opts: { nodeTimeoutMs?: number; primar
             const info = await redisCli(['-p', String(n.port), 'cluster', 'info'], 2_000).catch(() => '');
             if (!info.includes('cluster_state:ok')) return false;
           }
-          // Every slot served by a primary that is not failed, as every live node sees it.
+          // Every slot served by a primary that is not failed and is alive: right after a kill the
+          // others still see the dead primary as healthy (until cluster-node-timeout), so its slots
+          // count only once a live replica has taken them over.
           const rows = await clusterNodes(live()[0]!.port).catch(() => []);
+          const alive = new Set(live().map((n) => n.address));
           let covered = 0;
           for (const r of rows) {
             if (!r[2]!.includes('master') || r[2]!.includes('fail')) continue;
+            if (!alive.has(r[1]!.split('@')[0]!)) continue;
             for (const range of r.slice(8)) {
               if (range.startsWith('[')) continue;
               const [from, to] = range.split('-').map(Number);

@@ -77,5 +77,5 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   } catch (error) {
     exitOnStartupFailure('dropgate-api', error, config);
   }
-  closeOnSignals('dropgate-api', () => api.close(), { timeoutMs: config.shutdownTimeoutMs, log: (m) => log.info(m) });
+  closeOnSignals('dropgate-api', () => api.close(), { timeoutMs: config.shutdownTimeoutMs, log: (m, fields) => log.info(fields, m) });
 }

@@ -39,4 +39,4 @@ for (let attempt = 1; ; attempt++) {
   }
 }
 log.info({ metrics: worker.metricsUrl }, 'worker running');
-closeOnSignals('dropgate-worker', () => worker.close(), { timeoutMs: config.shutdownTimeoutMs, log: (m) => log.info(m) });
+closeOnSignals('dropgate-worker', () => worker.close(), { timeoutMs: config.shutdownTimeoutMs, log: (m, fields) => log.info(fields, m) });
