@@ -21,7 +21,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { loadConfig } from '@dropgate/config';
 import { createDb, pgConnection } from '@dropgate/db';
-import { HoldStore, createRedis } from '@dropgate/redis';
+import { HoldStore, createRedis, deleteKeysMatching } from '@dropgate/redis';
 import { newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { sql } from 'kysely';
 
@@ -117,8 +117,14 @@ interface Confirm { imp_uid: string; merchant_uid: string; amount: number }
  * Redis (the same rows and hashes the order endpoint writes), so the API process spends the measured
  * phase, and its CPU profile, on confirms only.
  */
+/** Events this run created: their Redis keys go when it ends, whatever happens. */
+const createdEvents: string[] = [];
+/** This run's BullMQ prefix: its queues' keys go too. */
+const queuePrefix = `{dgbench-${randomBytes(3).toString('hex')}}`;
+
 async function prepare(api: string, kind: 'race' | 'approve' | 'warmup', n: number, rows = 10): Promise<{ bodies: Confirm[]; ordersPerSec: number }> {
   const id = `bench-${kind}-${randomBytes(3).toString('hex')}`;
+  createdEvents.push(id);
   // A race's orders pick among the first 1,000 seats (rows 1-10 of 100 seats), whatever the venue's size.
   const event = kind === 'race'
     ? { id, name: 'Bench sold-out race', seat_blocks: [{ section: 'S', rows, seats_per_row: 100, price: 1000 }] }
@@ -161,6 +167,7 @@ interface Run { rps: number; p50: number; p90: number; p99: number; max: number;
 /** Order bodies for the front-door scenario: half seat orders (1-4 of 10,000 seats), half pool orders. */
 async function orderBodies(api: string, n: number): Promise<{ path: string; bodies: unknown[] }> {
   const id = `bench-orders-${randomBytes(3).toString('hex')}`;
+  createdEvents.push(id);
   await json(`${api}/admin/events`, 'POST', {
     id, name: 'Bench orders', seat_blocks: [{ section: 'S', rows: 10, seats_per_row: 1000, price: 1000 }],
     pools: [{ id: 'ga', name: 'GA', capacity: 1_000_000, price: 500 }],
@@ -266,7 +273,7 @@ async function main(): Promise<void> {
   const apiPort = await freePort();
   const env = {
     DATABASE_URL: benchDbUrl, PORT: String(apiPort), WORKER_METRICS_PORT: String(await freePort()), ADMIN_TOKEN: adminToken,
-    QUEUE_PREFIX: `{dgbench-${randomBytes(3).toString('hex')}}`, LOG_LEVEL: 'warn', PORTONE_API_URL: 'http://127.0.0.1:9',
+    QUEUE_PREFIX: queuePrefix, LOG_LEVEL: 'warn', PORTONE_API_URL: 'http://127.0.0.1:9',
     PORTONE_IMP_KEY: 'bench', PORTONE_IMP_SECRET: 'bench', SWEEP_INTERVAL_MS: '60000',
   };
   const profileDir = join(reportsDir, 'profiles');
@@ -358,5 +365,11 @@ try {
 } finally {
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   await db?.destroy();
-  store?.redis.disconnect();
+  // Leave nothing behind in the user's Redis: the events' keys and the queues'.
+  if (store) {
+    await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r)))));
+    for (const id of createdEvents) await store.deleteEvent(id).catch(() => undefined);
+    await deleteKeysMatching(store.redis, `${queuePrefix}*`).catch(() => undefined);
+    store.redis.disconnect();
+  }
 }
