@@ -72,10 +72,6 @@ export async function joinWaitlist(
   return { waitlist_token: waitlistToken(secret, event.id, input.buyer_id), position: r.rank + 1 };
 }
 
-/**
- * One advance step: close lapsed offers, then offer returned places to the first waiting buyers whose
- * request fits. Skipped when another process is making offers right now.
- */
 /** How offers are made: the PortOne API of the orders (PORTONE_DEFAULT_API), and what follows each one. */
 export interface OfferOptions {
   defaultApi?: 'v1' | 'v2';
@@ -83,6 +79,10 @@ export interface OfferOptions {
   onOffer?: (created: CreatedOrder, api: 'v1' | 'v2') => Promise<void>;
 }
 
+/**
+ * One advance step: close lapsed offers, then offer returned places to the first waiting buyers whose
+ * request fits. Skipped when another process is making offers right now.
+ */
 export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef, nowMs: number, opts: OfferOptions = {}): Promise<void> {
   const { ttl } = list(event);
   await store.waitlists.exclusively(event.id, 10_000, async () => {
