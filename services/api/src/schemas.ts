@@ -143,6 +143,13 @@ export const SeatsBody = Type.Object({
   next_cursor: Type.Union([Type.String(), Type.Null()]),
 });
 
+/** What an order (or a waiting-list entry) asks for: seat ids, and quantities of pools. */
+const OrderSeats = Type.Array(Text(1, 64), { minItems: 1, maxItems: 100 });
+const OrderItems = Type.Array(
+  Type.Object({ pool: Text(1, 64), quantity: Type.Integer({ minimum: 1, maximum: 100 }) }, { additionalProperties: false }),
+  { minItems: 1, maxItems: 100 },
+);
+
 export const CreateOrderBody = Type.Object(
   {
     buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }),
@@ -150,13 +157,8 @@ export const CreateOrderBody = Type.Object(
     portone_api: Type.Optional(Type.Union([Type.Literal('v1'), Type.Literal('v2')])),
     /** Events with a waiting room: the token GET /events/:id/queue/:token gave the admitted buyer. */
     admission_token: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_.:~-]+$' })),
-    seats: Type.Optional(Type.Array(Text(1, 64), { minItems: 1, maxItems: 100 })),
-    items: Type.Optional(
-      Type.Array(
-        Type.Object({ pool: Text(1, 64), quantity: Type.Integer({ minimum: 1, maximum: 100 }) }, { additionalProperties: false }),
-        { minItems: 1, maxItems: 100 },
-      ),
-    ),
+    seats: Type.Optional(OrderSeats),
+    items: Type.Optional(OrderItems),
   },
   { additionalProperties: false },
 );
@@ -322,13 +324,8 @@ export const JoinedQueueBody = Type.Object({
 export const JoinWaitlistBody = Type.Object(
   {
     buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }),
-    seats: Type.Optional(Type.Array(Text(1, 64), { minItems: 1, maxItems: 100 })),
-    items: Type.Optional(
-      Type.Array(
-        Type.Object({ pool: Text(1, 64), quantity: Type.Integer({ minimum: 1, maximum: 100 }) }, { additionalProperties: false }),
-        { minItems: 1, maxItems: 100 },
-      ),
-    ),
+    seats: Type.Optional(OrderSeats),
+    items: Type.Optional(OrderItems),
   },
   { additionalProperties: false },
 );
