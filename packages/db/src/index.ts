@@ -6,4 +6,4 @@ export * as events from './repositories/events.repository.ts';
 export * as orders from './repositories/orders.repository.ts';
 export * from './repositories/snapshot.repository.ts';
 export * as lifecycle from './repositories/lifecycle.repository.ts';
-export { OrderWriter, insertOrders, ORDER_BATCH_MAX } from './repositories/order-writer.ts';
+export { OrderWriter, insertOrders, withdrawOrders, ORDER_BATCH_MAX } from './repositories/order-writer.ts';

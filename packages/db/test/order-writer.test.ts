@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OrderWriter, openDatabase, orders as ordersRepo, events as eventsRepo, type Db } from '@dropgate/db';
+import { OrderWriter, openDatabase, withdrawOrders, orders as ordersRepo, events as eventsRepo, type Db } from '@dropgate/db';
 import { createTestDatabase, rand, type TestDatabase } from '@dropgate/testkit';
 import type { NewOrderInput } from '../src/repositories/orders.repository.ts';
 
@@ -104,5 +104,44 @@ describe('group commit of new orders', () => {
     await Promise.all(Array.from({ length: 50 }, (_, i) => ordersRepo.insertOrder(db, newOrder(id, i))));
     const n = await db.selectFrom('orders').select((eb) => eb.fn.countAll<string>().as('n')).where('event_id', '=', id).executeTakeFirstOrThrow();
     expect(Number(n.n)).toBe(50);
+  });
+});
+
+describe('group commit of withdrawals', () => {
+  it('withdraws 200 concurrent refused orders in far fewer statements; an order no longer pending stays', async () => {
+    const id = await event(300);
+    const orders = Array.from({ length: 201 }, (_, i) => newOrder(id, i, { seats: [], items: [{ pool: 'ga', quantity: 1, unitPrice: 500 }] }));
+    await Promise.all(orders.map((o) => ordersRepo.insertOrder(db, o)));
+    // The last one moved on (reserved at selection): a withdrawal must leave it alone.
+    const kept = orders[200]!.merchantUid;
+    await db.updateTable('orders').set({ status: 'held', status_cause: 'hold_taken' }).where('merchant_uid', '=', kept).execute();
+    const results = await Promise.all(orders.map((o) => ordersRepo.withdrawOrder(db, o.merchantUid, id, 'sold_out')));
+    expect(results.slice(0, 200).every(Boolean)).toBe(true);
+    expect(results[200]).toBe(false);
+    const left = await db.selectFrom('orders').select('merchant_uid').where('event_id', '=', id).execute();
+    expect(left.map((r) => r.merchant_uid)).toEqual([kept]);
+    const items = await db.selectFrom('order_items').select('merchant_uid').where('event_id', '=', id).execute();
+    expect(items.map((r) => r.merchant_uid)).toEqual([kept]);
+    const log = await db.selectFrom('order_events').select(['merchant_uid', 'data']).where('event_id', '=', id).where('type', '=', 'withdrawn').execute();
+    expect(log).toHaveLength(200);
+    expect(log.every((e) => (e.data as { reason: string }).reason === 'sold_out')).toBe(true);
+    expect(log.some((e) => e.merchant_uid === kept)).toBe(false);
+  });
+
+  it('answers per withdrawal in one statement: a second withdrawal of the same order is false', async () => {
+    const id = await event(4);
+    const o = newOrder(id, 1);
+    await ordersRepo.insertOrder(db, o);
+    expect(await withdrawOrders(db, [
+      { merchantUid: o.merchantUid, eventId: id, reason: 'redis_failed' },
+      { merchantUid: `${id}.nope`, eventId: id, reason: 'redis_failed' },
+    ])).toEqual([true, false]);
+    expect(await withdrawOrders(db, [{ merchantUid: o.merchantUid, eventId: id, reason: 'redis_failed' }])).toEqual([false]);
+    // An order of another event is not withdrawn through this one.
+    const other = await event(4);
+    const p = newOrder(other, 2);
+    await ordersRepo.insertOrder(db, p);
+    expect(await withdrawOrders(db, [{ merchantUid: p.merchantUid, eventId: id, reason: 'x' }])).toEqual([false]);
+    expect(await ordersRepo.findOrder(db, p.merchantUid)).toBeDefined();
   });
 });

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, eventId, impUid, waitFor, TestClock } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { MAX_RESERVATION_EXTENSIONS } from '@dropgate/domain';
+import { orders as ordersRepo } from '@dropgate/db';
+import { sql } from 'kysely';
 
 let stack: TestStack;
 // Reservations lapse by this clock: a test moves it past an expiry instead of waiting for it.
@@ -180,5 +182,32 @@ describe('hold_at "order"', () => {
       expect(res.status, JSON.stringify(bad)).toBe(400);
       expect(res.body.code).toBe('VALIDATION_FAILED');
     }
+  });
+
+  it('withdraws an orphan (pending in Postgres, never in Redis) once it is old enough, and nothing else', async () => {
+    const id = await makeEvent();
+    const db = stack.api.deps.db;
+    // A genuine reservation, and two orders written as the API writes them before Redis refused them
+    // and the withdrawal failed too: one old enough to be an orphan, one just inserted.
+    const live = await order(id, { buyer_id: 'live', seats: ['A-1-1'] });
+    expect(live.status, live.text).toBe(201);
+    const orphan = `${id}.orphan000001`;
+    const young = `${id}.orphan000002`;
+    for (const [muid, buyer] of [[orphan, 'o1'], [young, 'o2']] as const) {
+      await ordersRepo.insertOrder(db, { merchantUid: muid, eventId: id, buyerId: buyer, amount: 10_000, currency: 'KRW', seats: [{ id: 'A-1-2', price: 10_000 }], items: [] });
+    }
+    const age = (muid: string) => sql`update orders set created_at = now() - interval '5 minutes' where merchant_uid = ${muid}`.execute(db);
+    await age(orphan);
+    await age(live.body.merchant_uid);
+
+    expect(await stack.worker!.withdrawOrphans()).toEqual([orphan]);
+    const rows = await db.selectFrom('orders').select(['merchant_uid', 'status']).where('event_id', '=', id).orderBy('merchant_uid').execute();
+    expect(rows.map((r) => r.merchant_uid).sort()).toEqual([live.body.merchant_uid, young].sort());
+    const log = await db.selectFrom('order_events').select(['type', 'data']).where('merchant_uid', '=', orphan).orderBy('id').execute();
+    expect(log).toEqual([{ type: 'created', data: expect.anything() }, { type: 'withdrawn', data: { reason: 'orphan' } }]);
+    // Run again: nothing left to withdraw; the young one only once it is old enough (here: any age).
+    expect(await stack.worker!.withdrawOrphans()).toEqual([]);
+    expect(await stack.worker!.withdrawOrphans({ minAgeMs: 0 })).toEqual([young]);
+    expect(await ordersRepo.findOrder(db, live.body.merchant_uid)).toMatchObject({ status: expect.stringMatching(/^(pending|held)$/) });
   });
 });

@@ -19,7 +19,7 @@ import { createRegistry, createWorkerMetrics } from '@dropgate/telemetry';
 import { EventNotLoadedError, type WorkerContext } from './context.ts';
 import { persistHold } from './processors/persist-hold.processor.ts';
 import { paymentOutcome } from './processors/payment-outcome.processor.ts';
-import { archiveEvents, guard, rebuildEvent, sweep } from './processors/maintenance.processor.ts';
+import { archiveEvents, guard, rebuildEvent, sweep, withdrawOrphans } from './processors/maintenance.processor.ts';
 import { expireHold } from './settlement/index.ts';
 
 export interface WorkerOptions {
@@ -42,6 +42,8 @@ export interface RunningWorker {
   guard(): ReturnType<typeof guard>;
   /** Archives the events whose season is over now (see archiveEvents). */
   archive(): ReturnType<typeof archiveEvents>;
+  /** Withdraws orders pending in Postgres that Redis never received (see withdrawOrphans). */
+  withdrawOrphans(opts?: { minAgeMs?: number }): ReturnType<typeof withdrawOrphans>;
   /** Moves pending hold hand-offs into the holds queue now. */
   relay(): Promise<number>;
   close(): Promise<void>;
@@ -173,8 +175,23 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       archiving = false;
     }
   };
+  // Orphan orders: every 30 s, one worker at a time.
+  let orphaning = false;
+  const runOrphans = async () => {
+    if (orphaning) return;
+    orphaning = true;
+    try {
+      const got = await redis.set(`${prefix}:orphan-lock`, String(process.pid), 'PX', 25_000, 'NX');
+      if (got === 'OK') await withdrawOrphans(ctx);
+    } catch (error) {
+      log.warn({ err: error }, 'withdrawing orphan orders failed');
+    } finally {
+      orphaning = false;
+    }
+  };
   if (opts.timers !== false) {
     timers.push(setInterval(() => void runSweep(), config.sweepIntervalMs));
+    timers.push(setInterval(() => void runOrphans(), 30_000));
     timers.push(setInterval(() => void runGuard(), 1_000));
     timers.push(setInterval(() => void runArchive(), 60_000));
   }
@@ -260,6 +277,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     relay: async () => relayHandoffs(ctx, consumer, await eventsRepo.listActiveEventIds(db, new Date())),
     guard: () => guard(ctx),
     archive: () => archiveEvents(ctx),
+    withdrawOrphans: (o) => withdrawOrphans(ctx, o),
     async close() {
       for (const t of timers) clearInterval(t);
       await Promise.all(workers.map((w) => w.close()));

@@ -3,19 +3,18 @@
  * is answered 201 only once it is in Postgres (it must survive Redis losing its data). One transaction
  * per order (four statements and a commit, each a round trip) made Postgres the front door's limit.
  *
- * Instead, concurrent creations share a commit: the first caller writes at once; callers that arrive
- * while a write is in flight wait for it and then go together, up to `maxBatch` orders, in ONE
+ * Instead, concurrent creations share a commit (group-commit.ts), up to ORDER_BATCH_MAX orders in ONE
  * statement (data-modifying CTEs: orders, their seats, their items and the `created` log entries;
  * foreign keys are checked at the end of the statement, so children may sit beside their parents).
- * A lone caller pays no extra latency; under load each commit carries many orders. Every caller's
- * promise resolves only after the statement holding its order has committed.
- *
  * A batch refused by a constraint (integrity violation, SQLSTATE class 23) is retried one order per
- * statement, so one bad order never fails the others and each caller gets its own order's error. Any
- * other failure (Postgres down, a lost connection) fails the whole batch at once.
+ * statement, so one bad order fails alone with its own error.
+ *
+ * Withdrawals (an order refused after its insert: its places were taken at selection, or Redis
+ * failed) are batched the same way: at a drop's sell-out they come as fast as the orders.
  */
 import { sql } from 'kysely';
 import type { Db } from '../database.ts';
+import { GroupCommit, perHandle } from './group-commit.ts';
 
 export interface NewOrderInput {
   merchantUid: string;
@@ -33,12 +32,6 @@ export interface NewOrderInput {
 
 /** Orders per statement at most: bounds the statement's parameters and one commit's work. */
 export const ORDER_BATCH_MAX = 256;
-
-interface Pending {
-  order: NewOrderInput;
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
 
 /** Inserts `orders` with their seats, items and `created` log entries in one statement. */
 export async function insertOrders(db: Db, orders: readonly NewOrderInput[]): Promise<void> {
@@ -79,73 +72,58 @@ function isConstraintViolation(error: unknown): boolean {
 
 /** Batches the orders of one database handle (see the file comment). */
 export class OrderWriter {
-  readonly #db: Db;
-  readonly #maxBatch: number;
-  #queue: Pending[] = [];
-  #writing = false;
-  /** Statements written and orders in them, for tests and metrics. */
-  readonly stats = { statements: 0, orders: 0, largestBatch: 0 };
+  readonly #commit: GroupCommit<NewOrderInput, void>;
 
   constructor(db: Db, maxBatch = ORDER_BATCH_MAX) {
-    this.#db = db;
-    this.#maxBatch = maxBatch;
+    this.#commit = new GroupCommit<NewOrderInput, void>(async (orders) => {
+      await insertOrders(db, orders);
+      return orders.map(() => undefined);
+    }, { maxBatch, splitOn: isConstraintViolation });
+  }
+
+  /** Statements written and orders in them, for tests and metrics. */
+  get stats(): { statements: number; orders: number; largestBatch: number } {
+    const { statements, items, largestBatch } = this.#commit.stats;
+    return { statements, orders: items, largestBatch };
   }
 
   /** Resolves once `order` is committed. */
   insert(order: NewOrderInput): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ order, resolve, reject });
-      if (!this.#writing) void this.#drain();
-    });
-  }
-
-  async #drain(): Promise<void> {
-    this.#writing = true;
-    try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, this.#maxBatch);
-        try {
-          await this.#write(batch.map((p) => p.order));
-          for (const p of batch) p.resolve();
-        } catch (error) {
-          if (batch.length === 1 || !isConstraintViolation(error)) {
-            // Postgres down or the connection lost: every order of the batch failed the same way (and
-            // retrying them one by one would make each caller wait out the outage again).
-            for (const p of batch) p.reject(error);
-            continue;
-          }
-          // One order at a time: the others commit, the bad one gets its own error.
-          for (const p of batch) {
-            try {
-              await this.#write([p.order]);
-              p.resolve();
-            } catch (own) {
-              p.reject(own);
-            }
-          }
-        }
-      }
-    } finally {
-      this.#writing = false;
-    }
-  }
-
-  async #write(orders: NewOrderInput[]): Promise<void> {
-    await insertOrders(this.#db, orders);
-    this.stats.statements++;
-    this.stats.orders += orders.length;
-    this.stats.largestBatch = Math.max(this.stats.largestBatch, orders.length);
+    return this.#commit.submit(order);
   }
 }
-
-const writers = new WeakMap<Db, OrderWriter>();
 
 /** The group-commit writer of a database handle (one per handle, made on first use). */
-export function orderWriter(db: Db): OrderWriter {
-  let writer = writers.get(db);
-  if (writer === undefined) {
-    writer = new OrderWriter(db);
-    writers.set(db, writer);
-  }
-  return writer;
+export const orderWriter = perHandle((db: Db) => new OrderWriter(db));
+
+export interface Withdrawal {
+  merchantUid: string;
+  eventId: string;
+  reason: string;
 }
+
+/**
+ * Takes back orders that were never handed to their buyers, in one statement: deletes each order with
+ * its seats and items if it is still pending, and appends `withdrawn` (with the reason) to the
+ * append-only log. @returns per withdrawal, true when that order was withdrawn.
+ */
+export async function withdrawOrders(db: Db, ws: readonly Withdrawal[]): Promise<boolean[]> {
+  if (ws.length === 0) return [];
+  const { rows } = await sql<{ merchant_uid: string }>`
+    with gone as (
+      delete from orders o
+      using unnest(${ws.map((w) => w.merchantUid)}::text[], ${ws.map((w) => w.eventId)}::text[], ${ws.map((w) => w.reason)}::text[]) as t(m, e, r)
+      where o.merchant_uid = t.m and o.event_id = t.e and o.status = 'pending'
+      returning o.merchant_uid, o.event_id, t.r
+    ), logged as (
+      insert into order_events (merchant_uid, event_id, type, data)
+      select merchant_uid, event_id, 'withdrawn', jsonb_build_object('reason', r) from gone
+    )
+    select merchant_uid from gone
+  `.execute(db);
+  const gone = new Set(rows.map((r) => r.merchant_uid));
+  return ws.map((w) => gone.has(w.merchantUid));
+}
+
+/** The group-commit withdrawer of a database handle. */
+export const orderWithdrawer = perHandle((db: Db) => new GroupCommit<Withdrawal, boolean>((ws) => withdrawOrders(db, ws), { maxBatch: ORDER_BATCH_MAX }));

@@ -1,5 +1,5 @@
 /** Orders with their seats and pool items, and the order event log. */
-import { orderWriter, type NewOrderInput } from './order-writer.ts';
+import { orderWithdrawer, orderWriter, type NewOrderInput } from './order-writer.ts';
 import type { Db } from '../database.ts';
 import type { Transaction } from 'kysely';
 import type { Database, OrderRow } from '../schema.ts';
@@ -17,18 +17,26 @@ export function insertOrder(db: Db, o: NewOrderInput): Promise<void> {
 }
 
 /**
- * Takes back an order that was never handed to its buyer (creation failed after the insert, e.g.
- * Redis went away before the order was made visible to the confirm script): deletes it with its seats
- * and items, if it is still pending, and appends `withdrawn` to the append-only log after `created`.
+ * Takes back an order that was never handed to its buyer (creation failed after the insert: its places
+ * were taken at selection, or Redis went away before the order was made visible to the confirm
+ * script): deletes it with its seats and items, if it is still pending, and appends `withdrawn` to the
+ * append-only log after `created`. Concurrent withdrawals on the same handle share one statement.
  * @returns true when the order was withdrawn.
  */
-export async function withdrawOrder(db: Db, merchantUid: string, eventId: string, reason: string): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
-    const gone = await trx.deleteFrom('orders').where('merchant_uid', '=', merchantUid).where('status', '=', 'pending').executeTakeFirst();
-    if (Number(gone.numDeletedRows) === 0) return false;
-    await appendOrderEvent(trx, merchantUid, eventId, 'withdrawn', { reason });
-    return true;
-  });
+export function withdrawOrder(db: Db, merchantUid: string, eventId: string, reason: string): Promise<boolean> {
+  return orderWithdrawer(db).submit({ merchantUid, eventId, reason });
+}
+
+/**
+ * Pending orders of an event created between `from` and `to` (the worker's orphan check: orders whose
+ * withdrawal failed; see withdrawOrphans), oldest first, at most `limit`.
+ */
+export async function pendingOrdersCreated(db: Db, eventId: string, from: Date, to: Date, limit: number): Promise<string[]> {
+  const rows = await db.selectFrom('orders').select('merchant_uid')
+    .where('event_id', '=', eventId).where('status', '=', 'pending')
+    .where('created_at', '>=', from).where('created_at', '<', to)
+    .orderBy('created_at').limit(limit).execute();
+  return rows.map((r) => r.merchant_uid);
 }
 
 export function findOrder(db: Executor, merchantUid: string): Promise<OrderRow | undefined> {

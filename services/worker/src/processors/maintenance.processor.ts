@@ -2,9 +2,10 @@
  * Keeps correctness independent of delayed jobs firing on time and of Redis keeping its data:
  * - sweep: every overdue hold, found in Redis and in Postgres, gets an expiry job (which asks PortOne);
  * - guard/rebuild: an event whose Redis state is missing is rebuilt from Postgres, then every pending
- *   order of it is reconciled with PortOne (queued jobs may have been lost with Redis).
+ *   order of it is reconciled with PortOne (queued jobs may have been lost with Redis);
+ * - orphans: an order the API inserted but could not withdraw after Redis refused it is withdrawn.
  */
-import { events as eventsRepo, lifecycle, loadSnapshot } from '@dropgate/db';
+import { events as eventsRepo, lifecycle, loadSnapshot, orders as ordersRepo } from '@dropgate/db';
 import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { jobIds, type ExpireHoldJob, type PaymentOutcomeJob } from '@dropgate/jobs';
 import type { WorkerContext } from '../context.ts';
@@ -141,4 +142,45 @@ export async function archiveEvents(ctx: WorkerContext): Promise<string[]> {
     }
   }
   return archived;
+}
+
+/** An order is an orphan candidate only this long after its insert (the API made it visible within ms). */
+export const ORPHAN_MIN_AGE_MS = 120_000;
+/** How far back the orphan check looks: older orphans were withdrawn by earlier passes or loaded by a rebuild. */
+export const ORPHAN_WINDOW_MS = 30 * 60_000;
+
+/**
+ * Withdraws orphans: orders pending in Postgres that Redis never received. The API inserts an order,
+ * then makes it visible to the confirm script (with hold_at "order", reserves its places); when Redis
+ * refuses (places taken at selection, not ready, down) the API withdraws the order again, and when
+ * that withdrawal fails too (Postgres overloaded at the sell-out) the order stays pending in Postgres
+ * and absent from Redis: its buyer never got its merchant_uid, so nobody can pay for it, but the record
+ * and the fast copy disagree. Checked per event under its rebuild lock (no load interleaves) while its
+ * state is whole, for orders inserted between ORPHAN_WINDOW_MS and `minAgeMs` ago.
+ * @returns the orders withdrawn.
+ */
+export async function withdrawOrphans(ctx: WorkerContext, opts: { minAgeMs?: number } = {}): Promise<string[]> {
+  const now = ctx.clock.now();
+  const to = new Date(now - (opts.minAgeMs ?? ORPHAN_MIN_AGE_MS));
+  const from = new Date(now - ORPHAN_WINDOW_MS);
+  const withdrawn: string[] = [];
+  for (const eventId of await eventsRepo.listActiveEventIds(ctx.db, new Date(now))) {
+    if ((await ctx.store.stampState(eventId)) !== 'whole') continue;
+    const candidates = await ordersRepo.pendingOrdersCreated(ctx.db, eventId, from, to, 10_000);
+    if (candidates.length === 0) continue;
+    const token = await ctx.store.lockRebuild(eventId, 60_000);
+    if (token === null) continue;
+    try {
+      if ((await ctx.store.stampState(eventId)) !== 'whole') continue;
+      const statuses = await ctx.store.orderStatuses(eventId, candidates);
+      const orphans = candidates.filter((m) => (statuses.get(m) ?? null) === null);
+      const gone = await Promise.all(orphans.map((m) => ordersRepo.withdrawOrder(ctx.db, m, eventId, 'orphan')));
+      const ids = orphans.filter((_, i) => gone[i]);
+      if (ids.length > 0) ctx.log.warn({ eventId, orders: ids.length }, 'withdrew orders pending in Postgres that Redis never received');
+      withdrawn.push(...ids);
+    } finally {
+      await ctx.store.unlockRebuild(eventId, token).catch(() => undefined);
+    }
+  }
+  return withdrawn;
 }

@@ -1,0 +1,96 @@
+/**
+ * Group commit: concurrent callers of one database handle share a statement and its commit. The first
+ * caller writes at once; callers that arrive while a write is in flight wait for it and then go
+ * together, up to `maxBatch` of them, in ONE call of `write`. A lone caller pays no extra latency;
+ * under load each commit carries many. Every caller's promise settles only after the statement
+ * holding its item has committed (or failed).
+ *
+ * A batch refused with an error that `splitOn` accepts is retried one item per statement, so one bad
+ * item never fails the others and each caller gets its own error. Any other failure (Postgres down, a
+ * lost connection) fails the whole batch at once: retrying the items one by one would make each
+ * caller wait out the outage again.
+ */
+export interface GroupCommitOptions {
+  maxBatch: number;
+  /** Errors after which a batch is retried item by item (default: none). */
+  splitOn?: (error: unknown) => boolean;
+}
+
+interface Pending<I, R> {
+  item: I;
+  resolve: (result: R) => void;
+  reject: (error: unknown) => void;
+}
+
+export class GroupCommit<I, R> {
+  readonly #write: (items: I[]) => Promise<R[]>;
+  readonly #maxBatch: number;
+  readonly #splitOn: (error: unknown) => boolean;
+  #queue: Pending<I, R>[] = [];
+  #writing = false;
+  /** Statements written and items in them, for tests and metrics. */
+  readonly stats = { statements: 0, items: 0, largestBatch: 0 };
+
+  /** `write` commits its items in one statement and answers one result per item, in order. */
+  constructor(write: (items: I[]) => Promise<R[]>, opts: GroupCommitOptions) {
+    this.#write = write;
+    this.#maxBatch = opts.maxBatch;
+    this.#splitOn = opts.splitOn ?? (() => false);
+  }
+
+  /** Resolves with the item's result once its statement has committed. */
+  submit(item: I): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.#queue.push({ item, resolve, reject });
+      if (!this.#writing) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, this.#maxBatch);
+        try {
+          const results = await this.#run(batch.map((p) => p.item));
+          batch.forEach((p, i) => p.resolve(results[i]!));
+        } catch (error) {
+          if (batch.length === 1 || !this.#splitOn(error)) {
+            for (const p of batch) p.reject(error);
+            continue;
+          }
+          for (const p of batch) {
+            try {
+              p.resolve((await this.#run([p.item]))[0]!);
+            } catch (own) {
+              p.reject(own);
+            }
+          }
+        }
+      }
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  async #run(items: I[]): Promise<R[]> {
+    const results = await this.#write(items);
+    this.stats.statements++;
+    this.stats.items += items.length;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, items.length);
+    return results;
+  }
+}
+
+/** One group-commit writer per database handle and kind, made on first use. */
+export function perHandle<H extends object, W>(make: (handle: H) => W): (handle: H) => W {
+  const writers = new WeakMap<H, W>();
+  return (handle) => {
+    let writer = writers.get(handle);
+    if (writer === undefined) {
+      writer = make(handle);
+      writers.set(handle, writer);
+    }
+    return writer;
+  };
+}
