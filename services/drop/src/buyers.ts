@@ -16,7 +16,7 @@
 import type { Faults, PaymentOutcome, PaymentWindowResult, V2PaymentWindowResult } from '@dropgate/portone-sim';
 import type { DropOptions } from './options.ts';
 import { seededRandom, type Random } from './random.ts';
-import { chooseOrder, type Venue } from './venue.ts';
+import { POOL_ID, chooseFromFree, chooseOrder, type OrderChoice, type Venue } from './venue.ts';
 
 /** A webhook held back for reordering is delivered at the latest this long after it was due. */
 export const REORDER_MAX_HOLD_MS = 1_000;
@@ -177,9 +177,31 @@ interface Order {
   amount: number;
 }
 
-/** An order, or the code it was refused with (after retries of 503s). */
-async function createOrder(ctx: BuyersContext, buyerId: string, random: Random, admission: string | null): Promise<Order | string> {
-  const choice = chooseOrder(ctx.venue, random, ctx.options.maxPerOrder);
+/**
+ * The refreshed seat map a buyer looks at after a refusal (the event's availability and a page of its
+ * available seats) and what they pick from it; null when it shows nothing free, or cannot be read.
+ */
+async function chooseFromMap(ctx: BuyersContext, random: Random): Promise<OrderChoice | null> {
+  try {
+    const ev = await getJson(`${ctx.apiUrl}/events/${ctx.eventId}`);
+    const a = ev.body?.['availability'] as { seats?: { available: number }; pools?: { id: string; available: number }[] } | undefined;
+    if (ev.status !== 200 || !a) return null;
+    const poolAvailable = a.pools?.find((p) => p.id === POOL_ID)?.available ?? 0;
+    const seatsAvailable = a.seats?.available ?? 0;
+    let seatIds: string[] = [];
+    if (seatsAvailable > 0) {
+      const page = await getJson(`${ctx.apiUrl}/events/${ctx.eventId}/seats?status=available&limit=100`);
+      seatIds = page.status === 200 ? ((page.body?.['seats'] as { id: string }[] | undefined) ?? []).map((x) => x.id) : [];
+    }
+    return chooseFromFree({ poolAvailable, seatsAvailable, seatIds }, random, ctx.options.maxPerOrder);
+  } catch (error) {
+    note(ctx.log, `seat map: ${(error as Error).message}`);
+    return null;
+  }
+}
+
+/** An order for `choice`, or the code it was refused with (after retries of 503s). */
+async function createOrder(ctx: BuyersContext, buyerId: string, random: Random, admission: string | null, choice: OrderChoice): Promise<Order | string> {
   for (let attempt = 1; ; attempt++) {
     let res;
     try {
@@ -472,10 +494,15 @@ async function buyer(ctx: BuyersContext, i: number): Promise<void> {
       if (admission === null) return;
     }
     for (let attempt = 1; attempt <= o.attempts; attempt++) {
-      let order = await createOrder(ctx, buyerId, random, admission);
-      // Refused at selection (hold_at "order"): the buyer picks other places, before any card; after
-      // the last choice, onto the waiting list if the event has one.
-      if (order === 'SOLD_OUT' && attempt === o.attempts && o.waitlist) order = await waitOnList(ctx, buyerId, random, i);
+      // The first choice is the buyer's favourite; after a refusal (SOLD_OUT at selection or at the
+      // confirm) they look at the refreshed map and pick among the places it shows free.
+      const choice = attempt === 1 ? chooseOrder(ctx.venue, random, o.maxPerOrder) : await chooseFromMap(ctx, random);
+      if (choice === null) bump(ctx.log.orderRefusals, 'SOLD_OUT');
+      let order: Order | string = choice === null ? 'SOLD_OUT' : await createOrder(ctx, buyerId, random, admission, choice);
+      // Refused at selection (hold_at "order"), or nothing free on the map: the buyer picks again,
+      // before any card; after the last choice, onto the waiting list if the event has one.
+      if (order === 'SOLD_OUT' && (attempt === o.attempts || choice === null) && o.waitlist) order = await waitOnList(ctx, buyerId, random, i);
+      if (order === 'SOLD_OUT' && choice === null) return;
       if (order === 'SOLD_OUT') continue;
       if (typeof order === 'string') return;
       let window = await payOnce(ctx, order, random, false);

@@ -11,7 +11,7 @@ export { checkInvariants, ledgerOf, INVARIANT_NAMES, type InvariantReport, type 
 export type InvariantInputs = BaseInvariantInputs<Ledger>;
 export { formatTextReport } from './report-text.ts';
 export { renderHtmlReport, escapeHtml } from './report-html.ts';
-export { buildVenue, chooseOrder, eventBody, POOL_ID, type Venue } from './venue.ts';
+export { buildVenue, chooseFromFree, chooseOrder, eventBody, POOL_ID, type FreePlaces, type Venue } from './venue.ts';
 export { percentile, summarize, bucketize, bucketWidth } from './stats.ts';
 export { createProgressReporter, type ProgressState, type ProgressStream } from './progress.ts';
 export { openTarget, recreateDatabase, type DropTarget, type SimControl } from './target.ts';

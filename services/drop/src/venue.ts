@@ -109,3 +109,28 @@ export function chooseOrder(venue: Venue, random: Random, maxPerOrder: number): 
   for (let i = 0; i < count; i++) seats.push(`${row.section}-${row.row}-${start + i}`);
   return { seats };
 }
+
+/** What a refreshed seat map shows free: the pool's available places and a page of available seats. */
+export interface FreePlaces {
+  poolAvailable: number;
+  seatsAvailable: number;
+  /** A page of available seat ids, in id order. */
+  seatIds: readonly string[];
+}
+
+/**
+ * What a buyer picks from the refreshed map after a refusal: n places among those shown free (the
+ * pool, or seats of the page, next to each other in id order from a random one), or null when the map
+ * shows nothing free.
+ */
+export function chooseFromFree(free: FreePlaces, random: Random, maxPerOrder: number): OrderChoice | null {
+  const seats = Math.min(free.seatsAvailable, free.seatIds.length);
+  if (free.poolAvailable + seats <= 0) return null;
+  const n = randomInt(random, 1, maxPerOrder);
+  if (free.poolAvailable > 0 && (seats === 0 || random() < free.poolAvailable / (free.poolAvailable + free.seatsAvailable))) {
+    return { items: [{ pool: POOL_ID, quantity: Math.min(n, free.poolAvailable) }] };
+  }
+  const count = Math.min(n, free.seatIds.length);
+  const start = randomInt(random, 0, free.seatIds.length - count);
+  return { seats: free.seatIds.slice(start, start + count) };
+}

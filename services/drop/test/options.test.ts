@@ -1,6 +1,6 @@
 /** Pure parts of the drop: option parsing, percentiles, the venue buyers pick from, progress lines. */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OPTIONS, UsageError, buildVenue, bucketize, chooseOrder, createProgressReporter, parseDropArgs, percentile, summarize } from '../src/index.ts';
+import { DEFAULT_OPTIONS, UsageError, buildVenue, bucketize, chooseFromFree, chooseOrder, createProgressReporter, parseDropArgs, percentile, summarize } from '../src/index.ts';
 import { seededRandom } from '../src/random.ts';
 
 describe('options', () => {
@@ -92,6 +92,33 @@ describe('venue', () => {
     }
     expect(pool).toBeGreaterThan(50);
     expect(pool).toBeLessThan(200);
+  });
+
+  it('after a refusal, buyers pick only among the places the refreshed map shows free', () => {
+    const random = seededRandom(2);
+    const seatIds = ['B-3-7', 'B-3-8', 'C-1-2', 'C-1-9'];
+    expect(chooseFromFree({ poolAvailable: 0, seatsAvailable: 0, seatIds: [] }, random, 4)).toBeNull();
+    let pool = 0;
+    for (let i = 0; i < 400; i++) {
+      const choice = chooseFromFree({ poolAvailable: 4, seatsAvailable: 4, seatIds }, random, 3)!;
+      if ('items' in choice) {
+        pool++;
+        expect(choice.items[0]!.quantity).toBeGreaterThanOrEqual(1);
+        expect(choice.items[0]!.quantity).toBeLessThanOrEqual(3);
+        continue;
+      }
+      expect(choice.seats.length).toBeGreaterThanOrEqual(1);
+      expect(choice.seats.length).toBeLessThanOrEqual(3);
+      // Free seats next to each other in id order, never a seat the map did not show.
+      const at = seatIds.indexOf(choice.seats[0]!);
+      expect(at).toBeGreaterThanOrEqual(0);
+      expect(choice.seats).toEqual(seatIds.slice(at, at + choice.seats.length));
+    }
+    // Half the free places are in the pool: about half the choices go there.
+    expect(pool).toBeGreaterThan(120);
+    expect(pool).toBeLessThan(280);
+    // Only one place left in the pool, none in the seats: a buyer wanting more takes what is left.
+    for (let i = 0; i < 20; i++) expect(chooseFromFree({ poolAvailable: 1, seatsAvailable: 0, seatIds: [] }, random, 4)).toEqual({ items: [{ pool: 'floor', quantity: 1 }] });
   });
 });
 
