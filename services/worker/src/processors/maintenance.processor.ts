@@ -8,7 +8,7 @@ import { events as eventsRepo, lifecycle, loadSnapshot } from '@dropgate/db';
 import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { jobIds, type ExpireHoldJob, type PaymentOutcomeJob } from '@dropgate/jobs';
 import type { WorkerContext } from '../context.ts';
-import { watchPayment } from '../settlement/index.ts';
+import { endDisplacedHold, watchPayment } from '../settlement/index.ts';
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -65,7 +65,14 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     if (!snapshot) return true;
     const epoch = `${Date.now()}`;
     await ctx.store.loadEvent(snapshot, epoch);
-    ctx.log.warn({ eventId, orders: snapshot.orders.length }, 'rebuilt event state in Redis from Postgres');
+    ctx.log.warn({ eventId, orders: snapshot.orders.length, displaced: snapshot.displaced?.length ?? 0 }, 'rebuilt event state in Redis from Postgres');
+    // Holds whose places another claim of the record has (a sale, an earlier hold) were loaded without
+    // them: they end in the record too, now, and their payments are watched (and reconciled below).
+    // One that cannot be ended now (its order busy) is ended by the sweep once overdue: Redis has it
+    // released, and expiry follows Redis.
+    for (const muid of snapshot.displaced ?? []) {
+      await endDisplacedHold(ctx, eventId, muid).catch((error: unknown) => ctx.log.warn({ err: error, eventId, merchantUid: muid }, 'displaced hold not ended yet; the sweep ends it'));
+    }
     // Jobs queued before Redis lost its data are gone: ask PortOne about every payment of every order
     // that is not held (a held order's expiry asks PortOne the same way). Paid and refunded orders too:
     // a paid one's payment may have been cancelled at PortOne, and a payment that came without a
