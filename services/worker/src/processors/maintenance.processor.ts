@@ -92,13 +92,13 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
   }
 }
 
-/** Events the previous guard pass found without Redis state, per worker. */
+/** Events the previous guard pass found without Redis state (or still loading), per worker. */
 const missingBefore = new WeakMap<WorkerContext, Set<string>>();
 
 /**
- * Rebuilds every active event whose Redis state is missing on two passes in a row (about a second
- * apart): an event being created is in Postgres a moment before its state is in Redis, and rebuilding
- * it then would refuse its first orders with NOT_READY for nothing.
+ * Rebuilds every active event whose Redis state is missing, or left loading, on two passes in a row
+ * (about a second apart): an event being created is in Postgres a moment before its state is in Redis,
+ * and rebuilding it then would refuse its first orders with NOT_READY for nothing.
  *
  * And, at once, every active event whose state is not known to be whole: stamped by another
  * replication history than its primary's (see finishLoad-1.lua). That is what a failover leaves: the
@@ -117,7 +117,10 @@ export async function guard(ctx: WorkerContext): Promise<string[]> {
       if (await rebuildEvent(ctx, eventId, { unstamped: true })) rebuilt.push(eventId);
       continue;
     }
-    if (stamp !== 'missing') continue;
+    // Loading on two passes with nobody rebuilding (rebuildEvent takes the rebuild lock, so one under
+    // way is left alone): a rebuild died between marking the state and loading it (its worker, or its
+    // primary in a failover), and confirms would be refused NOT_READY for good.
+    if (stamp !== 'missing' && stamp !== 'loading') continue;
     if (before.has(eventId) && (await rebuildEvent(ctx, eventId))) rebuilt.push(eventId);
     else missing.add(eventId);
   }
