@@ -13,7 +13,9 @@
  *   hold, ends the other holds through the lifecycle (released in the record, their payments watched:
  *   one that turns out paid is refunded through PortOne), and every invariant holds.
  * - A rebuild that died after marking the event's state as loading (its worker, or its primary, gone
- *   before it loaded anything) does not leave confirms refused for good: the guard rebuilds it.
+ *   before it loaded anything) does not leave confirms refused for good: the guard rebuilds it. And a
+ *   request to load an event (what a job queues when a script answers not ready) rebuilds state
+ *   stamped by another history too: the guard only looks at active events.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
@@ -23,6 +25,7 @@ import { startStack, type TestStack } from '@dropgate/stack';
 import { HoldStore, eventKeys } from '@dropgate/redis';
 import { loadSnapshot } from '@dropgate/db';
 import { checkInvariants, ledgerOf } from '@dropgate/invariants';
+import { jobIds } from '@dropgate/jobs';
 import { shop } from './support/shop.ts';
 
 let cluster: PrivateCluster;
@@ -216,5 +219,13 @@ describe('a rebuild that died half-way', () => {
     expect(pay.confirm?.status).toBe(200);
     expect((await orderIs(a.merchant_uid, 'paid', 30_000)).tickets).toHaveLength(1);
     await invariantsHold(id);
+  }, 60_000);
+
+  it('a request to load an event (what a job that found it not ready queues) rebuilds state stamped by another history, not only missing state', async () => {
+    const id = await eventAwayFromQueues({ seat_blocks: [{ section: 'F', rows: 1, seats_per_row: 1, price: 10_000 }] });
+    await stack.redis.hset(eventKeys(id).meta, 'replid', 'f'.repeat(40));
+    const epoch = await stack.redis.hget(eventKeys(id).meta, 'epoch');
+    await stack.api.deps.queues.maintenance.add('rebuild', { kind: 'rebuild', eventId: id }, { jobId: jobIds.rebuild(id, 'failover-test') });
+    await waitFor(async () => (await stack.store.stampState(id)) === 'whole' && (await stack.redis.hget(eventKeys(id).meta, 'epoch')) !== epoch, 20_000, 'the event rebuilt');
   }, 60_000);
 });

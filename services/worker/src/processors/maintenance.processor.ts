@@ -58,7 +58,10 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     // unstamped: rebuild only while the state is still stamped by another replication history (another
     // worker may have rebuilt it between our look and the lock).
     if (opts.unstamped && (await ctx.store.stampState(eventId)) !== 'unstamped') return true;
-    if (!opts.force && !opts.unstamped && (await ctx.store.eventState(eventId)) === 'ready') return true;
+    // Otherwise (a request to load it) unless it is whole: missing, left loading, or stamped by another
+    // history. The guard only looks at active events; a job that found a closed event's state not
+    // whole after a failover (its scripts answer not ready) asks for this, and it must not be a no-op.
+    if (!opts.force && !opts.unstamped && (await ctx.store.stampState(eventId)) === 'whole') return true;
     // Stop new holds before reading the record, so none is taken between the read and the load.
     if ((await ctx.store.eventState(eventId)) !== null) await ctx.store.markLoading(eventId);
     const snapshot = await loadSnapshot(ctx.db, eventId);
@@ -70,9 +73,9 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     // them: they end in the record too, now, and their payments are watched (and reconciled below).
     // One that cannot be ended now (its order busy) is ended by the sweep once overdue: Redis has it
     // released, and expiry follows Redis.
-    for (const muid of snapshot.displaced ?? []) {
+    await mapLimit(snapshot.displaced ?? [], 16, async (muid) => {
       await endDisplacedHold(ctx, eventId, muid).catch((error: unknown) => ctx.log.warn({ err: error, eventId, merchantUid: muid }, 'displaced hold not ended yet; the sweep ends it'));
-    }
+    });
     // Jobs queued before Redis lost its data are gone: ask PortOne about every payment of every order
     // that is not held (a held order's expiry asks PortOne the same way). Paid and refunded orders too:
     // a paid one's payment may have been cancelled at PortOne, and a payment that came without a
