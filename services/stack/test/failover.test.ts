@@ -12,6 +12,11 @@
  *   buyer took the place Redis showed free). A rebuild after a failover keeps the sale and the earliest
  *   hold, ends the other holds through the lifecycle (released in the record, their payments watched:
  *   one that turns out paid is refunded through PortOne), and every invariant holds.
+ * - A hold recorded just after a rebuild read the record (the worker read the hold on the old primary,
+ *   the rebuild on the new one read the record before the worker wrote it): reproduced exactly by
+ *   holding the worker's write back while the event is loaded from the earlier record. The hold ends in
+ *   the record at once (released), not at its expiry, so the place is free for another buyer without
+ *   two claims on it; A's payment, completed anyway, is refunded.
  * - A rebuild that died after marking the event's state as loading (its worker, or its primary, gone
  *   before it loaded anything) does not leave confirms refused for good: the guard rebuilds it. And a
  *   request to load an event (what a job queues when a script answers not ready) rebuilds state
@@ -24,6 +29,7 @@ import { eventId, http, impUid, startPrivateCluster, TestClock, waitFor, type Pr
 import { startStack, type TestStack } from '@dropgate/stack';
 import { HoldStore, eventKeys } from '@dropgate/redis';
 import { loadSnapshot } from '@dropgate/db';
+import { sql } from 'kysely';
 import { checkInvariants, ledgerOf } from '@dropgate/invariants';
 import { jobIds } from '@dropgate/jobs';
 import { shop } from './support/shop.ts';
@@ -193,6 +199,44 @@ describe('a rebuild from a record with conflicting claims', () => {
     sim.setPaymentStatus(payD.payment.imp_uid, 'failed', { webhook: true });
     await invariantsHold(id);
   }, 180_000);
+});
+
+describe('a hold recorded just after a rebuild read the record', () => {
+  it('ends in the record at once (released, not at its expiry); the place goes to another buyer; the first buyer\'s payment is refunded', async () => {
+    const id = await eventAwayFromQueues({ seat_blocks: [{ section: 'F', rows: 1, seats_per_row: 1, price: 10_000 }] });
+    const a = await order(id, { buyer_id: 'ra', seats: ['F-1-1'] });
+    const b = await order(id, { buyer_id: 'rb', seats: ['F-1-1'] });
+    const db = stack.api.deps.db;
+    const before = await loadSnapshot(db, id);
+    // Hold the worker's write of A's hold back: a transaction holding the same hold id makes it wait.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const blocker = db.transaction().execute(async (trx) => {
+      await trx.insertInto('holds').values({ hold_id: `${a.merchant_uid}:1`, merchant_uid: a.merchant_uid, event_id: id, imp_uid: 'blocker', seq: 1, status: 'live', expires_at: new Date(clock.now() + 300_000) }).execute();
+      await gate;
+      throw new Error('rolled back');
+    }).catch(() => undefined);
+    const payA = await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
+    expect(payA.confirm?.status).toBe(200);
+    await waitFor(async () => {
+      const r = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike '%insert into holds%'`.execute(db);
+      return r.rows[0]!.n > 0;
+    }, 20_000, 'the worker to wait to record A\'s hold');
+    // Meanwhile the event is loaded from the record as it was before A's hold.
+    await stack.store.loadEvent(before!, 'reloaded');
+    release();
+    await blocker;
+    // The worker records the hold, finds the event loaded again, and ends the hold Redis no longer has.
+    await orderIs(a.merchant_uid, 'released', 30_000);
+    expect((await db.selectFrom('holds').select('status').where('hold_id', '=', `${a.merchant_uid}:1`).executeTakeFirst())?.status).toBe('released');
+    // The seat is free: B buys it. A's buyer completes the payment anyway: it is refunded.
+    const payB = await sim.pay({ merchant_uid: b.merchant_uid, amount: b.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    expect(payB.confirm?.status).toBe(200);
+    expect((await orderIs(b.merchant_uid, 'paid', 30_000)).tickets).toHaveLength(1);
+    sim.setPaymentStatus(payA.payment.imp_uid, 'paid', { webhook: true });
+    await orderIs(a.merchant_uid, 'refunded', 30_000);
+    await invariantsHold(id);
+  }, 120_000);
 });
 
 describe('a rebuild that died half-way', () => {
