@@ -33,6 +33,13 @@ export interface EventSnapshot {
   pools: { id: string; capacity: number }[];
   seats: string[];
   orders: SnapshotOrder[];
+  /**
+   * Orders the record has as held whose places another claim of the record already has (a sale, or an
+   * earlier hold): loaded without places (`released`), and their holds are to be ended in the record
+   * too. Only after a Redis fault (a failover's lost hold, a hold recorded after a rebuild read the
+   * record) can the record hold two claims on one place; see loadSnapshot.
+   */
+  displaced?: string[];
 }
 
 export interface SnapshotOrder {

@@ -93,6 +93,17 @@ export class EventLoader {
     return code === 1 ? 'whole' : code === 2 ? 'loading' : code === 3 ? 'unstamped' : 'missing';
   }
 
+  /**
+   * Which load the event's state comes from: its epoch while the state is ready, null while it is
+   * missing or being loaded. The same reading before and after a write to the record means no load
+   * read the record in between (a load marks the state loading before it reads, and writes a new epoch
+   * when it is done).
+   */
+  async loadMark(eventId: string): Promise<string | null> {
+    const [state, epoch] = await this.redis.hmget(eventKeys(eventId).meta, 'state', 'epoch');
+    return state === 'ready' ? (epoch ?? '') : null;
+  }
+
   /** Marks an event's state as being rebuilt: confirms and orders for it answer NOT_READY meanwhile. */
   async markLoading(eventId: string): Promise<void> {
     await this.redis.hset(eventKeys(eventId).meta, 'state', 'loading');

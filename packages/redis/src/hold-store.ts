@@ -75,6 +75,7 @@ export class HoldStore {
   markLoading: EventLoader['markLoading'] = (...args) => this.events.markLoading(...args);
   deleteEvent: EventLoader['deleteEvent'] = (...args) => this.events.deleteEvent(...args);
   stampState: EventLoader['stampState'] = (...args) => this.events.stampState(...args);
+  loadMark: EventLoader['loadMark'] = (...args) => this.events.loadMark(...args);
   quiescent: EventLoader['quiescent'] = (...args) => this.events.quiescent(...args);
 
   /**

@@ -1,5 +1,12 @@
 /**
  * An event's whole state as Postgres records it (`EventSnapshot`): the record Redis is (re)built from.
+ *
+ * Every place is loaded with at most one claim. Postgres refuses two sales of one seat and a pool sold
+ * past its capacity (by constraint), but holds are claims Redis alone arbitrates: after a Redis fault
+ * (a failover promoted a replica lacking a hold its primary acknowledged and the worker recorded; a hold
+ * recorded just after a rebuild read the record) Redis may have given the same place to another order,
+ * and the record then has both. Loading both would count the place twice. Sales win, then live holds
+ * in the order they were recorded; a hold whose places are taken is displaced (see EventSnapshot).
  */
 import type { Db } from '../database.ts';
 import type { EventSnapshot, OrderStatus } from '@dropgate/domain';
@@ -15,7 +22,7 @@ export async function loadSnapshot(db: Db, eventId: string): Promise<SnapshotRec
     db.selectFrom('orders').select(['merchant_uid', 'buyer_id', 'amount', 'status']).where('event_id', '=', eventId).execute(),
     db.selectFrom('order_seats').select(['merchant_uid', 'seat_id']).where('event_id', '=', eventId).execute(),
     db.selectFrom('order_items').select(['merchant_uid', 'pool_id', 'quantity']).where('event_id', '=', eventId).execute(),
-    db.selectFrom('holds').select(['merchant_uid', 'seq', 'status', 'expires_at', 'imp_uid']).where('event_id', '=', eventId).execute(),
+    db.selectFrom('holds').select(['merchant_uid', 'seq', 'status', 'expires_at', 'imp_uid', 'created_at']).where('event_id', '=', eventId).execute(),
   ]);
   const seatsOf = new Map<string, string[]>();
   for (const s of orderSeats) {
@@ -30,14 +37,20 @@ export async function loadSnapshot(db: Db, eventId: string): Promise<SnapshotRec
     itemsOf.set(i.merchant_uid, list);
   }
   const maxSeq = new Map<string, number>();
-  const liveHold = new Map<string, { expiresAt: number; seq: number; impUid: string }>();
+  const liveHold = new Map<string, { expiresAt: number; seq: number; impUid: string; recordedAt: number }>();
   for (const h of holds) {
     maxSeq.set(h.merchant_uid, Math.max(maxSeq.get(h.merchant_uid) ?? 0, h.seq));
     if (h.status === 'live') {
       const prev = liveHold.get(h.merchant_uid);
-      if (!prev || prev.seq < h.seq) liveHold.set(h.merchant_uid, { expiresAt: h.expires_at.getTime(), seq: h.seq, impUid: h.imp_uid });
+      if (!prev || prev.seq < h.seq) liveHold.set(h.merchant_uid, { expiresAt: h.expires_at.getTime(), seq: h.seq, impUid: h.imp_uid, recordedAt: h.created_at.getTime() });
     }
   }
+  const displaced = displacedHolds(
+    pools,
+    orders.map((o) => ({ merchantUid: o.merchant_uid, status: o.status, live: liveHold.get(o.merchant_uid) ?? null })),
+    seatsOf,
+    itemsOf,
+  );
   return {
     id: event.id,
     opensAt: event.sale_opens_at.getTime(),
@@ -49,8 +62,9 @@ export async function loadSnapshot(db: Db, eventId: string): Promise<SnapshotRec
     orders: orders.map((o) => {
       const live = liveHold.get(o.merchant_uid);
       // An order recorded as held without a live hold row cannot keep its seats: treat it as expired
-      // so the sweep settles it (and a late payment takes the seats again if it can).
-      const status: OrderStatus = o.status === 'held' && !live ? 'expired' : o.status;
+      // so the sweep settles it (and a late payment takes the seats again if it can). One whose places
+      // another claim has is loaded released: the rebuild ends its hold in the record too.
+      const status: OrderStatus = o.status === 'held' && !live ? 'expired' : displaced.has(o.merchant_uid) ? 'released' : o.status;
       return {
         merchantUid: o.merchant_uid,
         amount: o.amount,
@@ -63,5 +77,45 @@ export async function loadSnapshot(db: Db, eventId: string): Promise<SnapshotRec
         impUid: status === 'held' && live ? live.impUid : null,
       };
     }),
+    displaced: [...displaced],
   };
+}
+
+interface Claimant {
+  merchantUid: string;
+  status: OrderStatus;
+  live: { recordedAt: number } | null;
+}
+
+/**
+ * The held orders whose places another claim has: every sale first (the record's constraints keep
+ * sales apart), then the live holds in the order they were recorded (ties by merchant_uid); a hold is
+ * kept only if all its seats are unclaimed and every pool has room for its quantity.
+ */
+export function displacedHolds(
+  pools: readonly { id: string; capacity: number }[],
+  orders: readonly Claimant[],
+  seatsOf: ReadonlyMap<string, readonly string[]>,
+  itemsOf: ReadonlyMap<string, readonly { pool: string; quantity: number }[]>,
+): Set<string> {
+  const seatTaken = new Set<string>();
+  const room = new Map(pools.map((p) => [p.id, p.capacity]));
+  const take = (muid: string) => {
+    for (const seat of seatsOf.get(muid) ?? []) seatTaken.add(seat);
+    for (const i of itemsOf.get(muid) ?? []) room.set(i.pool, (room.get(i.pool) ?? 0) - i.quantity);
+  };
+  for (const o of orders) if (o.status === 'paid') take(o.merchantUid);
+  const holds = orders
+    .filter((o) => o.status === 'held' && o.live !== null)
+    .sort((a, b) => a.live!.recordedAt - b.live!.recordedAt || (a.merchantUid < b.merchantUid ? -1 : a.merchantUid > b.merchantUid ? 1 : 0));
+  const displaced = new Set<string>();
+  for (const o of holds) {
+    const need = new Map<string, number>();
+    for (const i of itemsOf.get(o.merchantUid) ?? []) need.set(i.pool, (need.get(i.pool) ?? 0) + i.quantity);
+    const free = (seatsOf.get(o.merchantUid) ?? []).every((seat) => !seatTaken.has(seat))
+      && [...need].every(([pool, quantity]) => (room.get(pool) ?? 0) >= quantity);
+    if (free) take(o.merchantUid);
+    else displaced.add(o.merchantUid);
+  }
+  return displaced;
 }

@@ -19,10 +19,11 @@
   Output: { code, expires_at_ms, extensions_left }
      1  extended
     -2  order not found
-    -9  event not loaded or being rebuilt
+    -9  event not loaded or being rebuilt, or its state stamped by another replication history
    -16  nothing to extend: not held, lapsed, or a payment is under way
    -17  extended as often as allowed
 ]]
+--- @include "includes/replid"
 if redis.call('HGET', KEYS[1], 'state') ~= 'ready' then return { -9, 0, 0 } end
 local o = redis.call('HMGET', KEYS[2], 'st', 'exp', 'seq', 'imps', 'x')
 if not o[1] then return { -2, 0, 0 } end
@@ -32,6 +33,8 @@ if o[1] ~= 'held' or (o[4] and o[4] ~= '') or tonumber(o[2]) <= now then return 
 local used = tonumber(o[5] or (tonumber(o[3]) - 1))
 local most = tonumber(ARGV[4])
 if used >= most then return { -17, tonumber(o[2]), 0 } end
+-- A hold on state not known to be whole may be one the dead primary had ended (see stampedHere).
+if not stampedHere(KEYS[1]) then return { -9, 0, 0 } end
 local exp = math.max(tonumber(o[2]), now + tonumber(ARGV[3]))
 local seq = tonumber(o[3]) + 1
 redis.call('HSET', KEYS[2], 'exp', exp, 'seq', seq, 'x', used + 1)

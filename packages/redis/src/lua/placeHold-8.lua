@@ -5,6 +5,11 @@
   Reservations (hold_at "order"): a live reservation taken at order creation (reserveOrder) is approved and extended
   to cover the PG's approval (code 4).
 
+  Nothing is approved on state not known to be whole: an event stamped by another replication history
+  (a failover promoted a replica that may lack holds and sales its primary acknowledged) answers -9,
+  like an event being rebuilt, until the guard rebuilds it from the record (see finishLoad, stampedHere).
+  Checked just before an approval writes anything, so refusals and replays do not pay for it.
+
   What a caller can make this script store is bounded: nothing for an order that does not exist, and
   for an existing order at most ARGV[6] remembered answers, ARGV[6] payments on one hold and ARGV[7]
   holds in the order's life. A remembered answer is replayed only for the same request: the same
@@ -46,12 +51,14 @@
     -6  buyer limit
     -7  sold out
     -8  already paid
-    -9  event being rebuilt
+    -9  event being rebuilt, or its state stamped by another replication history (nothing taken or
+        remembered: the same request is decided afresh once the event is rebuilt)
    -10  refused for the deadline (remembered by undoHold)
    -13  too many payment attempts for this order (nothing remembered)
    -14  the order is closed (refunded)
 ]]
 --- @include "includes/orderLines"
+--- @include "includes/replid"
 
 local meta = redis.call('HMGET', KEYS[1], 'state', 'opens', 'closes', 'ttl', 'max')
 if not meta[1] then return { -1, 0, 0, 0 } end
@@ -108,6 +115,7 @@ if st == 'held' then
     -- A reservation taken at order creation, and this is its first payment: it becomes the payment's
     -- hold, lasting at least the hold TTL from now, so it cannot lapse while the PG approves.
     if seq >= tonumber(ARGV[7]) then return { -13, 0, 0, 0 } end
+    if not stampedHere(KEYS[1]) then return { -9, 0, 0, 0 } end
     exp = math.max(exp, now + holdMs)
     seq = seq + 1
     redis.call('HSET', KEYS[2], 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imp)
@@ -118,12 +126,14 @@ if st == 'held' then
   if exp > now then
     -- Every payment riding on this hold is verified with PortOne and asked about before expiry.
     if riding >= maxImps then return { -13, 0, 0, 0 } end
+    if not stampedHere(KEYS[1]) then return { -9, 0, 0, 0 } end
     redis.call('HSET', KEYS[2], 'imps', addImp())
     redis.call('XADD', KEYS[8], '*', 'uid', ARGV[1], 'imp', imp, 'seq', seq, 'exp', exp, 'at', now, 'ride', '1')
     return decide(2, exp, seq)
   end
   -- Lapsed but not yet swept: the seats are still this order's. Renew them under a new hold number.
   if seq >= tonumber(ARGV[7]) then return { -13, 0, 0, 0 } end
+  if not stampedHere(KEYS[1]) then return { -9, 0, 0, 0 } end
   exp = now + holdMs
   seq = seq + 1
   redis.call('HSET', KEYS[2], 'exp', exp, 'seq', seq, 'imp', imp, 'imps', addImp())
@@ -148,6 +158,7 @@ end
 local seats = splitCsv(o[3])
 local items = splitCsv(o[4])
 if not linesFree(KEYS[4], KEYS[5], seats, items) then return decide(-7) end
+if not stampedHere(KEYS[1]) then return { -9, 0, 0, 0 } end
 
 moveLines(KEYS[4], KEYS[5], seats, items, 'h:' .. ARGV[1], nil, 'held')
 -- Counted even without a limit, so a limit and the buyer metrics stay right after a rebuild.

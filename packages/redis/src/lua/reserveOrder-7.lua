@@ -29,9 +29,10 @@
     -5  sale closed
     -6  buyer limit
     -7  sold out
-    -9  event being rebuilt
+    -9  event being rebuilt, or its state stamped by another replication history (a failover)
 ]]
 --- @include "includes/orderLines"
+--- @include "includes/replid"
 
 local meta = redis.call('HMGET', KEYS[1], 'state', 'opens', 'closes', 'max')
 if not meta[1] then return { -1, 0 } end
@@ -53,6 +54,8 @@ if max > 0 then
   if mine + qty > max then return { -6, 0 } end
 end
 if not linesFree(KEYS[3], KEYS[4], seats, items) then return { -7, 0 } end
+-- Nothing is taken on state not known to be whole (see placeHold and stampedHere).
+if not stampedHere(KEYS[1]) then return { -9, 0 } end
 
 moveLines(KEYS[3], KEYS[4], seats, items, 'h:' .. ARGV[1], nil, 'held')
 redis.call('HINCRBY', KEYS[5], ARGV[3], qty)

@@ -22,9 +22,10 @@
     -2  order not found
     -7  sold out: some seat or pool quantity is gone
    -14  the order is closed (refunded): its seats are never taken again
-    -9  event not loaded / being rebuilt
+    -9  event not loaded / being rebuilt, or its state stamped by another replication history
 ]]
 --- @include "includes/orderLines"
+--- @include "includes/replid"
 
 if redis.call('HGET', KEYS[1], 'state') ~= 'ready' then return -9 end
 local o = redis.call('HMGET', KEYS[2], 'st', 'b', 'q', 's', 'i')
@@ -32,6 +33,10 @@ if not o[1] then return -2 end
 if o[1] == 'paid' then return 0 end
 if o[1] == 'refunded' then return -14 end
 local seats, items = splitCsv(o[4]), splitCsv(o[5])
+-- Nothing is committed or taken again on state not known to be whole (a failover): the promoted
+-- replica may show a hold the dead primary had ended, or places free that it had given to another
+-- order. The job retries once the event is rebuilt from the record (see stampedHere).
+if not stampedHere(KEYS[1]) then return -9 end
 local sold = 's:' .. ARGV[1]
 
 if o[1] == 'held' then

@@ -9,7 +9,7 @@ import { events as eventsRepo, lifecycle, loadSnapshot, orders as ordersRepo } f
 import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { jobIds, type ExpireHoldJob, type PaymentOutcomeJob } from '@dropgate/jobs';
 import type { WorkerContext } from '../context.ts';
-import { watchPayment } from '../settlement/index.ts';
+import { endDisplacedHold, watchPayment } from '../settlement/index.ts';
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -59,14 +59,24 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     // unstamped: rebuild only while the state is still stamped by another replication history (another
     // worker may have rebuilt it between our look and the lock).
     if (opts.unstamped && (await ctx.store.stampState(eventId)) !== 'unstamped') return true;
-    if (!opts.force && !opts.unstamped && (await ctx.store.eventState(eventId)) === 'ready') return true;
+    // Otherwise (a request to load it) unless it is whole: missing, left loading, or stamped by another
+    // history. The guard only looks at active events; a job that found a closed event's state not
+    // whole after a failover (its scripts answer not ready) asks for this, and it must not be a no-op.
+    if (!opts.force && !opts.unstamped && (await ctx.store.stampState(eventId)) === 'whole') return true;
     // Stop new holds before reading the record, so none is taken between the read and the load.
     if ((await ctx.store.eventState(eventId)) !== null) await ctx.store.markLoading(eventId);
     const snapshot = await loadSnapshot(ctx.db, eventId);
     if (!snapshot) return true;
     const epoch = `${Date.now()}`;
     await ctx.store.loadEvent(snapshot, epoch);
-    ctx.log.warn({ eventId, orders: snapshot.orders.length }, 'rebuilt event state in Redis from Postgres');
+    ctx.log.warn({ eventId, orders: snapshot.orders.length, displaced: snapshot.displaced?.length ?? 0 }, 'rebuilt event state in Redis from Postgres');
+    // Holds whose places another claim of the record has (a sale, an earlier hold) were loaded without
+    // them: they end in the record too, now, and their payments are watched (and reconciled below).
+    // One that cannot be ended now (its order busy) is ended by the sweep once overdue: Redis has it
+    // released, and expiry follows Redis.
+    await mapLimit(snapshot.displaced ?? [], 16, async (muid) => {
+      await endDisplacedHold(ctx, eventId, muid).catch((error: unknown) => ctx.log.warn({ err: error, eventId, merchantUid: muid }, 'displaced hold not ended yet; the sweep ends it'));
+    });
     // Jobs queued before Redis lost its data are gone: ask PortOne about every payment of every order
     // that is not held (a held order's expiry asks PortOne the same way). Paid and refunded orders too:
     // a paid one's payment may have been cancelled at PortOne, and a payment that came without a
@@ -86,13 +96,13 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
   }
 }
 
-/** Events the previous guard pass found without Redis state, per worker. */
+/** Events the previous guard pass found without Redis state (or still loading), per worker. */
 const missingBefore = new WeakMap<WorkerContext, Set<string>>();
 
 /**
- * Rebuilds every active event whose Redis state is missing on two passes in a row (about a second
- * apart): an event being created is in Postgres a moment before its state is in Redis, and rebuilding
- * it then would refuse its first orders with NOT_READY for nothing.
+ * Rebuilds every active event whose Redis state is missing, or left loading, on two passes in a row
+ * (about a second apart): an event being created is in Postgres a moment before its state is in Redis,
+ * and rebuilding it then would refuse its first orders with NOT_READY for nothing.
  *
  * And, at once, every active event whose state is not known to be whole: stamped by another
  * replication history than its primary's (see finishLoad-1.lua). That is what a failover leaves: the
@@ -111,7 +121,10 @@ export async function guard(ctx: WorkerContext): Promise<string[]> {
       if (await rebuildEvent(ctx, eventId, { unstamped: true })) rebuilt.push(eventId);
       continue;
     }
-    if (stamp !== 'missing') continue;
+    // Loading on two passes with nobody rebuilding (rebuildEvent takes the rebuild lock, so one under
+    // way is left alone): a rebuild died between marking the state and loading it (its worker, or its
+    // primary in a failover), and confirms would be refused NOT_READY for good.
+    if (stamp !== 'missing' && stamp !== 'loading') continue;
     if (before.has(eventId) && (await rebuildEvent(ctx, eventId))) rebuilt.push(eventId);
     else missing.add(eventId);
   }

@@ -4,25 +4,36 @@
  * deadline records nothing). Runs under the order's settlement lock: a payment outcome or an expiry
  * that ends the hold meanwhile cannot interleave with the recording (which would move an order that
  * already ended back to `held`).
+ *
+ * A rebuild that read the record just before this job wrote the hold loads the event without it (issue
+ * 12: after a failover, the job read the hold on the old primary and wrote it after the rebuild on the
+ * new one read the record), and another order may then take its places. So the job notes which load
+ * the state came from before reading it, and checks again after writing: if the event was loaded again
+ * meanwhile, the job runs again, and a hold it recorded that Redis no longer has ends in the record at
+ * once (released, its payments watched) instead of at its expiry.
  */
-import { lifecycle } from '@dropgate/db';
+import { lifecycle, orders as ordersRepo } from '@dropgate/db';
 import type { PersistHoldJob } from '@dropgate/jobs';
 import { TransientError, type WorkerContext, EventNotLoadedError } from '../context.ts';
-import { withOrderLock } from '../settlement/index.ts';
+import { endLostHold, withOrderLock } from '../settlement/index.ts';
 
-export type PersistOutcome = 'recorded' | 'recorded-committed' | 'recorded-ended' | 'skipped' | 'order-missing';
+export type PersistOutcome = 'recorded' | 'recorded-committed' | 'recorded-ended' | 'recorded-lost' | 'skipped' | 'order-missing';
 
 export function persistHold(ctx: WorkerContext, job: PersistHoldJob): Promise<PersistOutcome> {
   return withOrderLock(ctx, job.eventId, job.merchantUid, () => persistHoldLocked(ctx, job));
 }
 
 async function persistHoldLocked(ctx: WorkerContext, job: PersistHoldJob): Promise<PersistOutcome> {
+  const mark = await ctx.store.loadMark(job.eventId);
   const state = await ctx.store.orderState(job.eventId, job.merchantUid);
   if (!state) {
     if ((await ctx.store.eventState(job.eventId)) !== 'ready') throw new EventNotLoadedError('event state not loaded in Redis');
     return 'order-missing';
   }
-  if (state.seq < job.seq) throw new TransientError('hold not visible yet');
+  if (state.seq < job.seq) {
+    if (await lostAfterRecording(ctx, job, state.impUids)) return 'recorded-lost';
+    throw new TransientError('hold not visible yet');
+  }
   const record = {
     holdId: `${job.merchantUid}:${job.seq}`,
     merchantUid: job.merchantUid,
@@ -35,6 +46,9 @@ async function persistHoldLocked(ctx: WorkerContext, job: PersistHoldJob): Promi
     // Its expiry is found by the periodic sweep (within one sweep interval of expires_at), not by a
     // delayed job per hold: that would double the queue work of every approval during a drop.
     if (await lifecycle.recordHold(ctx.db, record, 'live')) ctx.metrics.holdsCreated.inc({ event: job.eventId });
+    // Loaded again (or being loaded) since the state was read: the load may have read the record before
+    // this write. Run again: the hold is then either in Redis (recorded, nothing more) or gone.
+    if (mark === null || (await ctx.store.loadMark(job.eventId)) !== mark) throw new TransientError('the event was loaded again while its hold was recorded');
     return 'recorded';
   }
   if (state.seq === job.seq && state.status === 'paid') {
@@ -50,4 +64,18 @@ async function persistHoldLocked(ctx: WorkerContext, job: PersistHoldJob): Promi
   }
   // Undone for the deadline (pending again), or superseded by a later hold: nothing to record.
   return 'skipped';
+}
+
+/**
+ * Redis, whole, has no such hold (its hold number is behind the job's), yet an earlier run of this job
+ * recorded it live: a rebuild loaded the event from a record read before the hold was written. Nothing
+ * holds the places any more, so the hold ends in the record too (see endLostHold). @returns whether it did.
+ */
+async function lostAfterRecording(ctx: WorkerContext, job: PersistHoldJob, impUids: readonly string[]): Promise<boolean> {
+  if ((await ctx.store.stampState(job.eventId)) !== 'whole') return false;
+  const row = await ctx.db.selectFrom('holds').select('status').where('hold_id', '=', `${job.merchantUid}:${job.seq}`).executeTakeFirst();
+  if (row?.status !== 'live' || (await ordersRepo.findOrder(ctx.db, job.merchantUid))?.status !== 'held') return false;
+  ctx.log.warn({ eventId: job.eventId, merchantUid: job.merchantUid, seq: job.seq }, 'a hold recorded after a rebuild read the record is gone from Redis: ending it');
+  await endLostHold(ctx, job.eventId, job.merchantUid, 'the hold is gone from Redis (the event was rebuilt from a record read before the hold was recorded)', [...impUids, job.impUid]);
+  return true;
 }

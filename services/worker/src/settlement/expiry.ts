@@ -47,12 +47,7 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
       const gone = 'the hold is gone from Redis (failover or rebuild)';
       const live = await ctx.db.selectFrom('holds').select('seq').where('merchant_uid', '=', merchantUid).where('status', '=', 'live').orderBy('seq', 'desc').executeTakeFirst();
       if (live !== undefined && live.seq > state.seq && (await ordersRepo.findOrder(ctx.db, merchantUid))?.status === 'held') {
-        await ctx.db.transaction().execute(async (trx) => {
-          await lifecycle.endLiveHolds(trx, merchantUid, 'released', gone);
-          await lifecycle.transition(trx, merchantUid, 'hold_reconciled', gone);
-        });
-        const imps = new Set([...state.impUids, ...(await lifecycle.paymentsOfOrder(ctx.db, merchantUid))]);
-        for (const imp of imps) await watchPayment(ctx, eventId, merchantUid, imp, 1);
+        await endLostHold(ctx, eventId, merchantUid, gone, state.impUids);
         return 'ended';
       }
     }
@@ -129,4 +124,37 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
   // asking PortOne about unfinished payments for a while (a paid one is then a late payment).
   for (const imp of unreachable ? imps : unfinished) await watchPayment(ctx, eventId, merchantUid, imp, 1);
   return 'expired';
+}
+
+/**
+ * A hold the record has live that no longer holds its places in Redis (lost in a failover, or displaced
+ * by a rebuild because another claim has its places) ends in the record too: released (the order
+ * `hold_reconciled`), and every payment of the order is watched, so one that turns out paid is a late
+ * payment (places taken again if free, else refunded through PortOne). Under the order's lock.
+ */
+export async function endLostHold(ctx: WorkerContext, eventId: string, merchantUid: string, reason: string, knownImps: readonly string[]): Promise<void> {
+  const riding = await ctx.db.selectFrom('holds').select('imp_uid').where('merchant_uid', '=', merchantUid).where('status', '=', 'live').execute();
+  await ctx.db.transaction().execute(async (trx) => {
+    await lifecycle.endLiveHolds(trx, merchantUid, 'released', reason);
+    await lifecycle.transition(trx, merchantUid, 'hold_reconciled', reason);
+  });
+  const imps = new Set([...knownImps, ...riding.map((h) => h.imp_uid), ...(await lifecycle.paymentsOfOrder(ctx.db, merchantUid))]);
+  for (const imp of imps) if (imp !== '') await watchPayment(ctx, eventId, merchantUid, imp, 1);
+}
+
+/**
+ * A rebuild displaced the order's hold (its places are another claim's in the record: see
+ * loadSnapshot) and loaded the order without places: its hold ends in the record through the lifecycle
+ * (endLostHold). Nothing to do if the order is no longer held in the record, or holds again in Redis
+ * (a new hold taken after the rebuild). @returns whether it ended the hold.
+ */
+export function endDisplacedHold(ctx: WorkerContext, eventId: string, merchantUid: string): Promise<boolean> {
+  return withOrderLock(ctx, eventId, merchantUid, async () => {
+    if ((await ordersRepo.findOrder(ctx.db, merchantUid))?.status !== 'held') return false;
+    const state = await ctx.store.orderState(eventId, merchantUid);
+    if (state === null || state.status === 'held' || state.status === 'paid') return false;
+    ctx.log.warn({ eventId, merchantUid }, 'a hold displaced by another claim on its places (failover): ending it');
+    await endLostHold(ctx, eventId, merchantUid, 'its places were claimed by another order while Redis had lost the hold (failover or rebuild)', state.impUids);
+    return true;
+  });
 }

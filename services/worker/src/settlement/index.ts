@@ -8,7 +8,7 @@
 export { withOrderLock } from './lock.ts';
 export { fetchPayment, recordPayment, keptAmount } from './payment.ts';
 export { applyPaymentLocked } from './apply.ts';
-export { expireHold } from './expiry.ts';
+export { endDisplacedHold, endLostHold, expireHold } from './expiry.ts';
 export { verifyPayment } from './verify.ts';
 export { watchPayment, WATCH_CHECKS } from './watch.ts';
 export { refund, type RefundReason } from './refund.ts';
