@@ -7,3 +7,4 @@ export * as orders from './repositories/orders.repository.ts';
 export * from './repositories/snapshot.repository.ts';
 export * as lifecycle from './repositories/lifecycle.repository.ts';
 export { OrderWriter, insertOrders, withdrawOrders, ORDER_BATCH_MAX } from './repositories/order-writer.ts';
+export * as settlement from './repositories/settlement.repository.ts';

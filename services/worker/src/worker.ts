@@ -12,7 +12,7 @@ import { openDatabase, events as eventsRepo, orders as ordersRepo } from '@dropg
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { relayHandoffs } from './processors/relay.ts';
-import { HoldStore, checkEveryShard, createRedis } from '@dropgate/redis';
+import { HoldStore, checkEveryShard, createRedis, type RedisClient } from '@dropgate/redis';
 import { QueueNames, createQueues, closeQueues, jobIds, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
 import { PaymentGateway, PortOneClient, PortOneV2Client } from '@dropgate/portone';
 import { createRegistry, createWorkerMetrics } from '@dropgate/telemetry';
@@ -53,8 +53,9 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   const log = opts.logger ?? pino({ name: 'dropgate-worker', level: config.logLevel });
   const prefix = opts.prefix ?? config.queuePrefix;
   const db = await openDatabase(config.databaseUrl, { max: Math.min(50, config.workerConcurrency + 5) });
-  const redis = createRedis(config, { name: 'dropgate-worker' });
-  const bullRedis = createRedis(config, { name: 'dropgate-worker-bullmq' });
+  // Many jobs run at once: their commands written in the same tick share one write (as in the API).
+  const redis = createRedis(config, { name: 'dropgate-worker', autoPipelining: true });
+  const bullRedis = createRedis(config, { name: 'dropgate-worker-bullmq', autoPipelining: true });
   const queues = createQueues(bullRedis, prefix);
   const registry = createRegistry();
   const metrics = createWorkerMetrics(registry);
@@ -97,7 +98,11 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     queues.maintenance.add('rebuild', { kind: 'rebuild', eventId }, { jobId: jobIds.rebuild(eventId, `load-${Math.floor(now / 1000)}`) }).catch(() => undefined);
   };
 
+  // BullMQ leaves a connection passed in open when its worker closes: close() disconnects these.
+  const workerConnections: RedisClient[] = [];
   const workers = (Object.values(QueueNames) as QueueName[]).map((name) => {
+    const connection = createRedis(config, { name: `dropgate-worker-${name}` });
+    workerConnections.push(connection);
     const worker = new Worker(
       name,
       async (job: Job) => {
@@ -116,7 +121,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         }
       },
       {
-        connection: createRedis(config, { name: `dropgate-worker-${name}` }),
+        connection,
         prefix,
         concurrency: name === 'maintenance' ? 2 : config.workerConcurrency,
         // A job whose worker died is picked up again after the lock lapses (at-least-once).
@@ -281,6 +286,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     async close() {
       for (const t of timers) clearInterval(t);
       await Promise.all(workers.map((w) => w.close()));
+      for (const connection of workerConnections) connection.disconnect();
       await closeQueues(queues);
       if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
       redis.disconnect();

@@ -9,11 +9,34 @@
  * item never fails the others and each caller gets its own error. Any other failure (Postgres down, a
  * lost connection) fails the whole batch at once: retrying the items one by one would make each
  * caller wait out the outage again.
+ *
+ * Items with the same `key` never share a batch: the later one waits for the next batch, so it sees
+ * what the earlier one wrote (two rows of one payment in one `insert ... on conflict do update` are
+ * refused; two commits of one order in one statement would not see each other).
  */
-export interface GroupCommitOptions {
+export interface GroupCommitOptions<I = never, R = never> {
   maxBatch: number;
   /** Errors after which a batch is retried item by item (default: none). */
   splitOn?: (error: unknown) => boolean;
+  /** Items with the same key go in different batches (default: no key). */
+  key?: (item: I) => string;
+  /**
+   * Writes one item of a refused batch (default: `write([item])`). A different write (e.g. one that
+   * handles what the batched statement cannot), so a refused batch of one is retried with it too.
+   */
+  writeAlone?: (item: I) => Promise<R>;
+}
+
+/** SQLSTATE class 23 (integrity constraint violation): one item's own fault. */
+export function isIntegrityViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('23');
+}
+
+/** A deadlock or serialization failure (SQLSTATE 40P01, 40001): the batch may go through in smaller pieces. */
+export function isConcurrencyFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
 }
 
 interface Pending<I, R> {
@@ -26,16 +49,20 @@ export class GroupCommit<I, R> {
   readonly #write: (items: I[]) => Promise<R[]>;
   readonly #maxBatch: number;
   readonly #splitOn: (error: unknown) => boolean;
+  readonly #key: ((item: I) => string) | undefined;
+  readonly #writeAlone: ((item: I) => Promise<R>) | undefined;
   #queue: Pending<I, R>[] = [];
   #writing = false;
   /** Statements written and items in them, for tests and metrics. */
-  readonly stats = { statements: 0, items: 0, largestBatch: 0 };
+  readonly stats = { statements: 0, items: 0, largestBatch: 0, splitBatches: 0 };
 
   /** `write` commits its items in one statement and answers one result per item, in order. */
-  constructor(write: (items: I[]) => Promise<R[]>, opts: GroupCommitOptions) {
+  constructor(write: (items: I[]) => Promise<R[]>, opts: GroupCommitOptions<I, R>) {
     this.#write = write;
     this.#maxBatch = opts.maxBatch;
     this.#splitOn = opts.splitOn ?? (() => false);
+    this.#key = opts.key;
+    this.#writeAlone = opts.writeAlone;
   }
 
   /** Resolves with the item's result once its statement has committed. */
@@ -50,18 +77,19 @@ export class GroupCommit<I, R> {
     this.#writing = true;
     try {
       while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, this.#maxBatch);
+        const batch = this.#take();
         try {
           const results = await this.#run(batch.map((p) => p.item));
           batch.forEach((p, i) => p.resolve(results[i]!));
         } catch (error) {
-          if (batch.length === 1 || !this.#splitOn(error)) {
+          if ((batch.length === 1 && !this.#writeAlone) || !this.#splitOn(error)) {
             for (const p of batch) p.reject(error);
             continue;
           }
+          this.stats.splitBatches++;
           for (const p of batch) {
             try {
-              p.resolve((await this.#run([p.item]))[0]!);
+              p.resolve(this.#writeAlone ? await this.#writeAlone(p.item) : (await this.#run([p.item]))[0]!);
             } catch (own) {
               p.reject(own);
             }
@@ -71,6 +99,25 @@ export class GroupCommit<I, R> {
     } finally {
       this.#writing = false;
     }
+  }
+
+  /** The next batch: up to `maxBatch` items in arrival order, no two with the same key. */
+  #take(): Pending<I, R>[] {
+    const key = this.#key;
+    if (!key) return this.#queue.splice(0, this.#maxBatch);
+    const batch: Pending<I, R>[] = [];
+    const rest: Pending<I, R>[] = [];
+    const keys = new Set<string>();
+    for (const p of this.#queue) {
+      const k = key(p.item);
+      if (batch.length >= this.#maxBatch || keys.has(k)) rest.push(p);
+      else {
+        keys.add(k);
+        batch.push(p);
+      }
+    }
+    this.#queue = rest;
+    return batch;
   }
 
   async #run(items: I[]): Promise<R[]> {

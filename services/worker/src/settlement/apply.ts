@@ -1,10 +1,10 @@
 /** Acts on what PortOne says of a payment (under the order's lock). Idempotent. */
 import { UnrecoverableError } from 'bullmq';
-import { lifecycle, orders as ordersRepo } from '@dropgate/db';
+import { settlement } from '@dropgate/db';
 import { refundAndClose, type RefundReason } from './refund.ts';
 import type { PortOnePayment } from '@dropgate/portone';
 import type { WorkerContext } from '../context.ts';
-import { recordPayment } from './payment.ts';
+import { paymentRecord } from './payment.ts';
 import { settlePaid } from './paid.ts';
 import { settleCancelled, settleFailed } from './release.ts';
 import { watchPayment } from './watch.ts';
@@ -15,20 +15,20 @@ import type { SettleOutcome } from './outcomes.ts';
  * reading from before the lock may predate another job's refund).
  */
 export async function applyPaymentLocked(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<SettleOutcome> {
-  const order = await ordersRepo.findOrder(ctx.db, payment.merchant_uid);
+  // The payment recorded, its order and any refund decided for it read: one statement shared with the
+  // other jobs settling now (settlement.repository.ts). Recorded only for an order of this event.
+  const { order, refund: decided } = await settlement.settlementWriter(ctx.db).recordPayment(paymentRecord(eventId, payment));
   if (!order || order.event_id !== eventId) throw new UnrecoverableError(`payment ${payment.imp_uid} is for an unknown order`);
-  await recordPayment(ctx, eventId, payment);
   // A refund this payment got from us is finished first, whatever PortOne says of the payment now
   // (after our refund it says cancelled): a retry after a crash between the refund and the order's
   // change lands here and closes the order.
-  const decided = await lifecycle.findRefund(ctx.db, payment.imp_uid);
   if (decided && payment.status !== 'paid') {
     await refundAndClose(ctx, eventId, payment, decided.reason as RefundReason, `payment refunded (${decided.reason})`);
     return 'already-refunded';
   }
   switch (payment.status) {
     case 'paid':
-      return settlePaid(ctx, eventId, payment);
+      return settlePaid(ctx, eventId, payment, order, decided);
     case 'cancelled':
       return settleCancelled(ctx, eventId, payment);
     case 'failed': {

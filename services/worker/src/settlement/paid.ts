@@ -3,7 +3,7 @@
  * taken again for a late payment), or the money goes back when the seats cannot be had, the amount is
  * wrong, the order is paid already or closed.
  */
-import { lifecycle, orders as ordersRepo, isOversellViolation } from '@dropgate/db';
+import { lifecycle, settlement, isOversellViolation, type OrderRow } from '@dropgate/db';
 import { jobIds, type MaintenanceJob } from '@dropgate/jobs';
 import type { PortOnePayment } from '@dropgate/portone';
 import { EventNotLoadedError, type WorkerContext } from '../context.ts';
@@ -11,12 +11,16 @@ import { closeInRedis, refund, refundAndClose, type RefundReason } from './refun
 import type { SettleOutcome } from './outcomes.ts';
 import { watchOtherPayments } from './watch.ts';
 
-export async function settlePaid(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<SettleOutcome> {
+/**
+ * Settles a paid `payment` of `order`, as `applyPaymentLocked` just read them with `decided` (the
+ * refund decided for the payment, if any) under the order's lock.
+ */
+export async function settlePaid(
+  ctx: WorkerContext, eventId: string, payment: PortOnePayment, order: OrderRow, decided: lifecycle.RefundRow | undefined,
+): Promise<SettleOutcome> {
   const muid = payment.merchant_uid;
-  const order = (await ordersRepo.findOrder(ctx.db, muid))!;
   // Once a refund of this payment was decided, it stays decided: never ticket it afterwards.
   // (A crash between the refund and the order update lands here on the retry, which finishes both.)
-  const decided = await lifecycle.findRefund(ctx.db, payment.imp_uid);
   if (decided) {
     await refundAndClose(ctx, eventId, payment, decided.reason as RefundReason, `payment refunded (${decided.reason})`);
     return 'already-refunded';
@@ -53,21 +57,11 @@ export async function settlePaid(ctx: WorkerContext, eventId: string, payment: P
     return 'refunded-seats-gone';
   }
 
-  const lines = await ordersRepo.findOrderLines(ctx.db, muid);
+  // Tickets, the hold committed and the order paid: one transaction shared with the other jobs
+  // committing now (settlement.repository.ts); alone when Postgres refuses the batch for one of them.
+  let committed: settlement.PaidCommitResult;
   try {
-    await ctx.db.transaction().execute(async (trx) => {
-      const locked = await ordersRepo.lockOrder(trx, muid);
-      if (locked?.status === 'paid') return;
-      await lifecycle.issueTickets(trx, eventId, muid, payment.imp_uid, {
-        seats: lines.seats.map((s) => s.seat_id),
-        items: lines.items.map((i) => ({ pool: i.pool_id, quantity: i.quantity })),
-      });
-      await lifecycle.endLiveHolds(trx, muid, 'committed', 'paid');
-      if (!(await lifecycle.transition(trx, muid, 'paid', null, { paidImpUid: payment.imp_uid }))) {
-        throw new Error(`order ${muid} cannot become paid from ${locked?.status}`);
-      }
-      await ordersRepo.appendOrderEvent(trx, muid, eventId, 'paid', { imp_uid: payment.imp_uid, amount: payment.amount, via: redisResult });
-    });
+    committed = await settlement.settlementWriter(ctx.db).commitPaid({ merchantUid: muid, eventId, impUid: payment.imp_uid, amount: payment.amount, via: redisResult });
   } catch (error) {
     if (!isOversellViolation(error)) throw error;
     // Redis let through a sale Postgres knows is impossible: Redis's state is not whole. Refund, and
@@ -80,10 +74,13 @@ export async function settlePaid(ctx: WorkerContext, eventId: string, payment: P
     await ctx.queues.maintenance.add('rebuild', rebuild, { jobId: jobIds.rebuild(eventId, `oversell-${Date.now()}`) });
     return 'refunded-oversell';
   }
+  if (committed.result === 'refused') throw new Error(`order ${muid} cannot become paid from ${committed.status}`);
   if (redisResult === 'committed') ctx.metrics.holdsCommitted.inc({ event: eventId });
-  // A rebuild that read the record before this commit loaded the order unpaid: make Redis agree.
-  await ensureSoldInRedis(ctx, eventId, muid);
-  await watchOtherPayments(ctx, eventId, muid, payment.imp_uid);
+  await Promise.all([
+    // A rebuild that read the record before this commit loaded the order unpaid: make Redis agree.
+    ensureSoldInRedis(ctx, eventId, muid),
+    watchOtherPayments(ctx, eventId, muid, payment.imp_uid, committed.unfinishedPayments),
+  ]);
   if (order.hold_expires_at && payment.paid_at > 0) {
     const heldAt = order.hold_expires_at.getTime() - (await holdTtlMs(ctx, eventId));
     ctx.metrics.holdToPaid.observe(Math.max(0, payment.paid_at * 1000 - heldAt) / 1000);

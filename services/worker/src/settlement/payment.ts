@@ -17,9 +17,9 @@ export async function fetchPayment(ctx: WorkerContext, merchantUid: string, impU
   }
 }
 
-/** Records what PortOne says of `p` (insert or update). */
-export function recordPayment(ctx: WorkerContext, eventId: string, p: PortOnePayment): Promise<void> {
-  return lifecycle.upsertPayment(ctx.db, {
+/** What PortOne says of `p`, as the record keeps it. */
+export function paymentRecord(eventId: string, p: PortOnePayment): lifecycle.PaymentRecord {
+  return {
     impUid: p.imp_uid,
     merchantUid: p.merchant_uid,
     eventId,
@@ -28,7 +28,12 @@ export function recordPayment(ctx: WorkerContext, eventId: string, p: PortOnePay
     status: p.status,
     failReason: p.fail_reason,
     paidAt: p.paid_at > 0 ? new Date(p.paid_at * 1000) : null,
-  });
+  };
+}
+
+/** Records what PortOne says of `p` (insert or update). */
+export function recordPayment(ctx: WorkerContext, eventId: string, p: PortOnePayment): Promise<void> {
+  return lifecycle.upsertPayment(ctx.db, paymentRecord(eventId, p));
 }
 
 /** Money PortOne still holds for this payment. */

@@ -22,8 +22,10 @@ export async function watchPayment(ctx: WorkerContext, eventId: string, merchant
  * one the buyer completed in another window may still turn paid with its webhook lost, and that money
  * must come back (the watch finds it paid and refunds it as a duplicate).
  */
-export async function watchOtherPayments(ctx: WorkerContext, eventId: string, merchantUid: string, settledImpUid: string): Promise<void> {
-  for (const imp of await paymentsOfOrder(ctx, eventId, merchantUid)) {
+export async function watchOtherPayments(
+  ctx: WorkerContext, eventId: string, merchantUid: string, settledImpUid: string, unfinished?: readonly string[],
+): Promise<void> {
+  for (const imp of await paymentsOfOrder(ctx, eventId, merchantUid, unfinished)) {
     if (imp !== settledImpUid) await watchPayment(ctx, eventId, merchantUid, imp, 1);
   }
 }
@@ -31,8 +33,9 @@ export async function watchOtherPayments(ctx: WorkerContext, eventId: string, me
 /**
  * Every payment approved on the order's live hold (Redis) and every verified payment the record has
  * as unfinished (Postgres): Redis forgets a hold's riders when it loses its data, the record does not.
+ * `unfinished`: the record's, when the caller read them already (in the transaction that settled the order).
  */
-export async function paymentsOfOrder(ctx: WorkerContext, eventId: string, merchantUid: string): Promise<string[]> {
+export async function paymentsOfOrder(ctx: WorkerContext, eventId: string, merchantUid: string, unfinished?: readonly string[]): Promise<string[]> {
   const state = await ctx.store.orderState(eventId, merchantUid);
-  return [...new Set([...(state?.impUids ?? []), ...(await lifecycle.unfinishedPayments(ctx.db, merchantUid))])];
+  return [...new Set([...(state?.impUids ?? []), ...(unfinished ?? (await lifecycle.unfinishedPayments(ctx.db, merchantUid)))])];
 }
