@@ -65,6 +65,11 @@ export class GroupCommit<I, R> {
     this.#writeAlone = opts.writeAlone;
   }
 
+  /** Items waiting for the write in flight to finish (they go in the next batch). */
+  get waiting(): number {
+    return this.#queue.length;
+  }
+
   /** Resolves with the item's result once its statement has committed. */
   submit(item: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
