@@ -1,5 +1,5 @@
 /**
- * `npm run bench:outcomes [-- N]`: the worker's settlement throughput. N orders (default 1,000) are
+ * `npm run bench:outcomes [-- N] [--concurrency C]`: the worker's settlement throughput. N orders (default 1,000) are
  * held through the confirm and verified while their payments are still open; then PortOne marks each
  * payment paid, with its webhook held back. Every webhook is posted to the API
  * while the payments queue is paused, so the API's intake is not timed; the queue is resumed and we
@@ -7,6 +7,10 @@
  * (the simulator), commit the hold in Redis, issue the tickets and mark the order paid in Postgres.
  * Settled outcomes per second = N / that time. The API sits idle meanwhile; the simulator answering
  * the worker's REST calls shares the process (it stands in for PortOne, whose cost is real too).
+ *
+ * The worker's WORKER_CONCURRENCY (`--concurrency`, default 128 here) is how many outcomes the worker has in flight: they share
+ * their Postgres statements and transactions (settlement.repository.ts), so many in flight cost a few
+ * connections, not one each.
  */
 import { Queue } from 'bullmq';
 import { startSimulator } from '@dropgate/portone-sim';
@@ -15,9 +19,11 @@ import { startStack } from '@dropgate/stack';
 import { QueueNames } from '@dropgate/jobs';
 import { createRedis } from '@dropgate/redis';
 import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
 
-const N = Number(process.argv[2] ?? 1000);
-const CONCURRENCY = process.env.WORKER_CONCURRENCY ?? '32';
+const { values: args, positionals } = parseArgs({ options: { concurrency: { type: 'string', default: '128' } }, allowPositionals: true });
+const N = Number(positionals[0] ?? 1000);
+const CONCURRENCY = args.concurrency;
 const sim = await startSimulator({ port: 0, faults: { webhook_loss: 1 } });
 const stack = await startStack({ label: 'outcomes', portoneUrl: sim.url, env: { WORKER_CONCURRENCY: CONCURRENCY, LOG_LEVEL: 'silent' } });
 const bull = createRedis(stack.config, { name: 'dropgate-bench-outcomes' });
