@@ -31,6 +31,18 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Children still running; whatever way this process ends, they are told to stop. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGTERM');
+});
+
+function track(child: ChildProcess): ChildProcess {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
+}
+
 function exited(child: ChildProcess): Promise<void> {
   return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
 }
@@ -57,10 +69,10 @@ function tail(child: ChildProcess): () => string {
  * once it has said where it listens.
  */
 export async function startSimProcess(env: Record<string, string | undefined>): Promise<ChildService> {
-  const child = spawn(process.execPath, [SIM_MAIN], {
+  const child = track(spawn(process.execPath, [SIM_MAIN], {
     env: { ...env, SIM_PORT: '0', HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  }));
   const stderr = tail(child);
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -89,7 +101,7 @@ export async function startStackProcess(env: Record<string, string | undefined>,
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   // From the repository's root, where npm start runs (it starts the services by their paths).
-  const child = spawn(process.execPath, [START], { cwd: ROOT, env: { ...env, HOST: '127.0.0.1', PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = track(spawn(process.execPath, [START], { cwd: ROOT, env: { ...env, HOST: '127.0.0.1', PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] }));
   const stderr = tail(child);
   const close = closer(child);
   let gone: string | null = null;
