@@ -20,7 +20,8 @@ function add(into: Record<string, number>, from: Record<string, number>): void {
 /** Adds a share's final log (its windows already appended) to the drop's. */
 function mergeLog(into: BuyerLog, from: BuyerLog): void {
   add(into.waitlist, from.waitlist);
-  into.queue.push(...from.queue);
+  // One by one: a share can hold more records than a call takes arguments.
+  for (const q of from.queue) into.queue.push(q);
   into.buyersStarted += from.buyersStarted;
   into.ordersCreated += from.ordersCreated;
   add(into.orderRefusals, from.orderRefusals);
