@@ -15,6 +15,7 @@
  */
 import type { Faults, PaymentOutcome, PaymentWindowResult, V2PaymentWindowResult } from '@dropgate/portone-sim';
 import type { DropOptions } from './options.ts';
+import { jsonRequest, type JsonAnswer } from './http.ts';
 import { seededRandom, type Random } from './random.ts';
 import { POOL_ID, chooseFromFree, chooseOrder, type OrderChoice, type Venue } from './venue.ts';
 
@@ -88,6 +89,12 @@ export interface BuyersContext {
   /** performance.now() when the drop started. */
   t0: number;
   log: BuyerLog;
+  /**
+   * This process's share of the buyers when they are spread over several processes: buyers `i` with
+   * `i mod count = index`, and this share of `concurrency` (and of the waiting room's connections).
+   * Default: every buyer.
+   */
+  share?: { index: number; count: number };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -103,6 +110,10 @@ const QUEUE_HTTP_SLOTS = 256;
 /** Waiting requests by priority bucket (100 places per bucket). */
 const slotWaiters: (() => void)[][] = [];
 let slotsFree = QUEUE_HTTP_SLOTS;
+/** A process running a share of the buyers gets that share of the slots (before any buyer starts). */
+function shareQueueSlots(count: number): void {
+  slotsFree = Math.max(1, Math.ceil(QUEUE_HTTP_SLOTS / count));
+}
 let lowestBucket = 0;
 async function queueSlot<T>(priority: number, fn: () => Promise<T>): Promise<T> {
   if (slotsFree === 0) {
@@ -125,31 +136,12 @@ async function queueSlot<T>(priority: number, fn: () => Promise<T>): Promise<T> 
   }
 }
 
-async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> | null }> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(60_000) });
-  const text = await res.text();
-  try {
-    return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : null };
-  } catch {
-    return { status: res.status, body: null };
-  }
+function getJson(url: string): Promise<JsonAnswer> {
+  return jsonRequest('GET', url);
 }
 
-async function postJson(url: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> | null }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(60_000),
-  });
-  const text = await res.text();
-  let parsed: Record<string, unknown> | null;
-  try {
-    parsed = text ? (JSON.parse(text) as Record<string, unknown>) : null;
-  } catch {
-    parsed = null;
-  }
-  return { status: res.status, body: parsed };
+function postJson(url: string, body: unknown): Promise<JsonAnswer> {
+  return jsonRequest('POST', url, body);
 }
 
 function bump(counts: Record<string, number>, key: string): void {
@@ -470,11 +462,12 @@ async function waitOnList(ctx: BuyersContext, buyerId: string, random: Random, i
     if (res.status !== 200) continue;
     if (state === 'offered' && typeof res.body?.['merchant_uid'] === 'string') {
       const muid = res.body['merchant_uid'];
-      const read = await fetch(`${ctx.apiUrl}/orders/${muid}`, { headers: { authorization: `Bearer ${String(res.body['order_token'])}` } }).then((r) => r.json() as Promise<{ amount?: number }>).catch(() => null);
-      if (!read?.amount) return end('error');
+      const read = await jsonRequest('GET', `${ctx.apiUrl}/orders/${muid}`, undefined, { authorization: `Bearer ${String(res.body['order_token'])}` }).catch(() => null);
+      const amount = read?.body?.['amount'];
+      if (typeof amount !== 'number' || amount === 0) return end('error');
       bump(wl, 'offered');
       ctx.log.ordersCreated++;
-      return { merchant_uid: muid, amount: read.amount };
+      return { merchant_uid: muid, amount };
     }
     if (state === 'expired' || state === 'sold_out') return end(state);
   }
@@ -531,20 +524,27 @@ async function buyer(ctx: BuyersContext, i: number): Promise<void> {
 export async function runBuyers(ctx: BuyersContext): Promise<void> {
   const o = ctx.options;
   const rampMs = o.arrival === 'ramp' ? o.rampSeconds * 1000 : 0;
+  const { index, count } = ctx.share ?? { index: 0, count: 1 };
+  // This process's buyers, in arrival order.
+  const mine = Array.from({ length: Math.max(0, Math.ceil((o.buyers - index) / count)) }, (_, k) => index + k * count);
   if (o.waitingRoom !== null) {
+    if (count > 1) shareQueueSlots(count);
     // Everyone waits in the room at once; the room (admit_per_second, max_active), not `concurrency`,
     // decides how many are in the payment window together.
-    await Promise.all(Array.from({ length: o.buyers }, async (_, i) => {
+    await Promise.all(mine.map(async (i) => {
       if (rampMs > 0) await sleep(ctx.t0 + (i * rampMs) / o.buyers - performance.now());
       await buyer(ctx, i);
     }));
     return;
   }
+  // Lanes of the whole drop dealt out like its buyers: process `index` runs lanes index, index + count, ...
+  const lanes = Math.max(1, Math.ceil((Math.min(o.concurrency, o.buyers) - index) / count));
   let next = 0;
   const lane = async () => {
     for (;;) {
-      const i = next++;
-      if (i >= o.buyers) return;
+      const k = next++;
+      if (k >= mine.length) return;
+      const i = mine[k]!;
       if (rampMs > 0) {
         const due = ctx.t0 + (i * rampMs) / o.buyers;
         const wait = due - performance.now();
@@ -553,5 +553,5 @@ export async function runBuyers(ctx: BuyersContext): Promise<void> {
       await buyer(ctx, i);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(o.concurrency, o.buyers) }, lane));
+  await Promise.all(Array.from({ length: Math.min(lanes, mine.length) }, lane));
 }

@@ -98,6 +98,20 @@ export interface DropOptions {
   cluster: boolean;
   /** With the drop's own cluster: SIGKILL the primary serving the event this many seconds into the drop. */
   killPrimaryAt: number | null;
+  /**
+   * Child processes the buyers are spread over (buyer `i` goes to process `i mod n`, each with its
+   * share of `concurrency`); 1 runs them in this process.
+   */
+  buyerProcesses: number;
+  /** Run the PortOne simulator in a child process of its own (`npm run sim`) instead of in this one. */
+  simProcess: boolean;
+  /**
+   * Run the API and the worker through `npm start` (scripts/start.ts) in child processes, with
+   * `apiProcesses` API and `workerProcesses` worker processes, instead of in this process.
+   */
+  stackProcess: boolean;
+  apiProcesses: number;
+  workerProcesses: number;
 }
 
 export class UsageError extends Error {
@@ -149,6 +163,11 @@ export const DEFAULT_OPTIONS: Readonly<Omit<DropOptions, 'report' | 'budgetMs' |
   waitlistOfferTtl: 10,
   cluster: false,
   killPrimaryAt: null,
+  buyerProcesses: 1,
+  simProcess: false,
+  stackProcess: false,
+  apiProcesses: 1,
+  workerProcesses: 1,
 });
 
 interface Spec {
@@ -206,12 +225,18 @@ const SPECS: Record<string, Spec> = {
   'waitlist-offer-ttl': { key: 'waitlistOfferTtl', kind: 'int', min: 5, max: 3600, help: 'with --waitlist: seconds an offer is reserved' },
   cluster: { key: 'cluster', kind: 'bool', help: 'on Redis Cluster: REDIS_CLUSTER_NODES, else a private 3-primary, 3-replica cluster' },
   'kill-primary-at': { key: 'killPrimaryAt', kind: 'int', min: 0, max: 3600, help: 'with --cluster (its own): SIGKILL the event\'s primary this many seconds in' },
+  'buyer-processes': { key: 'buyerProcesses', kind: 'int', min: 1, max: 64, help: 'child processes the buyers are spread over (1: in this process)' },
+  'sim-process': { key: 'simProcess', kind: 'bool', help: 'the PortOne simulator in a child process of its own (npm run sim)' },
+  'stack-process': { key: 'stackProcess', kind: 'bool', help: 'the API and the worker in child processes, through npm start (WORKER_NICE 0 unless set)' },
+  'api-processes': { key: 'apiProcesses', kind: 'int', min: 1, max: 64, help: 'with --stack-process: API processes (API_PROCESSES)' },
+  'worker-processes': { key: 'workerProcesses', kind: 'int', min: 1, max: 64, help: 'with --stack-process: worker processes (WORKER_PROCESSES)' },
+  split: { key: 'stackProcess', kind: 'bool', help: 'shorthand: --buyer-processes 2 --sim-process --stack-process' },
 };
 
 function fmtDefault(flag: string, budgetDefault: number): string {
   if (flag === 'budget-ms') return String(budgetDefault);
   if (flag === 'report') return 'reports/drop-<timestamp>.html';
-  if (flag === 'seed' || flag === 'event-id' || flag === 'no-report') return '';
+  if (flag === 'seed' || flag === 'event-id' || flag === 'no-report' || flag === 'split') return '';
   const spec = SPECS[flag]!;
   const value = (DEFAULT_OPTIONS as Record<string, unknown>)[spec.key];
   if (value === null || value === false || value === undefined) return '';
@@ -226,6 +251,8 @@ export function helpText(budgetDefault = 3000): string {
     '--api-url/--sim-url point at running ones), creates an event, lets the buyers loose through the',
     'simulator, waits until every hold has ended, prints a report, writes an HTML report, and checks the',
     'invariants across the API, Postgres, Redis and the simulator\'s ledger (exit 1 if one is broken).',
+    'The buyers, the simulator and the stack can each run in processes of their own (--buyer-processes,',
+    '--sim-process, --stack-process; --split for all three), so the drop measures dropgate, not its driver.',
     '',
     'Options (default in brackets):',
   ];
@@ -281,6 +308,14 @@ export function parseDropArgs(argv: readonly string[], budgetDefault = 3000, now
     if (raw === undefined) continue;
     if (flag === 'no-report') {
       if (raw === true) options.report = null;
+      continue;
+    }
+    if (flag === 'split') {
+      if (raw === true) {
+        if (values['buyer-processes'] === undefined) options.buyerProcesses = 2;
+        options.simProcess = true;
+        options.stackProcess = true;
+      }
       continue;
     }
     if (spec.kind === 'bool') {
@@ -347,6 +382,11 @@ export function validate(o: DropOptions): void {
   if (o.holdAt !== 'confirm' && o.holdAt !== 'order') throw new UsageError(`--hold-at must be confirm or order, got ${JSON.stringify(o.holdAt)}`);
   if (o.waitlist && o.holdAt !== 'order') throw new UsageError('--waitlist needs --hold-at order: an offer is a reservation');
   if (o.killPrimaryAt !== null && !o.cluster) throw new UsageError('--kill-primary-at needs --cluster: the drop kills a primary of its own cluster');
+  if (!o.stackProcess && (o.apiProcesses !== 1 || o.workerProcesses !== 1)) {
+    throw new UsageError('--api-processes and --worker-processes need --stack-process: they are the processes npm start runs');
+  }
+  if (o.stackProcess && o.apiUrl !== null) throw new UsageError('--stack-process with --api-url: the API is already running elsewhere');
+  if (o.simProcess && o.simUrl !== null) throw new UsageError('--sim-process with --sim-url: the simulator is already running elsewhere');
   if (o.apiUrl !== null && o.simUrl === null) {
     throw new UsageError('--api-url needs --sim-url: the simulator the running worker asks (its PORTONE_API_URL)');
   }

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Ledger } from '@dropgate/portone-sim';
+import { forkBuyerProcesses, type BuyerProcesses } from './buyer-processes.ts';
 import { REORDER_MAX_HOLD_MS, emptyBuyerLog, runBuyers, type BuyerLog } from './buyers.ts';
 import { INVARIANT_NAMES, checkInvariants, ledgerOf, type InvariantInputs, type InvariantReport } from '@dropgate/invariants';
 import { stamp, type DropOptions } from './options.ts';
@@ -132,6 +133,8 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
       ...(run.databaseUrl !== undefined ? { databaseUrl: run.databaseUrl } : {}),
       freshDatabase: run.freshDatabase ?? false,
       cluster: options.cluster,
+      simProcess: options.simProcess,
+      stack: options.stackProcess ? { apiProcesses: options.apiProcesses, workerProcesses: options.workerProcesses } : null,
       ...(run.logLevel !== undefined ? { logLevel: run.logLevel } : {}),
     });
   } catch (error) {
@@ -142,6 +145,7 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
   const eventId = options.eventId ?? newEventId(startedAt);
   let restoreFaults: (() => Promise<void>) | null = null;
   let keep = false;
+  let buyerProcesses: BuyerProcesses | null = null;
   try {
     const venue = buildVenue(options.seats, options.pool);
     if (options.restLatencyMs > 0 || options.restFailureRate > 0) {
@@ -153,6 +157,8 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
     const closesAt = new Date(Date.now() + 3_600_000 + options.rampSeconds * 1000);
     await createEvent(target, eventId, eventBody(venue, { id: eventId, holdTtl: options.holdTtl, maxPerBuyer: options.maxPerOrder, closesAt, rush: options }));
 
+    // Forked and listening before the clock starts: their start-up is not buying time.
+    if (options.buyerProcesses > 1) buyerProcesses = await forkBuyerProcesses(Math.min(options.buyerProcesses, options.buyers));
     const log = emptyBuyerLog();
     const t0 = performance.now();
     const wallStart = Date.now();
@@ -172,7 +178,9 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
     // Handled where it is awaited, after the buyers; this only keeps an early failure from being unhandled meanwhile.
     failover?.catch(() => undefined);
 
-    await runBuyers({ apiUrl: target.apiUrl, simUrl: target.sim.url, eventId, venue, options, t0, log });
+    const buyers = { apiUrl: target.apiUrl, simUrl: target.sim.url, eventId, venue, options, t0, log };
+    await (buyerProcesses ? buyerProcesses.run(buyers) : runBuyers(buyers));
+    await buyerProcesses?.close();
     // The kill happens even if the buyers were done sooner; the replica must have taken over and the
     // guard rebuilt the event before the drop can come to rest.
     const failed = failover ? await failover : null;
@@ -243,6 +251,7 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
     keep = run.keepOpen === true;
     return { summary, series, invariants, eventId, ...(keep ? { open: { target, inputs } } : {}) };
   } finally {
+    await buyerProcesses?.close();
     if (restoreFaults) await restoreFaults().catch(() => undefined);
     if (owned && !keep) await target.close([eventId]);
   }

@@ -14,6 +14,8 @@ import { startApi, type RunningApi } from '@dropgate/api';
 import { startWorker, type RunningWorker } from '@dropgate/worker';
 import { startSimulator, type Faults, type Ledger, type Simulator } from '@dropgate/portone-sim';
 import { startPrivateCluster, type PrivateCluster } from '@dropgate/testkit';
+import { closeQueues, createQueues, type Queues } from '@dropgate/jobs';
+import { startSimProcess, startStackProcess } from './processes.ts';
 
 /** The simulator's controls, in-process or over HTTP (`/sim/*`). */
 export interface SimControl {
@@ -66,6 +68,13 @@ export interface TargetOptions {
   logLevel?: 'silent' | 'error' | 'warn' | 'info' | 'debug';
   /** On Redis Cluster: REDIS_CLUSTER_NODES from `env`, or else a private cluster started here. */
   cluster?: boolean;
+  /** Without `simUrl`: start the simulator in a child process (`npm run sim`) instead of in this one. */
+  simProcess?: boolean;
+  /**
+   * Without `apiUrl`: run the API and the worker through `npm start` in child processes (this many of
+   * each) instead of in this process. Null or absent: in this process.
+   */
+  stack?: { apiProcesses: number; workerProcesses: number } | null;
 }
 
 async function getJson(url: string, init?: RequestInit): Promise<unknown> {
@@ -85,7 +94,7 @@ function inProcessSim(sim: Simulator): SimControl {
   };
 }
 
-function remoteSim(url: string): SimControl {
+function remoteSim(url: string, own = false): SimControl {
   return {
     url,
     ledger: async () => (await getJson(`${url}/sim/ledger`)) as Ledger,
@@ -93,8 +102,26 @@ function remoteSim(url: string): SimControl {
     setFaults: async (faults) => {
       await getJson(`${url}/sim/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(faults) });
     },
-    settled: null,
+    // The drop's own simulator process does nothing but this drop: it is settled when nothing is pending.
+    settled: own
+      ? async () => {
+        while (((await getJson(`${url}/sim/pending`)) as { pending: number }).pending > 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      : null,
   };
+}
+
+/** Jobs not finished yet, by queue and state (e.g. `payments waiting: 2`). */
+async function pendingJobCounts(queues: Queues): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [name, q] of Object.entries(queues)) {
+    // Delayed jobs are not counted: an expiry job waits for its hold's TTL even when the hold was
+    // paid long ago, a late-payment watch waits by design, a retry waits its backoff. What they
+    // would change shows in the state the settle check reads (live holds, unsettled payments).
+    const c = await q.getJobCounts('waiting', 'active', 'prioritized');
+    for (const [state, n] of Object.entries(c)) if (n > 0) out[`${name} ${state}`] = n;
+  }
+  return out;
 }
 
 /** The database URL on `base`'s server named `name`. */
@@ -172,7 +199,17 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
     let webhookSecret = `whsec_${randomBytes(24).toString('base64')}`;
     let storeId = `store-drop-${randomBytes(4).toString('hex')}`;
     const v2ApiSecret = opts.env['PORTONE_V2_API_SECRET'] || randomBytes(16).toString('hex');
-    if (opts.simUrl !== null) {
+    let simWhere = 'in-process';
+    if (opts.simUrl === null && opts.simProcess) {
+      const started = await startSimProcess({
+        ...(opts.env['PATH'] !== undefined ? { PATH: opts.env['PATH'] } : {}),
+        PORTONE_WEBHOOK_SECRET: webhookSecret, PORTONE_V2_STORE_ID: storeId, PORTONE_V2_API_SECRET: v2ApiSecret,
+      });
+      closers.push(() => started.close());
+      sim = remoteSim(started.url, true);
+      simWhere = `in a process of its own (pid ${started.pid})`;
+    } else if (opts.simUrl !== null) {
+      simWhere = `${opts.simUrl} (running)`;
       await reachable(`${opts.simUrl}/sim/healthz`, 'the PortOne simulator');
       sim = remoteSim(opts.simUrl);
       const settings = (await getJson(`${opts.simUrl}/sim/v2/settings`).catch(() => null)) as { webhook_secret?: string; store_id?: string } | null;
@@ -201,7 +238,7 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
         inProcess: { api: false, sim: opts.simUrl === null },
         sweep: null,
         pendingJobs: null,
-        description: `API ${opts.apiUrl} (running), simulator ${sim.url}${opts.simUrl === null ? ' (in-process)' : ' (running)'}${onCluster}`,
+        description: `API ${opts.apiUrl} (running), simulator ${opts.simProcess ? simWhere : `${sim.url}${opts.simUrl === null ? ' (in-process)' : ' (running)'}`}${onCluster}`,
         cluster,
         close,
       };
@@ -218,7 +255,7 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
     const dbUrl = opts.databaseUrl ?? databaseUrlOn(base.databaseUrl, opts.database);
     if (opts.freshDatabase) await recreateDatabase(dbUrl, redis);
     const adminToken = randomBytes(24).toString('hex');
-    const config: Config = loadConfig(opts.env, {
+    const overrides: Record<string, string> = {
       HOST: '127.0.0.1',
       PORT: '0',
       WORKER_METRICS_PORT: '0',
@@ -246,7 +283,44 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
       WEBHOOK_ALLOWED_IPS: '',
       TRUST_PROXY: 'false',
       LOG_LEVEL: opts.logLevel ?? 'error',
-    });
+    };
+    const config: Config = loadConfig(opts.env, overrides);
+    const dbName = new URL(dbUrl).pathname.slice(1);
+    if (opts.stack) {
+      // npm start: the API and the worker as they run in production, each in processes of their own.
+      const { apiProcesses, workerProcesses } = opts.stack;
+      const stack = await startStackProcess({
+        ...opts.env, ...overrides, API_PROCESSES: String(apiProcesses), WORKER_PROCESSES: String(workerProcesses),
+        // npm start nices workers below the APIs (WORKER_NICE 10). On a machine busy with the drop's
+        // own buyers and simulator that starves settlement (a paid order holds its pool's row lock
+        // while its worker waits for a CPU), unlike the in-process stack; a drop runs them level
+        // unless told otherwise.
+        WORKER_NICE: opts.env['WORKER_NICE'] ?? '0',
+      });
+      closers.push(() => stack.close());
+      const bullRedis = createRedis(base, { name: 'dropgate-drop-queues' });
+      closers.push(async () => bullRedis.disconnect());
+      const queues = createQueues(bullRedis, prefix);
+      closers.push(() => closeQueues(queues));
+      const db = createDb(dbUrl, { max: 3 });
+      closers.push(() => db.destroy());
+      const plural = (n: number, what: string) => `${n} ${what} process${n === 1 ? '' : 'es'}`;
+      return {
+        apiUrl: stack.url,
+        sim,
+        adminToken,
+        db,
+        redis,
+        budgetMs: opts.budgetMs,
+        inProcess: { api: false, sim: opts.simUrl === null && !opts.simProcess },
+        // The worker sweeps on its own (SWEEP_INTERVAL_MS).
+        sweep: null,
+        pendingJobs: () => pendingJobCounts(queues),
+        description: `API and worker through npm start (${plural(apiProcesses, 'API')}, ${plural(workerProcesses, 'worker')}; database ${dbName}, queue prefix ${prefix}), simulator ${simWhere}${onCluster}`,
+        cluster,
+        close,
+      };
+    }
     const api: RunningApi = await startApi(config, { logger: false, queuePrefix: prefix });
     closers.push(() => api.close());
     const logger = pino({ name: 'dropgate-worker', level: config.logLevel }, pino.destination(2));
@@ -262,20 +336,10 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
       db,
       redis,
       budgetMs: opts.budgetMs,
-      inProcess: { api: true, sim: opts.simUrl === null },
+      inProcess: { api: true, sim: opts.simUrl === null && !opts.simProcess },
       sweep: () => worker.sweep(),
-      pendingJobs: async () => {
-        const out: Record<string, number> = {};
-        for (const [name, q] of Object.entries(queues)) {
-          // Delayed jobs are not counted: an expiry job waits for its hold's TTL even when the hold was
-          // paid long ago, a late-payment watch waits by design, a retry waits its backoff. What they
-          // would change shows in the state the settle check reads (live holds, unsettled payments).
-          const c = await q.getJobCounts('waiting', 'active', 'prioritized');
-          for (const [state, n] of Object.entries(c)) if (n > 0) out[`${name} ${state}`] = n;
-        }
-        return out;
-      },
-      description: `API and worker in-process (database ${new URL(dbUrl).pathname.slice(1)}, queue prefix ${prefix}), simulator ${opts.simUrl === null ? 'in-process' : `${sim.url} (running)`}${onCluster}`,
+      pendingJobs: () => pendingJobCounts(queues),
+      description: `API and worker in-process (database ${dbName}, queue prefix ${prefix}), simulator ${simWhere}${onCluster}`,
       cluster,
       close,
     };

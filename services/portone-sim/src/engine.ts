@@ -22,6 +22,7 @@ import type {
 } from './types.ts';
 import { parseFaults, parseOptionalAmount, parsePaymentWindowRequest, parseStatus } from './validate.ts';
 import { dispatchWebhook } from './webhooks.ts';
+import { post } from './http-post.ts';
 import {
   confirmBody as v2ConfirmBody, newPaymentToken, newTransactionId, newWebhookId, newWebhookSecret, parseV2PaymentWindowRequest,
   signedHeaders, v2Failure, v2PaymentJson, webhookBody as v2WebhookBody, webhookTypeOf, type V2Failure, type V2PaymentWindowRequest,
@@ -440,16 +441,10 @@ export class SimulatorEngine {
     let answer: unknown = null;
     let timedOut = false;
     try {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...signature },
-        body: text,
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), state.signal]),
-      });
       // The deadline covers the body too: a 200 whose body comes late is a late answer.
-      const answerText = await res.text();
+      const res = await post(url, { 'content-type': 'application/json', ...signature }, text, timeoutMs, state.signal);
       status = res.status;
-      answer = parseBody(answerText);
+      answer = parseBody(res.text);
     } catch (err) {
       timedOut = err instanceof Error && err.name === 'TimeoutError';
     }

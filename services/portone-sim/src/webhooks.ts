@@ -3,6 +3,7 @@
  * delayed and reordered webhooks, JSON or form bodies, retries on 0/5xx.
  */
 import type { SimState, WebhookJob } from './state.ts';
+import { post } from './http-post.ts';
 
 const DEFAULT_RETRIES = 5;
 const DEFAULT_RETRY_MS = 60_000;
@@ -97,14 +98,8 @@ async function attempt(state: SimState, job: WebhookJob, copy: number, n: number
   const timeout = job.faults.webhook_timeout_ms ?? DEFAULT_TIMEOUT_MS;
   let status = 0;
   try {
-    const res = await fetch(job.noticeUrl, {
-      method: 'POST',
-      headers: { 'content-type': contentType, ...(job.sign ? job.sign(body) : {}) },
-      body,
-      signal: AbortSignal.any([AbortSignal.timeout(timeout), state.signal]),
-    });
-    // Read the answer so the connection goes back to the pool; its content does not matter.
-    await res.arrayBuffer();
+    // The answer is read whole, so the connection goes back to the pool; its content does not matter.
+    const res = await post(job.noticeUrl, { 'content-type': contentType, ...(job.sign ? job.sign(body) : {}) }, body, timeout, state.signal);
     status = res.status;
   } catch {
     // No answer (refused, reset, timed out): status stays 0, which PortOne retries.
