@@ -25,12 +25,6 @@ export interface GroupCommitOptions<I = never, R = never> {
    * handles what the batched statement cannot), so a refused batch of one is retried with it too.
    */
   writeAlone?: (item: I) => Promise<R>;
-  /**
-   * Batches written at once at most (default 1). More keeps the pool's connections busy while one
-   * batch waits for its commit to reach the disk. Only for items independent of each other: not with
-   * `key` (a later item must see what an earlier one wrote).
-   */
-  concurrency?: number;
 }
 
 /** SQLSTATE class 23 (integrity constraint violation): one item's own fault. */
@@ -57,9 +51,8 @@ export class GroupCommit<I, R> {
   readonly #splitOn: (error: unknown) => boolean;
   readonly #key: ((item: I) => string) | undefined;
   readonly #writeAlone: ((item: I) => Promise<R>) | undefined;
-  readonly #concurrency: number;
   #queue: Pending<I, R>[] = [];
-  #writers = 0;
+  #writing = false;
   /** Statements written and items in them, for tests and metrics. */
   readonly stats = { statements: 0, items: 0, largestBatch: 0, splitBatches: 0 };
 
@@ -70,8 +63,6 @@ export class GroupCommit<I, R> {
     this.#splitOn = opts.splitOn ?? (() => false);
     this.#key = opts.key;
     this.#writeAlone = opts.writeAlone;
-    this.#concurrency = opts.concurrency ?? 1;
-    if (this.#concurrency > 1 && this.#key) throw new Error('GroupCommit: keyed items are written one batch at a time');
   }
 
   /** Items waiting for the write in flight to finish (they go in the next batch). */
@@ -83,12 +74,12 @@ export class GroupCommit<I, R> {
   submit(item: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
-      if (this.#writers < this.#concurrency) void this.#drain();
+      if (!this.#writing) void this.#drain();
     });
   }
 
   async #drain(): Promise<void> {
-    this.#writers++;
+    this.#writing = true;
     try {
       while (this.#queue.length > 0) {
         const batch = this.#take();
@@ -111,7 +102,7 @@ export class GroupCommit<I, R> {
         }
       }
     } finally {
-      this.#writers--;
+      this.#writing = false;
     }
   }
 

@@ -30,12 +30,6 @@ export interface NewOrderInput {
   items: { pool: string; quantity: number; unitPrice: number }[];
 }
 
-/**
- * Statements in flight at once: while one batch waits for its commit to reach the disk the next one is
- * already being written on another connection of the pool (the API's pool has 10).
- */
-export const ORDER_WRITE_CONCURRENCY = 3;
-
 /** Orders per statement at most: bounds the statement's parameters and one commit's work. */
 export const ORDER_BATCH_MAX = 256;
 
@@ -84,7 +78,7 @@ export class OrderWriter {
     this.#commit = new GroupCommit<NewOrderInput, void>(async (orders) => {
       await insertOrders(db, orders);
       return orders.map(() => undefined);
-    }, { maxBatch, splitOn: isConstraintViolation, concurrency: ORDER_WRITE_CONCURRENCY });
+    }, { maxBatch, splitOn: isConstraintViolation });
   }
 
   /** Statements written and orders in them, for tests and metrics. */
