@@ -44,6 +44,11 @@ export async function settlePaid(
     return 'refunded-amount';
   }
 
+  // When the hold was taken, for the hold-to-paid metric: from its expiry in the record, or in Redis
+  // when the write-behind has not recorded the hold yet (settlement often outruns it at a rush; read
+  // before the commit below clears it).
+  const holdExpiresAt = order.hold_expires_at?.getTime()
+    ?? (await ctx.store.orderState(eventId, muid).catch(() => null))?.expiresAt ?? null;
   const redisResult = await ctx.store.settlePaid(eventId, muid);
   if (redisResult === 'not_ready' || redisResult === 'order_missing') {
     throw new EventNotLoadedError(`event ${eventId} not loaded in Redis (${redisResult})`);
@@ -81,8 +86,8 @@ export async function settlePaid(
     ensureSoldInRedis(ctx, eventId, muid),
     watchOtherPayments(ctx, eventId, muid, payment.imp_uid, committed.unfinishedPayments),
   ]);
-  if (order.hold_expires_at && payment.paid_at > 0) {
-    const heldAt = order.hold_expires_at.getTime() - (await holdTtlMs(ctx, eventId));
+  if (holdExpiresAt && payment.paid_at > 0) {
+    const heldAt = holdExpiresAt - (await holdTtlMs(ctx, eventId));
     ctx.metrics.holdToPaid.observe(Math.max(0, payment.paid_at * 1000 - heldAt) / 1000);
   }
   if (payment.paid_at > 0) ctx.metrics.paidToTicketed.observe(Math.max(0, Date.now() - payment.paid_at * 1000) / 1000);
