@@ -141,59 +141,32 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   // Periodic work runs in-process, not as BullMQ repeatable jobs: it must keep running when Redis has
   // lost its data (repeatable job definitions live in Redis). A Redis lock keeps one sweep at a time.
   const timers: NodeJS.Timeout[] = [];
-  let sweeping = false;
-  let guarding = false;
-  const runSweep = async () => {
-    if (sweeping) return;
-    sweeping = true;
-    try {
-      const got = await redis.set(`${prefix}:sweep-lock`, String(process.pid), 'PX', Math.max(1_000, config.sweepIntervalMs), 'NX');
-      if (got === 'OK') await sweep(ctx);
-    } catch (error) {
-      log.warn({ err: error }, 'sweep failed');
-    } finally {
-      sweeping = false;
-    }
+  /**
+   * A periodic task that never overlaps itself in this process and, with `lock`, runs in one worker
+   * at a time (whoever takes `<prefix>:<lock>` for that long); a failure is logged and the next tick
+   * tries again.
+   */
+  const periodic = (what: string, run: () => Promise<unknown>, lock?: { key: string; ms: number }) => {
+    let running = false;
+    return async () => {
+      if (running) return;
+      running = true;
+      try {
+        if (lock && (await redis.set(`${prefix}:${lock.key}`, String(process.pid), 'PX', lock.ms, 'NX')) !== 'OK') return;
+        await run();
+      } catch (error) {
+        log.warn({ err: error }, `${what} failed`);
+      } finally {
+        running = false;
+      }
+    };
   };
-  const runGuard = async () => {
-    if (guarding) return;
-    guarding = true;
-    try {
-      await guard(ctx);
-    } catch (error) {
-      log.warn({ err: error }, 'guard failed');
-    } finally {
-      guarding = false;
-    }
-  };
+  const runSweep = periodic('sweep', () => sweep(ctx), { key: 'sweep-lock', ms: Math.max(1_000, config.sweepIntervalMs) });
+  const runGuard = periodic('guard', () => guard(ctx));
   // Archiving ended seasons: once a minute, one worker at a time.
-  let archiving = false;
-  const runArchive = async () => {
-    if (archiving) return;
-    archiving = true;
-    try {
-      const got = await redis.set(`${prefix}:archive-lock`, String(process.pid), 'PX', 50_000, 'NX');
-      if (got === 'OK') await archiveEvents(ctx);
-    } catch (error) {
-      log.warn({ err: error }, 'archiving failed');
-    } finally {
-      archiving = false;
-    }
-  };
+  const runArchive = periodic('archiving', () => archiveEvents(ctx), { key: 'archive-lock', ms: 50_000 });
   // Orphan orders: every 30 s, one worker at a time.
-  let orphaning = false;
-  const runOrphans = async () => {
-    if (orphaning) return;
-    orphaning = true;
-    try {
-      const got = await redis.set(`${prefix}:orphan-lock`, String(process.pid), 'PX', 25_000, 'NX');
-      if (got === 'OK') await withdrawOrphans(ctx);
-    } catch (error) {
-      log.warn({ err: error }, 'withdrawing orphan orders failed');
-    } finally {
-      orphaning = false;
-    }
-  };
+  const runOrphans = periodic('withdrawing orphan orders', () => withdrawOrphans(ctx), { key: 'orphan-lock', ms: 25_000 });
   if (opts.timers !== false) {
     timers.push(setInterval(() => void runSweep(), config.sweepIntervalMs));
     timers.push(setInterval(() => void runOrphans(), 30_000));
