@@ -14,7 +14,7 @@
  */
 import { sql } from 'kysely';
 import type { Db } from '../database.ts';
-import { GroupCommit, perHandle } from './group-commit.ts';
+import { GroupCommit, isIntegrityViolation, perHandle } from './group-commit.ts';
 
 export interface NewOrderInput {
   merchantUid: string;
@@ -65,11 +65,6 @@ export async function insertOrders(db: Db, orders: readonly NewOrderInput[]): Pr
   `.execute(db);
 }
 
-function isConstraintViolation(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code.startsWith('23');
-}
-
 /** Batches the orders of one database handle (see the file comment). */
 export class OrderWriter {
   readonly #commit: GroupCommit<NewOrderInput, void>;
@@ -78,7 +73,7 @@ export class OrderWriter {
     this.#commit = new GroupCommit<NewOrderInput, void>(async (orders) => {
       await insertOrders(db, orders);
       return orders.map(() => undefined);
-    }, { maxBatch, splitOn: isConstraintViolation });
+    }, { maxBatch, splitOn: isIntegrityViolation });
   }
 
   /** Statements written and orders in them, for tests and metrics. */

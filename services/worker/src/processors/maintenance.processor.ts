@@ -5,7 +5,7 @@
  *   order of it is reconciled with PortOne (queued jobs may have been lost with Redis);
  * - orphans: an order the API inserted but could not withdraw after Redis refused it is withdrawn.
  */
-import { events as eventsRepo, lifecycle, loadSnapshot, orders as ordersRepo } from '@dropgate/db';
+import { events as eventsRepo, lifecycle, loadSnapshot, orders as ordersRepo, withdrawOrders } from '@dropgate/db';
 import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { jobIds, type ExpireHoldJob, type PaymentOutcomeJob } from '@dropgate/jobs';
 import type { WorkerContext } from '../context.ts';
@@ -187,7 +187,7 @@ export async function withdrawOrphans(ctx: WorkerContext, opts: { minAgeMs?: num
       if ((await ctx.store.stampState(eventId)) !== 'whole') continue;
       const statuses = await ctx.store.orderStatuses(eventId, candidates);
       const orphans = candidates.filter((m) => (statuses.get(m) ?? null) === null);
-      const gone = await Promise.all(orphans.map((m) => ordersRepo.withdrawOrder(ctx.db, m, eventId, 'orphan')));
+      const gone = await withdrawOrders(ctx.db, orphans.map((merchantUid) => ({ merchantUid, eventId, reason: 'orphan' })));
       const ids = orphans.filter((_, i) => gone[i]);
       if (ids.length > 0) ctx.log.warn({ eventId, orders: ids.length }, 'withdrew orders pending in Postgres that Redis never received');
       withdrawn.push(...ids);

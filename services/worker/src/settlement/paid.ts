@@ -47,8 +47,9 @@ export async function settlePaid(
   // When the hold was taken, for the hold-to-paid metric: from its expiry in the record, or in Redis
   // when the write-behind has not recorded the hold yet (settlement often outruns it at a rush; read
   // before the commit below clears it).
-  const holdExpiresAt = order.hold_expires_at?.getTime()
-    ?? (await ctx.store.orderState(eventId, muid).catch(() => null))?.expiresAt ?? null;
+  const holdExpiresAt = payment.paid_at > 0
+    ? order.hold_expires_at?.getTime() ?? (await ctx.store.orderState(eventId, muid).catch(() => null))?.expiresAt ?? null
+    : null;
   const redisResult = await ctx.store.settlePaid(eventId, muid);
   if (redisResult === 'not_ready' || redisResult === 'order_missing') {
     throw new EventNotLoadedError(`event ${eventId} not loaded in Redis (${redisResult})`);
@@ -86,7 +87,7 @@ export async function settlePaid(
     ensureSoldInRedis(ctx, eventId, muid),
     watchOtherPayments(ctx, eventId, muid, payment.imp_uid, committed.unfinishedPayments),
   ]);
-  if (holdExpiresAt && payment.paid_at > 0) {
+  if (holdExpiresAt) {
     const heldAt = holdExpiresAt - (await holdTtlMs(ctx, eventId));
     ctx.metrics.holdToPaid.observe(Math.max(0, payment.paid_at * 1000 - heldAt) / 1000);
   }
