@@ -35,6 +35,9 @@ export const TEST_ENV: Record<string, string> = {
   // Postgres allows 100 connections for every test file running in parallel: a stack here uses at
   // most 10 (API) + 9 (worker) + 3 (checks).
   WORKER_CONCURRENCY: '4',
+  // Holds here last seconds, not minutes: sweep for overdue ones every second (the default, 5 s, is
+  // as long as a test hold), so a hold ends about when it expires, as it would in a real drop.
+  SWEEP_INTERVAL_MS: '1000',
 };
 
 export interface TestDrop {
