@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { explainStartupFailure } from '@dropgate/config';
+import { compileCacheEnv, explainStartupFailure } from '@dropgate/config';
 import { pgConnection } from '@dropgate/db';
 import { createTestDatabase, freePort, rand, TEST_ADMIN_TOKEN, type TestDatabase } from '@dropgate/testkit';
 
@@ -64,6 +64,7 @@ function baseEnv(env: Record<string, string>): Record<string, string> {
   return {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/root',
+    ...compileCacheEnv(),
     DATABASE_URL: db.url,
     REDIS_URL: REDIS,
     ADMIN_TOKEN: TEST_ADMIN_TOKEN,

@@ -337,4 +337,4 @@ export function loadConfigOrExit(report: (message: string) => void = (m) => cons
   }
 }
 
-export { StartupError, closeOnSignals, explainStartupFailure, exitOnStartupFailure, assertRedisReachable, assertPortFree, redactUrl, type StartupSettings } from './startup.ts';
+export { StartupError, closeOnSignals, compileCacheEnv, explainStartupFailure, exitOnStartupFailure, assertRedisReachable, assertPortFree, redactUrl, type StartupSettings } from './startup.ts';

@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
+import { compileCacheEnv } from '@dropgate/config';
 import { createDb, type Db } from '@dropgate/db';
 import { createRedis } from '@dropgate/redis';
 import { closeQueues, createQueues, type Queues } from '@dropgate/jobs';
@@ -106,6 +107,7 @@ export async function startChaosStack(opts: { logDir: string; log?: (line: strin
     const prefix = `{chaos-${randomBytes(5).toString('hex')}}`;
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '',
+      ...compileCacheEnv(),
       HOST: '127.0.0.1',
       DATABASE_URL: databaseUrl,
       REDIS_URL: redisServer.url,

@@ -9,7 +9,6 @@ import { UsageError, helpText, parseDropArgs, type DropOptions } from './options
 import { createProgressReporter } from './progress.ts';
 import { formatTextReport } from './report-text.ts';
 import { renderHtmlReport } from './report-html.ts';
-import { DropSetupError, runDrop } from './run.ts';
 
 function fail(message: string, code: number): never {
   process.stderr.write(`drop: ${message}\n`);
@@ -46,6 +45,9 @@ if (!options.quiet) {
   process.stderr.write(`drop: ${options.buyers} buyers for ${options.seats} seats + ${options.pool} pool places (${options.arrival}, ${options.concurrency} at a time, seed ${options.seed})\n`);
 }
 
+// The stack (API, worker, simulator, their dependencies) loads only for a drop that will run: `--help`
+// and bad usage answer at once.
+const { DropSetupError, runDrop } = await import('./run.ts');
 let result;
 try {
   result = await runDrop(options, { env: process.env, freshDatabase: true, onProgress: (s) => progress.update(s) });

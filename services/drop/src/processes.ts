@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { compileCacheEnv } from '@dropgate/config';
 
 /** A child process the drop started, and the URL it serves. */
 export interface ChildService {
@@ -70,7 +71,7 @@ function tail(child: ChildProcess): () => string {
  */
 export async function startSimProcess(env: Record<string, string | undefined>): Promise<ChildService> {
   const child = track(spawn(process.execPath, [SIM_MAIN], {
-    env: { ...env, SIM_PORT: '0', HOST: '127.0.0.1' },
+    env: { ...compileCacheEnv(), ...env, SIM_PORT: '0', HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   }));
   const stderr = tail(child);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@dropgate/testkit';
 import { TEST_ENV } from './helpers.ts';
+import { compileCacheEnv } from '@dropgate/config';
 
 const SMALL = ['--seats', '60', '--pool', '30', '--buyers', '150', '--concurrency', '30', '--max-per-order', '3', '--hold-ttl', '5', '--buyer-delay-ms', '300'];
 
@@ -30,7 +31,7 @@ afterAll(async () => {
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const name = new URL(db.url).pathname.slice(1);
   const child = spawn(process.execPath, ['services/drop/src/main.ts', '--database', name, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...TEST_ENV, DATABASE_URL: db.url },
+    env: { PATH: process.env.PATH ?? '', ...compileCacheEnv(), ...TEST_ENV, DATABASE_URL: db.url },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

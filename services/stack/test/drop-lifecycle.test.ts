@@ -10,6 +10,7 @@ import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { startPrivateRedis, eventId, http, waitFor, type PrivateRedis } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { createDropEvent, invariantViolations, runDrop, waitSettled } from './support/drop.ts';
+import { compileCacheEnv } from '@dropgate/config';
 
 // Each test closes its stack when it ends: several open at once would crowd Postgres's connections.
 const cleanups: (() => Promise<void>)[] = [];
@@ -51,7 +52,7 @@ describe('a drop settles with invariants 1-3 intact', () => {
     const spawnWorker = () => {
       const child = spawn(process.execPath, ['services/worker/src/main.ts'], {
         env: {
-          PATH: process.env.PATH ?? '', DATABASE_URL: stack.config.databaseUrl, REDIS_URL: stack.config.redisUrl, QUEUE_PREFIX: stack.prefix,
+          PATH: process.env.PATH ?? '', ...compileCacheEnv(), DATABASE_URL: stack.config.databaseUrl, REDIS_URL: stack.config.redisUrl, QUEUE_PREFIX: stack.prefix,
           JOB_LOCK_MS: '2000', WORKER_CONCURRENCY: '8', WORKER_METRICS_PORT: '0', LOG_LEVEL: 'silent', PORTONE_API_URL: sim.url, PORTONE_IMP_KEY: 'k', PORTONE_IMP_SECRET: 's',
           SWEEP_INTERVAL_MS: '500', EXPIRY_GRACE_SECONDS: '30', LATE_PAYMENT_WATCH_SECONDS: '16',
         },

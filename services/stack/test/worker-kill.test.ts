@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, eventId, impUid, waitFor } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
+import { compileCacheEnv } from '@dropgate/config';
 
 let stack: TestStack;
 const children: ChildProcess[] = [];
@@ -19,6 +20,7 @@ function spawnWorker(): ChildProcess {
   const child = spawn(process.execPath, ['services/worker/src/main.ts'], {
     env: {
       PATH: process.env.PATH ?? '',
+      ...compileCacheEnv(),
       DATABASE_URL: stack.config.databaseUrl,
       REDIS_URL: stack.config.redisUrl,
       QUEUE_PREFIX: stack.prefix,
