@@ -61,19 +61,28 @@ export async function createTestDatabase(label = 'db'): Promise<TestDatabase> {
 }
 
 /**
- * A port nothing listens on, for a server a test starts. It is drawn at random from 10000–22999,
- * below the kernel's ephemeral range (32768+ on Linux): a port the kernel hands out (`listen(0)`)
- * can be taken as the local port of any outgoing connection (another test's Redis or Postgres
- * client) between this call and the server's `listen`, which made start-up tests fail at random.
- * Ports here are handed to no one unasked; a Redis Cluster node's bus port (port + 10000) also stays
- * below the ephemeral range.
+ * A port nothing listens on, for a server a test starts (and the port after it, for servers that take
+ * consecutive ports). It is drawn at random from 10000–19999, below the kernel's ephemeral range
+ * (32768+ on Linux): a port the kernel hands out (`listen(0)`) can be taken as the local port of any
+ * outgoing connection (another test's Redis or Postgres client) between this call and the server's
+ * `listen`, which made start-up tests fail at random. A Redis Cluster node's bus port (port + 10000)
+ * falls in 20000–29999, where no server of ours listens otherwise.
+ *
+ * Test files running at the same time draw from separate slices of the range, one per vitest worker
+ * (`VITEST_POOL_ID`): a port checked free here and listened on seconds later (a worker process still
+ * starting) cannot be taken meanwhile by a file running beside it, which happened with four at once.
  */
+const PORT_SLICES = 8;
+const PORT_SLICE = 10_000 / PORT_SLICES;
+
 export async function freePort(): Promise<number> {
+  const slice = (Number(process.env['VITEST_POOL_ID'] ?? 0) || 0) % PORT_SLICES;
+  const first = 10_000 + slice * PORT_SLICE;
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 10_000 + Math.floor(Math.random() * 13_000);
-    if ((await canListen(port)) && (await canListen(port + 10_000))) return port;
+    const port = first + Math.floor(Math.random() * (PORT_SLICE - 1));
+    if ((await canListen(port)) && (await canListen(port + 1)) && (await canListen(port + 10_000))) return port;
   }
-  throw new Error('no free port found in 10000-22999');
+  throw new Error(`no free port found in ${first}-${first + PORT_SLICE - 1}`);
 }
 
 function canListen(port: number): Promise<boolean> {
