@@ -72,3 +72,25 @@ describe('a hold Postgres has and Redis lost', () => {
     expect(report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.violations.join('; ')}`)).toEqual([]);
   });
 });
+
+describe('a hold Redis gave back after the worker recorded it', () => {
+  it('a confirm\'s deadline undo reaching Redis late: at expiry the order leaves held in the record too (released), and Redis and Postgres agree', async () => {
+    const id = await event({ seats: 2, ttl: 30 });
+    const o = await order(id, { buyer_id: 'b3', seats: ['H-1-1'] });
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
+    expect(paid.confirm?.status).toBe(200);
+    // The worker records the hold (order held, hold 1 live); then the undo lands, as when the API's
+    // event loop stalled past the budget and refused with placeHold's answer already in its socket.
+    await waitFor(async () => (await stack.api.deps.db.selectFrom('orders').select('status').where('merchant_uid', '=', o.merchant_uid).executeTakeFirst())?.status === 'held', 20_000, 'the hold recorded');
+    expect(await stack.store.undoHold(id, o.merchant_uid, paid.payment.imp_uid)).toBe(true);
+    expect((await stack.store.orderState(id, o.merchant_uid))?.status).toBe('pending');
+    clock.advance(31_000);
+    const d = await orderIs(o.merchant_uid, 'released');
+    expect(d.tickets).toEqual([]);
+    expect(await stack.api.deps.db.selectFrom('holds').select('status').where('merchant_uid', '=', o.merchant_uid).execute()).toEqual([{ status: 'released' }]);
+    expect((await availability(id)).seats).toMatchObject({ available: 2, held: 0, sold: 0 });
+    await sim.settled();
+    const report = await checkInvariants({ eventId: id, db: stack.api.deps.db, redis: stack.redis, apiUrl: stack.url, ledger: ledgerOf(sim.ledger(), id), adminToken: stack.config.adminToken! });
+    expect(report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.violations.join('; ')}`)).toEqual([]);
+  });
+});

@@ -56,6 +56,13 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
       await lifecycle.endLiveHolds(trx, merchantUid, state.status === 'expired' ? 'expired' : 'released', reason);
       if (state.status === 'expired') await lifecycle.transition(trx, merchantUid, 'hold_expired', reason);
       else if (state.status === 'released') await lifecycle.transition(trx, merchantUid, 'hold_reconciled', reason);
+      // Pending in Redis under the very hold the record has live: Redis gave that hold back after the
+      // worker recorded it (a confirm's deadline undo that reached Redis late, when the API's event
+      // loop stalled past the budget with placeHold's answer already waiting). PortOne was refused, so
+      // no payment comes; the order follows Redis out of `held` instead of staying held for good.
+      else if (state.status === 'pending' && (await ordersRepo.findOrder(trx, merchantUid))?.status === 'held') {
+        await lifecycle.transition(trx, merchantUid, 'hold_reconciled', reason);
+      }
     });
     return 'ended';
   }
