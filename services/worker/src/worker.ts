@@ -20,6 +20,7 @@ import { EventNotLoadedError, type WorkerContext } from './context.ts';
 import { persistHold } from './processors/persist-hold.processor.ts';
 import { paymentOutcome } from './processors/payment-outcome.processor.ts';
 import { archiveEvents, guard, rebuildEvent, sweep, withdrawOrphans } from './processors/maintenance.processor.ts';
+import { periodicTask } from './periodic.ts';
 import { expireHold } from './settlement/index.ts';
 
 export interface WorkerOptions {
@@ -141,26 +142,11 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   // Periodic work runs in-process, not as BullMQ repeatable jobs: it must keep running when Redis has
   // lost its data (repeatable job definitions live in Redis). A Redis lock keeps one sweep at a time.
   const timers: NodeJS.Timeout[] = [];
-  /**
-   * A periodic task that never overlaps itself in this process and, with `lock`, runs in one worker
-   * at a time (whoever takes `<prefix>:<lock>` for that long); a failure is logged and the next tick
-   * tries again.
-   */
-  const periodic = (what: string, run: () => Promise<unknown>, lock?: { key: string; ms: number }) => {
-    let running = false;
-    return async () => {
-      if (running) return;
-      running = true;
-      try {
-        if (lock && (await redis.set(`${prefix}:${lock.key}`, String(process.pid), 'PX', lock.ms, 'NX')) !== 'OK') return;
-        await run();
-      } catch (error) {
-        log.warn({ err: error }, `${what} failed`);
-      } finally {
-        running = false;
-      }
-    };
-  };
+  // A run stalled for a minute (or ten intervals of the sweep) no longer holds its task up.
+  const stallMs = Math.max(60_000, 10 * config.sweepIntervalMs);
+  const take = async (key: string, ms: number) => (await redis.set(`${prefix}:${key}`, String(process.pid), 'PX', ms, 'NX')) === 'OK';
+  const periodic = (what: string, run: () => Promise<unknown>, lock?: { key: string; ms: number }) =>
+    periodicTask(what, run, { log, stallMs, ...(lock ? { lock: { take, ...lock } } : {}) });
   const runSweep = periodic('sweep', () => sweep(ctx), { key: 'sweep-lock', ms: Math.max(1_000, config.sweepIntervalMs) });
   const runGuard = periodic('guard', () => guard(ctx));
   // Archiving ended seasons: once a minute, one worker at a time.
