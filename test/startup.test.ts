@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { compileCacheEnv, explainStartupFailure } from '@dropgate/config';
 import { pgConnection } from '@dropgate/db';
 import { createTestDatabase, freePort, rand, TEST_ADMIN_TOKEN, type TestDatabase } from '@dropgate/testkit';
@@ -59,6 +60,14 @@ let heldPort: number;
 let deadPort: number;
 const roles: string[] = [];
 
+/** Queue prefixes the runs used: their BullMQ keys go when the file ends. */
+const prefixes: string[] = [];
+const prefix = () => {
+  const p = `{st-${rand(8)}}`;
+  prefixes.push(p);
+  return p;
+};
+
 /** The environment of a run: a database and free ports of this file, the rest from `env`. */
 function baseEnv(env: Record<string, string>): Record<string, string> {
   return {
@@ -68,7 +77,7 @@ function baseEnv(env: Record<string, string>): Record<string, string> {
     DATABASE_URL: db.url,
     REDIS_URL: REDIS,
     ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-    QUEUE_PREFIX: `{st-${rand(8)}}`,
+    QUEUE_PREFIX: prefix(),
     PORTONE_API_URL: 'http://127.0.0.1:9',
     PORTONE_IMP_KEY: 'k',
     PORTONE_IMP_SECRET: 's',
@@ -111,6 +120,15 @@ afterAll(async () => {
   await new Promise((r) => held.close(r));
   await db.drop();
   for (const role of roles) await adminQuery(`drop role if exists "${role}"`);
+  const redis = new Redis(REDIS);
+  try {
+    for (const p of prefixes) {
+      const keys = await redis.keys(`${p}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+    }
+  } finally {
+    redis.disconnect();
+  }
 });
 
 describe('a port already in use', () => {
