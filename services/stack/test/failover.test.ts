@@ -201,6 +201,39 @@ describe('a rebuild from a record with conflicting claims', () => {
   }, 180_000);
 });
 
+/**
+ * Holds the worker's write of `muid`'s first hold back: a transaction holding the same hold id makes it
+ * wait until `release()`, which rolls the transaction back and resolves once it has.
+ */
+function holdBackHoldWrite(eventId: string, muid: string): { release: () => Promise<void> } {
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  const done = stack.api.deps.db.transaction().execute(async (trx) => {
+    await trx.insertInto('holds').values({ hold_id: `${muid}:1`, merchant_uid: muid, event_id: eventId, imp_uid: 'blocker', seq: 1, status: 'live', expires_at: new Date(clock.now() + 300_000) }).execute();
+    await gate;
+    throw new Error('rolled back');
+  }).catch(() => undefined);
+  return { release: async () => { open(); await done; } };
+}
+
+/** Until a session of this database waits for a lock in a statement matching `like`. */
+async function waitingForLock(what: string, like: string): Promise<void> {
+  await waitFor(async () => {
+    const r = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike ${like}`.execute(stack.api.deps.db);
+    return r.rows[0]!.n > 0;
+  }, 20_000, what);
+}
+
+/** A's hold ended, the seat is free: B buys it. A's buyer completes the payment anyway: it is refunded. */
+async function placeGoesToB(eventId: string, b: { merchant_uid: string; amount: number }, aMuid: string, aImpUid: string): Promise<void> {
+  const payB = await sim.pay({ merchant_uid: b.merchant_uid, amount: b.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+  expect(payB.confirm?.status).toBe(200);
+  expect((await orderIs(b.merchant_uid, 'paid', 30_000)).tickets).toHaveLength(1);
+  sim.setPaymentStatus(aImpUid, 'paid', { webhook: true });
+  await orderIs(aMuid, 'refunded', 30_000);
+  await invariantsHold(eventId);
+}
+
 describe('a hold recorded just after a rebuild read the record', () => {
   it('ends in the record at once (released, not at its expiry); the place goes to another buyer; the first buyer\'s payment is refunded', async () => {
     const id = await eventAwayFromQueues({ seat_blocks: [{ section: 'F', rows: 1, seats_per_row: 1, price: 10_000 }] });
@@ -209,33 +242,17 @@ describe('a hold recorded just after a rebuild read the record', () => {
     const db = stack.api.deps.db;
     const before = await loadSnapshot(db, id);
     // Hold the worker's write of A's hold back: a transaction holding the same hold id makes it wait.
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const blocker = db.transaction().execute(async (trx) => {
-      await trx.insertInto('holds').values({ hold_id: `${a.merchant_uid}:1`, merchant_uid: a.merchant_uid, event_id: id, imp_uid: 'blocker', seq: 1, status: 'live', expires_at: new Date(clock.now() + 300_000) }).execute();
-      await gate;
-      throw new Error('rolled back');
-    }).catch(() => undefined);
+    const blocker = holdBackHoldWrite(id, a.merchant_uid);
     const payA = await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
     expect(payA.confirm?.status).toBe(200);
-    await waitFor(async () => {
-      const r = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike '%insert into holds%'`.execute(db);
-      return r.rows[0]!.n > 0;
-    }, 20_000, 'the worker to wait to record A\'s hold');
+    await waitingForLock('the worker to wait to record A\'s hold', '%insert into holds%');
     // Meanwhile the event is loaded from the record as it was before A's hold.
     await stack.store.loadEvent(before!, 'reloaded');
-    release();
-    await blocker;
+    await blocker.release();
     // The worker records the hold, finds the event loaded again, and ends the hold Redis no longer has.
     await orderIs(a.merchant_uid, 'released', 30_000);
     expect((await db.selectFrom('holds').select('status').where('hold_id', '=', `${a.merchant_uid}:1`).executeTakeFirst())?.status).toBe('released');
-    // The seat is free: B buys it. A's buyer completes the payment anyway: it is refunded.
-    const payB = await sim.pay({ merchant_uid: b.merchant_uid, amount: b.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
-    expect(payB.confirm?.status).toBe(200);
-    expect((await orderIs(b.merchant_uid, 'paid', 30_000)).tickets).toHaveLength(1);
-    sim.setPaymentStatus(payA.payment.imp_uid, 'paid', { webhook: true });
-    await orderIs(a.merchant_uid, 'refunded', 30_000);
-    await invariantsHold(id);
+    await placeGoesToB(id, b, a.merchant_uid, payA.payment.imp_uid);
   }, 120_000);
 });
 
@@ -245,34 +262,23 @@ describe('a rebuild whose read of the record straddles a hold\'s recording', () 
     const a = await order(id, { buyer_id: 'sa', seats: ['F-1-1'] });
     const b = await order(id, { buyer_id: 'sb', seats: ['F-1-1'] });
     const db = stack.api.deps.db;
-    const waiting = (what: string, like: string) => waitFor(async () => {
-      const r = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike ${like}`.execute(db);
-      return r.rows[0]!.n > 0;
-    }, 20_000, what);
     // Hold the worker's write of A's hold back: a transaction holding the same hold id makes it wait.
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const blocker = db.transaction().execute(async (trx) => {
-      await trx.insertInto('holds').values({ hold_id: `${a.merchant_uid}:1`, merchant_uid: a.merchant_uid, event_id: id, imp_uid: 'blocker', seq: 1, status: 'live', expires_at: new Date(clock.now() + 300_000) }).execute();
-      await gate;
-      throw new Error('rolled back');
-    }).catch(() => undefined);
+    const blocker = holdBackHoldWrite(id, a.merchant_uid);
     const payA = await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
     expect(payA.confirm?.status).toBe(200);
-    await waiting('the worker to wait to record A\'s hold', '%insert into holds%');
+    await waitingForLock('the worker to wait to record A\'s hold', '%insert into holds%');
     // A session asking for the holds table alone queues behind the worker's write, and every reader of
     // the holds that comes after it waits until that write is committed.
     const queued = db.transaction().execute((trx) => sql`lock table holds in access exclusive mode`.execute(trx));
-    await waiting('the exclusive lock to queue behind the worker', 'lock table holds%');
+    await waitingForLock('the exclusive lock to queue behind the worker', 'lock table holds%');
     // A failover: the guard rebuilds the event. Its read of the record gets past the orders (A is pending
     // there) and waits at the holds.
     await stack.redis.hset(eventKeys(id).meta, 'replid', 'f'.repeat(40));
     const guarding = stack.worker!.guard();
-    await waiting('the rebuild to wait to read the holds', 'select %from "holds" where "event_id"%');
+    await waitingForLock('the rebuild to wait to read the holds', 'select %from "holds" where "event_id"%');
     // The worker records A's hold (A held, hold 1 live) between the rebuild's read of the orders and its
     // read of the holds.
-    release();
-    await blocker;
+    await blocker.release();
     await queued;
     expect(await guarding).toContain(id);
     // Redis never shows A's order pending under the number of the hold the record has live: either the
@@ -280,13 +286,7 @@ describe('a rebuild whose read of the record straddles a hold\'s recording', () 
     await orderIs(a.merchant_uid, 'released', 30_000);
     expect((await db.selectFrom('holds').select('status').where('hold_id', '=', `${a.merchant_uid}:1`).executeTakeFirst())?.status).toBe('released');
     expect((await stack.store.orderState(id, a.merchant_uid))?.status).not.toBe('held');
-    // The seat is free: B buys it. A's buyer completes the payment anyway: it is refunded.
-    const payB = await sim.pay({ merchant_uid: b.merchant_uid, amount: b.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
-    expect(payB.confirm?.status).toBe(200);
-    expect((await orderIs(b.merchant_uid, 'paid', 30_000)).tickets).toHaveLength(1);
-    sim.setPaymentStatus(payA.payment.imp_uid, 'paid', { webhook: true });
-    await orderIs(a.merchant_uid, 'refunded', 30_000);
-    await invariantsHold(id);
+    await placeGoesToB(id, b, a.merchant_uid, payA.payment.imp_uid);
   }, 120_000);
 });
 
