@@ -24,17 +24,17 @@ export interface PeriodicOptions {
 
 export function periodicTask(what: string, run: () => Promise<unknown>, opts: PeriodicOptions): () => Promise<void> {
   const now = opts.now ?? (() => performance.now());
-  /** When the run in progress started, or null when none is. */
+  /** When the latest run started, or null when none is in progress. */
   let startedAt: number | null = null;
-  let generation = 0;
   return async () => {
+    const at = now();
     if (startedAt !== null) {
-      const age = now() - startedAt;
+      const age = at - startedAt;
       if (age < opts.stallMs) return;
       opts.log.warn({ stalledMs: Math.round(age) }, `${what} has not finished in ${Math.round(age / 1000)} s; starting it again`);
     }
-    const mine = ++generation;
-    startedAt = now();
+    // A new run starts at least stallMs after the one it replaces, so its start time tells them apart.
+    startedAt = at;
     try {
       if (opts.lock && !(await opts.lock.take(opts.lock.key, opts.lock.ms))) return;
       await run();
@@ -42,7 +42,7 @@ export function periodicTask(what: string, run: () => Promise<unknown>, opts: Pe
       opts.log.warn({ err: error }, `${what} failed`);
     } finally {
       // A stalled run finishing late leaves the newer run's mark alone.
-      if (generation === mine) startedAt = null;
+      if (startedAt === at) startedAt = null;
     }
   };
 }
