@@ -28,6 +28,13 @@ afterAll(async () => {
 
 const { confirmUrl, noticeUrl, event, order, availability, orderIs, redisStatusIs } = shop(() => stack, { prefix: 'lh', section: 'H' });
 
+/** Once the simulator has nothing left to send, every invariant holds for the event. */
+async function invariantsHold(id: string): Promise<void> {
+  await sim.settled();
+  const report = await checkInvariants({ eventId: id, db: stack.api.deps.db, redis: stack.redis, apiUrl: stack.url, ledger: ledgerOf(sim.ledger(), id), adminToken: stack.config.adminToken! });
+  expect(report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.violations.join('; ')}`)).toEqual([]);
+}
+
 async function loseHold(id: string, muid: string, before: Awaited<ReturnType<typeof loadSnapshot>>): Promise<void> {
   // The hold is recorded in Postgres; then Redis is loaded from the record as it was before.
   await waitFor(async () => (await stack.api.deps.db.selectFrom('holds').select('status').where('merchant_uid', '=', muid).where('status', '=', 'live').executeTakeFirst()) !== undefined, 20_000, 'the hold recorded');
@@ -47,9 +54,7 @@ describe('a hold Postgres has and Redis lost', () => {
     const d = await orderIs(o.merchant_uid, 'released');
     expect(d.tickets).toEqual([]);
     expect((await availability(id)).seats).toMatchObject({ available: 2, held: 0, sold: 0 });
-    await sim.settled();
-    const report = await checkInvariants({ eventId: id, db: stack.api.deps.db, redis: stack.redis, apiUrl: stack.url, ledger: ledgerOf(sim.ledger(), id), adminToken: stack.config.adminToken! });
-    expect(report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.violations.join('; ')}`)).toEqual([]);
+    await invariantsHold(id);
   });
 
   it('paid, its webhook lost: the lost hold ends and the payment still gets its seats (or a refund)', async () => {
@@ -67,9 +72,7 @@ describe('a hold Postgres has and Redis lost', () => {
     // Ended in the record, then the watch finds the payment paid: seats still free, so sold.
     const d = await orderIs(o.merchant_uid, 'paid', 40_000);
     expect(d.tickets).toHaveLength(1);
-    await sim.settled();
-    const report = await checkInvariants({ eventId: id, db: stack.api.deps.db, redis: stack.redis, apiUrl: stack.url, ledger: ledgerOf(sim.ledger(), id), adminToken: stack.config.adminToken! });
-    expect(report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.violations.join('; ')}`)).toEqual([]);
+    await invariantsHold(id);
   });
 });
 
@@ -89,8 +92,6 @@ describe('a hold Redis gave back after the worker recorded it', () => {
     expect(d.tickets).toEqual([]);
     expect(await stack.api.deps.db.selectFrom('holds').select('status').where('merchant_uid', '=', o.merchant_uid).execute()).toEqual([{ status: 'released' }]);
     expect((await availability(id)).seats).toMatchObject({ available: 2, held: 0, sold: 0 });
-    await sim.settled();
-    const report = await checkInvariants({ eventId: id, db: stack.api.deps.db, redis: stack.redis, apiUrl: stack.url, ledger: ledgerOf(sim.ledger(), id), adminToken: stack.config.adminToken! });
-    expect(report.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.violations.join('; ')}`)).toEqual([]);
+    await invariantsHold(id);
   });
 });
