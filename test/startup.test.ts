@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { compileCacheEnv, explainStartupFailure } from '@dropgate/config';
 import { pgConnection } from '@dropgate/db';
+import { deleteKeysMatching } from '@dropgate/redis';
 import { createTestDatabase, freePort, rand, TEST_ADMIN_TOKEN, type TestDatabase } from '@dropgate/testkit';
 
 const root = resolve(import.meta.dirname, '..');
@@ -122,10 +123,7 @@ afterAll(async () => {
   for (const role of roles) await adminQuery(`drop role if exists "${role}"`);
   const redis = new Redis(REDIS);
   try {
-    for (const p of prefixes) {
-      const keys = await redis.keys(`${p}:*`);
-      if (keys.length > 0) await redis.del(...keys);
-    }
+    for (const p of prefixes) await deleteKeysMatching(redis, `${p}:*`);
   } finally {
     redis.disconnect();
   }

@@ -5,14 +5,14 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { deleteKeysMatching } from '@dropgate/redis';
 import { rand } from '@dropgate/testkit';
 import { periodicTask } from '../src/periodic.ts';
 
 const redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
 const prefix = `{periodic-${rand(8)}}`;
 afterAll(async () => {
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteKeysMatching(redis, `${prefix}:*`);
   redis.disconnect();
 });
 
