@@ -24,6 +24,8 @@ import { createDb, pgConnection } from '@dropgate/db';
 import { HoldStore, createRedis, deleteKeysMatching } from '@dropgate/redis';
 import { newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { sql } from 'kysely';
+import { Queue } from 'bullmq';
+import { QueueNames } from '@dropgate/jobs';
 
 const { values: args } = parseArgs({
   options: {
@@ -105,6 +107,8 @@ async function json(url: string, method: string, body?: unknown, admin = false) 
 
 let db: ReturnType<typeof createDb> | undefined;
 let store: HoldStore | undefined;
+/** The worker's holds queue (its counts tell when every handed-off hold is recorded). */
+let holdsQueue: Queue | undefined;
 let seed = 7;
 const random = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
 let impCounter = 0;
@@ -162,7 +166,7 @@ async function prepare(api: string, kind: 'race' | 'approve' | 'warmup', n: numb
   return { bodies, ordersPerSec: n / ((performance.now() - started) / 1000) };
 }
 
-interface Run { rps: number; p50: number; p90: number; p99: number; max: number; codes: Record<string, number>; requests: number }
+interface Run { rps: number; p50: number; p90: number; p99: number; max: number; codes: Record<string, number>; requests: number; cpu?: CpuParts }
 
 /** Order bodies for the front-door scenario: half seat orders (1-4 of 10,000 seats), half pool orders. */
 async function orderBodies(api: string, n: number): Promise<{ path: string; bodies: unknown[] }> {
@@ -243,16 +247,82 @@ function summarizeProfile(dir: string): string[] {
 const fmt = (n: number) => n.toFixed(n < 10 ? 2 : 0);
 
 /**
- * Waits (up to a minute) until the worker has recorded every hold handed off so far, so the next
- * scenario starts quiet; `workerMetrics` null (no worker): nothing to wait for.
+ * CPU seconds used so far by each part of the run: the load generator (this process), the server
+ * measured (the API or the bare endpoint), the worker, Redis (INFO cpu) and Postgres (every process
+ * of the local server, from /proc; none when Postgres is elsewhere). Throughput on a shared machine
+ * moves with whatever else runs; CPU per request does much less, and says where the time goes.
  */
-async function drained(workerMetrics: string | null): Promise<void> {
-  if (workerMetrics === null) return;
+type CpuParts = Record<'driver' | 'server' | 'worker' | 'redis' | 'postgres', number>;
+const CLOCK_TICKS = 100; // Linux USER_HZ
+
+function procCpu(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime + stime, and cutime + cstime: what its reaped children used (Postgres's backends that
+    // ended meanwhile count through the postmaster).
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+function postgresCpu(): number {
+  let total = 0;
+  for (const pid of readdirSafe('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') total += procCpu(Number(pid));
+    } catch { /* gone */ }
+  }
+  return total;
+}
+
+function readdirSafe(dir: string): string[] {
+  try { return readdirSync(dir); } catch { return []; }
+}
+
+async function redisCpu(): Promise<number> {
+  const info = String(await store!.redis.info('cpu'));
+  const field = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return field('used_cpu_sys') + field('used_cpu_user');
+}
+
+async function cpuNow(server: ChildProcess, worker: ChildProcess | null): Promise<CpuParts> {
+  const own = process.cpuUsage();
+  return {
+    driver: (own.user + own.system) / 1e6,
+    server: procCpu(server.pid),
+    worker: procCpu(worker?.pid),
+    redis: await redisCpu(),
+    postgres: postgresCpu(),
+  };
+}
+
+/** Runs `work` and returns its result with the CPU each part spent, in µs per request. */
+async function measured<T extends { requests: number }>(server: ChildProcess, worker: ChildProcess | null, work: () => Promise<T>): Promise<T & { cpu: CpuParts }> {
+  const before = await cpuNow(server, worker);
+  const result = await work();
+  const after = await cpuNow(server, worker);
+  const per = (k: keyof CpuParts) => ((after[k] - before[k]) * 1e6) / Math.max(1, result.requests);
+  return { ...result, cpu: { driver: per('driver'), server: per('server'), worker: per('worker'), redis: per('redis'), postgres: per('postgres') } };
+}
+
+const cpuTotal = (c: CpuParts) => c.driver + c.server + c.worker + c.redis + c.postgres;
+const cpuLine = (c: CpuParts) => `${fmt(cpuTotal(c))} µs/request: driver ${fmt(c.driver)}, server ${fmt(c.server)}, worker ${fmt(c.worker)}, Redis ${fmt(c.redis)}, Postgres ${fmt(c.postgres)}`;
+
+/**
+ * Waits (up to a minute) until the worker has recorded every hold handed off so far, so the next
+ * scenario starts quiet and the worker's share of a run includes them; no `holds` (no worker):
+ * nothing to wait for. Reads the queue's counts from Redis (the worker's /metrics would also count
+ * every order in Postgres, ten times a second, and bill that to the run).
+ */
+async function drained(holds: Queue | undefined): Promise<void> {
+  if (holds === undefined) return;
   for (let i = 0; i < 600; i++) {
-    const text = await (await fetch(workerMetrics)).text();
-    const lag = text.split('\n').filter((l) => l.startsWith('dropgate_queue_jobs{') && /state="(waiting|active)"/.test(l) && /queue="holds"/.test(l))
-      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-    if (lag === 0) return;
+    const c = await holds.getJobCounts('waiting', 'active', 'prioritized');
+    if ((c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0) === 0) return;
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -280,11 +350,11 @@ async function main(): Promise<void> {
   mkdirSync(profileDir, { recursive: true });
   const api = `http://127.0.0.1:${apiPort}`;
   const apiChild = await start('api', 'services/api/src/server.ts', env, `${api}/healthz`, args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
-  const workerMetrics = args['no-worker'] ? null : `http://127.0.0.1:${env.WORKER_METRICS_PORT}/metrics`;
-  if (!args['no-worker']) await start('worker', 'services/worker/src/main.ts', env, `http://127.0.0.1:${env.WORKER_METRICS_PORT}/healthz`);
+  const workerChild = args['no-worker'] ? null : await start('worker', 'services/worker/src/main.ts', env, `http://127.0.0.1:${env.WORKER_METRICS_PORT}/healthz`);
   db = createDb(benchDbUrl, { max: 4 });
   const redis = createRedis(base, { autoPipelining: true, name: 'dropgate-bench' });
   store = new HoldStore(redis);
+  holdsQueue = args['no-worker'] ? undefined : new Queue(QueueNames.holds, { connection: createRedis(base, { name: 'dropgate-bench-queues' }), prefix: queuePrefix });
   const bareChild = spawn(process.execPath, ['services/bench/src/bare-server.ts', String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(bareChild);
   const bare = await new Promise<string>((resolve) => bareChild.stdout!.once('data', (d) => resolve(String(d).trim())));
@@ -303,23 +373,21 @@ async function main(): Promise<void> {
     console.error(`bench: preparing ${label} (${ORDERS} orders)...`);
     const prepared = await prepare(api, kind, ORDERS, venueRows);
     // The baseline runs three passes over the same bodies so that it lasts long enough to measure.
-    const baseline = await drive(bare, [...prepared.bodies, ...prepared.bodies, ...prepared.bodies]);
+    const baseline = await measured(bareChild, null, () => drive(bare, [...prepared.bodies, ...prepared.bodies, ...prepared.bodies]));
     const missesBefore = await metric(api, 'dropgate_confirm_deadline_misses_total');
-    const run = await drive(api, prepared.bodies);
+    // The worker's share includes recording the holds this run hands off, until they are all recorded.
+    const run = await measured(apiChild, workerChild, async () => { const r = await drive(api, prepared.bodies); await drained(holdsQueue); return r; });
     const misses = (await metric(api, 'dropgate_confirm_deadline_misses_total')) - missesBefore;
     rows.push({ scenario: label, run, bare: baseline, approved: run.codes['200'] ?? 0, misses });
-    // Let the workers drain the hand-offs before the next scenario.
-    await drained(workerMetrics);
     return run;
   };
   for (const scenario of scenarios as readonly Scenario[]) {
     if (scenario === 'orders') {
       console.error(`bench: orders (${ORDERS} POST /events/:id/orders)...`);
       const { path, bodies } = await orderBodies(api, ORDERS);
-      const baseline = await drive(bare, [...bodies, ...bodies, ...bodies], path);
-      const run = await drive(api, bodies, path);
+      const baseline = await measured(bareChild, null, () => drive(bare, [...bodies, ...bodies, ...bodies], path));
+      const run = await measured(apiChild, workerChild, async () => { const r = await drive(api, bodies, path); await drained(holdsQueue); return r; });
       rows.push({ scenario: 'orders (seats and pool)', run, bare: baseline, approved: run.codes['201'] ?? 0, misses: 0 });
-      await drained(workerMetrics);
     } else if (scenario === 'race') {
       await confirmRun('sold-out race (1,000 seats)', 'race');
     } else if (scenario === 'approve') {
@@ -347,6 +415,11 @@ async function main(): Promise<void> {
   }
   lines.push('');
   for (const r of rows) lines.push(`${r.scenario}: status codes ${JSON.stringify(r.run.codes)}; max latency ${fmt(r.run.max)} ms vs budget ${budgetMs} ms`);
+  lines.push('', 'CPU per request (every process of the run; the bare server takes the server column; work left for the worker is waited for):');
+  for (const r of rows) {
+    if (!r.run.cpu || !r.bare.cpu) continue;
+    lines.push(`  ${r.scenario}: ${cpuLine(r.run.cpu)}`, `  ${'bare fastify'.padEnd(r.scenario.length)}: ${cpuLine(r.bare.cpu)}  (${(cpuTotal(r.bare.cpu) / cpuTotal(r.run.cpu)).toFixed(2)} of the scenario's)`);
+  }
   if (notes.length > 0) lines.push('', ...notes);
   console.log(lines.join('\n'));
   const out = join(reportsDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
@@ -365,6 +438,7 @@ try {
 } finally {
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   await db?.destroy();
+  await holdsQueue?.close();
   // Leave nothing behind in the user's Redis: the events' keys and the queues'.
   if (store) {
     await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r)))));

@@ -6,6 +6,7 @@ import * as orderToken from './0003_order_token.ts';
 import * as holdReconciled from './0004_hold_reconciled.ts';
 import * as portoneApi from './0005_portone_api.ts';
 import * as fairRush from './0006_fair_rush.ts';
+import * as liveHoldsByOrder from './0007_live_holds_by_order.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '0004_hold_reconciled': holdReconciled,
   '0005_portone_api': portoneApi,
   '0006_fair_rush': fairRush,
+  '0007_live_holds_by_order': liveHoldsByOrder,
 };

@@ -6,6 +6,7 @@ import { sql, type Transaction } from 'kysely';
 import type { Db } from '../database.ts';
 import type { Database, HoldRow } from '../schema.ts';
 import { ORDER_MACHINE, type OrderCause } from '@dropgate/domain';
+import { GroupCommit, isConcurrencyFailure, isIntegrityViolation, perHandle } from './group-commit.ts';
 
 type Executor = Db | Transaction<Database>;
 
@@ -18,43 +19,74 @@ export interface HoldRecord {
   expiresAt: Date;
 }
 
+type HoldStatus = 'live' | 'committed' | 'expired' | 'released';
+
+/** Holds recorded in one statement at most (concurrent recordings share it: group commit). */
+export const HOLD_BATCH_MAX = 256;
+
 /**
  * Records a hold (idempotent: the hold id is the order and its hold number). For a live hold, earlier
- * holds of the order are superseded and the order moves to `held` unless it has moved on. One
- * statement, so it is atomic without a transaction and costs one round trip: the worker runs it once
- * per approved confirm.
+ * holds of the order are superseded and the order moves to `held` unless it has moved on. The worker
+ * runs it once per approved confirm; recordings in flight at once share one statement and its commit
+ * (each one atomic in it: its hold, the superseding, the order's move and its log entry), so a drop's
+ * holds cost Postgres a statement per batch, not one each. Two holds of one order never share a
+ * statement.
  * @returns true when this call recorded the hold.
  */
-export async function recordHold(db: Db, h: HoldRecord, status: 'live' | 'committed' | 'expired' | 'released'): Promise<boolean> {
-  const live = status === 'live';
-  const ended = status === 'expired' || status === 'released';
-  const result = await sql<{ recorded: number }>`
-    with ins as (
+export function recordHold(db: Db, h: HoldRecord, status: HoldStatus): Promise<boolean> {
+  return holdRecorder(db).submit({ ...h, status });
+}
+
+type HoldItem = HoldRecord & { status: HoldStatus };
+
+const holdRecorder = perHandle((db: Db) => new GroupCommit<HoldItem, boolean>((items) => recordHolds(db, items), {
+  maxBatch: HOLD_BATCH_MAX,
+  key: (h) => h.merchantUid,
+  splitOn: (error) => isIntegrityViolation(error) || isConcurrencyFailure(error),
+}));
+
+async function recordHolds(db: Db, items: readonly HoldItem[]): Promise<boolean[]> {
+  const col = <T>(f: (h: HoldItem) => T) => items.map(f);
+  const result = await sql<{ hold_id: string; recorded: boolean }>`
+    with input as (
+      select * from unnest(
+        ${col((h) => h.holdId)}::text[], ${col((h) => h.merchantUid)}::text[], ${col((h) => h.eventId)}::text[],
+        ${col((h) => h.impUid)}::text[], ${col((h) => h.seq)}::int[], ${col((h) => h.status)}::text[],
+        ${col((h) => h.expiresAt.toISOString())}::timestamptz[],
+        ${col((h) => JSON.stringify({ seq: h.seq, imp_uid: h.impUid, expires_at: h.expiresAt.toISOString(), status: h.status }))}::text[]
+      ) as t(hold_id, merchant_uid, event_id, imp_uid, seq, status, expires_at, data)
+    ), ins as (
       insert into holds (hold_id, merchant_uid, event_id, imp_uid, seq, status, expires_at, ended_at, end_reason)
       -- An order already paid (its payment was committed while this hold was on its way) gets its
       -- hold recorded as committed, never live.
-      select ${h.holdId}, ${h.merchantUid}, ${h.eventId}, ${h.impUid}, ${h.seq},
-        case when exists (select 1 from orders where merchant_uid = ${h.merchantUid} and status = 'paid') then 'committed' else ${status} end,
-        ${h.expiresAt}::timestamptz,
-        case when ${ended} then now() end, case when ${ended} then 'ended before it was recorded' end
+      select i.hold_id, i.merchant_uid, i.event_id, i.imp_uid, i.seq,
+        case when exists (select 1 from orders o where o.merchant_uid = i.merchant_uid and o.status = 'paid') then 'committed' else i.status end,
+        i.expires_at,
+        case when i.status in ('expired', 'released') then now() end,
+        case when i.status in ('expired', 'released') then 'ended before it was recorded' end
+      from input i
       on conflict (hold_id) do nothing
       returning hold_id
+    ), recorded as (
+      select i.* from input i join ins using (hold_id)
     ), superseded as (
-      update holds set status = 'expired', ended_at = now(), end_reason = 'superseded'
-      where ${live} and merchant_uid = ${h.merchantUid} and status = 'live' and seq < ${h.seq} and exists (select 1 from ins)
+      update holds h set status = 'expired', ended_at = now(), end_reason = 'superseded'
+      from recorded r
+      where r.status = 'live' and h.merchant_uid = r.merchant_uid and h.status = 'live' and h.seq < r.seq
     ), held as (
       -- Through the state machine: a status change names its cause (held -> held keeps its own).
-      update orders set status = 'held', hold_expires_at = ${h.expiresAt}, status_reason = null, updated_at = now(),
-        status_cause = case when status = 'held' then status_cause else 'hold_taken' end
-      where ${live} and merchant_uid = ${h.merchantUid} and status in ('pending', 'held', 'released', 'expired') and exists (select 1 from ins)
+      update orders o set status = 'held', hold_expires_at = r.expires_at, status_reason = null, updated_at = now(),
+        status_cause = case when o.status = 'held' then o.status_cause else 'hold_taken' end
+      from recorded r
+      where r.status = 'live' and o.merchant_uid = r.merchant_uid and o.status in ('pending', 'held', 'released', 'expired')
     ), logged as (
       insert into order_events (merchant_uid, event_id, type, data)
-      select ${h.merchantUid}, ${h.eventId}, 'hold_recorded', ${JSON.stringify({ seq: h.seq, imp_uid: h.impUid, expires_at: h.expiresAt.toISOString(), status })}::jsonb
-      from ins
+      select r.merchant_uid, r.event_id, 'hold_recorded', r.data::jsonb from recorded r
     )
-    select count(*)::int as recorded from ins
+    select i.hold_id, exists (select 1 from ins where ins.hold_id = i.hold_id) as recorded from input i
   `.execute(db);
-  return (result.rows[0]?.recorded ?? 0) > 0;
+  const recorded = new Map(result.rows.map((r) => [r.hold_id, r.recorded]));
+  return items.map((h) => recorded.get(h.holdId) ?? false);
 }
 
 /** Ends the order's live holds with the given status. */

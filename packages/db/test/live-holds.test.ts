@@ -1,0 +1,67 @@
+/**
+ * An order's live holds are found through that order alone, however many holds are live: recording a
+ * hold (which supersedes the order's earlier live ones) and ending one each read a handful of index
+ * entries, not every live hold of every event. Before `holds__live_merchant_uid_ix`, Postgres, with
+ * statistics that lag behind a table filling at a drop, ANDed the sweep's index of every live hold
+ * with the order's: each hold recorded read them all (quadratic in the drop).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { events as eventsRepo, lifecycle, openDatabase, type Db } from '@dropgate/db';
+import { createTestDatabase, rand, type TestDatabase } from '@dropgate/testkit';
+
+const LIVE = 20_000;
+let tdb: TestDatabase;
+let db: Db;
+let eventId: string;
+const muid = (i: number) => `${eventId}.o${String(i).padStart(10, '0')}`;
+
+beforeAll(async () => {
+  tdb = await createTestDatabase('liveholds');
+  // One connection: the statistics read below are this session's own, flushed on demand.
+  db = await openDatabase(tdb.url, { max: 1 });
+  eventId = `lh-${rand(6)}`;
+  await eventsRepo.insertEvent(db, {
+    id: eventId, name: eventId, saleOpensAt: new Date(), saleClosesAt: null, holdTtlSeconds: 60, maxPerBuyer: null, currency: 'KRW',
+    pools: [{ id: 'ga', name: 'GA', capacity: LIVE, price: 500 }], seats: [],
+  });
+  // A drop in full swing: every order pending with a live hold, the table never analyzed.
+  await sql`insert into orders (merchant_uid, event_id, buyer_id, amount, currency, status)
+    select ${eventId} || '.o' || lpad(i::text, 10, '0'), ${eventId}, 'b' || i, 500, 'KRW', 'pending' from generate_series(1, ${LIVE}) i`.execute(db);
+  await sql`insert into holds (hold_id, merchant_uid, event_id, imp_uid, seq, status, expires_at)
+    select ${eventId} || '.o' || lpad(i::text, 10, '0') || ':1', ${eventId} || '.o' || lpad(i::text, 10, '0'), ${eventId}, 'imp_' || i, 1, 'live', now() + interval '1 minute'
+    from generate_series(1, ${LIVE}) i`.execute(db);
+}, 60_000);
+afterAll(async () => {
+  await db?.destroy();
+  await tdb?.drop();
+});
+
+/** Index entries read so far from the sweep's index of every live hold (this session's statistics, flushed now). */
+async function liveIndexReads(): Promise<number> {
+  await sql`select pg_stat_force_next_flush()`.execute(db);
+  await sql`select 1`.execute(db); // the flush happens as a statement ends
+  await sql`select pg_stat_clear_snapshot()`.execute(db);
+  const row = (await sql<{ n: string }>`select idx_tup_read as n from pg_stat_user_indexes where indexrelname = 'holds__live_expires_at_ix'`.execute(db)).rows[0];
+  return Number(row?.n ?? 0);
+}
+
+describe('an order\'s live holds', () => {
+  it('are found without reading every live hold: recording a new hold and ending one', async () => {
+    const before = await liveIndexReads();
+    const recorded = await lifecycle.recordHold(db, { holdId: `${muid(5)}:2`, merchantUid: muid(5), eventId, impUid: 'imp_5b', seq: 2, expiresAt: new Date(Date.now() + 60_000) }, 'live');
+    const ended = await lifecycle.endLiveHolds(db, muid(7), 'released', 'payment failed');
+    const reads = (await liveIndexReads()) - before;
+    // The work itself was done: hold 1 of order 5 superseded by hold 2, order 7's hold ended.
+    expect(recorded).toBe(true);
+    expect(ended).toBe(1);
+    const holds = await db.selectFrom('holds').select(['hold_id', 'status']).where('merchant_uid', 'in', [muid(5), muid(7)]).orderBy('hold_id').execute();
+    expect(holds).toEqual([
+      { hold_id: `${muid(5)}:1`, status: 'expired' },
+      { hold_id: `${muid(5)}:2`, status: 'live' },
+      { hold_id: `${muid(7)}:1`, status: 'released' },
+    ]);
+    // Reading the sweep's index for these would cost every live hold (20,000) per statement.
+    expect(reads).toBeLessThan(100);
+  });
+});
