@@ -64,4 +64,32 @@ describe('an order\'s live holds', () => {
     // Reading the sweep's index for these would cost every live hold (20,000) per statement.
     expect(reads).toBeLessThan(100);
   });
+
+  it('recorded at once share statements, each whole: its hold, the order\'s earlier one superseded, the order held, one log entry', async () => {
+    const orders = Array.from({ length: 300 }, (_, k) => 1000 + k);
+    const before = { ...lifecycle.holdRecordingStats(db) };
+    const recorded = await Promise.all(orders.map((i) => lifecycle.recordHold(db, {
+      holdId: `${muid(i)}:2`, merchantUid: muid(i), eventId, impUid: `imp_${i}b`, seq: 2, expiresAt: new Date(Date.now() + 60_000),
+    }, 'live')));
+    // Recorded again (a job run twice): nothing more.
+    const again = await Promise.all(orders.slice(0, 50).map((i) => lifecycle.recordHold(db, {
+      holdId: `${muid(i)}:2`, merchantUid: muid(i), eventId, impUid: `imp_${i}b`, seq: 2, expiresAt: new Date(Date.now() + 60_000),
+    }, 'live')));
+    const after = lifecycle.holdRecordingStats(db);
+    expect(recorded.every(Boolean)).toBe(true);
+    expect(again.some(Boolean)).toBe(false);
+    const uids = orders.map(muid);
+    const holds = await db.selectFrom('holds').select(['seq', 'status', (eb) => eb.fn.countAll<string>().as('n')])
+      .where('merchant_uid', 'in', uids).groupBy(['seq', 'status']).orderBy('seq').execute();
+    expect(holds.map((h) => [h.seq, h.status, Number(h.n)])).toEqual([[1, 'expired', 300], [2, 'live', 300]]);
+    const statuses = await db.selectFrom('orders').select(['status', 'status_cause']).distinct().where('merchant_uid', 'in', uids).execute();
+    expect(statuses).toEqual([{ status: 'held', status_cause: 'hold_taken' }]);
+    const logged = await db.selectFrom('order_events').select(['merchant_uid', 'data']).where('type', '=', 'hold_recorded').where('merchant_uid', 'in', uids).execute();
+    expect(logged).toHaveLength(300);
+    expect(logged.find((e) => e.merchant_uid === muid(1000))?.data).toMatchObject({ seq: 2, imp_uid: 'imp_1000b', status: 'live' });
+    // 350 recordings in far fewer statements (the first goes alone, the rest wait for it and go together).
+    expect(after.items - before.items).toBe(350);
+    expect(after.statements - before.statements).toBeLessThan(20);
+  });
 });
+

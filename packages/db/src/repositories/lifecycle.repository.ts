@@ -39,6 +39,11 @@ export function recordHold(db: Db, h: HoldRecord, status: HoldStatus): Promise<b
 
 type HoldItem = HoldRecord & { status: HoldStatus };
 
+/** Statements written and holds in them so far for this database handle (tests and metrics). */
+export function holdRecordingStats(db: Db): { statements: number; items: number; largestBatch: number } {
+  return holdRecorder(db).stats;
+}
+
 const holdRecorder = perHandle((db: Db) => new GroupCommit<HoldItem, boolean>((items) => recordHolds(db, items), {
   maxBatch: HOLD_BATCH_MAX,
   key: (h) => h.merchantUid,
