@@ -6,7 +6,9 @@
  * Several secrets may be active while PortOne rotates them: the request passes with any one of them.
  * A timestamp outside the SDK's 5-minute tolerance, or missing headers, fails for every secret alike.
  */
-import { Webhook } from '@portone/server-sdk';
+// The subpath is the same module as the package root's `Webhook` namespace, without loading the whole
+// generated API (about 570 modules, 130 ms of start-up CPU per process).
+import * as Webhook from '@portone/server-sdk/webhook';
 
 export type WebhookVerification =
   | { ok: true; payload: unknown }
