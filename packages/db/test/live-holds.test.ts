@@ -68,13 +68,12 @@ describe('an order\'s live holds', () => {
   it('recorded at once share statements, each whole: its hold, the order\'s earlier one superseded, the order held, one log entry', async () => {
     const orders = Array.from({ length: 300 }, (_, k) => 1000 + k);
     const before = { ...lifecycle.holdRecordingStats(db) };
-    const recorded = await Promise.all(orders.map((i) => lifecycle.recordHold(db, {
+    const secondHold = (i: number) => lifecycle.recordHold(db, {
       holdId: `${muid(i)}:2`, merchantUid: muid(i), eventId, impUid: `imp_${i}b`, seq: 2, expiresAt: new Date(Date.now() + 60_000),
-    }, 'live')));
+    }, 'live');
+    const recorded = await Promise.all(orders.map(secondHold));
     // Recorded again (a job run twice): nothing more.
-    const again = await Promise.all(orders.slice(0, 50).map((i) => lifecycle.recordHold(db, {
-      holdId: `${muid(i)}:2`, merchantUid: muid(i), eventId, impUid: `imp_${i}b`, seq: 2, expiresAt: new Date(Date.now() + 60_000),
-    }, 'live')));
+    const again = await Promise.all(orders.slice(0, 50).map(secondHold));
     const after = lifecycle.holdRecordingStats(db);
     expect(recorded.every(Boolean)).toBe(true);
     expect(again.some(Boolean)).toBe(false);

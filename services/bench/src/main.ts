@@ -354,7 +354,7 @@ async function main(): Promise<void> {
   db = createDb(benchDbUrl, { max: 4 });
   const redis = createRedis(base, { autoPipelining: true, name: 'dropgate-bench' });
   store = new HoldStore(redis);
-  holdsQueue = args['no-worker'] ? undefined : new Queue(QueueNames.holds, { connection: createRedis(base, { name: 'dropgate-bench-queues' }), prefix: queuePrefix });
+  holdsQueue = args['no-worker'] ? undefined : new Queue(QueueNames.holds, { connection: redis, prefix: queuePrefix });
   const bareChild = spawn(process.execPath, ['services/bench/src/bare-server.ts', String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(bareChild);
   const bare = await new Promise<string>((resolve) => bareChild.stdout!.once('data', (d) => resolve(String(d).trim())));

@@ -51,14 +51,13 @@ const holdRecorder = perHandle((db: Db) => new GroupCommit<HoldItem, boolean>((i
 }));
 
 async function recordHolds(db: Db, items: readonly HoldItem[]): Promise<boolean[]> {
-  const col = <T>(f: (h: HoldItem) => T) => items.map(f);
   const result = await sql<{ hold_id: string; recorded: boolean }>`
     with input as (
       select * from unnest(
-        ${col((h) => h.holdId)}::text[], ${col((h) => h.merchantUid)}::text[], ${col((h) => h.eventId)}::text[],
-        ${col((h) => h.impUid)}::text[], ${col((h) => h.seq)}::int[], ${col((h) => h.status)}::text[],
-        ${col((h) => h.expiresAt.toISOString())}::timestamptz[],
-        ${col((h) => JSON.stringify({ seq: h.seq, imp_uid: h.impUid, expires_at: h.expiresAt.toISOString(), status: h.status }))}::text[]
+        ${items.map((h) => h.holdId)}::text[], ${items.map((h) => h.merchantUid)}::text[], ${items.map((h) => h.eventId)}::text[],
+        ${items.map((h) => h.impUid)}::text[], ${items.map((h) => h.seq)}::int[], ${items.map((h) => h.status)}::text[],
+        ${items.map((h) => h.expiresAt.toISOString())}::timestamptz[],
+        ${items.map((h) => JSON.stringify({ seq: h.seq, imp_uid: h.impUid, expires_at: h.expiresAt.toISOString(), status: h.status }))}::text[]
       ) as t(hold_id, merchant_uid, event_id, imp_uid, seq, status, expires_at, data)
     ), ins as (
       insert into holds (hold_id, merchant_uid, event_id, imp_uid, seq, status, expires_at, ended_at, end_reason)
