@@ -201,6 +201,30 @@ describe('a rebuild from a record with conflicting claims', () => {
   }, 180_000);
 });
 
+/** One seat and two orders for it, of buyers `<tag>a` (A) and `<tag>b` (B). */
+async function oneSeatTwoOrders(tag: string) {
+  const id = await eventAwayFromQueues({ seat_blocks: [{ section: 'F', rows: 1, seats_per_row: 1, price: 10_000 }] });
+  const a = await order(id, { buyer_id: `${tag}a`, seats: ['F-1-1'] });
+  const b = await order(id, { buyer_id: `${tag}b`, seats: ['F-1-1'] });
+  return { id, a, b };
+}
+
+/** A's confirm is approved while the worker's write of A's hold waits (until `blocker.release()`). */
+async function aApprovedWhileItsHoldWriteWaits(id: string, a: { merchant_uid: string; amount: number }) {
+  // Hold the worker's write of A's hold back: a transaction holding the same hold id makes it wait.
+  const blocker = holdBackHoldWrite(id, a.merchant_uid);
+  const payA = await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
+  expect(payA.confirm?.status).toBe(200);
+  await waitingForLock('the worker to wait to record A\'s hold', '%insert into holds%');
+  return { blocker, payA };
+}
+
+/** A's order and its first hold ended in the record at once: released, not left for the hold's expiry. */
+async function aReleasedInTheRecord(aMuid: string): Promise<void> {
+  await orderIs(aMuid, 'released', 30_000);
+  expect((await stack.api.deps.db.selectFrom('holds').select('status').where('hold_id', '=', `${aMuid}:1`).executeTakeFirst())?.status).toBe('released');
+}
+
 /**
  * Holds the worker's write of `muid`'s first hold back: a transaction holding the same hold id makes it
  * wait until `release()`, which rolls the transaction back and resolves once it has.
@@ -236,37 +260,23 @@ async function placeGoesToB(eventId: string, b: { merchant_uid: string; amount: 
 
 describe('a hold recorded just after a rebuild read the record', () => {
   it('ends in the record at once (released, not at its expiry); the place goes to another buyer; the first buyer\'s payment is refunded', async () => {
-    const id = await eventAwayFromQueues({ seat_blocks: [{ section: 'F', rows: 1, seats_per_row: 1, price: 10_000 }] });
-    const a = await order(id, { buyer_id: 'ra', seats: ['F-1-1'] });
-    const b = await order(id, { buyer_id: 'rb', seats: ['F-1-1'] });
-    const db = stack.api.deps.db;
-    const before = await loadSnapshot(db, id);
-    // Hold the worker's write of A's hold back: a transaction holding the same hold id makes it wait.
-    const blocker = holdBackHoldWrite(id, a.merchant_uid);
-    const payA = await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
-    expect(payA.confirm?.status).toBe(200);
-    await waitingForLock('the worker to wait to record A\'s hold', '%insert into holds%');
+    const { id, a, b } = await oneSeatTwoOrders('r');
+    const before = await loadSnapshot(stack.api.deps.db, id);
+    const { blocker, payA } = await aApprovedWhileItsHoldWriteWaits(id, a);
     // Meanwhile the event is loaded from the record as it was before A's hold.
     await stack.store.loadEvent(before!, 'reloaded');
     await blocker.release();
     // The worker records the hold, finds the event loaded again, and ends the hold Redis no longer has.
-    await orderIs(a.merchant_uid, 'released', 30_000);
-    expect((await db.selectFrom('holds').select('status').where('hold_id', '=', `${a.merchant_uid}:1`).executeTakeFirst())?.status).toBe('released');
+    await aReleasedInTheRecord(a.merchant_uid);
     await placeGoesToB(id, b, a.merchant_uid, payA.payment.imp_uid);
   }, 120_000);
 });
 
 describe('a rebuild whose read of the record straddles a hold\'s recording', () => {
   it('loads the record of one moment (never a hold\'s number without its hold): the hold ends in the record at once, Redis and Postgres agree', async () => {
-    const id = await eventAwayFromQueues({ seat_blocks: [{ section: 'F', rows: 1, seats_per_row: 1, price: 10_000 }] });
-    const a = await order(id, { buyer_id: 'sa', seats: ['F-1-1'] });
-    const b = await order(id, { buyer_id: 'sb', seats: ['F-1-1'] });
+    const { id, a, b } = await oneSeatTwoOrders('s');
     const db = stack.api.deps.db;
-    // Hold the worker's write of A's hold back: a transaction holding the same hold id makes it wait.
-    const blocker = holdBackHoldWrite(id, a.merchant_uid);
-    const payA = await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
-    expect(payA.confirm?.status).toBe(200);
-    await waitingForLock('the worker to wait to record A\'s hold', '%insert into holds%');
+    const { blocker, payA } = await aApprovedWhileItsHoldWriteWaits(id, a);
     // A session asking for the holds table alone queues behind the worker's write, and every reader of
     // the holds that comes after it waits until that write is committed.
     const queued = db.transaction().execute((trx) => sql`lock table holds in access exclusive mode`.execute(trx));
@@ -283,8 +293,7 @@ describe('a rebuild whose read of the record straddles a hold\'s recording', () 
     expect(await guarding).toContain(id);
     // Redis never shows A's order pending under the number of the hold the record has live: either the
     // hold is loaded, or the worker finds it gone and ends it in the record at once (not at its expiry).
-    await orderIs(a.merchant_uid, 'released', 30_000);
-    expect((await db.selectFrom('holds').select('status').where('hold_id', '=', `${a.merchant_uid}:1`).executeTakeFirst())?.status).toBe('released');
+    await aReleasedInTheRecord(a.merchant_uid);
     expect((await stack.store.orderState(id, a.merchant_uid))?.status).not.toBe('held');
     await placeGoesToB(id, b, a.merchant_uid, payA.payment.imp_uid);
   }, 120_000);

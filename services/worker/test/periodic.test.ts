@@ -29,14 +29,20 @@ function controlled() {
   return { run, started: () => started, finish: (i: number) => finishers[i]!() };
 }
 
+/** A 'sweep' task over a controlled run, a logger and a clock the test moves (`clock.t`, ms). */
+function controlledSweep() {
+  const { log, lines } = logger();
+  const c = controlled();
+  const clock = { t: 0 };
+  const tick = periodicTask('sweep', c.run, { log, stallMs: 60_000, now: () => clock.t });
+  return { lines, c, clock, tick };
+}
+
 describe('periodicTask', () => {
   it('never overlaps itself: a tick while a run is in progress does nothing', async () => {
-    const { log, lines } = logger();
-    const c = controlled();
-    let t = 0;
-    const tick = periodicTask('sweep', c.run, { log, stallMs: 60_000, now: () => t });
+    const { lines, c, clock, tick } = controlledSweep();
     const first = tick();
-    t = 30_000;
+    clock.t = 30_000;
     await tick();
     await tick();
     expect(c.started()).toBe(1);
@@ -50,19 +56,16 @@ describe('periodicTask', () => {
   });
 
   it('a run stalled past stallMs no longer blocks the task: it is reported and a new run starts; finishing late, it leaves the new run\'s mark', async () => {
-    const { log, lines } = logger();
-    const c = controlled();
-    let t = 0;
-    const tick = periodicTask('sweep', c.run, { log, stallMs: 60_000, now: () => t });
+    const { lines, c, clock, tick } = controlledSweep();
     const stalled = tick();
-    t = 61_000;
+    clock.t = 61_000;
     const fresh = tick();
     expect(c.started()).toBe(2);
     expect(lines).toEqual(['sweep has not finished in 61 s; starting it again']);
     // The stalled run finishes late: the new one is still in progress, so a tick still does nothing.
     c.finish(0);
     await stalled;
-    t = 62_000;
+    clock.t = 62_000;
     await tick();
     expect(c.started()).toBe(2);
     c.finish(1);
