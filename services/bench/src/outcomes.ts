@@ -5,15 +5,16 @@
  * while the payments queue is paused, so the API's intake is not timed; the queue is resumed and we
  * time how long one worker takes to settle them all: re-fetch each payment from PortOne's REST API
  * (the simulator), commit the hold in Redis, issue the tickets and mark the order paid in Postgres.
- * Settled outcomes per second = N / that time. The API sits idle meanwhile; the simulator answering
- * the worker's REST calls shares the process (it stands in for PortOne, whose cost is real too).
+ * Settled outcomes per second = N / that time. The API sits idle meanwhile. The simulator answering
+ * the worker's REST calls runs in a process of its own (`npm run sim`), as PortOne does: sharing the
+ * worker's event loop, its answers cost the worker about a third of its throughput.
  *
  * The worker's WORKER_CONCURRENCY (`--concurrency`, default 128 here) is how many outcomes the worker has in flight: they share
  * their Postgres statements and transactions (settlement.repository.ts), so many in flight cost a few
  * connections, not one each.
  */
 import { Queue } from 'bullmq';
-import { startSimulator } from '@dropgate/portone-sim';
+import { startSimProcess } from '@dropgate/drop';
 import { http, eventId, waitFor } from '@dropgate/testkit';
 import { startStack } from '@dropgate/stack';
 import { QueueNames } from '@dropgate/jobs';
@@ -24,7 +25,15 @@ import { parseArgs } from 'node:util';
 const { values: args, positionals } = parseArgs({ options: { concurrency: { type: 'string', default: '128' } }, allowPositionals: true });
 const N = Number(positionals[0] ?? 1000);
 const CONCURRENCY = args.concurrency;
-const sim = await startSimulator({ port: 0, faults: { webhook_loss: 1 } });
+const sim = await startSimProcess({ PATH: process.env['PATH'] });
+/** The simulator's controls (under /sim); any answer but a 2xx stops the bench. */
+async function simControl(method: 'POST' | 'PUT', path: string, body: unknown): Promise<any> {
+  const res = await http(sim.url, method, `/sim${path}`, body);
+  if (res.status >= 300) throw new Error(`simulator ${method} /sim${path}: ${res.status} ${res.text}`);
+  return res.body;
+}
+// Every webhook held back: the bench posts them itself while the payments queue is paused.
+await simControl('PUT', '/faults', { webhook_loss: 1 });
 const stack = await startStack({ label: 'outcomes', portoneUrl: sim.url, env: { WORKER_CONCURRENCY: CONCURRENCY, LOG_LEVEL: 'silent' } });
 const bull = createRedis(stack.config, { name: 'dropgate-bench-outcomes' });
 const payments = new Queue(QueueNames.payments, { connection: bull, prefix: stack.prefix });
@@ -35,7 +44,7 @@ try {
   for (let i = 0; i < N; i += 50) {
     await Promise.all(Array.from({ length: Math.min(50, N - i) }, async (_, k) => {
       const o = await http(stack.url, 'POST', `/events/${id}/orders`, { buyer_id: `b${i + k}`, items: [{ pool: 'ga', quantity: 1 }] });
-      const paid = await sim.pay({ merchant_uid: o.body.merchant_uid, amount: o.body.amount, confirm_url: `${stack.url}/portone/v1/confirm`, notice_url: `${stack.url}/portone/v1/webhook`, outcome: 'abandoned' });
+      const paid = await simControl('POST', '/v1/payments', { merchant_uid: o.body.merchant_uid, amount: o.body.amount, confirm_url: `${stack.url}/portone/v1/confirm`, notice_url: `${stack.url}/portone/v1/webhook`, outcome: 'abandoned' });
       imps.push({ imp: paid.payment.imp_uid, muid: o.body.merchant_uid });
     }));
   }
@@ -51,7 +60,9 @@ try {
     const c = await payments.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
     return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) === 0;
   }, 120_000, 'verifications done');
-  for (const p of imps) sim.setPaymentStatus(p.imp, 'paid');
+  for (let i = 0; i < imps.length; i += 100) {
+    await Promise.all(imps.slice(i, i + 100).map((p) => simControl('PUT', `/v1/payments/${p.imp}/status`, { status: 'paid' })));
+  }
   await payments.pause();
   for (let i = 0; i < imps.length; i += 100) {
     await Promise.all(imps.slice(i, i + 100).map((p) => http(stack.url, 'POST', '/portone/v1/webhook', { imp_uid: p.imp, merchant_uid: p.muid, status: 'paid' })));
@@ -65,7 +76,7 @@ try {
   const tickets = await count('tickets');
   const seconds = (done - started) / 1000;
   console.log(`${N} queued paid outcomes settled in ${seconds.toFixed(2)} s: all ${N} orders paid with ${tickets} tickets (load average ${load} at the start, ${loadavg()[0]!.toFixed(2)} at the end)`);
-  console.log(`worker throughput: ${(N / seconds).toFixed(0)} settled paid outcomes per second into Postgres (WORKER_CONCURRENCY ${CONCURRENCY}, one worker)`);
+  console.log(`worker throughput: ${(N / seconds).toFixed(0)} settled paid outcomes per second into Postgres (WORKER_CONCURRENCY ${CONCURRENCY}, one worker; the simulator in its own process)`);
 } finally {
   await payments.close();
   bull.disconnect();

@@ -16,4 +16,5 @@ export { percentile, summarize, bucketize, bucketWidth } from './stats.ts';
 export { createProgressReporter, type ProgressState, type ProgressStream } from './progress.ts';
 export { openTarget, recreateDatabase, type DropTarget, type SimControl } from './target.ts';
 export { settleStatus, waitSettled } from './settle.ts';
+export { startSimProcess, type ChildService } from './processes.ts';
 export type { DropSummary, DropSeries } from './summary.ts';

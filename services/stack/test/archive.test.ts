@@ -91,11 +91,14 @@ describe('archiving an event out of Redis after its season', () => {
     expect(perSeat).toBeGreaterThan(0);
     expect(perOrderKeys).toBeGreaterThan(0);
 
-    // Not archived while its sale is open or within a day of the close.
+    // Not archived while its sale is open or within a day of the close; its orders are in the metrics.
     expect(await stack.worker!.archive()).toEqual([]);
+    expect(await stack.worker!.metrics()).toContain(`dropgate_orders{event="${id}",status="paid"} ${n}`);
     clock.advance(3_600_000 + 86_400_000 + 60_000);
     const archived = await stack.worker!.archive();
     expect(archived).toEqual([id]);
+    // A season that is over is no longer counted at every scrape (Prometheus keeps its history).
+    expect(await stack.worker!.metrics()).not.toContain(`dropgate_orders{event="${id}"`);
     // Every key is gone. The relay may recreate the empty hand-off stream right after (it lists active
     // events by the real clock, on which this event's sale is still open); nothing else comes back.
     const left: string[] = [];

@@ -47,6 +47,8 @@ export interface RunningWorker {
   withdrawOrphans(opts?: { minAgeMs?: number }): ReturnType<typeof withdrawOrphans>;
   /** Moves pending hold hand-offs into the holds queue now. */
   relay(): Promise<number>;
+  /** The text `/metrics` serves, collected now (with or without the metrics server). */
+  metrics(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -229,8 +231,10 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       );
     }
     if (pgUp) {
+      // Active events only: a season that is over stops being reported (Prometheus keeps its history).
+      const counts = await ordersRepo.countOrdersByStatus(db, await eventsRepo.listActiveEventIds(db, new Date(ctx.clock.now())));
       metrics.orders.reset();
-      for (const row of await ordersRepo.countOrdersByStatus(db)) metrics.orders.set({ event: row.event_id, status: row.status }, row.n);
+      for (const row of counts) metrics.orders.set({ event: row.event_id, status: row.status }, row.n);
     }
   }
 
@@ -238,6 +242,10 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     ctx,
     metricsUrl,
     sweep: () => sweep(ctx),
+    metrics: async () => {
+      await collect();
+      return registry.metrics();
+    },
     relay: async () => relayHandoffs(ctx, consumer, await eventsRepo.listActiveEventIds(db, new Date())),
     guard: () => guard(ctx),
     archive: () => archiveEvents(ctx),

@@ -86,11 +86,16 @@ export async function appendOrderEvent(
   await db.insertInto('order_events').values({ merchant_uid: merchantUid, event_id: eventId, type, data: JSON.stringify(data) }).execute();
 }
 
-/** Count of orders per status for an event (for metrics). */
-export async function countOrdersByStatus(db: Db): Promise<{ event_id: string; status: string; n: number }[]> {
+/**
+ * Orders per status of the given events (the metrics scrape passes the active ones): a scrape reads
+ * the `(event_id, status)` index of those events, not every order of every season ever sold.
+ */
+export async function countOrdersByStatus(db: Db, eventIds: readonly string[]): Promise<{ event_id: string; status: string; n: number }[]> {
+  if (eventIds.length === 0) return [];
   const rows = await db
     .selectFrom('orders')
     .select(['event_id', 'status', (eb) => eb.fn.countAll<string>().as('n')])
+    .where('event_id', 'in', eventIds)
     .groupBy(['event_id', 'status'])
     .execute();
   return rows.map((r) => ({ event_id: r.event_id, status: r.status, n: Number(r.n) }));
