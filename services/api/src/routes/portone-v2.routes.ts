@@ -15,7 +15,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import Value from 'typebox/value';
+import Schema from 'typebox/schema';
 import type { Static } from 'typebox';
 import { REFUSAL_REASONS, eventIdOf, type RefusalCode } from '@dropgate/domain';
 import { v2PaymentKey, verifyWebhook, type ConfirmRefusal, type PortOneV2Client } from '@dropgate/portone';
@@ -86,11 +86,11 @@ type ConfirmFields = { paymentId: string; transactionId: string; totalAmount: nu
 
 /** The confirm call's fields from either payload version, or null when it is neither. */
 function confirmFields(payload: unknown): ConfirmFields | null {
-  if (Value.Check(V2ConfirmPayload, payload)) {
+  if (Schema.Check(V2ConfirmPayload, payload)) {
     const d = (payload as Static<typeof V2ConfirmPayload>).data;
     return { paymentId: d.paymentId, transactionId: d.transactionId, totalAmount: d.totalAmount ?? null, storeId: d.storeId ?? null };
   }
-  if (Value.Check(V2ConfirmPayloadLegacy, payload)) {
+  if (Schema.Check(V2ConfirmPayloadLegacy, payload)) {
     const p = payload as Static<typeof V2ConfirmPayloadLegacy>;
     return { paymentId: p.payment_id, transactionId: p.tx_id, totalAmount: p.total_amount ?? null, storeId: p.store_id ?? null };
   }
@@ -101,11 +101,11 @@ type WebhookFields = { hint: string | null; paymentId: string | null; transactio
 
 /** A webhook's fields from either payload version; hint null: a type dropgate does not act on. */
 function webhookFields(payload: unknown): WebhookFields | null {
-  if (Value.Check(V2WebhookPayload, payload)) {
+  if (Schema.Check(V2WebhookPayload, payload)) {
     const p = payload as Static<typeof V2WebhookPayload>;
     return { hint: WEBHOOK_HINTS[p.type] ?? null, paymentId: p.data?.paymentId ?? null, transactionId: p.data?.transactionId ?? null, storeId: p.data?.storeId ?? null };
   }
-  if (Value.Check(V2WebhookPayloadLegacy, payload)) {
+  if (Schema.Check(V2WebhookPayloadLegacy, payload)) {
     const p = payload as Static<typeof V2WebhookPayloadLegacy>;
     return { hint: WEBHOOK_HINTS[`Transaction.${p.status}`] ?? null, paymentId: p.payment_id, transactionId: p.tx_id, storeId: p.store_id ?? null };
   }
