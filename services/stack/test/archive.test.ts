@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { eventId, http, newOrder, startPrivateRedis, TestClock, waitFor, type PrivateRedis } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
+import { shop } from './support/shop.ts';
 import { eventKeyPattern, scanEachPrimary } from '@dropgate/redis';
 import { checkInvariants, ledgerOf } from '@dropgate/invariants';
 
@@ -15,6 +16,7 @@ let redisServer: PrivateRedis;
 let sim: Simulator;
 let stack: TestStack;
 const clock = new TestClock();
+const { queuesIdle } = shop(() => stack, { prefix: 'arch', section: 'S' });
 
 beforeAll(async () => {
   [redisServer, sim] = await Promise.all([startPrivateRedis(), startSimulator({ port: 0, faults: { webhook_retry_ms: 50 } })]);
@@ -79,6 +81,9 @@ describe('archiving an event out of Redis after its season', () => {
     }, 60_000, 'every order paid');
     await sim.settled();
     await waitFor(async () => (await stack.redis.xlen(`{ev:${id}}:handoff`)) === 0, 20_000, 'the hand-offs relayed');
+    // Every job done too: an outcome still settling (a duplicate webhook's) would take its order's
+    // settlement lock in Redis after the archive below removed the event's keys.
+    await queuesIdle();
     const afterOrders = await usedMemory();
     const orderKeys = await keyBytes(`{ev:${id}}:o:*`);
     const allKeys = await keyBytes(eventKeyPattern(id));
