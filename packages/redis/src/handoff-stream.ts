@@ -3,7 +3,13 @@
  * same script that takes the hold; the workers' relay reads it through a consumer group.
  */
 import type { ScriptedRedis } from './scripts.ts';
+import { isCluster } from './connection.ts';
 import { eventKeys } from './keys.ts';
+
+type StreamEntries = [string, string[]][];
+
+const GROUP = 'relay';
+const isNoGroup = (error: unknown) => String((error as Error).message).includes('NOGROUP');
 
 /** A new hold, as placeHold handed it to the workers. */
 export interface Handoff {
@@ -32,34 +38,79 @@ export class HandoffStream {
    * (and the stream) when missing, e.g. after Redis lost its data.
    */
   async readHandoffs(eventId: string, consumer: string, count: number, reclaimIdleMs: number): Promise<Handoff[]> {
+    const mine = await this.reclaimHandoffs(eventId, consumer, count, reclaimIdleMs);
+    if (mine.length > 0) return mine;
+    return (await this.readNewHandoffs([eventId], consumer, count)).get(eventId) ?? [];
+  }
+
+  /**
+   * Entries of an event's stream another consumer read but left unacknowledged for `idleMs` (a worker
+   * that died between reading and queueing), now this consumer's: up to `count`.
+   */
+  async reclaimHandoffs(eventId: string, consumer: string, count: number, idleMs: number): Promise<Handoff[]> {
     const key = eventKeys(eventId).handoff;
-    const parse = (entries: [string, string[]][] | null | undefined): Handoff[] =>
-      (entries ?? []).filter(([, f]) => Array.isArray(f) && f.length > 0).map(([id, f]) => {
-        const m: Record<string, string> = {};
-        for (let i = 0; i < f.length; i += 2) m[f[i]!] = f[i + 1]!;
-        return { id, eventId, merchantUid: m.uid!, impUid: m.imp!, seq: Number(m.seq), expiresAt: Number(m.exp), heldAt: Number(m.at), ride: m.ride === '1' };
-      });
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const claimed = (await this.redis.xautoclaim(key, 'relay', consumer, reclaimIdleMs, '0-0', 'COUNT', count)) as [string, [string, string[]][]];
-        const mine = parse(claimed[1]);
-        if (mine.length > 0) return mine;
-        const fresh = (await this.redis.xreadgroup('GROUP', 'relay', consumer, 'COUNT', count, 'STREAMS', key, '>')) as [string, [string, string[]][]][] | null;
-        return parse(fresh?.[0]?.[1]);
-      } catch (error) {
-        if (!String((error as Error).message).includes('NOGROUP')) throw error;
-        await this.redis.xgroup('CREATE', key, 'relay', '0', 'MKSTREAM').catch((e: Error) => {
-          if (!e.message.includes('BUSYGROUP')) throw e;
-        });
-      }
+    try {
+      const claimed = (await this.redis.xautoclaim(key, GROUP, consumer, idleMs, '0-0', 'COUNT', count)) as [string, StreamEntries];
+      return parseEntries(eventId, claimed[1]);
+    } catch (error) {
+      if (!isNoGroup(error)) throw error;
+      await this.createGroups([eventId]);
+      return [];
     }
-    return [];
+  }
+
+  /**
+   * New entries of many events' streams, up to `count` per event, for consumer `consumer`: events
+   * with none are left out. On one Redis a single XREADGROUP reads every stream, however many events
+   * are active; on a cluster each event's stream lives in its own slot, so one XREADGROUP per event,
+   * sent together. Streams without the group get it (and the stream) first.
+   */
+  async readNewHandoffs(eventIds: readonly string[], consumer: string, count: number): Promise<Map<string, Handoff[]>> {
+    const out = new Map<string, Handoff[]>();
+    if (eventIds.length === 0) return out;
+    const read = async (ids: readonly string[]) => {
+      const keys = ids.map((id) => eventKeys(id).handoff);
+      const streams = (await this.redis.xreadgroup('GROUP', GROUP, consumer, 'COUNT', count, 'STREAMS', ...keys, ...keys.map(() => '>'))) as [string, StreamEntries][] | null;
+      for (const [key, entries] of streams ?? []) {
+        const eventId = ids[keys.indexOf(key)]!;
+        const handoffs = parseEntries(eventId, entries);
+        if (handoffs.length > 0) out.set(eventId, handoffs);
+      }
+    };
+    const readCreatingGroups = async (ids: readonly string[]) => {
+      try {
+        await read(ids);
+      } catch (error) {
+        if (!isNoGroup(error)) throw error;
+        await this.createGroups(ids);
+        await read(ids);
+      }
+    };
+    if (isCluster(this.redis)) await Promise.all(eventIds.map((id) => readCreatingGroups([id])));
+    else await readCreatingGroups(eventIds);
+    return out;
+  }
+
+  /** Creates the relay group (and the stream) of each event that has none. */
+  private async createGroups(eventIds: readonly string[]): Promise<void> {
+    await Promise.all(eventIds.map((id) => this.redis.xgroup('CREATE', eventKeys(id).handoff, GROUP, '0', 'MKSTREAM').catch((e: Error) => {
+      if (!e.message.includes('BUSYGROUP')) throw e;
+    })));
   }
 
   /** Acknowledges and deletes hand-offs once their jobs are queued. */
   async ackHandoffs(eventId: string, ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     const key = eventKeys(eventId).handoff;
-    await this.redis.multi().xack(key, 'relay', ...ids).xdel(key, ...ids).exec();
+    await this.redis.multi().xack(key, GROUP, ...ids).xdel(key, ...ids).exec();
   }
+}
+
+/** Stream entries as hand-offs (an entry deleted meanwhile comes back without fields: skipped). */
+function parseEntries(eventId: string, entries: StreamEntries | null | undefined): Handoff[] {
+  return (entries ?? []).filter(([, f]) => Array.isArray(f) && f.length > 0).map(([id, f]) => {
+    const m: Record<string, string> = {};
+    for (let i = 0; i < f.length; i += 2) m[f[i]!] = f[i + 1]!;
+    return { id, eventId, merchantUid: m.uid!, impUid: m.imp!, seq: Number(m.seq), expiresAt: Number(m.exp), heldAt: Number(m.at), ride: m.ride === '1' };
+  });
 }

@@ -92,6 +92,8 @@ export class HoldStore {
 
   // Hand-off stream (handoff-stream.ts)
   readHandoffs: HandoffStream['readHandoffs'] = (...args) => this.handoffs.readHandoffs(...args);
+  readNewHandoffs: HandoffStream['readNewHandoffs'] = (...args) => this.handoffs.readNewHandoffs(...args);
+  reclaimHandoffs: HandoffStream['reclaimHandoffs'] = (...args) => this.handoffs.reclaimHandoffs(...args);
   ackHandoffs: HandoffStream['ackHandoffs'] = (...args) => this.handoffs.ackHandoffs(...args);
 
   /**

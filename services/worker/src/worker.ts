@@ -11,7 +11,7 @@ import { systemClock, type Clock } from '@dropgate/domain';
 import { openDatabase, events as eventsRepo, orders as ordersRepo } from '@dropgate/db';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { relayHandoffs } from './processors/relay.ts';
+import { createHandoffRelay } from './processors/relay.ts';
 import { HoldStore, checkEveryShard, createRedis, type RedisClient } from '@dropgate/redis';
 import { QueueNames, createQueues, closeQueues, jobIds, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
 import { PaymentGateway, PortOneClient, PortOneV2Client } from '@dropgate/portone';
@@ -164,6 +164,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   // The relay always runs: without it no hold is recorded. It polls the active events' hand-off
   // streams every 50 ms (the event list is refreshed every second).
   const consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const relayHandoffs = createHandoffRelay(ctx, consumer);
   let activeEvents: string[] = [];
   let relaying = false;
   let listedAt = 0;
@@ -175,7 +176,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         activeEvents = await eventsRepo.listActiveEventIds(db, new Date());
         listedAt = Date.now();
       }
-      await relayHandoffs(ctx, consumer, activeEvents);
+      await relayHandoffs(activeEvents);
     } catch (error) {
       log.warn({ err: error }, 'hand-off relay failed; retrying');
     } finally {
@@ -246,7 +247,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       await collect();
       return registry.metrics();
     },
-    relay: async () => relayHandoffs(ctx, consumer, await eventsRepo.listActiveEventIds(db, new Date())),
+    relay: async () => relayHandoffs(await eventsRepo.listActiveEventIds(db, new Date())),
     guard: () => guard(ctx),
     archive: () => archiveEvents(ctx),
     withdrawOrphans: (o) => withdrawOrphans(ctx, o),
