@@ -94,6 +94,25 @@ function createCluster(seeds: readonly string[], opts: RedisConnectionOptions): 
   return new Cluster(seeds.map(seedNode), options);
 }
 
+/**
+ * Resolves true once `redis` is ready (connected, its ready check answered), or false after
+ * `timeoutMs`. A fail-fast client keeps no offline queue: until it is ready it refuses every command
+ * ("Stream isn't writeable"), so a server that takes requests before then answers them 503.
+ */
+export function whenReady(redis: RedisClient, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ready: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ready);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    redis.on('ready', onReady);
+  });
+}
+
 /** True for a Redis Cluster client. */
 export function isCluster(redis: RedisClient): redis is Cluster {
   return (redis as { isCluster?: boolean }).isCluster === true;

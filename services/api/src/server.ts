@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { assertRedisReachable, closeOnSignals, exitOnStartupFailure, loadConfigOrExit, type Config } from '@dropgate/config';
 import { systemClock, type Clock } from '@dropgate/domain';
 import { openDatabase } from '@dropgate/db';
-import { HoldStore, createRedis } from '@dropgate/redis';
+import { HoldStore, createRedis, whenReady } from '@dropgate/redis';
 import { createQueues, closeQueues } from '@dropgate/jobs';
 import { PortOneV2Client } from '@dropgate/portone';
 import { createApiMetrics, createRegistry } from '@dropgate/telemetry';
@@ -47,6 +47,11 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
     : null;
   const logger = opts.logger === false ? false : { level: config.logLevel, serializers: { req: requestLogSerializer } };
   const app = await buildApp({ config, db, redis, store, queues, catalog, registry, metrics, clock, portoneV2 }, { logger });
+  // Requests are taken once the confirm's Redis client is ready: it keeps no offline queue, so a
+  // request before then (a machine under load, a slow first connection) would be answered 503. A
+  // Redis still unreachable after a few seconds does not keep the API down: readiness says 503 and
+  // requests are refused until the client connects.
+  await whenReady(redis, 5_000);
   const address = await app.listen({ port: config.port, host: config.host });
   return {
     app,
