@@ -23,7 +23,7 @@ export interface BuyerShareStart {
 /** What a share sends back. */
 export type BuyerShareMessage =
   | { type: 'progress'; buyersDone: number; windows: PaymentWindowRecord[] }
-  | { type: 'done'; log: BuyerLog; windows: PaymentWindowRecord[] }
+  | { type: 'done'; log: BuyerLog; windows: PaymentWindowRecord[]; /** CPU seconds the share used, from its start. */ cpuSeconds: number }
   | { type: 'failed'; message: string }
   | { type: 'ready' };
 
@@ -35,6 +35,7 @@ function send(message: BuyerShareMessage): Promise<void> {
 }
 
 async function runShare(start: BuyerShareStart): Promise<void> {
+  const cpuAtStart = process.cpuUsage();
   const log = emptyBuyerLog();
   // Times in the log are from the drop's start, as the parent's are: translate the shared clock.
   const t0 = start.t0Epoch - performance.timeOrigin;
@@ -57,7 +58,8 @@ async function runShare(start: BuyerShareStart): Promise<void> {
   // The windows already streamed are not sent twice.
   const windows = flush();
   finished = true;
-  await send({ type: 'done', log: { ...log, windows: [] }, windows });
+  const cpu = process.cpuUsage(cpuAtStart);
+  await send({ type: 'done', log: { ...log, windows: [] }, windows, cpuSeconds: (cpu.user + cpu.system) / 1e6 });
 }
 
 let finished = false;

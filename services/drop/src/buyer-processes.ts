@@ -34,6 +34,8 @@ function mergeLog(into: BuyerLog, from: BuyerLog): void {
 /** Buyer processes forked and ready (so the drop's clock does not count their start-up). */
 export interface BuyerProcesses {
   readonly count: number;
+  /** CPU seconds the shares reported using, from their start to their end (0 before they ran). */
+  cpuSeconds(): number;
   /**
    * Runs `ctx`'s buyers, share `i` in process `i`; resolves when every one is done, with `ctx.log`
    * holding all of them (windows in time order). `ctx.log.buyersDone` and `ctx.log.windows` grow
@@ -66,10 +68,11 @@ export async function forkBuyerProcesses(count: number): Promise<BuyerProcesses>
     await close();
     throw error;
   }
-  return { count, run: (ctx) => runShares(ctx, children), close };
+  const cpu = { seconds: 0 };
+  return { count, cpuSeconds: () => cpu.seconds, run: (ctx) => runShares(ctx, children, cpu), close };
 }
 
-async function runShares(ctx: BuyersContext, children: ChildProcess[]): Promise<void> {
+async function runShares(ctx: BuyersContext, children: ChildProcess[], cpu: { seconds: number }): Promise<void> {
   const n = children.length;
   const done = new Array<number>(n).fill(0);
   const t0Epoch = performance.timeOrigin + ctx.t0;
@@ -90,6 +93,7 @@ async function runShares(ctx: BuyersContext, children: ChildProcess[]): Promise<
       } else if (m.type === 'done') {
         append(m.windows);
         mergeLog(ctx.log, m.log);
+        cpu.seconds += m.cpuSeconds;
         done[index] = m.log.buyersDone;
         ctx.log.buyersDone = done.reduce((a, b) => a + b, 0);
         finished = true;

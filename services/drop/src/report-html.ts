@@ -334,6 +334,7 @@ export function renderHtmlReport(summary: DropSummary, series: DropSeries): stri
     ['refunds', `${fmtInt(s.refunds.count)}`],
     ['confirms SOLD_OUT', fmtPct(s.refusals.after_card, s.confirms.total)],
     ['settled after', fmtSeconds(s.timing.settle_ms)],
+    ...(s.cpu ? [['CPU per buyer, all parts', `${s.cpu.ms_per_buyer.toFixed(1)} ms`] as [string, string]] : []),
   ];
   const invariants = s.invariants
     .map((r) => `<li data-invariant="${r.id}" data-ok="${r.ok}"><span class="${r.ok ? 'ok' : 'fail'}">${r.ok ? 'ok' : 'FAIL'}</span> <b>${r.id}. ${escapeHtml(r.name)}</b>: ${escapeHtml(r.summary)}` +

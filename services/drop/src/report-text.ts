@@ -49,6 +49,7 @@ export function formatTextReport(s: DropSummary): string {
   row('  budget', `${fmtInt(lat.budget)} ms: ${fmtInt(lat.n - lat.over_budget)} of ${fmtInt(lat.n)} within (${fmtPct(lat.n - lat.over_budget, lat.n)}), ${fmtInt(lat.timed_out)} timed out at PortOne`);
   const t = s.timing;
   row('Timing', `buying ${fmtSeconds(t.buying_ms)}, settled ${fmtSeconds(t.settle_ms)} after the last payment${t.settled ? '' : ` (NOT settled: ${t.pending.join(', ')})`}, total ${fmtSeconds(t.total_ms)}`);
+  if (s.cpu) row('CPU', cpuLine(s.cpu));
   if (s.buyers.errors.length > 0) row('Errors', `${s.buyers.errors.length} (first: ${s.buyers.errors[0]})`);
   lines.push('');
   lines.push('Invariants');
@@ -61,4 +62,18 @@ export function formatTextReport(s: DropSummary): string {
   lines.push(s.ok ? 'All invariants hold.' : `BROKEN: ${s.invariants.filter((r) => !r.ok).map((r) => `${r.id}. ${r.name}`).join('; ')}`);
   if (s.report_path) lines.push(`Report: ${s.report_path}`);
   return lines.join('\n');
+}
+
+const CPU_PARTS: [keyof NonNullable<DropSummary['cpu']>['seconds'], string][] = [
+  ['worker', 'worker'], ['api', 'API'], ['postgres', 'Postgres'], ['redis', 'Redis'], ['simulator', 'simulator'], ['buyers', 'buyer processes'], ['drop', 'drop process'],
+];
+
+/** The CPU each part used over the drop, largest first (Redis and Postgres: whole servers). */
+export function cpuLine(cpu: NonNullable<DropSummary['cpu']>): string {
+  const parts = CPU_PARTS
+    .map(([key, name]) => [name, cpu.seconds[key]] as const)
+    .filter((p): p is readonly [string, number] => p[1] !== null && p[1] >= 0.05)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, s]) => `${name} ${s.toFixed(1)} s`);
+  return `${cpu.total_s.toFixed(1)} s, ${cpu.ms_per_buyer.toFixed(1)} ms a buyer: ${parts.join(' · ')} (Redis and Postgres: the whole servers)`;
 }

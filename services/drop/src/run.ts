@@ -16,6 +16,7 @@ import { summarize } from './stats.ts';
 import { buildSummary, latencySeries, queueSeries, type DropSeries, type DropSummary } from './summary.ts';
 import { openTarget, type DropTarget, type TargetOptions } from './target.ts';
 import { buildVenue, eventBody } from './venue.ts';
+import { cpuUsed, sampleCpu, type CpuSources } from './cpu.ts';
 import { HoldStore, eventKeys } from '@dropgate/redis';
 
 export interface RunContext {
@@ -160,6 +161,8 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
     // Forked and listening before the clock starts: their start-up is not buying time.
     if (options.buyerProcesses > 1) buyerProcesses = await forkBuyerProcesses(Math.min(options.buyerProcesses, options.buyers));
     const log = emptyBuyerLog();
+    const cpuSources: CpuSources = { redis: target.redis, ...target.pids };
+    const cpuAtStart = await sampleCpu(cpuSources).catch(() => null);
     const t0 = performance.now();
     const wallStart = Date.now();
     let phase: ProgressState['phase'] = 'buying';
@@ -198,6 +201,7 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
       if (latest) emit(latest);
     });
     const settledAt = performance.now() - t0;
+    const cpuAtRest = await sampleCpu(cpuSources).catch(() => null);
     await sampler.stop();
     phase = 'checking';
 
@@ -236,6 +240,8 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
         settled: settle.settled,
         pending: settle.pending,
       },
+      // The buyer processes report their own CPU as they finish (they have exited by now).
+      cpu: cpuAtStart && cpuAtRest ? cpuUsed(cpuAtStart, cpuAtRest, buyerProcesses?.cpuSeconds() ?? 0) : null,
       reportPath: null,
     });
     const latency = latencySeries(ledger, wallStart);

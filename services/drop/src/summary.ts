@@ -8,6 +8,7 @@ import type { InvariantResult } from '@dropgate/invariants';
 import type { DropOptions } from './options.ts';
 import type { InventorySample } from './sampler.ts';
 import { bucketWidth, bucketize, summarize, type LatencyBucket, type LatencySummary } from './stats.ts';
+import type { CpuSeconds } from './cpu.ts';
 
 export interface DropSummary {
   event_id: string;
@@ -61,6 +62,11 @@ export interface DropSummary {
     /** What was still going on when the settle timeout struck. */
     pending: string[];
   };
+  /**
+   * CPU seconds each part used from the first buyer to the drop at rest (cpu.ts), and per buyer over
+   * all of them; null where /proc cannot be read. Redis and Postgres are whole servers.
+   */
+  cpu: { seconds: CpuSeconds; total_s: number; ms_per_buyer: number } | null;
   /** The waiting room (null without one). */
   queue: QueueSummary | null;
   /** The waiting list (null without one): buyers by how their entry ended. */
@@ -137,6 +143,8 @@ export interface SummaryInputs {
   refunds: { reason: string; amount: number }[];
   invariants: InvariantResult[];
   timing: { buyingMs: number; settleMs: number; totalMs: number; settled: boolean; pending: string[] };
+  /** CPU seconds by part over the drop, or null. */
+  cpu: CpuSeconds | null;
   reportPath: string | null;
 }
 
@@ -237,6 +245,7 @@ export function buildSummary(i: SummaryInputs): DropSummary {
       settled: i.timing.settled,
       pending: i.timing.pending,
     },
+    cpu: cpuSummary(i.cpu, o.buyers),
     queue,
     waitlist: o.waitlist ? i.log.waitlist : null,
     refusals: {
@@ -305,4 +314,15 @@ export function queueSeries(records: readonly QueueRecord[]): QueuePoint[] {
     out.push({ t: sec * 1000, waiting, admittedPerSecond: admits[sec]! });
   }
   return out;
+}
+
+function cpuSummary(cpu: CpuSeconds | null, buyers: number): DropSummary['cpu'] {
+  if (cpu === null) return null;
+  const round = (n: number) => Math.round(n * 100) / 100;
+  const seconds = {
+    drop: round(cpu.drop), buyers: round(cpu.buyers), simulator: round(cpu.simulator), api: round(cpu.api), worker: round(cpu.worker),
+    redis: cpu.redis === null ? null : round(cpu.redis), postgres: cpu.postgres === null ? null : round(cpu.postgres),
+  };
+  const total = cpu.drop + cpu.buyers + cpu.simulator + cpu.api + cpu.worker + (cpu.redis ?? 0) + (cpu.postgres ?? 0);
+  return { seconds, total_s: round(total), ms_per_buyer: buyers > 0 ? round((total * 1000) / buyers) : 0 };
 }

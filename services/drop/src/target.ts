@@ -36,6 +36,8 @@ export interface DropTarget {
   readonly redis: RedisClient;
   readonly budgetMs: number;
   readonly inProcess: { readonly api: boolean; readonly sim: boolean };
+  /** Processes this drop started: the simulator's (`--sim-process`), `npm start`'s (`--stack-process`). */
+  readonly pids: { readonly simulator: number | null; readonly stack: number | null };
   /** One sweep of the in-process worker (null when the worker runs elsewhere). */
   readonly sweep: (() => Promise<unknown>) | null;
   /** Jobs of the in-process worker not finished yet, by queue and state (e.g. `payments delayed: 2`). */
@@ -200,6 +202,7 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
     let storeId = `store-drop-${randomBytes(4).toString('hex')}`;
     const v2ApiSecret = opts.env['PORTONE_V2_API_SECRET'] || randomBytes(16).toString('hex');
     let simWhere = 'in-process';
+    let simPid: number | null = null;
     if (opts.simUrl === null && opts.simProcess) {
       const started = await startSimProcess({
         ...(opts.env['PATH'] !== undefined ? { PATH: opts.env['PATH'] } : {}),
@@ -208,6 +211,7 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
       closers.push(() => started.close());
       sim = remoteSim(started.url, true);
       simWhere = `in a process of its own (pid ${started.pid})`;
+      simPid = started.pid;
     } else if (opts.simUrl !== null) {
       simWhere = `${opts.simUrl} (running)`;
       await reachable(`${opts.simUrl}/sim/healthz`, 'the PortOne simulator');
@@ -236,6 +240,7 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
         redis,
         budgetMs: opts.budgetMs,
         inProcess: { api: false, sim: opts.simUrl === null },
+        pids: { simulator: simPid, stack: null },
         sweep: null,
         pendingJobs: null,
         description: `API ${opts.apiUrl} (running), simulator ${opts.simProcess ? simWhere : `${sim.url}${opts.simUrl === null ? ' (in-process)' : ' (running)'}`}${onCluster}`,
@@ -313,6 +318,7 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
         redis,
         budgetMs: opts.budgetMs,
         inProcess: { api: false, sim: opts.simUrl === null && !opts.simProcess },
+        pids: { simulator: simPid, stack: stack.pid },
         // The worker sweeps on its own (SWEEP_INTERVAL_MS).
         sweep: null,
         pendingJobs: () => pendingJobCounts(queues),
@@ -337,6 +343,7 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
       redis,
       budgetMs: opts.budgetMs,
       inProcess: { api: true, sim: opts.simUrl === null && !opts.simProcess },
+      pids: { simulator: simPid, stack: null },
       sweep: () => worker.sweep(),
       pendingJobs: () => pendingJobCounts(queues),
       description: `API and worker in-process (database ${dbName}, queue prefix ${prefix}), simulator ${simWhere}${onCluster}`,

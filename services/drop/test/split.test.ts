@@ -42,8 +42,19 @@ describe('a drop split over processes', () => {
       expect(summary.payments.paid).toBeGreaterThan(0);
       expect(summary.buyers.errors).toEqual([]);
 
+      // Where the CPU went: every process the drop started is accounted for, and the parts add up.
+      const cpu = summary.cpu!;
+      for (const part of ['buyers', 'simulator', 'api', 'worker', 'drop', 'redis', 'postgres'] as const) expect(cpu.seconds[part], part).toBeGreaterThan(0);
+      const parts = Object.values(cpu.seconds).reduce<number>((n, v) => n + (v ?? 0), 0);
+      expect(Math.abs(cpu.total_s - parts)).toBeLessThan(0.05);
+      expect(cpu.ms_per_buyer).toBeCloseTo((cpu.total_s * 1000) / 300, 0);
+
       const text = formatTextReport(summary);
-      for (const line of ['Capacity', 'Sold', 'Orders', 'Confirms', 'Payments', 'Webhooks', 'Confirm latency', 'Timing']) expect(text).toMatch(new RegExp(`^${line}\\s`, 'm'));
+      for (const line of ['Capacity', 'Sold', 'Orders', 'Confirms', 'Payments', 'Webhooks', 'Confirm latency', 'Timing', 'CPU']) expect(text).toMatch(new RegExp(`^${line}\\s`, 'm'));
+      expect(text).toMatch(/^CPU\s+[\d.]+ s, [\d.]+ ms a buyer: /m);
+      for (const [name, part] of [['worker', 'worker'], ['API', 'api'], ['simulator', 'simulator'], ['buyer processes', 'buyers']] as const) {
+        expect(text).toContain(`${name} ${cpu.seconds[part]!.toFixed(1)} s`);
+      }
       expect(text).toContain('All invariants hold.');
     } finally {
       await target.close([result.eventId]);
@@ -64,6 +75,10 @@ describe('a drop split over processes', () => {
     expect(q.errors).toBe(0);
     expect(q.admitted + q.told_sold_out + q.expired).toBe(120);
     expect(summary.inventory.sold).toBe(20);
+    // The stack and the simulator ran in this process: their CPU is the drop process's, the buyers' their own.
+    expect(summary.cpu!.seconds).toMatchObject({ simulator: 0, api: 0, worker: 0 });
+    expect(summary.cpu!.seconds.buyers).toBeGreaterThan(0);
+    expect(summary.cpu!.seconds.drop).toBeGreaterThan(0);
   }, 180_000);
 });
 

@@ -1,0 +1,139 @@
+/**
+ * Where a drop's CPU went: each part's CPU seconds over the drop, read from /proc (Linux) for the
+ * processes the drop started and the local Postgres, and from INFO cpu for Redis. A rehearsal on a
+ * small machine mostly measures how the cores are shared; this says which part took them.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { primaries, type RedisClient } from '@dropgate/redis';
+
+/** CPU seconds by part. In-process parts (the default drop) count in `drop`; null: not measurable here. */
+export interface CpuSeconds {
+  /** This process: the drop's driver, and whatever runs in-process (buyers, simulator, API, worker). */
+  drop: number;
+  buyers: number;
+  simulator: number;
+  api: number;
+  worker: number;
+  /** The whole Redis server (every primary of a cluster), other clients' work included. */
+  redis: number | null;
+  /** Every process of the local Postgres server, other databases' work included; null when not local. */
+  postgres: number | null;
+}
+
+/** What the drop started in processes of its own (the buyer processes report their own CPU). */
+export interface CpuSources {
+  redis: RedisClient;
+  simulator: number | null;
+  /** `npm start` (scripts/start.ts): its API and worker processes are found below it. */
+  stack: number | null;
+}
+
+const TICKS = 100; // Linux USER_HZ
+
+interface Proc { pid: number; ppid: number; cpu: number; cpuWithReaped: number }
+
+function readProc(pid: number): Proc | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const own = (Number(f[11]) + Number(f[12])) / TICKS;
+    return { pid, ppid: Number(f[1]), cpu: own, cpuWithReaped: own + (Number(f[13]) + Number(f[14])) / TICKS };
+  } catch {
+    return null;
+  }
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+}
+
+function allPids(): number[] {
+  try {
+    return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** The API and worker processes below `npm start`, by their entry points. */
+function stackCpu(root: number, procs: readonly Proc[]): { api: number; worker: number } {
+  const children = new Map<number, Proc[]>();
+  for (const p of procs) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
+  const out = { api: 0, worker: 0 };
+  const walk = (pid: number) => {
+    for (const child of children.get(pid) ?? []) {
+      const cmd = cmdline(child.pid);
+      if (cmd.includes('services/api/')) out.api += child.cpu;
+      else if (cmd.includes('services/worker/')) out.worker += child.cpu;
+      walk(child.pid);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+function postgresCpu(procs: readonly Proc[]): number | null {
+  let total = 0;
+  let found = false;
+  for (const p of procs) {
+    try {
+      if (readFileSync(`/proc/${p.pid}/comm`, 'utf8').trim() !== 'postgres') continue;
+    } catch {
+      continue;
+    }
+    found = true;
+    // Backends that ended meanwhile count through the postmaster's reaped children.
+    total += p.cpuWithReaped;
+  }
+  return found ? total : null;
+}
+
+async function redisCpu(redis: RedisClient): Promise<number | null> {
+  try {
+    let total = 0;
+    for (const node of primaries(redis)) {
+      const info = String(await node.info('cpu'));
+      const field = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+      total += field('used_cpu_sys') + field('used_cpu_user');
+    }
+    return total;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds used so far by each part. */
+export async function sampleCpu(sources: CpuSources): Promise<CpuSeconds> {
+  const procs = allPids().map(readProc).filter((p): p is Proc => p !== null);
+  const own = process.cpuUsage();
+  const byPid = (pid: number | null) => (pid === null ? 0 : procs.find((p) => p.pid === pid)?.cpu ?? 0);
+  return {
+    drop: (own.user + own.system) / 1e6,
+    buyers: 0,
+    simulator: byPid(sources.simulator),
+    ...(sources.stack === null ? { api: 0, worker: 0 } : stackCpu(sources.stack, procs)),
+    redis: await redisCpu(sources.redis),
+    postgres: postgresCpu(procs),
+  };
+}
+
+/**
+ * What each part used between two samples, with the CPU the buyer processes reported (they exit
+ * before the drop is at rest).
+ */
+export function cpuUsed(start: CpuSeconds, end: CpuSeconds, buyers: number): CpuSeconds {
+  const diff = (a: number | null, b: number | null) => (a === null || b === null ? null : Math.max(0, b - a));
+  return {
+    drop: Math.max(0, end.drop - start.drop),
+    buyers,
+    simulator: Math.max(0, end.simulator - start.simulator),
+    api: Math.max(0, end.api - start.api),
+    worker: Math.max(0, end.worker - start.worker),
+    redis: diff(start.redis, end.redis),
+    postgres: diff(start.postgres, end.postgres),
+  };
+}
