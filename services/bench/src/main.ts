@@ -26,6 +26,7 @@ import { newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { sql } from 'kysely';
 import { Queue } from 'bullmq';
 import { QueueNames } from '@dropgate/jobs';
+import { localPostgresCpu, processCpu, redisCpu } from '@dropgate/drop';
 
 const { values: args } = parseArgs({
   options: {
@@ -253,50 +254,15 @@ const fmt = (n: number) => n.toFixed(n < 10 ? 2 : 0);
  * moves with whatever else runs; CPU per request does much less, and says where the time goes.
  */
 type CpuParts = Record<'driver' | 'server' | 'worker' | 'redis' | 'postgres', number>;
-const CLOCK_TICKS = 100; // Linux USER_HZ
-
-function procCpu(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime + stime, and cutime + cstime: what its reaped children used (Postgres's backends that
-    // ended meanwhile count through the postmaster).
-    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLOCK_TICKS;
-  } catch {
-    return 0;
-  }
-}
-
-function postgresCpu(): number {
-  let total = 0;
-  for (const pid of readdirSafe('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') total += procCpu(Number(pid));
-    } catch { /* gone */ }
-  }
-  return total;
-}
-
-function readdirSafe(dir: string): string[] {
-  try { return readdirSync(dir); } catch { return []; }
-}
-
-async function redisCpu(): Promise<number> {
-  const info = String(await store!.redis.info('cpu'));
-  const field = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
-  return field('used_cpu_sys') + field('used_cpu_user');
-}
-
 async function cpuNow(server: ChildProcess, worker: ChildProcess | null): Promise<CpuParts> {
   const own = process.cpuUsage();
   return {
     driver: (own.user + own.system) / 1e6,
-    server: procCpu(server.pid),
-    worker: procCpu(worker?.pid),
-    redis: await redisCpu(),
-    postgres: postgresCpu(),
+    // The server's and the worker's own CPU, with their reaped children's.
+    server: processCpu(server.pid),
+    worker: processCpu(worker?.pid),
+    redis: (await redisCpu(store!.redis)) ?? 0,
+    postgres: localPostgresCpu() ?? 0,
   };
 }
 

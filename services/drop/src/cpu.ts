@@ -76,6 +76,16 @@ function stackCpu(root: number, procs: readonly Proc[]): { api: number; worker: 
   return out;
 }
 
+/** CPU seconds of process `pid` so far, with those of its children it has reaped; 0 when gone. */
+export function processCpu(pid: number | null | undefined): number {
+  return pid === null || pid === undefined ? 0 : readProc(pid)?.cpuWithReaped ?? 0;
+}
+
+/** CPU seconds so far of every process of the local Postgres server; null when none runs here. */
+export function localPostgresCpu(): number | null {
+  return postgresCpu(allPids().map(readProc).filter((p): p is Proc => p !== null));
+}
+
 function postgresCpu(procs: readonly Proc[]): number | null {
   let total = 0;
   let found = false;
@@ -92,7 +102,8 @@ function postgresCpu(procs: readonly Proc[]): number | null {
   return found ? total : null;
 }
 
-async function redisCpu(redis: RedisClient): Promise<number | null> {
+/** CPU seconds so far of the Redis server (every primary of a cluster), from INFO cpu; null when unreadable. */
+export async function redisCpu(redis: RedisClient): Promise<number | null> {
   try {
     let total = 0;
     for (const node of primaries(redis)) {
