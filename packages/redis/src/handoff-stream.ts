@@ -64,8 +64,15 @@ export class HandoffStream {
    * with none are left out. On one Redis a single XREADGROUP reads every stream, however many events
    * are active; on a cluster each event's stream lives in its own slot, so one XREADGROUP per event,
    * sent together. Streams without the group get it (and the stream) first.
+   *
+   * A read that fails on a cluster (its shard failing over) is passed to `onError` when given, and the
+   * other events' entries are still returned: read means delivered to this consumer, and entries
+   * dropped here would wait JOB_LOCK_MS to be reclaimed. Without `onError` the first failure throws,
+   * after every read has finished.
    */
-  async readNewHandoffs(eventIds: readonly string[], consumer: string, count: number): Promise<Map<string, Handoff[]>> {
+  async readNewHandoffs(
+    eventIds: readonly string[], consumer: string, count: number, onError?: (eventId: string, error: unknown) => void,
+  ): Promise<Map<string, Handoff[]>> {
     const out = new Map<string, Handoff[]>();
     if (eventIds.length === 0) return out;
     const read = async (ids: readonly string[]) => {
@@ -86,8 +93,17 @@ export class HandoffStream {
         await read(ids);
       }
     };
-    if (isCluster(this.redis)) await Promise.all(eventIds.map((id) => readCreatingGroups([id])));
-    else await readCreatingGroups(eventIds);
+    if (!isCluster(this.redis)) {
+      await readCreatingGroups(eventIds);
+      return out;
+    }
+    const results = await Promise.allSettled(eventIds.map((id) => readCreatingGroups([id])));
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') {
+        if (!onError) throw r.reason;
+        onError(eventIds[i]!, r.reason);
+      }
+    });
     return out;
   }
 

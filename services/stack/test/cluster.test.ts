@@ -143,6 +143,27 @@ describe('on a 3-shard Redis Cluster with 2 APIs and 2 workers', () => {
     }
   });
 
+  it('the relay\'s read of many events: one that fails on its shard is reported, the others\' entries still come back', async () => {
+    const a = await eventOnNewShard('rl', new Set());
+    const b = await eventOnNewShard('rl', new Set([a.shard]));
+    // Events no worker relays (not in Postgres): a's stream has one entry; b's key is not a stream at
+    // all, so reading it fails on b's shard only.
+    await stack.redis.xadd(eventKeys(a.id).handoff, '*', 'uid', `${a.id}.o1`, 'imp', 'imp-a', 'seq', '1', 'exp', '1', 'at', '1');
+    await stack.redis.set(eventKeys(b.id).handoff, 'not a stream');
+    try {
+      const failures: string[] = [];
+      const read = await stack.store.readNewHandoffs([a.id, b.id], 'probe', 10, (id, error) => failures.push(`${id}: ${(error as Error).message}`));
+      expect([...read.keys()]).toEqual([a.id]);
+      expect(read.get(a.id)!.map((h) => [h.merchantUid, h.impUid])).toEqual([[`${a.id}.o1`, 'imp-a']]);
+      expect(failures).toEqual([expect.stringMatching(new RegExp(`^${b.id}: WRONGTYPE`))]);
+      // Without a handler the failure is thrown, once every read has finished.
+      await expect(stack.store.readNewHandoffs([a.id, b.id], 'probe', 10)).rejects.toThrow(/WRONGTYPE/);
+    } finally {
+      await stack.redis.del(eventKeys(a.id).handoff);
+      await stack.redis.del(eventKeys(b.id).handoff);
+    }
+  });
+
   it('hold lifecycle: paid → tickets, failed → released, abandoned → expired; invariants hold', async () => {
     const { id } = await eventOnNewShard('clc', new Set());
     await createEvent(api2.url, { id, name: 'Lifecycle', hold_ttl_seconds: 30, seat_blocks: [{ section: 'L', rows: 1, seats_per_row: 3, price: 10_000 }] });

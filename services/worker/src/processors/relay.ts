@@ -32,7 +32,9 @@ export function createHandoffRelay(ctx: WorkerContext, consumer: string): Handof
     const due = eventIds.filter((id) => (reclaimedAt.get(id) ?? 0) <= now - reclaimEveryMs);
     for (const id of due) reclaimedAt.set(id, now);
     const reclaimed = await Promise.all(due.map(async (id) => queueHandoffs(ctx, id, await ctx.store.reclaimHandoffs(id, consumer, BATCH, ctx.config.jobLockMs))));
-    const fresh = await ctx.store.readNewHandoffs(eventIds, consumer, BATCH);
+    // An event whose read failed (its shard failing over) does not hold back the others' entries.
+    let failed: unknown = null;
+    const fresh = await ctx.store.readNewHandoffs(eventIds, consumer, BATCH, (_eventId, error) => { failed ??= error; });
     const relayed = await Promise.all([...fresh].map(async ([eventId, first]) => {
       let moved = 0;
       for (let batch = first; ;) {
@@ -41,6 +43,7 @@ export function createHandoffRelay(ctx: WorkerContext, consumer: string): Handof
         batch = (await ctx.store.readNewHandoffs([eventId], consumer, BATCH)).get(eventId) ?? [];
       }
     }));
+    if (failed !== null) throw failed;
     return [...reclaimed, ...relayed].reduce((a, b) => a + b, 0);
   };
 }
