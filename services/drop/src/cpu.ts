@@ -30,14 +30,15 @@ export interface CpuSources {
 
 const TICKS = 100; // Linux USER_HZ
 
-interface Proc { pid: number; ppid: number; cpu: number; cpuWithReaped: number }
+interface Proc { pid: number; comm: string; ppid: number; cpu: number; cpuWithReaped: number }
 
 function readProc(pid: number): Proc | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const close = stat.lastIndexOf(')');
+    const f = stat.slice(close + 2).split(' ');
     const own = (Number(f[11]) + Number(f[12])) / TICKS;
-    return { pid, ppid: Number(f[1]), cpu: own, cpuWithReaped: own + (Number(f[13]) + Number(f[14])) / TICKS };
+    return { pid, comm: stat.slice(stat.indexOf('(') + 1, close), ppid: Number(f[1]), cpu: own, cpuWithReaped: own + (Number(f[13]) + Number(f[14])) / TICKS };
   } catch {
     return null;
   }
@@ -62,7 +63,11 @@ function allPids(): number[] {
 /** The API and worker processes below `npm start`, by their entry points. */
 function stackCpu(root: number, procs: readonly Proc[]): { api: number; worker: number } {
   const children = new Map<number, Proc[]>();
-  for (const p of procs) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
+  for (const p of procs) {
+    const siblings = children.get(p.ppid);
+    if (siblings) siblings.push(p);
+    else children.set(p.ppid, [p]);
+  }
   const out = { api: 0, worker: 0 };
   const walk = (pid: number) => {
     for (const child of children.get(pid) ?? []) {
@@ -90,11 +95,7 @@ function postgresCpu(procs: readonly Proc[]): number | null {
   let total = 0;
   let found = false;
   for (const p of procs) {
-    try {
-      if (readFileSync(`/proc/${p.pid}/comm`, 'utf8').trim() !== 'postgres') continue;
-    } catch {
-      continue;
-    }
+    if (p.comm !== 'postgres') continue;
     found = true;
     // Backends that ended meanwhile count through the postmaster's reaped children.
     total += p.cpuWithReaped;
@@ -117,14 +118,15 @@ export async function redisCpu(redis: RedisClient): Promise<number | null> {
   }
 }
 
-/** CPU seconds used so far by each part. */
-export async function sampleCpu(sources: CpuSources): Promise<CpuSeconds> {
+/** CPU seconds used so far by each part but the buyer processes (they report their own). */
+export type CpuSample = Omit<CpuSeconds, 'buyers'>;
+
+export async function sampleCpu(sources: CpuSources): Promise<CpuSample> {
   const procs = allPids().map(readProc).filter((p): p is Proc => p !== null);
   const own = process.cpuUsage();
   const byPid = (pid: number | null) => (pid === null ? 0 : procs.find((p) => p.pid === pid)?.cpu ?? 0);
   return {
     drop: (own.user + own.system) / 1e6,
-    buyers: 0,
     simulator: byPid(sources.simulator),
     ...(sources.stack === null ? { api: 0, worker: 0 } : stackCpu(sources.stack, procs)),
     redis: await redisCpu(sources.redis),
@@ -136,7 +138,7 @@ export async function sampleCpu(sources: CpuSources): Promise<CpuSeconds> {
  * What each part used between two samples, with the CPU the buyer processes reported (they exit
  * before the drop is at rest).
  */
-export function cpuUsed(start: CpuSeconds, end: CpuSeconds, buyers: number): CpuSeconds {
+export function cpuUsed(start: CpuSample, end: CpuSample, buyers: number): CpuSeconds {
   const diff = (a: number | null, b: number | null) => (a === null || b === null ? null : Math.max(0, b - a));
   return {
     drop: Math.max(0, end.drop - start.drop),

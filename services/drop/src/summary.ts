@@ -64,7 +64,7 @@ export interface DropSummary {
   };
   /**
    * CPU seconds each part used from the first buyer to the drop at rest (cpu.ts), and per buyer over
-   * all of them; null where /proc cannot be read. Redis and Postgres are whole servers.
+   * all of them; null when it could not be sampled. Redis and Postgres are whole servers.
    */
   cpu: { seconds: CpuSeconds; total_s: number; ms_per_buyer: number } | null;
   /** The waiting room (null without one). */
