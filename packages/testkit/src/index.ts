@@ -71,16 +71,30 @@ export async function createTestDatabase(label = 'db'): Promise<TestDatabase> {
  * Test files running at the same time draw from separate slices of the range, one per vitest worker
  * (`VITEST_POOL_ID`): a port checked free here and listened on seconds later (a worker process still
  * starting) cannot be taken meanwhile by a file running beside it, which happened with four at once.
+ *
+ * Nor is a port handed out twice by one process within a few minutes (nor the port beside one handed
+ * out): a test drawing two ports before it starts anything (`PORT`, then `WORKER_METRICS_PORT` for two
+ * workers, which take it and the next) got the same one twice, and its API could not listen.
  */
 const PORT_SLICES = 8;
 const PORT_SLICE = 10_000 / PORT_SLICES;
+const PORT_REMEMBERED_MS = 5 * 60_000;
+const handedOut = new Map<number, number>();
+
+function handedOutRecently(port: number, now: number): boolean {
+  return [port - 1, port, port + 1].some((p) => (handedOut.get(p) ?? -Infinity) > now - PORT_REMEMBERED_MS);
+}
 
 export async function freePort(): Promise<number> {
   const slice = (Number(process.env['VITEST_POOL_ID'] ?? 0) || 0) % PORT_SLICES;
   const first = 10_000 + slice * PORT_SLICE;
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = first + Math.floor(Math.random() * (PORT_SLICE - 1));
-    if ((await canListen(port)) && (await canListen(port + 1)) && (await canListen(port + 10_000))) return port;
+    if (handedOutRecently(port, Date.now())) continue;
+    if ((await canListen(port)) && (await canListen(port + 1)) && (await canListen(port + 10_000))) {
+      handedOut.set(port, Date.now());
+      return port;
+    }
   }
   throw new Error(`no free port found in ${first}-${first + PORT_SLICE - 1}`);
 }
