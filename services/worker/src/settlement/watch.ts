@@ -1,7 +1,9 @@
 /**
  * The late-payment watch: after a hold expired unpaid or a payment was reported failed, dropgate asks
  * PortOne about the payment again at 1/16, 1/8, 1/4, 1/2 and all of LATE_PAYMENT_WATCH_SECONDS, so a
- * late "paid" whose webhook was lost is still ticketed or refunded.
+ * late "paid" whose webhook was lost is still ticketed or refunded. The watch ends at
+ * LATE_PAYMENT_WATCH_SECONDS: each check is scheduled when the one before it found nothing, so its
+ * delay is the gap to its time, not its time.
  */
 import { lifecycle } from '@dropgate/db';
 import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
@@ -9,10 +11,20 @@ import type { WorkerContext } from '../context.ts';
 
 export const WATCH_CHECKS = 5;
 
+/** When check `check` (1..5) is due, counted from the start of the watch: W/16, W/8, W/4, W/2, W. */
+export function watchCheckAtMs(check: number, watchSeconds: number): number {
+  return (watchSeconds * 1000) / 2 ** (WATCH_CHECKS - check);
+}
+
+/** How long after check `check - 1` (or the start of the watch) check `check` runs. */
+export function watchDelayMs(check: number, watchSeconds: number): number {
+  return Math.round(watchCheckAtMs(check, watchSeconds)) - (check > 1 ? Math.round(watchCheckAtMs(check - 1, watchSeconds)) : 0);
+}
+
 /** Schedules late-payment check `check` (1..5) of `impUid`. */
 export async function watchPayment(ctx: WorkerContext, eventId: string, merchantUid: string, impUid: string, check: number): Promise<void> {
   if (check > WATCH_CHECKS) return;
-  const delay = Math.round((ctx.config.latePaymentWatchSeconds * 1000) / 2 ** (WATCH_CHECKS - check));
+  const delay = watchDelayMs(check, ctx.config.latePaymentWatchSeconds);
   const job: PaymentOutcomeJob = { eventId, merchantUid, impUid, hint: null, source: 'watch', receivedAt: Date.now(), check };
   await ctx.queues.payments.add('watch', job, { jobId: jobIds.watchPayment(merchantUid, impUid, check), delay });
 }
