@@ -13,14 +13,16 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Every test file owns its namespace (its own database, event ids, queue prefix, ports), so files
-    // run in parallel, four at once: most of a stack test's time is waiting (hold TTLs, webhook
-    // delays, child processes starting). Measured here on 2026-11-30, the same suite: three at once
-    // 173 s with the machine 67 % busy, four 138 s (83 % busy, at most 58 Postgres connections of
-    // 100), five 147 s (the extra CPU contention outweighs the waiting it overlaps). A worker runs its
-    // files one after another in one process (no isolation), importing the stack once instead of once
-    // per file; no test file relies on a fresh module state.
+    // run in parallel, seven at once. The rehearsals (drops, chaos seeds) mostly wait (hold TTLs,
+    // webhook delays, child processes starting): alone, the chaos seeds use 9 core-seconds in 43 s.
+    // Running more files beside them fills those waits with other files' work until both cores are
+    // busy. Measured here on 2026-12-01, the same suite (about 170 core-seconds of work): four at
+    // once 116-136 s with the machine 73 % busy, five 104 s, six 91-102 s, seven 86 s (97 % busy; at
+    // most 70 Postgres connections of 100). More than seven cannot help: the CPU is the bound. A
+    // worker runs its files one after another in one process (no isolation), importing the stack
+    // once instead of once per file; no test file relies on a fresh module state.
     pool: 'forks',
-    maxWorkers: 4,
+    maxWorkers: 7,
     isolate: false,
     globalSetup: ['test/global-setup.ts'],
     // On a fresh clone (no timings yet) the longest rehearsals start first, not last.

@@ -7,17 +7,20 @@
  */
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
-/** Files that run whole drops or campaigns (each well over 20 s), longest first. */
+/**
+ * Files that run whole drops or campaigns (each 20-45 s, mostly waiting), longest first; the cluster
+ * rehearsal's failover takes 10 s or, now and then, a minute, so it starts early too.
+ */
 const LONGEST = [
-  'services/drop/test/rush.test.ts',
   'services/chaos/test/chaos.test.ts',
+  'services/drop/test/cluster.test.ts',
   'services/drop/test/faults.test.ts',
-  'test/metrics-proof.test.ts',
   'services/stack/test/drop-lifecycle.test.ts',
   'services/drop/test/split.test.ts',
+  'services/drop/test/rush.test.ts',
+  'test/metrics-proof.test.ts',
   'test/startup.test.ts',
   'services/drop/test/cli.test.ts',
-  'services/drop/test/cluster.test.ts',
 ];
 
 function rank(spec: TestSpecification): number {
