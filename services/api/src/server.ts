@@ -21,11 +21,18 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
+/** PortOne's confirm deadline: no API request waits longer on one Redis command. */
+export const REDIS_COMMAND_TIMEOUT_MS = 5_000;
+
 /** Starts the API with `config`; used by `npm run api`, `npm start`, the drop runner and tests. */
 export async function startApi(config: Config, opts: { logger?: boolean; queuePrefix?: string; clock?: Clock } = {}): Promise<RunningApi> {
   const clock = opts.clock ?? systemClock;
   const db = await openDatabase(config.databaseUrl, { max: 10 });
-  const redis = createRedis(config, { failFast: true, autoPipelining: true, name: 'dropgate-api' });
+  // No request waits on Redis forever: on a Redis Cluster whose primary died, ioredis can leave a
+  // pipeline's commands queued on a live connection and never written (seen in the failover
+  // rehearsal: an order request unanswered for a minute, now and then). A command unanswered after
+  // PortOne's confirm deadline fails, and the request answers 503 like any Redis failure.
+  const redis = createRedis(config, { failFast: true, autoPipelining: true, name: 'dropgate-api', commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS });
   // BullMQ needs its own connection with retries (maxRetriesPerRequest: null) for blocking commands.
   const queueRedis = createRedis(config, { failFast: false, autoPipelining: true, name: 'dropgate-api-queues' });
   const queues = createQueues(queueRedis, opts.queuePrefix ?? config.queuePrefix);
