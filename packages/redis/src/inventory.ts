@@ -82,17 +82,18 @@ export class InventoryReader {
     return state === 'ready' || state === 'loading' ? state : null;
   }
 
-  /** The event's readiness and a buyer's held + bought tickets, in one round trip. */
+  /**
+   * The event's readiness and a buyer's held + bought tickets, in one round trip: three commands
+   * issued together, which the client's auto-pipelining sends in one write with every other request's
+   * commands of the same moment (an explicit pipeline would be a socket write of its own per order).
+   */
   async orderPreflight(eventId: string, buyerId: string): Promise<OrderPreflight> {
     const k = eventKeys(eventId);
-    const res = await this.redis.pipeline().hget(k.meta, 'state').hget(k.buyers, buyerId).hgetall(k.counts).exec();
-    if (!res) throw new Error('pipeline aborted');
-    for (const [err] of res) if (err) throw err;
-    const state = res[0]![1] as string | null;
-    const counts = parseCounts((res[2]![1] ?? {}) as Record<string, string>);
+    const [state, held, rawCounts] = await Promise.all([this.redis.hget(k.meta, 'state'), this.redis.hget(k.buyers, buyerId), this.redis.hgetall(k.counts)]);
+    const counts = parseCounts(rawCounts);
     return {
       state: state === 'ready' || state === 'loading' ? state : null,
-      buyerTickets: Number(res[1]![1] ?? 0),
+      buyerTickets: Number(held ?? 0),
       // Counts only: whether these seats are free is the script's to say.
       available: (seats, items) => (seats.length === 0 || (counts.seats?.available ?? 0) >= seats.length)
         && items.every((i) => (counts.pools.get(i.pool)?.available ?? 0) >= i.quantity),

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { http, eventId, TEST_ADMIN_TOKEN } from '@dropgate/testkit';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
+import { newOrderToken } from '../src/lib/secrets.ts';
 
 let stack: ApiStack;
 let id: string;
@@ -40,6 +41,15 @@ describe('order tokens', () => {
     const row = await stack.api.deps.db.selectFrom('orders').selectAll().where('merchant_uid', '=', a.merchant_uid).executeTakeFirstOrThrow();
     expect(row.order_token_hash).toEqual(createHash('sha256').update(a.order_token).digest());
     expect(JSON.stringify(row)).not.toContain(a.order_token);
+  });
+
+  it('never repeat: tokens drawn across many refills of the random pool are all different', () => {
+    const tokens = Array.from({ length: 5_000 }, () => newOrderToken());
+    expect(new Set(tokens.map((t) => t.token)).size).toBe(tokens.length);
+    for (const t of tokens.slice(0, 200)) {
+      expect(Buffer.from(t.token, 'base64url')).toHaveLength(32);
+      expect(t.hash.equals(createHash('sha256').update(t.token).digest())).toBe(true);
+    }
   });
 
   it('read the order with the order token or the admin token, privately', async () => {
