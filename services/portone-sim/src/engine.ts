@@ -76,7 +76,6 @@ export interface SetPaymentStatusOptions {
   webhook?: boolean;
 }
 
-const unixNow = (): number => Math.floor(Date.now() / 1000);
 
 function clonePayment(p: SimPayment): SimPayment {
   return { ...p, cancel_history: p.cancel_history.map((h) => ({ ...h })) };
@@ -87,6 +86,7 @@ export class SimulatorEngine {
   readonly #impKey: string | undefined;
   readonly #impSecret: string | undefined;
   readonly #tokenTtlMs: number;
+  readonly #clock: { now(): number };
   readonly #defaultNoticeUrl: string | undefined;
   readonly #v2ApiSecret: string | undefined;
   readonly #storeId: string;
@@ -101,6 +101,7 @@ export class SimulatorEngine {
     this.#impKey = opts.impKey;
     this.#impSecret = opts.impSecret;
     this.#tokenTtlMs = ttl * 1000;
+    this.#clock = opts.clock ?? { now: () => Date.now() };
     this.#defaultNoticeUrl = opts.noticeUrl;
     this.#faults = parseFaults(opts.faults ?? {});
     this.#v2ApiSecret = opts.v2ApiSecret;
@@ -108,6 +109,11 @@ export class SimulatorEngine {
     this.#webhookSecret = opts.webhookSecret ?? newWebhookSecret();
     this.#defaultV2WebhookUrl = opts.v2WebhookUrl;
   }
+  /** The simulator's time in whole seconds, as PortOne's timestamps are. */
+  #unixNow(): number {
+    return Math.floor(this.#clock.now() / 1000);
+  }
+
 
   /** The V2 Standard Webhooks secret confirm calls and webhooks are signed with. */
   get webhookSecret(): string {
@@ -145,7 +151,7 @@ export class SimulatorEngine {
     if (this.#impKey !== undefined && impKey !== this.#impKey) return null;
     if (this.#impSecret !== undefined && impSecret !== this.#impSecret) return null;
     const state = this.#state;
-    const nowMs = Date.now();
+    const nowMs = this.#clock.now();
     if (state.tokens.size > TOKEN_SWEEP_THRESHOLD) {
       for (const [token, expiresAt] of state.tokens) if (expiresAt <= nowMs) state.tokens.delete(token);
     }
@@ -163,7 +169,7 @@ export class SimulatorEngine {
     if (authorization === undefined) return false;
     const token = authorization.startsWith('Bearer ') ? authorization.slice('Bearer '.length).trim() : authorization.trim();
     const expiresAt = this.#state.tokens.get(token);
-    return expiresAt !== undefined && Date.now() < expiresAt;
+    return expiresAt !== undefined && this.#clock.now() < expiresAt;
   }
 
   // ---- REST: payments -----------------------------------------------------------------------
@@ -280,7 +286,7 @@ export class SimulatorEngine {
   /** Refunds `refund` (already checked against the balance); returns the cancellation id. */
   #applyCancel(record: PaymentRecord, refund: number, reason: string): string {
     const p = record.payment;
-    const now = unixNow();
+    const now = this.#unixNow();
     const cancellationId = `cancel_${randomBytes(8).toString('hex')}`;
     p.cancel_amount += refund;
     p.cancel_reason = reason;
@@ -391,7 +397,7 @@ export class SimulatorEngine {
       status: 'ready',
       fail_reason: null,
       cancel_reason: null,
-      started_at: unixNow(),
+      started_at: this.#unixNow(),
       paid_at: 0,
       failed_at: 0,
       cancelled_at: 0,
@@ -474,7 +480,7 @@ export class SimulatorEngine {
   #markPaid(record: PaymentRecord): void {
     const p = record.payment;
     p.status = 'paid';
-    p.paid_at = unixNow();
+    p.paid_at = this.#unixNow();
     p.pg_tid ??= `pg_${randomBytes(8).toString('hex')}`;
   }
 
@@ -482,7 +488,7 @@ export class SimulatorEngine {
     const p = record.payment;
     p.status = 'failed';
     p.fail_reason = reason;
-    p.failed_at = unixNow();
+    p.failed_at = this.#unixNow();
   }
 
   /** Sends a webhook about `record`; resolves after its first attempt (see dispatchWebhook). */
@@ -763,7 +769,7 @@ export class SimulatorEngine {
         const balance = p.amount - p.cancel_amount;
         if (balance > 0) this.#applyCancel(record, balance, MESSAGES.consoleCancelReason);
         p.status = 'cancelled';
-        p.cancelled_at = unixNow();
+        p.cancelled_at = this.#unixNow();
         break;
       }
       case 'ready':

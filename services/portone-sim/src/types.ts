@@ -209,6 +209,11 @@ export interface SimulatorOptions {
   impSecret?: string;
   /** Lifetime of access tokens. Default 1800 (PortOne's 30 minutes). */
   tokenTtlSeconds?: number;
+  /**
+   * Where the simulator reads the time (epoch ms) for tokens' expiry and payments' timestamps;
+   * default the system's. Tests pass a clock they move forward instead of waiting a token out.
+   */
+  clock?: { now(): number };
   /** Initial global faults. */
   faults?: Faults;
   /** Notice URL used when a payment window request has none (PortOne's console-level setting). */

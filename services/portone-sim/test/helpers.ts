@@ -28,6 +28,11 @@ export interface Endpoint {
   requests: Received[];
   /** Resolves once `n` requests arrived; rejects after `timeoutMs`. */
   waitFor(n: number, timeoutMs?: number): Promise<Received[]>;
+  /**
+   * Resolves once `n` answers are done: sent, or found unwanted (the caller had hung up by the time
+   * a delayed answer was due). Rejects after `timeoutMs`.
+   */
+  waitAnswered(n: number, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -35,6 +40,12 @@ export interface Endpoint {
 export async function startEndpoint(answer: (req: Received, index: number) => Answer = () => ({})): Promise<Endpoint> {
   const requests: Received[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
+  let answered = 0;
+  const answerWaiters: { n: number; resolve: () => void }[] = [];
+  const done = (): void => {
+    answered++;
+    for (const w of answerWaiters.filter((w) => answered >= w.n)) w.resolve();
+  };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -49,6 +60,8 @@ export async function startEndpoint(answer: (req: Received, index: number) => An
       const index = requests.push(received) - 1;
       for (const w of waiters.filter((w) => requests.length >= w.n)) w.resolve();
       const a = answer(received, index);
+      // 'close' comes once the answer is sent, or when the caller hung up first.
+      res.once('close', done);
       const send = (): void => {
         if (res.destroyed) return;
         const body = a.body === undefined ? '' : typeof a.body === 'string' ? a.body : JSON.stringify(a.body);
@@ -75,6 +88,13 @@ export async function startEndpoint(answer: (req: Received, index: number) => An
             resolve(requests.slice());
           },
         });
+      });
+    },
+    waitAnswered(n, timeoutMs = 5000) {
+      if (answered >= n) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`expected ${n} answers, ${answered} done`)), timeoutMs);
+        answerWaiters.push({ n, resolve: () => { clearTimeout(timer); resolve(); } });
       });
     },
     close: () =>
@@ -128,5 +148,3 @@ export function isEnvelope(body: unknown): boolean {
   const b = body as Record<string, unknown>;
   return typeof b['code'] === 'number' && 'message' in b && 'response' in b;
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

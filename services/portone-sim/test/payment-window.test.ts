@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../src/index.ts';
-import { rest, simCall, sleep, startEndpoint, token, type Endpoint } from './helpers.ts';
+import { rest, simCall, startEndpoint, token, type Endpoint } from './helpers.ts';
 
 let sim: Simulator;
 let uid = 0;
@@ -92,7 +92,8 @@ describe('confirm', () => {
       expect(payment.fail_reason).toBe('고객사 요청에 의해 결제를 중단합니다. (상세사유 : 알 수 없음)');
       expect(sim.ledger({ imp_uid: payment.imp_uid }).confirms[0]).toMatchObject({ http_status: 0, timed_out: true });
       // The late 200 changes nothing: the payment stays failed and no webhook goes out.
-      await sleep(900);
+      await slow.waitAnswered(1);
+      await sim.settled();
       expect(sim.getPayment(payment.imp_uid)?.status).toBe('failed');
       expect(sim.ledger({ imp_uid: payment.imp_uid }).webhooks).toEqual([]);
     } finally {

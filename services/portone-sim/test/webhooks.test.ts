@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../src/index.ts';
-import { rest, simCall, sleep, startEndpoint, token, type Endpoint, type Received } from './helpers.ts';
+import { rest, simCall, startEndpoint, token, type Endpoint, type Received } from './helpers.ts';
 
 let sim: Simulator;
 let uid = 0;
@@ -61,7 +61,6 @@ it('webhook_loss 1 never sends the webhook, and the ledger says so', async () =>
   await withReceiver(async (hooks) => {
     const { payment } = await sim.pay({ merchant_uid: order(), amount: 1000, notice_url: hooks.url, faults: { webhook_loss: 1 } });
     await sim.settled();
-    await sleep(50);
     expect(hooks.requests).toHaveLength(0);
     expect(sim.ledger({ imp_uid: payment.imp_uid }).webhooks).toEqual([
       expect.objectContaining({ delivered: false, lost: true, http_status: null, attempt: 0 }),
@@ -119,9 +118,12 @@ it('webhook_before_return delivers the webhook before the payment window answers
 
 it('webhook_reorder holds a webhook back and delivers it after the next one of the same payment', async () => {
   await withReceiver(async (hooks) => {
-    const { payment } = await sim.pay({ merchant_uid: order(), amount: 1000, notice_url: hooks.url, faults: { webhook_reorder: true } });
-    await sleep(100);
+    const merchantUid = order();
+    const { payment } = await sim.pay({ merchant_uid: merchantUid, amount: 1000, notice_url: hooks.url, faults: { webhook_reorder: true } });
+    // Everything else settled, the paid webhook is still held back (not sent, and pending).
+    await sim.settled();
     expect(hooks.requests).toHaveLength(0);
+    expect(sim.pending(merchantUid)).toBe(1);
     // A console cancel sends `cancelled`: the merchant gets it first, then the stale `paid`.
     const res = await simCall(sim, 'POST', `/sim/v1/payments/${payment.imp_uid}/cancel`, { reason: '콘솔 취소' });
     expect(res.status).toBe(200);
