@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { startPrivateRedis, http, eventId, impUid, waitFor, type PrivateRedis } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
-import { jobIds } from '@dropgate/jobs';
 
 const BUDGET_MS = 400;
 let redis: PrivateRedis;
@@ -68,9 +67,14 @@ describe('confirm deadline', () => {
     const replay = await http(stack.url, 'POST', '/portone/v1/confirm', { imp_uid: imp, merchant_uid: o.merchant_uid, amount: o.amount });
     expect(replay.status).toBe(503);
     expect(replay.body.code).toBe('DEADLINE');
-    // Wait until the worker handled that hold's hand-off (its recording job ran), then look.
-    const persisted = jobIds.persistHold(o.merchant_uid, 1);
-    await waitFor(async () => (await (await stack.api.deps.queues.holds.getJob(persisted))?.getState()) === 'completed', 10_000, 'the hold hand-off to be handled');
+    // Wait until the worker handled that hold's hand-off (relayed and acknowledged, its recording done
+    // or, had it failed, its recording job done too), then look.
+    const holdsQueue = stack.api.deps.queues.holds;
+    await waitFor(async () => {
+      if (!(await stack.store.quiescent(id))) return false;
+      const c = await holdsQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+      return Object.values(c).every((n) => n === 0);
+    }, 10_000, 'the hold hand-off to be handled');
     const holds = await stack.api.deps.db.selectFrom('holds').selectAll().where('merchant_uid', '=', o.merchant_uid).execute();
     expect(holds).toEqual([]);
     // The next payment attempt for the order is decided normally.

@@ -1,11 +1,19 @@
 /**
  * Invariant 5 for the hold hand-off: a worker process killed (SIGKILL) while persisting holds leaves
  * its jobs to run again, and the result is the same as if it had never died.
+ *
+ * The worker records a batch of holds in one go as it relays their hand-offs, faster than a test can
+ * catch it half-way; so the test holds the settlement locks of the last hundred orders (as a payment
+ * outcome being settled would), lets the worker record the other three hundred, and kills it while
+ * the hundred wait for their locks (recordings under way, or queued as jobs). With the locks given
+ * back, a second worker finishes them: the hand-offs the first never acknowledged are claimed again,
+ * its queued jobs run again.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, eventId, impUid, waitFor } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
+import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { compileCacheEnv } from '@dropgate/config';
 
 let stack: TestStack;
@@ -57,12 +65,18 @@ describe('worker killed while persisting', () => {
     const count = async () => Number((await db.selectFrom('holds').select((eb) => eb.fn.countAll<string>().as('n')).where('event_id', '=', id).executeTakeFirstOrThrow()).n);
     expect(await count()).toBe(0);
 
+    const blocked = orders.slice(N - 100);
+    const keys = blocked.map((m) => eventKeys(id).settleLock(m));
+    const tokens = await Promise.all(keys.map((k) => acquireLock(stack.redis, k, 120_000)));
+    expect(tokens.every((t) => t !== null)).toBe(true);
+
     const first = spawnWorker();
-    await waitFor(async () => (await count()) >= 20, 30_000, 'the first worker to start persisting');
+    await waitFor(async () => (await count()) === N - blocked.length, 30_000, 'the first worker to record every hold it may');
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
     const atKill = await count();
-    expect(atKill).toBeLessThan(N);
+    expect(atKill).toBe(N - blocked.length);
+    await Promise.all(keys.map((k, i) => releaseLock(stack.redis, k, tokens[i]!)));
 
     spawnWorker();
     await waitFor(async () => (await count()) === N, 60_000, 'every hold to be recorded after the restart');

@@ -23,6 +23,9 @@ import { archiveEvents, guard, rebuildEvent, sweep, withdrawOrphans } from './pr
 import { periodicTask } from './periodic.ts';
 import { expireHold } from './settlement/index.ts';
 
+/** How long the relay waits for a batch's hold recordings before queueing the rest as `holds` jobs. */
+export { INLINE_BUDGET_MS } from './processors/relay.ts';
+
 export interface WorkerOptions {
   /** Queue key prefix (tests use their own). */
   prefix?: string;
