@@ -18,7 +18,8 @@ export default defineConfig({
     // Running more files beside them fills those waits with other files' work until both cores are
     // busy. Measured here on 2026-12-01, the same suite (about 170 core-seconds of work): four at
     // once 116-136 s with the machine 73 % busy, five 104 s, six 91-102 s, seven 86 s (97 % busy; at
-    // most 70 Postgres connections of 100). More than seven cannot help: the CPU is the bound. A
+    // most 70 Postgres connections of 100); later that day the suite took 205-216 core-seconds and
+    // 103-113 s. More than seven cannot help: the CPU is the bound. A
     // worker runs its files one after another in one process (no isolation), importing the stack
     // once instead of once per file; no test file relies on a fresh module state.
     pool: 'forks',
