@@ -76,7 +76,6 @@ export interface SetPaymentStatusOptions {
   webhook?: boolean;
 }
 
-
 function clonePayment(p: SimPayment): SimPayment {
   return { ...p, cancel_history: p.cancel_history.map((h) => ({ ...h })) };
 }
@@ -109,11 +108,11 @@ export class SimulatorEngine {
     this.#webhookSecret = opts.webhookSecret ?? newWebhookSecret();
     this.#defaultV2WebhookUrl = opts.v2WebhookUrl;
   }
+
   /** The simulator's time in whole seconds, as PortOne's timestamps are. */
   #unixNow(): number {
     return Math.floor(this.#clock.now() / 1000);
   }
-
 
   /** The V2 Standard Webhooks secret confirm calls and webhooks are signed with. */
   get webhookSecret(): string {
