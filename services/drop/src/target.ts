@@ -327,13 +327,11 @@ export async function openTarget(opts: TargetOptions): Promise<DropTarget> {
         close,
       };
     }
-    // The worker first: its start-up in this process would otherwise stall the running API's event
-    // loop, and the API would shed the first buyers as OVERLOADED.
+    const api: RunningApi = await startApi(config, { logger: false, queuePrefix: prefix });
+    closers.push(() => api.close());
     const logger = pino({ name: 'dropgate-worker', level: config.logLevel }, pino.destination(2));
     const worker: RunningWorker = await startWorker(config, { prefix, metricsServer: false, timers: true, logger });
     closers.push(() => worker.close());
-    const api: RunningApi = await startApi(config, { logger: false, queuePrefix: prefix });
-    closers.push(() => api.close());
     const db = createDb(dbUrl, { max: 3 });
     closers.push(() => db.destroy());
     const queues = worker.ctx.queues;

@@ -37,13 +37,10 @@ export interface TestStack {
 export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
   const env = await testEnvironment(opts);
   const { config, prefix } = env;
-  // The worker first: in one process, its start-up (synchronous work of a second or more on a busy
-  // machine) would otherwise stall the running API's event loop, and the API would shed the test's
-  // first requests as OVERLOADED (seen in a full run: creating an event right after the start).
+  const api = await startApi(config, { logger: false, queuePrefix: prefix, ...(opts.clock ? { clock: opts.clock } : {}) });
   const worker = opts.worker === false ? null : await startWorker(config, {
     prefix, metricsServer: false, timers: opts.timers ?? true, ...(opts.clock ? { clock: opts.clock } : {}),
   });
-  const api = await startApi(config, { logger: false, queuePrefix: prefix, ...(opts.clock ? { clock: opts.clock } : {}) });
   return {
     config,
     api,
