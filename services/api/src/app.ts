@@ -3,12 +3,12 @@
  * same app against their own database, Redis prefix and queues.
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RawServerDefault } from 'fastify';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import underPressure from '@fastify/under-pressure';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { REFUSAL_REASONS } from '@dropgate/domain';
 import type { AppDeps } from './deps.ts';
 import { errorsPlugin } from './plugins/errors.plugin.ts';
+import { EventLoopGate } from './lib/event-loop-gate.ts';
 import { adminRoutes } from './routes/admin.routes.ts';
 import { queueRoutes } from './routes/queue.routes.ts';
 import { storefrontRoutes } from './routes/storefront.routes.ts';
@@ -64,19 +64,14 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
 
   // Everything that does work sheds load before it queues past the confirm deadline.
   await app.register(async (busy) => {
-    // under-pressure's own maxEventLoopDelay reads a histogram with no samples (the loop was busy for
-    // the whole interval, e.g. while a big event is created) as an infinite delay and sheds everything
-    // for a while. Measure the delay ourselves and let under-pressure shed through its health check.
-    const delay = monitorEventLoopDelay({ resolution: 10 });
-    delay.enable();
-    busy.addHook('onClose', async () => delay.disable());
+    // The event loop's delay, measured by us (see EventLoopGate) from the moment the app is ready;
+    // under-pressure sheds through its health check.
+    const gate = new EventLoopGate(deps.config.maxEventLoopDelayMs);
+    busy.addHook('onReady', async () => gate.open());
+    busy.addHook('onClose', async () => gate.close());
     await busy.register(underPressure, {
       healthCheckInterval: 100,
-      healthCheck: async () => {
-        const meanMs = delay.count > 0 ? delay.mean / 1e6 - 10 : 0;
-        delay.reset();
-        return meanMs <= deps.config.maxEventLoopDelayMs;
-      },
+      healthCheck: async () => gate.keepsUp(),
       retryAfter: 1,
       exposeStatusRoute: false,
       pressureHandler: (_request, reply, type) => {

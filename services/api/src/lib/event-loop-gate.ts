@@ -1,0 +1,62 @@
+/**
+ * Whether the API's event loop keeps up, for load shedding (under-pressure's health check): the mean
+ * delay of a 10 ms timer since the last look, less that resolution, against MAX_EVENT_LOOP_DELAY_MS.
+ *
+ * The delay of the API's own start-up does not count: compiling every route's schemas when the app
+ * becomes ready blocks the loop (about 80 ms for the first app in a process here, several times
+ * that on a busy machine), and a look taken just after it would shed the first requests after a
+ * (re)start, which is when a drop's buyers come back. So the gate answers "keeps up" until `open()`
+ * (the app is ready), and counts only the delay from then on.
+ *
+ * node's monitor is a timer: it sees the loop held by request handling and other I/O callbacks, not
+ * by a callback in the timers phase it runs in (the API does its work in the former).
+ *
+ * under-pressure's own maxEventLoopDelay is not used: it reads a histogram with no samples (the loop
+ * was busy for the whole interval, e.g. while a big event is created) as an infinite delay and sheds
+ * everything for a while.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+const RESOLUTION_MS = 10;
+
+/** What the gate reads of node's event-loop delay monitor (`monitorEventLoopDelay`, nanoseconds). */
+export interface DelaySamples {
+  readonly count: number;
+  readonly mean: number;
+  reset(): void;
+  disable(): boolean;
+}
+
+export class EventLoopGate {
+  readonly #delay: DelaySamples;
+  readonly #maxMs: number;
+  #open = false;
+
+  /** `delay`: node's monitor, sampling every 10 ms (given by tests only). */
+  constructor(maxMs: number, delay?: DelaySamples) {
+    this.#maxMs = maxMs;
+    if (delay) this.#delay = delay;
+    else {
+      const monitor = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+      monitor.enable();
+      this.#delay = monitor;
+    }
+  }
+
+  /** From now on the loop's delay counts (call when the app is ready). */
+  open(): void {
+    this.#delay.reset();
+    this.#open = true;
+  }
+
+  /** Whether the loop kept up since the last look (always before `open()`); starts a new window. */
+  keepsUp(): boolean {
+    const meanMs = this.#delay.count > 0 ? this.#delay.mean / 1e6 - RESOLUTION_MS : 0;
+    this.#delay.reset();
+    return !this.#open || meanMs <= this.#maxMs;
+  }
+
+  close(): void {
+    this.#delay.disable();
+  }
+}
