@@ -90,10 +90,36 @@ export const defaultJobOptions: Record<QueueName, JobsOptions> = {
 export type Queues = { [K in QueueName]: Queue };
 
 export function createQueues(connection: ConnectionOptions, prefix: string = QUEUE_PREFIX): Queues {
-  const make = (name: QueueName) => new Queue(name, { connection, prefix, defaultJobOptions: defaultJobOptions[name] });
+  const make = (name: QueueName) => {
+    const queue = new Queue(name, { connection, prefix, defaultJobOptions: defaultJobOptions[name] });
+    // A queue reports its connection's errors as 'error' events; with no listener one would end the
+    // process. Connection errors are reported through readiness and metrics, and each call that
+    // fails rejects on its own.
+    queue.on('error', () => undefined);
+    return queue;
+  };
   return { holds: make('holds'), payments: make('payments'), expiry: make('expiry'), maintenance: make('maintenance') };
 }
 
+/** How long closeQueues waits for a queue's start (BullMQ's Redis version check) to finish. */
+export const QUEUE_START_WAIT_MS = 1_000;
+
+/**
+ * Closes the queues. BullMQ checks the Redis version when a queue is made; closing the queue while
+ * that check is still waiting drops the queue's error listeners, and the check failing afterwards
+ * (the shared client is disconnected next) became an 'error' nobody listened to: the process died
+ * on its way out (seen in `npm start` stopped right after it started). So each queue is closed once
+ * its check is done; a queue whose check still waits after QUEUE_START_WAIT_MS (Redis unreachable)
+ * is left open, and its check fails into its listener when the client is disconnected.
+ */
 export async function closeQueues(queues: Queues): Promise<void> {
-  await Promise.all(Object.values(queues).map((q) => q.close()));
+  await Promise.all(Object.values(queues).map(async (q) => {
+    let timer: NodeJS.Timeout | undefined;
+    const started = await Promise.race([
+      q.waitUntilReady().then(() => true, () => true),
+      new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), QUEUE_START_WAIT_MS); }),
+    ]);
+    clearTimeout(timer);
+    if (started) await q.close();
+  }));
 }
