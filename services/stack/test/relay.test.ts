@@ -1,15 +1,16 @@
 /**
  * The worker records an approved hold in Postgres as it relays the hold's hand-off, without a BullMQ
- * `holds` job (a job per hold was about half of Redis's work for each approved confirm). A recording
- * it cannot finish within INLINE_BUDGET_MS (here: the order's settlement lock is busy, as while a
- * payment outcome is being settled) becomes a `holds` job, which records the hold once: the
- * recording still under way and the job meet on the order's lock and the hold's id. With
- * HOLDS_PER_SECOND set, every recording goes through the rate-limited queue, as before.
+ * `holds` job (a job per hold was about half of Redis's work for each approved confirm). The order's
+ * settlement lock held by someone else (as while a payment outcome is being settled) slows or fails
+ * a recording: one still waiting after INLINE_BUDGET_MS does not hold up the batch's verification
+ * and finishes on its own, without a job; one that gives up becomes a `holds` job, which records
+ * the hold once the lock is free. With HOLDS_PER_SECOND set, every recording goes through the
+ * rate-limited queue, as before.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventId, http, impUid, waitFor } from '@dropgate/testkit';
 import { jobIds } from '@dropgate/jobs';
-import { acquireLock, eventKeys } from '@dropgate/redis';
+import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { INLINE_BUDGET_MS } from '@dropgate/worker';
 
@@ -43,6 +44,12 @@ async function approvedOrder(s: TestStack, id: string, n: number, beforeConfirm?
   return o.body.merchant_uid as string;
 }
 
+/** The imp_uid of the order's current hold, from Redis. */
+async function orderImp(merchantUid: string): Promise<string | null> {
+  const id = merchantUid.slice(0, merchantUid.lastIndexOf('.'));
+  return (await stack.store.orderState(id, merchantUid))?.impUid ?? null;
+}
+
 async function holdsOf(s: TestStack, merchantUid: string) {
   return s.api.deps.db.selectFrom('holds').select(['status', 'seq']).where('merchant_uid', '=', merchantUid).execute();
 }
@@ -73,11 +80,37 @@ describe('recording holds as their hand-offs are relayed', () => {
     }
   });
 
-  it('queues a holds job for a recording that waits past its budget, and the hold is recorded once', async () => {
+  it('lets a recording that waits past its budget finish on its own, without a job, once', async () => {
     const id = await event(stack, 2);
-    // Another settlement of the order holds its lock for longer than the relay waits (the relay may
-    // take up to a second to list a new event, then waits INLINE_BUDGET_MS).
-    const lockedFor = INLINE_BUDGET_MS + 2_000;
+    // The payment's verification would take the same lock: it waits in the paused queue meanwhile.
+    const payments = stack.api.deps.queues.payments;
+    await payments.pause();
+    try {
+      let token: string | null = null;
+      const m = await approvedOrder(stack, id, 1, async (muid) => {
+        token = await acquireLock(stack.redis, eventKeys(id).settleLock(muid), 60_000);
+        expect(token).not.toBeNull();
+      });
+      // The relay went on after INLINE_BUDGET_MS (it queued the payment's verification) while the
+      // recording still waits for the lock (about 2 s at most); then the lock is given back.
+      const imp = (await orderImp(m))!;
+      await waitFor(() => payments.getJob(jobIds.verifyPayment(m, 1, imp)), 10_000, 'the batch handled');
+      expect(await holdsOf(stack, m)).toEqual([]);
+      await releaseLock(stack.redis, eventKeys(id).settleLock(m), token!);
+      await relayed(stack, id, 1);
+      expect(await holdsOf(stack, m)).toEqual([{ status: 'live', seq: 1 }]);
+      expect(await recordedLogEntries(stack, m)).toBe(1);
+      expect(await stack.api.deps.queues.holds.getJob(jobIds.persistHold(m, 1))).toBeUndefined();
+    } finally {
+      await payments.resume();
+    }
+  });
+
+  it('queues a holds job for a recording that gives up on a busy lock, and the hold is recorded once', async () => {
+    const id = await event(stack, 2);
+    // Another settlement of the order holds its lock for longer than a recording waits for it (the
+    // relay may take up to a second to list a new event, then the recording waits about 2 s).
+    const lockedFor = INLINE_BUDGET_MS + 2_500;
     const m = await approvedOrder(stack, id, 1, async (muid) => {
       expect(await acquireLock(stack.redis, eventKeys(id).settleLock(muid), lockedFor)).not.toBeNull();
     });

@@ -2,11 +2,12 @@
  * The hand-off relay: placeHold writes one stream entry per approved payment (atomically with the
  * hold); the relay records each new hold in Postgres itself (persistHold, the `holds` job's work)
  * and queues a `verify` job, with a deterministic id, then acknowledges the entry. A recording that
- * fails or is not done within INLINE_BUDGET_MS becomes a BullMQ `holds` job (deterministic id,
- * retried with the queue's backoff), as every recording was before: a job per hold cost two more
- * BullMQ scripts (add, then take and finish) and a worker round, about half of Redis's work for each
- * approved confirm. With HOLDS_PER_SECOND set, every recording goes through the rate-limited queue.
- * Consumer groups make it safe with several workers; entries a dead worker read but never queued are
+ * fails becomes a BullMQ `holds` job (deterministic id, retried with the queue's backoff), as every
+ * recording was before; one not done within INLINE_BUDGET_MS is acknowledged once it is done. A job
+ * per hold cost two more BullMQ scripts (add, then take and finish) and a worker round, about half
+ * of Redis's work for each approved confirm. With HOLDS_PER_SECOND set, every recording goes through
+ * the rate-limited queue.
+ * Consumer groups make it safe with several workers; entries a dead worker read but never handled are
  * claimed again once idle for JOB_LOCK_MS. At-least-once; a recording is idempotent and duplicate jobs
  * collapse on the job id.
  */
@@ -18,10 +19,10 @@ import { persistHold } from './persist-hold.processor.ts';
 const BATCH = 500;
 
 /**
- * How long the relay waits for the recordings of one batch before queueing the rest as jobs: a slow
- * Postgres or an order whose settlement lock is busy must not hold up the verification of the
- * batch's payments. A recording still running then finishes on its own (the job that follows waits
- * for the order's lock and finds the hold recorded).
+ * How long the relay waits for the recordings of one batch before it goes on (queues the batch's
+ * verify jobs, acknowledges what is done): a slow Postgres or an order whose settlement lock is busy
+ * must not hold up the verification of the batch's payments. A recording still running then
+ * finishes on its own, and its entry is acknowledged after it.
  */
 export const INLINE_BUDGET_MS = 1_000;
 
@@ -80,41 +81,76 @@ async function recordInline(ctx: WorkerContext, data: PersistHoldJob): Promise<b
   }
 }
 
+/** A hold recording still running when the relay stopped waiting for its batch. */
+interface Straggler {
+  handoff: Handoff;
+  job: PersistHoldJob;
+  recorded: Promise<boolean>;
+}
+
 /**
- * Records the holds of `jobs`, all at once (a batch's recordings share Postgres statements: one
- * statement and commit for up to HOLD_BATCH_MAX holds), and resolves with those not recorded within
- * INLINE_BUDGET_MS, failed or still running (they are queued as jobs; one still running finishes on
- * its own, and its job then finds the hold recorded). All at once rather than WORKER_CONCURRENCY at
+ * Records the holds of `items`, all at once (a batch's recordings share Postgres statements: one
+ * statement and commit for up to HOLD_BATCH_MAX holds), and resolves within INLINE_BUDGET_MS with
+ * the recordings that failed and those still running. All at once rather than WORKER_CONCURRENCY at
  * a time: in the all-approve benchmark 32 at a time cost 633 us of CPU a confirm, all at once 451-569.
  */
-async function recordAll(ctx: WorkerContext, jobs: readonly PersistHoldJob[]): Promise<PersistHoldJob[]> {
-  if (jobs.length === 0) return [];
-  const done = new Array<boolean>(jobs.length).fill(false);
-  const all = Promise.all(jobs.map(async (job, i) => { done[i] = await recordInline(ctx, job); }));
+async function recordAll(
+  ctx: WorkerContext, items: readonly { handoff: Handoff; job: PersistHoldJob }[],
+): Promise<{ failed: PersistHoldJob[]; running: Straggler[] }> {
+  if (items.length === 0) return { failed: [], running: [] };
+  const outcome = new Array<boolean | undefined>(items.length);
+  const recordings = items.map((item, i) => recordInline(ctx, item.job).then((ok) => { outcome[i] = ok; return ok; }));
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([all, new Promise<void>((resolve) => { timer = setTimeout(resolve, INLINE_BUDGET_MS); })]);
+  await Promise.race([Promise.all(recordings), new Promise<void>((resolve) => { timer = setTimeout(resolve, INLINE_BUDGET_MS); })]);
   clearTimeout(timer);
-  return jobs.filter((_, i) => !done[i]);
+  return {
+    failed: items.filter((_, i) => outcome[i] === false).map((item) => item.job),
+    running: items.flatMap((item, i) => (outcome[i] === undefined ? [{ ...item, recorded: recordings[i]! }] : [])),
+  };
 }
+
+const persistJob = (data: PersistHoldJob) => ({ name: 'persist', data, opts: { jobId: jobIds.persistHold(data.merchantUid, data.seq) } });
 
 /**
  * Handles an event's hand-offs, then acknowledges them. A new hold is recorded; every approved payment
  * (a new hold's, or one riding on a live hold) is verified with PortOne at once. A reservation
  * (hold_at "order") or its extension has no payment yet (imp ''): recorded only.
+ *
+ * A recording that fails becomes a `holds` job (it retries). One still running after
+ * INLINE_BUDGET_MS does not hold up the rest of the batch: its entry is acknowledged when it is done
+ * (or, should it fail, once its job is queued), and until then it stays pending in the stream, so a
+ * worker that dies meanwhile leaves it to be claimed again. It is not also queued as a job: a job
+ * running after the hold was recorded would judge a hold Redis has lost since (a rebuild from an
+ * older record) as lost after its recording and end it, where the rebuild would have kept it.
  */
 async function queueHandoffs(ctx: WorkerContext, eventId: string, batch: readonly Handoff[]): Promise<number> {
   if (batch.length === 0) return 0;
-  const holds = batch.filter((h) => !h.ride).map((h): PersistHoldJob => (
-    { eventId, merchantUid: h.merchantUid, impUid: h.impUid, seq: h.seq, expiresAt: h.expiresAt, heldAt: h.heldAt }
-  ));
-  const queued = ctx.config.holdsPerSecond > 0 ? holds : await recordAll(ctx, holds);
-  await ctx.queues.holds.addBulk(queued.map((data) => ({ name: 'persist', data, opts: { jobId: jobIds.persistHold(data.merchantUid, data.seq) } })));
+  const holds = batch.filter((h) => !h.ride).map((h) => ({
+    handoff: h,
+    job: { eventId, merchantUid: h.merchantUid, impUid: h.impUid, seq: h.seq, expiresAt: h.expiresAt, heldAt: h.heldAt } satisfies PersistHoldJob,
+  }));
+  const { failed, running } = ctx.config.holdsPerSecond > 0
+    ? { failed: holds.map((h) => h.job), running: [] as Straggler[] }
+    : await recordAll(ctx, holds);
+  await ctx.queues.holds.addBulk(failed.map(persistJob));
   await ctx.queues.payments.addBulk(batch.filter((h) => h.impUid !== '').map((h) => {
     const data: PaymentOutcomeJob = {
       eventId, merchantUid: h.merchantUid, impUid: h.impUid, hint: null, source: 'verify', receivedAt: h.heldAt, seq: h.seq,
     };
     return { name: 'verify', data, opts: { jobId: jobIds.verifyPayment(h.merchantUid, h.seq, h.impUid) } };
   }));
-  await ctx.store.ackHandoffs(eventId, batch.map((h) => h.id));
+  const later = new Set(running.map((r) => r.handoff.id));
+  await ctx.store.ackHandoffs(eventId, batch.filter((h) => !later.has(h.id)).map((h) => h.id));
+  for (const r of running) {
+    void r.recorded
+      .then(async (ok) => {
+        if (!ok) await ctx.queues.holds.add(persistJob(r.job).name, r.job, persistJob(r.job).opts);
+        await ctx.store.ackHandoffs(eventId, [r.handoff.id]);
+      })
+      .catch((error: unknown) => {
+        // Left pending in the stream: claimed again after JOB_LOCK_MS, by this worker or another.
+        ctx.log.warn({ err: error, eventId, merchantUid: r.job.merchantUid }, 'a late hold recording could not be handed on; its hand-off will be claimed again');
+      });
+  }
   return batch.length;
 }
