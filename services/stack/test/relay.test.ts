@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventId, http, impUid, waitFor } from '@dropgate/testkit';
 import { jobIds } from '@dropgate/jobs';
+import { eventIdOf } from '@dropgate/domain';
 import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { INLINE_BUDGET_MS } from '@dropgate/worker';
@@ -46,8 +47,7 @@ async function approvedOrder(s: TestStack, id: string, n: number, beforeConfirm?
 
 /** The imp_uid of the order's current hold, from Redis. */
 async function orderImp(merchantUid: string): Promise<string | null> {
-  const id = merchantUid.slice(0, merchantUid.lastIndexOf('.'));
-  return (await stack.store.orderState(id, merchantUid))?.impUid ?? null;
+  return (await stack.store.orderState(eventIdOf(merchantUid)!, merchantUid))?.impUid ?? null;
 }
 
 async function holdsOf(s: TestStack, merchantUid: string) {

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '@dropgate/config';
 import type { Db } from '@dropgate/db';
 import type { HoldStore } from '@dropgate/redis';
-import type { Queues } from '@dropgate/jobs';
+import type { QueueName, Queues } from '@dropgate/jobs';
 import type { PaymentGateway } from '@dropgate/portone';
 import type { WorkerMetrics } from '@dropgate/telemetry';
 import type { Clock } from '@dropgate/domain';
@@ -40,5 +40,22 @@ export class EventNotLoadedError extends TransientError {
   constructor(message = 'event not loaded in Redis') {
     super(message);
     this.name = 'EventNotLoadedError';
+  }
+}
+
+/**
+ * Runs one job's work under its queue's duration and failure metrics: a BullMQ job, or a hold the
+ * hand-off relay records itself (the `holds` job's work, done without the job).
+ */
+export async function measuredJob<T>(metrics: WorkerMetrics, queue: QueueName, work: () => Promise<T>): Promise<T> {
+  const end = metrics.jobDuration.startTimer({ queue });
+  try {
+    const out = await work();
+    end({ result: 'completed' });
+    return out;
+  } catch (error) {
+    end({ result: 'failed' });
+    metrics.jobFailures.inc({ queue });
+    throw error;
   }
 }

@@ -16,7 +16,7 @@ import { HoldStore, checkEveryShard, createRedis, type RedisClient } from '@drop
 import { QueueNames, createQueues, closeQueues, jobIds, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
 import { PaymentGateway, PortOneClient, PortOneV2Client } from '@dropgate/portone';
 import { createRegistry, createWorkerMetrics } from '@dropgate/telemetry';
-import { EventNotLoadedError, type WorkerContext } from './context.ts';
+import { EventNotLoadedError, measuredJob, type WorkerContext } from './context.ts';
 import { persistHold } from './processors/persist-hold.processor.ts';
 import { paymentOutcome } from './processors/payment-outcome.processor.ts';
 import { archiveEvents, guard, rebuildEvent, sweep, withdrawOrphans } from './processors/maintenance.processor.ts';
@@ -112,14 +112,9 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     const worker = new Worker(
       name,
       async (job: Job) => {
-        const end = metrics.jobDuration.startTimer({ queue: name });
         try {
-          const out = await processors[name](job);
-          end({ result: 'completed' });
-          return out;
+          return await measuredJob(metrics, name, () => processors[name](job));
         } catch (error) {
-          end({ result: 'failed' });
-          metrics.jobFailures.inc({ queue: name });
           // An event not in Redis (lost, or archived after its season) is loaded again on demand.
           if (error instanceof EventNotLoadedError) requestLoad((job.data as { eventId?: string }).eventId);
           log.debug({ err: error, queue: name, jobId: job.id, attempt: job.attemptsMade }, 'job attempt failed');

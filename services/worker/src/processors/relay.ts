@@ -13,7 +13,7 @@
  */
 import { jobIds, type PaymentOutcomeJob, type PersistHoldJob } from '@dropgate/jobs';
 import type { Handoff } from '@dropgate/redis';
-import type { WorkerContext } from '../context.ts';
+import { measuredJob, type WorkerContext } from '../context.ts';
 import { persistHold } from './persist-hold.processor.ts';
 
 const BATCH = 500;
@@ -68,14 +68,10 @@ export function createHandoffRelay(ctx: WorkerContext, consumer: string): Handof
  * failed (the job that follows runs it again).
  */
 async function recordInline(ctx: WorkerContext, data: PersistHoldJob): Promise<boolean> {
-  const end = ctx.metrics.jobDuration.startTimer({ queue: 'holds' });
   try {
-    await persistHold(ctx, data);
-    end({ result: 'completed' });
+    await measuredJob(ctx.metrics, 'holds', () => persistHold(ctx, data));
     return true;
   } catch (error) {
-    end({ result: 'failed' });
-    ctx.metrics.jobFailures.inc({ queue: 'holds' });
     ctx.log.debug({ err: error, eventId: data.eventId, merchantUid: data.merchantUid, seq: data.seq }, 'recording a hold in the relay failed; queued as a job');
     return false;
   }
@@ -144,7 +140,10 @@ async function queueHandoffs(ctx: WorkerContext, eventId: string, batch: readonl
   for (const r of running) {
     void r.recorded
       .then(async (ok) => {
-        if (!ok) await ctx.queues.holds.add(persistJob(r.job).name, r.job, persistJob(r.job).opts);
+        if (!ok) {
+          const job = persistJob(r.job);
+          await ctx.queues.holds.add(job.name, job.data, job.opts);
+        }
         await ctx.store.ackHandoffs(eventId, [r.handoff.id]);
       })
       .catch((error: unknown) => {
