@@ -14,7 +14,9 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 const LONGEST = [
   'services/chaos/test/chaos.test.ts',
   'services/drop/test/cluster.test.ts',
-  'services/drop/test/faults.test.ts',
+  'services/drop/test/faults-webhooks.test.ts',
+  'services/drop/test/faults-ordering.test.ts',
+  'services/drop/test/faults-late.test.ts',
   'services/stack/test/drop-lifecycle.test.ts',
   'services/drop/test/split.test.ts',
   'services/drop/test/rush.test.ts',

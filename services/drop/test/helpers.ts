@@ -3,7 +3,7 @@
  * test files (and concurrent tests in a file) never share state.
  */
 import { createTestDatabase, type TestDatabase } from '@dropgate/testkit';
-import { DEFAULT_OPTIONS, openTarget, runDrop, type DropOptions, type DropResult, type DropTarget } from '../src/index.ts';
+import { DEFAULT_OPTIONS, openTarget, runDrop, type DropOptions, type DropResult, type DropSummary, type DropTarget } from '../src/index.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -39,6 +39,11 @@ export const TEST_ENV: Record<string, string> = {
   // as long as a test hold), so a hold ends about when it expires, as it would in a real drop.
   SWEEP_INTERVAL_MS: '1000',
 };
+
+/** The invariants a drop broke, each with its first violations: `[]` when all of them hold. */
+export function brokenInvariants(summary: DropSummary): string[] {
+  return summary.invariants.filter((r) => !r.ok).map((r) => `${r.id}. ${r.name}: ${r.violations.slice(0, 5).join('; ')}`);
+}
 
 export interface TestDrop {
   result: DropResult;
