@@ -98,7 +98,9 @@ describe('sold-out race', () => {
     }
     expect(approved.length + refused.length).toBe(orders.length);
 
-    const ev = await (await fetch(new URL(`/events/${id}`, stack.url))).json() as any;
+    const evRes = await fetch(new URL(`/events/${id}`, stack.url));
+    const ev = await evRes.json() as any;
+    expect(evRes.status, JSON.stringify(ev)).toBe(200);
     expect(ev.availability.seats).toEqual({ total: 100, available: 0, held: 100, sold: 0 });
     expect(ev.availability.pools).toEqual([{ id: 'gen', capacity: 500, available: 0, held: 500, sold: 0 }]);
 
