@@ -215,7 +215,32 @@ export async function startPrivateCluster(opts: { nodeTimeoutMs?: number; primar
       for (const c of clusterChildren) c.kill('SIGKILL');
     });
   }
+  // The checks below (PING, CLUSTER INFO/NODES/KEYSLOT, INFO) go through one plain connection per
+  // node, kept for the cluster's life: a redis-cli process per check cost a spawn from the test
+  // process each time, and waitHealthy polls all six nodes every 50 ms through a failover.
+  const conns = new Map<number, Redis>();
+  const drop = (port: number) => {
+    conns.get(port)?.disconnect();
+    conns.delete(port);
+  };
+  const ask = async (port: number, ...command: [string, ...string[]]): Promise<unknown> => {
+    let conn = conns.get(port);
+    if (!conn) {
+      conn = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2_000, commandTimeout: 2_000 });
+      conn.on('error', () => undefined);
+      // A closed connection (the node killed, or the check timed out) is opened again by the next check.
+      conn.once('end', () => { if (conns.get(port) === conn) conns.delete(port); });
+      conns.set(port, conn);
+    }
+    try {
+      return await conn.call(...command);
+    } catch (error) {
+      drop(port);
+      throw error;
+    }
+  };
   const stop = async () => {
+    for (const port of [...conns.keys()]) drop(port);
     await Promise.all(nodes.map((n) => new Promise<void>((resolve) => {
       clusterChildren.delete(n.process);
       if (n.process.exitCode !== null || n.process.signalCode !== null) return resolve();
@@ -236,10 +261,10 @@ export async function startPrivateCluster(opts: { nodeTimeoutMs?: number; primar
       clusterChildren.add(child);
       nodes.push({ port, address: `127.0.0.1:${port}`, process: child });
     }
-    for (const n of nodes) await waitFor(async () => (await redisCli(['-p', String(n.port), 'ping'], 2_000).catch(() => '')).includes('PONG'), 10_000, `redis-server on ${n.port}`);
+    for (const n of nodes) await waitFor(async () => (await ask(n.port, 'PING').catch(() => '')) === 'PONG', 10_000, `redis-server on ${n.port}`);
     await redisCli(['--cluster', 'create', ...nodes.map((n) => n.address), '--cluster-replicas', '1', '--cluster-yes'], 60_000);
     const live = () => nodes.filter((n) => n.process.exitCode === null && n.process.signalCode === null);
-    const clusterNodes = async (port: number) => (await redisCli(['-p', String(port), 'cluster', 'nodes'], 2_000)).trim().split('\n').map((line) => line.split(' '));
+    const clusterNodes = async (port: number) => String(await ask(port, 'CLUSTER', 'NODES')).trim().split('\n').map((line) => line.split(' '));
     const handle: PrivateCluster = {
       seeds: nodes.map((n) => n.address),
       nodes,
@@ -248,7 +273,7 @@ export async function startPrivateCluster(opts: { nodeTimeoutMs?: number; primar
         return rows.filter((r) => r[2]!.includes('master') && !r[2]!.includes('fail') && r.length > 8).map((r) => r[1]!.split('@')[0]!);
       },
       async primaryOf(key) {
-        const slot = Number((await redisCli(['-p', String(live()[0]!.port), 'cluster', 'keyslot', key], 2_000)).trim());
+        const slot = Number(await ask(live()[0]!.port, 'CLUSTER', 'KEYSLOT', key));
         const rows = await clusterNodes(live()[0]!.port);
         for (const r of rows) {
           if (!r[2]!.includes('master') || r[2]!.includes('fail')) continue;
@@ -262,6 +287,7 @@ export async function startPrivateCluster(opts: { nodeTimeoutMs?: number; primar
       async kill(address) {
         const n = nodes.find((x) => x.address === address);
         if (!n) throw new Error(`${address} is not a node of this cluster`);
+        drop(n.port);
         if (n.process.exitCode !== null || n.process.signalCode !== null) return;
         await new Promise<void>((resolve) => {
           n.process.once('exit', () => resolve());
@@ -272,7 +298,7 @@ export async function startPrivateCluster(opts: { nodeTimeoutMs?: number; primar
       async waitHealthy(timeoutMs = 30_000) {
         await waitFor(async () => {
           for (const n of live()) {
-            const info = await redisCli(['-p', String(n.port), 'cluster', 'info'], 2_000).catch(() => '');
+            const info = String(await ask(n.port, 'CLUSTER', 'INFO').catch(() => ''));
             if (!info.includes('cluster_state:ok')) return false;
           }
           // Every slot served by a primary that is not failed and is alive: right after a kill the
@@ -303,7 +329,7 @@ export async function startPrivateCluster(opts: { nodeTimeoutMs?: number; primar
       if (replicas.length !== count / 2) return false;
       for (const r of replicas) {
         const port = Number(r[1]!.split('@')[0]!.split(':')[1]);
-        const info = await redisCli(['-p', String(port), 'info', 'replication'], 2_000).catch(() => '');
+        const info = String(await ask(port, 'INFO', 'replication').catch(() => ''));
         if (!info.includes('master_link_status:up')) return false;
       }
       return true;

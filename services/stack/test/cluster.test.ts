@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
-import { eventId, http, impUid, newOrder, startPrivateCluster, TestClock, waitFor, type PrivateCluster } from '@dropgate/testkit';
+import { eventId, http, newOrder, startPrivateCluster, TestClock, waitFor, type PrivateCluster } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { startApi, type RunningApi } from '@dropgate/api';
 import { startWorker, type RunningWorker } from '@dropgate/worker';
@@ -112,9 +112,14 @@ describe('on a 3-shard Redis Cluster with 2 APIs and 2 workers', () => {
       const o = await newOrder(apis[i % 2]!, ev, body);
       return { spec, muid: o.merchant_uid, amount: o.amount };
     });
+    // Genuine payments, each confirmed through the other API than its order's, that the buyers then
+    // leave open (abandoned: PortOne keeps them ready). The workers verify every approved one with
+    // PortOne at once, and a made-up imp_uid would have its hold released by then (integrity.test),
+    // so the availability read below would race the verifications.
     const answers = await pool(orders, 64, async (o, i) => {
-      const res = await http(apis[(i + 1) % 2]!, 'POST', '/portone/v1/confirm', { imp_uid: impUid(), merchant_uid: o.muid, amount: o.amount });
-      return { o, status: res.status, body: res.body };
+      const { confirm } = await sim.pay({ merchant_uid: o.muid, amount: o.amount, confirm_url: `${apis[(i + 1) % 2]!}/portone/v1/confirm`, outcome: 'abandoned' });
+      expect(confirm, `the simulator called no confirm for ${o.muid}`).not.toBeNull();
+      return { o, status: confirm!.status, body: confirm!.body as { code?: string } };
     });
     for (const ev of [a.id, b.id]) {
       const mine = answers.filter((x) => x.o.spec.ev === ev);
