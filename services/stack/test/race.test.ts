@@ -3,7 +3,7 @@
  * over HTTP against real Redis; then the worker drains and Postgres agrees with Redis hold for hold.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventId, impUid, waitFor } from '@dropgate/testkit';
+import { eventId, http, impUid, waitFor } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { REFUSAL_REASONS, RefusalCodes } from '@dropgate/domain';
 
@@ -12,10 +12,7 @@ beforeAll(async () => { stack = await startStack({ label: 'race' }); });
 afterAll(async () => { await stack?.close(); });
 
 async function post(path: string, body: unknown) {
-  const res = await fetch(new URL(path, stack.url), {
-    method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' },
-  });
-  return { status: res.status, body: (await res.json()) as any };
+  return http(stack.url, 'POST', path, body);
 }
 
 async function pool<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
