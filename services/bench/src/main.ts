@@ -5,7 +5,8 @@
  *
  * - orders: `POST /events/:id/orders`, seat and pool orders (the front door every buyer passes);
  * - race: confirms of overlapping seat orders for 1,000 seats (most refused SOLD_OUT);
- * - approve: confirms that all approve (pool), the worker recording every hold;
+ * - approve: confirms that all approve (pool), the worker recording every hold and verifying each
+ *   payment with PortOne (portone-stand-in.ts, in a process of its own, knows every confirm's payment);
  * - seats: the race's confirms on a 1,000-seat and on a 100,000-seat event (p99 must stay flat);
  * - outcomes: paid outcomes settled into Postgres by one worker process (services/bench/src/outcomes.ts).
  *
@@ -110,6 +111,10 @@ let db: ReturnType<typeof createDb> | undefined;
 let store: HoldStore | undefined;
 /** The worker's holds queue (its counts tell when every handed-off hold is recorded). */
 let holdsQueue: Queue | undefined;
+/** The payments queue: the worker's verification of each approved confirm runs there. */
+let paymentsQueue: Queue | undefined;
+/** PortOne's REST API for the worker (portone-stand-in.ts): knows the payments of every confirm body. */
+let portoneUrl = '';
 let seed = 7;
 const random = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
 let impCounter = 0;
@@ -164,6 +169,11 @@ async function prepare(api: string, kind: 'race' | 'approve' | 'warmup', n: numb
       store!.createOrder(id, { merchantUid: o.muid, amount: o.amount, buyerId: o.buyer, seats: o.seats, items: o.items, tickets: ticketCount(o.seats, o.items) })));
   }
   const bodies = orders.map((o) => ({ imp_uid: imp(), merchant_uid: o.muid, amount: o.amount }));
+  // PortOne knows each of these payments (ready: the buyer is paying), so the worker's verification
+  // of an approved confirm does what it does at a real drop and keeps the hold.
+  for (let i = 0; i < bodies.length; i += 10_000) {
+    await json(`${portoneUrl}/bench/payments`, 'POST', bodies.slice(i, i + 10_000).map((b) => [b.imp_uid, b.merchant_uid, b.amount]));
+  }
   return { eventId: id, bodies, ordersPerSec: n / ((performance.now() - started) / 1000) };
 }
 
@@ -288,11 +298,16 @@ const cpuLine = (c: CpuParts) => `${fmt(cpuTotal(c))} µs/request: driver ${fmt(
  */
 async function drained(holds: Queue | undefined, eventId?: string, expected = 0): Promise<void> {
   if (holds === undefined) return;
+  const busy = async (queue: Queue | undefined) => {
+    if (queue === undefined) return 0;
+    const c = await queue.getJobCounts('waiting', 'active', 'prioritized');
+    return (c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0);
+  };
   for (let i = 0; i < 600; i++) {
-    const c = await holds.getJobCounts('waiting', 'active', 'prioritized');
     const recorded = eventId === undefined || expected === 0 ? 0
       : Number((await db!.selectFrom('holds').select((eb) => eb.fn.countAll<string>().as('n')).where('event_id', '=', eventId).executeTakeFirstOrThrow()).n);
-    if ((c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0) === 0 && recorded >= expected) return;
+    // Holds recorded first (their verify jobs are queued as they are), then the verifications done.
+    if (recorded >= expected && (await busy(holds)) === 0 && (await busy(paymentsQueue)) === 0) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   console.error(`bench: the worker had not recorded the holds of ${eventId ?? 'the run'} after a minute; the run's CPU leaves the rest out`);
@@ -311,10 +326,13 @@ function outcomesBench(n: number): Promise<string[]> {
 
 async function main(): Promise<void> {
   await resetDatabase();
+  const standIn = spawn(process.execPath, ['services/bench/src/portone-stand-in.ts', String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(standIn);
+  portoneUrl = await new Promise<string>((resolve) => standIn.stdout!.once('data', (d) => resolve(String(d).trim())));
   const apiPort = await freePort();
   const env = {
     DATABASE_URL: benchDbUrl, PORT: String(apiPort), WORKER_METRICS_PORT: String(await freePort()), ADMIN_TOKEN: adminToken,
-    QUEUE_PREFIX: queuePrefix, LOG_LEVEL: 'warn', PORTONE_API_URL: 'http://127.0.0.1:9',
+    QUEUE_PREFIX: queuePrefix, LOG_LEVEL: 'warn', PORTONE_API_URL: portoneUrl,
     PORTONE_IMP_KEY: 'bench', PORTONE_IMP_SECRET: 'bench', SWEEP_INTERVAL_MS: '60000',
   };
   const profileDir = join(reportsDir, 'profiles');
@@ -326,6 +344,7 @@ async function main(): Promise<void> {
   const redis = createRedis(base, { autoPipelining: true, name: 'dropgate-bench' });
   store = new HoldStore(redis);
   holdsQueue = args['no-worker'] ? undefined : new Queue(QueueNames.holds, { connection: redis, prefix: queuePrefix });
+  paymentsQueue = args['no-worker'] ? undefined : new Queue(QueueNames.payments, { connection: redis, prefix: queuePrefix });
   const bareChild = spawn(process.execPath, ['services/bench/src/bare-server.ts', String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(bareChild);
   const bare = await new Promise<string>((resolve) => bareChild.stdout!.once('data', (d) => resolve(String(d).trim())));
@@ -410,6 +429,7 @@ try {
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   await db?.destroy();
   await holdsQueue?.close();
+  await paymentsQueue?.close();
   // Leave nothing behind in the user's Redis: the events' keys and the queues'.
   if (store) {
     await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r)))));
