@@ -114,6 +114,14 @@ export class HandoffStream {
     })));
   }
 
+  /**
+   * Hand-offs of an event not yet handled (read or not): an entry is deleted once the relay is done
+   * with it, so 0 means every hold handed off so far is recorded (or queued as a job).
+   */
+  async handoffsLeft(eventId: string): Promise<number> {
+    return this.redis.xlen(eventKeys(eventId).handoff);
+  }
+
   /** Acknowledges and deletes hand-offs once their jobs are queued. */
   async ackHandoffs(eventId: string, ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;

@@ -95,6 +95,7 @@ export class HoldStore {
   readNewHandoffs: HandoffStream['readNewHandoffs'] = (...args) => this.handoffs.readNewHandoffs(...args);
   reclaimHandoffs: HandoffStream['reclaimHandoffs'] = (...args) => this.handoffs.reclaimHandoffs(...args);
   ackHandoffs: HandoffStream['ackHandoffs'] = (...args) => this.handoffs.ackHandoffs(...args);
+  handoffsLeft: HandoffStream['handoffsLeft'] = (...args) => this.handoffs.handoffsLeft(...args);
 
   /**
    * Takes the order's manual-confirmation lease (one V2 manual confirmation of an order at a time, so

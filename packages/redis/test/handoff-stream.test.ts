@@ -90,3 +90,21 @@ describe('reading the hand-offs of many events', () => {
     expect(second.has(ids[1]!)).toBe(false);
   });
 });
+
+describe('hand-offs left', () => {
+  it('counts entries read or not until the relay acknowledges them', async () => {
+    const [id] = await loadEvents(1);
+    expect(await store.handoffsLeft(id!)).toBe(0);
+    await hold(id!, 1);
+    await hold(id!, 2);
+    expect(await store.handoffsLeft(id!)).toBe(2);
+    const read = (await store.readNewHandoffs([id!], 'c1', 10)).get(id!) ?? [];
+    expect(read).toHaveLength(2);
+    // Read but not acknowledged: still left (a worker may die before handling them).
+    expect(await store.handoffsLeft(id!)).toBe(2);
+    await store.ackHandoffs(id!, [read[0]!.id]);
+    expect(await store.handoffsLeft(id!)).toBe(1);
+    await store.ackHandoffs(id!, [read[1]!.id]);
+    expect(await store.handoffsLeft(id!)).toBe(0);
+  });
+});

@@ -32,6 +32,7 @@ import { loadSnapshot } from '@dropgate/db';
 import { sql } from 'kysely';
 import { checkInvariants, ledgerOf } from '@dropgate/invariants';
 import { jobIds } from '@dropgate/jobs';
+import { eventIdOf } from '@dropgate/domain';
 import { shop } from './support/shop.ts';
 
 let cluster: PrivateCluster;
@@ -85,8 +86,20 @@ async function eventAwayFromQueues(body: Record<string, unknown>): Promise<strin
   return id;
 }
 
+/**
+ * Until the order's hold is live in the record and the worker is done recording it: the recording
+ * checks, after its write, that the event was not loaded again meanwhile (persist-hold.processor.ts),
+ * and a test that makes Redis lose the hold between the write and that check sees the recording run
+ * again and end the hold, as it must after a real rebuild. So the event's hand-offs are all handled
+ * (the relay deletes each entry once done) and no recording job is left.
+ */
 const liveHoldRecorded = (muid: string) =>
-  waitFor(async () => (await stack.api.deps.db.selectFrom('holds').select('status').where('merchant_uid', '=', muid).where('status', '=', 'live').executeTakeFirst()) !== undefined, 20_000, `the hold of ${muid} recorded`);
+  waitFor(async () => {
+    const live = await stack.api.deps.db.selectFrom('holds').select('status').where('merchant_uid', '=', muid).where('status', '=', 'live').executeTakeFirst();
+    if (live === undefined || (await stack.store.handoffsLeft(eventIdOf(muid)!)) > 0) return false;
+    const job = await stack.api.deps.queues.holds.getJob(jobIds.persistHold(muid, 1));
+    return job === undefined || (await job.getState()) === 'completed';
+  }, 20_000, `the hold of ${muid} recorded`);
 
 async function invariantsHold(id: string): Promise<void> {
   await sim.settled();
