@@ -3,7 +3,7 @@
  * stays whole and idempotent. Real Postgres, a database of this file's own.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { events as eventsRepo, insertOrders, isOversellViolation, lifecycle, openDatabase, settlement, type Db } from '@dropgate/db';
+import { events as eventsRepo, insertOrders, isOversellViolation, lifecycle, openDatabase, orders as ordersRepo, settlement, type Db } from '@dropgate/db';
 import { createTestDatabase, rand, type TestDatabase } from '@dropgate/testkit';
 import type { NewOrderInput } from '../src/repositories/orders.repository.ts';
 
@@ -180,5 +180,26 @@ describe('settlement in batches', () => {
     const payments = await db.selectFrom('payments').select(['imp_uid', 'status', 'cancel_amount', 'paid_at']).where('event_id', 'in', [id, 'sb-other']).orderBy('imp_uid').execute();
     expect(payments.map((p) => [p.imp_uid, p.status, Number(p.cancel_amount)])).toEqual([['imp_p0', 'paid', 0], ['imp_r1', 'cancelled', 1000]]);
     expect(payments[0]!.paid_at?.getTime()).toBe(1_700_000_000_000);
+  });
+});
+
+describe('orders read together (the worker verifying every approved confirm)', () => {
+  it('concurrent reads share statements, and each caller gets its own order or undefined', async () => {
+    const id = await event(0, 1_000);
+    const orders = Array.from({ length: 300 }, (_, i) => newOrder(id, i, { quantity: 1 + (i % 3) }));
+    await insertOrders(db, orders);
+    const reader = ordersRepo.orderReader(db);
+    const before = { ...reader.stats };
+    const asked = [...orders.map((o) => o.merchantUid), `${id}.missing0001`, `${id}.missing0002`];
+    const found = await Promise.all(asked.map((uid) => reader.findOrder(uid)));
+    expect(found.slice(0, 300).map((o) => [o?.merchant_uid, Number(o?.amount)])).toEqual(orders.map((o) => [o.merchantUid, o.amount]));
+    expect(found.slice(300)).toEqual([undefined, undefined]);
+    expect(reader.stats.items - before.items).toBe(302);
+    expect(reader.stats.statements - before.statements).toBeLessThan(302);
+    expect(reader.stats.largestBatch).toBeGreaterThan(1);
+    // The same order asked twice at once: both callers get it.
+    const [a, b] = await Promise.all([reader.findOrder(orders[0]!.merchantUid), reader.findOrder(orders[0]!.merchantUid)]);
+    expect(a?.merchant_uid).toBe(orders[0]!.merchantUid);
+    expect(b?.merchant_uid).toBe(orders[0]!.merchantUid);
   });
 });

@@ -1,7 +1,8 @@
 /** Orders with their seats and pool items, and the order event log. */
 import { orderWithdrawer, orderWriter, type NewOrderInput } from './order-writer.ts';
 import type { Db } from '../database.ts';
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
+import { GroupCommit, perHandle } from './group-commit.ts';
 import type { Database, OrderRow } from '../schema.ts';
 
 type Executor = Db | Transaction<Database>;
@@ -42,6 +43,23 @@ export async function pendingOrdersCreated(db: Db, eventId: string, from: Date, 
 export function findOrder(db: Executor, merchantUid: string): Promise<OrderRow | undefined> {
   return db.selectFrom('orders').selectAll().where('merchant_uid', '=', merchantUid).executeTakeFirst();
 }
+
+/** Orders read together: what concurrent callers of `orderReader` share. */
+async function findOrders(db: Db, merchantUids: readonly string[]): Promise<(OrderRow | undefined)[]> {
+  const rows = await db.selectFrom('orders').selectAll().where('merchant_uid', '=', sql<string>`any(${[...merchantUids]}::text[])`).execute();
+  const byUid = new Map(rows.map((r) => [r.merchant_uid, r]));
+  return merchantUids.map((uid) => byUid.get(uid));
+}
+
+/**
+ * `findOrder` for many concurrent callers on one handle (the worker verifying every approved confirm):
+ * callers that arrive while a read is in flight share the next one, one statement for up to 128 orders
+ * (group-commit.ts), instead of a round trip each.
+ */
+export const orderReader = perHandle((db: Db) => {
+  const reads = new GroupCommit<string, OrderRow | undefined>((uids) => findOrders(db, uids), { maxBatch: 128 });
+  return { findOrder: (merchantUid: string) => reads.submit(merchantUid), stats: reads.stats };
+});
 
 /** Locks the order row for the rest of the transaction. */
 export function lockOrder(trx: Transaction<Database>, merchantUid: string): Promise<OrderRow | undefined> {
