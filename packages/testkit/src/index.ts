@@ -445,6 +445,15 @@ export class TestClock implements Clock {
   }
 }
 
+/**
+ * What every stack a test runs inside its own process is configured with (testConfig here, the drop
+ * tests' in-process stacks). Such a stack runs beside six other test files on a 2-core machine: a
+ * process starved of CPU for a second is the machine's state, not the service's, and the event-loop
+ * gate would shed a request a test then sees as a 503 (a race test's GET of the event did once).
+ * Shedding by event-loop delay has its own tests (event-loop-gate.test).
+ */
+export const IN_PROCESS_STACK_ENV: Readonly<Record<string, string>> = { MAX_EVENT_LOOP_DELAY_MS: '60000' };
+
 export function testConfig(overrides: Record<string, string>): Config {
   return loadConfig({}, {
     HOST: '127.0.0.1',
@@ -454,11 +463,7 @@ export function testConfig(overrides: Record<string, string>): Config {
     LOG_LEVEL: 'silent',
     PORTONE_IMP_KEY: 'test-key',
     PORTONE_IMP_SECRET: 'test-secret',
-    // The stack runs inside a test process, beside six other test files on a 2-core machine: a
-    // process starved of CPU for a second is this machine's state, not the service's, and the gate
-    // would shed a request a test then sees as a 503 (a race test's GET of the event did once).
-    // Shedding by event-loop delay has its own tests (event-loop-gate.test).
-    MAX_EVENT_LOOP_DELAY_MS: '60000',
+    ...IN_PROCESS_STACK_ENV,
     ...overrides,
   });
 }

@@ -6,22 +6,15 @@
  * Every one must end with all four invariants holding (the same checks `npm run drop` runs), and must
  * show that its fault really happened, so a fault that silently stopped firing fails the test.
  */
-import { afterAll, beforeAll, describe, it } from 'vitest';
-import { brokenInvariants, openTestStack, type TestStack } from './helpers.ts';
+import { describe, it } from 'vitest';
+import { brokenInvariants, stacksForFile } from './helpers.ts';
 
 // REST faults are the simulator's global ones: a stack of their own. Payments paid after their hold
 // ended get a stack of their own too: what the test needs to see (a failed payment's seats released
 // and taken by another buyer before the money arrives) depends on the worker learning of the failure
 // before PortOne turns it paid, and a worker shared with the other fault drops fell that far behind on a
 // busy machine, found the payment already paid and sold it (no refund).
-let restStack: TestStack;
-let lateStack: TestStack;
-beforeAll(async () => {
-  [restStack, lateStack] = await Promise.all([openTestStack('faults_rest'), openTestStack('faults_late')]);
-});
-afterAll(async () => {
-  await Promise.all([restStack?.close(), lateStack?.close()]);
-});
+const stacks = stacksForFile({ rest: 'faults_rest', late: 'faults_late' });
 
 describe.concurrent('a drop with a fault switched on keeps every invariant', { timeout: 120_000 }, () => {
   it('paid after the hold expired: the seats are taken again if free, else refunded once', async ({ expect }) => {
@@ -29,7 +22,7 @@ describe.concurrent('a drop with a fault switched on keeps every invariant', { t
     // The payment turns paid 10 s after failing: time for the worker to learn of the failure and end
     // the hold, and for another buyer to take the seats, even when the machine is busy (at 6 s, and
     // at 8 s on a worker shared with other drops, it was too little under load now and then).
-    const result = await lateStack.drop({ buyers: 450, arrival: 'ramp', rampSeconds: 12, failedThenPaid: 0.5, failedThenPaidMs: 10_000, webhookLoss: 0 });
+    const result = await stacks.late.drop({ buyers: 450, arrival: 'ramp', rampSeconds: 12, failedThenPaid: 0.5, failedThenPaidMs: 10_000, webhookLoss: 0 });
     const s = result.summary;
     expect(brokenInvariants(s)).toEqual([]);
     expect(s.payments.failed_then_paid).toBeGreaterThan(0);
@@ -38,7 +31,7 @@ describe.concurrent('a drop with a fault switched on keeps every invariant', { t
   });
 
   it('PortOne\'s REST API slow and failing a third of the time', async ({ expect }) => {
-    const result = await restStack.drop({ restLatencyMs: 100, restFailureRate: 0.3 });
+    const result = await stacks.rest.drop({ restLatencyMs: 100, restFailureRate: 0.3 });
     const s = result.summary;
     expect(brokenInvariants(s)).toEqual([]);
     expect(s.timing.pending).toEqual([]);

@@ -5,24 +5,16 @@
  * Every one must end with all four invariants holding (the same checks `npm run drop` runs), and must
  * show that its fault really happened, so a fault that silently stopped firing fails the test.
  */
-import { afterAll, beforeAll, describe, it } from 'vitest';
-import { brokenInvariants, openTestStack, type TestStack } from './helpers.ts';
+import { describe, it } from 'vitest';
+import { brokenInvariants, stacksForFile } from './helpers.ts';
 
 // The webhook and PG faults are per payment: the drops of this file share one stack, each with its own
-// event, as several events on one dropgate would. The fault drops are spread over three files: the
-// stack runs inside the test's process, and one process running eight drops got too little of a busy
-// machine's CPU to settle them in time (every drop of the file waits for the shared worker's queues).
-let stack: TestStack;
-beforeAll(async () => {
-  stack = await openTestStack('faults_webhooks');
-});
-afterAll(async () => {
-  await stack?.close();
-});
+// event, as several events on one dropgate would (three files of fault drops: see stacksForFile).
+const stacks = stacksForFile({ shared: 'faults_webhooks' });
 
 describe.concurrent('a drop with a fault switched on keeps every invariant', { timeout: 120_000 }, () => {
   it('every webhook lost: the expiry check still finds every payment', async ({ expect }) => {
-    const result = await stack.drop({ webhookLoss: 1 });
+    const result = await stacks.shared.drop({ webhookLoss: 1 });
     const s = result.summary;
     expect(brokenInvariants(s)).toEqual([]);
     expect(s.timing.pending).toEqual([]);
@@ -35,7 +27,7 @@ describe.concurrent('a drop with a fault switched on keeps every invariant', { t
   });
 
   it('every webhook duplicated: no effect beyond the first', async ({ expect }) => {
-    const result = await stack.drop({ webhookDuplicates: 1, webhookLoss: 0 });
+    const result = await stacks.shared.drop({ webhookDuplicates: 1, webhookLoss: 0 });
     const s = result.summary;
     expect(brokenInvariants(s)).toEqual([]);
     expect(s.webhooks.duplicates).toBeGreaterThan(0);
@@ -44,7 +36,7 @@ describe.concurrent('a drop with a fault switched on keeps every invariant', { t
   });
 
   it('webhooks delayed by up to 2 s', async ({ expect }) => {
-    const result = await stack.drop({ webhookDelayMs: 2_000 });
+    const result = await stacks.shared.drop({ webhookDelayMs: 2_000 });
     const s = result.summary;
     expect(brokenInvariants(s)).toEqual([]);
     expect(s.buyers.faults['webhook_delay_ms'] ?? 0).toBeGreaterThan(0);

@@ -2,7 +2,8 @@
  * Small drops for tests: each one on its own database (testkit), its own queue prefix and event id, so
  * test files (and concurrent tests in a file) never share state.
  */
-import { createTestDatabase, type TestDatabase } from '@dropgate/testkit';
+import { afterAll, beforeAll } from 'vitest';
+import { IN_PROCESS_STACK_ENV, createTestDatabase, type TestDatabase } from '@dropgate/testkit';
 import { DEFAULT_OPTIONS, openTarget, runDrop, type DropOptions, type DropResult, type DropSummary, type DropTarget } from '../src/index.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -38,9 +39,7 @@ export const TEST_ENV: Record<string, string> = {
   // Holds here last seconds, not minutes: sweep for overdue ones every second (the default, 5 s, is
   // as long as a test hold), so a hold ends about when it expires, as it would in a real drop.
   SWEEP_INTERVAL_MS: '1000',
-  // The stack runs inside the test process, beside other test files: a process starved of CPU for a
-  // second is the machine's state, not the service's (see testConfig in @dropgate/testkit).
-  MAX_EVENT_LOOP_DELAY_MS: '60000',
+  ...IN_PROCESS_STACK_ENV,
 };
 
 /** The invariants a drop broke, each with its first violations: `[]` when all of them hold. */
@@ -94,4 +93,21 @@ export async function openTestStack(label: string): Promise<TestStack> {
       await db.drop();
     },
   };
+}
+
+/**
+ * The file's stacks, one per label (`{ name: label }`), opened before its tests and closed after them;
+ * read them in tests (`stacks.name`), not at load time. Each stack runs inside the test's process: a
+ * fault file keeps to a few drops per stack, since one process running eight drops on a shared
+ * worker got too little of a busy machine's CPU to settle them in time.
+ */
+export function stacksForFile<K extends string>(labels: Record<K, string>): Record<K, TestStack> {
+  const stacks = {} as Record<K, TestStack>;
+  beforeAll(async () => {
+    await Promise.all((Object.entries(labels) as [K, string][]).map(async ([name, label]) => { stacks[name] = await openTestStack(label); }));
+  });
+  afterAll(async () => {
+    await Promise.all(Object.values<TestStack>(stacks).map((s) => s.close()));
+  });
+  return stacks;
 }

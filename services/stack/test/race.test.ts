@@ -95,9 +95,9 @@ describe('sold-out race', () => {
     }
     expect(approved.length + refused.length).toBe(orders.length);
 
-    const evRes = await fetch(new URL(`/events/${id}`, stack.url));
-    const ev = await evRes.json() as any;
-    expect(evRes.status, JSON.stringify(ev)).toBe(200);
+    const evRes = await http(stack.url, 'GET', `/events/${id}`);
+    expect(evRes.status, evRes.text).toBe(200);
+    const ev = evRes.body;
     expect(ev.availability.seats).toEqual({ total: 100, available: 0, held: 100, sold: 0 });
     expect(ev.availability.pools).toEqual([{ id: 'gen', capacity: 500, available: 0, held: 500, sold: 0 }]);
 
