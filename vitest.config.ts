@@ -13,17 +13,18 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Every test file owns its namespace (its own database, event ids, queue prefix, ports), so files
-    // run in parallel, seven at once. The rehearsals (drops, chaos seeds) mostly wait (hold TTLs,
-    // webhook delays, child processes starting): alone, the chaos seeds use 9 core-seconds in 43 s.
-    // Running more files beside them fills those waits with other files' work until both cores are
-    // busy. Measured here on 2026-12-01, the same suite (about 170 core-seconds of work): four at
-    // once 116-136 s with the machine 73 % busy, five 104 s, six 91-102 s, seven 86 s (97 % busy; at
-    // most 70 Postgres connections of 100); later that day the suite took 205-216 core-seconds and
-    // 103-113 s. More than seven cannot help: the CPU is the bound. A
-    // worker runs its files one after another in one process (no isolation), importing the stack
-    // once instead of once per file; no test file relies on a fresh module state.
+    // run in parallel. The rehearsals (drops, chaos seeds) mostly wait (hold TTLs, webhook delays, child
+    // processes starting), and files beside them fill those waits. How many at once is a measure of
+    // the machine: on a fast one (2026-11-30, the suite about 170-300 core-seconds) seven at once took
+    // 86-113 s and four 116-136 s; on a machine of the same kind three times slower (2026-12-01,
+    // redis-benchmark GET 45,000/s, the suite 450-650 core-seconds), seven at once took 267-359 s and
+    // starved the rehearsals' in-process stacks past their deadlines (drops not settled in 45 s, hooks
+    // over 60 s), while four at once took 239 s with every file green and the CPU 93 % busy: less
+    // waiting polled, fewer context switches. Four is the setting that holds on both; TEST_WORKERS
+    // overrides it. A worker runs its files one after another in one process (no isolation),
+    // importing the stack once instead of once per file; no test file relies on a fresh module state.
     pool: 'forks',
-    maxWorkers: 7,
+    maxWorkers: Math.max(1, Number.parseInt(process.env['TEST_WORKERS'] ?? '', 10) || 4),
     isolate: false,
     globalSetup: ['test/global-setup.ts'],
     // On a fresh clone (no timings yet) the longest rehearsals start first, not last.

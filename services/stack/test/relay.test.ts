@@ -13,7 +13,6 @@ import { jobIds } from '@dropgate/jobs';
 import { eventIdOf } from '@dropgate/domain';
 import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { startStack, type TestStack } from '@dropgate/stack';
-import { INLINE_BUDGET_MS } from '@dropgate/worker';
 
 let stack: TestStack;
 let limited: TestStack;
@@ -108,14 +107,22 @@ describe('recording holds as their hand-offs are relayed', () => {
 
   it('queues a holds job for a recording that gives up on a busy lock, and the hold is recorded once', async () => {
     const id = await event(stack, 2);
-    // Another settlement of the order holds its lock for longer than a recording waits for it (the
-    // relay may take up to a second to list a new event, then the recording waits about 2 s).
-    const lockedFor = INLINE_BUDGET_MS + 2_500;
+    // Another settlement of the order holds its lock until the recording has given up on it and queued
+    // itself as a job (a lock for a fixed time ran out first on a busy machine, before the relay
+    // reached the hand-off, and the recording then ran inline); the lock is released once the job is
+    // there, so the job can record the hold.
+    const lock = { key: '', token: '' };
     const m = await approvedOrder(stack, id, 1, async (muid) => {
-      expect(await acquireLock(stack.redis, eventKeys(id).settleLock(muid), lockedFor)).not.toBeNull();
+      const key = eventKeys(id).settleLock(muid);
+      const token = await acquireLock(stack.redis, key, 120_000);
+      expect(token).not.toBeNull();
+      Object.assign(lock, { key, token });
     });
-    const job = await waitFor(() => stack.api.deps.queues.holds.getJob(jobIds.persistHold(m, 1)), 10_000, 'the recording queued as a job');
+    const job = await waitFor(() => stack.api.deps.queues.holds.getJob(jobIds.persistHold(m, 1)), 30_000, 'the recording queued as a job');
     expect(job.data).toMatchObject({ eventId: id, merchantUid: m, seq: 1 });
+    // The recording gave up on the lock: it waited about INLINE_BUDGET_MS for it, never took it.
+    expect(await stack.redis.get(lock.key)).toBe(lock.token);
+    expect(await releaseLock(stack.redis, lock.key, lock.token)).toBe(true);
     await relayed(stack, id, 1);
     expect(await job.getState()).toBe('completed');
     expect(await holdsOf(stack, m)).toEqual([{ status: 'live', seq: 1 }]);
