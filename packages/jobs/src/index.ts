@@ -42,7 +42,10 @@ export interface PaymentOutcomeJob {
    * verify: a confirm approved this payment on hold `seq`, check it with PortOne at once.
    */
   source: 'webhook' | 'reconcile' | 'watch' | 'verify';
-  /** For 'watch': which of the late-payment checks this is (1..5). */
+  /**
+   * For 'watch': which of the late-payment checks this is (1..5). For 'verify': how many times the
+   * relay already asked PortOne before it queued the job (0 or 1).
+   */
   check?: number;
   /** For 'verify': the hold the payment was approved on. */
   seq?: number;

@@ -8,6 +8,7 @@
  * rate-limited queue, as before.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { eventId, http, impUid, waitFor } from '@dropgate/testkit';
 import { jobIds } from '@dropgate/jobs';
 import { eventIdOf } from '@dropgate/domain';
@@ -16,14 +17,19 @@ import { startStack, type TestStack } from '@dropgate/stack';
 
 let stack: TestStack;
 let limited: TestStack;
+let sim: Simulator;
+let verifying: TestStack;
 beforeAll(async () => {
-  [stack, limited] = await Promise.all([
+  sim = await startSimulator({ port: 0 });
+  [stack, limited, verifying] = await Promise.all([
     startStack({ label: 'relay', env: { PORTONE_API_URL: 'http://127.0.0.1:9' } }),
     startStack({ label: 'relay_limited', env: { PORTONE_API_URL: 'http://127.0.0.1:9', HOLDS_PER_SECOND: '1000' } }),
+    startStack({ label: 'relay_verify', portoneUrl: sim.url }),
   ]);
 });
 afterAll(async () => {
-  await Promise.all([stack?.close(), limited?.close()]);
+  await Promise.all([stack?.close(), limited?.close(), verifying?.close()]);
+  await sim?.close();
 });
 
 /** A new event of `seats` seats (row 1 of section R) on `s`. */
@@ -135,5 +141,39 @@ describe('recording holds as their hand-offs are relayed', () => {
     await relayed(limited, id, 1);
     expect(await (await limited.api.deps.queues.holds.getJob(jobIds.persistHold(m, 1)))?.getState()).toBe('completed');
     expect(await holdsOf(limited, m)).toEqual([{ status: 'live', seq: 1 }]);
+  });
+});
+
+describe('verifying approved payments as their hand-offs are relayed', () => {
+  it('verifies a genuine payment with PortOne without a verify job', async () => {
+    const id = await event(verifying, 2);
+    const o = await http(verifying.url, 'POST', `/events/${id}/orders`, { buyer_id: 'v-1', seats: ['R-1-1'] });
+    expect(o.status, o.text).toBe(201);
+    // The buyer is still paying: PortOne keeps the payment ready, and the worker records it so.
+    const { payment, confirm } = await sim.pay({ merchant_uid: o.body.merchant_uid, amount: o.body.amount, confirm_url: `${verifying.url}/portone/v1/confirm`, outcome: 'abandoned' });
+    expect(confirm?.status).toBe(200);
+    const recorded = await waitFor(async () => (await verifying.api.deps.db.selectFrom('payments').select(['status', 'amount']).where('imp_uid', '=', payment.imp_uid).executeTakeFirst()), 10_000, 'the payment verified and recorded');
+    expect(recorded).toMatchObject({ status: 'ready', amount: o.body.amount });
+    expect(await verifying.api.deps.queues.payments.getJob(jobIds.verifyPayment(o.body.merchant_uid, 1, payment.imp_uid))).toBeUndefined();
+    expect((await verifying.store.orderState(id, o.body.merchant_uid))?.status).toBe('held');
+  });
+
+  it('queues a verify job, counting the question already asked, for a payment PortOne does not know yet; the job then releases the hold', async () => {
+    const id = await event(verifying, 2);
+    const o = await http(verifying.url, 'POST', `/events/${id}/orders`, { buyer_id: 'v-2', seats: ['R-1-2'] });
+    expect(o.status, o.text).toBe(201);
+    const forged = impUid();
+    const c = await http(verifying.url, 'POST', '/portone/v1/confirm', { imp_uid: forged, merchant_uid: o.body.merchant_uid, amount: o.body.amount });
+    expect(c.status, c.text).toBe(200);
+    const job = await waitFor(() => verifying.api.deps.queues.payments.getJob(jobIds.verifyPayment(o.body.merchant_uid, 1, forged)), 10_000, 'the verify job');
+    expect(job.data).toMatchObject({ source: 'verify', check: 1, seq: 1 });
+    // Asked twice in all (UNKNOWN_PAYMENT_ATTEMPTS), once by the relay and once by the job: the hold goes.
+    await waitFor(async () => (await verifying.store.orderState(id, o.body.merchant_uid))?.status === 'released', 10_000, 'the forged hold released');
+    const ran = await waitFor(async () => {
+      const j = await verifying.api.deps.queues.payments.getJob(job.id!);
+      return (await j?.getState()) === 'completed' ? j : null;
+    }, 10_000, 'the verify job completed');
+    // Done on its first run (BullMQ counts a completed run as an attempt made): no retry was needed.
+    expect(ran!.attemptsMade).toBe(1);
   });
 });

@@ -15,7 +15,7 @@ import {
 } from '../settlement/index.ts';
 
 export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob, attemptsMade = 0): Promise<PaymentJobOutcome> {
-  if (job.source === 'verify') return verifyPayment(ctx, job.eventId, job.merchantUid, job.impUid, attemptsMade);
+  if (job.source === 'verify') return verifyPayment(ctx, job.eventId, job.merchantUid, job.impUid, attemptsMade + (job.check ?? 0));
   return withOrderLock(ctx, job.eventId, job.merchantUid, () => outcomeLocked(ctx, job));
 }
 

@@ -1,19 +1,23 @@
 /**
  * The hand-off relay: placeHold writes one stream entry per approved payment (atomically with the
- * hold); the relay records each new hold in Postgres itself (persistHold, the `holds` job's work)
- * and queues a `verify` job, with a deterministic id, then acknowledges the entry. A recording that
- * fails becomes a BullMQ `holds` job (deterministic id, retried with the queue's backoff), as every
- * recording was before; one not done within INLINE_BUDGET_MS is acknowledged once it is done. A job
- * per hold cost two more BullMQ scripts (add, then take and finish) and a worker round, about half
- * of Redis's work for each approved confirm. With HOLDS_PER_SECOND set, every recording goes through
- * the rate-limited queue.
+ * hold); the relay records each new hold in Postgres itself (persistHold, the `holds` job's work),
+ * then verifies the payments with PortOne itself (verifyPayment, the `verify` job's work), then
+ * acknowledges the entries. A recording that fails becomes a BullMQ `holds` job (deterministic id,
+ * retried with the queue's backoff), as every recording was before; one not done within
+ * INLINE_BUDGET_MS is acknowledged once it is done. A verification that fails or is not done within
+ * its own INLINE_BUDGET_MS becomes a `verify` job (deterministic id), and so does the verification of
+ * a payment whose recording failed or still runs. A job per hold cost two more BullMQ scripts (add,
+ * then take and finish) and a worker round, about half of Redis's work for each approved confirm; a
+ * job per verification as much again. With HOLDS_PER_SECOND set, every recording and every
+ * verification goes through the queues.
  * Consumer groups make it safe with several workers; entries a dead worker read but never handled are
  * claimed again once idle for JOB_LOCK_MS. At-least-once; a recording is idempotent and duplicate jobs
  * collapse on the job id.
  */
 import { jobIds, type PaymentOutcomeJob, type PersistHoldJob } from '@dropgate/jobs';
 import type { Handoff } from '@dropgate/redis';
-import { measuredJob, type WorkerContext } from '../context.ts';
+import { measuredJob, TransientError, type WorkerContext } from '../context.ts';
+import { verifyPayment } from '../settlement/index.ts';
 import { persistHold } from './persist-hold.processor.ts';
 
 const BATCH = 500;
@@ -92,7 +96,7 @@ interface Straggler {
  */
 async function recordAll(
   ctx: WorkerContext, items: readonly { handoff: Handoff; job: PersistHoldJob }[],
-): Promise<{ failed: PersistHoldJob[]; running: Straggler[] }> {
+): Promise<{ failed: { handoff: Handoff; job: PersistHoldJob }[]; running: Straggler[] }> {
   if (items.length === 0) return { failed: [], running: [] };
   const outcome = new Array<boolean | undefined>(items.length);
   const recordings = items.map((item, i) => recordInline(ctx, item.job).then((ok) => { outcome[i] = ok; return ok; }));
@@ -100,12 +104,54 @@ async function recordAll(
   await Promise.race([Promise.all(recordings), new Promise<void>((resolve) => { timer = setTimeout(resolve, INLINE_BUDGET_MS); })]);
   clearTimeout(timer);
   return {
-    failed: items.filter((_, i) => outcome[i] === false).map((item) => item.job),
+    failed: items.filter((_, i) => outcome[i] === false),
     running: items.flatMap((item, i) => (outcome[i] === undefined ? [{ ...item, recorded: recordings[i]! }] : [])),
   };
 }
 
 const persistJob = (data: PersistHoldJob) => ({ name: 'persist', data, opts: { jobId: jobIds.persistHold(data.merchantUid, data.seq) } });
+
+/** The `verify` job of a hand-off: after `checks` questions to PortOne the relay already asked. */
+const verifyJob = (eventId: string, h: Handoff, checks: number) => {
+  const data: PaymentOutcomeJob = {
+    eventId, merchantUid: h.merchantUid, impUid: h.impUid, hint: null, source: 'verify', receivedAt: h.heldAt, seq: h.seq, ...(checks > 0 ? { check: checks } : {}),
+  };
+  return { name: 'verify', data, opts: { jobId: jobIds.verifyPayment(h.merchantUid, h.seq, h.impUid) } };
+};
+
+/**
+ * Verifies the payments of `handoffs` with PortOne as the `verify` jobs would (same work, same
+ * metrics), WORKER_CONCURRENCY at a time, for at most INLINE_BUDGET_MS; resolves with the jobs to
+ * queue for the rest: a verification that failed (PortOne unreachable, the order's lock busy, a
+ * payment PortOne does not know yet, which the job asks about again), one still running (its job
+ * may run it twice: a verification is idempotent under the order's lock) and one never started.
+ * A job per approved payment (add, take, finish: three BullMQ scripts, and a worker round) was most
+ * of the worker's and Redis's work for an approved confirm.
+ */
+async function verifyAll(ctx: WorkerContext, eventId: string, handoffs: readonly Handoff[]): Promise<ReturnType<typeof verifyJob>[]> {
+  if (handoffs.length === 0) return [];
+  const deadline = performance.now() + INLINE_BUDGET_MS;
+  const done = new Array<number | undefined>(handoffs.length); // undefined: not done; else the checks made (verified: -1)
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(handoffs.length, Math.max(1, ctx.config.workerConcurrency)) }, async () => {
+    while (next < handoffs.length && performance.now() < deadline) {
+      const i = next++;
+      const h = handoffs[i]!;
+      try {
+        await measuredJob(ctx.metrics, 'payments', () => verifyPayment(ctx, eventId, h.merchantUid, h.impUid, 0));
+        done[i] = -1;
+      } catch (error) {
+        // A TransientError asked PortOne (or could not); anything else counts as no question asked.
+        done[i] = error instanceof TransientError ? 1 : 0;
+        ctx.log.debug({ err: error, eventId, merchantUid: h.merchantUid, impUid: h.impUid }, 'verifying a payment in the relay failed; queued as a job');
+      }
+    }
+  });
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(lanes), new Promise<void>((resolve) => { timer = setTimeout(resolve, INLINE_BUDGET_MS); })]);
+  clearTimeout(timer);
+  return handoffs.flatMap((h, i) => (done[i] === -1 ? [] : [verifyJob(eventId, h, done[i] ?? 0)]));
+}
 
 /**
  * Handles an event's hand-offs, then acknowledges them. A new hold is recorded; every approved payment
@@ -126,15 +172,21 @@ async function queueHandoffs(ctx: WorkerContext, eventId: string, batch: readonl
     job: { eventId, merchantUid: h.merchantUid, impUid: h.impUid, seq: h.seq, expiresAt: h.expiresAt, heldAt: h.heldAt } satisfies PersistHoldJob,
   }));
   const { failed, running } = ctx.config.holdsPerSecond > 0
-    ? { failed: holds.map((h) => h.job), running: [] as Straggler[] }
+    ? { failed: holds, running: [] as Straggler[] }
     : await recordAll(ctx, holds);
-  await ctx.queues.holds.addBulk(failed.map(persistJob));
-  await ctx.queues.payments.addBulk(batch.filter((h) => h.impUid !== '').map((h) => {
-    const data: PaymentOutcomeJob = {
-      eventId, merchantUid: h.merchantUid, impUid: h.impUid, hint: null, source: 'verify', receivedAt: h.heldAt, seq: h.seq,
-    };
-    return { name: 'verify', data, opts: { jobId: jobIds.verifyPayment(h.merchantUid, h.seq, h.impUid) } };
-  }));
+  await ctx.queues.holds.addBulk(failed.map((f) => persistJob(f.job)));
+  // Payments whose hold is recorded (or that ride on a live hold) are verified here; those whose
+  // recording failed or still runs (their order's lock is busy: the verification would wait for it
+  // too) get their verify job at once, as every payment did before.
+  // With HOLDS_PER_SECOND set, every verification is a job too (rate-limited Postgres writes).
+  const unrecorded = new Set([...failed, ...running].map((f) => f.handoff.id));
+  const paid = batch.filter((h) => h.impUid !== '');
+  const inline = ctx.config.holdsPerSecond > 0 ? [] : paid.filter((h) => !unrecorded.has(h.id));
+  const inlineIds = new Set(inline.map((h) => h.id));
+  await ctx.queues.payments.addBulk([
+    ...paid.filter((h) => !inlineIds.has(h.id)).map((h) => verifyJob(eventId, h, 0)),
+    ...(await verifyAll(ctx, eventId, inline)),
+  ]);
   const later = new Set(running.map((r) => r.handoff.id));
   await ctx.store.ackHandoffs(eventId, batch.filter((h) => !later.has(h.id)).map((h) => h.id));
   for (const r of running) {
