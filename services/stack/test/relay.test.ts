@@ -167,6 +167,8 @@ describe('verifying approved payments as their hand-offs are relayed', () => {
     expect(c.status, c.text).toBe(200);
     const job = await waitFor(() => verifying.api.deps.queues.payments.getJob(jobIds.verifyPayment(o.body.merchant_uid, 1, forged)), 10_000, 'the verify job');
     expect(job.data).toMatchObject({ source: 'verify', check: 1, seq: 1 });
+    // Asked again a moment later (a payment PortOne has just made may not be readable yet), not at once.
+    expect(job.opts.delay).toBeGreaterThan(0);
     // Asked twice in all (UNKNOWN_PAYMENT_ATTEMPTS), once by the relay and once by the job: the hold goes.
     await waitFor(async () => (await verifying.store.orderState(id, o.body.merchant_uid))?.status === 'released', 10_000, 'the forged hold released');
     const ran = await waitFor(async () => {

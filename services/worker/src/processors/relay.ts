@@ -14,7 +14,7 @@
  * claimed again once idle for JOB_LOCK_MS. At-least-once; a recording is idempotent and duplicate jobs
  * collapse on the job id.
  */
-import { jobIds, type PaymentOutcomeJob, type PersistHoldJob } from '@dropgate/jobs';
+import { defaultJobOptions, jobIds, type PaymentOutcomeJob, type PersistHoldJob } from '@dropgate/jobs';
 import type { Handoff } from '@dropgate/redis';
 import { measuredJob, TransientError, type WorkerContext } from '../context.ts';
 import { verifyPayment } from '../settlement/index.ts';
@@ -111,12 +111,17 @@ async function recordAll(
 
 const persistJob = (data: PersistHoldJob) => ({ name: 'persist', data, opts: { jobId: jobIds.persistHold(data.merchantUid, data.seq) } });
 
-/** The `verify` job of a hand-off: after `checks` questions to PortOne the relay already asked. */
+/**
+ * The `verify` job of a hand-off, after `checks` questions to PortOne the relay already asked. After
+ * one, the job waits the queue's first retry delay, as a job's own retry would: a payment PortOne
+ * does not know yet is asked about again a moment later (replication lag), not at once.
+ */
 const verifyJob = (eventId: string, h: Handoff, checks: number) => {
   const data: PaymentOutcomeJob = {
     eventId, merchantUid: h.merchantUid, impUid: h.impUid, hint: null, source: 'verify', receivedAt: h.heldAt, seq: h.seq, ...(checks > 0 ? { check: checks } : {}),
   };
-  return { name: 'verify', data, opts: { jobId: jobIds.verifyPayment(h.merchantUid, h.seq, h.impUid) } };
+  const retryDelay = (defaultJobOptions.payments.backoff as { delay: number }).delay;
+  return { name: 'verify', data, opts: { jobId: jobIds.verifyPayment(h.merchantUid, h.seq, h.impUid), ...(checks > 0 ? { delay: retryDelay } : {}) } };
 };
 
 /**
