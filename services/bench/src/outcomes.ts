@@ -10,20 +10,25 @@
  * on 2026-11-30: 1,246 outcomes/s with it in the worker's process, 1,250/s in its own; the worker is
  * the bound either way).
  *
+ * `--profile FILE` writes a CPU profile (`.cpuprofile`, for Chrome's DevTools or speedscope) of this
+ * process, the worker's, during the measured phase only.
+ *
  * The worker's WORKER_CONCURRENCY (`--concurrency`, default 128 here) is how many outcomes the worker has in flight: they share
  * their Postgres statements and transactions (settlement.repository.ts), so many in flight cost a few
  * connections, not one each.
  */
 import { Queue } from 'bullmq';
-import { startSimProcess } from '@dropgate/drop';
+import { localPostgresCpu, processCpu, redisCpu, startSimProcess } from '@dropgate/drop';
 import { http, eventId, waitFor } from '@dropgate/testkit';
 import { startStack } from '@dropgate/stack';
 import { QueueNames } from '@dropgate/jobs';
 import { createRedis } from '@dropgate/redis';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 
-const { values: args, positionals } = parseArgs({ options: { concurrency: { type: 'string', default: '128' } }, allowPositionals: true });
+const { values: args, positionals } = parseArgs({ options: { concurrency: { type: 'string', default: '128' }, profile: { type: 'string' } }, allowPositionals: true });
 const N = Number(positionals[0] ?? 1000);
 const CONCURRENCY = args.concurrency;
 const sim = await startSimProcess({ PATH: process.env['PATH'] });
@@ -70,14 +75,35 @@ try {
   }
   await waitFor(async () => ((await payments.getJobCounts('waiting')).waiting ?? 0) + ((await payments.getJobCounts('paused')).paused ?? 0) >= N, 60_000, 'every webhook queued');
   const load = loadavg()[0]!.toFixed(2);
+  const profiler = args.profile ? new Session() : null;
+  if (profiler) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+  }
+  const cpu = async () => {
+    const own = process.cpuUsage();
+    return { worker: (own.user + own.system) / 1e6, simulator: processCpu(sim.pid), redis: (await redisCpu(bull)) ?? 0, postgres: localPostgresCpu() ?? 0 };
+  };
+  const cpuBefore = await cpu();
   const started = performance.now();
   await payments.resume();
   await waitFor(async () => (await count('orders', true)) === N, 300_000, 'every order paid');
   const done = performance.now();
+  const cpuAfter = await cpu();
+  if (profiler) {
+    const { profile } = await profiler.post('Profiler.stop');
+    writeFileSync(args.profile!, JSON.stringify(profile));
+    profiler.disconnect();
+    console.log(`CPU profile of the measured phase: ${args.profile}`);
+  }
   const tickets = await count('tickets');
   const seconds = (done - started) / 1000;
   console.log(`${N} queued paid outcomes settled in ${seconds.toFixed(2)} s: all ${N} orders paid with ${tickets} tickets (load average ${load} at the start, ${loadavg()[0]!.toFixed(2)} at the end)`);
   console.log(`worker throughput: ${(N / seconds).toFixed(0)} settled paid outcomes per second into Postgres (WORKER_CONCURRENCY ${CONCURRENCY}, one worker; the simulator in its own process)`);
+  const per = (k: keyof typeof cpuBefore) => Math.round(((cpuAfter[k] - cpuBefore[k]) * 1e6) / N);
+  const parts = (['worker', 'simulator', 'redis', 'postgres'] as const).map((k) => `${k} ${per(k)}`);
+  console.log(`CPU per settled outcome: ${(['worker', 'simulator', 'redis', 'postgres'] as const).reduce((a, k) => a + per(k), 0)} µs: ${parts.join(', ')} (the worker's share is this process's, the idle API's included)`);
 } finally {
   await payments.close();
   bull.disconnect();
