@@ -9,6 +9,7 @@ import { REFUSAL_REASONS } from '@dropgate/domain';
 import type { AppDeps } from './deps.ts';
 import { errorsPlugin } from './plugins/errors.plugin.ts';
 import { EventLoopGate } from './lib/event-loop-gate.ts';
+import { sharedCompilers } from './lib/schema-compilers.ts';
 import { adminRoutes } from './routes/admin.routes.ts';
 import { queueRoutes } from './routes/queue.routes.ts';
 import { storefrontRoutes } from './routes/storefront.routes.ts';
@@ -44,6 +45,8 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
     bodyLimit: 16 * 1024,
     // Unknown fields are refused (additionalProperties: false), never silently dropped; no coercion.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // Compiled once per process, not once per app (tests build many apps).
+    schemaController: { compilersFactory: sharedCompilers },
     return503OnClosing: true,
     // Slow clients (slow loris) cannot hold connections: the whole request must arrive within
     // requestTimeout (else 408 and close), and a connection idle for connectionTimeout is closed.
