@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: throughput and latency of the real stack (API + Redis + worker, each its own
  * process) driven over HTTP by autocannon from this process, beside a bare fastify endpoint (same
- * schemas, no I/O) measured in the same run. Scenarios:
+ * schemas, no I/O) measured in the same run, just before and just after each scenario. Scenarios:
  *
  * - orders: `POST /events/:id/orders`, seat and pool orders (the front door every buyer passes);
  * - race: confirms of overlapping seat orders for 1,000 seats (most refused SOLD_OUT);
@@ -285,6 +285,26 @@ async function measured<T extends { requests: number }>(server: ChildProcess, wo
   return { ...result, cpu: { driver: per('driver'), server: per('server'), worker: per('worker'), redis: per('redis'), postgres: per('postgres') } };
 }
 
+type MeasuredRun = Run & { cpu: CpuParts };
+
+/**
+ * Two runs as one: the rate over both (all requests over the time of both), latency percentiles and
+ * CPU per request weighted by each run's requests (an approximation for the percentiles), the larger
+ * maximum, the status codes added up.
+ */
+function mergeRuns(a: MeasuredRun, b: MeasuredRun): MeasuredRun {
+  const n = a.requests + b.requests;
+  const weighted = (x: number, y: number) => (x * a.requests + y * b.requests) / Math.max(1, n);
+  const codes: Record<string, number> = { ...a.codes };
+  for (const [k, v] of Object.entries(b.codes)) codes[k] = (codes[k] ?? 0) + v;
+  const cpu = Object.fromEntries((Object.keys(a.cpu) as (keyof CpuParts)[]).map((k) => [k, weighted(a.cpu[k], b.cpu[k])])) as CpuParts;
+  return {
+    rps: n / (a.requests / a.rps + b.requests / b.rps),
+    p50: weighted(a.p50, b.p50), p90: weighted(a.p90, b.p90), p99: weighted(a.p99, b.p99), max: Math.max(a.max, b.max),
+    codes, requests: n, cpu,
+  };
+}
+
 const cpuTotal = (c: CpuParts) => c.driver + c.server + c.worker + c.redis + c.postgres;
 const cpuLine = (c: CpuParts) => `${fmt(cpuTotal(c))} µs/request: driver ${fmt(c.driver)}, server ${fmt(c.server)}, worker ${fmt(c.worker)}, Redis ${fmt(c.redis)}, Postgres ${fmt(c.postgres)}`;
 
@@ -356,17 +376,29 @@ async function main(): Promise<void> {
   await drive(api, warm.bodies);
   if (args.profile) await fetch(`${api}/metrics`); // marks the end of warm-up in the profile's timeline
 
+  /**
+   * Runs a scenario between two runs of the bare endpoint over the same bodies (two passes each, so
+   * each lasts long enough to measure) and merges those: this VM's speed drifts within a minute (the
+   * bare endpoint alone answered 9,500 and 14,000 requests a second in consecutive runs), and a
+   * baseline taken on one side only put a scenario's ratio anywhere from 0.25 to 0.44.
+   */
+  const bracketed = async <T extends Run>(bodies: readonly unknown[], path: string | undefined, scenario: () => Promise<T>): Promise<{ run: T; baseline: MeasuredRun }> => {
+    const bareRun = () => measured(bareChild, null, () => drive(bare, [...bodies, ...bodies], path));
+    const before = await bareRun();
+    const run = await scenario();
+    const after = await bareRun();
+    return { run, baseline: mergeRuns(before, after) };
+  };
   const rows: { scenario: string; run: Run; bare: Run; approved: number; misses: number }[] = [];
   const notes: string[] = [];
   const scenarios = SCENARIOS.filter((s) => !args.only || args.only === s);
   const confirmRun = async (label: string, kind: 'race' | 'approve', venueRows?: number): Promise<Run> => {
     console.error(`bench: preparing ${label} (${ORDERS} orders)...`);
     const prepared = await prepare(api, kind, ORDERS, venueRows);
-    // The baseline runs three passes over the same bodies so that it lasts long enough to measure.
-    const baseline = await measured(bareChild, null, () => drive(bare, [...prepared.bodies, ...prepared.bodies, ...prepared.bodies]));
     const missesBefore = await metric(api, 'dropgate_confirm_deadline_misses_total');
     // The worker's share includes recording the holds this run hands off, until they are all recorded.
-    const run = await measured(apiChild, workerChild, async () => { const r = await drive(api, prepared.bodies); await drained(holdsQueue, prepared.eventId, r.codes['200'] ?? 0); return r; });
+    const { run, baseline } = await bracketed(prepared.bodies, undefined, () =>
+      measured(apiChild, workerChild, async () => { const r = await drive(api, prepared.bodies); await drained(holdsQueue, prepared.eventId, r.codes['200'] ?? 0); return r; }));
     const misses = (await metric(api, 'dropgate_confirm_deadline_misses_total')) - missesBefore;
     rows.push({ scenario: label, run, bare: baseline, approved: run.codes['200'] ?? 0, misses });
     return run;
@@ -375,8 +407,8 @@ async function main(): Promise<void> {
     if (scenario === 'orders') {
       console.error(`bench: orders (${ORDERS} POST /events/:id/orders)...`);
       const { path, bodies } = await orderBodies(api, ORDERS);
-      const baseline = await measured(bareChild, null, () => drive(bare, [...bodies, ...bodies, ...bodies], path));
-      const run = await measured(apiChild, workerChild, async () => { const r = await drive(api, bodies, path); await drained(holdsQueue); return r; });
+      const { run, baseline } = await bracketed(bodies, path, () =>
+        measured(apiChild, workerChild, async () => { const r = await drive(api, bodies, path); await drained(holdsQueue); return r; }));
       rows.push({ scenario: 'orders (seats and pool)', run, bare: baseline, approved: run.codes['201'] ?? 0, misses: 0 });
     } else if (scenario === 'race') {
       await confirmRun('sold-out race (1,000 seats)', 'race');
