@@ -307,10 +307,20 @@ async function rushRound(n: number): Promise<void> {
     expect(joined.status, joined.text).toBe(201);
     tokens.push(joined.body.queue_token);
   }
-  // Each buyer polls twice at once: one answer, one 429 (at most one poll a second).
+  // Each buyer polls twice at once: one answer, one 429 (at most one poll a second). Two polls sent
+  // together can still reach the API more than a second apart on a machine busy enough to stall the
+  // test for that long (both answered, seen once in a full run beside three other files): such a pair
+  // is sent again, a second later, up to three times; a pair is never both refused.
   for (const t of tokens) {
-    const both = await Promise.all([0, 1].map(() => http(stack.url, 'GET', `/events/${rushId}/queue/${t}`)));
-    expect(both.map((r) => r.status).sort()).toEqual([200, 429]);
+    let statuses: number[] = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 1_100));
+      const started = performance.now();
+      const both = await Promise.all([0, 1].map(() => http(stack.url, 'GET', `/events/${rushId}/queue/${t}`)));
+      statuses = both.map((r) => r.status).sort();
+      if (!(statuses[0] === 200 && statuses[1] === 200 && performance.now() - started > 1_000)) break;
+    }
+    expect(statuses).toEqual([200, 429]);
   }
   const listed = await http(stack.url, 'POST', `/events/${rushId}/waitlist`, { buyer_id: `w${n}`, items: [{ pool: 'ga', quantity: 1 }] });
   expect(listed.status, listed.text).toBe(201);
