@@ -45,12 +45,20 @@ if (!options.quiet) {
   process.stderr.write(`drop: ${options.buyers} buyers for ${options.seats} seats + ${options.pool} pool places (${options.arrival}, ${options.concurrency} at a time, seed ${options.seed})\n`);
 }
 
+/**
+ * A stack the drop starts itself is set up as for a real drop unless the environment says otherwise:
+ * its worker settles 256 outcomes at once (full settlement batches; 32, the default, suits a quiet
+ * sale). A 20,000-buyer `--split` drop on 2026-12-01: 406 buyers a second at 32, 458 at 256 (worker
+ * 17.1 -> 14.2 s of CPU, Postgres 20.9 -> 18.5 s).
+ */
+const DROP_STACK_DEFAULTS: Record<string, string> = { WORKER_CONCURRENCY: '256' };
+
 // The stack (API, worker, simulator, their dependencies) loads only for a drop that will run: `--help`
 // and bad usage answer at once.
 const { DropSetupError, runDrop } = await import('./run.ts');
 let result;
 try {
-  result = await runDrop(options, { env: process.env, freshDatabase: true, onProgress: (s) => progress.update(s) });
+  result = await runDrop(options, { env: { ...DROP_STACK_DEFAULTS, ...process.env }, freshDatabase: true, onProgress: (s) => progress.update(s) });
 } catch (error) {
   progress.done();
   if (error instanceof ConfigError || error instanceof DropSetupError) fail(error.message, 2);

@@ -264,8 +264,9 @@ export function helpText(budgetDefault = 3000): string {
   lines.push(`  ${'--help'.padEnd(32)} this text`);
   lines.push('');
   lines.push('Environment: DATABASE_URL and REDIS_URL (the in-process stack uses DATABASE_URL\'s server with');
-  lines.push('--database), CONFIRM_BUDGET_MS, and ADMIN_TOKEN with --api-url. Exit status: 0 all invariants');
-  lines.push('hold, 1 an invariant is broken, 2 bad usage or the stack could not start.');
+  lines.push('--database), CONFIRM_BUDGET_MS, and ADMIN_TOKEN with --api-url. A stack the drop starts takes the');
+  lines.push('rest of dropgate\'s settings from the environment too, with WORKER_CONCURRENCY 256 unless set.');
+  lines.push('Exit status: 0 all invariants hold, 1 an invariant is broken, 2 bad usage or the stack could not start.');
   return lines.join('\n');
 }
 
