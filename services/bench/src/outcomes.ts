@@ -1,5 +1,5 @@
 /**
- * `npm run bench:outcomes [-- N] [--concurrency C]`: the worker's settlement throughput. N orders (default 1,000) are
+ * `npm run bench:outcomes [-- N] [--concurrency C]`: the worker's settlement throughput. N orders (default 5,000) are
  * held through the confirm and verified while their payments are still open; then PortOne marks each
  * payment paid, with its webhook held back. Every webhook is posted to the API
  * while the payments queue is paused, so the API's intake is not timed; the queue is resumed and we
@@ -31,7 +31,7 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 
 const { values: args, positionals } = parseArgs({ options: { concurrency: { type: 'string', default: '256' }, profile: { type: 'string' } }, allowPositionals: true });
-const N = Number(positionals[0] ?? 1000);
+const N = Number(positionals[0] ?? 5000);
 const CONCURRENCY = args.concurrency;
 const sim = await startSimProcess({ PATH: process.env['PATH'] });
 /** The simulator's controls (under /sim); any answer but a 2xx stops the bench. */
