@@ -1,9 +1,10 @@
 /**
  * Before any test: Redis and Postgres must answer. `.ci/run` starts them; a developer gets a clear
- * message instead of a wall of connection errors.
+ * message instead of a wall of connection errors. Then the migrated template of the test databases.
  */
 import pg from 'pg';
 import { pgConnection } from '@dropgate/db';
+import { migratedTemplate } from '@dropgate/testkit';
 import { Redis } from 'ioredis';
 
 export default async function setup(): Promise<void> {
@@ -29,4 +30,7 @@ export default async function setup(): Promise<void> {
   } finally {
     await client.end().catch(() => undefined);
   }
+  // The migrated template every test database is copied from: built here once, before the test
+  // processes start, rather than by each of them racing to build it.
+  await migratedTemplate();
 }

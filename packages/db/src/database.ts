@@ -5,6 +5,8 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import { Migrator, type MigrationResultSet } from 'kysely/migration';
 import pg from 'pg';
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Database } from './schema.ts';
 import { migrations } from './migrations/index.ts';
@@ -78,6 +80,18 @@ export async function ensureDatabase(url: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * A fingerprint of the migrations' source (every file of `migrations/`, names and contents): a
+ * database migrated by one version of them can stand in for a fresh, migrated one (the tests' template
+ * database) only while this stays the same.
+ */
+export function migrationsFingerprint(): string {
+  const dir = new URL('./migrations/', import.meta.url);
+  const hash = createHash('sha256');
+  for (const file of readdirSync(dir).sort()) hash.update(file).update('\0').update(readFileSync(new URL(file, dir))).update('\0');
+  return hash.digest('hex').slice(0, 16);
 }
 
 /** Applies every pending migration. Throws (with the failing migration's name) instead of half-applying. */

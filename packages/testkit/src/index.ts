@@ -13,7 +13,7 @@ import pg from 'pg';
 import { Cluster, Redis } from 'ioredis';
 import { request, type Dispatcher } from 'undici';
 import { loadConfig, type Config } from '@dropgate/config';
-import { ensureDatabase, pgConnection } from '@dropgate/db';
+import { migrationsFingerprint, openDatabase, pgConnection } from '@dropgate/db';
 import type { Clock } from '@dropgate/domain';
 import { HoldStore, deleteKeysMatching, type RedisClient } from '@dropgate/redis';
 
@@ -38,25 +38,86 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh database of its own (`dgt_<label>_<random>`), dropped by `drop()`. */
+/** The server's maintenance database, for creating and dropping others. */
+function adminUrl(): string {
+  const admin = new URL(PG_BASE);
+  admin.pathname = '/postgres';
+  return admin.toString();
+}
+
+async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(pgConnection(adminUrl()));
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+const TEMPLATE_PREFIX = 'dgt_template_';
+
+async function dropTemplate(c: pg.Client, name: string): Promise<void> {
+  await c.query(`alter database "${name}" with is_template false`);
+  await c.query(`drop database if exists "${name}" with (force)`);
+}
+let template: Promise<string> | undefined;
+
+/**
+ * The name of a database migrated to the current migrations (`dgt_template_<fingerprint>`), made
+ * once per server and version of the migrations: copying it (`create database ... template`) took
+ * about 95 ms here against 355 ms for an empty database migrated by the stack that opens it, and
+ * each test file opens a few. It is built under a name of its own, then renamed, so a database of
+ * the final name is always whole; two processes building it at once both finish, one rename wins.
+ * Templates of other versions of the migrations are dropped.
+ */
+export function migratedTemplate(): Promise<string> {
+  template ??= (async () => {
+    const name = `${TEMPLATE_PREFIX}${migrationsFingerprint()}`;
+    const exists = await withAdmin(async (c) => (await c.query('select 1 from pg_database where datname = $1', [name])).rowCount === 1);
+    if (!exists) {
+      const building = `dgt_building_${rand(10)}`;
+      const url = new URL(PG_BASE);
+      url.pathname = `/${building}`;
+      // Creates it and applies every migration.
+      await (await openDatabase(url.toString(), { max: 1 })).destroy();
+      await withAdmin(async (c) => {
+        // A template nobody connects to: a copy needs its source idle.
+        await c.query(`alter database "${building}" with is_template true allow_connections false`);
+        try {
+          await c.query(`alter database "${building}" rename to "${name}"`);
+        } catch (error) {
+          // Another process published it first (42P04: the name exists): ours is not needed.
+          if ((error as { code?: string }).code !== '42P04') throw error;
+          await dropTemplate(c, building);
+        }
+      });
+    }
+    await withAdmin(async (c) => {
+      const stale = await c.query<{ datname: string }>(`select datname from pg_database where datname like '${TEMPLATE_PREFIX}%' and datname <> $1`, [name]);
+      for (const { datname } of stale.rows) await dropTemplate(c, datname).catch(() => undefined);
+    });
+    return name;
+  })();
+  template.catch(() => { template = undefined; });
+  return template;
+}
+
+/**
+ * A fresh database of its own (`dgt_<label>_<random>`), migrated (a copy of `migratedTemplate()`),
+ * dropped by `drop()`.
+ */
 export async function createTestDatabase(label = 'db'): Promise<TestDatabase> {
   const name = `dgt_${label.replace(/[^a-z0-9_]/gi, '_').toLowerCase().slice(0, 30)}_${rand(8)}`;
   const url = new URL(PG_BASE);
   url.pathname = `/${name}`;
-  await ensureDatabase(url.toString());
+  const source = await migratedTemplate();
+  await withAdmin((c) => c.query(`create database "${name}" template "${source}"`));
   return {
     url: url.toString(),
     async drop() {
-      const admin = new URL(PG_BASE);
-      admin.pathname = '/postgres';
-      const client = new pg.Client(pgConnection(admin.toString()));
-      client.on('error', () => undefined);
-      await client.connect();
-      try {
-        await client.query(`drop database if exists "${name}" with (force)`);
-      } finally {
-        await client.end();
-      }
+      await withAdmin((c) => c.query(`drop database if exists "${name}" with (force)`));
     },
   };
 }
