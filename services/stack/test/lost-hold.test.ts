@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { TestClock, waitFor } from '@dropgate/testkit';
 import { loadSnapshot } from '@dropgate/db';
+import { jobIds } from '@dropgate/jobs';
+import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { checkInvariants, ledgerOf } from '@dropgate/invariants';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { shop } from './support/shop.ts';
@@ -72,6 +74,36 @@ describe('a hold Postgres has and Redis lost', () => {
     // Ended in the record, then the watch finds the payment paid: seats still free, so sold.
     const d = await orderIs(o.merchant_uid, 'paid', 40_000);
     expect(d.tickets).toHaveLength(1);
+    await invariantsHold(id);
+  });
+});
+
+describe('a hold Redis lost before the worker recorded it', () => {
+  it('its recording job ends it in the record (released) instead of waiting for it for good, and the payment is still settled', async () => {
+    const id = await event({ seats: 2, ttl: 30 });
+    const o = await order(id, { buyer_id: 'b4', seats: ['H-1-1'] });
+    const before = await loadSnapshot(stack.api.deps.db, id);
+    // Another settlement of the order holds its lock: the relay's recording gives up on it and queues
+    // itself as a job (chaos seed 1822757927: a paid webhook's settlement waiting out a PortOne outage).
+    const key = eventKeys(id).settleLock(o.merchant_uid);
+    const token = await acquireLock(stack.redis, key, 120_000);
+    expect(token).not.toBeNull();
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
+    expect(paid.confirm?.status).toBe(200);
+    const holds = stack.api.deps.queues.holds;
+    const jobId = jobIds.persistHold(o.merchant_uid, 1);
+    await waitFor(() => holds.getJob(jobId), 30_000, 'the recording queued as a job');
+    // Then Redis loses the hold (a FLUSHALL, a failover) and the event is loaded again from the record,
+    // which never had it.
+    await stack.store.loadEvent(before!, 'lost');
+    expect((await stack.store.orderState(id, o.merchant_uid))?.status).toBe('pending');
+    expect(await releaseLock(stack.redis, key, token!)).toBe(true);
+    await waitFor(async () => (await holds.getJobState(jobId)) === 'completed', 30_000, 'the recording job completed');
+    expect(await stack.api.deps.db.selectFrom('holds').select(['status', 'end_reason']).where('merchant_uid', '=', o.merchant_uid).execute())
+      .toEqual([{ status: 'released', end_reason: 'ended before it was recorded' }]);
+    const d = await orderIs(o.merchant_uid, 'pending');
+    expect(d.tickets).toEqual([]);
+    expect((await availability(id)).seats).toMatchObject({ available: 2, held: 0, sold: 0 });
     await invariantsHold(id);
   });
 });

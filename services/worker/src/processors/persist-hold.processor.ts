@@ -30,10 +30,6 @@ async function persistHoldLocked(ctx: WorkerContext, job: PersistHoldJob): Promi
     if ((await ctx.store.eventState(job.eventId)) !== 'ready') throw new EventNotLoadedError('event state not loaded in Redis');
     return 'order-missing';
   }
-  if (state.seq < job.seq) {
-    if (await lostAfterRecording(ctx, job, state.impUids)) return 'recorded-lost';
-    throw new TransientError('hold not visible yet');
-  }
   const record = {
     holdId: `${job.merchantUid}:${job.seq}`,
     merchantUid: job.merchantUid,
@@ -42,6 +38,17 @@ async function persistHoldLocked(ctx: WorkerContext, job: PersistHoldJob): Promi
     seq: job.seq,
     expiresAt: new Date(job.expiresAt),
   };
+  if (state.seq < job.seq) {
+    if (await lostAfterRecording(ctx, job, state.impUids)) return 'recorded-lost';
+    if (await lostBeforeRecording(ctx, job)) {
+      // Nothing holds the places any more and nothing will: the record shows the hold, ended (or
+      // committed, when its order was paid meanwhile, its seats taken again), as for a hold that
+      // ended before it was recorded. Its payment is settled by its own jobs.
+      await lifecycle.recordHold(ctx.db, record, 'released');
+      return 'recorded-ended';
+    }
+    throw new TransientError('hold not visible yet');
+  }
   if (state.seq === job.seq && state.status === 'held') {
     // Its expiry is found by the periodic sweep (within one sweep interval of expires_at), not by a
     // delayed job per hold: that would double the queue work of every approval during a drop.
@@ -64,6 +71,20 @@ async function persistHoldLocked(ctx: WorkerContext, job: PersistHoldJob): Promi
   }
   // Undone for the deadline (pending again), or superseded by a later hold: nothing to record.
   return 'skipped';
+}
+
+/**
+ * Redis, whole, has no such hold (its hold number is behind the job's) and the record never had it:
+ * Redis lost the hold before it was recorded (a FLUSHALL or a failover, then a rebuild from the
+ * record), so it will never show it (found by the chaos campaign, seed 1822757927: the job waited
+ * for it until its attempts ran out).
+ */
+async function lostBeforeRecording(ctx: WorkerContext, job: PersistHoldJob): Promise<boolean> {
+  if ((await ctx.store.stampState(job.eventId)) !== 'whole') return false;
+  const row = await ctx.db.selectFrom('holds').select('status').where('hold_id', '=', `${job.merchantUid}:${job.seq}`).executeTakeFirst();
+  if (row !== undefined) return false;
+  ctx.log.warn({ eventId: job.eventId, merchantUid: job.merchantUid, seq: job.seq }, 'a hold Redis lost before it was recorded: recording it ended');
+  return true;
 }
 
 /**
