@@ -508,7 +508,7 @@ export class TestClock implements Clock {
 
 /**
  * What every stack a test runs inside its own process is configured with (testConfig here, the drop
- * tests' in-process stacks). Such a stack runs beside six other test files on a 2-core machine: a
+ * tests' in-process stacks). Such a stack runs beside three other test files on a 2-core machine: a
  * process starved of CPU for a second is the machine's state, not the service's, and the event-loop
  * gate would shed a request a test then sees as a 503 (a race test's GET of the event did once).
  * Shedding by event-loop delay has its own tests (event-loop-gate.test).

@@ -39,14 +39,8 @@ async function persistHoldLocked(ctx: WorkerContext, job: PersistHoldJob): Promi
     expiresAt: new Date(job.expiresAt),
   };
   if (state.seq < job.seq) {
-    if (await lostAfterRecording(ctx, job, state.impUids)) return 'recorded-lost';
-    if (await lostBeforeRecording(ctx, job)) {
-      // Nothing holds the places any more and nothing will: the record shows the hold, ended (or
-      // committed, when its order was paid meanwhile, its seats taken again), as for a hold that
-      // ended before it was recorded. Its payment is settled by its own jobs.
-      await lifecycle.recordHold(ctx.db, record, 'released');
-      return 'recorded-ended';
-    }
+    const lost = await endLostHoldOf(ctx, job, record, state.impUids);
+    if (lost) return lost;
     throw new TransientError('hold not visible yet');
   }
   if (state.seq === job.seq && state.status === 'held') {
@@ -74,29 +68,30 @@ async function persistHoldLocked(ctx: WorkerContext, job: PersistHoldJob): Promi
 }
 
 /**
- * Redis, whole, has no such hold (its hold number is behind the job's) and the record never had it:
- * Redis lost the hold before it was recorded (a FLUSHALL or a failover, then a rebuild from the
- * record), so it will never show it (found by the chaos campaign, seed 1822757927: the job waited
- * for it until its attempts ran out).
+ * Redis, whole, has no such hold (its hold number is behind the job's): it lost the hold (a FLUSHALL or
+ * a failover, then a rebuild from the record) and will never show it. Nothing holds the places any
+ * more, so the hold ends in the record too:
+ * - the record never had it (Redis lost it before it was recorded; found by the chaos campaign, seed
+ *   1822757927: the job waited for it until its attempts ran out): recorded ended (committed, when its
+ *   order was paid meanwhile, its seats taken again), as a hold that ended before it was recorded.
+ *   Its payment is settled by its own jobs;
+ * - an earlier run of this job recorded it live (a rebuild loaded the event from a record read before
+ *   the hold was written) and its order is still held: ended, its payments watched (endLostHold).
+ * @returns what was done, or null when Redis is not known whole or the record already ended the hold.
  */
-async function lostBeforeRecording(ctx: WorkerContext, job: PersistHoldJob): Promise<boolean> {
-  if ((await ctx.store.stampState(job.eventId)) !== 'whole') return false;
-  const row = await ctx.db.selectFrom('holds').select('status').where('hold_id', '=', `${job.merchantUid}:${job.seq}`).executeTakeFirst();
-  if (row !== undefined) return false;
-  ctx.log.warn({ eventId: job.eventId, merchantUid: job.merchantUid, seq: job.seq }, 'a hold Redis lost before it was recorded: recording it ended');
-  return true;
-}
-
-/**
- * Redis, whole, has no such hold (its hold number is behind the job's), yet an earlier run of this job
- * recorded it live: a rebuild loaded the event from a record read before the hold was written. Nothing
- * holds the places any more, so the hold ends in the record too (see endLostHold). @returns whether it did.
- */
-async function lostAfterRecording(ctx: WorkerContext, job: PersistHoldJob, impUids: readonly string[]): Promise<boolean> {
-  if ((await ctx.store.stampState(job.eventId)) !== 'whole') return false;
-  const row = await ctx.db.selectFrom('holds').select('status').where('hold_id', '=', `${job.merchantUid}:${job.seq}`).executeTakeFirst();
-  if (row?.status !== 'live' || (await ordersRepo.findOrder(ctx.db, job.merchantUid))?.status !== 'held') return false;
-  ctx.log.warn({ eventId: job.eventId, merchantUid: job.merchantUid, seq: job.seq }, 'a hold recorded after a rebuild read the record is gone from Redis: ending it');
+async function endLostHoldOf(
+  ctx: WorkerContext, job: PersistHoldJob, record: lifecycle.HoldRecord, impUids: readonly string[],
+): Promise<PersistOutcome | null> {
+  if ((await ctx.store.stampState(job.eventId)) !== 'whole') return null;
+  const row = await ctx.db.selectFrom('holds').select('status').where('hold_id', '=', record.holdId).executeTakeFirst();
+  const where = { eventId: job.eventId, merchantUid: job.merchantUid, seq: job.seq };
+  if (row === undefined) {
+    ctx.log.warn(where, 'a hold Redis lost before it was recorded: recording it ended');
+    await lifecycle.recordHold(ctx.db, record, 'released');
+    return 'recorded-ended';
+  }
+  if (row.status !== 'live' || (await ordersRepo.findOrder(ctx.db, job.merchantUid))?.status !== 'held') return null;
+  ctx.log.warn(where, 'a hold recorded after a rebuild read the record is gone from Redis: ending it');
   await endLostHold(ctx, job.eventId, job.merchantUid, 'the hold is gone from Redis (the event was rebuilt from a record read before the hold was recorded)', [...impUids, job.impUid]);
-  return true;
+  return 'recorded-lost';
 }

@@ -33,6 +33,13 @@ export const INLINE_BUDGET_MS = 1_000;
 /** How often each event's stream is searched for entries a dead consumer left (at most). */
 const RECLAIM_EVERY_MS = 1_000;
 
+/** Resolves when `work` settles or INLINE_BUDGET_MS has passed, whichever comes first (work goes on). */
+async function withinBudget(work: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise<void>((resolve) => { timer = setTimeout(resolve, INLINE_BUDGET_MS); })]);
+  clearTimeout(timer);
+}
+
 export type HandoffRelay = (eventIds: readonly string[]) => Promise<number>;
 
 /**
@@ -100,9 +107,7 @@ async function recordAll(
   if (items.length === 0) return { failed: [], running: [] };
   const outcome = new Array<boolean | undefined>(items.length);
   const recordings = items.map((item, i) => recordInline(ctx, item.job).then((ok) => { outcome[i] = ok; return ok; }));
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([Promise.all(recordings), new Promise<void>((resolve) => { timer = setTimeout(resolve, INLINE_BUDGET_MS); })]);
-  clearTimeout(timer);
+  await withinBudget(Promise.all(recordings));
   return {
     failed: items.filter((_, i) => outcome[i] === false),
     running: items.flatMap((item, i) => (outcome[i] === undefined ? [{ ...item, recorded: recordings[i]! }] : [])),
@@ -152,9 +157,7 @@ async function verifyAll(ctx: WorkerContext, eventId: string, handoffs: readonly
       }
     }
   });
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([Promise.all(lanes), new Promise<void>((resolve) => { timer = setTimeout(resolve, INLINE_BUDGET_MS); })]);
-  clearTimeout(timer);
+  await withinBudget(Promise.all(lanes));
   return handoffs.flatMap((h, i) => (done[i] === -1 ? [] : [verifyJob(eventId, h, done[i] ?? 0)]));
 }
 
