@@ -26,7 +26,7 @@ afterAll(async () => {
   await sim?.close();
 });
 
-const { confirmUrl, noticeUrl, event, order, detail, availability, queuesIdle, orderIs, redisStatusIs } = shop(() => stack, { prefix: 'sb', section: 'B' });
+const { confirmUrl, noticeUrl, event, order, detail, availability, queuesIdle, orderIs, redisStatusIs, recorded } = shop(() => stack, { prefix: 'sb', section: 'B' });
 const payments = () => stack.api.deps.queues.payments;
 
 interface Bought { merchant_uid: string; amount: number; imp: string }
@@ -37,6 +37,9 @@ async function held(id: string, body: Record<string, unknown>): Promise<Bought> 
   const p = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
   expect(p.confirm?.status).toBe(200);
   await redisStatusIs(id, o.merchant_uid, 'held');
+  // Recorded and verified before the outcomes below: a recording still running when a test locks an
+  // order's row would wait for it, and hold every order recorded in the same statement with it.
+  await recorded(o.merchant_uid, p.payment.imp_uid);
   return { merchant_uid: o.merchant_uid, amount: o.amount, imp: p.payment.imp_uid };
 }
 

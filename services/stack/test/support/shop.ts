@@ -38,6 +38,16 @@ export function shop(current: () => TestStack, opts: { prefix: string; section: 
     /** Until the order's status in Redis is `status` (e.g. the buyer is in the payment window: held). */
     redisStatusIs: (id: string, muid: string, status: string, timeoutMs = 10_000) =>
       waitFor(async () => (await stack().store.orderState(id, muid))?.status === status, timeoutMs, `order ${muid} to be ${status} in Redis`),
+    /**
+     * Until the order's hold is recorded live in Postgres and, with `impUid`, that payment verified
+     * (recorded): the relay does both after the confirm, outside the queues `queuesIdle` watches.
+     */
+    recorded: (muid: string, impUid?: string, timeoutMs = 20_000) => waitFor(async () => {
+      const db = stack().api.deps.db;
+      const live = await db.selectFrom('holds').select('status').where('merchant_uid', '=', muid).where('status', '=', 'live').executeTakeFirst();
+      if (!live) return false;
+      return impUid === undefined || (await db.selectFrom('payments').select('imp_uid').where('imp_uid', '=', impUid).executeTakeFirst()) !== undefined;
+    }, timeoutMs, `the hold of ${muid} recorded${impUid ? ` and ${impUid} verified` : ''}`),
     /** Until no job is waiting or running (delayed ones, such as the late-payment watch, may stay). */
     queuesIdle: () => waitFor(async () => {
       for (const q of Object.values(stack().api.deps.queues)) {
