@@ -58,6 +58,7 @@ export class HoldStore {
   // Reads (inventory.ts)
   eventState: InventoryReader['eventState'] = (...args) => this.inventory.eventState(...args);
   orderPreflight: InventoryReader['orderPreflight'] = (...args) => this.inventory.orderPreflight(...args);
+  orderPreflightWithCounts: InventoryReader['orderPreflightWithCounts'] = (...args) => this.inventory.orderPreflightWithCounts(...args);
   orderState: InventoryReader['orderState'] = (...args) => this.inventory.orderState(...args);
   availability: InventoryReader['availability'] = (...args) => this.inventory.availability(...args);
   seatPage: InventoryReader['seatPage'] = (...args) => this.inventory.seatPage(...args);

@@ -155,6 +155,22 @@ describe('Lua scripts', () => {
     expect((await store.placeHold(id, `${id}.b`, 'ib2', null, T0)).approved).toBe(true);
   });
 
+  it('answers an order\'s preflight: readiness and the buyer\'s tickets, and with the counters what could still be served', async () => {
+    const id = await load();
+    await order(id, `${id}.a`, ['s1'], [{ pool: 'p', quantity: 4 }], 'fan');
+    await store.placeHold(id, `${id}.a`, 'ia', null, T0);
+    expect(await store.orderPreflight(id, 'fan')).toEqual({ state: 'ready', buyerTickets: 5 });
+    expect(await store.orderPreflight(id, 'nobody')).toEqual({ state: 'ready', buyerTickets: 0 });
+    const counted = await store.orderPreflightWithCounts(id, 'fan');
+    expect(counted).toMatchObject({ state: 'ready', buyerTickets: 5 });
+    // Two seats and one pool place are left.
+    expect(counted.available(['s2', 's3'], [{ pool: 'p', quantity: 1 }])).toBe(true);
+    expect(counted.available(['s2', 's3', 's1'], [])).toBe(false);
+    expect(counted.available([], [{ pool: 'p', quantity: 2 }])).toBe(false);
+    expect(counted.available([], [{ pool: 'elsewhere', quantity: 1 }])).toBe(false);
+    expect(await store.orderPreflight(eventId('hs-none'), 'fan')).toEqual({ state: null, buyerTickets: 0 });
+  });
+
   it('answers NOT_READY while an event is not loaded, and keeps a rebuilt state whole', async () => {
     const id = await load();
     await order(id, `${id}.a`, ['s1'], [{ pool: 'p', quantity: 2 }], 'x', 300);

@@ -81,7 +81,9 @@ export async function createOrder(
   if (event.saleClosesAt && now >= event.saleClosesAt) throw new DomainError('SALE_CLOSED', 'sale is closed');
 
   const tickets = ticketCount(seatIds, items);
-  const preflight = await store.orderPreflight(event.id, input.buyer_id);
+  // The counters only where the order takes its places at once (they answer a cheap SOLD_OUT below).
+  const counted = event.holdAt === 'order' ? await store.orderPreflightWithCounts(event.id, input.buyer_id) : null;
+  const preflight = counted ?? await store.orderPreflight(event.id, input.buyer_id);
   if (event.maxPerBuyer !== null && preflight.buyerTickets + tickets > event.maxPerBuyer) {
     throw new DomainError('BUYER_LIMIT', `at most ${event.maxPerBuyer} tickets per buyer`, {
       max_per_buyer: event.maxPerBuyer,
@@ -90,7 +92,7 @@ export async function createOrder(
   }
   if (preflight.state !== 'ready') throw new DomainError('NOT_READY', 'the event is being loaded; try again shortly');
 
-  if (event.holdAt === 'order' && !preflight.available(seatIds, items)) {
+  if (counted && !counted.available(seatIds, items)) {
     // Cheap refusal before anything is written; the reservation below decides for good.
     if (event.waitingRoom && opts.offerTtlSeconds === undefined) await store.queues.useAdmission(event.id, input.buyer_id).catch(() => false);
     throw new DomainError('SOLD_OUT', 'the places of this order are taken');

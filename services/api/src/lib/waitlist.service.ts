@@ -125,7 +125,7 @@ export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef,
 }
 
 async function fits(store: HoldStore, event: EventDef, e: WaitlistEntry): Promise<boolean> {
-  const pre = await store.orderPreflight(event.id, e.buyerId);
+  const pre = await store.orderPreflightWithCounts(event.id, e.buyerId);
   return pre.state === 'ready' && pre.available(e.seats, e.items);
 }
 
