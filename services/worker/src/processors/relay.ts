@@ -189,10 +189,11 @@ async function queueHandoffs(ctx: WorkerContext, eventId: string, batch: readonl
   // With HOLDS_PER_SECOND set, every verification is a job too (rate-limited Postgres writes).
   const unrecorded = new Set([...failed, ...running].map((f) => f.handoff.id));
   const paid = batch.filter((h) => h.impUid !== '');
-  const inline = ctx.config.holdsPerSecond > 0 ? [] : paid.filter((h) => !unrecorded.has(h.id));
-  const inlineIds = new Set(inline.map((h) => h.id));
+  const allQueued = ctx.config.holdsPerSecond > 0;
+  const inline = allQueued ? [] : paid.filter((h) => !unrecorded.has(h.id));
+  const queued = allQueued ? paid : paid.filter((h) => unrecorded.has(h.id));
   await ctx.queues.payments.addBulk([
-    ...paid.filter((h) => !inlineIds.has(h.id)).map((h) => verifyJob(eventId, h, 0)),
+    ...queued.map((h) => verifyJob(eventId, h, 0)),
     ...(await verifyAll(ctx, eventId, inline)),
   ]);
   const later = new Set(running.map((r) => r.handoff.id));
