@@ -60,11 +60,10 @@ export async function ensureDatabase(url: string): Promise<void> {
   const target = new URL(url);
   const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
   if (!name) throw new Error('DATABASE_URL names no database');
-  const admin = new URL(url);
-  admin.pathname = '/postgres';
+  const admin = maintenanceUrl(url);
   // A host that never answers fails in seconds (a start-up names DATABASE_URL), not after the OS's
   // TCP timeout.
-  const client = new pg.Client({ ...pgConnection(admin.toString()), connectionTimeoutMillis: 10_000 });
+  const client = new pg.Client({ ...pgConnection(admin), connectionTimeoutMillis: 10_000 });
   client.on('error', () => undefined); // a restart mid-check fails the query, not the process
   await client.connect();
   try {
@@ -80,6 +79,13 @@ export async function ensureDatabase(url: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/** The server's maintenance database (`postgres`) at the address of `url`: where others are created and dropped. */
+export function maintenanceUrl(url: string): string {
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  return admin.toString();
 }
 
 /**

@@ -13,7 +13,7 @@ import pg from 'pg';
 import { Cluster, Redis } from 'ioredis';
 import { request, type Dispatcher } from 'undici';
 import { loadConfig, type Config } from '@dropgate/config';
-import { migrationsFingerprint, openDatabase, pgConnection } from '@dropgate/db';
+import { maintenanceUrl, migrationsFingerprint, openDatabase, pgConnection } from '@dropgate/db';
 import type { Clock } from '@dropgate/domain';
 import { HoldStore, deleteKeysMatching, type RedisClient } from '@dropgate/redis';
 
@@ -38,15 +38,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** The server's maintenance database, for creating and dropping others. */
-function adminUrl(): string {
-  const admin = new URL(PG_BASE);
-  admin.pathname = '/postgres';
-  return admin.toString();
-}
-
 async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client(pgConnection(adminUrl()));
+  const client = new pg.Client(pgConnection(maintenanceUrl(PG_BASE)));
   client.on('error', () => undefined);
   await client.connect();
   try {

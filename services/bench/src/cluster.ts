@@ -16,7 +16,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { sql } from 'kysely';
 import { loadConfig } from '@dropgate/config';
-import { createDb, pgConnection } from '@dropgate/db';
+import { createDb, maintenanceUrl, pgConnection } from '@dropgate/db';
 import { HoldStore, createRedis, eventKeys, isCluster, primaries } from '@dropgate/redis';
 import { newMerchantUid } from '@dropgate/domain';
 import { freePort, startPrivateCluster, type PrivateCluster } from '@dropgate/testkit';
@@ -40,9 +40,7 @@ const adminToken = randomBytes(24).toString('hex');
 const children: ChildProcess[] = [];
 
 async function resetDatabase(): Promise<void> {
-  const admin = new URL(dbUrl);
-  admin.pathname = '/postgres';
-  const c = new pg.Client(pgConnection(admin.toString()));
+  const c = new pg.Client(pgConnection(maintenanceUrl(dbUrl)));
   c.on('error', () => undefined);
   await c.connect();
   await c.query('drop database if exists dropgate_bench_cluster with (force)');

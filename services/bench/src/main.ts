@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { loadConfig } from '@dropgate/config';
-import { createDb, pgConnection } from '@dropgate/db';
+import { createDb, maintenanceUrl, pgConnection } from '@dropgate/db';
 import { HoldStore, createRedis, deleteKeysMatching } from '@dropgate/redis';
 import { newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { sql } from 'kysely';
@@ -68,9 +68,7 @@ function freePort(): Promise<number> {
 }
 
 async function resetDatabase(): Promise<void> {
-  const admin = new URL(benchDbUrl);
-  admin.pathname = '/postgres';
-  const c = new pg.Client(pgConnection(admin.toString()));
+  const c = new pg.Client(pgConnection(maintenanceUrl(benchDbUrl)));
   c.on('error', () => undefined); // fail the query, not the process
   await c.connect();
   await c.query('drop database if exists dropgate_bench with (force)');

@@ -28,7 +28,7 @@ afterAll(async () => {
   await sim?.close();
 });
 
-const { confirmUrl, noticeUrl, event, order, availability, orderIs, redisStatusIs } = shop(() => stack, { prefix: 'lh', section: 'H' });
+const { confirmUrl, noticeUrl, event, order, availability, orderIs, redisStatusIs, recorded } = shop(() => stack, { prefix: 'lh', section: 'H' });
 
 /** Once the simulator has nothing left to send, every invariant holds for the event. */
 async function invariantsHold(id: string): Promise<void> {
@@ -39,7 +39,7 @@ async function invariantsHold(id: string): Promise<void> {
 
 async function loseHold(id: string, muid: string, before: Awaited<ReturnType<typeof loadSnapshot>>): Promise<void> {
   // The hold is recorded in Postgres; then Redis is loaded from the record as it was before.
-  await waitFor(async () => (await stack.api.deps.db.selectFrom('holds').select('status').where('merchant_uid', '=', muid).where('status', '=', 'live').executeTakeFirst()) !== undefined, 20_000, 'the hold recorded');
+  await recorded(muid);
   await stack.store.loadEvent(before!, 'lost');
   expect((await stack.store.orderState(id, muid))?.status).toBe('pending');
 }
