@@ -13,6 +13,11 @@
  * Items with the same `key` never share a batch: the later one waits for the next batch, so it sees
  * what the earlier one wrote (two rows of one payment in one `insert ... on conflict do update` are
  * refused; two commits of one order in one statement would not see each other).
+ *
+ * With `lingerMs`, a caller that finds no write in flight waits up to that long for others (or until
+ * `maxBatch` of them are waiting) before the write starts, as a Kafka producer's `linger.ms` does.
+ * For background work whose callers trickle in (the worker verifying approved payments, each after
+ * its own PortOne call): without it nearly every one of them found the writer idle and wrote alone.
  */
 export interface GroupCommitOptions<I = never, R = never> {
   maxBatch: number;
@@ -25,7 +30,15 @@ export interface GroupCommitOptions<I = never, R = never> {
    * handles what the batched statement cannot), so a refused batch of one is retried with it too.
    */
   writeAlone?: (item: I) => Promise<R>;
+  /** Milliseconds a write waits for company when it would start alone (default 0: at once). */
+  lingerMs?: number;
 }
+
+/**
+ * The linger of writers whose callers are background work that trickles in (a verification after its
+ * PortOne call): long enough for a batch to gather at a drop's pace, nothing a buyer waits on.
+ */
+export const BACKGROUND_LINGER_MS = 2;
 
 /** SQLSTATE class 23 (integrity constraint violation): one item's own fault. */
 export function isIntegrityViolation(error: unknown): boolean {
@@ -51,8 +64,10 @@ export class GroupCommit<I, R> {
   readonly #splitOn: (error: unknown) => boolean;
   readonly #key: ((item: I) => string) | undefined;
   readonly #writeAlone: ((item: I) => Promise<R>) | undefined;
+  readonly #lingerMs: number;
   #queue: Pending<I, R>[] = [];
   #writing = false;
+  #lingering: NodeJS.Timeout | undefined;
   /** Statements written and items in them, for tests and metrics. */
   readonly stats = { statements: 0, items: 0, largestBatch: 0, splitBatches: 0 };
 
@@ -63,6 +78,7 @@ export class GroupCommit<I, R> {
     this.#splitOn = opts.splitOn ?? (() => false);
     this.#key = opts.key;
     this.#writeAlone = opts.writeAlone;
+    this.#lingerMs = opts.lingerMs ?? 0;
   }
 
   /** Items waiting for the write in flight to finish (they go in the next batch). */
@@ -74,11 +90,18 @@ export class GroupCommit<I, R> {
   submit(item: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
-      if (!this.#writing) void this.#drain();
+      if (this.#writing) return;
+      if (this.#lingerMs <= 0 || this.#queue.length >= this.#maxBatch) {
+        void this.#drain();
+      } else {
+        this.#lingering ??= setTimeout(() => void this.#drain(), this.#lingerMs);
+      }
     });
   }
 
   async #drain(): Promise<void> {
+    clearTimeout(this.#lingering);
+    this.#lingering = undefined;
     this.#writing = true;
     try {
       while (this.#queue.length > 0) {

@@ -2,7 +2,7 @@
 import { orderWithdrawer, orderWriter, type NewOrderInput } from './order-writer.ts';
 import type { Db } from '../database.ts';
 import { sql, type Transaction } from 'kysely';
-import { GroupCommit, perHandle } from './group-commit.ts';
+import { BACKGROUND_LINGER_MS, GroupCommit, perHandle } from './group-commit.ts';
 import type { Database, OrderRow } from '../schema.ts';
 
 type Executor = Db | Transaction<Database>;
@@ -53,11 +53,11 @@ async function findOrders(db: Db, merchantUids: readonly string[]): Promise<(Ord
 
 /**
  * `findOrder` for many concurrent callers on one handle (the worker verifying every approved confirm):
- * callers that arrive while a read is in flight share the next one, one statement for up to 128 orders
- * (group-commit.ts), instead of a round trip each.
+ * callers that arrive while a read is in flight, or within BACKGROUND_LINGER_MS of a read that would
+ * go alone, share it, one statement for up to 128 orders (group-commit.ts), instead of a round trip each.
  */
 export const orderReader = perHandle((db: Db) => {
-  const reads = new GroupCommit<string, OrderRow | undefined>((uids) => findOrders(db, uids), { maxBatch: 128 });
+  const reads = new GroupCommit<string, OrderRow | undefined>((uids) => findOrders(db, uids), { maxBatch: 128, lingerMs: BACKGROUND_LINGER_MS });
   return { findOrder: (merchantUid: string) => reads.submit(merchantUid), stats: reads.stats };
 });
 

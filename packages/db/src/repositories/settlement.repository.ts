@@ -21,7 +21,7 @@ import { sql, type Transaction } from 'kysely';
 import { ORDER_MACHINE } from '@dropgate/domain';
 import type { Db } from '../database.ts';
 import type { Database, OrderRow } from '../schema.ts';
-import { GroupCommit, isConcurrencyFailure, isIntegrityViolation, perHandle } from './group-commit.ts';
+import { BACKGROUND_LINGER_MS, GroupCommit, isConcurrencyFailure, isIntegrityViolation, perHandle } from './group-commit.ts';
 import { endLiveHolds, issueTickets, transition, type PaymentRecord, type RefundRow } from './lifecycle.repository.ts';
 import { appendOrderEvent, findOrderLines, lockOrder } from './orders.repository.ts';
 
@@ -221,7 +221,7 @@ const splitOn = (error: unknown) => isIntegrityViolation(error) || isConcurrency
 /** The settlement writer of a database handle (one per handle, made on first use). */
 export const settlementWriter = perHandle((db: Db): SettlementWriter => {
   const record = new GroupCommit<PaymentRecord, RecordedPayment>((items) => recordPayments(db, items), {
-    maxBatch: SETTLEMENT_BATCH_MAX, key: (p) => p.impUid, splitOn,
+    maxBatch: SETTLEMENT_BATCH_MAX, key: (p) => p.impUid, splitOn, lingerMs: BACKGROUND_LINGER_MS,
   });
   const commit = new GroupCommit<PaidCommit, PaidCommitResult>((items) => commitPaidOrders(db, items), {
     maxBatch: SETTLEMENT_BATCH_MAX, key: (c) => c.merchantUid, splitOn, writeAlone: (c) => commitPaidOne(db, c),
