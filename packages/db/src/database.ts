@@ -81,6 +81,23 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
+/**
+ * Drops the database named in `url` if it exists, with whatever sessions it still has (the benches'
+ * resets, a test database at the end of its file); connects to the server's maintenance database.
+ */
+export async function dropDatabase(url: string): Promise<void> {
+  const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
+  if (!name) throw new Error('the URL names no database to drop');
+  const client = new pg.Client(pgConnection(maintenanceUrl(url)));
+  client.on('error', () => undefined); // fail the query, not the process
+  await client.connect();
+  try {
+    await client.query(`drop database if exists "${name.replace(/"/g, '""')}" with (force)`);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** The server's maintenance database (`postgres`) at the address of `url`: where others are created and dropped. */
 export function maintenanceUrl(url: string): string {
   const admin = new URL(url);

@@ -13,7 +13,7 @@ import pg from 'pg';
 import { Cluster, Redis } from 'ioredis';
 import { request, type Dispatcher } from 'undici';
 import { loadConfig, type Config } from '@dropgate/config';
-import { maintenanceUrl, migrationsFingerprint, openDatabase, pgConnection } from '@dropgate/db';
+import { dropDatabase, maintenanceUrl, migrationsFingerprint, openDatabase, pgConnection } from '@dropgate/db';
 import type { Clock } from '@dropgate/domain';
 import { HoldStore, deleteKeysMatching, type RedisClient } from '@dropgate/redis';
 
@@ -110,7 +110,7 @@ export async function createTestDatabase(label = 'db'): Promise<TestDatabase> {
   return {
     url: url.toString(),
     async drop() {
-      await withAdmin((c) => c.query(`drop database if exists "${name}" with (force)`));
+      await dropDatabase(url.toString());
     },
   };
 }

@@ -13,10 +13,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { sql } from 'kysely';
 import { loadConfig } from '@dropgate/config';
-import { createDb, maintenanceUrl, pgConnection } from '@dropgate/db';
+import { createDb, dropDatabase } from '@dropgate/db';
 import { HoldStore, createRedis, eventKeys, isCluster, primaries } from '@dropgate/redis';
 import { newMerchantUid } from '@dropgate/domain';
 import { freePort, startPrivateCluster, type PrivateCluster } from '@dropgate/testkit';
@@ -38,14 +37,6 @@ const env0 = loadConfig();
 const dbUrl = (() => { const u = new URL(env0.databaseUrl); u.pathname = '/dropgate_bench_cluster'; return u.toString(); })();
 const adminToken = randomBytes(24).toString('hex');
 const children: ChildProcess[] = [];
-
-async function resetDatabase(): Promise<void> {
-  const c = new pg.Client(pgConnection(maintenanceUrl(dbUrl)));
-  c.on('error', () => undefined);
-  await c.connect();
-  await c.query('drop database if exists dropgate_bench_cluster with (force)');
-  await c.end();
-}
 
 async function waitHttp(url: string, child: ChildProcess): Promise<void> {
   for (let i = 0; i < 600; i++) {
@@ -94,7 +85,7 @@ async function main(): Promise<void> {
   if (!isCluster(redis)) throw new Error('not a cluster');
   const store = new HoldStore(redis);
   const usPerPlaceHold: number[] = [];
-  await resetDatabase();
+  await dropDatabase(dbUrl);
   // The shard alone: placeHold straight at the event's shard from this process (autopipelined, no
   // HTTP, no worker): the most confirms a second one event can take, and the Redis CPU of each.
   const shardLine = await (async () => {

@@ -19,9 +19,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { loadConfig } from '@dropgate/config';
-import { createDb, maintenanceUrl, pgConnection } from '@dropgate/db';
+import { createDb, dropDatabase } from '@dropgate/db';
 import { HoldStore, createRedis, deleteKeysMatching } from '@dropgate/redis';
 import { newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { sql } from 'kysely';
@@ -65,14 +64,6 @@ function freePort(): Promise<number> {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => { const a = s.address(); s.close(() => resolve(typeof a === 'object' && a ? a.port : 0)); });
   });
-}
-
-async function resetDatabase(): Promise<void> {
-  const c = new pg.Client(pgConnection(maintenanceUrl(benchDbUrl)));
-  c.on('error', () => undefined); // fail the query, not the process
-  await c.connect();
-  await c.query('drop database if exists dropgate_bench with (force)');
-  await c.end();
 }
 
 const children: ChildProcess[] = [];
@@ -343,7 +334,7 @@ function outcomesBench(n: number): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
-  await resetDatabase();
+  await dropDatabase(benchDbUrl);
   const standIn = spawn(process.execPath, ['services/bench/src/portone-stand-in.ts', String(await freePort())], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(standIn);
   portoneUrl = await new Promise<string>((resolve) => standIn.stdout!.once('data', (d) => resolve(String(d).trim())));
