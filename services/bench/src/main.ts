@@ -4,7 +4,8 @@
  * schemas, no I/O) measured in the same run, just before and just after each scenario. Scenarios:
  *
  * - orders: `POST /events/:id/orders`, seat and pool orders (the front door every buyer passes);
- * - race: confirms of overlapping seat orders for 1,000 seats (most refused SOLD_OUT);
+ * - race: confirms of overlapping seat orders for 1,000 seats (most refused SOLD_OUT), and the same
+ *   bodies against the floor of a confirm (one EVALSHA of a one-line script, bare-server.ts);
  * - approve: confirms that all approve (pool), the worker recording every hold and verifying each
  *   payment with PortOne (portone-stand-in.ts, in a process of its own, knows every confirm's payment);
  * - seats: the race's confirms on a 1,000-seat and on a 100,000-seat event (p99 must stay flat);
@@ -390,6 +391,12 @@ async function main(): Promise<void> {
       measured(apiChild, workerChild, async () => { const r = await drive(api, prepared.bodies); await drained(holdsQueue, prepared.eventId, r.codes['200'] ?? 0); return r; }));
     const misses = (await metric(api, 'dropgate_confirm_deadline_misses_total')) - missesBefore;
     rows.push({ scenario: label, run, bare: baseline, approved: run.codes['200'] ?? 0, misses });
+    if (kind === 'race' && venueRows === undefined) {
+      // The floor of any confirm deciding in Redis (bare-server.ts), over the same bodies, right after.
+      const floor = await measured(bareChild, null, () => drive(bare, [...prepared.bodies, ...prepared.bodies], '/floor/v1/confirm'));
+      rows.push({ scenario: 'floor: one EVALSHA, no logic', run: floor, bare: baseline, approved: floor.codes['200'] ?? 0, misses: 0 });
+      notes.push(`race against the floor: ${(run.rps / floor.rps).toFixed(2)} of its throughput, ${(cpuTotal(floor.cpu) / cpuTotal(run.cpu)).toFixed(2)} of its CPU a request (the floor ${fmt(cpuTotal(floor.cpu))} µs, the race ${fmt(cpuTotal(run.cpu))})`);
+    }
     return run;
   };
   for (const scenario of scenarios as readonly Scenario[]) {
@@ -458,6 +465,8 @@ try {
     await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r)))));
     for (const id of createdEvents) await store.deleteEvent(id).catch(() => undefined);
     await deleteKeysMatching(store.redis, `${queuePrefix}*`).catch(() => undefined);
+    // The floor endpoint's hash, should the bare server have died before deleting it.
+    await deleteKeysMatching(store.redis, '{bench-floor-*').catch(() => undefined);
     store.redis.disconnect();
   }
 }
