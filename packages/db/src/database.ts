@@ -57,8 +57,7 @@ export function createDb(url: string, opts: DatabaseOptions = {}): Db {
 
 /** Creates the database named in `url` when it does not exist yet (connecting to `postgres`). */
 export async function ensureDatabase(url: string): Promise<void> {
-  const target = new URL(url);
-  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  const name = databaseName(url);
   if (!name) throw new Error('DATABASE_URL names no database');
   const admin = maintenanceUrl(url);
   // A host that never answers fails in seconds (a start-up names DATABASE_URL), not after the OS's
@@ -70,7 +69,7 @@ export async function ensureDatabase(url: string): Promise<void> {
     const found = await client.query('select 1 from pg_database where datname = $1', [name]);
     if (found.rowCount === 0) {
       try {
-        await client.query(`create database "${name.replace(/"/g, '""')}"`);
+        await client.query(`create database ${quotedName(name)}`);
       } catch (error) {
         // Two processes starting at once: the other one created it.
         if ((error as { code?: string }).code !== '42P04') throw error;
@@ -86,16 +85,26 @@ export async function ensureDatabase(url: string): Promise<void> {
  * resets, a test database at the end of its file); connects to the server's maintenance database.
  */
 export async function dropDatabase(url: string): Promise<void> {
-  const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
+  const name = databaseName(url);
   if (!name) throw new Error('the URL names no database to drop');
   const client = new pg.Client(pgConnection(maintenanceUrl(url)));
   client.on('error', () => undefined); // fail the query, not the process
   await client.connect();
   try {
-    await client.query(`drop database if exists "${name.replace(/"/g, '""')}" with (force)`);
+    await client.query(`drop database if exists ${quotedName(name)} with (force)`);
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** The database `url` names (its path, decoded); '' when it names none. */
+export function databaseName(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
+}
+
+/** A database name as an SQL identifier (double-quoted, its quotes doubled). */
+function quotedName(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
 }
 
 /** The server's maintenance database (`postgres`) at the address of `url`: where others are created and dropped. */

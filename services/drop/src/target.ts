@@ -8,7 +8,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import type { RedisClient } from '@dropgate/redis';
 import { loadConfig, type Config } from '@dropgate/config';
-import { createDb, pgConnection, type Db } from '@dropgate/db';
+import { createDb, databaseName, dropDatabase, maintenanceUrl, pgConnection, type Db } from '@dropgate/db';
 import { HoldStore, createRedis, deleteKeysMatching } from '@dropgate/redis';
 import { startApi, type RunningApi } from '@dropgate/api';
 import { startWorker, type RunningWorker } from '@dropgate/worker';
@@ -138,29 +138,29 @@ export function databaseUrlOn(base: string, name: string): string {
  * previous drop is left in the shared Redis). Refuses names that look like someone else's database.
  */
 export async function recreateDatabase(url: string, redis: RedisClient): Promise<void> {
-  const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
+  const name = databaseName(url);
   if (!/drop/.test(name) && !/^dgt_/.test(name)) throw new Error(`refusing to recreate database ${name}: its name must contain "drop"`);
-  const admin = new pg.Client(pgConnection(databaseUrlOn(url, 'postgres')));
+  const admin = new pg.Client(pgConnection(maintenanceUrl(url)));
   // A connection error fails the query in flight; without a listener it would also kill the process.
   admin.on('error', () => undefined);
   await admin.connect();
   try {
     const exists = await admin.query('select 1 from pg_database where datname = $1', [name]);
     if (exists.rowCount === 0) return;
-    const old = new pg.Client(pgConnection(url));
-    old.on('error', () => undefined);
-    await old.connect();
-    try {
-      const events = await old.query<{ id: string }>('select id from events').catch(() => ({ rows: [] as { id: string }[] }));
-      const store = new HoldStore(redis);
-      for (const { id } of events.rows) await store.deleteEvent(id);
-    } finally {
-      await old.end();
-    }
-    await admin.query(`drop database if exists "${name.replace(/"/g, '""')}" with (force)`);
   } finally {
     await admin.end();
   }
+  const old = new pg.Client(pgConnection(url));
+  old.on('error', () => undefined);
+  await old.connect();
+  try {
+    const events = await old.query<{ id: string }>('select id from events').catch(() => ({ rows: [] as { id: string }[] }));
+    const store = new HoldStore(redis);
+    for (const { id } of events.rows) await store.deleteEvent(id);
+  } finally {
+    await old.end();
+  }
+  await dropDatabase(url);
 }
 
 async function reachable(url: string, what: string): Promise<void> {
