@@ -3,7 +3,7 @@
  * in `lua/` (one round trip each), and its return code through one table (codes.ts).
  */
 import type { ScriptedRedis } from './scripts.ts';
-import { eventKeys } from './keys.ts';
+import { eventKeys, orderKey } from './keys.ts';
 import {
   APPROVED_KINDS, CREATE_CODES, DROP_CODES, EXTEND_CODES, PLACE_CODES, RESERVE_CODES, RELEASE_CODES, SETTLE_CODES, VOID_CODES, mapCode,
   type CreateOrderResult, type DropPaymentResult, type ExtendResult, type ReserveResult, type PlaceResult, type ReleaseResult, type SettleResult, type VoidResult,
@@ -24,20 +24,25 @@ export class HoldScripts {
   readonly decisionTtlSeconds: number;
   readonly maxPaymentsPerOrder: number;
   readonly maxHoldsPerOrder: number;
+  /** The three limits as placeHold takes them, in one argument ("ttl:payments:holds"). */
+  private readonly placeLimits: string;
 
   constructor(redis: ScriptedRedis, opts: HoldStoreOptions = {}) {
     this.redis = redis;
     this.decisionTtlSeconds = opts.decisionTtlSeconds ?? 86_400;
     this.maxPaymentsPerOrder = opts.maxPaymentsPerOrder ?? 8;
     this.maxHoldsPerOrder = opts.maxHoldsPerOrder ?? 8;
+    for (const [name, value] of [['decisionTtlSeconds', this.decisionTtlSeconds], ['maxPaymentsPerOrder', this.maxPaymentsPerOrder], ['maxHoldsPerOrder', this.maxHoldsPerOrder]] as const) {
+      if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a whole number of at least 1 (got ${value})`);
+    }
+    this.placeLimits = `${this.decisionTtlSeconds}:${this.maxPaymentsPerOrder}:${this.maxHoldsPerOrder}`;
   }
 
   /** The confirm decision: hold every seat and pool quantity of the order for this imp_uid, or nothing. */
   async placeHold(eventId: string, merchantUid: string, impUid: string, amount: number | null, nowMs: number): Promise<PlaceResult> {
-    const k = eventKeys(eventId);
+    // One key and four arguments: the script names the event's other keys from the order key's tag.
     const r = (await this.redis.placeHold(
-      k.meta, k.order(merchantUid), k.answers(merchantUid), k.seats, k.counts, k.buyers, k.holds, k.handoff,
-      merchantUid, impUid, amount === null ? '' : amount, nowMs, this.decisionTtlSeconds, this.maxPaymentsPerOrder, this.maxHoldsPerOrder,
+      orderKey(eventId, merchantUid), impUid, amount === null ? '' : amount, nowMs, this.placeLimits,
     )) as [number, number, number, number];
     const [code, expiresAt, seq, replayed] = r;
     if (code > 0) {

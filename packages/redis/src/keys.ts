@@ -70,7 +70,7 @@ export function eventKeys(eventId: string): EventKeys {
     buyers: `${tag}:buyer`,
     holds: `${tag}:holds`,
     handoff: `${tag}:handoff`,
-    order: (merchantUid) => `${tag}:o:${merchantUid}`,
+    order: (merchantUid) => orderKey(eventId, merchantUid),
     answers: (merchantUid) => `${tag}:o:${merchantUid}:d`,
     webhooks: (merchantUid) => `${tag}:o:${merchantUid}:w`,
     webhookDelivery: (webhookId) => `${tag}:wd:${webhookId}`,
@@ -88,6 +88,11 @@ export function eventKeys(eventId: string): EventKeys {
     manualConfirmLock: (merchantUid) => `${tag}:o:${merchantUid}:manual-lock`,
     manualConfirmCount: (merchantUid) => `${tag}:o:${merchantUid}:manual-count`,
   };
+}
+
+/** The order's hash key alone (eventKeys(eventId).order(merchantUid) without the rest): the confirm's one key. */
+export function orderKey(eventId: string, merchantUid: string): string {
+  return `{ev:${eventId}}:o:${merchantUid}`;
 }
 
 /** Every key pattern of an event, for SCAN-based cleanup. */

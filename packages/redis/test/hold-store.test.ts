@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { HoldStore, SCRIPTS, type EventSnapshot } from '@dropgate/redis';
+import { HoldStore, SCRIPTS, eventKeyPattern, eventKeys, type EventSnapshot } from '@dropgate/redis';
 import { eventId } from '@dropgate/testkit';
 
 let redis: Redis;
@@ -20,6 +20,16 @@ afterAll(async () => {
 });
 
 const T0 = 1_900_000_000_000;
+async function keysOf(id: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', eventKeyPattern(id), 'COUNT', 1000);
+    found.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  return found;
+}
 async function load(extra: Partial<EventSnapshot> = {}): Promise<string> {
   const id = eventId('hs');
   created.push(id);
@@ -61,6 +71,34 @@ describe('Lua scripts', () => {
     expect(await store.releaseAttempt(id, uid, 'v2.tx2')).toBe(false);
     expect(await store.releaseAttempt(id, uid, 'v2.nope')).toBe(false);
     expect(await store.orderState(id, uid)).toMatchObject({ status: 'held', seq: 2 });
+  });
+
+  it('placeHold, called with the order key alone, writes only the keys keys.ts names for the event, and takes its limits from the store', async () => {
+    const id = await load({ maxPerBuyer: 4 });
+    const k = eventKeys(id);
+    await order(id, `${id}.n1`, ['s1'], [{ pool: 'p', quantity: 1 }], 'buyer-1');
+    await order(id, `${id}.n2`, ['s1']);
+    const before = new Set(await keysOf(id));
+    expect([...before].sort()).toEqual([k.meta, k.seats, k.seatIndex('available'), k.counts, k.order(`${id}.n1`), k.order(`${id}.n2`)].sort());
+    expect(await store.placeHold(id, `${id}.n1`, 'imp-1', 100, T0)).toMatchObject({ approved: true, kind: 'new', seq: 1 });
+    expect(await store.placeHold(id, `${id}.n2`, 'imp-2', 100, T0)).toMatchObject({ approved: false, code: 'SOLD_OUT' });
+    const written = (await keysOf(id)).filter((key) => !before.has(key)).sort();
+    expect(written).toEqual([k.answers(`${id}.n1`), k.answers(`${id}.n2`), k.buyers, k.handoff, k.holds, k.seatIndex('held')].sort());
+    // Each named key took what the script reads back through the store's own key names.
+    expect(await redis.hget(k.seats, 's1')).toBe(`h:${id}.n1`);
+    expect(await redis.hmget(k.counts, 'seats_held', 'p:p:held')).toEqual(['1', '1']);
+    expect(await redis.hget(k.buyers, 'buyer-1')).toBe('2');
+    expect(await redis.zscore(k.holds, `${id}.n1`)).toBe(String(T0 + 60_000));
+    expect(await redis.xlen(k.handoff)).toBe(1);
+    expect(await redis.zscore(k.seatIndex('held'), 's1')).toBe('0');
+    // The limits: answers live as long as the store says, and a store allowing two payments an order refuses the third.
+    const strict = new HoldStore(redis, { decisionTtlSeconds: 120, maxPaymentsPerOrder: 2, maxHoldsPerOrder: 8 });
+    const ttl = await redis.ttl(k.answers(`${id}.n1`));
+    expect(ttl).toBeGreaterThan(86_000);
+    expect(await strict.placeHold(id, `${id}.n1`, 'imp-3', 100, T0 + 1)).toMatchObject({ approved: true, kind: 'live' });
+    expect(await redis.ttl(k.answers(`${id}.n1`))).toBeLessThanOrEqual(120);
+    expect(await strict.placeHold(id, `${id}.n1`, 'imp-4', 100, T0 + 2)).toMatchObject({ approved: false, code: 'TOO_MANY_ATTEMPTS' });
+    expect(() => new HoldStore(redis, { maxPaymentsPerOrder: 0 })).toThrow(/maxPaymentsPerOrder/);
   });
 
   it('refuses outside the sale window using the caller\'s clock', async () => {

@@ -27,13 +27,21 @@ export interface ConfirmDeps {
 
 const TIMEOUT = Symbol('timeout');
 
+/**
+ * `promise`, or TIMEOUT once `ms` pass first. One promise and one timer a call; the timer's delay is
+ * whole milliseconds (rounded down, so never late): Node keeps one timer list per distinct delay, and
+ * fractional delays (the budget minus an elapsed time) gave nearly every confirm a list of its own.
+ */
 function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMEOUT> {
-  if (ms <= 0) return Promise.resolve(TIMEOUT);
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<typeof TIMEOUT>((resolve) => { timer = setTimeout(resolve, ms, TIMEOUT); }),
-  ]);
+  const delay = Math.floor(ms);
+  if (delay <= 0) return Promise.resolve(TIMEOUT);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, delay, TIMEOUT);
+    promise.then(
+      (value) => { clearTimeout(timer); resolve(value); },
+      (error: unknown) => { clearTimeout(timer); reject(error); },
+    );
+  });
 }
 
 export interface ConfirmRequest {

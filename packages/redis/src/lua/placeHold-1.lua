@@ -1,7 +1,7 @@
 --[[
   Decides a PortOne confirm in one round trip: holds every seat and pool quantity of the order, or
   nothing, and hands every new hold (and every payment approved on a live hold) to the workers, which
-  verify the payment with PortOne at once. Time comes from the caller (ARGV[4]); no wall clock is read.
+  verify the payment with PortOne at once. Time comes from the caller (ARGV[3]); no wall clock is read.
   Reservations (hold_at "order"): a live reservation taken at order creation (reserveOrder) is approved and extended
   to cover the PG's approval (code 4).
 
@@ -11,31 +11,33 @@
   Checked just before an approval writes anything, so refusals and replays do not pay for it.
 
   What a caller can make this script store is bounded: nothing for an order that does not exist, and
-  for an existing order at most ARGV[6] remembered answers, ARGV[6] payments on one hold and ARGV[7]
-  holds in the order's life. A remembered answer is replayed only for the same request: the same
+  for an existing order at most `payments` remembered answers, `payments` payments on one hold and
+  `holds` holds in the order's life (ARGV[4]). A remembered answer is replayed only for the same request: the same
   order (the answers live in the order's own hash) and the same kind of amount (right or wrong).
 
-  Input:
-    KEYS[1] meta      {ev:E}:meta      hash: state, opens, closes, ttl, max
-    KEYS[2] order     {ev:E}:o:<uid>   hash: a amount, b buyer, s seats, i items, q tickets, st, exp, seq,
+  Input: one key, the order's. Each key and argument of a call costs the API and Redis about a
+  microsecond a confirm, so the event's other keys are named here from the order key's hash tag (as
+  keys.ts names them): they share its cluster slot, which the one key routes the call to, as the
+  seat indexes named by moveLines always have.
+    KEYS[1] order     {ev:E}:o:<uid>   hash: a amount, b buyer, s seats, i items, q tickets, st, exp, seq,
                                        imp (the payment that took the hold), imps (every payment on it)
-    KEYS[3] answers   {ev:E}:o:<uid>:d hash: imp_uid -> "code|exp|seq|m" (m: 1 the amount was right or
+    named from it:
+      meta            {ev:E}:meta      hash: state, opens, closes, ttl, max
+      answers         {ev:E}:o:<uid>:d hash: imp_uid -> "code|exp|seq|m" (m: 1 the amount was right or
                                        absent, 0 it was wrong), the answer given to that request
-    KEYS[4] seats     {ev:E}:seat      hash: seat id -> '' free | 'h:<uid>' held | 's:<uid>' sold
+      seats           {ev:E}:seat      hash: seat id -> '' free | 'h:<uid>' held | 's:<uid>' sold
                                        and its status indexes {ev:E}:seat:available|held|sold (zsets,
-                                       named from it by moveLines: same hash tag, same slot)
-    KEYS[5] counts    {ev:E}:cnt       hash: seats_total/held/sold, p:<pool>:cap/held/sold
-    KEYS[6] buyers    {ev:E}:buyer     hash: buyer id -> tickets held or bought
-    KEYS[7] holds     {ev:E}:holds     zset: uid scored by hold expiry (ms)
-    KEYS[8] handoff   {ev:E}:handoff   stream: uid, imp, seq, exp, at, ride ('1': approved on a live hold)
+                                       named by moveLines)
+      counts          {ev:E}:cnt       hash: seats_total/held/sold, p:<pool>:cap/held/sold
+      buyers          {ev:E}:buyer     hash: buyer id -> tickets held or bought
+      holds           {ev:E}:holds     zset: uid scored by hold expiry (ms)
+      handoff         {ev:E}:handoff   stream: uid, imp, seq, exp, at, ride ('1': approved on a live hold)
 
-    ARGV[1] merchant_uid
-    ARGV[2] imp_uid
-    ARGV[3] amount ('' when PortOne did not send one)
-    ARGV[4] now (ms)
-    ARGV[5] answer ttl (s)
-    ARGV[6] most payments (imp_uids) one order may see
-    ARGV[7] most holds one order may take
+    ARGV[1] imp_uid
+    ARGV[2] amount ('' when PortOne did not send one)
+    ARGV[3] now (ms)
+    ARGV[4] limits "ttl:payments:holds", fixed per process: how long an answer is remembered (s), most
+            payments (imp_uids) one order may see, most holds one order may take
 
   Output: { code, expires_at_ms, seq, replayed }
      1  approved: a new hold was taken
@@ -60,33 +62,39 @@
 --- @include "includes/orderLines"
 --- @include "includes/replid"
 
-local meta = redis.call('HMGET', KEYS[1], 'state', 'opens', 'closes', 'ttl', 'max')
+local orderKey = KEYS[1]
+local tag = string.match(orderKey, '^{[^}]*}')
+local uid = string.sub(orderKey, #tag + 4)
+local metaKey, answersKey = tag .. ':meta', orderKey .. ':d'
+local seatKey, cntKey, buyersKey, holdsKey, handoffKey = tag .. ':seat', tag .. ':cnt', tag .. ':buyer', tag .. ':holds', tag .. ':handoff'
+local imp = ARGV[1]
+local now = tonumber(ARGV[3])
+local ttl, maxImps, maxHolds = string.match(ARGV[4], '^(%d+):(%d+):(%d+)$')
+ttl, maxImps, maxHolds = tonumber(ttl), tonumber(maxImps), tonumber(maxHolds)
+
+local meta = redis.call('HMGET', metaKey, 'state', 'opens', 'closes', 'ttl', 'max')
 if not meta[1] then return { -1, 0, 0, 0 } end
 if meta[1] ~= 'ready' then return { -9, 0, 0, 0 } end
 
-local o = redis.call('HMGET', KEYS[2], 'a', 'b', 's', 'i', 'q', 'st', 'exp', 'seq', 'imps')
+local o = redis.call('HMGET', orderKey, 'a', 'b', 's', 'i', 'q', 'st', 'exp', 'seq', 'imps')
 if not o[1] then return { -2, 0, 0, 0 } end
 
-local imp = ARGV[2]
-local now = tonumber(ARGV[4])
-local ttl = tonumber(ARGV[5])
-local maxImps = tonumber(ARGV[6])
-local amountRight = (ARGV[3] == '' or tonumber(ARGV[3]) == tonumber(o[1])) and '1' or '0'
+local amountRight = (ARGV[2] == '' or tonumber(ARGV[2]) == tonumber(o[1])) and '1' or '0'
 
-local cached = redis.call('HGET', KEYS[3], imp)
+local cached = redis.call('HGET', answersKey, imp)
 if cached then
   local code, exp, seq, m = string.match(cached, '^(-?%d+)|(%d*)|(%d*)|(%d)$')
   if m == amountRight then return { tonumber(code), tonumber(exp) or 0, tonumber(seq) or 0, 1 } end
   -- The same imp_uid with the other kind of amount: a different request. A wrong amount is refused
   -- without touching the answer remembered for the right one; a right amount is decided afresh.
   if amountRight == '0' then return { -3, 0, 0, 0 } end
-elseif redis.call('HLEN', KEYS[3]) >= maxImps then
+elseif redis.call('HLEN', answersKey) >= maxImps then
   return { -13, 0, 0, 0 }
 end
 
 local function decide(code, exp, seq)
-  redis.call('HSET', KEYS[3], imp, code .. '|' .. (exp or '') .. '|' .. (seq or '') .. '|' .. amountRight)
-  redis.call('EXPIRE', KEYS[3], ttl)
+  redis.call('HSET', answersKey, imp, code .. '|' .. (exp or '') .. '|' .. (seq or '') .. '|' .. amountRight)
+  redis.call('EXPIRE', answersKey, ttl)
   return { code, exp or 0, seq or 0, 0 }
 end
 
@@ -114,31 +122,31 @@ if st == 'held' then
   if exp > now and imps == '' then
     -- A reservation taken at order creation, and this is its first payment: it becomes the payment's
     -- hold, lasting at least the hold TTL from now, so it cannot lapse while the PG approves.
-    if seq >= tonumber(ARGV[7]) then return { -13, 0, 0, 0 } end
-    if not stampedHere(KEYS[1]) then return { -9, 0, 0, 0 } end
+    if seq >= maxHolds then return { -13, 0, 0, 0 } end
+    if not stampedHere(metaKey) then return { -9, 0, 0, 0 } end
     exp = math.max(exp, now + holdMs)
     seq = seq + 1
-    redis.call('HSET', KEYS[2], 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imp)
-    redis.call('ZADD', KEYS[7], exp, ARGV[1])
-    redis.call('XADD', KEYS[8], '*', 'uid', ARGV[1], 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
+    redis.call('HSET', orderKey, 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imp)
+    redis.call('ZADD', holdsKey, exp, uid)
+    redis.call('XADD', handoffKey, '*', 'uid', uid, 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
     return decide(4, exp, seq)
   end
   if exp > now then
     -- Every payment riding on this hold is verified with PortOne and asked about before expiry.
     if riding >= maxImps then return { -13, 0, 0, 0 } end
-    if not stampedHere(KEYS[1]) then return { -9, 0, 0, 0 } end
-    redis.call('HSET', KEYS[2], 'imps', addImp())
-    redis.call('XADD', KEYS[8], '*', 'uid', ARGV[1], 'imp', imp, 'seq', seq, 'exp', exp, 'at', now, 'ride', '1')
+    if not stampedHere(metaKey) then return { -9, 0, 0, 0 } end
+    redis.call('HSET', orderKey, 'imps', addImp())
+    redis.call('XADD', handoffKey, '*', 'uid', uid, 'imp', imp, 'seq', seq, 'exp', exp, 'at', now, 'ride', '1')
     return decide(2, exp, seq)
   end
   -- Lapsed but not yet swept: the seats are still this order's. Renew them under a new hold number.
-  if seq >= tonumber(ARGV[7]) then return { -13, 0, 0, 0 } end
-  if not stampedHere(KEYS[1]) then return { -9, 0, 0, 0 } end
+  if seq >= maxHolds then return { -13, 0, 0, 0 } end
+  if not stampedHere(metaKey) then return { -9, 0, 0, 0 } end
   exp = now + holdMs
   seq = seq + 1
-  redis.call('HSET', KEYS[2], 'exp', exp, 'seq', seq, 'imp', imp, 'imps', addImp())
-  redis.call('ZADD', KEYS[7], exp, ARGV[1])
-  redis.call('XADD', KEYS[8], '*', 'uid', ARGV[1], 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
+  redis.call('HSET', orderKey, 'exp', exp, 'seq', seq, 'imp', imp, 'imps', addImp())
+  redis.call('ZADD', holdsKey, exp, uid)
+  redis.call('XADD', handoffKey, '*', 'uid', uid, 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
   return decide(3, exp, seq)
 end
 
@@ -146,26 +154,26 @@ if now < tonumber(meta[2]) then return decide(-4) end
 if meta[3] and meta[3] ~= '' and now >= tonumber(meta[3]) then return decide(-5) end
 
 local prevSeq = tonumber(o[8]) or 0
-if prevSeq >= tonumber(ARGV[7]) then return { -13, 0, 0, 0 } end
+if prevSeq >= maxHolds then return { -13, 0, 0, 0 } end
 
 local qty = tonumber(o[5])
 local max = tonumber(meta[5]) or 0
 if max > 0 then
-  local mine = tonumber(redis.call('HGET', KEYS[6], o[2]) or '0')
+  local mine = tonumber(redis.call('HGET', buyersKey, o[2]) or '0')
   if mine + qty > max then return decide(-6) end
 end
 
 local seats = splitCsv(o[3])
 local items = splitCsv(o[4])
-if not linesFree(KEYS[4], KEYS[5], seats, items) then return decide(-7) end
-if not stampedHere(KEYS[1]) then return { -9, 0, 0, 0 } end
+if not linesFree(seatKey, cntKey, seats, items) then return decide(-7) end
+if not stampedHere(metaKey) then return { -9, 0, 0, 0 } end
 
-moveLines(KEYS[4], KEYS[5], seats, items, 'h:' .. ARGV[1], nil, 'held')
+moveLines(seatKey, cntKey, seats, items, 'h:' .. uid, nil, 'held')
 -- Counted even without a limit, so a limit and the buyer metrics stay right after a rebuild.
-redis.call('HINCRBY', KEYS[6], o[2], qty)
+redis.call('HINCRBY', buyersKey, o[2], qty)
 local exp = now + holdMs
 local seq = prevSeq + 1
-redis.call('HSET', KEYS[2], 'st', 'held', 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imp)
-redis.call('ZADD', KEYS[7], exp, ARGV[1])
-redis.call('XADD', KEYS[8], '*', 'uid', ARGV[1], 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
+redis.call('HSET', orderKey, 'st', 'held', 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imp)
+redis.call('ZADD', holdsKey, exp, uid)
+redis.call('XADD', handoffKey, '*', 'uid', uid, 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
 return decide(1, exp, seq)
