@@ -102,6 +102,11 @@ export const ConfigSchema = Type.Object({
   QUEUE_PREFIX: Type.String({ pattern: '^\\{[A-Za-z0-9_-]{1,40}\\}$' }),
   /** How long a worker's job lock lasts (ms): a job whose worker died runs again after about this long. */
   JOB_LOCK_MS: Type.Integer({ minimum: 500, maximum: 600_000 }),
+  /**
+   * How long a worker waits for an order another settlement of it holds (ms) before it gives up and
+   * tries again later (a job retries with backoff; the relay's recording queues itself as a job).
+   */
+  ORDER_LOCK_WAIT_MS: Type.Integer({ minimum: 0, maximum: 600_000 }),
   LOG_LEVEL: Type.Union([
     Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'),
     Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent'),
@@ -140,6 +145,7 @@ export const DEFAULTS: Readonly<Partial<Record<keyof Raw, string>>> = Object.fre
   CONNECTION_TIMEOUT_MS: '60000',
   QUEUE_PREFIX: '{dropgate}',
   JOB_LOCK_MS: '30000',
+  ORDER_LOCK_WAIT_MS: '2000',
   LOG_LEVEL: 'info',
 });
 
@@ -204,6 +210,7 @@ export interface Config {
   readonly connectionTimeoutMs: number;
   readonly queuePrefix: string;
   readonly jobLockMs: number;
+  readonly orderLockWaitMs: number;
   readonly logLevel: Raw['LOG_LEVEL'];
 }
 
@@ -319,6 +326,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     connectionTimeoutMs: raw.CONNECTION_TIMEOUT_MS,
     queuePrefix: raw.QUEUE_PREFIX,
     jobLockMs: raw.JOB_LOCK_MS,
+    orderLockWaitMs: raw.ORDER_LOCK_WAIT_MS,
     logLevel: raw.LOG_LEVEL,
   });
 }

@@ -22,7 +22,9 @@ let verifying: TestStack;
 beforeAll(async () => {
   sim = await startSimulator({ port: 0 });
   [stack, limited, verifying] = await Promise.all([
-    startStack({ label: 'relay', env: { PORTONE_API_URL: 'http://127.0.0.1:9' } }),
+    // The recording's wait for a busy order lock (ORDER_LOCK_WAIT_MS) is long enough here for the test
+    // that gives the lock back in time to do so on a busy machine (2 s by default: a 1 s window).
+    startStack({ label: 'relay', env: { PORTONE_API_URL: 'http://127.0.0.1:9', ORDER_LOCK_WAIT_MS: '6000' } }),
     startStack({ label: 'relay_limited', env: { PORTONE_API_URL: 'http://127.0.0.1:9', HOLDS_PER_SECOND: '1000' } }),
     startStack({ label: 'relay_verify', portoneUrl: sim.url }),
   ]);
@@ -97,7 +99,7 @@ describe('recording holds as their hand-offs are relayed', () => {
         expect(token).not.toBeNull();
       });
       // The relay went on after INLINE_BUDGET_MS (it queued the payment's verification) while the
-      // recording still waits for the lock (about 2 s at most); then the lock is given back.
+      // recording still waits for the lock (ORDER_LOCK_WAIT_MS, 6 s here); then the lock is given back.
       const imp = (await orderImp(m))!;
       await waitFor(() => payments.getJob(jobIds.verifyPayment(m, 1, imp)), 10_000, 'the batch handled');
       expect(await holdsOf(stack, m)).toEqual([]);
@@ -126,7 +128,7 @@ describe('recording holds as their hand-offs are relayed', () => {
     });
     const job = await waitFor(() => stack.api.deps.queues.holds.getJob(jobIds.persistHold(m, 1)), 30_000, 'the recording queued as a job');
     expect(job.data).toMatchObject({ eventId: id, merchantUid: m, seq: 1 });
-    // The recording gave up on the lock: it waited about INLINE_BUDGET_MS for it, never took it.
+    // The recording gave up on the lock: it waited ORDER_LOCK_WAIT_MS for it, never took it.
     expect(await stack.redis.get(lock.key)).toBe(lock.token);
     expect(await releaseLock(stack.redis, lock.key, lock.token)).toBe(true);
     await relayed(stack, id, 1);

@@ -12,10 +12,12 @@ import { TransientError, type WorkerContext } from '../context.ts';
 export async function withOrderLock<T>(ctx: WorkerContext, eventId: string, merchantUid: string, fn: () => Promise<T>): Promise<T> {
   const key = eventKeys(eventId).settleLock(merchantUid);
   const leaseMs = ctx.config.jobLockMs;
-  // Outcomes of one order usually arrive close together (duplicate webhooks): wait a little first.
+  // Outcomes of one order usually arrive close together (duplicate webhooks): wait a little first
+  // (ORDER_LOCK_WAIT_MS, checking every 50 ms).
   let token = await acquireLock(ctx.redis, key, leaseMs);
-  for (let attempt = 0; token === null; attempt++) {
-    if (attempt >= 40) throw new TransientError(`order ${merchantUid} is being settled`);
+  const giveUpAt = performance.now() + ctx.config.orderLockWaitMs;
+  while (token === null) {
+    if (performance.now() >= giveUpAt) throw new TransientError(`order ${merchantUid} is being settled`);
     await new Promise((r) => setTimeout(r, 50));
     token = await acquireLock(ctx.redis, key, leaseMs);
   }
