@@ -43,6 +43,7 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
     deadlineMisses: new Counter({ name: 'dropgate_confirm_deadline_misses_total', help: 'Confirm answers that left after the budget', registers: [registry] }),
     shed: new Counter({ name: 'dropgate_requests_shed_total', help: 'Requests refused to protect the deadline', labelNames: ['reason'], registers: [registry] }),
     inFlight: new Gauge({ name: 'dropgate_confirms_in_flight', help: 'Confirms being processed', registers: [registry] }),
+    confirmLagReserve: new Gauge({ name: 'dropgate_confirm_lag_reserve_seconds', help: 'How much earlier than the budget a confirm refuses because the event loop lagged in the last second (the loop\'s longest hold, capped at a quarter of the budget)', registers: [registry] }),
     webhooks: new Counter({ name: 'dropgate_webhooks_received_total', help: 'Webhooks received by claimed status (ready, paid, failed, cancelled or other) and verdict', labelNames: ['status', 'verdict'], registers: [registry] }),
     signatureFailures: new Counter({ name: 'dropgate_portone_signature_failures_total', help: 'V2 requests refused 401 for their signature, by endpoint (confirm, webhook) and why', labelNames: ['endpoint', 'reason'], registers: [registry] }),
     manualConfirms: new Counter({ name: 'dropgate_manual_confirms_total', help: 'V2 manual confirmations by result (paid, refused, pending: PortOne did not answer, rejected: dropgate refused before PortOne)', labelNames: ['result'], registers: [registry] }),

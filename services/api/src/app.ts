@@ -13,7 +13,7 @@ import { sharedCompilers } from './lib/schema-compilers.ts';
 import { adminRoutes } from './routes/admin.routes.ts';
 import { queueRoutes } from './routes/queue.routes.ts';
 import { storefrontRoutes } from './routes/storefront.routes.ts';
-import { portoneRoutes } from './routes/portone.routes.ts';
+import { portoneRoutes, reserveMs, safetyMarginMs } from './routes/portone.routes.ts';
 import { opsRoutes } from './routes/ops.routes.ts';
 
 export type { AppDeps } from './deps.ts';
@@ -74,7 +74,11 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
     busy.addHook('onClose', async () => gate.close());
     await busy.register(underPressure, {
       healthCheckInterval: 100,
-      healthCheck: async () => gate.keepsUp(),
+      healthCheck: async () => {
+        const keepsUp = gate.keepsUp();
+        deps.metrics.confirmLagReserve.set((reserveMs(deps.config.confirmBudgetMs, gate.recentLagMs()) - safetyMarginMs(deps.config.confirmBudgetMs)) / 1000);
+        return keepsUp;
+      },
       retryAfter: 1,
       exposeStatusRoute: false,
       pressureHandler: (_request, reply, type) => {
@@ -88,7 +92,7 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
     await busy.register(adminRoutes, { deps });
     await busy.register(storefrontRoutes, { deps });
     await busy.register(queueRoutes, { deps });
-    await busy.register(portoneRoutes, { deps });
+    await busy.register(portoneRoutes, { deps, loopLagMs: () => gate.recentLagMs() });
   });
   return app;
 }

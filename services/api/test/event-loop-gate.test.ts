@@ -8,12 +8,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { EventLoopGate } from '../src/lib/event-loop-gate.ts';
+import { reserveMs, safetyMarginMs } from '../src/routes/portone.routes.ts';
 
 /** Samples as node's monitor keeps them (nanoseconds), set by the test. */
 class Samples {
   values: number[] = [];
   get count() { return this.values.length; }
   get mean() { return this.values.reduce((a, b) => a + b, 0) / Math.max(1, this.values.length); }
+  get max() { return this.values.reduce((a, b) => Math.max(a, b), 0); }
   reset() { this.values = []; }
   disable() { return true; }
 }
@@ -39,5 +41,42 @@ describe('EventLoopGate', () => {
     expect(gate.keepsUp()).toBe(true);
     samples.values = [ms(111)];
     expect(gate.keepsUp()).toBe(false);
+  });
+
+  it('remembers the longest hold of the loop over the last ten looks (about a second), from open() on', () => {
+    const samples = new Samples();
+    const gate = new EventLoopGate(100, samples);
+    samples.values = [ms(500)];
+    gate.keepsUp();
+    expect(gate.recentLagMs()).toBe(0); // start-up does not count
+    gate.open();
+    samples.values = [ms(10), ms(70), ms(12)];
+    gate.keepsUp();
+    expect(gate.recentLagMs()).toBe(60); // the longest delay less the monitor's 10 ms resolution
+    for (let i = 0; i < 9; i++) {
+      samples.values = [ms(10), ms(25)];
+      gate.keepsUp();
+      expect(gate.recentLagMs()).toBe(60);
+    }
+    samples.values = [ms(10)];
+    gate.keepsUp(); // the 60 ms window is now eleven looks old
+    expect(gate.recentLagMs()).toBe(15);
+    for (let i = 0; i < 10; i++) {
+      samples.values = [];
+      gate.keepsUp();
+    }
+    expect(gate.recentLagMs()).toBe(0);
+  });
+});
+
+describe('the confirm\'s reserve', () => {
+  it('is the fixed margin plus the loop\'s recent lag, at most a quarter of the budget more', () => {
+    expect(safetyMarginMs(400)).toBe(25);
+    expect(safetyMarginMs(3_000)).toBe(60);
+    expect(reserveMs(400, 0)).toBe(25);
+    expect(reserveMs(400, 42.2)).toBe(25 + 43);
+    expect(reserveMs(400, 5_000)).toBe(25 + 100);
+    expect(reserveMs(3_000, 120)).toBe(60 + 120);
+    expect(reserveMs(3_000, -3)).toBe(60);
   });
 });

@@ -36,6 +36,26 @@ async function setup() {
   return { id, orders };
 }
 
+/** A sample's value in Prometheus text (0 when absent). */
+function metricValue(text: string, name: string): number {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Holds the event loop `busyMs` in every `everyMs`, from the check phase, until the returned stop is called. */
+function holdLoop(busyMs: number, everyMs: number): () => void {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const hold = () => {
+    if (stopped) return;
+    const until = performance.now() + busyMs;
+    while (performance.now() < until) { /* the loop is held */ }
+    timer = setTimeout(() => setImmediate(hold), everyMs - busyMs);
+  };
+  setImmediate(hold);
+  return () => { stopped = true; clearTimeout(timer); };
+}
+
 async function timedConfirm(imp: string, merchantUid: string, amount: number) {
   const started = performance.now();
   const res = await http(stack.url, 'POST', '/portone/v1/confirm', { imp_uid: imp, merchant_uid: merchantUid, amount });
@@ -102,6 +122,37 @@ describe('confirm deadline', () => {
       await control.ping();
       return Date.now() - started < 100;
     }, 5_000, 'the pause to end');
+  });
+
+  it('keeps the budget on an event loop that lags: refuses as much sooner as the loop was held', async () => {
+    const { orders } = await setup();
+    // Hold this process's event loop (the API's) 60 ms in every 100, from the check phase, as a burst
+    // of request handling would: a timer due at the deadline fires up to 60 ms late.
+    const stopHolding = holdLoop(60, 100);
+    try {
+      const reserve = await waitFor(async () => {
+        const v = metricValue((await http(stack.url, 'GET', '/metrics')).text, 'dropgate_confirm_lag_reserve_seconds');
+        return v >= 0.05 ? v : null;
+      }, 10_000, 'the API to see its loop lag');
+      expect(reserve).toBeLessThanOrEqual(BUDGET_MS / 4 / 1000);
+      const missesBefore = metricValue((await http(stack.url, 'GET', '/metrics')).text, 'dropgate_confirm_deadline_misses_total');
+      await control.call('CLIENT', 'PAUSE', '4000', 'ALL');
+      for (const o of orders.slice(0, 6)) {
+        const res = await timedConfirm(impUid(), o.merchant_uid, o.amount);
+        expect(res.status).toBe(503);
+        expect(res.body.code).toBe('NOT_READY');
+      }
+      // Every answer left within the budget (the server's own clock): none counted late.
+      const misses = metricValue((await http(stack.url, 'GET', '/metrics')).text, 'dropgate_confirm_deadline_misses_total');
+      expect(misses).toBe(missesBefore);
+    } finally {
+      stopHolding();
+    }
+    await waitFor(async () => {
+      const started = Date.now();
+      await control.ping();
+      return Date.now() - started < 100;
+    }, 10_000, 'the pause to end');
   });
 
   it('answers a fast 503 NOT_READY when Redis is unreachable', async () => {

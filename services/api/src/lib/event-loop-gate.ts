@@ -23,14 +23,20 @@ const RESOLUTION_MS = 10;
 export interface DelaySamples {
   readonly count: number;
   readonly mean: number;
+  readonly max: number;
   reset(): void;
   disable(): boolean;
 }
+
+/** How many looks the recent lag covers: under-pressure looks every 100 ms, so about a second. */
+const LAG_WINDOWS = 10;
 
 export class EventLoopGate {
   readonly #delay: DelaySamples;
   readonly #maxMs: number;
   #open = false;
+  /** The longest delay (ms, less the resolution) of each of the last LAG_WINDOWS looks, newest last. */
+  readonly #lags: number[] = [];
 
   /** `delay`: node's monitor, sampling every 10 ms (given by tests only). */
   constructor(maxMs: number, delay?: DelaySamples) {
@@ -52,8 +58,23 @@ export class EventLoopGate {
   /** Whether the loop kept up since the last look (always before `open()`); starts a new window. */
   keepsUp(): boolean {
     const meanMs = this.#delay.count > 0 ? this.#delay.mean / 1e6 - RESOLUTION_MS : 0;
+    if (this.#open) {
+      this.#lags.push(this.#delay.count > 0 ? Math.max(0, this.#delay.max / 1e6 - RESOLUTION_MS) : 0);
+      if (this.#lags.length > LAG_WINDOWS) this.#lags.shift();
+    }
     this.#delay.reset();
     return !this.#open || meanMs <= this.#maxMs;
+  }
+
+  /**
+   * The longest the loop was held in about the last second (ms; 0 before `open()`): how late a timer
+   * due now may fire. The confirm refuses that much earlier, so an answer decided at its deadline
+   * still leaves within the budget on a loop that lags (see portone.routes.ts).
+   */
+  recentLagMs(): number {
+    let lag = 0;
+    for (const l of this.#lags) if (l > lag) lag = l;
+    return lag;
   }
 
   close(): void {

@@ -36,7 +36,8 @@ export interface PortOneShared {
   /** Queues an outcome job for a payment (see portone.routes.ts); true for a duplicate. */
   queueOutcome: (eventId: string, merchantUid: string, impUid: string, hint: string) => Promise<boolean>;
   budgetMs: number;
-  margin: number;
+  /** The reserve kept from the budget for a confirm decided now (reserveMs in portone.routes.ts). */
+  marginMs: () => number;
 }
 
 /** Body limit of signed requests: PortOne's are a few hundred bytes. */
@@ -179,7 +180,7 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
             impUid: v2PaymentKey(fields.transactionId),
             merchantUid: fields.paymentId,
             amount: fields.totalAmount,
-            remainingMs: () => shared.budgetMs - shared.margin - reply.elapsedTime,
+            remainingMs: () => shared.budgetMs - shared.marginMs() - reply.elapsedTime,
           });
           request.confirmEvent = decision.eventId && catalog.isKnown(decision.eventId) ? decision.eventId : 'unknown';
           if (decision.approved) {
@@ -273,7 +274,7 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
     try {
       decision = await decideConfirm(shared.confirmDeps, {
         impUid: key, merchantUid, amount: totalAmount,
-        remainingMs: () => shared.budgetMs - shared.margin - (performance.now() - started),
+        remainingMs: () => shared.budgetMs - shared.marginMs() - (performance.now() - started),
       });
     } finally {
       shared.gate.inFlight--;

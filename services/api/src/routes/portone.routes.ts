@@ -30,6 +30,15 @@ export function safetyMarginMs(budgetMs: number): number {
   return Math.min(100, Math.max(25, Math.round(budgetMs * 0.02)));
 }
 
+/**
+ * The reserve for a confirm decided now: the fixed margin plus how long the event loop was held in
+ * about the last second (a timer due at the deadline fires that late on a loop that lags: garbage
+ * collection, a burst of work, a machine short of CPU), at most a quarter of the budget.
+ */
+export function reserveMs(budgetMs: number, recentLagMs: number): number {
+  return safetyMarginMs(budgetMs) + Math.min(Math.round(budgetMs / 4), Math.max(0, Math.ceil(recentLagMs)));
+}
+
 function ipAllowed(ip: string, allowed: readonly string[]): boolean {
   const bare = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
   return allowed.includes(bare) || allowed.includes(ip);
@@ -49,10 +58,17 @@ const WEBHOOK_STATUS_LABELS: ReadonlySet<string> = new Set(['ready', 'paid', 'fa
 /** Job states in which a queued outcome has not started yet: a new webhook for it is a duplicate. */
 const NOT_STARTED: ReadonlySet<string> = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 
-export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
+export interface PortOneRoutesOptions {
+  deps: AppDeps;
+  /** The event loop's recent lag (ms; see EventLoopGate.recentLagMs); none when not given. */
+  loopLagMs?: () => number;
+}
+
+export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = async (app, { deps, loopLagMs }) => {
   const { config, metrics, store, queues, catalog } = deps;
   const budgetMs = config.confirmBudgetMs;
-  const margin = safetyMarginMs(budgetMs);
+  const lag = loopLagMs ?? (() => 0);
+  const marginMs = () => reserveMs(budgetMs, lag());
   // One count of confirms in flight for V1 and V2 alike: both compete for the same Redis and deadline.
   const gate = { inFlight: 0 };
   const lastRebuildRequest = new Map<string, number>();
@@ -150,7 +166,7 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
         const { imp_uid, merchant_uid, amount } = request.body;
         const decision = await decideConfirm(
           confirmDeps,
-          { impUid: imp_uid, merchantUid: merchant_uid, amount: amount ?? null, remainingMs: () => budgetMs - margin - reply.elapsedTime },
+          { impUid: imp_uid, merchantUid: merchant_uid, amount: amount ?? null, remainingMs: () => budgetMs - marginMs() - reply.elapsedTime },
         );
         request.confirmEvent = decision.eventId && catalog.isKnown(decision.eventId) ? decision.eventId : 'unknown';
         if (decision.approved) {
@@ -249,5 +265,5 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async
     },
   );
 
-  await app.register(portoneV2Routes, { deps, shared: { gate, confirmDeps, queueOutcome, budgetMs, margin } });
+  await app.register(portoneV2Routes, { deps, shared: { gate, confirmDeps, queueOutcome, budgetMs, marginMs } });
 };
