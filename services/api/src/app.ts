@@ -13,7 +13,7 @@ import { sharedCompilers } from './lib/schema-compilers.ts';
 import { adminRoutes } from './routes/admin.routes.ts';
 import { queueRoutes } from './routes/queue.routes.ts';
 import { storefrontRoutes } from './routes/storefront.routes.ts';
-import { portoneRoutes, reserveMs, safetyMarginMs } from './routes/portone.routes.ts';
+import { lagReserveMs, portoneRoutes } from './routes/portone.routes.ts';
 import { opsRoutes } from './routes/ops.routes.ts';
 
 export type { AppDeps } from './deps.ts';
@@ -76,7 +76,7 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
       healthCheckInterval: 100,
       healthCheck: async () => {
         const keepsUp = gate.keepsUp();
-        deps.metrics.confirmLagReserve.set((reserveMs(deps.config.confirmBudgetMs, gate.recentLagMs()) - safetyMarginMs(deps.config.confirmBudgetMs)) / 1000);
+        deps.metrics.confirmLagReserve.set(lagReserveMs(deps.config.confirmBudgetMs, gate.recentLagMs()) / 1000);
         return keepsUp;
       },
       retryAfter: 1,

@@ -36,7 +36,12 @@ export function safetyMarginMs(budgetMs: number): number {
  * collection, a burst of work, a machine short of CPU), at most a quarter of the budget.
  */
 export function reserveMs(budgetMs: number, recentLagMs: number): number {
-  return safetyMarginMs(budgetMs) + Math.min(Math.round(budgetMs / 4), Math.max(0, Math.ceil(recentLagMs)));
+  return safetyMarginMs(budgetMs) + lagReserveMs(budgetMs, recentLagMs);
+}
+
+/** The part of the reserve the loop's recent lag adds (dropgate_confirm_lag_reserve_seconds). */
+export function lagReserveMs(budgetMs: number, recentLagMs: number): number {
+  return Math.min(Math.round(budgetMs / 4), Math.max(0, Math.ceil(recentLagMs)));
 }
 
 function ipAllowed(ip: string, allowed: readonly string[]): boolean {
