@@ -124,30 +124,34 @@ describe('confirm deadline', () => {
     }, 5_000, 'the pause to end');
   });
 
-  it('keeps the budget on an event loop that lags: refuses as much sooner as the loop was held', async () => {
+  it('decides sooner on an event loop that lags: the wait on Redis is shortened by the lag it saw', async () => {
     const { orders } = await setup();
     // Hold this process's event loop (the API's) 60 ms in every 100, from the check phase, as a burst
     // of request handling would: a timer due at the deadline fires up to 60 ms late.
     const stopHolding = holdLoop(60, 100);
+    const latencies: number[] = [];
     try {
       const reserve = await waitFor(async () => {
         const v = metricValue((await http(stack.url, 'GET', '/metrics')).text, 'dropgate_confirm_lag_reserve_seconds');
         return v >= 0.05 ? v : null;
       }, 10_000, 'the API to see its loop lag');
+      // Capped at a quarter of the budget.
       expect(reserve).toBeLessThanOrEqual(BUDGET_MS / 4 / 1000);
-      const missesBefore = metricValue((await http(stack.url, 'GET', '/metrics')).text, 'dropgate_confirm_deadline_misses_total');
       await control.call('CLIENT', 'PAUSE', '4000', 'ALL');
       for (const o of orders.slice(0, 6)) {
         const res = await timedConfirm(impUid(), o.merchant_uid, o.amount);
         expect(res.status).toBe(503);
         expect(res.body.code).toBe('NOT_READY');
+        expect(res.ms).toBeLessThan(BUDGET_MS + 150);
+        latencies.push(res.ms);
       }
-      // Every answer left within the budget (the server's own clock): none counted late.
-      const misses = metricValue((await http(stack.url, 'GET', '/metrics')).text, 'dropgate_confirm_deadline_misses_total');
-      expect(misses).toBe(missesBefore);
     } finally {
       stopHolding();
     }
+    // Without the lag in the reserve, the wait on the paused Redis ends at the budget less the fixed
+    // 25 ms, and a timer never fires early: no answer could come sooner than 375 ms. With it, the wait
+    // ends at least 60 ms sooner, so some answers do (the held loop delays each by 0-60 ms).
+    expect(Math.min(...latencies)).toBeLessThan(BUDGET_MS - 25);
     await waitFor(async () => {
       const started = Date.now();
       await control.ping();
