@@ -18,7 +18,8 @@
   Input: one key, the order's. Each key and argument of a call costs the API and Redis about a
   microsecond a confirm, so the event's other keys are named here from the order key's hash tag (as
   keys.ts names them): they share its cluster slot, which the one key routes the call to, as the
-  seat indexes named by moveLines always have.
+  seat indexes named by moveLines always have. Redis checks the slot of the declared key only, so an
+  event's keys must move together in a slot migration (as the seat indexes always had to).
     KEYS[1] order     {ev:E}:o:<uid>   hash: a amount, b buyer, s seats, i items, q tickets, st, exp, seq,
                                        imp (the payment that took the hold), imps (every payment on it)
     named from it:
