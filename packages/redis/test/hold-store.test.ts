@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { HoldStore, SCRIPTS, eventKeyPattern, eventKeys, type EventSnapshot } from '@dropgate/redis';
+import { HoldStore, SCRIPTS, eventKeyPattern, eventKeys, scanEachPrimary, type EventSnapshot } from '@dropgate/redis';
 import { eventId } from '@dropgate/testkit';
 
 let redis: Redis;
@@ -22,12 +22,7 @@ afterAll(async () => {
 const T0 = 1_900_000_000_000;
 async function keysOf(id: string): Promise<string[]> {
   const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', eventKeyPattern(id), 'COUNT', 1000);
-    found.push(...batch);
-    cursor = next;
-  } while (cursor !== '0');
+  await scanEachPrimary(redis, eventKeyPattern(id), async (_node, keys) => { found.push(...keys); });
   return found;
 }
 async function load(extra: Partial<EventSnapshot> = {}): Promise<string> {
