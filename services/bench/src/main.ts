@@ -44,7 +44,7 @@ const { values: args } = parseArgs({
 const SCENARIOS = ['orders', 'race', 'approve', 'seats', 'outcomes'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 if (args.help) {
-  console.log(`npm run bench -- [--only ${SCENARIOS.join('|')}] [--orders N (30000)] [--connections N (100)] [--profile (CPU profile of the API)]`);
+  console.log(`npm run bench -- [--only ${SCENARIOS.join('|')}] [--orders N (30000)] [--connections N (100)] [--profile (CPU profiles of the API and the worker)]`);
   process.exit(0);
 }
 if (args.only !== undefined && !(SCENARIOS as readonly string[]).includes(args.only)) {
@@ -346,10 +346,11 @@ async function main(): Promise<void> {
     PORTONE_IMP_KEY: 'bench', PORTONE_IMP_SECRET: 'bench', SWEEP_INTERVAL_MS: '60000',
   };
   const profileDir = join(reportsDir, 'profiles');
-  mkdirSync(profileDir, { recursive: true });
+  const workerProfileDir = join(profileDir, 'worker');
+  mkdirSync(workerProfileDir, { recursive: true });
   const api = `http://127.0.0.1:${apiPort}`;
   const apiChild = await start('api', 'services/api/src/server.ts', env, `${api}/healthz`, args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
-  const workerChild = args['no-worker'] ? null : await start('worker', 'services/worker/src/main.ts', env, `http://127.0.0.1:${env.WORKER_METRICS_PORT}/healthz`);
+  const workerChild = args['no-worker'] ? null : await start('worker', 'services/worker/src/main.ts', env, `http://127.0.0.1:${env.WORKER_METRICS_PORT}/healthz`, args.profile ? ['--cpu-prof', `--cpu-prof-dir=${workerProfileDir}`] : []);
   db = createDb(benchDbUrl, { max: 4 });
   const redis = createRedis(base, { autoPipelining: true, name: 'dropgate-bench' });
   store = new HoldStore(redis);
@@ -447,9 +448,18 @@ async function main(): Promise<void> {
   console.log(`\nresults: ${out}`);
 
   if (args.profile) {
-    await new Promise<void>((resolve) => { apiChild.once('exit', () => resolve()); apiChild.kill('SIGINT'); });
+    const stopped = (child: ChildProcess | null) => new Promise<void>((resolve) => {
+      if (child === null || child.exitCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGINT');
+    });
+    await Promise.all([stopped(apiChild), stopped(workerChild)]);
     console.log('\nCPU profile of the API (self time, top 15):');
     console.log(summarizeProfile(profileDir).join('\n'));
+    if (workerChild) {
+      console.log('\nCPU profile of the worker (self time, top 15):');
+      console.log(summarizeProfile(workerProfileDir).join('\n'));
+    }
   }
 }
 
