@@ -41,6 +41,12 @@ export class HoldStore {
 
   get decisionTtlSeconds(): number { return this.scripts.decisionTtlSeconds; }
 
+  /**
+   * Whether the client is connected and ready now. A client that fails fast (the API's) refuses every
+   * command at once otherwise, so a caller can tell before it writes anything elsewhere.
+   */
+  get connected(): boolean { return this.redis.status === 'ready'; }
+
   // Script calls (hold-scripts.ts)
   placeHold: HoldScripts['placeHold'] = (...args) => this.scripts.placeHold(...args);
   undoHold: HoldScripts['undoHold'] = (...args) => this.scripts.undoHold(...args);
@@ -58,6 +64,7 @@ export class HoldStore {
   // Reads (inventory.ts)
   eventState: InventoryReader['eventState'] = (...args) => this.inventory.eventState(...args);
   orderPreflight: InventoryReader['orderPreflight'] = (...args) => this.inventory.orderPreflight(...args);
+  ticketsOfBuyer: InventoryReader['ticketsOfBuyer'] = (...args) => this.inventory.ticketsOfBuyer(...args);
   orderPreflightWithCounts: InventoryReader['orderPreflightWithCounts'] = (...args) => this.inventory.orderPreflightWithCounts(...args);
   orderState: InventoryReader['orderState'] = (...args) => this.inventory.orderState(...args);
   availability: InventoryReader['availability'] = (...args) => this.inventory.availability(...args);

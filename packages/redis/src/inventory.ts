@@ -98,6 +98,14 @@ export class InventoryReader {
   }
 
   /**
+   * A buyer's held and bought tickets, as the preflight reads them: for an order of an event with a
+   * buyer limit whose state this process has no reason to doubt (orders.service.ts).
+   */
+  async ticketsOfBuyer(eventId: string, buyerId: string): Promise<number> {
+    return Number((await this.redis.hget(eventKeys(eventId).buyers, buyerId)) ?? 0);
+  }
+
+  /**
    * The preflight with the event's counters, in the same round trip: an order that takes its places
    * at once (hold_at "order") is refused cheaply when they are gone. An order at the confirm does not
    * read them (one command less, and a reply of a dozen fields not parsed, for every order).

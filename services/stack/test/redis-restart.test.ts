@@ -82,7 +82,7 @@ describe('Redis restarting', () => {
     await orderWorks(id, 'warm');
     const before = await counts(id);
 
-    // Hold the orders table so the next order passes the Redis preflight, then waits at its insert.
+    // Hold the orders table so the next order passes what Redis is asked first, then waits at its insert.
     const blocker = new pg.Client(pgConnection(stack.db.url));
     blocker.on('error', () => undefined);
     await blocker.connect();
