@@ -28,9 +28,12 @@ import { appendOrderEvent, findOrderLines, lockOrder } from './orders.repository
 /** Jobs per batch at most: bounds a statement's parameters and one transaction's locks. */
 export const SETTLEMENT_BATCH_MAX = 128;
 
+/** What settling a payment reads of its order (only these columns: the rest cost parsing for nothing). */
+export type SettlementOrder = Pick<OrderRow, 'merchant_uid' | 'event_id' | 'status' | 'amount' | 'paid_imp_uid' | 'hold_expires_at'>;
+
 export interface RecordedPayment {
   /** The order the payment names, when it exists (the payment is recorded only then, and only for its event). */
-  order: OrderRow | undefined;
+  order: SettlementOrder | undefined;
   /** The refund decided for this payment, if any. */
   refund: RefundRow | undefined;
 }
@@ -58,14 +61,15 @@ export async function recordPayments(db: Db, payments: readonly PaymentRecord[])
         fail_reason = excluded.fail_reason, paid_at = excluded.paid_at, updated_at = now()
       where p.cancel_amount <= excluded.cancel_amount and (p.status <> 'cancelled' or excluded.status = 'cancelled')
     )
-    select i.k, r.status as refund_status, r.reason as refund_reason, r.amount as refund_amount, o.*
+    select i.k, r.status as refund_status, r.reason as refund_reason, r.amount as refund_amount,
+      o.merchant_uid, o.event_id, o.status, o.amount, o.paid_imp_uid, o.hold_expires_at
     from input i left join orders o on o.merchant_uid = i.m left join refunds r on r.imp_uid = i.imp
     order by i.k
   `.execute(db);
   return rows.rows.map((row) => {
     const { k: _k, refund_status, refund_reason, refund_amount, ...order } = row;
     return {
-      order: order.merchant_uid === null ? undefined : (order as unknown as OrderRow),
+      order: order.merchant_uid === null ? undefined : (order as unknown as SettlementOrder),
       refund: refund_status === null ? undefined : { status: refund_status as RefundRow['status'], reason: refund_reason!, amount: Number(refund_amount) },
     };
   });

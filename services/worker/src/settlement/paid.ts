@@ -3,7 +3,7 @@
  * taken again for a late payment), or the money goes back when the seats cannot be had, the amount is
  * wrong, the order is paid already or closed.
  */
-import { lifecycle, settlement, isOversellViolation, type OrderRow } from '@dropgate/db';
+import { lifecycle, settlement, isOversellViolation } from '@dropgate/db';
 import { jobIds, type MaintenanceJob } from '@dropgate/jobs';
 import type { PortOnePayment } from '@dropgate/portone';
 import { EventNotLoadedError, type WorkerContext } from '../context.ts';
@@ -16,7 +16,7 @@ import { watchOtherPayments } from './watch.ts';
  * refund decided for the payment, if any) under the order's lock.
  */
 export async function settlePaid(
-  ctx: WorkerContext, eventId: string, payment: PortOnePayment, order: OrderRow, decided: lifecycle.RefundRow | undefined,
+  ctx: WorkerContext, eventId: string, payment: PortOnePayment, order: settlement.SettlementOrder, decided: lifecycle.RefundRow | undefined,
 ): Promise<SettleOutcome> {
   const muid = payment.merchant_uid;
   // Once a refund of this payment was decided, it stays decided: never ticket it afterwards.
