@@ -20,7 +20,7 @@
  * the other commits: Postgres 266-280 µs an outcome against 322-366), 512 2,098.
  */
 import { Queue } from 'bullmq';
-import { localPostgresCpu, processCpu, redisCpu, startSimProcess } from '@dropgate/drop';
+import { commandsPer, localPostgresCpu, processCpu, redisCommandStats, redisCpu, startSimProcess } from '@dropgate/drop';
 import { http, eventId, waitFor } from '@dropgate/testkit';
 import { startStack } from '@dropgate/stack';
 import { QueueNames } from '@dropgate/jobs';
@@ -87,12 +87,14 @@ try {
     const own = process.cpuUsage();
     return { worker: (own.user + own.system) / 1e6, simulator: processCpu(sim.pid), redis: (await redisCpu(bull)) ?? 0, postgres: localPostgresCpu() ?? 0 };
   };
+  const commandsBefore = await redisCommandStats(bull);
   const cpuBefore = await cpu();
   const started = performance.now();
   await payments.resume();
   await waitFor(async () => (await count('orders', true)) === N, 300_000, 'every order paid');
   const done = performance.now();
   const cpuAfter = await cpu();
+  const commandsAfter = await redisCommandStats(bull);
   if (profiler) {
     const { profile } = await profiler.post('Profiler.stop');
     writeFileSync(args.profile!, JSON.stringify(profile));
@@ -106,6 +108,7 @@ try {
   const per = (Object.keys(cpuBefore) as (keyof typeof cpuBefore)[]).map((k) => [k, Math.round(((cpuAfter[k] - cpuBefore[k]) * 1e6) / N)] as const);
   const total = per.reduce((a, [, us]) => a + us, 0);
   console.log(`CPU per settled outcome: ${total} µs: ${per.map(([k, us]) => `${k} ${us}`).join(', ')} (the worker's share is this process's, the idle API's included)`);
+  if (commandsBefore && commandsAfter) console.log(`Redis per settled outcome (INFO commandstats, the top commands by time): ${commandsPer(commandsBefore, commandsAfter, N)}`);
 } finally {
   await payments.close();
   bull.disconnect();

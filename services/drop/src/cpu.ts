@@ -118,6 +118,36 @@ export async function redisCpu(redis: RedisClient): Promise<number | null> {
   }
 }
 
+/** Calls and µs in each command so far (INFO commandstats), summed over the primaries; null when unreadable. */
+export async function redisCommandStats(redis: RedisClient): Promise<Map<string, { calls: number; usec: number }> | null> {
+  try {
+    const out = new Map<string, { calls: number; usec: number }>();
+    for (const node of primaries(redis)) {
+      const info = String(await node.info('commandstats'));
+      for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+        const seen = out.get(m[1]!) ?? { calls: 0, usec: 0 };
+        out.set(m[1]!, { calls: seen.calls + Number(m[2]), usec: seen.usec + Number(m[3]) });
+      }
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What Redis spent between two `redisCommandStats` readings, per `unit` (an outcome, a request):
+ * the `top` commands by time, as "name calls×, µs" (Lua scripts' own commands are counted too, and
+ * inside their EVALSHA's time).
+ */
+export function commandsPer(before: Map<string, { calls: number; usec: number }>, after: Map<string, { calls: number; usec: number }>, units: number, top = 8): string {
+  const rows = [...after].map(([cmd, a]) => {
+    const b = before.get(cmd) ?? { calls: 0, usec: 0 };
+    return { cmd, calls: (a.calls - b.calls) / units, usec: (a.usec - b.usec) / units };
+  }).filter((r) => r.calls > 0).sort((x, y) => y.usec - x.usec).slice(0, top);
+  return rows.map((r) => `${r.cmd} ${r.calls.toFixed(2)}× ${r.usec.toFixed(1)} µs`).join(', ');
+}
+
 /** CPU seconds used so far by each part but the buyer processes (they report their own). */
 export type CpuSample = Omit<CpuSeconds, 'buyers'>;
 

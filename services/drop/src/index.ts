@@ -17,5 +17,5 @@ export { createProgressReporter, type ProgressState, type ProgressStream } from 
 export { openTarget, recreateDatabase, type DropTarget, type SimControl } from './target.ts';
 export { settleStatus, waitSettled } from './settle.ts';
 export { startSimProcess, type ChildService } from './processes.ts';
-export { localPostgresCpu, processCpu, redisCpu } from './cpu.ts';
+export { commandsPer, localPostgresCpu, processCpu, redisCommandStats, redisCpu } from './cpu.ts';
 export type { DropSummary, DropSeries } from './summary.ts';
