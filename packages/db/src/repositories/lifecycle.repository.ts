@@ -51,7 +51,7 @@ const holdRecorder = perHandle((db: Db) => new GroupCommit<HoldItem, boolean>((i
 }));
 
 async function recordHolds(db: Db, items: readonly HoldItem[]): Promise<boolean[]> {
-  const result = await sql<{ hold_id: string; recorded: boolean }>`
+  const result = await sql<{ hold_id: string; recorded: boolean }>`/* prepared: record_holds */
     with input as (
       select * from unnest(
         ${items.map((h) => h.holdId)}::text[], ${items.map((h) => h.merchantUid)}::text[], ${items.map((h) => h.eventId)}::text[],

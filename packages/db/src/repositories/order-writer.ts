@@ -38,7 +38,7 @@ export async function insertOrders(db: Db, orders: readonly NewOrderInput[]): Pr
   if (orders.length === 0) return;
   const seats = orders.flatMap((o) => o.seats.map((s) => ({ o, s })));
   const items = orders.flatMap((o) => o.items.map((i) => ({ o, i })));
-  await sql`
+  await sql`/* prepared: insert_orders */
     with new_orders as (
       insert into orders (merchant_uid, event_id, buyer_id, amount, currency, status, order_token_hash, portone_api)
       select m, e, b, a, c, 'pending', h, api
@@ -104,7 +104,7 @@ export interface Withdrawal {
  */
 export async function withdrawOrders(db: Db, ws: readonly Withdrawal[]): Promise<boolean[]> {
   if (ws.length === 0) return [];
-  const { rows } = await sql<{ merchant_uid: string }>`
+  const { rows } = await sql<{ merchant_uid: string }>`/* prepared: withdraw_orders */
     with gone as (
       delete from orders o
       using unnest(${ws.map((w) => w.merchantUid)}::text[], ${ws.map((w) => w.eventId)}::text[], ${ws.map((w) => w.reason)}::text[]) as t(m, e, r)

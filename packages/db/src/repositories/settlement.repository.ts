@@ -45,7 +45,7 @@ export interface RecordedPayment {
  */
 export async function recordPayments(db: Db, payments: readonly PaymentRecord[]): Promise<RecordedPayment[]> {
   if (payments.length === 0) return [];
-  const rows = await sql<Record<string, unknown> & { k: number; refund_status: string | null; refund_reason: string | null; refund_amount: number | null }>`
+  const rows = await sql<Record<string, unknown> & { k: number; refund_status: string | null; refund_reason: string | null; refund_amount: number | null }>`/* prepared: record_payments */
     with input as (
       select * from unnest(
         ${payments.map((p) => p.impUid)}::text[], ${payments.map((p) => p.merchantUid)}::text[], ${payments.map((p) => p.eventId)}::text[],
@@ -113,7 +113,7 @@ export async function commitPaidOrders(db: Db, commits: readonly PaidCommit[]): 
   if (commits.length === 0) return [];
   return db.transaction().execute(async (trx) => {
     const uids = [...new Set(commits.map((c) => c.merchantUid))].sort();
-    const locked = await sql<{ merchant_uid: string; status: string }>`
+    const locked = await sql<{ merchant_uid: string; status: string }>`/* prepared: lock_paid_orders */
       select merchant_uid, status from orders where merchant_uid = any(${uids}::text[]) order by merchant_uid for no key update
     `.execute(trx);
     const status = new Map(locked.rows.map((r) => [r.merchant_uid, r.status]));
@@ -122,7 +122,7 @@ export async function commitPaidOrders(db: Db, commits: readonly PaidCommit[]): 
     let unfinished = new Map<string, string[]>();
     if (go.length > 0) {
       const goUids = go.map((c) => c.merchantUid);
-      const pools = await sql<{ largest: number }>`
+      const pools = await sql<{ largest: number }>`/* prepared: lock_paid_pools */
         select p.event_id, p.id, (select max(quantity) from order_items where merchant_uid = any(${goUids}::text[])) as largest
         from pools p
         where (p.event_id, p.id) in (select event_id, pool_id from order_items where merchant_uid = any(${goUids}::text[]))
@@ -132,7 +132,7 @@ export async function commitPaidOrders(db: Db, commits: readonly PaidCommit[]): 
       // constant the planner can count (a per-row generate_series is guessed at 1,000 rows each, which
       // priced the statement high enough for a JIT compilation of several hundred milliseconds).
       const largest = pools.rows[0]?.largest ?? 0;
-      const paid = await sql<{ merchant_uid: string; imp_uid: string | null }>`
+      const paid = await sql<{ merchant_uid: string; imp_uid: string | null }>`/* prepared: commit_paid */
         with batch as (
           select * from unnest(${goUids}::text[], ${go.map((c) => c.impUid)}::text[],
                                ${go.map((c) => JSON.stringify({ imp_uid: c.impUid, amount: c.amount, via: c.via }))}::text[])
