@@ -68,6 +68,8 @@ export const ConfigSchema = Type.Object({
   CONFIRM_MAX_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
   /** Event-loop delay (ms) above which requests are shed with 503 OVERLOADED. */
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 10, maximum: 60_000 }),
+  /** How long (ms) an API process reuses an event's availability and seat pages it read (0: never). */
+  READ_CACHE_MS: Type.Integer({ minimum: 0, maximum: 5_000 }),
   /** How often the worker sweeps for overdue holds, in ms. */
   SWEEP_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 600_000 }),
   /** How long after a hold's expiry the worker keeps asking an unreachable PortOne before releasing. */
@@ -134,6 +136,7 @@ export const DEFAULTS: Readonly<Partial<Record<keyof Raw, string>>> = Object.fre
   WORKER_METRICS_PORT: '3001',
   CONFIRM_MAX_IN_FLIGHT: '10000',
   MAX_EVENT_LOOP_DELAY_MS: '1000',
+  READ_CACHE_MS: '200',
   SWEEP_INTERVAL_MS: '5000',
   EXPIRY_GRACE_SECONDS: '600',
   WORKER_CONCURRENCY: '32',
@@ -197,6 +200,8 @@ export interface Config {
   readonly workerMetricsPort: number;
   readonly confirmMaxInFlight: number;
   readonly maxEventLoopDelayMs: number;
+  /** How long an API process reuses what GET /events/:id and its seat pages read (0: never). */
+  readonly readCacheMs: number;
   readonly sweepIntervalMs: number;
   readonly expiryGraceSeconds: number;
   readonly workerConcurrency: number;
@@ -315,6 +320,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     workerMetricsPort: raw.WORKER_METRICS_PORT,
     confirmMaxInFlight: raw.CONFIRM_MAX_IN_FLIGHT,
     maxEventLoopDelayMs: raw.MAX_EVENT_LOOP_DELAY_MS,
+    readCacheMs: raw.READ_CACHE_MS,
     sweepIntervalMs: raw.SWEEP_INTERVAL_MS,
     expiryGraceSeconds: raw.EXPIRY_GRACE_SECONDS,
     workerConcurrency: raw.WORKER_CONCURRENCY,

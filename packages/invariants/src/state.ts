@@ -103,7 +103,8 @@ export async function readState(inputs: InvariantInputs, opts: { record?: boolea
   let availability: ApiAvailability | null = null;
   let availabilityError: string | null = null;
   try {
-    const res = await fetch(`${inputs.apiUrl}/events/${encodeURIComponent(eventId)}`);
+    // Read afresh: the API may serve a page it read up to READ_CACHE_MS ago.
+    const res = await fetch(`${inputs.apiUrl}/events/${encodeURIComponent(eventId)}`, { headers: { 'cache-control': 'no-cache' } });
     const body = (await res.json()) as { availability?: ApiAvailability; code?: string };
     if (res.status !== 200 || !body.availability) availabilityError = `GET /events/${eventId} answered ${res.status} ${body.code ?? 'without availability'}`;
     else availability = body.availability;

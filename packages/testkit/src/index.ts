@@ -517,6 +517,8 @@ export function testConfig(overrides: Record<string, string>): Config {
     LOG_LEVEL: 'silent',
     PORTONE_IMP_KEY: 'test-key',
     PORTONE_IMP_SECRET: 'test-secret',
+    // Tests read the availability they just changed; the read cache has tests of its own.
+    READ_CACHE_MS: '0',
     ...IN_PROCESS_STACK_ENV,
     ...overrides,
   });

@@ -1,16 +1,18 @@
 /** Storefront API: events with availability, seat pages, orders. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import { DomainError } from '@dropgate/domain';
 import { HttpError } from '../lib/http-errors.ts';
 import { orders as ordersRepo } from '@dropgate/db';
 import { jobIds } from '@dropgate/jobs';
-import type { Availability as StoreAvailability } from '@dropgate/redis';
+import type { Availability as StoreAvailability, SeatState } from '@dropgate/redis';
 import {
   CreateOrderBody, CreatedOrderBody, ErrorBody, EventBody, EventIdParams, ExtendedBody, MerchantUidParams, OrderBody, SeatsBody, SeatsQuery,
 } from '../schemas.ts';
 import { createOrder, extendReservation } from '../lib/orders.service.ts';
 import { preRegisterOrder } from '../lib/pre-register.ts';
 import { bearerToken, orderTokenMatches, sameSecret } from '../lib/secrets.ts';
+import { ReadCache, wantsFresh } from '../lib/read-cache.ts';
 import type { EventDef } from '../lib/catalog.ts';
 import type { AppDeps } from '../deps.ts';
 
@@ -54,6 +56,14 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       .add('rebuild', { kind: 'rebuild', eventId }, { jobId: jobIds.rebuild(eventId, `load-${Math.floor(now / 1000)}`) })
       .catch(() => undefined);
   };
+  // An event's availability and seat pages, shared by the reads of the same page within
+  // READ_CACHE_MS (read-cache.ts); each body is serialized by its route's schema once.
+  const reads = new ReadCache(deps.config.readCacheMs);
+  /**
+   * Sends a body its route's schema serializer already wrote (reply.serialize) as the JSON it is:
+   * fastify sends a string with a JSON content type as it is.
+   */
+  const sendSerialized = (reply: FastifyReply, body: string) => reply.type('application/json; charset=utf-8').send(body);
   const requireEvent = async (eventId: string): Promise<EventDef> => {
     const def = await deps.catalog.get(eventId);
     if (!def) throw new DomainError('EVENT_NOT_FOUND', `event ${eventId} does not exist`);
@@ -63,72 +73,85 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
   app.get(
     '/events/:event_id',
     { schema: { params: EventIdParams, response: { 200: EventBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
-    async (request) => {
-      const def = await requireEvent(request.params.event_id);
-      const availability = await deps.store.availability(def.id, def.pools);
-      if (!availability) {
-        // Lost, or archived after its season: load it again (the worker rebuilds it from Postgres).
-        requestLoad(def.id);
-        throw new DomainError('NOT_READY', 'availability is being rebuilt; try again shortly');
-      }
-      return eventBody(def, availability, deps.clock.now());
+    async (request, reply) => {
+      const eventId = request.params.event_id;
+      const body = await reads.get(`event\n${eventId}`, async () => {
+        const def = await requireEvent(eventId);
+        const availability = await deps.store.availability(def.id, def.pools);
+        if (!availability) {
+          // Lost, or archived after its season: load it again (the worker rebuilds it from Postgres).
+          requestLoad(def.id);
+          throw new DomainError('NOT_READY', 'availability is being rebuilt; try again shortly');
+        }
+        return reply.serialize(eventBody(def, availability, deps.clock.now())) as string;
+      }, wantsFresh(request.headers['cache-control']));
+      return sendSerialized(reply, body);
     },
   );
+
+  /** A page of the event's seats: `limit` of them after `cursor`, in one status when `wanted` names one. */
+  const seatPage = async (eventId: string, limit: number, wanted: SeatState | undefined, cursor: string | undefined) => {
+    const def = await requireEvent(eventId);
+    type SeatOut = { id: string; section: string; row: string; number: string; price: number; status: 'available' | 'held' | 'sold' };
+    if (wanted) {
+      // One status: a page of its index in Redis, however large the venue and however few match.
+      const page = await deps.store.seatPage(def.id, wanted, cursor ?? null, limit);
+      if (page === 'not_ready') throw new DomainError('NOT_READY', 'seat states are being rebuilt; try again shortly');
+      if (page !== 'unindexed') {
+        const seats: SeatOut[] = [];
+        for (const id of page.ids) {
+          const s = def.seatById.get(id);
+          if (s) seats.push({ id: s.id, section: s.section, row: s.row, number: s.number, price: s.price, status: wanted });
+        }
+        return { seats, next_cursor: page.more && page.ids.length > 0 ? page.ids[page.ids.length - 1]! : null };
+      }
+      // Loaded before the indexes existed (until its next rebuild): walk the seats as below.
+    }
+    // Seats are in id order; start after the cursor (binary search) and fill the page.
+    let lo = 0;
+    let hi = def.seats.length;
+    if (cursor !== undefined) {
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (def.seats[mid]!.id <= cursor) lo = mid + 1;
+        else hi = mid;
+      }
+    }
+    const out: SeatOut[] = [];
+    let i = lo;
+    const batch = Math.max(limit, 200);
+    while (out.length < limit && i < def.seats.length) {
+      const slice = def.seats.slice(i, i + batch);
+      const states = await deps.store.seatStates(def.id, slice.map((s) => s.id));
+      let taken = 0;
+      for (let j = 0; j < slice.length && out.length < limit; j++) {
+        taken = j + 1;
+        const state = states[j];
+        if (state === null || state === undefined) throw new DomainError('NOT_READY', 'seat states are being rebuilt; try again shortly');
+        if (wanted && state !== wanted) continue;
+        const s = slice[j]!;
+        out.push({ id: s.id, section: s.section, row: s.row, number: s.number, price: s.price, status: state });
+      }
+      i += taken;
+    }
+    const more = i < def.seats.length && out.length === limit;
+    return { seats: out, next_cursor: more ? out[out.length - 1]!.id : null };
+  };
 
   app.get(
     '/events/:event_id/seats',
     { schema: { params: EventIdParams, querystring: SeatsQuery, response: { 200: SeatsBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
-    async (request) => {
-      const def = await requireEvent(request.params.event_id);
+    async (request, reply) => {
+      const eventId = request.params.event_id;
       const limit = Number(request.query.limit ?? '100');
       const wanted = request.query.status;
       const cursor = request.query.cursor;
-      type SeatOut = { id: string; section: string; row: string; number: string; price: number; status: 'available' | 'held' | 'sold' };
-      if (wanted) {
-        // One status: a page of its index in Redis, however large the venue and however few match.
-        const page = await deps.store.seatPage(def.id, wanted, cursor ?? null, limit);
-        if (page === 'not_ready') throw new DomainError('NOT_READY', 'seat states are being rebuilt; try again shortly');
-        if (page !== 'unindexed') {
-          const seats: SeatOut[] = [];
-          for (const id of page.ids) {
-            const s = def.seatById.get(id);
-            if (s) seats.push({ id: s.id, section: s.section, row: s.row, number: s.number, price: s.price, status: wanted });
-          }
-          return { seats, next_cursor: page.more && page.ids.length > 0 ? page.ids[page.ids.length - 1]! : null };
-        }
-        // Loaded before the indexes existed (until its next rebuild): walk the seats as below.
-      }
-      // Seats are in id order; start after the cursor (binary search) and fill the page.
-      let lo = 0;
-      let hi = def.seats.length;
-      if (cursor !== undefined) {
-        while (lo < hi) {
-          const mid = (lo + hi) >>> 1;
-          if (def.seats[mid]!.id <= cursor) lo = mid + 1;
-          else hi = mid;
-        }
-      }
-      const out: SeatOut[] = [];
-      let i = lo;
-      const batch = Math.max(limit, 200);
-      while (out.length < limit && i < def.seats.length) {
-        const slice = def.seats.slice(i, i + batch);
-        const states = await deps.store.seatStates(def.id, slice.map((s) => s.id));
-        let taken = 0;
-        for (let j = 0; j < slice.length && out.length < limit; j++) {
-          taken = j + 1;
-          const state = states[j];
-          if (state === null || state === undefined) throw new DomainError('NOT_READY', 'seat states are being rebuilt; try again shortly');
-          if (wanted && state !== wanted) continue;
-          const s = slice[j]!;
-          out.push({ id: s.id, section: s.section, row: s.row, number: s.number, price: s.price, status: state });
-        }
-        i += taken;
-      }
-      const more = i < def.seats.length && out.length === limit;
-      return { seats: out, next_cursor: more ? out[out.length - 1]!.id : null };
+      const key = `seats\n${eventId}\n${wanted ?? ''}\n${cursor ?? ''}\n${limit}`;
+      const body = await reads.get(key, async () => reply.serialize(await seatPage(eventId, limit, wanted, cursor)) as string, wantsFresh(request.headers['cache-control']));
+      return sendSerialized(reply, body);
     },
   );
+
 
   app.post(
     '/events/:event_id/orders',
