@@ -557,7 +557,8 @@ export async function testEnvironment(opts: TestEnvironmentOptions = {}): Promis
     ? { url: opts.databaseUrl, drop: async () => undefined }
     : await createTestDatabase(opts.label ?? 'stack');
   const prefix = `{dgt-${rand(10)}}`;
-  const config = testConfig({
+  // A configuration the test got wrong leaves no database behind.
+  const config = await Promise.resolve().then(() => testConfig({
     DATABASE_URL: db.url,
     REDIS_URL: opts.redisUrl ?? REDIS_BASE,
     CONFIRM_BUDGET_MS: String(opts.budgetMs ?? 3000),
@@ -569,6 +570,9 @@ export async function testEnvironment(opts: TestEnvironmentOptions = {}): Promis
     WORKER_CONCURRENCY: '8',
     ...(opts.clusterNodes ? { REDIS_CLUSTER_NODES: opts.clusterNodes.join(',') } : {}),
     ...(opts.env ?? {}),
+  })).catch(async (error: unknown) => {
+    await db.drop().catch(() => undefined);
+    throw error;
   });
   const redis: RedisClient = config.redisClusterNodes
     ? new Cluster([...config.redisClusterNodes], { scaleReads: 'master', redisOptions: { maxRetriesPerRequest: 1 } })
