@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EventEmitter } from 'node:events';
 import { Pool, type Dispatcher } from 'undici';
+import { CallDeadline } from './deadline.ts';
 import {
   PortOneApiError,
   PortOneAuthError,
@@ -234,23 +234,17 @@ export class PortOneClient {
       try {
         // undici's Pool.request(), not fetch(): the same HTTP client without the WHATWG Request,
         // Response and streams around it (fetch cost about 100 us more CPU a call). The attempt's
-        // deadline is one timer that aborts it through an EventEmitter, which undici takes as a
-        // signal: each outcome the worker settles re-fetches its payment, and AbortSignal.timeout()
-        // cost about 30 us a call more (client CPU against a local server, 64 calls at once: median
-        // 116-126 us a call with it, 70-84 with none). undici's own headers and body timeouts are
-        // cheaper still but tick every half second, so a 100 ms deadline would pass at up to a second.
-        const deadline = new EventEmitter();
-        let timedOut = false;
-        const timer = setTimeout(() => { timedOut = true; deadline.emit('abort'); }, this.#timeoutMs);
+        // deadline: CallDeadline (deadline.ts).
+        const deadline = new CallDeadline(this.#timeoutMs, () => new AttemptTimeout(this.#timeoutMs));
         let res: Dispatcher.ResponseData;
         let text: string;
         try {
           res = await this.#pool.request({ path: fullPath, method, headers, body: payload, signal: deadline });
           text = await res.body.text();
         } catch (err) {
-          throw timedOut ? new AttemptTimeout(this.#timeoutMs, err) : err;
+          throw deadline.reason ?? err;
         } finally {
-          clearTimeout(timer);
+          deadline.clear();
         }
         const envelope = parseEnvelope(text);
         const status = res.statusCode;
@@ -332,11 +326,11 @@ function parseEnvelope(text: string): Envelope | null {
   return { code, message: typeof message === 'string' ? message : null, response };
 }
 
-/** An attempt its deadline aborted (the cause is what undici threw on the abort). */
+/** An attempt its deadline aborted. */
 class AttemptTimeout extends Error {
   override readonly name = 'TimeoutError';
-  constructor(ms: number, cause: unknown) {
-    super(`no answer from PortOne within ${ms} ms`, { cause });
+  constructor(ms: number) {
+    super(`no answer from PortOne within ${ms} ms`);
   }
 }
 

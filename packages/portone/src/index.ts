@@ -4,6 +4,7 @@
  * and the gateway that lets settlement speak to either API through one face.
  */
 export { PortOneClient, backoffDelay } from './client.ts';
+export { CallDeadline } from './deadline.ts';
 export { PortOneV2Client, parseV2Payment } from './v2.ts';
 export type { PortOneV2Payment, PortOneV2Status, PortOneV2ClientOptions, ConfirmResult, ConfirmRefusal } from './v2.ts';
 export { PaymentGateway, v2PaymentKey, apiOfPaymentKey, fromV2Payment } from './gateway.ts';
