@@ -557,23 +557,26 @@ export async function testEnvironment(opts: TestEnvironmentOptions = {}): Promis
     ? { url: opts.databaseUrl, drop: async () => undefined }
     : await createTestDatabase(opts.label ?? 'stack');
   const prefix = `{dgt-${rand(10)}}`;
-  // A configuration the test got wrong leaves no database behind.
-  const config = await Promise.resolve().then(() => testConfig({
-    DATABASE_URL: db.url,
-    REDIS_URL: opts.redisUrl ?? REDIS_BASE,
-    CONFIRM_BUDGET_MS: String(opts.budgetMs ?? 3000),
-    PORTONE_API_URL: opts.portoneUrl ?? 'http://127.0.0.1:9',
-    SWEEP_INTERVAL_MS: '500',
-    EXPIRY_GRACE_SECONDS: '5',
-    LATE_PAYMENT_WATCH_SECONDS: '16',
-    // Test files run in parallel against one Postgres (max_connections 100): keep pools small.
-    WORKER_CONCURRENCY: '8',
-    ...(opts.clusterNodes ? { REDIS_CLUSTER_NODES: opts.clusterNodes.join(',') } : {}),
-    ...(opts.env ?? {}),
-  })).catch(async (error: unknown) => {
+  let config: Config;
+  try {
+    config = testConfig({
+      DATABASE_URL: db.url,
+      REDIS_URL: opts.redisUrl ?? REDIS_BASE,
+      CONFIRM_BUDGET_MS: String(opts.budgetMs ?? 3000),
+      PORTONE_API_URL: opts.portoneUrl ?? 'http://127.0.0.1:9',
+      SWEEP_INTERVAL_MS: '500',
+      EXPIRY_GRACE_SECONDS: '5',
+      LATE_PAYMENT_WATCH_SECONDS: '16',
+      // Test files run in parallel against one Postgres (max_connections 100): keep pools small.
+      WORKER_CONCURRENCY: '8',
+      ...(opts.clusterNodes ? { REDIS_CLUSTER_NODES: opts.clusterNodes.join(',') } : {}),
+      ...(opts.env ?? {}),
+    });
+  } catch (error) {
+    // A configuration the test got wrong leaves no database behind.
     await db.drop().catch(() => undefined);
     throw error;
-  });
+  }
   const redis: RedisClient = config.redisClusterNodes
     ? new Cluster([...config.redisClusterNodes], { scaleReads: 'master', redisOptions: { maxRetriesPerRequest: 1 } })
     : new Redis(config.redisUrl, { maxRetriesPerRequest: 1 });

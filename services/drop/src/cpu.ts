@@ -103,36 +103,41 @@ function postgresCpu(procs: readonly Proc[]): number | null {
   return found ? total : null;
 }
 
-/** CPU seconds so far of the Redis server (every primary of a cluster), from INFO cpu; null when unreadable. */
-export async function redisCpu(redis: RedisClient): Promise<number | null> {
+/** One INFO section of every primary (of a cluster, or the one Redis); null when unreadable. */
+async function primaryInfos(redis: RedisClient, section: string): Promise<string[] | null> {
   try {
-    let total = 0;
-    for (const node of primaries(redis)) {
-      const info = String(await node.info('cpu'));
-      const field = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
-      total += field('used_cpu_sys') + field('used_cpu_user');
-    }
-    return total;
+    const infos: string[] = [];
+    for (const node of primaries(redis)) infos.push(String(await node.info(section)));
+    return infos;
   } catch {
     return null;
   }
 }
 
+/** CPU seconds so far of the Redis server (every primary of a cluster), from INFO cpu; null when unreadable. */
+export async function redisCpu(redis: RedisClient): Promise<number | null> {
+  const infos = await primaryInfos(redis, 'cpu');
+  if (infos === null) return null;
+  let total = 0;
+  for (const info of infos) {
+    const field = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+    total += field('used_cpu_sys') + field('used_cpu_user');
+  }
+  return total;
+}
+
 /** Calls and µs in each command so far (INFO commandstats), summed over the primaries; null when unreadable. */
 export async function redisCommandStats(redis: RedisClient): Promise<Map<string, { calls: number; usec: number }> | null> {
-  try {
-    const out = new Map<string, { calls: number; usec: number }>();
-    for (const node of primaries(redis)) {
-      const info = String(await node.info('commandstats'));
-      for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
-        const seen = out.get(m[1]!) ?? { calls: 0, usec: 0 };
-        out.set(m[1]!, { calls: seen.calls + Number(m[2]), usec: seen.usec + Number(m[3]) });
-      }
+  const infos = await primaryInfos(redis, 'commandstats');
+  if (infos === null) return null;
+  const out = new Map<string, { calls: number; usec: number }>();
+  for (const info of infos) {
+    for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+      const seen = out.get(m[1]!) ?? { calls: 0, usec: 0 };
+      out.set(m[1]!, { calls: seen.calls + Number(m[2]), usec: seen.usec + Number(m[3]) });
     }
-    return out;
-  } catch {
-    return null;
   }
+  return out;
 }
 
 /**
