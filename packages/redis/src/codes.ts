@@ -59,8 +59,9 @@ export const SETTLE_CODES: Readonly<Record<number, SettleResult>> = {
 };
 export type VoidResult = 'voided' | 'not_paid' | 'order_missing' | 'not_ready';
 export const VOID_CODES: Readonly<Record<number, VoidResult>> = { 1: 'voided', 0: 'not_paid', [E.OrderNotFound]: 'order_missing', [E.NotReady]: 'not_ready' };
-export type DropPaymentResult = 'released' | 'dropped' | 'order_missing' | 'not_ready';
-export const DROP_CODES: Readonly<Record<number, DropPaymentResult>> = { 1: 'released', 0: 'dropped', [E.OrderNotFound]: 'order_missing', [E.NotReady]: 'not_ready' };
+/** released: the hold ended; dropped: the payment got off it; reserved: the hold is its buyer's reservation again. */
+export type DropPaymentResult = 'released' | 'dropped' | 'reserved' | 'order_missing' | 'not_ready';
+export const DROP_CODES: Readonly<Record<number, DropPaymentResult>> = { 1: 'released', 0: 'dropped', 2: 'reserved', [E.OrderNotFound]: 'order_missing', [E.NotReady]: 'not_ready' };
 export type CreateOrderResult = 'created' | 'exists' | 'not_ready';
 export const CREATE_CODES: Readonly<Record<number, CreateOrderResult>> = { 1: 'created', 0: 'exists', [E.NotReady]: 'not_ready' };
 

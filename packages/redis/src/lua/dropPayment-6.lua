@@ -1,7 +1,9 @@
 --[[
   Takes a payment off an order's live hold after PortOne said it is not a payment of this order
-  (unknown to PortOne, another order's, or another amount). When no other payment rides on the hold,
-  the hold is released and its seats go back on sale.
+  (unknown to PortOne, another order's, or another amount), or that it failed or was cancelled. When
+  no other payment rides on the hold, the hold is released and its seats go back on sale, unless the
+  hold is a reservation (hold_at "order", placeHold code 4): that goes back to being the buyer's
+  reservation, with no payment, until its expiry.
 
   Input:
     KEYS[1] meta      {ev:E}:meta
@@ -19,13 +21,14 @@
   Output:
      1  the hold was released (no other payment rode on it)
      0  the payment was taken off; the hold stays for the others (or it had ended or moved on)
+     2  the payment was taken off; the hold is the buyer's reservation again (no payment on it)
     -2  order not found
     -9  event not loaded / being rebuilt
 ]]
 --- @include "includes/orderLines"
 
 if redis.call('HGET', KEYS[1], 'state') ~= 'ready' then return -9 end
-local o = redis.call('HMGET', KEYS[2], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 'imp')
+local o = redis.call('HMGET', KEYS[2], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 'imp', 'rv')
 if not o[1] then return -2 end
 
 local kept = otherPayments(o[7], ARGV[2])
@@ -33,5 +36,12 @@ redis.call('HSET', KEYS[2], 'imps', table.concat(kept, ','))
 if o[8] == ARGV[2] then redis.call('HSET', KEYS[2], 'imp', kept[1] or '') end
 
 if o[1] ~= 'held' or o[2] ~= ARGV[3] or #kept > 0 then return 0 end
+if o[9] == '1' then
+  -- A reservation's hold: no payment on it was real (a forged confirm, a declined card), and the
+  -- places stay the buyer's reservation until it expires, as before the payment began (the hold's
+  -- expiry is the reservation's or later). Its buyer may extend it and pay again.
+  redis.call('HDEL', KEYS[2], 'rv')
+  return 2
+end
 endHold(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[2], ARGV[1], o[5], o[6], o[3], o[4], 'released')
 return 1

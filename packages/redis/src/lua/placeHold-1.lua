@@ -13,7 +13,8 @@
   What a caller can make this script store is bounded: nothing for an order that does not exist, and
   for an existing order at most `payments` remembered answers, `payments` payments on one hold and
   `holds` holds in the order's life (ARGV[4]). A remembered answer is replayed only for the same request: the same
-  order (the answers live in the order's own hash) and the same kind of amount (right or wrong).
+  order (the answers live in the order's own hash); a wrong amount is refused afresh every time and
+  remembered nowhere.
 
   Input: one key, the order's. Each key and argument of a call costs the API and Redis about a
   microsecond a confirm, so the event's other keys are named here from the order key's hash tag (as
@@ -21,11 +22,13 @@
   seat indexes named by moveLines always have. Redis checks the slot of the declared key only, so an
   event's keys must move together in a slot migration (as the seat indexes always had to).
     KEYS[1] order     {ev:E}:o:<uid>   hash: a amount, b buyer, s seats, i items, q tickets, st, exp, seq,
-                                       imp (the payment that took the hold), imps (every payment on it)
+                                       imp (the payment that took the hold), imps (every payment on it),
+                                       rv ('1': the hold is a reservation a payment was approved on)
     named from it:
       meta            {ev:E}:meta      hash: state, opens, closes, ttl, max
-      answers         {ev:E}:o:<uid>:d hash: imp_uid -> "code|exp|seq|m" (m: 1 the amount was right or
-                                       absent, 0 it was wrong), the answer given to that request
+      answers         {ev:E}:o:<uid>:d hash: imp_uid -> "code|exp|seq|1", the answer given to that
+                                       request (the amount right or absent; 0 in place of 1: an answer
+                                       to a wrong amount, remembered by an earlier version)
       seats           {ev:E}:seat      hash: seat id -> '' free | 'h:<uid>' held | 's:<uid>' sold
                                        and its status indexes {ev:E}:seat:available|held|sold (zsets,
                                        named by moveLines)
@@ -48,7 +51,7 @@
         now covers the PG's approval (expiry at least now + hold ttl) under a new hold number
     -1  event not loaded in Redis
     -2  order not found (nothing remembered)
-    -3  amount mismatch
+    -3  amount mismatch (nothing remembered)
     -4  sale not open
     -5  sale closed
     -6  buyer limit
@@ -80,26 +83,25 @@ if meta[1] ~= 'ready' then return { -9, 0, 0, 0 } end
 local o = redis.call('HMGET', orderKey, 'a', 'b', 's', 'i', 'q', 'st', 'exp', 'seq', 'imps')
 if not o[1] then return { -2, 0, 0, 0 } end
 
-local amountRight = (ARGV[2] == '' or tonumber(ARGV[2]) == tonumber(o[1])) and '1' or '0'
+-- A wrong amount gets the same answer every time (an order's amount never changes), so it is neither
+-- remembered nor counted against the order's payments: forged confirms with a wrong amount cannot use
+-- up the answers the order's real payment needs.
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= tonumber(o[1]) then return { -3, 0, 0, 0 } end
 
 local cached = redis.call('HGET', answersKey, imp)
 if cached then
   local code, exp, seq, m = string.match(cached, '^(-?%d+)|(%d*)|(%d*)|(%d)$')
-  if m == amountRight then return { tonumber(code), tonumber(exp) or 0, tonumber(seq) or 0, 1 } end
-  -- The same imp_uid with the other kind of amount: a different request. A wrong amount is refused
-  -- without touching the answer remembered for the right one; a right amount is decided afresh.
-  if amountRight == '0' then return { -3, 0, 0, 0 } end
+  if m == '1' then return { tonumber(code), tonumber(exp) or 0, tonumber(seq) or 0, 1 } end
+  -- An answer remembered for a wrong amount (by an earlier version): this request is decided afresh.
 elseif redis.call('HLEN', answersKey) >= maxImps then
   return { -13, 0, 0, 0 }
 end
 
 local function decide(code, exp, seq)
-  redis.call('HSET', answersKey, imp, code .. '|' .. (exp or '') .. '|' .. (seq or '') .. '|' .. amountRight)
+  redis.call('HSET', answersKey, imp, code .. '|' .. (exp or '') .. '|' .. (seq or '') .. '|1')
   redis.call('EXPIRE', answersKey, ttl)
   return { code, exp or 0, seq or 0, 0 }
 end
-
-if amountRight == '0' then return decide(-3) end
 
 local st = o[6]
 if st == 'paid' then return decide(-8) end
@@ -127,7 +129,9 @@ if st == 'held' then
     if not stampedHere(metaKey) then return { -9, 0, 0, 0 } end
     exp = math.max(exp, now + holdMs)
     seq = seq + 1
-    redis.call('HSET', orderKey, 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imp)
+    -- rv: the hold is a reservation's; should no payment on it turn out real, it stays the buyer's
+    -- reservation (dropPayment) rather than going back on sale.
+    redis.call('HSET', orderKey, 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imp, 'rv', '1')
     redis.call('ZADD', holdsKey, exp, uid)
     redis.call('XADD', handoffKey, '*', 'uid', uid, 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
     return decide(4, exp, seq)

@@ -10,6 +10,8 @@ export interface EventShape {
   ttl?: number;
   seats?: number;
   pool?: number;
+  /** hold_at "order": each order reserves its places for this many seconds. */
+  reservation?: number;
 }
 
 /** Helpers bound to the stack `current()` returns (it is started in a beforeAll). */
@@ -25,6 +27,7 @@ export function shop(current: () => TestStack, opts: { prefix: string; section: 
       const body: Record<string, unknown> = { id, name: opts.prefix, hold_ttl_seconds: shape.ttl ?? 300 };
       if (shape.seats) body.seat_blocks = [{ section: opts.section, rows: 1, seats_per_row: shape.seats, price: 10_000 }];
       if (shape.pool) body.pools = [{ id: 'ga', name: 'GA', capacity: shape.pool, price: 5_000 }];
+      if (shape.reservation) Object.assign(body, { hold_at: 'order', reservation_ttl_seconds: shape.reservation });
       const res = await http(stack().url, 'POST', '/admin/events', body, { admin: true });
       expect(res.status, res.text).toBe(201);
       return id;

@@ -11,7 +11,11 @@ import { fetchPayment } from './payment.ts';
 import type { SettleOutcome } from './outcomes.ts';
 import { watchOtherPayments } from './watch.ts';
 
-/** Takes `impUid` off the order's live hold; releases the hold for `cause` when nothing else rides on it. */
+/**
+ * Takes `impUid` off the order's live hold; releases the hold for `cause` when nothing else rides on
+ * it, unless the hold is a reservation (hold_at "order"): that stays its buyer's until it expires
+ * ('dropped'), so neither a declined card nor a forged confirm costs the buyer the places.
+ */
 export async function dropFromHold(
   ctx: WorkerContext, eventId: string, muid: string, impUid: string, cause: OrderCause, reason: string,
 ): Promise<'released' | 'dropped' | 'nothing-held'> {
