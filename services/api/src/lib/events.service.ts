@@ -16,9 +16,27 @@ export type CreateEventInput = Static<typeof CreateEventBody>;
 /** Upper bound on seats per event: keeps one event's Redis hash and a rebuild within seconds. */
 export const MAX_SEATS_PER_EVENT = 200_000;
 
+/** Sale windows between these years: the format check lets through dates Postgres or a buyer cannot use. */
+const FIRST_YEAR = 2000;
+const LAST_YEAR = 9999;
+
+/**
+ * A `date-time` of the request as a Date, or a 400: the schema's format admits a leap second
+ * (`23:59:60`), which JavaScript cannot represent (Postgres would refuse the invalid date with a
+ * 500), and year 0000, which Postgres stores as 1 BC.
+ */
+function saleTime(value: string, field: string): Date {
+  const at = new Date(value);
+  const year = at.getUTCFullYear();
+  if (Number.isNaN(at.getTime()) || year < FIRST_YEAR || year > LAST_YEAR) {
+    throw new DomainError('VALIDATION_FAILED', `${field} must be a date-time between the years ${FIRST_YEAR} and ${LAST_YEAR} without a leap second (got ${JSON.stringify(value)})`);
+  }
+  return at;
+}
+
 export async function createEvent(db: Db, store: HoldStore, catalog: EventCatalog, input: CreateEventInput): Promise<void> {
-  const opensAt = input.sale_opens_at ? new Date(input.sale_opens_at) : new Date();
-  const closesAt = input.sale_closes_at ? new Date(input.sale_closes_at) : null;
+  const opensAt = input.sale_opens_at ? saleTime(input.sale_opens_at, 'sale_opens_at') : new Date();
+  const closesAt = input.sale_closes_at ? saleTime(input.sale_closes_at, 'sale_closes_at') : null;
   if (closesAt && closesAt.getTime() <= opensAt.getTime()) {
     throw new DomainError('VALIDATION_FAILED', 'sale_closes_at must be after sale_opens_at');
   }
