@@ -6,7 +6,8 @@
  * 1. No oversell: no seat ticketed twice, a pool's tickets within its capacity, Redis sold counts equal
  *    Postgres ticket counts.
  * 2. Money and tickets match: every paid payment has exactly its order's tickets and the order is paid
- *    with that imp_uid, or it was refunded exactly once through the cancel API; no tickets without a
+ *    with that imp_uid, or it was refunded exactly once through the cancel API (closing its order,
+ *    unless another payment pays it or the refunded one was of another amount); no tickets without a
  *    paid payment.
  * 3. Every hold ended: no live hold in Postgres or Redis.
  * 4. Redis and Postgres agree: availability, each seat's state, each order's paid state, buyer counts.
@@ -111,7 +112,10 @@ export function checkMoneyAndTickets(s: State): InvariantResult {
     refunded++;
     if (api !== 1) f.add(`payment ${p.imp_uid} was refunded ${api} times through the cancel API (exactly once expected)`);
     const duplicate = order.status === 'paid' && order.paid_imp_uid !== null && order.paid_imp_uid !== p.imp_uid;
-    if (order.status !== 'refunded' && !duplicate) f.add(`payment ${p.imp_uid} was refunded but order ${p.merchant_uid} is ${order.status}, not refunded`);
+    // A payment of another amount could never pay the order (anyone may make one under its
+    // merchant_uid): its refund is its own, and the order keeps whatever state its real payment gives it.
+    const foreignAmount = p.amount !== order.amount;
+    if (order.status !== 'refunded' && !duplicate && !foreignAmount) f.add(`payment ${p.imp_uid} was refunded but order ${p.merchant_uid} is ${order.status}, not refunded`);
   }
 
   // No tickets without a paid payment, and every paid order points at one.

@@ -6,7 +6,8 @@
  *   and it is the one the order names; any other order has no tickets.
  * - refunded ⇔ money returned exactly once: a refunded order has money that moved, and PortOne holds
  *   none of it any more; an order whose payment dropgate refunded says refunded (unless another
- *   payment of it is the one it is paid with: a duplicate).
+ *   payment of it is the one it is paid with: a duplicate; or the refunded payment was of another
+ *   amount than the order's: it could never pay the order, and its refund leaves the order open).
  * - expired / released / pending ⇔ no money kept.
  * - Payment rows (Postgres, and `GET /orders/:merchant_uid` when the admin token is given) show each
  *   payment's money as PortOne does: paid, cancelled or never paid, the amount, the cancelled amount;
@@ -53,7 +54,8 @@ export function checkRecord(s: State): InvariantResult {
     const pays = paymentsOf.get(o.merchant_uid) ?? [];
     const kept = pays.filter(moneyKept);
     const moved = pays.filter((p) => p.paid_at > 0);
-    const refundedByUs = pays.filter((p) => (apiCancels.get(p.imp_uid) ?? 0) > 0);
+    // Refunds that speak for the order: a payment of another amount is refunded on its own.
+    const refundedByUs = pays.filter((p) => (apiCancels.get(p.imp_uid) ?? 0) > 0 && p.amount === o.amount);
     const tickets = ticketsOf.get(o.merchant_uid) ?? 0;
     const reason = o.status_reason ? ` ("${o.status_reason}")` : '';
     if (!KNOWN.has(o.status)) f.add(`order ${o.merchant_uid} has status ${o.status}, which is not a state of the order machine`);

@@ -1,7 +1,7 @@
 /** Acts on what PortOne says of a payment (under the order's lock). Idempotent. */
 import { UnrecoverableError } from 'bullmq';
 import { settlement } from '@dropgate/db';
-import { refundAndClose, type RefundReason } from './refund.ts';
+import { finishDecidedRefund, type RefundReason } from './refund.ts';
 import type { PortOnePayment } from '@dropgate/portone';
 import type { WorkerContext } from '../context.ts';
 import { paymentRecord } from './payment.ts';
@@ -21,9 +21,9 @@ export async function applyPaymentLocked(ctx: WorkerContext, eventId: string, pa
   if (!order || order.event_id !== eventId) throw new UnrecoverableError(`payment ${payment.imp_uid} is for an unknown order`);
   // A refund this payment got from us is finished first, whatever PortOne says of the payment now
   // (after our refund it says cancelled): a retry after a crash between the refund and the order's
-  // change lands here and closes the order.
+  // change lands here and closes the order (or, for a payment of another amount, ends its own hold).
   if (decided && payment.status !== 'paid') {
-    await refundAndClose(ctx, eventId, payment, decided.reason as RefundReason, `payment refunded (${decided.reason})`);
+    await finishDecidedRefund(ctx, eventId, payment, decided.reason as RefundReason, order.amount);
     return 'already-refunded';
   }
   switch (payment.status) {

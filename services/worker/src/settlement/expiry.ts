@@ -109,7 +109,9 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
       unfinished.push(imp);
     }
   }
-  if (settled !== null) {
+  // A paid payment of another amount settles nothing (its own money went back, and it left the hold
+  // it rode on): a hold still standing after it expires below like any other.
+  if (settled !== null && (await ctx.store.orderState(eventId, merchantUid))?.status !== 'held') {
     // Payments still unfinished, or not answered now, are watched for a late paid (then refunded).
     for (const imp of unreachable ? imps : unfinished) await watchPayment(ctx, eventId, merchantUid, imp, 1);
     return settled;

@@ -1,13 +1,13 @@
 /**
  * A payment PortOne says is paid: its order's seats become tickets (committed from the live hold, or
  * taken again for a late payment), or the money goes back when the seats cannot be had, the amount is
- * wrong, the order is paid already or closed.
+ * wrong (that payment's money only: the order stays open), the order is paid already or closed.
  */
 import { lifecycle, settlement, isOversellViolation } from '@dropgate/db';
 import { jobIds, type MaintenanceJob } from '@dropgate/jobs';
 import type { PortOnePayment } from '@dropgate/portone';
 import { EventNotLoadedError, type WorkerContext } from '../context.ts';
-import { closeInRedis, refund, refundAndClose, type RefundReason } from './refund.ts';
+import { closeInRedis, finishDecidedRefund, refund, refundAndClose, refundForeignAmount, type RefundReason } from './refund.ts';
 import type { SettleOutcome } from './outcomes.ts';
 import { watchOtherPayments } from './watch.ts';
 
@@ -22,7 +22,7 @@ export async function settlePaid(
   // Once a refund of this payment was decided, it stays decided: never ticket it afterwards.
   // (A crash between the refund and the order update lands here on the retry, which finishes both.)
   if (decided) {
-    await refundAndClose(ctx, eventId, payment, decided.reason as RefundReason, `payment refunded (${decided.reason})`);
+    await finishDecidedRefund(ctx, eventId, payment, decided.reason as RefundReason, order.amount);
     return 'already-refunded';
   }
   if (order.status === 'paid') {
@@ -40,7 +40,10 @@ export async function settlePaid(
     return 'refunded-closed';
   }
   if (payment.amount !== order.amount) {
-    await refundAndClose(ctx, eventId, payment, 'amount_mismatch', `amount ${payment.amount} does not match the order's ${order.amount}`);
+    // Not a payment of this order's price: whoever made it (a stranger can, under the merchant_uid, with
+    // a PG that skips confirm) gets the money back, and it ends only a hold it rode on alone. The order,
+    // and a hold its real payment rides on, are not its to close (invariant 9).
+    await refundForeignAmount(ctx, eventId, payment, order.amount);
     return 'refunded-amount';
   }
 

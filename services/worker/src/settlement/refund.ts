@@ -1,13 +1,16 @@
 /**
  * Money that cannot be kept goes back through PortOne's cancel API, at most once per payment, with the
  * checksum set to what should still be refundable so a refund can never exceed it. The order then
- * follows the state machine to `refunded` (closed: nothing holds it again).
+ * follows the state machine to `refunded` (closed: nothing holds it again), unless the payment was
+ * never one that could pay the order (another amount): then only its own money and its own place on
+ * the order's hold go back, and the order stays open for its real payment.
  */
 import { lifecycle, orders as ordersRepo } from '@dropgate/db';
 import type { OrderCause } from '@dropgate/domain';
 import { PortOneError, type PortOnePayment } from '@dropgate/portone';
 import { TransientError, type WorkerContext, EventNotLoadedError } from '../context.ts';
 import { fetchPayment, recordPayment } from './payment.ts';
+import { dropFromHold } from './release.ts';
 import { watchOtherPayments } from './watch.ts';
 
 export type RefundReason = 'seats_gone' | 'amount_mismatch' | 'duplicate_payment' | 'oversell_prevented' | 'order_closed';
@@ -15,11 +18,14 @@ export type RefundReason = 'seats_gone' | 'amount_mismatch' | 'duplicate_payment
 /** The order's cause for a refund reason; null when the refund leaves the order as it is. */
 export const REFUND_CAUSE: Readonly<Record<RefundReason, OrderCause | null>> = {
   seats_gone: 'refund_seats_gone',
-  amount_mismatch: 'refund_amount_mismatch',
   oversell_prevented: 'refund_oversell_prevented',
   // The order is paid by another payment, or already closed: only this payment's money goes back.
   duplicate_payment: null,
   order_closed: null,
+  // A payment of another amount could never pay the order, and anyone who knows the merchant_uid can
+  // make one (a PG that skips confirm, a confirm without an amount): it must not close the order.
+  // Only its own money goes back, and its own hold ends (refundForeignAmount).
+  amount_mismatch: null,
 };
 
 /** Refunds `payment` (idempotent) and records PortOne's view of it afterwards. */
@@ -67,6 +73,33 @@ export async function closeInRedis(ctx: WorkerContext, eventId: string, merchant
   const r = await ctx.store.releaseHold(eventId, merchantUid, { status: 'refunded', nowMs: ctx.clock.now(), onlyIfOverdue: false });
   if (r === 'not_ready') throw new EventNotLoadedError('event not loaded in Redis');
   if (r === 'released') ctx.metrics.holdsReleased.inc({ event: eventId, reason: 'refunded' });
+}
+
+/**
+ * A paid `payment` whose amount is not its order's (`orderAmount`): it leaves the order's live hold as
+ * a payment PortOne does not vouch for does (verify.ts), so the hold is released (seats back on sale,
+ * the order `released` by `payment_unverified`) only when it rode on that hold alone, and its money
+ * goes back. Nothing else about the order changes: a hold another payment rides on stays, a pending,
+ * released or expired order stays so, and the real payment can still pay it. Both steps are
+ * idempotent, and the hold is left before the refund: a retry after a crash between them finishes the
+ * refund, and one after the refund (PortOne then says cancelled) lands in finishDecidedRefund, which
+ * runs both again. (A crash inside dropFromHold, after Redis and before the record, is reconciled by
+ * the hold's expiry, as for a failed payment.)
+ */
+export async function refundForeignAmount(ctx: WorkerContext, eventId: string, payment: PortOnePayment, orderAmount: number): Promise<void> {
+  const detail = `payment ${payment.imp_uid} is for ${payment.amount}, the order costs ${orderAmount}`;
+  await dropFromHold(ctx, eventId, payment.merchant_uid, payment.imp_uid, 'payment_unverified', detail);
+  await refund(ctx, eventId, payment, 'amount_mismatch');
+}
+
+/**
+ * Finishes the refund decided earlier for `payment` (found on a retry, or when PortOne shows it
+ * cancelled by that refund) with what goes with its reason: the order closed, or for a payment of
+ * another amount only its own hold ended.
+ */
+export async function finishDecidedRefund(ctx: WorkerContext, eventId: string, payment: PortOnePayment, reason: RefundReason, orderAmount: number): Promise<void> {
+  if (reason === 'amount_mismatch') await refundForeignAmount(ctx, eventId, payment, orderAmount);
+  else await refundAndClose(ctx, eventId, payment, reason, `payment refunded (${reason})`);
 }
 
 /**

@@ -11,6 +11,7 @@ import { withOrderLock } from './lock.ts';
 import { fetchPayment, paymentRecord } from './payment.ts';
 import { applyPaymentLocked } from './apply.ts';
 import { dropFromHold } from './release.ts';
+import { watchPayment } from './watch.ts';
 import type { VerifyOutcome } from './outcomes.ts';
 
 /**
@@ -33,7 +34,13 @@ export function verifyPayment(
     let why: string | null = null;
     if (!payment) why = `PortOne knows no payment ${impUid}`;
     else if (payment.merchant_uid !== merchantUid) why = `payment ${impUid} belongs to another order`;
-    else if (payment.amount !== order.amount) why = `payment ${impUid} is for ${payment.amount}, the order costs ${order.amount}`;
+    else if (payment.amount !== order.amount) {
+      // PortOne vouches for the payment but not its amount. Once it has an outcome, settling it takes
+      // it off the hold and gives its money (if paid) back alone; until then it is taken off the hold
+      // and watched, so it is refunded when it turns paid even if its webhook is lost.
+      if (payment.status !== 'ready') return `settled:${await applyPaymentLocked(ctx, eventId, payment)}`;
+      why = `payment ${impUid} is for ${payment.amount}, the order costs ${order.amount}`;
+    }
     if (why === null) {
       // Genuine. PortOne may already have an outcome (the webhook is on its way): act on it now.
       if (payment!.status !== 'ready') return `settled:${await applyPaymentLocked(ctx, eventId, payment!)}`;
@@ -43,6 +50,7 @@ export function verifyPayment(
     ctx.log.warn({ eventId, merchantUid, impUid, why }, 'confirm not vouched for by PortOne: payment taken off the hold');
     ctx.metrics.unverifiedPayments.inc();
     const r = await dropFromHold(ctx, eventId, merchantUid, impUid, 'payment_unverified', why);
+    if (payment && payment.merchant_uid === merchantUid) await watchPayment(ctx, eventId, merchantUid, impUid, 1);
     return r === 'released' ? 'unverified-released' : 'unverified-dropped';
   });
 }
