@@ -62,6 +62,16 @@ export const ConfigSchema = Type.Object({
   PAYMENTS_PER_ORDER_MAX: Type.Integer({ minimum: 1, maximum: 100 }),
   /** Most holds one order may take in its life (a hold per payment attempt after the previous one ended). */
   HOLDS_PER_ORDER_MAX: Type.Integer({ minimum: 1, maximum: 100 }),
+  /**
+   * PortOne lookups webhooks may start at once for one payment (and for an order's payments past
+   * PAYMENTS_PER_ORDER_MAX); more webhooks share a lookup put off until the pace allows, never dropped.
+   */
+  WEBHOOK_LOOKUPS_PER_PAYMENT: Type.Integer({ minimum: 1, maximum: 100 }),
+  /**
+   * The window those lookups refill over (one every window / lookups), and how long a payment PortOne
+   * said it does not know waits for its next lookup (s): the longest a webhook's lookup is put off.
+   */
+  WEBHOOK_LOOKUP_WINDOW_SECONDS: Type.Integer({ minimum: 1, maximum: 3_600 }),
   SIM_PORT: Port,
   WORKER_METRICS_PORT: Port,
   /** Confirms in flight above which new ones are shed with 503 OVERLOADED. */
@@ -70,6 +80,12 @@ export const ConfigSchema = Type.Object({
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 10, maximum: 60_000 }),
   /** How long (ms) an API process reuses an event's availability and seat pages it read (0: never). */
   READ_CACHE_MS: Type.Integer({ minimum: 0, maximum: 5_000 }),
+  /**
+   * Most entries one event's waiting list keeps (every buyer who joined, waiting or done): anyone can
+   * join under any buyer id, so this bounds what they can make Redis store. A new buyer beyond it is
+   * refused 409 WAITLIST_FULL.
+   */
+  WAITLIST_MAX_ENTRIES: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
   /** How often the worker sweeps for overdue holds, in ms. */
   SWEEP_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 600_000 }),
   /** How long after a hold's expiry the worker keeps asking an unreachable PortOne before releasing. */
@@ -132,11 +148,14 @@ export const DEFAULTS: Readonly<Partial<Record<keyof Raw, string>>> = Object.fre
   TRUST_PROXY: 'false',
   PAYMENTS_PER_ORDER_MAX: '8',
   HOLDS_PER_ORDER_MAX: '8',
+  WEBHOOK_LOOKUPS_PER_PAYMENT: '4',
+  WEBHOOK_LOOKUP_WINDOW_SECONDS: '60',
   SIM_PORT: '3100',
   WORKER_METRICS_PORT: '3001',
   CONFIRM_MAX_IN_FLIGHT: '10000',
   MAX_EVENT_LOOP_DELAY_MS: '1000',
   READ_CACHE_MS: '200',
+  WAITLIST_MAX_ENTRIES: '50000',
   SWEEP_INTERVAL_MS: '5000',
   EXPIRY_GRACE_SECONDS: '600',
   WORKER_CONCURRENCY: '32',
@@ -194,7 +213,14 @@ export interface Config {
   readonly webhookAllowedIps: readonly string[] | undefined;
   readonly confirmAllowedIps: readonly string[] | undefined;
   /** What one order may make dropgate store and call (see HoldStore). */
-  readonly orderLimits: { readonly maxPaymentsPerOrder: number; readonly maxHoldsPerOrder: number };
+  readonly orderLimits: {
+    readonly maxPaymentsPerOrder: number;
+    readonly maxHoldsPerOrder: number;
+    /** WEBHOOK_LOOKUPS_PER_PAYMENT */
+    readonly webhookLookupsPerPayment: number;
+    /** WEBHOOK_LOOKUP_WINDOW_SECONDS */
+    readonly webhookLookupWindowSeconds: number;
+  };
   readonly trustProxy: boolean | number | string[];
   readonly simPort: number;
   readonly workerMetricsPort: number;
@@ -202,6 +228,8 @@ export interface Config {
   readonly maxEventLoopDelayMs: number;
   /** How long an API process reuses what GET /events/:id and its seat pages read (0: never). */
   readonly readCacheMs: number;
+  /** WAITLIST_MAX_ENTRIES: most entries one event's waiting list keeps. */
+  readonly waitlistMaxEntries: number;
   readonly sweepIntervalMs: number;
   readonly expiryGraceSeconds: number;
   readonly workerConcurrency: number;
@@ -314,13 +342,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     webhookToken: raw.WEBHOOK_TOKEN,
     webhookAllowedIps: raw.WEBHOOK_ALLOWED_IPS?.split(',').map((s) => s.trim()).filter(Boolean),
     confirmAllowedIps: raw.CONFIRM_ALLOWED_IPS?.split(',').map((s) => s.trim()).filter(Boolean),
-    orderLimits: Object.freeze({ maxPaymentsPerOrder: raw.PAYMENTS_PER_ORDER_MAX, maxHoldsPerOrder: raw.HOLDS_PER_ORDER_MAX }),
+    orderLimits: Object.freeze({
+      maxPaymentsPerOrder: raw.PAYMENTS_PER_ORDER_MAX,
+      maxHoldsPerOrder: raw.HOLDS_PER_ORDER_MAX,
+      webhookLookupsPerPayment: raw.WEBHOOK_LOOKUPS_PER_PAYMENT,
+      webhookLookupWindowSeconds: raw.WEBHOOK_LOOKUP_WINDOW_SECONDS,
+    }),
     trustProxy: parseTrustProxy(raw.TRUST_PROXY),
     simPort: raw.SIM_PORT,
     workerMetricsPort: raw.WORKER_METRICS_PORT,
     confirmMaxInFlight: raw.CONFIRM_MAX_IN_FLIGHT,
     maxEventLoopDelayMs: raw.MAX_EVENT_LOOP_DELAY_MS,
     readCacheMs: raw.READ_CACHE_MS,
+    waitlistMaxEntries: raw.WAITLIST_MAX_ENTRIES,
     sweepIntervalMs: raw.SWEEP_INTERVAL_MS,
     expiryGraceSeconds: raw.EXPIRY_GRACE_SECONDS,
     workerConcurrency: raw.WORKER_CONCURRENCY,

@@ -9,6 +9,7 @@ describe('configuration', () => {
     expect(c).toMatchObject({
       port: 3000, host: '127.0.0.1', databaseUrl: 'postgres://127.0.0.1:5432/dropgate', redisUrl: 'redis://127.0.0.1:6379',
       adminToken: undefined, confirmBudgetMs: 3000, simPort: 3100, portone: { apiUrl: 'https://api.iamport.kr' },
+      waitlistMaxEntries: 50_000,
     });
     expect(Object.isFrozen(c)).toBe(true);
   });
@@ -17,6 +18,7 @@ describe('configuration', () => {
     ['PORT', 'abc'], ['PORT', '70000'], ['CONFIRM_BUDGET_MS', '5000'], ['CONFIRM_BUDGET_MS', '10'], ['REDIS_URL', 'localhost:6379'],
     ['DATABASE_URL', 'mysql://x'], ['ADMIN_TOKEN', 'short'], ['LOG_LEVEL', 'loud'], ['SIM_PORT', '-1'], ['PORTONE_API_URL', 'ftp://x'],
     ['REQUEST_TIMEOUT_MS', '0'], ['REQUEST_TIMEOUT_MS', '5s'], ['CONNECTION_TIMEOUT_MS', '100'],
+    ['WAITLIST_MAX_ENTRIES', '0'], ['WAITLIST_MAX_ENTRIES', 'many'],
   ])('stops on an invalid %s (%s) and names the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     try {
@@ -64,7 +66,9 @@ describe('configuration', () => {
   });
 
   it('bounds what one order may make dropgate store and call, and reads the confirm allowlist', () => {
-    expect(loadConfig({}).orderLimits).toEqual({ maxPaymentsPerOrder: 8, maxHoldsPerOrder: 8 });
+    expect(loadConfig({}).orderLimits).toEqual({ maxPaymentsPerOrder: 8, maxHoldsPerOrder: 8, webhookLookupsPerPayment: 4, webhookLookupWindowSeconds: 60 });
+    expect(() => loadConfig({ WEBHOOK_LOOKUPS_PER_PAYMENT: '0' })).toThrow(/WEBHOOK_LOOKUPS_PER_PAYMENT/);
+    expect(() => loadConfig({ WEBHOOK_LOOKUP_WINDOW_SECONDS: '0' })).toThrow(/WEBHOOK_LOOKUP_WINDOW_SECONDS/);
     expect(loadConfig({ CONFIRM_ALLOWED_IPS: '1.2.3.4, 5.6.7.8' }).confirmAllowedIps).toEqual(['1.2.3.4', '5.6.7.8']);
     expect(() => loadConfig({ PAYMENTS_PER_ORDER_MAX: '0' })).toThrow(/PAYMENTS_PER_ORDER_MAX/);
   });

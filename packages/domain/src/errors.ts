@@ -29,6 +29,8 @@ export const ErrorCodes = [
   'NO_WAITING_ROOM',
   /** A queue or waiting-list token that is not this event's. */
   'TOKEN_INVALID',
+  /** The event's waiting list keeps as many entries as it may (WAITLIST_MAX_ENTRIES). */
+  'WAITLIST_FULL',
   /** Polled faster than allowed. */
   'RATE_LIMITED',
 ] as const;

@@ -24,6 +24,7 @@ export const ScriptError = Object.freeze({
   NotExtendable: -16,
   ExtendLimit: -17,
   RateLimited: -18,
+  ListFull: -19,
 } as const);
 
 const E = ScriptError;

@@ -17,6 +17,30 @@ export interface HoldStoreOptions {
   maxPaymentsPerOrder?: number;
   /** Most holds one order may take in its life. Default 8. */
   maxHoldsPerOrder?: number;
+  /** PortOne lookups webhooks may start at once for one payment (see noteWebhook). Default 4. */
+  webhookLookupsPerPayment?: number;
+  /**
+   * The window (s) over which those lookups refill (one every window / lookups), and how long a
+   * payment PortOne said it does not know waits for its next lookup. Default 60.
+   */
+  webhookLookupWindowSeconds?: number;
+}
+
+/**
+ * What the worker records as acted on besides PortOne's own statuses: PortOne does not know the
+ * payment (its next lookup waits a window), or knows it for another order (it never becomes this
+ * order's: any webhook naming it for this order is a duplicate).
+ */
+export const WEBHOOK_ACTED = { unknown: 'unknown', foreign: 'foreign' } as const;
+
+/** A webhook outcome generation of one payment (or of the order, `perOrder`); see noteWebhook. */
+export interface WebhookGeneration {
+  generation: number;
+  perOrder: boolean;
+  /** The status the worker acted on since this generation was numbered; null if none yet. */
+  actedOn: string | null;
+  /** When this generation's lookup may start (ms): later than now when the pace put it off. */
+  startsAt: number;
 }
 
 export class HoldScripts {
@@ -24,6 +48,8 @@ export class HoldScripts {
   readonly decisionTtlSeconds: number;
   readonly maxPaymentsPerOrder: number;
   readonly maxHoldsPerOrder: number;
+  readonly webhookLookupsPerPayment: number;
+  readonly webhookLookupWindowMs: number;
   /** The three limits as placeHold takes them, in one argument ("ttl:payments:holds"). */
   private readonly placeLimits: string;
 
@@ -32,9 +58,15 @@ export class HoldScripts {
     this.decisionTtlSeconds = opts.decisionTtlSeconds ?? 86_400;
     this.maxPaymentsPerOrder = opts.maxPaymentsPerOrder ?? 8;
     this.maxHoldsPerOrder = opts.maxHoldsPerOrder ?? 8;
-    for (const [name, value] of [['decisionTtlSeconds', this.decisionTtlSeconds], ['maxPaymentsPerOrder', this.maxPaymentsPerOrder], ['maxHoldsPerOrder', this.maxHoldsPerOrder]] as const) {
+    this.webhookLookupsPerPayment = opts.webhookLookupsPerPayment ?? 4;
+    const windowSeconds = opts.webhookLookupWindowSeconds ?? 60;
+    for (const [name, value] of [
+      ['decisionTtlSeconds', this.decisionTtlSeconds], ['maxPaymentsPerOrder', this.maxPaymentsPerOrder], ['maxHoldsPerOrder', this.maxHoldsPerOrder],
+      ['webhookLookupsPerPayment', this.webhookLookupsPerPayment], ['webhookLookupWindowSeconds', windowSeconds],
+    ] as const) {
       if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a whole number of at least 1 (got ${value})`);
     }
+    this.webhookLookupWindowMs = windowSeconds * 1000;
     this.placeLimits = `${this.decisionTtlSeconds}:${this.maxPaymentsPerOrder}:${this.maxHoldsPerOrder}`;
   }
 
@@ -76,25 +108,35 @@ export class HoldScripts {
 
   /**
    * The generation of the webhook outcome job for `impUid` of an order and the status the worker last
-   * acted on ('peek'), or a new generation ('next'). `perOrder`: the order has seen too many payments
-   * and they share one generation.
+   * acted on ('peek'), or a new generation ('next'), paced per payment: its `startsAt` is later than
+   * `nowMs` when the payment's lookups are used up, and a 'next' before that start answers the same
+   * generation (one deferred lookup answers every webhook until it starts), except `taken` (a
+   * generation whose job id was found used). `perOrder`: the order has seen too many payments and
+   * they share one generation.
    */
   async webhookGeneration(
-    eventId: string, merchantUid: string, impUid: string, mode: 'peek' | 'next',
-  ): Promise<{ generation: number; perOrder: boolean; actedOn: string | null } | 'order_missing' | 'not_ready'> {
+    eventId: string, merchantUid: string, impUid: string, mode: 'peek' | 'next', nowMs: number, taken?: number,
+  ): Promise<WebhookGeneration | 'order_missing' | 'not_ready'> {
     const k = eventKeys(eventId);
-    const [code, generation, acted] = (await this.redis.noteWebhook(
+    const [code, generation, acted, startsAt] = (await this.redis.noteWebhook(
       k.meta, k.order(merchantUid), k.webhooks(merchantUid), mode, impUid, this.maxPaymentsPerOrder, this.decisionTtlSeconds, '',
-    )) as [number, number, string];
+      nowMs, this.webhookLookupsPerPayment, this.webhookLookupWindowMs, taken ?? '',
+    )) as [number, number, string, number];
     if (code === -9) return 'not_ready';
     if (code === -2) return 'order_missing';
-    return { generation, perOrder: code === 2, actedOn: acted === '' ? null : acted };
+    return { generation, perOrder: code === 2, actedOn: acted === '' ? null : acted, startsAt };
   }
 
-  /** Records that the worker acted on PortOne's `status` for a webhook-numbered payment (see noteWebhook). */
-  async webhookActedOn(eventId: string, merchantUid: string, impUid: string, status: string): Promise<void> {
+  /**
+   * Records that the worker acted on PortOne's `status` (or a {@link WEBHOOK_ACTED} verdict) for a
+   * webhook-numbered payment (see noteWebhook).
+   */
+  async webhookActedOn(eventId: string, merchantUid: string, impUid: string, status: string, nowMs: number): Promise<void> {
     const k = eventKeys(eventId);
-    await this.redis.noteWebhook(k.meta, k.order(merchantUid), k.webhooks(merchantUid), 'acted', impUid, this.maxPaymentsPerOrder, this.decisionTtlSeconds, status);
+    await this.redis.noteWebhook(
+      k.meta, k.order(merchantUid), k.webhooks(merchantUid), 'acted', impUid, this.maxPaymentsPerOrder, this.decisionTtlSeconds, status,
+      nowMs, this.webhookLookupsPerPayment, this.webhookLookupWindowMs, '',
+    );
   }
 
   /**

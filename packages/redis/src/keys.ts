@@ -44,7 +44,11 @@ export interface EventKeys {
   queuePolls: string;
   /** Waiting list (issue 11). zset: waiting buyer id -> arrival number (first come, first served) */
   waitlist: string;
-  /** hash: buyer id -> JSON entry {s: seats, i: items, st: waiting|offered|expired, m: merchant_uid, t: order token}; `#seq`: arrivals */
+  /**
+   * hash: buyer id -> JSON entry {s: seats, i: items, st: waiting|offered|expired|sold_out, m: merchant_uid,
+   * t: order token}; `#seq`: arrivals (every entry ever kept); `#cur`: where the next advance step's look
+   * along the line resumes (scanWaitlist)
+   */
   waitlistEntries: string;
   /** zset: buyer id with an open offer -> the offer's reservation expiry (ms) */
   waitlistOffers: string;

@@ -1,10 +1,13 @@
 /**
  * The waiting list of an event in Redis (issue 11): a sorted set of waiting buyers in arrival order,
  * one JSON entry per buyer, and the open offers by expiry, all under the event's hash tag. Offers are
- * made by one process at a time (the list's lock); see the API's waitlist service.
+ * made by one process at a time (the list's lock); see the API's waitlist service. Each advance step
+ * looks along the line in bounded stretches (scanWaitlist-5.lua), and the list keeps a bounded number
+ * of entries (joinWaitlist-2.lua).
  */
 import type { PoolItem } from '@dropgate/domain';
 import type { ScriptedRedis } from './scripts.ts';
+import { ScriptError } from './codes.ts';
 import { eventKeys } from './keys.ts';
 import { acquireLock, releaseLock } from './locks.ts';
 
@@ -12,7 +15,8 @@ export interface WaitlistEntry {
   buyerId: string;
   seats: string[];
   items: PoolItem[];
-  state: 'waiting' | 'offered' | 'expired';
+  /** sold_out: a place it wants was sold (or its pool has too few places left unsold); it left the line. */
+  state: 'waiting' | 'offered' | 'expired' | 'sold_out';
   merchantUid: string | null;
   orderToken: string | null;
   /** 0-based place among waiting buyers; null when not waiting. */
@@ -26,6 +30,11 @@ function parse(buyerId: string, raw: string, rank: number | null): WaitlistEntry
   return { buyerId, seats: e.s, items: e.i, state: e.st, merchantUid: e.m ?? null, orderToken: e.t ?? null, rank };
 }
 
+/** What one look along the line found (see {@link WaitlistStore.scan}). */
+export type WaitlistScan =
+  | { result: 'looked'; soldOut: number; picked: WaitlistEntry[] }
+  | { result: 'not_loaded' | 'not_ready' };
+
 export class WaitlistStore {
   readonly redis: ScriptedRedis;
 
@@ -33,11 +42,38 @@ export class WaitlistStore {
     this.redis = redis;
   }
 
-  async join(eventId: string, buyerId: string, seats: readonly string[], items: readonly PoolItem[]): Promise<{ joined: boolean; rank: number }> {
+  /**
+   * Puts the buyer on the list (or finds them there). 'full': the list keeps `maxEntries` entries
+   * already (every buyer who joined, waiting or done) and this buyer is not one of them.
+   */
+  async join(
+    eventId: string, buyerId: string, seats: readonly string[], items: readonly PoolItem[], maxEntries: number,
+  ): Promise<{ joined: boolean; rank: number } | 'full'> {
     const k = eventKeys(eventId);
     const entry: StoredEntry = { s: [...seats], i: items.map((x) => ({ pool: x.pool, quantity: x.quantity })), st: 'waiting' };
-    const [code, rank] = (await this.redis.joinWaitlist(k.waitlist, k.waitlistEntries, buyerId, JSON.stringify(entry))) as [number, number];
+    const [code, rank] = (await this.redis.joinWaitlist(k.waitlist, k.waitlistEntries, buyerId, JSON.stringify(entry), maxEntries)) as [number, number];
+    if (code === ScriptError.ListFull) return 'full';
     return { joined: code === 1, rank };
+  }
+
+  /**
+   * One bounded look along the line (scanWaitlist-5.lua): the first `front` waiting entries, then
+   * `window` more after a cursor that moves through the rest step by step, stopping at about `places`
+   * wanted places (half of them at most for the front). Entries whose wanted places are sold leave the
+   * line as sold_out; up to `most` entries that could be served now together, in the order looked at,
+   * are picked for offers. Run it under the list's lock.
+   */
+  async scan(eventId: string, limits: { front: number; window: number; most: number; places: number }): Promise<WaitlistScan> {
+    const k = eventKeys(eventId);
+    const [code, soldOut, ...flat] = (await this.redis.scanWaitlist(
+      k.meta, k.waitlist, k.waitlistEntries, k.seats, k.counts, limits.front, limits.window, limits.most, limits.places,
+    )) as [number, number, ...string[]];
+    if (code === ScriptError.EventNotLoaded) return { result: 'not_loaded' };
+    if (code === ScriptError.NotReady) return { result: 'not_ready' };
+    if (code !== 1) throw new Error(`scanWaitlist returned unknown code ${code}`);
+    const picked: WaitlistEntry[] = [];
+    for (let n = 0; n < flat.length; n += 2) picked.push(parse(flat[n]!, flat[n + 1]!, null));
+    return { result: 'looked', soldOut, picked };
   }
 
   async entry(eventId: string, buyerId: string): Promise<WaitlistEntry | null> {
@@ -49,15 +85,6 @@ export class WaitlistStore {
     if (raw === null) return null;
     const rank = res[1]![1] as number | null;
     return parse(buyerId, raw, rank);
-  }
-
-  /** The first `n` waiting buyers, in order. */
-  async head(eventId: string, n: number): Promise<WaitlistEntry[]> {
-    const k = eventKeys(eventId);
-    const buyers = await this.redis.zrange(k.waitlist, 0, n - 1);
-    if (buyers.length === 0) return [];
-    const raws = await this.redis.hmget(k.waitlistEntries, ...buyers);
-    return buyers.flatMap((b, idx) => (raws[idx] ? [parse(b, raws[idx], idx)] : []));
   }
 
   /** Open offers whose reservation expiry (as offered) is at or before `nowMs`. */

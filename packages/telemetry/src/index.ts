@@ -45,6 +45,11 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
     inFlight: new Gauge({ name: 'dropgate_confirms_in_flight', help: 'Confirms being processed', registers: [registry] }),
     confirmLagReserve: new Gauge({ name: 'dropgate_confirm_lag_reserve_seconds', help: 'How much earlier than the budget a confirm refuses because the event loop lagged in the last second (the loop\'s longest hold, capped at a quarter of the budget)', registers: [registry] }),
     webhooks: new Counter({ name: 'dropgate_webhooks_received_total', help: 'Webhooks received by claimed status (ready, paid, failed, cancelled or other) and verdict', labelNames: ['status', 'verdict'], registers: [registry] }),
+    webhooksDeferred: new Counter({
+      name: 'dropgate_webhooks_deferred_total',
+      help: 'Webhooks whose PortOne lookup the per-payment bound put off (WEBHOOK_LOOKUPS_PER_PAYMENT per WEBHOOK_LOOKUP_WINDOW_SECONDS): one later lookup answers them, none is dropped; by reason (rate: the payment\'s lookups are used up, unknown_payment: PortOne lately said it does not know the payment)',
+      labelNames: ['reason'], registers: [registry],
+    }),
     signatureFailures: new Counter({ name: 'dropgate_portone_signature_failures_total', help: 'V2 requests refused 401 for their signature, by endpoint (confirm, webhook) and why', labelNames: ['endpoint', 'reason'], registers: [registry] }),
     manualConfirms: new Counter({ name: 'dropgate_manual_confirms_total', help: 'V2 manual confirmations by result (paid, refused, pending: PortOne did not answer, rejected: dropgate refused before PortOne)', labelNames: ['result'], registers: [registry] }),
     preRegistrations: new Counter({ name: 'dropgate_portone_pre_registrations_total', help: 'V2 amounts pre-registered at order creation, by result (ok, failed)', labelNames: ['result'], registers: [registry] }),

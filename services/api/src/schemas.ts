@@ -12,10 +12,17 @@ const CONTROL_CHARS = '\\u0000-\\u001f\\u007f-\\u009f';
 export const NO_CONTROL_CHARS_PATTERN = `^[^${CONTROL_CHARS}]*$`;
 /** One word: no commas (order lines are stored comma-separated), whitespace or control characters. */
 export const LABEL_PATTERN = `^[^,\\s${CONTROL_CHARS}]+$`;
+/**
+ * The statuses a PortOne V1 webhook carries (portone.md section 2). Anything else is refused 400: PortOne
+ * sends no other, and retries only on network errors and 5xx, so a refusal costs a real notification
+ * nothing, while an open set let a caller start a PortOne lookup per made-up status.
+ */
+export const V1_WEBHOOK_STATUS_PATTERN = '^(ready|paid|failed|cancelled)$';
 /** What a caller is told when a string breaks one of the patterns above (validation messages). */
 export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
   [NO_CONTROL_CHARS_PATTERN]: 'must not contain control characters (such as NUL, tab or line feed)',
   [LABEL_PATTERN]: 'must be one word without commas, whitespace or control characters (such as NUL)',
+  [V1_WEBHOOK_STATUS_PATTERN]: 'must be a status PortOne V1 sends: ready, paid, failed or cancelled',
 };
 /** Free text of `minLength` to `maxLength` characters, without control characters. */
 const Text = (minLength: number, maxLength: number) => Type.String({ minLength, maxLength, pattern: NO_CONTROL_CHARS_PATTERN });
@@ -225,7 +232,7 @@ export const ConfirmRefused = Type.Object({
 export const WebhookBody = Type.Object({
   imp_uid: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
   merchant_uid: Type.String({ minLength: 1, maxLength: 80 }),
-  status: Type.String({ pattern: '^[a-z_]{1,32}$' }),
+  status: Type.String({ pattern: V1_WEBHOOK_STATUS_PATTERN }),
   cancellation_id: Type.Optional(Type.String({ maxLength: 128 })),
 });
 export const WebhookAccepted = Type.Object({ received: Type.Literal(true), duplicate: Type.Boolean() });

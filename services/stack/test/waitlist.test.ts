@@ -82,7 +82,7 @@ describe('waiting list', () => {
     const w = await join(id, 'w1', { items: [{ pool: 'ga', quantity: 1 }] });
     expect((await poll(id, w.body.waitlist_token)).body.state).toBe('waiting');
     for (const muid of [o.body.merchant_uid, s.body.merchant_uid]) expect(await stack.store.settlePaid(id, muid)).toBe('committed');
-    expect((await poll(id, w.body.waitlist_token)).body).toMatchObject({ state: 'sold_out', position: 1 });
+    expect((await poll(id, w.body.waitlist_token)).body).toMatchObject({ state: 'sold_out', position: 0 });
 
     const plain = eventId('wl');
     expect((await http(stack.url, 'POST', '/admin/events', { id: plain, name: 'No list', hold_at: 'order', reservation_ttl_seconds: 30, pools: [{ id: 'ga', name: 'GA', capacity: 1, price: 1 }] }, { admin: true })).status).toBe(201);

@@ -55,6 +55,7 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode | HttpErrorCode, number>> =
   NOT_EXTENDABLE: 409,
   NO_WAITING_ROOM: 404,
   TOKEN_INVALID: 404,
+  WAITLIST_FULL: 409,
   RATE_LIMITED: 429,
   INTERNAL: 500,
 });

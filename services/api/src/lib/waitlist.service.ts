@@ -6,6 +6,18 @@
  * to the next buyer who fits. First come, first served, one entry per buyer; a buyer whose request
  * does not fit the places returned is passed over for one whose request does (their place is kept).
  *
+ * Who is offered when an early entry cannot be served: each step looks at the front of the line (the
+ * first STEP.front waiting entries, in arrival order), then at a stretch of STEP.window more after a
+ * cursor that moves through the rest of the line step by step (and back to the front at its end), all
+ * in one Redis script (scanWaitlist); a step also stops at STEP.places wanted places, at most half of
+ * them for the front, since an entry may want a hundred seats. Returned places go to the entries
+ * looked at whose whole request fits, the front first: near the front it is first come, first served;
+ * further back, the cursor passes STEP.window entries (or STEP.places / 2 wanted places) a step however
+ * many entries that cannot be served wait ahead, and each step costs Redis a bounded look. An entry
+ * that can never be served (a seat it wants is sold, or its pool has fewer places left unsold than it
+ * asks) is told sold_out and leaves the line; one waiting for held places keeps its place (a hold can
+ * end).
+ *
  * Offers are made lazily, like the waiting room's admissions: every poll of the list runs one advance
  * step under the list's lock (one process at a time, any number of API processes), so no timer is
  * needed. Returned places are not kept from the waiting room's admitted buyers: whoever orders first
@@ -14,12 +26,21 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { DomainError, RESOURCE_ID_PATTERN } from '@dropgate/domain';
 import type { Db } from '@dropgate/db';
-import type { HoldStore, WaitlistEntry } from '@dropgate/redis';
+import type { HoldStore } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
 import { createOrder, type CreatedOrder } from './orders.service.ts';
 
-/** Waiting buyers looked at per advance step. */
-const STEP_HEAD = 50;
+/** What one advance step looks at and offers (see the header). */
+const STEP = {
+  /** Waiting entries looked at from the front of the line. */
+  front: 50,
+  /** Waiting entries looked at behind the front, after the cursor. */
+  window: 200,
+  /** Wanted places (seats and pool items) looked at, at most: about 1 ms of Redis's time (measured). */
+  places: 2_000,
+  /** Offers made, at most (each an order in Postgres and a reservation in Redis). */
+  most: 50,
+} as const;
 
 export interface WaitlistAnswer {
   state: 'waiting' | 'offered' | 'expired' | 'sold_out';
@@ -52,7 +73,7 @@ function list(event: EventDef): { ttl: number; secret: Buffer } {
 }
 
 export async function joinWaitlist(
-  store: HoldStore, event: EventDef, input: { buyer_id: string; seats?: string[]; items?: { pool: string; quantity: number }[] },
+  store: HoldStore, event: EventDef, input: { buyer_id: string; seats?: string[]; items?: { pool: string; quantity: number }[] }, maxEntries: number,
 ): Promise<{ waitlist_token: string; position: number }> {
   const { secret } = list(event);
   const seats = input.seats ?? [];
@@ -68,7 +89,8 @@ export async function joinWaitlist(
   }
   const tickets = seats.length + items.reduce((n, i) => n + i.quantity, 0);
   if (event.maxPerBuyer !== null && tickets > event.maxPerBuyer) throw new DomainError('BUYER_LIMIT', `at most ${event.maxPerBuyer} tickets per buyer`);
-  const r = await store.waitlists.join(event.id, input.buyer_id, seats, items);
+  const r = await store.waitlists.join(event.id, input.buyer_id, seats, items, maxEntries);
+  if (r === 'full') throw new DomainError('WAITLIST_FULL', `the waiting list of event ${event.id} is full`, { max_entries: maxEntries });
   return { waitlist_token: waitlistToken(secret, event.id, input.buyer_id), position: r.rank + 1 };
 }
 
@@ -80,8 +102,9 @@ export interface OfferOptions {
 }
 
 /**
- * One advance step: close lapsed offers, then offer returned places to the first waiting buyers whose
- * request fits. Skipped when another process is making offers right now.
+ * One advance step: close lapsed offers, then one bounded look along the line (see the header): entries
+ * whose places are sold are told sold_out, and returned places are offered to the entries looked at
+ * whose request fits. Skipped when another process is making offers right now.
  */
 export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef, nowMs: number, opts: OfferOptions = {}): Promise<void> {
   const { ttl } = list(event);
@@ -98,9 +121,11 @@ export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef,
         await store.waitlists.closeOffer(event.id, buyer, state?.status !== 'paid');
       }
     }
-    const head = await store.waitlists.head(event.id, STEP_HEAD);
-    for (const e of head) {
-      if (!(await fits(store, event, e))) continue;
+    // Before the opening nothing is offered (and nothing is sold).
+    if (nowMs < event.saleOpensAt.getTime()) return;
+    const scan = await store.waitlists.scan(event.id, STEP);
+    if (scan.result !== 'looked') return;
+    for (const e of scan.picked) {
       try {
         const input = {
           buyer_id: e.buyerId,
@@ -113,6 +138,7 @@ export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef,
         await opts.onOffer?.(created, api);
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
+        // Taken between the look and the reservation: the entry keeps its place for the next step.
         if (error.code === 'SOLD_OUT') continue;
         // Before the opening nothing is offered; a reloading event is tried again at the next step.
         if (error.code === 'SALE_NOT_OPEN' || error.code === 'NOT_READY') break;
@@ -122,11 +148,6 @@ export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef,
       }
     }
   });
-}
-
-async function fits(store: HoldStore, event: EventDef, e: WaitlistEntry): Promise<boolean> {
-  const pre = await store.orderPreflightWithCounts(event.id, e.buyerId);
-  return pre.state === 'ready' && pre.available(e.seats, e.items);
 }
 
 export async function pollWaitlist(db: Db, store: HoldStore, event: EventDef, token: string, nowMs: number, opts: OfferOptions = {}): Promise<WaitlistAnswer> {
@@ -147,6 +168,7 @@ export async function pollWaitlist(db: Db, store: HoldStore, event: EventDef, to
     return { state: 'expired', position: 0 };
   }
   if (e.state === 'expired') return { state: 'expired', position: 0 };
+  if (e.state === 'sold_out') return { state: 'sold_out', position: 0 };
   const counts = await store.availability(event.id, event.pools);
   const available = counts ? counts.seats.available + counts.pools.reduce((n, p) => n + p.available, 0) : 1;
   const held = counts ? counts.seats.held + counts.pools.reduce((n, p) => n + p.held, 0) : 1;

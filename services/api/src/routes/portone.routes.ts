@@ -3,7 +3,8 @@
  * share this plugin's shedding, confirm dependencies and outcome queueing). Both bodies come from the internet
  * unsigned: a confirm's answer is remembered only for the same request, every approved payment is
  * verified with PortOne by the workers, a webhook only makes the workers ask PortOne, and what one
- * caller can make dropgate store or call is bounded per order (see placeHold and noteWebhook).
+ * caller can make dropgate store or call is bounded per order and payment (see placeHold and
+ * noteWebhook: webhooks' PortOne lookups are paced per payment, put off but never dropped).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -11,6 +12,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import { DomainError, REFUSAL_REASONS, eventIdOf, type ConfirmOutcome } from '@dropgate/domain';
 import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
+import { WEBHOOK_ACTED, type WebhookGeneration } from '@dropgate/redis';
 import { ConfirmApproved, ConfirmBody, ConfirmRefused, ErrorBody, WebhookAccepted, WebhookBody } from '../schemas.ts';
 import { decideConfirm } from '../lib/confirm.service.ts';
 import { toHttpError } from '../plugins/errors.plugin.ts';
@@ -57,7 +59,7 @@ function tokenMatches(given: unknown, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-/** Webhook statuses PortOne V1 sends; anything else is counted as `other` (metric labels are a closed set). */
+/** Webhook statuses PortOne V1 sends (the schema refuses others); `other` keeps metric labels a closed set. */
 const WEBHOOK_STATUS_LABELS: ReadonlySet<string> = new Set(['ready', 'paid', 'failed', 'cancelled']);
 
 /** Job states in which a queued outcome has not started yet: a new webhook for it is a duplicate. */
@@ -189,50 +191,62 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
   /**
    * Queues an outcome job for a webhook naming payment `impUid` of order `merchantUid`, unless one for
    * it is queued and not started yet (that job will ask PortOne anyway), or the worker already acted
-   * on PortOne saying exactly the status this webhook claims: then it is a duplicate. Otherwise a job
-   * that started, finished or failed never swallows a later webhook.
+   * on PortOne saying exactly the status this webhook claims, or that the payment is another order's
+   * (it stays so): then it is a duplicate. Otherwise a job that started, finished or failed never
+   * swallows a later webhook: it gets a new generation, paced per payment by noteWebhook. Past the
+   * pace that generation's job waits (a delayed job) until the pace allows, and every webhook until
+   * then shares it: each webhook is still followed by a PortOne lookup that starts after it arrived,
+   * and a flood of webhooks costs a few lookups per window, whatever they claim.
    * @returns true for a duplicate.
    */
   async function queueOutcome(eventId: string, merchantUid: string, impUid: string, hint: string): Promise<boolean> {
-    const peek = await store.webhookGeneration(eventId, merchantUid, impUid, 'peek');
+    const now = deps.clock.now();
+    const peek = await store.webhookGeneration(eventId, merchantUid, impUid, 'peek', now);
     if (peek === 'order_missing') throw new DomainError('ORDER_NOT_FOUND', `order ${merchantUid} does not exist`);
     if (peek === 'not_ready') throw new DomainError('NOT_READY', 'the event is being loaded; retry later');
-    const idOf = (g: { generation: number; perOrder: boolean }) =>
+    const idOf = (g: WebhookGeneration) =>
       g.perOrder ? jobIds.orderOutcome(merchantUid, g.generation) : jobIds.paymentOutcome(merchantUid, impUid, g.generation);
     /**
-     * Adds the outcome job under `jobId`. @returns 'added', 'duplicate' (that id holds a job not
-     * started yet) or 'taken' (that id holds a job that started or ended: use another).
+     * Adds the outcome job under `jobId`, to start `delayMs` from now. @returns 'added', 'duplicate'
+     * (that id holds a job not started yet) or 'taken' (that id holds a job that started or ended).
      */
-    const addOutcome = async (perOrder: boolean, jobId: string): Promise<'added' | 'duplicate' | 'taken'> => {
+    const addOutcome = async (perOrder: boolean, jobId: string, delayMs: number): Promise<'added' | 'duplicate' | 'taken'> => {
       const job: PaymentOutcomeJob = perOrder
         ? { eventId, merchantUid, impUid: '', hint, source: 'reconcile', receivedAt: Date.now() }
         : { eventId, merchantUid, impUid, hint, source: 'webhook', receivedAt: Date.now() };
-      const added = await queues.payments.add(perOrder ? 'reconcile' : 'outcome', job, { jobId });
+      const added = await queues.payments.add(perOrder ? 'reconcile' : 'outcome', job, { jobId, ...(delayMs > 0 ? { delay: delayMs } : {}) });
       // add() answers with a job built from our data even when the id existed (a no-op): read back.
       const stored = await queues.payments.getJob(added.id ?? jobId);
       if (stored && (stored.data as PaymentOutcomeJob).receivedAt === job.receivedAt && stored.timestamp === added.timestamp) return 'added';
       return stored && NOT_STARTED.has(await stored.getState()) ? 'duplicate' : 'taken';
     };
-    // The worker already acted on exactly what this webhook claims: nothing new to ask PortOne about.
-    if (peek.actedOn !== null && peek.actedOn === hint) return true;
+    /** Counts a webhook answered by a lookup the pace put off. */
+    const notePutOff = (g: WebhookGeneration) => {
+      if (g.startsAt > now) metrics.webhooksDeferred.inc({ reason: g.actedOn === WEBHOOK_ACTED.unknown ? 'unknown_payment' : 'rate' });
+    };
+    // The worker already acted on exactly what this webhook claims, or found the payment is another
+    // order's: nothing new to ask PortOne about.
+    if (peek.actedOn !== null && (peek.actedOn === hint || peek.actedOn === WEBHOOK_ACTED.foreign)) return true;
     if (peek.generation > 0) {
       const current = await queues.payments.getJob(idOf(peek));
-      const state = current ? await current.getState() : 'unknown';
-      if (NOT_STARTED.has(state)) return true;
-      if (state === 'active') {
-        // The running job may have asked PortOne before this news: queue one follow-up behind it.
-        // Its id is fixed per generation, so concurrent copies collapse onto it.
-        const followUp = await addOutcome(peek.perOrder, `${idOf(peek)}-f`);
-        if (followUp !== 'taken') return followUp === 'duplicate';
-        // That follow-up ran already: number a new generation below.
+      if (current && NOT_STARTED.has(await current.getState())) {
+        notePutOff(peek);
+        return true;
       }
+      // A running job may have asked PortOne before this news: the next generation queues behind it
+      // (the order's settlement lock), within the pace.
     }
     // A few tries: an id can exist already when the numbering was lost (Redis restarted empty).
+    let taken: number | undefined;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const next = await store.webhookGeneration(eventId, merchantUid, impUid, 'next');
+      const next = await store.webhookGeneration(eventId, merchantUid, impUid, 'next', now, taken);
       if (typeof next === 'string') throw new DomainError(next === 'order_missing' ? 'ORDER_NOT_FOUND' : 'NOT_READY', 'the order is not available; retry later');
-      const outcome = await addOutcome(next.perOrder, idOf(next));
-      if (outcome !== 'taken') return outcome === 'duplicate';
+      const outcome = await addOutcome(next.perOrder, idOf(next), next.startsAt - now);
+      if (outcome !== 'taken') {
+        notePutOff(next);
+        return outcome === 'duplicate';
+      }
+      taken = next.generation;
     }
     throw new Error(`no free outcome job id for ${merchantUid}/${impUid}`);
   }

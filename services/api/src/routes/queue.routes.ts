@@ -55,7 +55,7 @@ export const queueRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
     { bodyLimit: 16 * 1024, schema: { params: EventIdParams, body: JoinWaitlistBody, response: { 201: JoinedWaitlistBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
     async (request, reply) => {
       const def = await requireEvent(request.params.event_id);
-      const joined = await joinWaitlist(deps.store, def, request.body);
+      const joined = await joinWaitlist(deps.store, def, request.body, deps.config.waitlistMaxEntries);
       deps.metrics.waitlistJoins.inc({ event: def.id });
       return reply.status(201).header('cache-control', 'no-store').send(joined);
     },

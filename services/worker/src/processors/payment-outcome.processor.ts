@@ -9,6 +9,7 @@ import { UnrecoverableError } from 'bullmq';
 import { orders as ordersRepo } from '@dropgate/db';
 import { PortOneError } from '@dropgate/portone';
 import type { PaymentOutcomeJob } from '@dropgate/jobs';
+import { WEBHOOK_ACTED } from '@dropgate/redis';
 import { TransientError, type WorkerContext } from '../context.ts';
 import {
   applyPaymentLocked, fetchPayment, verifyPayment, watchPayment, withOrderLock, type PaymentJobOutcome,
@@ -61,10 +62,19 @@ async function outcomeLocked(ctx: WorkerContext, job: PaymentOutcomeJob): Promis
     if (payment.status !== 'paid') return `ended-${payment.status}`;
     return applyPaymentLocked(ctx, job.eventId, payment);
   }
-  if (!payment) return 'unknown-payment';
-  if (payment.merchant_uid !== job.merchantUid) return 'not-ours';
+  // Recorded as acted on, so webhooks naming it again cost no lookup per webhook (see noteWebhook):
+  // one PortOne does not know waits a window for its next lookup, which a later webhook still gets
+  // (a payment created since is found); one of another order never becomes this order's.
+  if (!payment) {
+    await ctx.store.webhookActedOn(job.eventId, job.merchantUid, job.impUid, WEBHOOK_ACTED.unknown, ctx.clock.now());
+    return 'unknown-payment';
+  }
+  if (payment.merchant_uid !== job.merchantUid) {
+    await ctx.store.webhookActedOn(job.eventId, job.merchantUid, job.impUid, WEBHOOK_ACTED.foreign, ctx.clock.now());
+    return 'not-ours';
+  }
   const outcome = await applyPaymentLocked(ctx, job.eventId, payment);
   // A later webhook claiming what PortOne said here brings no news: the API counts it a duplicate.
-  await ctx.store.webhookActedOn(job.eventId, job.merchantUid, payment.imp_uid, payment.status);
+  await ctx.store.webhookActedOn(job.eventId, job.merchantUid, payment.imp_uid, payment.status, ctx.clock.now());
   return outcome;
 }

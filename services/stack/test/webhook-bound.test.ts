@@ -1,0 +1,247 @@
+/**
+ * What unsigned V1 webhooks can make dropgate call is bounded (invariant 9): statuses PortOne never
+ * sends are refused, and however many webhooks name a payment (or made-up payments of one order),
+ * whatever they claim, the workers' PortOne lookups are paced per payment; none is dropped, so a real
+ * payment a flood of hints came before is still settled. PortOne is the simulator behind a counting
+ * HTTP proxy of this file (which can also answer 404 for a payment, as PortOne does for one it does
+ * not know yet); Redis and Postgres are real.
+ */
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulator, type Simulator } from '@dropgate/portone-sim';
+import { http, impUid, waitFor } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
+import { eventKeys } from '@dropgate/redis';
+import { shop } from './support/shop.ts';
+
+/** The pace this file's stack runs with: a burst of 3 lookups per payment, refilled over 3 s. */
+const LOOKUPS = 3;
+const WINDOW_MS = 3_000;
+const INTERVAL_MS = WINDOW_MS / LOOKUPS;
+/** The default PAYMENTS_PER_ORDER_MAX: payments numbered one by one per order. */
+const PAYMENTS_PER_ORDER = 8;
+
+/** PortOne's REST API as the workers reach it, counted; a payment can be hidden (answered 404). */
+interface PortOneProxy {
+  url: string;
+  /** `GET /payments/{imp_uid}` calls for one imp_uid. */
+  lookups(imp: string): number;
+  /** `GET /payments/findAll/{merchant_uid}` calls for one order. */
+  findAll(merchantUid: string): number;
+  hide(imp: string): void;
+  show(imp: string): void;
+  close(): Promise<void>;
+}
+
+async function startProxy(target: string): Promise<PortOneProxy> {
+  const lookups = new Map<string, number>();
+  const findAll = new Map<string, number>();
+  const hidden = new Set<string>();
+  const server: Server = createServer((req, res) => {
+    const url = req.url ?? '/';
+    const path = url.split('?')[0]!;
+    const one = req.method === 'GET' ? /^\/payments\/([^/]+)$/.exec(path) : null;
+    if (one) {
+      const imp = decodeURIComponent(one[1]!);
+      lookups.set(imp, (lookups.get(imp) ?? 0) + 1);
+      if (hidden.has(imp)) {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ code: 1, message: '존재하지 않는 결제정보입니다.', response: null }));
+        return;
+      }
+    }
+    const all = req.method === 'GET' ? /^\/payments\/findAll\/([^/]+)/.exec(path) : null;
+    if (all) findAll.set(decodeURIComponent(all[1]!), (findAll.get(decodeURIComponent(all[1]!)) ?? 0) + 1);
+    const upstream = httpRequest(new URL(url, target), { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    lookups: (imp) => lookups.get(imp) ?? 0,
+    findAll: (muid) => findAll.get(muid) ?? 0,
+    hide: (imp) => void hidden.add(imp),
+    show: (imp) => void hidden.delete(imp),
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+let sim: Simulator;
+let proxy: PortOneProxy;
+let stack: TestStack;
+beforeAll(async () => {
+  sim = await startSimulator({ port: 0, faults: { webhook_retry_ms: 50 } });
+  proxy = await startProxy(sim.url);
+  stack = await startStack({
+    label: 'whbound', portoneUrl: proxy.url,
+    env: { WEBHOOK_LOOKUPS_PER_PAYMENT: String(LOOKUPS), WEBHOOK_LOOKUP_WINDOW_SECONDS: String(WINDOW_MS / 1000) },
+  });
+});
+afterAll(async () => {
+  await stack?.close();
+  await proxy?.close();
+  await sim?.close();
+});
+
+const { confirmUrl, noticeUrl, event, order, detail, orderIs } = shop(() => stack, { prefix: 'wb', section: 'S' });
+const webhook = (body: Record<string, unknown>) => http(stack.url, 'POST', '/portone/v1/webhook', body);
+
+/** Sends every webhook at once; @returns their answers and how long the flood took (ms). */
+async function flood(bodies: Record<string, unknown>[]): Promise<{ statuses: number[]; ms: number }> {
+  const started = Date.now();
+  const answers = await Promise.all(bodies.map(webhook));
+  return { statuses: answers.map((a) => a.status), ms: Date.now() - started };
+}
+
+/** Until no payment job waits, runs or is put off (the deferred lookups included). */
+const paymentsDrained = (timeoutMs = 20_000) => waitFor(async () => {
+  const c = await stack.api.deps.queues.payments.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+  return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) === 0;
+}, timeoutMs, 'the payment jobs to be done');
+
+/** The most lookups a flood lasting `ms` may start for one payment: a burst, then one per interval, and the one after. */
+const bound = (ms: number) => LOOKUPS + 1 + Math.floor(ms / INTERVAL_MS);
+
+async function deferred(reason: 'rate' | 'unknown_payment'): Promise<number> {
+  const metric = await stack.api.deps.metrics.webhooksDeferred.get();
+  return metric.values.filter((v) => v.labels.reason === reason).reduce((n, v) => n + v.value, 0);
+}
+
+describe('webhook statuses PortOne V1 never sends', () => {
+  it('are refused 400 with a code and a message, queue no job and store nothing', async () => {
+    const id = await event({ seats: 1 });
+    const a = await order(id, { buyer_id: 'a', seats: ['S-1-1'] });
+    const imp = impUid();
+    for (const status of ['x', 'junk', 'PAID', 'paid ', 'partial_cancelled', 'vbank_issued']) {
+      const res = await webhook({ imp_uid: imp, merchant_uid: a.merchant_uid, status });
+      expect(res.status, `${status}: ${res.text}`).toBe(400);
+      expect(res.body).toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('ready, paid, failed or cancelled') });
+    }
+    const form = await http(stack.url, 'POST', '/portone/v1/webhook', undefined, {
+      raw: `imp_uid=${imp}&merchant_uid=${encodeURIComponent(a.merchant_uid)}&status=z`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(form.status).toBe(400);
+    expect(await stack.redis.exists(eventKeys(id).webhooks(a.merchant_uid))).toBe(0);
+    const jobs = await stack.api.deps.queues.payments.getJobs(['waiting', 'active', 'delayed', 'completed']);
+    expect(jobs.filter((j) => j.data?.merchantUid === a.merchant_uid)).toEqual([]);
+    expect(proxy.lookups(imp)).toBe(0);
+    // The statuses PortOne sends are taken.
+    expect((await webhook({ imp_uid: imp, merchant_uid: a.merchant_uid, status: 'paid' })).status).toBe(200);
+  });
+});
+
+describe('a flood of webhooks costs a few PortOne lookups per payment, whatever it claims', () => {
+  it('naming a payment PortOne does not know: at most the bound, and later webhooks wait a window for one more lookup', async () => {
+    const id = await event({ seats: 1 });
+    const a = await order(id, { buyer_id: 'a', seats: ['S-1-1'] });
+    const imp = impUid();
+    const first = await flood(Array.from({ length: 60 }, () => ({ imp_uid: imp, merchant_uid: a.merchant_uid, status: 'paid' })));
+    expect(first.statuses.every((s) => s === 200)).toBe(true);
+    await paymentsDrained();
+    const calls = proxy.lookups(imp);
+    expect(calls).toBeGreaterThanOrEqual(1);
+    expect(calls).toBeLessThanOrEqual(bound(first.ms));
+    // PortOne said it does not know it: more hints are answered by one lookup a window later, not one each.
+    const deferredBefore = await deferred('unknown_payment');
+    const again = await flood(Array.from({ length: 30 }, (_, i) => ({ imp_uid: imp, merchant_uid: a.merchant_uid, status: (['paid', 'ready', 'failed', 'cancelled'] as const)[i % 4] })));
+    expect(again.statuses.every((s) => s === 200)).toBe(true);
+    const put = await stack.api.deps.queues.payments.getJobs(['delayed']);
+    expect(put.filter((j) => j.data?.merchantUid === a.merchant_uid)).toHaveLength(1);
+    await paymentsDrained();
+    // Still asked once: a webhook is always followed by a lookup.
+    expect(proxy.lookups(imp)).toBe(calls + 1);
+    expect(await deferred('unknown_payment')).toBeGreaterThanOrEqual(deferredBefore + 29);
+    // One field, expiring.
+    const key = eventKeys(id).webhooks(a.merchant_uid);
+    expect(await stack.redis.hlen(key)).toBe(1);
+    expect(await stack.redis.ttl(key)).toBeGreaterThan(0);
+    expect((await detail(a.merchant_uid)).status).toBe('pending');
+  });
+
+  it('naming a paid payment with every status in turn: no more lookups than the bound, and the order stays paid', async () => {
+    const id = await event({ seats: 1 });
+    const a = await order(id, { buyer_id: 'a', seats: ['S-1-1'] });
+    const paid = await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    await orderIs(a.merchant_uid, 'paid');
+    await paymentsDrained();
+    const imp = paid.payment.imp_uid;
+    const before = proxy.lookups(imp);
+    const rateBefore = await deferred('rate');
+    const statuses = ['ready', 'failed', 'cancelled', 'paid'] as const;
+    const f = await flood(Array.from({ length: 60 }, (_, i) => ({ imp_uid: imp, merchant_uid: a.merchant_uid, status: statuses[i % 4] })));
+    expect(f.statuses.every((s) => s === 200)).toBe(true);
+    await paymentsDrained();
+    expect(proxy.lookups(imp) - before).toBeLessThanOrEqual(bound(f.ms));
+    expect(await deferred('rate')).toBeGreaterThan(rateBefore);
+    const d = await detail(a.merchant_uid);
+    expect(d.status).toBe('paid');
+    expect(d.tickets).toEqual([expect.objectContaining({ seat: 'S-1-1' })]);
+    expect(sim.ledger({ merchant_uid: a.merchant_uid }).cancels).toEqual([]);
+  });
+
+  it('naming made-up payments of one order: at most PAYMENTS_PER_ORDER_MAX lookups of them, and the rest paced as one', async () => {
+    const id = await event({ seats: 1 });
+    const a = await order(id, { buyer_id: 'a', seats: ['S-1-1'] });
+    const imps = Array.from({ length: 100 }, () => impUid());
+    const f = await flood(imps.map((imp) => ({ imp_uid: imp, merchant_uid: a.merchant_uid, status: 'paid' })));
+    expect(f.statuses.every((s) => s === 200)).toBe(true);
+    await paymentsDrained();
+    // The order's other payments share one paced generation: the worker asks PortOne for all of them.
+    expect(proxy.findAll(a.merchant_uid)).toBeGreaterThanOrEqual(1);
+    expect(proxy.findAll(a.merchant_uid)).toBeLessThanOrEqual(bound(f.ms));
+    expect(imps.reduce((n, imp) => n + proxy.lookups(imp), 0)).toBeLessThanOrEqual(PAYMENTS_PER_ORDER);
+    expect(await stack.redis.hlen(eventKeys(id).webhooks(a.merchant_uid))).toBeLessThanOrEqual(PAYMENTS_PER_ORDER + 1);
+  });
+});
+
+describe('the bound never hides the truth', () => {
+  it('a payment PortOne did not know during a flood of hints for it, paid afterwards without confirm, is settled with tickets', async () => {
+    const id = await event({ seats: 1 });
+    const a = await order(id, { buyer_id: 'a', seats: ['S-1-1'] });
+    // A PG without confirm: the paid webhook is the only news of it.
+    const paying = sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, notice_url: noticeUrl(), outcome: 'paid', buyer_delay_ms: 1_500 });
+    const imp = (await waitFor(async () => sim.ledger({ merchant_uid: a.merchant_uid }).payments[0], 5_000, 'the payment to open')).imp_uid;
+    proxy.hide(imp);
+    const f = await flood(Array.from({ length: 60 }, () => ({ imp_uid: imp, merchant_uid: a.merchant_uid, status: 'paid' })));
+    expect(f.statuses.every((s) => s === 200)).toBe(true);
+    // The workers asked, and PortOne did not know it; then it does.
+    await waitFor(async () => {
+      if (proxy.lookups(imp) === 0) return false;
+      const c = await stack.api.deps.queues.payments.getJobCounts('waiting', 'active');
+      return (c.waiting ?? 0) + (c.active ?? 0) === 0;
+    }, 10_000, 'PortOne to be asked about the payment');
+    proxy.show(imp);
+    const result = await paying;
+    expect(result.payment.status).toBe('paid');
+    const d = await orderIs(a.merchant_uid, 'paid', 30_000);
+    expect(d.tickets).toEqual([expect.objectContaining({ seat: 'S-1-1' })]);
+    expect(d.payments).toEqual([expect.objectContaining({ imp_uid: imp, status: 'paid' })]);
+    expect(sim.ledger({ merchant_uid: a.merchant_uid }).cancels).toEqual([]);
+    await paymentsDrained();
+    expect(proxy.lookups(imp)).toBeLessThanOrEqual(bound(f.ms) + 2);
+  });
+
+  it('a flood of "paid" while the buyer is still paying does not delay the sale past the pace', async () => {
+    const id = await event({ seats: 1 });
+    const a = await order(id, { buyer_id: 'a', seats: ['S-1-1'] });
+    const paying = sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, notice_url: noticeUrl(), outcome: 'paid', buyer_delay_ms: 1_500 });
+    const imp = (await waitFor(async () => sim.ledger({ merchant_uid: a.merchant_uid }).payments[0], 5_000, 'the payment to open')).imp_uid;
+    await flood(Array.from({ length: 60 }, () => ({ imp_uid: imp, merchant_uid: a.merchant_uid, status: 'paid' })));
+    await paying;
+    const paidAt = Date.now();
+    const d = await orderIs(a.merchant_uid, 'paid', 20_000);
+    expect(d.tickets).toEqual([expect.objectContaining({ seat: 'S-1-1' })]);
+    // Settled within one interval of the pace (plus the work), not a window per webhook.
+    expect(Date.now() - paidAt).toBeLessThan(INTERVAL_MS + 5_000);
+  });
+});
