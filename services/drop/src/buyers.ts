@@ -443,6 +443,8 @@ async function waitOnList(ctx: BuyersContext, buyerId: string, random: Random, i
   let token: string;
   try {
     const res = await queueSlot(0, () => postJson(`${ctx.apiUrl}/events/${ctx.eventId}/waitlist`, { buyer_id: buyerId, ...choice }));
+    // A full list (WAITLIST_MAX_ENTRIES) is a refusal with its own code, not an error of the drop.
+    if (res.status === 409 && res.body?.['code'] === 'WAITLIST_FULL') { bump(wl, 'full'); return 'WAITLIST_FULL'; }
     if (res.status !== 201 || !res.body) return end('error');
     token = String(res.body['waitlist_token']);
     bump(wl, 'joined');
