@@ -78,6 +78,7 @@ export const jobIds = {
   expireHold: (merchantUid: string) => `exp-${merchantUid}`,
   rebuild: (eventId: string, epoch: string) => `rebuild-${eventId}-${epoch}`,
   watchPayment: (merchantUid: string, impUid: string, check: number) => `watch-${merchantUid}-${impUid}-${check}`,
+  recheckPayment: (merchantUid: string, impUid: string) => `recheck-${merchantUid}-${impUid}`,
 };
 
 const retention = { removeOnComplete: { age: 3_600, count: 50_000 }, removeOnFail: { age: 7 * 86_400, count: 50_000 } };

@@ -91,6 +91,39 @@ describe('a reservation outlives payments that are not real', () => {
     await orderIs(buyer.merchant_uid, 'paid');
   });
 
+  it('goes back with its own expiry, not the one the confirm pushed out, lapses on time, and a later forged hold is not kept as one', async () => {
+    // A 5 s reservation on an event whose holds last 300 s: each approval pushes the expiry out by minutes.
+    const id = await event({ seats: 1, reservation: 5 });
+    const victim = await order(id, { buyer_id: 'victim', seats: ['S-1-1'] });
+    const reservedUntil = (await stack.store.orderState(id, victim.merchant_uid))!.expiresAt!;
+    for (let i = 0; i < 2; i++) {
+      const forged = await confirm(impUid(), victim.merchant_uid, victim.amount);
+      expect(forged.status, forged.text).toBe(200);
+      expect(Date.parse(forged.body.hold_expires_at)).toBeGreaterThan(reservedUntil + 200_000);
+      const after = await paymentsOff(id, victim.merchant_uid);
+      expect(after).toMatchObject({ status: 'held', expiresAt: reservedUntil });
+    }
+    // It lapses when the reservation would have: the sweep expires it and the seat is on sale again.
+    await waitFor(async () => (await stack.store.orderState(id, victim.merchant_uid))?.status === 'expired', 20_000, 'the reservation to expire');
+    expect((await availability(id)).seats).toMatchObject({ held: 0, available: 1 });
+    // A forged confirm now takes a hold of its own (not a reservation's): released once PortOne is asked.
+    expect((await confirm(impUid(), victim.merchant_uid, victim.amount)).status).toBe(200);
+    expect((await paymentsOff(id, victim.merchant_uid)).status).toBe('released');
+    expect((await availability(id)).seats).toMatchObject({ held: 0, available: 1 });
+  });
+
+  it('a reservation whose payment was still open when it expired leaves no mark: a later forged hold is released', async () => {
+    const id = await event({ seats: 1, reservation: 5, ttl: 5 });
+    const a = await order(id, { buyer_id: 'a', seats: ['S-1-1'] });
+    // A genuine payment the buyer never finishes rides on the reservation until the hold expires.
+    const open = await sim.pay({ merchant_uid: a.merchant_uid, amount: a.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'abandoned' });
+    expect(open.confirm?.status).toBe(200);
+    await waitFor(async () => (await stack.store.orderState(id, a.merchant_uid))?.status === 'expired', 30_000, 'the hold to expire');
+    expect((await confirm(impUid(), a.merchant_uid, a.amount)).status).toBe(200);
+    expect((await paymentsOff(id, a.merchant_uid)).status).toBe('released');
+    expect((await availability(id)).seats).toMatchObject({ held: 0, available: 1 });
+  });
+
   it('a confirm-time hold still ends when its only payment is made up (no reservation to go back to)', async () => {
     const id = await event({ seats: 1 });
     const a = await order(id, { buyer_id: 'a', seats: ['S-1-1'] });

@@ -3,7 +3,7 @@
   (unknown to PortOne, another order's, or another amount), or that it failed or was cancelled. When
   no other payment rides on the hold, the hold is released and its seats go back on sale, unless the
   hold is a reservation (hold_at "order", placeHold code 4): that goes back to being the buyer's
-  reservation, with no payment, until its expiry.
+  reservation, with no payment and its own expiry (the one it had before the confirm pushed it out).
 
   Input:
     KEYS[1] meta      {ev:E}:meta
@@ -36,11 +36,15 @@ redis.call('HSET', KEYS[2], 'imps', table.concat(kept, ','))
 if o[8] == ARGV[2] then redis.call('HSET', KEYS[2], 'imp', kept[1] or '') end
 
 if o[1] ~= 'held' or o[2] ~= ARGV[3] or #kept > 0 then return 0 end
-if o[9] == '1' then
-  -- A reservation's hold: no payment on it was real (a forged confirm, a declined card), and the
-  -- places stay the buyer's reservation until it expires, as before the payment began (the hold's
-  -- expiry is the reservation's or later). Its buyer may extend it and pay again.
+local rv = tonumber(o[9])
+if rv then
+  -- A reservation's hold: no payment on it was real (a forged confirm, a declined card). It goes back
+  -- to being the buyer's reservation as it was before the payment began, its own expiry included (the
+  -- confirm had pushed it out to cover the PG's approval): neither on sale nor lengthened. Lapsed by
+  -- now, the sweep expires it like any reservation. Its buyer may extend it (within its bound) and pay.
+  redis.call('HSET', KEYS[2], 'exp', rv)
   redis.call('HDEL', KEYS[2], 'rv')
+  redis.call('ZADD', KEYS[6], rv, ARGV[1])
   return 2
 end
 endHold(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[2], ARGV[1], o[5], o[6], o[3], o[4], 'released')

@@ -23,7 +23,8 @@
   event's keys must move together in a slot migration (as the seat indexes always had to).
     KEYS[1] order     {ev:E}:o:<uid>   hash: a amount, b buyer, s seats, i items, q tickets, st, exp, seq,
                                        imp (the payment that took the hold), imps (every payment on it),
-                                       rv ('1': the hold is a reservation a payment was approved on)
+                                       rv (the hold is a reservation a payment was approved on: the
+                                       reservation's own expiry, ms; gone once the hold ends)
     named from it:
       meta            {ev:E}:meta      hash: state, opens, closes, ttl, max
       answers         {ev:E}:o:<uid>:d hash: imp_uid -> "code|exp|seq|1", the answer given to that
@@ -129,9 +130,9 @@ if st == 'held' then
     if not stampedHere(metaKey) then return { -9, 0, 0, 0 } end
     exp = math.max(exp, now + holdMs)
     seq = seq + 1
-    -- rv: the hold is a reservation's; should no payment on it turn out real, it stays the buyer's
-    -- reservation (dropPayment) rather than going back on sale.
-    redis.call('HSET', orderKey, 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imp, 'rv', '1')
+    -- rv: the reservation's own expiry. Should no payment on the hold turn out real, it goes back to
+    -- being the buyer's reservation with that expiry (dropPayment), neither on sale nor lengthened.
+    redis.call('HSET', orderKey, 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imp, 'rv', o[7])
     redis.call('ZADD', holdsKey, exp, uid)
     redis.call('XADD', handoffKey, '*', 'uid', uid, 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
     return decide(4, exp, seq)
@@ -150,6 +151,7 @@ if st == 'held' then
   exp = now + holdMs
   seq = seq + 1
   redis.call('HSET', orderKey, 'exp', exp, 'seq', seq, 'imp', imp, 'imps', addImp())
+  redis.call('HDEL', orderKey, 'rv')
   redis.call('ZADD', holdsKey, exp, uid)
   redis.call('XADD', handoffKey, '*', 'uid', uid, 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
   return decide(3, exp, seq)
@@ -179,6 +181,7 @@ redis.call('HINCRBY', buyersKey, o[2], qty)
 local exp = now + holdMs
 local seq = prevSeq + 1
 redis.call('HSET', orderKey, 'st', 'held', 'exp', exp, 'seq', seq, 'imp', imp, 'imps', imp)
+redis.call('HDEL', orderKey, 'rv')
 redis.call('ZADD', holdsKey, exp, uid)
 redis.call('XADD', handoffKey, '*', 'uid', uid, 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
 return decide(1, exp, seq)

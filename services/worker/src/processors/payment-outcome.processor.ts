@@ -12,7 +12,7 @@ import type { PaymentOutcomeJob } from '@dropgate/jobs';
 import { WEBHOOK_ACTED } from '@dropgate/redis';
 import { TransientError, type WorkerContext } from '../context.ts';
 import {
-  applyPaymentLocked, fetchPayment, verifyPayment, watchPayment, withOrderLock, type PaymentJobOutcome,
+  applyPaymentLocked, fetchPayment, recheckUnknownPayment, verifyPayment, watchPayment, withOrderLock, type PaymentJobOutcome,
 } from '../settlement/index.ts';
 
 export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob, attemptsMade = 0): Promise<PaymentJobOutcome> {
@@ -67,6 +67,10 @@ async function outcomeLocked(ctx: WorkerContext, job: PaymentOutcomeJob): Promis
   // (a payment created since is found); one of another order never becomes this order's.
   if (!payment) {
     await ctx.store.webhookActedOn(job.eventId, job.merchantUid, job.impUid, WEBHOOK_ACTED.unknown, ctx.clock.now());
+    // PortOne may not show a payment it just notified about yet (replication lag), and a payment no
+    // confirm announced (a PG that cannot confirm) has no hold whose expiry would ask again: its one
+    // webhook must not be its last lookup. Asked once more a few seconds later (once per payment).
+    await recheckUnknownPayment(ctx, job.eventId, job.merchantUid, job.impUid);
     return 'unknown-payment';
   }
   if (payment.merchant_uid !== job.merchantUid) {

@@ -10,6 +10,6 @@ export { fetchPayment, recordPayment, keptAmount } from './payment.ts';
 export { applyPaymentLocked } from './apply.ts';
 export { endDisplacedHold, endLostHold, expireHold } from './expiry.ts';
 export { verifyPayment } from './verify.ts';
-export { watchPayment, WATCH_CHECKS } from './watch.ts';
+export { recheckUnknownPayment, watchPayment, WATCH_CHECKS } from './watch.ts';
 export { refund, type RefundReason } from './refund.ts';
 export type * from './outcomes.ts';

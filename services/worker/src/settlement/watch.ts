@@ -29,6 +29,19 @@ export async function watchPayment(ctx: WorkerContext, eventId: string, merchant
   await ctx.queues.payments.add('watch', job, { jobId: jobIds.watchPayment(merchantUid, impUid, check), delay });
 }
 
+/** How long after PortOne said it does not know a payment a webhook named it is asked once more (as verify.ts retries: replication lag). */
+export const UNKNOWN_PAYMENT_RECHECK_MS = 1_000;
+
+/**
+ * One more look at a payment a webhook named and PortOne did not know (yet: its REST API may lag the
+ * notification, and a payment no confirm announced has no hold whose expiry would ask again), as the
+ * last check of a watch (so it starts no series), once per order and payment (a fixed job id).
+ */
+export async function recheckUnknownPayment(ctx: WorkerContext, eventId: string, merchantUid: string, impUid: string): Promise<void> {
+  const job: PaymentOutcomeJob = { eventId, merchantUid, impUid, hint: null, source: 'watch', receivedAt: Date.now(), check: WATCH_CHECKS };
+  await ctx.queues.payments.add('watch', job, { jobId: jobIds.recheckPayment(merchantUid, impUid), delay: UNKNOWN_PAYMENT_RECHECK_MS });
+}
+
 /**
  * Once an order is settled (paid, or refunded), every other payment that rode on its hold is watched:
  * one the buyer completed in another window may still turn paid with its webhook lost, and that money

@@ -50,6 +50,7 @@ local function endHold(seatKey, cntKey, buyersKey, holdsKey, orderKey, uid, seat
   moveLines(seatKey, cntKey, splitCsv(seatsCsv), splitCsv(itemsCsv), '', 'held', nil)
   redis.call('HINCRBY', buyersKey, buyer, -tonumber(qty))
   redis.call('HSET', orderKey, 'st', status, 'exp', '')
+  redis.call('HDEL', orderKey, 'rv')
   redis.call('ZREM', holdsKey, uid)
 end
 
