@@ -2,22 +2,13 @@
  * The Lua scripts against a real Redis, with time passed in by the caller (as the design requires),
  * so windows and expiries are tested without sleeping.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { HoldStore, SCRIPTS, eventKeyPattern, eventKeys, scanEachPrimary, type EventSnapshot } from '@dropgate/redis';
 import { eventId } from '@dropgate/testkit';
+import { holdStoreFixture } from './support/store.ts';
 
-let redis: Redis;
-let store: HoldStore;
-const created: string[] = [];
-beforeAll(() => {
-  redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
-  store = new HoldStore(redis);
-});
-afterAll(async () => {
-  for (const id of created) await store.deleteEvent(id);
-  redis.disconnect();
-});
+const { redis, store, created } = holdStoreFixture();
 
 const T0 = 1_900_000_000_000;
 async function keysOf(id: string): Promise<string[]> {

@@ -4,22 +4,12 @@
  * page with ZRANGEBYLEX instead of scanning the venue. Every script that moves seats keeps the
  * indexes equal to what the seat hash says, and a rebuild (loadEvent) rebuilds them.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
-import { HoldStore, eventKeys, type EventSnapshot, type SeatState } from '@dropgate/redis';
+import { describe, expect, it } from 'vitest';
+import { eventKeys, type EventSnapshot, type SeatState } from '@dropgate/redis';
 import { eventId } from '@dropgate/testkit';
+import { holdStoreFixture } from './support/store.ts';
 
-let redis: Redis;
-let store: HoldStore;
-const created: string[] = [];
-beforeAll(() => {
-  redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
-  store = new HoldStore(redis);
-});
-afterAll(async () => {
-  for (const id of created) await store.deleteEvent(id);
-  redis.disconnect();
-});
+const { redis, store, created } = holdStoreFixture();
 
 const T0 = 1_900_000_000_000;
 const STATUSES: SeatState[] = ['available', 'held', 'sold'];

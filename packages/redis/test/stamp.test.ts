@@ -7,22 +7,12 @@
  * Nothing is taken on state not known to be whole: every script that holds, commits or retakes places
  * answers "not ready" on it and changes nothing, while refusals and replays are answered as before.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
-import { HoldStore, eventKeys } from '@dropgate/redis';
+import { describe, expect, it } from 'vitest';
+import { eventKeys } from '@dropgate/redis';
 import { eventId } from '@dropgate/testkit';
+import { holdStoreFixture } from './support/store.ts';
 
-let redis: Redis;
-let store: HoldStore;
-const created: string[] = [];
-beforeAll(() => {
-  redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
-  store = new HoldStore(redis);
-});
-afterAll(async () => {
-  for (const id of created) await store.deleteEvent(id);
-  redis.disconnect();
-});
+const { redis, store, created } = holdStoreFixture();
 
 describe('replication stamp', () => {
   it('a loaded event is whole on its primary; stamped by another history it is not; missing and loading are told apart', async () => {

@@ -3,23 +3,13 @@
  * Redis: what is sold out leaves the line, what is held keeps its place, what fits is picked without
  * two picks sharing a place, and the cursor carries each step past the front to the rest of the line.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
 import type { PoolItem } from '@dropgate/domain';
-import { HoldStore, eventKeys } from '@dropgate/redis';
+import { eventKeys, type HoldStore } from '@dropgate/redis';
 import { eventId } from '@dropgate/testkit';
+import { holdStoreFixture } from './support/store.ts';
 
-let redis: Redis;
-let store: HoldStore;
-const created: string[] = [];
-beforeAll(() => {
-  redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
-  store = new HoldStore(redis);
-});
-afterAll(async () => {
-  for (const id of created) await store.deleteEvent(id);
-  redis.disconnect();
-});
+const { redis, store, created } = holdStoreFixture();
 
 const T0 = 1_900_000_000_000;
 async function load(): Promise<string> {

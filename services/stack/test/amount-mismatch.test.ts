@@ -7,28 +7,23 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Job } from 'bullmq';
-import { startSimulator, type Simulator } from '@dropgate/portone-sim';
-import { newWebhookSecret, rand, waitFor, TestClock } from '@dropgate/testkit';
-import { startStack, type TestStack } from '@dropgate/stack';
+import type { Simulator } from '@dropgate/portone-sim';
+import { rand, waitFor, TestClock } from '@dropgate/testkit';
+import type { TestStack } from '@dropgate/stack';
 import { lifecycle } from '@dropgate/db';
 import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
 import { checkAll, ledgerOf, type PortOneLedger } from '@dropgate/invariants';
 import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { shop } from './support/shop.ts';
+import { startV2Stack, v2Keys } from './support/portone-v2.ts';
 
-const SECRET = newWebhookSecret();
-const STORE = 'store-amount-test';
-const V2_API_SECRET = rand(24);
 let sim: Simulator;
 let stack: TestStack;
 const clock = new TestClock();
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, webhookSecret: SECRET, storeId: STORE, v2ApiSecret: V2_API_SECRET, faults: { webhook_retry_ms: 50 } });
-  stack = await startStack({
-    label: 'amount', portoneUrl: sim.url, clock,
-    env: { PORTONE_V2_API_URL: sim.url, PORTONE_V2_API_SECRET: V2_API_SECRET, PORTONE_V2_STORE_ID: STORE, PORTONE_WEBHOOK_SECRET: SECRET, EXPIRY_GRACE_SECONDS: '60' },
-  });
+  ({ sim, stack } = await startV2Stack(v2Keys('amount'), { label: 'amount', clock, env: { EXPIRY_GRACE_SECONDS: '60' } }));
 });
+
 afterAll(async () => {
   await stack?.close();
   await sim?.close();

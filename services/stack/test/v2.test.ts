@@ -7,27 +7,21 @@
  * worker learns the truth, money for seats that are gone refunded with currentCancellableAmount.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSimulator, type Simulator } from '@dropgate/portone-sim';
-import { http, newWebhookSecret, rand, signWebhook, waitFor, TestClock } from '@dropgate/testkit';
-import { startStack, type TestStack } from '@dropgate/stack';
+import type { Simulator } from '@dropgate/portone-sim';
+import { http, rand, signWebhook, waitFor, TestClock } from '@dropgate/testkit';
+import type { TestStack } from '@dropgate/stack';
 import { startApi } from '@dropgate/api';
 import { shop } from './support/shop.ts';
+import { startV2Stack, v2Keys } from './support/portone-v2.ts';
 
-const SECRET = newWebhookSecret();
-const STORE = 'store-v2-test';
-const V2_API_SECRET = rand(24);
+const keys = v2Keys('v2');
+const SECRET = keys.secret;
+const STORE = keys.storeId;
 let sim: Simulator;
 let stack: TestStack;
 const clock = new TestClock();
 beforeAll(async () => {
-  sim = await startSimulator({ port: 0, webhookSecret: SECRET, storeId: STORE, v2ApiSecret: V2_API_SECRET, faults: { webhook_retry_ms: 50 } });
-  stack = await startStack({
-    label: 'v2', portoneUrl: sim.url, clock,
-    env: {
-      PORTONE_V2_API_URL: sim.url, PORTONE_V2_API_SECRET: V2_API_SECRET, PORTONE_V2_STORE_ID: STORE, PORTONE_WEBHOOK_SECRET: SECRET,
-      PORTONE_V2_CONFIRM_TIMEOUT_MS: '400', EXPIRY_GRACE_SECONDS: '2',
-    },
-  });
+  ({ sim, stack } = await startV2Stack(keys, { label: 'v2', clock, env: { PORTONE_V2_CONFIRM_TIMEOUT_MS: '400', EXPIRY_GRACE_SECONDS: '2' } }));
 });
 afterAll(async () => {
   await stack?.close();
