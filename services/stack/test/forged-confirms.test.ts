@@ -102,6 +102,13 @@ describe('a reservation outlives payments that are not real', () => {
       expect(Date.parse(forged.body.hold_expires_at)).toBeGreaterThan(reservedUntil + 200_000);
       const after = await paymentsOff(id, victim.merchant_uid);
       expect(after).toMatchObject({ status: 'held', expiresAt: reservedUntil });
+      // The record follows: the live hold row and the order (what its reader is shown) end then too.
+      await waitFor(async () => {
+        const db = stack.api.deps.db;
+        const hold = await db.selectFrom('holds').select('expires_at').where('merchant_uid', '=', victim.merchant_uid).where('status', '=', 'live').executeTakeFirst();
+        const row = await db.selectFrom('orders').select('hold_expires_at').where('merchant_uid', '=', victim.merchant_uid).executeTakeFirstOrThrow();
+        return hold?.expires_at.getTime() === reservedUntil && row.hold_expires_at?.getTime() === reservedUntil;
+      }, 10_000, 'the record to show the reservation\'s own expiry');
     }
     // It lapses when the reservation would have: the sweep expires it and the seat is on sale again.
     await waitFor(async () => (await stack.store.orderState(id, victim.merchant_uid))?.status === 'expired', 20_000, 'the reservation to expire');

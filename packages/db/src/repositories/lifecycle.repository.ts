@@ -93,6 +93,19 @@ async function recordHolds(db: Db, items: readonly HoldItem[]): Promise<boolean[
   return items.map((h) => recorded.get(h.holdId) ?? false);
 }
 
+/**
+ * The order's live hold now ends at `expiresAt` (a reservation that went back to its own, earlier
+ * expiry when a payment on it was not real): its hold row and the order follow Redis, so readers and a
+ * rebuild see when it really ends.
+ */
+export async function setLiveHoldExpiry(db: Db, merchantUid: string, expiresAt: Date): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx.updateTable('holds').set({ expires_at: expiresAt }).where('merchant_uid', '=', merchantUid).where('status', '=', 'live').execute();
+    await trx.updateTable('orders').set({ hold_expires_at: expiresAt, updated_at: new Date() })
+      .where('merchant_uid', '=', merchantUid).where('status', '=', 'held').execute();
+  });
+}
+
 /** Ends the order's live holds with the given status. */
 export async function endLiveHolds(db: Executor, merchantUid: string, status: 'committed' | 'released' | 'expired', reason: string): Promise<number> {
   const res = await db

@@ -24,6 +24,11 @@ export async function dropFromHold(
   if (state.status !== 'held' || !state.impUids.includes(impUid)) return 'nothing-held';
   const r = await ctx.store.dropPayment(eventId, muid, impUid, state.seq);
   if (r === 'not_ready' || r === 'order_missing') throw new EventNotLoadedError('event not loaded in Redis');
+  if (r === 'reserved') {
+    // Back to the reservation's own expiry in Redis: the record follows.
+    const back = await ctx.store.orderState(eventId, muid);
+    if (back?.status === 'held' && back.expiresAt !== null) await lifecycle.setLiveHoldExpiry(ctx.db, muid, new Date(back.expiresAt));
+  }
   if (r !== 'released') return 'dropped';
   ctx.metrics.holdsReleased.inc({ event: eventId, reason: cause === 'payment_unverified' ? 'unverified' : 'payment_failed' });
   await ctx.db.transaction().execute(async (trx) => {
