@@ -2,20 +2,12 @@
  * Invariant 1 at the record: Postgres refuses an oversell by itself, whatever Redis says, including
  * under concurrent ticket issuing.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, lifecycle, orders as ordersRepo, events as eventsRepo, isOversellViolation, type Db } from '@dropgate/db';
-import { createTestDatabase, type TestDatabase } from '@dropgate/testkit';
+import { describe, expect, it } from 'vitest';
+import { lifecycle, orders as ordersRepo, events as eventsRepo, isOversellViolation, type Db } from '@dropgate/db';
+import { useTestDatabase } from './support/database.ts';
 
-let tdb: TestDatabase;
 let db: Db;
-beforeAll(async () => {
-  tdb = await createTestDatabase('constraints');
-  db = await openDatabase(tdb.url, { max: 20 });
-});
-afterAll(async () => {
-  await db?.destroy();
-  await tdb?.drop();
-});
+useTestDatabase('constraints', 20, (opened) => { db = opened; });
 
 async function setup(id: string, capacity: number, orderCount: number) {
   await eventsRepo.insertEvent(db, {

@@ -5,21 +5,20 @@
  * statistics that lag behind a table filling at a drop, ANDed the sweep's index of every live hold
  * with the order's: each hold recorded read them all (quadratic in the drop).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { events as eventsRepo, lifecycle, openDatabase, type Db } from '@dropgate/db';
-import { createTestDatabase, rand, type TestDatabase } from '@dropgate/testkit';
+import { events as eventsRepo, lifecycle, type Db } from '@dropgate/db';
+import { rand } from '@dropgate/testkit';
+import { useTestDatabase } from './support/database.ts';
 
 const LIVE = 20_000;
-let tdb: TestDatabase;
 let db: Db;
 let eventId: string;
 const muid = (i: number) => `${eventId}.o${String(i).padStart(10, '0')}`;
 
+// One connection: the statistics read below are this session's own, flushed on demand.
+useTestDatabase('liveholds', 1, (opened) => { db = opened; });
 beforeAll(async () => {
-  tdb = await createTestDatabase('liveholds');
-  // One connection: the statistics read below are this session's own, flushed on demand.
-  db = await openDatabase(tdb.url, { max: 1 });
   eventId = `lh-${rand(6)}`;
   await eventsRepo.insertEvent(db, {
     id: eventId, name: eventId, saleOpensAt: new Date(), saleClosesAt: null, holdTtlSeconds: 60, maxPerBuyer: null, currency: 'KRW',
@@ -32,10 +31,6 @@ beforeAll(async () => {
     select ${eventId} || '.o' || lpad(i::text, 10, '0') || ':1', ${eventId} || '.o' || lpad(i::text, 10, '0'), ${eventId}, 'imp_' || i, 1, 'live', now() + interval '1 minute'
     from generate_series(1, ${LIVE}) i`.execute(db);
 }, 60_000);
-afterAll(async () => {
-  await db?.destroy();
-  await tdb?.drop();
-});
 
 /** Index entries read so far from the sweep's index of every live hold (this session's statistics, flushed now). */
 async function liveIndexReads(): Promise<number> {

@@ -3,27 +3,21 @@
  * every change it does not allow (including a concurrent race to two ends), and logs each change with
  * its cause.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { ORDER_MACHINE, OrderCauses, OrderStatuses, transitionRows, nextStatus, type OrderStatus } from '@dropgate/domain';
-import { openDatabase, lifecycle, orders as ordersRepo, events as eventsRepo, isTransitionViolation, type Db } from '@dropgate/db';
-import { createTestDatabase, type TestDatabase } from '@dropgate/testkit';
+import { lifecycle, orders as ordersRepo, events as eventsRepo, isTransitionViolation, type Db } from '@dropgate/db';
+import { useTestDatabase } from './support/database.ts';
 
-let tdb: TestDatabase;
 let db: Db;
 const EVENT = 'machine';
 let n = 0;
+useTestDatabase('machine', 10, (opened) => { db = opened; });
 beforeAll(async () => {
-  tdb = await createTestDatabase('machine');
-  db = await openDatabase(tdb.url, { max: 10 });
   await eventsRepo.insertEvent(db, {
     id: EVENT, name: EVENT, saleOpensAt: new Date(), saleClosesAt: null, holdTtlSeconds: 60, maxPerBuyer: null, currency: 'KRW',
     pools: [{ id: 'p', name: 'P', capacity: 10, price: 1 }], seats: [],
   });
-});
-afterAll(async () => {
-  await db?.destroy();
-  await tdb?.drop();
 });
 
 /** A new order, walked to `status` along allowed causes. */

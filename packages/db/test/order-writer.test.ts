@@ -3,21 +3,14 @@
  * each caller answered only once its order is in Postgres; a bad order in a batch fails alone.
  */
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OrderWriter, openDatabase, withdrawOrders, orders as ordersRepo, events as eventsRepo, type Db } from '@dropgate/db';
-import { createTestDatabase, rand, type TestDatabase } from '@dropgate/testkit';
+import { describe, expect, it } from 'vitest';
+import { OrderWriter, withdrawOrders, orders as ordersRepo, events as eventsRepo, type Db } from '@dropgate/db';
+import { rand } from '@dropgate/testkit';
 import type { NewOrderInput } from '../src/repositories/orders.repository.ts';
+import { useTestDatabase } from './support/database.ts';
 
-let tdb: TestDatabase;
 let db: Db;
-beforeAll(async () => {
-  tdb = await createTestDatabase('orderwriter');
-  db = await openDatabase(tdb.url, { max: 10 });
-});
-afterAll(async () => {
-  await db?.destroy();
-  await tdb?.drop();
-});
+useTestDatabase('orderwriter', 10, (opened) => { db = opened; });
 
 async function event(seats: number): Promise<string> {
   const id = `ow-${rand(6)}`;

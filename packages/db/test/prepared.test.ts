@@ -3,23 +3,16 @@
  * connection parses and plans a marked text once, whatever the batch size, and an unmarked text runs
  * as before.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { OrderWriter, PREPARED_MARK, openDatabase, preparedStatementName, withdrawOrders, events as eventsRepo, type Db } from '@dropgate/db';
-import { createTestDatabase, rand, type TestDatabase } from '@dropgate/testkit';
+import { OrderWriter, PREPARED_MARK, preparedStatementName, withdrawOrders, events as eventsRepo, type Db } from '@dropgate/db';
+import { rand } from '@dropgate/testkit';
 import type { NewOrderInput } from '../src/repositories/orders.repository.ts';
+import { useTestDatabase } from './support/database.ts';
 
-let tdb: TestDatabase;
 /** One connection: what the test reads of pg_prepared_statements is the connection the writes used. */
 let db: Db;
-beforeAll(async () => {
-  tdb = await createTestDatabase('prepared');
-  db = await openDatabase(tdb.url, { max: 1 });
-});
-afterAll(async () => {
-  await db?.destroy();
-  await tdb?.drop();
-});
+useTestDatabase('prepared', 1, (opened) => { db = opened; });
 
 describe('statement names', () => {
   it('names marked texts only, by label and text, the same text always the same name', () => {

@@ -2,21 +2,14 @@
  * Settlement in batches (issue 10): concurrent paid outcomes share one transaction, and each one
  * stays whole and idempotent. Real Postgres, a database of this file's own.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { events as eventsRepo, insertOrders, isOversellViolation, lifecycle, openDatabase, orders as ordersRepo, settlement, type Db } from '@dropgate/db';
-import { createTestDatabase, rand, type TestDatabase } from '@dropgate/testkit';
+import { describe, expect, it } from 'vitest';
+import { events as eventsRepo, insertOrders, isOversellViolation, lifecycle, orders as ordersRepo, settlement, type Db } from '@dropgate/db';
+import { rand } from '@dropgate/testkit';
 import type { NewOrderInput } from '../src/repositories/orders.repository.ts';
+import { useTestDatabase } from './support/database.ts';
 
-let tdb: TestDatabase;
 let db: Db;
-beforeAll(async () => {
-  tdb = await createTestDatabase('settlebatch');
-  db = await openDatabase(tdb.url, { max: 10 });
-});
-afterAll(async () => {
-  await db?.destroy();
-  await tdb?.drop();
-});
+useTestDatabase('settlebatch', 10, (opened) => { db = opened; });
 
 async function event(seats: number, poolCapacity: number): Promise<string> {
   const id = `sb-${rand(6)}`;
