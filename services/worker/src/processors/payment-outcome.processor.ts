@@ -69,7 +69,7 @@ async function outcomeLocked(ctx: WorkerContext, job: PaymentOutcomeJob): Promis
     await ctx.store.webhookActedOn(job.eventId, job.merchantUid, job.impUid, WEBHOOK_ACTED.unknown, ctx.clock.now());
     // PortOne may not show a payment it just notified about yet (replication lag), and a payment no
     // confirm announced (a PG that cannot confirm) has no hold whose expiry would ask again: its one
-    // webhook must not be its last lookup. Asked once more a few seconds later (once per payment).
+    // webhook must not be its last lookup. Asked once more a second later (once per payment).
     await recheckUnknownPayment(ctx, job.eventId, job.merchantUid, job.impUid);
     return 'unknown-payment';
   }

@@ -31,19 +31,17 @@ export function verifyPayment(
     if (!order) return 'order-missing';
     const payment = await fetchPayment(ctx, merchantUid, impUid);
     if (!payment && attemptsMade + 1 < UNKNOWN_PAYMENT_ATTEMPTS) throw new TransientError(`PortOne does not know ${impUid} yet`);
+    // PortOne has an outcome for a payment of this order already (its webhook is on its way): act on
+    // it now. Settling also handles one of another amount: it leaves the hold, and its money (if paid)
+    // goes back alone.
+    if (payment && payment.merchant_uid === merchantUid && payment.status !== 'ready') return `settled:${await applyPaymentLocked(ctx, eventId, payment)}`;
     let why: string | null = null;
     if (!payment) why = `PortOne knows no payment ${impUid}`;
     else if (payment.merchant_uid !== merchantUid) why = `payment ${impUid} belongs to another order`;
-    else if (payment.amount !== order.amount) {
-      // PortOne vouches for the payment but not its amount. Once it has an outcome, settling it takes
-      // it off the hold and gives its money (if paid) back alone; until then it is taken off the hold
-      // and watched, so it is refunded when it turns paid even if its webhook is lost.
-      if (payment.status !== 'ready') return `settled:${await applyPaymentLocked(ctx, eventId, payment)}`;
-      why = `payment ${impUid} is for ${payment.amount}, the order costs ${order.amount}`;
-    }
+    // Not paid yet, for another amount: taken off the hold below and watched, so it is refunded when it
+    // turns paid even if its webhook is lost.
+    else if (payment.amount !== order.amount) why = `payment ${impUid} is for ${payment.amount}, the order costs ${order.amount}`;
     if (why === null) {
-      // Genuine. PortOne may already have an outcome (the webhook is on its way): act on it now.
-      if (payment!.status !== 'ready') return `settled:${await applyPaymentLocked(ctx, eventId, payment!)}`;
       await settlement.settlementWriter(ctx.db).recordPayment(paymentRecord(eventId, payment!));
       return 'verified';
     }
