@@ -63,6 +63,18 @@ export const ConfigSchema = Type.Object({
   /** Most holds one order may take in its life (a hold per payment attempt after the previous one ended). */
   HOLDS_PER_ORDER_MAX: Type.Integer({ minimum: 1, maximum: 100 }),
   /**
+   * Most orders one buyer may make for one event (orders refused at selection do not count; 0: no
+   * limit). A bound on what one buyer can make dropgate store; with BUYER_TOKEN_SECRET, on what one
+   * caller can.
+   */
+  ORDERS_PER_BUYER_MAX: Type.Integer({ minimum: 0, maximum: 100_000 }),
+  /**
+   * Signed buyer identity: secret(s), comma-separated for rotation, at least 32 characters each. When
+   * set, an order, a queue place and a waiting-list entry need a `buyer_token` the storefront signed
+   * for the buyer (see @dropgate/domain's buyer-token.ts and the README).
+   */
+  BUYER_TOKEN_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  /**
    * PortOne lookups webhooks may start at once for one payment (and for an order's payments past
    * PAYMENTS_PER_ORDER_MAX); more webhooks share a lookup put off until the pace allows, never dropped.
    */
@@ -148,6 +160,7 @@ export const DEFAULTS: Readonly<Partial<Record<keyof Raw, string>>> = Object.fre
   TRUST_PROXY: 'false',
   PAYMENTS_PER_ORDER_MAX: '8',
   HOLDS_PER_ORDER_MAX: '8',
+  ORDERS_PER_BUYER_MAX: '20',
   WEBHOOK_LOOKUPS_PER_PAYMENT: '4',
   WEBHOOK_LOOKUP_WINDOW_SECONDS: '60',
   SIM_PORT: '3100',
@@ -216,11 +229,15 @@ export interface Config {
   readonly orderLimits: {
     readonly maxPaymentsPerOrder: number;
     readonly maxHoldsPerOrder: number;
+    /** ORDERS_PER_BUYER_MAX (0: no limit) */
+    readonly maxOrdersPerBuyer: number;
     /** WEBHOOK_LOOKUPS_PER_PAYMENT */
     readonly webhookLookupsPerPayment: number;
     /** WEBHOOK_LOOKUP_WINDOW_SECONDS */
     readonly webhookLookupWindowSeconds: number;
   };
+  /** BUYER_TOKEN_SECRET split: the secrets a buyer token may be signed with (empty: buyer ids are not checked). */
+  readonly buyerTokenSecrets: readonly string[];
   readonly trustProxy: boolean | number | string[];
   readonly simPort: number;
   readonly workerMetricsPort: number;
@@ -271,6 +288,16 @@ function parseWebhookSecrets(value: string | undefined): readonly string[] {
     }
   }
   if (secrets.length === 0) throw new ConfigError('PORTONE_WEBHOOK_SECRET', 'names no secret');
+  return Object.freeze(secrets);
+}
+
+/** BUYER_TOKEN_SECRET: comma-separated, each long enough that it cannot be guessed (32 characters or more). */
+function parseBuyerTokenSecrets(value: string | undefined): readonly string[] {
+  if (value === undefined) return Object.freeze([]);
+  const secrets = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (secrets.length === 0 || secrets.some((s) => s.length < 32)) {
+    throw new ConfigError('BUYER_TOKEN_SECRET', 'must be comma-separated secrets of at least 32 characters each');
+  }
   return Object.freeze(secrets);
 }
 
@@ -347,7 +374,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
       maxHoldsPerOrder: raw.HOLDS_PER_ORDER_MAX,
       webhookLookupsPerPayment: raw.WEBHOOK_LOOKUPS_PER_PAYMENT,
       webhookLookupWindowSeconds: raw.WEBHOOK_LOOKUP_WINDOW_SECONDS,
+      maxOrdersPerBuyer: raw.ORDERS_PER_BUYER_MAX,
     }),
+    buyerTokenSecrets: parseBuyerTokenSecrets(raw.BUYER_TOKEN_SECRET),
     trustProxy: parseTrustProxy(raw.TRUST_PROXY),
     simPort: raw.SIM_PORT,
     workerMetricsPort: raw.WORKER_METRICS_PORT,

@@ -66,11 +66,23 @@ describe('configuration', () => {
   });
 
   it('bounds what one order may make dropgate store and call, and reads the confirm allowlist', () => {
-    expect(loadConfig({}).orderLimits).toEqual({ maxPaymentsPerOrder: 8, maxHoldsPerOrder: 8, webhookLookupsPerPayment: 4, webhookLookupWindowSeconds: 60 });
+    expect(loadConfig({}).orderLimits).toEqual({ maxPaymentsPerOrder: 8, maxHoldsPerOrder: 8, webhookLookupsPerPayment: 4, webhookLookupWindowSeconds: 60, maxOrdersPerBuyer: 20 });
+    expect(loadConfig({ ORDERS_PER_BUYER_MAX: '0' }).orderLimits.maxOrdersPerBuyer).toBe(0);
+    expect(() => loadConfig({ ORDERS_PER_BUYER_MAX: '-1' })).toThrow(/ORDERS_PER_BUYER_MAX/);
     expect(() => loadConfig({ WEBHOOK_LOOKUPS_PER_PAYMENT: '0' })).toThrow(/WEBHOOK_LOOKUPS_PER_PAYMENT/);
     expect(() => loadConfig({ WEBHOOK_LOOKUP_WINDOW_SECONDS: '0' })).toThrow(/WEBHOOK_LOOKUP_WINDOW_SECONDS/);
     expect(loadConfig({ CONFIRM_ALLOWED_IPS: '1.2.3.4, 5.6.7.8' }).confirmAllowedIps).toEqual(['1.2.3.4', '5.6.7.8']);
     expect(() => loadConfig({ PAYMENTS_PER_ORDER_MAX: '0' })).toThrow(/PAYMENTS_PER_ORDER_MAX/);
+  });
+
+  it('reads buyer token secrets (comma-separated, for rotation), each long enough not to be guessed', () => {
+    expect(loadConfig({}).buyerTokenSecrets).toEqual([]);
+    const a = 'a'.repeat(32);
+    const b = 'b'.repeat(40);
+    expect(loadConfig({ BUYER_TOKEN_SECRET: `${a}, ${b}` }).buyerTokenSecrets).toEqual([a, b]);
+    expect(() => loadConfig({ BUYER_TOKEN_SECRET: 'short' })).toThrow(/BUYER_TOKEN_SECRET/);
+    expect(() => loadConfig({ BUYER_TOKEN_SECRET: `${a},short` })).toThrow(/BUYER_TOKEN_SECRET.*32 characters/);
+    expect(() => loadConfig({ BUYER_TOKEN_SECRET: ' , , '.repeat(12) })).toThrow(/BUYER_TOKEN_SECRET/);
   });
 
   it('wants PortOne credentials in pairs', () => {

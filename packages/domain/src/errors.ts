@@ -33,6 +33,10 @@ export const ErrorCodes = [
   'WAITLIST_FULL',
   /** Polled faster than allowed. */
   'RATE_LIMITED',
+  /** BUYER_TOKEN_SECRET is set and the request carries no buyer token that vouches for its buyer_id. */
+  'BUYER_UNVERIFIED',
+  /** The buyer made as many orders for the event as one buyer may (ORDERS_PER_BUYER_MAX). */
+  'ORDER_LIMIT',
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 

@@ -1,4 +1,5 @@
 export * from './errors.ts';
+export * from './buyer-token.ts';
 export * from './confirm.ts';
 export * from './ids.ts';
 export * from './order.ts';

@@ -23,7 +23,7 @@ export class EventLoader {
   async loadEvent(s: EventSnapshot, epoch: string): Promise<void> {
     const k = eventKeys(s.id);
     await this.redis.del(k.meta);
-    await this.redis.del(k.seats, k.seatIndex('available'), k.seatIndex('held'), k.seatIndex('sold'), k.counts, k.buyers, k.holds);
+    await this.redis.del(k.seats, k.seatIndex('available'), k.seatIndex('held'), k.seatIndex('sold'), k.counts, k.buyers, k.buyerOrders, k.holds);
 
     const seatState = new Map<string, string>();
     for (const id of s.seats) seatState.set(id, '');
@@ -34,10 +34,13 @@ export class EventLoader {
       counts[`p:${p.id}:sold`] = 0;
     }
     const buyers = new Map<string, number>();
+    /** Orders per buyer: every order the record has counts (see createOrder-3.lua). */
+    const ordersOf = new Map<string, number>();
     const pipe = this.redis.pipeline();
     const holds: (string | number)[] = [];
     for (const o of s.orders) {
       const tickets = o.seats.length + o.items.reduce((n, i) => n + i.quantity, 0);
+      ordersOf.set(o.buyerId, (ordersOf.get(o.buyerId) ?? 0) + 1);
       const fields: (string | number)[] = [
         'a', o.amount, 'b', o.buyerId, 's', o.seats.join(','), 'i', itemsCsv(o.items), 'q', tickets, 'st', o.status, 'seq', o.seq,
       ];
@@ -67,6 +70,8 @@ export class EventLoader {
     }
     pipe.hset(k.counts, counts);
     if (buyers.size > 0) pipe.hset(k.buyers, ...[...buyers.entries()].flat());
+    const orderCounts = [...ordersOf.entries()];
+    for (let i = 0; i < orderCounts.length; i += 5000) pipe.hset(k.buyerOrders, ...orderCounts.slice(i, i + 5000).flat());
     for (let i = 0; i < holds.length; i += 10_000) pipe.zadd(k.holds, ...holds.slice(i, i + 10_000));
     const res = await pipe.exec();
     for (const [err] of res ?? []) if (err) throw err;

@@ -24,6 +24,8 @@ export interface HoldStoreOptions {
    * payment PortOne said it does not know waits for its next lookup. Default 60.
    */
   webhookLookupWindowSeconds?: number;
+  /** Most orders one buyer may make for one event (0: no limit). Default 0. */
+  maxOrdersPerBuyer?: number;
 }
 
 /**
@@ -50,6 +52,7 @@ export class HoldScripts {
   readonly maxHoldsPerOrder: number;
   readonly webhookLookupsPerPayment: number;
   readonly webhookLookupWindowMs: number;
+  readonly maxOrdersPerBuyer: number;
   /** The three limits as placeHold takes them, in one argument ("ttl:payments:holds"). */
   private readonly placeLimits: string;
 
@@ -67,6 +70,10 @@ export class HoldScripts {
       if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a whole number of at least 1 (got ${value})`);
     }
     this.webhookLookupWindowMs = windowSeconds * 1000;
+    this.maxOrdersPerBuyer = opts.maxOrdersPerBuyer ?? 0;
+    if (!Number.isSafeInteger(this.maxOrdersPerBuyer) || this.maxOrdersPerBuyer < 0) {
+      throw new RangeError(`maxOrdersPerBuyer must be a whole number of at least 0 (got ${this.maxOrdersPerBuyer})`);
+    }
     this.placeLimits = `${this.decisionTtlSeconds}:${this.maxPaymentsPerOrder}:${this.maxHoldsPerOrder}`;
   }
 
@@ -174,18 +181,27 @@ export class HoldScripts {
     return mapCode(VOID_CODES, r, 'voidSale');
   }
 
-  async createOrder(eventId: string, o: NewRedisOrder): Promise<CreateOrderResult> {
+  /**
+   * Makes the order visible to the confirm; counted against the buyer's orders of the event, and
+   * refused past maxOrdersPerBuyer unless `limited` is false (an order dropgate makes for the buyer).
+   */
+  async createOrder(eventId: string, o: NewRedisOrder, limited = true): Promise<CreateOrderResult> {
     const k = eventKeys(eventId);
-    const r = await this.redis.createOrder(k.meta, k.order(o.merchantUid), o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), o.tickets);
+    const r = await this.redis.createOrder(
+      k.meta, k.order(o.merchantUid), k.buyerOrders, o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), o.tickets, limited ? this.maxOrdersPerBuyer : 0,
+    );
     return mapCode(CREATE_CODES, r, 'createOrder');
   }
 
-  /** hold_at "order": makes the order visible and reserves its places for `ttlMs`, or nothing. */
-  async reserveOrder(eventId: string, o: NewRedisOrder, nowMs: number, ttlMs: number): Promise<ReserveResult> {
+  /**
+   * hold_at "order": makes the order visible and reserves its places for `ttlMs`, or nothing. Counted
+   * and limited as createOrder.
+   */
+  async reserveOrder(eventId: string, o: NewRedisOrder, nowMs: number, ttlMs: number, limited = true): Promise<ReserveResult> {
     const k = eventKeys(eventId);
     const [code, exp] = (await this.redis.reserveOrder(
-      k.meta, k.order(o.merchantUid), k.seats, k.counts, k.buyers, k.holds, k.handoff,
-      o.merchantUid, o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), nowMs, ttlMs,
+      k.meta, k.order(o.merchantUid), k.seats, k.counts, k.buyers, k.holds, k.handoff, k.buyerOrders,
+      o.merchantUid, o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), nowMs, ttlMs, limited ? this.maxOrdersPerBuyer : 0,
     )) as [number, number];
     if (code === 1) return { result: 'reserved', expiresAt: exp };
     return { result: mapCode(RESERVE_CODES, code, 'reserveOrder') };

@@ -16,6 +16,8 @@ export interface EventKeys {
   counts: string;
   /** hash: buyer id -> tickets held or bought */
   buyers: string;
+  /** hash: buyer id -> orders the buyer made for the event (ORDERS_PER_BUYER_MAX; rebuilt from the record) */
+  buyerOrders: string;
   /** zset: merchant_uid scored by hold expiry (ms) */
   holds: string;
   /** stream: one entry per new hold (uid, imp, seq, exp, at), read by the workers' relay */
@@ -72,6 +74,7 @@ export function eventKeys(eventId: string): EventKeys {
     seatIndex: (status) => `${tag}:seat:${status}`,
     counts: `${tag}:cnt`,
     buyers: `${tag}:buyer`,
+    buyerOrders: `${tag}:border`,
     holds: `${tag}:holds`,
     handoff: `${tag}:handoff`,
     order: (merchantUid) => orderKey(eventId, merchantUid),

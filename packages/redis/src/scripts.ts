@@ -1,5 +1,5 @@
 /**
- * Loads the Lua scripts in `lua/` (`<name>-<numKeys>.lua`, e.g. `reserveOrder-7.lua`; Redis knows a script
+ * Loads the Lua scripts in `lua/` (`<name>-<numKeys>.lua`, e.g. `reserveOrder-8.lua`; Redis knows a script
  * by the SHA-1 of its text, so two versions of one never mix), inlines `--- @include "x"` pieces, and
  * registers them on an ioredis client with `defineCommand`, which runs them by EVALSHA (falling back
  * to EVAL once if the server has not seen them, e.g. after a restart).

@@ -1,6 +1,6 @@
 /** Request and response schemas (TypeBox): validation on the way in, fast serialisation on the way out. */
 import Type from 'typebox';
-import { EVENT_ID_PATTERN, MERCHANT_UID_PATTERN, RESOURCE_ID_PATTERN } from '@dropgate/domain';
+import { BUYER_TOKEN_MAX_LENGTH, EVENT_ID_PATTERN, MERCHANT_UID_PATTERN, RESOURCE_ID_PATTERN } from '@dropgate/domain';
 
 /**
  * Control characters: C0 (NUL to U+001F), DEL and C1. None belongs in a name, label or id, and
@@ -157,9 +157,14 @@ const OrderItems = Type.Array(
   { minItems: 1, maxItems: 100 },
 );
 
+/** A signed buyer identity (BUYER_TOKEN_SECRET); checked by the route before anything else. */
+const BuyerToken = Type.String({ minLength: 1, maxLength: BUYER_TOKEN_MAX_LENGTH, pattern: '^[A-Za-z0-9_.:~-]+$' });
+
 export const CreateOrderBody = Type.Object(
   {
     buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }),
+    /** With BUYER_TOKEN_SECRET: the storefront's signature of buyer_id (see the README's "Buyer identity"). */
+    buyer_token: Type.Optional(BuyerToken),
     /** The PortOne API the buyer pays through (default: PORTONE_DEFAULT_API, see the README). */
     portone_api: Type.Optional(Type.Union([Type.Literal('v1'), Type.Literal('v2')])),
     /** Events with a waiting room: the token GET /events/:id/queue/:token gave the admitted buyer. */
@@ -308,7 +313,14 @@ export const ExtendedBody = Type.Object({
   extensions_left: Type.Integer(),
 });
 
-export const JoinQueueBody = Type.Object({ buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }) }, { additionalProperties: false });
+export const JoinQueueBody = Type.Object(
+  {
+    buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }),
+    /** With BUYER_TOKEN_SECRET: the storefront's signature of buyer_id (see the README's "Buyer identity"). */
+    buyer_token: Type.Optional(BuyerToken),
+  },
+  { additionalProperties: false },
+);
 export const QueueTokenParams = Type.Object(
   { event_id: Type.String({ pattern: EVENT_ID_PATTERN }), queue_token: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_.:~-]+$' }) },
   { additionalProperties: false },
@@ -331,6 +343,8 @@ export const JoinedQueueBody = Type.Object({
 export const JoinWaitlistBody = Type.Object(
   {
     buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }),
+    /** With BUYER_TOKEN_SECRET: the storefront's signature of buyer_id (see the README's "Buyer identity"). */
+    buyer_token: Type.Optional(BuyerToken),
     seats: Type.Optional(OrderSeats),
     items: Type.Optional(OrderItems),
   },

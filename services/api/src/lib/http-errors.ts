@@ -57,6 +57,8 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode | HttpErrorCode, number>> =
   TOKEN_INVALID: 404,
   WAITLIST_FULL: 409,
   RATE_LIMITED: 429,
+  BUYER_UNVERIFIED: 403,
+  ORDER_LIMIT: 429,
   INTERNAL: 500,
 });
 

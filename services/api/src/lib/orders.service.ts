@@ -14,6 +14,12 @@
  * again for that event's orders (the preflight of state and buyer) until Redis says it is ready: a
  * rebuild at a rush costs Postgres one withdrawn order, not one for every buyer who tries meanwhile.
  * If Redis fails after the insert, the order is withdrawn too: nothing half-made stays behind.
+ *
+ * The same Redis step counts the buyer's orders of the event and refuses one past ORDERS_PER_BUYER_MAX
+ * (429 ORDER_LIMIT; the order is withdrawn). A count never goes down, so this process then refuses
+ * that buyer's next orders for the event before the insert (`capped`): a client hammering one buyer
+ * id costs Postgres one withdrawn order, not one a request. Orders dropgate makes for a buyer (a
+ * waiting-list offer) are counted but never refused.
  */
 import { DomainError, MAX_RESERVATION_EXTENSIONS, newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { orders as ordersRepo, type Db } from '@dropgate/db';
@@ -49,6 +55,25 @@ function doubted(store: HoldStore): Set<string> {
   if (!set) doubtedEvents.set(store, (set = new Set()));
   return set;
 }
+
+/**
+ * Per store (one per process), `event NUL buyer` of buyers whose orders the Redis step refused
+ * ORDER_LIMIT. Bounded: the oldest are forgotten first (a forgotten one costs one withdrawn order).
+ */
+const cappedBuyers = new WeakMap<HoldStore, Set<string>>();
+const CAPPED_REMEMBERED = 10_000;
+function capped(store: HoldStore): Set<string> {
+  let set = cappedBuyers.get(store);
+  if (!set) cappedBuyers.set(store, (set = new Set()));
+  return set;
+}
+function noteCapped(store: HoldStore, eventId: string, buyerId: string): DomainError {
+  const set = capped(store);
+  if (set.size >= CAPPED_REMEMBERED) set.delete(set.values().next().value!);
+  set.add(`${eventId}\u0000${buyerId}`);
+  return orderLimit();
+}
+const orderLimit = () => new DomainError('ORDER_LIMIT', 'this buyer made as many orders for this event as one buyer may');
 
 /** Best effort: when Postgres fails too, the pending order stays (harmless: nobody knows its uid). */
 async function withdraw(db: Db, eventId: string, merchantUid: string, reason: string): Promise<void> {
@@ -95,6 +120,8 @@ export async function createOrder(
     items.push({ pool: i.pool, quantity: i.quantity, unitPrice: pool.price });
     amount += pool.price * i.quantity;
   }
+  const limited = opts.offerTtlSeconds === undefined;
+  if (limited && capped(store).has(`${event.id}\u0000${input.buyer_id}`)) throw orderLimit();
   if (now < event.saleOpensAt) throw new DomainError('SALE_NOT_OPEN', `sale opens at ${event.saleOpensAt.toISOString()}`);
   if (event.saleClosesAt && now >= event.saleClosesAt) throw new DomainError('SALE_CLOSED', 'sale is closed');
 
@@ -134,13 +161,13 @@ export async function createOrder(
   });
   if (event.holdAt === 'order') {
     const ttlSeconds = opts.offerTtlSeconds ?? event.reservationTtlSeconds ?? 0;
-    return reserve(db, store, event, { merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets }, orderToken.token, now, ttlSeconds, opts.offerTtlSeconds === undefined);
+    return reserve(db, store, event, { merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets }, orderToken.token, now, ttlSeconds, limited);
   }
   let visible: Awaited<ReturnType<HoldStore['createOrder']>>;
   try {
     visible = await store.createOrder(event.id, {
       merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets,
-    });
+    }, limited);
   } catch (error) {
     doubted(store).add(event.id);
     await withdraw(db, event.id, merchantUid, 'redis_failed');
@@ -154,6 +181,10 @@ export async function createOrder(
     await withdraw(db, event.id, merchantUid, 'event_not_ready');
     throw new DomainError('NOT_READY', 'the event is being loaded; try again shortly');
   }
+  if (visible === 'ORDER_LIMIT') {
+    await withdraw(db, event.id, merchantUid, 'order_limit');
+    throw noteCapped(store, event.id, input.buyer_id);
+  }
   return { merchant_uid: merchantUid, event_id: event.id, amount, currency: event.currency, status: 'pending', order_token: orderToken.token };
 }
 
@@ -164,12 +195,13 @@ const RESERVE_REFUSALS = {
   SOLD_OUT: 'the places of this order are taken',
 } as const;
 
+/** `admitted`: a buyer's own order (not an offer): it used an admission, and it counts against the buyer's orders. */
 async function reserve(
   db: Db, store: HoldStore, event: EventDef, order: NewRedisOrder, token: string, now: Date, ttlSeconds: number, admitted: boolean,
 ): Promise<CreatedOrder> {
   let r: ReserveResult;
   try {
-    r = await store.reserveOrder(event.id, order, now.getTime(), ttlSeconds * 1000);
+    r = await store.reserveOrder(event.id, order, now.getTime(), ttlSeconds * 1000, admitted);
   } catch (error) {
     await withdraw(db, event.id, order.merchantUid, 'redis_failed');
     throw error;
@@ -186,6 +218,7 @@ async function reserve(
   }
   // Nothing was reserved: the buyer never gets this merchant_uid.
   await withdraw(db, event.id, order.merchantUid, r.result === 'SOLD_OUT' ? 'sold_out' : r.result);
+  if (r.result === 'ORDER_LIMIT') throw noteCapped(store, event.id, order.buyerId);
   // Refused at selection: the buyer had their turn, so their slot goes to the next buyer in the
   // queue (their token still works until it expires, for other places).
   if (r.result === 'SOLD_OUT' && event.waitingRoom && admitted) await store.queues.useAdmission(event.id, order.buyerId).catch(() => false);

@@ -10,6 +10,7 @@ import {
   CreateOrderBody, CreatedOrderBody, ErrorBody, EventBody, EventIdParams, ExtendedBody, MerchantUidParams, OrderBody, SeatsBody, SeatsQuery,
 } from '../schemas.ts';
 import { createOrder, extendReservation } from '../lib/orders.service.ts';
+import { requireBuyer } from '../lib/buyers.ts';
 import { preRegisterOrder } from '../lib/pre-register.ts';
 import { bearerToken, orderTokenMatches, sameSecret } from '../lib/secrets.ts';
 import { ReadCache, wantsFresh } from '../lib/read-cache.ts';
@@ -156,6 +157,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
     '/events/:event_id/orders',
     { bodyLimit: 64 * 1024, schema: { params: EventIdParams, body: CreateOrderBody, response: { 201: CreatedOrderBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
     async (request, reply) => {
+      requireBuyer(deps.config.buyerTokenSecrets, request.body.buyer_id, request.body.buyer_token, deps.clock.now());
       const def = await requireEvent(request.params.event_id);
       const api = request.body.portone_api ?? deps.config.portone.defaultApi;
       const created = await createOrder(deps.db, deps.store, def, request.body, new Date(deps.clock.now()), { defaultApi: api });

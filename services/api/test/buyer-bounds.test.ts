@@ -1,0 +1,163 @@
+/**
+ * What one caller can make dropgate store (design invariant 9). A buyer id in a body is the caller's
+ * word, so two bounds work together: with BUYER_TOKEN_SECRET, an order, a queue place and a
+ * waiting-list entry need the storefront's signature of the buyer (a refused one stores nothing), and
+ * ORDERS_PER_BUYER_MAX bounds the orders one buyer makes for an event, exactly, under concurrency, and
+ * across a rebuild of the event's Redis state from Postgres.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSnapshot } from '@dropgate/db';
+import { signBuyerToken } from '@dropgate/domain';
+import { HoldStore, eventKeyPattern, eventKeys } from '@dropgate/redis';
+import { eventId, http } from '@dropgate/testkit';
+import { startApiStack, type ApiStack } from './support/api-stack.ts';
+
+const SECRET = 'buyer-bounds-test-secret-0123456789';
+const MOST = 5;
+
+let signed: ApiStack;
+let capped: ApiStack;
+beforeAll(async () => {
+  // No shedding (both cores are shared with other test files): every refusal here is the bound's.
+  [signed, capped] = await Promise.all([
+    startApiStack({ label: 'buyersigned', env: { BUYER_TOKEN_SECRET: SECRET, MAX_EVENT_LOOP_DELAY_MS: '60000' } }),
+    startApiStack({ label: 'buyercap', env: { ORDERS_PER_BUYER_MAX: String(MOST), MAX_EVENT_LOOP_DELAY_MS: '60000', CONFIRM_MAX_IN_FLIGHT: '100000' } }),
+  ]);
+});
+afterAll(async () => { await Promise.all([signed?.close(), capped?.close()]); });
+
+async function makeEvent(stack: ApiStack, extra: Record<string, unknown> = {}, capacity = 1_000): Promise<string> {
+  const id = eventId('bb');
+  const res = await http(stack.url, 'POST', '/admin/events', {
+    id, name: 'Buyer bounds', pools: [{ id: 'ga', name: 'GA', capacity, price: 1_000 }], ...extra,
+  }, { admin: true });
+  expect(res.status, res.text).toBe(201);
+  return id;
+}
+
+/** Everything an event has in Redis and Postgres that a request could have added. */
+async function stored(stack: ApiStack, id: string) {
+  const keys = (await stack.redis.keys(eventKeyPattern(id))).sort();
+  const orders = await stack.api.deps.db.selectFrom('orders').select(['merchant_uid', 'buyer_id']).where('event_id', '=', id).execute();
+  const orderEvents = await stack.api.deps.db.selectFrom('order_events').select('merchant_uid').where('event_id', '=', id).execute();
+  const waiting = await stack.redis.zcard(eventKeys(id).queueWaiting);
+  const listed = await stack.redis.zcard(eventKeys(id).waitlist);
+  return { keys, orders: orders.length, orderEvents: orderEvents.length, waiting, listed };
+}
+
+describe('signed buyer identity (BUYER_TOKEN_SECRET)', () => {
+  const NOW = () => Date.now();
+  const token = (buyer: string, expiresAt = NOW() + 600_000, secret = SECRET) => signBuyerToken(secret, buyer, expiresAt);
+
+  it('an order, a queue place and a waiting-list entry need the storefront\'s signature of their buyer; a refusal stores nothing', async () => {
+    const plain = await makeEvent(signed);
+    const roomed = await makeEvent(signed, { waiting_room: { mode: 'fixed', admit_per_second: 1, max_active: 1, admission_ttl_seconds: 30 } });
+    const listed = await makeEvent(signed, { hold_at: 'order', reservation_ttl_seconds: 60, waitlist: { offer_ttl_seconds: 60 } }, 1);
+    const before = await Promise.all([plain, roomed, listed].map((id) => stored(signed, id)));
+
+    const bad: [string, string | undefined][] = [
+      ['no token', undefined],
+      ['another buyer\'s', token('u-2')],
+      ['expired', token('u-1', NOW() - 1)],
+      ['signed with another secret', token('u-1', NOW() + 600_000, 'someone-else-s-secret-0123456789abc')],
+      ['tampered', token('u-1').replace(/~(\d+)~/, (_m, exp: string) => `~${Number(exp) + 1}~`)],
+      ['not a token', 'b1~u-1~1~x'],
+    ];
+    for (const [what, t] of bad) {
+      const withToken = t === undefined ? {} : { buyer_token: t };
+      for (const [path, body] of [
+        [`/events/${plain}/orders`, { buyer_id: 'u-1', items: [{ pool: 'ga', quantity: 1 }] }],
+        [`/events/${roomed}/queue`, { buyer_id: 'u-1' }],
+        [`/events/${listed}/waitlist`, { buyer_id: 'u-1', items: [{ pool: 'ga', quantity: 1 }] }],
+      ] as const) {
+        const res = await http(signed.url, 'POST', path, { ...body, ...withToken });
+        expect(res.status, `${what} ${path}: ${res.text}`).toBe(403);
+        expect(res.body.code).toBe('BUYER_UNVERIFIED');
+        expect(typeof res.body.message).toBe('string');
+      }
+    }
+    // Nothing anywhere: no order row or history, no Redis key, no queue place, no list entry.
+    expect(await Promise.all([plain, roomed, listed].map((id) => stored(signed, id)))).toEqual(before);
+
+    const good = { buyer_token: token('u-1') };
+    const order = await http(signed.url, 'POST', `/events/${plain}/orders`, { buyer_id: 'u-1', items: [{ pool: 'ga', quantity: 1 }], ...good });
+    expect(order.status, order.text).toBe(201);
+    expect(order.text).not.toContain(good.buyer_token);
+    const queued = await http(signed.url, 'POST', `/events/${roomed}/queue`, { buyer_id: 'u-1', ...good });
+    expect(queued.status, queued.text).toBe(201);
+    // The list takes entries once its places are gone: sell the one place first.
+    const taken = await http(signed.url, 'POST', `/events/${listed}/orders`, { buyer_id: 'u-3', items: [{ pool: 'ga', quantity: 1 }], buyer_token: token('u-3') });
+    expect(taken.status, taken.text).toBe(201);
+    const entry = await http(signed.url, 'POST', `/events/${listed}/waitlist`, { buyer_id: 'u-1', items: [{ pool: 'ga', quantity: 1 }], ...good });
+    expect(entry.status, entry.text).toBe(201);
+    const after = await stored(signed, plain);
+    expect(after.orders).toBe(before[0]!.orders + 1);
+    const row = await signed.api.deps.db.selectFrom('orders').selectAll().where('event_id', '=', plain).executeTakeFirstOrThrow();
+    expect(JSON.stringify(row)).not.toContain(good.buyer_token.split('~')[3]);
+  });
+
+  it('an oversized or malformed token is a 400, not a 500', async () => {
+    const id = await makeEvent(signed);
+    for (const t of ['x'.repeat(129), 'b1 u-1', 'b1~u-1~1~ä', 12]) {
+      const res = await http(signed.url, 'POST', `/events/${id}/orders`, { buyer_id: 'u-1', items: [{ pool: 'ga', quantity: 1 }], buyer_token: t });
+      expect(res.status, res.text).toBe(400);
+      expect(res.body.code).toBe('VALIDATION_FAILED');
+    }
+    expect((await stored(signed, id)).orders).toBe(0);
+  });
+});
+
+describe('orders per buyer (ORDERS_PER_BUYER_MAX)', () => {
+  const body = (buyer: string) => ({ buyer_id: buyer, items: [{ pool: 'ga', quantity: 1 }] });
+
+  async function hammer(id: string, buyer: string, n: number) {
+    const answers = await Promise.all(Array.from({ length: n }, () => http(capped.url, 'POST', `/events/${id}/orders`, body(buyer))));
+    const statuses: Record<number, number> = {};
+    for (const a of answers) statuses[a.status] = (statuses[a.status] ?? 0) + 1;
+    for (const a of answers) if (a.status !== 201) expect(a.body.code, a.text).toBe('ORDER_LIMIT');
+    return statuses;
+  }
+
+  for (const holdAt of ['confirm', 'order'] as const) {
+    it(`hold_at "${holdAt}": 40 concurrent orders of one buyer make exactly ${MOST}; the rest are 429 and store nothing`, async () => {
+      const id = await makeEvent(capped, holdAt === 'order' ? { hold_at: 'order', reservation_ttl_seconds: 300 } : {});
+      expect(await hammer(id, 'greedy', 40)).toEqual({ 201: MOST, 429: 40 - MOST });
+      const db = capped.api.deps.db;
+      const rows = await db.selectFrom('orders').select(['merchant_uid', 'status']).where('event_id', '=', id).where('buyer_id', '=', 'greedy').execute();
+      expect(rows).toHaveLength(MOST);
+      const k = eventKeys(id);
+      const orderKeys = (await capped.redis.keys(eventKeyPattern(id))).filter((key) => /:o:[^:]+$/.test(key));
+      expect(orderKeys).toHaveLength(MOST);
+      expect(await capped.redis.hget(k.buyerOrders, 'greedy')).toBe(String(MOST));
+      if (holdAt === 'order') {
+        // Only the orders made hold places.
+        expect(await capped.redis.hget(k.counts, 'p:ga:held')).toBe(String(MOST));
+        expect(await capped.redis.hget(k.buyers, 'greedy')).toBe(String(MOST));
+      }
+      // Another buyer is not affected, and the refused one stays refused.
+      expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('modest'))).status).toBe(201);
+      const again = await http(capped.url, 'POST', `/events/${id}/orders`, body('greedy'));
+      expect(again.status, again.text).toBe(429);
+      expect(again.body.code).toBe('ORDER_LIMIT');
+      expect(await db.selectFrom('orders').select('merchant_uid').where('event_id', '=', id).where('buyer_id', '=', 'greedy').execute()).toHaveLength(MOST);
+    });
+  }
+
+  it('the count is rebuilt from Postgres with the event, and orders dropgate makes for a buyer are not refused', async () => {
+    const id = await makeEvent(capped);
+    for (let i = 0; i < MOST; i++) expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('loyal'))).status).toBe(201);
+    // The event's Redis state lost and rebuilt from the record (as the worker's guard does).
+    const k = eventKeys(id);
+    await capped.redis.del(k.buyerOrders);
+    await capped.store.loadEvent((await loadSnapshot(capped.api.deps.db, id))!, 'rebuilt');
+    expect(await capped.redis.hget(k.buyerOrders, 'loyal')).toBe(String(MOST));
+    // A store with the API's bound (not this process's memory of refused buyers) refuses the next.
+    const store = new HoldStore(capped.redis, { maxOrdersPerBuyer: MOST });
+    const order = (uid: string) => ({ merchantUid: `${id}.${uid}`, amount: 1_000, buyerId: 'loyal', seats: [], items: [{ pool: 'ga', quantity: 1 }], tickets: 1 });
+    expect(await store.createOrder(id, order('x1'))).toBe('ORDER_LIMIT');
+    expect(await capped.redis.exists(k.order(`${id}.x1`))).toBe(0);
+    // A waiting-list offer is dropgate's order for the buyer: counted, never refused.
+    expect(await store.createOrder(id, order('x2'), false)).toBe('created');
+    expect(await capped.redis.hget(k.buyerOrders, 'loyal')).toBe(String(MOST + 1));
+  });
+});
