@@ -63,9 +63,9 @@ export const ConfigSchema = Type.Object({
   /** Most holds one order may take in its life (a hold per payment attempt after the previous one ended). */
   HOLDS_PER_ORDER_MAX: Type.Integer({ minimum: 1, maximum: 100 }),
   /**
-   * Most orders one buyer may make for one event (orders refused at selection do not count; 0: no
-   * limit). A bound on what one buyer can make dropgate store; with BUYER_TOKEN_SECRET, on what one
-   * caller can.
+   * Most orders one signed buyer may make for one event (orders refused at selection do not count; 0:
+   * no limit). Applies only with BUYER_TOKEN_SECRET: without it a buyer id is the caller's word, and
+   * anyone could spend another buyer's orders and lock them out of the sale.
    */
   ORDERS_PER_BUYER_MAX: Type.Integer({ minimum: 0, maximum: 100_000 }),
   /**
@@ -229,7 +229,7 @@ export interface Config {
   readonly orderLimits: {
     readonly maxPaymentsPerOrder: number;
     readonly maxHoldsPerOrder: number;
-    /** ORDERS_PER_BUYER_MAX (0: no limit) */
+    /** ORDERS_PER_BUYER_MAX when buyers are signed (BUYER_TOKEN_SECRET), else 0: no limit. */
     readonly maxOrdersPerBuyer: number;
     /** WEBHOOK_LOOKUPS_PER_PAYMENT */
     readonly webhookLookupsPerPayment: number;
@@ -340,6 +340,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     throw new ConfigError(raw.PORTONE_IMP_KEY === undefined ? 'PORTONE_IMP_KEY' : 'PORTONE_IMP_SECRET', 'must be set together with its pair');
   }
   const webhookSecrets = parseWebhookSecrets(raw.PORTONE_WEBHOOK_SECRET);
+  const buyerTokenSecrets = parseBuyerTokenSecrets(raw.BUYER_TOKEN_SECRET);
   // A V2 payment dropgate approved must be verifiable and settleable: never approve what it cannot ask about.
   if (webhookSecrets.length > 0 && raw.PORTONE_V2_API_SECRET === undefined) {
     throw new ConfigError('PORTONE_V2_API_SECRET', 'must be set with PORTONE_WEBHOOK_SECRET: dropgate asks V2 REST about every V2 payment it approves');
@@ -374,9 +375,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
       maxHoldsPerOrder: raw.HOLDS_PER_ORDER_MAX,
       webhookLookupsPerPayment: raw.WEBHOOK_LOOKUPS_PER_PAYMENT,
       webhookLookupWindowSeconds: raw.WEBHOOK_LOOKUP_WINDOW_SECONDS,
-      maxOrdersPerBuyer: raw.ORDERS_PER_BUYER_MAX,
+      maxOrdersPerBuyer: buyerTokenSecrets.length > 0 ? raw.ORDERS_PER_BUYER_MAX : 0,
     }),
-    buyerTokenSecrets: parseBuyerTokenSecrets(raw.BUYER_TOKEN_SECRET),
+    buyerTokenSecrets,
     trustProxy: parseTrustProxy(raw.TRUST_PROXY),
     simPort: raw.SIM_PORT,
     workerMetricsPort: raw.WORKER_METRICS_PORT,

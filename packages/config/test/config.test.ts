@@ -66,8 +66,12 @@ describe('configuration', () => {
   });
 
   it('bounds what one order may make dropgate store and call, and reads the confirm allowlist', () => {
-    expect(loadConfig({}).orderLimits).toEqual({ maxPaymentsPerOrder: 8, maxHoldsPerOrder: 8, webhookLookupsPerPayment: 4, webhookLookupWindowSeconds: 60, maxOrdersPerBuyer: 20 });
-    expect(loadConfig({ ORDERS_PER_BUYER_MAX: '0' }).orderLimits.maxOrdersPerBuyer).toBe(0);
+    // Orders per buyer are bounded only for signed buyers: otherwise anyone could spend a buyer's orders.
+    expect(loadConfig({}).orderLimits).toEqual({ maxPaymentsPerOrder: 8, maxHoldsPerOrder: 8, webhookLookupsPerPayment: 4, webhookLookupWindowSeconds: 60, maxOrdersPerBuyer: 0 });
+    const signed = { BUYER_TOKEN_SECRET: 's'.repeat(32) };
+    expect(loadConfig(signed).orderLimits.maxOrdersPerBuyer).toBe(20);
+    expect(loadConfig({ ...signed, ORDERS_PER_BUYER_MAX: '3' }).orderLimits.maxOrdersPerBuyer).toBe(3);
+    expect(loadConfig({ ...signed, ORDERS_PER_BUYER_MAX: '0' }).orderLimits.maxOrdersPerBuyer).toBe(0);
     expect(() => loadConfig({ ORDERS_PER_BUYER_MAX: '-1' })).toThrow(/ORDERS_PER_BUYER_MAX/);
     expect(() => loadConfig({ WEBHOOK_LOOKUPS_PER_PAYMENT: '0' })).toThrow(/WEBHOOK_LOOKUPS_PER_PAYMENT/);
     expect(() => loadConfig({ WEBHOOK_LOOKUP_WINDOW_SECONDS: '0' })).toThrow(/WEBHOOK_LOOKUP_WINDOW_SECONDS/);

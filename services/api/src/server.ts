@@ -80,7 +80,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const config = loadConfigOrExit((m) => log.fatal(m));
   if (!config.adminToken) log.warn('ADMIN_TOKEN is not set: the admin API answers 401. Set ADMIN_TOKEN=<at least 16 characters> to enable it.');
   if (config.buyerTokenSecrets.length === 0) {
-    log.info('BUYER_TOKEN_SECRET is not set: buyer ids are taken on the caller\'s word, so per-buyer limits bound each buyer id, not each caller (see the README\'s Security section)');
+    log.info('BUYER_TOKEN_SECRET is not set: buyer ids are taken on the caller\'s word, and orders per buyer are not bounded (see the README\'s Security section)');
   }
   // A port in use, Postgres or Redis unreachable, a database that cannot be created: one line naming
   // the variable to change (exit 2), not a stack trace. The API serves while Redis restarts, but

@@ -2,8 +2,9 @@
  * What one caller can make dropgate store (design invariant 9). A buyer id in a body is the caller's
  * word, so two bounds work together: with BUYER_TOKEN_SECRET, an order, a queue place and a
  * waiting-list entry need the storefront's signature of the buyer (a refused one stores nothing), and
- * ORDERS_PER_BUYER_MAX bounds the orders one buyer makes for an event, exactly, under concurrency, and
- * across a rebuild of the event's Redis state from Postgres.
+ * ORDERS_PER_BUYER_MAX bounds the orders one signed buyer makes for an event, exactly, under
+ * concurrency, and across a rebuild of the event's Redis state from Postgres. Without signed buyers
+ * there is no such bound: anyone could spend a buyer's orders and lock them out of the sale.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSnapshot } from '@dropgate/db';
@@ -17,14 +18,17 @@ const MOST = 5;
 
 let signed: ApiStack;
 let capped: ApiStack;
+let unsigned: ApiStack;
 beforeAll(async () => {
   // No shedding (both cores are shared with other test files): every refusal here is the bound's.
-  [signed, capped] = await Promise.all([
-    startApiStack({ label: 'buyersigned', env: { BUYER_TOKEN_SECRET: SECRET, MAX_EVENT_LOOP_DELAY_MS: '60000' } }),
-    startApiStack({ label: 'buyercap', env: { ORDERS_PER_BUYER_MAX: String(MOST), MAX_EVENT_LOOP_DELAY_MS: '60000', CONFIRM_MAX_IN_FLIGHT: '100000' } }),
+  const calm = { MAX_EVENT_LOOP_DELAY_MS: '60000' };
+  [signed, capped, unsigned] = await Promise.all([
+    startApiStack({ label: 'buyersigned', env: { ...calm, BUYER_TOKEN_SECRET: SECRET } }),
+    startApiStack({ label: 'buyercap', env: { ...calm, BUYER_TOKEN_SECRET: SECRET, ORDERS_PER_BUYER_MAX: String(MOST) } }),
+    startApiStack({ label: 'buyerword', env: { ...calm, ORDERS_PER_BUYER_MAX: String(MOST) } }),
   ]);
 });
-afterAll(async () => { await Promise.all([signed?.close(), capped?.close()]); });
+afterAll(async () => { await Promise.all([signed?.close(), capped?.close(), unsigned?.close()]); });
 
 async function makeEvent(stack: ApiStack, extra: Record<string, unknown> = {}, capacity = 1_000): Promise<string> {
   const id = eventId('bb');
@@ -108,7 +112,7 @@ describe('signed buyer identity (BUYER_TOKEN_SECRET)', () => {
 });
 
 describe('orders per buyer (ORDERS_PER_BUYER_MAX)', () => {
-  const body = (buyer: string) => ({ buyer_id: buyer, items: [{ pool: 'ga', quantity: 1 }] });
+  const body = (buyer: string) => ({ buyer_id: buyer, items: [{ pool: 'ga', quantity: 1 }], buyer_token: signBuyerToken(SECRET, buyer, Date.now() + 600_000) });
 
   async function hammer(id: string, buyer: string, n: number) {
     const answers = await Promise.all(Array.from({ length: n }, () => http(capped.url, 'POST', `/events/${id}/orders`, body(buyer))));
@@ -142,6 +146,13 @@ describe('orders per buyer (ORDERS_PER_BUYER_MAX)', () => {
       expect(await db.selectFrom('orders').select('merchant_uid').where('event_id', '=', id).where('buyer_id', '=', 'greedy').execute()).toHaveLength(MOST);
     });
   }
+
+  it('without signed buyers there is no bound to spend: a buyer id\'s orders beyond it are still taken', async () => {
+    const id = await makeEvent(unsigned);
+    const answers = await Promise.all(Array.from({ length: MOST * 3 }, () =>
+      http(unsigned.url, 'POST', `/events/${id}/orders`, { buyer_id: 'victim', items: [{ pool: 'ga', quantity: 1 }] })));
+    expect(answers.map((a) => a.status)).toEqual(Array.from({ length: MOST * 3 }, () => 201));
+  });
 
   it('the count is rebuilt from Postgres with the event, and orders dropgate makes for a buyer are not refused', async () => {
     const id = await makeEvent(capped);

@@ -15,8 +15,8 @@
  * rebuild at a rush costs Postgres one withdrawn order, not one for every buyer who tries meanwhile.
  * If Redis fails after the insert, the order is withdrawn too: nothing half-made stays behind.
  *
- * The same Redis step counts the buyer's orders of the event and refuses one past ORDERS_PER_BUYER_MAX
- * (429 ORDER_LIMIT; the order is withdrawn). A count never goes down, so this process then refuses
+ * The same Redis step counts the buyer's orders of the event and, with signed buyers (BUYER_TOKEN_SECRET),
+ * refuses one past ORDERS_PER_BUYER_MAX (429 ORDER_LIMIT; the order is withdrawn). A count never goes down, so this process then refuses
  * that buyer's next orders for the event before the insert (`capped`): a client hammering one buyer
  * id costs Postgres one withdrawn order, not one a request. Orders dropgate makes for a buyer (a
  * waiting-list offer) are counted but never refused.
