@@ -53,6 +53,11 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
     signatureFailures: new Counter({ name: 'dropgate_portone_signature_failures_total', help: 'V2 requests refused 401 for their signature, by endpoint (confirm, webhook) and why', labelNames: ['endpoint', 'reason'], registers: [registry] }),
     manualConfirms: new Counter({ name: 'dropgate_manual_confirms_total', help: 'V2 manual confirmations by result (paid, refused, pending: PortOne did not answer, rejected: dropgate refused before PortOne)', labelNames: ['result'], registers: [registry] }),
     preRegistrations: new Counter({ name: 'dropgate_portone_pre_registrations_total', help: 'V2 amounts pre-registered at order creation, by result (ok, failed)', labelNames: ['result'], registers: [registry] }),
+    buyerRefusals: new Counter({
+      name: 'dropgate_buyer_refusals_total',
+      help: 'Orders, queue joins and waiting-list joins refused for their buyer, by endpoint (orders, queue, waitlist) and code (BUYER_UNVERIFIED: no valid buyer_token with BUYER_TOKEN_SECRET set; ORDER_LIMIT: the signed buyer made ORDERS_PER_BUYER_MAX orders for the event)',
+      labelNames: ['endpoint', 'code'], registers: [registry],
+    }),
     ready: new Gauge({ name: 'dropgate_ready', help: 'Readiness of this API process (1 ready)', registers: [registry] }),
     queueJoins: new Counter({ name: 'dropgate_waiting_room_joins_total', help: 'Waiting-room joins answered (a buyer joining again counts again, and gets the same place)', labelNames: ['event'], registers: [registry] }),
     queuePolls: new Counter({

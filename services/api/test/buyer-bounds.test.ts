@@ -49,6 +49,13 @@ async function stored(stack: ApiStack, id: string) {
   return { keys, orders: orders.length, orderEvents: orderEvents.length, waiting, listed };
 }
 
+/** dropgate_buyer_refusals_total for one endpoint and code, from the API's /metrics. */
+async function refusals(stack: ApiStack, endpoint: string, code: string): Promise<number> {
+  const text = (await http(stack.url, 'GET', '/metrics')).text;
+  const line = text.split('\n').find((l) => l.startsWith(`dropgate_buyer_refusals_total{endpoint="${endpoint}",code="${code}"}`));
+  return line === undefined ? 0 : Number(line.split(' ').at(-1));
+}
+
 describe('signed buyer identity (BUYER_TOKEN_SECRET)', () => {
   const NOW = () => Date.now();
   const token = (buyer: string, expiresAt = NOW() + 600_000, secret = SECRET) => signBuyerToken(secret, buyer, expiresAt);
@@ -58,6 +65,8 @@ describe('signed buyer identity (BUYER_TOKEN_SECRET)', () => {
     const roomed = await makeEvent(signed, { waiting_room: { mode: 'fixed', admit_per_second: 1, max_active: 1, admission_ttl_seconds: 30 } });
     const listed = await makeEvent(signed, { hold_at: 'order', reservation_ttl_seconds: 60, waitlist: { offer_ttl_seconds: 60 } }, 1);
     const before = await Promise.all([plain, roomed, listed].map((id) => stored(signed, id)));
+    const counted = () => Promise.all(['orders', 'queue', 'waitlist'].map((e) => refusals(signed, e, 'BUYER_UNVERIFIED')));
+    const countedBefore = await counted();
 
     const bad: [string, string | undefined][] = [
       ['no token', undefined],
@@ -82,6 +91,8 @@ describe('signed buyer identity (BUYER_TOKEN_SECRET)', () => {
     }
     // Nothing anywhere: no order row or history, no Redis key, no queue place, no list entry.
     expect(await Promise.all([plain, roomed, listed].map((id) => stored(signed, id)))).toEqual(before);
+    // Each refusal counted, by endpoint.
+    expect(await counted()).toEqual(countedBefore.map((n) => n + bad.length));
 
     const good = { buyer_token: token('u-1') };
     const order = await http(signed.url, 'POST', `/events/${plain}/orders`, { buyer_id: 'u-1', items: [{ pool: 'ga', quantity: 1 }], ...good });
@@ -125,7 +136,9 @@ describe('orders per buyer (ORDERS_PER_BUYER_MAX)', () => {
   for (const holdAt of ['confirm', 'order'] as const) {
     it(`hold_at "${holdAt}": 40 concurrent orders of one buyer make exactly ${MOST}; the rest are 429 and store nothing`, async () => {
       const id = await makeEvent(capped, holdAt === 'order' ? { hold_at: 'order', reservation_ttl_seconds: 300 } : {});
+      const countedBefore = await refusals(capped, 'orders', 'ORDER_LIMIT');
       expect(await hammer(id, 'greedy', 40)).toEqual({ 201: MOST, 429: 40 - MOST });
+      expect(await refusals(capped, 'orders', 'ORDER_LIMIT')).toBe(countedBefore + 40 - MOST);
       const db = capped.api.deps.db;
       const rows = await db.selectFrom('orders').select(['merchant_uid', 'status']).where('event_id', '=', id).where('buyer_id', '=', 'greedy').execute();
       expect(rows).toHaveLength(MOST);

@@ -5,9 +5,22 @@
  * or written. Without the secret a buyer id is the caller's word, as before.
  */
 import { DomainError, buyerTokenProblem } from '@dropgate/domain';
+import type { AppDeps } from '../deps.ts';
 
-export function requireBuyer(secrets: readonly string[], buyerId: string, token: string | undefined, nowMs: number): void {
+export type BuyerEndpoint = 'orders' | 'queue' | 'waitlist';
+
+export function requireBuyer(deps: AppDeps, endpoint: BuyerEndpoint, buyerId: string, token: string | undefined): void {
+  const secrets = deps.config.buyerTokenSecrets;
   if (secrets.length === 0) return;
-  const problem = buyerTokenProblem(secrets, buyerId, token, nowMs);
-  if (problem !== null) throw new DomainError('BUYER_UNVERIFIED', problem);
+  const problem = buyerTokenProblem(secrets, buyerId, token, deps.clock.now());
+  if (problem === null) return;
+  // Labels are fixed words, never the caller's text (the event id is not checked yet).
+  deps.metrics.buyerRefusals.inc({ endpoint, code: 'BUYER_UNVERIFIED' });
+  throw new DomainError('BUYER_UNVERIFIED', problem);
+}
+
+/** Counts an order refused for its buyer's order bound (ORDER_LIMIT) as it passes. */
+export function countOrderLimit(deps: AppDeps, error: unknown): never {
+  if (error instanceof DomainError && error.code === 'ORDER_LIMIT') deps.metrics.buyerRefusals.inc({ endpoint: 'orders', code: 'ORDER_LIMIT' });
+  throw error;
 }

@@ -25,7 +25,7 @@ export const queueRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
     '/events/:event_id/queue',
     { bodyLimit: 1024, schema: { params: EventIdParams, body: JoinQueueBody, response: { 201: JoinedQueueBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
     async (request, reply) => {
-      requireBuyer(deps.config.buyerTokenSecrets, request.body.buyer_id, request.body.buyer_token, deps.clock.now());
+      requireBuyer(deps, 'queue', request.body.buyer_id, request.body.buyer_token);
       const def = await requireEvent(request.params.event_id);
       const joined = await joinQueue(deps.store, def, request.body.buyer_id, deps.clock.now());
       deps.metrics.queueJoins.inc({ event: def.id });
@@ -56,7 +56,7 @@ export const queueRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
     '/events/:event_id/waitlist',
     { bodyLimit: 16 * 1024, schema: { params: EventIdParams, body: JoinWaitlistBody, response: { 201: JoinedWaitlistBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
     async (request, reply) => {
-      requireBuyer(deps.config.buyerTokenSecrets, request.body.buyer_id, request.body.buyer_token, deps.clock.now());
+      requireBuyer(deps, 'waitlist', request.body.buyer_id, request.body.buyer_token);
       const def = await requireEvent(request.params.event_id);
       const joined = await joinWaitlist(deps.store, def, request.body, deps.config.waitlistMaxEntries);
       deps.metrics.waitlistJoins.inc({ event: def.id });

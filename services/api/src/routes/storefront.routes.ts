@@ -10,7 +10,7 @@ import {
   CreateOrderBody, CreatedOrderBody, ErrorBody, EventBody, EventIdParams, ExtendedBody, MerchantUidParams, OrderBody, SeatsBody, SeatsQuery,
 } from '../schemas.ts';
 import { createOrder, extendReservation } from '../lib/orders.service.ts';
-import { requireBuyer } from '../lib/buyers.ts';
+import { countOrderLimit, requireBuyer } from '../lib/buyers.ts';
 import { preRegisterOrder } from '../lib/pre-register.ts';
 import { bearerToken, orderTokenMatches, sameSecret } from '../lib/secrets.ts';
 import { ReadCache, wantsFresh } from '../lib/read-cache.ts';
@@ -157,10 +157,11 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
     '/events/:event_id/orders',
     { bodyLimit: 64 * 1024, schema: { params: EventIdParams, body: CreateOrderBody, response: { 201: CreatedOrderBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
     async (request, reply) => {
-      requireBuyer(deps.config.buyerTokenSecrets, request.body.buyer_id, request.body.buyer_token, deps.clock.now());
+      requireBuyer(deps, 'orders', request.body.buyer_id, request.body.buyer_token);
       const def = await requireEvent(request.params.event_id);
       const api = request.body.portone_api ?? deps.config.portone.defaultApi;
-      const created = await createOrder(deps.db, deps.store, def, request.body, new Date(deps.clock.now()), { defaultApi: api });
+      const created = await createOrder(deps.db, deps.store, def, request.body, new Date(deps.clock.now()), { defaultApi: api })
+        .catch((error: unknown) => countOrderLimit(deps, error));
       await preRegisterOrder(deps, api, created, request.log);
       // The body carries the order token: no cache may keep it.
       return reply.status(201).header('cache-control', 'no-store').send(created);
