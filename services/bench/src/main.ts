@@ -27,7 +27,7 @@ import { newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { sql } from 'kysely';
 import { Queue } from 'bullmq';
 import { QueueNames } from '@dropgate/jobs';
-import { localPostgresCpu, processCpu, redisCpu } from '@dropgate/drop';
+import { commandsPer, localPostgresCpu, processCpu, redisCommandStats, redisCpu } from '@dropgate/drop';
 
 const { values: args } = parseArgs({
   options: {
@@ -383,6 +383,14 @@ async function main(): Promise<void> {
   const rows: { scenario: string; run: Run; bare: Run; approved: number; misses: number }[] = [];
   const notes: string[] = [];
   const scenarios = SCENARIOS.filter((s) => !args.only || args.only === s);
+  /** Notes what Redis spent per request of `work`, by command (INFO commandstats before and after, nothing reset). */
+  const withCommands = async <T extends { requests: number }>(label: string, work: () => Promise<T>): Promise<T> => {
+    const before = await redisCommandStats(redis);
+    const result = await work();
+    const after = await redisCommandStats(redis);
+    if (before && after) notes.push(`${label}: Redis per request (INFO commandstats, the top commands by time): ${commandsPer(before, after, result.requests, 6)}`);
+    return result;
+  };
   type Row = (typeof rows)[number];
   /** One confirm scenario on a new event; its row goes in the table unless `tabled` is false. */
   const confirmRun = async (label: string, kind: 'race' | 'approve', venueRows?: number, tabled = true): Promise<Row & { run: MeasuredRun; bare: MeasuredRun }> => {
@@ -390,8 +398,8 @@ async function main(): Promise<void> {
     const prepared = await prepare(api, kind, ORDERS, venueRows);
     const missesBefore = await metric(api, 'dropgate_confirm_deadline_misses_total');
     // The worker's share includes recording the holds this run hands off, until they are all recorded.
-    const { run, baseline } = await bracketed(prepared.bodies, undefined, () =>
-      measured(apiChild, workerChild, async () => { const r = await drive(api, prepared.bodies); await drained(holdsQueue, prepared.eventId, r.codes['200'] ?? 0); return r; }));
+    const { run, baseline } = await bracketed(prepared.bodies, undefined, () => withCommands(label, () =>
+      measured(apiChild, workerChild, async () => { const r = await drive(api, prepared.bodies); await drained(holdsQueue, prepared.eventId, r.codes['200'] ?? 0); return r; })));
     const misses = (await metric(api, 'dropgate_confirm_deadline_misses_total')) - missesBefore;
     const row = { scenario: label, run, bare: baseline, approved: run.codes['200'] ?? 0, misses };
     if (tabled) rows.push(row);
@@ -407,8 +415,8 @@ async function main(): Promise<void> {
     if (scenario === 'orders') {
       console.error(`bench: orders (${ORDERS} POST /events/:id/orders)...`);
       const { path, bodies } = await orderBodies(api, ORDERS);
-      const { run, baseline } = await bracketed(bodies, path, () =>
-        measured(apiChild, workerChild, async () => { const r = await drive(api, bodies, path); await drained(holdsQueue); return r; }));
+      const { run, baseline } = await bracketed(bodies, path, () => withCommands('orders (seats and pool)', () =>
+        measured(apiChild, workerChild, async () => { const r = await drive(api, bodies, path); await drained(holdsQueue); return r; })));
       rows.push({ scenario: 'orders (seats and pool)', run, bare: baseline, approved: run.codes['201'] ?? 0, misses: 0 });
     } else if (scenario === 'race') {
       await confirmRun('sold-out race (1,000 seats)', 'race');
