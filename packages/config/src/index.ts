@@ -75,6 +75,12 @@ export const ConfigSchema = Type.Object({
    */
   BUYER_TOKEN_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   /**
+   * Most orders, and most queue joins and waiting-list joins (each endpoint its own budget), one client
+   * address may send a minute, per API process (0: no limit). For sales without BUYER_TOKEN_SECRET; many buyers can share one
+   * address (mobile carriers' NAT), so set it generously, or bound buyers with signed identity instead.
+   */
+  ORDERS_PER_IP_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+  /**
    * PortOne lookups webhooks may start at once for one payment (and for an order's payments past
    * PAYMENTS_PER_ORDER_MAX); more webhooks share a lookup put off until the pace allows, never dropped.
    */
@@ -161,6 +167,7 @@ export const DEFAULTS: Readonly<Partial<Record<keyof Raw, string>>> = Object.fre
   PAYMENTS_PER_ORDER_MAX: '8',
   HOLDS_PER_ORDER_MAX: '8',
   ORDERS_PER_BUYER_MAX: '20',
+  ORDERS_PER_IP_PER_MINUTE: '0',
   WEBHOOK_LOOKUPS_PER_PAYMENT: '4',
   WEBHOOK_LOOKUP_WINDOW_SECONDS: '60',
   SIM_PORT: '3100',
@@ -238,6 +245,8 @@ export interface Config {
   };
   /** BUYER_TOKEN_SECRET split: the secrets a buyer token may be signed with (empty: buyer ids are not checked). */
   readonly buyerTokenSecrets: readonly string[];
+  /** ORDERS_PER_IP_PER_MINUTE: orders (and joins, each endpoint apart) one client address may send a minute, per process (0: no limit). */
+  readonly ordersPerIpPerMinute: number;
   readonly trustProxy: boolean | number | string[];
   readonly simPort: number;
   readonly workerMetricsPort: number;
@@ -378,6 +387,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
       maxOrdersPerBuyer: buyerTokenSecrets.length > 0 ? raw.ORDERS_PER_BUYER_MAX : 0,
     }),
     buyerTokenSecrets,
+    ordersPerIpPerMinute: raw.ORDERS_PER_IP_PER_MINUTE,
     trustProxy: parseTrustProxy(raw.TRUST_PROXY),
     simPort: raw.SIM_PORT,
     workerMetricsPort: raw.WORKER_METRICS_PORT,

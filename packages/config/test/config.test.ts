@@ -73,6 +73,9 @@ describe('configuration', () => {
     expect(loadConfig({ ...signed, ORDERS_PER_BUYER_MAX: '3' }).orderLimits.maxOrdersPerBuyer).toBe(3);
     expect(loadConfig({ ...signed, ORDERS_PER_BUYER_MAX: '0' }).orderLimits.maxOrdersPerBuyer).toBe(0);
     expect(() => loadConfig({ ORDERS_PER_BUYER_MAX: '-1' })).toThrow(/ORDERS_PER_BUYER_MAX/);
+    expect(loadConfig({}).ordersPerIpPerMinute).toBe(0);
+    expect(loadConfig({ ORDERS_PER_IP_PER_MINUTE: '600' }).ordersPerIpPerMinute).toBe(600);
+    expect(() => loadConfig({ ORDERS_PER_IP_PER_MINUTE: '-1' })).toThrow(/ORDERS_PER_IP_PER_MINUTE/);
     expect(() => loadConfig({ WEBHOOK_LOOKUPS_PER_PAYMENT: '0' })).toThrow(/WEBHOOK_LOOKUPS_PER_PAYMENT/);
     expect(() => loadConfig({ WEBHOOK_LOOKUP_WINDOW_SECONDS: '0' })).toThrow(/WEBHOOK_LOOKUP_WINDOW_SECONDS/);
     expect(loadConfig({ CONFIRM_ALLOWED_IPS: '1.2.3.4, 5.6.7.8' }).confirmAllowedIps).toEqual(['1.2.3.4', '5.6.7.8']);

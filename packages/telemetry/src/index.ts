@@ -55,7 +55,7 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
     preRegistrations: new Counter({ name: 'dropgate_portone_pre_registrations_total', help: 'V2 amounts pre-registered at order creation, by result (ok, failed)', labelNames: ['result'], registers: [registry] }),
     buyerRefusals: new Counter({
       name: 'dropgate_buyer_refusals_total',
-      help: 'Orders, queue joins and waiting-list joins refused for their buyer, by endpoint (orders, queue, waitlist) and code (BUYER_UNVERIFIED: no valid buyer_token with BUYER_TOKEN_SECRET set; ORDER_LIMIT: the signed buyer made ORDERS_PER_BUYER_MAX orders for the event)',
+      help: 'Orders, queue joins and waiting-list joins refused for their buyer, by endpoint (orders, queue, waitlist) and code (BUYER_UNVERIFIED: no valid buyer_token with BUYER_TOKEN_SECRET set; ORDER_LIMIT: the signed buyer made ORDERS_PER_BUYER_MAX orders for the event; RATE_LIMITED: the client address sent ORDERS_PER_IP_PER_MINUTE)',
       labelNames: ['endpoint', 'code'], registers: [registry],
     }),
     ready: new Gauge({ name: 'dropgate_ready', help: 'Readiness of this API process (1 ready)', registers: [registry] }),

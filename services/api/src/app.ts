@@ -4,6 +4,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RawServerDefault } from 'fastify';
 import underPressure from '@fastify/under-pressure';
+import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { REFUSAL_REASONS } from '@dropgate/domain';
 import type { AppDeps } from './deps.ts';
@@ -89,6 +90,8 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
           .send({ code: 'OVERLOADED', reason: REFUSAL_REASONS.OVERLOADED, message: 'the service is overloaded; try again shortly' });
       },
     });
+    // ORDERS_PER_IP_PER_MINUTE: only the routes that say so (lib/buyers.ts perAddressLimit) are limited.
+    if (deps.config.ordersPerIpPerMinute > 0) await busy.register(rateLimit, { global: false, cache: 100_000 });
     await busy.register(adminRoutes, { deps });
     await busy.register(storefrontRoutes, { deps });
     await busy.register(queueRoutes, { deps });

@@ -19,16 +19,19 @@ const MOST = 5;
 let signed: ApiStack;
 let capped: ApiStack;
 let unsigned: ApiStack;
+let paced: ApiStack;
 beforeAll(async () => {
   // No shedding (both cores are shared with other test files): every refusal here is the bound's.
   const calm = { MAX_EVENT_LOOP_DELAY_MS: '60000' };
-  [signed, capped, unsigned] = await Promise.all([
+  [signed, capped, unsigned, paced] = await Promise.all([
     startApiStack({ label: 'buyersigned', env: { ...calm, BUYER_TOKEN_SECRET: SECRET } }),
     startApiStack({ label: 'buyercap', env: { ...calm, BUYER_TOKEN_SECRET: SECRET, ORDERS_PER_BUYER_MAX: String(MOST) } }),
     startApiStack({ label: 'buyerword', env: { ...calm, ORDERS_PER_BUYER_MAX: String(MOST) } }),
+    // One proxy in front (TRUST_PROXY 1): the client address is the X-Forwarded-For the proxy wrote.
+    startApiStack({ label: 'buyerpace', env: { ...calm, ORDERS_PER_IP_PER_MINUTE: String(MOST), TRUST_PROXY: '1' } }),
   ]);
 });
-afterAll(async () => { await Promise.all([signed?.close(), capped?.close(), unsigned?.close()]); });
+afterAll(async () => { await Promise.all([signed?.close(), capped?.close(), unsigned?.close(), paced?.close()]); });
 
 async function makeEvent(stack: ApiStack, extra: Record<string, unknown> = {}, capacity = 1_000): Promise<string> {
   const id = eventId('bb');
@@ -183,5 +186,45 @@ describe('orders per buyer (ORDERS_PER_BUYER_MAX)', () => {
     // A waiting-list offer is dropgate's order for the buyer: counted, never refused.
     expect(await store.createOrder(id, order('x2'), false)).toBe('created');
     expect(await capped.redis.hget(k.buyerOrders, 'loyal')).toBe(String(MOST + 1));
+  });
+});
+
+describe('orders and joins per client address (ORDERS_PER_IP_PER_MINUTE)', () => {
+  const from = (address: string) => ({ headers: { 'x-forwarded-for': address } });
+
+  it('one address gets its budget a minute for orders and for joins, concurrently; past it 429 with Retry-After, nothing stored; other addresses unaffected', async () => {
+    const id = await makeEvent(paced, { hold_at: 'order', reservation_ttl_seconds: 300, waitlist: { offer_ttl_seconds: 60 } });
+    const before = await stored(paced, id);
+    const countedBefore = await refusals(paced, 'orders', 'RATE_LIMITED');
+    // 3 times the budget at once, each order under a new buyer id (what a script does), from one address.
+    const answers = await Promise.all(Array.from({ length: MOST * 3 }, (_, i) =>
+      http(paced.url, 'POST', `/events/${id}/orders`, { buyer_id: `script-${i}`, items: [{ pool: 'ga', quantity: 1 }] }, from('203.0.113.7'))));
+    expect(answers.filter((a) => a.status === 201)).toHaveLength(MOST);
+    const refused = answers.filter((a) => a.status !== 201);
+    expect(refused).toHaveLength(MOST * 2);
+    for (const r of refused) {
+      expect(r.status, r.text).toBe(429);
+      expect(r.body.code).toBe('RATE_LIMITED');
+      expect(Number(r.headers['retry-after'])).toBeGreaterThan(0);
+    }
+    expect((await stored(paced, id)).orders).toBe(before.orders + MOST);
+    expect(await refusals(paced, 'orders', 'RATE_LIMITED')).toBe(countedBefore + MOST * 2);
+    // Waiting-list joins have a budget of their own, bounded the same way.
+    const joins = await Promise.all(Array.from({ length: MOST * 2 }, (_, i) =>
+      http(paced.url, 'POST', `/events/${id}/waitlist`, { buyer_id: `listed-${i}`, items: [{ pool: 'ga', quantity: 1 }] }, from('203.0.113.7'))));
+    expect(joins.filter((j) => j.status === 201)).toHaveLength(MOST);
+    expect(joins.filter((j) => j.status === 429 && j.body.code === 'RATE_LIMITED')).toHaveLength(MOST);
+    expect((await stored(paced, id)).listed).toBe(MOST);
+    expect(await refusals(paced, 'waitlist', 'RATE_LIMITED')).toBe(MOST);
+    // Another address (another buyer behind another connection) orders as usual.
+    const other = await http(paced.url, 'POST', `/events/${id}/orders`, { buyer_id: 'someone', items: [{ pool: 'ga', quantity: 1 }] }, from('198.51.100.20'));
+    expect(other.status, other.text).toBe(201);
+  });
+
+  it('without it set, nothing is limited per address', async () => {
+    const id = await makeEvent(unsigned);
+    const answers = await Promise.all(Array.from({ length: MOST * 3 }, (_, i) =>
+      http(unsigned.url, 'POST', `/events/${id}/orders`, { buyer_id: `many-${i}`, items: [{ pool: 'ga', quantity: 1 }] })));
+    expect(answers.map((a) => a.status)).toEqual(Array.from({ length: MOST * 3 }, () => 201));
   });
 });

@@ -10,7 +10,7 @@ import {
 import { joinQueue, pollQueue } from '../lib/queue.service.ts';
 import { joinWaitlist, pollWaitlist } from '../lib/waitlist.service.ts';
 import { preRegisterOrder } from '../lib/pre-register.ts';
-import { requireBuyer } from '../lib/buyers.ts';
+import { perAddressLimit, requireBuyer } from '../lib/buyers.ts';
 import type { EventDef } from '../lib/catalog.ts';
 import type { AppDeps } from '../deps.ts';
 
@@ -23,7 +23,7 @@ export const queueRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
 
   app.post(
     '/events/:event_id/queue',
-    { bodyLimit: 1024, schema: { params: EventIdParams, body: JoinQueueBody, response: { 201: JoinedQueueBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
+    { bodyLimit: 1024, config: perAddressLimit(deps, 'queue'), schema: { params: EventIdParams, body: JoinQueueBody, response: { 201: JoinedQueueBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
     async (request, reply) => {
       requireBuyer(deps, 'queue', request.body.buyer_id, request.body.buyer_token);
       const def = await requireEvent(request.params.event_id);
@@ -54,7 +54,7 @@ export const queueRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
 
   app.post(
     '/events/:event_id/waitlist',
-    { bodyLimit: 16 * 1024, schema: { params: EventIdParams, body: JoinWaitlistBody, response: { 201: JoinedWaitlistBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
+    { bodyLimit: 16 * 1024, config: perAddressLimit(deps, 'waitlist'), schema: { params: EventIdParams, body: JoinWaitlistBody, response: { 201: JoinedWaitlistBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
     async (request, reply) => {
       requireBuyer(deps, 'waitlist', request.body.buyer_id, request.body.buyer_token);
       const def = await requireEvent(request.params.event_id);

@@ -10,7 +10,7 @@ import {
   CreateOrderBody, CreatedOrderBody, ErrorBody, EventBody, EventIdParams, ExtendedBody, MerchantUidParams, OrderBody, SeatsBody, SeatsQuery,
 } from '../schemas.ts';
 import { createOrder, extendReservation } from '../lib/orders.service.ts';
-import { countOrderLimit, requireBuyer } from '../lib/buyers.ts';
+import { countOrderLimit, perAddressLimit, requireBuyer } from '../lib/buyers.ts';
 import { preRegisterOrder } from '../lib/pre-register.ts';
 import { bearerToken, orderTokenMatches, sameSecret } from '../lib/secrets.ts';
 import { ReadCache, wantsFresh } from '../lib/read-cache.ts';
@@ -155,7 +155,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
 
   app.post(
     '/events/:event_id/orders',
-    { bodyLimit: 64 * 1024, schema: { params: EventIdParams, body: CreateOrderBody, response: { 201: CreatedOrderBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
+    { bodyLimit: 64 * 1024, config: perAddressLimit(deps, 'orders'), schema: { params: EventIdParams, body: CreateOrderBody, response: { 201: CreatedOrderBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
     async (request, reply) => {
       requireBuyer(deps, 'orders', request.body.buyer_id, request.body.buyer_token);
       const def = await requireEvent(request.params.event_id);
