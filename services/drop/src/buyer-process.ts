@@ -18,6 +18,7 @@ export interface BuyerShareStart {
   /** The drop's start on the shared clock (performance.timeOrigin + performance.now()). */
   t0Epoch: number;
   share: { index: number; count: number };
+  buyerSecret?: string;
 }
 
 /** What a share sends back. */
@@ -50,7 +51,7 @@ async function runShare(start: BuyerShareStart): Promise<void> {
     reporting = reporting.then(() => send({ type: 'progress', buyersDone: log.buyersDone, windows: flush() })).catch(() => undefined);
   }, PROGRESS_MS);
   try {
-    await runBuyers({ apiUrl: start.apiUrl, simUrl: start.simUrl, eventId: start.eventId, venue: start.venue, options: start.options, t0, log, share: start.share });
+    await runBuyers({ apiUrl: start.apiUrl, simUrl: start.simUrl, eventId: start.eventId, venue: start.venue, options: start.options, t0, log, share: start.share, ...(start.buyerSecret !== undefined ? { buyerSecret: start.buyerSecret } : {}) });
   } finally {
     clearInterval(timer);
     await reporting;

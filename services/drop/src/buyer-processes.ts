@@ -107,6 +107,7 @@ async function runShares(ctx: BuyersContext, children: ChildProcess[], cpu: { se
     });
     const start: BuyerShareStart = {
       type: 'start', apiUrl: ctx.apiUrl, simUrl: ctx.simUrl, eventId: ctx.eventId, venue: ctx.venue, options: ctx.options, t0Epoch, share: { index, count: n },
+      ...(ctx.buyerSecret !== undefined ? { buyerSecret: ctx.buyerSecret } : {}),
     };
     child.send(start);
   });

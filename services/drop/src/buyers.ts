@@ -18,6 +18,7 @@ import type { DropOptions } from './options.ts';
 import { jsonRequest, type JsonAnswer } from './http.ts';
 import { seededRandom, type Random } from './random.ts';
 import { POOL_ID, chooseFromFree, chooseOrder, type OrderChoice, type Venue } from './venue.ts';
+import { signBuyerToken } from '@dropgate/domain';
 
 /** A webhook held back for reordering is delivered at the latest this long after it was due. */
 export const REORDER_MAX_HOLD_MS = 1_000;
@@ -95,6 +96,13 @@ export interface BuyersContext {
    * Default: every buyer.
    */
   share?: { index: number; count: number };
+  /** The storefront's BUYER_TOKEN_SECRET: every order and join carries the buyer's token (see signed). */
+  buyerSecret?: string;
+}
+
+/** The buyer's `buyer_token` when the stack wants signed buyers (a storefront signs its logged-in buyer). */
+function signed(ctx: BuyersContext, buyerId: string): { buyer_token?: string } {
+  return ctx.buyerSecret === undefined ? {} : { buyer_token: signBuyerToken(ctx.buyerSecret, buyerId, Date.now() + 6 * 3_600_000) };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -198,7 +206,7 @@ async function createOrder(ctx: BuyersContext, buyerId: string, random: Random, 
     let res;
     try {
       res = await postJson(`${ctx.apiUrl}/events/${ctx.eventId}/orders`, {
-        buyer_id: buyerId, ...choice, ...(ctx.options.portone === 'v1' ? {} : { portone_api: 'v2' }), ...(admission ? { admission_token: admission } : {}),
+        buyer_id: buyerId, ...signed(ctx, buyerId), ...choice, ...(ctx.options.portone === 'v1' ? {} : { portone_api: 'v2' }), ...(admission ? { admission_token: admission } : {}),
       });
     } catch (error) {
       bump(ctx.log.orderRefusals, 'NETWORK');
@@ -242,7 +250,7 @@ async function waitInQueue(ctx: BuyersContext, buyerId: string, i: number): Prom
   let position = 0;
   for (let attempt = 1; token === null; attempt++) {
     try {
-      const res = await queueSlot(0, () => postJson(`${ctx.apiUrl}/events/${ctx.eventId}/queue`, { buyer_id: buyerId }));
+      const res = await queueSlot(0, () => postJson(`${ctx.apiUrl}/events/${ctx.eventId}/queue`, { buyer_id: buyerId, ...signed(ctx, buyerId) }));
       if (res.status === 201 && res.body) {
         token = String(res.body['queue_token']);
         waitS = Number(res.body['estimated_wait_seconds'] ?? 1);
@@ -442,7 +450,7 @@ async function waitOnList(ctx: BuyersContext, buyerId: string, random: Random, i
   const end = (state: string): string => { bump(wl, state); return state === 'expired' || state === 'sold_out' ? state.toUpperCase() : 'WAITLIST_ERROR'; };
   let token: string;
   try {
-    const res = await queueSlot(0, () => postJson(`${ctx.apiUrl}/events/${ctx.eventId}/waitlist`, { buyer_id: buyerId, ...choice }));
+    const res = await queueSlot(0, () => postJson(`${ctx.apiUrl}/events/${ctx.eventId}/waitlist`, { buyer_id: buyerId, ...signed(ctx, buyerId), ...choice }));
     // A full list (WAITLIST_MAX_ENTRIES) is a refusal with its own code, not an error of the drop.
     if (res.status === 409 && res.body?.['code'] === 'WAITLIST_FULL') { bump(wl, 'full'); return 'WAITLIST_FULL'; }
     if (res.status !== 201 || !res.body) return end('error');

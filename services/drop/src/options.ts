@@ -90,6 +90,11 @@ export interface DropOptions {
   reservationTtl: number;
   /** The event has a waiting list; buyers refused at selection join it (needs --hold-at order). */
   waitlist: boolean;
+  /**
+   * The storefront signs its buyers: the stack runs with BUYER_TOKEN_SECRET (the environment's, or one
+   * made for the drop) and every order, queue join and waiting-list join carries the buyer's token.
+   */
+  buyerTokens: boolean;
   waitlistOfferTtl: number;
   /**
    * Run on Redis Cluster: the one REDIS_CLUSTER_NODES names, or else a private 3-primary, 3-replica
@@ -160,6 +165,7 @@ export const DEFAULT_OPTIONS: Readonly<Omit<DropOptions, 'report' | 'budgetMs' |
   holdAt: 'confirm',
   reservationTtl: 10,
   waitlist: false,
+  buyerTokens: false,
   waitlistOfferTtl: 10,
   cluster: false,
   killPrimaryAt: null,
@@ -222,6 +228,7 @@ const SPECS: Record<string, Spec> = {
   'hold-at': { key: 'holdAt', kind: 'string', help: 'confirm (hold at PortOne\'s confirm) or order (reserve at selection)' },
   'reservation-ttl': { key: 'reservationTtl', kind: 'int', min: 5, max: 3600, help: 'with --hold-at order: reservation TTL in seconds' },
   waitlist: { key: 'waitlist', kind: 'bool', help: 'a waiting list: buyers refused at selection join it (needs --hold-at order)' },
+  'buyer-tokens': { key: 'buyerTokens', kind: 'bool', help: 'signed buyers: the stack requires buyer tokens (BUYER_TOKEN_SECRET, made for the drop if unset) and the buyers sign theirs' },
   'waitlist-offer-ttl': { key: 'waitlistOfferTtl', kind: 'int', min: 5, max: 3600, help: 'with --waitlist: seconds an offer is reserved' },
   cluster: { key: 'cluster', kind: 'bool', help: 'on Redis Cluster: REDIS_CLUSTER_NODES, else a private 3-primary, 3-replica cluster' },
   'kill-primary-at': { key: 'killPrimaryAt', kind: 'int', min: 0, max: 3600, help: 'with --cluster (its own): SIGKILL the event\'s primary this many seconds in' },

@@ -16,7 +16,7 @@ export function formatTextReport(s: DropSummary): string {
   const lines: string[] = [];
   const row = (label: string, text: string) => lines.push(`${label.padEnd(16)}${text}`);
   const arrival = o.arrival === 'burst' ? 'burst' : `ramp over ${o.rampSeconds} s`;
-  const rush = [o.holdAt === 'order' ? `hold at order (reservation ${o.reservationTtl} s)` : '', o.waitingRoom ? `${o.waitingRoom} waiting room` : '', o.waitlist ? 'waiting list' : ''].filter(Boolean);
+  const rush = [o.holdAt === 'order' ? `hold at order (reservation ${o.reservationTtl} s)` : '', o.waitingRoom ? `${o.waitingRoom} waiting room` : '', o.waitlist ? 'waiting list' : '', o.buyerTokens ? 'signed buyers' : ''].filter(Boolean);
   lines.push(`dropgate drop ${s.event_id}: ${fmtInt(o.buyers)} buyers (${arrival}, ${o.waitingRoom ? 'paced by the waiting room' : `${o.concurrency} at a time`}), hold TTL ${o.holdTtl} s, seed ${o.seed}${o.portone !== 'v1' ? `, PortOne ${o.portone}` : ''}${rush.length ? `; ${rush.join(', ')}` : ''}`);
   lines.push(`stack: ${s.stack}`);
   lines.push('');

@@ -123,10 +123,19 @@ async function scheduleFailover(target: DropTarget, eventId: string, atMs: numbe
 /** Runs one drop. @throws DropSetupError (or ConfigError) when the stack cannot be set up. */
 export async function runDrop(options: DropOptions, run: RunContext): Promise<DropResult> {
   const owned = run.target === undefined;
+  // --buyer-tokens: the stack requires signed buyers; a secret is made for the drop's own stack unless
+  // the environment has one (a running API's, with --api-url, must come from there).
+  let env = run.env;
+  if (options.buyerTokens && !env['BUYER_TOKEN_SECRET']) {
+    if (!owned || options.apiUrl !== null) throw new DropSetupError('--buyer-tokens against a running stack needs its BUYER_TOKEN_SECRET in the environment');
+    env = { ...env, BUYER_TOKEN_SECRET: randomBytes(32).toString('hex') };
+  }
+  // Buyers sign whenever the stack wants signed buyers (the environment's secret), as a storefront must.
+  const buyerSecret = env['BUYER_TOKEN_SECRET']?.split(',').map((s) => s.trim()).find(Boolean);
   let target: DropTarget;
   try {
     target = run.target ?? await openTarget({
-      env: run.env,
+      env,
       apiUrl: options.apiUrl,
       simUrl: options.simUrl,
       budgetMs: options.budgetMs,
@@ -181,7 +190,7 @@ export async function runDrop(options: DropOptions, run: RunContext): Promise<Dr
     // Handled where it is awaited, after the buyers; this only keeps an early failure from being unhandled meanwhile.
     failover?.catch(() => undefined);
 
-    const buyers = { apiUrl: target.apiUrl, simUrl: target.sim.url, eventId, venue, options, t0, log };
+    const buyers = { apiUrl: target.apiUrl, simUrl: target.sim.url, eventId, venue, options, t0, log, ...(buyerSecret !== undefined ? { buyerSecret } : {}) };
     await (buyerProcesses ? buyerProcesses.run(buyers) : runBuyers(buyers));
     await buyerProcesses?.close();
     // The kill happens even if the buyers were done sooner; the replica must have taken over and the

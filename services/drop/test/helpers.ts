@@ -75,16 +75,17 @@ export interface TestStack {
 }
 
 /** One in-process stack (API, worker, simulator, database) for several drops, each its own event. */
-export async function openTestStack(label: string): Promise<TestStack> {
+export async function openTestStack(label: string, extraEnv: Record<string, string> = {}): Promise<TestStack> {
   const db = await createTestDatabase(label);
-  const target = await openTarget({ env: TEST_ENV, apiUrl: null, simUrl: null, budgetMs: 3000, database: 'unused', databaseUrl: db.url, freshDatabase: false });
+  const env = { ...TEST_ENV, ...extraEnv };
+  const target = await openTarget({ env, apiUrl: null, simUrl: null, budgetMs: 3000, database: 'unused', databaseUrl: db.url, freshDatabase: false });
   const events: string[] = [];
   return {
     target,
     db,
     events,
     async drop(overrides = {}) {
-      const result = await runDrop(smallOptions(overrides), { env: TEST_ENV, target });
+      const result = await runDrop(smallOptions(overrides), { env, target });
       events.push(result.eventId);
       return result;
     },

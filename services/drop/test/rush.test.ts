@@ -4,11 +4,16 @@
  * the invariants; with a waiting list, returned places reach buyers refused at selection.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { http } from '@dropgate/testkit';
 import { openTestStack, type TestStack } from './helpers.ts';
 
 let stack: TestStack;
-beforeAll(async () => { stack = await openTestStack('rush'); }, 60_000);
-afterAll(async () => { await stack?.close(); });
+/** A stack that wants signed buyers (BUYER_TOKEN_SECRET), as a public sale's should. */
+let signedStack: TestStack;
+beforeAll(async () => {
+  [stack, signedStack] = await Promise.all([openTestStack('rush'), openTestStack('rushsigned', { BUYER_TOKEN_SECRET: 'rush-rehearsal-storefront-secret-0123' })]);
+}, 60_000);
+afterAll(async () => { await Promise.all([stack?.close(), signedStack?.close()]); });
 
 describe('a fair rush rehearsal', () => {
   it('waiting room + hold_at order: sells out, tells the queue sold_out, almost no SOLD_OUT after card details', async () => {
@@ -49,5 +54,24 @@ describe('a fair rush rehearsal', () => {
     expect(wl['joined'] ?? 0).toBeGreaterThan(0);
     expect(wl['offered'] ?? 0).toBeGreaterThan(0);
     expect(summary.refusals.at_selection).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('signed buyers (--buyer-tokens): behind a waiting room, with reservations and a waiting list, every buyer gets in with the storefront\'s token', async () => {
+    // The stack refuses an unsigned buyer, so the drop below got in only by signing.
+    const probe = await http(signedStack.target.apiUrl, 'POST', '/events/none/orders', { buyer_id: 'u-1', items: [{ pool: 'ga', quantity: 1 }] });
+    expect(probe.status, probe.text).toBe(403);
+    expect(probe.body.code).toBe('BUYER_UNVERIFIED');
+    const { summary, invariants } = await signedStack.drop({
+      seats: 0, pool: 10, buyers: 40, maxPerOrder: 1, waitingRoom: 'fixed', admitPerSecond: 40, maxActive: 20, admissionTtl: 15,
+      holdAt: 'order', reservationTtl: 5, holdTtl: 5, waitlist: true, waitlistOfferTtl: 5, failed: 0.2, abandoned: 0.2, attempts: 1, settleTimeout: 45,
+      buyerTokens: true,
+    });
+    expect(invariants.ok, JSON.stringify(invariants.results.filter((r) => !r.ok))).toBe(true);
+    expect(summary.buyers.order_refusals['BUYER_UNVERIFIED'] ?? 0).toBe(0);
+    expect(summary.waitlist?.['error'] ?? 0).toBe(0);
+    expect(summary.buyers.orders_created).toBeGreaterThan(0);
+    expect(summary.queue!.joined).toBe(40);
+    expect(summary.queue!.errors).toBe(0);
+    expect(summary.inventory.sold).toBeGreaterThan(0);
   }, 120_000);
 });
