@@ -64,6 +64,8 @@ export interface OrdersTable {
   order_token_hash: ColumnType<Buffer | null, Buffer | undefined, never>;
   /** Migration 0005: the PortOne API the order's payments go through. Never updated. */
   portone_api: ColumnType<'v1' | 'v2', 'v1' | 'v2' | undefined, never>;
+  /** Migration 0008: the buyer was verified (a signed buyer token); such orders count per buyer. Never updated. */
+  buyer_verified: ColumnType<boolean, boolean | undefined, never>;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }

@@ -25,7 +25,8 @@ function buyerMac(secret: string, buyerId: string, expiresAt: string): string {
 /** Signs `buyerId` until `expiresAtMs`: what a storefront's backend does for its logged-in buyer. */
 export function signBuyerToken(secret: string, buyerId: string, expiresAtMs: number): string {
   if (!BUYER.test(buyerId)) throw new RangeError('not a buyer id');
-  if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) throw new RangeError('the expiry must be a time in ms');
+  // At most 15 digits, as buyerTokenProblem reads them (the year 33658 and before).
+  if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0 || expiresAtMs >= 1e15) throw new RangeError('the expiry must be a time in ms');
   return `b1~${buyerId}~${expiresAtMs}~${buyerMac(secret, buyerId, String(expiresAtMs))}`;
 }
 

@@ -44,6 +44,8 @@ export interface EventSnapshot {
 
 export interface SnapshotOrder {
   merchantUid: string;
+  /** The buyer was verified (signed buyer token): the order counts against ORDERS_PER_BUYER_MAX. Absent: false. */
+  buyerVerified?: boolean;
   amount: number;
   buyerId: string;
   seats: string[];

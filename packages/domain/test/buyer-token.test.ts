@@ -50,5 +50,7 @@ describe('buyer tokens', () => {
     expect(buyerTokenProblem([SECRET], 'u-1', '', NOW)).toMatch(/required/);
     expect(() => signBuyerToken(SECRET, 'a~b', NOW)).toThrow(RangeError);
     expect(() => signBuyerToken(SECRET, 'u-1', 1.5)).toThrow(RangeError);
+    // Never a token its own check would refuse: the expiry has at most 15 digits.
+    expect(() => signBuyerToken(SECRET, 'u-1', 1e15)).toThrow(RangeError);
   });
 });

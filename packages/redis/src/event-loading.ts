@@ -34,13 +34,13 @@ export class EventLoader {
       counts[`p:${p.id}:sold`] = 0;
     }
     const buyers = new Map<string, number>();
-    /** Orders per buyer: every order the record has counts (see createOrder-3.lua). */
+    /** Orders per signed buyer: the record's orders whose buyer was verified (see claimOrder-2.lua). */
     const ordersOf = new Map<string, number>();
     const pipe = this.redis.pipeline();
     const holds: (string | number)[] = [];
     for (const o of s.orders) {
       const tickets = o.seats.length + o.items.reduce((n, i) => n + i.quantity, 0);
-      ordersOf.set(o.buyerId, (ordersOf.get(o.buyerId) ?? 0) + 1);
+      if (o.buyerVerified === true) ordersOf.set(o.buyerId, (ordersOf.get(o.buyerId) ?? 0) + 1);
       const fields: (string | number)[] = [
         'a', o.amount, 'b', o.buyerId, 's', o.seats.join(','), 'i', itemsCsv(o.items), 'q', tickets, 'st', o.status, 'seq', o.seq,
       ];

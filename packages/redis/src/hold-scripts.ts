@@ -5,8 +5,8 @@
 import type { ScriptedRedis } from './scripts.ts';
 import { eventKeys, orderKey } from './keys.ts';
 import {
-  APPROVED_KINDS, CREATE_CODES, DROP_CODES, EXTEND_CODES, PLACE_CODES, RESERVE_CODES, RELEASE_CODES, SETTLE_CODES, VOID_CODES, mapCode,
-  type CreateOrderResult, type DropPaymentResult, type ExtendResult, type ReserveResult, type PlaceResult, type ReleaseResult, type SettleResult, type VoidResult,
+  APPROVED_KINDS, CLAIM_CODES, CREATE_CODES, DROP_CODES, EXTEND_CODES, PLACE_CODES, RESERVE_CODES, RELEASE_CODES, SETTLE_CODES, VOID_CODES, mapCode,
+  type ClaimOrderResult, type CreateOrderResult, type DropPaymentResult, type ExtendResult, type ReserveResult, type PlaceResult, type ReleaseResult, type SettleResult, type VoidResult,
 } from './codes.ts';
 import { itemsCsv, type NewRedisOrder } from './types.ts';
 
@@ -24,7 +24,7 @@ export interface HoldStoreOptions {
    * payment PortOne said it does not know waits for its next lookup. Default 60.
    */
   webhookLookupWindowSeconds?: number;
-  /** Most orders one buyer may make for one event (0: no limit). Default 0. */
+  /** Most orders one signed buyer may make for one event (claimOrder; 0: no limit). Default 0. */
   maxOrdersPerBuyer?: number;
 }
 
@@ -181,30 +181,35 @@ export class HoldScripts {
     return mapCode(VOID_CODES, r, 'voidSale');
   }
 
-  /**
-   * Makes the order visible to the confirm; counted against the buyer's orders of the event, and
-   * refused past maxOrdersPerBuyer unless `limited` is false (an order dropgate makes for the buyer).
-   */
-  async createOrder(eventId: string, o: NewRedisOrder, limited = true): Promise<CreateOrderResult> {
+  async createOrder(eventId: string, o: NewRedisOrder): Promise<CreateOrderResult> {
     const k = eventKeys(eventId);
-    const r = await this.redis.createOrder(
-      k.meta, k.order(o.merchantUid), k.buyerOrders, o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), o.tickets, limited ? this.maxOrdersPerBuyer : 0,
-    );
+    const r = await this.redis.createOrder(k.meta, k.order(o.merchantUid), o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), o.tickets);
     return mapCode(CREATE_CODES, r, 'createOrder');
   }
 
-  /**
-   * hold_at "order": makes the order visible and reserves its places for `ttlMs`, or nothing. Counted
-   * and limited as createOrder.
-   */
-  async reserveOrder(eventId: string, o: NewRedisOrder, nowMs: number, ttlMs: number, limited = true): Promise<ReserveResult> {
+  /** hold_at "order": makes the order visible and reserves its places for `ttlMs`, or nothing. */
+  async reserveOrder(eventId: string, o: NewRedisOrder, nowMs: number, ttlMs: number): Promise<ReserveResult> {
     const k = eventKeys(eventId);
     const [code, exp] = (await this.redis.reserveOrder(
-      k.meta, k.order(o.merchantUid), k.seats, k.counts, k.buyers, k.holds, k.handoff, k.buyerOrders,
-      o.merchantUid, o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), nowMs, ttlMs, limited ? this.maxOrdersPerBuyer : 0,
+      k.meta, k.order(o.merchantUid), k.seats, k.counts, k.buyers, k.holds, k.handoff,
+      o.merchantUid, o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), nowMs, ttlMs,
     )) as [number, number];
     if (code === 1) return { result: 'reserved', expiresAt: exp };
     return { result: mapCode(RESERVE_CODES, code, 'reserveOrder') };
+  }
+
+  /**
+   * Counts one more order of signed buyer `buyerId` for the event, or refuses it past
+   * maxOrdersPerBuyer (0: counted, never refused), before the order is written anywhere.
+   */
+  async claimOrder(eventId: string, buyerId: string): Promise<ClaimOrderResult> {
+    const k = eventKeys(eventId);
+    return mapCode(CLAIM_CODES, await this.redis.claimOrder(k.meta, k.buyerOrders, buyerId, this.maxOrdersPerBuyer), 'claimOrder');
+  }
+
+  /** Gives back an order claimOrder counted that was not made after all. */
+  async unclaimOrder(eventId: string, buyerId: string): Promise<void> {
+    await this.redis.unclaimOrder(eventKeys(eventId).buyerOrders, buyerId);
   }
 
   /** Renews a live reservation for `ttlMs` from now, at most `most` times in the order's life. */

@@ -59,6 +59,10 @@ export class HoldStore {
   voidSale: HoldScripts['voidSale'] = (...args) => this.scripts.voidSale(...args);
   createOrder: HoldScripts['createOrder'] = (...args) => this.scripts.createOrder(...args);
   reserveOrder: HoldScripts['reserveOrder'] = (...args) => this.scripts.reserveOrder(...args);
+  claimOrder: HoldScripts['claimOrder'] = (...args) => this.scripts.claimOrder(...args);
+  unclaimOrder: HoldScripts['unclaimOrder'] = (...args) => this.scripts.unclaimOrder(...args);
+  /** ORDERS_PER_BUYER_MAX as this store applies it (0: no limit). */
+  get maxOrdersPerBuyer(): number { return this.scripts.maxOrdersPerBuyer; }
   extendReservation: HoldScripts['extendReservation'] = (...args) => this.scripts.extendReservation(...args);
 
   // Reads (inventory.ts)

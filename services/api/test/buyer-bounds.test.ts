@@ -7,11 +7,12 @@
  * there is no such bound: anyone could spend a buyer's orders and lock them out of the sale.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadSnapshot } from '@dropgate/db';
+import { loadSnapshot, orders as ordersRepo } from '@dropgate/db';
 import { signBuyerToken } from '@dropgate/domain';
 import { HoldStore, eventKeyPattern, eventKeys } from '@dropgate/redis';
 import { eventId, http } from '@dropgate/testkit';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
+import { addressKey } from '../src/lib/buyers.ts';
 
 const SECRET = 'buyer-bounds-test-secret-0123456789';
 const MOST = 5;
@@ -149,6 +150,11 @@ describe('orders per buyer (ORDERS_PER_BUYER_MAX)', () => {
       const orderKeys = (await capped.redis.keys(eventKeyPattern(id))).filter((key) => /:o:[^:]+$/.test(key));
       expect(orderKeys).toHaveLength(MOST);
       expect(await capped.redis.hget(k.buyerOrders, 'greedy')).toBe(String(MOST));
+      // The refusals wrote nothing: the buyer's history has exactly its orders' `created` entries.
+      const history = await db.selectFrom('order_events').select(['merchant_uid', 'type']).where('event_id', '=', id).where('merchant_uid', 'in', rows.map((r) => r.merchant_uid)).execute();
+      expect(history.filter((h) => h.type === 'created')).toHaveLength(MOST);
+      const all = await db.selectFrom('order_events').select('type').where('event_id', '=', id).execute();
+      expect(all.filter((h) => h.type === 'withdrawn')).toHaveLength(0);
       if (holdAt === 'order') {
         // Only the orders made hold places.
         expect(await capped.redis.hget(k.counts, 'p:ga:held')).toBe(String(MOST));
@@ -170,26 +176,58 @@ describe('orders per buyer (ORDERS_PER_BUYER_MAX)', () => {
     expect(answers.map((a) => a.status)).toEqual(Array.from({ length: MOST * 3 }, () => 201));
   });
 
-  it('the count is rebuilt from Postgres with the event, and orders dropgate makes for a buyer are not refused', async () => {
+  it('the count is rebuilt from Postgres with the event: the signed orders, not those made on a caller\'s word', async () => {
     const id = await makeEvent(capped);
+    const db = capped.api.deps.db;
+    // Orders under 'loyal' made before signing was switched on (as an unsigned API made them): in
+    // Postgres and visible in Redis, but not verified, so they spend nothing of the signed buyer's bound.
+    const store = new HoldStore(capped.redis, { maxOrdersPerBuyer: MOST });
+    for (let i = 0; i < 7; i++) {
+      const o = { merchantUid: `${id}.early${i}`, amount: 1_000, buyerId: 'loyal', seats: [], items: [{ pool: 'ga', quantity: 1 }], tickets: 1 };
+      await ordersRepo.insertOrder(db, { ...o, eventId: id, currency: 'KRW', seats: [], items: [{ pool: 'ga', quantity: 1, unitPrice: 1_000 }] });
+      expect(await store.createOrder(id, o)).toBe('created');
+    }
     for (let i = 0; i < MOST; i++) expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('loyal'))).status).toBe(201);
+    const verified = await db.selectFrom('orders').select('merchant_uid').where('event_id', '=', id).where('buyer_verified', '=', true).execute();
+    expect(verified).toHaveLength(MOST);
     // The event's Redis state lost and rebuilt from the record (as the worker's guard does).
     const k = eventKeys(id);
     await capped.redis.del(k.buyerOrders);
-    await capped.store.loadEvent((await loadSnapshot(capped.api.deps.db, id))!, 'rebuilt');
+    await capped.store.loadEvent((await loadSnapshot(db, id))!, 'rebuilt');
     expect(await capped.redis.hget(k.buyerOrders, 'loyal')).toBe(String(MOST));
     // A store with the API's bound (not this process's memory of refused buyers) refuses the next.
-    const store = new HoldStore(capped.redis, { maxOrdersPerBuyer: MOST });
-    const order = (uid: string) => ({ merchantUid: `${id}.${uid}`, amount: 1_000, buyerId: 'loyal', seats: [], items: [{ pool: 'ga', quantity: 1 }], tickets: 1 });
-    expect(await store.createOrder(id, order('x1'))).toBe('ORDER_LIMIT');
-    expect(await capped.redis.exists(k.order(`${id}.x1`))).toBe(0);
-    // A waiting-list offer is dropgate's order for the buyer: counted, never refused.
-    expect(await store.createOrder(id, order('x2'), false)).toBe('created');
-    expect(await capped.redis.hget(k.buyerOrders, 'loyal')).toBe(String(MOST + 1));
+    expect(await store.claimOrder(id, 'loyal')).toBe('ORDER_LIMIT');
+    expect(await store.claimOrder(id, 'someone-else')).toBe('claimed');
+    await store.unclaimOrder(id, 'someone-else');
+    expect(await capped.redis.hexists(k.buyerOrders, 'someone-else')).toBe(0);
+  });
+
+  it('an event being rebuilt counts nothing and writes nothing (503 NOT_READY), and counts again once loaded', async () => {
+    const id = await makeEvent(capped);
+    const db = capped.api.deps.db;
+    await capped.store.markLoading(id);
+    const res = await http(capped.url, 'POST', `/events/${id}/orders`, body('patient'));
+    expect(res.status, res.text).toBe(503);
+    expect(res.body.code).toBe('NOT_READY');
+    expect(await capped.redis.hget(eventKeys(id).buyerOrders, 'patient')).toBeNull();
+    expect(await db.selectFrom('order_events').select('type').where('event_id', '=', id).execute()).toEqual([]);
+    await capped.store.loadEvent((await loadSnapshot(db, id))!, 'reloaded');
+    expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('patient'))).status).toBe(201);
+    expect(await capped.redis.hget(eventKeys(id).buyerOrders, 'patient')).toBe('1');
   });
 });
 
 describe('orders and joins per client address (ORDERS_PER_IP_PER_MINUTE)', () => {
+  it('one budget per address, whatever form a proxy wrote it in; anything else shares one budget', () => {
+    const same = (forms: string[]) => expect(new Set(forms.map(addressKey)).size, forms.join(' ')).toBe(1);
+    same(['203.0.113.7', '203.0.113.7:1', '203.0.113.7:65535', ' 203.0.113.7 ', '::ffff:203.0.113.7']);
+    same(['2001:db8::1', '2001:DB8::1', '[2001:db8::1]', '[2001:db8::1]:443', '2001:db8::2']);
+    expect(addressKey('203.0.113.7')).not.toBe(addressKey('203.0.113.8'));
+    expect(addressKey('2001:db8::1')).not.toBe(addressKey('2001:db8:0:1::1'));
+    same(['001.1.1.1', 'garbage', '', '1.1.1.1:port', '[1.1.1.1]x', 'unknown']);
+    expect(addressKey('garbage')).not.toBe(addressKey('1.1.1.1'));
+  });
+
   const from = (address: string) => ({ headers: { 'x-forwarded-for': address } });
 
   it('one address gets its budget a minute for orders and for joins, concurrently; past it 429 with Retry-After, nothing stored; other addresses unaffected', async () => {

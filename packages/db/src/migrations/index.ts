@@ -7,6 +7,7 @@ import * as holdReconciled from './0004_hold_reconciled.ts';
 import * as portoneApi from './0005_portone_api.ts';
 import * as fairRush from './0006_fair_rush.ts';
 import * as liveHoldsByOrder from './0007_live_holds_by_order.ts';
+import * as buyerVerified from './0008_buyer_verified.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '0005_portone_api': portoneApi,
   '0006_fair_rush': fairRush,
   '0007_live_holds_by_order': liveHoldsByOrder,
+  '0008_buyer_verified': buyerVerified,
 };

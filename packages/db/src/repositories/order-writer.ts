@@ -26,6 +26,8 @@ export interface NewOrderInput {
   orderTokenHash?: Buffer;
   /** The PortOne API the order's payments go through (default `v1`). */
   portoneApi?: 'v1' | 'v2';
+  /** The buyer was verified (a signed buyer token): the order counts against ORDERS_PER_BUYER_MAX. */
+  buyerVerified?: boolean;
   seats: { id: string; price: number }[];
   items: { pool: string; quantity: number; unitPrice: number }[];
 }
@@ -40,12 +42,12 @@ export async function insertOrders(db: Db, orders: readonly NewOrderInput[]): Pr
   const items = orders.flatMap((o) => o.items.map((i) => ({ o, i })));
   await sql`/* prepared: insert_orders */
     with new_orders as (
-      insert into orders (merchant_uid, event_id, buyer_id, amount, currency, status, order_token_hash, portone_api)
-      select m, e, b, a, c, 'pending', h, api
+      insert into orders (merchant_uid, event_id, buyer_id, amount, currency, status, order_token_hash, portone_api, buyer_verified)
+      select m, e, b, a, c, 'pending', h, api, v
       from unnest(${orders.map((o) => o.merchantUid)}::text[], ${orders.map((o) => o.eventId)}::text[],
                   ${orders.map((o) => o.buyerId)}::text[], ${orders.map((o) => o.amount)}::bigint[],
                   ${orders.map((o) => o.currency)}::text[], ${orders.map((o) => o.orderTokenHash ?? null)}::bytea[],
-                  ${orders.map((o) => o.portoneApi ?? 'v1')}::text[]) as t(m, e, b, a, c, h, api)
+                  ${orders.map((o) => o.portoneApi ?? 'v1')}::text[], ${orders.map((o) => o.buyerVerified === true)}::boolean[]) as t(m, e, b, a, c, h, api, v)
     ), new_seats as (
       insert into order_seats (merchant_uid, event_id, seat_id, price)
       select m, e, s, p

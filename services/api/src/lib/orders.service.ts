@@ -15,11 +15,13 @@
  * rebuild at a rush costs Postgres one withdrawn order, not one for every buyer who tries meanwhile.
  * If Redis fails after the insert, the order is withdrawn too: nothing half-made stays behind.
  *
- * The same Redis step counts the buyer's orders of the event and, with signed buyers (BUYER_TOKEN_SECRET),
- * refuses one past ORDERS_PER_BUYER_MAX (429 ORDER_LIMIT; the order is withdrawn). A count never goes down, so this process then refuses
- * that buyer's next orders for the event before the insert (`capped`): a client hammering one buyer
- * id costs Postgres one withdrawn order, not one a request. Orders dropgate makes for a buyer (a
- * waiting-list offer) are counted but never refused.
+ * A verified buyer's order (a signed buyer token, BUYER_TOKEN_SECRET) is counted in Redis before it is
+ * written anywhere (claimOrder-2.lua), and refused past ORDERS_PER_BUYER_MAX with 429 ORDER_LIMIT: a
+ * refusal stores nothing, however many arrive at once. An order not made after all gives its count
+ * back. Postgres marks the order `buyer_verified`, so a rebuild counts the same orders. Orders made on
+ * a caller's word (unsigned, or before signing was switched on) and waiting-list offers (dropgate's
+ * orders for the buyer) are not counted. A count never goes down, so this process remembers buyers it
+ * refused (`capped`) and refuses their next orders for the event without asking Redis.
  */
 import { DomainError, MAX_RESERVATION_EXTENSIONS, newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { orders as ordersRepo, type Db } from '@dropgate/db';
@@ -57,8 +59,8 @@ function doubted(store: HoldStore): Set<string> {
 }
 
 /**
- * Per store (one per process), `event NUL buyer` of buyers whose orders the Redis step refused
- * ORDER_LIMIT. Bounded: the oldest are forgotten first (a forgotten one costs one withdrawn order).
+ * Per store (one per process), `event NUL buyer` of verified buyers whose orders claimOrder refused
+ * ORDER_LIMIT. Bounded: the oldest are forgotten first (a forgotten one costs one Redis call).
  */
 const cappedBuyers = new WeakMap<HoldStore, Set<string>>();
 const CAPPED_REMEMBERED = 10_000;
@@ -88,6 +90,8 @@ export interface CreateOrderOptions {
   offerTtlSeconds?: number;
   /** The PortOne API of an order whose request names none (PORTONE_DEFAULT_API). */
   defaultApi?: 'v1' | 'v2';
+  /** The request carried a buyer token the storefront signed for its buyer (see lib/buyers.ts). */
+  buyerVerified?: boolean;
 }
 
 export async function createOrder(
@@ -120,17 +124,18 @@ export async function createOrder(
     items.push({ pool: i.pool, quantity: i.quantity, unitPrice: pool.price });
     amount += pool.price * i.quantity;
   }
-  const limited = opts.offerTtlSeconds === undefined;
-  if (limited && capped(store).has(`${event.id}\u0000${input.buyer_id}`)) throw orderLimit();
+  // Counted against ORDERS_PER_BUYER_MAX: a verified buyer's own order (see the header).
+  const counted = opts.buyerVerified === true && opts.offerTtlSeconds === undefined;
+  if (counted && capped(store).has(`${event.id}\u0000${input.buyer_id}`)) throw orderLimit();
   if (now < event.saleOpensAt) throw new DomainError('SALE_NOT_OPEN', `sale opens at ${event.saleOpensAt.toISOString()}`);
   if (event.saleClosesAt && now >= event.saleClosesAt) throw new DomainError('SALE_CLOSED', 'sale is closed');
 
   const tickets = ticketCount(seatIds, items);
   // What Redis is asked before the insert (see the header). The counters only where the order takes
   // its places at once (they answer a cheap SOLD_OUT below).
-  const counted = event.holdAt === 'order' ? await store.orderPreflightWithCounts(event.id, input.buyer_id) : null;
+  const withCounts = event.holdAt === 'order' ? await store.orderPreflightWithCounts(event.id, input.buyer_id) : null;
   let preflight: { state: 'ready' | 'loading' | null; buyerTickets: number };
-  if (counted) preflight = counted;
+  if (withCounts) preflight = withCounts;
   else if (!store.connected) throw new DomainError('NOT_READY', 'the inventory store is unreachable; try again shortly');
   else if (doubted(store).has(event.id)) {
     preflight = await store.orderPreflight(event.id, input.buyer_id);
@@ -147,27 +152,57 @@ export async function createOrder(
   }
   if (preflight.state !== 'ready') throw new DomainError('NOT_READY', 'the event is being loaded; try again shortly');
 
-  if (counted && !counted.available(seatIds, items)) {
+  if (withCounts && !withCounts.available(seatIds, items)) {
     // Cheap refusal before anything is written; the reservation below decides for good.
     if (event.waitingRoom && opts.offerTtlSeconds === undefined) await store.queues.useAdmission(event.id, input.buyer_id).catch(() => false);
     throw new DomainError('SOLD_OUT', 'the places of this order are taken');
   }
 
+  if (!counted) return write(db, store, event, input, { amount, seats, items, tickets }, now, opts);
+  await claim(store, event.id, input.buyer_id);
+  try {
+    return await write(db, store, event, input, { amount, seats, items, tickets }, now, opts);
+  } catch (error) {
+    // Not made after all: its count goes back (best effort; a rebuild recounts from the record).
+    await store.unclaimOrder(event.id, input.buyer_id).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Counts a verified buyer's order, or refuses it (ORDER_LIMIT, NOT_READY) before anything is written. */
+async function claim(store: HoldStore, eventId: string, buyerId: string): Promise<void> {
+  const r = await store.claimOrder(eventId, buyerId);
+  if (r === 'ORDER_LIMIT') throw noteCapped(store, eventId, buyerId);
+  if (r === 'not_ready') {
+    doubted(store).add(eventId);
+    throw new DomainError('NOT_READY', 'the event is being loaded; try again shortly');
+  }
+}
+
+/** The order, priced and checked: written to Postgres, then made visible (or reserved) in Redis. */
+async function write(
+  db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput,
+  priced: { amount: number; seats: { id: string; price: number }[]; items: (PoolItem & { unitPrice: number })[]; tickets: number },
+  now: Date, opts: CreateOrderOptions,
+): Promise<CreatedOrder> {
+  const { amount, seats, items, tickets } = priced;
+  const seatIds = seats.map((s) => s.id);
   const merchantUid = newMerchantUid(event.id);
   const orderToken = newOrderToken();
   await ordersRepo.insertOrder(db, {
     merchantUid, eventId: event.id, buyerId: input.buyer_id, amount, currency: event.currency, orderTokenHash: orderToken.hash, seats, items,
     portoneApi: input.portone_api ?? opts.defaultApi ?? 'v1',
+    buyerVerified: opts.buyerVerified === true && opts.offerTtlSeconds === undefined,
   });
   if (event.holdAt === 'order') {
     const ttlSeconds = opts.offerTtlSeconds ?? event.reservationTtlSeconds ?? 0;
-    return reserve(db, store, event, { merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets }, orderToken.token, now, ttlSeconds, limited);
+    return reserve(db, store, event, { merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets }, orderToken.token, now, ttlSeconds, opts.offerTtlSeconds === undefined);
   }
   let visible: Awaited<ReturnType<HoldStore['createOrder']>>;
   try {
     visible = await store.createOrder(event.id, {
       merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets,
-    }, limited);
+    });
   } catch (error) {
     doubted(store).add(event.id);
     await withdraw(db, event.id, merchantUid, 'redis_failed');
@@ -181,10 +216,6 @@ export async function createOrder(
     await withdraw(db, event.id, merchantUid, 'event_not_ready');
     throw new DomainError('NOT_READY', 'the event is being loaded; try again shortly');
   }
-  if (visible === 'ORDER_LIMIT') {
-    await withdraw(db, event.id, merchantUid, 'order_limit');
-    throw noteCapped(store, event.id, input.buyer_id);
-  }
   return { merchant_uid: merchantUid, event_id: event.id, amount, currency: event.currency, status: 'pending', order_token: orderToken.token };
 }
 
@@ -195,13 +226,13 @@ const RESERVE_REFUSALS = {
   SOLD_OUT: 'the places of this order are taken',
 } as const;
 
-/** `admitted`: a buyer's own order (not an offer): it used an admission, and it counts against the buyer's orders. */
+/** `admitted`: a buyer's own order (not an offer), which used an admission. */
 async function reserve(
   db: Db, store: HoldStore, event: EventDef, order: NewRedisOrder, token: string, now: Date, ttlSeconds: number, admitted: boolean,
 ): Promise<CreatedOrder> {
   let r: ReserveResult;
   try {
-    r = await store.reserveOrder(event.id, order, now.getTime(), ttlSeconds * 1000, admitted);
+    r = await store.reserveOrder(event.id, order, now.getTime(), ttlSeconds * 1000);
   } catch (error) {
     await withdraw(db, event.id, order.merchantUid, 'redis_failed');
     throw error;
@@ -218,7 +249,6 @@ async function reserve(
   }
   // Nothing was reserved: the buyer never gets this merchant_uid.
   await withdraw(db, event.id, order.merchantUid, r.result === 'SOLD_OUT' ? 'sold_out' : r.result);
-  if (r.result === 'ORDER_LIMIT') throw noteCapped(store, event.id, order.buyerId);
   // Refused at selection: the buyer had their turn, so their slot goes to the next buyer in the
   // queue (their token still works until it expires, for other places).
   if (r.result === 'SOLD_OUT' && event.waitingRoom && admitted) await store.queues.useAdmission(event.id, order.buyerId).catch(() => false);

@@ -157,10 +157,10 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
     '/events/:event_id/orders',
     { bodyLimit: 64 * 1024, config: perAddressLimit(deps, 'orders'), schema: { params: EventIdParams, body: CreateOrderBody, response: { 201: CreatedOrderBody, '4xx': ErrorBody, '5xx': ErrorBody } } },
     async (request, reply) => {
-      requireBuyer(deps, 'orders', request.body.buyer_id, request.body.buyer_token);
+      const buyerVerified = requireBuyer(deps, 'orders', request.body.buyer_id, request.body.buyer_token);
       const def = await requireEvent(request.params.event_id);
       const api = request.body.portone_api ?? deps.config.portone.defaultApi;
-      const created = await createOrder(deps.db, deps.store, def, request.body, new Date(deps.clock.now()), { defaultApi: api })
+      const created = await createOrder(deps.db, deps.store, def, request.body, new Date(deps.clock.now()), { defaultApi: api, buyerVerified })
         .catch((error: unknown) => countOrderLimit(deps, error));
       await preRegisterOrder(deps, api, created, request.log);
       // The body carries the order token: no cache may keep it.

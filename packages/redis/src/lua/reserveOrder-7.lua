@@ -13,7 +13,6 @@
     KEYS[5] buyers    {ev:E}:buyer
     KEYS[6] holds     {ev:E}:holds
     KEYS[7] handoff   {ev:E}:handoff
-    KEYS[8] orders    {ev:E}:border    hash: buyer id -> orders made (see createOrder)
     ARGV[1] merchant_uid
     ARGV[2] amount
     ARGV[3] buyer id
@@ -21,7 +20,6 @@
     ARGV[5] items csv (pool,qty,...)
     ARGV[6] now (ms)
     ARGV[7] reservation ttl (ms)
-    ARGV[8] most orders per buyer (0: no limit)
 
   Output: { code, expires_at_ms }
      1  created and reserved
@@ -32,8 +30,6 @@
     -6  buyer limit
     -7  sold out
     -9  event being rebuilt, or its state stamped by another replication history (a failover)
-   -20  the buyer made as many orders as one buyer may
-  An order refused here is not counted (nothing of it is written).
 ]]
 --- @include "includes/orderLines"
 --- @include "includes/replid"
@@ -46,9 +42,6 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return { 0, 0 } end
 local now = tonumber(ARGV[6])
 if now < tonumber(meta[2]) then return { -4, 0 } end
 if meta[3] and meta[3] ~= '' and now >= tonumber(meta[3]) then return { -5, 0 } end
-
-local most = tonumber(ARGV[8])
-if most > 0 and tonumber(redis.call('HGET', KEYS[8], ARGV[3]) or '0') >= most then return { -20, 0 } end
 
 local seats = splitCsv(ARGV[4])
 local items = splitCsv(ARGV[5])
@@ -66,7 +59,6 @@ if not stampedHere(KEYS[1]) then return { -9, 0 } end
 
 moveLines(KEYS[3], KEYS[4], seats, items, 'h:' .. ARGV[1], nil, 'held')
 redis.call('HINCRBY', KEYS[5], ARGV[3], qty)
-redis.call('HINCRBY', KEYS[8], ARGV[3], 1)
 local exp = now + tonumber(ARGV[7])
 redis.call('HSET', KEYS[2], 'a', ARGV[2], 'b', ARGV[3], 's', ARGV[4], 'i', ARGV[5], 'q', qty,
   'st', 'held', 'exp', exp, 'seq', 1, 'imp', '', 'imps', '', 'x', 0)
