@@ -7,4 +7,5 @@ export * as orders from './repositories/orders.repository.ts';
 export * from './repositories/snapshot.repository.ts';
 export * as lifecycle from './repositories/lifecycle.repository.ts';
 export { OrderWriter, insertOrders, withdrawOrders, ORDER_BATCH_MAX } from './repositories/order-writer.ts';
+export { GroupCommit, BACKGROUND_LINGER_MS } from './repositories/group-commit.ts';
 export * as settlement from './repositories/settlement.repository.ts';

@@ -19,6 +19,8 @@ import type {
 } from './types.ts';
 
 const DEFAULT_TIMEOUT_MS = 4000;
+/** Most imp_uids one `GET /payments?imp_uid[]=` asks for (PortOne's own limit is 100). */
+export const PAYMENTS_PER_LOOKUP = 100;
 const DEFAULT_RETRIES = 3;
 const DEFAULT_BACKOFF_MS = 200;
 /** Renew this long before `expired_at`, so a token never expires between our check and PortOne's. */
@@ -91,6 +93,28 @@ export class PortOneClient {
   async getPayment(impUid: string): Promise<PortOnePayment | null> {
     const outcome = await this.#authorized('getPayment', 'GET', `/payments/${encodeURIComponent(impUid)}`);
     return outcome === null ? null : parsePayment('getPayment', outcome);
+  }
+
+  /**
+   * `GET /payments?imp_uid[]=...`: several payments in one call (at most {@link PAYMENTS_PER_LOOKUP}),
+   * by imp_uid. PortOne answers the ones it knows; an imp_uid missing from the answer is not said to be
+   * unknown (ask it alone: `getPayment`'s 404 says that). Resolves an empty map on 404.
+   */
+  async getPayments(impUids: readonly string[]): Promise<Map<string, PortOnePayment>> {
+    if (impUids.length === 0) return new Map();
+    if (impUids.length > PAYMENTS_PER_LOOKUP) throw new RangeError(`getPayments: at most ${PAYMENTS_PER_LOOKUP} imp_uids a call, got ${impUids.length}`);
+    const query = impUids.map((imp) => `imp_uid%5B%5D=${encodeURIComponent(imp)}`).join('&');
+    const outcome = await this.#authorized('getPayments', 'GET', `/payments?${query}`);
+    const found = new Map<string, PortOnePayment>();
+    if (outcome === null) return found;
+    if (!Array.isArray(outcome)) throw new PortOneProtocolError('getPayments', 'PortOne answered without a list of payments');
+    const asked = new Set(impUids);
+    for (const raw of outcome) {
+      const p = parsePayment('getPayments', raw);
+      // Only what was asked for: anything else in the answer is not taken as news of it.
+      if (asked.has(p.imp_uid)) found.set(p.imp_uid, p);
+    }
+    return found;
   }
 
   /**

@@ -97,6 +97,15 @@ export class PaymentGateway {
   }
 
   /**
+   * Several V1 payments at once (see {@link PortOneClient.getPayments}): keys PortOne did not answer
+   * for are missing from the map, not said to be unknown. V1 keys only.
+   */
+  getV1Payments(keys: readonly string[]): Promise<Map<string, PortOnePayment>> {
+    if (keys.some((k) => apiOfPaymentKey(k) !== 'v1')) throw new TypeError('getV1Payments: V1 payment keys only');
+    return this.v1.getPayments(keys);
+  }
+
+  /**
    * Every payment attempt of an order on its API, oldest first ([] when it has none). V1 lists them
    * all (`GET /payments/findAll`); V2 keeps one payment per paymentId and shows its current attempt.
    */

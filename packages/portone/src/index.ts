@@ -3,7 +3,7 @@
  * `POST /payments/cancel`), the V2 REST client (through `@portone/server-sdk`), the V2 signature check,
  * and the gateway that lets settlement speak to either API through one face.
  */
-export { PortOneClient, backoffDelay } from './client.ts';
+export { PortOneClient, PAYMENTS_PER_LOOKUP, backoffDelay } from './client.ts';
 export { CallDeadline } from './deadline.ts';
 export { PortOneV2Client, parseV2Payment } from './v2.ts';
 export type { PortOneV2Payment, PortOneV2Status, PortOneV2ClientOptions, ConfirmResult, ConfirmRefusal } from './v2.ts';

@@ -23,6 +23,10 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString();
 }
 
+const paymentOf = (impUid: string, p: { merchantUid: string; amount: number }) => ({
+  imp_uid: impUid, merchant_uid: p.merchantUid, amount: p.amount, cancel_amount: 0, currency: 'KRW', status: 'ready', paid_at: 0, failed_at: 0, cancelled_at: 0,
+});
+
 const server = createServer((req, res) => {
   const url = req.url ?? '/';
   if (req.method === 'POST' && url === '/users/getToken') {
@@ -40,14 +44,19 @@ const server = createServer((req, res) => {
   }
   const match = req.method === 'GET' ? /^\/payments\/([^/?]+)$/.exec(url) : null;
   req.resume();
+  if (req.method === 'GET' && url.startsWith('/payments?')) {
+    const found = new URLSearchParams(url.slice('/payments?'.length)).getAll('imp_uid[]').flatMap((imp) => {
+      const p = payments.get(imp);
+      return p ? [paymentOf(imp, p)] : [];
+    });
+    if (found.length === 0) return answer(res, 404, { code: 1, message: '존재하지 않는 결제정보입니다.', response: null });
+    return answer(res, 200, { code: 0, message: null, response: found });
+  }
   if (match) {
     const impUid = decodeURIComponent(match[1]!);
     const p = payments.get(impUid);
     if (!p) return answer(res, 404, { code: -1, message: '존재하지 않는 결제정보입니다.', response: null });
-    return answer(res, 200, {
-      code: 0, message: null,
-      response: { imp_uid: impUid, merchant_uid: p.merchantUid, amount: p.amount, cancel_amount: 0, currency: 'KRW', status: 'ready', paid_at: 0, failed_at: 0, cancelled_at: 0 },
-    });
+    return answer(res, 200, { code: 0, message: null, response: paymentOf(impUid, p) });
   }
   return answer(res, 404, { code: -1, message: 'not found', response: null });
 });

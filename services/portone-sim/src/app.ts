@@ -99,6 +99,17 @@ async function restRoutes(rest: FastifyInstance, engine: SimulatorEngine): Promi
       }
     });
 
+    // `GET /payments?imp_uid[]=a&imp_uid[]=b`: the payments PortOne knows among those asked (at most
+    // 100); none known is a 404, as for one.
+    authed.get<{ Querystring: Record<string, string | string[] | undefined> }>('/payments', async (request, reply) => {
+      const raw = request.query['imp_uid[]'];
+      const asked = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+      if (asked.length === 0 || asked.length > 100) return reply.code(400).send(envelope(1, 'imp_uid[] 는 1개 이상 100개 이하로 지정해야 합니다.'));
+      const found = asked.map((imp) => engine.getV1Payment(imp)).filter((p) => p !== null);
+      if (found.length === 0) return reply.code(404).send(envelope(1, MESSAGES.paymentNotFound));
+      return envelope(0, null, found);
+    });
+
     authed.get<{ Params: { imp_uid: string } }>('/payments/:imp_uid', async (request, reply) => {
       if (isV2Request(request)) return v2Answer(reply, engine.isV2Authorized(request.headers.authorization) ? engine.v2GetPayment(request.params.imp_uid) : V2_UNAUTHORIZED);
       const payment = engine.getV1Payment(request.params.imp_uid);

@@ -126,6 +126,22 @@ describe('payments', () => {
     expect(count('findPayment', 'not_found')).toBe(1);
   });
 
+  it('reads several payments in one call, only those PortOne knows and was asked for', async () => {
+    const { client, count } = clientFor(sim);
+    const a = (await sim.pay({ merchant_uid: order(), amount: 1000 })).payment;
+    const b = (await sim.pay({ merchant_uid: order(), amount: 2000, outcome: 'abandoned' })).payment;
+    const found = await client.getPayments([a.imp_uid, 'imp_000000000000', b.imp_uid]);
+    expect([...found.keys()].sort()).toEqual([a.imp_uid, b.imp_uid].sort());
+    expect(found.get(a.imp_uid)).toEqual(await client.getPayment(a.imp_uid));
+    expect(found.get(b.imp_uid)).toMatchObject({ status: 'ready', amount: 2000 });
+    expect(count('getPayments', 'ok')).toBe(1);
+    // None known: PortOne's 404, an empty answer.
+    expect((await client.getPayments(['imp_000000000001', 'imp_000000000002'])).size).toBe(0);
+    expect(count('getPayments', 'not_found')).toBe(1);
+    expect((await client.getPayments([])).size).toBe(0);
+    await expect(client.getPayments(Array.from({ length: 101 }, (_, i) => `imp_${i}`))).rejects.toThrow(RangeError);
+  });
+
   it('finds the latest payment of an order', async () => {
     const { client } = clientFor(sim);
     const merchantUid = order();

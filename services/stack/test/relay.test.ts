@@ -180,4 +180,36 @@ describe('verifying approved payments as their hand-offs are relayed', () => {
     // Done on its first run (BullMQ counts a completed run as an attempt made): no retry was needed.
     expect(ran!.attemptsMade).toBe(1);
   });
+
+  it('asks PortOne about many approved payments in a few shared calls; one it leaves out is asked alone', async () => {
+    const N = 40;
+    const id = await event(verifying, N + 2);
+    const orders = await Promise.all(Array.from({ length: N + 2 }, async (_, i) => {
+      const o = await http(verifying.url, 'POST', `/events/${id}/orders`, { buyer_id: `many-${i}`, seats: [`R-1-${i + 1}`] });
+      expect(o.status, o.text).toBe(201);
+      return o.body as { merchant_uid: string; amount: number };
+    }));
+    const calls = async () => {
+      const m = await verifying.worker!.ctx.metrics.portoneRequests.get();
+      const of = (endpoint: string) => m.values.filter((v) => v.labels.endpoint === endpoint).reduce((n, v) => n + v.value, 0);
+      return { shared: of('getPayments'), alone: of('getPayment') };
+    };
+    const before = await calls();
+    // N genuine payments whose buyers are still paying, approved at once; two confirms PortOne never saw.
+    const forged = [impUid(), impUid()];
+    const [paid] = await Promise.all([
+      Promise.all(orders.slice(0, N).map((o) => sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: `${verifying.url}/portone/v1/confirm`, outcome: 'abandoned' }))),
+      ...orders.slice(N).map((o, i) => http(verifying.url, 'POST', '/portone/v1/confirm', { imp_uid: forged[i], merchant_uid: o.merchant_uid, amount: o.amount })),
+    ]);
+    for (const p of paid) expect(p.confirm?.status).toBe(200);
+    await waitFor(async () => (await verifying.api.deps.db.selectFrom('payments').select('imp_uid').where('imp_uid', 'in', paid.map((p) => p.payment.imp_uid)).execute()).length === N, 20_000, 'every genuine payment verified');
+    for (const o of orders.slice(N)) await waitFor(async () => (await verifying.store.orderState(id, o.merchant_uid))?.status === 'released', 20_000, 'the forged holds released');
+    const after = await calls();
+    // Each genuine payment was answered by a shared call (PortOne knows it, so it is never asked alone).
+    expect(after.shared - before.shared).toBeGreaterThan(0);
+    expect(after.shared - before.shared).toBeLessThanOrEqual(N / 2);
+    // Only the forged ones, which the shared answers leave out, were asked about alone (twice each:
+    // UNKNOWN_PAYMENT_ATTEMPTS), so a list answer is never taken for "PortOne does not know it".
+    expect(after.alone - before.alone).toBe(forged.length * 2);
+  });
 });

@@ -1,7 +1,7 @@
 /** PortOne's truth about a payment: fetched over REST, recorded in Postgres as PortOne says it. */
 import { UnrecoverableError } from 'bullmq';
-import { lifecycle } from '@dropgate/db';
-import { PortOneError, type PortOnePayment } from '@dropgate/portone';
+import { BACKGROUND_LINGER_MS, GroupCommit, lifecycle } from '@dropgate/db';
+import { PAYMENTS_PER_LOOKUP, PortOneError, apiOfPaymentKey, type PortOnePayment } from '@dropgate/portone';
 import { TransientError, type WorkerContext } from '../context.ts';
 
 /**
@@ -15,6 +15,42 @@ export async function fetchPayment(ctx: WorkerContext, merchantUid: string, impU
     if (error instanceof PortOneError && !error.transient) throw new UnrecoverableError(`PortOne refused: ${error.message}`);
     throw new TransientError(`PortOne unreachable: ${(error as Error).message}`);
   }
+}
+
+/**
+ * Per worker: concurrent lookups of V1 payments share one `GET /payments?imp_uid[]=` (up to
+ * PAYMENTS_PER_LOOKUP a call, gathered for BACKGROUND_LINGER_MS): at a drop the worker verifies every
+ * approved confirm, and one PortOne call each was most of the worker's work an approval and as many
+ * calls on PortOne's API as there were approvals.
+ */
+const lookups = new WeakMap<WorkerContext, GroupCommit<string, PortOnePayment | undefined>>();
+function lookupsOf(ctx: WorkerContext): GroupCommit<string, PortOnePayment | undefined> {
+  let batch = lookups.get(ctx);
+  if (!batch) {
+    batch = new GroupCommit<string, PortOnePayment | undefined>(async (keys) => {
+      const found = await ctx.portone.getV1Payments(keys);
+      return keys.map((k) => found.get(k));
+    }, { maxBatch: PAYMENTS_PER_LOOKUP, lingerMs: BACKGROUND_LINGER_MS, key: (k) => k });
+    lookups.set(ctx, batch);
+  }
+  return batch;
+}
+
+/**
+ * fetchPayment, with V1 lookups made together with the other lookups running now (verification). A
+ * payment the shared answer does not include is asked about alone, whose 404 says PortOne does not
+ * know it: whatever PortOne leaves out of a list answer is never taken for "unknown".
+ */
+export async function fetchPaymentShared(ctx: WorkerContext, merchantUid: string, impUid: string): Promise<PortOnePayment | null> {
+  if (apiOfPaymentKey(impUid) !== 'v1') return fetchPayment(ctx, merchantUid, impUid);
+  let shared: PortOnePayment | undefined;
+  try {
+    shared = await lookupsOf(ctx).submit(impUid);
+  } catch (error) {
+    if (error instanceof PortOneError && !error.transient) throw new UnrecoverableError(`PortOne refused: ${error.message}`);
+    throw new TransientError(`PortOne unreachable: ${(error as Error).message}`);
+  }
+  return shared ?? fetchPayment(ctx, merchantUid, impUid);
 }
 
 /** What PortOne says of `p`, as the record keeps it. */

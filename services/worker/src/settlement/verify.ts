@@ -8,7 +8,7 @@
 import { orders as ordersRepo, settlement } from '@dropgate/db';
 import { TransientError, type WorkerContext } from '../context.ts';
 import { withOrderLock } from './lock.ts';
-import { fetchPayment, paymentRecord } from './payment.ts';
+import { fetchPaymentShared, paymentRecord } from './payment.ts';
 import { applyPaymentLocked } from './apply.ts';
 import { dropFromHold } from './release.ts';
 import { watchPayment } from './watch.ts';
@@ -29,7 +29,8 @@ export function verifyPayment(
     // each made verification most of an approval's Postgres work.
     const order = await ordersRepo.orderReader(ctx.db).findOrder(merchantUid);
     if (!order) return 'order-missing';
-    const payment = await fetchPayment(ctx, merchantUid, impUid);
+    // Asked together with the other verifications running now (one PortOne call for up to 100).
+    const payment = await fetchPaymentShared(ctx, merchantUid, impUid);
     if (!payment && attemptsMade + 1 < UNKNOWN_PAYMENT_ATTEMPTS) throw new TransientError(`PortOne does not know ${impUid} yet`);
     // PortOne has an outcome for a payment of this order already (its webhook is on its way): act on
     // it now. Settling also handles one of another amount: it leaves the hold, and its money (if paid)
