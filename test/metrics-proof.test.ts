@@ -25,6 +25,7 @@ import { parse } from 'yaml';
 import { startApi, type RunningApi } from '@dropgate/api';
 import { startWorker, type RunningWorker } from '@dropgate/worker';
 import { startSimulator, type PaymentOutcome, type PaymentWindowResult, type Simulator } from '@dropgate/portone-sim';
+import { signBuyerToken } from '@dropgate/domain';
 import { eventId, freePort, http, newWebhookSecret, rand, signWebhook, waitFor } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
 
@@ -142,6 +143,8 @@ const rushId = eventId('rush');
 /** The PortOne V2 event (manual confirmation). */
 const v2Id = eventId('v2');
 const V2_SECRET = newWebhookSecret();
+/** The second API process's BUYER_TOKEN_SECRET. */
+const BUYER_SECRET = `metrics-proof-buyers-${rand(16)}`;
 const V2_STORE = 'store-metrics-proof';
 const V2_API_SECRET = rand(24);
 /** merchant_uid → the order status the drop must end in. */
@@ -299,6 +302,21 @@ async function round(seats: [string, string]): Promise<void> {
   expectedStatus.set(unconfirmed.merchant_uid, 'pending');
 
   await shedSomeConfirms();
+  await refuseSomeBuyers();
+}
+
+/**
+ * At the second API process (signed buyers, one order each): an order without a buyer token is refused
+ * BUYER_UNVERIFIED, a signed buyer's first order is made (it stays pending) and its second refused
+ * ORDER_LIMIT.
+ */
+async function refuseSomeBuyers(): Promise<void> {
+  const order = (body: Record<string, unknown>) => http(api2!.url, 'POST', `/events/${id}/orders`, { items: [{ pool: 'ga', quantity: 1 }], ...body });
+  expect((await order({ buyer_id: `anon-${rand(6)}` })).body.code).toBe('BUYER_UNVERIFIED');
+  const buyer = `signed-${rand(6)}`;
+  const token = signBuyerToken(BUYER_SECRET, buyer, Date.now() + 600_000);
+  expect((await order({ buyer_id: buyer, buyer_token: token })).status).toBe(201);
+  expect((await order({ buyer_id: buyer, buyer_token: token })).body.code).toBe('ORDER_LIMIT');
 }
 
 /** One round at the fair-rush event: queue joins and polls (each once too fast: 429), a waiting-list join and poll. */
@@ -373,7 +391,10 @@ beforeAll(async () => {
   });
   worker = await startWorker(stack.config, { prefix: stack.prefix, metricsServer: true });
   if (!worker.metricsUrl) throw new Error('the worker did not start its metrics server');
-  api2 = await startApi({ ...stack.config, confirmMaxInFlight: 1 }, { logger: false, queuePrefix: stack.prefix });
+  // The second API process also wants signed buyers, one order each (the buyer-refusal series).
+  api2 = await startApi({
+    ...stack.config, confirmMaxInFlight: 1, buyerTokenSecrets: [BUYER_SECRET], orderLimits: { ...stack.config.orderLimits, maxOrdersPerBuyer: 1 },
+  }, { logger: false, queuePrefix: stack.prefix });
   await startPrometheus({ api: [hostPort(stack.url), hostPort(api2.url)], worker: [hostPort(worker.metricsUrl)] });
 
   const created = await http(stack.url, 'POST', '/admin/events', {
@@ -449,6 +470,8 @@ describe('Prometheus scraping a drop', () => {
     expect(await value('dropgate_requests_shed_total{reason="in_flight"}')).toBeGreaterThan(0);
     expect(await value('dropgate_portone_requests_total')).toBeGreaterThan(0);
     expect(await value(`dropgate_orders{event="${id}", status="paid"}`)).toBe(5);
+    expect(await value('dropgate_buyer_refusals_total{endpoint="orders", code="BUYER_UNVERIFIED"}')).toBe(2);
+    expect(await value('dropgate_buyer_refusals_total{endpoint="orders", code="ORDER_LIMIT"}')).toBe(2);
   });
 
   it('saw the waiting room and the waiting list', async () => {
