@@ -202,6 +202,18 @@ describe('orders per buyer (ORDERS_PER_BUYER_MAX)', () => {
     expect(await capped.redis.hexists(k.buyerOrders, 'someone-else')).toBe(0);
   });
 
+  it('a count given back (an order not made after all) is the buyer\'s again at once', async () => {
+    const id = await makeEvent(capped);
+    for (let i = 0; i < MOST; i++) expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('returning'))).status).toBe(201);
+    expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('returning'))).status).toBe(429);
+    // Another API request of this buyer claimed a place in the count and then did not make its order
+    // (refused at selection, a fault): it gives the count back, as the API does.
+    await capped.store.unclaimOrder(id, 'returning');
+    const again = await http(capped.url, 'POST', `/events/${id}/orders`, body('returning'));
+    expect(again.status, again.text).toBe(201);
+    expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('returning'))).status).toBe(429);
+  });
+
   it('an event being rebuilt counts nothing and writes nothing (503 NOT_READY), and counts again once loaded', async () => {
     const id = await makeEvent(capped);
     const db = capped.api.deps.db;

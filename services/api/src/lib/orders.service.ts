@@ -20,8 +20,8 @@
  * refusal stores nothing, however many arrive at once. An order not made after all gives its count
  * back. Postgres marks the order `buyer_verified`, so a rebuild counts the same orders. Orders made on
  * a caller's word (unsigned, or before signing was switched on) and waiting-list offers (dropgate's
- * orders for the buyer) are not counted. A count never goes down, so this process remembers buyers it
- * refused (`capped`) and refuses their next orders for the event without asking Redis.
+ * orders for the buyer) are not counted. Nothing in the process remembers a refused buyer: a count
+ * given back is the buyer's again at once, and a refusal costs one small script call.
  */
 import { DomainError, MAX_RESERVATION_EXTENSIONS, newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { orders as ordersRepo, type Db } from '@dropgate/db';
@@ -58,23 +58,6 @@ function doubted(store: HoldStore): Set<string> {
   return set;
 }
 
-/**
- * Per store (one per process), `event NUL buyer` of verified buyers whose orders claimOrder refused
- * ORDER_LIMIT. Bounded: the oldest are forgotten first (a forgotten one costs one Redis call).
- */
-const cappedBuyers = new WeakMap<HoldStore, Set<string>>();
-const CAPPED_REMEMBERED = 10_000;
-function capped(store: HoldStore): Set<string> {
-  let set = cappedBuyers.get(store);
-  if (!set) cappedBuyers.set(store, (set = new Set()));
-  return set;
-}
-function noteCapped(store: HoldStore, eventId: string, buyerId: string): DomainError {
-  const set = capped(store);
-  if (set.size >= CAPPED_REMEMBERED) set.delete(set.values().next().value!);
-  set.add(`${eventId}\u0000${buyerId}`);
-  return orderLimit();
-}
 const orderLimit = () => new DomainError('ORDER_LIMIT', 'this buyer made as many orders for this event as one buyer may');
 
 /** Best effort: when Postgres fails too, the pending order stays (harmless: nobody knows its uid). */
@@ -126,7 +109,6 @@ export async function createOrder(
   }
   // Counted against ORDERS_PER_BUYER_MAX: a verified buyer's own order (see the header).
   const counted = opts.buyerVerified === true && opts.offerTtlSeconds === undefined;
-  if (counted && capped(store).has(`${event.id}\u0000${input.buyer_id}`)) throw orderLimit();
   if (now < event.saleOpensAt) throw new DomainError('SALE_NOT_OPEN', `sale opens at ${event.saleOpensAt.toISOString()}`);
   if (event.saleClosesAt && now >= event.saleClosesAt) throw new DomainError('SALE_CLOSED', 'sale is closed');
 
@@ -172,7 +154,7 @@ export async function createOrder(
 /** Counts a verified buyer's order, or refuses it (ORDER_LIMIT, NOT_READY) before anything is written. */
 async function claim(store: HoldStore, eventId: string, buyerId: string): Promise<void> {
   const r = await store.claimOrder(eventId, buyerId);
-  if (r === 'ORDER_LIMIT') throw noteCapped(store, eventId, buyerId);
+  if (r === 'ORDER_LIMIT') throw orderLimit();
   if (r === 'not_ready') {
     doubted(store).add(eventId);
     throw new DomainError('NOT_READY', 'the event is being loaded; try again shortly');
