@@ -21,7 +21,7 @@ export function isUnstorableTextError(error: unknown): boolean {
  * 57P03 cannot_connect_now (starting up or shutting down), 53300 too_many_connections; and class 08,
  * connection exceptions.
  */
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '57014']);
 /** Socket errors of a connection to a server that is down or restarting. */
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 /** What pg and pg-pool throw, as plain Errors, when the connection is gone or cannot be made. */

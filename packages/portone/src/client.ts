@@ -110,7 +110,14 @@ export class PortOneClient {
     if (!Array.isArray(outcome)) throw new PortOneProtocolError('getPayments', 'PortOne answered without a list of payments');
     const asked = new Set(impUids);
     for (const raw of outcome) {
-      const p = parsePayment('getPayments', raw);
+      let p: PortOnePayment;
+      try {
+        p = parsePayment('getPayments', raw);
+      } catch {
+        // One entry this client cannot read says nothing of the others: its payment is left out, and
+        // a caller asks it alone (where the same answer is a PortOneProtocolError of its own).
+        continue;
+      }
       // Only what was asked for: anything else in the answer is not taken as news of it.
       if (asked.has(p.imp_uid)) found.set(p.imp_uid, p);
     }

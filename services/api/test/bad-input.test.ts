@@ -169,4 +169,16 @@ describe('control characters', () => {
     expect(refusals.map((e) => (e as { code?: string }).code)).toEqual(['22021', '22P05']);
     for (const e of refusals) expect(toHttpError(e)).toMatchObject({ statusCode: 400, code: 'VALIDATION_FAILED' });
   });
+
+  it('a statement Postgres cancels (a statement timeout, an operator\'s cancel) is a 503 NOT_READY, not a 500', async () => {
+    const db = stack.api.deps.db;
+    let cancelled: unknown = null;
+    await db.connection().execute(async (conn) => {
+      await sql`set statement_timeout = 20`.execute(conn);
+      await sql`select pg_sleep(2)`.execute(conn).catch((e: unknown) => { cancelled = e; });
+      await sql`reset statement_timeout`.execute(conn);
+    });
+    expect((cancelled as { code?: string }).code).toBe('57014');
+    expect(toHttpError(cancelled)).toMatchObject({ statusCode: 503, code: 'NOT_READY' });
+  });
 });

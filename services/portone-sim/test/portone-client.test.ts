@@ -2,6 +2,8 @@
  * Our PortOne client (@dropgate/portone) against the simulator, over real HTTP: tokens, payments, cancel with
  * checksum, prepare, typed errors, and PortOne being down.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startSimulator, type Simulator } from '../src/index.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -140,6 +142,28 @@ describe('payments', () => {
     expect(count('getPayments', 'not_found')).toBe(1);
     expect((await client.getPayments([])).size).toBe(0);
     await expect(client.getPayments(Array.from({ length: 101 }, (_, i) => `imp_${i}`))).rejects.toThrow(RangeError);
+  });
+
+  it('leaves out of a list answer an entry it cannot read, and keeps the others', async () => {
+    // A local PortOne whose list answer carries one unreadable payment beside a good one.
+    const good = { imp_uid: 'imp_good', merchant_uid: 'm-1', amount: 1000, cancel_amount: 0, currency: 'KRW', status: 'paid', paid_at: 1, failed_at: 0, cancelled_at: 0 };
+    const server = createServer((req, res) => {
+      req.resume();
+      const now = Math.floor(Date.now() / 1000);
+      const body = req.url === '/users/getToken'
+        ? { code: 0, message: null, response: { access_token: 't', expired_at: now + 3600, now } }
+        : { code: 0, message: null, response: [good, { ...good, imp_uid: 'imp_bad', status: 'made-up' }] };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const client = new PortOneClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, impKey: 'k', impSecret: 's', backoffMs: 10 });
+      const found = await client.getPayments(['imp_good', 'imp_bad']);
+      expect([...found.keys()]).toEqual(['imp_good']);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('finds the latest payment of an order', async () => {

@@ -7,6 +7,8 @@
  * the hold once the lock is free. With HOLDS_PER_SECOND set, every recording goes through the
  * rate-limited queue, as before.
  */
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { eventId, http, impUid, waitFor } from '@dropgate/testkit';
@@ -19,18 +21,38 @@ let stack: TestStack;
 let limited: TestStack;
 let sim: Simulator;
 let verifying: TestStack;
+/** A stack whose PortOne refuses every list lookup (`GET /payments?imp_uid[]=`) and answers the rest. */
+let refusing: TestStack;
+let refuser: Server;
 beforeAll(async () => {
   sim = await startSimulator({ port: 0 });
-  [stack, limited, verifying] = await Promise.all([
+  refuser = createServer((req, res) => {
+    if (req.method === 'GET' && (req.url ?? '').startsWith('/payments?')) {
+      req.resume();
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ code: -1, message: '잘못된 요청입니다.', response: null }));
+      return;
+    }
+    const upstream = httpRequest(new URL(req.url ?? '/', sim.url), { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => refuser.listen(0, '127.0.0.1', resolve));
+  [stack, limited, verifying, refusing] = await Promise.all([
     // The recording's wait for a busy order lock (ORDER_LOCK_WAIT_MS) is long enough here for the test
     // that gives the lock back in time to do so on a busy machine (2 s by default: a 1 s window).
     startStack({ label: 'relay', env: { PORTONE_API_URL: 'http://127.0.0.1:9', ORDER_LOCK_WAIT_MS: '6000' } }),
     startStack({ label: 'relay_limited', env: { PORTONE_API_URL: 'http://127.0.0.1:9', HOLDS_PER_SECOND: '1000' } }),
     startStack({ label: 'relay_verify', portoneUrl: sim.url }),
+    startStack({ label: 'relay_refused', portoneUrl: `http://127.0.0.1:${(refuser.address() as AddressInfo).port}` }),
   ]);
 });
 afterAll(async () => {
-  await Promise.all([stack?.close(), limited?.close(), verifying?.close()]);
+  await Promise.all([stack?.close(), limited?.close(), verifying?.close(), refusing?.close()]);
+  await new Promise((resolve) => refuser?.close(resolve));
   await sim?.close();
 });
 
@@ -211,5 +233,22 @@ describe('verifying approved payments as their hand-offs are relayed', () => {
     // Only the forged ones, which the shared answers leave out, were asked about alone (twice each:
     // UNKNOWN_PAYMENT_ATTEMPTS), so a list answer is never taken for "PortOne does not know it".
     expect(after.alone - before.alone).toBe(forged.length * 2);
+  });
+
+  it('PortOne refusing the list lookup: each payment of the batch is asked alone, genuine ones kept and forged ones released', async () => {
+    const id = await event(refusing, 8);
+    const orders = await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+      const o = await http(refusing.url, 'POST', `/events/${id}/orders`, { buyer_id: `r-${i}`, seats: [`R-1-${i + 1}`] });
+      expect(o.status, o.text).toBe(201);
+      return o.body as { merchant_uid: string; amount: number };
+    }));
+    const [paid] = await Promise.all([
+      Promise.all(orders.slice(0, 6).map((o) => sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: `${refusing.url}/portone/v1/confirm`, outcome: 'abandoned' }))),
+      ...orders.slice(6).map((o) => http(refusing.url, 'POST', '/portone/v1/confirm', { imp_uid: impUid(), merchant_uid: o.merchant_uid, amount: o.amount })),
+    ]);
+    for (const p of paid) expect(p.confirm?.status).toBe(200);
+    await waitFor(async () => (await refusing.api.deps.db.selectFrom('payments').select('imp_uid').where('imp_uid', 'in', paid.map((p) => p.payment.imp_uid)).execute()).length === 6, 20_000, 'every genuine payment verified');
+    for (const o of orders.slice(6)) await waitFor(async () => (await refusing.store.orderState(id, o.merchant_uid))?.status === 'released', 20_000, 'the forged holds released');
+    for (const o of orders.slice(0, 6)) expect((await refusing.store.orderState(id, o.merchant_uid))?.status).toBe('held');
   });
 });

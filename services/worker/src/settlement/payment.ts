@@ -23,14 +23,20 @@ export async function fetchPayment(ctx: WorkerContext, merchantUid: string, impU
  * approved confirm, and one PortOne call each was most of the worker's work an approval and as many
  * calls on PortOne's API as there were approvals.
  */
-const lookups = new WeakMap<WorkerContext, GroupCommit<string, PortOnePayment | undefined>>();
-function lookupsOf(ctx: WorkerContext): GroupCommit<string, PortOnePayment | undefined> {
+const lookups = new WeakMap<WorkerContext, GroupCommit<string, PortOnePayment | null | undefined>>();
+function lookupsOf(ctx: WorkerContext): GroupCommit<string, PortOnePayment | null | undefined> {
   let batch = lookups.get(ctx);
   if (!batch) {
-    batch = new GroupCommit<string, PortOnePayment | undefined>(async (keys) => {
+    batch = new GroupCommit<string, PortOnePayment | null | undefined>(async (keys) => {
       const found = await ctx.portone.getV1Payments(keys);
       return keys.map((k) => found.get(k));
-    }, { maxBatch: PAYMENTS_PER_LOOKUP, lingerMs: BACKGROUND_LINGER_MS, key: (k) => k });
+    }, {
+      maxBatch: PAYMENTS_PER_LOOKUP, lingerMs: BACKGROUND_LINGER_MS, key: (k) => k,
+      // PortOne refusing the list call (not an outage, which fails the batch for its jobs to retry):
+      // each payment is asked alone, so one payment's answer can never decide the others'.
+      splitOn: (error) => error instanceof PortOneError && !error.transient,
+      writeAlone: (key) => ctx.portone.getPayment('', key),
+    });
     lookups.set(ctx, batch);
   }
   return batch;
@@ -43,14 +49,15 @@ function lookupsOf(ctx: WorkerContext): GroupCommit<string, PortOnePayment | und
  */
 export async function fetchPaymentShared(ctx: WorkerContext, merchantUid: string, impUid: string): Promise<PortOnePayment | null> {
   if (apiOfPaymentKey(impUid) !== 'v1') return fetchPayment(ctx, merchantUid, impUid);
-  let shared: PortOnePayment | undefined;
+  let shared: PortOnePayment | null | undefined;
   try {
     shared = await lookupsOf(ctx).submit(impUid);
   } catch (error) {
     if (error instanceof PortOneError && !error.transient) throw new UnrecoverableError(`PortOne refused: ${error.message}`);
     throw new TransientError(`PortOne unreachable: ${(error as Error).message}`);
   }
-  return shared ?? fetchPayment(ctx, merchantUid, impUid);
+  // undefined: the list answer left it out; null: asked alone (the list call was refused), unknown.
+  return shared === undefined ? fetchPayment(ctx, merchantUid, impUid) : shared;
 }
 
 /** What PortOne says of `p`, as the record keeps it. */
