@@ -8,6 +8,12 @@ import { eventKeys, eventKeyPattern } from './keys.ts';
 import { deleteKeysMatching } from './connection.ts';
 import { itemsCsv, type SeatState } from './types.ts';
 
+/**
+ * How long a claim of a counted order (claimOrder) may wait for its order before a rebuild calls it
+ * lost (its API process died between the claim and the insert): longer than any order takes.
+ */
+export const ORDER_CLAIM_TTL_MS = 5 * 60_000;
+
 export class EventLoader {
   readonly redis: ScriptedRedis;
 
@@ -36,6 +42,16 @@ export class EventLoader {
     const buyers = new Map<string, number>();
     /** Orders per signed buyer: the record's orders whose buyer was verified (see claimOrder-2.lua). */
     const ordersOf = new Map<string, number>();
+    // Orders counted by claimOrder but not yet in the record the snapshot read (their insert commits
+    // after it) still count; claims of orders the record has are done, and old ones were lost.
+    const inRecord = new Set(s.orders.map((o) => o.merchantUid));
+    const stale: string[] = [];
+    const now = Date.now();
+    for (const [muid, claim] of Object.entries(await this.redis.hgetall(k.buyerClaims))) {
+      const m = /^(.*)\|(\d+)$/.exec(claim);
+      if (!m || inRecord.has(muid) || now - Number(m[2]) > ORDER_CLAIM_TTL_MS) stale.push(muid);
+      else ordersOf.set(m[1]!, (ordersOf.get(m[1]!) ?? 0) + 1);
+    }
     const pipe = this.redis.pipeline();
     const holds: (string | number)[] = [];
     for (const o of s.orders) {
@@ -70,6 +86,7 @@ export class EventLoader {
     }
     pipe.hset(k.counts, counts);
     if (buyers.size > 0) pipe.hset(k.buyers, ...[...buyers.entries()].flat());
+    for (let i = 0; i < stale.length; i += 5000) pipe.hdel(k.buyerClaims, ...stale.slice(i, i + 5000));
     const orderCounts = [...ordersOf.entries()];
     for (let i = 0; i < orderCounts.length; i += 5000) pipe.hset(k.buyerOrders, ...orderCounts.slice(i, i + 5000).flat());
     for (let i = 0; i < holds.length; i += 10_000) pipe.zadd(k.holds, ...holds.slice(i, i + 10_000));

@@ -200,16 +200,23 @@ export class HoldScripts {
 
   /**
    * Counts one more order of signed buyer `buyerId` for the event, or refuses it past
-   * maxOrdersPerBuyer (0: counted, never refused), before the order is written anywhere.
+   * maxOrdersPerBuyer (0: counted, never refused), before order `merchantUid` is written anywhere.
+   * The claim is held until settleClaim (the order is made) or unclaimOrder (it is not).
    */
-  async claimOrder(eventId: string, buyerId: string): Promise<ClaimOrderResult> {
+  async claimOrder(eventId: string, buyerId: string, merchantUid: string, nowMs: number): Promise<ClaimOrderResult> {
     const k = eventKeys(eventId);
-    return mapCode(CLAIM_CODES, await this.redis.claimOrder(k.meta, k.buyerOrders, buyerId, this.maxOrdersPerBuyer), 'claimOrder');
+    return mapCode(CLAIM_CODES, await this.redis.claimOrder(k.meta, k.buyerOrders, k.buyerClaims, buyerId, this.maxOrdersPerBuyer, merchantUid, nowMs), 'claimOrder');
   }
 
-  /** Gives back an order claimOrder counted that was not made after all. */
-  async unclaimOrder(eventId: string, buyerId: string): Promise<void> {
-    await this.redis.unclaimOrder(eventKeys(eventId).buyerOrders, buyerId);
+  /** Gives back the claim of an order not made after all; a claim not held (never ran, settled, given back) changes nothing. */
+  async unclaimOrder(eventId: string, merchantUid: string): Promise<boolean> {
+    const k = eventKeys(eventId);
+    return Number(await this.redis.unclaimOrder(k.buyerOrders, k.buyerClaims, merchantUid)) === 1;
+  }
+
+  /** The claimed order is made (in the record and visible): its count stays, its claim goes. */
+  async settleClaim(eventId: string, merchantUid: string): Promise<void> {
+    await this.redis.hdel(eventKeys(eventId).buyerClaims, merchantUid);
   }
 
   /** Renews a live reservation for `ttlMs` from now, at most `most` times in the order's life. */

@@ -61,6 +61,7 @@ export class HoldStore {
   reserveOrder: HoldScripts['reserveOrder'] = (...args) => this.scripts.reserveOrder(...args);
   claimOrder: HoldScripts['claimOrder'] = (...args) => this.scripts.claimOrder(...args);
   unclaimOrder: HoldScripts['unclaimOrder'] = (...args) => this.scripts.unclaimOrder(...args);
+  settleClaim: HoldScripts['settleClaim'] = (...args) => this.scripts.settleClaim(...args);
   /** ORDERS_PER_BUYER_MAX as this store applies it (0: no limit). */
   get maxOrdersPerBuyer(): number { return this.scripts.maxOrdersPerBuyer; }
   extendReservation: HoldScripts['extendReservation'] = (...args) => this.scripts.extendReservation(...args);

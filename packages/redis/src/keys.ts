@@ -18,6 +18,8 @@ export interface EventKeys {
   buyers: string;
   /** hash: buyer id -> orders the buyer made for the event (ORDERS_PER_BUYER_MAX; rebuilt from the record) */
   buyerOrders: string;
+  /** hash: merchant_uid -> "<buyer>|<ms>": counted orders on their way to the record (claimOrder) */
+  buyerClaims: string;
   /** zset: merchant_uid scored by hold expiry (ms) */
   holds: string;
   /** stream: one entry per new hold (uid, imp, seq, exp, at), read by the workers' relay */
@@ -75,6 +77,7 @@ export function eventKeys(eventId: string): EventKeys {
     counts: `${tag}:cnt`,
     buyers: `${tag}:buyer`,
     buyerOrders: `${tag}:border`,
+    buyerClaims: `${tag}:bclaim`,
     holds: `${tag}:holds`,
     handoff: `${tag}:handoff`,
     order: (merchantUid) => orderKey(eventId, merchantUid),

@@ -195,20 +195,52 @@ describe('orders per buyer (ORDERS_PER_BUYER_MAX)', () => {
     await capped.redis.del(k.buyerOrders);
     await capped.store.loadEvent((await loadSnapshot(db, id))!, 'rebuilt');
     expect(await capped.redis.hget(k.buyerOrders, 'loyal')).toBe(String(MOST));
-    // A store with the API's bound (not this process's memory of refused buyers) refuses the next.
-    expect(await store.claimOrder(id, 'loyal')).toBe('ORDER_LIMIT');
-    expect(await store.claimOrder(id, 'someone-else')).toBe('claimed');
-    await store.unclaimOrder(id, 'someone-else');
+    // A store with the API's bound refuses the next; a claim is given back once, and only a held one.
+    expect(await store.claimOrder(id, 'loyal', `${id}.c0`, Date.now())).toBe('ORDER_LIMIT');
+    expect(await store.claimOrder(id, 'someone-else', `${id}.c1`, Date.now())).toBe('claimed');
+    expect(await store.unclaimOrder(id, `${id}.c1`)).toBe(true);
+    expect(await store.unclaimOrder(id, `${id}.c1`)).toBe(false);
+    expect(await store.unclaimOrder(id, `${id}.never`)).toBe(false);
     expect(await capped.redis.hexists(k.buyerOrders, 'someone-else')).toBe(0);
+    expect(await capped.redis.hget(k.buyerOrders, 'loyal')).toBe(String(MOST));
+  });
+
+  it('a rebuild while orders are on their way counts them once: made, given back, or lost', async () => {
+    const id = await makeEvent(capped);
+    const db = capped.api.deps.db;
+    const k = eventKeys(id);
+    const store = new HoldStore(capped.redis, { maxOrdersPerBuyer: MOST });
+    for (let i = 0; i < MOST - 2; i++) expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('window'))).status).toBe(201);
+    // An order of this buyer counted and not yet in Postgres (its insert commits after the rebuild
+    // read the record); a claim of an order already in the record whose settling was lost; and a claim
+    // of an API process that died ten minutes ago.
+    expect(await store.claimOrder(id, 'window', `${id}.inflight`, Date.now())).toBe('claimed');
+    const made = (await db.selectFrom('orders').select('merchant_uid').where('event_id', '=', id).executeTakeFirstOrThrow()).merchant_uid;
+    await capped.redis.hset(k.buyerClaims, made, `window|${Date.now()}`);
+    await capped.redis.hset(k.buyerClaims, `${id}.lost`, `window|${Date.now() - 10 * 60_000}`);
+    await capped.store.loadEvent((await loadSnapshot(db, id))!, 'rebuilt');
+    // The record's orders and the one on its way: MOST - 1. The other two claims are gone.
+    expect(await capped.redis.hget(k.buyerOrders, 'window')).toBe(String(MOST - 1));
+    expect(Object.keys(await capped.redis.hgetall(k.buyerClaims))).toEqual([`${id}.inflight`]);
+    expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('window'))).status).toBe(201);
+    expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('window'))).status).toBe(429);
+    // The order on its way is not made after all: it gives back its own count, once.
+    expect(await store.unclaimOrder(id, `${id}.inflight`)).toBe(true);
+    expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('window'))).status).toBe(201);
+    expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('window'))).status).toBe(429);
+    const verified = await db.selectFrom('orders').select('merchant_uid').where('event_id', '=', id).where('buyer_id', '=', 'window').where('buyer_verified', '=', true).execute();
+    expect(verified).toHaveLength(MOST);
+    expect(await capped.redis.hlen(k.buyerClaims)).toBe(0);
   });
 
   it('a count given back (an order not made after all) is the buyer\'s again at once', async () => {
     const id = await makeEvent(capped);
-    for (let i = 0; i < MOST; i++) expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('returning'))).status).toBe(201);
+    for (let i = 0; i < MOST - 1; i++) expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('returning'))).status).toBe(201);
+    // Another API request of this buyer claims the last place in the count ...
+    expect(await capped.store.claimOrder(id, 'returning', `${id}.other`, Date.now())).toBe('claimed');
     expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('returning'))).status).toBe(429);
-    // Another API request of this buyer claimed a place in the count and then did not make its order
-    // (refused at selection, a fault): it gives the count back, as the API does.
-    await capped.store.unclaimOrder(id, 'returning');
+    // ... and does not make its order (refused at selection, a fault): it gives the count back.
+    expect(await capped.store.unclaimOrder(id, `${id}.other`)).toBe(true);
     const again = await http(capped.url, 'POST', `/events/${id}/orders`, body('returning'));
     expect(again.status, again.text).toBe(201);
     expect((await http(capped.url, 'POST', `/events/${id}/orders`, body('returning'))).status).toBe(429);

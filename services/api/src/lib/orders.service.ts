@@ -18,7 +18,9 @@
  * A verified buyer's order (a signed buyer token, BUYER_TOKEN_SECRET) is counted in Redis before it is
  * written anywhere (claimOrder-2.lua), and refused past ORDERS_PER_BUYER_MAX with 429 ORDER_LIMIT: a
  * refusal stores nothing, however many arrive at once. An order not made after all gives its count
- * back. Postgres marks the order `buyer_verified`, so a rebuild counts the same orders. Orders made on
+ * back (the claim is kept under the order's merchant_uid meanwhile, so it is given back once, and a
+ * rebuild counts it while it is on its way). Postgres marks the order `buyer_verified`, so a rebuild
+ * counts the same orders. Orders made on
  * a caller's word (unsigned, or before signing was switched on) and waiting-list offers (dropgate's
  * orders for the buyer) are not counted. Nothing in the process remembers a refused buyer: a count
  * given back is the buyer's again at once, and a refusal costs one small script call.
@@ -140,20 +142,33 @@ export async function createOrder(
     throw new DomainError('SOLD_OUT', 'the places of this order are taken');
   }
 
-  if (!counted) return write(db, store, event, input, { amount, seats, items, tickets }, now, opts);
-  await claim(store, event.id, input.buyer_id);
+  const merchantUid = newMerchantUid(event.id);
+  if (!counted) return write(db, store, event, input, merchantUid, { amount, seats, items, tickets }, now, opts);
+  // Counted before anything is written; given back if the order is not made after all. A claim whose
+  // answer was lost (Redis stalled past the client's timeout) is given back too: on the same
+  // connection the give-back runs after the claim, and giving back a claim that never ran is nothing.
+  const giveBack = () => store.unclaimOrder(event.id, merchantUid).catch(() => false);
   try {
-    return await write(db, store, event, input, { amount, seats, items, tickets }, now, opts);
+    await claim(store, event.id, input.buyer_id, merchantUid, now.getTime());
   } catch (error) {
-    // Not made after all: its count goes back (best effort; a rebuild recounts from the record).
-    await store.unclaimOrder(event.id, input.buyer_id).catch(() => undefined);
+    if (!(error instanceof DomainError)) await giveBack();
     throw error;
   }
+  let created: CreatedOrder;
+  try {
+    created = await write(db, store, event, input, merchantUid, { amount, seats, items, tickets }, now, opts);
+  } catch (error) {
+    await giveBack();
+    throw error;
+  }
+  // Made: the count stays, the claim goes (a claim left behind is dropped by the next rebuild).
+  await store.settleClaim(event.id, merchantUid).catch(() => undefined);
+  return created;
 }
 
 /** Counts a verified buyer's order, or refuses it (ORDER_LIMIT, NOT_READY) before anything is written. */
-async function claim(store: HoldStore, eventId: string, buyerId: string): Promise<void> {
-  const r = await store.claimOrder(eventId, buyerId);
+async function claim(store: HoldStore, eventId: string, buyerId: string, merchantUid: string, nowMs: number): Promise<void> {
+  const r = await store.claimOrder(eventId, buyerId, merchantUid, nowMs);
   if (r === 'ORDER_LIMIT') throw orderLimit();
   if (r === 'not_ready') {
     doubted(store).add(eventId);
@@ -163,13 +178,12 @@ async function claim(store: HoldStore, eventId: string, buyerId: string): Promis
 
 /** The order, priced and checked: written to Postgres, then made visible (or reserved) in Redis. */
 async function write(
-  db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput,
+  db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput, merchantUid: string,
   priced: { amount: number; seats: { id: string; price: number }[]; items: (PoolItem & { unitPrice: number })[]; tickets: number },
   now: Date, opts: CreateOrderOptions,
 ): Promise<CreatedOrder> {
   const { amount, seats, items, tickets } = priced;
   const seatIds = seats.map((s) => s.id);
-  const merchantUid = newMerchantUid(event.id);
   const orderToken = newOrderToken();
   await ordersRepo.insertOrder(db, {
     merchantUid, eventId: event.id, buyerId: input.buyer_id, amount, currency: event.currency, orderTokenHash: orderToken.hash, seats, items,
