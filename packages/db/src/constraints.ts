@@ -21,6 +21,12 @@ export function isUniqueViolation(error: unknown, constraint: string): boolean {
   return e?.code === '23505' && e.constraint === constraint;
 }
 
+/** True when Postgres refused a verified buyer's order past ORDERS_PER_BUYER_MAX (migration 0009). */
+export function isBuyerOrderLimitViolation(error: unknown): boolean {
+  const e = error as PgError;
+  return e?.code === '23514' && e.constraint === 'buyer_order_counts__within_max_ck';
+}
+
 /** True when Postgres refused an order status change the order state machine does not allow. */
 export function isTransitionViolation(error: unknown): boolean {
   const e = error as PgError;

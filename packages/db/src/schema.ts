@@ -156,6 +156,15 @@ export interface Database {
   refunds: RefundsTable;
   order_events: OrderEventsTable;
   order_transitions: OrderTransitionsTable;
+  buyer_order_counts: BuyerOrderCountsTable;
+}
+
+/** Migration 0009: a verified buyer's orders per event, bounded by constraint (ORDERS_PER_BUYER_MAX). */
+export interface BuyerOrderCountsTable {
+  event_id: string;
+  buyer_id: string;
+  orders: number;
+  max_orders: number;
 }
 
 /** Migration 0002: the allowed (cause, from) -> to changes of an order's status. */

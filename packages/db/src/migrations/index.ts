@@ -8,6 +8,7 @@ import * as portoneApi from './0005_portone_api.ts';
 import * as fairRush from './0006_fair_rush.ts';
 import * as liveHoldsByOrder from './0007_live_holds_by_order.ts';
 import * as buyerVerified from './0008_buyer_verified.ts';
+import * as buyerOrderCounts from './0009_buyer_order_counts.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '0006_fair_rush': fairRush,
   '0007_live_holds_by_order': liveHoldsByOrder,
   '0008_buyer_verified': buyerVerified,
+  '0009_buyer_order_counts': buyerOrderCounts,
 };

@@ -28,6 +28,8 @@ export interface NewOrderInput {
   portoneApi?: 'v1' | 'v2';
   /** The buyer was verified (a signed buyer token): the order counts against ORDERS_PER_BUYER_MAX. */
   buyerVerified?: boolean;
+  /** With buyerVerified: ORDERS_PER_BUYER_MAX (0: none), which Postgres enforces again (migration 0009). */
+  maxOrdersPerBuyer?: number;
   seats: { id: string; price: number }[];
   items: { pool: string; quantity: number; unitPrice: number }[];
 }
@@ -40,6 +42,7 @@ export async function insertOrders(db: Db, orders: readonly NewOrderInput[]): Pr
   if (orders.length === 0) return;
   const seats = orders.flatMap((o) => o.seats.map((s) => ({ o, s })));
   const items = orders.flatMap((o) => o.items.map((i) => ({ o, i })));
+  const verified = orders.filter((o) => o.buyerVerified === true);
   await sql`/* prepared: insert_orders */
     with new_orders as (
       insert into orders (merchant_uid, event_id, buyer_id, amount, currency, status, order_token_hash, portone_api, buyer_verified)
@@ -48,6 +51,14 @@ export async function insertOrders(db: Db, orders: readonly NewOrderInput[]): Pr
                   ${orders.map((o) => o.buyerId)}::text[], ${orders.map((o) => o.amount)}::bigint[],
                   ${orders.map((o) => o.currency)}::text[], ${orders.map((o) => o.orderTokenHash ?? null)}::bytea[],
                   ${orders.map((o) => o.portoneApi ?? 'v1')}::text[], ${orders.map((o) => o.buyerVerified === true)}::boolean[]) as t(m, e, b, a, c, h, api, v)
+    ), counted as (
+      insert into buyer_order_counts (event_id, buyer_id, orders, max_orders)
+      select e, b, count(*), max(mx)
+      from unnest(${verified.map((o) => o.eventId)}::text[], ${verified.map((o) => o.buyerId)}::text[],
+                  ${verified.map((o) => o.maxOrdersPerBuyer ?? 0)}::int[]) as t(e, b, mx)
+      group by e, b
+      on conflict (event_id, buyer_id) do update
+        set orders = buyer_order_counts.orders + excluded.orders, max_orders = excluded.max_orders
     ), new_seats as (
       insert into order_seats (merchant_uid, event_id, seat_id, price)
       select m, e, s, p
@@ -111,7 +122,13 @@ export async function withdrawOrders(db: Db, ws: readonly Withdrawal[]): Promise
       delete from orders o
       using unnest(${ws.map((w) => w.merchantUid)}::text[], ${ws.map((w) => w.eventId)}::text[], ${ws.map((w) => w.reason)}::text[]) as t(m, e, r)
       where o.merchant_uid = t.m and o.event_id = t.e and o.status = 'pending'
-      returning o.merchant_uid, o.event_id, t.r
+      returning o.merchant_uid, o.event_id, o.buyer_id, o.buyer_verified, t.r
+    ), uncounted as (
+      -- The bound is checked when an order is counted, never when one is given back (a bound lowered
+      -- since must not fail a withdrawal): max_orders is set again by the buyer's next order.
+      update buyer_order_counts c set orders = c.orders - g.n, max_orders = 0
+      from (select event_id, buyer_id, count(*)::int as n from gone where buyer_verified group by event_id, buyer_id) g
+      where c.event_id = g.event_id and c.buyer_id = g.buyer_id
     ), logged as (
       insert into order_events (merchant_uid, event_id, type, data)
       select merchant_uid, event_id, 'withdrawn', jsonb_build_object('reason', r) from gone

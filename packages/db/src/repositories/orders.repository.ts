@@ -40,6 +40,16 @@ export async function pendingOrdersCreated(db: Db, eventId: string, from: Date, 
   return rows.map((r) => r.merchant_uid);
 }
 
+/**
+ * Whether a verified buyer has fewer than `most` orders for the event in the record (the count
+ * Postgres enforces, migration 0009): asked when Redis's count refuses, since Redis's count can run
+ * ahead of the record (a claim whose give-back was lost with a connection or a process).
+ */
+export async function buyerOrdersBelow(db: Executor, eventId: string, buyerId: string, most: number): Promise<boolean> {
+  const row = await db.selectFrom('buyer_order_counts').select('orders').where('event_id', '=', eventId).where('buyer_id', '=', buyerId).executeTakeFirst();
+  return (row?.orders ?? 0) < most;
+}
+
 export function findOrder(db: Executor, merchantUid: string): Promise<OrderRow | undefined> {
   return db.selectFrom('orders').selectAll().where('merchant_uid', '=', merchantUid).executeTakeFirst();
 }

@@ -26,7 +26,7 @@
  * given back is the buyer's again at once, and a refusal costs one small script call.
  */
 import { DomainError, MAX_RESERVATION_EXTENSIONS, newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
-import { orders as ordersRepo, type Db } from '@dropgate/db';
+import { isBuyerOrderLimitViolation, orders as ordersRepo, type Db } from '@dropgate/db';
 import type { HoldStore, NewRedisOrder, ReserveResult } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
 import { newOrderToken } from './secrets.ts';
@@ -148,21 +148,30 @@ export async function createOrder(
   // answer was lost (Redis stalled past the client's timeout) is given back too: on the same
   // connection the give-back runs after the claim, and giving back a claim that never ran is nothing.
   const giveBack = () => store.unclaimOrder(event.id, merchantUid).catch(() => false);
+  let claimed = true;
   try {
     await claim(store, event.id, input.buyer_id, merchantUid, now.getTime());
   } catch (error) {
-    if (!(error instanceof DomainError)) await giveBack();
-    throw error;
+    // Redis's count can run ahead of the record (a give-back lost with a connection or a process):
+    // when the record says the buyer is under the bound, the order goes on, and Postgres, which
+    // counts it again in the insert, has the last word.
+    if (error instanceof DomainError && error.code === 'ORDER_LIMIT' && await ordersRepo.buyerOrdersBelow(db, event.id, input.buyer_id, store.maxOrdersPerBuyer)) {
+      claimed = false;
+    } else {
+      if (!(error instanceof DomainError)) await giveBack();
+      throw error;
+    }
   }
   let created: CreatedOrder;
   try {
     created = await write(db, store, event, input, merchantUid, { amount, seats, items, tickets }, now, opts);
   } catch (error) {
-    await giveBack();
+    if (claimed) await giveBack();
+    if (isBuyerOrderLimitViolation(error)) throw orderLimit();
     throw error;
   }
   // Made: the count stays, the claim goes (a claim left behind is dropped by the next rebuild).
-  await store.settleClaim(event.id, merchantUid).catch(() => undefined);
+  if (claimed) await store.settleClaim(event.id, merchantUid).catch(() => undefined);
   return created;
 }
 
@@ -189,6 +198,7 @@ async function write(
     merchantUid, eventId: event.id, buyerId: input.buyer_id, amount, currency: event.currency, orderTokenHash: orderToken.hash, seats, items,
     portoneApi: input.portone_api ?? opts.defaultApi ?? 'v1',
     buyerVerified: opts.buyerVerified === true && opts.offerTtlSeconds === undefined,
+    maxOrdersPerBuyer: store.maxOrdersPerBuyer,
   });
   if (event.holdAt === 'order') {
     const ttlSeconds = opts.offerTtlSeconds ?? event.reservationTtlSeconds ?? 0;
