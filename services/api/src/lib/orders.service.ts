@@ -16,14 +16,15 @@
  * If Redis fails after the insert, the order is withdrawn too: nothing half-made stays behind.
  *
  * A verified buyer's order (a signed buyer token, BUYER_TOKEN_SECRET) is counted in Redis before it is
- * written anywhere (claimOrder-2.lua), and refused past ORDERS_PER_BUYER_MAX with 429 ORDER_LIMIT: a
+ * written anywhere (claimOrder-3.lua), and refused past ORDERS_PER_BUYER_MAX with 429 ORDER_LIMIT: a
  * refusal stores nothing, however many arrive at once. An order not made after all gives its count
  * back (the claim is kept under the order's merchant_uid meanwhile, so it is given back once, and a
- * rebuild counts it while it is on its way). Postgres marks the order `buyer_verified`, so a rebuild
- * counts the same orders. Orders made on
- * a caller's word (unsigned, or before signing was switched on) and waiting-list offers (dropgate's
- * orders for the buyer) are not counted. Nothing in the process remembers a refused buyer: a count
- * given back is the buyer's again at once, and a refusal costs one small script call.
+ * rebuild counts it while it is on its way). Postgres is the record here too: it counts the order in
+ * the statement that inserts it (`buyer_verified`, `buyer_order_counts`) and refuses one past the
+ * bound by constraint, so a Redis that lost its counts cannot let a buyer past it; when Redis's count
+ * runs ahead of the record (a give-back lost with a connection or a process), the record decides.
+ * Orders made on a caller's word (unsigned, or before signing was switched on) and waiting-list
+ * offers (dropgate's orders for the buyer) are not counted.
  */
 import { DomainError, MAX_RESERVATION_EXTENSIONS, newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { isBuyerOrderLimitViolation, orders as ordersRepo, type Db } from '@dropgate/db';
