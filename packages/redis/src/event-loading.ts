@@ -40,7 +40,7 @@ export class EventLoader {
       counts[`p:${p.id}:sold`] = 0;
     }
     const buyers = new Map<string, number>();
-    /** Orders per signed buyer: the record's orders whose buyer was verified (see claimOrder-2.lua). */
+    /** Orders per signed buyer: the record's orders whose buyer was verified (see claimOrder-3.lua). */
     const ordersOf = new Map<string, number>();
     // Orders counted by claimOrder but not yet in the record the snapshot read (their insert commits
     // after it) still count; claims of orders the record has are done, and old ones were lost.

@@ -144,7 +144,7 @@ export async function createOrder(
   }
 
   const merchantUid = newMerchantUid(event.id);
-  if (!counted) return write(db, store, event, input, merchantUid, { amount, seats, items, tickets }, now, opts);
+  if (!counted) return write(db, store, event, input, merchantUid, { amount, seats, items, tickets }, now, opts, false);
   // Counted before anything is written; given back if the order is not made after all. A claim whose
   // answer was lost (Redis stalled past the client's timeout) is given back too: on the same
   // connection the give-back runs after the claim, and giving back a claim that never ran is nothing.
@@ -165,7 +165,7 @@ export async function createOrder(
   }
   let created: CreatedOrder;
   try {
-    created = await write(db, store, event, input, merchantUid, { amount, seats, items, tickets }, now, opts);
+    created = await write(db, store, event, input, merchantUid, { amount, seats, items, tickets }, now, opts, true);
   } catch (error) {
     if (claimed) await giveBack();
     if (isBuyerOrderLimitViolation(error)) throw orderLimit();
@@ -186,11 +186,14 @@ async function claim(store: HoldStore, eventId: string, buyerId: string, merchan
   }
 }
 
-/** The order, priced and checked: written to Postgres, then made visible (or reserved) in Redis. */
+/**
+ * The order, priced and checked: written to Postgres, then made visible (or reserved) in Redis.
+ * `counted`: a verified buyer's own order, which Postgres counts against ORDERS_PER_BUYER_MAX.
+ */
 async function write(
   db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput, merchantUid: string,
   priced: { amount: number; seats: { id: string; price: number }[]; items: (PoolItem & { unitPrice: number })[]; tickets: number },
-  now: Date, opts: CreateOrderOptions,
+  now: Date, opts: CreateOrderOptions, counted: boolean,
 ): Promise<CreatedOrder> {
   const { amount, seats, items, tickets } = priced;
   const seatIds = seats.map((s) => s.id);
@@ -198,7 +201,7 @@ async function write(
   await ordersRepo.insertOrder(db, {
     merchantUid, eventId: event.id, buyerId: input.buyer_id, amount, currency: event.currency, orderTokenHash: orderToken.hash, seats, items,
     portoneApi: input.portone_api ?? opts.defaultApi ?? 'v1',
-    buyerVerified: opts.buyerVerified === true && opts.offerTtlSeconds === undefined,
+    buyerVerified: counted,
     maxOrdersPerBuyer: store.maxOrdersPerBuyer,
   });
   if (event.holdAt === 'order') {

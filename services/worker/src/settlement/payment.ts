@@ -12,9 +12,14 @@ export async function fetchPayment(ctx: WorkerContext, merchantUid: string, impU
   try {
     return await ctx.portone.getPayment(merchantUid, impUid);
   } catch (error) {
-    if (error instanceof PortOneError && !error.transient) throw new UnrecoverableError(`PortOne refused: ${error.message}`);
-    throw new TransientError(`PortOne unreachable: ${(error as Error).message}`);
+    throw lookupFailure(error);
   }
+}
+
+/** A failed lookup as the job sees it: PortOne refusing is permanent, anything else transient. */
+function lookupFailure(error: unknown): Error {
+  if (error instanceof PortOneError && !error.transient) return new UnrecoverableError(`PortOne refused: ${error.message}`);
+  return new TransientError(`PortOne unreachable: ${(error as Error).message}`);
 }
 
 /**
@@ -53,8 +58,7 @@ export async function fetchPaymentShared(ctx: WorkerContext, merchantUid: string
   try {
     shared = await lookupsOf(ctx).submit(impUid);
   } catch (error) {
-    if (error instanceof PortOneError && !error.transient) throw new UnrecoverableError(`PortOne refused: ${error.message}`);
-    throw new TransientError(`PortOne unreachable: ${(error as Error).message}`);
+    throw lookupFailure(error);
   }
   // undefined: the list answer left it out; null: asked alone (the list call was refused), unknown.
   return shared === undefined ? fetchPayment(ctx, merchantUid, impUid) : shared;
