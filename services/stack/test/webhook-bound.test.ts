@@ -22,11 +22,20 @@ const INTERVAL_MS = WINDOW_MS / LOOKUPS;
 /** The default PAYMENTS_PER_ORDER_MAX: payments numbered one by one per order. */
 const PAYMENTS_PER_ORDER = 8;
 
-/** PortOne's REST API as the workers reach it, counted; a payment can be hidden (answered 404). */
+/**
+ * PortOne's REST API as the workers reach it, counted; a payment can be hidden (answered 404 alone, left
+ * out of list answers, as PortOne does for a payment it does not know yet). The workers look payments up
+ * together (`GET /payments?imp_uid[]=`) and ask alone for one a list answer left out.
+ */
 interface PortOneProxy {
   url: string;
-  /** `GET /payments/{imp_uid}` calls for one imp_uid. */
+  /**
+   * Lookups of one imp_uid that told the workers something: `GET /payments/{imp_uid}` calls, and list
+   * answers that had it (one a list answer left out is asked alone next, which counts).
+   */
   lookups(imp: string): number;
+  /** List calls (`GET /payments?imp_uid[]=`) that asked for one imp_uid, whether or not it was answered. */
+  listed(imp: string): number;
   /** `GET /payments/findAll/{merchant_uid}` calls for one order. */
   findAll(merchantUid: string): number;
   hide(imp: string): void;
@@ -36,15 +45,17 @@ interface PortOneProxy {
 
 async function startProxy(target: string): Promise<PortOneProxy> {
   const lookups = new Map<string, number>();
+  const listed = new Map<string, number>();
   const findAll = new Map<string, number>();
   const hidden = new Set<string>();
+  const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
   const server: Server = createServer((req, res) => {
     const url = req.url ?? '/';
     const path = url.split('?')[0]!;
     const one = req.method === 'GET' ? /^\/payments\/([^/]+)$/.exec(path) : null;
     if (one) {
       const imp = decodeURIComponent(one[1]!);
-      lookups.set(imp, (lookups.get(imp) ?? 0) + 1);
+      bump(lookups, imp);
       if (hidden.has(imp)) {
         res.writeHead(404, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ code: 1, message: '존재하지 않는 결제정보입니다.', response: null }));
@@ -52,10 +63,25 @@ async function startProxy(target: string): Promise<PortOneProxy> {
       }
     }
     const all = req.method === 'GET' ? /^\/payments\/findAll\/([^/]+)/.exec(path) : null;
-    if (all) findAll.set(decodeURIComponent(all[1]!), (findAll.get(decodeURIComponent(all[1]!)) ?? 0) + 1);
+    if (all) bump(findAll, decodeURIComponent(all[1]!));
+    const list = req.method === 'GET' && path === '/payments';
+    if (list) for (const imp of new URL(url, target).searchParams.getAll('imp_uid[]')) bump(listed, imp);
     const upstream = httpRequest(new URL(url, target), { method: req.method, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
+      if (!list || answer.statusCode !== 200) {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+        return;
+      }
+      // A list answer: hidden payments left out, the others counted as looked up.
+      const chunks: Buffer[] = [];
+      answer.on('data', (c: Buffer) => chunks.push(c));
+      answer.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { response: { imp_uid: string }[] | null };
+        body.response = (body.response ?? []).filter((p) => !hidden.has(p.imp_uid));
+        for (const p of body.response) bump(lookups, p.imp_uid);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      });
     });
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
@@ -65,6 +91,7 @@ async function startProxy(target: string): Promise<PortOneProxy> {
   return {
     url: `http://127.0.0.1:${port}`,
     lookups: (imp) => lookups.get(imp) ?? 0,
+    listed: (imp) => listed.get(imp) ?? 0,
     findAll: (muid) => findAll.get(muid) ?? 0,
     hide: (imp) => void hidden.add(imp),
     show: (imp) => void hidden.delete(imp),
@@ -152,6 +179,9 @@ describe('a flood of webhooks costs a few PortOne lookups per payment, whatever 
     expect(calls).toBeGreaterThanOrEqual(1);
     // The pace's lookups, and the one recheck a few seconds after PortOne first said it does not know it.
     expect(calls).toBeLessThanOrEqual(bound(first.ms) + 1);
+    // Asked together with other payments first, and alone when the list answer left it out: no more list entries than lookups.
+    expect(proxy.listed(imp)).toBeGreaterThanOrEqual(1);
+    expect(proxy.listed(imp)).toBeLessThanOrEqual(calls);
     // PortOne said it does not know it: more hints are answered by one lookup a window later, not one each.
     const deferredBefore = await deferred('unknown_payment');
     const again = await flood(Array.from({ length: 30 }, (_, i) => ({ imp_uid: imp, merchant_uid: a.merchant_uid, status: (['paid', 'ready', 'failed', 'cancelled'] as const)[i % 4] })));
@@ -177,12 +207,14 @@ describe('a flood of webhooks costs a few PortOne lookups per payment, whatever 
     await paymentsDrained();
     const imp = paid.payment.imp_uid;
     const before = proxy.lookups(imp);
+    const listedBefore = proxy.listed(imp);
     const rateBefore = await deferred('rate');
     const statuses = ['ready', 'failed', 'cancelled', 'paid'] as const;
     const f = await flood(Array.from({ length: 60 }, (_, i) => ({ imp_uid: imp, merchant_uid: a.merchant_uid, status: statuses[i % 4] })));
     expect(f.statuses.every((s) => s === 200)).toBe(true);
     await paymentsDrained();
     expect(proxy.lookups(imp) - before).toBeLessThanOrEqual(bound(f.ms));
+    expect(proxy.listed(imp) - listedBefore).toBeLessThanOrEqual(bound(f.ms));
     expect(await deferred('rate')).toBeGreaterThan(rateBefore);
     const d = await detail(a.merchant_uid);
     expect(d.status).toBe('paid');
@@ -202,6 +234,7 @@ describe('a flood of webhooks costs a few PortOne lookups per payment, whatever 
     expect(proxy.findAll(a.merchant_uid)).toBeLessThanOrEqual(bound(f.ms));
     // One lookup each, and one recheck each of those PortOne said it does not know.
     expect(imps.reduce((n, imp) => n + proxy.lookups(imp), 0)).toBeLessThanOrEqual(2 * PAYMENTS_PER_ORDER);
+    expect(imps.reduce((n, imp) => n + proxy.listed(imp), 0)).toBeLessThanOrEqual(2 * PAYMENTS_PER_ORDER);
     expect(await stack.redis.hlen(eventKeys(id).webhooks(a.merchant_uid))).toBeLessThanOrEqual(PAYMENTS_PER_ORDER + 1);
   });
 });

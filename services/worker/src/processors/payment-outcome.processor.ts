@@ -12,7 +12,7 @@ import type { PaymentOutcomeJob } from '@dropgate/jobs';
 import { WEBHOOK_ACTED } from '@dropgate/redis';
 import { TransientError, type WorkerContext } from '../context.ts';
 import {
-  applyPaymentLocked, fetchPayment, recheckUnknownPayment, verifyPayment, watchPayment, withOrderLock, type PaymentJobOutcome,
+  applyPaymentLocked, fetchPaymentShared, recheckUnknownPayment, verifyPayment, watchPayment, withOrderLock, type PaymentJobOutcome,
 } from '../settlement/index.ts';
 
 export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob, attemptsMade = 0): Promise<PaymentJobOutcome> {
@@ -46,7 +46,7 @@ async function outcomeLocked(ctx: WorkerContext, job: PaymentOutcomeJob): Promis
     }
     return outcome;
   }
-  const payment = await fetchPayment(ctx, job.merchantUid, job.impUid);
+  const payment = await fetchPaymentShared(ctx, job.merchantUid, job.impUid);
   if (job.source === 'watch') {
     // A late-payment check after the hold expired: act if it was paid; check again later while it is
     // unpaid or failed (some PGs turn failed into paid); stop once it was cancelled.

@@ -25,8 +25,9 @@ function lookupFailure(error: unknown): Error {
 /**
  * Per worker: concurrent lookups of V1 payments share one `GET /payments?imp_uid[]=` (up to
  * PAYMENTS_PER_LOOKUP a call, gathered for BACKGROUND_LINGER_MS): at a drop the worker verifies every
- * approved confirm, and one PortOne call each was most of the worker's work an approval and as many
- * calls on PortOne's API as there were approvals.
+ * approved confirm and settles every paid webhook, and one PortOne call each was most of the worker's
+ * work a payment (and of the simulator's in a rehearsal: 84 µs an outcome against 12-16 shared), and
+ * as many calls on PortOne's API as there were payments.
  */
 const lookups = new WeakMap<WorkerContext, GroupCommit<string, PortOnePayment | null | undefined>>();
 function lookupsOf(ctx: WorkerContext): GroupCommit<string, PortOnePayment | null | undefined> {
@@ -48,7 +49,8 @@ function lookupsOf(ctx: WorkerContext): GroupCommit<string, PortOnePayment | nul
 }
 
 /**
- * fetchPayment, with V1 lookups made together with the other lookups running now (verification). A
+ * fetchPayment, with V1 lookups made together with the other lookups running now (verifications,
+ * webhook outcomes, late-payment watches). A
  * payment the shared answer does not include is asked about alone, whose 404 says PortOne does not
  * know it: whatever PortOne leaves out of a list answer is never taken for "unknown".
  */
