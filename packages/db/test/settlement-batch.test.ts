@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { events as eventsRepo, insertOrders, isOversellViolation, lifecycle, orders as ordersRepo, settlement, type Db } from '@dropgate/db';
-import { rand } from '@dropgate/testkit';
+import { sql } from 'kysely';
+import { rand, waitFor } from '@dropgate/testkit';
 import type { NewOrderInput } from '../src/repositories/orders.repository.ts';
 import { useTestDatabase } from './support/database.ts';
 
@@ -173,6 +174,59 @@ describe('settlement in batches', () => {
     const payments = await db.selectFrom('payments').select(['imp_uid', 'status', 'cancel_amount', 'paid_at']).where('event_id', 'in', [id, 'sb-other']).orderBy('imp_uid').execute();
     expect(payments.map((p) => [p.imp_uid, p.status, Number(p.cancel_amount)])).toEqual([['imp_p0', 'paid', 0], ['imp_r1', 'cancelled', 1000]]);
     expect(payments[0]!.paid_at?.getTime()).toBe(1_700_000_000_000);
+  });
+});
+
+describe('a paid commit holding its pools does not hold up new orders of them', () => {
+  /**
+   * Holds `commitPaid` of order `paid` with its pool locked: another transaction (the test's) has locked
+   * the order's hold row, so the commit waits for it after locking the pool, where it ends the hold.
+   * Meanwhile a new order of that pool is made (its item's foreign key reads the pool row); then the
+   * test's transaction is rolled back.
+   */
+  async function orderWhilePoolLocked(commitPaid: (c: ReturnType<typeof commit>) => Promise<settlement.PaidCommitResult>) {
+    const id = await event(0, 10);
+    const paid = newOrder(id, 0, { quantity: 1 });
+    await heldAndPaid([paid]);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => { release = resolve; });
+    let blocking!: () => void;
+    const blocked = new Promise<void>((resolve) => { blocking = resolve; });
+    const holder = db.transaction().execute(async (trx) => {
+      await trx.selectFrom('holds').select('hold_id').where('merchant_uid', '=', paid.merchantUid).forUpdate().execute();
+      blocking();
+      await released;
+      throw new Error('rolled back');
+    }).catch((error: Error) => error.message);
+    await blocked;
+    const committing = commitPaid(commit(paid));
+    // The commit waits for the test's transaction, with the pool locked.
+    await waitFor(async () => {
+      const { rows } = await sql<{ n: string }>`
+        select count(*) as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()
+      `.execute(db);
+      return Number(rows[0]!.n) > 0;
+    }, 10_000, 'the commit to wait with its pool locked');
+    const fresh = newOrder(id, 2, { quantity: 2 });
+    const made = await Promise.race([
+      insertOrders(db, [fresh]).then(() => 'made'),
+      new Promise<string>((resolve) => setTimeout(() => resolve('still waiting'), 3_000)),
+    ]);
+    release();
+    expect(await holder).toBe('rolled back');
+    expect((await committing).result).toBe('paid');
+    expect(made).toBe('made');
+    expect(await db.selectFrom('orders').select('status').where('merchant_uid', '=', fresh.merchantUid).executeTakeFirst()).toEqual({ status: 'pending' });
+    expect((await ticketsOf(id)).map((t) => [t.merchant_uid, t.serial])).toEqual([[paid.merchantUid, 1]]);
+  }
+
+  it('in a batch', async () => {
+    await orderWhilePoolLocked((c) => settlement.settlementWriter(db).commitPaid(c));
+  });
+
+  it('alone (the batch\'s fallback)', async () => {
+    await orderWhilePoolLocked((c) => settlement.commitPaidOne(db, c));
   });
 });
 

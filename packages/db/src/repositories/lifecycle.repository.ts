@@ -164,7 +164,8 @@ export interface TicketLines {
 
 /**
  * Issues an order's tickets: one per seat, and for each pool item the lowest free serials of the pool
- * (the pool row is locked so two orders do not pick the same serials). Postgres's constraints refuse an
+ * (the pool row is locked so two orders do not pick the same serials; FOR NO KEY UPDATE, so new orders
+ * of the pool do not wait for it). Postgres's constraints refuse an
  * oversell; the caller maps that error.
  */
 export async function issueTickets(trx: Transaction<Database>, eventId: string, merchantUid: string, impUid: string, lines: TicketLines): Promise<number> {
@@ -177,7 +178,7 @@ export async function issueTickets(trx: Transaction<Database>, eventId: string, 
     issued += lines.seats.length;
   }
   for (const item of lines.items) {
-    const pool = await trx.selectFrom('pools').select(['capacity']).where('event_id', '=', eventId).where('id', '=', item.pool).forUpdate().executeTakeFirstOrThrow();
+    const pool = await trx.selectFrom('pools').select(['capacity']).where('event_id', '=', eventId).where('id', '=', item.pool).forNoKeyUpdate().executeTakeFirstOrThrow();
     // Serials are handed out after the highest one (an index lookup); only when that would pass the
     // capacity are the holes left by voided tickets searched.
     const top = await sql<{ max: number | null }>`

@@ -122,11 +122,14 @@ export async function commitPaidOrders(db: Db, commits: readonly PaidCommit[]): 
     let unfinished = new Map<string, string[]>();
     if (go.length > 0) {
       const goUids = go.map((c) => c.merchantUid);
+      // Pools locked FOR NO KEY UPDATE: commits take serials one after another, while new orders of
+      // the pool (whose items' foreign key reads its row, KEY SHARE) go on; FOR UPDATE made every pool
+      // order wait for the settlement commit in flight.
       const pools = await sql<{ largest: number }>`/* prepared: lock_paid_pools */
         select p.event_id, p.id, (select max(quantity) from order_items where merchant_uid = any(${goUids}::text[])) as largest
         from pools p
         where (p.event_id, p.id) in (select event_id, pool_id from order_items where merchant_uid = any(${goUids}::text[]))
-        order by p.event_id, p.id for update
+        order by p.event_id, p.id for no key update
       `.execute(trx);
       // The largest pool quantity of the batch bounds the series each item's places are drawn from: a
       // constant the planner can count (a per-row generate_series is guessed at 1,000 rows each, which
