@@ -5,14 +5,12 @@
  * changes nothing (the job completes, it does not fail and linger). The payment is fetched under the
  * order's settlement lock, so a reading taken before another job's refund is never acted on.
  */
-import { UnrecoverableError } from 'bullmq';
 import { orders as ordersRepo } from '@dropgate/db';
-import { PortOneError } from '@dropgate/portone';
 import type { PaymentOutcomeJob } from '@dropgate/jobs';
 import { WEBHOOK_ACTED } from '@dropgate/redis';
-import { TransientError, type WorkerContext } from '../context.ts';
+import type { WorkerContext } from '../context.ts';
 import {
-  applyPaymentLocked, fetchPaymentShared, recheckUnknownPayment, verifyPayment, watchPayment, withOrderLock, type PaymentJobOutcome,
+  applyPaymentLocked, fetchPaymentShared, lookupFailure, recheckUnknownPayment, verifyPayment, watchPayment, withOrderLock, type PaymentJobOutcome,
 } from '../settlement/index.ts';
 
 export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob, attemptsMade = 0): Promise<PaymentJobOutcome> {
@@ -22,14 +20,13 @@ export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob,
 
 async function outcomeLocked(ctx: WorkerContext, job: PaymentOutcomeJob): Promise<PaymentJobOutcome> {
   if (job.source === 'reconcile') {
+    // The order's own API: where its payments were pre-registered and are asked for.
+    const order = await ordersRepo.findOrder(ctx.db, job.merchantUid);
     let found;
     try {
-      // The order's own API: where its payments were pre-registered and are asked for.
-      const order = await ordersRepo.findOrder(ctx.db, job.merchantUid);
       found = (await ctx.portone.findAllPayments(job.merchantUid, order?.portone_api ?? 'v1')).filter((p) => p.merchant_uid === job.merchantUid);
     } catch (error) {
-      if (error instanceof PortOneError && !error.transient) throw new UnrecoverableError(error.message);
-      throw new TransientError(`PortOne unreachable: ${(error as Error).message}`);
+      throw lookupFailure(error);
     }
     if (found.length === 0) return 'no-payment';
     // Every payment of the order, oldest first, as if its news had come in that order: an order can

@@ -17,7 +17,7 @@ export async function fetchPayment(ctx: WorkerContext, merchantUid: string, impU
 }
 
 /** A failed lookup as the job sees it: PortOne refusing is permanent, anything else transient. */
-function lookupFailure(error: unknown): Error {
+export function lookupFailure(error: unknown): Error {
   if (error instanceof PortOneError && !error.transient) return new UnrecoverableError(`PortOne refused: ${error.message}`);
   return new TransientError(`PortOne unreachable: ${(error as Error).message}`);
 }
