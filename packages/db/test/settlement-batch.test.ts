@@ -187,6 +187,7 @@ describe('a paid commit holding its pools does not hold up new orders of them', 
   async function orderWhilePoolLocked(commitPaid: (c: ReturnType<typeof commit>) => Promise<settlement.PaidCommitResult>) {
     const id = await event(0, 10);
     const paid = newOrder(id, 0, { quantity: 1 });
+    const fresh = newOrder(id, 2, { quantity: 2 });
     await heldAndPaid([paid]);
     let release!: () => void;
     const released = new Promise<void>((resolve) => { release = resolve; });
@@ -199,23 +200,28 @@ describe('a paid commit holding its pools does not hold up new orders of them', 
       throw new Error('rolled back');
     }).catch((error: Error) => error.message);
     await blocked;
-    const committing = commitPaid(commit(paid));
-    // The commit waits for the test's transaction, with the pool locked.
-    await waitFor(async () => {
-      const { rows } = await sql<{ n: string }>`
-        select count(*) as n from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()
-      `.execute(db);
-      return Number(rows[0]!.n) > 0;
-    }, 10_000, 'the commit to wait with its pool locked');
-    const fresh = newOrder(id, 2, { quantity: 2 });
-    const made = await Promise.race([
-      insertOrders(db, [fresh]).then(() => 'made'),
-      new Promise<string>((resolve) => setTimeout(() => resolve('still waiting'), 3_000)),
-    ]);
-    release();
+    let committing: Promise<settlement.PaidCommitResult> | undefined;
+    let made: string;
+    try {
+      committing = commitPaid(commit(paid));
+      // The commit waits for the test's transaction, with the pool locked.
+      await waitFor(async () => {
+        const { rows } = await sql<{ n: string }>`
+          select count(*) as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()
+        `.execute(db);
+        return Number(rows[0]!.n) > 0;
+      }, 10_000, 'the commit to wait with its pool locked');
+      made = await Promise.race([
+        insertOrders(db, [fresh]).then(() => 'made'),
+        new Promise<string>((resolve) => setTimeout(() => resolve('still waiting'), 3_000)),
+      ]);
+    } finally {
+      // Whatever happened above, the test's transaction ends (else this file's database stays in use).
+      release();
+    }
     expect(await holder).toBe('rolled back');
-    expect((await committing).result).toBe('paid');
+    expect((await committing!).result).toBe('paid');
     expect(made).toBe('made');
     expect(await db.selectFrom('orders').select('status').where('merchant_uid', '=', fresh.merchantUid).executeTakeFirst()).toEqual({ status: 'pending' });
     expect((await ticketsOf(id)).map((t) => [t.merchant_uid, t.serial])).toEqual([[paid.merchantUid, 1]]);
