@@ -354,9 +354,10 @@ async function rushRound(n: number): Promise<void> {
 async function v2Round(n: number): Promise<void> {
   const res = await http(stack.url, 'POST', `/events/${v2Id}/orders`, { buyer_id: `v2-${n}`, items: [{ pool: 'ga', quantity: 1 }], portone_api: 'v2' });
   expect(res.status, res.text).toBe(201);
-  const order = res.body as { merchant_uid: string; amount: number };
+  const order = res.body as { merchant_uid: string; amount: number; order_token: string };
   const w = await sim.payV2({ payment_id: order.merchant_uid, amount: order.amount, mode: 'manual' });
-  const confirm = (token: string) => http(stack.url, 'POST', '/portone/v2/manual-confirm', { payment_id: order.merchant_uid, payment_token: token, total_amount: order.amount });
+  // The buyer's browser, with the order's token.
+  const confirm = (token: string) => http(stack.url, 'POST', '/portone/v2/manual-confirm', { payment_id: order.merchant_uid, payment_token: token, total_amount: order.amount }, { headers: { authorization: `Bearer ${order.order_token}` } });
   const forged = await confirm(`ptk_forged_${rand(8)}`);
   expect(forged.status, forged.text).toBeGreaterThanOrEqual(400);
   const genuine = await confirm(w.payment_token!);

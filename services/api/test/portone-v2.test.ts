@@ -182,6 +182,15 @@ describe('POST /portone/v2/webhook', () => {
   });
 });
 
+/** The buyer's manual confirmation: the order's token in the Authorization header. */
+const asBuyer = (o: { order_token: string }) => ({ headers: { authorization: `Bearer ${o.order_token}` } });
+
+/** PortOne V2 payment lookups made so far (the API's own metric). */
+const portoneAsked = async () => {
+  const text = await (await fetch(`${stack.url}/metrics`)).text();
+  return [...text.matchAll(/^dropgate_portone_requests_total\{endpoint="v2GetPayment",[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+};
+
 describe('POST /portone/v2/manual-confirm input (from the browser: hostile)', () => {
   it('refuses malformed, oversized and unknown-field bodies with 400, and an unknown order with 404, before PortOne', async () => {
     const o = await order();
@@ -191,14 +200,14 @@ describe('POST /portone/v2/manual-confirm input (from the browser: hostile)', ()
       { ...ok, payment_token: 'bad token\n' }, { ...ok, total_amount: -1 }, { ...ok, total_amount: 1.5 }, { ...ok, total_amount: '1000' },
       { ...ok, extra: 1 },
     ]) {
-      const res = await http(stack.url, 'POST', '/portone/v2/manual-confirm', body);
+      const res = await http(stack.url, 'POST', '/portone/v2/manual-confirm', body, asBuyer(o));
       expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(400);
       expect(res.body).toMatchObject({ code: 'VALIDATION_FAILED', message: expect.any(String) });
     }
-    const big = await http(stack.url, 'POST', '/portone/v2/manual-confirm', undefined, { raw: JSON.stringify({ ...ok, pad: 'x'.repeat(10_000) }), headers: { 'content-type': 'application/json' } });
+    const big = await http(stack.url, 'POST', '/portone/v2/manual-confirm', undefined, { raw: JSON.stringify({ ...ok, pad: 'x'.repeat(10_000) }), headers: { 'content-type': 'application/json', ...asBuyer(o).headers } });
     expect(big.status).toBe(413);
     for (const paymentId of [`${ev}.AAAAAAAAAAA`, 'nosuchevent-x.AAAAAAAAAAA']) {
-      const res = await http(stack.url, 'POST', '/portone/v2/manual-confirm', { ...ok, payment_id: paymentId });
+      const res = await http(stack.url, 'POST', '/portone/v2/manual-confirm', { ...ok, payment_id: paymentId }, asBuyer(o));
       expect(res.status).toBe(404);
       expect(res.body.code).toBe('ORDER_NOT_FOUND');
     }
@@ -207,18 +216,15 @@ describe('POST /portone/v2/manual-confirm input (from the browser: hostile)', ()
 
   it(`asks PortOne about one order at most ${MANUAL_CONFIRMS_PER_ORDER} times a minute: then 429 RATE_LIMITED with Retry-After, PortOne not called`, async () => {
     const [o, other] = [await order(), await order()];
-    const asked = async () => {
-      const text = await (await fetch(`${stack.url}/metrics`)).text();
-      return [...text.matchAll(/^dropgate_portone_requests_total\{endpoint="v2GetPayment",[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
-    };
-    const confirm = (uid: string, amount: number) => http(stack.url, 'POST', '/portone/v2/manual-confirm', { payment_id: uid, payment_token: `ptk_${rand(8)}`, total_amount: amount });
+    const asked = portoneAsked;
+    const confirm = (x: typeof o) => http(stack.url, 'POST', '/portone/v2/manual-confirm', { payment_id: x.merchant_uid, payment_token: `ptk_${rand(8)}`, total_amount: x.amount }, asBuyer(x));
     const before = await asked();
-    for (let i = 0; i < MANUAL_CONFIRMS_PER_ORDER; i++) expect((await confirm(o.merchant_uid, o.amount)).body.code).toBe('PORTONE_UNAVAILABLE');
+    for (let i = 0; i < MANUAL_CONFIRMS_PER_ORDER; i++) expect((await confirm(o)).body.code).toBe('PORTONE_UNAVAILABLE');
     // Each of those asked PortOne (the client tries a refused connection twice).
     const afterAllowed = await asked();
     expect(afterAllowed).toBeGreaterThanOrEqual(before + MANUAL_CONFIRMS_PER_ORDER);
     for (let i = 0; i < 3; i++) {
-      const limited = await confirm(o.merchant_uid, o.amount);
+      const limited = await confirm(o);
       expect(limited.status).toBe(429);
       expect(limited.body).toEqual({ code: 'RATE_LIMITED', message: expect.any(String) });
       expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
@@ -227,12 +233,37 @@ describe('POST /portone/v2/manual-confirm input (from the browser: hostile)', ()
     expect(await asked()).toBe(afterAllowed);
     expect(await held(o.merchant_uid)).toBe('pending');
     // Another order of the same event is not affected.
-    expect((await confirm(other.merchant_uid, other.amount)).body.code).toBe('PORTONE_UNAVAILABLE');
+    expect((await confirm(other)).body.code).toBe('PORTONE_UNAVAILABLE');
+  });
+
+  it('needs the order\'s token: without one 401, with a wrong one or another order\'s 404; nothing counted or asked, so strangers cannot lock the buyer out', async () => {
+    const [o, other] = [await order(), await order()];
+    const body = { payment_id: o.merchant_uid, payment_token: 'ptk_abc', total_amount: o.amount };
+    const before = await portoneAsked();
+    // Far more than the per-order bound, by someone who knows the merchant_uid but not the token.
+    for (let i = 0; i < 3 * MANUAL_CONFIRMS_PER_ORDER; i++) {
+      const headers = [undefined, { authorization: 'Bearer not-the-token' }, asBuyer(other).headers, { authorization: `Basic ${o.order_token}` }, { authorization: 'Bearer ' }][i % 5];
+      const res = await http(stack.url, 'POST', '/portone/v2/manual-confirm', body, headers ? { headers } : {});
+      if (headers === undefined || !headers.authorization.startsWith('Bearer ') || headers.authorization === 'Bearer ') {
+        expect(res.status, JSON.stringify(headers)).toBe(401);
+        expect(res.body).toEqual({ code: 'UNAUTHORIZED', message: expect.stringContaining('order token') });
+      } else {
+        expect(res.status, JSON.stringify(headers)).toBe(404);
+        expect(res.body).toEqual({ code: 'ORDER_NOT_FOUND', message: expect.any(String) });
+      }
+    }
+    expect(await portoneAsked()).toBe(before);
+    expect(await held(o.merchant_uid)).toBe('pending');
+    // The buyer, with the order's token, is asked about as usual (PortOne is down here): not RATE_LIMITED.
+    expect((await http(stack.url, 'POST', '/portone/v2/manual-confirm', body, asBuyer(o))).body.code).toBe('PORTONE_UNAVAILABLE');
+    // So is the merchant, with the admin token.
+    expect((await http(stack.url, 'POST', '/portone/v2/manual-confirm', body, { admin: true })).body.code).toBe('PORTONE_UNAVAILABLE');
+    expect(await portoneAsked()).toBeGreaterThan(before);
   });
 
   it('answers 503 PORTONE_UNAVAILABLE, holding nothing, when PortOne cannot be asked about the payment', async () => {
     const o = await order();
-    const res = await http(stack.url, 'POST', '/portone/v2/manual-confirm', { payment_id: o.merchant_uid, payment_token: 'ptk_abc', total_amount: o.amount });
+    const res = await http(stack.url, 'POST', '/portone/v2/manual-confirm', { payment_id: o.merchant_uid, payment_token: 'ptk_abc', total_amount: o.amount }, asBuyer(o));
     expect(res.status).toBe(503);
     expect(res.body.code).toBe('PORTONE_UNAVAILABLE');
     expect(await held(o.merchant_uid)).toBe('pending');

@@ -14,6 +14,8 @@ export interface CreatedOrder {
   index: number;
   merchantUid: string | null;
   amount: number;
+  /** The buyer's proof of the order, sent with manual confirmations (null when creation was refused). */
+  orderToken: string | null;
   /** Why it was not created. */
   refused: string | null;
 }
@@ -97,11 +99,12 @@ const GATEWAY_ANSWERS: Readonly<Record<string, ReadonlyArray<readonly [number, s
 /** Sends a request straight to the API; a 500 (or any 5xx but 503 and the path's gateway answers) is an anomaly. */
 async function send(
   rt: ScenarioRuntime, path: string, body: Record<string, unknown>, form: boolean, sign?: (payload: string) => Record<string, string>,
+  extraHeaders: Record<string, string> = {},
 ): Promise<{ status: number; text: string }> {
   const payload = form
     ? new URLSearchParams(Object.entries(body).map(([k, v]): [string, string] => [k, String(v)])).toString()
     : JSON.stringify(body);
-  const headers = { 'content-type': form ? 'application/x-www-form-urlencoded' : 'application/json', ...sign?.(payload) };
+  const headers = { 'content-type': form ? 'application/x-www-form-urlencoded' : 'application/json', ...extraHeaders, ...sign?.(payload) };
   try {
     const res = await fetch(`${rt.stack.apiUrl}${path}`, { method: 'POST', headers, body: payload, signal: AbortSignal.timeout(10_000) });
     const text = await res.text();
@@ -208,9 +211,14 @@ async function forgeSignedConfirm(rt: ScenarioRuntime, how: 'bad_signature' | 'm
   note(rt, `${label}: V2 confirm, ${how.replace('_', ' ')}, ${paymentId} (${orderOf(rt, paymentId)}) ₩${amount ?? '-'} → ${res.status} ${codeOf(res.text)}`);
 }
 
-/** A buyer's (or an attacker's) manual confirmation, straight to the API. */
+/**
+ * A buyer's manual confirmation, straight to the API, with the order's token: the buyer's own, or a
+ * forgery by the buyer of the order it names (who has that token; a stranger without it is refused
+ * before anything is counted, held or asked, which the API's tests prove).
+ */
 async function manualConfirm(rt: ScenarioRuntime, paymentId: string, token: string, amount: number): Promise<{ status: number; text: string }> {
-  return send(rt, '/portone/v2/manual-confirm', { payment_id: paymentId, payment_token: token, total_amount: amount }, false);
+  const orderToken = rt.orders.find((o) => o.merchantUid === paymentId)?.orderToken ?? '';
+  return send(rt, '/portone/v2/manual-confirm', { payment_id: paymentId, payment_token: token, total_amount: amount }, false, undefined, { authorization: `Bearer ${orderToken}` });
 }
 
 /**

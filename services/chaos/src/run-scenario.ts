@@ -96,8 +96,8 @@ export async function runScenario(stack: ChaosStack, spec: ScenarioSpec, opts: {
   for (const [index, o] of spec.orders.entries()) {
     const body = { buyer_id: o.buyer, ...(spec.api !== 'v1' ? { portone_api: 'v2' } : {}), ...(o.seats.length > 0 ? { seats: o.seats } : {}), ...(o.quantity > 0 ? { items: [{ pool: 'ga', quantity: o.quantity }] } : {}) };
     const res = await post(stack, `/events/${eventId}/orders`, body, anomalies);
-    if (res.status === 201) orders.push({ index, merchantUid: String(res.body['merchant_uid']), amount: Number(res.body['amount']), refused: null });
-    else orders.push({ index, merchantUid: null, amount: 0, refused: `${res.status} ${String(res.body['code'] ?? '')}` });
+    if (res.status === 201) orders.push({ index, merchantUid: String(res.body['merchant_uid']), amount: Number(res.body['amount']), orderToken: String(res.body['order_token']), refused: null });
+    else orders.push({ index, merchantUid: null, amount: 0, orderToken: null, refused: `${res.status} ${String(res.body['code'] ?? '')}` });
   }
 
   const rt: ScenarioRuntime = { stack, api: spec.api, eventId, orders, t0: performance.now(), log, anomalies, pays: new Map(), tokens: new Map() };

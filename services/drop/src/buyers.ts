@@ -175,6 +175,8 @@ function pickOutcome(o: DropOptions, random: Random): PaymentOutcome {
 interface Order {
   merchant_uid: string;
   amount: number;
+  /** The buyer's proof of the order (V2 manual confirmation sends it). */
+  order_token: string;
 }
 
 /**
@@ -215,7 +217,7 @@ async function createOrder(ctx: BuyersContext, buyerId: string, random: Random, 
     }
     if (res.status === 201 && res.body) {
       ctx.log.ordersCreated++;
-      return { merchant_uid: String(res.body['merchant_uid']), amount: Number(res.body['amount']) };
+      return { merchant_uid: String(res.body['merchant_uid']), amount: Number(res.body['amount']), order_token: String(res.body['order_token']) };
     }
     const code = typeof res.body?.['code'] === 'string' ? (res.body['code'] as string) : `HTTP_${res.status}`;
     // A storefront that is shedding load: the buyer refreshes and tries again (an admitted buyer,
@@ -409,9 +411,9 @@ async function manualWindow(
   }
   await sleep(buyerDelay);
   const started = performance.now();
-  const answer = await postJson(`${ctx.apiUrl}/portone/v2/manual-confirm`, {
+  const answer = await jsonRequest('POST', `${ctx.apiUrl}/portone/v2/manual-confirm`, {
     payment_id: order.merchant_uid, payment_token: opened.payment_token, total_amount: order.amount,
-  });
+  }, { authorization: `Bearer ${order.order_token}` });
   record.latencyMs = Math.round((performance.now() - started) * 10) / 10;
   const code = typeof answer.body?.['code'] === 'string' ? (answer.body['code'] as string) : `HTTP_${answer.status}`;
   if (answer.status === 200) {
@@ -477,7 +479,7 @@ async function waitOnList(ctx: BuyersContext, buyerId: string, random: Random, i
       if (typeof amount !== 'number' || amount === 0) return end('error');
       bump(wl, 'offered');
       ctx.log.ordersCreated++;
-      return { merchant_uid: muid, amount };
+      return { merchant_uid: muid, amount, order_token: String(res.body['order_token']) };
     }
     if (state === 'expired' || state === 'sold_out') return end(state);
   }

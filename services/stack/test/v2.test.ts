@@ -31,8 +31,15 @@ afterAll(async () => {
 const { event, order, detail, orderIs, availability, queuesIdle } = shop(() => stack, { prefix: 'v2e', section: 'V' });
 const confirmUrl = () => `${stack.url}/portone/v2/confirm`;
 const webhookUrl = () => `${stack.url}/portone/v2/webhook`;
-const v2Order = (id: string, body: Record<string, unknown>) => order(id, { ...body, portone_api: 'v2' });
-const manualConfirm = (body: Record<string, unknown>) => http(stack.url, 'POST', '/portone/v2/manual-confirm', body);
+/** Order tokens by merchant_uid: the buyer's browser confirms with its order's token. */
+const tokens = new Map<string, string>();
+const v2Order = async (id: string, body: Record<string, unknown>) => {
+  const o = await order(id, { ...body, portone_api: 'v2' });
+  tokens.set(o.merchant_uid, o.order_token);
+  return o;
+};
+const manualConfirm = (body: { payment_id: string } & Record<string, unknown>) =>
+  http(stack.url, 'POST', '/portone/v2/manual-confirm', body, { headers: { authorization: `Bearer ${tokens.get(body.payment_id) ?? ''}` } });
 
 describe('confirm-webhook flow', () => {
   it('sells through a signed confirm and a signed Paid webhook, in either webhook version', async () => {

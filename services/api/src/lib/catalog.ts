@@ -34,12 +34,17 @@ export interface EventDef {
   queueSeed: string | null;
 }
 
+/** How often requests naming an event this process does not know may refresh the known ids (at most). */
+export const MISS_REFRESH_MS = 200;
+
 export class EventCatalog {
   private readonly db: Db;
   private readonly known = new Set<string>();
   private readonly defs = new Map<string, Promise<EventDef | null>>();
   private readonly loaded = new Map<string, EventDef>();
   private timer: NodeJS.Timeout | undefined;
+  private missRefresh: Promise<void> | null = null;
+  private missRefreshAt = Number.NEGATIVE_INFINITY;
 
   constructor(db: Db) {
     this.db = db;
@@ -78,8 +83,18 @@ export class EventCatalog {
     return this.loaded.get(eventId);
   }
 
-  /** The event's definition, or null when it does not exist. */
-  get(eventId: string): Promise<EventDef | null> {
+  /**
+   * The event's definition, or null when it does not exist. An id not among the known ones is looked
+   * for by refreshing the known ids, at most once every MISS_REFRESH_MS and shared by every request
+   * asking meanwhile: requests naming made-up events (anyone can send them, to every public route
+   * and webhook) cost no Postgres query each. An event created by another API process is found at
+   * the next such refresh (one made by this process is known at once).
+   */
+  async get(eventId: string): Promise<EventDef | null> {
+    if (!this.known.has(eventId) && !this.defs.has(eventId)) {
+      await this.refreshForMiss();
+      if (!this.known.has(eventId)) return null;
+    }
     let def = this.defs.get(eventId);
     if (!def) {
       def = this.load(eventId);
@@ -88,6 +103,16 @@ export class EventCatalog {
       def.then((d) => { if (!d) this.defs.delete(eventId); else this.loaded.set(eventId, d); }, () => this.defs.delete(eventId));
     }
     return def;
+  }
+
+  /** A refresh of the known ids for an id not among them: the one in flight, or none so soon after the last. */
+  private refreshForMiss(): Promise<void> {
+    if (this.missRefresh) return this.missRefresh;
+    const now = performance.now();
+    if (now - this.missRefreshAt < MISS_REFRESH_MS) return Promise.resolve();
+    this.missRefreshAt = now;
+    this.missRefresh = this.refresh().finally(() => { this.missRefresh = null; });
+    return this.missRefresh;
   }
 
   private async load(eventId: string): Promise<EventDef | null> {

@@ -9,7 +9,8 @@
  * (transactionId) is the "payment" dropgate holds for and settles: its key is `v2.<transactionId>`
  * (see PaymentGateway), so a confirm's answer is remembered per attempt and bound to the order.
  *
- * Manual confirmation is called by the buyer's browser: hostile input, strict schema. dropgate asks
+ * Manual confirmation is called by the buyer's browser: hostile input, strict schema, and the order's
+ * token (`Authorization: Bearer <order_token>`, or the admin token) before anything else. dropgate asks
  * PortOne for the payment first (its current attempt and amount), holds for that attempt, then asks
  * PortOne to approve it naming the attempt (`txId`), the order's amount and currency, and our store.
  */
@@ -17,6 +18,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import Schema from 'typebox/schema';
 import type { Static } from 'typebox';
+import { orders as ordersRepo } from '@dropgate/db';
 import { REFUSAL_REASONS, eventIdOf, type RefusalCode } from '@dropgate/domain';
 import { v2PaymentKey, verifyWebhook, type ConfirmRefusal, type PortOneV2Client } from '@dropgate/portone';
 import {
@@ -25,6 +27,7 @@ import {
 } from '../schemas.ts';
 import { decideConfirm, type ConfirmDeps } from '../lib/confirm.service.ts';
 import { toHttpError } from '../plugins/errors.plugin.ts';
+import { bearerToken, orderTokenMatches, sameSecret } from '../lib/secrets.ts';
 import { REFUSAL_STATUS } from '../lib/http-errors.ts';
 import type { AppDeps } from '../deps.ts';
 
@@ -330,9 +333,24 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
       };
       const v2 = deps.portoneV2;
       if (v2 === null) return answer(503, 'NOT_CONFIGURED', 'manual confirmation needs PORTONE_V2_API_SECRET', 'rejected');
+      // Only the order's buyer (its order token) or the merchant (the admin token) may confirm its
+      // payment: merchant_uids are not secrets, and a stranger's attempts would otherwise count
+      // against the order's (RATE_LIMITED) and take its hold numbers (TOO_MANY_ATTEMPTS), locking
+      // the buyer out. Checked before anything is counted, held or asked of PortOne.
+      const token = bearerToken(request.headers.authorization);
+      if (!token) return answer(401, 'UNAUTHORIZED', 'manual confirmation needs the order token: Authorization: Bearer <order_token>', 'rejected');
       const eventId = eventIdOf(merchantUid);
       const event = eventId === null ? undefined : await catalog.get(eventId);
       if (eventId === null || !event) return answer(404, 'ORDER_NOT_FOUND', REFUSAL_REASONS.ORDER_NOT_FOUND, 'rejected');
+      const admin = config.adminToken !== undefined && sameSecret(token, config.adminToken);
+      let owned;
+      try {
+        owned = admin || orderTokenMatches(token, (await ordersRepo.findOrder(deps.db, merchantUid))?.order_token_hash ?? null);
+      } catch {
+        return answer(503, 'NOT_READY', REFUSAL_REASONS.NOT_READY, 'rejected');
+      }
+      // A wrong token gets the same answer as an order that does not exist (as GET /orders/:merchant_uid).
+      if (!owned) return answer(404, 'ORDER_NOT_FOUND', REFUSAL_REASONS.ORDER_NOT_FOUND, 'rejected');
       // The order must exist before PortOne is called for it: a made-up payment_id costs one Redis read.
       let state;
       try {
