@@ -2,6 +2,7 @@
  * The API as a fastify application. Dependencies come in built (see server.ts), so tests build the
  * same app against their own database, Redis prefix and queues.
  */
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RawServerDefault } from 'fastify';
 import underPressure from '@fastify/under-pressure';
 import rateLimit from '@fastify/rate-limit';
@@ -37,6 +38,18 @@ export function requestLogSerializer(req: { method: string; url: string; ip?: st
   return { method: req.method, url, remoteAddress: req.ip, hostname: req.hostname };
 }
 
+/** Node's parser refused the request (see `clientErrorHandler`): answered `{code, message}`, then closed. */
+function clientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, code, message] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', 'REQUEST_TIMEOUT', 'the request did not arrive in time']
+      : error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'HEADERS_TOO_LARGE', 'the request headers are too large']
+        : [400, 'Bad Request', 'BAD_REQUEST', 'the request is not valid HTTP'];
+  const body = JSON.stringify({ code, message });
+  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy(error);
+}
+
 export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOptions['logger'] } = {}): Promise<FastifyInstance<RawServerDefault>> {
   const trustProxy = deps.config.trustProxy;
   const app = Fastify({
@@ -49,6 +62,17 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
     // Compiled once per process, not once per app (tests build many apps).
     schemaController: { compilersFactory: sharedCompilers },
     return503OnClosing: true,
+    // What the router refuses itself (a path parameter over 100 characters, a malformed URL component)
+    // and what Node's parser refuses before fastify sees a request (headers too large, a request not
+    // sent in time, a malformed one) answer `{code, message}` like every other error.
+    frameworkErrors: (error, _request, reply) => {
+      const tooLong = (error as { code?: string }).code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const raw = reply as unknown as { status(code: number): { send(body: unknown): unknown } };
+      void raw.status(tooLong ? 414 : 400).send(tooLong
+        ? { code: 'URI_TOO_LONG', message: 'a path parameter is longer than 100 characters' }
+        : { code: 'BAD_URL', message: 'the URL is not valid' });
+    },
+    clientErrorHandler: clientError,
     // Slow clients (slow loris) cannot hold connections: the whole request must arrive within
     // requestTimeout (else 408 and close), and a connection idle for connectionTimeout is closed.
     // Neither bounds the time a handler takes to answer (the confirm keeps its own budget).

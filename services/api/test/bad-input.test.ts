@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, eventId, impUid, TEST_ADMIN_TOKEN } from '@dropgate/testkit';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
 import { sql } from 'kysely';
+import { connect } from 'node:net';
 import { toHttpError } from '../src/plugins/errors.plugin.ts';
 
 let stack: ApiStack;
@@ -180,5 +181,35 @@ describe('control characters', () => {
     });
     expect((cancelled as { code?: string }).code).toBe('57014');
     expect(toHttpError(cancelled)).toMatchObject({ statusCode: 503, code: 'NOT_READY' });
+  });
+});
+
+describe('what the router and Node refuse before a route runs', () => {
+  /** Sends `head` as it is on a raw connection; @returns what came back before the server closed it. */
+  const rawRequest = (head: string) => new Promise<string>((resolve, reject) => {
+    const url = new URL(stack.url);
+    const socket = connect(Number(url.port), url.hostname, () => socket.write(head));
+    let received = '';
+    socket.on('data', (d: Buffer) => { received += d.toString('utf8'); });
+    socket.on('close', () => resolve(received));
+    socket.on('error', reject);
+  });
+  const bodyOf = (answer: string) => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as unknown;
+
+  it('answers {code, message}: a path parameter over 100 characters 414, a malformed URL component 400, headers too large 431', async () => {
+    const long = await http(stack.url, 'GET', `/events/${'x'.repeat(101)}`);
+    expect(long.status).toBe(414);
+    expect(long.body).toEqual({ code: 'URI_TOO_LONG', message: expect.any(String) });
+    const badUrl = await http(stack.url, 'GET', '/events/%E0%A4%A');
+    expect(badUrl.status).toBe(400);
+    expect(badUrl.body).toEqual({ code: 'BAD_URL', message: expect.any(String) });
+    const big = await rawRequest(`GET /healthz HTTP/1.1\r\nHost: x\r\nx-pad: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(big).toMatch(/^HTTP\/1\.1 431 /);
+    expect(bodyOf(big)).toEqual({ code: 'HEADERS_TOO_LARGE', message: expect.any(String) });
+    const garbage = await rawRequest('NOT HTTP AT ALL\r\n\r\n');
+    expect(garbage).toMatch(/^HTTP\/1\.1 400 /);
+    expect(bodyOf(garbage)).toEqual({ code: 'BAD_REQUEST', message: expect.any(String) });
+    // The server goes on answering.
+    expect((await http(stack.url, 'GET', `/events/${id}`)).status).toBe(200);
   });
 });
