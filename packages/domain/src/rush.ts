@@ -36,3 +36,6 @@ export const ADMITTED_PER_AVAILABLE_PLACE = 1;
 
 /** The fewest seconds between two polls of one queue place; faster polls are answered 429. */
 export const QUEUE_POLL_INTERVAL_SECONDS = 1;
+
+/** Waiting-list steps a second each API process runs for one event's list, at most, after a burst of as many (polls beyond answer from the list as it is). */
+export const WAITLIST_STEPS_PER_SECOND = 20;

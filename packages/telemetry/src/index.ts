@@ -72,6 +72,10 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
       name: 'dropgate_waitlist_polls_total', help: 'Waiting-list polls by the state answered (waiting, offered, expired, sold_out)',
       labelNames: ['event', 'state'], registers: [registry],
     }),
+    waitlistSteps: new Counter({
+      name: 'dropgate_waitlist_steps_total', help: 'Waiting-list steps polls ran (run), or left to a later poll because polls came faster than the pace (paced)',
+      labelNames: ['event', 'result'], registers: [registry],
+    }),
     waitlistWaiting: new Gauge({ name: 'dropgate_waitlist_waiting', help: 'Buyers waiting on the waiting list, read from Redis when scraped', labelNames: ['event'], registers: [registry] }),
     waitlistOffers: new Gauge({ name: 'dropgate_waitlist_offers_open', help: 'Waiting-list offers open (reserved, not yet paid or lapsed)', labelNames: ['event'], registers: [registry] }),
     queuePace: new Gauge({ name: 'dropgate_waiting_room_pace', help: 'The dynamic waiting room pace, buyers admitted per second', labelNames: ['event'], registers: [registry] }),

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, eventId, impUid, waitFor, TestClock } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
+import { WAITLIST_STEPS_PER_SECOND } from '@dropgate/domain';
 
 let stack: TestStack;
 const clock = new TestClock();
@@ -106,5 +107,33 @@ describe('waiting list', () => {
       expect(r.body.code).toBe('TOKEN_INVALID');
     }
     expect((await poll(plain, t)).status).toBe(404);
+  });
+});
+
+describe('polls in a loop', () => {
+  it(`run at most ${WAITLIST_STEPS_PER_SECOND} list steps a second per event (after a burst of as many); the rest answer from the list, which still moves`, async () => {
+    const id = await makeEvent(1);
+    const holder = await order(id, 'holder', { items: [{ pool: 'ga', quantity: 1 }] });
+    expect(holder.status).toBe(201);
+    const w = await join(id, 'looper', { items: [{ pool: 'ga', quantity: 1 }] });
+    const steps = async (result: 'run' | 'paced') =>
+      (await stack.api.deps.metrics.waitlistSteps.get()).values.filter((v) => v.labels.event === id && v.labels.result === result).reduce((n, v) => n + v.value, 0);
+    // One client polling its entry as fast as it can, 25 at a time.
+    const started = performance.now();
+    let polls = 0;
+    for (let round = 0; round < 20; round++) {
+      const answers = await Promise.all(Array.from({ length: 25 }, () => poll(id, w.body.waitlist_token)));
+      polls += answers.length;
+      expect(answers.every((a) => a.status === 200 && a.body.state === 'waiting')).toBe(true);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const run = await steps('run');
+    expect(run + (await steps('paced'))).toBe(polls);
+    expect(run).toBeGreaterThanOrEqual(1);
+    expect(run).toBeLessThanOrEqual(WAITLIST_STEPS_PER_SECOND * (1 + seconds) + 1);
+    // The pace never keeps an offer from the entry: the holder's reservation lapses, the list moves.
+    clock.advance(6_000);
+    await waitFor(async () => (await stack.store.orderState(id, holder.body.merchant_uid))?.status === 'expired', 15_000, 'the reservation expired');
+    expect((await until(id, w.body.waitlist_token, 'offered')).merchant_uid).toMatch(/./);
   });
 });

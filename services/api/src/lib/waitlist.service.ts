@@ -24,7 +24,7 @@
  * between two steps gets them.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { DomainError, RESOURCE_ID_PATTERN } from '@dropgate/domain';
+import { DomainError, RESOURCE_ID_PATTERN, WAITLIST_STEPS_PER_SECOND } from '@dropgate/domain';
 import type { Db } from '@dropgate/db';
 import type { HoldStore } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
@@ -94,6 +94,34 @@ export async function joinWaitlist(
   return { waitlist_token: waitlistToken(secret, event.id, input.buyer_id), position: r.rank + 1 };
 }
 
+/**
+ * Paces the list steps polls run, per event, in one API process: a step costs Redis up to about a
+ * millisecond on a large list, and polls are not limited per token (the tests and the README count an
+ * entry's progress in polls), so without a pace one client polling in a loop kept Redis busy running
+ * steps back to back (5,080 polls of one token in 3 s, each a step). A token bucket of
+ * WAITLIST_STEPS_PER_SECOND, refilled with real time (not the app's clock, which tests move by hand).
+ */
+export class WaitlistStepPacer {
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  readonly #rate: number;
+
+  constructor(rate = WAITLIST_STEPS_PER_SECOND) {
+    this.#rate = rate;
+  }
+
+  /** True when a poll of `eventId`'s list may run a step now (and takes it from the bucket). */
+  take(eventId: string): boolean {
+    const now = performance.now();
+    const b = this.#buckets.get(eventId) ?? { tokens: this.#rate, at: now };
+    b.tokens = Math.min(this.#rate, b.tokens + ((now - b.at) / 1000) * this.#rate);
+    b.at = now;
+    this.#buckets.set(eventId, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+}
+
 /** How offers are made: the PortOne API of the orders (PORTONE_DEFAULT_API), and what follows each one. */
 export interface OfferOptions {
   defaultApi?: 'v1' | 'v2';
@@ -150,11 +178,15 @@ export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef,
   });
 }
 
-export async function pollWaitlist(db: Db, store: HoldStore, event: EventDef, token: string, nowMs: number, opts: OfferOptions = {}): Promise<WaitlistAnswer> {
+export async function pollWaitlist(
+  db: Db, store: HoldStore, event: EventDef, token: string, nowMs: number, opts: OfferOptions & { mayStep?: () => boolean } = {},
+): Promise<WaitlistAnswer> {
   const { secret } = list(event);
   const buyer = tokenBuyer(secret, event.id, token);
   if (buyer === null) throw new DomainError('TOKEN_INVALID', 'no entry on this waiting list matches this token');
-  await advanceWaitlist(db, store, event, nowMs, opts);
+  // A poll steps the list unless polls come faster than the pace (see WaitlistStepPacer): then it
+  // answers from the list as the last step left it.
+  if (opts.mayStep?.() ?? true) await advanceWaitlist(db, store, event, nowMs, opts);
   const e = await store.waitlists.entry(event.id, buyer);
   if (!e) throw new DomainError('TOKEN_INVALID', 'no entry on this waiting list matches this token');
   if (e.state === 'offered' && e.merchantUid) {

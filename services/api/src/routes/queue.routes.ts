@@ -8,13 +8,14 @@ import {
   ErrorBody, EventIdParams, JoinQueueBody, JoinWaitlistBody, JoinedQueueBody, JoinedWaitlistBody, QueueBody, QueueTokenParams, WaitlistBody, WaitlistTokenParams,
 } from '../schemas.ts';
 import { joinQueue, pollQueue } from '../lib/queue.service.ts';
-import { joinWaitlist, pollWaitlist } from '../lib/waitlist.service.ts';
+import { joinWaitlist, pollWaitlist, WaitlistStepPacer } from '../lib/waitlist.service.ts';
 import { preRegisterOrder } from '../lib/pre-register.ts';
 import { perAddressLimit, requireBuyer } from '../lib/buyers.ts';
 import type { EventDef } from '../lib/catalog.ts';
 import type { AppDeps } from '../deps.ts';
 
 export const queueRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
+  const steps = new WaitlistStepPacer();
   const requireEvent = async (eventId: string): Promise<EventDef> => {
     const def = await deps.catalog.get(eventId);
     if (!def) throw new DomainError('EVENT_NOT_FOUND', `event ${eventId} does not exist`);
@@ -72,6 +73,11 @@ export const queueRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
       const answer = await pollWaitlist(deps.db, deps.store, def, request.params.waitlist_token, deps.clock.now(), {
         defaultApi: deps.config.portone.defaultApi,
         onOffer: (created, api) => preRegisterOrder(deps, api, created, request.log),
+        mayStep: () => {
+          const run = steps.take(def.id);
+          deps.metrics.waitlistSteps.inc({ event: def.id, result: run ? 'run' : 'paced' });
+          return run;
+        },
       });
       deps.metrics.waitlistPolls.inc({ event: def.id, state: answer.state });
       // The body may carry an order token: no cache may keep it.
