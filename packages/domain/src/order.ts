@@ -46,6 +46,8 @@ export interface SnapshotOrder {
   merchantUid: string;
   /** The buyer was verified (signed buyer token): the order counts against ORDERS_PER_BUYER_MAX. Absent: false. */
   buyerVerified?: boolean;
+  /** The PortOne API the order's payments go through. Absent: v1. */
+  portoneApi?: 'v1' | 'v2';
   amount: number;
   buyerId: string;
   seats: string[];

@@ -60,6 +60,8 @@ export class EventLoader {
       const fields: (string | number)[] = [
         'a', o.amount, 'b', o.buyerId, 's', o.seats.join(','), 'i', itemsCsv(o.items), 'q', tickets, 'st', o.status, 'seq', o.seq,
       ];
+      // A V2 order: placeHold takes no V1 confirm for it (see there).
+      if (o.portoneApi === 'v2') fields.push('api', 'v2');
       if (o.status === 'held' || o.status === 'paid') {
         const mark = o.status === 'held' ? `h:${o.merchantUid}` : `s:${o.merchantUid}`;
         const bucket = o.status === 'held' ? 'held' : 'sold';

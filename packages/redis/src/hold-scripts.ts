@@ -183,7 +183,7 @@ export class HoldScripts {
 
   async createOrder(eventId: string, o: NewRedisOrder): Promise<CreateOrderResult> {
     const k = eventKeys(eventId);
-    const r = await this.redis.createOrder(k.meta, k.order(o.merchantUid), o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), o.tickets);
+    const r = await this.redis.createOrder(k.meta, k.order(o.merchantUid), o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), o.tickets, o.api === 'v2' ? 'v2' : '');
     return mapCode(CREATE_CODES, r, 'createOrder');
   }
 
@@ -192,7 +192,7 @@ export class HoldScripts {
     const k = eventKeys(eventId);
     const [code, exp] = (await this.redis.reserveOrder(
       k.meta, k.order(o.merchantUid), k.seats, k.counts, k.buyers, k.holds, k.handoff,
-      o.merchantUid, o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), nowMs, ttlMs,
+      o.merchantUid, o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), nowMs, ttlMs, o.api === 'v2' ? 'v2' : '',
     )) as [number, number];
     if (code === 1) return { result: 'reserved', expiresAt: exp };
     return { result: mapCode(RESERVE_CODES, code, 'reserveOrder') };

@@ -22,6 +22,8 @@ export interface NewRedisOrder {
   seats: readonly string[];
   items: readonly PoolItem[];
   tickets: number;
+  /** The PortOne API the order's payments go through (absent: v1); a V2 order takes no V1 confirm. */
+  api?: 'v1' | 'v2';
 }
 
 export interface OrderState {

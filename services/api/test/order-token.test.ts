@@ -86,6 +86,8 @@ describe('order tokens', () => {
       await read(o.merchant_uid, 'Bearer not-even-close'),
       await read(o.merchant_uid, `Bearer ${createHash('sha256').update(o.order_token).digest('base64url')}`),
       await read(missing, `Bearer ${o.order_token}`),
+      // An order of an event that does not exist: answered from the catalog, before Postgres.
+      await read('nosuch-event.AAAAAAAAAAA', `Bearer ${o.order_token}`),
     ];
     for (const res of answers) {
       expect(res.status, res.text).toBe(404);

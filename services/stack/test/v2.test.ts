@@ -8,7 +8,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Simulator } from '@dropgate/portone-sim';
-import { http, rand, signWebhook, waitFor, TestClock } from '@dropgate/testkit';
+import { http, impUid, rand, signWebhook, waitFor, TestClock } from '@dropgate/testkit';
+import { eventKeys } from '@dropgate/redis';
+import { loadSnapshot } from '@dropgate/db';
 import type { TestStack } from '@dropgate/stack';
 import { startApi } from '@dropgate/api';
 import { shop } from './support/shop.ts';
@@ -141,6 +143,39 @@ describe('Redis losing the event', () => {
     expect(d.status).not.toBe('paid');
     expect(d.payments).toEqual([expect.objectContaining({ imp_uid: `v2.${aWindow.transaction_id}`, status: 'failed', amount: a.amount })]);
     expect((await detail(b.merchant_uid)).payments).toEqual([expect.objectContaining({ imp_uid: `v2.${pb.transaction_id}`, status: 'paid', amount: b.amount })]);
+  });
+});
+
+describe('V1 confirms naming a V2 order', () => {
+  it('are refused ORDER_NOT_FOUND and change nothing, before and after a rebuild and with a reservation, so they cannot use up the order\'s holds; the buyer then pays', async () => {
+    for (const reservation of [undefined, 60]) {
+      const id = await event({ seats: 1, ...(reservation ? { reservation } : {}) });
+      const o = await v2Order(id, { buyer_id: `v1x-${reservation ?? 0}`, seats: ['V-1-1'] });
+      const k = eventKeys(id);
+      expect(await stack.redis.hget(k.order(o.merchant_uid), 'api')).toBe('v2');
+      /** Twelve V1 confirms at once, right amount, made-up imp_uids: each refused, the order's state as it was. */
+      const v1ConfirmsChangeNothing = async () => {
+        const before = await stack.redis.hgetall(k.order(o.merchant_uid));
+        const answers = await Promise.all(Array.from({ length: 12 }, () =>
+          http(stack.url, 'POST', '/portone/v1/confirm', { imp_uid: impUid(), merchant_uid: o.merchant_uid, amount: o.amount })));
+        for (const res of answers) {
+          expect(res.status, res.text).toBe(404);
+          expect(res.body.code).toBe('ORDER_NOT_FOUND');
+        }
+        expect(await stack.redis.hgetall(k.order(o.merchant_uid))).toEqual(before);
+        expect(await stack.redis.exists(k.answers(o.merchant_uid))).toBe(0);
+      };
+      await v1ConfirmsChangeNothing();
+      // A rebuild from the record keeps the order's API.
+      await stack.store.loadEvent((await loadSnapshot(stack.api.deps.db, id))!, `v1x-${rand(4)}`);
+      expect(await stack.redis.hget(k.order(o.merchant_uid), 'api')).toBe('v2');
+      await v1ConfirmsChangeNothing();
+      // The buyer's own payment goes through.
+      const w = await sim.payV2({ payment_id: o.merchant_uid, amount: o.amount, mode: 'manual', faults: { webhook_loss: 1 } });
+      const res = await manualConfirm({ payment_id: o.merchant_uid, payment_token: w.payment_token, total_amount: o.amount });
+      expect(res.status, res.text).toBe(200);
+      expect((await orderIs(o.merchant_uid, 'paid')).tickets).toHaveLength(1);
+    }
   });
 });
 

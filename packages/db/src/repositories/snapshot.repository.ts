@@ -80,6 +80,7 @@ export async function loadSnapshot(db: Db, eventId: string): Promise<SnapshotRec
         seq: maxSeq.get(o.merchant_uid) ?? 0,
         impUid: status === 'held' && live ? live.impUid : null,
         buyerVerified: o.buyer_verified,
+        portoneApi: o.portone_api,
       };
     }),
     displaced: [...displaced],
@@ -96,7 +97,7 @@ function readRecord(db: Db, eventId: string) {
     if (!event) return null;
     const pools = await trx.selectFrom('pools').select(['id', 'capacity']).where('event_id', '=', eventId).execute();
     const seats = await trx.selectFrom('seats').select('id').where('event_id', '=', eventId).execute();
-    const orders = await trx.selectFrom('orders').select(['merchant_uid', 'buyer_id', 'amount', 'status', 'buyer_verified']).where('event_id', '=', eventId).execute();
+    const orders = await trx.selectFrom('orders').select(['merchant_uid', 'buyer_id', 'amount', 'status', 'buyer_verified', 'portone_api']).where('event_id', '=', eventId).execute();
     const orderSeats = await trx.selectFrom('order_seats').select(['merchant_uid', 'seat_id']).where('event_id', '=', eventId).execute();
     const orderItems = await trx.selectFrom('order_items').select(['merchant_uid', 'pool_id', 'quantity']).where('event_id', '=', eventId).execute();
     const holds = await trx.selectFrom('holds').select(['merchant_uid', 'seq', 'status', 'expires_at', 'imp_uid', 'created_at']).where('event_id', '=', eventId).execute();

@@ -10,6 +10,8 @@
     ARGV[3] seats csv
     ARGV[4] items csv (pool,qty,...)
     ARGV[5] ticket count
+    ARGV[6] 'v2' for an order paid through PortOne V2 (stored as field api: placeHold takes no V1
+            confirm for it), else ''
 
   Output:
      1  created
@@ -19,4 +21,5 @@
 if redis.call('HGET', KEYS[1], 'state') ~= 'ready' then return -9 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('HSET', KEYS[2], 'a', ARGV[1], 'b', ARGV[2], 's', ARGV[3], 'i', ARGV[4], 'q', ARGV[5], 'st', 'pending', 'seq', 0)
+if ARGV[6] == 'v2' then redis.call('HSET', KEYS[2], 'api', 'v2') end
 return 1

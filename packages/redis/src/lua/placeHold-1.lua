@@ -24,7 +24,8 @@
     KEYS[1] order     {ev:E}:o:<uid>   hash: a amount, b buyer, s seats, i items, q tickets, st, exp, seq,
                                        imp (the payment that took the hold), imps (every payment on it),
                                        rv (the hold is a reservation a payment was approved on: the
-                                       reservation's own expiry, ms; gone once the hold ends)
+                                       reservation's own expiry, ms; gone once the hold ends),
+                                       api ('v2': paid through PortOne V2, so no V1 confirm is taken)
     named from it:
       meta            {ev:E}:meta      hash: state, opens, closes, ttl, max
       answers         {ev:E}:o:<uid>:d hash: imp_uid -> "code|exp|seq|1", the answer given to that
@@ -51,7 +52,7 @@
      4  approved on the order's live reservation (hold_at "order", its first payment): the reservation
         now covers the PG's approval (expiry at least now + hold ttl) under a new hold number
     -1  event not loaded in Redis
-    -2  order not found (nothing remembered)
+    -2  order not found, or a V1 confirm of a V2 order (nothing remembered)
     -3  amount mismatch (nothing remembered)
     -4  sale not open
     -5  sale closed
@@ -81,8 +82,11 @@ local meta = redis.call('HMGET', metaKey, 'state', 'opens', 'closes', 'ttl', 'ma
 if not meta[1] then return { -1, 0, 0, 0 } end
 if meta[1] ~= 'ready' then return { -9, 0, 0, 0 } end
 
-local o = redis.call('HMGET', orderKey, 'a', 'b', 's', 'i', 'q', 'st', 'exp', 'seq', 'imps')
+local o = redis.call('HMGET', orderKey, 'a', 'b', 's', 'i', 'q', 'st', 'exp', 'seq', 'imps', 'api')
 if not o[1] then return { -2, 0, 0, 0 } end
+-- An order paid through PortOne V2 takes only V2 confirms (signed by PortOne; payment keys 'v2.<txId>'):
+-- an unsigned V1 confirm naming it is a stranger's, and is not its to count, hold or remember.
+if o[10] == 'v2' and string.sub(imp, 1, 3) ~= 'v2.' then return { -2, 0, 0, 0 } end
 
 -- A wrong amount gets the same answer every time (an order's amount never changes), so it is neither
 -- remembered nor counted against the order's payments: forged confirms with a wrong amount cannot use

@@ -20,6 +20,7 @@
     ARGV[5] items csv (pool,qty,...)
     ARGV[6] now (ms)
     ARGV[7] reservation ttl (ms)
+    ARGV[8] 'v2' for an order paid through PortOne V2 (field api, see createOrder), else ''
 
   Output: { code, expires_at_ms }
      1  created and reserved
@@ -62,6 +63,7 @@ redis.call('HINCRBY', KEYS[5], ARGV[3], qty)
 local exp = now + tonumber(ARGV[7])
 redis.call('HSET', KEYS[2], 'a', ARGV[2], 'b', ARGV[3], 's', ARGV[4], 'i', ARGV[5], 'q', qty,
   'st', 'held', 'exp', exp, 'seq', 1, 'imp', '', 'imps', '', 'x', 0)
+if ARGV[8] == 'v2' then redis.call('HSET', KEYS[2], 'api', 'v2') end
 redis.call('ZADD', KEYS[6], exp, ARGV[1])
 redis.call('XADD', KEYS[7], '*', 'uid', ARGV[1], 'imp', '', 'seq', 1, 'exp', exp, 'at', now)
 return { 1, exp }

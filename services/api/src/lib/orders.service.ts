@@ -198,20 +198,21 @@ async function write(
   const { amount, seats, items, tickets } = priced;
   const seatIds = seats.map((s) => s.id);
   const orderToken = newOrderToken();
+  const api = input.portone_api ?? opts.defaultApi ?? 'v1';
   await ordersRepo.insertOrder(db, {
     merchantUid, eventId: event.id, buyerId: input.buyer_id, amount, currency: event.currency, orderTokenHash: orderToken.hash, seats, items,
-    portoneApi: input.portone_api ?? opts.defaultApi ?? 'v1',
+    portoneApi: api,
     buyerVerified: counted,
     maxOrdersPerBuyer: store.maxOrdersPerBuyer,
   });
   if (event.holdAt === 'order') {
     const ttlSeconds = opts.offerTtlSeconds ?? event.reservationTtlSeconds ?? 0;
-    return reserve(db, store, event, { merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets }, orderToken.token, now, ttlSeconds, opts.offerTtlSeconds === undefined);
+    return reserve(db, store, event, { merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets, api }, orderToken.token, now, ttlSeconds, opts.offerTtlSeconds === undefined);
   }
   let visible: Awaited<ReturnType<HoldStore['createOrder']>>;
   try {
     visible = await store.createOrder(event.id, {
-      merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets,
+      merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets, api,
     });
   } catch (error) {
     doubted(store).add(event.id);

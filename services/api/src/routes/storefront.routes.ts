@@ -1,7 +1,7 @@
 /** Storefront API: events with availability, seat pages, orders. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
-import { DomainError } from '@dropgate/domain';
+import { DomainError, eventIdOf } from '@dropgate/domain';
 import { HttpError } from '../lib/http-errors.ts';
 import { orders as ordersRepo } from '@dropgate/db';
 import { jobIds } from '@dropgate/jobs';
@@ -69,6 +69,16 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
     const def = await deps.catalog.get(eventId);
     if (!def) throw new DomainError('EVENT_NOT_FOUND', `event ${eventId} does not exist`);
     return def;
+  };
+  /**
+   * Before an order is read from Postgres: its merchant_uid names an event that exists (the catalog,
+   * no query for a made-up one), or it is answered as the missing order it is.
+   */
+  const requireOrderEvent = async (merchantUid: string): Promise<void> => {
+    const eventId = eventIdOf(merchantUid);
+    if (eventId === null || !(deps.catalog.isKnown(eventId) || (await deps.catalog.get(eventId)))) {
+      throw new DomainError('ORDER_NOT_FOUND', 'no order matches this merchant_uid and token');
+    }
   };
 
   app.get(
@@ -175,6 +185,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       // The order token, as for reading the order; a wrong one gets the same 404 as a missing order.
       const token = bearerToken(request.headers.authorization);
       if (!token) throw new HttpError('UNAUTHORIZED', 'extending an order needs its order token: Authorization: Bearer <order_token>');
+      await requireOrderEvent(request.params.merchant_uid);
       const order = await ordersRepo.findOrder(deps.db, request.params.merchant_uid);
       if (!order || !orderTokenMatches(token, order.order_token_hash)) {
         throw new DomainError('ORDER_NOT_FOUND', 'no order matches this merchant_uid and token');
@@ -194,6 +205,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       // secrets (PortOne, logs and URLs carry them), the token is.
       const token = bearerToken(request.headers.authorization);
       if (!token) throw new HttpError('UNAUTHORIZED', 'reading an order needs its order token: Authorization: Bearer <order_token>');
+      await requireOrderEvent(request.params.merchant_uid);
       const admin = deps.config.adminToken !== undefined && sameSecret(token, deps.config.adminToken);
       const detail = await ordersRepo.findOrderDetail(
         deps.db, request.params.merchant_uid, (order) => orderTokenMatches(token, order.order_token_hash) || admin,
