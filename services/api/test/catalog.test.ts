@@ -45,13 +45,18 @@ describe('the event catalog', () => {
     for (let round = 0; round < 10; round++) {
       const answers = await Promise.all(Array.from({ length: 200 }, () => catalog.get(`nosuch-${rand(10)}`)));
       expect(answers.every((a) => a === null)).toBe(true);
+      // `exists` (the webhooks' and order reads' question) shares the same refresh.
+      const exist = await Promise.all(Array.from({ length: 200 }, () => catalog.exists(`nosuch-${rand(10)}`)));
+      expect(exist.every((e) => e === false)).toBe(true);
     }
+    expect(await catalog.exists(known)).toBe(true);
     const windows = Math.ceil((performance.now() - started) / MISS_REFRESH_MS) + 1;
     expect(queries - before).toBeGreaterThanOrEqual(1);
     expect(queries - before).toBeLessThanOrEqual(windows);
     // An event made meanwhile by another process is found at the next refresh.
     const later = eventId('cat');
     await insertEvent(later);
+    expect(await waitFor(async () => catalog.exists(later), 5_000, 'the new event to be known')).toBe(true);
     const found = await waitFor(async () => catalog.get(later), 5_000, 'the new event to be found');
     expect(found.id).toBe(later);
     catalog.stop();

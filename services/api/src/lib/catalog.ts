@@ -105,6 +105,16 @@ export class EventCatalog {
     return def;
   }
 
+  /**
+   * Whether the event exists, without loading its definition: known, or found by the shared refresh
+   * `get` uses for an id not known (so a made-up id costs no query of its own).
+   */
+  async exists(eventId: string): Promise<boolean> {
+    if (this.known.has(eventId)) return true;
+    await this.refreshForMiss();
+    return this.known.has(eventId);
+  }
+
   /** A refresh of the known ids for an id not among them: the one in flight, or none so soon after the last. */
   private refreshForMiss(): Promise<void> {
     if (this.missRefresh) return this.missRefresh;

@@ -9,6 +9,11 @@ export function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(expected).digest());
 }
 
+/** True when `token` is ADMIN_TOKEN (never when none is configured). */
+export function isAdminToken(token: string, adminToken: string | undefined): boolean {
+  return adminToken !== undefined && sameSecret(token, adminToken);
+}
+
 /** The token of an `Authorization: Bearer <token>` header, or null when there is none. */
 export function bearerToken(header: string | undefined): string | null {
   const match = /^Bearer +(\S+) *$/.exec(header ?? '');

@@ -27,7 +27,7 @@ import {
 } from '../schemas.ts';
 import { decideConfirm, type ConfirmDeps } from '../lib/confirm.service.ts';
 import { toHttpError } from '../plugins/errors.plugin.ts';
-import { bearerToken, orderTokenMatches, sameSecret } from '../lib/secrets.ts';
+import { bearerToken, isAdminToken, orderTokenMatches } from '../lib/secrets.ts';
 import { REFUSAL_STATUS } from '../lib/http-errors.ts';
 import type { AppDeps } from '../deps.ts';
 
@@ -217,7 +217,7 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
         const eventId = fields.paymentId === null ? null : eventIdOf(fields.paymentId);
         // Another store's payment, or a payment that is none of our orders (another system on the store).
         if (fields.transactionId === null || eventId === null || foreignStore(fields.storeId)) return ignore(label);
-        if (!(catalog.isKnown(eventId) || (await catalog.get(eventId)))) return ignore(label);
+        if (!(await catalog.exists(eventId))) return ignore(label);
         const webhookId = String(request.headers['webhook-id']);
         const idUsable = WEBHOOK_ID_PATTERN.test(webhookId);
         if (idUsable && (await store.webhookDelivered(eventId, webhookId))) {
@@ -342,7 +342,7 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
       const eventId = eventIdOf(merchantUid);
       const event = eventId === null ? undefined : await catalog.get(eventId);
       if (eventId === null || !event) return answer(404, 'ORDER_NOT_FOUND', REFUSAL_REASONS.ORDER_NOT_FOUND, 'rejected');
-      const admin = config.adminToken !== undefined && sameSecret(token, config.adminToken);
+      const admin = isAdminToken(token, config.adminToken);
       let owned;
       try {
         owned = admin || orderTokenMatches(token, (await ordersRepo.findOrder(deps.db, merchantUid))?.order_token_hash ?? null);

@@ -268,7 +268,7 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
       }
       if (config.webhookAllowedIps && !ipAllowed(request.ip, config.webhookAllowedIps)) reject('WEBHOOK_FORBIDDEN', forbidden);
       const eventId = eventIdOf(merchant_uid);
-      if (eventId === null || !(catalog.isKnown(eventId) || (await catalog.get(eventId)))) {
+      if (eventId === null || !(await catalog.exists(eventId))) {
         reject('ORDER_NOT_FOUND', `order ${merchant_uid} is not one of ours`);
       }
       let duplicate: boolean;

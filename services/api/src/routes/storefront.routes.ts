@@ -12,7 +12,7 @@ import {
 import { createOrder, extendReservation } from '../lib/orders.service.ts';
 import { countOrderLimit, perAddressLimit, requireBuyer } from '../lib/buyers.ts';
 import { preRegisterOrder } from '../lib/pre-register.ts';
-import { bearerToken, orderTokenMatches, sameSecret } from '../lib/secrets.ts';
+import { bearerToken, isAdminToken, orderTokenMatches } from '../lib/secrets.ts';
 import { ReadCache, wantsFresh } from '../lib/read-cache.ts';
 import type { EventDef } from '../lib/catalog.ts';
 import type { AppDeps } from '../deps.ts';
@@ -76,7 +76,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
    */
   const requireOrderEvent = async (merchantUid: string): Promise<void> => {
     const eventId = eventIdOf(merchantUid);
-    if (eventId === null || !(deps.catalog.isKnown(eventId) || (await deps.catalog.get(eventId)))) {
+    if (eventId === null || !(await deps.catalog.exists(eventId))) {
       throw new DomainError('ORDER_NOT_FOUND', 'no order matches this merchant_uid and token');
     }
   };
@@ -206,7 +206,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       const token = bearerToken(request.headers.authorization);
       if (!token) throw new HttpError('UNAUTHORIZED', 'reading an order needs its order token: Authorization: Bearer <order_token>');
       await requireOrderEvent(request.params.merchant_uid);
-      const admin = deps.config.adminToken !== undefined && sameSecret(token, deps.config.adminToken);
+      const admin = isAdminToken(token, deps.config.adminToken);
       const detail = await ordersRepo.findOrderDetail(
         deps.db, request.params.merchant_uid, (order) => orderTokenMatches(token, order.order_token_hash) || admin,
       );

@@ -6,7 +6,7 @@
  * order.
  */
 export { withOrderLock } from './lock.ts';
-export { fetchPayment, fetchPaymentShared, lookupFailure, recordPayment, keptAmount } from './payment.ts';
+export { fetchPaymentShared, lookupFailure, recordPayment, keptAmount } from './payment.ts';
 export { applyPaymentLocked } from './apply.ts';
 export { endDisplacedHold, endLostHold, expireHold } from './expiry.ts';
 export { verifyPayment } from './verify.ts';

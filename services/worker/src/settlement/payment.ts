@@ -50,9 +50,9 @@ function lookupsOf(ctx: WorkerContext): GroupCommit<string, PortOnePayment | nul
 
 /**
  * fetchPayment, with V1 lookups made together with the other lookups running now (verifications,
- * webhook outcomes, late-payment watches). A
- * payment the shared answer does not include is asked about alone, whose 404 says PortOne does not
- * know it: whatever PortOne leaves out of a list answer is never taken for "unknown".
+ * webhook outcomes, late-payment watches). A payment the shared answer does not include is asked
+ * about alone, whose 404 says PortOne does not know it: whatever PortOne leaves out of a list answer
+ * is never taken for "unknown".
  */
 export async function fetchPaymentShared(ctx: WorkerContext, merchantUid: string, impUid: string): Promise<PortOnePayment | null> {
   if (apiOfPaymentKey(impUid) !== 'v1') return fetchPayment(ctx, merchantUid, impUid);
