@@ -3,6 +3,7 @@
  * same app against their own database, Redis prefix and queues.
  */
 import type { Duplex } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RawServerDefault } from 'fastify';
 import underPressure from '@fastify/under-pressure';
 import rateLimit from '@fastify/rate-limit';
@@ -79,11 +80,30 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
     requestTimeout: deps.config.requestTimeoutMs,
     connectionTimeout: deps.config.connectionTimeoutMs,
     http: {
+      // An HTTP/1.1 request without Host is refused by the hook below with `{code, message}`; Node's
+      // own refusal is an empty 400.
+      requireHostHeader: false,
       headersTimeout: deps.config.requestTimeoutMs,
       // Node checks those deadlines on this interval (30 s by default, which would triple a 10 s one).
       connectionsCheckingInterval: Math.min(1_000, Math.max(100, Math.floor(deps.config.requestTimeoutMs / 4))),
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (Node's own check answers it with no body).
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.raw.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      void reply.status(400).header('connection', 'close').send({ code: 'BAD_REQUEST', message: 'an HTTP/1.1 request needs a Host header' });
+      return;
+    }
+    done();
+  });
+  // An Expect other than 100-continue (which Node answers itself): 417 with `{code, message}`, where
+  // Node's own answer has no body.
+  app.server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+    const body = JSON.stringify({ code: 'EXPECTATION_FAILED', message: 'only "Expect: 100-continue" is supported' });
+    res.writeHead(417, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  });
 
   // JSON only (and form bodies for webhooks, registered on that route's plugin): anything else is 415.
   app.removeContentTypeParser('text/plain');

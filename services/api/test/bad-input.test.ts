@@ -212,4 +212,22 @@ describe('what the router and Node refuse before a route runs', () => {
     // The server goes on answering.
     expect((await http(stack.url, 'GET', `/events/${id}`)).status).toBe(200);
   });
+
+  it('answers {code, message} to an HTTP/1.1 request without Host (400) and to an Expect it does not support (417), making nothing', async () => {
+    const before = await snapshot();
+    const order = JSON.stringify({ buyer_id: 'b-raw', seats: ['A-1-2'] });
+    const post = (headers: string) =>
+      rawRequest(`POST /events/${id}/orders HTTP/1.1\r\n${headers}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(order)}\r\n\r\n${order}`);
+    const noHost = await post('');
+    expect(noHost).toMatch(/^HTTP\/1\.1 400 /);
+    expect(bodyOf(noHost)).toEqual({ code: 'BAD_REQUEST', message: expect.stringContaining('Host') });
+    const expectation = await post('Host: x\r\nExpect: 200-ok\r\n');
+    expect(expectation).toMatch(/^HTTP\/1\.1 417 /);
+    expect(bodyOf(expectation)).toEqual({ code: 'EXPECTATION_FAILED', message: expect.any(String) });
+    expect(await snapshot()).toEqual(before);
+    // HTTP/1.0 needs no Host: the same order is made.
+    const old = await rawRequest(`POST /events/${id}/orders HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(order)}\r\n\r\n${order}`);
+    expect(old).toMatch(/^HTTP\/1\.1 201 /);
+    expect((await snapshot()).orders).toBe(before.orders + 1);
+  });
 });
