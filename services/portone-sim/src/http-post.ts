@@ -10,9 +10,9 @@
  * `AbortSignal.any` per call). The deadline is the PortOne client's CallDeadline: one timer that
  * aborts the call through an EventEmitter, which undici takes as a signal.
  */
-import { setMaxListeners } from 'node:events';
 import { Pool } from 'undici';
 import { CallDeadline } from '@dropgate/portone/deadline';
+import { onAbort } from './abort-set.ts';
 
 export interface PostAnswer {
   status: number;
@@ -52,10 +52,8 @@ export async function post(url: string, headers: Record<string, string>, body: s
     error.name = 'TimeoutError';
     return error;
   });
-  const onAbort = () => deadline.stop(new Error('aborted'));
-  // Every call in flight listens on the one signal of the simulator's state.
-  setMaxListeners(0, signal);
-  signal.addEventListener('abort', onAbort, { once: true });
+  // Every call in flight waits on the one signal of the simulator's state.
+  const off = onAbort(signal, () => deadline.stop(new Error('aborted')));
   try {
     const res = await poolFor(target.origin).request({
       path: target.pathname + target.search, method: 'POST', headers, body, signal: deadline,
@@ -66,6 +64,6 @@ export async function post(url: string, headers: Record<string, string>, body: s
     throw deadline.reason ?? error;
   } finally {
     deadline.clear();
-    signal.removeEventListener('abort', onAbort);
+    off();
   }
 }

@@ -3,7 +3,7 @@
  * it field by field: work still in flight (a confirm call, a webhook retry) keeps a reference to the
  * old state, is aborted through its signal, and can no longer touch the new one.
  */
-import { setTimeout as delay } from 'node:timers/promises';
+import { pauseUnless } from './abort-set.ts';
 import type { V2Attempt } from './v2.ts';
 import type {
   CancelLedgerEntry,
@@ -97,12 +97,7 @@ export class SimState {
   async pause(ms: number): Promise<boolean> {
     if (this.disposed) return false;
     if (ms <= 0) return true;
-    try {
-      await delay(ms, undefined, { signal: this.#abort.signal });
-      return true;
-    } catch {
-      return false;
-    }
+    return pauseUnless(this.#abort.signal, ms);
   }
 
   /** Stops every timer and outbound request of this state. */
