@@ -66,6 +66,8 @@ export interface OrdersTable {
   portone_api: ColumnType<'v1' | 'v2', 'v1' | 'v2' | undefined, never>;
   /** Migration 0008: the buyer was verified (a signed buyer token); such orders count per buyer. Never updated. */
   buyer_verified: ColumnType<boolean, boolean | undefined, never>;
+  /** Migration 0010: a waiting-list offer dropgate made for the list's buyer; it cannot be extended. Never updated. */
+  waitlist_offer: ColumnType<boolean, boolean | undefined, never>;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }

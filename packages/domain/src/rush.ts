@@ -37,5 +37,12 @@ export const ADMITTED_PER_AVAILABLE_PLACE = 1;
 /** The fewest seconds between two polls of one queue place; faster polls are answered 429. */
 export const QUEUE_POLL_INTERVAL_SECONDS = 1;
 
+/**
+ * The most places (seats and pool items) one waiting-list entry may want, whatever `max_per_buyer`
+ * says: an entry is kept in Redis until the list is cleared, so its size times WAITLIST_MAX_ENTRIES
+ * bounds what anyone can make Redis store (an entry of 100 seats and 100 items took 6.4 KB).
+ */
+export const WAITLIST_ENTRY_MAX_PLACES = 10;
+
 /** Waiting-list steps a second each API process runs for one event's list, at most, after a burst of as many (polls beyond answer from the list as it is). */
 export const WAITLIST_STEPS_PER_SECOND = 20;

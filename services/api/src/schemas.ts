@@ -1,6 +1,6 @@
 /** Request and response schemas (TypeBox): validation on the way in, fast serialisation on the way out. */
 import Type from 'typebox';
-import { BUYER_TOKEN_MAX_LENGTH, EVENT_ID_PATTERN, MERCHANT_UID_PATTERN, RESOURCE_ID_PATTERN } from '@dropgate/domain';
+import { BUYER_TOKEN_MAX_LENGTH, EVENT_ID_PATTERN, MERCHANT_UID_PATTERN, RESOURCE_ID_PATTERN, WAITLIST_ENTRY_MAX_PLACES } from '@dropgate/domain';
 
 /**
  * Control characters: C0 (NUL to U+001F), DEL and C1. None belongs in a name, label or id, and
@@ -156,9 +156,18 @@ const OrderItems = Type.Array(
   Type.Object({ pool: Text(1, 64), quantity: Type.Integer({ minimum: 1, maximum: 100 }) }, { additionalProperties: false }),
   { minItems: 1, maxItems: 100 },
 );
+/** A waiting-list entry wants at most WAITLIST_ENTRY_MAX_PLACES places in all (the service adds them up). */
+const WaitlistSeats = Type.Array(Text(1, 64), { minItems: 1, maxItems: WAITLIST_ENTRY_MAX_PLACES });
+const WaitlistItems = Type.Array(
+  Type.Object({ pool: Text(1, 64), quantity: Type.Integer({ minimum: 1, maximum: WAITLIST_ENTRY_MAX_PLACES }) }, { additionalProperties: false }),
+  { minItems: 1, maxItems: WAITLIST_ENTRY_MAX_PLACES },
+);
 
 /** A signed buyer identity (BUYER_TOKEN_SECRET); checked by the route before anything else. */
 const BuyerToken = Type.String({ minLength: 1, maxLength: BUYER_TOKEN_MAX_LENGTH, pattern: '^[A-Za-z0-9_.:~-]+$' });
+
+/** What GET /events/:id/queue/:token gives an admitted buyer (events with a waiting room). */
+const AdmissionToken = Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_.:~-]+$' });
 
 export const CreateOrderBody = Type.Object(
   {
@@ -168,7 +177,7 @@ export const CreateOrderBody = Type.Object(
     /** The PortOne API the buyer pays through (default: PORTONE_DEFAULT_API, see the README). */
     portone_api: Type.Optional(Type.Union([Type.Literal('v1'), Type.Literal('v2')])),
     /** Events with a waiting room: the token GET /events/:id/queue/:token gave the admitted buyer. */
-    admission_token: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9_.:~-]+$' })),
+    admission_token: Type.Optional(AdmissionToken),
     seats: Type.Optional(OrderSeats),
     items: Type.Optional(OrderItems),
   },
@@ -345,8 +354,10 @@ export const JoinWaitlistBody = Type.Object(
     buyer_id: Type.String({ pattern: RESOURCE_ID_PATTERN }),
     /** With BUYER_TOKEN_SECRET: the storefront's signature of buyer_id (see the README's "Buyer identity"). */
     buyer_token: Type.Optional(BuyerToken),
-    seats: Type.Optional(OrderSeats),
-    items: Type.Optional(OrderItems),
+    /** Events with a waiting room: the buyer's admission, as for an order (the list is not a way round the room). */
+    admission_token: Type.Optional(AdmissionToken),
+    seats: Type.Optional(WaitlistSeats),
+    items: Type.Optional(WaitlistItems),
   },
   { additionalProperties: false },
 );

@@ -18,7 +18,7 @@ import type { DropOptions } from './options.ts';
 import { jsonRequest, type JsonAnswer } from './http.ts';
 import { seededRandom, type Random } from './random.ts';
 import { POOL_ID, chooseFromFree, chooseOrder, type OrderChoice, type Venue } from './venue.ts';
-import { signBuyerToken } from '@dropgate/domain';
+import { WAITLIST_ENTRY_MAX_PLACES, signBuyerToken } from '@dropgate/domain';
 
 /** A webhook held back for reordering is delivered at the latest this long after it was due. */
 export const REORDER_MAX_HOLD_MS = 1_000;
@@ -445,16 +445,22 @@ async function cancelAtPortOne(ctx: BuyersContext, impUid: string): Promise<void
  * The waiting list: join with what the buyer wants, poll until offered (the offered order, read with
  * its order token), expired or sold out (a code), or until the drop's settle time would run out.
  */
-async function waitOnList(ctx: BuyersContext, buyerId: string, random: Random, i: number): Promise<Order | string> {
+async function waitOnList(ctx: BuyersContext, buyerId: string, random: Random, i: number, admission: string | null): Promise<Order | string> {
   const jitter = seededRandom((ctx.options.seed ^ Math.imul(i + 1, 0xc2b2ae35) ^ 0x27d4eb2f) >>> 0);
   const wl = ctx.log.waitlist;
-  const choice = chooseOrder(ctx.venue, random, ctx.options.maxPerOrder);
+  // A list entry wants at most WAITLIST_ENTRY_MAX_PLACES places (the same draws from `random` either way).
+  const choice = chooseOrder(ctx.venue, random, Math.min(ctx.options.maxPerOrder, WAITLIST_ENTRY_MAX_PLACES));
   const end = (state: string): string => { bump(wl, state); return state === 'expired' || state === 'sold_out' ? state.toUpperCase() : 'WAITLIST_ERROR'; };
   let token: string;
   try {
-    const res = await queueSlot(0, () => postJson(`${ctx.apiUrl}/events/${ctx.eventId}/waitlist`, { buyer_id: buyerId, ...signed(ctx, buyerId), ...choice }));
-    // A full list (WAITLIST_MAX_ENTRIES) is a refusal with its own code, not an error of the drop.
+    // With a waiting room, the buyer's admission (the list is not a way round the room).
+    const res = await queueSlot(0, () => postJson(`${ctx.apiUrl}/events/${ctx.eventId}/waitlist`, {
+      buyer_id: buyerId, ...signed(ctx, buyerId), ...choice, ...(admission ? { admission_token: admission } : {}),
+    }));
+    // A full list (WAITLIST_MAX_ENTRIES) is a refusal with its own code, not an error of the drop; so
+    // is an admission that lapsed before the buyer joined (the buyer dawdled past its TTL).
     if (res.status === 409 && res.body?.['code'] === 'WAITLIST_FULL') { bump(wl, 'full'); return 'WAITLIST_FULL'; }
+    if (res.status === 403 && res.body?.['code'] === 'ADMISSION_INVALID') { bump(wl, 'admission_lapsed'); return 'ADMISSION_INVALID'; }
     if (res.status !== 201 || !res.body) return end('error');
     token = String(res.body['waitlist_token']);
     bump(wl, 'joined');
@@ -506,7 +512,7 @@ async function buyer(ctx: BuyersContext, i: number): Promise<void> {
       let order: Order | string = choice === null ? 'SOLD_OUT' : await createOrder(ctx, buyerId, random, admission, choice);
       // Refused at selection (hold_at "order"), or nothing free on the map: the buyer picks again,
       // before any card; after the last choice, onto the waiting list if the event has one.
-      if (order === 'SOLD_OUT' && (attempt === o.attempts || choice === null) && o.waitlist) order = await waitOnList(ctx, buyerId, random, i);
+      if (order === 'SOLD_OUT' && (attempt === o.attempts || choice === null) && o.waitlist) order = await waitOnList(ctx, buyerId, random, i, admission);
       if (order === 'SOLD_OUT' && choice === null) return;
       if (order === 'SOLD_OUT') continue;
       if (typeof order === 'string') return;

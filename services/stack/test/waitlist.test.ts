@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, eventId, impUid, waitFor, TestClock } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
-import { WAITLIST_STEPS_PER_SECOND } from '@dropgate/domain';
+import { WAITLIST_ENTRY_MAX_PLACES, WAITLIST_STEPS_PER_SECOND } from '@dropgate/domain';
 
 let stack: TestStack;
 const clock = new TestClock();
@@ -107,6 +107,85 @@ describe('waiting list', () => {
       expect(r.body.code).toBe('TOKEN_INVALID');
     }
     expect((await poll(plain, t)).status).toBe(404);
+  });
+});
+
+describe('bounds', () => {
+  it(`an entry wants at most ${WAITLIST_ENTRY_MAX_PLACES} places, seats and pool items together; a refused join stores nothing`, async () => {
+    const id = await makeEvent(20);
+    const over = [
+      { items: [{ pool: 'ga', quantity: WAITLIST_ENTRY_MAX_PLACES + 1 }] },
+      { seats: ['S-1-1', 'S-1-2'], items: [{ pool: 'ga', quantity: WAITLIST_ENTRY_MAX_PLACES - 1 }] },
+      { seats: Array.from({ length: WAITLIST_ENTRY_MAX_PLACES + 1 }, (_, i) => `S-1-${i + 1}`) },
+    ];
+    for (const body of over) {
+      const r = await join(id, 'greedy', body);
+      expect(r.status, r.text).toBe(400);
+      expect(r.body.code).toBe('VALIDATION_FAILED');
+    }
+    // Nothing was kept for the refused joins: the next buyer is first, and the greedy one can still join.
+    const fits = await join(id, 'modest', { seats: ['S-1-1', 'S-1-2'], items: [{ pool: 'ga', quantity: WAITLIST_ENTRY_MAX_PLACES - 2 }] });
+    expect(fits.status, fits.text).toBe(201);
+    expect(fits.body.position).toBe(1);
+    expect((await join(id, 'greedy', { items: [{ pool: 'ga', quantity: 1 }] })).body.position).toBe(2);
+  });
+
+  it('an offer lasts the offer time: it cannot be extended, so a holder on the list for its own places keeps them no longer', async () => {
+    const id = await makeEvent(1);
+    // The hoarder reserves the one place and joins the list for it; a fan joins after.
+    const held = await order(id, 'hoarder', { items: [{ pool: 'ga', quantity: 1 }] });
+    expect(held.status, held.text).toBe(201);
+    const h = await join(id, 'hoarder', { items: [{ pool: 'ga', quantity: 1 }] });
+    const fan = await join(id, 'fan', { items: [{ pool: 'ga', quantity: 1 }] });
+    expect([h.body.position, fan.body.position]).toEqual([1, 2]);
+    // The hoarder's own reservation can be extended (it is a reservation, not an offer).
+    const auth = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
+    const ext = await http(stack.url, 'POST', `/orders/${held.body.merchant_uid}/extend`, undefined, auth(held.body.order_token));
+    expect(ext.status, ext.text).toBe(200);
+    // It lapses; the list offers the place to the first entry, the hoarder's.
+    clock.advance(11_000);
+    await waitFor(async () => (await stack.store.orderState(id, held.body.merchant_uid))?.status === 'expired', 15_000, 'the reservation expired');
+    const offer = await until(id, h.body.waitlist_token, 'offered');
+    const refused = await http(stack.url, 'POST', `/orders/${offer.merchant_uid}/extend`, undefined, auth(offer.order_token));
+    expect(refused.status, refused.text).toBe(409);
+    expect(refused.body.code).toBe('NOT_EXTENDABLE');
+    const read = await http(stack.url, 'GET', `/orders/${offer.merchant_uid}`, undefined, auth(offer.order_token));
+    expect(read.body).toMatchObject({ status: 'held', hold_expires_at: offer.hold_expires_at });
+    // The offer lapses after its offer time, and the place goes to the fan.
+    clock.advance(6_000);
+    await waitFor(async () => (await stack.store.orderState(id, offer.merchant_uid))?.status === 'expired', 15_000, 'the offer lapsed');
+    expect((await until(id, fan.body.waitlist_token, 'offered')).merchant_uid).toMatch(/./);
+  });
+
+  it('with a waiting room, only a buyer the room admitted joins the list: the list is no way round the room', async () => {
+    const id = eventId('wl');
+    const made = await http(stack.url, 'POST', '/admin/events', {
+      id, name: 'Room and list', hold_at: 'order', reservation_ttl_seconds: 5, waitlist: { offer_ttl_seconds: 5 },
+      sale_opens_at: new Date(clock.now()).toISOString(),
+      waiting_room: { mode: 'fixed', admit_per_second: 1, max_active: 1, admission_ttl_seconds: 30 },
+      pools: [{ id: 'ga', name: 'GA', capacity: 2, price: 1_000 }],
+    }, { admin: true });
+    expect(made.status, made.text).toBe(201);
+    const want = { items: [{ pool: 'ga', quantity: 1 }] };
+    // A bot that never queued cannot join (before the list had it, it took every free place at its first step).
+    const bot = await join(id, 'bot', want);
+    expect([bot.status, bot.body.code]).toEqual([403, 'ADMISSION_REQUIRED']);
+    const queued = await call('POST', `/events/${id}/queue`, { buyer_id: 'fan' });
+    expect(queued.status, queued.text).toBe(201);
+    const admitted = await waitFor(async () => {
+      clock.advance(1_000);
+      const r = await call('GET', `/events/${id}/queue/${queued.body.queue_token}`);
+      return r.body?.state === 'admitted' ? r.body : null;
+    }, 15_000, 'the fan admitted');
+    // Another buyer's admission, or a tampered one, does not do.
+    const borrowed = await join(id, 'bot', { ...want, admission_token: admitted.admission_token });
+    expect([borrowed.status, borrowed.body.code]).toEqual([403, 'ADMISSION_INVALID']);
+    const tampered = await join(id, 'fan', { ...want, admission_token: `${String(admitted.admission_token).slice(0, -2)}AA` });
+    expect([tampered.status, tampered.body.code]).toEqual([403, 'ADMISSION_INVALID']);
+    // The refused joins stored nothing: the admitted fan is first.
+    const fan = await join(id, 'fan', { ...want, admission_token: admitted.admission_token });
+    expect(fan.status, fan.text).toBe(201);
+    expect(fan.body.position).toBe(1);
   });
 });
 

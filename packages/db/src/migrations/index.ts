@@ -9,6 +9,7 @@ import * as fairRush from './0006_fair_rush.ts';
 import * as liveHoldsByOrder from './0007_live_holds_by_order.ts';
 import * as buyerVerified from './0008_buyer_verified.ts';
 import * as buyerOrderCounts from './0009_buyer_order_counts.ts';
+import * as waitlistOffer from './0010_waitlist_offer.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0007_live_holds_by_order': liveHoldsByOrder,
   '0008_buyer_verified': buyerVerified,
   '0009_buyer_order_counts': buyerOrderCounts,
+  '0010_waitlist_offer': waitlistOffer,
 };

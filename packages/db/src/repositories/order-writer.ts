@@ -28,6 +28,8 @@ export interface NewOrderInput {
   portoneApi?: 'v1' | 'v2';
   /** The buyer was verified (a signed buyer token): the order counts against ORDERS_PER_BUYER_MAX. */
   buyerVerified?: boolean;
+  /** A waiting-list offer dropgate made for the list's buyer: it cannot be extended. */
+  waitlistOffer?: boolean;
   /** With buyerVerified: ORDERS_PER_BUYER_MAX (0: none), which Postgres enforces again (migration 0009). */
   maxOrdersPerBuyer?: number;
   seats: { id: string; price: number }[];
@@ -45,12 +47,13 @@ export async function insertOrders(db: Db, orders: readonly NewOrderInput[]): Pr
   const verified = orders.filter((o) => o.buyerVerified === true);
   await sql`/* prepared: insert_orders */
     with new_orders as (
-      insert into orders (merchant_uid, event_id, buyer_id, amount, currency, status, order_token_hash, portone_api, buyer_verified)
-      select m, e, b, a, c, 'pending', h, api, v
+      insert into orders (merchant_uid, event_id, buyer_id, amount, currency, status, order_token_hash, portone_api, buyer_verified, waitlist_offer)
+      select m, e, b, a, c, 'pending', h, api, v, w
       from unnest(${orders.map((o) => o.merchantUid)}::text[], ${orders.map((o) => o.eventId)}::text[],
                   ${orders.map((o) => o.buyerId)}::text[], ${orders.map((o) => o.amount)}::bigint[],
                   ${orders.map((o) => o.currency)}::text[], ${orders.map((o) => o.orderTokenHash ?? null)}::bytea[],
-                  ${orders.map((o) => o.portoneApi ?? 'v1')}::text[], ${orders.map((o) => o.buyerVerified === true)}::boolean[]) as t(m, e, b, a, c, h, api, v)
+                  ${orders.map((o) => o.portoneApi ?? 'v1')}::text[], ${orders.map((o) => o.buyerVerified === true)}::boolean[],
+                  ${orders.map((o) => o.waitlistOffer === true)}::boolean[]) as t(m, e, b, a, c, h, api, v, w)
     ), counted as (
       insert into buyer_order_counts (event_id, buyer_id, orders, max_orders)
       select e, b, count(*), max(mx)

@@ -203,6 +203,7 @@ async function write(
     merchantUid, eventId: event.id, buyerId: input.buyer_id, amount, currency: event.currency, orderTokenHash: orderToken.hash, seats, items,
     portoneApi: api,
     buyerVerified: counted,
+    waitlistOffer: opts.offerTtlSeconds !== undefined,
     maxOrdersPerBuyer: store.maxOrdersPerBuyer,
   });
   if (event.holdAt === 'order') {

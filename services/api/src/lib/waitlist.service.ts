@@ -24,11 +24,12 @@
  * between two steps gets them.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { DomainError, RESOURCE_ID_PATTERN, WAITLIST_STEPS_PER_SECOND } from '@dropgate/domain';
+import { DomainError, RESOURCE_ID_PATTERN, WAITLIST_ENTRY_MAX_PLACES, WAITLIST_STEPS_PER_SECOND } from '@dropgate/domain';
 import type { Db } from '@dropgate/db';
 import type { HoldStore } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
 import { createOrder, type CreatedOrder } from './orders.service.ts';
+import { checkAdmission } from './queue.service.ts';
 
 /** What one advance step looks at and offers (see the header). */
 const STEP = {
@@ -73,9 +74,15 @@ function list(event: EventDef): { ttl: number; secret: Buffer } {
 }
 
 export async function joinWaitlist(
-  store: HoldStore, event: EventDef, input: { buyer_id: string; seats?: string[]; items?: { pool: string; quantity: number }[] }, maxEntries: number,
+  store: HoldStore, event: EventDef,
+  input: { buyer_id: string; admission_token?: string; seats?: string[]; items?: { pool: string; quantity: number }[] },
+  maxEntries: number, nowMs: number,
 ): Promise<{ waitlist_token: string; position: number }> {
   const { secret } = list(event);
+  // With a waiting room, only a buyer it admitted joins the list: otherwise the list would be a door
+  // round the room (its pace, its fair start, one place per buyer), offering free places to whoever
+  // joined it first.
+  checkAdmission(event, input.buyer_id, input.admission_token, nowMs);
   const seats = input.seats ?? [];
   const items = input.items ?? [];
   if (seats.length === 0 && items.length === 0) throw new DomainError('VALIDATION_FAILED', 'a waiting-list entry needs seats or items');
@@ -89,6 +96,9 @@ export async function joinWaitlist(
   }
   const tickets = seats.length + items.reduce((n, i) => n + i.quantity, 0);
   if (event.maxPerBuyer !== null && tickets > event.maxPerBuyer) throw new DomainError('BUYER_LIMIT', `at most ${event.maxPerBuyer} tickets per buyer`);
+  if (tickets > WAITLIST_ENTRY_MAX_PLACES) {
+    throw new DomainError('VALIDATION_FAILED', `a waiting-list entry wants at most ${WAITLIST_ENTRY_MAX_PLACES} places (seats and pool items)`);
+  }
   const r = await store.waitlists.join(event.id, input.buyer_id, seats, items, maxEntries);
   if (r === 'full') throw new DomainError('WAITLIST_FULL', `the waiting list of event ${event.id} is full`, { max_entries: maxEntries });
   return { waitlist_token: waitlistToken(secret, event.id, input.buyer_id), position: r.rank + 1 };

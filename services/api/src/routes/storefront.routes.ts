@@ -190,6 +190,9 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       if (!order || !orderTokenMatches(token, order.order_token_hash)) {
         throw new DomainError('ORDER_NOT_FOUND', 'no order matches this merchant_uid and token');
       }
+      // An offer is reserved for the list's offer time, not renewed by the reservation TTL: extending
+      // it would let a buyer on the list keep the places several reservation TTLs.
+      if (order.waitlist_offer) throw new DomainError('NOT_EXTENDABLE', 'a waiting-list offer lasts the list\'s offer time and cannot be extended');
       const def = await requireEvent(order.event_id);
       const extended = await extendReservation(deps.store, def, order.merchant_uid, deps.clock.now());
       return reply.header('cache-control', 'no-store').send(extended);
