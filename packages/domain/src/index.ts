@@ -5,3 +5,4 @@ export * from './ids.ts';
 export * from './order.ts';
 export * from './order-machine.ts';
 export * from './rush.ts';
+export * from './rush-tokens.ts';

@@ -157,7 +157,7 @@ describe('bounds', () => {
     expect((await until(id, fan.body.waitlist_token, 'offered')).merchant_uid).toMatch(/./);
   });
 
-  it('with a waiting room, only a buyer the room admitted joins the list: the list is no way round the room', async () => {
+  it('with a waiting room, only a buyer the room admitted joins the list (the list is no way round the room), and the join frees the room\'s slot', async () => {
     const id = eventId('wl');
     const made = await http(stack.url, 'POST', '/admin/events', {
       id, name: 'Room and list', hold_at: 'order', reservation_ttl_seconds: 5, waitlist: { offer_ttl_seconds: 5 },
@@ -172,6 +172,8 @@ describe('bounds', () => {
     expect([bot.status, bot.body.code]).toEqual([403, 'ADMISSION_REQUIRED']);
     const queued = await call('POST', `/events/${id}/queue`, { buyer_id: 'fan' });
     expect(queued.status, queued.text).toBe(201);
+    const next = await call('POST', `/events/${id}/queue`, { buyer_id: 'fan2' });
+    expect(next.status, next.text).toBe(201);
     const admitted = await waitFor(async () => {
       clock.advance(1_000);
       const r = await call('GET', `/events/${id}/queue/${queued.body.queue_token}`);
@@ -183,9 +185,20 @@ describe('bounds', () => {
     const tampered = await join(id, 'fan', { ...want, admission_token: `${String(admitted.admission_token).slice(0, -2)}AA` });
     expect([tampered.status, tampered.body.code]).toEqual([403, 'ADMISSION_INVALID']);
     // The refused joins stored nothing: the admitted fan is first.
+    // max_active 1: the fan's admission keeps fan2 waiting.
+    clock.advance(1_000);
+    expect((await call('GET', `/events/${id}/queue/${next.body.queue_token}`)).body.state).toBe('waiting');
     const fan = await join(id, 'fan', { ...want, admission_token: admitted.admission_token });
     expect(fan.status, fan.text).toBe(201);
     expect(fan.body.position).toBe(1);
+    // On the list, the fan no longer holds the room's slot (as after an order): fan2 is admitted within
+    // a few polls, not after the fan's 30 s admission lapses.
+    let state = '';
+    for (let i = 0; i < 5 && state !== 'admitted'; i++) {
+      clock.advance(1_000);
+      state = (await call('GET', `/events/${id}/queue/${next.body.queue_token}`)).body.state;
+    }
+    expect(state).toBe('admitted');
   });
 });
 

@@ -6,11 +6,11 @@
  * waiting for it to.
  */
 import {
-  ADMITTED_PER_AVAILABLE_PLACE, DomainError, QUEUE_POLL_INTERVAL_SECONDS, type WaitingRoomSettings,
+  ADMITTED_PER_AVAILABLE_PLACE, DomainError, QUEUE_POLL_INTERVAL_SECONDS, admissionProblem, admissionToken, queueToken, queueTokenBuyer,
+  type WaitingRoomSettings,
 } from '@dropgate/domain';
 import type { HoldStore, QueueSettings, QueueStatus } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
-import { admissionProblem, admissionToken, queueToken, queueTokenBuyer } from './rush-tokens.ts';
 
 /** Admissions are computed at most this often per event (ms). */
 export const ADMISSION_STEP_MS = 100;

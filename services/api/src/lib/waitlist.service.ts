@@ -101,6 +101,9 @@ export async function joinWaitlist(
   }
   const r = await store.waitlists.join(event.id, input.buyer_id, seats, items, maxEntries);
   if (r === 'full') throw new DomainError('WAITLIST_FULL', `the waiting list of event ${event.id} is full`, { max_entries: maxEntries });
+  // The buyer moved from the room to the list: like an order, the join ends their admission's hold on
+  // the room's bounds, so the next buyer in the queue is admitted (the token still works until it expires).
+  if (r.joined && event.waitingRoom) await store.queues.useAdmission(event.id, input.buyer_id).catch(() => false);
   return { waitlist_token: waitlistToken(secret, event.id, input.buyer_id), position: r.rank + 1 };
 }
 

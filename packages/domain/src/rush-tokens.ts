@@ -11,7 +11,7 @@
  * Buyer ids cannot contain `~` (RESOURCE_ID_PATTERN), so the parts split unambiguously.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { RESOURCE_ID_PATTERN } from '@dropgate/domain';
+import { RESOURCE_ID_PATTERN } from './ids.ts';
 
 function mac(secret: Buffer, label: string, ...parts: string[]): string {
   const h = createHmac('sha256', secret).update(label);
