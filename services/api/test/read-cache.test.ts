@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, eventId, impUid, startPrivateRedis, type PrivateRedis } from '@dropgate/testkit';
 import { loadSnapshot } from '@dropgate/db';
-import { MAX_ENTRIES, ReadCache, wantsFresh } from '../src/lib/read-cache.ts';
+import { FRESH_READS_PER_SECOND, MAX_BYTES, MAX_ENTRIES, ReadCache, wantsFresh } from '../src/lib/read-cache.ts';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
 
 describe('ReadCache', () => {
@@ -46,6 +46,40 @@ describe('ReadCache', () => {
     expect(cache.size).toBe(MAX_ENTRIES);
     expect(await cache.get('k0', async () => 'new')).toBe('new');
     expect(await cache.get(`k${MAX_ENTRIES + 49}`, async () => 'new')).toBe(`b${MAX_ENTRIES + 49}`);
+  });
+
+  it('keeps at most MAX_BYTES of bodies, the oldest going first, and drops bodies past the TTL as new ones come', async () => {
+    let now = 0;
+    const cache = new ReadCache(100, () => now);
+    const mib = 'x'.repeat(1024 * 1024);
+    const count = Math.ceil(MAX_BYTES / mib.length) + 8;
+    for (let i = 0; i < count; i++) await cache.get(`b${i}`, async () => `${mib}${i}`);
+    expect(cache.bytes).toBeLessThanOrEqual(MAX_BYTES);
+    expect(cache.size).toBeLessThan(count);
+    expect(await cache.get(`b${count - 1}`, async () => 'new')).toBe(`${mib}${count - 1}`);
+    expect(await cache.get('b0', async () => 'new')).toBe('new');
+    // Past the TTL, the next read leaves nothing older behind.
+    now = 150;
+    await cache.get('small', async () => 'o');
+    expect([cache.size, cache.bytes]).toEqual([1, 1]);
+  });
+
+  it(`reads one page afresh at most ${FRESH_READS_PER_SECOND} times a second; beyond, the newest body read`, async () => {
+    let now = 0;
+    const cache = new ReadCache(100, () => now);
+    let reads = 0;
+    const read = async () => `r${++reads}`;
+    const answers: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      now += 1;
+      answers.push(await cache.get('k', read, true));
+      // Plain reads in between (one past the TTL reads again) do not start the count over.
+      if (i % 10 === 0) answers.push(await cache.get('k', read));
+    }
+    expect(reads).toBe(FRESH_READS_PER_SECOND);
+    expect(answers.at(-1)).toBe(`r${FRESH_READS_PER_SECOND}`);
+    now += 1_000;
+    expect(await cache.get('k', read, true)).toBe(`r${FRESH_READS_PER_SECOND + 1}`);
   });
 
   it('reads afresh for no-cache, no-store and max-age=0 only', () => {
@@ -117,6 +151,23 @@ describe('the storefront reads through the cache', () => {
     const fresh = await http(stack.url, 'GET', `/events/${id}/seats?status=available&limit=5`, undefined, FRESH);
     expect(fresh.body.seats).toHaveLength(5);
     expect(fresh.body.seats.map((s: { id: string }) => s.id)).not.toContain(page.body.seats[0].id);
+  });
+
+  it('any cursor starts the page of the last seat not after it: made-up cursors in one gap share one read', async () => {
+    const id = await makeEvent();
+    // Seat ids sort as A-1-1, A-1-10, A-1-2, ...: every cursor below falls between A-1-1 and A-1-10.
+    const cursors = ['A-1-1', 'A-1-1-a', 'A-1-1-b', 'A-1-1.z', 'A-1-1-', 'A-1-1--', 'A-1-1-0', 'A-1-1-zz'];
+    await stack.redis.config('RESETSTAT');
+    const pages = [];
+    for (const c of cursors) pages.push(await http(stack.url, 'GET', `/events/${id}/seats?status=available&limit=3&cursor=${encodeURIComponent(c)}`));
+    expect(pages.map((p) => p.status)).toEqual(cursors.map(() => 200));
+    expect(pages[0]!.body.seats.map((s: { id: string }) => s.id)).toEqual(['A-1-10', 'A-1-2', 'A-1-3']);
+    expect(new Set(pages.map((p) => p.text)).size).toBe(1);
+    const info = await stack.redis.info('commandstats');
+    expect(Number(/^cmdstat_evalsha:calls=(\d+)/m.exec(info)?.[1] ?? 0)).toBe(1);
+    // Before the first seat: the first page.
+    const first = await http(stack.url, 'GET', `/events/${id}/seats?status=available&limit=3&cursor=A-0`);
+    expect(first.body.seats.map((s: { id: string }) => s.id)).toEqual(['A-1-1', 'A-1-10', 'A-1-2']);
   });
 
   it('reads at once share one Redis read', async () => {

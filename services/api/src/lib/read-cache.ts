@@ -7,23 +7,37 @@
  * not reloaded; a confirm and an order always decide on Redis itself.
  *
  * A failed read is never kept (the next one tries again). A request that says `Cache-Control:
- * no-cache` (or `no-store`, `max-age=0`) reads afresh, and what it read serves the others. At most
- * MAX_ENTRIES bodies are kept (the oldest go first), so cursors a caller makes up cannot grow it.
+ * no-cache` (or `no-store`, `max-age=0`) reads afresh, and what it read serves the others; at most
+ * FRESH_READS_PER_SECOND of those a second per page, beyond which it gets the newest body read (a
+ * client sending no-cache in a loop cannot turn every request into a read). What is kept is bounded
+ * by count and by bytes (the oldest go first), and bodies past the TTL are dropped as new ones come,
+ * so the pages a caller asks for (each cursor and limit its own) cannot grow it: a seat page of 1,000
+ * is about 90 KB, and a thousand of them had kept 131 MB.
  */
 
 /** Bodies kept at most (a seat page of 100 is about 8 KB). */
 export const MAX_ENTRIES = 1_000;
+/** Bytes of bodies kept at most (UTF-16 code units, as JavaScript counts a string). */
+export const MAX_BYTES = 16 * 1024 * 1024;
+/** Fresh reads (no-cache) of one page a second, at most; beyond, the newest body read is answered. */
+export const FRESH_READS_PER_SECOND = 20;
 
 interface Entry {
   /** When the read started (ms, performance.now()). */
   at: number;
   body: Promise<string>;
+  /** The body's length once read (0 while in flight). */
+  size: number;
+  /** Fresh reads of this page in the second starting at `freshSince`. */
+  fresh: number;
+  freshSince: number;
 }
 
 export class ReadCache {
   readonly #ttlMs: number;
   readonly #entries = new Map<string, Entry>();
   readonly #now: () => number;
+  #bytes = 0;
 
   constructor(ttlMs: number, now: () => number = () => performance.now()) {
     this.#ttlMs = ttlMs;
@@ -35,25 +49,66 @@ export class ReadCache {
     return this.#entries.size;
   }
 
+  /** Bytes of the bodies kept now (tests). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
   /**
    * The body for `key`: a kept one younger than the TTL (or one being read), else `read()`'s, kept
-   * for the others. `fresh`: read afresh whatever is kept.
+   * for the others. `fresh`: read afresh whatever is kept, within FRESH_READS_PER_SECOND for the key.
    */
   get(key: string, read: () => Promise<string>, fresh = false): Promise<string> {
     if (this.#ttlMs === 0) return read();
     const now = this.#now();
     const kept = this.#entries.get(key);
     if (kept && !fresh && now - kept.at < this.#ttlMs) return kept.body;
-    if (kept) this.#entries.delete(key);
+    // Fresh reads are counted per page over a second, across the reads that replace one another.
+    let freshSince = now;
+    let freshCount = 0;
+    if (kept && now - kept.freshSince < 1_000) {
+      freshSince = kept.freshSince;
+      freshCount = kept.fresh;
+    }
+    if (fresh) {
+      if (kept && freshCount >= FRESH_READS_PER_SECOND) return kept.body;
+      freshCount++;
+    }
+    if (kept) this.#drop(key, kept);
+    this.#dropExpired(now);
     const body = read();
-    const entry: Entry = { at: now, body };
+    const entry: Entry = { at: now, body, size: 0, fresh: freshCount, freshSince };
     this.#entries.set(key, entry);
-    if (this.#entries.size > MAX_ENTRIES) this.#entries.delete(this.#entries.keys().next().value!);
-    // A failed read is not kept; a later read that replaced this entry stays.
-    body.catch(() => {
-      if (this.#entries.get(key) === entry) this.#entries.delete(key);
+    if (this.#entries.size > MAX_ENTRIES) this.#dropOldest();
+    body.then((text) => {
+      // Counted once read, if still kept (a newer read may have replaced it meanwhile).
+      if (this.#entries.get(key) !== entry) return;
+      entry.size = text.length;
+      this.#bytes += entry.size;
+      while (this.#bytes > MAX_BYTES && this.#entries.size > 0) this.#dropOldest();
+    }, () => {
+      // A failed read is not kept; a later read that replaced this entry stays.
+      if (this.#entries.get(key) === entry) this.#drop(key, entry);
     });
     return body;
+  }
+
+  #drop(key: string, entry: Entry): void {
+    this.#entries.delete(key);
+    this.#bytes -= entry.size;
+  }
+
+  #dropOldest(): void {
+    const [key, entry] = this.#entries.entries().next().value!;
+    this.#drop(key, entry);
+  }
+
+  /** Entries are kept in the order their reads started: drops those past the TTL from the front. */
+  #dropExpired(now: number): void {
+    for (const [key, entry] of this.#entries) {
+      if (now - entry.at < this.#ttlMs) return;
+      this.#drop(key, entry);
+    }
   }
 }
 

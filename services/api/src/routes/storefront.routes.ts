@@ -100,6 +100,23 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
     },
   );
 
+  /** The index of the event's first seat after `cursor` (seats are in id order: a binary search). */
+  const firstAfter = (def: EventDef, cursor: string): number => {
+    let lo = 0;
+    let hi = def.seats.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (def.seats[mid]!.id <= cursor) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  /** The last seat id of the event not after `cursor`; undefined: none is. */
+  const seatAtOrBefore = (def: EventDef, cursor: string): string | undefined => {
+    const i = firstAfter(def, cursor);
+    return i === 0 ? undefined : def.seats[i - 1]!.id;
+  };
+
   /** A page of the event's seats: `limit` of them after `cursor`, in one status when `wanted` names one. */
   const seatPage = async (eventId: string, limit: number, wanted: SeatState | undefined, cursor: string | undefined) => {
     const def = await requireEvent(eventId);
@@ -118,18 +135,9 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       }
       // Loaded before the indexes existed (until its next rebuild): walk the seats as below.
     }
-    // Seats are in id order; start after the cursor (binary search) and fill the page.
-    let lo = 0;
-    let hi = def.seats.length;
-    if (cursor !== undefined) {
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (def.seats[mid]!.id <= cursor) lo = mid + 1;
-        else hi = mid;
-      }
-    }
+    // Seats are in id order; start after the cursor and fill the page.
     const out: SeatOut[] = [];
-    let i = lo;
+    let i = cursor === undefined ? 0 : firstAfter(def, cursor);
     const batch = Math.max(limit, 200);
     while (out.length < limit && i < def.seats.length) {
       const slice = def.seats.slice(i, i + batch);
@@ -156,7 +164,10 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       const eventId = request.params.event_id;
       const limit = Number(request.query.limit ?? '100');
       const wanted = request.query.status;
-      const cursor = request.query.cursor;
+      // A page starts after its cursor, whatever it is (a prefix such as 'A-2' seeks). Any cursor starts
+      // the same page as the last seat id not after it, so that is the page read and kept: made-up
+      // cursors cannot make more pages to read and keep than the event has seats.
+      const cursor = request.query.cursor === undefined ? undefined : seatAtOrBefore(await requireEvent(eventId), request.query.cursor);
       const key = `seats\n${eventId}\n${wanted ?? ''}\n${cursor ?? ''}\n${limit}`;
       const body = await reads.get(key, async () => reply.serialize(await seatPage(eventId, limit, wanted, cursor)) as string, wantsFresh(request.headers['cache-control']));
       return sendSerialized(reply, body);
