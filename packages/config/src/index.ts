@@ -27,6 +27,7 @@ export const ConfigSchema = Type.Object({
   /** How many worker processes `npm start` runs. */
   WORKER_PROCESSES: Type.Integer({ minimum: 1, maximum: 64 }),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   CONFIRM_BUDGET_MS: Type.Integer({ minimum: 100, maximum: 4900 }),
   PORTONE_API_URL: Url(['http', 'https']),
   PORTONE_IMP_KEY: Type.Optional(Type.String({ minLength: 1 })),
@@ -212,6 +213,8 @@ export interface Config {
   /** WORKER_PROCESSES: worker processes `npm start` runs. */
   readonly workerProcesses: number;
   readonly adminToken: string | undefined;
+  /** METRICS_TOKEN: when set, /metrics (API and worker) answers only `Authorization: Bearer <it>`. */
+  readonly metricsToken: string | undefined;
   readonly confirmBudgetMs: number;
   readonly portone: {
     readonly apiUrl: string;
@@ -363,6 +366,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     apiProcesses: raw.API_PROCESSES,
     workerProcesses: raw.WORKER_PROCESSES,
     adminToken: raw.ADMIN_TOKEN,
+    metricsToken: raw.METRICS_TOKEN,
     confirmBudgetMs: raw.CONFIRM_BUDGET_MS,
     portone: Object.freeze({
       apiUrl: raw.PORTONE_API_URL.replace(/\/+$/, ''),

@@ -2,6 +2,7 @@
  * Prometheus metrics (prom-client), all prefixed `dropgate_`. Labels stay low-cardinality: event ids,
  * codes, statuses, queue names; never an order, buyer or seat.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Confirms answered within this many seconds count as good for the latency SLO. */
@@ -122,4 +123,15 @@ export function exportedMetricNames(): string[] {
   const worker = createRegistry();
   createWorkerMetrics(worker);
   return [...new Set([...api.getMetricsAsArray(), ...worker.getMetricsAsArray()].map((m) => m.name))].sort();
+}
+
+/**
+ * Whether a scrape may read /metrics: always without METRICS_TOKEN; with it, only with
+ * `Authorization: Bearer <METRICS_TOKEN>` (compared in constant time: both are hashed first).
+ */
+export function scrapeAllowed(authorization: string | undefined, metricsToken: string | undefined): boolean {
+  if (metricsToken === undefined) return true;
+  const given = /^Bearer +(\S+) *$/.exec(authorization ?? '')?.[1];
+  if (given === undefined) return false;
+  return timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(metricsToken).digest());
 }

@@ -15,7 +15,7 @@ import { createHandoffRelay } from './processors/relay.ts';
 import { HoldStore, checkEveryShard, createRedis, type RedisClient } from '@dropgate/redis';
 import { QueueNames, createQueues, closeQueues, jobIds, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
 import { PaymentGateway, PortOneClient, PortOneV2Client } from '@dropgate/portone';
-import { createRegistry, createWorkerMetrics } from '@dropgate/telemetry';
+import { createRegistry, createWorkerMetrics, scrapeAllowed } from '@dropgate/telemetry';
 import { EventNotLoadedError, measuredJob, type WorkerContext } from './context.ts';
 import { persistHold } from './processors/persist-hold.processor.ts';
 import { paymentOutcome } from './processors/payment-outcome.processor.ts';
@@ -193,6 +193,10 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       }
       if (req.url !== '/metrics') {
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"code":"NOT_FOUND","message":"try /metrics"}');
+        return;
+      }
+      if (!scrapeAllowed(req.headers.authorization, config.metricsToken)) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"code":"UNAUTHORIZED","message":"/metrics needs Authorization: Bearer <METRICS_TOKEN>"}');
         return;
       }
       void collect()

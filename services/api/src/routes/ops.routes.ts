@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { sql } from 'kysely';
 import { events as eventsRepo } from '@dropgate/db';
 import { checkEveryShard } from '@dropgate/redis';
+import { scrapeAllowed } from '@dropgate/telemetry';
 import type { AppDeps } from '../deps.ts';
 
 function timeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -100,11 +101,41 @@ export async function collectQueues(deps: AppDeps): Promise<void> {
   }
 }
 
+/**
+ * Shares `work` between callers: one run at a time, and a run that started less than `reuseMs` ago
+ * (or is still running) answers every caller. Readiness and the scrape-time gauges read Redis and
+ * Postgres (a readiness check cost Postgres about 0.6 ms, a scrape 0.5 ms and 20 Redis commands): a
+ * public endpoint flooded with them must not cost one read each.
+ */
+export function shared<T>(work: () => Promise<T>, reuseMs: number, now: () => number = () => performance.now()): () => Promise<T> {
+  let last: { at: number; result: Promise<T>; running: boolean } | null = null;
+  return () => {
+    const t = now();
+    if (last && (last.running || t - last.at < reuseMs)) return last.result;
+    const run: { at: number; result: Promise<T>; running: boolean } = { at: t, result: work(), running: true };
+    last = run;
+    void run.result.then(() => { run.running = false; }, () => { run.running = false; if (last === run) last = null; });
+    return run.result;
+  };
+}
+
+/** How long a scrape's reading of the gauges answers the scrapes after it (ms). */
+export const OPS_REUSE_MS = 250;
+
 export const opsRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { deps }) => {
+  // Readiness answers what is true when it is asked (a probe right after a change sees it), so a
+  // check is shared only while it runs: one check at a time per process, however many probes.
+  const readiness = shared(() => checkReadiness(deps), 0);
+  const gauges = shared(() => Promise.all([
+    readiness().catch(() => undefined),
+    collectInventory(deps, deps.config.sweepIntervalMs * 2 + 30_000).catch(() => undefined),
+    collectQueues(deps).catch(() => undefined),
+  ]).then(() => undefined), OPS_REUSE_MS);
+
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
-    const r = await checkReadiness(deps);
+    const r = await readiness();
     if (r.ready) return { status: 'ready', checks: r.checks };
     return reply.status(503).send({
       code: 'NOT_READY',
@@ -114,12 +145,14 @@ export const opsRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { de
     });
   });
 
-  app.get('/metrics', async (_request, reply) => {
-    await Promise.all([
-      checkReadiness(deps).catch(() => undefined),
-      collectInventory(deps, deps.config.sweepIntervalMs * 2 + 30_000).catch(() => undefined),
-      collectQueues(deps).catch(() => undefined),
-    ]);
+  app.get('/metrics', async (request, reply) => {
+    // METRICS_TOKEN: what the metrics show (every event, its sales and queues) is the operator's.
+    if (!scrapeAllowed(request.headers.authorization, deps.config.metricsToken)) {
+      return reply.status(401).send({ code: 'UNAUTHORIZED', message: '/metrics needs Authorization: Bearer <METRICS_TOKEN>' });
+    }
+    // The counters and histograms are the process's own, exact at every scrape; the gauges read from
+    // Redis and Postgres are at most OPS_REUSE_MS old.
+    await gauges();
     return reply.type(deps.registry.contentType).send(await deps.registry.metrics());
   });
 };

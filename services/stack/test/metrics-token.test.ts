@@ -1,0 +1,41 @@
+/**
+ * METRICS_TOKEN: what /metrics shows (every event with its sales, holds and queues, the process's
+ * memory and lag) is the operator's. With the token set, the API's /metrics (on the public port) and
+ * the worker's answer only `Authorization: Bearer <METRICS_TOKEN>`; anything else is a 401
+ * `{code, message}` that reads nothing. Without it (the default) both stay open, as Prometheus expects.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, http } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
+import { startWorker, type RunningWorker } from '@dropgate/worker';
+
+const TOKEN = 'metrics-token-0123456789abcdef';
+let stack: TestStack;
+let worker: RunningWorker;
+beforeAll(async () => {
+  stack = await startStack({ label: 'metricstoken', worker: false, env: { METRICS_TOKEN: TOKEN, WORKER_METRICS_PORT: String(await freePort()) } });
+  worker = await startWorker(stack.config, { prefix: stack.prefix, metricsServer: true, timers: false });
+});
+afterAll(async () => {
+  await worker?.close();
+  await stack?.close();
+});
+
+describe('METRICS_TOKEN', () => {
+  it('the API and the worker answer /metrics only with the token; 401 {code, message} otherwise', async () => {
+    for (const url of [`${stack.url}/metrics`, worker.metricsUrl!]) {
+      for (const authorization of [undefined, 'Bearer wrong-token-0123456789abcdef', `Basic ${TOKEN}`, `Bearer ${TOKEN}x`]) {
+        const res = await fetch(url, authorization ? { headers: { authorization } } : {});
+        expect(res.status, `${url} ${authorization}`).toBe(401);
+        const body = await res.json() as { code: string; message: string };
+        expect(body).toEqual({ code: 'UNAUTHORIZED', message: expect.stringContaining('METRICS_TOKEN') });
+      }
+      const ok = await fetch(url, { headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(ok.status, url).toBe(200);
+      expect(await ok.text()).toMatch(/^# HELP /m);
+    }
+    // Health and readiness stay open (load balancers probe them).
+    expect((await http(stack.url, 'GET', '/healthz')).status).toBe(200);
+    expect((await http(stack.url, 'GET', '/readyz')).status).toBe(200);
+  });
+});
