@@ -1,0 +1,69 @@
+/**
+ * `findOrderDetail` (GET /orders/:merchant_uid): the order row first, checked by the caller's test
+ * before anything else is read; then its lines, tickets and payments in one statement. Buyers poll
+ * their order after paying; four statements at once took four of the pool's connections (the order
+ * inserts' too) for every read. The pool below counts the connections Kysely takes, one per statement.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { events as eventsRepo, lifecycle, orders as ordersRepo, pgConnection, type Database, type Db } from '@dropgate/db';
+import { createTestDatabase, type TestDatabase } from '@dropgate/testkit';
+
+let database: TestDatabase;
+let pool: pg.Pool;
+let db: Db;
+let statements = 0;
+let busiest = 0;
+const EVENT = 'detail';
+const UID = `${EVENT}.o0000000001`;
+beforeAll(async () => {
+  database = await createTestDatabase('orderdetail');
+  pool = new pg.Pool({ ...pgConnection(database.url), max: 8 });
+  pool.on('acquire', () => { statements++; busiest = Math.max(busiest, pool.totalCount - pool.idleCount); });
+  db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  await eventsRepo.insertEvent(db, {
+    id: EVENT, name: EVENT, saleOpensAt: new Date(), saleClosesAt: null, holdTtlSeconds: 60, maxPerBuyer: null, currency: 'KRW',
+    pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 500 }],
+    seats: [{ id: 'A-1', section: 'A', row: '1', number: '1', price: 1000 }, { id: 'A-2', section: 'A', row: '1', number: '2', price: 1000 }],
+  });
+  await ordersRepo.insertOrder(db, {
+    merchantUid: UID, eventId: EVENT, buyerId: 'b', amount: 3000, currency: 'KRW',
+    seats: [{ id: 'A-2', price: 1000 }, { id: 'A-1', price: 1000 }], items: [{ pool: 'ga', quantity: 2, unitPrice: 500 }],
+  });
+  const paidAt = new Date('2026-12-01T10:00:00.123Z');
+  await lifecycle.upsertPayment(db, { impUid: 'imp_detail_1', merchantUid: UID, eventId: EVENT, amount: 3000, cancelAmount: 0, status: 'paid', failReason: null, paidAt });
+  await lifecycle.upsertPayment(db, { impUid: 'imp_detail_2', merchantUid: UID, eventId: EVENT, amount: 3000, cancelAmount: 0, status: 'failed', failReason: 'declined', paidAt: null });
+  await db.transaction().execute((trx) => lifecycle.issueTickets(trx, EVENT, UID, 'imp_detail_1', { seats: ['A-1', 'A-2'], items: [{ pool: 'ga', quantity: 2 }] }));
+});
+afterAll(async () => {
+  await db?.destroy();
+  await database?.drop();
+});
+
+describe('findOrderDetail', () => {
+  it('reads the order, then everything else in one statement on one connection; a refused caller costs the order row only', async () => {
+    statements = 0;
+    busiest = 0;
+    const detail = await ordersRepo.findOrderDetail(db, UID, () => true);
+    expect(statements).toBe(2);
+    expect(busiest).toBe(1);
+    expect(detail!.order.merchant_uid).toBe(UID);
+    expect(detail!.lines).toEqual({ seats: [{ seat_id: 'A-1', price: 1000 }, { seat_id: 'A-2', price: 1000 }], items: [{ pool_id: 'ga', quantity: 2, unit_price: 500 }] });
+    expect(detail!.tickets.map((t) => [t.seat_id, t.pool_id, t.serial, t.imp_uid])).toEqual([
+      ['A-1', null, null, 'imp_detail_1'], ['A-2', null, null, 'imp_detail_1'], [null, 'ga', 1, 'imp_detail_1'], [null, 'ga', 2, 'imp_detail_1'],
+    ]);
+    for (const t of detail!.tickets) {
+      expect(t.issued_at).toBeInstanceOf(Date);
+      expect(typeof t.id).toBe('number');
+    }
+    expect(detail!.payments).toEqual([
+      { imp_uid: 'imp_detail_1', amount: 3000, cancel_amount: 0, status: 'paid', fail_reason: null, paid_at: new Date('2026-12-01T10:00:00.123Z') },
+      { imp_uid: 'imp_detail_2', amount: 3000, cancel_amount: 0, status: 'failed', fail_reason: 'declined', paid_at: null },
+    ]);
+
+    statements = 0;
+    expect(await ordersRepo.findOrderDetail(db, UID, () => false)).toBeUndefined();
+    expect(statements).toBe(1);
+  });
+});
