@@ -76,10 +76,16 @@ describe('ReadCache', () => {
       // Plain reads in between (one past the TTL reads again) do not start the count over.
       if (i % 10 === 0) answers.push(await cache.get('k', read));
     }
+    // 100 ms of fresh requests: the 20 fresh reads, and none of the plain ones read (all within the TTL).
     expect(reads).toBe(FRESH_READS_PER_SECOND);
     expect(answers.at(-1)).toBe(`r${FRESH_READS_PER_SECOND}`);
-    now += 1_000;
+    // Past its fresh reads, a no-cache request is a plain read: never older than the TTL (a browser's
+    // reload sends no-cache; it must not see a page a second old).
+    now += 150;
     expect(await cache.get('k', read, true)).toBe(`r${FRESH_READS_PER_SECOND + 1}`);
+    expect(await cache.get('k', read, true)).toBe(`r${FRESH_READS_PER_SECOND + 1}`);
+    now += 1_000;
+    expect(await cache.get('k', read, true)).toBe(`r${FRESH_READS_PER_SECOND + 2}`);
   });
 
   it('reads afresh for no-cache, no-store and max-age=0 only', () => {

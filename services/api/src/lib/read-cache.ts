@@ -8,8 +8,8 @@
  *
  * A failed read is never kept (the next one tries again). A request that says `Cache-Control:
  * no-cache` (or `no-store`, `max-age=0`) reads afresh, and what it read serves the others; at most
- * FRESH_READS_PER_SECOND of those a second per page, beyond which it gets the newest body read (a
- * client sending no-cache in a loop cannot turn every request into a read). What is kept is bounded
+ * FRESH_READS_PER_SECOND of those a second per page, beyond which it is answered as a plain read (at
+ * most READ_CACHE_MS old), so a client sending no-cache in a loop cannot turn every request into a read. What is kept is bounded
  * by count and by bytes (the oldest go first), and bodies past the TTL are dropped as new ones come,
  * so the pages a caller asks for (each cursor and limit its own) cannot grow it: a seat page of 1,000
  * is about 90 KB, and a thousand of them had kept 131 MB.
@@ -56,7 +56,8 @@ export class ReadCache {
 
   /**
    * The body for `key`: a kept one younger than the TTL (or one being read), else `read()`'s, kept
-   * for the others. `fresh`: read afresh whatever is kept, within FRESH_READS_PER_SECOND for the key.
+   * for the others. `fresh`: read afresh whatever is kept, within FRESH_READS_PER_SECOND for the key
+   * (beyond, as a plain read).
    */
   get(key: string, read: () => Promise<string>, fresh = false): Promise<string> {
     if (this.#ttlMs === 0) return read();
@@ -70,8 +71,10 @@ export class ReadCache {
       freshSince = kept.freshSince;
       freshCount = kept.fresh;
     }
-    if (fresh) {
-      if (kept && freshCount >= FRESH_READS_PER_SECOND) return kept.body;
+    if (fresh && freshCount >= FRESH_READS_PER_SECOND) {
+      // Past the page's fresh reads: answered as a plain read, from a body younger than the TTL.
+      if (kept && now - kept.at < this.#ttlMs) return kept.body;
+    } else if (fresh) {
       freshCount++;
     }
     if (kept) this.#drop(key, kept);
