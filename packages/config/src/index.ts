@@ -133,6 +133,7 @@ export const ConfigSchema = Type.Object({
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 500, maximum: 600_000 }),
   /** The API closes a connection on which nothing moves for this long while a request is handled (ms). */
   CONNECTION_TIMEOUT_MS: Type.Integer({ minimum: 1_000, maximum: 3_600_000 }),
+  MAX_CONNECTIONS: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
   /** Worker concurrency per queue. */
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000 }),
   /** BullMQ key prefix; hash-tagged so each queue stays in one Redis Cluster slot. */
@@ -186,6 +187,7 @@ export const DEFAULTS: Readonly<Partial<Record<keyof Raw, string>>> = Object.fre
   HOLDS_PER_SECOND: '0',
   REQUEST_TIMEOUT_MS: '10000',
   CONNECTION_TIMEOUT_MS: '60000',
+  MAX_CONNECTIONS: '0',
   QUEUE_PREFIX: '{dropgate}',
   JOB_LOCK_MS: '30000',
   ORDER_LOCK_WAIT_MS: '2000',
@@ -270,6 +272,8 @@ export interface Config {
   readonly requestTimeoutMs: number;
   /** CONNECTION_TIMEOUT_MS: a connection idle this long while a request is handled is closed. */
   readonly connectionTimeoutMs: number;
+  /** MAX_CONNECTIONS: open client connections an API process keeps at most (0: four fifths of its open-files limit). */
+  readonly maxConnections: number;
   readonly queuePrefix: string;
   readonly jobLockMs: number;
   readonly orderLockWaitMs: number;
@@ -408,6 +412,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     holdsPerSecond: raw.HOLDS_PER_SECOND,
     requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,
     connectionTimeoutMs: raw.CONNECTION_TIMEOUT_MS,
+    maxConnections: raw.MAX_CONNECTIONS,
     queuePrefix: raw.QUEUE_PREFIX,
     jobLockMs: raw.JOB_LOCK_MS,
     orderLockWaitMs: raw.ORDER_LOCK_WAIT_MS,

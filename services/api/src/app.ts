@@ -12,6 +12,7 @@ import { REFUSAL_REASONS } from '@dropgate/domain';
 import type { AppDeps } from './deps.ts';
 import { errorsPlugin } from './plugins/errors.plugin.ts';
 import { EventLoopGate } from './lib/event-loop-gate.ts';
+import { connectionLimit } from './lib/connection-limit.ts';
 import { sharedCompilers } from './lib/schema-compilers.ts';
 import { adminRoutes } from './routes/admin.routes.ts';
 import { queueRoutes } from './routes/queue.routes.ts';
@@ -88,6 +89,10 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
       connectionsCheckingInterval: Math.min(1_000, Math.max(100, Math.floor(deps.config.requestTimeoutMs / 4))),
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Connections beyond MAX_CONNECTIONS are closed as they come: idle ones cannot use up the process's
+  // open files (see connection-limit.ts).
+  app.server.maxConnections = connectionLimit(deps.config.maxConnections);
 
   // RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (Node's own check answers it with no body).
   app.addHook('onRequest', (request, reply, done) => {
