@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, http } from '@dropgate/testkit';
+import { startApi, type RunningApi } from '@dropgate/api';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { startWorker, type RunningWorker } from '@dropgate/worker';
 
@@ -37,5 +38,25 @@ describe('METRICS_TOKEN', () => {
     // Health and readiness stay open (load balancers probe them).
     expect((await http(stack.url, 'GET', '/healthz')).status).toBe(200);
     expect((await http(stack.url, 'GET', '/readyz')).status).toBe(200);
+  });
+});
+
+describe('without METRICS_TOKEN', () => {
+  it('the API answers /metrics to loopback and private addresses only (as TRUST_PROXY resolves the client), 403 {code, message} to others', async () => {
+    // A second API process on the same stack, behind one trusted proxy and with no METRICS_TOKEN.
+    const open: RunningApi = await startApi({ ...stack.config, port: 0, trustProxy: 1, metricsToken: undefined }, { logger: false, queuePrefix: stack.prefix });
+    try {
+      for (const from of [undefined, '10.1.2.3', '172.20.0.9', '192.168.1.1', '::1', 'fd00::5']) {
+        const res = await fetch(`${open.url}/metrics`, from ? { headers: { 'x-forwarded-for': from } } : {});
+        expect(res.status, String(from)).toBe(200);
+      }
+      for (const from of ['203.0.113.5', '8.8.8.8', '172.32.0.1', '2001:db8::1', '::ffff:203.0.113.5']) {
+        const res = await fetch(`${open.url}/metrics`, { headers: { 'x-forwarded-for': from } });
+        expect(res.status, from).toBe(403);
+        expect(await res.json()).toEqual({ code: 'FORBIDDEN', message: expect.stringContaining('METRICS_TOKEN') });
+      }
+    } finally {
+      await open.close();
+    }
   });
 });

@@ -1,4 +1,5 @@
 /** Operations: liveness, readiness, Prometheus metrics. Outside load shedding on purpose. */
+import { BlockList, isIPv4 } from 'node:net';
 import type { FastifyPluginAsync } from 'fastify';
 import { sql } from 'kysely';
 import { events as eventsRepo } from '@dropgate/db';
@@ -119,6 +120,23 @@ export function shared<T>(work: () => Promise<T>, reuseMs: number, now: () => nu
   };
 }
 
+/** Loopback, private and link-local addresses: where Prometheus scrapes from without METRICS_TOKEN. */
+const PRIVATE_NETWORKS = new BlockList();
+for (const [net, bits] of [['127.0.0.0', 8], ['10.0.0.0', 8], ['172.16.0.0', 12], ['192.168.0.0', 16], ['169.254.0.0', 16]] as const) {
+  PRIVATE_NETWORKS.addSubnet(net, bits, 'ipv4');
+}
+for (const [net, bits] of [['::1', 128], ['fc00::', 7], ['fe80::', 10]] as const) PRIVATE_NETWORKS.addSubnet(net, bits, 'ipv6');
+
+/** Whether `ip` (as TRUST_PROXY resolves the client) is a loopback, private or link-local address. */
+export function privateAddress(ip: string): boolean {
+  const bare = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+  try {
+    return PRIVATE_NETWORKS.check(bare, isIPv4(bare) ? 'ipv4' : 'ipv6');
+  } catch {
+    return false;
+  }
+}
+
 /** How long a scrape's reading of the gauges answers the scrapes after it (ms). */
 export const OPS_REUSE_MS = 250;
 
@@ -146,7 +164,12 @@ export const opsRoutes: FastifyPluginAsync<{ deps: AppDeps }> = async (app, { de
   });
 
   app.get('/metrics', async (request, reply) => {
-    // METRICS_TOKEN: what the metrics show (every event, its sales and queues) is the operator's.
+    // What the metrics show (every event, its sales and queues) is the operator's: with METRICS_TOKEN,
+    // only a scrape carrying it; without, only a scrape from a loopback or private address (a
+    // Prometheus beside the API), as TRUST_PROXY resolves the client.
+    if (deps.config.metricsToken === undefined && !privateAddress(request.ip)) {
+      return reply.status(403).send({ code: 'FORBIDDEN', message: '/metrics answers private addresses only; set METRICS_TOKEN to scrape from elsewhere' });
+    }
     if (!scrapeAllowed(request.headers.authorization, deps.config.metricsToken)) {
       return reply.status(401).send({ code: 'UNAUTHORIZED', message: '/metrics needs Authorization: Bearer <METRICS_TOKEN>' });
     }
