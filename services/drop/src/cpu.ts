@@ -86,21 +86,31 @@ export function processCpu(pid: number | null | undefined): number {
   return pid === null || pid === undefined ? 0 : readProc(pid)?.cpuWithReaped ?? 0;
 }
 
-/** CPU seconds so far of every process of the local Postgres server; null when none runs here. */
+/** CPU seconds so far of every process of the local Postgres servers; null when none runs here. */
 export function localPostgresCpu(): number | null {
-  return postgresCpu(allPids().map(readProc).filter((p): p is Proc => p !== null));
+  const servers = postgresCpu(allPids().map(readProc).filter((p): p is Proc => p !== null));
+  return servers === null ? null : Object.values(servers).reduce((a, b) => a + b, 0);
 }
 
-function postgresCpu(procs: readonly Proc[]): number | null {
-  let total = 0;
+/**
+ * CPU seconds so far of each local Postgres server, by its postmaster's pid (a postgres process whose
+ * parent is not one): its own, its living processes' and those of its processes that ended (the
+ * postmaster reaps them). Kept apart so that a server that starts or stops between two samples (a
+ * test's private Postgres) is left out of the difference instead of taking its CPU with it.
+ */
+function postgresCpu(procs: readonly Proc[]): Record<number, number> | null {
+  const byPid = new Map(procs.map((p) => [p.pid, p]));
+  const isPostgres = (p: Proc | undefined) => p !== undefined && p.comm === 'postgres';
+  const servers: Record<number, number> = {};
   let found = false;
   for (const p of procs) {
-    if (p.comm !== 'postgres') continue;
+    if (!isPostgres(p)) continue;
     found = true;
-    // Backends that ended meanwhile count through the postmaster's reaped children.
-    total += p.cpuWithReaped;
+    let root = p;
+    while (isPostgres(byPid.get(root.ppid))) root = byPid.get(root.ppid)!;
+    servers[root.pid] = (servers[root.pid] ?? 0) + p.cpuWithReaped;
   }
-  return found ? total : null;
+  return found ? servers : null;
 }
 
 /** One INFO section of every primary (of a cluster, or the one Redis); null when unreadable. */
@@ -153,8 +163,8 @@ export function commandsPer(before: Map<string, { calls: number; usec: number }>
   return rows.map((r) => `${r.cmd} ${r.calls.toFixed(2)}× ${r.usec.toFixed(1)} µs`).join(', ');
 }
 
-/** CPU seconds used so far by each part but the buyer processes (they report their own). */
-export type CpuSample = Omit<CpuSeconds, 'buyers'>;
+/** CPU seconds used so far by each part but the buyer processes (they report their own); Postgres by server. */
+export type CpuSample = Omit<CpuSeconds, 'buyers' | 'postgres'> & { postgres: Record<number, number> | null };
 
 export async function sampleCpu(sources: CpuSources): Promise<CpuSample> {
   const procs = allPids().map(readProc).filter((p): p is Proc => p !== null);
@@ -182,6 +192,7 @@ export function cpuUsed(start: CpuSample, end: CpuSample, buyers: number): CpuSe
     api: Math.max(0, end.api - start.api),
     worker: Math.max(0, end.worker - start.worker),
     redis: diff(start.redis, end.redis),
-    postgres: diff(start.postgres, end.postgres),
+    postgres: start.postgres === null || end.postgres === null ? null
+      : Object.entries(end.postgres).reduce((n, [pid, s]) => n + (start.postgres![Number(pid)] === undefined ? 0 : Math.max(0, s - start.postgres![Number(pid)]!)), 0),
   };
 }
