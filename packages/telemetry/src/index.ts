@@ -131,7 +131,7 @@ export function exportedMetricNames(): string[] {
  */
 export function scrapeAllowed(authorization: string | undefined, metricsToken: string | undefined): boolean {
   if (metricsToken === undefined) return true;
-  const given = /^Bearer +(\S+) *$/.exec(authorization ?? '')?.[1];
+  const given = /^Bearer +(\S+) *$/i.exec(authorization ?? '')?.[1];
   if (given === undefined) return false;
   return timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(metricsToken).digest());
 }

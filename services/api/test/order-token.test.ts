@@ -74,6 +74,8 @@ describe('order tokens', () => {
       expect(res.body.code).toBe('UNAUTHORIZED');
       expect(res.text).not.toContain('buyer-c');
     }
+    // The scheme is case-insensitive (RFC 9110).
+    for (const scheme of ['bearer', 'BEARER']) expect((await read(o.merchant_uid, `${scheme} ${o.order_token}`)).status, scheme).toBe(200);
   });
 
   it('a wrong token gets the same 404 as an order that does not exist', async () => {

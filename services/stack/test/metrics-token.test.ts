@@ -34,6 +34,8 @@ describe('METRICS_TOKEN', () => {
       const ok = await fetch(url, { headers: { authorization: `Bearer ${TOKEN}` } });
       expect(ok.status, url).toBe(200);
       expect(await ok.text()).toMatch(/^# HELP /m);
+      // The scheme is case-insensitive (RFC 9110).
+      expect((await fetch(url, { headers: { authorization: `bearer ${TOKEN}` } })).status, url).toBe(200);
     }
     // Health and readiness stay open (load balancers probe them).
     expect((await http(stack.url, 'GET', '/healthz')).status).toBe(200);

@@ -14,9 +14,9 @@ export function isAdminToken(token: string, adminToken: string | undefined): boo
   return adminToken !== undefined && sameSecret(token, adminToken);
 }
 
-/** The token of an `Authorization: Bearer <token>` header, or null when there is none. */
+/** The token of an `Authorization: Bearer <token>` header (the scheme in any case: RFC 9110), or null when there is none. */
 export function bearerToken(header: string | undefined): string | null {
-  const match = /^Bearer +(\S+) *$/.exec(header ?? '');
+  const match = /^Bearer +(\S+) *$/i.exec(header ?? '');
   return match ? match[1]! : null;
 }
 
