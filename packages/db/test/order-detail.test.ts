@@ -2,7 +2,8 @@
  * `findOrderDetail` (GET /orders/:merchant_uid): the order row first, checked by the caller's test
  * before anything else is read; then its lines, tickets and payments in one statement. Buyers poll
  * their order after paying; four statements at once took four of the pool's connections (the order
- * inserts' too) for every read. The pool below counts the connections Kysely takes, one per statement.
+ * inserts' too) for every read. Reads of one order in flight are shared. The pool below counts the
+ * connections Kysely takes, one per statement.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kysely, PostgresDialect } from 'kysely';
@@ -65,5 +66,17 @@ describe('findOrderDetail', () => {
     statements = 0;
     expect(await ordersRepo.findOrderDetail(db, UID, () => false)).toBeUndefined();
     expect(statements).toBe(1);
+  });
+
+  it('shares the reads in flight of one order: fifty callers at once, half of them refused, cost two statements', async () => {
+    statements = 0;
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => ordersRepo.findOrderDetail(db, UID, () => i % 2 === 0)));
+    expect(statements).toBe(2);
+    expect(answers.filter((a) => a === undefined)).toHaveLength(25);
+    for (const a of answers.filter((x) => x !== undefined)) expect(a!.payments).toHaveLength(2);
+    // Once they are done, the next read reads again (nothing is kept).
+    statements = 0;
+    await ordersRepo.findOrderDetail(db, UID);
+    expect(statements).toBe(2);
   });
 });
