@@ -91,8 +91,18 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Connections beyond MAX_CONNECTIONS are closed as they come: idle ones cannot use up the process's
-  // open files (see connection-limit.ts).
+  // open files (see connection-limit.ts). And when one is refused for it, the connections that sit
+  // idle (kept alive after an answer, or never sent a request) are closed, at most once a second, so
+  // whoever holds the allowed connections open without using them cannot keep everyone else out: the
+  // buyers' next connection gets in (their own idle ones reconnect).
   app.server.maxConnections = connectionLimit(deps.config.maxConnections);
+  let idleClosedAt = 0;
+  app.server.on('drop', () => {
+    const now = Date.now();
+    if (now - idleClosedAt < 1_000) return;
+    idleClosedAt = now;
+    app.server.closeIdleConnections();
+  });
 
   // RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (Node's own check answers it with no body).
   app.addHook('onRequest', (request, reply, done) => {

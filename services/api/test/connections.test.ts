@@ -64,3 +64,41 @@ describe('an API process with MAX_CONNECTIONS 20', () => {
     await waitFor(async () => (await http(stack.url, 'GET', '/healthz').catch(() => null))?.status === 200, 5_000, 'a new connection served');
   });
 });
+
+describe('when the allowed connections are held idle', () => {
+  // A process of its own: the other test's refusals and closing connections do not mix in.
+  let own: ApiStack;
+  beforeAll(async () => { own = await startApiStack({ label: 'conns-idle', env: { MAX_CONNECTIONS: '20' } }); });
+  afterAll(async () => { await own?.close(); });
+
+  it('a refused connection closes the idle ones, so a buyer gets in on their next try', async () => {
+    const url = new URL(own.url);
+    const held: Socket[] = [];
+    let closed = 0;
+    /** A connection that sends `request` (if any); resolves true once answered, false if closed first. */
+    const open = (request: string | null) => new Promise<boolean>((resolve) => {
+      const s = connect(Number(url.port), url.hostname);
+      held.push(s);
+      s.on('error', () => undefined);
+      s.on('data', (d: Buffer) => { if (d.toString('utf8').includes('\r\n\r\n')) resolve(true); });
+      s.once('close', () => { closed++; resolve(false); });
+      s.once('connect', () => { if (request) s.write(request); else setTimeout(() => resolve(!s.destroyed), 200); });
+    });
+    try {
+      // 19 connections that make one request each and then sit idle (kept alive).
+      for (let i = 0; i < 19; i++) await open(`GET /healthz HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+      // Silent connections until one is refused: the process is at its limit.
+      let refused = false;
+      for (let i = 0; i < 5 && !refused; i++) refused = !(await open(null));
+      expect(refused).toBe(true);
+      // A buyer gets in within seconds, long before the idle connections would time out (fastify
+      // keeps them 72 s): the refusal closed them.
+      await waitFor(async () => (await http(own.url, 'GET', '/healthz').catch(() => null))?.status === 200, 5_000, 'the buyer served');
+      // More closed than the refused one: the idle ones (their close may land just after the buyer's answer).
+      await waitFor(async () => closed > 1, 2_000, 'the idle connections closed');
+      expect(closed).toBeGreaterThan(1);
+    } finally {
+      for (const s of held) s.destroy();
+    }
+  });
+});
