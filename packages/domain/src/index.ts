@@ -6,3 +6,4 @@ export * from './order.ts';
 export * from './order-machine.ts';
 export * from './rush.ts';
 export * from './rush-tokens.ts';
+export * from './secrets.ts';

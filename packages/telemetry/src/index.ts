@@ -2,8 +2,8 @@
  * Prometheus metrics (prom-client), all prefixed `dropgate_`. Labels stay low-cardinality: event ids,
  * codes, statuses, queue names; never an order, buyer or seat.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { bearerToken, sameSecret } from '@dropgate/domain';
 
 /** Confirms answered within this many seconds count as good for the latency SLO. */
 export const CONFIRM_SLO_SECONDS = 0.25;
@@ -131,7 +131,6 @@ export function exportedMetricNames(): string[] {
  */
 export function scrapeAllowed(authorization: string | undefined, metricsToken: string | undefined): boolean {
   if (metricsToken === undefined) return true;
-  const given = /^Bearer +(\S+) *$/i.exec(authorization ?? '')?.[1];
-  if (given === undefined) return false;
-  return timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(metricsToken).digest());
+  const given = bearerToken(authorization);
+  return given !== null && sameSecret(given, metricsToken);
 }

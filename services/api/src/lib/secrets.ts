@@ -3,22 +3,13 @@
  * buyer read their order). Compared in constant time; order tokens are stored only as SHA-256.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-
-/** True when `given` equals `expected`, in time that depends on neither (both are hashed first). */
-export function sameSecret(given: string, expected: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(given).digest(), createHash('sha256').update(expected).digest());
-}
+import { sameSecret } from '@dropgate/domain';
 
 /** True when `token` is ADMIN_TOKEN (never when none is configured). */
 export function isAdminToken(token: string, adminToken: string | undefined): boolean {
   return adminToken !== undefined && sameSecret(token, adminToken);
 }
 
-/** The token of an `Authorization: Bearer <token>` header (the scheme in any case: RFC 9110), or null when there is none. */
-export function bearerToken(header: string | undefined): string | null {
-  const match = /^Bearer +(\S+) *$/i.exec(header ?? '');
-  return match ? match[1]! : null;
-}
 
 /**
  * Random bytes for order tokens, drawn from the CSPRNG 4 KiB at a time (as node's randomUUID does)

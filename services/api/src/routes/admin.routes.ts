@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { HttpError } from '../lib/http-errors.ts';
 import { CreateEventBody, ErrorBody, EventBody } from '../schemas.ts';
 import { createEvent } from '../lib/events.service.ts';
-import { sameSecret } from '../lib/secrets.ts';
+import { sameSecret } from '@dropgate/domain';
 import { eventBody } from './storefront.routes.ts';
 import type { AppDeps } from '../deps.ts';
 

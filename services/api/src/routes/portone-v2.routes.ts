@@ -19,7 +19,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import Schema from 'typebox/schema';
 import type { Static } from 'typebox';
 import { orders as ordersRepo } from '@dropgate/db';
-import { REFUSAL_REASONS, eventIdOf, type RefusalCode } from '@dropgate/domain';
+import { REFUSAL_REASONS, bearerToken, eventIdOf, type RefusalCode } from '@dropgate/domain';
 import { v2PaymentKey, verifyWebhook, type ConfirmRefusal, type PortOneV2Client } from '@dropgate/portone';
 import {
   ConfirmApproved, ErrorBody, ManualConfirmBody, ManualConfirmPaid, V2ConfirmPayload, V2ConfirmPayloadLegacy, V2ConfirmRefused,
@@ -27,7 +27,7 @@ import {
 } from '../schemas.ts';
 import { decideConfirm, type ConfirmDeps } from '../lib/confirm.service.ts';
 import { toHttpError } from '../plugins/errors.plugin.ts';
-import { bearerToken, isAdminToken, orderTokenMatches } from '../lib/secrets.ts';
+import { isAdminToken, orderTokenMatches } from '../lib/secrets.ts';
 import { REFUSAL_STATUS } from '../lib/http-errors.ts';
 import type { AppDeps } from '../deps.ts';
 

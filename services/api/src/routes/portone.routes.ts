@@ -6,11 +6,10 @@
  * caller can make dropgate store or call is bounded per order and payment (see placeHold and
  * noteWebhook: webhooks' PortOne lookups are paced per payment, put off but never dropped).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
-import { DomainError, REFUSAL_REASONS, eventIdOf, type ConfirmOutcome } from '@dropgate/domain';
+import { DomainError, REFUSAL_REASONS, eventIdOf, sameSecret, type ConfirmOutcome } from '@dropgate/domain';
 import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
 import { WEBHOOK_ACTED, type WebhookGeneration } from '@dropgate/redis';
 import { ConfirmApproved, ConfirmBody, ConfirmRefused, ErrorBody, WebhookAccepted, WebhookBody } from '../schemas.ts';
@@ -49,14 +48,6 @@ export function lagReserveMs(budgetMs: number, recentLagMs: number): number {
 function ipAllowed(ip: string, allowed: readonly string[]): boolean {
   const bare = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
   return allowed.includes(bare) || allowed.includes(ip);
-}
-
-/** Constant-time comparison of a caller's token with ours (hashed first, so lengths never leak). */
-function tokenMatches(given: unknown, expected: string): boolean {
-  if (typeof given !== 'string') return false;
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
 }
 
 /** Webhook statuses PortOne V1 sends (the schema refuses others); `other` keeps metric labels a closed set. */
@@ -263,7 +254,8 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
       };
       // One answer for either check, so a caller cannot tell which one it passed.
       const forbidden = 'this webhook is not accepted from this caller';
-      if (config.webhookToken && !tokenMatches((request.query as Record<string, unknown>)?.['token'], config.webhookToken)) {
+      const given = (request.query as Record<string, unknown>)?.['token'];
+      if (config.webhookToken && !(typeof given === 'string' && sameSecret(given, config.webhookToken))) {
         reject('WEBHOOK_FORBIDDEN', forbidden);
       }
       if (config.webhookAllowedIps && !ipAllowed(request.ip, config.webhookAllowedIps)) reject('WEBHOOK_FORBIDDEN', forbidden);

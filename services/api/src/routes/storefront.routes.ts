@@ -1,7 +1,7 @@
 /** Storefront API: events with availability, seat pages, orders. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
-import { DomainError, eventIdOf } from '@dropgate/domain';
+import { DomainError, bearerToken, eventIdOf } from '@dropgate/domain';
 import { HttpError } from '../lib/http-errors.ts';
 import { orders as ordersRepo } from '@dropgate/db';
 import { jobIds } from '@dropgate/jobs';
@@ -12,7 +12,7 @@ import {
 import { createOrder, extendReservation } from '../lib/orders.service.ts';
 import { countOrderLimit, perAddressLimit, requireBuyer } from '../lib/buyers.ts';
 import { preRegisterOrder } from '../lib/pre-register.ts';
-import { bearerToken, isAdminToken, orderTokenMatches } from '../lib/secrets.ts';
+import { isAdminToken, orderTokenMatches } from '../lib/secrets.ts';
 import { ReadCache, wantsFresh } from '../lib/read-cache.ts';
 import type { EventDef } from '../lib/catalog.ts';
 import type { AppDeps } from '../deps.ts';
