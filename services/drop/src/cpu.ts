@@ -192,7 +192,17 @@ export function cpuUsed(start: CpuSample, end: CpuSample, buyers: number): CpuSe
     api: Math.max(0, end.api - start.api),
     worker: Math.max(0, end.worker - start.worker),
     redis: diff(start.redis, end.redis),
-    postgres: start.postgres === null || end.postgres === null ? null
-      : Object.entries(end.postgres).reduce((n, [pid, s]) => n + (start.postgres![Number(pid)] === undefined ? 0 : Math.max(0, s - start.postgres![Number(pid)]!)), 0),
+    postgres: postgresUsed(start.postgres, end.postgres),
   };
+}
+
+/** What the Postgres servers present at both samples used between them (see postgresCpu). */
+function postgresUsed(start: Record<number, number> | null, end: Record<number, number> | null): number | null {
+  if (start === null || end === null) return null;
+  let used = 0;
+  for (const [pid, now] of Object.entries(end)) {
+    const was = start[Number(pid)];
+    if (was !== undefined) used += Math.max(0, now - was);
+  }
+  return used;
 }
