@@ -3,10 +3,11 @@
  * before anything else is read; then its lines, tickets and payments in one statement. Buyers poll
  * their order after paying; four statements at once took four of the pool's connections (the order
  * inserts' too) for every read. Reads of one order in flight are shared. The pool below counts the
- * connections Kysely takes, one per statement.
+ * connections Kysely takes, one per statement. The status shown is the one read with the tickets and
+ * payments, so a settlement committing between the two reads cannot show a held order with tickets.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { events as eventsRepo, lifecycle, orders as ordersRepo, pgConnection, type Database, type Db } from '@dropgate/db';
 import { createTestDatabase, type TestDatabase } from '@dropgate/testkit';
@@ -78,5 +79,37 @@ describe('findOrderDetail', () => {
     statements = 0;
     await ordersRepo.findOrderDetail(db, UID);
     expect(statements).toBe(2);
+  });
+
+  it('shows the status read with the tickets: a settlement committing between the order row and the rest shows paid, not held with tickets', async () => {
+    const uid = `${EVENT}.o0000000002`;
+    await ordersRepo.insertOrder(db, { merchantUid: uid, eventId: EVENT, buyerId: 'b2', amount: 1000, currency: 'KRW', seats: [], items: [{ pool: 'ga', quantity: 2, unitPrice: 500 }] });
+    expect(await lifecycle.transition(db, uid, 'hold_taken', null)).toBe(true);
+    // The settlement, held open after its writes with tickets locked: a statement that reads tickets
+    // waits for its commit, and then (read committed) sees what it committed.
+    let written!: () => void;
+    const writesDone = new Promise<void>((resolve) => { written = resolve; });
+    let commit!: () => void;
+    const gate = new Promise<void>((resolve) => { commit = resolve; });
+    const settlement = db.transaction().execute(async (trx) => {
+      await lifecycle.upsertPayment(trx, { impUid: 'imp_detail_3', merchantUid: uid, eventId: EVENT, amount: 1000, cancelAmount: 0, status: 'paid', failReason: null, paidAt: new Date() });
+      await lifecycle.issueTickets(trx, EVENT, uid, 'imp_detail_3', { seats: [], items: [{ pool: 'ga', quantity: 2 }] });
+      expect(await lifecycle.transition(trx, uid, 'paid', null, { paidImpUid: 'imp_detail_3' })).toBe(true);
+      await sql`lock table tickets in access exclusive mode`.execute(trx);
+      written();
+      await gate;
+    });
+    await writesDone;
+    let rowStatus: string | null = null;
+    // The caller's check runs on the order row (still held: the settlement has not committed) and lets
+    // the settlement commit before the rest is read.
+    const detail = await ordersRepo.findOrderDetail(db, uid, (order) => { rowStatus = order.status; commit(); return true; });
+    await settlement;
+    expect(rowStatus).toBe('held');
+    expect(detail!.tickets).toHaveLength(2);
+    expect(detail!.order.status).toBe('paid');
+    expect(detail!.order.paid_imp_uid).toBe('imp_detail_3');
+    expect(detail!.order.hold_expires_at).toBeNull();
+    expect(detail!.payments.map((p) => p.status)).toEqual(['paid']);
   });
 });
