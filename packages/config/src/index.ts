@@ -26,8 +26,9 @@ export const ConfigSchema = Type.Object({
   API_PROCESSES: Type.Integer({ minimum: 1, maximum: 64 }),
   /** How many worker processes `npm start` runs. */
   WORKER_PROCESSES: Type.Integer({ minimum: 1, maximum: 64 }),
-  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
-  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  /** Bearer tokens: 16+ visible ASCII characters, no spaces (what an Authorization header carries). */
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16, pattern: '^[!-~]+$' })),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, pattern: '^[!-~]+$' })),
   CONFIRM_BUDGET_MS: Type.Integer({ minimum: 100, maximum: 4900 }),
   PORTONE_API_URL: Url(['http', 'https']),
   PORTONE_IMP_KEY: Type.Optional(Type.String({ minLength: 1 })),

@@ -16,7 +16,7 @@ describe('configuration', () => {
 
   it.each([
     ['PORT', 'abc'], ['PORT', '70000'], ['CONFIRM_BUDGET_MS', '5000'], ['CONFIRM_BUDGET_MS', '10'], ['REDIS_URL', 'localhost:6379'],
-    ['DATABASE_URL', 'mysql://x'], ['ADMIN_TOKEN', 'short'], ['LOG_LEVEL', 'loud'], ['SIM_PORT', '-1'], ['PORTONE_API_URL', 'ftp://x'],
+    ['DATABASE_URL', 'mysql://x'], ['ADMIN_TOKEN', 'short'], ['ADMIN_TOKEN', 'with a space in it, long enough'], ['METRICS_TOKEN', 'sixteen-chars-but-\u00e9'], ['LOG_LEVEL', 'loud'], ['SIM_PORT', '-1'], ['PORTONE_API_URL', 'ftp://x'],
     ['REQUEST_TIMEOUT_MS', '0'], ['REQUEST_TIMEOUT_MS', '5s'], ['CONNECTION_TIMEOUT_MS', '100'],
     ['WAITLIST_MAX_ENTRIES', '0'], ['WAITLIST_MAX_ENTRIES', 'many'],
   ])('stops on an invalid %s (%s) and names the variable', (name, value) => {

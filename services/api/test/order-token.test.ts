@@ -106,4 +106,17 @@ describe('order tokens', () => {
     expect((await read(o.merchant_uid, `Bearer ${o.order_token}`)).status).toBe(404);
     expect((await read(o.merchant_uid, `Bearer ${TEST_ADMIN_TOKEN}`)).status).toBe(200);
   });
+
+  it('the admin token is read as order and metrics tokens are: the scheme in any case, nothing but the token after it', async () => {
+    const admin = (authorization: string, n: number) => http(stack.url, 'POST', '/admin/events', {
+      id: `${id}-adm${n}`, name: 'Admin scheme', pools: [{ id: 'ga', name: 'GA', capacity: 1, price: 500 }],
+    }, { headers: { authorization } });
+    for (const [n, scheme] of ['bearer', 'BEARER', 'Bearer'].entries()) expect((await admin(`${scheme} ${TEST_ADMIN_TOKEN}`, n)).status, scheme).toBe(201);
+    for (const [n, auth] of [`Basic ${TEST_ADMIN_TOKEN}`, `Bearer ${TEST_ADMIN_TOKEN} extra`, `Bearer ${TEST_ADMIN_TOKEN}x`, TEST_ADMIN_TOKEN, 'Bearer '].entries()) {
+      const res = await admin(auth, 10 + n);
+      expect(res.status, auth).toBe(401);
+      expect(res.body).toMatchObject({ code: 'UNAUTHORIZED' });
+    }
+  });
 });
+

@@ -3,16 +3,16 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { HttpError } from '../lib/http-errors.ts';
 import { CreateEventBody, ErrorBody, EventBody } from '../schemas.ts';
 import { createEvent } from '../lib/events.service.ts';
-import { sameSecret } from '@dropgate/domain';
+import { bearerToken } from '@dropgate/domain';
+import { isAdminToken } from '../lib/secrets.ts';
 import { eventBody } from './storefront.routes.ts';
 import type { AppDeps } from '../deps.ts';
 
 export const adminRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
   app.addHook('onRequest', async (request) => {
     const token = deps.config.adminToken;
-    const header = request.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-    if (!token || !given || !sameSecret(given, token)) {
+    const given = bearerToken(request.headers.authorization);
+    if (!token || !given || !isAdminToken(given, token)) {
       throw new HttpError('UNAUTHORIZED', token ? 'a valid admin bearer token is required' : 'the admin API is disabled: set ADMIN_TOKEN');
     }
   });
