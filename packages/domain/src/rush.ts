@@ -38,6 +38,13 @@ export const ADMITTED_PER_AVAILABLE_PLACE = 1;
 export const QUEUE_POLL_INTERVAL_SECONDS = 1;
 
 /**
+ * When Redis has lost a waiting room, its buyers come back to their places as they poll (their tokens
+ * carry them); from the first one back, admissions wait this long, so the buyers at the front are back
+ * before anyone behind them is admitted.
+ */
+export const QUEUE_BACK_SECONDS = 10;
+
+/**
  * The most places (seats and pool items) one waiting-list entry may want, whatever `max_per_buyer`
  * says: an entry is kept in Redis until the list is cleared, so its size times WAITLIST_MAX_ENTRIES
  * bounds what anyone can make Redis store (an entry of 100 seats and 100 items took 6.4 KB).

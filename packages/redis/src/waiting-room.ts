@@ -18,12 +18,20 @@ export interface QueueSettings {
   confirmBudgetMs: number;
   /** Admissions are computed at most this often (ms), whoever polls. */
   stepMs: number;
+  /** The shuffle seed: a buyer who joined before the opening is put back by it. */
+  seed: string;
+  /** How long admissions wait for the others once a lost room's first buyer is back (ms). */
+  backMs: number;
 }
 
-export type JoinResult = { result: 'joined' | 'rejoined'; rank: number } | { result: 'admitted' };
+/**
+ * `place`: where the buyer stands, for their token to carry (`s`: the seeded shuffle; else the arrival,
+ * in 1024ths of a millisecond, decimal).
+ */
+export type JoinResult = { result: 'joined' | 'rejoined'; rank: number; place: string } | { result: 'admitted' };
 
 export interface QueueStatus {
-  state: 'waiting' | 'paused' | 'admitted' | 'sold_out' | 'expired' | 'unknown' | 'rate_limited';
+  state: 'waiting' | 'paused' | 'admitted' | 'sold_out' | 'expired' | 'unknown' | 'rate_limited' | 'not_ready';
   /** 0-based place among waiting buyers (waiting, paused, sold_out). */
   rank: number;
   /** Admission expiry (ms) for admitted and expired. */
@@ -46,6 +54,7 @@ export interface QueueSnapshot {
 
 const STATES: Readonly<Record<number, QueueStatus['state']>> = {
   1: 'waiting', 2: 'admitted', 3: 'sold_out', 4: 'expired', 5: 'paused', [ScriptError.OrderNotFound]: 'unknown', [ScriptError.RateLimited]: 'rate_limited',
+  [ScriptError.NotReady]: 'not_ready',
 };
 
 export class WaitingRoomStore {
@@ -57,17 +66,18 @@ export class WaitingRoomStore {
 
   async join(eventId: string, buyerId: string, nowMs: number, opensAt: number, seed: string): Promise<JoinResult> {
     const k = eventKeys(eventId);
-    const [code, rank] = (await this.redis.joinQueue(k.queue, k.queueWaiting, k.queueAdmitted, buyerId, nowMs, opensAt, seed)) as [number, number];
+    const [code, rank, place] = (await this.redis.joinQueue(k.queue, k.queueWaiting, k.queueAdmitted, buyerId, nowMs, opensAt, seed)) as [number, number, string];
     if (code === 2) return { result: 'admitted' };
-    return { result: code === 1 ? 'joined' : 'rejoined', rank };
+    return { result: code === 1 ? 'joined' : 'rejoined', rank, place };
   }
 
-  async poll(eventId: string, buyerId: string, nowMs: number, s: QueueSettings): Promise<QueueStatus> {
+  /** `place`: where the buyer's token says they stand (null: it carries none), to put them back there. */
+  async poll(eventId: string, buyerId: string, place: string | null, nowMs: number, s: QueueSettings): Promise<QueueStatus> {
     const k = eventKeys(eventId);
     const [code, x, waiting, pace, available, held] = (await this.redis.pollQueue(
-      k.queue, k.queueWaiting, k.queueActive, k.queueAdmitted, k.counts, k.queuePolls,
+      k.queue, k.queueWaiting, k.queueActive, k.queueAdmitted, k.counts, k.queuePolls, k.meta,
       buyerId, nowMs, s.opensAt, s.mode, s.admitPerSecond, s.maxActive, s.admissionTtlMs, s.admittedPerAvailablePlace,
-      s.pollIntervalMs, s.confirmBudgetMs, s.stepMs,
+      s.pollIntervalMs, s.confirmBudgetMs, s.stepMs, place ?? '', s.seed, s.backMs,
     )) as number[];
     const state = STATES[code!];
     if (state === undefined) throw new Error(`pollQueue returned unknown code ${code}`);

@@ -82,7 +82,7 @@ describe('waiting room', () => {
     const first = await join(id, 'alice');
     expect(first.status).toBe(201);
     expect(first.body).toMatchObject({ state: 'waiting', position: 1 });
-    expect(first.body.queue_token).toMatch(/^q1~alice~/);
+    expect(first.body.queue_token).toMatch(/^q2~alice~/);
     expect((await join(id, 'bob')).body.position).toBe(2);
     // Joining again gains nothing: the same token, the same place.
     for (let i = 0; i < 3; i++) expect((await join(id, 'alice')).body).toEqual(first.body);

@@ -6,8 +6,8 @@
  * waiting for it to.
  */
 import {
-  ADMITTED_PER_AVAILABLE_PLACE, DomainError, QUEUE_POLL_INTERVAL_SECONDS, admissionProblem, admissionToken, queueToken, queueTokenBuyer,
-  type WaitingRoomSettings,
+  ADMITTED_PER_AVAILABLE_PLACE, DomainError, QUEUE_BACK_SECONDS, QUEUE_POLL_INTERVAL_SECONDS, admissionProblem, admissionToken, placeToken, queueToken,
+  queueTokenPlace, type WaitingRoomSettings,
 } from '@dropgate/domain';
 import type { HoldStore, QueueSettings, QueueStatus } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
@@ -29,7 +29,7 @@ function room(event: EventDef): { settings: WaitingRoomSettings; secret: Buffer;
   return { settings: event.waitingRoom, secret: event.rushSecret, seed: event.queueSeed };
 }
 
-function settingsOf(event: EventDef, s: WaitingRoomSettings, confirmBudgetMs: number): QueueSettings {
+function settingsOf(event: EventDef, s: WaitingRoomSettings, seed: string, confirmBudgetMs: number): QueueSettings {
   return {
     opensAt: event.saleOpensAt.getTime(),
     mode: s.mode,
@@ -40,8 +40,14 @@ function settingsOf(event: EventDef, s: WaitingRoomSettings, confirmBudgetMs: nu
     pollIntervalMs: QUEUE_POLL_INTERVAL_SECONDS * 1000,
     confirmBudgetMs,
     stepMs: ADMISSION_STEP_MS,
+    seed,
+    backMs: QUEUE_BACK_SECONDS * 1000,
   };
 }
+
+/** A place as Redis gives it (`s`, or an arrival in decimal) and as a token carries it (`s`, or base 36). */
+const placeInToken = (place: string) => (place === 's' ? place : Number(place).toString(36));
+const placeFromToken = (place: string) => (place === 's' ? place : String(parseInt(place, 36)));
 
 function estimate(event: EventDef, nowMs: number, ahead: number, pace: number): number {
   const untilOpen = Math.max(0, event.saleOpensAt.getTime() - nowMs) / 1000;
@@ -52,20 +58,28 @@ export async function joinQueue(store: HoldStore, event: EventDef, buyerId: stri
   const { settings, secret, seed } = room(event);
   if (event.saleClosesAt && nowMs >= event.saleClosesAt.getTime()) throw new DomainError('SALE_CLOSED', 'sale is closed');
   const joined = await store.queues.join(event.id, buyerId, nowMs, event.saleOpensAt.getTime(), seed);
-  const token = queueToken(secret, event.id, buyerId);
-  if (joined.result === 'admitted') return { queue_token: token, state: 'admitted', position: 0, estimated_wait_seconds: 0 };
+  // Admitted already: the buyer has no place for a token to carry.
+  if (joined.result === 'admitted') return { queue_token: queueToken(secret, event.id, buyerId), state: 'admitted', position: 0, estimated_wait_seconds: 0 };
   return {
-    queue_token: token, state: 'waiting', position: joined.rank + 1,
+    queue_token: placeToken(secret, event.id, buyerId, placeInToken(joined.place)), state: 'waiting', position: joined.rank + 1,
     estimated_wait_seconds: estimate(event, nowMs, joined.rank + 1, settings.admit_per_second),
   };
 }
 
 export async function pollQueue(store: HoldStore, event: EventDef, token: string, nowMs: number, confirmBudgetMs: number): Promise<QueueAnswer> {
-  const { settings, secret } = room(event);
-  const buyerId = queueTokenBuyer(secret, event.id, token);
-  if (buyerId === null) throw new DomainError('TOKEN_INVALID', 'no place in this queue matches this token');
-  const s: QueueStatus = await store.queues.poll(event.id, buyerId, nowMs, settingsOf(event, settings, confirmBudgetMs));
+  const { settings, secret, seed } = room(event);
+  const held = queueTokenPlace(secret, event.id, token);
+  if (held === null) throw new DomainError('TOKEN_INVALID', 'no place in this queue matches this token');
+  // After the close there is nothing left to wait for (and an archived event's room is gone from Redis).
+  if (event.saleClosesAt && nowMs >= event.saleClosesAt.getTime()) throw new DomainError('SALE_CLOSED', 'sale is closed');
+  const buyerId = held.buyer;
+  const place = held.place === null ? null : placeFromToken(held.place);
+  const s: QueueStatus = await store.queues.poll(event.id, buyerId, place, nowMs, settingsOf(event, settings, seed, confirmBudgetMs));
   switch (s.state) {
+    case 'not_ready':
+      // Redis lost the event (or is loading it again: the worker's guard does within seconds): its
+      // counts are not there, and telling the room "sold out" would send everyone away.
+      throw new DomainError('NOT_READY', 'the event is being loaded; poll again shortly');
     case 'rate_limited':
       throw new DomainError('RATE_LIMITED', `poll at most once every ${QUEUE_POLL_INTERVAL_SECONDS} s`, { retry_after_seconds: QUEUE_POLL_INTERVAL_SECONDS });
     case 'unknown':

@@ -10,6 +10,12 @@
     admitted buyers stop ordering, grows by a tenth of ARGV[5] per second up to ARGV[5] while the
     latency stays under half the budget).
   Polls faster than ARGV[9] ms apart by one buyer are refused and change nothing.
+  A room Redis lost comes back with its buyers: a buyer who is neither waiting nor admitted but whose
+  token carries a place (ARGV[12]: 's' for the seeded shuffle of ARGV[13], or an arrival) is put back
+  in it. That happens only when the room's keys were lost (nothing else takes a buyer out of both), so
+  the first such return also holds admissions back for ARGV[14] ms ('back' in the queue hash): the
+  buyers at the front come back before anyone behind them is admitted. An event that is not loaded (or
+  is being rebuilt) answers -9 and changes nothing: its counts are not there to be told as sold out.
   An admission's TTL (ARGV[7]) starts when its buyer first learns of it (their first poll after it):
   until then it is pending ('n<deadline>' in the admitted hash), and a buyer who does not come back
   within one TTL loses it, freeing the slot for the next buyer.
@@ -22,6 +28,7 @@
                                        learned by the buyer, lapses then
     KEYS[5] counts    {ev:E}:cnt       hash: seats_total/held/sold, p:<pool>:cap/held/sold
     KEYS[6] polls     {ev:E}:q:poll    hash: buyer -> last poll (ms)
+    KEYS[7] meta      {ev:E}:meta      hash: state ('ready' once loaded)
     ARGV[1] buyer id
     ARGV[2] now (ms)
     ARGV[3] sale opens at (ms)
@@ -33,6 +40,9 @@
     ARGV[9] poll interval (ms)
     ARGV[10] confirm budget (ms)
     ARGV[11] admission step (ms)
+    ARGV[12] the place the buyer's token carries ('' none, 's' shuffled, else an arrival)
+    ARGV[13] shuffle seed
+    ARGV[14] how long admissions wait for the others after a lost room's first buyer is back (ms)
 
   Output: { code, rank or admission expiry, waiting count, pace (per s, x1000), available, held }
      1  waiting (rank: 0-based place)
@@ -41,6 +51,7 @@
      4  admission expired
      5  waiting, admissions paused (nothing available now)
     -2  not in the queue
+    -9  the event is not loaded in Redis (or is being rebuilt)
    -18  polled too fast (nothing changed)
 ]]
 local buyer = ARGV[1]
@@ -48,6 +59,17 @@ local now = tonumber(ARGV[2])
 
 local lastPoll = tonumber(redis.call('HGET', KEYS[6], buyer) or '0')
 if lastPoll > 0 and now - lastPoll < tonumber(ARGV[9]) then return { -18, 0, 0, 0, 0, 0 } end
+if redis.call('HGET', KEYS[7], 'state') ~= 'ready' then return { -9, 0, 0, 0, 0, 0 } end
+
+-- Back in the place the token carries, when the room no longer knows the buyer at all.
+if ARGV[12] ~= '' and redis.call('HEXISTS', KEYS[4], buyer) == 0 and not redis.call('ZSCORE', KEYS[2], buyer) then
+  if ARGV[12] == 's' then
+    redis.call('ZADD', KEYS[2], tonumber(string.sub(redis.sha1hex(ARGV[13] .. ':' .. buyer), 1, 13), 16) / 4503599627370496, buyer)
+  else
+    redis.call('ZADD', KEYS[2], ARGV[12], buyer)
+  end
+  redis.call('HSETNX', KEYS[1], 'back', now + tonumber(ARGV[14]))
+end
 
 -- Inventory, in places (seats + pool places).
 local counts = redis.call('HGETALL', KEYS[5])
@@ -64,12 +86,12 @@ for field, cap in pairs(c) do
 end
 local soldOut = available <= 0 and held <= 0
 
-local q = redis.call('HMGET', KEYS[1], 'last', 'credit', 'rate', 'lat', 'radj', 'admitted', 'ordered', 'admitted_at_adj', 'ordered_at_adj')
+local q = redis.call('HMGET', KEYS[1], 'last', 'credit', 'rate', 'lat', 'radj', 'admitted', 'ordered', 'admitted_at_adj', 'ordered_at_adj', 'back')
 local aps = tonumber(ARGV[5])
 local rate = tonumber(q[3]) or aps
 local last = tonumber(q[1]) or 0
 
-if now >= tonumber(ARGV[3]) and now - last >= tonumber(ARGV[11]) and not soldOut then
+if now >= tonumber(ARGV[3]) and now - last >= tonumber(ARGV[11]) and not soldOut and now >= (tonumber(q[10]) or 0) then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   local admittedTotal = tonumber(q[6]) or 0
   if ARGV[4] == 'dynamic' then

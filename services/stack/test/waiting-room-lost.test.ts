@@ -1,0 +1,123 @@
+/**
+ * A waiting room that Redis lost (a restart without persistence, a failover to a replica that had not
+ * seen the joins) comes back with its buyers in their places: each queue token carries its buyer's
+ * place, and a poll puts the buyer back in it. Until the worker has loaded the event again, polls are
+ * answered 503 NOT_READY (the room's counts are not there: it used to tell everyone "sold out"). From
+ * the first buyer back, admissions wait QUEUE_BACK_SECONDS, so the front is back before anyone behind
+ * it is admitted; buyers who join afterwards queue behind everyone who comes back.
+ *
+ * Here the event's keys are deleted from Redis (the whole room and event, as a FLUSHALL loses them);
+ * the stack's worker rebuilds the event from Postgres as it does after a Redis restart.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QUEUE_BACK_SECONDS } from '@dropgate/domain';
+import { TestClock, eventId, http, waitFor } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
+
+let stack: TestStack;
+const clock = new TestClock();
+beforeAll(async () => { stack = await startStack({ label: 'roomlost', clock }); });
+afterAll(async () => { await stack?.close(); });
+
+/** A 503 is the API shedding load or the event loading: nothing happened, the buyer asks again. */
+async function call(method: string, path: string, body?: unknown) {
+  for (;;) {
+    const res = await http(stack.url, method, path, body);
+    if (res.status !== 503) return res;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function loseEvent(id: string): Promise<number> {
+  let cursor = '0';
+  let deleted = 0;
+  do {
+    const [next, keys] = await stack.redis.scan(cursor, 'MATCH', `{ev:${id}}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) deleted += await stack.redis.del(...keys);
+  } while (cursor !== '0');
+  return deleted;
+}
+
+describe('a waiting room Redis lost', () => {
+  it('is answered NOT_READY until the event is back, then puts every buyer back in their place; admissions wait for the front', async () => {
+    const id = eventId('lost');
+    const opens = clock.now() + 60_000;
+    const created = await http(stack.url, 'POST', '/admin/events', {
+      id, name: 'Lost room', sale_opens_at: new Date(opens).toISOString(), hold_at: 'order', reservation_ttl_seconds: 60,
+      pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 1_000 }],
+      waiting_room: { mode: 'fixed', admit_per_second: 1, max_active: 1, admission_ttl_seconds: 60 },
+    }, { admin: true });
+    expect(created.status, created.text).toBe(201);
+
+    // Six buyers before the opening (placed by the seeded shuffle), four after it (by arrival).
+    const tokens = new Map<string, string>();
+    for (let i = 0; i < 6; i++) tokens.set(`early${i}`, (await call('POST', `/events/${id}/queue`, { buyer_id: `early${i}` })).body.queue_token);
+    clock.advance(61_000);
+    for (let i = 0; i < 4; i++) tokens.set(`late${i}`, (await call('POST', `/events/${id}/queue`, { buyer_id: `late${i}` })).body.queue_token);
+    const before = new Map<string, number>();
+    for (const buyer of tokens.keys()) {
+      const again = await call('POST', `/events/${id}/queue`, { buyer_id: buyer });
+      expect(again.body.queue_token, buyer).toBe(tokens.get(buyer));
+      expect(again.body.queue_token).toMatch(new RegExp(`^q2~${buyer}~`));
+      before.set(buyer, again.body.position);
+    }
+    expect([...before.values()].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    for (let i = 0; i < 4; i++) expect(before.get(`late${i}`)).toBe(7 + i);
+
+    expect(await loseEvent(id)).toBeGreaterThan(0);
+    const someone = tokens.get('late3')!;
+    // Not loaded: NOT_READY, not "sold out" (nothing is counted) and not "no such place".
+    const first = await http(stack.url, 'GET', `/events/${id}/queue/${someone}`);
+    expect(first.status, first.text).toBe(503);
+    expect(first.body).toMatchObject({ code: 'NOT_READY' });
+    // The worker's guard loads the event from Postgres again.
+    await waitFor(async () => (await http(stack.url, 'GET', `/events/${id}/queue/${someone}`)).status === 200 || null, 30_000, 'the event loaded again');
+
+    // Everyone comes back, in the reverse of their order, and a newcomer joins meanwhile.
+    const newcomer = await call('POST', `/events/${id}/queue`, { buyer_id: 'newcomer' });
+    expect(newcomer.status, newcomer.text).toBe(201);
+    const back = [...tokens.entries()].sort((a, b) => before.get(b[0])! - before.get(a[0])!);
+    clock.advance(1_000);
+    for (const [buyer, token] of back) {
+      const res = await call('GET', `/events/${id}/queue/${token}`);
+      expect(res.status, `${buyer}: ${res.text}`).toBe(200);
+      expect(res.body.state, buyer).toBe('waiting');
+    }
+    // Once all are back, each stands where they stood, and the newcomer behind them all.
+    clock.advance(1_000);
+    for (const [buyer, token] of tokens) {
+      const res = await call('GET', `/events/${id}/queue/${token}`);
+      expect(res.body, buyer).toMatchObject({ state: 'waiting', position: before.get(buyer) });
+    }
+    clock.advance(1_000);
+    const newcomerNow = await call('GET', `/events/${id}/queue/${newcomer.body.queue_token}`);
+    expect(newcomerNow.body).toMatchObject({ state: 'waiting', position: 11 });
+
+    // After the wait, admissions resume from the front: the first in line is admitted, nobody else.
+    clock.advance(QUEUE_BACK_SECONDS * 1_000);
+    const states = new Map<string, string>();
+    for (const [buyer, token] of [...tokens.entries()].sort((a, b) => before.get(a[0])! - before.get(b[0])!)) {
+      states.set(buyer, (await call('GET', `/events/${id}/queue/${token}`)).body.state);
+    }
+    const admitted = [...states].filter(([, s]) => s === 'admitted').map(([b]) => b);
+    const front = [...before].find(([, p]) => p === 1)![0];
+    expect(admitted).toEqual([front]);
+  }, 60_000);
+
+  it('a made-up place changes nothing: the token is signed with the event', async () => {
+    const id = eventId('forge');
+    const created = await http(stack.url, 'POST', '/admin/events', {
+      id, name: 'Forged place', pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 1_000 }],
+      waiting_room: { mode: 'fixed', admit_per_second: 1, max_active: 1, admission_ttl_seconds: 60 },
+    }, { admin: true });
+    expect(created.status, created.text).toBe(201);
+    const joined = await call('POST', `/events/${id}/queue`, { buyer_id: 'mallory' });
+    const [v, buyer, , mac] = (joined.body.queue_token as string).split('~');
+    for (const token of [`${v}~${buyer}~s~${mac}`, `${v}~${buyer}~1~${mac}`, `${v}~someone~s~${mac}`]) {
+      const res = await call('GET', `/events/${id}/queue/${token}`);
+      expect(res.status, token).toBe(404);
+      expect(res.body).toMatchObject({ code: 'TOKEN_INVALID' });
+    }
+  });
+});
