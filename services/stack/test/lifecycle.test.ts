@@ -110,6 +110,57 @@ describe('payment outcomes', () => {
     expect(again.tickets.map((t: { serial: number }) => t.serial).sort()).toEqual([1, 2]);
   });
 
+  it('refunds a paid payment in another currency (in V1 the buyer\'s browser names it), and leaves the order open', async () => {
+    const id = await event({ seats: 1 });
+    const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });
+    // ₩10,000 paid as 10,000 of another currency through confirm: the amount matches, the price does not.
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, currency: 'USD', confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    expect(paid.payment.currency).toBe('USD');
+    const cancels = await waitFor(async () => {
+      const c = sim.ledger({ imp_uid: paid.payment.imp_uid }).cancels.filter((x) => x.source === 'api');
+      return c.length > 0 ? c : null;
+    }, 20_000, 'the refund');
+    expect(cancels).toEqual([expect.objectContaining({ ok: true, checksum: o.amount })]);
+    await queuesIdle();
+    const d = await detail(o.merchant_uid);
+    expect(d.tickets).toEqual([]);
+    expect(['pending', 'released']).toContain(d.status);
+    expect(d.payments).toEqual([expect.objectContaining({ imp_uid: paid.payment.imp_uid, status: 'cancelled', cancel_amount: o.amount })]);
+    expect((await availability(id)).seats).toMatchObject({ available: 1, held: 0, sold: 0 });
+  });
+
+  it('a paid order partly cancelled at PortOne: the rest is refunded and its tickets voided (money and tickets match)', async () => {
+    const id = await event({ pool: 3 });
+    const o = await order(id, { buyer_id: 'b1', items: [{ pool: 'ga', quantity: 2 }] });
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    expect((await orderIs(o.merchant_uid, 'paid')).tickets).toHaveLength(2);
+    sim.cancelPayment(paid.payment.imp_uid, { amount: 5_000, reason: 'console: one ticket' });
+    const d = await orderIs(o.merchant_uid, 'refunded');
+    expect(d.tickets).toEqual([]);
+    expect(d.payments).toEqual([expect.objectContaining({ imp_uid: paid.payment.imp_uid, status: 'cancelled', cancel_amount: o.amount })]);
+    // The rest went back once, through the cancel API, with the checksum of what was left.
+    expect(sim.ledger({ imp_uid: paid.payment.imp_uid }).cancels.filter((c) => c.source === 'api')).toEqual([
+      expect.objectContaining({ ok: true, amount: o.amount - 5_000, checksum: o.amount - 5_000 }),
+    ]);
+    expect((await availability(id)).pools[0]).toMatchObject({ available: 3, sold: 0, held: 0 });
+  });
+
+  it('a payment partly cancelled before it was settled gets no tickets: the rest is refunded', async () => {
+    const id = await event({ pool: 3 });
+    const o = await order(id, { buyer_id: 'b1', items: [{ pool: 'ga', quantity: 2 }] });
+    // A PG that skips confirm, its webhook late; the merchant cancels part of it meanwhile.
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, notice_url: noticeUrl(), outcome: 'paid', faults: { webhook_delay_ms: 1_500 } });
+    sim.cancelPayment(paid.payment.imp_uid, { amount: 4_000, reason: 'console' });
+    await waitFor(async () => sim.ledger({ imp_uid: paid.payment.imp_uid }).cancels.some((c) => c.source === 'api' && c.ok) || null, 20_000, 'the refund');
+    await sim.settled();
+    await queuesIdle();
+    const d = await detail(o.merchant_uid);
+    expect(d.tickets).toEqual([]);
+    expect(d.status).toBe('pending');
+    expect(d.payments).toEqual([expect.objectContaining({ status: 'cancelled', cancel_amount: o.amount })]);
+    expect((await availability(id)).pools[0]).toMatchObject({ available: 3, sold: 0, held: 0 });
+  });
+
   it('refunds a paid payment whose amount differs from the order, and leaves the order open', async () => {
     const id = await event({ seats: 1 });
     const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });

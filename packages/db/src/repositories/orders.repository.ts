@@ -55,7 +55,7 @@ export function findOrder(db: Executor, merchantUid: string): Promise<OrderRow |
 }
 
 /** What a verification compares a payment with: the order's event and amount. */
-export type OrderAmount = Pick<OrderRow, 'merchant_uid' | 'event_id' | 'amount'>;
+export type OrderAmount = Pick<OrderRow, 'merchant_uid' | 'event_id' | 'amount' | 'currency'>;
 
 /**
  * Orders read together: what concurrent callers of `orderReader` share. Only the columns a
@@ -63,7 +63,7 @@ export type OrderAmount = Pick<OrderRow, 'merchant_uid' | 'event_id' | 'amount'>
  * more to parse than the read itself.
  */
 async function findOrders(db: Db, merchantUids: readonly string[]): Promise<(OrderAmount | undefined)[]> {
-  const rows = await db.selectFrom('orders').select(['merchant_uid', 'event_id', 'amount']).where('merchant_uid', '=', sql<string>`any(${[...merchantUids]}::text[])`).execute();
+  const rows = await db.selectFrom('orders').select(['merchant_uid', 'event_id', 'amount', 'currency']).where('merchant_uid', '=', sql<string>`any(${[...merchantUids]}::text[])`).execute();
   const byUid = new Map(rows.map((r) => [r.merchant_uid, r]));
   return merchantUids.map((uid) => byUid.get(uid));
 }

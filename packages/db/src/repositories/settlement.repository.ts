@@ -29,7 +29,7 @@ import { appendOrderEvent, findOrderLines, lockOrder } from './orders.repository
 export const SETTLEMENT_BATCH_MAX = 128;
 
 /** What settling a payment reads of its order (only these columns: the rest cost parsing for nothing). */
-export type SettlementOrder = Pick<OrderRow, 'merchant_uid' | 'event_id' | 'status' | 'amount' | 'paid_imp_uid' | 'hold_expires_at'>;
+export type SettlementOrder = Pick<OrderRow, 'merchant_uid' | 'event_id' | 'status' | 'amount' | 'currency' | 'paid_imp_uid' | 'hold_expires_at'>;
 
 export interface RecordedPayment {
   /** The order the payment names, when it exists (the payment is recorded only then, and only for its event). */
@@ -62,7 +62,7 @@ export async function recordPayments(db: Db, payments: readonly PaymentRecord[])
       where p.cancel_amount <= excluded.cancel_amount and (p.status <> 'cancelled' or excluded.status = 'cancelled')
     )
     select i.k, r.status as refund_status, r.reason as refund_reason, r.amount as refund_amount,
-      o.merchant_uid, o.event_id, o.status, o.amount, o.paid_imp_uid, o.hold_expires_at
+      o.merchant_uid, o.event_id, o.status, o.amount, o.currency, o.paid_imp_uid, o.hold_expires_at
     from input i left join orders o on o.merchant_uid = i.m left join refunds r on r.imp_uid = i.imp
     order by i.k
   `.execute(db);

@@ -23,7 +23,7 @@ export async function applyPaymentLocked(ctx: WorkerContext, eventId: string, pa
   // (after our refund it says cancelled): a retry after a crash between the refund and the order's
   // change lands here and closes the order (or, for a payment of another amount, ends its own hold).
   if (decided && payment.status !== 'paid') {
-    await finishDecidedRefund(ctx, eventId, payment, decided.reason as RefundReason, order.amount);
+    await finishDecidedRefund(ctx, eventId, payment, decided.reason as RefundReason, order);
     return 'already-refunded';
   }
   switch (payment.status) {

@@ -7,7 +7,7 @@ import { lifecycle, settlement, isOversellViolation } from '@dropgate/db';
 import { jobIds, type MaintenanceJob } from '@dropgate/jobs';
 import type { PortOnePayment } from '@dropgate/portone';
 import { EventNotLoadedError, type WorkerContext } from '../context.ts';
-import { closeInRedis, finishDecidedRefund, refund, refundAndClose, refundForeignAmount, type RefundReason } from './refund.ts';
+import { closeInRedis, finishDecidedRefund, paysTheOrder, refund, refundAndClose, refundForeignAmount, refundPartlyCancelled, type RefundReason } from './refund.ts';
 import type { SettleOutcome } from './outcomes.ts';
 import { watchOtherPayments } from './watch.ts';
 
@@ -22,11 +22,15 @@ export async function settlePaid(
   // Once a refund of this payment was decided, it stays decided: never ticket it afterwards.
   // (A crash between the refund and the order update lands here on the retry, which finishes both.)
   if (decided) {
-    await finishDecidedRefund(ctx, eventId, payment, decided.reason as RefundReason, order.amount);
+    await finishDecidedRefund(ctx, eventId, payment, decided.reason as RefundReason, order);
     return 'already-refunded';
   }
   if (order.status === 'paid') {
     if (order.paid_imp_uid === payment.imp_uid) {
+      if (payment.cancel_amount > 0) {
+        await refundPartlyCancelled(ctx, eventId, payment);
+        return 'voided';
+      }
       await ensureSoldInRedis(ctx, eventId, muid);
       return 'already-paid';
     }
@@ -39,11 +43,12 @@ export async function settlePaid(
     await closeInRedis(ctx, eventId, muid);
     return 'refunded-closed';
   }
-  if (payment.amount !== order.amount) {
-    // Not a payment of this order's price: whoever made it (a stranger can, under the merchant_uid, with
+  if (!paysTheOrder(payment, order)) {
+    // Not a payment of this order's price (another amount, another currency, or partly cancelled at
+    // PortOne before it was settled): whoever made it (a stranger can, under the merchant_uid, with
     // a PG that skips confirm) gets the money back, and it ends only a hold it rode on alone. The order,
     // and a hold its real payment rides on, are not its to close (invariant 9).
-    await refundForeignAmount(ctx, eventId, payment, order.amount);
+    await refundForeignAmount(ctx, eventId, payment, order);
     return 'refunded-amount';
   }
 

@@ -10,10 +10,10 @@ import type { OrderCause } from '@dropgate/domain';
 import { PortOneError, type PortOnePayment } from '@dropgate/portone';
 import { TransientError, type WorkerContext, EventNotLoadedError } from '../context.ts';
 import { fetchPayment, recordPayment } from './payment.ts';
-import { dropFromHold } from './release.ts';
+import { dropFromHold, voidPaidOrder } from './release.ts';
 import { watchOtherPayments } from './watch.ts';
 
-export type RefundReason = 'seats_gone' | 'amount_mismatch' | 'duplicate_payment' | 'oversell_prevented' | 'order_closed';
+export type RefundReason = 'seats_gone' | 'amount_mismatch' | 'duplicate_payment' | 'oversell_prevented' | 'order_closed' | 'partially_cancelled';
 
 /** The order's cause for a refund reason; null when the refund leaves the order as it is. */
 export const REFUND_CAUSE: Readonly<Record<RefundReason, OrderCause | null>> = {
@@ -26,7 +26,31 @@ export const REFUND_CAUSE: Readonly<Record<RefundReason, OrderCause | null>> = {
   // make one (a PG that skips confirm, a confirm without an amount): it must not close the order.
   // Only its own money goes back, and its own hold ends (refundForeignAmount).
   amount_mismatch: null,
+  // Part of the order's payment was cancelled at PortOne (the console, the PG) after it was ticketed:
+  // the rest goes back and the tickets are voided (voidPaidOrder: cancelled_at_portone).
+  partially_cancelled: null,
 };
+
+/** What an order costs: its amount in its currency. */
+export interface OrderPrice {
+  amount: number;
+  currency: string;
+}
+
+/**
+ * Whether `payment` pays `order` whole: its amount, in its currency, none of it cancelled. A payment's
+ * currency comes from the buyer's browser in V1 (and the PG may take others): 5,000 KRW is not a 5,000
+ * USD seat.
+ */
+export function paysTheOrder(payment: PortOnePayment, order: OrderPrice): boolean {
+  return payment.amount === order.amount && payment.currency === order.currency && payment.cancel_amount === 0;
+}
+
+/** Why `payment` does not pay `order` (see paysTheOrder), for logs and the order's history. */
+export function notTheOrdersPrice(payment: PortOnePayment, order: OrderPrice): string {
+  const cancelled = payment.cancel_amount > 0 ? `, ${payment.cancel_amount} of it cancelled` : '';
+  return `payment ${payment.imp_uid} is for ${payment.amount} ${payment.currency}${cancelled}; the order costs ${order.amount} ${order.currency}`;
+}
 
 /** Refunds `payment` (idempotent) and records PortOne's view of it afterwards. */
 export async function refund(ctx: WorkerContext, eventId: string, payment: PortOnePayment, reason: RefundReason): Promise<void> {
@@ -86,9 +110,8 @@ export async function closeInRedis(ctx: WorkerContext, eventId: string, merchant
  * runs both again. (A crash inside dropFromHold, after Redis and before the record, is reconciled by
  * the hold's expiry, as for a failed payment.)
  */
-export async function refundForeignAmount(ctx: WorkerContext, eventId: string, payment: PortOnePayment, orderAmount: number): Promise<void> {
-  const detail = `payment ${payment.imp_uid} is for ${payment.amount}, the order costs ${orderAmount}`;
-  await dropFromHold(ctx, eventId, payment.merchant_uid, payment.imp_uid, 'payment_unverified', detail);
+export async function refundForeignAmount(ctx: WorkerContext, eventId: string, payment: PortOnePayment, order: OrderPrice): Promise<void> {
+  await dropFromHold(ctx, eventId, payment.merchant_uid, payment.imp_uid, 'payment_unverified', notTheOrdersPrice(payment, order));
   await refund(ctx, eventId, payment, 'amount_mismatch');
 }
 
@@ -97,9 +120,23 @@ export async function refundForeignAmount(ctx: WorkerContext, eventId: string, p
  * cancelled by that refund) with what goes with its reason: the order closed, or for a payment of
  * another amount only its own hold ended.
  */
-export async function finishDecidedRefund(ctx: WorkerContext, eventId: string, payment: PortOnePayment, reason: RefundReason, orderAmount: number): Promise<void> {
-  if (reason === 'amount_mismatch') await refundForeignAmount(ctx, eventId, payment, orderAmount);
+export async function finishDecidedRefund(ctx: WorkerContext, eventId: string, payment: PortOnePayment, reason: RefundReason, order: OrderPrice): Promise<void> {
+  if (reason === 'amount_mismatch') await refundForeignAmount(ctx, eventId, payment, order);
+  else if (reason === 'partially_cancelled') await refundPartlyCancelled(ctx, eventId, payment);
   else await refundAndClose(ctx, eventId, payment, reason, `payment refunded (${reason})`);
+}
+
+/**
+ * The paying payment of a ticketed order was cancelled in part at PortOne (from the console, or by the
+ * PG): the order no longer has its money. dropgate sells an order whole and cannot tell which of its
+ * tickets the cancel was for, so the rest of the money goes back and every ticket is voided (the seats
+ * back on sale, the order `refunded`): money and tickets match again. Idempotent: a retry after the
+ * refund (PortOne then says cancelled) lands here through the decided refund and voids.
+ */
+export async function refundPartlyCancelled(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<void> {
+  await refund(ctx, eventId, payment, 'partially_cancelled');
+  await voidPaidOrder(ctx, eventId, payment.merchant_uid, payment.imp_uid,
+    `payment partially cancelled at PortOne (${payment.cancel_amount} of ${payment.amount}): the rest refunded, the tickets voided`);
 }
 
 /**

@@ -48,18 +48,26 @@ export async function settleCancelled(ctx: WorkerContext, eventId: string, payme
   const order = (await ordersRepo.findOrder(ctx.db, muid))!;
   if (order.status === 'paid' && order.paid_imp_uid === payment.imp_uid) {
     // Cancelled after it was paid (e.g. from PortOne's console): void the tickets, seats back on sale.
-    const voided = await ctx.store.voidSale(eventId, muid, 'refunded');
-    if (voided === 'not_ready' || voided === 'order_missing') throw new EventNotLoadedError('event not loaded in Redis');
-    await ctx.db.transaction().execute(async (trx) => {
-      await lifecycle.voidTickets(trx, muid);
-      await lifecycle.transition(trx, muid, 'cancelled_at_portone', 'payment cancelled at PortOne');
-    });
-    await watchOtherPayments(ctx, eventId, muid, payment.imp_uid);
+    await voidPaidOrder(ctx, eventId, muid, payment.imp_uid, 'payment cancelled at PortOne');
     return 'voided';
   }
   if (await undoInterruptedCommit(ctx, eventId, muid, payment.imp_uid)) return 'released';
   const r = await dropFromHold(ctx, eventId, muid, payment.imp_uid, 'payment_cancelled', 'payment cancelled');
   return r === 'dropped' ? 'payment-dropped' : r;
+}
+
+/**
+ * A paid order whose payment no longer holds its money (cancelled at PortOne, in whole or in part):
+ * its tickets are voided, its seats go back on sale, and the order is `refunded`. Idempotent.
+ */
+export async function voidPaidOrder(ctx: WorkerContext, eventId: string, muid: string, impUid: string, reason: string): Promise<void> {
+  const voided = await ctx.store.voidSale(eventId, muid, 'refunded');
+  if (voided === 'not_ready' || voided === 'order_missing') throw new EventNotLoadedError('event not loaded in Redis');
+  await ctx.db.transaction().execute(async (trx) => {
+    await lifecycle.voidTickets(trx, muid);
+    await lifecycle.transition(trx, muid, 'cancelled_at_portone', reason);
+  });
+  await watchOtherPayments(ctx, eventId, muid, impUid);
 }
 
 /**

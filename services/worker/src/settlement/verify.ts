@@ -11,6 +11,7 @@ import { withOrderLock } from './lock.ts';
 import { fetchPaymentShared, paymentRecord } from './payment.ts';
 import { applyPaymentLocked } from './apply.ts';
 import { dropFromHold } from './release.ts';
+import { notTheOrdersPrice } from './refund.ts';
 import { watchPayment } from './watch.ts';
 import type { VerifyOutcome } from './outcomes.ts';
 
@@ -41,7 +42,7 @@ export function verifyPayment(
     else if (payment.merchant_uid !== merchantUid) why = `payment ${impUid} belongs to another order`;
     // Not paid yet, for another amount: taken off the hold below and watched, so it is refunded when it
     // turns paid even if its webhook is lost.
-    else if (payment.amount !== order.amount) why = `payment ${impUid} is for ${payment.amount}, the order costs ${order.amount}`;
+    else if (payment.amount !== order.amount || payment.currency !== order.currency) why = notTheOrdersPrice(payment, order);
     if (why === null) {
       await settlement.settlementWriter(ctx.db).recordPayment(paymentRecord(eventId, payment!));
       return 'verified';
