@@ -12,7 +12,7 @@
  * 3. Every hold ended: no live hold in Postgres or Redis.
  * 4. Redis and Postgres agree: availability, each seat's state, each order's paid state, buyer counts.
  */
-import { cancelCounts, type LedgerPayment } from './ledger.ts';
+import { cancelCounts, couldPayOrder, type LedgerPayment } from './ledger.ts';
 import { push, ticketsPerOrder, type State, type TicketRow } from './state.ts';
 import { Findings, result, type InvariantResult } from './types.ts';
 
@@ -55,7 +55,7 @@ export function checkMoneyAndTickets(s: State): InvariantResult {
   const f = new Findings();
   const ticketsByImp = new Map<string, TicketRow[]>();
   for (const t of s.tickets) push(ticketsByImp, t.imp_uid, t);
-  const { api: apiCancels, console: consoleCancels } = cancelCounts(s.ledger);
+  const { api: apiCancels, console: consoleCancels, consoleAmount } = cancelCounts(s.ledger);
   const paymentByImp = new Map<string, LedgerPayment>(s.ledger.payments.map((p) => [p.imp_uid, p]));
   let ticketed = 0;
   let refunded = 0;
@@ -95,6 +95,7 @@ export function checkMoneyAndTickets(s: State): InvariantResult {
         f.add(`payment ${p.imp_uid} of order ${p.merchant_uid} has ${mine.length} tickets, the order has ${wanted}${sameSeats ? '' : ' (other seats)'}${sameItems ? '' : ' (other pool places)'}`);
       } else ticketed++;
       if (api > 0 || atConsole > 0) f.add(`payment ${p.imp_uid} is paid and ticketed but a cancel went through (${api} API, ${atConsole} console)`);
+      if (p.currency !== undefined && p.currency !== order.currency) f.add(`payment ${p.imp_uid} in ${p.currency} is ticketed for order ${p.merchant_uid}, priced in ${order.currency}`);
       continue;
     }
     if (p.cancel_amount !== p.amount) {
@@ -104,7 +105,9 @@ export function checkMoneyAndTickets(s: State): InvariantResult {
     // Fully cancelled: by dropgate through the cancel API, or on PortOne's side (console).
     if (mine.length > 0) f.add(`payment ${p.imp_uid} was cancelled (refunded) but still has ${mine.length} tickets`);
     if (order.status === 'paid' && order.paid_imp_uid === p.imp_uid) f.add(`payment ${p.imp_uid} was cancelled but order ${p.merchant_uid} is still paid with it`);
-    if (atConsole > 0) {
+    // Cancelled in part at PortOne (the console, the PG): dropgate refunds the rest, once.
+    const partlyAtConsole = atConsole > 0 && (consoleAmount.get(p.imp_uid) ?? 0) < p.amount;
+    if (atConsole > 0 && !partlyAtConsole) {
       cancelledAtPortOne++;
       if (api > 0) f.add(`payment ${p.imp_uid} was cancelled at PortOne and also refunded ${api} times through the API`);
       continue;
@@ -114,7 +117,7 @@ export function checkMoneyAndTickets(s: State): InvariantResult {
     const duplicate = order.status === 'paid' && order.paid_imp_uid !== null && order.paid_imp_uid !== p.imp_uid;
     // A payment of another amount could never pay the order (anyone may make one under its
     // merchant_uid): its refund is its own, and the order keeps whatever state its real payment gives it.
-    const foreignAmount = p.amount !== order.amount;
+    const foreignAmount = !couldPayOrder(p, order, consoleAmount);
     if (order.status !== 'refunded' && !duplicate && !foreignAmount) f.add(`payment ${p.imp_uid} was refunded but order ${p.merchant_uid} is ${order.status}, not refunded`);
   }
 

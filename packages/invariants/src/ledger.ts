@@ -10,6 +10,8 @@ export interface LedgerPayment {
   merchant_uid: string;
   amount: number;
   cancel_amount: number;
+  /** The payment's currency (a V1 payment's comes from the buyer's browser); absent: not reported. */
+  currency?: string;
   /** `ready` | `paid` | `cancelled` | `failed` */
   status: string;
   /** Unix seconds; 0 when the money never moved. */
@@ -66,13 +68,28 @@ export function moneyKept(p: LedgerPayment): boolean {
 }
 
 /** Successful cancels per imp_uid, by where they were made. */
-export function cancelCounts(ledger: PortOneLedger): { api: Map<string, number>; console: Map<string, number> } {
+export function cancelCounts(ledger: PortOneLedger): { api: Map<string, number>; console: Map<string, number>; consoleAmount: Map<string, number> } {
   const api = new Map<string, number>();
   const atConsole = new Map<string, number>();
+  const consoleAmount = new Map<string, number>();
   for (const c of ledger.cancels) {
     if (!c.ok || c.imp_uid === null) continue;
     const m = c.source === 'api' ? api : atConsole;
     m.set(c.imp_uid, (m.get(c.imp_uid) ?? 0) + 1);
+    if (c.source === 'console') consoleAmount.set(c.imp_uid, (consoleAmount.get(c.imp_uid) ?? 0) + (c.amount ?? 0));
   }
-  return { api, console: atConsole };
+  return { api, console: atConsole, consoleAmount };
+}
+
+/**
+ * Whether `p` could pay `order` whole: the order's amount in its currency, and not cancelled in part at
+ * PortOne before it paid the order (`consoleAmount`: cancelCounts). Refunding any other payment is that
+ * payment's own business: the order stays open for its real one.
+ */
+export function couldPayOrder(
+  p: LedgerPayment, order: { amount: number; currency: string; paid_imp_uid: string | null }, consoleAmount: ReadonlyMap<string, number>,
+): boolean {
+  if (p.amount !== order.amount || (p.currency !== undefined && p.currency !== order.currency)) return false;
+  const atConsole = consoleAmount.get(p.imp_uid) ?? 0;
+  return !(atConsole > 0 && atConsole < p.amount) || order.paid_imp_uid === p.imp_uid;
 }

@@ -18,7 +18,7 @@
  * Checks 1-4 already report what they cover (a payment refunded twice, tickets without a paid
  * payment); this one reads the same state from the order's side.
  */
-import { cancelCounts, moneyKept, type LedgerPayment } from './ledger.ts';
+import { cancelCounts, couldPayOrder, moneyKept, type LedgerPayment } from './ledger.ts';
 import { push, ticketsPerOrder, type RecordedPayment, type State } from './state.ts';
 import { Findings, result, type InvariantResult } from './types.ts';
 
@@ -40,7 +40,7 @@ function differs(row: Pick<RecordedPayment, 'amount' | 'cancel_amount' | 'status
 
 export function checkRecord(s: State): InvariantResult {
   const f = new Findings();
-  const { api: apiCancels } = cancelCounts(s.ledger);
+  const { api: apiCancels, consoleAmount } = cancelCounts(s.ledger);
   const paymentsOf = new Map<string, LedgerPayment[]>();
   for (const p of s.ledger.payments) push(paymentsOf, p.merchant_uid, p);
   const paymentByImp = new Map(s.ledger.payments.map((p) => [p.imp_uid, p]));
@@ -54,8 +54,9 @@ export function checkRecord(s: State): InvariantResult {
     const pays = paymentsOf.get(o.merchant_uid) ?? [];
     const kept = pays.filter(moneyKept);
     const moved = pays.filter((p) => p.paid_at > 0);
-    // Refunds that speak for the order: a payment of another amount is refunded on its own.
-    const refundedByUs = pays.filter((p) => (apiCancels.get(p.imp_uid) ?? 0) > 0 && p.amount === o.amount);
+    // Refunds that speak for the order: a payment of another price (or cancelled in part at PortOne
+    // before it paid the order) is refunded on its own.
+    const refundedByUs = pays.filter((p) => (apiCancels.get(p.imp_uid) ?? 0) > 0 && couldPayOrder(p, o, consoleAmount));
     const tickets = ticketsOf.get(o.merchant_uid) ?? 0;
     const reason = o.status_reason ? ` ("${o.status_reason}")` : '';
     if (!KNOWN.has(o.status)) f.add(`order ${o.merchant_uid} has status ${o.status}, which is not a state of the order machine`);

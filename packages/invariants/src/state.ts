@@ -9,6 +9,7 @@ export interface OrderRow {
   status: string;
   status_reason: string | null;
   amount: number;
+  currency: string;
   paid_imp_uid: string | null;
 }
 export interface TicketRow {
@@ -68,7 +69,7 @@ export async function readState(inputs: InvariantInputs, opts: { record?: boolea
   const [pools, seatCount, orders, orderSeats, orderItems, tickets, liveHolds, refunds] = await Promise.all([
     db.selectFrom('pools').select(['id', 'capacity']).where('event_id', '=', eventId).execute(),
     db.selectFrom('seats').select((eb) => eb.fn.countAll<string>().as('n')).where('event_id', '=', eventId).executeTakeFirstOrThrow(),
-    db.selectFrom('orders').select(['merchant_uid', 'buyer_id', 'status', 'status_reason', 'amount', 'paid_imp_uid']).where('event_id', '=', eventId).execute(),
+    db.selectFrom('orders').select(['merchant_uid', 'buyer_id', 'status', 'status_reason', 'amount', 'currency', 'paid_imp_uid']).where('event_id', '=', eventId).execute(),
     db.selectFrom('order_seats').select(['merchant_uid', 'seat_id']).where('event_id', '=', eventId).execute(),
     db.selectFrom('order_items').select(['merchant_uid', 'pool_id', 'quantity']).where('event_id', '=', eventId).execute(),
     db.selectFrom('tickets').select(['merchant_uid', 'imp_uid', 'seat_id', 'pool_id', 'serial']).where('event_id', '=', eventId).execute(),

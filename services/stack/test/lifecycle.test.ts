@@ -8,6 +8,7 @@ import { waitFor, TestClock } from '@dropgate/testkit';
 import { shop } from './support/shop.ts';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { forgetSeatSale } from '@dropgate/redis';
+import { checkAll, ledgerOf } from '@dropgate/invariants';
 
 let sim: Simulator;
 let stack: TestStack;
@@ -25,6 +26,10 @@ afterAll(async () => {
 const { confirmUrl, noticeUrl, event, order, detail, availability, queuesIdle, orderIs, redisStatusIs } = shop(() => stack, { prefix: 'lc', section: 'L' });
 /** Until the order's hold is taken in Redis (the buyer is in the payment window). */
 const heldInRedis = (id: string, muid: string) => redisStatusIs(id, muid, 'held');
+/** The invariants (no oversell, money and tickets match, ...) of the event, as the checker finds them broken. */
+const broken = async (id: string) => (await checkAll({
+  eventId: id, db: stack.api.deps.db, redis: stack.redis, apiUrl: stack.url, ledger: ledgerOf(sim.ledger(), id), adminToken: stack.config.adminToken!,
+})).results.filter((r) => !r.ok).map((r) => `${r.id}. ${r.violations.join('; ')}`);
 
 describe('payment outcomes', () => {
   it('a paid payment becomes tickets, its order paid, its seats sold', async () => {
@@ -127,6 +132,7 @@ describe('payment outcomes', () => {
     expect(['pending', 'released']).toContain(d.status);
     expect(d.payments).toEqual([expect.objectContaining({ imp_uid: paid.payment.imp_uid, status: 'cancelled', cancel_amount: o.amount })]);
     expect((await availability(id)).seats).toMatchObject({ available: 1, held: 0, sold: 0 });
+    expect(await broken(id)).toEqual([]);
   });
 
   it('a paid order partly cancelled at PortOne: the rest is refunded and its tickets voided (money and tickets match)', async () => {
@@ -143,6 +149,7 @@ describe('payment outcomes', () => {
       expect.objectContaining({ ok: true, amount: o.amount - 5_000, checksum: o.amount - 5_000 }),
     ]);
     expect((await availability(id)).pools[0]).toMatchObject({ available: 3, sold: 0, held: 0 });
+    expect(await broken(id)).toEqual([]);
   });
 
   it('a payment partly cancelled before it was settled gets no tickets: the rest is refunded', async () => {
@@ -159,6 +166,7 @@ describe('payment outcomes', () => {
     expect(d.status).toBe('pending');
     expect(d.payments).toEqual([expect.objectContaining({ status: 'cancelled', cancel_amount: o.amount })]);
     expect((await availability(id)).pools[0]).toMatchObject({ available: 3, sold: 0, held: 0 });
+    expect(await broken(id)).toEqual([]);
   });
 
   it('refunds a paid payment whose amount differs from the order, and leaves the order open', async () => {
