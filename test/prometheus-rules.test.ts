@@ -92,17 +92,27 @@ describe('prometheus.yml', () => {
   const config = parse(readFileSync(join(dir, 'prometheus.yml'), 'utf8')) as {
     global?: { scrape_interval?: string };
     rule_files?: string[];
-    scrape_configs: { job_name: string; scrape_interval?: string; static_configs?: { targets: string[] }[] }[];
+    scrape_configs: {
+      job_name: string; scrape_interval?: string; static_configs?: { targets: string[] }[];
+      dns_sd_configs?: { names: string[]; type?: string; port?: number }[];
+    }[];
   };
 
-  it('scrapes the API on :3000 and the worker on :3001 every 5 s', () => {
-    const targets = config.scrape_configs.flatMap((s) =>
-      (s.static_configs ?? []).flatMap((c) => c.targets.map((t) => ({ t, interval: s.scrape_interval ?? config.global?.scrape_interval }))),
-    );
-    for (const wanted of ['api:3000', 'worker:3001']) {
-      const found = targets.find((x) => x.t === wanted);
-      expect(found, wanted).toBeDefined();
-      expect(found?.interval).toBe('5s');
+  it('scrapes every API service of docker-compose.yml on :3000 and every worker on :3001, every 5 s', () => {
+    const targets = config.scrape_configs.flatMap((s) => [
+      ...(s.static_configs ?? []).flatMap((c) => c.targets),
+      ...(s.dns_sd_configs ?? []).flatMap((c) => c.names.map((n) => `${n}:${c.port}`)),
+    ].map((t) => ({ t, job: s.job_name, interval: s.scrape_interval ?? config.global?.scrape_interval })));
+    // Compose resolves YAML merge keys (`<<`): read the file as it does.
+    const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, { command?: string[] }> };
+    const running = (part: string) => Object.entries(compose.services).filter(([, s]) => s.command?.join(' ') === `npm run ${part}`).map(([name]) => name);
+    expect(running('api')).toEqual(['api', 'api-1', 'api-2']);
+    for (const [part, port, job] of [['api', 3000, 'dropgate-api'], ['worker', 3001, 'dropgate-worker']] as const) {
+      expect(running(part).length).toBeGreaterThan(0);
+      for (const service of running(part)) {
+        const found = targets.find((x) => x.t === `${service}:${port}`);
+        expect(found, `${service}:${port}`).toMatchObject({ job, interval: '5s' });
+      }
     }
   });
 

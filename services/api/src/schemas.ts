@@ -1,6 +1,6 @@
 /** Request and response schemas (TypeBox): validation on the way in, fast serialisation on the way out. */
 import Type from 'typebox';
-import { BUYER_TOKEN_MAX_LENGTH, EVENT_ID_PATTERN, MERCHANT_UID_PATTERN, RESOURCE_ID_PATTERN, WAITLIST_ENTRY_MAX_PLACES } from '@dropgate/domain';
+import { BUYER_TOKEN_MAX_LENGTH, EVENT_ID_PATTERN, MERCHANT_UID_PATTERN, RESOURCE_ID_PATTERN, PAYMENT_AMOUNT_MAX, WAITLIST_ENTRY_MAX_PLACES } from '@dropgate/domain';
 
 /**
  * Control characters: C0 (NUL to U+001F), DEL and C1. None belongs in a name, label or id, and
@@ -232,7 +232,7 @@ export const OrderBody = Type.Object({
 export const ConfirmBody = Type.Object({
   imp_uid: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
   merchant_uid: Type.String({ minLength: 1, maxLength: 80 }),
-  amount: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 10_000_000_000 }), Type.Null()])),
+  amount: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: PAYMENT_AMOUNT_MAX }), Type.Null()])),
 });
 export const ConfirmApproved = Type.Object({ approved: Type.Literal(true), hold_expires_at: Type.String() });
 /** A refusal (`code` from RefusalCodes) or a malformed request (VALIDATION_FAILED, INVALID_JSON, ...). */
@@ -257,7 +257,7 @@ export const WebhookAccepted = Type.Object({ received: Type.Literal(true), dupli
 const V2TransactionId = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
 /** V2's paymentId is dropgate's merchant_uid (checked against the order by the hold script). */
 const V2PaymentId = Type.String({ minLength: 1, maxLength: 80 });
-const V2Amount = Type.Integer({ minimum: 0, maximum: 10_000_000_000 });
+const V2Amount = Type.Integer({ minimum: 0, maximum: PAYMENT_AMOUNT_MAX });
 const V2StoreId = Type.String({ minLength: 1, maxLength: 100 });
 
 /** Confirm call, webhook version 2024-04-25. Unknown fields are ignored: PortOne adds them without notice. */

@@ -19,7 +19,10 @@ beforeAll(async () => {
   const res = await http(stack.url, 'POST', '/admin/events', {
     id, name: 'Bad input', max_per_buyer: 4,
     seat_blocks: [{ section: 'A', rows: 1, seats_per_row: 5, price: 1000 }],
-    pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 500 }],
+    pools: [
+      { id: 'ga', name: 'GA', capacity: 10, price: 500 }, { id: 'free', name: 'Free', capacity: 10, price: 0 },
+      { id: 'vip1', name: 'VIP 1', capacity: 100, price: 100_000_000 }, { id: 'vip2', name: 'VIP 2', capacity: 100, price: 100_000_000 },
+    ],
   }, { admin: true });
   expect(res.status).toBe(201);
   const order = await http(stack.url, 'POST', `/events/${id}/orders`, { buyer_id: 'b1', seats: ['A-1-1'] });
@@ -102,6 +105,8 @@ const cases: Case[] = [
   { name: 'order missing buyer', method: 'POST', path: () => `/events/${id}/orders`, body: { seats: ['A-1-2'] }, status: 400, code: 'VALIDATION_FAILED' },
   { name: 'order with nothing', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b' }, status: 400, code: 'VALIDATION_FAILED' },
   { name: 'order empty seats', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', seats: [] }, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'order costing nothing (PortOne takes no payment of 0)', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'free', quantity: 2 }] }, status: 400, code: 'VALIDATION_FAILED' },
+  { name: 'order costing more than a payment carries', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'vip1', quantity: 100 }, { pool: 'vip2', quantity: 1 }] }, status: 400, code: 'VALIDATION_FAILED' },
   { name: 'order unknown field', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', seats: ['A-1-2'], discount: 100 }, status: 400, code: 'VALIDATION_FAILED' },
   { name: 'order unknown seat', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', seats: ['Z-9-9'] }, status: 404, code: 'SEAT_NOT_FOUND' },
   { name: 'order unknown pool', method: 'POST', path: () => `/events/${id}/orders`, body: { buyer_id: 'b', items: [{ pool: 'vip', quantity: 1 }] }, status: 404, code: 'POOL_NOT_FOUND' },

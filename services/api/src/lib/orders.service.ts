@@ -26,7 +26,7 @@
  * Orders made on a caller's word (unsigned, or before signing was switched on) and waiting-list
  * offers (dropgate's orders for the buyer) are not counted.
  */
-import { DomainError, MAX_RESERVATION_EXTENSIONS, newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
+import { DomainError, MAX_RESERVATION_EXTENSIONS, PAYMENT_AMOUNT_MAX, newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { isBuyerOrderLimitViolation, orders as ordersRepo, type Db } from '@dropgate/db';
 import type { HoldStore, NewRedisOrder, ReserveResult } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
@@ -110,6 +110,9 @@ export async function createOrder(
     items.push({ pool: i.pool, quantity: i.quantity, unitPrice: pool.price });
     amount += pool.price * i.quantity;
   }
+  // An order nobody can pay through PortOne would only hold its places.
+  if (amount < 1) throw new DomainError('VALIDATION_FAILED', 'the order costs nothing, and PortOne takes no payment of 0: give free places outside dropgate');
+  if (amount > PAYMENT_AMOUNT_MAX) throw new DomainError('VALIDATION_FAILED', `the order costs ${amount}, more than one payment can carry (${PAYMENT_AMOUNT_MAX})`);
   // Counted against ORDERS_PER_BUYER_MAX: a verified buyer's own order (see the header).
   const counted = opts.buyerVerified === true && opts.offerTtlSeconds === undefined;
   if (now < event.saleOpensAt) throw new DomainError('SALE_NOT_OPEN', `sale opens at ${event.saleOpensAt.toISOString()}`);
