@@ -9,6 +9,8 @@ import { shop } from './support/shop.ts';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { forgetSeatSale } from '@dropgate/redis';
 import { checkAll, ledgerOf } from '@dropgate/invariants';
+import { lifecycle } from '@dropgate/db';
+import { sql } from 'kysely';
 
 let sim: Simulator;
 let stack: TestStack;
@@ -166,6 +168,30 @@ describe('payment outcomes', () => {
     expect(d.status).toBe('pending');
     expect(d.payments).toEqual([expect.objectContaining({ status: 'cancelled', cancel_amount: o.amount })]);
     expect((await availability(id)).pools[0]).toMatchObject({ available: 3, sold: 0, held: 0 });
+    expect(await broken(id)).toEqual([]);
+  });
+
+  it('a refund decided and not done (its cancel failed and its job is gone) is asked about again and finished', async () => {
+    const id = await event({ seats: 1 });
+    const o = await order(id, { buyer_id: 'b1', seats: ['L-1-1'] });
+    await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    await orderIs(o.merchant_uid, 'paid');
+    // A second payment of the paid order (a PG without confirm), its webhook lost. dropgate decided to
+    // refund it a while ago; then its cancel failed, and its job waits out a long backoff or is gone.
+    const second = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, outcome: 'paid', faults: { webhook_loss: 1 } });
+    const imp = second.payment.imp_uid;
+    const db = stack.api.deps.db;
+    expect(await lifecycle.claimRefund(db, { impUid: imp, merchantUid: o.merchant_uid, eventId: id, amount: o.amount, reason: 'duplicate_payment' })).toBe(true);
+    expect(await stack.worker!.retryRefunds()).not.toContain(imp);
+    await sql`update refunds set created_at = now() - interval '2 minutes' where imp_uid = ${imp}`.execute(db);
+    expect(await stack.worker!.retryRefunds()).toContain(imp);
+    await waitFor(async () => (await lifecycle.findRefund(db, imp))?.status === 'done', 20_000, 'the refund done');
+    expect(sim.ledger({ imp_uid: imp }).cancels.filter((c) => c.source === 'api')).toEqual([expect.objectContaining({ ok: true, checksum: o.amount })]);
+    await queuesIdle();
+    const d = await detail(o.merchant_uid);
+    expect(d.status).toBe('paid');
+    expect(d.tickets).toHaveLength(1);
+    expect(await stack.worker!.retryRefunds()).not.toContain(imp);
     expect(await broken(id)).toEqual([]);
   });
 

@@ -19,7 +19,7 @@ import { createRegistry, createWorkerMetrics, scrapeAllowed } from '@dropgate/te
 import { EventNotLoadedError, measuredJob, type WorkerContext } from './context.ts';
 import { persistHold } from './processors/persist-hold.processor.ts';
 import { paymentOutcome } from './processors/payment-outcome.processor.ts';
-import { archiveEvents, guard, rebuildEvent, sweep, withdrawOrphans } from './processors/maintenance.processor.ts';
+import { archiveEvents, guard, rebuildEvent, retryRefunds, sweep, withdrawOrphans } from './processors/maintenance.processor.ts';
 import { periodicTask } from './periodic.ts';
 import { expireHold } from './settlement/index.ts';
 
@@ -48,6 +48,8 @@ export interface RunningWorker {
   archive(): ReturnType<typeof archiveEvents>;
   /** Withdraws orders pending in Postgres that Redis never received (see withdrawOrphans). */
   withdrawOrphans(opts?: { minAgeMs?: number }): ReturnType<typeof withdrawOrphans>;
+  /** Asks again about refunds decided over a minute ago and not done (see retryRefunds). */
+  retryRefunds(): ReturnType<typeof retryRefunds>;
   /** Moves pending hold hand-offs into the holds queue now. */
   relay(): Promise<number>;
   /** The text `/metrics` serves, collected now (with or without the metrics server). */
@@ -153,9 +155,12 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   const runArchive = periodic('archiving', () => archiveEvents(ctx), { key: 'archive-lock', ms: 50_000 });
   // Orphan orders: every 30 s, one worker at a time.
   const runOrphans = periodic('withdrawing orphan orders', () => withdrawOrphans(ctx), { key: 'orphan-lock', ms: 25_000 });
+  // Refunds decided and not done: every 30 s, one worker at a time.
+  const runRefunds = periodic('retrying refunds', () => retryRefunds(ctx), { key: 'refund-lock', ms: 25_000 });
   if (opts.timers !== false) {
     timers.push(setInterval(() => void runSweep(), config.sweepIntervalMs));
     timers.push(setInterval(() => void runOrphans(), 30_000));
+    timers.push(setInterval(() => void runRefunds(), 30_000));
     timers.push(setInterval(() => void runGuard(), 1_000));
     timers.push(setInterval(() => void runArchive(), 60_000));
   }
@@ -253,6 +258,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     guard: () => guard(ctx),
     archive: () => archiveEvents(ctx),
     withdrawOrphans: (o) => withdrawOrphans(ctx, o),
+    retryRefunds: () => retryRefunds(ctx),
     async close() {
       for (const t of timers) clearInterval(t);
       await Promise.all(workers.map((w) => w.close()));

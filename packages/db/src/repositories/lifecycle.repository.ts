@@ -278,6 +278,16 @@ export async function claimRefund(db: Db, r: { impUid: string; merchantUid: stri
   return row.status === 'requested';
 }
 
+/**
+ * Refunds claimed before `before` and not done: their cancel failed (PortOne refusing or down) and their
+ * job is waiting out a long backoff, failed for good, or was lost. Oldest first (the `refunds` table
+ * holds one row per refunded payment, few next to the orders).
+ */
+export function refundsStuck(db: Db, before: Date, limit: number): Promise<{ imp_uid: string; merchant_uid: string; event_id: string }[]> {
+  return db.selectFrom('refunds').select(['imp_uid', 'merchant_uid', 'event_id'])
+    .where('status', '=', 'requested').where('created_at', '<', before).orderBy('created_at').limit(limit).execute();
+}
+
 export async function markRefundDone(db: Db, impUid: string): Promise<void> {
   await db.updateTable('refunds').set({ status: 'done', done_at: new Date() }).where('imp_uid', '=', impUid).execute();
 }

@@ -197,3 +197,26 @@ export async function withdrawOrphans(ctx: WorkerContext, opts: { minAgeMs?: num
   }
   return withdrawn;
 }
+
+/** A refund claimed this long ago and not done is asked about again (ms). */
+export const REFUND_RETRY_AFTER_MS = 60_000;
+
+/**
+ * Money dropgate decided to return and has not: a refund claimed over REFUND_RETRY_AFTER_MS ago whose
+ * cancel has not gone through (PortOne refused it or was down, and its job is waiting out an
+ * exponential backoff that has grown to hours, failed for good, or was lost with Redis's data). Each
+ * one's order is reconciled again (its payments asked of PortOne and acted on: the decided refund is
+ * finished), at most once per REFUND_RETRY_AFTER_MS a payment. @returns the payments asked about.
+ */
+export async function retryRefunds(ctx: WorkerContext): Promise<string[]> {
+  const now = ctx.clock.now();
+  const stuck = await lifecycle.refundsStuck(ctx.db, new Date(now - REFUND_RETRY_AFTER_MS), 1_000);
+  const round = Math.floor(now / REFUND_RETRY_AFTER_MS);
+  await mapLimit(stuck, 16, async (r) => {
+    const data: PaymentOutcomeJob = { eventId: r.event_id, merchantUid: r.merchant_uid, impUid: '', hint: null, source: 'reconcile', receivedAt: Date.now() };
+    await ctx.queues.payments.add('reconcile', data, { jobId: `rec-${r.merchant_uid}-refund-${r.imp_uid}-${round}` });
+  });
+  if (stuck.length > 0) ctx.log.warn({ refunds: stuck.length }, 'refunds not done a minute after they were decided: asking PortOne again');
+  return stuck.map((r) => r.imp_uid);
+}
+
