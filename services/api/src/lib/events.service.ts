@@ -102,14 +102,22 @@ export async function createEvent(db: Db, store: HoldStore, catalog: EventCatalo
   // without Redis state and rebuild it meanwhile; loading our (older) snapshot over a rebuilt state
   // that has taken holds since would sell those places twice. If a rebuild got there first, its state
   // is the newer one: leave it.
-  const token = await waitForRebuildLock(store, input.id);
   try {
-    if ((await store.eventState(input.id)) === 'ready') return;
-    const snapshot = await loadSnapshot(db, input.id);
-    if (!snapshot) throw new Error(`event ${input.id} vanished after insert`);
-    await store.loadEvent(snapshot, `${Date.now()}`);
-  } finally {
-    await store.unlockRebuild(input.id, token).catch(() => undefined);
+    const token = await waitForRebuildLock(store, input.id);
+    try {
+      if ((await store.eventState(input.id)) === 'ready') return;
+      const snapshot = await loadSnapshot(db, input.id);
+      if (!snapshot) throw new Error(`event ${input.id} vanished after insert`);
+      await store.loadEvent(snapshot, `${Date.now()}`);
+    } finally {
+      await store.unlockRebuild(input.id, token).catch(() => undefined);
+    }
+  } catch (error) {
+    // Postgres has the event (the record); Redis did not take it (out of memory, unreachable, its
+    // lock held). The worker's guard loads it as it loads any active event Redis lacks, within seconds
+    // once Redis takes writes, and nobody can order or hold on it meanwhile (its state is not ready).
+    throw new DomainError('NOT_READY', `event ${input.id} is saved, but Redis did not take its inventory (${(error as Error).message.slice(0, 200)}): `
+      + 'the worker loads it as soon as Redis does, and GET /events/:id shows it then (creating it again answers 409 EVENT_EXISTS)');
   }
 }
 
