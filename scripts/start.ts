@@ -45,10 +45,14 @@ try {
   await assertRedisReachable(createRedis(config, { failFast: true, name: 'dropgate-start' }), config);
   await assertPortFree(config.host, config.port, 'PORT');
   for (let i = 0; i < config.workerProcesses; i++) await assertPortFree(config.host, workerMetricsPort(i), 'WORKER_METRICS_PORT');
+  if (config.apiMetricsPort > 0) for (let i = 0; i < config.apiProcesses; i++) await assertPortFree(config.host, config.apiMetricsPort + i, 'API_METRICS_PORT');
 } catch (error) {
   exitOnStartupFailure(who, error, config);
 }
 
+if (config.apiProcesses > 1 && config.apiMetricsPort === 0) {
+  log.warn(`API_PROCESSES=${config.apiProcesses} share PORT, so a scrape of /metrics there reaches one of them at a time and its counters jump: set API_METRICS_PORT and scrape each API process on API_METRICS_PORT + i`);
+}
 if (!config.adminToken) {
   log.warn('ADMIN_TOKEN is not set, so the admin API answers 401 to everyone. To create events, start with: ADMIN_TOKEN=$(openssl rand -hex 24) npm start');
 }
@@ -91,4 +95,5 @@ for (let i = 0; i < config.workerProcesses; i++) {
   run(name, 'services/worker/src/main.ts', { ...process.env, WORKER_METRICS_PORT: String(workerMetricsPort(i)) });
 }
 const workerPorts = config.workerProcesses === 1 ? String(config.workerMetricsPort) : `${workerMetricsPort(0)}-${workerMetricsPort(config.workerProcesses - 1)}`;
-log.info(`dropgate: API on http://${config.host}:${config.port} (${config.apiProcesses} process${config.apiProcesses === 1 ? '' : 'es'}), ${config.workerProcesses} worker${config.workerProcesses === 1 ? '' : 's'} (metrics on port ${workerPorts})${config.redisClusterNodes ? `, Redis Cluster ${config.redisClusterNodes.join(',')}` : ''}`);
+const apiMetrics = config.apiMetricsPort === 0 ? '' : `, metrics on port ${config.apiProcesses === 1 ? config.apiMetricsPort : `${config.apiMetricsPort}-${config.apiMetricsPort + config.apiProcesses - 1}`}`;
+log.info(`dropgate: API on http://${config.host}:${config.port} (${config.apiProcesses} process${config.apiProcesses === 1 ? '' : 'es'}${apiMetrics}), ${config.workerProcesses} worker${config.workerProcesses === 1 ? '' : 's'} (metrics on port ${workerPorts})${config.redisClusterNodes ? `, Redis Cluster ${config.redisClusterNodes.join(',')}` : ''}`);

@@ -138,6 +138,10 @@ describe('a port already in use', () => {
     expectRefusal(await runUntilExit(API, { PORT: String(heldPort) }), 'PORT');
   });
 
+  it('the API names API_METRICS_PORT', async () => {
+    expectRefusal(await runUntilExit(API, { PORT: String(await freePort()), API_METRICS_PORT: String(heldPort) }), 'API_METRICS_PORT');
+  });
+
   it('the worker names WORKER_METRICS_PORT', async () => {
     expectRefusal(await runUntilExit(WORKER, { WORKER_METRICS_PORT: String(heldPort) }), 'WORKER_METRICS_PORT');
   });
@@ -228,7 +232,11 @@ describe('npm start logs', () => {
   it('API_PROCESSES and WORKER_PROCESSES: two of each share the port, and SIGTERM stops every one', async () => {
     const port = await freePort();
     const metrics = await freePort();
-    const child = spawn(NODE, [START], { cwd: root, env: baseEnv({ PORT: String(port), WORKER_METRICS_PORT: String(metrics), API_PROCESSES: '2', WORKER_PROCESSES: '2' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const apiMetrics = await freePort();
+    const child = spawn(NODE, [START], {
+      cwd: root, env: baseEnv({ PORT: String(port), WORKER_METRICS_PORT: String(metrics), API_METRICS_PORT: String(apiMetrics), API_PROCESSES: '2', WORKER_PROCESSES: '2' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -248,13 +256,25 @@ describe('npm start logs', () => {
       ]);
       for (let i = 0; i < 4; i++) expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
       for (const p of [metrics, metrics + 1]) expect((await fetch(`http://127.0.0.1:${p}/healthz`)).status).toBe(200);
+      // Each API process is scraped on a port of its own (through PORT a scrape reaches either one),
+      // and nothing but /metrics and /healthz is served there.
+      for (const p of [apiMetrics, apiMetrics + 1]) {
+        const res = await fetch(`http://127.0.0.1:${p}/metrics`);
+        expect(res.status, String(p)).toBe(200);
+        const text = await res.text();
+        expect(text).toContain('dropgate_confirm_duration_seconds');
+        expect((await fetch(`http://127.0.0.1:${p}/healthz`)).status).toBe(200);
+        const other = await fetch(`http://127.0.0.1:${p}/events/x`);
+        expect(other.status).toBe(404);
+        expect(await other.json()).toMatchObject({ code: 'NOT_FOUND' });
+      }
     } finally {
       child.kill('SIGTERM');
     }
     expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 20_000))])).toBe(0);
     // Every process closed gracefully and nothing listens any more.
     expect(entries().filter((e) => e.msg === 'closing').length).toBe(4);
-    for (const p of [port, metrics, metrics + 1]) {
+    for (const p of [port, metrics, metrics + 1, apiMetrics, apiMetrics + 1]) {
       const probe = createServer();
       await new Promise<void>((r, j) => probe.once('error', j).listen(p, '127.0.0.1', () => r()));
       await new Promise((r) => probe.close(r));

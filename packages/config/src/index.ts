@@ -94,6 +94,11 @@ export const ConfigSchema = Type.Object({
   WEBHOOK_LOOKUP_WINDOW_SECONDS: Type.Integer({ minimum: 1, maximum: 3_600 }),
   SIM_PORT: Port,
   WORKER_METRICS_PORT: Port,
+  /**
+   * When set, API process i (of API_PROCESSES) also serves /metrics and /healthz on this + i: processes
+   * that share PORT cannot be scraped one by one through it (0: off).
+   */
+  API_METRICS_PORT: Port,
   /** Confirms in flight above which new ones are shed with 503 OVERLOADED. */
   CONFIRM_MAX_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
   /** Event-loop delay (ms) above which requests are shed with 503 OVERLOADED. */
@@ -175,6 +180,7 @@ export const DEFAULTS: Readonly<Partial<Record<keyof Raw, string>>> = Object.fre
   WEBHOOK_LOOKUP_WINDOW_SECONDS: '60',
   SIM_PORT: '3100',
   WORKER_METRICS_PORT: '3001',
+  API_METRICS_PORT: '0',
   CONFIRM_MAX_IN_FLIGHT: '10000',
   MAX_EVENT_LOOP_DELAY_MS: '1000',
   READ_CACHE_MS: '200',
@@ -256,6 +262,8 @@ export interface Config {
   readonly trustProxy: boolean | number | string[];
   readonly simPort: number;
   readonly workerMetricsPort: number;
+  /** API_METRICS_PORT: API process i also serves /metrics and /healthz on this + i (0: off). */
+  readonly apiMetricsPort: number;
   readonly confirmMaxInFlight: number;
   readonly maxEventLoopDelayMs: number;
   /** How long an API process reuses what GET /events/:id and its seat pages read (0: never). */
@@ -400,6 +408,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     trustProxy: parseTrustProxy(raw.TRUST_PROXY),
     simPort: raw.SIM_PORT,
     workerMetricsPort: raw.WORKER_METRICS_PORT,
+    apiMetricsPort: raw.API_METRICS_PORT,
     confirmMaxInFlight: raw.CONFIRM_MAX_IN_FLIGHT,
     maxEventLoopDelayMs: raw.MAX_EVENT_LOOP_DELAY_MS,
     readCacheMs: raw.READ_CACHE_MS,

@@ -17,6 +17,7 @@ export interface StartupSettings {
   readonly host: string;
   readonly port: number;
   readonly workerMetricsPort: number;
+  readonly apiMetricsPort?: number;
   readonly databaseUrl: string;
   readonly redisUrl: string;
   readonly simPort?: number;
@@ -95,6 +96,7 @@ function portVariable(port: unknown, settings: StartupSettings): string | undefi
   if (typeof port !== 'number' || port === 0) return undefined;
   if (port === settings.port) return 'PORT';
   if (port === settings.workerMetricsPort) return 'WORKER_METRICS_PORT';
+  if (settings.apiMetricsPort && port >= settings.apiMetricsPort && port < settings.apiMetricsPort + 64) return 'API_METRICS_PORT';
   if (settings.simPort !== undefined && port === settings.simPort) return 'SIM_PORT';
   return undefined;
 }

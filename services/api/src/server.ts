@@ -2,6 +2,7 @@
  * `npm run api`: reads the configuration, migrates the database (creating it if missing), builds the
  * API and listens; closes gracefully on SIGINT/SIGTERM.
  */
+import { createServer, type Server } from 'node:http';
 import { pino } from 'pino';
 import { assertRedisReachable, closeOnSignals, exitOnStartupFailure, loadConfigOrExit, type Config } from '@dropgate/config';
 import { systemClock, type Clock } from '@dropgate/domain';
@@ -18,7 +19,42 @@ export interface RunningApi {
   app: FastifyInstance;
   deps: AppDeps;
   url: string;
+  /** `/metrics` on this process's own port (API_METRICS_PORT + its index), or null when that is off. */
+  metricsUrl: string | null;
   close(): Promise<void>;
+}
+
+/** This process's index among the API processes `npm start` runs (0 when run alone). */
+function apiIndex(): number {
+  const i = Number(process.env['DROPGATE_API_INDEX'] ?? 0);
+  return Number.isInteger(i) && i >= 0 ? i : 0;
+}
+
+/**
+ * `/metrics` and `/healthz` of this API process on a port of its own: API processes that share PORT
+ * (node's cluster module hands each connection to one of them) cannot be scraped one by one through
+ * it. The requests go through the app's own routes (the same token and address checks, the same
+ * gauges); nothing else is served there.
+ */
+async function listenForMetrics(app: FastifyInstance, host: string, port: number): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/metrics' || path === '/healthz') {
+      app.routing(req, res);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' }).end('{"code":"NOT_FOUND","message":"this port serves /metrics and /healthz only"}');
+  });
+  // A port taken meanwhile rejects (the entry point names API_METRICS_PORT) instead of an unhandled 'error'.
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  return { server, url: `http://${host}:${typeof addr === 'object' && addr ? addr.port : port}/metrics` };
 }
 
 /** PortOne's confirm deadline: no API request waits longer on one Redis command. */
@@ -60,11 +96,17 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
   // requests are refused until the client connects.
   await whenReady(redis, 5_000);
   const address = await app.listen({ port: config.port, host: config.host });
+  const own = config.apiMetricsPort > 0 ? await listenForMetrics(app, config.host, config.apiMetricsPort + apiIndex()) : null;
   return {
     app,
     deps: { config, db, redis, store, queues, catalog, registry, metrics, clock, portoneV2 },
     url: address,
+    metricsUrl: own?.url ?? null,
     async close() {
+      if (own) {
+        own.server.closeAllConnections();
+        await new Promise<void>((resolve) => own.server.close(() => resolve()));
+      }
       await app.close();
       catalog.stop();
       await closeQueues(queues);
