@@ -165,6 +165,7 @@ export async function payWindow(rt: ScenarioRuntime, a: PayAction): Promise<Paym
     const res = await rt.stack.sim.pay({
       merchant_uid: order.merchantUid,
       amount: order.amount + a.amountDelta,
+      ...(a.currency ? { currency: a.currency } : {}),
       ...(a.confirm ? { confirm_url: confirmUrlFor(rt, a, order.merchantUid) } : {}),
       notice_url: rt.stack.noticeUrl,
       outcome: a.outcome,
@@ -240,6 +241,7 @@ async function payWindowV2(rt: ScenarioRuntime, a: PayAction, merchantUid: strin
     const res = await rt.stack.sim.payV2({
       payment_id: merchantUid,
       amount: amount + a.amountDelta,
+      ...(a.currency ? { currency: a.currency } : {}),
       mode: manual ? 'manual' : 'confirm',
       ...(!manual && a.confirm ? { confirm_url: rt.stack.v2ConfirmUrl } : {}),
       webhook_url: rt.stack.v2WebhookUrl,
@@ -288,7 +290,8 @@ async function cancelAtPortOne(rt: ScenarioRuntime, a: CancelAction): Promise<vo
   if (rt.stack.sim.getPayment(imp)?.status !== 'paid') return;
   await sleep(a.afterMs);
   try {
-    const p = rt.stack.sim.cancelPayment(imp, { reason: 'chaos: cancelled at PortOne' });
+    const amount = a.part ? Math.max(1, Math.floor((rt.stack.sim.getPayment(imp)?.amount ?? 0) * a.part)) : undefined;
+    const p = rt.stack.sim.cancelPayment(imp, { reason: `chaos: ${a.part ? 'part ' : ''}cancelled at PortOne`, ...(amount ? { amount } : {}) });
     note(rt, `cancel at PortOne: ${imp} (pay #${a.pay}) → ${p.status}, ₩${p.cancel_amount} returned`);
   } catch (error) {
     note(rt, `cancel at PortOne: ${imp} (pay #${a.pay}) refused: ${(error as Error).message}`);

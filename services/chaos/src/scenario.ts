@@ -68,6 +68,8 @@ export interface PayAction {
    * next order, a made-up order, or a tampered amount (none: nobody does).
    */
   preempt: 'none' | 'other_order' | 'made_up_order' | 'tampered';
+  /** A currency other than the event's (KRW): a V1 payment's comes from the buyer's browser. */
+  currency?: string;
 }
 
 /** The merchant (or the PG) cancels a payment on PortOne's side once it is paid. */
@@ -75,6 +77,8 @@ export interface CancelAction {
   kind: 'cancel_at_portone';
   pay: number;
   afterMs: number;
+  /** Only this share of the amount is cancelled (a partial cancel from the console); absent: all of it. */
+  part?: number;
 }
 
 /** PortOne sends a payment's webhook again, claiming a status (maybe stale). */
@@ -257,6 +261,19 @@ function forV2(steps: Step[], seed: number, api: PortOneApi): void {
   }
 }
 
+/**
+ * The money particulars (a payment in another currency, a partial cancel at PortOne), drawn from a
+ * stream of their own, so every seed's scenario is otherwise the one it always was.
+ */
+function forMoney(steps: Step[], seed: number): void {
+  const rng = new Rng((seed ^ 0x51ed_27a5) >>> 0);
+  for (const s of steps) {
+    const a = s.action;
+    if (a.kind === 'pay' && rng.chance(0.06)) a.currency = 'USD';
+    if (a.kind === 'cancel_at_portone' && rng.chance(0.35)) a.part = rng.pick([0.25, 0.5, 0.75]);
+  }
+}
+
 /** The scenario of `seed`. Pure: no clock, no I/O. */
 export function generateScenario(seed: number): ScenarioSpec {
   const api = apiOf(seed);
@@ -326,6 +343,7 @@ export function generateScenario(seed: number): ScenarioSpec {
   }
   steps.sort((a, b) => a.at - b.at);
   if (api !== 'v1') forV2(steps, seed, api);
+  forMoney(steps, seed);
   return { seed, api, event, orders, steps, globalFaults };
 }
 
@@ -345,10 +363,10 @@ export function describeAction(a: Action): string {
     case 'pay': {
       const w = a.webhooks;
       const faults = [w.lost ? 'lost' : '', w.duplicates ? `dup x${w.duplicates}` : '', w.delayMs ? `delay ${w.delayMs} ms` : '', w.reorder ? 'reorder' : '', w.form ? 'form' : '', w.beforeReturn ? 'before return' : ''].filter(Boolean);
-      return `pay #${a.id} order #${a.order}: ${a.label} (outcome ${a.outcome}${a.confirm ? '' : ', no confirm'}${a.preempt !== 'none' ? `, pre-empted by a forged confirm (${a.preempt.replace(/_/g, ' ')})` : ''}${a.amountDelta ? `, amount ${a.amountDelta > 0 ? '+' : ''}${a.amountDelta}` : ''}${a.buyerDelayMs ? `, buyer ${a.buyerDelayMs} ms` : ''}${a.flipMs ? `, paid ${a.flipMs} ms after failing` : ''}; webhooks ${faults.join(', ') || 'clean'})`;
+      return `pay #${a.id} order #${a.order}: ${a.label} (outcome ${a.outcome}${a.confirm ? '' : ', no confirm'}${a.preempt !== 'none' ? `, pre-empted by a forged confirm (${a.preempt.replace(/_/g, ' ')})` : ''}${a.amountDelta ? `, amount ${a.amountDelta > 0 ? '+' : ''}${a.amountDelta}` : ''}${a.buyerDelayMs ? `, buyer ${a.buyerDelayMs} ms` : ''}${a.flipMs ? `, paid ${a.flipMs} ms after failing` : ''}${a.currency ? `, in ${a.currency}` : ''}; webhooks ${faults.join(', ') || 'clean'})`;
     }
     case 'cancel_at_portone':
-      return `cancel pay #${a.pay} at PortOne ${a.afterMs} ms after it is paid`;
+      return `cancel ${a.part ? `${a.part * 100} % of ` : ''}pay #${a.pay} at PortOne ${a.afterMs} ms after it is paid`;
     case 'resend_webhook':
       return `PortOne resends the webhook of payment [${a.payment}] claiming ${a.claim ?? 'its real status'}`;
     case 'forge_webhook':

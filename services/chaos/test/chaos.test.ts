@@ -17,8 +17,8 @@ import {
 /**
  * Chosen so that together they contain every global fault (a worker SIGKILL and a Postgres restart
  * in 356, a FLUSHALL and a REST outage in 239), every kind of payment, forged confirms just before
- * PortOne's, cancels at PortOne, resent, forged webhooks and forged confirms (the first test checks
- * that they still do).
+ * PortOne's, cancels at PortOne (whole, and in part in 239), payments in another currency (65),
+ * resent, forged webhooks and forged confirms (the first test checks that they still do).
  */
 const FIXED_SEEDS = [356, 239, 65, 76, 9, 54];
 /**
@@ -56,6 +56,10 @@ describe('the campaign', () => {
     expect(actions.some((a) => a.kind === 'pay' && a.webhooks.duplicates > 0)).toBe(true);
     expect(actions.some((a) => a.kind === 'pay' && a.webhooks.reorder)).toBe(true);
     expect(new Set(actions.flatMap((a) => (a.kind === 'pay' && a.preempt !== 'none' ? [a.preempt] : [])))).toEqual(new Set(['other_order', 'made_up_order', 'tampered']));
+    // Money that cannot buy the order: a payment in another currency, a partial cancel at PortOne
+    // (and whole ones).
+    expect(actions.some((a) => a.kind === 'pay' && a.currency !== undefined)).toBe(true);
+    expect(new Set(actions.flatMap((a) => (a.kind === 'cancel_at_portone' ? [a.part === undefined ? 'whole' : 'part'] : [])))).toEqual(new Set(['whole', 'part']));
     // Same seed, same scenario.
     expect(generateScenario(239)).toEqual(generateScenario(239));
     expect(specs.map((s) => s.api)).toEqual(FIXED_SEEDS.map(() => 'v1'));
