@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import cluster from 'node:cluster';
 import { pino } from 'pino';
 import PinoPretty, { type PrettyStream } from 'pino-pretty';
-import { assertPortFree, assertRedisReachable, compileCacheEnv, exitOnStartupFailure, loadConfigOrExit } from '@dropgate/config';
+import { StartupError, assertPortFree, assertRedisReachable, compileCacheEnv, exitOnStartupFailure, loadConfigOrExit } from '@dropgate/config';
 import { openDatabase } from '@dropgate/db';
 import { createRedis } from '@dropgate/redis';
 
@@ -45,7 +45,15 @@ try {
   await assertRedisReachable(createRedis(config, { failFast: true, name: 'dropgate-start' }), config);
   await assertPortFree(config.host, config.port, 'PORT');
   for (let i = 0; i < config.workerProcesses; i++) await assertPortFree(config.host, workerMetricsPort(i), 'WORKER_METRICS_PORT');
-  if (config.apiMetricsPort > 0) for (let i = 0; i < config.apiProcesses; i++) await assertPortFree(config.host, config.apiMetricsPort + i, 'API_METRICS_PORT');
+  if (config.apiMetricsPort > 0) {
+    // The processes' own ports must not land on each other's (each is free now, but not twice).
+    const taken = new Set([config.port, ...Array.from({ length: config.workerProcesses }, (_, i) => workerMetricsPort(i))]);
+    for (let i = 0; i < config.apiProcesses; i++) {
+      const port = config.apiMetricsPort + i;
+      if (taken.has(port)) throw new StartupError('API_METRICS_PORT', `API_METRICS_PORT + ${i} is port ${port}, which PORT or WORKER_METRICS_PORT already uses: set API_METRICS_PORT to a free range of ${config.apiProcesses} ports`);
+      await assertPortFree(config.host, port, 'API_METRICS_PORT');
+    }
+  }
 } catch (error) {
   exitOnStartupFailure(who, error, config);
 }

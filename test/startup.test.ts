@@ -142,6 +142,11 @@ describe('a port already in use', () => {
     expectRefusal(await runUntilExit(API, { PORT: String(await freePort()), API_METRICS_PORT: String(heldPort) }), 'API_METRICS_PORT');
   });
 
+  it('npm start names API_METRICS_PORT when its range lands on PORT', async () => {
+    const port = await freePort();
+    expectRefusal(await runUntilExit(START, { PORT: String(port), WORKER_METRICS_PORT: String(await freePort()), API_PROCESSES: '2', API_METRICS_PORT: String(port - 1) }), 'API_METRICS_PORT');
+  });
+
   it('the worker names WORKER_METRICS_PORT', async () => {
     expectRefusal(await runUntilExit(WORKER, { WORKER_METRICS_PORT: String(heldPort) }), 'WORKER_METRICS_PORT');
   });

@@ -370,6 +370,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
   if (webhookSecrets.length > 0 && raw.PORTONE_V2_API_SECRET === undefined) {
     throw new ConfigError('PORTONE_V2_API_SECRET', 'must be set with PORTONE_WEBHOOK_SECRET: dropgate asks V2 REST about every V2 payment it approves');
   }
+  // The scraper's configuration holds the metrics token: it must not open the admin API too.
+  if (raw.METRICS_TOKEN !== undefined && raw.METRICS_TOKEN === raw.ADMIN_TOKEN) {
+    throw new ConfigError('METRICS_TOKEN', 'must differ from ADMIN_TOKEN: whoever scrapes the metrics would hold the admin API too');
+  }
   return Object.freeze({
     port: raw.PORT,
     host: raw.HOST,

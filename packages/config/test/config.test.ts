@@ -29,6 +29,12 @@ describe('configuration', () => {
     }
   });
 
+  it('refuses a METRICS_TOKEN equal to ADMIN_TOKEN, naming METRICS_TOKEN', () => {
+    const token = randomBytes(16).toString('hex');
+    expect(() => loadConfig({ ADMIN_TOKEN: token, METRICS_TOKEN: token })).toThrow(expect.objectContaining({ variable: 'METRICS_TOKEN' }));
+    expect(loadConfig({ ADMIN_TOKEN: token, METRICS_TOKEN: `${token}x` }).metricsToken).toBe(`${token}x`);
+  });
+
   it('reads PortOne V2: webhook secrets for rotation (each checked), the store, the default API', () => {
     const a = `whsec_${randomBytes(24).toString('base64')}`;
     const b = `whsec_${randomBytes(24).toString('base64')}`;

@@ -150,6 +150,19 @@ describe('settlement in batches', () => {
     expect((await ticketsOf(id)).map((t) => t.merchant_uid)).toEqual([b.merchantUid]);
   });
 
+  it('a refund claimed again before it is done takes the new amount (what is left); once done, nothing changes it', async () => {
+    const id = await event(2, 10);
+    const [o] = [newOrder(id, 0, { seat: 1 })];
+    await insertOrders(db, [o!]);
+    const claim = (amount: number) => lifecycle.claimRefund(db, { impUid: 'imp_again', merchantUid: o!.merchantUid, eventId: id, amount, reason: 'seats_gone' });
+    expect(await claim(1000)).toBe(true);
+    expect(await claim(600)).toBe(true);
+    expect(await lifecycle.findRefund(db, 'imp_again')).toEqual({ status: 'requested', reason: 'seats_gone', amount: 600 });
+    await lifecycle.markRefundDone(db, 'imp_again');
+    expect(await claim(100)).toBe(false);
+    expect(await lifecycle.findRefund(db, 'imp_again')).toEqual({ status: 'done', reason: 'seats_gone', amount: 600 });
+  });
+
   it('records many payments and reads their orders and refunds in one statement; a reading older than the record never wins', async () => {
     const id = await event(4, 10);
     const orders = [newOrder(id, 0, { seat: 1 }), newOrder(id, 1, { seat: 2 })];

@@ -30,20 +30,43 @@ function apiIndex(): number {
   return Number.isInteger(i) && i >= 0 ? i : 0;
 }
 
+/** Connections the metrics port keeps at once: a scraper or two, and load balancer probes. */
+export const METRICS_PORT_MAX_CONNECTIONS = 32;
+/** A scraper sends its request as it connects: one that has not sent it whole by then is cut off (ms). */
+export const METRICS_PORT_REQUEST_TIMEOUT_MS = 2_000;
+
 /**
  * `/metrics` and `/healthz` of this API process on a port of its own: API processes that share PORT
  * (node's cluster module hands each connection to one of them) cannot be scraped one by one through
  * it. The requests go through the app's own routes (the same token and address checks, the same
- * gauges); nothing else is served there.
+ * gauges); nothing else is served there. It is scraped directly, never through a proxy, so what a
+ * client says of its address (`X-Forwarded-For`, ...) is dropped before the address check, whatever
+ * TRUST_PROXY says of the public port. Its connections are at most METRICS_PORT_MAX_CONNECTIONS, a
+ * request must arrive within METRICS_PORT_REQUEST_TIMEOUT_MS, and a connection kept alive after an
+ * answer is closed after 5 s, or at once when the bound refuses another: idle connections to it had
+ * used up the process's open files and ended it (attack round 14).
  */
-async function listenForMetrics(app: FastifyInstance, host: string, port: number): Promise<{ server: Server; url: string }> {
-  const server = createServer((req, res) => {
+async function listenForMetrics(app: FastifyInstance, config: Config, port: number): Promise<{ server: Server; url: string }> {
+  const host = config.host;
+  const requestTimeout = Math.min(config.requestTimeoutMs, METRICS_PORT_REQUEST_TIMEOUT_MS);
+  const server = createServer({ requestTimeout, headersTimeout: requestTimeout, connectionsCheckingInterval: 250 }, (req, res) => {
     const path = (req.url ?? '').split('?')[0];
     if (path === '/metrics' || path === '/healthz') {
+      for (const name of Object.keys(req.headers)) if (name.startsWith('x-forwarded-') || name === 'forwarded') delete req.headers[name];
       app.routing(req, res);
       return;
     }
-    res.writeHead(404, { 'content-type': 'application/json' }).end('{"code":"NOT_FOUND","message":"this port serves /metrics and /healthz only"}');
+    res.writeHead(404, { 'content-type': 'application/json', connection: 'close' }).end('{"code":"NOT_FOUND","message":"this port serves /metrics and /healthz only"}');
+  });
+  server.maxConnections = METRICS_PORT_MAX_CONNECTIONS;
+  server.keepAliveTimeout = 5_000;
+  server.setTimeout(config.connectionTimeoutMs, (socket) => socket.destroy());
+  // At the bound, idle connections make room (at most once a second), as on the public port.
+  let idleClosedAt = 0;
+  server.on('drop', () => {
+    if (Date.now() - idleClosedAt < 1_000) return;
+    idleClosedAt = Date.now();
+    server.closeIdleConnections();
   });
   // A port taken meanwhile rejects (the entry point names API_METRICS_PORT) instead of an unhandled 'error'.
   await new Promise<void>((resolve, reject) => {
@@ -96,7 +119,7 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
   // requests are refused until the client connects.
   await whenReady(redis, 5_000);
   const address = await app.listen({ port: config.port, host: config.host });
-  const own = config.apiMetricsPort > 0 ? await listenForMetrics(app, config.host, config.apiMetricsPort + apiIndex()) : null;
+  const own = config.apiMetricsPort > 0 ? await listenForMetrics(app, config, config.apiMetricsPort + apiIndex()) : null;
   return {
     app,
     deps: { config, db, redis, store, queues, catalog, registry, metrics, clock, portoneV2 },

@@ -184,6 +184,18 @@ describe('payment outcomes', () => {
     expect(await lifecycle.claimRefund(db, { impUid: imp, merchantUid: o.merchant_uid, eventId: id, amount: o.amount, reason: 'duplicate_payment' })).toBe(true);
     expect(await stack.worker!.retryRefunds()).not.toContain(imp);
     await sql`update refunds set created_at = now() - interval '2 minutes' where imp_uid = ${imp}`.execute(db);
+    // PortOne still down: the ask is one try, and it leaves no job behind to retry on a backoff of
+    // its own (one more would pile up every minute while PortOne refuses).
+    const retries = async () => (await stack.api.deps.queues.payments.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed']))
+      .filter((j) => j.id?.includes(`-refund-${imp}-`));
+    sim.setFaults({ webhook_retry_ms: 50, rest_down: true });
+    try {
+      expect(await stack.worker!.retryRefunds()).toContain(imp);
+      await waitFor(async () => (await retries()).length === 0 || null, 20_000, 'the failed retry gone');
+      expect((await lifecycle.findRefund(db, imp))?.status).toBe('requested');
+    } finally {
+      sim.setFaults({ webhook_retry_ms: 50 });
+    }
     expect(await stack.worker!.retryRefunds()).toContain(imp);
     await waitFor(async () => (await lifecycle.findRefund(db, imp))?.status === 'done', 20_000, 'the refund done');
     expect(sim.ledger({ imp_uid: imp }).cancels.filter((c) => c.source === 'api')).toEqual([expect.objectContaining({ ok: true, checksum: o.amount })]);

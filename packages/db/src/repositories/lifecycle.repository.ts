@@ -267,12 +267,17 @@ export async function refundsOfOrder(db: Executor, merchantUid: string): Promise
   return rows.map((r) => ({ imp_uid: r.imp_uid, status: r.status as RefundRow['status'], reason: r.reason, amount: Number(r.amount) }));
 }
 
-/** Claims the right to refund a payment once. @returns false when a refund was already done. */
+/**
+ * Claims the right to refund a payment once. A refund claimed and not done yet takes the amount of the
+ * new claim: what is left to refund when it is tried again (a cancel at PortOne's console since the last
+ * try leaves less; attack round 14 saw the record keep the first try's amount). @returns false when a
+ * refund was already done.
+ */
 export async function claimRefund(db: Db, r: { impUid: string; merchantUid: string; eventId: string; amount: number; reason: string }): Promise<boolean> {
   await db
     .insertInto('refunds')
     .values({ imp_uid: r.impUid, merchant_uid: r.merchantUid, event_id: r.eventId, amount: r.amount, reason: r.reason, status: 'requested' })
-    .onConflict((oc) => oc.column('imp_uid').doNothing())
+    .onConflict((oc) => oc.column('imp_uid').doUpdateSet({ amount: (eb) => eb.ref('excluded.amount') }).where('refunds.status', '=', 'requested'))
     .execute();
   const row = await db.selectFrom('refunds').select('status').where('imp_uid', '=', r.impUid).executeTakeFirstOrThrow();
   return row.status === 'requested';

@@ -206,7 +206,10 @@ export const REFUND_RETRY_AFTER_MS = 60_000;
  * cancel has not gone through (PortOne refused it or was down, and its job is waiting out an
  * exponential backoff that has grown to hours, failed for good, or was lost with Redis's data). Each
  * one's order is reconciled again (its payments asked of PortOne and acted on: the decided refund is
- * finished), at most once per REFUND_RETRY_AFTER_MS a payment. @returns the payments asked about.
+ * finished), at most once per REFUND_RETRY_AFTER_MS a payment: each ask is one try, kept nowhere
+ * after it ends (the next round asks again), so a refund PortOne keeps refusing costs one cancel call a
+ * minute from here instead of a growing pile of jobs each retrying on its own backoff (attack round 14
+ * saw one more delayed job a minute). @returns the payments asked about.
  */
 export async function retryRefunds(ctx: WorkerContext): Promise<string[]> {
   const now = ctx.clock.now();
@@ -214,7 +217,9 @@ export async function retryRefunds(ctx: WorkerContext): Promise<string[]> {
   const round = Math.floor(now / REFUND_RETRY_AFTER_MS);
   await mapLimit(stuck, 16, async (r) => {
     const data: PaymentOutcomeJob = { eventId: r.event_id, merchantUid: r.merchant_uid, impUid: '', hint: null, source: 'reconcile', receivedAt: Date.now() };
-    await ctx.queues.payments.add('reconcile', data, { jobId: `rec-${r.merchant_uid}-refund-${r.imp_uid}-${round}` });
+    await ctx.queues.payments.add('reconcile', data, {
+      jobId: `rec-${r.merchant_uid}-refund-${r.imp_uid}-${round}`, attempts: 1, removeOnComplete: true, removeOnFail: true,
+    });
   });
   if (stuck.length > 0) ctx.log.warn({ refunds: stuck.length }, 'refunds not done a minute after they were decided: asking PortOne again');
   return stuck.map((r) => r.imp_uid);
