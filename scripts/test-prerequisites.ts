@@ -4,14 +4,16 @@
  * - promtool checks and unit-tests the alert rules (test/prometheus-rules.test.ts),
  * - a real Prometheus scrapes a simulated drop (test/metrics-proof.test.ts),
  * - Chromium renders the drop report (services/drop/test/report.browser.test.ts),
- * - tests that pause or flush Redis run a redis-server of their own.
+ * - tests that pause or flush Redis run a redis-server of their own,
+ * - tests and the chaos campaign that stop or restart Postgres run a cluster of their own (initdb and
+ *   pg_ctl of the newest PostgreSQL under /usr/lib/postgresql, as the testkit looks for them).
  *
  * When some are missing and this runs as root on a machine with apt-get, it installs Debian's
  * packages for them (no service is started: a policy-rc.d refuses every start while apt runs).
  * Otherwise, or with DROPGATE_NO_APT=1, it prints the one command that installs them and exits 1,
  * before lint and type check spend a minute on a run that would fail anyway.
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -21,7 +23,7 @@ export interface Requirement {
   readonly tool: string;
   readonly pkg: string;
   /** The path the tests will run, or a description of where they look when it is not there. */
-  where(env: NodeJS.ProcessEnv, isExecutable: (path: string) => boolean): { found: boolean; at: string };
+  where(env: NodeJS.ProcessEnv, isExecutable: (path: string) => boolean, listDir: (path: string) => string[]): { found: boolean; at: string };
 }
 
 /** `name` on `env.PATH` (a name with a slash is a path). */
@@ -33,6 +35,17 @@ function onPath(name: string, env: NodeJS.ProcessEnv, isExecutable: (path: strin
   return { found: false, at: `${name} on PATH` };
 }
 
+/**
+ * A PostgreSQL program where the testkit's private clusters run it: the newest version's bin directory
+ * under /usr/lib/postgresql (Debian's layout), else `name` on PATH.
+ */
+function postgresProgram(name: string, env: NodeJS.ProcessEnv, isExecutable: (path: string) => boolean, listDir: (path: string) => string[]): { found: boolean; at: string } {
+  const newest = listDir('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a))[0];
+  if (newest === undefined) return onPath(name, env, isExecutable);
+  const at = join('/usr/lib/postgresql', newest, 'bin', name);
+  return { found: isExecutable(at), at };
+}
+
 /** The tools, looked for exactly where the tests look for them. */
 export const REQUIREMENTS: readonly Requirement[] = [
   { tool: 'promtool', pkg: 'prometheus', where: (env, x) => onPath(env.PROMTOOL || 'promtool', env, x) },
@@ -40,6 +53,8 @@ export const REQUIREMENTS: readonly Requirement[] = [
   // The browser test launches this path (playwright-core ships no browser).
   { tool: 'chromium', pkg: 'chromium', where: (_env, x) => ({ found: x('/usr/bin/chromium'), at: '/usr/bin/chromium' }) },
   { tool: 'redis-server', pkg: 'redis-server', where: (env, x) => onPath('redis-server', env, x) },
+  { tool: 'initdb', pkg: 'postgresql', where: (env, x, ls) => postgresProgram('initdb', env, x, ls) },
+  { tool: 'pg_ctl', pkg: 'postgresql', where: (env, x, ls) => postgresProgram('pg_ctl', env, x, ls) },
 ];
 
 /**
@@ -62,6 +77,8 @@ export interface Host {
   env: NodeJS.ProcessEnv;
   isRoot: boolean;
   isExecutable(path: string): boolean;
+  /** The names in a directory ([] when it cannot be read). */
+  listDir(path: string): string[];
   /** Runs a shell script with its output on the terminal; its exit status. */
   run(script: string): number;
   /** Prints a line for the person running the tests. */
@@ -69,12 +86,12 @@ export interface Host {
 }
 
 /** The requirements missing on `host`. */
-export function missingOn(host: Pick<Host, 'env' | 'isExecutable'>): Requirement[] {
-  return REQUIREMENTS.filter((r) => !r.where(host.env, host.isExecutable).found);
+export function missingOn(host: Pick<Host, 'env' | 'isExecutable' | 'listDir'>): Requirement[] {
+  return REQUIREMENTS.filter((r) => !r.where(host.env, host.isExecutable, host.listDir).found);
 }
 
-function describe(missing: readonly Requirement[], host: Pick<Host, 'env' | 'isExecutable'>): string {
-  return missing.map((r) => r.where(host.env, host.isExecutable).at).join(', ');
+function describe(missing: readonly Requirement[], host: Pick<Host, 'env' | 'isExecutable' | 'listDir'>): string {
+  return missing.map((r) => r.where(host.env, host.isExecutable, host.listDir).at).join(', ');
 }
 
 /**
@@ -113,6 +130,13 @@ export function realHost(): Host {
         return true;
       } catch {
         return false;
+      }
+    },
+    listDir(path) {
+      try {
+        return readdirSync(path);
+      } catch {
+        return [];
       }
     },
     run(script) {

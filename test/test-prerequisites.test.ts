@@ -27,6 +27,7 @@ function fakeHost(opts: { present: string[]; root?: boolean; env?: NodeJS.Proces
     env: { PATH: '/usr/local/bin:/usr/bin:/bin', ...opts.env },
     isRoot: opts.root ?? true,
     isExecutable: (path) => files.has(path),
+    listDir: (dir) => [...new Set([...files].filter((f) => f.startsWith(`${dir}/`)).map((f) => f.slice(dir.length + 1).split('/')[0]!))],
     run(script) {
       scripts.push(script);
       for (const f of opts.installs ?? []) files.add(f);
@@ -37,8 +38,9 @@ function fakeHost(opts: { present: string[]; root?: boolean; env?: NodeJS.Proces
   return { host, scripts, lines };
 }
 
-const EVERYTHING = ['/usr/bin/promtool', '/usr/bin/prometheus', '/usr/bin/chromium', '/usr/bin/redis-server', '/usr/bin/apt-get'];
-const ONLY_APT_AND_REDIS = ['/usr/bin/apt-get', '/usr/bin/redis-server'];
+const POSTGRES = ['/usr/lib/postgresql/15/bin/initdb', '/usr/lib/postgresql/15/bin/pg_ctl'];
+const EVERYTHING = ['/usr/bin/promtool', '/usr/bin/prometheus', '/usr/bin/chromium', '/usr/bin/redis-server', '/usr/bin/apt-get', ...POSTGRES];
+const ONLY_APT_AND_REDIS = ['/usr/bin/apt-get', '/usr/bin/redis-server', ...POSTGRES];
 
 describe('test prerequisites', () => {
   it('does nothing when every tool is where the tests look for it', () => {
@@ -49,11 +51,22 @@ describe('test prerequisites', () => {
   });
 
   it('looks where the tests look: PROMTOOL and PROMETHEUS override, Chromium at /usr/bin/chromium', () => {
-    const { host } = fakeHost({ present: ['/opt/p/promtool', '/opt/p/prometheus', '/usr/bin/chromium', '/usr/bin/redis-server'], env: { PROMTOOL: '/opt/p/promtool', PROMETHEUS: '/opt/p/prometheus' } });
+    const { host } = fakeHost({ present: ['/opt/p/promtool', '/opt/p/prometheus', '/usr/bin/chromium', '/usr/bin/redis-server', ...POSTGRES], env: { PROMTOOL: '/opt/p/promtool', PROMETHEUS: '/opt/p/prometheus' } });
     expect(missingOn(host)).toEqual([]);
-    const without = fakeHost({ present: ['/usr/local/bin/chromium', '/usr/bin/promtool', '/usr/bin/prometheus', '/usr/bin/redis-server'] });
+    const without = fakeHost({ present: ['/usr/local/bin/chromium', '/usr/bin/promtool', '/usr/bin/prometheus', '/usr/bin/redis-server', ...POSTGRES] });
     expect(missingOn(without.host).map((r) => r.tool)).toEqual(['chromium']);
-    expect(REQUIREMENTS.map((r) => r.tool)).toEqual(['promtool', 'prometheus', 'chromium', 'redis-server']);
+    expect(REQUIREMENTS.map((r) => r.tool)).toEqual(['promtool', 'prometheus', 'chromium', 'redis-server', 'initdb', 'pg_ctl']);
+  });
+
+  it('initdb and pg_ctl are looked for where the private Postgres clusters run them: the newest /usr/lib/postgresql/<version>/bin, else PATH', () => {
+    const base = ['/usr/bin/promtool', '/usr/bin/prometheus', '/usr/bin/chromium', '/usr/bin/redis-server', '/usr/bin/apt-get'];
+    // The newest version decides: a 13 beside a 16 without its programs is not enough.
+    const older = fakeHost({ present: [...base, '/usr/lib/postgresql/13/bin/initdb', '/usr/lib/postgresql/13/bin/pg_ctl', '/usr/lib/postgresql/16/lib/x'], env: { DROPGATE_NO_APT: '1' } });
+    expect(missingOn(older.host).map((r) => r.tool)).toEqual(['initdb', 'pg_ctl']);
+    expect(ensurePrerequisites(older.host)).toBe(1);
+    expect(older.lines).toEqual([expect.stringMatching(/\/usr\/lib\/postgresql\/16\/bin\/initdb, \/usr\/lib\/postgresql\/16\/bin\/pg_ctl missing; run: .*install -y --no-install-recommends postgresql$/)]);
+    // No /usr/lib/postgresql: on PATH will do.
+    expect(missingOn(fakeHost({ present: [...base, '/usr/bin/initdb', '/usr/bin/pg_ctl'] }).host)).toEqual([]);
   });
 
   it('as root with apt-get, installs the missing packages once, with no service started', () => {
@@ -74,7 +87,7 @@ describe('test prerequisites', () => {
   });
 
   it('not root: names the command with sudo, installs nothing', () => {
-    const { host, scripts, lines } = fakeHost({ present: ['/usr/bin/apt-get', '/usr/bin/promtool', '/usr/bin/prometheus', '/usr/bin/chromium'], root: false });
+    const { host, scripts, lines } = fakeHost({ present: ['/usr/bin/apt-get', '/usr/bin/promtool', '/usr/bin/prometheus', '/usr/bin/chromium', ...POSTGRES], root: false });
     expect(ensurePrerequisites(host)).toBe(1);
     expect(scripts).toEqual([]);
     expect(lines).toEqual([expect.stringContaining('sudo apt-get install -y --no-install-recommends redis-server')]);
