@@ -15,7 +15,8 @@ import { Redis } from 'ioredis';
 import { compileCacheEnv, explainStartupFailure } from '@dropgate/config';
 import { pgConnection } from '@dropgate/db';
 import { deleteKeysMatching } from '@dropgate/redis';
-import { createTestDatabase, freePort, rand, TEST_ADMIN_TOKEN, type TestDatabase } from '@dropgate/testkit';
+import { createTestDatabase, freePort, openIdleConnections, rand, TEST_ADMIN_TOKEN, type TestDatabase } from '@dropgate/testkit';
+import { METRICS_PORT_MAX_CONNECTIONS } from '@dropgate/api';
 
 const root = resolve(import.meta.dirname, '..');
 const NODE = join(root, 'node_modules', '.bin', 'node');
@@ -272,6 +273,16 @@ describe('npm start logs', () => {
         const other = await fetch(`http://127.0.0.1:${p}/events/x`);
         expect(other.status).toBe(404);
         expect(await other.json()).toMatchObject({ code: 'NOT_FOUND' });
+      }
+      // Its bound holds under the cluster too: the process accepts on its own port (a shared listen
+      // is the primary's, which held the connections a process refused: attack round 15).
+      const idle = await openIdleConnections(apiMetrics, METRICS_PORT_MAX_CONNECTIONS + 8);
+      try {
+        const deadline = Date.now() + 1_500;
+        while (idle.closed() < 8 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        expect(idle.closed()).toBeGreaterThanOrEqual(8);
+      } finally {
+        idle.destroy();
       }
     } finally {
       child.kill('SIGTERM');

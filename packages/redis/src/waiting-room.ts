@@ -93,6 +93,15 @@ export class WaitingRoomStore {
     return Number(await this.redis.useAdmission(k.queue, k.queueActive, buyerId)) === 1;
   }
 
+  /**
+   * The room's state may have been lost with the event's (a rebuild of an event Redis lost): admissions
+   * wait until `untilMs` for the buyers who waited to come back (pollQueue), unless a wait was set
+   * already in this room's life. Buyers who joined meanwhile stand behind them by their times.
+   */
+  async holdAdmissionsBack(eventId: string, untilMs: number): Promise<void> {
+    await this.redis.hsetnx(eventKeys(eventId).queue, 'back', untilMs);
+  }
+
   /** Records the confirm latency (ms) the dynamic pace follows. */
   async noteConfirmLatency(eventId: string, ms: number): Promise<void> {
     await this.redis.hset(eventKeys(eventId).queue, 'lat', Math.round(ms));

@@ -5,7 +5,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { chmod, chown, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -636,6 +636,24 @@ export async function newOrder(base: string, eventId: string, body: Record<strin
 }
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
+/**
+ * `n` connections to `port` on `host` that send nothing, opened one after another (each once it is
+ * connected or closed): what a client holding connections idle does. `closed()` counts those the
+ * server has closed so far.
+ */
+export async function openIdleConnections(port: number, n: number, host = '127.0.0.1'): Promise<{ sockets: Socket[]; closed(): number; destroy(): void }> {
+  const sockets: Socket[] = [];
+  let closed = 0;
+  for (let i = 0; i < n; i++) {
+    const s = connect(port, host);
+    s.on('error', () => undefined);
+    s.on('close', () => { closed++; });
+    sockets.push(s);
+    await new Promise<void>((resolve) => { s.once('connect', () => resolve()); s.once('close', () => resolve()); });
+  }
+  return { sockets, closed: () => closed, destroy: () => { for (const s of sockets) s.destroy(); } };
+}
+
 export async function waitFor<T>(check: () => Promise<T | null | undefined | false>, timeoutMs = 20_000, label = 'condition'): Promise<T> {
   const started = Date.now();
   for (;;) {

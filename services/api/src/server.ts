@@ -71,7 +71,11 @@ async function listenForMetrics(app: FastifyInstance, config: Config, port: numb
   // A port taken meanwhile rejects (the entry point names API_METRICS_PORT) instead of an unhandled 'error'.
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    // Exclusive: under npm start's cluster a shared listen is the primary's, which accepts every
+    // connection and queues those a process at its bound refuses, holding their files (attack round 15:
+    // the primary reached its open-files limit and the public port stopped answering). The port is
+    // this process's alone, so this process accepts, and its bound holds.
+    server.listen({ port, host, exclusive: true }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -5,9 +5,8 @@
  * direct clients with TRUST_PROXY set. It keeps at most METRICS_PORT_MAX_CONNECTIONS connections
  * (idle ones make room for a scrape), and the address check sees the connection's own address.
  */
-import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, waitFor } from '@dropgate/testkit';
+import { freePort, openIdleConnections, waitFor } from '@dropgate/testkit';
 import { METRICS_PORT_MAX_CONNECTIONS } from '../src/server.ts';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
 
@@ -32,25 +31,17 @@ describe('the API process\'s own metrics port', () => {
   });
 
   it(`keeps at most ${METRICS_PORT_MAX_CONNECTIONS} connections, and idle ones make room for a scrape`, async () => {
-    const sockets: Socket[] = [];
-    let closed = 0;
+    const idle = await openIdleConnections(port, METRICS_PORT_MAX_CONNECTIONS + 20);
     try {
-      for (let i = 0; i < METRICS_PORT_MAX_CONNECTIONS + 20; i++) {
-        const s = connect(port, '127.0.0.1');
-        s.on('error', () => undefined);
-        s.on('close', () => { closed++; });
-        sockets.push(s);
-        await new Promise<void>((resolve) => { s.once('connect', () => resolve()); s.once('close', () => resolve()); });
-      }
       // Those beyond the bound are closed as they come; the refusals close the idle ones too.
-      await waitFor(async () => closed >= 20, 5_000, 'the connections beyond the bound closed');
+      await waitFor(async () => idle.closed() >= 20, 5_000, 'the connections beyond the bound closed');
       const scraped = await waitFor(async () => {
         const r = await fetch(stack.api.metricsUrl!).catch(() => null);
         return r?.status === 200 ? r : null;
       }, 10_000, 'a scrape served');
       expect(await scraped.text()).toContain('dropgate_');
     } finally {
-      for (const s of sockets) s.destroy();
+      idle.destroy();
     }
   });
 });

@@ -184,18 +184,25 @@ describe('payment outcomes', () => {
     expect(await lifecycle.claimRefund(db, { impUid: imp, merchantUid: o.merchant_uid, eventId: id, amount: o.amount, reason: 'duplicate_payment' })).toBe(true);
     expect(await stack.worker!.retryRefunds()).not.toContain(imp);
     await sql`update refunds set created_at = now() - interval '2 minutes' where imp_uid = ${imp}`.execute(db);
-    // PortOne still down: the ask is one try, and it leaves no job behind to retry on a backoff of
-    // its own (one more would pile up every minute while PortOne refuses).
-    const retries = async () => (await stack.api.deps.queues.payments.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed']))
-      .filter((j) => j.id?.includes(`-refund-${imp}-`));
+    // PortOne still down: the ask is one try, which fails and leaves nothing to retry on a backoff of
+    // its own (one more would pile up every minute while PortOne refuses); asked again within the
+    // minute, its id is taken and nothing is added (two tries a minute otherwise).
+    const retries = async (states: ('waiting' | 'active' | 'delayed' | 'prioritized' | 'failed')[]) =>
+      (await stack.api.deps.queues.payments.getJobs(states)).filter((j) => j.id?.includes(`-refund-${imp}-`));
     sim.setFaults({ webhook_retry_ms: 50, rest_down: true });
     try {
       expect(await stack.worker!.retryRefunds()).toContain(imp);
-      await waitFor(async () => (await retries()).length === 0 || null, 20_000, 'the failed retry gone');
+      await waitFor(async () => (await retries(['failed'])).length === 1 || null, 20_000, 'the retry failed');
+      expect(await retries(['waiting', 'active', 'delayed', 'prioritized'])).toEqual([]);
       expect((await lifecycle.findRefund(db, imp))?.status).toBe('requested');
+      await stack.worker!.retryRefunds();
+      expect(await retries(['waiting', 'active', 'delayed', 'prioritized'])).toEqual([]);
+      expect(await retries(['failed'])).toHaveLength(1);
     } finally {
       sim.setFaults({ webhook_retry_ms: 50 });
     }
+    // The next minute's round asks again, and PortOne answers.
+    clock.advance(60_000);
     expect(await stack.worker!.retryRefunds()).toContain(imp);
     await waitFor(async () => (await lifecycle.findRefund(db, imp))?.status === 'done', 20_000, 'the refund done');
     expect(sim.ledger({ imp_uid: imp }).cancels.filter((c) => c.source === 'api')).toEqual([expect.objectContaining({ ok: true, checksum: o.amount })]);

@@ -3,8 +3,9 @@
  * seen the joins) comes back with its buyers in their places: each queue token carries its buyer's
  * place, and a poll puts the buyer back in it. Until the worker has loaded the event again, polls are
  * answered 503 NOT_READY (the room's counts are not there: it used to tell everyone "sold out"). From
- * the first buyer back, admissions wait QUEUE_BACK_SECONDS, so the front is back before anyone behind
- * it is admitted; buyers who join afterwards queue behind everyone who comes back.
+ * the worker's reload (and from the first buyer back), admissions wait QUEUE_BACK_SECONDS, so the front
+ * is back before anyone behind it is admitted; buyers who join afterwards, or while the event was not
+ * loaded, queue behind everyone who comes back.
  *
  * Here the event's keys are deleted from Redis (the whole room and event, as a FLUSHALL loses them);
  * the stack's worker rebuilds the event from Postgres as it does after a Redis restart.
@@ -71,8 +72,16 @@ describe('a waiting room Redis lost', () => {
     const first = await http(stack.url, 'GET', `/events/${id}/queue/${someone}`);
     expect(first.status, first.text).toBe(503);
     expect(first.body).toMatchObject({ code: 'NOT_READY' });
-    // The worker's guard loads the event from Postgres again.
-    await waitFor(async () => (await http(stack.url, 'GET', `/events/${id}/queue/${someone}`)).status === 200 || null, 30_000, 'the event loaded again');
+    // Someone joins while the event is not loaded, and is the first to poll once it is: the worker's
+    // guard loads it from Postgres again, and admissions wait for the buyers who waited (without
+    // the wait set by the reload, this poll admitted them ahead of everyone).
+    const early = await call('POST', `/events/${id}/queue`, { buyer_id: 'early-newcomer' });
+    expect(early.status, early.text).toBe(201);
+    const earlyPoll = await waitFor(async () => {
+      const r = await http(stack.url, 'GET', `/events/${id}/queue/${early.body.queue_token}`);
+      return r.status === 200 ? r.body : null;
+    }, 30_000, 'the event loaded again');
+    expect(earlyPoll).toMatchObject({ state: 'waiting' });
 
     // Everyone comes back, in the reverse of their order, and a newcomer joins meanwhile.
     const newcomer = await call('POST', `/events/${id}/queue`, { buyer_id: 'newcomer' });
@@ -91,8 +100,9 @@ describe('a waiting room Redis lost', () => {
       expect(res.body, buyer).toMatchObject({ state: 'waiting', position: before.get(buyer) });
     }
     clock.advance(1_000);
+    expect((await call('GET', `/events/${id}/queue/${early.body.queue_token}`)).body).toMatchObject({ state: 'waiting', position: 11 });
     const newcomerNow = await call('GET', `/events/${id}/queue/${newcomer.body.queue_token}`);
-    expect(newcomerNow.body).toMatchObject({ state: 'waiting', position: 11 });
+    expect(newcomerNow.body).toMatchObject({ state: 'waiting', position: 12 });
 
     // After the wait, admissions resume from the front: the first in line is admitted, nobody else.
     clock.advance(QUEUE_BACK_SECONDS * 1_000);

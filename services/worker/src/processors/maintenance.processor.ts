@@ -8,6 +8,7 @@
 import { events as eventsRepo, lifecycle, loadSnapshot, orders as ordersRepo, withdrawOrders } from '@dropgate/db';
 import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { jobIds, type ExpireHoldJob, type PaymentOutcomeJob } from '@dropgate/jobs';
+import { QUEUE_BACK_SECONDS } from '@dropgate/domain';
 import type { WorkerContext } from '../context.ts';
 import { endDisplacedHold, watchPayment } from '../settlement/index.ts';
 
@@ -69,6 +70,12 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     if (!snapshot) return true;
     const epoch = `${Date.now()}`;
     await ctx.store.loadEvent(snapshot, epoch);
+    // A waiting room lost with the event (this is no forced reload of a whole state): no admissions
+    // until its buyers had QUEUE_BACK_SECONDS to come back, so one who joins while the event was not
+    // loaded, polling first, is not admitted ahead of them (attack round 15). Set once a room's life.
+    if (!opts.force && (await ctx.db.selectFrom('events').select('waiting_room').where('id', '=', eventId).executeTakeFirst())?.waiting_room) {
+      await ctx.store.queues.holdAdmissionsBack(eventId, ctx.clock.now() + QUEUE_BACK_SECONDS * 1000);
+    }
     ctx.log.warn({ eventId, orders: snapshot.orders.length, displaced: snapshot.displaced?.length ?? 0 }, 'rebuilt event state in Redis from Postgres');
     // Holds whose places another claim of the record has (a sale, an earlier hold) were loaded without
     // them: they end in the record too, now, and their payments are watched (and reconciled below).
@@ -206,10 +213,10 @@ export const REFUND_RETRY_AFTER_MS = 60_000;
  * cancel has not gone through (PortOne refused it or was down, and its job is waiting out an
  * exponential backoff that has grown to hours, failed for good, or was lost with Redis's data). Each
  * one's order is reconciled again (its payments asked of PortOne and acted on: the decided refund is
- * finished), at most once per REFUND_RETRY_AFTER_MS a payment: each ask is one try, kept nowhere
- * after it ends (the next round asks again), so a refund PortOne keeps refusing costs one cancel call a
- * minute from here instead of a growing pile of jobs each retrying on its own backoff (attack round 14
- * saw one more delayed job a minute). @returns the payments asked about.
+ * finished), at most once per REFUND_RETRY_AFTER_MS a payment: each ask is one try under the round's
+ * id (no backoff of its own: the next round asks again), so a refund PortOne keeps refusing costs one
+ * cancel call a minute from here instead of a growing pile of jobs each retrying on its own backoff
+ * (attack round 14 saw one more delayed job a minute). @returns the payments asked about.
  */
 export async function retryRefunds(ctx: WorkerContext): Promise<string[]> {
   const now = ctx.clock.now();
@@ -217,8 +224,11 @@ export async function retryRefunds(ctx: WorkerContext): Promise<string[]> {
   const round = Math.floor(now / REFUND_RETRY_AFTER_MS);
   await mapLimit(stuck, 16, async (r) => {
     const data: PaymentOutcomeJob = { eventId: r.event_id, merchantUid: r.merchant_uid, impUid: '', hint: null, source: 'reconcile', receivedAt: Date.now() };
+    // Kept a minute after it ends, so the sweep 30 s later finds the id taken (a removed one was added
+    // again: two tries a minute, attack round 15), and cleaned up after that.
     await ctx.queues.payments.add('reconcile', data, {
-      jobId: `rec-${r.merchant_uid}-refund-${r.imp_uid}-${round}`, attempts: 1, removeOnComplete: true, removeOnFail: true,
+      jobId: `rec-${r.merchant_uid}-refund-${r.imp_uid}-${round}`, attempts: 1,
+      removeOnComplete: { age: REFUND_RETRY_AFTER_MS / 1000 }, removeOnFail: { age: REFUND_RETRY_AFTER_MS / 1000 },
     });
   });
   if (stuck.length > 0) ctx.log.warn({ refunds: stuck.length }, 'refunds not done a minute after they were decided: asking PortOne again');
