@@ -13,6 +13,7 @@ import { PortOneV2Client } from '@dropgate/portone';
 import { createApiMetrics, createRegistry } from '@dropgate/telemetry';
 import { buildApp, requestLogSerializer, type AppDeps } from './app.ts';
 import { EventCatalog } from './lib/catalog.ts';
+import { closeIdleWhenFull } from './lib/connection-limit.ts';
 import type { FastifyInstance } from 'fastify';
 
 export interface RunningApi {
@@ -61,13 +62,8 @@ async function listenForMetrics(app: FastifyInstance, config: Config, port: numb
   server.maxConnections = METRICS_PORT_MAX_CONNECTIONS;
   server.keepAliveTimeout = 5_000;
   server.setTimeout(config.connectionTimeoutMs, (socket) => socket.destroy());
-  // At the bound, idle connections make room (at most once a second), as on the public port.
-  let idleClosedAt = 0;
-  server.on('drop', () => {
-    if (Date.now() - idleClosedAt < 1_000) return;
-    idleClosedAt = Date.now();
-    server.closeIdleConnections();
-  });
+  // At the bound, idle connections make room, as on the public port.
+  closeIdleWhenFull(server);
   // A port taken meanwhile rejects (the entry point names API_METRICS_PORT) instead of an unhandled 'error'.
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

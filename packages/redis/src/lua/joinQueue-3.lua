@@ -23,6 +23,7 @@
      0  had a place already (same place)
      2  admitted already
 ]]
+--- @include "includes/shuffle"
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return { 2, -1, '' } end
 local function placeOf(score)
   if score < 1 then return 's' end
@@ -32,7 +33,7 @@ local had = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if had then return { 0, redis.call('ZRANK', KEYS[2], ARGV[1]), placeOf(tonumber(had)) } end
 local score
 if tonumber(ARGV[2]) < tonumber(ARGV[3]) then
-  score = tonumber(string.sub(redis.sha1hex(ARGV[4] .. ':' .. ARGV[1]), 1, 13), 16) / 4503599627370496
+  score = shufflePlace(ARGV[4], ARGV[1])
 else
   score = math.max(math.floor(tonumber(ARGV[2])) * 1024, (tonumber(redis.call('HGET', KEYS[1], 'arr')) or 0) + 1)
   redis.call('HSET', KEYS[1], 'arr', string.format('%.0f', score))

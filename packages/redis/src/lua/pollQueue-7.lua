@@ -54,6 +54,7 @@
     -9  the event is not loaded in Redis (or is being rebuilt)
    -18  polled too fast (nothing changed)
 ]]
+--- @include "includes/shuffle"
 local buyer = ARGV[1]
 local now = tonumber(ARGV[2])
 
@@ -64,7 +65,7 @@ if redis.call('HGET', KEYS[7], 'state') ~= 'ready' then return { -9, 0, 0, 0, 0,
 -- Back in the place the token carries, when the room no longer knows the buyer at all.
 if ARGV[12] ~= '' and redis.call('HEXISTS', KEYS[4], buyer) == 0 and not redis.call('ZSCORE', KEYS[2], buyer) then
   if ARGV[12] == 's' then
-    redis.call('ZADD', KEYS[2], tonumber(string.sub(redis.sha1hex(ARGV[13] .. ':' .. buyer), 1, 13), 16) / 4503599627370496, buyer)
+    redis.call('ZADD', KEYS[2], shufflePlace(ARGV[13], buyer), buyer)
   else
     redis.call('ZADD', KEYS[2], ARGV[12], buyer)
   end

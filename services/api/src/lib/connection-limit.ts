@@ -7,6 +7,7 @@
  * Postgres, Redis and files; 10,000 where the limit cannot be read.
  */
 import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 
 /** What is left for everything that is not a client connection, at the least. */
 const RESERVED_FILES = 64;
@@ -27,4 +28,20 @@ export function connectionLimit(configured: number, filesLimit: number | null = 
   if (configured > 0) return configured;
   if (filesLimit === null) return FALLBACK;
   return Math.max(1, Math.min(Math.floor(filesLimit * 0.8), filesLimit - RESERVED_FILES));
+}
+
+/**
+ * When `server` refuses a connection at its `maxConnections`, it closes the connections that sit idle
+ * (kept alive after an answer, or never sent a request), at most once a second: whoever holds the
+ * allowed connections open without using them cannot keep everyone else out, and the next connection
+ * gets in (clients' own idle ones reconnect).
+ */
+export function closeIdleWhenFull(server: Server): void {
+  let idleClosedAt = 0;
+  server.on('drop', () => {
+    const now = Date.now();
+    if (now - idleClosedAt < 1_000) return;
+    idleClosedAt = now;
+    server.closeIdleConnections();
+  });
 }

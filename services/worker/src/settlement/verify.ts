@@ -11,7 +11,7 @@ import { withOrderLock } from './lock.ts';
 import { fetchPaymentShared, paymentRecord } from './payment.ts';
 import { applyPaymentLocked } from './apply.ts';
 import { dropFromHold } from './release.ts';
-import { notTheOrdersPrice } from './refund.ts';
+import { notTheOrdersPrice, paysTheOrder } from './refund.ts';
 import { watchPayment } from './watch.ts';
 import type { VerifyOutcome } from './outcomes.ts';
 
@@ -40,9 +40,9 @@ export function verifyPayment(
     let why: string | null = null;
     if (!payment) why = `PortOne knows no payment ${impUid}`;
     else if (payment.merchant_uid !== merchantUid) why = `payment ${impUid} belongs to another order`;
-    // Not paid yet, for another amount: taken off the hold below and watched, so it is refunded when it
+    // Not paid yet, not of the order's price: taken off the hold below and watched, so it is refunded when it
     // turns paid even if its webhook is lost.
-    else if (payment.amount !== order.amount || payment.currency !== order.currency) why = notTheOrdersPrice(payment, order);
+    else if (!paysTheOrder(payment, order)) why = notTheOrdersPrice(payment, order);
     if (why === null) {
       await settlement.settlementWriter(ctx.db).recordPayment(paymentRecord(eventId, payment!));
       return 'verified';
