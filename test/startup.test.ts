@@ -239,8 +239,13 @@ describe('npm start logs', () => {
     const port = await freePort();
     const metrics = await freePort();
     const apiMetrics = await freePort();
+    const maxConnections = 20;
     const child = spawn(NODE, [START], {
-      cwd: root, env: baseEnv({ PORT: String(port), WORKER_METRICS_PORT: String(metrics), API_METRICS_PORT: String(apiMetrics), API_PROCESSES: '2', WORKER_PROCESSES: '2' }),
+      cwd: root,
+      env: baseEnv({
+        PORT: String(port), WORKER_METRICS_PORT: String(metrics), API_METRICS_PORT: String(apiMetrics), API_PROCESSES: '2', WORKER_PROCESSES: '2',
+        MAX_CONNECTIONS: String(maxConnections),
+      }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -284,6 +289,19 @@ describe('npm start logs', () => {
       } finally {
         idle.destroy();
       }
+      // MAX_CONNECTIONS holds on the shared PORT too: each process keeps 20, and the connections beyond
+      // are closed at once (a process refusing one at Node's maxConnections handed it back to the
+      // primary, which kept it, and its file, circling between the processes: none closed).
+      const flood = await openIdleConnections(port, 2 * maxConnections + 10);
+      try {
+        const deadline = Date.now() + 1_500;
+        while (flood.closed() < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        expect(flood.closed()).toBeGreaterThanOrEqual(10);
+      } finally {
+        flood.destroy();
+      }
+      // And the port goes on serving.
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     } finally {
       child.kill('SIGTERM');
     }

@@ -12,7 +12,7 @@ import { REFUSAL_REASONS } from '@dropgate/domain';
 import type { AppDeps } from './deps.ts';
 import { errorsPlugin } from './plugins/errors.plugin.ts';
 import { EventLoopGate } from './lib/event-loop-gate.ts';
-import { closeIdleWhenFull, connectionLimit } from './lib/connection-limit.ts';
+import { connectionLimit, limitConnections } from './lib/connection-limit.ts';
 import { sharedCompilers } from './lib/schema-compilers.ts';
 import { adminRoutes } from './routes/admin.routes.ts';
 import { queueRoutes } from './routes/queue.routes.ts';
@@ -95,8 +95,7 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
   // idle (kept alive after an answer, or never sent a request) are closed, at most once a second, so
   // whoever holds the allowed connections open without using them cannot keep everyone else out: the
   // buyers' next connection gets in (their own idle ones reconnect).
-  app.server.maxConnections = connectionLimit(deps.config.maxConnections);
-  closeIdleWhenFull(app.server);
+  limitConnections(app.server, connectionLimit(deps.config.maxConnections));
 
   // RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (Node's own check answers it with no body).
   app.addHook('onRequest', (request, reply, done) => {

@@ -13,7 +13,7 @@ import { PortOneV2Client } from '@dropgate/portone';
 import { createApiMetrics, createRegistry } from '@dropgate/telemetry';
 import { buildApp, requestLogSerializer, type AppDeps } from './app.ts';
 import { EventCatalog } from './lib/catalog.ts';
-import { closeIdleWhenFull } from './lib/connection-limit.ts';
+import { limitConnections } from './lib/connection-limit.ts';
 import type { FastifyInstance } from 'fastify';
 
 export interface RunningApi {
@@ -59,11 +59,10 @@ async function listenForMetrics(app: FastifyInstance, config: Config, port: numb
     }
     res.writeHead(404, { 'content-type': 'application/json', connection: 'close' }).end('{"code":"NOT_FOUND","message":"this port serves /metrics and /healthz only"}');
   });
-  server.maxConnections = METRICS_PORT_MAX_CONNECTIONS;
   server.keepAliveTimeout = 5_000;
   server.setTimeout(config.connectionTimeoutMs, (socket) => socket.destroy());
   // At the bound, idle connections make room, as on the public port.
-  closeIdleWhenFull(server);
+  limitConnections(server, METRICS_PORT_MAX_CONNECTIONS);
   // A port taken meanwhile rejects (the entry point names API_METRICS_PORT) instead of an unhandled 'error'.
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
