@@ -159,6 +159,17 @@ export interface Database {
   order_events: OrderEventsTable;
   order_transitions: OrderTransitionsTable;
   buyer_order_counts: BuyerOrderCountsTable;
+  queue_fronts: QueueFrontsTable;
+}
+
+/**
+ * Migration 0011: how far an event's waiting room has admitted (the place of the last buyer admitted,
+ * as the room orders them), recorded by the worker so a room Redis lost knows who was admitted.
+ */
+export interface QueueFrontsTable {
+  event_id: string;
+  place: number;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
 /** Migration 0009: a verified buyer's orders per event, bounded by constraint (ORDERS_PER_BUYER_MAX). */

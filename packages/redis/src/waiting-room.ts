@@ -102,6 +102,27 @@ export class WaitingRoomStore {
     await this.redis.hsetnx(eventKeys(eventId).queue, 'back', untilMs);
   }
 
+  /**
+   * How far each room has admitted: the place of the last buyer admitted (null: none yet, or the
+   * room is not in Redis). The worker records it in Postgres, for a rebuild to put back.
+   */
+  async fronts(eventIds: readonly string[]): Promise<Map<string, number | null>> {
+    const values = await Promise.all(eventIds.map((id) => this.redis.hget(eventKeys(id).queue, 'front')));
+    return new Map(eventIds.map((id, i) => [id, values[i] === null || values[i] === undefined ? null : Number(values[i])]));
+  }
+
+  /**
+   * Puts back how far a room Redis lost had admitted (as recorded), unless the room is further on.
+   * For a rebuild, before the event is loaded: until then every poll is answered not_ready and admits
+   * nobody, so nothing moves the front meanwhile.
+   */
+  async restoreFront(eventId: string, place: number): Promise<void> {
+    const key = eventKeys(eventId).queue;
+    const current = await this.redis.hget(key, 'front');
+    if (current !== null && current !== undefined && Number(current) >= place) return;
+    await this.redis.hset(key, 'front', place);
+  }
+
   /** Records the confirm latency (ms) the dynamic pace follows. */
   async noteConfirmLatency(eventId: string, ms: number): Promise<void> {
     await this.redis.hset(eventKeys(eventId).queue, 'lat', Math.round(ms));

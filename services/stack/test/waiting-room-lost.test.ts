@@ -107,6 +107,54 @@ describe('a waiting room Redis lost', () => {
     expect(admitted).toEqual([front]);
   }, 60_000);
 
+  it('a buyer it had admitted comes back admitted at once, without taking a slot of max_active again', async () => {
+    const id = eventId('front');
+    const created = await http(stack.url, 'POST', '/admin/events', {
+      id, name: 'Lost front', pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 1_000 }],
+      waiting_room: { mode: 'fixed', admit_per_second: 2, max_active: 2, admission_ttl_seconds: 60 },
+    }, { admin: true });
+    expect(created.status, created.text).toBe(201);
+    const buyers = ['f0', 'f1', 'f2', 'f3', 'f4'];
+    const tokens = new Map<string, string>();
+    for (const buyer of buyers) tokens.set(buyer, (await call('POST', `/events/${id}/queue`, { buyer_id: buyer })).body.queue_token);
+    const poll = async (buyer: string) => (await call('GET', `/events/${id}/queue/${tokens.get(buyer)}`)).body;
+
+    // The first two are admitted (two slots, two a second) and learn it; the rest wait.
+    clock.advance(1_000);
+    expect(await poll('f0')).toMatchObject({ state: 'admitted' });
+    expect(await poll('f1')).toMatchObject({ state: 'admitted' });
+    expect(await poll('f2')).toMatchObject({ state: 'waiting', position: 1 });
+    // The worker records how far the room has admitted (this call, or its own timer's just before),
+    // and writes it again only when it moves.
+    await stack.worker!.recordQueueFronts();
+    expect(await stack.worker!.recordQueueFronts()).not.toContain(id);
+    const recorded = await stack.api.deps.db.selectFrom('queue_fronts').select('place').where('event_id', '=', id).executeTakeFirstOrThrow();
+    expect(recorded.place).toBeGreaterThan(0);
+
+    await stack.store.deleteEvent(id);
+    await waitFor(async () => (await http(stack.url, 'GET', `/events/${id}/queue/${tokens.get('f4')}`)).status === 200 || null, 30_000, 'the event loaded again');
+
+    // The two admitted before the loss are admitted again at once, and can order with it; the
+    // others stand where they stood.
+    clock.advance(1_000);
+    for (const buyer of ['f0', 'f1']) {
+      const again = await poll(buyer);
+      expect(again, buyer).toMatchObject({ state: 'admitted', admission_token: expect.any(String) });
+      if (buyer === 'f0') {
+        const order = await call('POST', `/events/${id}/orders`, { buyer_id: buyer, items: [{ pool: 'ga', quantity: 1 }], admission_token: again.admission_token });
+        expect(order.status, order.text).toBe(201);
+      }
+    }
+    expect(await poll('f2')).toMatchObject({ state: 'waiting', position: 1 });
+    expect(await poll('f3')).toMatchObject({ state: 'waiting', position: 2 });
+    // They hold no slot: once the wait for the others is over, the next two are admitted (with the
+    // two taking the room's two slots again, nobody would be).
+    clock.advance(QUEUE_BACK_SECONDS * 1_000 + 1_000);
+    expect(await poll('f2')).toMatchObject({ state: 'admitted' });
+    expect(await poll('f3')).toMatchObject({ state: 'admitted' });
+    expect(await poll('f4')).toMatchObject({ state: 'waiting', position: 1 });
+  }, 60_000);
+
   it('a made-up place changes nothing: the token is signed with the event', async () => {
     const id = eventId('forge');
     const created = await http(stack.url, 'POST', '/admin/events', {

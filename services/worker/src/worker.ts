@@ -19,7 +19,7 @@ import { createRegistry, createWorkerMetrics, scrapeAllowed } from '@dropgate/te
 import { EventNotLoadedError, measuredJob, type WorkerContext } from './context.ts';
 import { persistHold } from './processors/persist-hold.processor.ts';
 import { paymentOutcome } from './processors/payment-outcome.processor.ts';
-import { archiveEvents, guard, rebuildEvent, retryRefunds, sweep, withdrawOrphans } from './processors/maintenance.processor.ts';
+import { archiveEvents, guard, rebuildEvent, recordQueueFronts, retryRefunds, sweep, withdrawOrphans } from './processors/maintenance.processor.ts';
 import { periodicTask } from './periodic.ts';
 import { expireHold } from './settlement/index.ts';
 
@@ -50,6 +50,8 @@ export interface RunningWorker {
   withdrawOrphans(opts?: { minAgeMs?: number }): ReturnType<typeof withdrawOrphans>;
   /** Asks again about refunds decided over a minute ago and not done (see retryRefunds). */
   retryRefunds(): ReturnType<typeof retryRefunds>;
+  /** Records how far each waiting room has admitted (see recordQueueFronts). */
+  recordQueueFronts(): ReturnType<typeof recordQueueFronts>;
   /** Moves pending hold hand-offs into the holds queue now. */
   relay(): Promise<number>;
   /** The text `/metrics` serves, collected now (with or without the metrics server). */
@@ -157,11 +159,14 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   const runOrphans = periodic('withdrawing orphan orders', () => withdrawOrphans(ctx), { key: 'orphan-lock', ms: 25_000 });
   // Refunds decided and not done: every 30 s, one worker at a time.
   const runRefunds = periodic('retrying refunds', () => retryRefunds(ctx), { key: 'refund-lock', ms: 25_000 });
+  // How far each waiting room has admitted: every second, one worker at a time.
+  const runFronts = periodic('recording waiting-room fronts', () => recordQueueFronts(ctx), { key: 'front-lock', ms: 900 });
   if (opts.timers !== false) {
     timers.push(setInterval(() => void runSweep(), config.sweepIntervalMs));
     timers.push(setInterval(() => void runOrphans(), 30_000));
     timers.push(setInterval(() => void runRefunds(), 30_000));
     timers.push(setInterval(() => void runGuard(), 1_000));
+    timers.push(setInterval(() => void runFronts(), 1_000));
     timers.push(setInterval(() => void runArchive(), 60_000));
   }
   // The relay always runs: without it no hold is recorded. It polls the active events' hand-off
@@ -259,6 +264,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     archive: () => archiveEvents(ctx),
     withdrawOrphans: (o) => withdrawOrphans(ctx, o),
     retryRefunds: () => retryRefunds(ctx),
+    recordQueueFronts: () => recordQueueFronts(ctx),
     async close() {
       for (const t of timers) clearInterval(t);
       await Promise.all(workers.map((w) => w.close()));

@@ -10,6 +10,7 @@ import * as liveHoldsByOrder from './0007_live_holds_by_order.ts';
 import * as buyerVerified from './0008_buyer_verified.ts';
 import * as buyerOrderCounts from './0009_buyer_order_counts.ts';
 import * as waitlistOffer from './0010_waitlist_offer.ts';
+import * as queueFronts from './0011_queue_fronts.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '0008_buyer_verified': buyerVerified,
   '0009_buyer_order_counts': buyerOrderCounts,
   '0010_waitlist_offer': waitlistOffer,
+  '0011_queue_fronts': queueFronts,
 };

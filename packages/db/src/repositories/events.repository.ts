@@ -78,6 +78,40 @@ export function listEventIds(db: Db): Promise<string[]> {
 }
 
 /**
+ * Events whose waiting room may still admit (on sale, or closed less than a day ago), each with how
+ * far its room has admitted as recorded (queue_fronts; null: nothing recorded yet).
+ */
+export async function listRoomFronts(db: Db, now: Date): Promise<{ id: string; place: number | null }[]> {
+  return db
+    .selectFrom('events')
+    .leftJoin('queue_fronts', 'queue_fronts.event_id', 'events.id')
+    .select(['events.id as id', 'queue_fronts.place as place'])
+    .where('events.waiting_room', 'is not', null)
+    .where((eb) => eb.or([eb('events.sale_closes_at', 'is', null), eb('events.sale_closes_at', '>', new Date(now.getTime() - 86_400_000))]))
+    .execute();
+}
+
+/** Records that an event's waiting room has admitted up to `place` (it never goes back). */
+export async function recordRoomFront(db: Db, eventId: string, place: number): Promise<void> {
+  await db
+    .insertInto('queue_fronts')
+    .values({ event_id: eventId, place })
+    .onConflict((oc) => oc.column('event_id').doUpdateSet({ place: sql<number>`greatest(queue_fronts.place, excluded.place)`, updated_at: sql<Date>`now()` }))
+    .execute();
+}
+
+/** Whether an event has a waiting room, and how far it has admitted as recorded (null: nothing yet). */
+export async function findRoomFront(db: Db, eventId: string): Promise<{ hasRoom: boolean; front: number | null } | undefined> {
+  const row = await db
+    .selectFrom('events')
+    .leftJoin('queue_fronts', 'queue_fronts.event_id', 'events.id')
+    .select(['events.waiting_room as waiting_room', 'queue_fronts.place as place'])
+    .where('events.id', '=', eventId)
+    .executeTakeFirst();
+  return row && { hasRoom: row.waiting_room !== null, front: row.place };
+}
+
+/**
  * Events whose state must be in Redis and watched by the workers: on sale, closed less than a day ago
  * (holds taken just before the close, hand-offs and late payments still settle), or with held orders.
  */

@@ -14,14 +14,17 @@
   token carries a place (ARGV[12]: 's' for the seeded shuffle of ARGV[13], or an arrival) is put back
   in it. That happens only when the room's keys were lost (nothing else takes a buyer out of both), so
   the first such return also holds admissions back for ARGV[14] ms ('back' in the queue hash): the
-  buyers at the front come back before anyone behind them is admitted. An event that is not loaded (or
+  buyers at the front come back before anyone behind them is admitted. A buyer whose place is at or
+  before the room's front (the last admitted place, recorded by the worker and put back by the
+  rebuild) was admitted before the loss, and is admitted again at once, outside max_active. An event that is not loaded (or
   is being rebuilt) answers -9 and changes nothing: its counts are not there to be told as sold out.
   An admission's TTL (ARGV[7]) starts when its buyer first learns of it (their first poll after it):
   until then it is pending ('n<deadline>' in the admitted hash), and a buyer who does not come back
   within one TTL loses it, freeing the slot for the next buyer.
 
   Input:
-    KEYS[1] queue     {ev:E}:q         hash: last, credit, rate, admitted, ordered, lat, radj, ...
+    KEYS[1] queue     {ev:E}:q         hash: last, credit, rate, admitted, ordered, lat, radj, front
+                                       (the place of the last buyer admitted), back, ...
     KEYS[2] waiting   {ev:E}:q:wait    zset: buyer -> place
     KEYS[3] active    {ev:E}:q:act     zset: admitted, not yet ordered buyer -> admission expiry (ms)
     KEYS[4] admitted  {ev:E}:q:adm     hash: buyer -> admission expiry (ms), or 'n<ms>': not yet
@@ -62,14 +65,20 @@ local lastPoll = tonumber(redis.call('HGET', KEYS[6], buyer) or '0')
 if lastPoll > 0 and now - lastPoll < tonumber(ARGV[9]) then return { -18, 0, 0, 0, 0, 0 } end
 if redis.call('HGET', KEYS[7], 'state') ~= 'ready' then return { -9, 0, 0, 0, 0, 0 } end
 
--- Back in the place the token carries, when the room no longer knows the buyer at all.
+-- Back in the place the token carries, when the room no longer knows the buyer at all. A buyer at or
+-- before the front (the place of the last buyer admitted, which the worker records in Postgres and a
+-- rebuild puts back) was admitted before the loss: admitted again at once, pending as any admission
+-- is, and outside the active set (the slot they took was lost with the room), rather than queueing
+-- for a second admission that would take a slot of max_active again.
 if ARGV[12] ~= '' and redis.call('HEXISTS', KEYS[4], buyer) == 0 and not redis.call('ZSCORE', KEYS[2], buyer) then
-  if ARGV[12] == 's' then
-    redis.call('ZADD', KEYS[2], shufflePlace(ARGV[13], buyer), buyer)
+  local place = ARGV[12] == 's' and shufflePlace(ARGV[13], buyer) or tonumber(ARGV[12])
+  local front = tonumber(redis.call('HGET', KEYS[1], 'front') or '')
+  if front and place <= front then
+    redis.call('HSET', KEYS[4], buyer, 'n' .. (now + tonumber(ARGV[7])))
   else
-    redis.call('ZADD', KEYS[2], ARGV[12], buyer)
+    redis.call('ZADD', KEYS[2], ARGV[12] == 's' and place or ARGV[12], buyer)
+    redis.call('HSETNX', KEYS[1], 'back', now + tonumber(ARGV[14]))
   end
-  redis.call('HSETNX', KEYS[1], 'back', now + tonumber(ARGV[14]))
 end
 
 -- Inventory, in places (seats + pool places).
@@ -87,7 +96,7 @@ for field, cap in pairs(c) do
 end
 local soldOut = available <= 0 and held <= 0
 
-local q = redis.call('HMGET', KEYS[1], 'last', 'credit', 'rate', 'lat', 'radj', 'admitted', 'ordered', 'admitted_at_adj', 'ordered_at_adj', 'back')
+local q = redis.call('HMGET', KEYS[1], 'last', 'credit', 'rate', 'lat', 'radj', 'admitted', 'ordered', 'admitted_at_adj', 'ordered_at_adj', 'back', 'front')
 local aps = tonumber(ARGV[5])
 local rate = tonumber(q[3]) or aps
 local last = tonumber(q[1]) or 0
@@ -130,7 +139,11 @@ if now >= tonumber(ARGV[3]) and now - last >= tonumber(ARGV[11]) and not soldOut
       n = n + 1
     end
     credit = credit - n
-    if n > 0 then redis.call('HINCRBY', KEYS[1], 'admitted', n) end
+    if n > 0 then
+      redis.call('HINCRBY', KEYS[1], 'admitted', n)
+      -- The front: admissions go in place order (ZPOPMIN), so every buyer at or before it was admitted.
+      if tonumber(popped[#popped]) > (tonumber(q[11]) or -1) then redis.call('HSET', KEYS[1], 'front', popped[#popped]) end
+    end
   end
   redis.call('HSET', KEYS[1], 'last', now, 'credit', credit)
 end

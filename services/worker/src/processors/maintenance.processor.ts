@@ -66,6 +66,11 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     if (!opts.force && !opts.unstamped && (await ctx.store.stampState(eventId)) === 'whole') return true;
     // Stop new holds before reading the record, so none is taken between the read and the load.
     if ((await ctx.store.eventState(eventId)) !== null) await ctx.store.markLoading(eventId);
+    // How far a waiting room lost with the event had admitted, put back before the event is loaded
+    // (polls are answered not ready until then): a buyer it had admitted who comes back is admitted
+    // again at once, without taking a slot of max_active a second time (see pollQueue).
+    const room = await eventsRepo.findRoomFront(ctx.db, eventId);
+    if (room?.hasRoom && room.front !== null) await ctx.store.queues.restoreFront(eventId, room.front);
     const snapshot = await loadSnapshot(ctx.db, eventId);
     if (!snapshot) return true;
     const epoch = `${Date.now()}`;
@@ -73,7 +78,7 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     // A waiting room lost with the event (this is no forced reload of a whole state): no admissions
     // until its buyers had QUEUE_BACK_SECONDS to come back, so one who joins while the event was not
     // loaded, polling first, is not admitted ahead of them (attack round 15). Set once a room's life.
-    if (!opts.force && (await ctx.db.selectFrom('events').select('waiting_room').where('id', '=', eventId).executeTakeFirst())?.waiting_room) {
+    if (!opts.force && room?.hasRoom) {
       await ctx.store.queues.holdAdmissionsBack(eventId, ctx.clock.now() + QUEUE_BACK_SECONDS * 1000);
     }
     ctx.log.warn({ eventId, orders: snapshot.orders.length, displaced: snapshot.displaced?.length ?? 0 }, 'rebuilt event state in Redis from Postgres');
@@ -145,6 +150,24 @@ export async function guard(ctx: WorkerContext): Promise<string[]> {
   });
   missingBefore.set(ctx, missing);
   return rebuilt;
+}
+
+/**
+ * Records in Postgres how far each waiting room has admitted (queue_fronts), for a room Redis loses:
+ * its rebuild puts the front back, and a buyer it had admitted who comes back is admitted again at once
+ * instead of queueing for a second admission. About once a second, in one worker at a time; only
+ * fronts that moved are written. @returns the events whose front was recorded.
+ */
+export async function recordQueueFronts(ctx: WorkerContext): Promise<string[]> {
+  const rooms = await eventsRepo.listRoomFronts(ctx.db, new Date(ctx.clock.now()));
+  if (rooms.length === 0) return [];
+  const fronts = await ctx.store.queues.fronts(rooms.map((r) => r.id));
+  const moved = rooms.flatMap((r) => {
+    const front = fronts.get(r.id) ?? null;
+    return front !== null && (r.place === null || front > r.place) ? [{ id: r.id, front }] : [];
+  });
+  await mapLimit(moved, 4, async ({ id, front }) => eventsRepo.recordRoomFront(ctx.db, id, front));
+  return moved.map((m) => m.id);
 }
 
 /** Events the guard rebuilds at once (each reads its snapshot from Postgres and loads it into Redis). */
