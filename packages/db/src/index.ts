@@ -9,3 +9,4 @@ export * as lifecycle from './repositories/lifecycle.repository.ts';
 export { OrderWriter, insertOrders, withdrawOrders, ORDER_BATCH_MAX } from './repositories/order-writer.ts';
 export { GroupCommit, BACKGROUND_LINGER_MS } from './repositories/group-commit.ts';
 export * as settlement from './repositories/settlement.repository.ts';
+export * as waitlist from './repositories/waitlist.repository.ts';

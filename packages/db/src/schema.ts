@@ -3,7 +3,7 @@
  * fills in; nullable columns are `T | null`.
  */
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
-import type { HoldStatus, OrderCause, OrderStatus, WaitingRoomSettings } from '@dropgate/domain';
+import type { HoldStatus, OrderCause, OrderStatus, PoolItem, WaitingRoomSettings } from '@dropgate/domain';
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -160,6 +160,18 @@ export interface Database {
   order_transitions: OrderTransitionsTable;
   buyer_order_counts: BuyerOrderCountsTable;
   queue_fronts: QueueFrontsTable;
+  waitlist_entries: WaitlistEntriesTable;
+}
+
+/** Migration 0012: a waiting-list entry as its buyer joined (its later states are not kept here). */
+export interface WaitlistEntriesTable {
+  event_id: string;
+  buyer_id: string;
+  /** The arrival number on the list (bigint: parsed). */
+  seq: ColumnType<number, number, never>;
+  seats: string[];
+  items: ColumnType<PoolItem[], string, never>;
+  created_at: CreatedAt;
 }
 
 /**

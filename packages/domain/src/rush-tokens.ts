@@ -86,3 +86,13 @@ export function admissionProblem(secret: Buffer, eventId: string, buyerId: strin
   if (Number(exp) <= nowMs) return 'the admission expired: join the queue again';
   return null;
 }
+
+/**
+ * The order token of a waiting-list offer (an order dropgate makes for the list's buyer): derived from
+ * the event's secret and the order's merchant_uid instead of drawn at random, so a waiting list Redis
+ * lost can show the buyer their offer's token again (only its SHA-256 is stored, as for every order).
+ * As long and as unguessable as a random order token (256 bits, base64url).
+ */
+export function offerOrderToken(secret: Buffer, eventId: string, merchantUid: string): string {
+  return mac(secret, 'offer-order', eventId, merchantUid);
+}

@@ -3,7 +3,8 @@
  * one JSON entry per buyer, and the open offers by expiry, all under the event's hash tag. Offers are
  * made by one process at a time (the list's lock); see the API's waitlist service. Each advance step
  * looks along the line in bounded stretches (scanWaitlist-5.lua), and the list keeps a bounded number
- * of entries (joinWaitlist-2.lua).
+ * of entries (joinWaitlist-3.lua). Postgres keeps every entry too (the API writes it when the buyer joins),
+ * and a rebuild puts the list back from there ({@link WaitlistStore.restore}).
  */
 import type { PoolItem } from '@dropgate/domain';
 import type { ScriptedRedis } from './scripts.ts';
@@ -44,16 +45,52 @@ export class WaitlistStore {
 
   /**
    * Puts the buyer on the list (or finds them there). 'full': the list keeps `maxEntries` entries
-   * already (every buyer who joined, waiting or done) and this buyer is not one of them.
+   * already (every buyer who joined, waiting or done) and this buyer is not one of them; 'not_ready':
+   * the event is not loaded (or is being rebuilt), and nothing was stored. `seq`: the entry's arrival
+   * number while it waits (null once it no longer does), for the record.
    */
   async join(
     eventId: string, buyerId: string, seats: readonly string[], items: readonly PoolItem[], maxEntries: number,
-  ): Promise<{ joined: boolean; rank: number } | 'full'> {
+  ): Promise<{ joined: boolean; rank: number; seq: number | null } | 'full' | 'not_ready'> {
     const k = eventKeys(eventId);
     const entry: StoredEntry = { s: [...seats], i: items.map((x) => ({ pool: x.pool, quantity: x.quantity })), st: 'waiting' };
-    const [code, rank] = (await this.redis.joinWaitlist(k.waitlist, k.waitlistEntries, buyerId, JSON.stringify(entry), maxEntries)) as [number, number];
+    const [code, rank, seq] = (await this.redis.joinWaitlist(k.waitlist, k.waitlistEntries, k.meta, buyerId, JSON.stringify(entry), maxEntries)) as [number, number, number];
     if (code === ScriptError.ListFull) return 'full';
-    return { joined: code === 1, rank };
+    if (code === ScriptError.NotReady) return 'not_ready';
+    return { joined: code === 1, rank, seq: seq >= 0 ? seq : null };
+  }
+
+  /**
+   * Puts back a list Redis lost, from the record: every entry in arrival order, waiting, or offered
+   * (`offer`: the order dropgate made for it, and that order's token) and due for a look at the next
+   * step, which keeps the offer open, closes it as bought, or as lapsed. What the record does not keep
+   * comes back by itself: an entry told sold_out, or dropped as over the buyer limit, waits again
+   * until the next step looks at it and tells it so again. For a rebuild, before the event is loaded:
+   * until then no one joins and no step runs.
+   */
+  async restore(
+    eventId: string,
+    entries: readonly { buyerId: string; seq: number; seats: readonly string[]; items: readonly PoolItem[]; offer: { merchantUid: string; orderToken: string } | null }[],
+  ): Promise<void> {
+    const k = eventKeys(eventId);
+    await this.redis.del(k.waitlist, k.waitlistEntries, k.waitlistOffers);
+    let last = 0;
+    for (let at = 0; at < entries.length; at += 1_000) {
+      const m = this.redis.multi();
+      for (const e of entries.slice(at, at + 1_000)) {
+        const base = { s: [...e.seats], i: e.items.map((x) => ({ pool: x.pool, quantity: x.quantity })) };
+        if (e.offer) {
+          m.hset(k.waitlistEntries, e.buyerId, JSON.stringify({ ...base, st: 'offered', m: e.offer.merchantUid, t: e.offer.orderToken } satisfies StoredEntry));
+          m.zadd(k.waitlistOffers, 0, e.buyerId);
+        } else {
+          m.hset(k.waitlistEntries, e.buyerId, JSON.stringify({ ...base, st: 'waiting' } satisfies StoredEntry));
+          m.zadd(k.waitlist, e.seq, e.buyerId);
+        }
+        last = Math.max(last, e.seq);
+      }
+      await m.exec();
+    }
+    if (entries.length > 0) await this.redis.hset(k.waitlistEntries, '#seq', last);
   }
 
   /**

@@ -85,10 +85,37 @@ describe('waiting list scan', () => {
 
   it('keeps at most the entries it may: a new buyer beyond them is refused, one on the list keeps their place', async () => {
     const id = await load();
-    expect(await join(id, 'a', ['s1'], [], 2)).toEqual({ joined: true, rank: 0 });
-    expect(await join(id, 'b', ['s1'], [], 2)).toEqual({ joined: true, rank: 1 });
+    expect(await join(id, 'a', ['s1'], [], 2)).toEqual({ joined: true, rank: 0, seq: 1 });
+    expect(await join(id, 'b', ['s1'], [], 2)).toEqual({ joined: true, rank: 1, seq: 2 });
     expect(await join(id, 'c', ['s1'], [], 2)).toBe('full');
-    expect(await join(id, 'b', ['s2'], [], 2)).toEqual({ joined: false, rank: 1 });
+    expect(await join(id, 'b', ['s2'], [], 2)).toEqual({ joined: false, rank: 1, seq: 2 });
     expect(await redis.hlen(eventKeys(id).waitlistEntries)).toBe(3);
+  });
+
+  it('takes no one while the event is not loaded (a rebuild puts the list back from the record): nothing is stored', async () => {
+    const id = eventId('wls');
+    created.push(id);
+    expect(await join(id, 'a', ['s1'])).toBe('not_ready');
+    expect(await redis.exists(eventKeys(id).waitlist, eventKeys(id).waitlistEntries)).toBe(0);
+    await store.loadEvent({ id, opensAt: T0, closesAt: null, holdTtlMs: 60_000, maxPerBuyer: null, pools: [], seats: ['s1'], orders: [] }, 'test');
+    await store.markLoading(id);
+    expect(await join(id, 'a', ['s1'])).toBe('not_ready');
+    expect(await redis.exists(eventKeys(id).waitlist, eventKeys(id).waitlistEntries)).toBe(0);
+  });
+
+  it('restore puts a list back in arrival order: waiting entries in line, offered ones due for a look; arrivals go on after the last', async () => {
+    const id = await load();
+    await join(id, 'stale', ['s3']);
+    await store.waitlists.restore(id, [
+      { buyerId: 'w1', seq: 1, seats: ['s1'], items: [], offer: null },
+      { buyerId: 'o2', seq: 2, seats: [], items: [{ pool: 'p', quantity: 1 }], offer: { merchantUid: `${id}.m2`, orderToken: 'tok' } },
+      { buyerId: 'w3', seq: 3, seats: ['s2'], items: [], offer: null },
+    ]);
+    expect(await store.waitlists.entry(id, 'stale')).toBeNull();
+    expect(await store.waitlists.entry(id, 'w1')).toMatchObject({ state: 'waiting', rank: 0, seats: ['s1'] });
+    expect(await store.waitlists.entry(id, 'w3')).toMatchObject({ state: 'waiting', rank: 1 });
+    expect(await store.waitlists.entry(id, 'o2')).toMatchObject({ state: 'offered', merchantUid: `${id}.m2`, orderToken: 'tok', rank: null });
+    expect(await store.waitlists.dueOffers(id, 0)).toEqual(['o2']);
+    expect(await join(id, 'w4', ['s3'])).toEqual({ joined: true, rank: 2, seq: 4 });
   });
 });

@@ -229,3 +229,46 @@ describe('polls in a loop', () => {
     expect((await until(id, w.body.waitlist_token, 'offered')).merchant_uid).toMatch(/./);
   });
 });
+
+describe('a waiting list Redis lost', () => {
+  it('comes back from the record: entries in their places, an offer with its order and token; joins and polls wait for the reload', async () => {
+    const id = await makeEvent(1);
+    const held = await order(id, 'holder', { items: [{ pool: 'ga', quantity: 1 }] });
+    expect(held.status, held.text).toBe(201);
+    const [a, b, c] = [await join(id, 'la', { items: [{ pool: 'ga', quantity: 1 }] }), await join(id, 'lb', { items: [{ pool: 'ga', quantity: 1 }] }), await join(id, 'lc', { items: [{ pool: 'ga', quantity: 1 }] })];
+    expect([a.body.position, b.body.position, c.body.position]).toEqual([1, 2, 3]);
+    // Every entry is in the record before its 201.
+    const recorded = await stack.api.deps.db.selectFrom('waitlist_entries').select(['buyer_id', 'seq']).where('event_id', '=', id).orderBy('seq').execute();
+    expect(recorded).toEqual([{ buyer_id: 'la', seq: 1 }, { buyer_id: 'lb', seq: 2 }, { buyer_id: 'lc', seq: 3 }]);
+    // The holder's reservation lapses: la is offered the place.
+    clock.advance(6_000);
+    await waitFor(async () => (await stack.store.orderState(id, held.body.merchant_uid))?.status === 'expired', 15_000, 'the reservation expired');
+    const offer = await until(id, a.body.waitlist_token, 'offered');
+    expect((await poll(id, b.body.waitlist_token)).body).toMatchObject({ state: 'waiting', position: 1 });
+    // The worker has recorded the offer's reservation (write-behind: one Redis lost before that is a
+    // hold lost, as the README's failure table says).
+    await waitFor(async () => (await stack.api.deps.db.selectFrom('orders').select('status').where('merchant_uid', '=', offer.merchant_uid).executeTakeFirst())?.status === 'held' || null, 15_000, 'the offer recorded');
+
+    await stack.store.deleteEvent(id);
+    // Until the worker has loaded the event again: a join is refused, a poll is told to come back
+    // (not that the entry does not exist).
+    const early = await http(stack.url, 'POST', `/events/${id}/waitlist`, { buyer_id: 'early', items: [{ pool: 'ga', quantity: 1 }] });
+    expect(early.status, early.text).toBe(503);
+    expect(early.body).toMatchObject({ code: 'NOT_READY' });
+    const waiting = await http(stack.url, 'GET', `/events/${id}/waitlist/${c.body.waitlist_token}`);
+    expect(waiting.status, waiting.text).toBe(503);
+    expect(waiting.body).toMatchObject({ code: 'NOT_READY' });
+
+    // The worker's guard loads the event, and the list with it.
+    await waitFor(async () => (await http(stack.url, 'GET', `/events/${id}/waitlist/${b.body.waitlist_token}`)).status === 200 || null, 30_000, 'the event loaded again');
+    expect((await poll(id, b.body.waitlist_token)).body).toMatchObject({ state: 'waiting', position: 1 });
+    expect((await poll(id, c.body.waitlist_token)).body).toMatchObject({ state: 'waiting', position: 2 });
+    // The offer is still the buyer's, with the same order and order token, and is paid as before.
+    const again = (await poll(id, a.body.waitlist_token)).body;
+    expect(again).toMatchObject({ state: 'offered', merchant_uid: offer.merchant_uid, order_token: offer.order_token });
+    const mine = await http(stack.url, 'GET', `/orders/${offer.merchant_uid}`, undefined, { headers: { authorization: `Bearer ${again.order_token}` } });
+    expect(mine.body).toMatchObject({ status: 'held', buyer_id: 'la' });
+    // A new buyer joins behind everyone who was there.
+    expect((await join(id, 'ld', { items: [{ pool: 'ga', quantity: 1 }] })).body).toMatchObject({ position: 3 });
+  });
+});

@@ -11,6 +11,7 @@ import * as buyerVerified from './0008_buyer_verified.ts';
 import * as buyerOrderCounts from './0009_buyer_order_counts.ts';
 import * as waitlistOffer from './0010_waitlist_offer.ts';
 import * as queueFronts from './0011_queue_fronts.ts';
+import * as waitlistEntries from './0012_waitlist_entries.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   '0009_buyer_order_counts': buyerOrderCounts,
   '0010_waitlist_offer': waitlistOffer,
   '0011_queue_fronts': queueFronts,
+  '0012_waitlist_entries': waitlistEntries,
 };

@@ -100,15 +100,19 @@ export async function recordRoomFront(db: Db, eventId: string, place: number): P
     .execute();
 }
 
-/** Whether an event has a waiting room, and how far it has admitted as recorded (null: nothing yet). */
-export async function findRoomFront(db: Db, eventId: string): Promise<{ hasRoom: boolean; front: number | null } | undefined> {
+/**
+ * What a rebuild needs to put back an event's rush state Redis lost: whether it has a waiting room and
+ * how far the room has admitted as recorded (null: nothing yet), whether it has a waiting list, and the
+ * event's secret (the list's offers' order tokens derive from it).
+ */
+export async function findRushRecord(db: Db, eventId: string): Promise<{ hasRoom: boolean; front: number | null; hasWaitlist: boolean; rushSecret: Buffer | null } | undefined> {
   const row = await db
     .selectFrom('events')
     .leftJoin('queue_fronts', 'queue_fronts.event_id', 'events.id')
-    .select(['events.waiting_room as waiting_room', 'queue_fronts.place as place'])
+    .select(['events.waiting_room as waiting_room', 'events.waitlist_offer_ttl_seconds as waitlist', 'events.rush_secret as rush_secret', 'queue_fronts.place as place'])
     .where('events.id', '=', eventId)
     .executeTakeFirst();
-  return row && { hasRoom: row.waiting_room !== null, front: row.place };
+  return row && { hasRoom: row.waiting_room !== null, front: row.place, hasWaitlist: row.waitlist !== null, rushSecret: row.rush_secret };
 }
 
 /**

@@ -26,14 +26,16 @@
  * Orders made on a caller's word (unsigned, or before signing was switched on) and waiting-list
  * offers (dropgate's orders for the buyer) are not counted.
  */
-import { DomainError, MAX_RESERVATION_EXTENSIONS, PAYMENT_AMOUNT_MAX, newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
+import { DomainError, MAX_RESERVATION_EXTENSIONS, PAYMENT_AMOUNT_MAX, newMerchantUid, offerOrderToken, ticketCount, type PoolItem } from '@dropgate/domain';
 import { isBuyerOrderLimitViolation, orders as ordersRepo, type Db } from '@dropgate/db';
 import type { HoldStore, NewRedisOrder, ReserveResult } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
-import { newOrderToken } from './secrets.ts';
+import { newOrderToken, orderTokenHash } from './secrets.ts';
 import { checkAdmission } from './queue.service.ts';
 import type { Static } from 'typebox';
 import type { CreateOrderBody } from '../schemas.ts';
+
+const withHash = (token: string) => ({ token, hash: orderTokenHash(token) });
 
 /** The storefront's order, as the request schema (CreateOrderBody) defines it. */
 export type CreateOrderInput = Static<typeof CreateOrderBody>;
@@ -200,7 +202,11 @@ async function write(
 ): Promise<CreatedOrder> {
   const { amount, seats, items, tickets } = priced;
   const seatIds = seats.map((s) => s.id);
-  const orderToken = newOrderToken();
+  // A waiting-list offer's token is derived from the event's secret, so a list Redis lost shows it
+  // again (see offerOrderToken); every other order's is random.
+  const orderToken = opts.offerTtlSeconds !== undefined && event.rushSecret
+    ? withHash(offerOrderToken(event.rushSecret, event.id, merchantUid))
+    : newOrderToken();
   const api = input.portone_api ?? opts.defaultApi ?? 'v1';
   await ordersRepo.insertOrder(db, {
     merchantUid, eventId: event.id, buyerId: input.buyer_id, amount, currency: event.currency, orderTokenHash: orderToken.hash, seats, items,

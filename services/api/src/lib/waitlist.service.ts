@@ -25,7 +25,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { DomainError, RESOURCE_ID_PATTERN, WAITLIST_ENTRY_MAX_PLACES, WAITLIST_STEPS_PER_SECOND } from '@dropgate/domain';
-import type { Db } from '@dropgate/db';
+import { waitlist as waitlistRepo, type Db } from '@dropgate/db';
 import type { HoldStore } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
 import { createOrder, type CreatedOrder } from './orders.service.ts';
@@ -74,7 +74,7 @@ function list(event: EventDef): { ttl: number; secret: Buffer } {
 }
 
 export async function joinWaitlist(
-  store: HoldStore, event: EventDef,
+  db: Db, store: HoldStore, event: EventDef,
   input: { buyer_id: string; admission_token?: string; seats?: string[]; items?: { pool: string; quantity: number }[] },
   maxEntries: number, nowMs: number,
 ): Promise<{ waitlist_token: string; position: number }> {
@@ -101,6 +101,16 @@ export async function joinWaitlist(
   }
   const r = await store.waitlists.join(event.id, input.buyer_id, seats, items, maxEntries);
   if (r === 'full') throw new DomainError('WAITLIST_FULL', `the waiting list of event ${event.id} is full`, { max_entries: maxEntries });
+  if (r === 'not_ready') throw new DomainError('NOT_READY', 'the event is being loaded; join again shortly');
+  // The record, before the answer: a list Redis loses is put back from it (waitlist.repository.ts).
+  // Joining again (after a failure here, say) records it then; the entry keeps its place meanwhile.
+  if (r.seq !== null) {
+    try {
+      await waitlistRepo.recordEntry(db, { eventId: event.id, buyerId: input.buyer_id, seq: r.seq, seats, items });
+    } catch {
+      throw new DomainError('NOT_READY', 'the entry could not be recorded; join again shortly');
+    }
+  }
   // The buyer moved from the room to the list: like an order, the join ends their admission's hold on
   // the room's bounds, so the next buyer in the queue is admitted (the token still works until it expires).
   if (r.joined && event.waitingRoom) await store.queues.useAdmission(event.id, input.buyer_id).catch(() => false);
@@ -153,6 +163,9 @@ export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef,
     for (const buyer of await store.waitlists.dueOffers(event.id, nowMs)) {
       const entry = await store.waitlists.entry(event.id, buyer);
       const state = entry?.merchantUid ? await store.orderState(event.id, entry.merchantUid) : null;
+      // An order Redis does not know while the event is being loaded is no lapsed offer: the rebuild
+      // puts the list's offers back before the orders (found by the test of a list Redis lost).
+      if (state === null && (await store.eventState(event.id)) !== 'ready') return;
       if (state?.status === 'held' && state.expiresAt !== null && state.expiresAt > nowMs) {
         await store.waitlists.recheckOffer(event.id, buyer, state.expiresAt);
       } else if (state?.status === 'held') {
@@ -201,7 +214,12 @@ export async function pollWaitlist(
   // answers from the list as the last step left it.
   if (opts.mayStep?.() ?? true) await advanceWaitlist(db, store, event, nowMs, opts);
   const e = await store.waitlists.entry(event.id, buyer);
-  if (!e) throw new DomainError('TOKEN_INVALID', 'no entry on this waiting list matches this token');
+  if (!e) {
+    // A list Redis lost comes back with the event (the rebuild puts it back from the record): until
+    // then the buyer polls again, rather than being told their entry does not exist.
+    if ((await store.eventState(event.id)) !== 'ready') throw new DomainError('NOT_READY', 'the event is being loaded; poll again shortly');
+    throw new DomainError('TOKEN_INVALID', 'no entry on this waiting list matches this token');
+  }
   if (e.state === 'offered' && e.merchantUid) {
     const st = await store.orderState(event.id, e.merchantUid);
     if (st && (st.status === 'held' || st.status === 'paid')) {

@@ -59,7 +59,7 @@ export const queueRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
     async (request, reply) => {
       requireBuyer(deps, 'waitlist', request.body.buyer_id, request.body.buyer_token);
       const def = await requireEvent(request.params.event_id);
-      const joined = await joinWaitlist(deps.store, def, request.body, deps.config.waitlistMaxEntries, deps.clock.now());
+      const joined = await joinWaitlist(deps.db, deps.store, def, request.body, deps.config.waitlistMaxEntries, deps.clock.now());
       deps.metrics.waitlistJoins.inc({ event: def.id });
       return reply.status(201).header('cache-control', 'no-store').send(joined);
     },

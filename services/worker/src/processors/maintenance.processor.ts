@@ -5,10 +5,10 @@
  *   order of it is reconciled with PortOne (queued jobs may have been lost with Redis);
  * - orphans: an order the API inserted but could not withdraw after Redis refused it is withdrawn.
  */
-import { events as eventsRepo, lifecycle, loadSnapshot, orders as ordersRepo, withdrawOrders } from '@dropgate/db';
+import { events as eventsRepo, lifecycle, loadSnapshot, orders as ordersRepo, waitlist as waitlistRepo, withdrawOrders } from '@dropgate/db';
 import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
 import { jobIds, type ExpireHoldJob, type PaymentOutcomeJob } from '@dropgate/jobs';
-import { QUEUE_BACK_SECONDS } from '@dropgate/domain';
+import { QUEUE_BACK_SECONDS, offerOrderToken } from '@dropgate/domain';
 import type { WorkerContext } from '../context.ts';
 import { endDisplacedHold, watchPayment } from '../settlement/index.ts';
 
@@ -66,11 +66,14 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     if (!opts.force && !opts.unstamped && (await ctx.store.stampState(eventId)) === 'whole') return true;
     // Stop new holds before reading the record, so none is taken between the read and the load.
     if ((await ctx.store.eventState(eventId)) !== null) await ctx.store.markLoading(eventId);
-    // How far a waiting room lost with the event had admitted, put back before the event is loaded
-    // (polls are answered not ready until then): a buyer it had admitted who comes back is admitted
-    // again at once, without taking a slot of max_active a second time (see pollQueue).
-    const room = await eventsRepo.findRoomFront(ctx.db, eventId);
+    // The rush state Redis lost with the event, put back before the event is loaded (until then polls
+    // are answered not ready, and nobody joins the list or is offered anything):
+    const room = await eventsRepo.findRushRecord(ctx.db, eventId);
+    // how far the waiting room had admitted: a buyer it had admitted who comes back is admitted again
+    // at once, without taking a slot of max_active a second time (see pollQueue);
     if (room?.hasRoom && room.front !== null) await ctx.store.queues.restoreFront(eventId, room.front);
+    // the waiting list, from its record (not on a forced reload of a whole state: the list is there).
+    if (!opts.force && room?.hasWaitlist && room.rushSecret) await restoreWaitlist(ctx, eventId, room.rushSecret);
     const snapshot = await loadSnapshot(ctx.db, eventId);
     if (!snapshot) return true;
     const epoch = `${Date.now()}`;
@@ -150,6 +153,19 @@ export async function guard(ctx: WorkerContext): Promise<string[]> {
   });
   missingBefore.set(ctx, missing);
   return rebuilt;
+}
+
+/**
+ * Puts back an event's waiting list from the record: every entry in arrival order, waiting, or offered
+ * with the order made for it (and its order token, derived from the event's secret).
+ */
+async function restoreWaitlist(ctx: WorkerContext, eventId: string, rushSecret: Buffer): Promise<void> {
+  const entries = await waitlistRepo.listEntries(ctx.db, eventId);
+  await ctx.store.waitlists.restore(eventId, entries.map((e) => ({
+    buyerId: e.buyerId, seq: e.seq, seats: e.seats, items: e.items,
+    offer: e.offer === null ? null : { merchantUid: e.offer, orderToken: offerOrderToken(rushSecret, eventId, e.offer) },
+  })));
+  if (entries.length > 0) ctx.log.warn({ eventId, entries: entries.length }, 'put the waiting list back in Redis from Postgres');
 }
 
 /**
