@@ -3,8 +3,11 @@
  * the API answers them as 503 NOT_READY (retry shortly) instead of a 500.
  */
 
-/** Replies of a Redis that is up but cannot serve: loading its data set, busy in a script, failing over. */
-const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
+/**
+ * Replies of a Redis that is up but cannot serve: loading its data set, busy in a script, failing over,
+ * a replica refusing writes, or out of memory (maxmemory reached, writes refused until it is freed).
+ */
+const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|OOM)\b/;
 /** What ioredis throws, as plain Errors, when the connection is down (the API's clients fail fast). */
 const CONNECTION_MESSAGES = [
   "Stream isn't writeable",

@@ -32,6 +32,29 @@ describe('creating an event Redis has no room for', () => {
     expect(res.text).not.toMatch(/\bat \S+\.(ts|js):\d+/);
     expect(await stack.api.deps.db.selectFrom('events').select('id').where('id', '=', id).executeTakeFirst()).toEqual({ id });
     expect((await http(stack.url, 'POST', '/admin/events', body, { admin: true })).body).toMatchObject({ code: 'EVENT_EXISTS' });
+    // Orders and waiting-list joins of an event Redis has, while it takes no writes: 503 NOT_READY
+    // (they answered 500 INTERNAL: attack round 16), and nothing is left behind.
+    for (const holdAt of ['confirm', 'order'] as const) {
+      const loaded = eventId(`full-${holdAt}`);
+      await stack.redis.config('SET', 'maxmemory', '0');
+      const made = await http(stack.url, 'POST', '/admin/events', {
+        id: loaded, name: 'Loaded', hold_at: holdAt, ...(holdAt === 'order' ? { reservation_ttl_seconds: 60, waitlist: { offer_ttl_seconds: 60 } } : {}),
+        pools: [{ id: 'ga', name: 'GA', capacity: 1, price: 1_000 }],
+      }, { admin: true });
+      expect(made.status, made.text).toBe(201);
+      const full = Number(/used_memory:(\d+)/.exec(await stack.redis.info('memory'))![1]);
+      await stack.redis.config('SET', 'maxmemory', String(full - 64 * 1024));
+      const order = await http(stack.url, 'POST', `/events/${loaded}/orders`, { buyer_id: 'oom', items: [{ pool: 'ga', quantity: 1 }] });
+      expect(order.status, `${holdAt}: ${order.text}`).toBe(503);
+      expect(order.body).toMatchObject({ code: 'NOT_READY' });
+      expect(await stack.api.deps.db.selectFrom('orders').select('status').where('event_id', '=', loaded).where('status', '!=', 'released').execute()).toEqual([]);
+      if (holdAt === 'order') {
+        const join = await http(stack.url, 'POST', `/events/${loaded}/waitlist`, { buyer_id: 'oom', items: [{ pool: 'ga', quantity: 1 }] });
+        expect(join.status, join.text).toBe(503);
+        expect(join.body).toMatchObject({ code: 'NOT_READY' });
+      }
+    }
+    await stack.redis.config('SET', 'maxmemory', String(used + 512 * 1024));
 
     await stack.redis.config('SET', 'maxmemory', '0');
     const loaded = await waitFor(async () => {
