@@ -1,8 +1,9 @@
 /**
  * `npm start`: creates the database if missing, applies migrations, then runs the API and the worker
  * as separate processes (so worker load never delays a confirm), restarting none: if one exits, all
- * stop. `API_PROCESSES` API processes share `PORT` (node's cluster module hands each connection to one
- * of them); `WORKER_PROCESSES` workers each serve `/metrics` on `WORKER_METRICS_PORT` + their index.
+ * stop. `API_PROCESSES` API processes share `PORT` (each listens on it with SO_REUSEPORT, and the
+ * kernel spreads the connections); `WORKER_PROCESSES` workers each serve `/metrics` on
+ * `WORKER_METRICS_PORT` + their index.
  * SIGINT/SIGTERM is passed to every process, each closes gracefully, and this one exits when all have.
  *
  * Before starting anything it checks what an operator can get wrong (Postgres, Redis, both ports)
@@ -10,7 +11,6 @@
  * them; on a terminal they go through pino-pretty instead, so a person can read them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import cluster from 'node:cluster';
 import { pino } from 'pino';
 import PinoPretty, { type PrettyStream } from 'pino-pretty';
 import { StartupError, assertPortFree, assertRedisReachable, compileCacheEnv, exitOnStartupFailure, loadConfigOrExit } from '@dropgate/config';
@@ -93,10 +93,12 @@ process.once('SIGTERM', () => stop(0));
 if (config.apiProcesses === 1) {
   run('api', 'services/api/src/server.ts');
 } else {
-  // Several API processes on one port: the cluster primary (this process) accepts and hands each
-  // connection to one of them in turn.
-  cluster.setupPrimary({ exec: 'services/api/src/server.ts', stdio: ['inherit', tty ? 'pipe' : 'inherit', 'inherit', 'ipc'] });
-  for (let i = 0; i < config.apiProcesses; i++) watch(`api ${i + 1}`, cluster.fork({ DROPGATE_API_INDEX: String(i) }).process);
+  // Several API processes on one port: each listens on it itself (SO_REUSEPORT), and the kernel spreads
+  // the connections over them. Nothing passes through this process: under node's cluster module it
+  // accepted every connection and handed each to a process in turn, and a connect-and-close flood
+  // queued connections here up to its open-files limit, and confirms waited there, unseen by their
+  // budget (attack round 16).
+  for (let i = 0; i < config.apiProcesses; i++) run(`api ${i + 1}`, 'services/api/src/server.ts', { ...process.env, DROPGATE_API_INDEX: String(i) });
 }
 for (let i = 0; i < config.workerProcesses; i++) {
   const name = config.workerProcesses === 1 ? 'worker' : `worker ${i + 1}`;

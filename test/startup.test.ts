@@ -7,6 +7,7 @@
  * Every case spawns the real entry point with Node from node_modules/.bin, as npm scripts do.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -205,6 +206,33 @@ describe('explainStartupFailure', () => {
   });
 });
 
+/** The inodes of the sockets listening on TCP `port` (IPv4 and IPv6), from /proc/net. */
+function listeningInodes(port: number): Set<string> {
+  const out = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try { text = readFileSync(file, 'utf8'); } catch { continue; }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== '0A') continue; // 0A: LISTEN
+      if (parseInt(f[1]!.split(':').pop()!, 16) === port) out.add(f[9]!);
+    }
+  }
+  return out;
+}
+
+/** The inodes of the sockets process `pid` holds open. */
+function socketInodes(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      return m ? [m[1]!] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 /** Opens `bound` + `beyond` idle connections to `port`: at least `beyond` of them are closed within 1.5 s. */
 async function expectClosedBeyondBound(port: number, bound: number, beyond: number): Promise<void> {
   const idle = await openIdleConnections(port, bound + beyond);
@@ -298,6 +326,14 @@ describe('npm start logs', () => {
       // are closed at once (a process refusing one at Node's maxConnections handed it back to the
       // primary, which kept it, and its file, circling between the processes: none closed).
       await expectClosedBeyondBound(port, 2 * maxConnections, 10);
+      // Each API process listens on PORT itself; npm start's own process holds no socket of it (under
+      // node's cluster it accepted every connection, and a connect-and-close flood queued them there,
+      // up to its open-files limit: attack round 16).
+      const apiPids = [...new Set(entries().filter((e) => /Server listening/.test(e.msg ?? '')).map((e) => e.pid!))];
+      const listening = listeningInodes(port);
+      expect(listening.size).toBe(2);
+      for (const pid of apiPids) expect(socketInodes(pid).filter((i) => listening.has(i)), `API process ${pid}`).toHaveLength(1);
+      expect(socketInodes(child.pid!).filter((i) => listening.has(i))).toEqual([]);
       // And the port goes on serving.
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     } finally {

@@ -38,8 +38,7 @@ export const METRICS_PORT_REQUEST_TIMEOUT_MS = 2_000;
 
 /**
  * `/metrics` and `/healthz` of this API process on a port of its own: API processes that share PORT
- * (node's cluster module hands each connection to one of them) cannot be scraped one by one through
- * it. The requests go through the app's own routes (the same token and address checks, the same
+ * (the kernel hands each connection to one of them) cannot be scraped one by one through it. The requests go through the app's own routes (the same token and address checks, the same
  * gauges); nothing else is served there. It is scraped directly, never through a proxy, so what a
  * client says of its address (`X-Forwarded-For`, ...) is dropped before the address check, whatever
  * TRUST_PROXY says of the public port. Its connections are at most METRICS_PORT_MAX_CONNECTIONS, a
@@ -66,10 +65,7 @@ async function listenForMetrics(app: FastifyInstance, config: Config, port: numb
   // A port taken meanwhile rejects (the entry point names API_METRICS_PORT) instead of an unhandled 'error'.
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    // Exclusive: under npm start's cluster a shared listen is the primary's, which accepts every
-    // connection and queues those a process at its bound refuses, holding their files (attack round 15:
-    // the primary reached its open-files limit and the public port stopped answering). The port is
-    // this process's alone, so this process accepts, and its bound holds.
+    // This process's own port: it accepts its connections itself, and its bound holds.
     server.listen({ port, host, exclusive: true }, () => {
       server.off('error', reject);
       resolve();
@@ -117,7 +113,10 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
   // Redis still unreachable after a few seconds does not keep the API down: readiness says 503 and
   // requests are refused until the client connects.
   await whenReady(redis, 5_000);
-  const address = await app.listen({ port: config.port, host: config.host });
+  // Several API processes (npm start with API_PROCESSES > 1) each listen on PORT themselves, with
+  // SO_REUSEPORT: the kernel spreads the connections over them, and no other process holds any.
+  const shared = config.apiProcesses > 1 ? { reusePort: true } : {};
+  const address = await app.listen({ port: config.port, host: config.host, ...shared } as { port: number; host: string });
   const own = config.apiMetricsPort > 0 ? await listenForMetrics(app, config, config.apiMetricsPort + apiIndex()) : null;
   return {
     app,

@@ -85,12 +85,11 @@ describe('when the allowed connections are held idle', () => {
       s.once('connect', () => { if (request) s.write(request); else setTimeout(() => resolve(!s.destroyed), 200); });
     });
     try {
-      // 19 connections that make one request each and then sit idle (kept alive).
-      for (let i = 0; i < 19; i++) await open(`GET /healthz HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
-      // Silent connections until one is refused: the process is at its limit.
-      let refused = false;
-      for (let i = 0; i < 5 && !refused; i++) refused = !(await open(null));
-      expect(refused).toBe(true);
+      // 20 connections that make one request each and then sit idle (kept alive): the bound. (A
+      // connection that has not finished a request would make room itself: see below.)
+      for (let i = 0; i < 20; i++) await open(`GET /healthz HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+      // The next one is refused: every connection has had its answer, none is unfinished.
+      expect(await open(null)).toBe(false);
       // A buyer gets in within seconds, long before the idle connections would time out (fastify
       // keeps them 72 s): the refusal closed them.
       await waitFor(async () => (await http(own.url, 'GET', '/healthz').catch(() => null))?.status === 200, 5_000, 'the buyer served');
@@ -98,6 +97,58 @@ describe('when the allowed connections are held idle', () => {
       await waitFor(async () => closed > 1, 2_000, 'the idle connections closed');
       expect(closed).toBeGreaterThan(1);
     } finally {
+      for (const s of held) s.destroy();
+    }
+  });
+});
+
+describe('when connections that never finish a request fill the bound', () => {
+  // A process of its own, as above.
+  let own: ApiStack;
+  beforeAll(async () => { own = await startApiStack({ label: 'conns-silent', env: { MAX_CONNECTIONS: '20' } }); });
+  afterAll(async () => { await own?.close(); });
+
+  /** One request on a fresh connection: the status line, or 'refused' when the connection closed unanswered. */
+  const fresh = (port: number, request: string) => new Promise<string>((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let text = '';
+    s.on('error', () => undefined);
+    s.on('connect', () => s.write(request));
+    s.on('data', (d: Buffer) => {
+      text += d.toString('utf8');
+      if (text.includes('\r\n')) { resolve(text.split('\r\n')[0]!); s.destroy(); }
+    });
+    s.once('close', () => resolve('refused'));
+  });
+
+  it('a client that sends its request as it connects is served, while silent, half-headed and half-bodied connections are held open (and reopened)', async () => {
+    const url = new URL(own.url);
+    const port = Number(url.port);
+    const host = `Host: ${url.host}\r\n`;
+    const held: Socket[] = [];
+    let stop = false;
+    /** A connection that sends `start` (maybe nothing) and then nothing more; reopened when closed, until the end. */
+    const hold = (start: string) => {
+      const s = connect(port, url.hostname);
+      held.push(s);
+      s.on('error', () => undefined);
+      s.on('connect', () => { if (start) s.write(start); });
+      s.once('close', () => { if (!stop) setTimeout(() => hold(start), 5); });
+    };
+    try {
+      for (let i = 0; i < 15; i++) hold('');
+      for (let i = 0; i < 10; i++) hold(`POST /portone/v1/confirm HTTP/1.1\r\n${host}`);
+      for (let i = 0; i < 10; i++) hold(`POST /portone/v1/confirm HTTP/1.1\r\n${host}content-type: application/json\r\ncontent-length: 100\r\n\r\n{`);
+      await waitFor(async () => held.length >= 35 || null, 5_000, 'the flood open');
+      await new Promise((r) => setTimeout(r, 200));
+      // PortOne's confirm and a health check, each on a fresh connection, five times over: answered.
+      const body = JSON.stringify({ imp_uid: 'imp_flood', merchant_uid: 'nope.x', amount: 1000 });
+      for (let i = 0; i < 5; i++) {
+        expect(await fresh(port, `GET /healthz HTTP/1.1\r\n${host}Connection: close\r\n\r\n`)).toMatch(/^HTTP\/1\.1 200/);
+        expect(await fresh(port, `POST /portone/v1/confirm HTTP/1.1\r\n${host}content-type: application/json\r\ncontent-length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)).toMatch(/^HTTP\/1\.1 (4\d\d)/);
+      }
+    } finally {
+      stop = true;
       for (const s of held) s.destroy();
     }
   });

@@ -7,7 +7,7 @@
  * Postgres, Redis and files; 10,000 where the limit cannot be read.
  */
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** What is left for everything that is not a client connection, at the least. */
@@ -32,31 +32,64 @@ export function connectionLimit(configured: number, filesLimit: number | null = 
 }
 
 /**
- * Keeps `server` at `max` client connections at most: a connection beyond them is closed as it comes,
- * and the connections that sit idle (kept alive after an answer, or never sent a request) are closed
- * too, at most once a second: whoever holds the allowed connections open without using them cannot
- * keep everyone else out, and the next connection gets in (clients' own idle ones reconnect).
+ * Keeps `server` at `max` client connections at most. When a connection comes at the bound, room is
+ * made for it: the oldest connection that has not delivered a whole request goes (one that connected
+ * and sent nothing, or part of a request's head, or a head whose body has not all come), and the new
+ * one stays. A client that sends its request as it connects is served, however many connections a
+ * flood holds open without finishing a request (attack round 16: 100 silent connections, reopened as
+ * they were closed, kept every other client out; Node's closeIdleConnections never closes them, and
+ * they lasted until REQUEST_TIMEOUT_MS). Only when every connection has a whole request under way, or
+ * sits kept alive after an answer, is the new one closed; then the kept-alive ones are closed too, at
+ * most once a second, so the next connection gets in (clients' own idle ones reconnect).
  *
- * The process accepts the connection and closes it, instead of Node's `maxConnections`: under node's
- * cluster (npm start with API_PROCESSES > 1) the primary accepts on the shared port and hands each
- * connection to a process, and one a process refuses at its `maxConnections` goes back to the primary,
- * which hands it to the next process, and the next, holding its file all along: a flood of idle
- * connections took the primary to its open-files limit and the public port stopped answering.
+ * The process accepts the connection and then decides, instead of using Node's `maxConnections`, which
+ * only refuses the new one (and under node's cluster handed it back to the primary, which kept it).
  */
 export function limitConnections(server: Server, max: number): void {
+  /** Open connections that have not delivered a whole request, oldest first (a Map keeps insertion order). */
+  const unfinished = new Map<Socket, true>();
+  /** Connections closed to make room: already taken off the count. */
+  const evicted = new WeakSet<Socket>();
   let open = 0;
   let idleClosedAt = 0;
+  const finished = (socket: Socket) => { unfinished.delete(socket); };
   server.on('connection', (socket: Socket) => {
     if (open >= max) {
-      socket.destroy();
-      const now = Date.now();
-      if (now - idleClosedAt >= 1_000) {
-        idleClosedAt = now;
-        server.closeIdleConnections();
+      const oldest = unfinished.keys().next();
+      if (oldest.done) {
+        socket.destroy();
+        const now = Date.now();
+        if (now - idleClosedAt >= 1_000) {
+          idleClosedAt = now;
+          server.closeIdleConnections();
+        }
+        return;
       }
-      return;
+      unfinished.delete(oldest.value);
+      evicted.add(oldest.value);
+      open--;
+      oldest.value.destroy();
     }
     open++;
-    socket.once('close', () => { open--; });
+    unfinished.set(socket, true);
+    socket.once('close', () => {
+      unfinished.delete(socket);
+      if (!evicted.has(socket)) open--;
+    });
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    const length = req.headers['content-length'];
+    if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) {
+      // No body: the request is whole with its head.
+      unfinished.delete(socket);
+      return;
+    }
+    // A body to come: the request is whole once it has all come (or the answer went without it).
+    // Moved to the back: it made progress.
+    unfinished.delete(socket);
+    unfinished.set(socket, true);
+    req.once('end', () => finished(socket));
+    res.once('finish', () => finished(socket));
   });
 }
