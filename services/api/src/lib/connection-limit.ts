@@ -33,63 +33,63 @@ export function connectionLimit(configured: number, filesLimit: number | null = 
 
 /**
  * Keeps `server` at `max` client connections at most. When a connection comes at the bound, room is
- * made for it: the oldest connection that has not delivered a whole request goes (one that connected
- * and sent nothing, or part of a request's head, or a head whose body has not all come), and the new
- * one stays. A client that sends its request as it connects is served, however many connections a
- * flood holds open without finishing a request (attack round 16: 100 silent connections, reopened as
- * they were closed, kept every other client out; Node's closeIdleConnections never closes them, and
- * they lasted until REQUEST_TIMEOUT_MS). Only when every connection has a whole request under way, or
- * sits kept alive after an answer, is the new one closed; then the kept-alive ones are closed too, at
- * most once a second, so the next connection gets in (clients' own idle ones reconnect).
+ * made for it by closing the oldest connection that has no request under way: one that sent nothing
+ * yet, or part of a request's head, or sits kept alive after an answer (or sent part of its next
+ * request's head); failing that, the oldest whose request's body has not all come; and the new one is
+ * kept. Only when every connection has a whole request being answered is the new one closed. So a
+ * client that sends its request as it connects is served however many connections a flood holds
+ * open without using them (attack rounds 16 and 17: silent connections, half heads after a first
+ * answer, idle kept-alive ones reopened as they closed, each kept every other client out; Node's
+ * closeIdleConnections never closes a connection whose next request has begun, and a head that never
+ * ends lasts until REQUEST_TIMEOUT_MS). A request whose body is on its way goes only after every
+ * connection with no request under way, so a flood of those does not cut it off.
  *
  * The process accepts the connection and then decides, instead of using Node's `maxConnections`, which
  * only refuses the new one (and under node's cluster handed it back to the primary, which kept it).
  */
 export function limitConnections(server: Server, max: number): void {
-  /** Open connections that have not delivered a whole request, oldest first (a Map keeps insertion order). */
-  const unfinished = new Map<Socket, true>();
+  // Oldest first (a Map keeps insertion order): connections with no request under way, and those
+  // whose request's body is still coming. A connection whose request is being answered is in neither.
+  const unused = new Map<Socket, true>();
+  const receiving = new Map<Socket, true>();
   /** Connections closed to make room: already taken off the count. */
   const evicted = new WeakSet<Socket>();
   let open = 0;
-  let idleClosedAt = 0;
-  const finished = (socket: Socket) => { unfinished.delete(socket); };
+  const oldest = (m: Map<Socket, true>): Socket | undefined => m.keys().next().value;
   server.on('connection', (socket: Socket) => {
     if (open >= max) {
-      const oldest = unfinished.keys().next();
-      if (oldest.done) {
+      const victim = oldest(unused) ?? oldest(receiving);
+      if (victim === undefined) {
         socket.destroy();
-        const now = Date.now();
-        if (now - idleClosedAt >= 1_000) {
-          idleClosedAt = now;
-          server.closeIdleConnections();
-        }
         return;
       }
-      unfinished.delete(oldest.value);
-      evicted.add(oldest.value);
+      unused.delete(victim);
+      receiving.delete(victim);
+      evicted.add(victim);
       open--;
-      oldest.value.destroy();
+      victim.destroy();
     }
     open++;
-    unfinished.set(socket, true);
+    unused.set(socket, true);
     socket.once('close', () => {
-      unfinished.delete(socket);
+      unused.delete(socket);
+      receiving.delete(socket);
       if (!evicted.has(socket)) open--;
     });
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket;
+    unused.delete(socket);
     const length = req.headers['content-length'];
-    if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) {
-      // No body: the request is whole with its head.
-      unfinished.delete(socket);
-      return;
+    if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) {
+      // A body to come: once it has all come, the request is being answered.
+      receiving.set(socket, true);
+      req.once('end', () => { receiving.delete(socket); });
     }
-    // A body to come: the request is whole once it has all come (or the answer went without it).
-    // Moved to the back: it made progress.
-    unfinished.delete(socket);
-    unfinished.set(socket, true);
-    req.once('end', () => finished(socket));
-    res.once('finish', () => finished(socket));
+    // Answered: the connection waits for its next request (or closes).
+    res.once('finish', () => {
+      receiving.delete(socket);
+      if (!socket.destroyed) unused.set(socket, true);
+    });
   });
 }
