@@ -175,13 +175,14 @@ export interface WaitlistEntriesTable {
 }
 
 /**
- * Migration 0011: how far an event's waiting room has admitted (the place of the last buyer admitted,
- * as the room orders them), recorded by the worker so a room Redis lost knows who was admitted.
+ * Migration 0011: how far an event's waiting room had admitted (the place of the last buyer admitted, as
+ * the room orders them) and when, one row each time the worker saw it move, so a room Redis lost knows
+ * who was admitted by when.
  */
 export interface QueueFrontsTable {
   event_id: string;
+  at: ColumnType<Date, Date | string, never>;
   place: number;
-  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
 /** Migration 0009: a verified buyer's orders per event, bounded by constraint (ORDERS_PER_BUYER_MAX). */

@@ -46,6 +46,8 @@ export interface EventKeys {
   queueAdmitted: string;
   /** hash: buyer id -> ms of the buyer's last poll (rate limit) */
   queuePolls: string;
+  /** zset: how far the room had admitted (place) by when (member: epoch ms), as recorded; put back by a rebuild */
+  queueFronts: string;
   /** Waiting list (issue 11). zset: waiting buyer id -> arrival number (first come, first served) */
   waitlist: string;
   /**
@@ -89,6 +91,7 @@ export function eventKeys(eventId: string): EventKeys {
     queueActive: `${tag}:q:act`,
     queueAdmitted: `${tag}:q:adm`,
     queuePolls: `${tag}:q:poll`,
+    queueFronts: `${tag}:q:front`,
     waitlist: `${tag}:wl`,
     waitlistEntries: `${tag}:wl:e`,
     waitlistOffers: `${tag}:wl:off`,

@@ -75,7 +75,7 @@ export class WaitingRoomStore {
   async poll(eventId: string, buyerId: string, place: string | null, nowMs: number, s: QueueSettings): Promise<QueueStatus> {
     const k = eventKeys(eventId);
     const [code, x, waiting, pace, available, held] = (await this.redis.pollQueue(
-      k.queue, k.queueWaiting, k.queueActive, k.queueAdmitted, k.counts, k.queuePolls, k.meta,
+      k.queue, k.queueWaiting, k.queueActive, k.queueAdmitted, k.counts, k.queuePolls, k.meta, k.queueFronts,
       buyerId, nowMs, s.opensAt, s.mode, s.admitPerSecond, s.maxActive, s.admissionTtlMs, s.admittedPerAvailablePlace,
       s.pollIntervalMs, s.confirmBudgetMs, s.stepMs, place ?? '', s.seed, s.backMs,
     )) as number[];
@@ -112,15 +112,21 @@ export class WaitingRoomStore {
   }
 
   /**
-   * Puts back how far a room Redis lost had admitted (as recorded), unless the room is further on.
-   * For a rebuild, before the event is loaded: until then every poll is answered not_ready and admits
-   * nobody, so nothing moves the front meanwhile.
+   * Puts back how far a room Redis lost had admitted, as recorded: the front (unless the room is further
+   * on) and the records of it (`marks`: the front, and when it was recorded), by which a buyer who comes
+   * back is known to have been admitted by when. For a rebuild, before the event is loaded: until then
+   * every poll is answered not_ready and admits nobody, so nothing moves the front meanwhile.
    */
-  async restoreFront(eventId: string, place: number): Promise<void> {
-    const key = eventKeys(eventId).queue;
-    const current = await this.redis.hget(key, 'front');
-    if (current !== null && current !== undefined && Number(current) >= place) return;
-    await this.redis.hset(key, 'front', place);
+  async restoreFront(eventId: string, marks: readonly { place: number; at: number }[]): Promise<void> {
+    if (marks.length === 0) return;
+    const k = eventKeys(eventId);
+    const front = marks.reduce((most, m) => Math.max(most, m.place), -Infinity);
+    for (let i = 0; i < marks.length; i += 1_000) {
+      await this.redis.zadd(k.queueFronts, ...marks.slice(i, i + 1_000).flatMap((m) => [m.place, String(m.at)]));
+    }
+    const current = await this.redis.hget(k.queue, 'front');
+    if (current !== null && current !== undefined && Number(current) >= front) return;
+    await this.redis.hset(k.queue, 'front', front);
   }
 
   /** Records the confirm latency (ms) the dynamic pace follows. */

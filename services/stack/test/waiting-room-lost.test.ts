@@ -155,6 +155,27 @@ describe('a waiting room Redis lost', () => {
     expect(await poll('f4')).toMatchObject({ state: 'waiting', position: 1 });
   }, 60_000);
 
+  it('a buyer it had admitted longer ago than their admission could last is told it expired', async () => {
+    const id = eventId('front-old');
+    const created = await http(stack.url, 'POST', '/admin/events', {
+      id, name: 'Lost front, long ago', pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 1_000 }],
+      waiting_room: { mode: 'fixed', admit_per_second: 2, max_active: 2, admission_ttl_seconds: 10 },
+    }, { admin: true });
+    expect(created.status, created.text).toBe(201);
+    const tokens = new Map<string, string>();
+    for (const buyer of ['g0', 'g1', 'g2']) tokens.set(buyer, (await call('POST', `/events/${id}/queue`, { buyer_id: buyer })).body.queue_token);
+    const poll = async (buyer: string) => (await call('GET', `/events/${id}/queue/${tokens.get(buyer)}`)).body;
+    clock.advance(1_000);
+    expect(await poll('g0')).toMatchObject({ state: 'admitted' });
+    await stack.worker!.recordQueueFronts();
+    // Two admission TTLs later (learned within one, lasting one): whatever g0 did, their admission is over.
+    clock.advance(21_000);
+    await stack.store.deleteEvent(id);
+    await waitFor(async () => (await http(stack.url, 'GET', `/events/${id}/queue/${tokens.get('g2')}`)).status === 200 || null, 30_000, 'the event loaded again');
+    clock.advance(1_000);
+    expect(await poll('g0')).toMatchObject({ state: 'expired' });
+  }, 60_000);
+
   it('a made-up place changes nothing: the token is signed with the event', async () => {
     const id = eventId('forge');
     const created = await http(stack.url, 'POST', '/admin/events', {

@@ -79,40 +79,48 @@ export function listEventIds(db: Db): Promise<string[]> {
 
 /**
  * Events whose waiting room may still admit (on sale, or closed less than a day ago), each with how
- * far its room has admitted as recorded (queue_fronts; null: nothing recorded yet).
+ * far its room has admitted as last recorded (queue_fronts; null: nothing recorded yet).
  */
 export async function listRoomFronts(db: Db, now: Date): Promise<{ id: string; place: number | null }[]> {
   return db
     .selectFrom('events')
-    .leftJoin('queue_fronts', 'queue_fronts.event_id', 'events.id')
-    .select(['events.id as id', 'queue_fronts.place as place'])
+    .select((eb) => [
+      'events.id as id',
+      eb.selectFrom('queue_fronts').select((f) => f.fn.max('queue_fronts.place').as('m')).whereRef('queue_fronts.event_id', '=', 'events.id').as('place'),
+    ])
     .where('events.waiting_room', 'is not', null)
     .where((eb) => eb.or([eb('events.sale_closes_at', 'is', null), eb('events.sale_closes_at', '>', new Date(now.getTime() - 86_400_000))]))
     .execute();
 }
 
-/** Records that an event's waiting room has admitted up to `place` (it never goes back). */
-export async function recordRoomFront(db: Db, eventId: string, place: number): Promise<void> {
-  await db
-    .insertInto('queue_fronts')
-    .values({ event_id: eventId, place })
-    .onConflict((oc) => oc.column('event_id').doUpdateSet({ place: sql<number>`greatest(queue_fronts.place, excluded.place)`, updated_at: sql<Date>`now()` }))
-    .execute();
+/** Records that an event's waiting room had admitted up to `place` by `at`. */
+export async function recordRoomFront(db: Db, eventId: string, place: number, at: Date): Promise<void> {
+  await db.insertInto('queue_fronts').values({ event_id: eventId, place, at }).onConflict((oc) => oc.doNothing()).execute();
 }
 
 /**
  * What a rebuild needs to put back an event's rush state Redis lost: whether it has a waiting room and
- * how far the room has admitted as recorded (null: nothing yet), whether it has a waiting list, and the
- * event's secret (the list's offers' order tokens derive from it).
+ * how far the room had admitted by when (every record, oldest first), whether it has a waiting list,
+ * and the event's secret (the list's offers' order tokens derive from it).
  */
-export async function findRushRecord(db: Db, eventId: string): Promise<{ hasRoom: boolean; front: number | null; hasWaitlist: boolean; rushSecret: Buffer | null } | undefined> {
+export async function findRushRecord(
+  db: Db, eventId: string,
+): Promise<{ hasRoom: boolean; fronts: { place: number; at: number }[]; hasWaitlist: boolean; rushSecret: Buffer | null } | undefined> {
   const row = await db
     .selectFrom('events')
-    .leftJoin('queue_fronts', 'queue_fronts.event_id', 'events.id')
-    .select(['events.waiting_room as waiting_room', 'events.waitlist_offer_ttl_seconds as waitlist', 'events.rush_secret as rush_secret', 'queue_fronts.place as place'])
-    .where('events.id', '=', eventId)
+    .select(['waiting_room', 'waitlist_offer_ttl_seconds', 'rush_secret'])
+    .where('id', '=', eventId)
     .executeTakeFirst();
-  return row && { hasRoom: row.waiting_room !== null, front: row.place, hasWaitlist: row.waitlist !== null, rushSecret: row.rush_secret };
+  if (!row) return undefined;
+  const fronts = row.waiting_room === null
+    ? []
+    : await db.selectFrom('queue_fronts').select(['place', 'at']).where('event_id', '=', eventId).orderBy('at').execute();
+  return {
+    hasRoom: row.waiting_room !== null,
+    fronts: fronts.map((f) => ({ place: f.place, at: f.at.getTime() })),
+    hasWaitlist: row.waitlist_offer_ttl_seconds !== null,
+    rushSecret: row.rush_secret,
+  };
 }
 
 /**

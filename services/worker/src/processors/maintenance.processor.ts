@@ -71,7 +71,7 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     const room = await eventsRepo.findRushRecord(ctx.db, eventId);
     // how far the waiting room had admitted: a buyer it had admitted who comes back is admitted again
     // at once, without taking a slot of max_active a second time (see pollQueue);
-    if (room?.hasRoom && room.front !== null) await ctx.store.queues.restoreFront(eventId, room.front);
+    if (room?.hasRoom) await ctx.store.queues.restoreFront(eventId, room.fronts);
     // the waiting list, from its record (not on a forced reload of a whole state: the list is there).
     if (!opts.force && room?.hasWaitlist && room.rushSecret) await restoreWaitlist(ctx, eventId, room.rushSecret);
     const snapshot = await loadSnapshot(ctx.db, eventId);
@@ -169,9 +169,9 @@ async function restoreWaitlist(ctx: WorkerContext, eventId: string, rushSecret: 
 }
 
 /**
- * Records in Postgres how far each waiting room has admitted (queue_fronts), for a room Redis loses:
- * its rebuild puts the front back, and a buyer it had admitted who comes back is admitted again at once
- * instead of queueing for a second admission. About once a second, in one worker at a time; only
+ * Records in Postgres how far each waiting room has admitted and when (queue_fronts), for a room Redis
+ * loses: its rebuild puts the records back, and a buyer it had admitted who comes back is admitted again
+ * at once (until their admission would have ended) instead of queueing for a second admission. About once a second, in one worker at a time; only
  * fronts that moved are written. @returns the events whose front was recorded.
  */
 export async function recordQueueFronts(ctx: WorkerContext): Promise<string[]> {
@@ -182,7 +182,8 @@ export async function recordQueueFronts(ctx: WorkerContext): Promise<string[]> {
     const front = fronts.get(r.id) ?? null;
     return front !== null && (r.place === null || front > r.place) ? [{ id: r.id, front }] : [];
   });
-  await mapLimit(moved, 4, async ({ id, front }) => eventsRepo.recordRoomFront(ctx.db, id, front));
+  const at = new Date(ctx.clock.now());
+  await mapLimit(moved, 4, async ({ id, front }) => eventsRepo.recordRoomFront(ctx.db, id, front, at));
   return moved.map((m) => m.id);
 }
 

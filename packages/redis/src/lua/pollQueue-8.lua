@@ -16,7 +16,8 @@
   the first such return also holds admissions back for ARGV[14] ms ('back' in the queue hash): the
   buyers at the front come back before anyone behind them is admitted. A buyer whose place is at or
   before the room's front (the last admitted place, recorded by the worker and put back by the
-  rebuild) was admitted before the loss, and is admitted again at once, outside max_active. An event that is not loaded (or
+  rebuild) was admitted before the loss: admitted again at once, outside max_active, until their
+  admission would have ended at the latest (or told it expired). An event that is not loaded (or
   is being rebuilt) answers -9 and changes nothing: its counts are not there to be told as sold out.
   An admission's TTL (ARGV[7]) starts when its buyer first learns of it (their first poll after it):
   until then it is pending ('n<deadline>' in the admitted hash), and a buyer who does not come back
@@ -32,6 +33,8 @@
     KEYS[5] counts    {ev:E}:cnt       hash: seats_total/held/sold, p:<pool>:cap/held/sold
     KEYS[6] polls     {ev:E}:q:poll    hash: buyer -> last poll (ms)
     KEYS[7] meta      {ev:E}:meta      hash: state ('ready' once loaded)
+    KEYS[8] fronts    {ev:E}:q:front   zset: the front as recorded (place) -> when (epoch ms), put back
+                                       by a rebuild (read only when a lost buyer comes back)
     ARGV[1] buyer id
     ARGV[2] now (ms)
     ARGV[3] sale opens at (ms)
@@ -66,15 +69,21 @@ if lastPoll > 0 and now - lastPoll < tonumber(ARGV[9]) then return { -18, 0, 0, 
 if redis.call('HGET', KEYS[7], 'state') ~= 'ready' then return { -9, 0, 0, 0, 0, 0 } end
 
 -- Back in the place the token carries, when the room no longer knows the buyer at all. A buyer at or
--- before the front (the place of the last buyer admitted, which the worker records in Postgres and a
--- rebuild puts back) was admitted before the loss: admitted again at once, pending as any admission
--- is, and outside the active set (the slot they took was lost with the room), rather than queueing
--- for a second admission that would take a slot of max_active again.
+-- before the front (the place of the last buyer admitted, which the worker records in Postgres with
+-- when, and a rebuild puts back) was admitted before the loss, by the time of the first record at or
+-- past their place: their admission, learned at the latest one TTL after it and lasting one TTL from
+-- then, ends by that time plus two TTLs. They are admitted again until then (at most one TTL from now),
+-- or told their admission expired if that is past; outside the active set either way (the slot they
+-- took was lost with the room), rather than queueing for a second admission that would take a slot of
+-- max_active again.
 if ARGV[12] ~= '' and redis.call('HEXISTS', KEYS[4], buyer) == 0 and not redis.call('ZSCORE', KEYS[2], buyer) then
   local place = ARGV[12] == 's' and shufflePlace(ARGV[13], buyer) or tonumber(ARGV[12])
   local front = tonumber(redis.call('HGET', KEYS[1], 'front') or '')
   if front and place <= front then
-    redis.call('HSET', KEYS[4], buyer, 'n' .. (now + tonumber(ARGV[7])))
+    local ttl = tonumber(ARGV[7])
+    local mark = redis.call('ZRANGEBYSCORE', KEYS[8], place, '+inf', 'LIMIT', 0, 1)
+    local by = tonumber(mark[1] or '') or now
+    redis.call('HSET', KEYS[4], buyer, math.min(now + ttl, by + 2 * ttl))
   else
     redis.call('ZADD', KEYS[2], ARGV[12] == 's' and place or ARGV[12], buyer)
     redis.call('HSETNX', KEYS[1], 'back', now + tonumber(ARGV[14]))
