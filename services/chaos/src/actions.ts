@@ -7,7 +7,7 @@
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { signedHeaders, type Faults, type PaymentWindowResult, type SimPayment } from '@dropgate/portone-sim';
 import type { ChaosStack } from './stack.ts';
-import type { Action, CancelAction, ForgedConfirmAction, ForgedWebhookAction, ImpRef, MerchantRef, PayAction, PortOneApi, ResendAction } from './scenario.ts';
+import type { Action, CancelAction, ExtendAction, ForgedConfirmAction, ForgedWebhookAction, ImpRef, MerchantRef, PayAction, PortOneApi, ResendAction } from './scenario.ts';
 
 /** An order as created through the storefront (null fields when creation was refused). */
 export interface CreatedOrder {
@@ -18,7 +18,18 @@ export interface CreatedOrder {
   orderToken: string | null;
   /** Why it was not created. */
   refused: string | null;
+  /**
+   * With reservations: when its reservation lapses as its buyer knows it (epoch ms, from the order's
+   * and each extension's `hold_expires_at`); null when not known (an extension whose answer was lost
+   * may have renewed it).
+   */
+  holdExpiresAt: number | null;
+  /** Extensions answered 200 so far; null when not known (an answer was lost). */
+  extensions: number | null;
 }
+
+/** MAX_RESERVATION_EXTENSIONS: a reservation is extended at most this many times. */
+export const MAX_EXTENSIONS = 3;
 
 /** An answer of the API that breaks "bad input changes nothing, never a 500" (or a dead process). */
 export interface Anomaly {
@@ -30,6 +41,8 @@ export interface ScenarioRuntime {
   readonly stack: ChaosStack;
   readonly api: PortOneApi;
   readonly eventId: string;
+  /** With reservations (hold_at "order"): the reservation TTL (ms); null without. */
+  readonly reservationTtlMs: number | null;
   readonly orders: readonly CreatedOrder[];
   /** performance.now() when the timeline started. */
   readonly t0: number;
@@ -150,6 +163,11 @@ export async function payWindow(rt: ScenarioRuntime, a: PayAction): Promise<Paym
     note(rt, `pay #${a.id}: order #${a.order} does not exist (${order?.refused ?? 'not created'}), skipped`);
     return null;
   }
+  if (a.afterLapseMs !== undefined && order.holdExpiresAt !== null) {
+    // The buyer comes back to pay only after the reservation lapsed (as they know it).
+    await sleep(order.holdExpiresAt + a.afterLapseMs - Date.now());
+    note(rt, `pay #${a.id} order #${a.order}: the buyer opens the payment window ${a.afterLapseMs} ms after the reservation lapsed`);
+  }
   if (rt.api !== 'v1') return payWindowV2(rt, a, order.merchantUid, order.amount);
   const w = a.webhooks;
   const faults: Faults = {
@@ -208,7 +226,8 @@ async function forgeSignedConfirm(rt: ScenarioRuntime, how: 'bad_signature' | 'm
     data: { paymentId, storeId: 'store-forged', transactionId, ...(amount !== null ? { totalAmount: amount } : {}) },
   };
   const res = await send(rt, '/portone/v2/confirm', body, false, how === 'bad_signature' ? badSignature : undefined);
-  if (res.status !== 401) rt.anomalies.push({ invariant: '7', message: `a V2 confirm with a ${how.replace('_', ' ')} (${paymentId}) was answered ${res.status}, not 401: ${res.text.slice(0, 200)}` });
+  // 0: no answer (the API is down, killed on purpose): nothing to judge.
+  if (res.status !== 401 && res.status !== 0) rt.anomalies.push({ invariant: '7', message: `a V2 confirm with a ${how.replace('_', ' ')} (${paymentId}) was answered ${res.status}, not 401: ${res.text.slice(0, 200)}` });
   note(rt, `${label}: V2 confirm, ${how.replace('_', ' ')}, ${paymentId} (${orderOf(rt, paymentId)}) ₩${amount ?? '-'} → ${res.status} ${codeOf(res.text)}`);
 }
 
@@ -334,7 +353,7 @@ async function forgeWebhookV2(rt: ScenarioRuntime, a: ForgedWebhookAction): Prom
     ? (payload: string) => signedHeaders(rt.stack.sim.webhookSecret, `msg_${randomBytes(9).toString('base64url')}`, payload)
     : signature === 'bad' ? badSignature : undefined;
   const res = await send(rt, '/portone/v2/webhook', body, false, sign);
-  if (signature !== 'valid' && res.status !== 401) {
+  if (signature !== 'valid' && res.status !== 401 && res.status !== 0) {
     rt.anomalies.push({ invariant: '7', message: `a V2 webhook with a ${signature} signature ${JSON.stringify(body)} was answered ${res.status}, not 401: ${res.text.slice(0, 200)}` });
   }
   note(rt, `forged webhook (V2, ${signature} signature${a.form ? ', legacy body' : ''}) ${JSON.stringify(body)} (${a.imp.kind === 'made_up' || owner === null ? 'made-up transaction' : `attempt of ${orderOf(rt, owner)}`}, ${orderOf(rt, muid)}) → ${res.status} ${codeOf(res.text)}`);
@@ -391,6 +410,65 @@ async function forgeConfirm(rt: ScenarioRuntime, a: ForgedConfirmAction): Promis
   note(rt, `forged confirm ${JSON.stringify(body)} (${a.imp.kind === 'made_up' || owner === null ? 'made-up imp' : `imp of ${orderOf(rt, owner)}`}, ${orderOf(rt, muid)}) → ${res.status} ${codeOf(res.text)}`);
 }
 
+/**
+ * The buyer extends the order's reservation (`POST /orders/:merchant_uid/extend` with the order token),
+ * at its time or after it lapsed. What an answer must be: a renewal only of a reservation that is
+ * still live (sent before the `hold_expires_at` the buyer was last told) and at most
+ * MAX_EXTENSIONS times in the order's life, for the reservation TTL from the request on; otherwise
+ * 409 NOT_EXTENDABLE (lapsed, extended as often as allowed, a payment under way, paid, ended), or
+ * 503 while Redis or Postgres cannot answer. An answer lost (the API killed, a 503 after Redis may
+ * still have run the renewal) makes the buyer's knowledge of the expiry uncertain: not checked after.
+ */
+async function extendReservation(rt: ScenarioRuntime, a: ExtendAction): Promise<void> {
+  const order = rt.orders[a.order];
+  if (!order?.merchantUid || !order.orderToken) {
+    note(rt, `extend order #${a.order}: the order does not exist (${order?.refused ?? 'not created'}), skipped`);
+    return;
+  }
+  if (a.afterLapseMs !== undefined) {
+    if (order.holdExpiresAt === null) {
+      note(rt, `extend order #${a.order} after it lapsed: when it lapses is not known, skipped`);
+      return;
+    }
+    await sleep(order.holdExpiresAt + a.afterLapseMs - Date.now());
+  }
+  const knownExp = order.holdExpiresAt;
+  const sentAt = Date.now();
+  const res = await send(rt, `/orders/${encodeURIComponent(order.merchantUid)}/extend`, {}, false, undefined, { authorization: `Bearer ${order.orderToken}` });
+  const code = codeOf(res.text);
+  const lapsed = knownExp !== null ? sentAt - knownExp : null;
+  const when = lapsed === null ? 'its expiry unknown' : lapsed > 0 ? `${lapsed} ms after it lapsed` : `${-lapsed} ms before it lapses`;
+  if (res.status === 200) {
+    const body = JSON.parse(res.text) as { hold_expires_at?: string; extensions_left?: number };
+    const exp = body.hold_expires_at ? Date.parse(body.hold_expires_at) : NaN;
+    note(rt, `extend order #${a.order} (${when}) → 200, until +${Math.round(exp - sentAt)} ms, ${body.extensions_left} left`);
+    // 5 ms for Date's rounding between the two processes' clocks (one machine, one clock).
+    if (lapsed !== null && lapsed > 5) {
+      rt.anomalies.push({ invariant: 'reservation', message: `order #${a.order} (${order.merchantUid}): its reservation was extended ${lapsed} ms after it lapsed (hold_expires_at ${new Date(knownExp!).toISOString()}); a lapsed reservation is not extendable` });
+    }
+    if (order.extensions !== null) {
+      order.extensions++;
+      if (order.extensions > MAX_EXTENSIONS) rt.anomalies.push({ invariant: 'reservation', message: `order #${a.order} (${order.merchantUid}): its reservation was extended ${order.extensions} times (at most ${MAX_EXTENSIONS})` });
+      else if (body.extensions_left !== undefined && body.extensions_left > MAX_EXTENSIONS - order.extensions) {
+        rt.anomalies.push({ invariant: 'reservation', message: `order #${a.order} (${order.merchantUid}): extension ${order.extensions} says ${body.extensions_left} left (at most ${MAX_EXTENSIONS - order.extensions})` });
+      }
+    }
+    if (!(exp >= sentAt + (rt.reservationTtlMs ?? 0) - 5)) {
+      rt.anomalies.push({ invariant: 'reservation', message: `order #${a.order} (${order.merchantUid}): extended until ${body.hold_expires_at}, less than the reservation TTL from the request (${new Date(sentAt).toISOString()})` });
+    }
+    order.holdExpiresAt = Number.isFinite(exp) ? exp : null;
+    return;
+  }
+  note(rt, `extend order #${a.order} (${when}) → ${res.status} ${code}`);
+  if (res.status === 409 && code === 'NOT_EXTENDABLE') return;
+  // Lost or not decided: it may have been renewed all the same.
+  order.holdExpiresAt = null;
+  order.extensions = null;
+  if (res.status !== 0 && res.status !== 503 && res.status < 500) {
+    rt.anomalies.push({ invariant: 'reservation', message: `extending order #${a.order} (${order.merchantUid}) answered ${res.status}: ${res.text.slice(0, 200)} (200, 409 NOT_EXTENDABLE or 503 expected)` });
+  }
+}
+
 /** Carries out one action; never throws (a failure is logged). */
 export async function perform(rt: ScenarioRuntime, action: Action): Promise<void> {
   try {
@@ -425,6 +503,18 @@ export async function perform(rt: ScenarioRuntime, action: Action): Promise<void
         await rt.stack.restartPostgres(action.downMs);
         note(rt, `Postgres back (after ${action.downMs} ms down)`);
         return;
+      case 'pause_redis':
+        note(rt, `CLIENT PAUSE ${action.ms} ALL on Redis`);
+        await rt.stack.pauseRedis(action.ms);
+        note(rt, 'Redis pause over');
+        return;
+      case 'kill_api':
+        note(rt, 'SIGKILL the API');
+        await rt.stack.killApi(action.downMs);
+        note(rt, `API restarted (after ${action.downMs} ms down)`);
+        return;
+      case 'extend_reservation':
+        return await extendReservation(rt, action);
     }
   } catch (error) {
     note(rt, `${action.kind} failed: ${(error as Error).message}`);

@@ -24,7 +24,7 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 export function scenarioLine(index: number, r: ScenarioResult): string {
   const faults = r.spec.globalFaults.length > 0 ? ` [${r.spec.globalFaults.join(', ')}]` : '';
-  const head = `${r.ok ? 'ok  ' : 'FAIL'} #${index} seed ${r.seed} ${r.spec.api} ${seconds(r.durationMs)}${faults} ${r.outcome}`;
+  const head = `${r.ok ? 'ok  ' : 'FAIL'} #${index} seed ${r.seed} ${r.spec.api}${r.spec.event.holdAt === 'order' ? ' reserving' : ''} ${seconds(r.durationMs)}${faults} ${r.outcome}`;
   if (r.ok) return head;
   return `${head}\n     ${r.violations.length} violation(s); replay: ${replayCommand(r.seed)}\n${r.violations.slice(0, 8).map((v) => `     ${v.invariant}. ${v.message}`).join('\n')}${r.violations.length > 8 ? `\n     … ${r.violations.length - 8} more` : ''}`;
 }

@@ -6,9 +6,9 @@
  */
 import { checkAll, type InvariantReport } from '@dropgate/invariants';
 import { note, payWindow, perform, type Anomaly, type CreatedOrder, type ScenarioRuntime } from './actions.ts';
-import type { ScenarioSpec } from './scenario.ts';
+import { describeAction, type OrderSpec, type ScenarioSpec } from './scenario.ts';
 import { waitSettled, type SettleOutcome } from './settle.ts';
-import type { ChaosStack } from './stack.ts';
+import { STACK_TIMING, type ChaosStack } from './stack.ts';
 
 /** A broken invariant: the design.md invariant number (or `process`), and what was seen. */
 export interface Violation {
@@ -37,8 +37,12 @@ export interface ScenarioResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
-async function post(stack: ChaosStack, path: string, body: unknown, anomalies: Anomaly[]): Promise<{ status: number; body: Record<string, unknown> }> {
-  const deadline = performance.now() + 15_000;
+/**
+ * An admin or storefront POST. `retryForMs`: how long a 503 or no answer is tried again (a rebuild
+ * after an earlier scenario's fault); 0: once, as a buyer's browser sends it.
+ */
+async function post(stack: ChaosStack, path: string, body: unknown, anomalies: Anomaly[], retryForMs = 15_000): Promise<{ status: number; body: Record<string, unknown> }> {
+  const deadline = performance.now() + retryForMs;
   for (;;) {
     let status = 0;
     let parsed: Record<string, unknown>;
@@ -74,7 +78,95 @@ function eventBody(id: string, spec: ScenarioSpec): Record<string, unknown> {
     ...(e.maxPerBuyer !== null ? { max_per_buyer: e.maxPerBuyer } : {}),
     ...(e.seats > 0 ? { seats: Array.from({ length: e.seats }, (_, i) => ({ id: `S-1-${i + 1}`, section: 'S', row: '1', number: String(i + 1), price: e.seatPrice })) } : {}),
     ...(e.pool > 0 ? { pools: [{ id: 'ga', name: 'General admission', capacity: e.pool, price: e.poolPrice }] } : {}),
+    ...(e.holdAt === 'order' ? { hold_at: 'order', reservation_ttl_seconds: e.reservationTtlSeconds } : {}),
   };
+}
+
+/** A confirm approved this long past CONFIRM_BUDGET_MS (as PortOne timed it, the network and its own loop included) was approved late. */
+const LATE_APPROVAL_SLACK_MS = 500;
+
+/**
+ * What creating each order must answer, given the orders created before it (in turn, before any
+ * payment): 403 BUYER_LIMIT past the buyer limit (with reservations the buyer's reserved places
+ * count; without, only the order's own), with reservations 409 SOLD_OUT when a seat is reserved or
+ * the pool's places are, else 201.
+ */
+class Selection {
+  readonly #taken = new Set<string>();
+  #pool = 0;
+  readonly #buyers = new Map<string, number>();
+  readonly spec: ScenarioSpec;
+  constructor(spec: ScenarioSpec) {
+    this.spec = spec;
+  }
+
+  expected(o: OrderSpec): 'created' | 'BUYER_LIMIT' | 'SOLD_OUT' {
+    const e = this.spec.event;
+    const reserving = e.holdAt === 'order';
+    const qty = o.seats.length + o.quantity;
+    if (e.maxPerBuyer !== null && (reserving ? (this.#buyers.get(o.buyer) ?? 0) : 0) + qty > e.maxPerBuyer) return 'BUYER_LIMIT';
+    if (reserving && (o.seats.some((x) => this.#taken.has(x)) || this.#pool + o.quantity > e.pool)) return 'SOLD_OUT';
+    return 'created';
+  }
+
+  /** An order was created: with reservations, its places are taken. */
+  created(o: OrderSpec): void {
+    if (this.spec.event.holdAt !== 'order') return;
+    for (const x of o.seats) this.#taken.add(x);
+    this.#pool += o.quantity;
+    this.#buyers.set(o.buyer, (this.#buyers.get(o.buyer) ?? 0) + o.seats.length + o.quantity);
+  }
+}
+
+/**
+ * Creates the scenario's orders in turn. Before a fault that strikes during the creations
+ * (`spec.orderFault`), each is sent until the API answers (bounded); from the order it strikes at on,
+ * as a browser does: once, and when that fails (no answer, or 503) once more or not at all, as the
+ * order's buyer does. Each answer before the fault must be the one `Selection` expects; after it, an
+ * order whose creation answer was lost may hold places (a reservation nobody got), so no expectation.
+ */
+async function createOrders(stack: ChaosStack, spec: ScenarioSpec, eventId: string, anomalies: Anomaly[], early: (line: string) => void): Promise<CreatedOrder[]> {
+  const orders: CreatedOrder[] = [];
+  const selection = new Selection(spec);
+  const fault = spec.orderFault;
+  let faultDone: Promise<void> = Promise.resolve();
+  for (const [index, o] of spec.orders.entries()) {
+    const body = { buyer_id: o.buyer, ...(spec.api !== 'v1' ? { portone_api: 'v2' } : {}), ...(o.seats.length > 0 ? { seats: o.seats } : {}), ...(o.quantity > 0 ? { items: [{ pool: 'ga', quantity: o.quantity }] } : {}) };
+    const browser = fault !== undefined && index >= fault.order;
+    if (fault && index === fault.order) {
+      faultDone = sleep(fault.delayMs).then(async () => {
+        early(`${describeAction(fault.action)} while order #${index} is being created`);
+        if (fault.action.kind === 'kill_api') await stack.killApi(fault.action.downMs);
+        else await stack.pauseRedis(fault.action.ms);
+        early(fault.action.kind === 'kill_api' ? `API restarted (after ${fault.action.downMs} ms down)` : 'Redis pause over');
+      }).catch((error: Error) => early(`the fault failed: ${error.message}`));
+    }
+    const expected = browser ? null : selection.expected(o);
+    let res = await post(stack, `/events/${eventId}/orders`, body, anomalies, browser ? 0 : 15_000);
+    let tries = '';
+    if (browser && (res.status === 0 || res.status === 503)) {
+      if (o.retryOnce) {
+        early(`order #${index}: creation failed (${res.status} ${String(res.body['code'] ?? '')}), the browser tries once more`);
+        await sleep(500);
+        res = await post(stack, `/events/${eventId}/orders`, body, anomalies, 0);
+        tries = ', after one retry';
+      } else tries = ', the buyer gave up';
+    }
+    const code = res.status === 201 ? 'created' : String(res.body['code'] ?? res.status);
+    if (expected !== null && code !== expected) {
+      anomalies.push({ invariant: 'selection', message: `creating order #${index} (${JSON.stringify(body)}) answered ${res.status} ${code}; the orders before it call for ${expected}` });
+    }
+    if (res.status === 201) {
+      selection.created(o);
+      const exp = typeof res.body['hold_expires_at'] === 'string' ? Date.parse(res.body['hold_expires_at']) : NaN;
+      if (spec.event.holdAt === 'order' && res.body['status'] !== 'held') anomalies.push({ invariant: 'selection', message: `order #${index} was created ${String(res.body['status'])}, not held, on an event that reserves at order` });
+      orders.push({ index, merchantUid: String(res.body['merchant_uid']), amount: Number(res.body['amount']), orderToken: String(res.body['order_token']), refused: null, holdExpiresAt: Number.isFinite(exp) ? exp : null, extensions: 0 });
+    } else {
+      orders.push({ index, merchantUid: null, amount: 0, orderToken: null, refused: `${res.status} ${String(res.body['code'] ?? '')}${tries}`, holdExpiresAt: null, extensions: null });
+    }
+  }
+  await faultDone;
+  return orders;
 }
 
 async function check(stack: ChaosStack, eventId: string): Promise<InvariantReport> {
@@ -92,17 +184,14 @@ export async function runScenario(stack: ChaosStack, spec: ScenarioSpec, opts: {
 
   const created = await post(stack, '/admin/events', eventBody(eventId, spec), anomalies);
   if (created.status !== 201) throw new Error(`creating event ${eventId} answered ${created.status}: ${JSON.stringify(created.body)}`);
-  const orders: CreatedOrder[] = [];
-  for (const [index, o] of spec.orders.entries()) {
-    const body = { buyer_id: o.buyer, ...(spec.api !== 'v1' ? { portone_api: 'v2' } : {}), ...(o.seats.length > 0 ? { seats: o.seats } : {}), ...(o.quantity > 0 ? { items: [{ pool: 'ga', quantity: o.quantity }] } : {}) };
-    const res = await post(stack, `/events/${eventId}/orders`, body, anomalies);
-    if (res.status === 201) orders.push({ index, merchantUid: String(res.body['merchant_uid']), amount: Number(res.body['amount']), orderToken: String(res.body['order_token']), refused: null });
-    else orders.push({ index, merchantUid: null, amount: 0, orderToken: null, refused: `${res.status} ${String(res.body['code'] ?? '')}` });
-  }
+  const creating = performance.now();
+  const early = (line: string) => log.push(`(creating orders, +${String(Math.round(performance.now() - creating)).padStart(5)} ms) ${line}`);
+  const orders = await createOrders(stack, spec, eventId, anomalies, early);
 
-  const rt: ScenarioRuntime = { stack, api: spec.api, eventId, orders, t0: performance.now(), log, anomalies, pays: new Map(), tokens: new Map() };
-  note(rt, `PortOne ${spec.api}`);
-  for (const o of orders) note(rt, `order #${o.index}: ${o.merchantUid ? `${o.merchantUid} ₩${o.amount}` : `refused (${o.refused})`}`);
+  const reservationTtlMs = spec.event.holdAt === 'order' ? (spec.event.reservationTtlSeconds ?? 0) * 1000 : null;
+  const rt: ScenarioRuntime = { stack, api: spec.api, eventId, reservationTtlMs, orders, t0: performance.now(), log, anomalies, pays: new Map(), tokens: new Map() };
+  note(rt, `PortOne ${spec.api}${reservationTtlMs !== null ? `, reservations of ${reservationTtlMs / 1000} s` : ''}`);
+  for (const o of orders) note(rt, `order #${o.index}: ${o.merchantUid ? `${o.merchantUid} ₩${o.amount}${o.holdExpiresAt !== null ? `, reserved until +${Math.round(o.holdExpiresAt - Date.now())} ms` : ''}` : `refused (${o.refused})`}`);
   // Payment windows first (cancels and forged requests refer to them), each at its time. V2 pays a
   // paymentId once: the buyer opens another window for an order only after the last one closed (the
   // simulator would let two concurrent attempts of one paymentId both be paid, which PortOne V2 does not).
@@ -145,6 +234,9 @@ export async function runScenario(stack: ChaosStack, spec: ScenarioSpec, opts: {
   const mine = (m: string) => m.startsWith(`${eventId}.`);
   for (const c of ledger.confirms.filter((x) => mine(x.merchant_uid))) {
     if (c.timed_out) violations.push({ invariant: '4', message: `PortOne's confirm of ${c.imp_uid} (${c.merchant_uid}) got no answer within its deadline (${c.latency_ms} ms)` });
+    else if (c.http_status === 200 && c.latency_ms > Number(STACK_TIMING.CONFIRM_BUDGET_MS) + LATE_APPROVAL_SLACK_MS) {
+      violations.push({ invariant: '4', message: `PortOne's confirm of ${c.imp_uid} (${c.merchant_uid}) was approved after ${c.latency_ms} ms, past the ${STACK_TIMING.CONFIRM_BUDGET_MS} ms budget` });
+    }
     else if (c.http_status >= 500 && c.http_status !== 503) violations.push({ invariant: '7', message: `PortOne's confirm of ${c.imp_uid} (${c.merchant_uid}) was answered ${c.http_status}` });
   }
   for (const w of ledger.webhooks.filter((x) => mine(x.merchant_uid))) {

@@ -8,6 +8,12 @@
  * manual confirmation. The API and the V2-only particulars (how a forged V2 request is signed, what a
  * forged manual confirmation gets wrong) come from random streams of their own, derived from the
  * seed: the timeline a seed generates is the same whatever its API.
+ *
+ * Three later additions come from streams of their own too, so every seed's scenario is otherwise
+ * the one it always was: reservations (`hold_at: "order"`, extensions, payments after the
+ * reservation lapsed; `forReservations`), a Redis `CLIENT PAUSE` (`forRedisPause`) and an API
+ * process SIGKILLed and restarted (`forApiKill`), either in the timeline or while the orders are
+ * being created.
  */
 import { Rng } from './random.ts';
 
@@ -16,7 +22,7 @@ export type PortOneApi = 'v1' | 'v2' | 'v2-manual';
 export const PORTONE_APIS: readonly PortOneApi[] = ['v1', 'v2', 'v2-manual'];
 
 /** Faults that touch every scenario running at the time: such a scenario runs alone. */
-export type GlobalFaultKind = 'rest_outage' | 'kill_worker' | 'flush_redis' | 'restart_postgres';
+export type GlobalFaultKind = 'rest_outage' | 'kill_worker' | 'flush_redis' | 'restart_postgres' | 'pause_redis' | 'kill_api';
 
 export interface EventSpec {
   /** Seats `S-1-1` .. `S-1-<seats>` (0 = none). */
@@ -27,6 +33,10 @@ export interface EventSpec {
   poolPrice: number;
   maxPerBuyer: number | null;
   holdTtlSeconds: number;
+  /** `order`: every order reserves its places at creation (409 SOLD_OUT when taken); absent: at the confirm. */
+  holdAt?: 'order';
+  /** With `holdAt: 'order'`: how long a reservation lasts (and each extension renews it for). */
+  reservationTtlSeconds?: number;
 }
 
 export interface OrderSpec {
@@ -34,6 +44,11 @@ export interface OrderSpec {
   seats: string[];
   /** Places in the pool. */
   quantity: number;
+  /**
+   * When a fault hits the order creations (`ScenarioSpec.orderFault`), what the buyer's browser does
+   * if its request fails: try once more, or give up. Absent: no fault there.
+   */
+  retryOnce?: boolean;
 }
 
 /** How PortOne delivers one payment's webhooks (simulator faults for that payment). */
@@ -70,6 +85,19 @@ export interface PayAction {
   preempt: 'none' | 'other_order' | 'made_up_order' | 'tampered';
   /** A currency other than the event's (KRW): a V1 payment's comes from the buyer's browser. */
   currency?: string;
+  /**
+   * With reservations: the buyer opens the payment window only this long after the order's
+   * reservation (as the buyer knows it) lapsed.
+   */
+  afterLapseMs?: number;
+}
+
+/** The buyer extends the order's reservation (`POST /orders/:merchant_uid/extend`, hold_at "order"). */
+export interface ExtendAction {
+  kind: 'extend_reservation';
+  order: number;
+  /** Sent this long after the reservation (as its buyer knows it) lapsed instead of at its time. */
+  afterLapseMs?: number;
 }
 
 /** The merchant (or the PG) cancels a payment on PortOne's side once it is paid. */
@@ -141,6 +169,24 @@ export interface RestartPostgresAction {
   kind: 'restart_postgres';
   downMs: number;
 }
+/** `CLIENT PAUSE <ms> ALL` on the scenario's Redis: every client's commands wait that long. */
+export interface PauseRedisAction {
+  kind: 'pause_redis';
+  ms: number;
+}
+/** The API process SIGKILLed (requests in flight fail) and started again after `downMs`. */
+export interface KillApiAction {
+  kind: 'kill_api';
+  downMs: number;
+}
+
+/** A global fault that strikes while the orders are being created instead of in the timeline. */
+export interface OrderFault {
+  /** It fires `delayMs` after the creation request of order #`order` is sent. */
+  order: number;
+  delayMs: number;
+  action: PauseRedisAction | KillApiAction;
+}
 
 export type Action =
   | PayAction
@@ -151,7 +197,10 @@ export type Action =
   | RestOutageAction
   | KillWorkerAction
   | FlushRedisAction
-  | RestartPostgresAction;
+  | RestartPostgresAction
+  | PauseRedisAction
+  | KillApiAction
+  | ExtendAction;
 
 export interface Step {
   /** ms after the orders were created. */
@@ -165,14 +214,16 @@ export interface ScenarioSpec {
   event: EventSpec;
   orders: OrderSpec[];
   steps: Step[];
-  /** Global faults in the timeline: the scenario must run alone. */
+  /** Global faults in the timeline (or during the order creations): the scenario must run alone. */
   globalFaults: GlobalFaultKind[];
+  /** A global fault that strikes during the order creations (absent: none). */
+  orderFault?: OrderFault;
 }
 
 export const HOLD_TTL_SECONDS = 5;
-const GLOBAL: ReadonlySet<string> = new Set<GlobalFaultKind>(['rest_outage', 'kill_worker', 'flush_redis', 'restart_postgres']);
+const GLOBAL: ReadonlySet<string> = new Set<GlobalFaultKind>(['rest_outage', 'kill_worker', 'flush_redis', 'restart_postgres', 'pause_redis', 'kill_api']);
 
-export function isGlobal(action: Action): action is RestOutageAction | KillWorkerAction | FlushRedisAction | RestartPostgresAction {
+export function isGlobal(action: Action): action is RestOutageAction | KillWorkerAction | FlushRedisAction | RestartPostgresAction | PauseRedisAction | KillApiAction {
   return GLOBAL.has(action.kind);
 }
 
@@ -274,6 +325,82 @@ function forMoney(steps: Step[], seed: number): void {
   }
 }
 
+/** Salts of the later streams (see the header): each one's draws never move another's. */
+export const RESERVATION_SALT = 0x4d2c_8e19;
+export const REDIS_PAUSE_SALT = 0x1b7f_a35d;
+export const API_KILL_SALT = 0x6e93_d0c2;
+
+/**
+ * Reservations, from a stream of their own: in about a third of scenarios the event holds at order
+ * creation (`hold_at: "order"`, a 5 or 6 s reservation), so creating an order may answer 409
+ * SOLD_OUT; buyers extend reservations (live ones, lapsed ones, one extended past its bound of 3),
+ * and some payments start only after the reservation lapsed (before or after the sweep took it).
+ */
+function forReservations(spec: ScenarioSpec): void {
+  const rng = new Rng((spec.seed ^ RESERVATION_SALT) >>> 0);
+  if (!rng.chance(1 / 3)) return;
+  spec.event.holdAt = 'order';
+  spec.event.reservationTtlSeconds = rng.pick([5, 5, 6]);
+  for (const s of spec.steps) {
+    const a = s.action;
+    // 'late' already pays past its hold; the others may start after the reservation lapsed.
+    if (a.kind === 'pay' && a.label !== 'late' && rng.chance(0.25)) a.afterLapseMs = rng.int(0, 2_000);
+  }
+  const orders = spec.orders.length;
+  const extend = (at: number, order: number, afterLapseMs?: number): Step => ({
+    at, action: { kind: 'extend_reservation', order, ...(afterLapseMs !== undefined ? { afterLapseMs } : {}) },
+  });
+  for (let i = rng.weighted([[0, 2], [1, 3], [2, 2], [3, 1]]); i > 0; i--) {
+    const order = rng.int(0, orders - 1);
+    spec.steps.push(rng.chance(0.7) ? extend(rng.int(300, 4_500), order) : extend(0, order, rng.int(0, 1_500)));
+  }
+  // A buyer who keeps extending: the fourth is past MAX_RESERVATION_EXTENSIONS (3).
+  if (rng.chance(0.2)) {
+    const order = rng.int(0, orders - 1);
+    const from = rng.int(200, 1_500);
+    for (let k = 0; k < 4; k++) spec.steps.push(extend(from + k * rng.int(100, 600), order));
+  }
+}
+
+/** What the buyers do when a fault hits their order creations: retry once or give up. */
+function retries(rng: Rng, spec: ScenarioSpec): void {
+  for (const o of spec.orders) o.retryOnce = rng.chance(0.6);
+}
+
+/**
+ * A Redis pause, from a stream of its own: in about one scenario in ten, `CLIENT PAUSE <ms> ALL`
+ * (200 to 2,500 ms) in the timeline or, one time in four, while the orders are being created.
+ */
+function forRedisPause(spec: ScenarioSpec): void {
+  const rng = new Rng((spec.seed ^ REDIS_PAUSE_SALT) >>> 0);
+  if (!rng.chance(0.1)) return;
+  const action: PauseRedisAction = { kind: 'pause_redis', ms: rng.int(200, 2_500) };
+  if (rng.chance(0.25)) {
+    spec.orderFault = { order: rng.int(0, spec.orders.length - 1), delayMs: rng.int(0, 20), action };
+    retries(rng, spec);
+  } else spec.steps.push({ at: rng.int(300, 4_500), action });
+  spec.globalFaults.push('pause_redis');
+}
+
+/**
+ * The API SIGKILLed, from a stream of its own: in about one scenario in ten, restarted after 0 to
+ * 2 s, in the timeline or, one time in three, while the orders are being created (unless a Redis
+ * pause strikes there already).
+ */
+function forApiKill(spec: ScenarioSpec): void {
+  const rng = new Rng((spec.seed ^ API_KILL_SALT) >>> 0);
+  if (!rng.chance(0.1)) return;
+  const action: KillApiAction = { kind: 'kill_api', downMs: rng.weighted([[0, 1], [rng.int(200, 2_000), 2]]) };
+  const order = rng.int(0, spec.orders.length - 1);
+  const delayMs = rng.int(0, 20);
+  const at = rng.int(300, 4_500);
+  if (rng.chance(1 / 3) && spec.orderFault === undefined) {
+    spec.orderFault = { order, delayMs, action };
+    retries(rng, spec);
+  } else spec.steps.push({ at, action });
+  spec.globalFaults.push('kill_api');
+}
+
 /** The scenario of `seed`. Pure: no clock, no I/O. */
 export function generateScenario(seed: number): ScenarioSpec {
   const api = apiOf(seed);
@@ -344,15 +471,24 @@ export function generateScenario(seed: number): ScenarioSpec {
   steps.sort((a, b) => a.at - b.at);
   if (api !== 'v1') forV2(steps, seed, api);
   forMoney(steps, seed);
-  return { seed, api, event, orders, steps, globalFaults };
+  const spec: ScenarioSpec = { seed, api, event, orders, steps, globalFaults };
+  // Added after the others drew (they walk the steps), and sorted stably: the steps a seed always had
+  // keep their order.
+  forReservations(spec);
+  forRedisPause(spec);
+  forApiKill(spec);
+  steps.sort((a, b) => a.at - b.at);
+  return spec;
 }
 
 /** One line per step, for a human replaying a seed. */
 export function describeScenario(spec: ScenarioSpec): string[] {
   const e = spec.event;
+  const f = spec.orderFault;
   const lines = [
-    `seed ${spec.seed} (PortOne ${spec.api}): ${e.seats} seats at ₩${e.seatPrice}, pool of ${e.pool} at ₩${e.poolPrice}, hold ${e.holdTtlSeconds} s, max per buyer ${e.maxPerBuyer ?? 'none'}`,
-    ...spec.orders.map((o, i) => `  order #${i} buyer ${o.buyer}: ${[...o.seats, ...(o.quantity > 0 ? [`ga x${o.quantity}`] : [])].join(', ')}`),
+    `seed ${spec.seed} (PortOne ${spec.api}): ${e.seats} seats at ₩${e.seatPrice}, pool of ${e.pool} at ₩${e.poolPrice}, hold ${e.holdTtlSeconds} s, max per buyer ${e.maxPerBuyer ?? 'none'}${e.holdAt === 'order' ? `, reserved at order for ${e.reservationTtlSeconds} s` : ''}`,
+    ...spec.orders.map((o, i) => `  order #${i} buyer ${o.buyer}: ${[...o.seats, ...(o.quantity > 0 ? [`ga x${o.quantity}`] : [])].join(', ')}${o.retryOnce === undefined ? '' : o.retryOnce ? ' (if its creation fails: retries once)' : ' (if its creation fails: gives up)'}`),
+    ...(f ? [`  ${f.delayMs} ms after order #${f.order}'s creation is sent: ${describeAction(f.action)}`] : []),
   ];
   for (const s of spec.steps) lines.push(`  +${String(s.at).padStart(5)} ms ${describeAction(s.action)}`);
   return lines;
@@ -363,7 +499,7 @@ export function describeAction(a: Action): string {
     case 'pay': {
       const w = a.webhooks;
       const faults = [w.lost ? 'lost' : '', w.duplicates ? `dup x${w.duplicates}` : '', w.delayMs ? `delay ${w.delayMs} ms` : '', w.reorder ? 'reorder' : '', w.form ? 'form' : '', w.beforeReturn ? 'before return' : ''].filter(Boolean);
-      return `pay #${a.id} order #${a.order}: ${a.label} (outcome ${a.outcome}${a.confirm ? '' : ', no confirm'}${a.preempt !== 'none' ? `, pre-empted by a forged confirm (${a.preempt.replace(/_/g, ' ')})` : ''}${a.amountDelta ? `, amount ${a.amountDelta > 0 ? '+' : ''}${a.amountDelta}` : ''}${a.buyerDelayMs ? `, buyer ${a.buyerDelayMs} ms` : ''}${a.flipMs ? `, paid ${a.flipMs} ms after failing` : ''}${a.currency ? `, in ${a.currency}` : ''}; webhooks ${faults.join(', ') || 'clean'})`;
+      return `pay #${a.id} order #${a.order}: ${a.label} (${a.afterLapseMs !== undefined ? `window opens ${a.afterLapseMs} ms after the reservation lapsed, ` : ''}outcome ${a.outcome}${a.confirm ? '' : ', no confirm'}${a.preempt !== 'none' ? `, pre-empted by a forged confirm (${a.preempt.replace(/_/g, ' ')})` : ''}${a.amountDelta ? `, amount ${a.amountDelta > 0 ? '+' : ''}${a.amountDelta}` : ''}${a.buyerDelayMs ? `, buyer ${a.buyerDelayMs} ms` : ''}${a.flipMs ? `, paid ${a.flipMs} ms after failing` : ''}${a.currency ? `, in ${a.currency}` : ''}; webhooks ${faults.join(', ') || 'clean'})`;
     }
     case 'cancel_at_portone':
       return `cancel ${a.part ? `${a.part * 100} % of ` : ''}pay #${a.pay} at PortOne ${a.afterMs} ms after it is paid`;
@@ -381,6 +517,12 @@ export function describeAction(a: Action): string {
       return 'FLUSHALL Redis';
     case 'restart_postgres':
       return `restart Postgres (down ${a.downMs} ms)`;
+    case 'pause_redis':
+      return `CLIENT PAUSE ${a.ms} ALL on Redis`;
+    case 'kill_api':
+      return `SIGKILL the API, restart it after ${a.downMs} ms`;
+    case 'extend_reservation':
+      return `the buyer of order #${a.order} extends its reservation${a.afterLapseMs !== undefined ? ` ${a.afterLapseMs} ms after it lapsed` : ''}`;
   }
 }
 

@@ -42,6 +42,8 @@ export const STACK_TIMING = Object.freeze({
   EXPIRY_GRACE_SECONDS: '15',
   LATE_PAYMENT_WATCH_SECONDS: '8',
   JOB_LOCK_MS: '1000',
+  /** The default, stated: an approval PortOne timed past it (and a slack) was approved late. */
+  CONFIRM_BUDGET_MS: '3000',
 });
 
 export interface ChaosStack {
@@ -64,6 +66,10 @@ export interface ChaosStack {
   /** Processes that died by themselves, since the campaign started. */
   readonly crashes: readonly ProcessCrash[];
   killWorker(downMs: number): Promise<void>;
+  /** SIGKILLs the API (requests in flight fail) and starts it again after `downMs`. */
+  killApi(downMs: number): Promise<void>;
+  /** `CLIENT PAUSE <ms> ALL`: every client's commands wait until the pause ends. */
+  pauseRedis(ms: number): Promise<void>;
   flushRedis(): Promise<void>;
   restartPostgres(downMs: number): Promise<void>;
   restOutage(mode: 'down' | 'flaky', rate: number, durationMs: number): Promise<void>;
@@ -177,6 +183,16 @@ export async function startChaosStack(opts: { logDir: string; log?: (line: strin
         await worker.kill('SIGKILL');
         if (downMs > 0) await sleep(downMs);
         await worker.start();
+      },
+      async killApi(downMs) {
+        await api.kill('SIGKILL');
+        if (downMs > 0) await sleep(downMs);
+        await api.start();
+      },
+      async pauseRedis(ms) {
+        // The pause applies from the next command on, this connection's too: the checks wait it out.
+        await redis.call('CLIENT', 'PAUSE', String(ms), 'ALL');
+        await sleep(ms);
       },
       async flushRedis() {
         await redis.flushall();

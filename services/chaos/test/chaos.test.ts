@@ -29,6 +29,15 @@ const FIXED_SEEDS = [356, 239, 65, 76, 9, 54];
  * browser's, a validly signed webhook naming a made-up order). The seeds above stay V1.
  */
 const V2_SEEDS = [106, 187];
+/**
+ * Reservations, a Redis pause and an API kill, each drawn from a stream of its own (the seeds above
+ * drew theirs too: 356 and 239 reserve at order, 106 kills the API in its timeline). 29623 reserves
+ * at order (a 1-place pool: the later orders are refused SOLD_OUT at selection), its buyer extends
+ * four times (the fourth past the bound of 3), extends and pays after the reservation lapsed; the
+ * API is SIGKILLed while its orders are being created (the buyers retry once or give up) and Redis
+ * is paused (CLIENT PAUSE ALL) in its timeline.
+ */
+const MORE_SEEDS = [29623];
 
 let stack: ChaosStack;
 const logDir = mkdtempSync(join(tmpdir(), 'dgt-chaos-test-'));
@@ -76,9 +85,26 @@ describe('the campaign', () => {
     expect(specs.every((s) => s.steps.some((x) => x.action.kind === 'pay' && x.action.preempt !== 'none'))).toBe(true);
   });
 
+  it('the seeds draw reservations, a Redis pause and an API kill, in the timeline and during the order creations', () => {
+    const specs = [...FIXED_SEEDS, ...V2_SEEDS, ...MORE_SEEDS].map(generateScenario);
+    expect(new Set(specs.flatMap((s) => s.globalFaults))).toEqual(new Set(['rest_outage', 'kill_worker', 'flush_redis', 'restart_postgres', 'pause_redis', 'kill_api']));
+    const more = generateScenario(MORE_SEEDS[0]!);
+    expect(more.event.holdAt).toBe('order');
+    expect(more.event.reservationTtlSeconds).toBeGreaterThanOrEqual(5);
+    expect(more.orderFault?.action.kind).toBe('kill_api');
+    expect(new Set(more.orders.map((o) => o.retryOnce))).toEqual(new Set([true, false]));
+    expect(more.steps.some((x) => x.action.kind === 'pause_redis' && x.action.ms >= 200 && x.action.ms <= 2_500)).toBe(true);
+    const extensions = more.steps.flatMap((x) => (x.action.kind === 'extend_reservation' ? [x.action] : []));
+    expect(new Set(extensions.map((a) => (a.afterLapseMs === undefined ? 'live' : 'lapsed')))).toEqual(new Set(['live', 'lapsed']));
+    expect(Math.max(...[0, 1, 2, 3, 4].map((n) => extensions.filter((a) => a.order === n && a.afterLapseMs === undefined).length))).toBeGreaterThan(3);
+    expect(more.steps.some((x) => x.action.kind === 'pay' && x.action.afterLapseMs !== undefined)).toBe(true);
+    expect(specs.some((s) => s.steps.some((x) => x.action.kind === 'kill_api'))).toBe(true);
+    expect(specs.filter((s) => s.event.holdAt === 'order').map((s) => s.seed)).toEqual([356, 239, 29623]);
+  });
+
   it('runs the fixed seeds against the real stack with zero violations', async () => {
     const lines: string[] = [];
-    const seeds = [...FIXED_SEEDS, ...V2_SEEDS];
+    const seeds = [...FIXED_SEEDS, ...V2_SEEDS, ...MORE_SEEDS];
     const { results } = await runScenarios(stack, {
       seed: 0, scenarios: seeds.length, replay: seeds, durationSeconds: null, parallel: 4,
       settleTimeoutMs: 60_000, logDir, verbose: false, out: (l) => lines.push(l),
@@ -92,6 +118,12 @@ describe('the campaign', () => {
     }
     // And the V2 ones: payments through both V2 flows, forged V2 requests refused for their signature.
     for (const fired of ['(paid, v2): v2.', 'the browser posted the token', 'forged webhook (V2, bad signature', 'forged webhook (V2, valid signature', ' signature, ', 'manual confirmation of', '→ 401 ']) {
+      expect(log, fired).toContain(fired);
+    }
+    // And the later ones: reservations (refused at selection, extended, past the bound, after they
+    // lapsed, paid after they lapsed), the Redis pause, the API killed in the timeline and while the
+    // orders are created.
+    for (const fired of ['reserved until', 'refused (409 SOLD_OUT)', '→ 200, until', 'NOT_EXTENDABLE', 'ms after it lapsed)', 'opens the payment window', 'Redis pause over', 'API restarted', 'while order #']) {
       expect(log, fired).toContain(fired);
     }
     expect(failures(results), `full reports in ${logDir}/seed-<seed>.txt`).toEqual([]);
