@@ -104,7 +104,10 @@ describe('the campaign', () => {
 
   it('runs the fixed seeds against the real stack with zero violations', async () => {
     const lines: string[] = [];
-    const seeds = [...FIXED_SEEDS, ...V2_SEEDS, ...MORE_SEEDS];
+    // Those with a global fault first (each runs alone), then the others, four at a time in one go:
+    // a global fault among them would wait for every scenario started before it.
+    const alone = (seed: number) => (generateScenario(seed).globalFaults.length > 0 ? 0 : 1);
+    const seeds = [...FIXED_SEEDS, ...V2_SEEDS, ...MORE_SEEDS].sort((a, b) => alone(a) - alone(b));
     const { results } = await runScenarios(stack, {
       seed: 0, scenarios: seeds.length, replay: seeds, durationSeconds: null, parallel: 4,
       settleTimeoutMs: 60_000, logDir, verbose: false, out: (l) => lines.push(l),
