@@ -155,15 +155,15 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   const runGuard = periodic('guard', () => guard(ctx));
   // Archiving ended seasons: once a minute, one worker at a time.
   const runArchive = periodic('archiving', () => archiveEvents(ctx), { key: 'archive-lock', ms: 50_000 });
-  // Orphan orders: every 30 s, one worker at a time.
-  const runOrphans = periodic('withdrawing orphan orders', () => withdrawOrphans(ctx), { key: 'orphan-lock', ms: 25_000 });
+  // Orphan orders: every 10 s, one worker at a time.
+  const runOrphans = periodic('withdrawing orphan orders', () => withdrawOrphans(ctx), { key: 'orphan-lock', ms: 8_000 });
   // Refunds decided and not done: every 30 s, one worker at a time.
   const runRefunds = periodic('retrying refunds', () => retryRefunds(ctx), { key: 'refund-lock', ms: 25_000 });
   // How far each waiting room has admitted: every second, one worker at a time.
   const runFronts = periodic('recording waiting-room fronts', () => recordQueueFronts(ctx), { key: 'front-lock', ms: 900 });
   if (opts.timers !== false) {
     timers.push(setInterval(() => void runSweep(), config.sweepIntervalMs));
-    timers.push(setInterval(() => void runOrphans(), 30_000));
+    timers.push(setInterval(() => void runOrphans(), 10_000));
     timers.push(setInterval(() => void runRefunds(), 30_000));
     timers.push(setInterval(() => void runGuard(), 1_000));
     timers.push(setInterval(() => void runFronts(), 1_000));

@@ -215,8 +215,13 @@ export async function archiveEvents(ctx: WorkerContext): Promise<string[]> {
   return archived;
 }
 
-/** An order is an orphan candidate only this long after its insert (the API made it visible within ms). */
-export const ORPHAN_MIN_AGE_MS = 120_000;
+/**
+ * An order is an orphan candidate only this long after its insert: the API makes it visible within ms,
+ * or gives up on Redis after REDIS_COMMAND_TIMEOUT_MS (5 s) and withdraws it itself. Short, since until
+ * then an orphan of a verified buyer counts against their ORDERS_PER_BUYER_MAX (an API process that died
+ * between the two steps left its buyers refused ORDER_LIMIT for two and a half minutes at 120 s).
+ */
+export const ORPHAN_MIN_AGE_MS = 30_000;
 /** How far back the orphan check looks: older orphans were withdrawn by earlier passes or loaded by a rebuild. */
 export const ORPHAN_WINDOW_MS = 30 * 60_000;
 
