@@ -26,6 +26,7 @@ export const ScriptError = Object.freeze({
   RateLimited: -18,
   ListFull: -19,
   OrderLimit: -20,
+  Withdrawn: -21,
 } as const);
 
 const E = ScriptError;
@@ -64,18 +65,18 @@ export const VOID_CODES: Readonly<Record<number, VoidResult>> = { 1: 'voided', 0
 /** released: the hold ended; dropped: the payment got off it; reserved: the hold is its buyer's reservation again. */
 export type DropPaymentResult = 'released' | 'dropped' | 'reserved' | 'order_missing' | 'not_ready';
 export const DROP_CODES: Readonly<Record<number, DropPaymentResult>> = { 1: 'released', 0: 'dropped', 2: 'reserved', [E.OrderNotFound]: 'order_missing', [E.NotReady]: 'not_ready' };
-export type CreateOrderResult = 'created' | 'exists' | 'not_ready';
-export const CREATE_CODES: Readonly<Record<number, CreateOrderResult>> = { 1: 'created', 0: 'exists', [E.NotReady]: 'not_ready' };
+export type CreateOrderResult = 'created' | 'exists' | 'not_ready' | 'withdrawn';
+export const CREATE_CODES: Readonly<Record<number, CreateOrderResult>> = { 1: 'created', 0: 'exists', [E.NotReady]: 'not_ready', [E.Withdrawn]: 'withdrawn' };
 /** claimOrder: the signed buyer's order counted, or refused before anything is written. */
 export type ClaimOrderResult = 'claimed' | 'not_ready' | 'ORDER_LIMIT';
 export const CLAIM_CODES: Readonly<Record<number, ClaimOrderResult>> = { 1: 'claimed', [E.NotReady]: 'not_ready', [E.OrderLimit]: 'ORDER_LIMIT' };
 
 export type ReserveResult =
   | { result: 'reserved'; expiresAt: number }
-  | { result: 'exists' | 'not_loaded' | 'not_ready' | 'SALE_NOT_OPEN' | 'SALE_CLOSED' | 'BUYER_LIMIT' | 'SOLD_OUT' };
+  | { result: 'exists' | 'not_loaded' | 'not_ready' | 'withdrawn' | 'SALE_NOT_OPEN' | 'SALE_CLOSED' | 'BUYER_LIMIT' | 'SOLD_OUT' };
 export const RESERVE_CODES: Readonly<Record<number, Exclude<ReserveResult['result'], 'reserved'>>> = {
   0: 'exists', [E.EventNotLoaded]: 'not_loaded', [E.NotReady]: 'not_ready', [E.SaleNotOpen]: 'SALE_NOT_OPEN',
-  [E.SaleClosed]: 'SALE_CLOSED', [E.BuyerLimit]: 'BUYER_LIMIT', [E.SoldOut]: 'SOLD_OUT',
+  [E.SaleClosed]: 'SALE_CLOSED', [E.BuyerLimit]: 'BUYER_LIMIT', [E.SoldOut]: 'SOLD_OUT', [E.Withdrawn]: 'withdrawn',
 };
 export type ExtendResult =
   | { result: 'extended'; expiresAt: number; extensionsLeft: number }

@@ -183,8 +183,19 @@ export class HoldScripts {
 
   async createOrder(eventId: string, o: NewRedisOrder): Promise<CreateOrderResult> {
     const k = eventKeys(eventId);
-    const r = await this.redis.createOrder(k.meta, k.order(o.merchantUid), o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), o.tickets, o.api === 'v2' ? 'v2' : '');
+    const r = await this.redis.createOrder(k.meta, k.order(o.merchantUid), o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), o.tickets, o.api === 'v2' ? 'v2' : '', o.merchantUid);
     return mapCode(CREATE_CODES, r, 'createOrder');
+  }
+
+  /**
+   * The worker's orphan check: of `merchantUids` (orders pending in Postgres), those Redis does not have
+   * are marked withdrawn in the same step (withdrawOrphans-1.lua), so a late createOrder or reserveOrder
+   * of the API refuses them. @returns the ones marked, for the worker to withdraw in Postgres.
+   */
+  async markOrphans(eventId: string, merchantUids: readonly string[]): Promise<string[]> {
+    if (merchantUids.length === 0) return [];
+    const k = eventKeys(eventId);
+    return (await this.redis.withdrawOrphans(k.meta, k.order(''), ...merchantUids)) as string[];
   }
 
   /** hold_at "order": makes the order visible and reserves its places for `ttlMs`, or nothing. */

@@ -62,6 +62,7 @@ export class HoldStore {
   claimOrder: HoldScripts['claimOrder'] = (...args) => this.scripts.claimOrder(...args);
   unclaimOrder: HoldScripts['unclaimOrder'] = (...args) => this.scripts.unclaimOrder(...args);
   settleClaim: HoldScripts['settleClaim'] = (...args) => this.scripts.settleClaim(...args);
+  markOrphans: HoldScripts['markOrphans'] = (...args) => this.scripts.markOrphans(...args);
   /** ORDERS_PER_BUYER_MAX as this store applies it (0: no limit). */
   get maxOrdersPerBuyer(): number { return this.scripts.maxOrdersPerBuyer; }
   extendReservation: HoldScripts['extendReservation'] = (...args) => this.scripts.extendReservation(...args);

@@ -7,10 +7,11 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, waitFor } from '@dropgate/testkit';
-import { connectionLimit, openFilesLimit } from '../src/lib/connection-limit.ts';
+import { connectionLimit, limitConnections, openFilesLimit } from '../src/lib/connection-limit.ts';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
 
 describe('connectionLimit', () => {
@@ -163,6 +164,46 @@ describe('when connections that never finish a request fill the bound', () => {
     } finally {
       stop = true;
       for (const s of held) s.destroy();
+    }
+  });
+});
+
+describe('limitConnections on a server of its own', () => {
+  it('never closes a connection with a request being answered, pipelined behind one already answered', async () => {
+    const server = createServer((req, res) => {
+      // /slow answers after 300 ms: long enough for a flood to come while it is under way.
+      setTimeout(() => res.end('ok'), req.url === '/slow' ? 300 : 0);
+    });
+    limitConnections(server, 5);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.address() as AddressInfo).port;
+    const flood: Socket[] = [];
+    try {
+      // One connection pipelines a quick request and a slow one.
+      const piped = connect(port, '127.0.0.1');
+      let text = '';
+      const both = new Promise<boolean>((resolve) => {
+        piped.on('data', (d: Buffer) => {
+          text += d.toString('utf8');
+          if ((text.match(/HTTP\/1\.1 200/g) ?? []).length === 2) resolve(true);
+        });
+        piped.once('close', () => resolve(false));
+      });
+      piped.on('error', () => undefined);
+      piped.on('connect', () => piped.write('GET /fast HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n'));
+      // Once the quick answer is out, silent connections flood the bound of 5 many times over.
+      await waitFor(async () => text.includes('HTTP/1.1 200') || null, 5_000, 'the quick answer');
+      for (let i = 0; i < 20; i++) {
+        const s = connect(port, '127.0.0.1');
+        s.on('error', () => undefined);
+        flood.push(s);
+      }
+      expect(await both).toBe(true);
+      piped.destroy();
+    } finally {
+      for (const s of flood) s.destroy();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
     }
   });
 });

@@ -14,11 +14,11 @@ const PENDING_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'paused',
 /**
  * An order the API inserted in Postgres and died (SIGKILL) before handing to Redis stays pending in
  * Postgres and unknown to Redis until the worker withdraws it as an orphan: its pass runs every 10 s
- * for orders older than ORPHAN_MIN_AGE_MS (30 s; services/worker maintenance.processor.ts). Waiting
+ * for orders older than ORPHAN_MIN_AGE_MS (60 s; services/worker maintenance.processor.ts). Waiting
  * for that takes up to this long from the settle's start (the order is older than the settle).
  */
-export const ORPHAN_SETTLE_MS = 60_000;
-const ORPHAN_NOTE = 'the worker withdraws an orphan once it is 30 s old';
+export const ORPHAN_SETTLE_MS = 90_000;
+const ORPHAN_NOTE = 'the worker withdraws an orphan once it is 60 s old';
 
 /** What is still going on for `eventId` (empty when nothing is). */
 export async function pendingWork(stack: ChaosStack, eventId: string): Promise<string[]> {

@@ -209,5 +209,13 @@ describe('hold_at "order"', () => {
     expect(await stack.worker!.withdrawOrphans()).toEqual([]);
     expect(await stack.worker!.withdrawOrphans({ minAgeMs: 0 })).toEqual([young]);
     expect(await ordersRepo.findOrder(db, live.body.merchant_uid)).toMatchObject({ status: expect.stringMatching(/^(pending|held)$/) });
+    // The API's Redis step for a withdrawn orphan comes late (its process stalled between the insert
+    // and here): refused, nothing reserved or made visible (attack round 18: it made visible an order
+    // Postgres no longer had, and its buyer paid for it).
+    const line = { amount: 10_000, buyerId: 'o1', seats: ['A-1-2'], items: [], tickets: 1 };
+    expect(await stack.store.reserveOrder(id, { merchantUid: orphan, ...line }, clock.now(), 60_000)).toEqual({ result: 'withdrawn' });
+    expect(await stack.store.createOrder(id, { merchantUid: young, ...line })).toBe('withdrawn');
+    expect(await stack.store.orderStatuses(id, [orphan, young])).toEqual(new Map([[orphan, null], [young, null]]));
+    expect((await http(stack.url, 'GET', `/events/${id}/seats?status=available`)).body.seats.map((x: { id: string }) => x.id)).toContain('A-1-2');
   });
 });

@@ -15,6 +15,7 @@ import { QUEUE_BACK_SECONDS } from '@dropgate/domain';
 import { TestClock, eventId, http, waitFor } from '@dropgate/testkit';
 import { eventKeys } from '@dropgate/redis';
 import { startStack, type TestStack } from '@dropgate/stack';
+import { events as eventsRepo } from '@dropgate/db';
 
 let stack: TestStack;
 const clock = new TestClock();
@@ -174,6 +175,26 @@ describe('a waiting room Redis lost', () => {
     await waitFor(async () => (await http(stack.url, 'GET', `/events/${id}/queue/${tokens.get('g2')}`)).status === 200 || null, 30_000, 'the event loaded again');
     clock.advance(1_000);
     expect(await poll('g0')).toMatchObject({ state: 'expired' });
+  }, 60_000);
+
+  it('keeps of the front\'s records older than two admission TTLs only the newest', async () => {
+    const id = eventId('front-prune');
+    const created = await http(stack.url, 'POST', '/admin/events', {
+      id, name: 'Pruned fronts', pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 1_000 }],
+      waiting_room: { mode: 'fixed', admit_per_second: 2, max_active: 2, admission_ttl_seconds: 10 },
+    }, { admin: true });
+    expect(created.status, created.text).toBe(201);
+    const db = stack.api.deps.db;
+    const now = clock.now();
+    // Records of long ago (a second apart, as the worker writes them), then the room admits now.
+    for (const agoS of [600, 500, 400, 300, 200]) await eventsRepo.recordRoomFront(db, id, 1 - agoS / 1000, new Date(now - agoS * 1000));
+    const token = (await call('POST', `/events/${id}/queue`, { buyer_id: 'p0' })).body.queue_token;
+    clock.advance(1_000);
+    expect((await call('GET', `/events/${id}/queue/${token}`)).body).toMatchObject({ state: 'admitted' });
+    await stack.worker!.recordQueueFronts(); // (or the worker's own timer just before)
+    // Two TTLs and a minute back is 80 s: of the older records only the newest (200 s ago) is kept.
+    const ages = (await db.selectFrom('queue_fronts').select('at').where('event_id', '=', id).orderBy('at').execute()).map((r) => Math.round((clock.now() - r.at.getTime()) / 1000));
+    expect(ages).toEqual([201, 0]);
   }, 60_000);
 
   it('a made-up place changes nothing: the token is signed with the event', async () => {

@@ -81,12 +81,14 @@ export function listEventIds(db: Db): Promise<string[]> {
  * Events whose waiting room may still admit (on sale, or closed less than a day ago), each with how
  * far its room has admitted as last recorded (queue_fronts; null: nothing recorded yet).
  */
-export async function listRoomFronts(db: Db, now: Date): Promise<{ id: string; place: number | null }[]> {
+export async function listRoomFronts(db: Db, now: Date): Promise<{ id: string; place: number | null; waitingRoom: WaitingRoomSettings | null }[]> {
   return db
     .selectFrom('events')
     .select((eb) => [
       'events.id as id',
-      eb.selectFrom('queue_fronts').select((f) => f.fn.max('queue_fronts.place').as('m')).whereRef('queue_fronts.event_id', '=', 'events.id').as('place'),
+      'events.waiting_room as waitingRoom',
+      // The latest record (the front only moves on): one step down the primary key's index.
+      eb.selectFrom('queue_fronts').select('queue_fronts.place').whereRef('queue_fronts.event_id', '=', 'events.id').orderBy('queue_fronts.at', 'desc').limit(1).as('place'),
     ])
     .where('events.waiting_room', 'is not', null)
     .where((eb) => eb.or([eb('events.sale_closes_at', 'is', null), eb('events.sale_closes_at', '>', new Date(now.getTime() - 86_400_000))]))
@@ -96,6 +98,18 @@ export async function listRoomFronts(db: Db, now: Date): Promise<{ id: string; p
 /** Records that an event's waiting room had admitted up to `place` by `at`. */
 export async function recordRoomFront(db: Db, eventId: string, place: number, at: Date): Promise<void> {
   await db.insertInto('queue_fronts').values({ event_id: eventId, place, at }).onConflict((oc) => oc.doNothing()).execute();
+}
+
+/**
+ * Drops an event's records older than `before`, but the newest of them: a buyer whose place only such a
+ * record covers was admitted before it, so before `before`, which is all a rebuild needs to know.
+ */
+export async function pruneRoomFronts(db: Db, eventId: string, before: Date): Promise<void> {
+  await sql`
+    delete from queue_fronts
+    where event_id = ${eventId}
+      and at < (select max(at) from queue_fronts where event_id = ${eventId} and at < ${before})
+  `.execute(db);
 }
 
 /**

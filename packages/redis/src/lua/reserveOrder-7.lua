@@ -31,6 +31,8 @@
     -6  buyer limit
     -7  sold out
     -9  event being rebuilt, or its state stamped by another replication history (a failover)
+   -21  withdrawn as an orphan meanwhile (marked 'w:<uid>' in meta by withdrawOrphans: this step came
+        too late, and Postgres no longer has the order); nothing written
 ]]
 --- @include "includes/orderLines"
 --- @include "includes/replid"
@@ -38,6 +40,7 @@
 local meta = redis.call('HMGET', KEYS[1], 'state', 'opens', 'closes', 'max')
 if not meta[1] then return { -1, 0 } end
 if meta[1] ~= 'ready' then return { -9, 0 } end
+if redis.call('HEXISTS', KEYS[1], 'w:' .. ARGV[1]) == 1 then return { -21, 0 } end
 if redis.call('EXISTS', KEYS[2]) == 1 then return { 0, 0 } end
 
 local now = tonumber(ARGV[6])

@@ -77,17 +77,24 @@ export function limitConnections(server: Server, max: number): void {
       if (!evicted.has(socket)) open--;
     });
   });
+  /** Requests of a connection not answered yet (more than one when a client pipelines them). */
+  const answering = new WeakMap<Socket, number>();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket;
     unused.delete(socket);
+    answering.set(socket, (answering.get(socket) ?? 0) + 1);
     const length = req.headers['content-length'];
     if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) {
       // A body to come: once it has all come, the request is being answered.
       receiving.set(socket, true);
       req.once('end', () => { receiving.delete(socket); });
     }
-    // Answered: the connection waits for its next request (or closes).
-    res.once('finish', () => {
+    // Answered (or its connection gone): once no request of it is left, the connection waits for its
+    // next one (or closes). A pipelined request behind this one keeps it in use (attack round 18).
+    res.once('close', () => {
+      const left = (answering.get(socket) ?? 1) - 1;
+      answering.set(socket, left);
+      if (left > 0) return;
       receiving.delete(socket);
       if (!socket.destroyed) unused.set(socket, true);
     });

@@ -229,6 +229,11 @@ async function write(
     await withdraw(db, event.id, merchantUid, 'redis_failed');
     throw error;
   }
+  if (visible === 'withdrawn') {
+    // This step came late (the process stalled between the insert and here) and the worker has
+    // withdrawn the order as an orphan already: the buyer never gets this merchant_uid.
+    throw new DomainError('NOT_READY', 'the order could not be made in time; try again');
+  }
   if (visible === 'not_ready') {
     // The event is not loaded (being rebuilt, or archived). The buyer never gets this merchant_uid,
     // so even if a rebuild loaded it into Redis nobody can pay for it: take it back and let the buyer

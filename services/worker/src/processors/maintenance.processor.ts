@@ -182,8 +182,14 @@ export async function recordQueueFronts(ctx: WorkerContext): Promise<string[]> {
     const front = fronts.get(r.id) ?? null;
     return front !== null && (r.place === null || front > r.place) ? [{ id: r.id, front }] : [];
   });
-  const at = new Date(ctx.clock.now());
-  await mapLimit(moved, 4, async ({ id, front }) => eventsRepo.recordRoomFront(ctx.db, id, front, at));
+  const now = ctx.clock.now();
+  const ttlOf = new Map(rooms.map((r) => [r.id, (r.waitingRoom?.admission_ttl_seconds ?? 3_600) * 1000]));
+  await mapLimit(moved, 4, async ({ id, front }) => {
+    await eventsRepo.recordRoomFront(ctx.db, id, front, new Date(now));
+    // What a rebuild needs of older records: that a buyer they cover was admitted over two admission
+    // TTLs ago (told expired if they come back); the newest of them says it (a row a second otherwise).
+    await eventsRepo.pruneRoomFronts(ctx.db, id, new Date(now - 2 * ttlOf.get(id)! - 60_000));
+  });
   return moved.map((m) => m.id);
 }
 
@@ -216,12 +222,15 @@ export async function archiveEvents(ctx: WorkerContext): Promise<string[]> {
 }
 
 /**
- * An order is an orphan candidate only this long after its insert: the API makes it visible within ms,
- * or gives up on Redis after REDIS_COMMAND_TIMEOUT_MS (5 s) and withdraws it itself. Short, since until
- * then an orphan of a verified buyer counts against their ORDERS_PER_BUYER_MAX (an API process that died
- * between the two steps left its buyers refused ORDER_LIMIT for two and a half minutes at 120 s).
+ * An order is an orphan candidate only this long after its insert began: longer than the insert may
+ * take (Postgres's statement timeout, 30 s) plus the API's Redis command timeout (5 s), after which the
+ * API withdraws the order itself. A step that comes later still (a process that stalled) is refused:
+ * the worker marks the orphan withdrawn in Redis in the step that finds it absent (withdrawOrphans-1).
+ * Short, since until then a verified buyer's orphan counts against their ORDERS_PER_BUYER_MAX (at
+ * 120 s, an API process that died between the two steps left its buyers refused ORDER_LIMIT for two
+ * and a half minutes).
  */
-export const ORPHAN_MIN_AGE_MS = 30_000;
+export const ORPHAN_MIN_AGE_MS = 60_000;
 /** How far back the orphan check looks: older orphans were withdrawn by earlier passes or loaded by a rebuild. */
 export const ORPHAN_WINDOW_MS = 30 * 60_000;
 
@@ -248,8 +257,10 @@ export async function withdrawOrphans(ctx: WorkerContext, opts: { minAgeMs?: num
     if (token === null) continue;
     try {
       if ((await ctx.store.stampState(eventId)) !== 'whole') continue;
-      const statuses = await ctx.store.orderStatuses(eventId, candidates);
-      const orphans = candidates.filter((m) => (statuses.get(m) ?? null) === null);
+      // Found absent and marked withdrawn in one step: an API step that comes later is refused
+      // (attack round 18: a process that stalled between its insert and its Redis step made the order
+      // visible after the worker had withdrawn it, and its buyer paid for an order Postgres did not have).
+      const orphans = await ctx.store.markOrphans(eventId, candidates);
       const gone = await withdrawOrders(ctx.db, orphans.map((merchantUid) => ({ merchantUid, eventId, reason: 'orphan' })));
       const ids = orphans.filter((_, i) => gone[i]);
       if (ids.length > 0) ctx.log.warn({ eventId, orders: ids.length }, 'withdrew orders pending in Postgres that Redis never received');
