@@ -61,6 +61,15 @@ export class WaitlistStore {
   }
 
   /**
+   * Takes a buyer who joined just now off the list again (their entry could not be recorded: the join
+   * answered 503), so a buyer who never joins again does not stand ahead of everyone who comes after.
+   */
+  async leave(eventId: string, buyerId: string): Promise<void> {
+    const k = eventKeys(eventId);
+    await this.redis.multi().zrem(k.waitlist, buyerId).hdel(k.waitlistEntries, buyerId).exec();
+  }
+
+  /**
    * Puts back a list Redis lost, from the record: every entry in arrival order, waiting, or offered
    * (`offer`: the order dropgate made for it, and that order's token) and due for a look at the next
    * step, which keeps the offer open, closes it as bought, or as lapsed. What the record does not keep

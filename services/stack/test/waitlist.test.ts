@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, eventId, impUid, waitFor, TestClock } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
+import { sql } from 'kysely';
 import { WAITLIST_ENTRY_MAX_PLACES, WAITLIST_STEPS_PER_SECOND } from '@dropgate/domain';
 
 let stack: TestStack;
@@ -270,5 +271,22 @@ describe('a waiting list Redis lost', () => {
     expect(mine.body).toMatchObject({ status: 'held', buyer_id: 'la' });
     // A new buyer joins behind everyone who was there.
     expect((await join(id, 'ld', { items: [{ pool: 'ga', quantity: 1 }] })).body).toMatchObject({ position: 3 });
+  });
+
+  it('a join Postgres cannot record answers 503 and leaves no place behind', async () => {
+    const id = await makeEvent(1);
+    expect((await order(id, 'holder', { items: [{ pool: 'ga', quantity: 1 }] })).status).toBe(201);
+    const db = stack.api.deps.db;
+    await sql`alter table waitlist_entries rename to waitlist_entries_away`.execute(db);
+    try {
+      const refused = await http(stack.url, 'POST', `/events/${id}/waitlist`, { buyer_id: 'gone', items: [{ pool: 'ga', quantity: 1 }] });
+      expect(refused.status, refused.text).toBe(503);
+      expect(refused.body).toMatchObject({ code: 'NOT_READY' });
+    } finally {
+      await sql`alter table waitlist_entries_away rename to waitlist_entries`.execute(db);
+    }
+    // The buyer who never came back holds no place: the next one is first.
+    expect((await join(id, 'next', { items: [{ pool: 'ga', quantity: 1 }] })).body).toMatchObject({ position: 1 });
+    expect(await stack.store.waitlists.entry(id, 'gone')).toBeNull();
   });
 });

@@ -108,6 +108,9 @@ export async function joinWaitlist(
     try {
       await waitlistRepo.recordEntry(db, { eventId: event.id, buyerId: input.buyer_id, seq: r.seq, seats, items });
     } catch {
+      // A buyer who joined just now leaves again (one who had joined before keeps their place): the
+      // answer is 503, and a buyer who never comes back must not stand ahead of those who come after.
+      if (r.joined) await store.waitlists.leave(event.id, input.buyer_id).catch(() => undefined);
       throw new DomainError('NOT_READY', 'the entry could not be recorded; join again shortly');
     }
   }
