@@ -135,7 +135,7 @@ describe('recording rules and alerts', () => {
       expect.arrayContaining([
         'DropgateConfirmErrorBudgetFastBurn', 'DropgateConfirmErrorBudgetSlowBurn', 'DropgateConfirmDeadlineMissed',
         'DropgateOversellPrevented', 'DropgateQueueBacklogGrowing', 'DropgateHoldsOverdue', 'DropgateRefundSpike',
-        'DropgateRedisUnreachable', 'DropgatePostgresUnreachable', 'DropgateNotReady',
+        'DropgateRedisUnreachable', 'DropgatePostgresUnreachable', 'DropgateNotReady', 'DropgateJobsFailedForGood',
       ]),
     );
     const fast = alerts.find((a) => a.alert === 'DropgateConfirmErrorBudgetFastBurn')?.expr ?? '';

@@ -59,6 +59,18 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
+/**
+ * Whether a failed attempt was the job's last: its attempts are used up, or it failed for a reason no
+ * retry changes (UnrecoverableError, which BullMQ fails at once, with attempts left: a payment for an
+ * order Postgres does not have). A job of one attempt by design (the refund retry, asked again by the
+ * next round) is not counted when it merely failed.
+ */
+export function failedForGood(job: { attemptsMade: number; opts: { attempts?: number } }, error: Error): boolean {
+  if (error instanceof UnrecoverableError || error.name === 'UnrecoverableError') return true;
+  const attempts = job.opts.attempts ?? 1;
+  return attempts > 1 && job.attemptsMade >= attempts;
+}
+
 export async function startWorker(config: Config, opts: WorkerOptions = {}): Promise<RunningWorker> {
   const log = opts.logger ?? pino({ name: 'dropgate-worker', level: config.logLevel });
   const prefix = opts.prefix ?? config.queuePrefix;
@@ -136,9 +148,13 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
         ...(name === 'holds' && config.holdsPerSecond > 0 ? { limiter: { max: config.holdsPerSecond, duration: 1_000 } } : {}),
       },
     );
+    // At 0 from the start, so an alert on its increase sees the first one.
+    metrics.jobsFailedForGood.inc({ queue: name }, 0);
     worker.on('error', (error) => log.warn({ err: error, queue: name }, 'worker error'));
     worker.on('failed', (job, error) => {
-      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) log.error({ err: error, queue: name, jobId: job.id }, 'job failed for good');
+      if (!job || !failedForGood(job, error)) return;
+      metrics.jobsFailedForGood.inc({ queue: name });
+      log.error({ err: error, queue: name, jobId: job.id }, 'job failed for good');
     });
     return worker;
   });
