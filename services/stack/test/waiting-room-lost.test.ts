@@ -31,6 +31,31 @@ async function call(method: string, path: string, body?: unknown) {
   }
 }
 
+/** An event on sale now with a fixed waiting room admitting two a second, two at a time. */
+async function roomEvent(prefix: string, name: string, admissionTtlSeconds: number): Promise<string> {
+  const id = eventId(prefix);
+  const created = await http(stack.url, 'POST', '/admin/events', {
+    id, name, pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 1_000 }],
+    waiting_room: { mode: 'fixed', admit_per_second: 2, max_active: 2, admission_ttl_seconds: admissionTtlSeconds },
+  }, { admin: true });
+  expect(created.status, created.text).toBe(201);
+  return id;
+}
+
+/** Each buyer joins the room; `poll(buyer)` asks where they stand with their token. */
+async function queueOf(id: string, buyers: readonly string[]) {
+  const tokens = new Map<string, string>();
+  for (const buyer of buyers) tokens.set(buyer, (await call('POST', `/events/${id}/queue`, { buyer_id: buyer })).body.queue_token);
+  const poll = async (buyer: string) => (await call('GET', `/events/${id}/queue/${tokens.get(buyer)}`)).body;
+  return { tokens, poll };
+}
+
+/** Deletes the event's keys, as a Redis that lost its data would, and waits for the worker to load it again. */
+async function loseAndReload(id: string, token: string): Promise<void> {
+  await stack.store.deleteEvent(id);
+  await waitFor(async () => (await http(stack.url, 'GET', `/events/${id}/queue/${token}`)).status === 200 || null, 30_000, 'the event loaded again');
+}
+
 describe('a waiting room Redis lost', () => {
   it('is answered NOT_READY until the event is back, then puts every buyer back in their place; admissions wait for the front', async () => {
     const id = eventId('lost');
@@ -109,16 +134,8 @@ describe('a waiting room Redis lost', () => {
   }, 60_000);
 
   it('a buyer it had admitted comes back admitted at once, without taking a slot of max_active again', async () => {
-    const id = eventId('front');
-    const created = await http(stack.url, 'POST', '/admin/events', {
-      id, name: 'Lost front', pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 1_000 }],
-      waiting_room: { mode: 'fixed', admit_per_second: 2, max_active: 2, admission_ttl_seconds: 60 },
-    }, { admin: true });
-    expect(created.status, created.text).toBe(201);
-    const buyers = ['f0', 'f1', 'f2', 'f3', 'f4'];
-    const tokens = new Map<string, string>();
-    for (const buyer of buyers) tokens.set(buyer, (await call('POST', `/events/${id}/queue`, { buyer_id: buyer })).body.queue_token);
-    const poll = async (buyer: string) => (await call('GET', `/events/${id}/queue/${tokens.get(buyer)}`)).body;
+    const id = await roomEvent('front', 'Lost front', 60);
+    const { tokens, poll } = await queueOf(id, ['f0', 'f1', 'f2', 'f3', 'f4']);
 
     // The first two are admitted (two slots, two a second) and learn it; the rest wait.
     clock.advance(1_000);
@@ -132,8 +149,7 @@ describe('a waiting room Redis lost', () => {
     const recorded = await stack.api.deps.db.selectFrom('queue_fronts').select('place').where('event_id', '=', id).executeTakeFirstOrThrow();
     expect(recorded.place).toBeGreaterThan(0);
 
-    await stack.store.deleteEvent(id);
-    await waitFor(async () => (await http(stack.url, 'GET', `/events/${id}/queue/${tokens.get('f4')}`)).status === 200 || null, 30_000, 'the event loaded again');
+    await loseAndReload(id, tokens.get('f4')!);
 
     // The two admitted before the loss are admitted again at once, and can order with it; the
     // others stand where they stood.
@@ -157,40 +173,27 @@ describe('a waiting room Redis lost', () => {
   }, 60_000);
 
   it('a buyer it had admitted longer ago than their admission could last is told it expired', async () => {
-    const id = eventId('front-old');
-    const created = await http(stack.url, 'POST', '/admin/events', {
-      id, name: 'Lost front, long ago', pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 1_000 }],
-      waiting_room: { mode: 'fixed', admit_per_second: 2, max_active: 2, admission_ttl_seconds: 10 },
-    }, { admin: true });
-    expect(created.status, created.text).toBe(201);
-    const tokens = new Map<string, string>();
-    for (const buyer of ['g0', 'g1', 'g2']) tokens.set(buyer, (await call('POST', `/events/${id}/queue`, { buyer_id: buyer })).body.queue_token);
-    const poll = async (buyer: string) => (await call('GET', `/events/${id}/queue/${tokens.get(buyer)}`)).body;
+    const id = await roomEvent('front-old', 'Lost front, long ago', 10);
+    const { tokens, poll } = await queueOf(id, ['g0', 'g1', 'g2']);
     clock.advance(1_000);
     expect(await poll('g0')).toMatchObject({ state: 'admitted' });
     await stack.worker!.recordQueueFronts();
     // Two admission TTLs later (learned within one, lasting one): whatever g0 did, their admission is over.
     clock.advance(21_000);
-    await stack.store.deleteEvent(id);
-    await waitFor(async () => (await http(stack.url, 'GET', `/events/${id}/queue/${tokens.get('g2')}`)).status === 200 || null, 30_000, 'the event loaded again');
+    await loseAndReload(id, tokens.get('g2')!);
     clock.advance(1_000);
     expect(await poll('g0')).toMatchObject({ state: 'expired' });
   }, 60_000);
 
   it('keeps of the front\'s records older than two admission TTLs only the newest', async () => {
-    const id = eventId('front-prune');
-    const created = await http(stack.url, 'POST', '/admin/events', {
-      id, name: 'Pruned fronts', pools: [{ id: 'ga', name: 'GA', capacity: 10, price: 1_000 }],
-      waiting_room: { mode: 'fixed', admit_per_second: 2, max_active: 2, admission_ttl_seconds: 10 },
-    }, { admin: true });
-    expect(created.status, created.text).toBe(201);
+    const id = await roomEvent('front-prune', 'Pruned fronts', 10);
     const db = stack.api.deps.db;
     const now = clock.now();
     // Records of long ago (a second apart, as the worker writes them), then the room admits now.
     for (const agoS of [600, 500, 400, 300, 200]) await eventsRepo.recordRoomFront(db, id, 1 - agoS / 1000, new Date(now - agoS * 1000));
-    const token = (await call('POST', `/events/${id}/queue`, { buyer_id: 'p0' })).body.queue_token;
+    const { poll } = await queueOf(id, ['p0']);
     clock.advance(1_000);
-    expect((await call('GET', `/events/${id}/queue/${token}`)).body).toMatchObject({ state: 'admitted' });
+    expect(await poll('p0')).toMatchObject({ state: 'admitted' });
     await stack.worker!.recordQueueFronts(); // (or the worker's own timer just before)
     // Two TTLs and a minute back is 80 s: of the older records only the newest (200 s ago) is kept.
     const ages = (await db.selectFrom('queue_fronts').select('at').where('event_id', '=', id).orderBy('at').execute()).map((r) => Math.round((clock.now() - r.at.getTime()) / 1000));
