@@ -15,13 +15,13 @@ export function blockSeatId(section: string, row: number, number: number): strin
   return `${section}-${row}-${number}`;
 }
 
-/** Number of tickets an order would issue: one per seat plus every pool quantity. */
 /**
  * The most one payment can carry (₩10,000,000,000), as the confirm bodies allow: an order costing more,
  * or nothing at all (PortOne takes no payment of 0), could only ever hold its places.
  */
 export const PAYMENT_AMOUNT_MAX = 10_000_000_000;
 
+/** Number of tickets an order would issue: one per seat plus every pool quantity. */
 export function ticketCount(seats: readonly string[], items: readonly PoolItem[]): number {
   return seats.length + items.reduce((n, i) => n + i.quantity, 0);
 }

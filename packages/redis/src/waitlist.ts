@@ -26,6 +26,11 @@ export interface WaitlistEntry {
 
 interface StoredEntry { s: string[]; i: PoolItem[]; st: WaitlistEntry['state']; m?: string; t?: string }
 
+/** An entry as the list keeps it (JSON): what its buyer asked for, its state, and its offer's order and token. */
+function storedEntry(seats: readonly string[], items: readonly PoolItem[], st: WaitlistEntry['state'], offer: { m?: string; t?: string } = {}): string {
+  return JSON.stringify({ s: [...seats], i: items.map((x) => ({ pool: x.pool, quantity: x.quantity })), st, ...offer } satisfies StoredEntry);
+}
+
 function parse(buyerId: string, raw: string, rank: number | null): WaitlistEntry {
   const e = JSON.parse(raw) as StoredEntry;
   return { buyerId, seats: e.s, items: e.i, state: e.st, merchantUid: e.m ?? null, orderToken: e.t ?? null, rank };
@@ -53,8 +58,7 @@ export class WaitlistStore {
     eventId: string, buyerId: string, seats: readonly string[], items: readonly PoolItem[], maxEntries: number,
   ): Promise<{ joined: boolean; rank: number; seq: number | null } | 'full' | 'not_ready'> {
     const k = eventKeys(eventId);
-    const entry: StoredEntry = { s: [...seats], i: items.map((x) => ({ pool: x.pool, quantity: x.quantity })), st: 'waiting' };
-    const [code, rank, seq] = (await this.redis.joinWaitlist(k.waitlist, k.waitlistEntries, k.meta, buyerId, JSON.stringify(entry), maxEntries)) as [number, number, number];
+    const [code, rank, seq] = (await this.redis.joinWaitlist(k.waitlist, k.waitlistEntries, k.meta, buyerId, storedEntry(seats, items, 'waiting'), maxEntries)) as [number, number, number];
     if (code === ScriptError.ListFull) return 'full';
     if (code === ScriptError.NotReady) return 'not_ready';
     return { joined: code === 1, rank, seq: seq >= 0 ? seq : null };
@@ -87,12 +91,11 @@ export class WaitlistStore {
     for (let at = 0; at < entries.length; at += 1_000) {
       const m = this.redis.multi();
       for (const e of entries.slice(at, at + 1_000)) {
-        const base = { s: [...e.seats], i: e.items.map((x) => ({ pool: x.pool, quantity: x.quantity })) };
         if (e.offer) {
-          m.hset(k.waitlistEntries, e.buyerId, JSON.stringify({ ...base, st: 'offered', m: e.offer.merchantUid, t: e.offer.orderToken } satisfies StoredEntry));
+          m.hset(k.waitlistEntries, e.buyerId, storedEntry(e.seats, e.items, 'offered', { m: e.offer.merchantUid, t: e.offer.orderToken }));
           m.zadd(k.waitlistOffers, 0, e.buyerId);
         } else {
-          m.hset(k.waitlistEntries, e.buyerId, JSON.stringify({ ...base, st: 'waiting' } satisfies StoredEntry));
+          m.hset(k.waitlistEntries, e.buyerId, storedEntry(e.seats, e.items, 'waiting'));
           m.zadd(k.waitlist, e.seq, e.buyerId);
         }
         last = Math.max(last, e.seq);
@@ -141,8 +144,8 @@ export class WaitlistStore {
   /** The buyer leaves the line with an offer: an order reserved for them until `expiresAt`. */
   async markOffered(eventId: string, e: WaitlistEntry, merchantUid: string, orderToken: string, expiresAt: number): Promise<void> {
     const k = eventKeys(eventId);
-    const stored: StoredEntry = { s: e.seats, i: e.items, st: 'offered', m: merchantUid, t: orderToken };
-    await this.redis.multi().zrem(k.waitlist, e.buyerId).hset(k.waitlistEntries, e.buyerId, JSON.stringify(stored)).zadd(k.waitlistOffers, expiresAt, e.buyerId).exec();
+    const stored = storedEntry(e.seats, e.items, 'offered', { m: merchantUid, t: orderToken });
+    await this.redis.multi().zrem(k.waitlist, e.buyerId).hset(k.waitlistEntries, e.buyerId, stored).zadd(k.waitlistOffers, expiresAt, e.buyerId).exec();
   }
 
   /** An open offer is still live (its reservation was extended by a payment): look again at `expiresAt`. */
@@ -159,7 +162,7 @@ export class WaitlistStore {
       if (raw) {
         const e = JSON.parse(raw) as StoredEntry;
         // The order token of a lapsed offer is of no more use to anyone: dropped.
-        m.hset(k.waitlistEntries, buyerId, JSON.stringify({ s: e.s, i: e.i, st: 'expired', m: e.m } satisfies StoredEntry));
+        m.hset(k.waitlistEntries, buyerId, storedEntry(e.s, e.i, 'expired', { m: e.m }));
       }
     }
     await m.exec();
@@ -168,7 +171,7 @@ export class WaitlistStore {
   /** A waiting buyer who can never be served (e.g. over the buyer limit) leaves the line as expired. */
   async drop(eventId: string, e: WaitlistEntry): Promise<void> {
     const k = eventKeys(eventId);
-    await this.redis.multi().zrem(k.waitlist, e.buyerId).hset(k.waitlistEntries, e.buyerId, JSON.stringify({ s: e.seats, i: e.items, st: 'expired' } satisfies StoredEntry)).exec();
+    await this.redis.multi().zrem(k.waitlist, e.buyerId).hset(k.waitlistEntries, e.buyerId, storedEntry(e.seats, e.items, 'expired')).exec();
   }
 
   /** Runs `fn` holding the list's lock; null (and nothing run) when another process holds it. */

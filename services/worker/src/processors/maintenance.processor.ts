@@ -66,14 +66,15 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     if (!opts.force && !opts.unstamped && (await ctx.store.stampState(eventId)) === 'whole') return true;
     // Stop new holds before reading the record, so none is taken between the read and the load.
     if ((await ctx.store.eventState(eventId)) !== null) await ctx.store.markLoading(eventId);
-    // The rush state Redis lost with the event, put back before the event is loaded (until then polls
-    // are answered not ready, and nobody joins the list or is offered anything):
-    const room = await eventsRepo.findRushRecord(ctx.db, eventId);
+    // The rush state Redis lost with the event (not on a forced reload of a whole state: it is there),
+    // put back before the event is loaded (until then polls are answered not ready, and nobody joins
+    // the list or is offered anything):
+    const lost = opts.force ? null : await eventsRepo.findRushRecord(ctx.db, eventId);
     // how far the waiting room had admitted: a buyer it had admitted who comes back is admitted again
     // at once, without taking a slot of max_active a second time (see pollQueue);
-    if (room?.hasRoom) await ctx.store.queues.restoreFront(eventId, room.fronts);
-    // the waiting list, from its record (not on a forced reload of a whole state: the list is there).
-    if (!opts.force && room?.hasWaitlist && room.rushSecret) await restoreWaitlist(ctx, eventId, room.rushSecret);
+    if (lost?.hasRoom) await ctx.store.queues.restoreFront(eventId, lost.fronts);
+    // the waiting list, from its record.
+    if (lost?.hasWaitlist && lost.rushSecret) await restoreWaitlist(ctx, eventId, lost.rushSecret);
     const snapshot = await loadSnapshot(ctx.db, eventId);
     if (!snapshot) return true;
     const epoch = `${Date.now()}`;
@@ -81,9 +82,7 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     // A waiting room lost with the event (this is no forced reload of a whole state): no admissions
     // until its buyers had QUEUE_BACK_SECONDS to come back, so one who joins while the event was not
     // loaded, polling first, is not admitted ahead of them (attack round 15). Set once a room's life.
-    if (!opts.force && room?.hasRoom) {
-      await ctx.store.queues.holdAdmissionsBack(eventId, ctx.clock.now() + QUEUE_BACK_SECONDS * 1000);
-    }
+    if (lost?.hasRoom) await ctx.store.queues.holdAdmissionsBack(eventId, ctx.clock.now() + QUEUE_BACK_SECONDS * 1000);
     ctx.log.warn({ eventId, orders: snapshot.orders.length, displaced: snapshot.displaced?.length ?? 0 }, 'rebuilt event state in Redis from Postgres');
     // Holds whose places another claim of the record has (a sale, an earlier hold) were loaded without
     // them: they end in the record too, now, and their payments are watched (and reconciled below).
@@ -171,8 +170,9 @@ async function restoreWaitlist(ctx: WorkerContext, eventId: string, rushSecret: 
 /**
  * Records in Postgres how far each waiting room has admitted and when (queue_fronts), for a room Redis
  * loses: its rebuild puts the records back, and a buyer it had admitted who comes back is admitted again
- * at once (until their admission would have ended) instead of queueing for a second admission. About once a second, in one worker at a time; only
- * fronts that moved are written. @returns the events whose front was recorded.
+ * at once (until their admission would have ended) instead of queueing for a second admission. About
+ * once a second, in one worker at a time; only fronts that moved are written. @returns the events whose
+ * front was recorded.
  */
 export async function recordQueueFronts(ctx: WorkerContext): Promise<string[]> {
   const rooms = await eventsRepo.listRoomFronts(ctx.db, new Date(ctx.clock.now()));
