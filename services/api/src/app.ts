@@ -90,11 +90,9 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // Connections beyond MAX_CONNECTIONS are closed as they come: idle ones cannot use up the process's
-  // open files (see connection-limit.ts). And when one is refused for it, the connections that sit
-  // idle (kept alive after an answer, or never sent a request) are closed, at most once a second, so
-  // whoever holds the allowed connections open without using them cannot keep everyone else out: the
-  // buyers' next connection gets in (their own idle ones reconnect).
+  // At most MAX_CONNECTIONS connections, so idle ones cannot use up the process's open files; one that
+  // comes at the bound closes the oldest connection with no request under way and is kept, so whoever
+  // holds connections open without using them cannot keep everyone else out (see connection-limit.ts).
   limitConnections(app.server, connectionLimit(deps.config.maxConnections));
 
   // RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (Node's own check answers it with no body).

@@ -38,13 +38,14 @@ export const METRICS_PORT_REQUEST_TIMEOUT_MS = 2_000;
 
 /**
  * `/metrics` and `/healthz` of this API process on a port of its own: API processes that share PORT
- * (the kernel hands each connection to one of them) cannot be scraped one by one through it. The requests go through the app's own routes (the same token and address checks, the same
- * gauges); nothing else is served there. It is scraped directly, never through a proxy, so what a
- * client says of its address (`X-Forwarded-For`, ...) is dropped before the address check, whatever
- * TRUST_PROXY says of the public port. Its connections are at most METRICS_PORT_MAX_CONNECTIONS, a
- * request must arrive within METRICS_PORT_REQUEST_TIMEOUT_MS, and a connection kept alive after an
- * answer is closed after 5 s, or at once when the bound refuses another: idle connections to it had
- * used up the process's open files and ended it (attack round 14).
+ * (the kernel hands each connection to one of them) cannot be scraped one by one through it. The
+ * requests go through the app's own routes (the same token and address checks, the same gauges);
+ * nothing else is served there. It is scraped directly, never through a proxy, so what a client says
+ * of its address (`X-Forwarded-For`, ...) is dropped before the address check, whatever TRUST_PROXY
+ * says of the public port. Its connections are at most METRICS_PORT_MAX_CONNECTIONS (one that comes at
+ * the bound makes room, as on the public port), a request must arrive within
+ * METRICS_PORT_REQUEST_TIMEOUT_MS, and a connection kept alive after an answer is closed after 5 s:
+ * idle connections to it had used up the process's open files and ended it (attack round 14).
  */
 async function listenForMetrics(app: FastifyInstance, config: Config, port: number): Promise<{ server: Server; url: string }> {
   const host = config.host;
@@ -60,7 +61,6 @@ async function listenForMetrics(app: FastifyInstance, config: Config, port: numb
   });
   server.keepAliveTimeout = 5_000;
   server.setTimeout(config.connectionTimeoutMs, (socket) => socket.destroy());
-  // At the bound, idle connections make room, as on the public port.
   limitConnections(server, METRICS_PORT_MAX_CONNECTIONS);
   // A port taken meanwhile rejects (the entry point names API_METRICS_PORT) instead of an unhandled 'error'.
   await new Promise<void>((resolve, reject) => {

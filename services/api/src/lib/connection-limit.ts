@@ -1,6 +1,6 @@
 /**
- * How many client connections an API process keeps open at most (MAX_CONNECTIONS; the ones beyond are
- * closed as they come: limitConnections). Each takes a file descriptor: one client holding 20,000 idle
+ * How many client connections an API process keeps open at most (MAX_CONNECTIONS; see limitConnections
+ * for what happens at the bound). Each takes a file descriptor: one client holding 20,000 idle
  * connections used up the process's open-files limit, and the next file anything opened (the
  * load-shedding check reads the process's memory use through /proc) threw EMFILE and ended the
  * process. Left at 0, it is four fifths of the soft open-files limit, which leaves the rest for
