@@ -635,7 +635,6 @@ export async function newOrder(base: string, eventId: string, body: Record<strin
   return res.body as { merchant_uid: string; amount: number; order_token: string };
 }
 
-/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
 /**
  * `n` connections to `port` on `host` that send nothing, opened one after another (each once it is
  * connected or closed): what a client holding connections idle does. `closed()` counts those the
@@ -654,6 +653,7 @@ export async function openIdleConnections(port: number, n: number, host = '127.0
   return { sockets, closed: () => closed, destroy: () => { for (const s of sockets) s.destroy(); } };
 }
 
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
 export async function waitFor<T>(check: () => Promise<T | null | undefined | false>, timeoutMs = 20_000, label = 'condition'): Promise<T> {
   const started = Date.now();
   for (;;) {
