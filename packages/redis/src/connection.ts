@@ -68,10 +68,17 @@ function createSingle(url: string, opts: RedisConnectionOptions): Redis {
  * `CLUSTERDOWN` (a failover in progress) are retried after a short delay. The fail-fast client (the
  * API) keeps no offline queue, so a confirm during a failover is refused at once (503) instead of
  * waiting past its deadline; workers and BullMQ queue and retry until the replica has taken over.
+ *
+ * No ready check (`CLUSTER INFO` saying `cluster_state:ok` before the client is ready): a `connect()`
+ * whose check failed mid-failover reconnected by itself but never settled its promise, and BullMQ
+ * awaits that promise when it reconnects a worker's blocking connection, so the worker never took a
+ * job again (packages/redis/test/cluster-reconnect.test.ts). The client is ready once it has the slot
+ * map; a command meanwhile gets `CLUSTERDOWN`, retried as above.
  */
 function createCluster(seeds: readonly string[], opts: RedisConnectionOptions): Cluster {
   const options: ClusterOptions = {
     scaleReads: 'master',
+    enableReadyCheck: false,
     enableOfflineQueue: !opts.failFast,
     enableAutoPipelining: opts.autoPipelining ?? false,
     maxRedirections: 16,
