@@ -80,7 +80,11 @@ function createCluster(seeds: readonly string[], opts: RedisConnectionOptions): 
     scaleReads: 'master',
     enableReadyCheck: false,
     enableOfflineQueue: !opts.failFast,
-    enableAutoPipelining: opts.autoPipelining ?? false,
+    // Never auto-pipelined (whatever `autoPipelining` asks): while a slot moves between nodes, ioredis's
+    // auto-pipelines handed `ASK` back as an error or a wrong reply instead of following it, and once
+    // threw inside the client (redis/ioredis#1931), ending the process (packages/redis/test/
+    // cluster-reshard.test.ts).
+    enableAutoPipelining: false,
     maxRedirections: 16,
     retryDelayOnFailover: 100,
     retryDelayOnClusterDown: 100,

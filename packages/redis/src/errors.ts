@@ -5,9 +5,10 @@
 
 /**
  * Replies of a Redis that is up but cannot serve: loading its data set, busy in a script, failing over,
- * a replica refusing writes, or out of memory (maxmemory reached, writes refused until it is freed).
+ * a replica refusing writes, out of memory (maxmemory reached, writes refused until it is freed), or a
+ * cluster slot on the move (a redirect the client did not follow: `ASK`, `MOVED`).
  */
-const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|OOM)\b/;
+const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|OOM|ASK|MOVED)\b/;
 /** What ioredis throws, as plain Errors, when the connection is down (the API's clients fail fast). */
 const CONNECTION_MESSAGES = [
   "Stream isn't writeable",
@@ -16,6 +17,7 @@ const CONNECTION_MESSAGES = [
   'Reached the max retries per request limit',
   'None of startup nodes is available',
   'Failed to refresh slots cache',
+  'Too many Cluster redirections',
 ];
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 

@@ -118,6 +118,21 @@ export class EventLoader {
   }
 
   /**
+   * The same stamp on any hash `key` (the job queues' stamp, in their hash slot): 'whole' when it was
+   * stamped on the primary serving it now, 'missing' (the data was lost, or never stamped) or
+   * 'unstamped' (a failover since: writes acknowledged before it may be lost).
+   */
+  async keyStampState(key: string): Promise<'whole' | 'missing' | 'unstamped'> {
+    const code = Number(await this.redis.checkStamp(key));
+    return code === 1 ? 'whole' : code === 0 ? 'missing' : 'unstamped';
+  }
+
+  /** Stamps hash `key` with the replication history of the primary serving it (see keyStampState). */
+  async stampKey(key: string): Promise<void> {
+    await this.redis.finishLoad(key, 'state', 'ready', 'at', String(Date.now()));
+  }
+
+  /**
    * Which load the event's state comes from: its epoch while the state is ready, null while it is
    * missing or being loaded. The same reading before and after a write to the record means no load
    * read the record in between (a load marks the state loading before it reads, and writes a new epoch

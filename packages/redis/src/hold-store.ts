@@ -89,6 +89,8 @@ export class HoldStore {
   markLoading: EventLoader['markLoading'] = (...args) => this.events.markLoading(...args);
   deleteEvent: EventLoader['deleteEvent'] = (...args) => this.events.deleteEvent(...args);
   stampState: EventLoader['stampState'] = (...args) => this.events.stampState(...args);
+  keyStampState: EventLoader['keyStampState'] = (...args) => this.events.keyStampState(...args);
+  stampKey: EventLoader['stampKey'] = (...args) => this.events.stampKey(...args);
   loadMark: EventLoader['loadMark'] = (...args) => this.events.loadMark(...args);
   quiescent: EventLoader['quiescent'] = (...args) => this.events.quiescent(...args);
 

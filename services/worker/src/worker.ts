@@ -19,7 +19,7 @@ import { createRegistry, createWorkerMetrics, scrapeAllowed } from '@dropgate/te
 import { EventNotLoadedError, measuredJob, type WorkerContext } from './context.ts';
 import { persistHold } from './processors/persist-hold.processor.ts';
 import { paymentOutcome } from './processors/payment-outcome.processor.ts';
-import { archiveEvents, guard, rebuildEvent, recordQueueFronts, retryRefunds, sweep, withdrawOrphans } from './processors/maintenance.processor.ts';
+import { archiveEvents, guard, guardQueues, rebuildEvent, recordQueueFronts, retryRefunds, sweep, withdrawOrphans } from './processors/maintenance.processor.ts';
 import { periodicTask } from './periodic.ts';
 import { expireHold } from './settlement/index.ts';
 
@@ -44,6 +44,8 @@ export interface RunningWorker {
   /** Runs one sweep now (tests, and the drop runner to settle quickly). */
   sweep(): ReturnType<typeof sweep>;
   guard(): ReturnType<typeof guard>;
+  /** The job queues' guard (a failover of their shard, or Redis losing them: see guardQueues). */
+  guardQueues(): ReturnType<typeof guardQueues>;
   /** Archives the events whose season is over now (see archiveEvents). */
   archive(): ReturnType<typeof archiveEvents>;
   /** Withdraws orders pending in Postgres that Redis never received (see withdrawOrphans). */
@@ -169,6 +171,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     periodicTask(what, run, { log, stallMs, ...(lock ? { lock: { take, ...lock } } : {}) });
   const runSweep = periodic('sweep', () => sweep(ctx), { key: 'sweep-lock', ms: Math.max(1_000, config.sweepIntervalMs) });
   const runGuard = periodic('guard', () => guard(ctx));
+  const runQueueGuard = periodic('queue guard', () => guardQueues(ctx));
   // Archiving ended seasons: once a minute, one worker at a time.
   const runArchive = periodic('archiving', () => archiveEvents(ctx), { key: 'archive-lock', ms: 50_000 });
   // Orphan orders: every 10 s, one worker at a time.
@@ -182,6 +185,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     timers.push(setInterval(() => void runOrphans(), 10_000));
     timers.push(setInterval(() => void runRefunds(), 30_000));
     timers.push(setInterval(() => void runGuard(), 1_000));
+    timers.push(setInterval(() => void runQueueGuard(), 1_000));
     timers.push(setInterval(() => void runFronts(), 1_000));
     timers.push(setInterval(() => void runArchive(), 60_000));
   }
@@ -277,6 +281,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     },
     relay: async () => relayHandoffs(await eventsRepo.listActiveEventIds(db, new Date())),
     guard: () => guard(ctx),
+    guardQueues: () => guardQueues(ctx),
     archive: () => archiveEvents(ctx),
     withdrawOrphans: (o) => withdrawOrphans(ctx, o),
     retryRefunds: () => retryRefunds(ctx),

@@ -40,6 +40,12 @@ export async function pendingOrdersCreated(db: Db, eventId: string, from: Date, 
   return rows.map((r) => r.merchant_uid);
 }
 
+/** The orders of an event the record has in any state but `held` (what a loss of queued jobs reconciles). */
+export async function ordersNotHeld(db: Db, eventId: string): Promise<string[]> {
+  const rows = await db.selectFrom('orders').select('merchant_uid').where('event_id', '=', eventId).where('status', '<>', 'held').execute();
+  return rows.map((r) => r.merchant_uid);
+}
+
 /**
  * Whether a verified buyer has fewer than `most` orders for the event in the record (the count
  * Postgres enforces, migration 0009): asked when Redis's count refuses, since Redis's count can run

@@ -91,22 +91,65 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     await mapLimit(snapshot.displaced ?? [], 16, async (muid) => {
       await endDisplacedHold(ctx, eventId, muid).catch((error: unknown) => ctx.log.warn({ err: error, eventId, merchantUid: muid }, 'displaced hold not ended yet; the sweep ends it'));
     });
-    // Jobs queued before Redis lost its data are gone: ask PortOne about every payment of every order
-    // that is not held (a held order's expiry asks PortOne the same way). Paid and refunded orders too:
-    // a paid one's payment may have been cancelled at PortOne, and a payment that came without a
-    // confirm (a second one, a duplicate to refund) may have had all its webhooks refused while the
-    // event was being rebuilt (found by npm run chaos, seed 852966458).
-    const jobs = snapshot.orders.filter((o) => o.status !== 'held').map(({ merchantUid }) => {
-      const data: PaymentOutcomeJob = { eventId, merchantUid, impUid: '', hint: null, source: 'reconcile', receivedAt: Date.now() };
-      return { name: 'reconcile', data, opts: { jobId: `rec-${merchantUid}-${epoch}` } };
-    });
-    // Unfinished payments the record knows (late-payment watches were lost with the queues).
-    const unfinished = await ctx.db.selectFrom('payments').select(['merchant_uid', 'imp_uid']).where('event_id', '=', eventId).where('status', 'in', ['ready', 'failed']).execute();
-    for (let i = 0; i < jobs.length; i += 1000) await ctx.queues.payments.addBulk(jobs.slice(i, i + 1000));
-    for (const p of unfinished) await watchPayment(ctx, eventId, p.merchant_uid, p.imp_uid, 1);
+    await requeueLostJobs(ctx, eventId, snapshot.orders.filter((o) => o.status !== 'held').map((o) => o.merchantUid), epoch);
     return true;
   } finally {
     await releaseLock(ctx.redis, lockKey, token);
+  }
+}
+
+/**
+ * Jobs queued before Redis lost them are gone: ask PortOne about every payment of every order of the
+ * event that is not held (`notHeld`; a held order's expiry asks PortOne the same way). Paid and refunded
+ * orders too: a paid one's payment may have been cancelled at PortOne, and a payment that came without
+ * a confirm (a second one, a duplicate to refund) may have had all its webhooks refused while the event
+ * was being rebuilt (found by npm run chaos, seed 852966458). And every unfinished payment the record
+ * knows is watched again (late-payment watches were lost with the queues). `tag` names the loss (job ids).
+ */
+async function requeueLostJobs(ctx: WorkerContext, eventId: string, notHeld: readonly string[], tag: string): Promise<void> {
+  const jobs = notHeld.map((merchantUid) => {
+    const data: PaymentOutcomeJob = { eventId, merchantUid, impUid: '', hint: null, source: 'reconcile', receivedAt: Date.now() };
+    return { name: 'reconcile', data, opts: { jobId: `rec-${merchantUid}-${tag}` } };
+  });
+  const unfinished = await ctx.db.selectFrom('payments').select(['merchant_uid', 'imp_uid']).where('event_id', '=', eventId).where('status', 'in', ['ready', 'failed']).execute();
+  for (let i = 0; i < jobs.length; i += 1000) await ctx.queues.payments.addBulk(jobs.slice(i, i + 1000));
+  for (const p of unfinished) await watchPayment(ctx, eventId, p.merchant_uid, p.imp_uid, 1);
+}
+
+/** The job queues' stamp: a hash in their hash slot (QUEUE_PREFIX's), so on the primary that has them. */
+export const queueStampKey = (ctx: WorkerContext): string => `${ctx.queues.payments.opts.prefix}:stamp`;
+
+/**
+ * The job queues' own failover. They live in one hash slot (QUEUE_PREFIX's), on one shard of a Redis
+ * Cluster, and the API answers a webhook 200 once its job is there: a failover of that shard, or a
+ * Redis that lost its data, loses jobs PortOne will never send again, and the events' own stamps (on
+ * other shards, or untouched) show nothing. So the queues are stamped like an event's state: when the
+ * stamp is missing or by another replication history, every active event's orders that are not held
+ * are reconciled with PortOne and its unfinished payments watched (what a rebuild does after a loss),
+ * then the queues are stamped again. A held order's payments are asked at its expiry. Under a lock,
+ * one worker at a time; the first start of an empty Redis does it once. @returns whether it requeued.
+ */
+export async function guardQueues(ctx: WorkerContext): Promise<boolean> {
+  const key = queueStampKey(ctx);
+  if ((await ctx.store.keyStampState(key)) === 'whole') return false;
+  const token = await acquireLock(ctx.redis, `${key}-lock`, 60_000);
+  if (token === null) return false;
+  try {
+    const state = await ctx.store.keyStampState(key);
+    if (state === 'whole') return false;
+    const tag = `q${Date.now()}`;
+    const events = await eventsRepo.listActiveEventIds(ctx.db, new Date(ctx.clock.now()));
+    let orders = 0;
+    for (const eventId of events) {
+      const notHeld = await ordersRepo.ordersNotHeld(ctx.db, eventId);
+      orders += notHeld.length;
+      await requeueLostJobs(ctx, eventId, notHeld, tag);
+    }
+    await ctx.store.stampKey(key);
+    if (orders > 0) ctx.log.warn({ stamp: state, events: events.length, orders }, 'the job queues may have lost jobs (failover, or Redis lost its data): reconciling every order not held with PortOne');
+    return true;
+  } finally {
+    await releaseLock(ctx.redis, `${key}-lock`, token);
   }
 }
 
