@@ -7,7 +7,7 @@
  * (guardQueues): a missing stamp, or one from another replication history, reconciles every order not
  * held of every active event with PortOne, then stamps them again.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { waitFor } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
@@ -20,6 +20,10 @@ beforeAll(async () => {
   sim = await startSimulator({ port: 0, faults: { webhook_retry_ms: 50 } });
   // No periodic guard: the test runs the queues' guard itself, after the loss.
   stack = await startStack({ label: 'queueloss', portoneUrl: sim.url, timers: false });
+});
+// A test that failed with the queue paused must not leave it so: the stack's close would wait on it.
+afterEach(async () => {
+  await stack?.api.deps.queues.payments.resume();
 });
 afterAll(async () => {
   await stack?.close();
