@@ -1,7 +1,9 @@
 /**
  * `npm start`: creates the database if missing, applies migrations, then runs the API and the worker
- * as separate processes (so worker load never delays a confirm), restarting none: if one exits, all
- * stop. `API_PROCESSES` API processes share `PORT` (each listens on it with SO_REUSEPORT, and the
+ * as separate processes (so worker load never delays a confirm). A process that dies once it has run
+ * (RESTART_AFTER_UPTIME_MS) is started again, alone, after a pause that doubles while it keeps dying (a
+ * worker that crashed stopped every API with it: attack round 19); one that fails to start stops them
+ * all, as a wrong setting would fail again. `API_PROCESSES` API processes share `PORT` (each listens on it with SO_REUSEPORT, and the
  * kernel spreads the connections); `WORKER_PROCESSES` workers each serve `/metrics` on
  * `WORKER_METRICS_PORT` + their index.
  * SIGINT/SIGTERM is passed to every process, each closes gracefully, and this one exits when all have.
@@ -67,18 +69,29 @@ if (!config.adminToken) {
 
 const children: ChildProcess[] = [];
 let stopping = false;
-function watch(name: string, child: ChildProcess): void {
+/** A process that ran this long before it died is started again; one that died sooner failed to start. */
+const RESTART_AFTER_UPTIME_MS = 10_000;
+/** The pause before a restart: 1 s, doubled while the process keeps dying within a minute, up to 30 s. */
+const RESTART_PAUSE_MS = [1_000, 30_000] as const;
+function run(name: string, script: string, env: NodeJS.ProcessEnv = process.env, pauseMs = 0): void {
+  const startedAt = Date.now();
+  const child = spawn(process.execPath, [script], { stdio: ['inherit', tty ? 'pipe' : 'inherit', 'inherit'], env });
   child.stdout?.pipe(pretty());
   children.push(child);
   child.on('exit', (code, signal) => {
+    children.splice(children.indexOf(child), 1);
     if (stopping) return;
+    const ranMs = Date.now() - startedAt;
+    if (code !== 2 && ranMs >= RESTART_AFTER_UPTIME_MS) {
+      const pause = ranMs > 60_000 || pauseMs === 0 ? RESTART_PAUSE_MS[0] : Math.min(2 * pauseMs, RESTART_PAUSE_MS[1]);
+      log.error({ code, signal, restartInMs: pause }, `${name} exited (${signal ?? code}); starting it again`);
+      setTimeout(() => { if (!stopping) run(name, script, env, pause); }, pause);
+      return;
+    }
     // Status 2: the child refused to start and printed one line naming the variable; say nothing more.
-    if (code !== 2) log.error({ code, signal }, `${name} exited (${signal ?? code}); stopping`);
+    if (code !== 2) log.error({ code, signal }, `${name} exited (${signal ?? code}) as it started; stopping`);
     stop(code ?? 1);
   });
-}
-function run(name: string, script: string, env: NodeJS.ProcessEnv = process.env): void {
-  watch(name, spawn(process.execPath, [script], { stdio: ['inherit', tty ? 'pipe' : 'inherit', 'inherit'], env }));
 }
 function stop(code: number): void {
   stopping = true;

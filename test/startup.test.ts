@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import { compileCacheEnv, explainStartupFailure } from '@dropgate/config';
 import { pgConnection } from '@dropgate/db';
 import { deleteKeysMatching } from '@dropgate/redis';
-import { createTestDatabase, freePort, openIdleConnections, rand, TEST_ADMIN_TOKEN, type TestDatabase } from '@dropgate/testkit';
+import { createTestDatabase, freePort, openIdleConnections, rand, TEST_ADMIN_TOKEN, waitFor, type TestDatabase } from '@dropgate/testkit';
 import { METRICS_PORT_MAX_CONNECTIONS } from '@dropgate/api';
 
 const root = resolve(import.meta.dirname, '..');
@@ -348,6 +348,37 @@ describe('npm start logs', () => {
       await new Promise((r) => probe.close(r));
     }
     expect(stderr).toBe('');
+  });
+
+  it('a process that dies after it ran is started again alone, and the API answers meanwhile', async () => {
+    const port = await freePort();
+    const child = spawn(NODE, [START], { cwd: root, env: baseEnv({ PORT: String(port), WORKER_METRICS_PORT: String(await freePort()) }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stdout += c.toString()));
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const entries = () => stdout.split('\n').filter((l) => l.trim().startsWith('{')).map((l) => JSON.parse(l) as { msg?: string; pid?: number; restartInMs?: number; signal?: string });
+    const workers = () => entries().filter((e) => e.msg === 'worker running').map((e) => e.pid!);
+    try {
+      await waitFor(async () => workers().length === 1 && /Server listening/.test(stdout), 60_000, `npm start to come up:\n${stdout}`);
+      const [first] = workers();
+      const api = entries().find((e) => /Server listening/.test(e.msg ?? ''))!.pid!;
+      // Past the start-up window: this is a crash, not a process that failed to start.
+      await new Promise((r) => setTimeout(r, 10_500));
+      process.kill(first!, 'SIGKILL');
+      await waitFor(async () => {
+        expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+        return workers().length === 2;
+      }, 30_000, `the worker to be started again:\n${stdout}`);
+      expect(workers()[1]).not.toBe(first);
+      expect(entries().find((e) => e.msg === 'worker exited (SIGKILL); starting it again')).toMatchObject({ signal: 'SIGKILL', restartInMs: 1_000 });
+      // The API was not touched: the same process answers.
+      expect(entries().filter((e) => /Server listening/.test(e.msg ?? '')).map((e) => e.pid)).toEqual([api]);
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))])).toBe(0);
   });
 
   it('are readable lines (pino-pretty) on a terminal', async () => {
