@@ -79,7 +79,8 @@ function run(name: string, script: string, env: NodeJS.ProcessEnv = process.env,
   child.stdout?.pipe(pretty());
   children.push(child);
   child.on('exit', (code, signal) => {
-    children.splice(children.indexOf(child), 1);
+    const at = children.indexOf(child);
+    if (at >= 0) children.splice(at, 1);
     if (stopping) return;
     const ranMs = Date.now() - startedAt;
     if (code !== 2 && ranMs >= RESTART_AFTER_UPTIME_MS) {
