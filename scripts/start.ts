@@ -3,9 +3,9 @@
  * as separate processes (so worker load never delays a confirm). A process that dies once it has run
  * (RESTART_AFTER_UPTIME_MS) is started again, alone, after a pause that doubles while it keeps dying (a
  * worker that crashed stopped every API with it: attack round 19); one that fails to start stops them
- * all, as a wrong setting would fail again. `API_PROCESSES` API processes share `PORT` (each listens on it with SO_REUSEPORT, and the
- * kernel spreads the connections); `WORKER_PROCESSES` workers each serve `/metrics` on
- * `WORKER_METRICS_PORT` + their index.
+ * all, as a wrong setting would fail again. `API_PROCESSES` API processes share `PORT` (each listens on
+ * it with SO_REUSEPORT, and the kernel spreads the connections); `WORKER_PROCESSES` workers each serve
+ * `/metrics` on `WORKER_METRICS_PORT` + their index.
  * SIGINT/SIGTERM is passed to every process, each closes gracefully, and this one exits when all have.
  *
  * Before starting anything it checks what an operator can get wrong (Postgres, Redis, both ports)

@@ -112,19 +112,14 @@ export class EventLoader {
    * by this primary's replication history), 'missing', 'loading', or 'unstamped' (loaded, but by another
    * history: a failover happened since, and writes acknowledged before it may be lost).
    */
-  async stampState(eventId: string): Promise<'whole' | 'missing' | 'loading' | 'unstamped'> {
-    const code = Number(await this.redis.checkStamp(eventKeys(eventId).meta));
-    return code === 1 ? 'whole' : code === 2 ? 'loading' : code === 3 ? 'unstamped' : 'missing';
+  stampState(eventId: string): Promise<'whole' | 'missing' | 'loading' | 'unstamped'> {
+    return this.keyStampState(eventKeys(eventId).meta);
   }
 
-  /**
-   * The same stamp on any hash `key` (the job queues' stamp, in their hash slot): 'whole' when it was
-   * stamped on the primary serving it now, 'missing' (the data was lost, or never stamped) or
-   * 'unstamped' (a failover since: writes acknowledged before it may be lost).
-   */
-  async keyStampState(key: string): Promise<'whole' | 'missing' | 'unstamped'> {
+  /** The same stamp on any hash `key` stamped by stampKey (the job queues', in their hash slot). */
+  async keyStampState(key: string): Promise<'whole' | 'missing' | 'loading' | 'unstamped'> {
     const code = Number(await this.redis.checkStamp(key));
-    return code === 1 ? 'whole' : code === 0 ? 'missing' : 'unstamped';
+    return code === 1 ? 'whole' : code === 2 ? 'loading' : code === 3 ? 'unstamped' : 'missing';
   }
 
   /** Stamps hash `key` with the replication history of the primary serving it (see keyStampState). */

@@ -8,30 +8,20 @@
  * the `ASK` is followed, and what cannot be answered during the move is "not available" (503).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis, type Cluster } from 'ioredis';
+import type { Cluster } from 'ioredis';
 import { HoldStore, createRedis, eventKeys, isRedisUnavailableError, whenReady } from '@dropgate/redis';
 import { eventId, startPrivateCluster, type PrivateCluster } from '@dropgate/testkit';
 
 let cluster: PrivateCluster;
 let client: Cluster;
-const plain: Redis[] = [];
 
 beforeAll(async () => {
   cluster = await startPrivateCluster();
 }, 120_000);
 afterAll(async () => {
   client?.disconnect();
-  for (const r of plain) r.disconnect();
   await cluster?.stop();
 });
-
-function node(address: string): Redis {
-  const [host, port] = address.split(':');
-  const r = new Redis({ host, port: Number(port), maxRetriesPerRequest: 1 });
-  r.on('error', () => undefined);
-  plain.push(r);
-  return r;
-}
 
 describe('an event whose hash slot is being moved', () => {
   it('reads follow ASK to the moved keys, a script over both nodes is "not available", and all is answered once the move ends', async () => {
@@ -46,8 +36,8 @@ describe('an event whose hash slot is being moved', () => {
 
     const fromAddress = await cluster.primaryOf(k.meta);
     const toAddress = (await cluster.primaries()).find((a) => a !== fromAddress)!;
-    const from = node(fromAddress);
-    const to = node(toAddress);
+    const from = cluster.client(fromAddress);
+    const to = cluster.client(toAddress);
     const slot = Number(await from.cluster('KEYSLOT', k.meta));
     const [fromId, toId] = [String(await from.cluster('MYID')), String(await to.cluster('MYID'))];
     await to.cluster('SETSLOT', slot, 'IMPORTING', fromId);

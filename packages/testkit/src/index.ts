@@ -237,6 +237,11 @@ export interface PrivateCluster {
   kill(address: string): Promise<void>;
   /** Resolves when every live node reports `cluster_state:ok` and every slot has a live primary. */
   waitHealthy(timeoutMs?: number): Promise<void>;
+  /**
+   * A plain connection to the node at `address` (not a cluster client): to talk to that server itself
+   * (its replication, its slots, MIGRATE). Closed by `stop`.
+   */
+  client(address: string): Redis;
   /** Kills every node and removes their files. */
   stop(): Promise<void>;
 }
@@ -294,8 +299,10 @@ export async function startPrivateCluster(opts: { nodeTimeoutMs?: number; primar
       throw error;
     }
   };
+  const clients: Redis[] = [];
   const stop = async () => {
     for (const port of [...conns.keys()]) drop(port);
+    for (const c of clients.splice(0)) c.disconnect();
     await Promise.all(nodes.map((n) => new Promise<void>((resolve) => {
       clusterChildren.delete(n.process);
       if (n.process.exitCode !== null || n.process.signalCode !== null) return resolve();
@@ -373,6 +380,13 @@ export async function startPrivateCluster(opts: { nodeTimeoutMs?: number; primar
           }
           return covered === 16384;
         }, timeoutMs, 'the cluster to be healthy');
+      },
+      client(address) {
+        const [host, port] = address.split(':');
+        const c = new Redis({ host, port: Number(port), maxRetriesPerRequest: 1 });
+        c.on('error', () => undefined);
+        clients.push(c);
+        return c;
       },
       stop,
     };

@@ -23,7 +23,6 @@
  *   stamped by another history too: the guard only looks at active events.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { eventId, http, impUid, startPrivateCluster, TestClock, waitFor, type PrivateCluster, type PrivateClusterNode } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
@@ -39,7 +38,6 @@ let cluster: PrivateCluster;
 let sim: Simulator;
 let stack: TestStack;
 const clock = new TestClock();
-const direct: Redis[] = [];
 
 beforeAll(async () => {
   [cluster, sim] = await Promise.all([startPrivateCluster({ nodeTimeoutMs: 1_000 }), startSimulator({ port: 0, faults: { webhook_retry_ms: 50 } })]);
@@ -47,7 +45,6 @@ beforeAll(async () => {
   stack = await startStack({ label: 'failover', clusterNodes: cluster.seeds, portoneUrl: sim.url, clock, timers: false, env: { EXPIRY_GRACE_SECONDS: '60' } });
 }, 120_000);
 afterAll(async () => {
-  for (const r of direct) r.disconnect();
   for (const n of cluster?.nodes ?? []) if (n.process.exitCode === null && n.process.signalCode === null) n.process.kill('SIGCONT');
   await stack?.close();
   await sim?.close();
@@ -56,21 +53,12 @@ afterAll(async () => {
 
 const { confirmUrl, noticeUrl, order, detail, orderIs } = shop(() => stack, { prefix: 'fo', section: 'F' });
 
-/** A plain connection to one node (not the cluster client): to talk to that server itself. */
-function nodeClient(address: string): Redis {
-  const [host, port] = address.split(':');
-  const r = new Redis({ host, port: Number(port), maxRetriesPerRequest: 1, lazyConnect: false });
-  r.on('error', () => undefined);
-  direct.push(r);
-  return r;
-}
-
 /** The replica of the primary at `address`. */
 async function replicaOf(address: string): Promise<PrivateClusterNode> {
   const port = address.split(':')[1];
   for (const n of cluster.nodes) {
     if (n.address === address || n.process.exitCode !== null || n.process.signalCode !== null) continue;
-    const info = await nodeClient(n.address).info('replication');
+    const info = await cluster.client(n.address).info('replication');
     if (info.includes('role:slave') && info.includes(`master_port:${port}\r`)) return n;
   }
   throw new Error(`no replica of ${address}`);
@@ -114,7 +102,7 @@ describe('a primary that dies with a hold its replica never got', () => {
     const b = await order(id, { buyer_id: 'fb', seats: ['F-1-1'] });
     const meta = eventKeys(id).meta;
     const primaryAddress = await cluster.primaryOf(meta);
-    const primary = nodeClient(primaryAddress);
+    const primary = cluster.client(primaryAddress);
     const replica = await replicaOf(primaryAddress);
     // Both orders are on the replica; from now on nothing the primary acknowledges reaches it.
     expect(Number(await primary.call('WAIT', '1', '10000'))).toBe(1);

@@ -117,7 +117,7 @@ async function requeueLostJobs(ctx: WorkerContext, eventId: string, notHeld: rea
 }
 
 /** The job queues' stamp: a hash in their hash slot (QUEUE_PREFIX's), so on the primary that has them. */
-export const queueStampKey = (ctx: WorkerContext): string => `${ctx.queues.payments.opts.prefix}:stamp`;
+const queueStampKey = (ctx: WorkerContext): string => `${ctx.queues.payments.opts.prefix}:stamp`;
 
 /**
  * The job queues' own failover. They live in one hash slot (QUEUE_PREFIX's), on one shard of a Redis
