@@ -113,6 +113,11 @@ export const ConfigSchema = Type.Object({
   WAITLIST_MAX_ENTRIES: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
   /** How often the worker sweeps for overdue holds, in ms. */
   SWEEP_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 600_000 }),
+  /**
+   * How often (ms) one worker reads PortOne's list of paid payments against the record, to settle
+   * payments no webhook told dropgate about (0: never). See the worker's ledger sweep.
+   */
+  LEDGER_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000 }),
   /** How long after a hold's expiry the worker keeps asking an unreachable PortOne before releasing. */
   EXPIRY_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400 }),
   /**
@@ -186,6 +191,7 @@ export const DEFAULTS: Readonly<Partial<Record<keyof Raw, string>>> = Object.fre
   READ_CACHE_MS: '200',
   WAITLIST_MAX_ENTRIES: '50000',
   SWEEP_INTERVAL_MS: '5000',
+  LEDGER_SWEEP_INTERVAL_MS: '60000',
   EXPIRY_GRACE_SECONDS: '600',
   WORKER_CONCURRENCY: '32',
   WORKER_NICE: '10',
@@ -271,6 +277,8 @@ export interface Config {
   /** WAITLIST_MAX_ENTRIES: most entries one event's waiting list keeps. */
   readonly waitlistMaxEntries: number;
   readonly sweepIntervalMs: number;
+  /** LEDGER_SWEEP_INTERVAL_MS (0: no ledger sweep). */
+  readonly ledgerSweepIntervalMs: number;
   readonly expiryGraceSeconds: number;
   readonly workerConcurrency: number;
   readonly workerNice: number;
@@ -418,6 +426,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     readCacheMs: raw.READ_CACHE_MS,
     waitlistMaxEntries: raw.WAITLIST_MAX_ENTRIES,
     sweepIntervalMs: raw.SWEEP_INTERVAL_MS,
+    ledgerSweepIntervalMs: raw.LEDGER_SWEEP_INTERVAL_MS,
     expiryGraceSeconds: raw.EXPIRY_GRACE_SECONDS,
     workerConcurrency: raw.WORKER_CONCURRENCY,
     workerNice: raw.WORKER_NICE,

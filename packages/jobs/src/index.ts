@@ -39,9 +39,10 @@ export interface PaymentOutcomeJob {
   /**
    * webhook: a notification named this payment; reconcile: ask PortOne for the order's payment
    * (after a Redis rebuild, or a webhook naming one payment too many); watch: a late-payment check;
-   * verify: a confirm approved this payment on hold `seq`, check it with PortOne at once.
+   * verify: a confirm approved this payment on hold `seq`, check it with PortOne at once; ledger:
+   * PortOne lists this payment paid and the record does not have it (no webhook told us, or it was lost).
    */
-  source: 'webhook' | 'reconcile' | 'watch' | 'verify';
+  source: 'webhook' | 'reconcile' | 'watch' | 'verify' | 'ledger';
   /**
    * For 'watch': which of the late-payment checks this is (1..5). For 'verify': how many times the
    * relay already asked PortOne before it queued the job (0 or 1).
@@ -79,6 +80,8 @@ export const jobIds = {
   rebuild: (eventId: string, epoch: string) => `rebuild-${eventId}-${epoch}`,
   watchPayment: (merchantUid: string, impUid: string, check: number) => `watch-${merchantUid}-${impUid}-${check}`,
   recheckPayment: (merchantUid: string, impUid: string) => `recheck-${merchantUid}-${impUid}`,
+  /** A paid payment the ledger sweep found PortOne has and the record does not. */
+  ledgerPayment: (merchantUid: string, impUid: string) => `ledger-${merchantUid}-${impUid}`,
 };
 
 const retention = { removeOnComplete: { age: 3_600, count: 50_000 }, removeOnFail: { age: 7 * 86_400, count: 50_000 } };

@@ -21,6 +21,8 @@ import type {
 const DEFAULT_TIMEOUT_MS = 4000;
 /** Most imp_uids one `GET /payments?imp_uid[]=` asks for (PortOne's own limit is 100). */
 export const PAYMENTS_PER_LOOKUP = 100;
+/** Payments per page of `GET /payments/status/paid` (PortOne allows up to 100). */
+const PAID_PAGE_SIZE = 100;
 const DEFAULT_RETRIES = 3;
 const DEFAULT_BACKOFF_MS = 200;
 /** Renew this long before `expired_at`, so a token never expires between our check and PortOne's. */
@@ -153,6 +155,24 @@ export class PortOneClient {
       page = typeof body.next === 'number' && body.next > page ? body.next : 0;
     }
     return payments;
+  }
+
+  /**
+   * `GET /payments/status/paid?from=&to=&page=&limit=100&sorting=paid`: one page of the store's payments
+   * paid between `fromSec` and `toSec` (unix seconds, by the time they were paid), oldest first, and
+   * the next page's number (null after the last). The ledger sweep reads it to find paid payments no
+   * webhook told dropgate about. A 404 is an empty page.
+   */
+  async listPaidPayments(fromSec: number, toSec: number, page: number): Promise<{ payments: PortOnePayment[]; next: number | null }> {
+    const path = `/payments/status/paid?from=${Math.floor(fromSec)}&to=${Math.floor(toSec)}&page=${page}&limit=${PAID_PAGE_SIZE}&sorting=paid`;
+    const outcome = await this.#authorized('listPaidPayments', 'GET', path);
+    if (outcome === null) return { payments: [], next: null };
+    const body = outcome as { list?: unknown; next?: unknown };
+    if (typeof body !== 'object' || body === null || !Array.isArray(body.list)) {
+      throw new PortOneProtocolError('listPaidPayments', 'PortOne answered without a list of payments');
+    }
+    const payments = body.list.map((raw) => parsePayment('listPaidPayments', raw));
+    return { payments, next: typeof body.next === 'number' && body.next > page ? body.next : null };
   }
 
   /**

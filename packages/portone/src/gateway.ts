@@ -65,6 +65,11 @@ export function fromV2Payment(p: PortOneV2Payment, key: string): PortOnePayment 
   };
 }
 
+/** The first page number of {@link PaymentGateway.listPaidPayments} on `api`. */
+export function firstListPage(api: PortOneApi): number {
+  return api === 'v1' ? 1 : 0;
+}
+
 /** Routes each call to the API the payment (or the order) belongs to. */
 export class PaymentGateway {
   readonly v1: PortOneClient;
@@ -75,7 +80,7 @@ export class PaymentGateway {
     this.v2 = v2;
   }
 
-  #v2(endpoint: 'v2GetPayment' | 'v2CancelPayment'): PortOneV2Client {
+  #v2(endpoint: 'v2GetPayment' | 'v2CancelPayment' | 'v2ListPaidPayments'): PortOneV2Client {
     if (this.v2 === null) throw new PortOneAuthError(endpoint, 0, 'PORTONE_V2_API_SECRET is not set: dropgate cannot ask PortOne V2');
     return this.v2;
   }
@@ -113,6 +118,17 @@ export class PaymentGateway {
     if (api === 'v1') return this.v1.findAllPaymentsByMerchantUid(merchantUid);
     const p = await this.#v2('v2GetPayment').getPayment(merchantUid);
     return p === null ? [] : [fromV2Payment(p, v2PaymentKey(p.transactionId))];
+  }
+
+  /**
+   * One page of the store's payments paid between `fromMs` and `toMs` on API `api` (V1: by paid time,
+   * V2: by the time the status last changed; oldest first), in V1's shape, and the next page (null
+   * after the last). Pages are numbered from 1 on V1 and from 0 on V2: start from `firstListPage(api)`.
+   */
+  async listPaidPayments(api: PortOneApi, fromMs: number, toMs: number, page: number): Promise<{ payments: PortOnePayment[]; next: number | null }> {
+    if (api === 'v1') return this.v1.listPaidPayments(Math.floor(fromMs / 1000), Math.ceil(toMs / 1000), page);
+    const { payments, more } = await this.#v2('v2ListPaidPayments').listPaidPayments(fromMs, toMs, page);
+    return { payments: payments.map((p) => fromV2Payment(p, v2PaymentKey(p.transactionId))), next: more ? page + 1 : null };
   }
 
   /**

@@ -7,7 +7,7 @@ export { PortOneClient, PAYMENTS_PER_LOOKUP, backoffDelay } from './client.ts';
 export { CallDeadline } from './deadline.ts';
 export { PortOneV2Client, parseV2Payment } from './v2.ts';
 export type { PortOneV2Payment, PortOneV2Status, PortOneV2ClientOptions, ConfirmResult, ConfirmRefusal } from './v2.ts';
-export { PaymentGateway, v2PaymentKey, apiOfPaymentKey, fromV2Payment } from './gateway.ts';
+export { PaymentGateway, v2PaymentKey, apiOfPaymentKey, fromV2Payment, firstListPage } from './gateway.ts';
 export type { PortOneApi } from './gateway.ts';
 export { verifyWebhook } from './webhook.ts';
 export type { WebhookVerification, WebhookHeaders } from './webhook.ts';

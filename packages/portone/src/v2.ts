@@ -77,6 +77,9 @@ export interface PortOneV2ClientOptions {
 
 const TIMEOUT = Symbol('timeout');
 
+/** Payments per page of the V2 paid-payment listing. */
+const V2_PAGE_SIZE = 100;
+
 /** Error types V2 names for a refusal: an answer, not an outage. Anything else is treated as no answer. */
 const NAMED_REFUSALS: Readonly<Record<string, number>> = {
   ALREADY_PAID: 409, INFORMATION_MISMATCH: 409, INVALID_PAYMENT_TOKEN: 400, PAYMENT_NOT_FOUND: 404, PG_PROVIDER: 502,
@@ -184,6 +187,30 @@ export class PortOneV2Client {
     this.#report('v2ConfirmPayment', 'ok', started);
     const paidAt = (answer as { payment?: { paidAt?: unknown } } | null)?.payment?.paidAt;
     return { kind: 'approved', paidAtMs: typeof paidAt === 'string' ? Date.parse(paidAt) || Date.now() : Date.now() };
+  }
+
+  /**
+   * `GET /payments` filtered to the store's payments whose status became PAID (or PARTIAL_CANCELLED)
+   * between `fromMs` and `untilMs`, oldest first: page `page` (from 0) of PAID_PAGE_SIZE, and whether
+   * more pages follow. The ledger sweep reads it to find paid payments no webhook told dropgate about.
+   */
+  async listPaidPayments(fromMs: number, untilMs: number, page: number): Promise<{ payments: PortOneV2Payment[]; more: boolean }> {
+    const storeId = this.#storeId;
+    const raw = await this.#retried('v2ListPaidPayments', () => this.#sdk.getPayments({
+      page: { number: page, size: V2_PAGE_SIZE },
+      filter: {
+        ...(storeId ? { storeId } : {}),
+        timestampType: 'STATUS_CHANGED_AT', from: new Date(fromMs).toISOString(), until: new Date(untilMs).toISOString(),
+        status: ['PAID', 'PARTIAL_CANCELLED'], sortBy: 'STATUS_CHANGED_AT', sortOrder: 'ASC',
+      },
+    }), []);
+    const body = raw as { items?: unknown; page?: { totalCount?: unknown } } | null;
+    if (typeof body !== 'object' || body === null || !Array.isArray(body.items)) {
+      throw new PortOneProtocolError('v2ListPaidPayments', 'PortOne answered without a list of payments');
+    }
+    const payments = body.items.map((item) => parseV2Payment('v2ListPaidPayments', item));
+    const total = typeof body.page?.totalCount === 'number' ? body.page.totalCount : 0;
+    return { payments, more: payments.length > 0 && (page + 1) * V2_PAGE_SIZE < total };
   }
 
   /**

@@ -100,6 +100,7 @@ export function createWorkerMetrics(registry: Registry) {
     queueJobs: new Gauge({ name: 'dropgate_queue_jobs', help: 'Jobs per queue and state, read when scraped', labelNames: ['queue', 'state'], registers: [registry] }),
     jobDuration: new Histogram({ name: 'dropgate_job_duration_seconds', help: 'Job processing time', labelNames: ['queue', 'result'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
     jobFailures: new Counter({ name: 'dropgate_job_failures_total', help: 'Job attempts that failed', labelNames: ['queue'], registers: [registry] }),
+    ledgerPayments: new Counter({ name: 'dropgate_ledger_payments_total', help: "Paid payments the ledger sweep listed from PortOne, by what it found: known (in the record), queued (not in the record: settled now), unknown_order (no such order of dropgate's)", labelNames: ['api', 'result'], registers: [registry] }),
     jobsFailedForGood: new Counter({ name: 'dropgate_jobs_failed_for_good_total', help: 'Jobs no worker will run again (their last attempt failed, or they failed for a reason no retry changes)', labelNames: ['queue'], registers: [registry] }),
   };
 }

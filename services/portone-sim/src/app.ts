@@ -92,8 +92,8 @@ async function restRoutes(rest: FastifyInstance, engine: SimulatorEngine): Promi
 
   await rest.register(async (authed) => {
     authed.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
-      // V2's GET /payments/{paymentId} shares this path: its handler checks V2's credentials.
-      if (isV2Request(request) && request.routeOptions.url === '/payments/:imp_uid') return;
+      // V2's GET /payments/{paymentId} and GET /payments share these paths: their handlers check V2's credentials.
+      if (isV2Request(request) && (request.routeOptions.url === '/payments/:imp_uid' || request.routeOptions.url === '/payments')) return;
       if (!engine.isAuthorized(request.headers.authorization)) {
         return reply.code(401).send(envelope(-1, MESSAGES.unauthorized));
       }
@@ -102,6 +102,9 @@ async function restRoutes(rest: FastifyInstance, engine: SimulatorEngine): Promi
     // `GET /payments?imp_uid[]=a&imp_uid[]=b`: the payments PortOne knows among those asked (at most
     // 100); none known is a 404, as for one.
     authed.get<{ Querystring: Record<string, string | string[] | undefined> }>('/payments', async (request, reply) => {
+      if (isV2Request(request)) {
+        return v2Answer(reply, engine.isV2Authorized(request.headers.authorization) ? engine.v2ListPayments(request.query['requestBody']) : V2_UNAUTHORIZED);
+      }
       const raw = request.query['imp_uid[]'];
       const asked = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
       if (asked.length === 0 || asked.length > 100) return reply.code(400).send(envelope(1, 'imp_uid[] 는 1개 이상 100개 이하로 지정해야 합니다.'));
@@ -115,6 +118,18 @@ async function restRoutes(rest: FastifyInstance, engine: SimulatorEngine): Promi
       const payment = engine.getV1Payment(request.params.imp_uid);
       if (payment === null) return reply.code(404).send(envelope(1, MESSAGES.paymentNotFound));
       return envelope(0, null, payment);
+    });
+
+    // `GET /payments/status/{payment_status}?from=&to=&page=&limit=&sorting=`: the store's payments in a status.
+    authed.get<{ Params: { payment_status: string }; Querystring: Record<string, string | undefined> }>('/payments/status/:payment_status', async (request, reply) => {
+      const q = request.query;
+      const time = (value: string | undefined) => (value === undefined || value === '' ? null : Number(value));
+      const from = time(q['from']);
+      const to = time(q['to']);
+      if ((from !== null && !Number.isFinite(from)) || (to !== null && !Number.isFinite(to))) return reply.code(400).send(envelope(1, 'from, to 는 UNIX timestamp 여야 합니다.'));
+      const page = engine.listPayments(request.params.payment_status, from, to, Number(q['page'] ?? 1), Number(q['limit'] ?? 20), q['sorting']);
+      if (page === null) return reply.code(400).send(envelope(1, 'payment_status 가 올바르지 않습니다.'));
+      return envelope(0, null, page);
     });
 
     const find = async (

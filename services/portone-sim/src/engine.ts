@@ -25,7 +25,7 @@ import { dispatchWebhook } from './webhooks.ts';
 import { post } from './http-post.ts';
 import {
   confirmBody as v2ConfirmBody, newPaymentToken, newTransactionId, newWebhookId, newWebhookSecret, parseV2PaymentWindowRequest,
-  signedHeaders, v2Failure, v2PaymentJson, webhookBody as v2WebhookBody, webhookTypeOf, type V2Failure, type V2PaymentWindowRequest,
+  signedHeaders, V2_STATUS_OF, v2Failure, v2PaymentJson, webhookBody as v2WebhookBody, webhookTypeOf, type V2Failure, type V2PaymentWindowRequest,
 } from './v2.ts';
 
 /** Answer of a V2 payment window: the attempt (V1-shaped and as V2 shows it), the confirm call, the browser's token. */
@@ -214,6 +214,37 @@ export class SimulatorEngine {
       previous: at > 1 ? at - 1 : 0,
       next: at < pages ? at + 1 : 0,
       list: ordered.slice((at - 1) * FIND_ALL_PAGE_SIZE, at * FIND_ALL_PAGE_SIZE).map((r) => clonePayment(r.payment)),
+    };
+  }
+
+  /**
+   * `GET /payments/status/{payment_status}?from=&to=&page=&limit=&sorting=`: the store's V1 payments in
+   * that status (`all`: any) whose status time (paid_at for paid, cancelled_at for cancelled,
+   * failed_at for failed, started_at otherwise) lies in [from, to] (unix seconds; absent: unbounded),
+   * oldest first for `sorting=paid|started|updated`, newest first otherwise; `limit` 1-100 (default
+   * 20). `previous` and `next` are page numbers, 0 when there is none. Null for an unknown status.
+   */
+  listPayments(status: string, from: number | null, to: number | null, page: number, limit: number, sorting: string | undefined): SimPaymentPage | null {
+    if (status !== 'all' && status !== 'ready' && status !== 'paid' && status !== 'cancelled' && status !== 'failed') return null;
+    const timeOf = (p: SimPayment) => (p.status === 'paid' ? p.paid_at : p.status === 'cancelled' ? p.cancelled_at : p.status === 'failed' ? p.failed_at : p.started_at);
+    const size = Math.min(100, Math.max(1, Math.floor(limit) || 20));
+    const matching: SimPayment[] = [];
+    for (const record of this.#state.payments.values()) {
+      const p = record.payment;
+      if (record.v2 !== undefined || (status !== 'all' && p.status !== status)) continue;
+      const at = timeOf(p);
+      if ((from !== null && at < from) || (to !== null && at > to)) continue;
+      matching.push(p);
+    }
+    const ascending = sorting === 'paid' || sorting === 'started' || sorting === 'updated';
+    matching.sort((a, b) => (ascending ? timeOf(a) - timeOf(b) : timeOf(b) - timeOf(a)));
+    const at = Math.max(1, Math.floor(page) || 1);
+    const pages = Math.ceil(matching.length / size);
+    return {
+      total: matching.length,
+      previous: at > 1 ? Math.min(at - 1, pages) : 0,
+      next: at < pages ? at + 1 : 0,
+      list: matching.slice((at - 1) * size, at * size).map((p) => clonePayment(p)),
     };
   }
 
@@ -540,6 +571,53 @@ export class SimulatorEngine {
     const record = this.#v2Latest(paymentId);
     if (record === undefined) return { ok: false, failure: v2Failure(404, 'PAYMENT_NOT_FOUND', MESSAGES.paymentNotFound) };
     return { ok: true, body: v2PaymentJson(record.payment, record.v2!) };
+  }
+
+  /**
+   * `GET /payments?requestBody={page, filter}` (V2): the latest attempt of each V2 payment whose status
+   * is in `filter.status` (absent: any) and whose status changed (`timestampType` STATUS_CHANGED_AT,
+   * the default) or which was created (CREATED_AT) within [`from`, `until`], sorted by that time
+   * (`sortOrder` ASC or DESC, the default), a page (`page.number` from 0, `page.size` default 10) at a time.
+   */
+  v2ListPayments(requestBody: unknown): V2RestResult {
+    const invalid = (message: string): V2RestResult => ({ ok: false, failure: v2Failure(400, 'INVALID_REQUEST', message) });
+    let input: Record<string, unknown>;
+    try {
+      input = (typeof requestBody === 'string' ? JSON.parse(requestBody) : {}) as Record<string, unknown>;
+    } catch {
+      return invalid('requestBody is not JSON');
+    }
+    if (typeof input !== 'object' || input === null) return invalid('requestBody is not a JSON object');
+    const page = (input['page'] ?? {}) as Record<string, unknown>;
+    const filter = (input['filter'] ?? {}) as Record<string, unknown>;
+    const number = page['number'] === undefined ? 0 : Number(page['number']);
+    const size = page['size'] === undefined ? 10 : Number(page['size']);
+    if (!Number.isSafeInteger(number) || number < 0 || !Number.isSafeInteger(size) || size < 1 || size > 1000) return invalid('page is not valid');
+    if (filter['storeId'] !== undefined && filter['storeId'] !== this.#storeId) return { ok: false, failure: v2Failure(403, 'FORBIDDEN', 'not your store') };
+    const bound = (value: unknown): number | null | undefined => (value === undefined ? null : typeof value === 'string' && Number.isFinite(Date.parse(value)) ? Date.parse(value) : undefined);
+    const from = bound(filter['from']);
+    const until = bound(filter['until']);
+    if (from === undefined || until === undefined) return invalid('from and until must be RFC 3339 date-times');
+    const statuses = Array.isArray(filter['status']) ? new Set(filter['status'] as unknown[]) : null;
+    const created = filter['timestampType'] === 'CREATED_AT';
+    const timeOf = (p: SimPayment): number => {
+      if (created) return p.started_at * 1000;
+      const lastCancel = p.cancel_history.at(-1)?.cancelled_at ?? 0;
+      if (p.status === 'paid') return (lastCancel > 0 ? lastCancel : p.paid_at) * 1000;
+      if (p.status === 'cancelled') return p.cancelled_at * 1000;
+      if (p.status === 'failed') return p.failed_at * 1000;
+      return p.started_at * 1000;
+    };
+    const latest = new Map<string, PaymentRecord>();
+    for (const record of this.#state.payments.values()) if (record.v2 !== undefined) latest.set(record.payment.merchant_uid, this.#v2Latest(record.payment.merchant_uid)!);
+    const matching = [...latest.values()].filter((r) => {
+      const at = timeOf(r.payment);
+      return (statuses === null || statuses.has(V2_STATUS_OF(r.payment))) && (from === null || at >= from) && (until === null || at <= until);
+    });
+    const ascending = filter['sortOrder'] === 'ASC';
+    matching.sort((a, b) => (ascending ? timeOf(a.payment) - timeOf(b.payment) : timeOf(b.payment) - timeOf(a.payment)));
+    const items = matching.slice(number * size, (number + 1) * size).map((r) => v2PaymentJson(r.payment, r.v2!));
+    return { ok: true, body: { items, page: { number, size, totalCount: matching.length } } };
   }
 
   /** `POST /payments/{paymentId}/pre-register` (V2): the amount a payment window for it must carry. */

@@ -195,6 +195,35 @@ describe('payments', () => {
   });
 });
 
+describe('the store\'s paid payments', () => {
+  it('lists payments paid in a window, oldest first, 100 a page, and never other statuses', async () => {
+    const own = await startSimulator({ impKey: 'test-key', impSecret: 'test-secret' });
+    try {
+      const { client, count } = clientFor(own);
+      const from = Math.floor(Date.now() / 1000) - 1;
+      const made: string[] = [];
+      for (let i = 0; i < 103; i++) made.push((await own.pay({ merchant_uid: order(), amount: 1000 + i })).payment.imp_uid);
+      const failed = await own.pay({ merchant_uid: order(), amount: 1000, outcome: 'failed' });
+      const to = Math.ceil(Date.now() / 1000) + 1;
+      const first = await client.listPaidPayments(from, to, 1);
+      expect(first.payments).toHaveLength(100);
+      expect(first.next).toBe(2);
+      const second = await client.listPaidPayments(from, to, 2);
+      expect(second.next).toBeNull();
+      const listed = [...first.payments, ...second.payments].map((p) => p.imp_uid);
+      expect(new Set(listed)).toEqual(new Set(made));
+      expect(listed).not.toContain(failed.payment.imp_uid);
+      const paidAt = [...first.payments, ...second.payments].map((p) => p.paid_at);
+      expect(paidAt).toEqual([...paidAt].sort((a, b) => a - b));
+      // A window that ended before they were paid: nothing.
+      expect(await client.listPaidPayments(from - 120, from - 60, 1)).toEqual({ payments: [], next: null });
+      expect(count('listPaidPayments', 'ok')).toBe(3);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('cancel', () => {
   it('cancels partially then fully, sending the expected balance as checksum', async () => {
     const { client } = clientFor(sim);

@@ -90,6 +90,24 @@ describe('V2 REST through our client', () => {
     expect(cancels.map((c) => c.ok)).toEqual([false, true, true]);
   });
 
+  it('lists the store\'s paid payments by the time their status changed, a page at a time, oldest first', async () => {
+    const from = Date.now() - 1_000;
+    const paid = await sim.payV2({ payment_id: paymentId(), amount: 1100 });
+    const failed = await sim.payV2({ payment_id: paymentId(), amount: 1200, outcome: 'failed' });
+    const partly = await sim.payV2({ payment_id: paymentId(), amount: 1300 });
+    await client.cancelPayment({ paymentId: partly.payment.merchant_uid, currentCancellableAmount: 1300, amount: 300, reason: 'test' });
+    const until = Date.now() + 1_000;
+    const page = await client.listPaidPayments(from, until, 0);
+    const ids = page.payments.map((p) => p.id);
+    expect(ids).toEqual(expect.arrayContaining([paid.payment.merchant_uid, partly.payment.merchant_uid]));
+    expect(ids).not.toContain(failed.payment.merchant_uid);
+    expect(page.payments.find((p) => p.id === partly.payment.merchant_uid)).toMatchObject({ status: 'PARTIAL_CANCELLED', cancelled: 300 });
+    // A window that ended before they were paid lists none of them.
+    const before = await client.listPaidPayments(from - 60_000, from - 30_000, 0);
+    expect(before.payments.map((p) => p.id)).not.toContain(paid.payment.merchant_uid);
+    expect(before.more).toBe(false);
+  });
+
   it('pre-registers the amount: a window with another amount fails before any confirm call', async () => {
     const id = paymentId();
     await client.preRegisterPayment(id, 4000, 'KRW');

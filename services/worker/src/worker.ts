@@ -21,6 +21,7 @@ import { persistHold } from './processors/persist-hold.processor.ts';
 import { paymentOutcome } from './processors/payment-outcome.processor.ts';
 import { archiveEvents, guard, guardQueues, rebuildEvent, recordQueueFronts, retryRefunds, sweep, withdrawOrphans } from './processors/maintenance.processor.ts';
 import { periodicTask } from './periodic.ts';
+import { sweepLedger } from './processors/ledger.processor.ts';
 import { expireHold } from './settlement/index.ts';
 
 /** How long the relay waits for a batch's hold recordings before queueing the rest as `holds` jobs. */
@@ -46,6 +47,8 @@ export interface RunningWorker {
   guard(): ReturnType<typeof guard>;
   /** The job queues' guard (a failover of their shard, or Redis losing them: see guardQueues). */
   guardQueues(): ReturnType<typeof guardQueues>;
+  /** Reads PortOne's paid payments against the record and settles those it lacks (see sweepLedger). */
+  sweepLedger(opts?: Parameters<typeof sweepLedger>[1]): ReturnType<typeof sweepLedger>;
   /** Archives the events whose season is over now (see archiveEvents). */
   archive(): ReturnType<typeof archiveEvents>;
   /** Withdraws orders pending in Postgres that Redis never received (see withdrawOrphans). */
@@ -178,6 +181,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   const runOrphans = periodic('withdrawing orphan orders', () => withdrawOrphans(ctx), { key: 'orphan-lock', ms: 8_000 });
   // Refunds decided and not done: every 30 s, one worker at a time.
   const runRefunds = periodic('retrying refunds', () => retryRefunds(ctx), { key: 'refund-lock', ms: 25_000 });
+  // PortOne's paid payments against the record: every LEDGER_SWEEP_INTERVAL_MS, one worker at a time.
+  const runLedger = periodic('sweeping the ledger', () => sweepLedger(ctx), { key: 'ledger-lock', ms: Math.max(1_000, config.ledgerSweepIntervalMs - 1_000) });
   // How far each waiting room has admitted: every second, one worker at a time.
   const runFronts = periodic('recording waiting-room fronts', () => recordQueueFronts(ctx), { key: 'front-lock', ms: 900 });
   if (opts.timers !== false) {
@@ -188,6 +193,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     timers.push(setInterval(() => void runQueueGuard(), 1_000));
     timers.push(setInterval(() => void runFronts(), 1_000));
     timers.push(setInterval(() => void runArchive(), 60_000));
+    if (config.ledgerSweepIntervalMs > 0) timers.push(setInterval(() => void runLedger(), config.ledgerSweepIntervalMs));
   }
   // The relay always runs: without it no hold is recorded. It polls the active events' hand-off
   // streams every 50 ms (the event list is refreshed every second).
@@ -282,6 +288,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     relay: async () => relayHandoffs(await eventsRepo.listActiveEventIds(db, new Date())),
     guard: () => guard(ctx),
     guardQueues: () => guardQueues(ctx),
+    sweepLedger: (o) => sweepLedger(ctx, o),
     archive: () => archiveEvents(ctx),
     withdrawOrphans: (o) => withdrawOrphans(ctx, o),
     retryRefunds: () => retryRefunds(ctx),

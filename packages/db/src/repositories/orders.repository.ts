@@ -47,6 +47,24 @@ export async function ordersNotHeld(db: Db, eventId: string): Promise<string[]> 
 }
 
 /**
+ * What the record knows of payments PortOne listed (the ledger sweep): the event of each named order
+ * that exists, and which of the payment keys the record already has settled (in `payments` as paid
+ * or cancelled, or as an order's paid payment). Two statements, whatever the number asked.
+ */
+export async function ledgerKnown(db: Db, merchantUids: readonly string[], impUids: readonly string[]): Promise<{ orders: Map<string, string>; known: Set<string> }> {
+  if (merchantUids.length === 0) return { orders: new Map(), known: new Set() };
+  const [orders, payments] = await Promise.all([
+    db.selectFrom('orders').select(['merchant_uid', 'event_id', 'paid_imp_uid']).where('merchant_uid', 'in', [...new Set(merchantUids)]).execute(),
+    // Recorded paid or cancelled: settled. One recorded ready or failed may have been paid since.
+    impUids.length === 0 ? Promise.resolve([]) : db.selectFrom('payments').select('imp_uid')
+      .where('imp_uid', 'in', [...new Set(impUids)]).where('status', 'in', ['paid', 'cancelled']).execute(),
+  ]);
+  const known = new Set(payments.map((p) => p.imp_uid));
+  for (const o of orders) if (o.paid_imp_uid !== null) known.add(o.paid_imp_uid);
+  return { orders: new Map(orders.map((o) => [o.merchant_uid, o.event_id])), known };
+}
+
+/**
  * Whether a verified buyer has fewer than `most` orders for the event in the record (the count
  * Postgres enforces, migration 0009): asked when Redis's count refuses, since Redis's count can run
  * ahead of the record (a claim whose give-back was lost with a connection or a process).

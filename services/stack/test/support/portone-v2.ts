@@ -19,10 +19,10 @@ export function v2Keys(label: string): V2Keys {
 }
 
 /** Starts the simulator with `keys`, then a stack using it for V1 and V2 (`env` on top). */
-export async function startV2Stack(keys: V2Keys, opts: { label: string; clock?: TestClock; env?: Record<string, string> }): Promise<{ sim: Simulator; stack: TestStack }> {
+export async function startV2Stack(keys: V2Keys, opts: { label: string; clock?: TestClock; env?: Record<string, string>; timers?: boolean }): Promise<{ sim: Simulator; stack: TestStack }> {
   const sim = await startSimulator({ port: 0, webhookSecret: keys.secret, storeId: keys.storeId, v2ApiSecret: keys.apiSecret, faults: { webhook_retry_ms: 50 } });
   const stack = await startStack({
-    label: opts.label, portoneUrl: sim.url, ...(opts.clock ? { clock: opts.clock } : {}),
+    label: opts.label, portoneUrl: sim.url, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.timers === false ? { timers: false } : {}),
     env: {
       PORTONE_V2_API_URL: sim.url, PORTONE_V2_API_SECRET: keys.apiSecret, PORTONE_V2_STORE_ID: keys.storeId, PORTONE_WEBHOOK_SECRET: keys.secret,
       ...opts.env,

@@ -1,0 +1,120 @@
+/**
+ * The ledger sweep: PortOne's list of the store's paid payments, read against the record.
+ *
+ * Everything else learns of a payment from a confirm (its hold's verification and expiry ask PortOne)
+ * or a webhook. A payment made without a confirm (a PG that cannot confirm, a browser that left
+ * confirm_url out, a V1 payment for a V2 order) whose only webhook is lost (V1 sends one by default)
+ * would otherwise never be found: PortOne keeps the money, the order stays pending or paid by another
+ * payment, and nobody issues tickets or refunds it (attack round 20A).
+ *
+ * So once a LEDGER_SWEEP_INTERVAL_MS, one worker at a time, pages through the payments PortOne says
+ * were paid (V1 `GET /payments/status/paid`, by paid time; V2 `GET /payments`, by the time the status
+ * last changed, PAID and PARTIAL_CANCELLED) since the last sweep (less LEDGER_OVERLAP_MS, so one paid
+ * just as a sweep listed is not missed) up to LEDGER_SETTLE_DELAY_MS ago (a payment paid in the last
+ * minute is its webhook's to settle: the sweep would only ask PortOne about it twice). A payment of an
+ * order of dropgate's that the record does not have is settled as a webhook's would be (a `ledger`
+ * outcome job: PortOne asked again under the order's lock, then tickets or a refund); one of an order
+ * dropgate does not have is counted (`unknown_order`) and left alone: the store may sell other things.
+ *
+ * How far each API was swept lives in Redis beside the queues; when it is missing (first run, Redis
+ * lost it) the sweep starts LEDGER_LOOKBACK_MS back. A sweep reads at most LEDGER_PAGES_PER_SWEEP
+ * pages; the rest is the next sweep's, from the last payment it read. Costs one PortOne call per
+ * hundred payments paid (each read about twice, for the overlap), where asking about every order
+ * would cost one per order.
+ */
+import { orders as ordersRepo } from '@dropgate/db';
+import { eventIdOf } from '@dropgate/domain';
+import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
+import { firstListPage, type PortOneApi, type PortOnePayment } from '@dropgate/portone';
+import type { WorkerContext } from '../context.ts';
+
+/** A payment paid this recently is left to its webhook. */
+export const LEDGER_SETTLE_DELAY_MS = 60_000;
+/** Each sweep reads again this much of what the last one read. */
+export const LEDGER_OVERLAP_MS = 2 * 60_000;
+/** Where a sweep starts when nothing says how far the last one went. */
+export const LEDGER_LOOKBACK_MS = 24 * 3_600_000;
+/** Pages (of 100 payments) one sweep reads at most per API. */
+export const LEDGER_PAGES_PER_SWEEP = 200;
+
+export interface LedgerSweep {
+  api: PortOneApi;
+  /** The window read (epoch ms). */
+  from: number;
+  to: number;
+  listed: number;
+  /** Payments of dropgate's orders the record did not have: an outcome job each. */
+  queued: string[];
+  /** Paid payments naming no order of dropgate's. */
+  unknownOrders: number;
+  /** How far the sweep got (the next one starts there, less the overlap). */
+  sweptUntil: number;
+}
+
+/** The APIs dropgate has credentials for (the V1 client without them would only be refused). */
+function configuredApis(ctx: WorkerContext): PortOneApi[] {
+  const apis: PortOneApi[] = [];
+  if (ctx.config.portone.impKey !== undefined) apis.push('v1');
+  if (ctx.config.portone.v2ApiSecret !== undefined) apis.push('v2');
+  return apis;
+}
+
+const stateKey = (ctx: WorkerContext) => `${ctx.config.queuePrefix}:ledger`;
+
+/** One sweep of every configured API (see the module comment). */
+export async function sweepLedger(ctx: WorkerContext, opts: { settleDelayMs?: number } = {}): Promise<LedgerSweep[]> {
+  const sweeps: LedgerSweep[] = [];
+  for (const api of configuredApis(ctx)) sweeps.push(await sweepApi(ctx, api, opts.settleDelayMs ?? LEDGER_SETTLE_DELAY_MS));
+  return sweeps;
+}
+
+async function sweepApi(ctx: WorkerContext, api: PortOneApi, settleDelayMs: number): Promise<LedgerSweep> {
+  const now = ctx.clock.now();
+  const saved = Number(await ctx.redis.hget(stateKey(ctx), api));
+  const last = Number.isFinite(saved) && saved > 0 ? saved : null;
+  const to = now - settleDelayMs;
+  const from = last === null ? now - LEDGER_LOOKBACK_MS : Math.min(last - LEDGER_OVERLAP_MS, to);
+  const sweep: LedgerSweep = { api, from, to, listed: 0, queued: [], unknownOrders: 0, sweptUntil: last ?? from };
+  let page: number | null = firstListPage(api);
+  let latest = from;
+  for (let pages = 0; page !== null && pages < LEDGER_PAGES_PER_SWEEP; pages++) {
+    const listed: { payments: PortOnePayment[]; next: number | null } = await ctx.portone.listPaidPayments(api, from, to, page);
+    sweep.listed += listed.payments.length;
+    await settleUnknown(ctx, api, listed.payments, sweep);
+    for (const p of listed.payments) latest = Math.max(latest, p.paid_at * 1000);
+    page = listed.next;
+  }
+  // Read to the end: the window is done. Cut short: the next sweep goes on from the last payment read.
+  sweep.sweptUntil = Math.max(sweep.sweptUntil, page === null ? to : latest);
+  await ctx.redis.hset(stateKey(ctx), api, String(sweep.sweptUntil));
+  if (sweep.queued.length > 0 || sweep.unknownOrders > 0) {
+    ctx.log.warn({ api, queued: sweep.queued.length, unknownOrders: sweep.unknownOrders }, 'PortOne lists paid payments the record does not have');
+  }
+  return sweep;
+}
+
+/** Queues an outcome job for each paid payment of `payments` the record lacks (see the module comment). */
+async function settleUnknown(ctx: WorkerContext, api: PortOneApi, payments: readonly PortOnePayment[], sweep: LedgerSweep): Promise<void> {
+  const paid = payments.filter((p) => p.status === 'paid' && eventIdOf(p.merchant_uid) !== null);
+  sweep.unknownOrders += payments.length - paid.length;
+  ctx.metrics.ledgerPayments.inc({ api, result: 'unknown_order' }, payments.length - paid.length);
+  const { orders, known } = await ordersRepo.ledgerKnown(ctx.db, paid.map((p) => p.merchant_uid), paid.map((p) => p.imp_uid));
+  const jobs = [];
+  for (const p of paid) {
+    const eventId = orders.get(p.merchant_uid);
+    if (eventId === undefined) {
+      sweep.unknownOrders++;
+      ctx.metrics.ledgerPayments.inc({ api, result: 'unknown_order' });
+      continue;
+    }
+    if (known.has(p.imp_uid)) {
+      ctx.metrics.ledgerPayments.inc({ api, result: 'known' });
+      continue;
+    }
+    ctx.metrics.ledgerPayments.inc({ api, result: 'queued' });
+    sweep.queued.push(p.imp_uid);
+    const data: PaymentOutcomeJob = { eventId, merchantUid: p.merchant_uid, impUid: p.imp_uid, hint: 'paid', source: 'ledger', receivedAt: Date.now() };
+    jobs.push({ name: 'ledger', data, opts: { jobId: jobIds.ledgerPayment(p.merchant_uid, p.imp_uid) } });
+  }
+  if (jobs.length > 0) await ctx.queues.payments.addBulk(jobs);
+}
