@@ -76,6 +76,18 @@ export interface SetPaymentStatusOptions {
   webhook?: boolean;
 }
 
+/** The index of the first record of `order` (sorted by paid_at) paid after `at` (unix seconds). */
+function upperBound(order: readonly PaymentRecord[], at: number): number {
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (order[mid]!.payment.paid_at <= at) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 function clonePayment(p: SimPayment): SimPayment {
   return { ...p, cancel_history: p.cancel_history.map((h) => ({ ...h })) };
 }
@@ -229,7 +241,13 @@ export class SimulatorEngine {
     const timeOf = (p: SimPayment) => (p.status === 'paid' ? p.paid_at : p.status === 'cancelled' ? p.cancelled_at : p.status === 'failed' ? p.failed_at : p.started_at);
     const size = Math.min(100, Math.max(1, Math.floor(limit) || 20));
     const matching: SimPayment[] = [];
-    for (const record of this.#state.payments.values()) {
+    // Paid ones: the window of the payments in paid order, already sorted; others: every payment.
+    const paidOrder = this.#state.paidOrder;
+    const sorted = status === 'paid';
+    const candidates = sorted
+      ? paidOrder.slice(from === null ? 0 : upperBound(paidOrder, from - 1), to === null ? paidOrder.length : upperBound(paidOrder, to))
+      : this.#state.payments.values();
+    for (const record of candidates) {
       const p = record.payment;
       if (record.v2 !== undefined || (status !== 'all' && p.status !== status)) continue;
       const at = timeOf(p);
@@ -237,7 +255,8 @@ export class SimulatorEngine {
       matching.push(p);
     }
     const ascending = sorting === 'paid' || sorting === 'started' || sorting === 'updated';
-    matching.sort((a, b) => (ascending ? timeOf(a) - timeOf(b) : timeOf(b) - timeOf(a)));
+    if (!sorted) matching.sort((a, b) => (ascending ? timeOf(a) - timeOf(b) : timeOf(b) - timeOf(a)));
+    else if (!ascending) matching.reverse();
     const at = Math.max(1, Math.floor(page) || 1);
     const pages = Math.ceil(matching.length / size);
     return {
@@ -512,6 +531,9 @@ export class SimulatorEngine {
     p.status = 'paid';
     p.paid_at = this.#unixNow();
     p.pg_tid ??= `pg_${randomBytes(8).toString('hex')}`;
+    // Kept in paid-time order (a clock set back in a test puts it before later ones).
+    const order = this.#state.paidOrder;
+    order.splice(upperBound(order, p.paid_at), 0, record);
   }
 
   #markFailed(record: PaymentRecord, reason: string): void {
@@ -608,8 +630,13 @@ export class SimulatorEngine {
       if (p.status === 'failed') return p.failed_at * 1000;
       return p.started_at * 1000;
     };
+    // Asked for paid ones only (what the ledger sweep asks): those ever paid, up to `until` (a payment's
+    // status changes after it is paid, never before). Otherwise every payment.
+    const paidOnly = statuses !== null && [...statuses].every((x) => x === 'PAID' || x === 'PARTIAL_CANCELLED');
+    const paidOrder = this.#state.paidOrder;
+    const candidates = paidOnly ? paidOrder.slice(0, until === null ? paidOrder.length : upperBound(paidOrder, Math.floor(until / 1000))) : this.#state.payments.values();
     const latest = new Map<string, PaymentRecord>();
-    for (const record of this.#state.payments.values()) if (record.v2 !== undefined) latest.set(record.payment.merchant_uid, this.#v2Latest(record.payment.merchant_uid)!);
+    for (const record of candidates) if (record.v2 !== undefined) latest.set(record.payment.merchant_uid, this.#v2Latest(record.payment.merchant_uid)!);
     const matching = [...latest.values()].filter((r) => {
       const at = timeOf(r.payment);
       return (statuses === null || statuses.has(V2_STATUS_OF(r.payment))) && (from === null || at >= from) && (until === null || at <= until);

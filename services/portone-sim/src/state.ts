@@ -46,6 +46,12 @@ export class SimState {
   readonly payments = new Map<string, PaymentRecord>();
   /** Payments of each merchant_uid, oldest first (the last one is what `/payments/find` returns). */
   readonly byMerchantUid = new Map<string, PaymentRecord[]>();
+  /**
+   * Every payment that was ever paid, by the time it was paid (oldest first): the listings of paid
+   * payments (V1 `GET /payments/status/paid`, V2 `GET /payments`) read a window of it rather than
+   * every payment, so a ledger sweep during a 100,000-buyer drop costs the simulator little.
+   */
+  readonly paidOrder: PaymentRecord[] = [];
   /** Amounts registered with `POST /payments/prepare`. */
   readonly prepared = new Map<string, number>();
   /** Access token -> expiry (epoch ms). */
