@@ -118,6 +118,8 @@ export const ConfigSchema = Type.Object({
    * payments no webhook told dropgate about (0: never). See the worker's ledger sweep.
    */
   LEDGER_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000 }),
+  /** A payment paid this recently (ms) is left to its webhook by the ledger sweep. */
+  LEDGER_SETTLE_DELAY_MS: Type.Integer({ minimum: 0, maximum: 3_600_000 }),
   /** How long after a hold's expiry the worker keeps asking an unreachable PortOne before releasing. */
   EXPIRY_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400 }),
   /**
@@ -192,6 +194,7 @@ export const DEFAULTS: Readonly<Partial<Record<keyof Raw, string>>> = Object.fre
   WAITLIST_MAX_ENTRIES: '50000',
   SWEEP_INTERVAL_MS: '5000',
   LEDGER_SWEEP_INTERVAL_MS: '60000',
+  LEDGER_SETTLE_DELAY_MS: '60000',
   EXPIRY_GRACE_SECONDS: '600',
   WORKER_CONCURRENCY: '32',
   WORKER_NICE: '10',
@@ -279,6 +282,8 @@ export interface Config {
   readonly sweepIntervalMs: number;
   /** LEDGER_SWEEP_INTERVAL_MS (0: no ledger sweep). */
   readonly ledgerSweepIntervalMs: number;
+  /** LEDGER_SETTLE_DELAY_MS. */
+  readonly ledgerSettleDelayMs: number;
   readonly expiryGraceSeconds: number;
   readonly workerConcurrency: number;
   readonly workerNice: number;
@@ -427,6 +432,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     waitlistMaxEntries: raw.WAITLIST_MAX_ENTRIES,
     sweepIntervalMs: raw.SWEEP_INTERVAL_MS,
     ledgerSweepIntervalMs: raw.LEDGER_SWEEP_INTERVAL_MS,
+    ledgerSettleDelayMs: raw.LEDGER_SETTLE_DELAY_MS,
     expiryGraceSeconds: raw.EXPIRY_GRACE_SECONDS,
     workerConcurrency: raw.WORKER_CONCURRENCY,
     workerNice: raw.WORKER_NICE,

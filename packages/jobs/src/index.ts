@@ -40,9 +40,11 @@ export interface PaymentOutcomeJob {
    * webhook: a notification named this payment; reconcile: ask PortOne for the order's payment
    * (after a Redis rebuild, or a webhook naming one payment too many); watch: a late-payment check;
    * verify: a confirm approved this payment on hold `seq`, check it with PortOne at once; ledger:
-   * PortOne lists this payment paid and the record does not have it (no webhook told us, or it was lost).
+   * PortOne lists this payment paid and the record does not have it (no webhook told us, or it was lost);
+   * refund: a refund decided for this payment and not done: ask PortOne about it again, through its own
+   * API, and finish it. Webhook, ledger and refund jobs are settled alike.
    */
-  source: 'webhook' | 'reconcile' | 'watch' | 'verify' | 'ledger';
+  source: 'webhook' | 'reconcile' | 'watch' | 'verify' | 'ledger' | 'refund';
   /**
    * For 'watch': which of the late-payment checks this is (1..5). For 'verify': how many times the
    * relay already asked PortOne before it queued the job (0 or 1).

@@ -49,10 +49,18 @@ export interface PortOneV2Payment {
   pgProvider: string | null;
 }
 
-/** PortOne's named refusals of a manual confirmation (`POST /payments/{id}/confirm`). */
+/**
+ * PortOne's named refusals of a manual confirmation (`POST /payments/{id}/confirm`); `OTHER` is any
+ * refusal PortOne names that is not one of these (its type is in the result's message).
+ */
 export type ConfirmRefusal =
-  | 'ALREADY_PAID' | 'INFORMATION_MISMATCH' | 'INVALID_PAYMENT_TOKEN' | 'PAYMENT_NOT_FOUND' | 'PG_PROVIDER'
-  | 'FORBIDDEN' | 'INVALID_REQUEST' | 'UNAUTHORIZED';
+  | 'ALREADY_PAID' | 'ALREADY_PAID_OR_WAITING' | 'INFORMATION_MISMATCH' | 'INVALID_PAYMENT_TOKEN' | 'PAYMENT_NOT_FOUND' | 'PG_PROVIDER'
+  | 'FORBIDDEN' | 'INVALID_REQUEST' | 'UNAUTHORIZED' | 'OTHER';
+
+const CONFIRM_REFUSALS: ReadonlySet<string> = new Set<ConfirmRefusal>([
+  'ALREADY_PAID', 'ALREADY_PAID_OR_WAITING', 'INFORMATION_MISMATCH', 'INVALID_PAYMENT_TOKEN', 'PAYMENT_NOT_FOUND', 'PG_PROVIDER',
+  'FORBIDDEN', 'INVALID_REQUEST', 'UNAUTHORIZED',
+]);
 
 export type ConfirmResult =
   | { kind: 'approved'; paidAtMs: number }
@@ -175,7 +183,10 @@ export class PortOneV2Client {
       const named = namedRefusal(error);
       if (named !== null) {
         this.#report('v2ConfirmPayment', 'api_error', started);
-        return { kind: 'refused', refusal: named.type as ConfirmRefusal, message: named.message };
+        // A refusal outside the list is still a refusal, never taken for one it is not (attack round 20A:
+        // the route looked it up in its own table and answered 500).
+        if (CONFIRM_REFUSALS.has(named.type)) return { kind: 'refused', refusal: named.type as ConfirmRefusal, message: named.message };
+        return { kind: 'refused', refusal: 'OTHER', message: named.message === null ? named.type : `${named.type}: ${named.message}` };
       }
       this.#report('v2ConfirmPayment', 'http_error', started);
       throw new PortOneUnavailableError('v2ConfirmPayment', 1, 'http_error', null, { cause: error });

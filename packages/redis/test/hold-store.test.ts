@@ -59,6 +59,43 @@ describe('Lua scripts', () => {
     expect(await store.orderState(id, uid)).toMatchObject({ status: 'held', seq: 2 });
   });
 
+  it('undoHold: a new hold answered too late is released, but not while another payment rides on it (attack round 20B)', async () => {
+    const id = await load();
+    const uid = `${id}.uh`;
+    await order(id, uid, ['s1']);
+    expect(await store.placeHold(id, uid, 'imp-late', 100, T0)).toMatchObject({ approved: true, kind: 'new', seq: 1 });
+    // A retry of the payment is approved on the live hold before the late answer's undo runs.
+    expect(await store.placeHold(id, uid, 'imp-retry', 100, T0 + 1)).toMatchObject({ approved: true, kind: 'live', seq: 1 });
+    expect(await store.undoHold(id, uid, 'imp-late')).toBe(false);
+    expect(await store.orderState(id, uid)).toMatchObject({ status: 'held', seq: 1, impUid: 'imp-retry', impUids: ['imp-retry'] });
+    expect(await store.seatStates(id, ['s1'])).toEqual(['held']);
+    // The late request's answer is the refusal from now on; the retry's stays approved.
+    expect(await store.placeHold(id, uid, 'imp-late', 100, T0 + 2)).toMatchObject({ approved: false, code: 'DEADLINE', replayed: true });
+    expect(await store.placeHold(id, uid, 'imp-retry', 100, T0 + 2)).toMatchObject({ approved: true, replayed: true });
+
+    // Alone on its hold, an undone approval gives the seats back.
+    const alone = `${id}.ua`;
+    await order(id, alone, ['s2']);
+    expect(await store.placeHold(id, alone, 'imp-a', 100, T0)).toMatchObject({ approved: true, kind: 'new' });
+    expect(await store.undoHold(id, alone, 'imp-a')).toBe(true);
+    expect(await store.orderState(id, alone)).toMatchObject({ status: 'pending' });
+    expect(await store.seatStates(id, ['s2'])).toEqual(['available']);
+  });
+
+  it('a retried payment rides on a live hold, but renews it when too little is left for the PG to approve in (attack round 20B)', async () => {
+    const id = await load(); // hold TTL 60 s: a ride needs at least 30 s left
+    const uid = `${id}.rn`;
+    await order(id, uid, ['s1']);
+    expect(await store.placeHold(id, uid, 'imp-1', 100, T0)).toMatchObject({ approved: true, kind: 'new', seq: 1, expiresAt: T0 + 60_000 });
+    expect(await store.placeHold(id, uid, 'imp-2', 100, T0 + 30_000)).toMatchObject({ approved: true, kind: 'live', seq: 1, expiresAt: T0 + 60_000 });
+    // 0.5 s before the end: a new hold number with a whole TTL; the payments on the old one stay on it.
+    expect(await store.placeHold(id, uid, 'imp-3', 100, T0 + 59_500)).toMatchObject({ approved: true, kind: 'renewed', seq: 2, expiresAt: T0 + 119_500 });
+    expect(await store.orderState(id, uid)).toMatchObject({ status: 'held', seq: 2, impUid: 'imp-3', impUids: ['imp-1', 'imp-2', 'imp-3'] });
+    // An expiry decided on the old hold number leaves the renewed hold alone.
+    expect(await store.releaseHold(id, uid, { status: 'expired', nowMs: T0 + 61_000, seq: 1, onlyIfOverdue: true })).not.toBe('released');
+    expect(await store.seatStates(id, ['s1'])).toEqual(['held']);
+  });
+
   it('placeHold, called with the order key alone, writes only the keys keys.ts names for the event, and takes its limits from the store', async () => {
     const id = await load({ maxPerBuyer: 4 });
     const k = eventKeys(id);

@@ -42,6 +42,12 @@ export const STACK_TIMING = Object.freeze({
   EXPIRY_GRACE_SECONDS: '15',
   LATE_PAYMENT_WATCH_SECONDS: '8',
   JOB_LOCK_MS: '1000',
+  /**
+   * The ledger sweep every second, reading every payment up to now: it races the webhooks, the
+   * verifications and the expiries of every payment, as it would a webhook lost in production.
+   */
+  LEDGER_SWEEP_INTERVAL_MS: '1000',
+  LEDGER_SETTLE_DELAY_MS: '0',
   /** The default, stated: an approval PortOne timed past it (and a slack) was approved late. */
   CONFIRM_BUDGET_MS: '3000',
 });

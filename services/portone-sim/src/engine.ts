@@ -216,7 +216,8 @@ export class SimulatorEngine {
    * Null when the order has no payment in that status (PortOne answers 404).
    */
   findAllPayments(merchantUid: string, status: string | undefined, page: number, sorting: string | undefined): SimPaymentPage | null {
-    const records = (this.#state.byMerchantUid.get(merchantUid) ?? []).filter((r) => status === undefined || r.payment.status === status);
+    // V1's own payments: V2 attempts of the same id are not V1's to list (as `find` and `GET /payments/{imp_uid}`).
+    const records = (this.#state.byMerchantUid.get(merchantUid) ?? []).filter((r) => r.v2 === undefined && (status === undefined || r.payment.status === status));
     if (records.length === 0) return null;
     const ordered = sorting === 'started' ? records : [...records].reverse();
     const pages = Math.ceil(ordered.length / FIND_ALL_PAGE_SIZE);
@@ -730,6 +731,8 @@ export class SimulatorEngine {
     if (body['totalAmount'] !== undefined && body['totalAmount'] !== p.amount) return mismatch('totalAmount');
     if (body['currency'] !== undefined && body['currency'] !== p.currency) return mismatch('currency');
     if (p.status !== 'ready') return answer({ ok: false, failure: v2Failure(409, 'INVALID_REQUEST', 'the payment is not waiting for confirmation') });
+    const refusal = this.#faultsFor(record).manual_confirm_refusal;
+    if (refusal !== undefined) return answer({ ok: false, failure: v2Failure(409, refusal, `refused (${refusal})`) });
     // One confirmation per token: a second one finds the payment paid or failed.
     if (a.outcome === 'failed' || a.outcome === 'abandoned') {
       this.#markFailed(record, MESSAGES.pgDeclined);

@@ -89,6 +89,11 @@ export interface Faults {
    * earlier must ask PortOne what happened).
    */
   manual_confirm_latency_ms?: number;
+  /**
+   * V2 manual confirmation: PortOne answers `POST /payments/{id}/confirm` with this error type (409),
+   * e.g. `ALREADY_PAID_OR_WAITING`, and decides nothing: the payment stays as it was.
+   */
+  manual_confirm_refusal?: string;
 }
 
 /** Outcome the simulated buyer and PG produce once the merchant approved the confirm. */

@@ -6,7 +6,7 @@
 import { SimError } from './errors.ts';
 import type { Faults, PaymentOutcome, PaymentWindowRequest, SimPaymentStatus } from './types.ts';
 
-type FaultKind = 'probability' | 'count' | 'ms' | 'bool' | 'format';
+type FaultKind = 'probability' | 'count' | 'ms' | 'bool' | 'format' | 'errorType';
 
 const FAULT_KINDS: Record<keyof Faults, FaultKind> = {
   webhook_loss: 'probability',
@@ -25,6 +25,7 @@ const FAULT_KINDS: Record<keyof Faults, FaultKind> = {
   rest_down: 'bool',
   confirm_timeout_ms: 'ms',
   manual_confirm_latency_ms: 'ms',
+  manual_confirm_refusal: 'errorType',
 };
 
 const OUTCOMES: ReadonlySet<string> = new Set<PaymentOutcome>(['paid', 'failed', 'abandoned']);
@@ -64,6 +65,9 @@ export function parseFaults(input: unknown, what = 'faults'): Faults {
         break;
       case 'bool':
         if (typeof value !== 'boolean') throw invalid(`${field} must be true or false`);
+        break;
+      case 'errorType':
+        if (typeof value !== 'string' || !/^[A-Z][A-Z_]{0,63}$/.test(value)) throw invalid(`${field} must be a PortOne error type (A-Z and _)`);
         break;
       case 'format':
         if (value !== 'json' && value !== 'form') throw invalid(`${field} must be "json" or "form"`);

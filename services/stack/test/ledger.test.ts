@@ -10,6 +10,9 @@ import { waitFor } from '@dropgate/testkit';
 import type { Simulator } from '@dropgate/portone-sim';
 import type { TestStack } from '@dropgate/stack';
 import { checkAll, ledgerOf } from '@dropgate/invariants';
+import { lifecycle } from '@dropgate/db';
+import type { PaymentOutcomeJob } from '@dropgate/jobs';
+import { sql } from 'kysely';
 import { shop } from './support/shop.ts';
 import { startV2Stack, v2Keys } from './support/portone-v2.ts';
 
@@ -123,6 +126,41 @@ describe('the ledger sweep', () => {
     expect(late.to).toBeLessThan(Date.now() - 50_000);
     expect(late.queued).not.toContain(recent.payment.imp_uid);
     expect((await detail(o.merchant_uid)).status).toBe('pending');
+  });
+
+  it('a reconcile asks both APIs: a V2 order paid through V1 (no confirm, webhook lost) is found', async () => {
+    const id = await event({ seats: 2 });
+    const o = await order(id, { buyer_id: 'e', seats: ['L-1-1'], portone_api: 'v2' });
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, notice_url: noticeUrl(), outcome: 'paid', faults: { webhook_loss: 1 } });
+    await quiet();
+    // What the guard queues after Redis lost the event, or a webhook naming one payment too many.
+    const data: PaymentOutcomeJob = { eventId: id, merchantUid: o.merchant_uid, impUid: '', hint: null, source: 'reconcile', receivedAt: Date.now() };
+    await stack.api.deps.queues.payments.add('reconcile', data, { jobId: `rec-${o.merchant_uid}-test` });
+    const d = await orderIs(o.merchant_uid, 'paid');
+    expect(d.payments).toEqual([expect.objectContaining({ imp_uid: paid.payment.imp_uid, status: 'paid' })]);
+    await quiet();
+    expect(await broken(id)).toEqual([]);
+  });
+
+  it('a refund decided and not done for a payment made through the other API is finished by the refund retry', async () => {
+    const id = await event({ seats: 2 });
+    const o = await order(id, { buyer_id: 'f', seats: ['L-1-1'] });
+    await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    await orderIs(o.merchant_uid, 'paid');
+    // A V2 payment of the V1 order (its webhook lost), whose refund was decided and then not done.
+    const second = await sim.payV2({ payment_id: o.merchant_uid, amount: o.amount, webhook_url: `${stack.url}/portone/v2/webhook`, faults: { webhook_loss: 1 } });
+    const key = `v2.${second.transaction_id}`;
+    const db = stack.api.deps.db;
+    expect(await lifecycle.claimRefund(db, { impUid: key, merchantUid: o.merchant_uid, eventId: id, amount: o.amount, reason: 'duplicate_payment' })).toBe(true);
+    await sql`update refunds set created_at = now() - interval '2 minutes' where imp_uid = ${key}`.execute(db);
+    expect(await stack.worker!.retryRefunds()).toContain(key);
+    await waitFor(async () => (await lifecycle.findRefund(db, key))?.status === 'done', 20_000, 'the refund done');
+    expect(sim.ledger({ merchant_uid: o.merchant_uid }).cancels.filter((c) => c.ok)).toEqual([expect.objectContaining({ imp_uid: key, amount: o.amount })]);
+    await quiet();
+    const d = await detail(o.merchant_uid);
+    expect(d.status).toBe('paid');
+    expect(d.tickets).toHaveLength(1);
+    expect(await broken(id)).toEqual([]);
   });
 
   it('each sweep starts where the last one ended, less the overlap, and never goes back', async () => {

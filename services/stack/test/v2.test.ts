@@ -195,6 +195,24 @@ describe('manual confirmation', () => {
     expect(again.body.code).toBe('ALREADY_PAID');
   });
 
+  it('a refusal that may leave the payment going through (ALREADY_PAID_OR_WAITING), or one not in the table, keeps the hold and answers {code, message}, never 500 (attack round 20A)', async () => {
+    const id = await event({ pool: 2 });
+    const waiting = await v2Order(id, { buyer_id: 'w1', items: [{ pool: 'ga', quantity: 1 }] });
+    const w = await sim.payV2({ payment_id: waiting.merchant_uid, amount: waiting.amount, mode: 'manual', faults: { manual_confirm_refusal: 'ALREADY_PAID_OR_WAITING' } });
+    const r1 = await manualConfirm({ payment_id: waiting.merchant_uid, payment_token: w.payment_token, total_amount: waiting.amount });
+    expect(r1.status).toBe(409);
+    expect(r1.body).toEqual({ code: 'PAYMENT_PENDING', message: expect.any(String) });
+    const other = await v2Order(id, { buyer_id: 'w2', items: [{ pool: 'ga', quantity: 1 }] });
+    const x = await sim.payV2({ payment_id: other.merchant_uid, amount: other.amount, mode: 'manual', faults: { manual_confirm_refusal: 'MAX_TRANSACTION_COUNT_REACHED' } });
+    const r2 = await manualConfirm({ payment_id: other.merchant_uid, payment_token: x.payment_token, total_amount: other.amount });
+    expect(r2.status).toBe(502);
+    expect(r2.body).toEqual({ code: 'PORTONE_REFUSED', message: expect.any(String) });
+    // Both holds stay until PortOne says what became of the payments (both still READY here).
+    await queuesIdle();
+    expect((await availability(id)).pools[0]).toMatchObject({ held: 2, sold: 0 });
+    expect((await detail(waiting.merchant_uid)).status).toBe('held');
+  });
+
   it('each PortOne refusal (token, mismatch, PG decline) releases the hold and tells the buyer why; a forged token does not block the genuine one', async () => {
     const id = await event({ seats: 1 });
     const o = await v2Order(id, { buyer_id: 'r', seats: ['V-1-1'] });

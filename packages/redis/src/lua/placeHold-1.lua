@@ -48,7 +48,10 @@
   Output: { code, expires_at_ms, seq, replayed }
      1  approved: a new hold was taken
      2  approved on the order's live hold (the buyer retried the payment)
-     3  approved: the order's lapsed hold was renewed (still unswept, so nobody else has its seats)
+     3  approved: the order's hold was renewed under a new hold number: it had lapsed (still unswept,
+        so nobody else has its seats), or a retried payment came when too little of it was left for the
+        PG to approve in (under half the hold TTL, at most a minute: attack round 20B saw a retry
+        approved with 0.5 s left, the seats resold at expiry and the payment refunded)
      4  approved on the order's live reservation (hold_at "order", its first payment): the reservation
         now covers the PG's approval (expiry at least now + hold ttl) under a new hold number
     -1  event not loaded in Redis
@@ -141,7 +144,7 @@ if st == 'held' then
     redis.call('XADD', handoffKey, '*', 'uid', uid, 'imp', imp, 'seq', seq, 'exp', exp, 'at', now)
     return decide(4, exp, seq)
   end
-  if exp > now then
+  if exp - now >= math.min(math.floor(holdMs / 2), 60000) then
     -- Every payment riding on this hold is verified with PortOne and asked about before expiry.
     if riding >= maxImps then return { -13, 0, 0, 0 } end
     if not stampedHere(metaKey) then return { -9, 0, 0, 0 } end
@@ -149,7 +152,9 @@ if st == 'held' then
     redis.call('XADD', handoffKey, '*', 'uid', uid, 'imp', imp, 'seq', seq, 'exp', exp, 'at', now, 'ride', '1')
     return decide(2, exp, seq)
   end
-  -- Lapsed but not yet swept: the seats are still this order's. Renew them under a new hold number.
+  -- Lapsed but not yet swept (the seats are still this order's), or too near its end for the PG to
+  -- approve in: renew them under a new hold number (an expiry deciding on the old one then leaves it).
+  -- The order's bound on holds bounds how long payments can keep it.
   if seq >= maxHolds then return { -13, 0, 0, 0 } end
   if not stampedHere(metaKey) then return { -9, 0, 0, 0 } end
   exp = now + holdMs

@@ -18,7 +18,10 @@
 
   Output:
      1  the hold this imp_uid took was released
-     0  nothing was held for this imp_uid (refused, on an earlier live hold, or never ran)
+     0  nothing was held for this imp_uid (refused, on an earlier live hold, or never ran), or another
+        payment was approved on its hold since (a retry riding on it, placeHold code 2): the hold stays
+        for that one and only this imp_uid comes off it (attack round 20B: the undo released seats
+        whose other payment PortOne was already approving, and another buyer took them)
 ]]
 --- @include "includes/orderLines"
 
@@ -31,7 +34,13 @@ if not cached then return 0 end
 local code, _, seq = string.match(cached, '^(-?%d+)|(%d*)|(%d*)|')
 if code ~= '1' then return 0 end
 
-local o = redis.call('HMGET', KEYS[1], 'st', 'seq', 'b', 'q', 's', 'i')
+local o = redis.call('HMGET', KEYS[1], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 'imp')
 if o[1] ~= 'held' or o[2] ~= seq then return 0 end
+local kept = otherPayments(o[7], ARGV[2])
+if #kept > 0 then
+  redis.call('HSET', KEYS[1], 'imps', table.concat(kept, ','))
+  if o[8] == ARGV[2] then redis.call('HSET', KEYS[1], 'imp', kept[1]) end
+  return 0
+end
 endHold(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[1], ARGV[1], o[5], o[6], o[3], o[4], 'pending')
 return 1

@@ -80,10 +80,12 @@ const MANUAL_REFUSALS: Readonly<Record<ConfirmRefusal, { status: number; code: s
   INFORMATION_MISMATCH: { status: 409, code: 'AMOUNT_MISMATCH', message: REFUSAL_REASONS.AMOUNT_MISMATCH },
   PG_PROVIDER: { status: 402, code: 'PAYMENT_DECLINED', message: '결제가 승인되지 않았습니다' },
   ALREADY_PAID: { status: 409, code: 'ALREADY_PAID', message: REFUSAL_REASONS.ALREADY_PAID },
+  ALREADY_PAID_OR_WAITING: { status: 409, code: 'PAYMENT_PENDING', message: '결제 결과를 확인하고 있습니다. 주문 상태를 확인해 주세요' },
   PAYMENT_NOT_FOUND: { status: 404, code: 'PAYMENT_NOT_FOUND', message: '결제 정보를 찾을 수 없습니다' },
   FORBIDDEN: { status: 502, code: 'PORTONE_REFUSED', message: '결제사가 요청을 거절했습니다. 잠시 후 다시 시도해 주세요' },
   UNAUTHORIZED: { status: 502, code: 'PORTONE_REFUSED', message: '결제사가 요청을 거절했습니다. 잠시 후 다시 시도해 주세요' },
   INVALID_REQUEST: { status: 502, code: 'PORTONE_REFUSED', message: '결제사가 요청을 거절했습니다. 잠시 후 다시 시도해 주세요' },
+  OTHER: { status: 502, code: 'PORTONE_REFUSED', message: '결제사가 요청을 거절했습니다. 잠시 후 다시 시도해 주세요' },
 };
 
 type ConfirmFields = { paymentId: string; transactionId: string; totalAmount: number | null; storeId: string | null };
@@ -305,9 +307,12 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
       return paid();
     }
     const refusal = MANUAL_REFUSALS[result.refusal];
-    if (result.refusal === 'ALREADY_PAID') {
-      // Approved by an earlier request whose answer was lost: keep the hold, the workers settle it.
-      await shared.queueOutcome(eventId, merchantUid, key, 'paid').catch(() => undefined);
+    if (result.refusal === 'ALREADY_PAID' || result.refusal === 'ALREADY_PAID_OR_WAITING' || result.refusal === 'OTHER') {
+      // Approved by an earlier request whose answer was lost, or being approved by one now, or a refusal
+      // this version does not know (which may leave the payment going through): keep the hold, and
+      // the workers settle it on what PortOne says of the payment (a failed one releases the hold).
+      log.warn({ merchantUid, refusal: result.refusal, message: result.message }, 'manual confirmation: PortOne refused; the hold stays until PortOne says what became of the payment');
+      await shared.queueOutcome(eventId, merchantUid, key, result.refusal === 'OTHER' ? 'failed' : 'paid').catch(() => undefined);
     } else {
       // Refused: nothing was paid. Release the hold this attempt took, and forget its answer so a
       // genuine request for the same attempt is decided afresh (see releaseAttempt-6.lua).

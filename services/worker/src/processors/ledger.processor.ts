@@ -11,7 +11,7 @@
  * were paid (V1 `GET /payments/status/paid`, by paid time; V2 `GET /payments`, by the time the status
  * last changed, PAID and PARTIAL_CANCELLED) since the last sweep (less LEDGER_OVERLAP_MS, so one paid
  * just as a sweep listed is not missed) up to LEDGER_SETTLE_DELAY_MS ago (a payment paid in the last
- * minute is its webhook's to settle: the sweep would only ask PortOne about it twice). A payment of an
+ * minute, by default, is its webhook's to settle: the sweep would only ask PortOne about it twice). A payment of an
  * order of dropgate's that the record does not have is settled as a webhook's would be (a `ledger`
  * outcome job: PortOne asked again under the order's lock, then tickets or a refund); one of an order
  * dropgate does not have is counted (`unknown_order`) and left alone: the store may sell other things.
@@ -28,8 +28,6 @@ import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
 import { firstListPage, type PortOneApi, type PortOnePayment } from '@dropgate/portone';
 import type { WorkerContext } from '../context.ts';
 
-/** A payment paid this recently is left to its webhook. */
-export const LEDGER_SETTLE_DELAY_MS = 60_000;
 /** Each sweep reads again this much of what the last one read. */
 export const LEDGER_OVERLAP_MS = 2 * 60_000;
 /** Where a sweep starts when nothing says how far the last one went. */
@@ -52,7 +50,7 @@ export interface LedgerSweep {
 }
 
 /** The APIs dropgate has credentials for (the V1 client without them would only be refused). */
-function configuredApis(ctx: WorkerContext): PortOneApi[] {
+export function configuredApis(ctx: WorkerContext): PortOneApi[] {
   const apis: PortOneApi[] = [];
   if (ctx.config.portone.impKey !== undefined) apis.push('v1');
   if (ctx.config.portone.v2ApiSecret !== undefined) apis.push('v2');
@@ -64,7 +62,7 @@ const stateKey = (ctx: WorkerContext) => `${ctx.config.queuePrefix}:ledger`;
 /** One sweep of every configured API (see the module comment). */
 export async function sweepLedger(ctx: WorkerContext, opts: { settleDelayMs?: number } = {}): Promise<LedgerSweep[]> {
   const sweeps: LedgerSweep[] = [];
-  for (const api of configuredApis(ctx)) sweeps.push(await sweepApi(ctx, api, opts.settleDelayMs ?? LEDGER_SETTLE_DELAY_MS));
+  for (const api of configuredApis(ctx)) sweeps.push(await sweepApi(ctx, api, opts.settleDelayMs ?? ctx.config.ledgerSettleDelayMs));
   return sweeps;
 }
 

@@ -322,8 +322,8 @@ export const REFUND_RETRY_AFTER_MS = 60_000;
  * Money dropgate decided to return and has not: a refund claimed over REFUND_RETRY_AFTER_MS ago whose
  * cancel has not gone through (PortOne refused it or was down, and its job is waiting out an
  * exponential backoff that has grown to hours, failed for good, or was lost with Redis's data). Each
- * one's order is reconciled again (its payments asked of PortOne and acted on: the decided refund is
- * finished), at most once per REFUND_RETRY_AFTER_MS a payment: each ask is one try under the round's
+ * one's payment is asked of PortOne again (through its own API) and acted on: the decided refund is
+ * finished, at most once per REFUND_RETRY_AFTER_MS a payment: each ask is one try under the round's
  * id (no backoff of its own: the next round asks again), so a refund PortOne keeps refusing costs one
  * cancel call a minute from here instead of a growing pile of jobs each retrying on its own backoff
  * (attack round 14 saw one more delayed job a minute). @returns the payments asked about.
@@ -333,10 +333,12 @@ export async function retryRefunds(ctx: WorkerContext): Promise<string[]> {
   const stuck = await lifecycle.refundsStuck(ctx.db, new Date(now - REFUND_RETRY_AFTER_MS), 1_000);
   const round = Math.floor(now / REFUND_RETRY_AFTER_MS);
   await mapLimit(stuck, 16, async (r) => {
-    const data: PaymentOutcomeJob = { eventId: r.event_id, merchantUid: r.merchant_uid, impUid: '', hint: null, source: 'reconcile', receivedAt: Date.now() };
+    // The refunded payment itself, through its own API (its key says which): an order-wide reconcile
+    // asks the order's API, and a payment made through the other one was never found (attack round 20A).
+    const data: PaymentOutcomeJob = { eventId: r.event_id, merchantUid: r.merchant_uid, impUid: r.imp_uid, hint: null, source: 'refund', receivedAt: Date.now() };
     // Kept a minute after it ends, so the sweep 30 s later finds the id taken (a removed one was added
     // again: two tries a minute, attack round 15), and cleaned up after that.
-    await ctx.queues.payments.add('reconcile', data, {
+    await ctx.queues.payments.add('refund', data, {
       jobId: `rec-${r.merchant_uid}-refund-${r.imp_uid}-${round}`, attempts: 1,
       removeOnComplete: { age: REFUND_RETRY_AFTER_MS / 1000 }, removeOnFail: { age: REFUND_RETRY_AFTER_MS / 1000 },
     });

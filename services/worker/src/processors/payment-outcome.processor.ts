@@ -9,6 +9,7 @@ import { orders as ordersRepo } from '@dropgate/db';
 import type { PaymentOutcomeJob } from '@dropgate/jobs';
 import { WEBHOOK_ACTED } from '@dropgate/redis';
 import type { WorkerContext } from '../context.ts';
+import { configuredApis } from './ledger.processor.ts';
 import {
   applyPaymentLocked, fetchPaymentShared, lookupFailure, recheckUnknownPayment, verifyPayment, watchPayment, withOrderLock, type PaymentJobOutcome,
 } from '../settlement/index.ts';
@@ -20,11 +21,17 @@ export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob,
 
 async function outcomeLocked(ctx: WorkerContext, job: PaymentOutcomeJob): Promise<PaymentJobOutcome> {
   if (job.source === 'reconcile') {
-    // The order's own API: where its payments were pre-registered and are asked for.
+    // The order's own API (where its payments were pre-registered), and the other one when dropgate has
+    // its credentials: a V2 order can be paid through V1 (a window opened with its merchant_uid) and a
+    // V1 order through V2, and asking only the order's own API left such a payment, and a refund
+    // decided for it, unfound for good (attack round 20A).
     const order = await ordersRepo.findOrder(ctx.db, job.merchantUid);
+    const own = order?.portone_api ?? 'v1';
+    const apis = [own, ...configuredApis(ctx).filter((api) => api !== own)];
     let found;
     try {
-      found = (await ctx.portone.findAllPayments(job.merchantUid, order?.portone_api ?? 'v1')).filter((p) => p.merchant_uid === job.merchantUid);
+      found = (await Promise.all(apis.map((api) => ctx.portone.findAllPayments(job.merchantUid, api)))).flat()
+        .filter((p) => p.merchant_uid === job.merchantUid);
     } catch (error) {
       throw lookupFailure(error);
     }
