@@ -136,7 +136,7 @@ describe('recording rules and alerts', () => {
         'DropgateConfirmErrorBudgetFastBurn', 'DropgateConfirmErrorBudgetSlowBurn', 'DropgateConfirmDeadlineMissed',
         'DropgateOversellPrevented', 'DropgateQueueBacklogGrowing', 'DropgateHoldsOverdue', 'DropgateRefundSpike',
         'DropgateRedisUnreachable', 'DropgatePostgresUnreachable', 'DropgateNotReady', 'DropgateJobsFailedForGood',
-        'DropgateQueueStalled',
+        'DropgateQueueStalled', 'DropgateLedgerFoundPayments', 'DropgateClockOff',
       ]),
     );
     const fast = alerts.find((a) => a.alert === 'DropgateConfirmErrorBudgetFastBurn')?.expr ?? '';

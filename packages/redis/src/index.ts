@@ -14,3 +14,4 @@ export * from './faults.ts';
 export * from './types.ts';
 export * from './connection.ts';
 export * from './errors.ts';
+export * from './clock.ts';

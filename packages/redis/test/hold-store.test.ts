@@ -96,6 +96,23 @@ describe('Lua scripts', () => {
     expect(await store.seatStates(id, ['s1'])).toEqual(['held']);
   });
 
+  it('after the sale closes, a payment rides on a live hold but renews none (attack round 20B)', async () => {
+    const id = await load(); // closes at T0 + 1 h
+    const closes = T0 + 3_600_000;
+    const lapsed = `${id}.cl`;
+    const live = `${id}.lv`;
+    await order(id, lapsed, ['s1']);
+    await order(id, live, ['s2']);
+    expect(await store.placeHold(id, lapsed, 'imp-l1', 100, closes - 100_000)).toMatchObject({ approved: true, kind: 'new' });
+    expect(await store.placeHold(id, live, 'imp-v1', 100, closes - 10_000)).toMatchObject({ approved: true, kind: 'new', expiresAt: closes + 50_000 });
+    // Lapsed (unswept) at the close: renewing it would be a new hold after the sale ended.
+    expect(await store.placeHold(id, lapsed, 'imp-l2', 100, closes + 100)).toMatchObject({ approved: false, code: 'SALE_CLOSED' });
+    // 49.9 s left: the retry rides on it.
+    expect(await store.placeHold(id, live, 'imp-v2', 100, closes + 100)).toMatchObject({ approved: true, kind: 'live', seq: 1 });
+    // 25 s left (under half the TTL): it would be renewed, which a closed sale does not do.
+    expect(await store.placeHold(id, live, 'imp-v3', 100, closes + 25_000)).toMatchObject({ approved: false, code: 'SALE_CLOSED' });
+  });
+
   it('placeHold, called with the order key alone, writes only the keys keys.ts names for the event, and takes its limits from the store', async () => {
     const id = await load({ maxPerBuyer: 4 });
     const k = eventKeys(id);

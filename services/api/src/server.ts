@@ -5,9 +5,9 @@
 import { createServer, type Server } from 'node:http';
 import { pino } from 'pino';
 import { assertRedisReachable, closeOnSignals, exitOnStartupFailure, loadConfigOrExit, type Config } from '@dropgate/config';
-import { systemClock, type Clock } from '@dropgate/domain';
+import type { Clock } from '@dropgate/domain';
 import { openDatabase } from '@dropgate/db';
-import { HoldStore, createRedis, whenReady } from '@dropgate/redis';
+import { HoldStore, RedisClock, clockKey, createRedis, whenReady } from '@dropgate/redis';
 import { createQueues, closeQueues } from '@dropgate/jobs';
 import { PortOneV2Client } from '@dropgate/portone';
 import { createApiMetrics, createRegistry } from '@dropgate/telemetry';
@@ -80,7 +80,6 @@ export const REDIS_COMMAND_TIMEOUT_MS = 5_000;
 
 /** Starts the API with `config`; used by `npm run api`, `npm start`, the drop runner and tests. */
 export async function startApi(config: Config, opts: { logger?: boolean; queuePrefix?: string; clock?: Clock } = {}): Promise<RunningApi> {
-  const clock = opts.clock ?? systemClock;
   const db = await openDatabase(config.databaseUrl, { max: 10 });
   // No request waits on Redis forever: on a Redis Cluster whose primary died, ioredis can leave a
   // pipeline's commands queued on a live connection and never written (seen in the failover
@@ -95,6 +94,9 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
   await catalog.start();
   const registry = createRegistry();
   const metrics = createApiMetrics(registry, config.confirmBudgetMs);
+  // Every decision's time: Redis's clock (see RedisClock), unless a test gives its own.
+  const redisClock = opts.clock ? null : new RedisClock(redis, { key: clockKey(opts.queuePrefix ?? config.queuePrefix), onMeasure: (ms) => metrics.clockOffset.set(ms / 1000) });
+  const clock: Clock = opts.clock ?? redisClock!;
   const onRequest = (endpoint: string, result: string, seconds: number) => {
     metrics.portoneRequests.inc({ endpoint, result });
     metrics.portoneDuration.observe({ endpoint }, seconds);
@@ -113,6 +115,7 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
   // Redis still unreachable after a few seconds does not keep the API down: readiness says 503 and
   // requests are refused until the client connects.
   await whenReady(redis, 5_000);
+  await redisClock?.start();
   // Several API processes (npm start with API_PROCESSES > 1) each listen on PORT themselves, with
   // SO_REUSEPORT: the kernel spreads the connections over them, and no other process holds any.
   const shared = config.apiProcesses > 1 ? { reusePort: true } : {};
@@ -129,6 +132,7 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
         await new Promise<void>((resolve) => own.server.close(() => resolve()));
       }
       await app.close();
+      redisClock?.stop();
       catalog.stop();
       await closeQueues(queues);
       redis.disconnect();

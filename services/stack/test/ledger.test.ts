@@ -113,9 +113,8 @@ describe('the ledger sweep', () => {
     expect(v1.queued).not.toContain(malformed.payment.imp_uid);
     expect(v1.unknownOrders).toBeGreaterThanOrEqual(2);
     expect(sim.ledger({ imp_uid: foreign.payment.imp_uid }).cancels).toEqual([]);
-    expect(await stack.worker!.ctx.metrics.ledgerPayments.get()).toMatchObject({
-      values: expect.arrayContaining([expect.objectContaining({ labels: { api: 'v1', result: 'unknown_order' } })]),
-    });
+    const counted = (await stack.worker!.ctx.metrics.ledgerPayments.get()).values.find((v) => v.labels.api === 'v1' && v.labels.result === 'unknown_order');
+    expect(counted?.value).toBeGreaterThanOrEqual(2);
 
     // With the default delay a payment paid a moment ago is not read yet: its webhook settles it.
     const id = await event({ seats: 1 });

@@ -162,6 +162,18 @@ describe('hold_at "order"', () => {
     }, 10_000, 'the extended hold recorded');
   });
 
+  it('does not extend a reservation once the sale has closed (attack round 20B)', async () => {
+    const closes = clock.now() + 20_000;
+    const id = await makeEvent({ sale_closes_at: new Date(closes).toISOString() });
+    const o = (await order(id, { buyer_id: 'cl', items: [{ pool: 'ga', quantity: 1 }] })).body;
+    expect(o.status).toBe('held');
+    expect((await extend(o.merchant_uid, o.order_token)).status).toBe(200);
+    clock.advance(21_000);
+    const late = await extend(o.merchant_uid, o.order_token);
+    expect(late.status).toBe(403);
+    expect(late.body).toEqual({ code: 'SALE_CLOSED', message: expect.any(String) });
+  });
+
   it('refuses what cannot work: extend on a confirm-hold event, bad settings', async () => {
     const plain = eventId('rs');
     expect((await http(stack.url, 'POST', '/admin/events', { id: plain, name: 'Plain', pools: [{ id: 'ga', name: 'GA', capacity: 2, price: 1 }] }, { admin: true })).status).toBe(201);

@@ -7,12 +7,12 @@ import { Worker, UnrecoverableError, type Job, type Processor } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { sql } from 'kysely';
 import type { Config } from '@dropgate/config';
-import { systemClock, type Clock } from '@dropgate/domain';
+import type { Clock } from '@dropgate/domain';
 import { openDatabase, events as eventsRepo, orders as ordersRepo } from '@dropgate/db';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { createHandoffRelay } from './processors/relay.ts';
-import { HoldStore, checkEveryShard, createRedis, type RedisClient } from '@dropgate/redis';
+import { HoldStore, RedisClock, checkEveryShard, clockKey, createRedis, type RedisClient } from '@dropgate/redis';
 import { QueueNames, createQueues, closeQueues, jobIds, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
 import { PaymentGateway, PortOneClient, PortOneV2Client } from '@dropgate/portone';
 import { createRegistry, createWorkerMetrics, scrapeAllowed } from '@dropgate/telemetry';
@@ -103,7 +103,14 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     ? new PortOneV2Client({ baseUrl: config.portone.v2ApiUrl, secret: config.portone.v2ApiSecret, storeId: config.portone.v2StoreId, onRequest })
     : null;
   const portone = new PaymentGateway(v1, v2);
-  const ctx: WorkerContext = { config, db, redis, store: new HoldStore(redis, config.orderLimits), queues, portone, metrics, log, clock: opts.clock ?? systemClock };
+  // Every decision's time: Redis's clock (see RedisClock), unless a test gives its own.
+  const redisClock = opts.clock ? null : new RedisClock(redis, { key: clockKey(prefix), onMeasure: (ms) => metrics.clockOffset.set(ms / 1000) });
+  await redisClock?.start();
+  // Every series the ledger sweep counts exists from the start (at 0), so its alert's increase() sees the first one.
+  for (const api of (['v1', 'v2'] as const).filter((a) => (a === 'v1' ? config.portone.impKey : config.portone.v2ApiSecret) !== undefined)) {
+    for (const result of ['known', 'queued', 'unknown_order']) metrics.ledgerPayments.inc({ api, result }, 0);
+  }
+  const ctx: WorkerContext = { config, db, redis, store: new HoldStore(redis, config.orderLimits), queues, portone, metrics, log, clock: opts.clock ?? redisClock! };
 
   const processors: Record<QueueName, Processor> = {
     holds: (job: Job<PersistHoldJob>) => persistHold(ctx, job.data),
@@ -295,6 +302,7 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     recordQueueFronts: () => recordQueueFronts(ctx),
     async close() {
       for (const t of timers) clearInterval(t);
+      redisClock?.stop();
       await Promise.all(workers.map((w) => w.close()));
       for (const connection of workerConnections) connection.disconnect();
       await closeQueues(queues);

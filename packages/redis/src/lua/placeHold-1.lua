@@ -154,8 +154,11 @@ if st == 'held' then
   end
   -- Lapsed but not yet swept (the seats are still this order's), or too near its end for the PG to
   -- approve in: renew them under a new hold number (an expiry deciding on the old one then leaves it).
-  -- The order's bound on holds bounds how long payments can keep it.
+  -- The order's bound on holds bounds how long payments can keep it; a sale that closed takes no
+  -- new hold, a renewed one included (attack round 20B: renewed after the close, while a new order
+  -- at the same instant was refused SALE_CLOSED).
   if seq >= maxHolds then return { -13, 0, 0, 0 } end
+  if meta[3] and meta[3] ~= '' and now >= tonumber(meta[3]) then return decide(-5) end
   if not stampedHere(metaKey) then return { -9, 0, 0, 0 } end
   exp = now + holdMs
   seq = seq + 1

@@ -295,6 +295,8 @@ export async function extendReservation(
   if (event.holdAt !== 'order' || event.reservationTtlSeconds === null) {
     throw new DomainError('NOT_EXTENDABLE', 'this event takes holds at the confirm: there is no reservation to extend');
   }
+  // A closed sale lengthens no reservation (a payment on a live one still goes through).
+  if (event.saleClosesAt !== null && now >= event.saleClosesAt.getTime()) throw new DomainError('SALE_CLOSED', 'the sale has closed: a reservation is not extended after it');
   const r = await store.extendReservation(event.id, merchantUid, now, event.reservationTtlSeconds * 1000, MAX_RESERVATION_EXTENSIONS);
   switch (r.result) {
     case 'extended':

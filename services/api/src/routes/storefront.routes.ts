@@ -17,6 +17,14 @@ import { ReadCache, wantsFresh } from '../lib/read-cache.ts';
 import type { EventDef } from '../lib/catalog.ts';
 import type { AppDeps } from '../deps.ts';
 
+/**
+ * How long after the opening the waiting room's shuffle seed is shown. Joins are placed by it until
+ * the opening, by the time of the process that takes them (every process reads Redis's clock, so they
+ * agree to within a round trip): shown a second later, nobody can learn it while any process still
+ * places a join by it and pick a buyer id that lands first (attack round 20B, with clocks 40 s apart).
+ */
+export const SEED_SHOWN_AFTER_MS = 1_000;
+
 export function eventBody(def: EventDef, availability: StoreAvailability | null, nowMs: number) {
   return {
     id: def.id,
@@ -32,7 +40,7 @@ export function eventBody(def: EventDef, availability: StoreAvailability | null,
     hold_at: def.holdAt,
     reservation_ttl_seconds: def.reservationTtlSeconds,
     waiting_room: def.waitingRoom
-      ? { ...def.waitingRoom, shuffle_seed: nowMs >= def.saleOpensAt.getTime() ? def.queueSeed : null }
+      ? { ...def.waitingRoom, shuffle_seed: nowMs >= def.saleOpensAt.getTime() + SEED_SHOWN_AFTER_MS ? def.queueSeed : null }
       : null,
     waitlist: def.waitlistOfferTtlSeconds !== null ? { offer_ttl_seconds: def.waitlistOfferTtlSeconds } : null,
     ...(availability

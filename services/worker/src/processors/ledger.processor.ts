@@ -57,7 +57,8 @@ export function configuredApis(ctx: WorkerContext): PortOneApi[] {
   return apis;
 }
 
-const stateKey = (ctx: WorkerContext) => `${ctx.config.queuePrefix}:ledger`;
+/** Beside the queues (their prefix: a test's own, else QUEUE_PREFIX). */
+const stateKey = (ctx: WorkerContext) => `${ctx.queues.payments.opts.prefix}:ledger`;
 
 /** One sweep of every configured API (see the module comment). */
 export async function sweepLedger(ctx: WorkerContext, opts: { settleDelayMs?: number } = {}): Promise<LedgerSweep[]> {

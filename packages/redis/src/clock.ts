@@ -1,0 +1,112 @@
+/**
+ * The time dropgate decides by, taken from Redis (attack round 20B).
+ *
+ * Scripts take the time from their caller (ARGV), so the same script decides alike on any shard and
+ * tests can move time. But the caller's time was its host's wall clock: an API process whose host ran
+ * 40 s fast sold and ticketed an order 16 s before the sale opened, showed the waiting room's shuffle
+ * seed while other processes still placed joins by it (whoever saw it could pick a buyer id that
+ * lands first), and one 40 s slow approved holds that had already expired, which the worker released
+ * at once and another buyer took. Nothing compared the clocks.
+ *
+ * Every API and worker process now keeps its offset from one Redis's clock (`TIME`, through a
+ * one-key script so a Redis Cluster answers from the shard of that key, the same shard for every
+ * process), measured at start and every `everyMs`, each time the best of a few round trips (the one
+ * with the shortest round trip bounds the error by half of it). `now()` is the host's clock plus that
+ * offset, so every process decides by the same clock to within a millisecond or so, whatever its
+ * host's clock says. A measurement that fails keeps the last offset.
+ */
+import type { Clock } from '@dropgate/domain';
+import type { RedisClient } from './connection.ts';
+
+/** The key (never written) whose slot names the Redis every process of a deployment takes the time from. */
+export function clockKey(queuePrefix: string): string {
+  return `${queuePrefix}:clock`;
+}
+
+/** Round trips per measurement; the shortest one is kept. */
+const SAMPLES = 5;
+
+export interface RedisClockOptions {
+  /** A key whose slot names the Redis (or Cluster shard) every process asks. Never written. */
+  key: string;
+  /** How often the offset is measured again (ms). Default 10 s. */
+  everyMs?: number;
+  /** Called after each measurement (metrics). */
+  onMeasure?: (offsetMs: number, roundTripMs: number) => void;
+  /** The host's clock (epoch ms). Default `Date.now` (tests give one that is off). */
+  hostNow?: () => number;
+}
+
+export class RedisClock implements Clock {
+  readonly #redis: RedisClient;
+  readonly #key: string;
+  readonly #everyMs: number;
+  readonly #onMeasure: RedisClockOptions['onMeasure'];
+  readonly #hostNow: () => number;
+  #offsetMs = 0;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(redis: RedisClient, opts: RedisClockOptions) {
+    this.#redis = redis;
+    this.#key = opts.key;
+    this.#everyMs = opts.everyMs ?? 10_000;
+    this.#onMeasure = opts.onMeasure;
+    this.#hostNow = opts.hostNow ?? Date.now;
+  }
+
+  now(): number {
+    return Math.round(this.#hostNow() + this.#offsetMs);
+  }
+
+  /** Redis's clock minus this host's (ms), as last measured; 0 before the first measurement. */
+  get offsetMs(): number {
+    return this.#offsetMs;
+  }
+
+  /**
+   * Measures the offset now (the best of a few round trips) and keeps it. @returns the offset and the
+   * round trip it came from, or null when Redis did not answer (the last offset is kept).
+   */
+  async measure(): Promise<{ offsetMs: number; roundTripMs: number } | null> {
+    let best: { offsetMs: number; roundTripMs: number } | null = null;
+    for (let i = 0; i < SAMPLES; i++) {
+      let sent: number;
+      let answer: unknown;
+      try {
+        sent = this.#hostNow();
+        answer = await this.#redis.eval("return redis.call('TIME')", 1, this.#key);
+      } catch {
+        return best === null ? null : this.#keep(best);
+      }
+      const received = this.#hostNow();
+      const [seconds, micros] = (answer as [string | number, string | number]).map(Number) as [number, number];
+      if (!Number.isFinite(seconds) || !Number.isFinite(micros)) continue;
+      const sample = { offsetMs: seconds * 1000 + micros / 1000 - (sent + received) / 2, roundTripMs: received - sent };
+      if (best === null || sample.roundTripMs < best.roundTripMs) best = sample;
+    }
+    return best === null ? null : this.#keep(best);
+  }
+
+  #keep(m: { offsetMs: number; roundTripMs: number }): { offsetMs: number; roundTripMs: number } {
+    this.#offsetMs = m.offsetMs;
+    try {
+      this.#onMeasure?.(m.offsetMs, m.roundTripMs);
+    } catch {
+      // metrics never stop the clock
+    }
+    return m;
+  }
+
+  /** Measures once (never throws), then again every `everyMs` until `stop`. */
+  async start(): Promise<void> {
+    await this.measure().catch(() => null);
+    if (this.#timer !== null) return;
+    this.#timer = setInterval(() => void this.measure().catch(() => null), this.#everyMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+}

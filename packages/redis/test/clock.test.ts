@@ -1,0 +1,60 @@
+/**
+ * RedisClock: every process decides by Redis's clock (attack round 20B: API processes whose hosts'
+ * clocks were 40 s apart sold before the opening, showed the shuffle seed early and approved holds
+ * already expired). A host clock that is off is corrected by the offset measured against Redis's TIME.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { RedisClock } from '@dropgate/redis';
+
+const redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+afterAll(() => redis.disconnect());
+
+async function redisNow(): Promise<number> {
+  const [s, us] = (await redis.time()).map(Number) as [number, number];
+  return s * 1000 + us / 1000;
+}
+
+describe('RedisClock', () => {
+  it('takes the offset of a host clock 40 s fast, or 40 s slow, and decides by Redis\'s clock', async () => {
+    for (const skew of [40_000, -40_000, 0]) {
+      const seen: number[] = [];
+      const clock = new RedisClock(redis, { key: 'clock-test', hostNow: () => Date.now() + skew, onMeasure: (ms) => seen.push(ms) });
+      // Before any measurement the host's clock is all it has.
+      expect(Math.abs(clock.now() - (Date.now() + skew))).toBeLessThan(50);
+      const m = await clock.measure();
+      expect(m).not.toBeNull();
+      expect(m!.roundTripMs).toBeGreaterThanOrEqual(0);
+      expect(Math.abs(m!.offsetMs + skew)).toBeLessThan(250);
+      expect(seen).toEqual([m!.offsetMs]);
+      // Redis and this machine share a clock here: corrected, the clock reads Redis's time.
+      const before = await redisNow();
+      const now = clock.now();
+      const after = await redisNow();
+      expect(now).toBeGreaterThanOrEqual(Math.floor(before) - 250);
+      expect(now).toBeLessThanOrEqual(Math.ceil(after) + 250);
+    }
+  });
+
+  it('keeps its last offset when Redis does not answer, and measures again on its timer until stopped', async () => {
+    const other = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false });
+    const skewed = new RedisClock(other, { key: 'clock-test', hostNow: () => Date.now() + 10_000, everyMs: 20 });
+    await other.connect();
+    let measured = 0;
+    const counting = new RedisClock(redis, { key: 'clock-test', everyMs: 20, onMeasure: () => measured++ });
+    await counting.start();
+    await skewed.start();
+    expect(Math.abs(skewed.offsetMs + 10_000)).toBeLessThan(250);
+    const kept = skewed.offsetMs;
+    other.disconnect();
+    expect(await skewed.measure()).toBeNull();
+    expect(skewed.offsetMs).toBe(kept);
+    skewed.stop();
+    const start = measured;
+    await new Promise<void>((resolve) => { const t = setInterval(() => { if (measured >= start + 2) { clearInterval(t); resolve(); } }, 5); });
+    counting.stop();
+    const stopped = measured;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(measured).toBeLessThanOrEqual(stopped + 1);
+  });
+});
