@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { RedisClock } from '@dropgate/redis';
+import { startPrivateRedis } from '@dropgate/testkit';
 
 const redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
 afterAll(() => redis.disconnect());
@@ -33,6 +34,22 @@ describe('RedisClock', () => {
       const after = await redisNow();
       expect(now).toBeGreaterThanOrEqual(Math.floor(before) - 250);
       expect(now).toBeLessThanOrEqual(Math.ceil(after) + 250);
+    }
+  });
+
+  it('measures while Redis refuses writes (out of memory)', async () => {
+    const server = await startPrivateRedis();
+    const client = new Redis(server.url);
+    try {
+      await client.config('SET', 'maxmemory', '1');
+      await expect(client.set('k', 'v')).rejects.toThrow(/OOM/);
+      const clock = new RedisClock(client, { key: 'clock-test', hostNow: () => Date.now() - 5_000 });
+      const m = await clock.measure();
+      expect(m).not.toBeNull();
+      expect(Math.abs(m!.offsetMs - 5_000)).toBeLessThan(250);
+    } finally {
+      client.disconnect();
+      await server.stop();
     }
   });
 
