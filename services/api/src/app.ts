@@ -4,7 +4,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import Fastify, { type FastifyInstance, type FastifyServerOptions, type RawServerDefault } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions, type RawServerDefault } from 'fastify';
 import underPressure from '@fastify/under-pressure';
 import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -96,9 +96,21 @@ export async function buildApp(deps: AppDeps, opts: { logger?: FastifyServerOpti
   limitConnections(app.server, connectionLimit(deps.config.maxConnections));
 
   // RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (Node's own check answers it with no body).
+  // A body in a content coding dropgate does not decode (gzip, ...) is 415 (RFC 9110 15.5.16), not read
+  // as if it were plain (attack round 20B: a plain body marked gzip was taken).
+  // PortOne's confirm calls show a refusal's `reason` (V1) or `errorMessage` (V2) to the buyer, and their
+  // answers' schemas require it: without it the refusal failed to serialize and went out as 503.
+  const early = (request: FastifyRequest, code: string, message: string) =>
+    request.url.startsWith('/portone/') ? { code, message, reason: REFUSAL_REASONS.BAD_REQUEST, errorMessage: REFUSAL_REASONS.BAD_REQUEST } : { code, message };
   app.addHook('onRequest', (request, reply, done) => {
-    if (request.raw.headers.host === undefined && request.raw.httpVersion === '1.1') {
-      void reply.status(400).header('connection', 'close').send({ code: 'BAD_REQUEST', message: 'an HTTP/1.1 request needs a Host header' });
+    const headers = request.raw.headers;
+    if (headers.host === undefined && request.raw.httpVersion === '1.1') {
+      void reply.status(400).header('connection', 'close').send(early(request, 'BAD_REQUEST', 'an HTTP/1.1 request needs a Host header'));
+      return;
+    }
+    const coding = headers['content-encoding'];
+    if (coding !== undefined && coding.trim().toLowerCase() !== 'identity' && coding.trim() !== '') {
+      void reply.status(415).send(early(request, 'UNSUPPORTED_MEDIA_TYPE', 'bodies are not decoded: send them without Content-Encoding'));
       return;
     }
     done();

@@ -64,6 +64,9 @@ const cases: Case[] = [
   { name: 'event malformed JSON', method: 'POST', path: '/admin/events', raw: '{"id": "x",', headers: { 'content-type': 'application/json' }, admin: true, status: 400, code: 'INVALID_JSON' },
   { name: 'event empty body', method: 'POST', path: '/admin/events', raw: '', headers: { 'content-type': 'application/json' }, admin: true, status: 400, code: 'INVALID_JSON' },
   { name: 'event as text/plain', method: 'POST', path: '/admin/events', raw: 'hello', headers: { 'content-type': 'text/plain' }, admin: true, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  { name: 'event marked gzip (attack round 20B)', method: 'POST', path: '/admin/events', raw: JSON.stringify(validEvent()), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, admin: true, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  { name: 'confirm marked br', method: 'POST', path: '/portone/v1/confirm', raw: '{"imp_uid":"imp_1","merchant_uid":"a.AAAAAAAAAAA","amount":1}', headers: { 'content-type': 'application/json', 'content-encoding': 'br' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  { name: 'V2 confirm marked gzip', method: 'POST', path: '/portone/v2/confirm', raw: '{}', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
   { name: 'event missing name', method: 'POST', path: '/admin/events', body: { id: 'x-missing', pools: [{ id: 'p', name: 'P', capacity: 1, price: 1 }] }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
   { name: 'event unknown field', method: 'POST', path: '/admin/events', body: { ...validEvent(), colour: 'red' }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
   { name: 'event bad id', method: 'POST', path: '/admin/events', body: { ...validEvent(), id: 'Has Spaces' }, admin: true, status: 400, code: 'VALIDATION_FAILED' },
@@ -151,9 +154,11 @@ describe('bad input changes nothing', () => {
     const res = await http(stack.url, c.method, path, body, { headers, ...(c.raw !== undefined ? { raw: c.raw } : {}) });
     expect(res.status, res.text).toBe(c.status);
     expect(res.body.code).toBe(c.code);
-    expect(typeof (res.body.message ?? res.body.reason)).toBe('string');
+    expect(typeof (res.body.message ?? res.body.reason ?? res.body.errorMessage)).toBe('string');
     expect(res.text).not.toMatch(/\bat \S+\.(ts|js):\d+/); // no stack trace
     if (path.startsWith('/portone/v1/confirm')) expect(typeof res.body.reason).toBe('string');
+    // V2's confirm answers PortOne's shape: the buyer is shown errorMessage.
+    if (path.startsWith('/portone/v2/confirm')) expect(typeof res.body.errorMessage).toBe('string');
     expect(await snapshot()).toEqual(before);
   });
 });
@@ -226,6 +231,12 @@ describe('what the router and Node refuse before a route runs', () => {
     const noHost = await post('');
     expect(noHost).toMatch(/^HTTP\/1\.1 400 /);
     expect(bodyOf(noHost)).toEqual({ code: 'BAD_REQUEST', message: expect.stringContaining('Host') });
+    // A confirm without Host: the same 400, with the reason PortOne shows the buyer (it went out 503
+    // NOT_READY: the refusal failed its schema without one).
+    const confirm = JSON.stringify({ imp_uid: 'imp_nohost', merchant_uid: 'a.AAAAAAAAAAA', amount: 1 });
+    const noHostConfirm = await rawRequest(`POST /portone/v1/confirm HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(confirm)}\r\n\r\n${confirm}`);
+    expect(noHostConfirm).toMatch(/^HTTP\/1\.1 400 /);
+    expect(bodyOf(noHostConfirm)).toEqual({ code: 'BAD_REQUEST', reason: expect.any(String), message: expect.stringContaining('Host') });
     const expectation = await post('Host: x\r\nExpect: 200-ok\r\n');
     expect(expectation).toMatch(/^HTTP\/1\.1 417 /);
     expect(bodyOf(expectation)).toEqual({ code: 'EXPECTATION_FAILED', message: expect.any(String) });
