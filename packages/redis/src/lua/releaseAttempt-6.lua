@@ -35,12 +35,7 @@ if code ~= '1' then return 0 end
 local o = redis.call('HMGET', KEYS[1], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 'imp')
 if o[1] ~= 'held' or o[2] ~= seq then return 0 end
 -- Another attempt rides on this hold meanwhile: only this one gets off it.
-local kept = otherPayments(o[7], ARGV[2])
-if #kept > 0 then
-  redis.call('HSET', KEYS[1], 'imps', table.concat(kept, ','))
-  if o[8] == ARGV[2] then redis.call('HSET', KEYS[1], 'imp', kept[1]) end
-  return 0
-end
+if leaveHold(KEYS[1], o[7], o[8], ARGV[2]) then return 0 end
 -- 'released' (as a failed payment leaves an order; it can be paid again), not 'pending' as undoHold
 -- leaves it: the hold may be in the record already (PortOne answered after the hand-off was relayed),
 -- and the expiry's reconciliation ends a recorded hold only for an order Redis has released.

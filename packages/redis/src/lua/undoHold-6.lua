@@ -36,11 +36,6 @@ if code ~= '1' then return 0 end
 
 local o = redis.call('HMGET', KEYS[1], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 'imp')
 if o[1] ~= 'held' or o[2] ~= seq then return 0 end
-local kept = otherPayments(o[7], ARGV[2])
-if #kept > 0 then
-  redis.call('HSET', KEYS[1], 'imps', table.concat(kept, ','))
-  if o[8] == ARGV[2] then redis.call('HSET', KEYS[1], 'imp', kept[1]) end
-  return 0
-end
+if leaveHold(KEYS[1], o[7], o[8], ARGV[2]) then return 0 end
 endHold(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[1], ARGV[1], o[5], o[6], o[3], o[4], 'pending')
 return 1

@@ -75,3 +75,14 @@ local function otherPayments(impsCsv, imp)
   end
   return kept
 end
+
+-- Another payment rides on the order's hold beside `imp` (placeHold code 2): takes `imp` off the hold
+-- (its `imps`, and `imp` when it named it) and returns true, the hold staying theirs. False, changing
+-- nothing, when `imp` is alone on it.
+local function leaveHold(orderKey, impsCsv, currentImp, imp)
+  local kept = otherPayments(impsCsv, imp)
+  if #kept == 0 then return false end
+  redis.call('HSET', orderKey, 'imps', table.concat(kept, ','))
+  if currentImp == imp then redis.call('HSET', orderKey, 'imp', kept[1]) end
+  return true
+end
