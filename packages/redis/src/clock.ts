@@ -28,6 +28,11 @@ const TIME_SCRIPT = "#!lua flags=no-writes\nreturn redis.call('TIME')";
 
 /** Round trips per measurement; the shortest one is kept. */
 const SAMPLES = 5;
+/**
+ * A round trip longer than this says too little (the offset's error is up to half of it: a Redis
+ * paused for seconds would shift every decision by as much), and is not used: the last offset stays.
+ */
+export const CLOCK_MAX_ROUND_TRIP_MS = 100;
 
 export interface RedisClockOptions {
   /** A key whose slot names the Redis (or Cluster shard) every process asks. Never written. */
@@ -68,7 +73,8 @@ export class RedisClock implements Clock {
 
   /**
    * Measures the offset now (the best of a few round trips) and keeps it. @returns the offset and the
-   * round trip it came from, or null when Redis did not answer (the last offset is kept).
+   * round trip it came from, or null when Redis did not answer or answered no round trip within
+   * CLOCK_MAX_ROUND_TRIP_MS (the last offset is kept).
    */
   async measure(): Promise<{ offsetMs: number; roundTripMs: number } | null> {
     let best: { offsetMs: number; roundTripMs: number } | null = null;
@@ -83,7 +89,7 @@ export class RedisClock implements Clock {
       }
       const received = this.#hostNow();
       const [seconds, micros] = (answer as [string | number, string | number]).map(Number) as [number, number];
-      if (!Number.isFinite(seconds) || !Number.isFinite(micros)) continue;
+      if (!Number.isFinite(seconds) || !Number.isFinite(micros) || received - sent > CLOCK_MAX_ROUND_TRIP_MS) continue;
       const sample = { offsetMs: seconds * 1000 + micros / 1000 - (sent + received) / 2, roundTripMs: received - sent };
       if (best === null || sample.roundTripMs < best.roundTripMs) best = sample;
     }

@@ -53,6 +53,20 @@ describe('RedisClock', () => {
     }
   });
 
+  it('does not take an offset from slow round trips (a paused Redis, a stalled process): the last one stays', async () => {
+    let slow = false;
+    let calls = 0;
+    // While `slow`, every reading of the host's clock is 200 ms after the last: each round trip looks 200 ms long.
+    const clock = new RedisClock(redis, { key: 'clock-test', hostNow: () => Date.now() + 3_000 + (slow ? ++calls * 200 : 0) });
+    expect(await clock.measure()).not.toBeNull();
+    const kept = clock.offsetMs;
+    expect(Math.abs(kept + 3_000)).toBeLessThan(250);
+    slow = true;
+    expect(await clock.measure()).toBeNull();
+    expect(calls).toBeGreaterThanOrEqual(10);
+    expect(clock.offsetMs).toBe(kept);
+  });
+
   it('keeps its last offset when Redis does not answer, and measures again on its timer until stopped', async () => {
     const other = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false });
     const skewed = new RedisClock(other, { key: 'clock-test', hostNow: () => Date.now() + 10_000, everyMs: 20 });
