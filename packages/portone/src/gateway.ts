@@ -121,14 +121,21 @@ export class PaymentGateway {
   }
 
   /**
-   * One page of the store's payments paid between `fromMs` and `toMs` on API `api` (V1: by paid time,
-   * V2: by the time the status last changed; oldest first), in V1's shape, and the next page (null
-   * after the last). Pages are numbered from 1 on V1 and from 0 on V2: start from `firstListPage(api)`.
+   * One page of the store's payments paid between `fromMs` and `toMs` on API `api`, oldest first, in
+   * V1's shape, each with the time the listing orders it by (`at`, epoch ms: V1 the paid time, V2 the
+   * time its status last changed), and the next page (null after the last). Pages are numbered from 1
+   * on V1 and from 0 on V2: start from `firstListPage(api)`.
    */
-  async listPaidPayments(api: PortOneApi, fromMs: number, toMs: number, page: number): Promise<{ payments: PortOnePayment[]; next: number | null }> {
-    if (api === 'v1') return this.v1.listPaidPayments(Math.floor(fromMs / 1000), Math.ceil(toMs / 1000), page);
+  async listPaidPayments(api: PortOneApi, fromMs: number, toMs: number, page: number): Promise<{ payments: { payment: PortOnePayment; at: number }[]; next: number | null }> {
+    if (api === 'v1') {
+      const { payments, next } = await this.v1.listPaidPayments(Math.floor(fromMs / 1000), Math.ceil(toMs / 1000), page);
+      return { payments: payments.map((p) => ({ payment: p, at: p.paid_at * 1000 })), next };
+    }
     const { payments, more } = await this.#v2('v2ListPaidPayments').listPaidPayments(fromMs, toMs, page);
-    return { payments: payments.map((p) => fromV2Payment(p, v2PaymentKey(p.transactionId))), next: more ? page + 1 : null };
+    return {
+      payments: payments.map((p) => ({ payment: fromV2Payment(p, v2PaymentKey(p.transactionId)), at: p.statusChangedAtMs || p.paidAtMs })),
+      next: more ? page + 1 : null,
+    };
   }
 
   /**

@@ -45,6 +45,8 @@ export interface PortOneV2Payment {
   paidAtMs: number;
   /** Epoch ms of `failedAt`; 0 when not failed. */
   failedAtMs: number;
+  /** Epoch ms of `statusChangedAt` (what the paid-payment listing filters and sorts by); 0 when absent. */
+  statusChangedAtMs: number;
   failReason: string | null;
   pgProvider: string | null;
 }
@@ -306,6 +308,7 @@ export function parseV2Payment(endpoint: PortOneEndpoint, raw: unknown): PortOne
     cancelled: typeof cancelled === 'number' && Number.isFinite(cancelled) ? cancelled : 0,
     paidAtMs: msOf(p['paidAt']),
     failedAtMs: msOf(p['failedAt']),
+    statusChangedAtMs: msOf(p['statusChangedAt']),
     failReason: typeof (p['failure'] as Record<string, unknown> | undefined)?.['reason'] === 'string'
       ? (p['failure'] as Record<string, string>)['reason']!
       : null,

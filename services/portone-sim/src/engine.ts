@@ -25,7 +25,7 @@ import { dispatchWebhook } from './webhooks.ts';
 import { post } from './http-post.ts';
 import {
   confirmBody as v2ConfirmBody, newPaymentToken, newTransactionId, newWebhookId, newWebhookSecret, parseV2PaymentWindowRequest,
-  signedHeaders, V2_STATUS_OF, v2Failure, v2PaymentJson, webhookBody as v2WebhookBody, webhookTypeOf, type V2Failure, type V2PaymentWindowRequest,
+  signedHeaders, statusChangedAt, V2_STATUS_OF, v2Failure, v2PaymentJson, webhookBody as v2WebhookBody, webhookTypeOf, type V2Failure, type V2PaymentWindowRequest,
 } from './v2.ts';
 
 /** Answer of a V2 payment window: the attempt (V1-shaped and as V2 shows it), the confirm call, the browser's token. */
@@ -623,14 +623,7 @@ export class SimulatorEngine {
     if (from === undefined || until === undefined) return invalid('from and until must be RFC 3339 date-times');
     const statuses = Array.isArray(filter['status']) ? new Set(filter['status'] as unknown[]) : null;
     const created = filter['timestampType'] === 'CREATED_AT';
-    const timeOf = (p: SimPayment): number => {
-      if (created) return p.started_at * 1000;
-      const lastCancel = p.cancel_history.at(-1)?.cancelled_at ?? 0;
-      if (p.status === 'paid') return (lastCancel > 0 ? lastCancel : p.paid_at) * 1000;
-      if (p.status === 'cancelled') return p.cancelled_at * 1000;
-      if (p.status === 'failed') return p.failed_at * 1000;
-      return p.started_at * 1000;
-    };
+    const timeOf = (p: SimPayment): number => (created ? p.started_at : statusChangedAt(p)) * 1000;
     // Asked for paid ones only (what the ledger sweep asks): those ever paid, up to `until` (a payment's
     // status changes after it is paid, never before). Otherwise every payment.
     const paidOnly = statuses !== null && [...statuses].every((x) => x === 'PAID' || x === 'PARTIAL_CANCELLED');

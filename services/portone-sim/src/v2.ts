@@ -101,6 +101,18 @@ export function newWebhookId(): string {
 const iso = (unixSeconds: number): string | undefined => (unixSeconds > 0 ? new Date(unixSeconds * 1000).toISOString() : undefined);
 
 /** The payment as V2's `GET /payments/{paymentId}` returns it (the fields dropgate and the SDK read). */
+/**
+ * When a payment's status last changed (unix seconds; 0 when unknown): its last cancel for a paid one
+ * partly cancelled, else its paid, cancelled or failed time, else when it started.
+ */
+export function statusChangedAt(p: SimPayment): number {
+  const lastCancel = p.cancel_history.at(-1)?.cancelled_at ?? 0;
+  if (p.status === 'paid') return lastCancel > 0 ? lastCancel : p.paid_at;
+  if (p.status === 'cancelled') return p.cancelled_at;
+  if (p.status === 'failed') return p.failed_at;
+  return p.started_at;
+}
+
 export function v2PaymentJson(p: SimPayment, a: V2Attempt): Record<string, unknown> {
   const status = V2_STATUS_OF(p);
   const now = new Date().toISOString();
@@ -115,7 +127,7 @@ export function v2PaymentJson(p: SimPayment, a: V2Attempt): Record<string, unkno
     version: 'V2',
     requestedAt: iso(p.started_at) ?? now,
     updatedAt: now,
-    statusChangedAt: now,
+    statusChangedAt: iso(statusChangedAt(p)) ?? now,
     orderName: 'ticket',
     amount: { total: p.amount, taxFree: 0, discount: 0, paid: paid ? p.amount : 0, cancelled: p.cancel_amount, cancelledTaxFree: 0 },
     currency: p.currency,

@@ -48,20 +48,22 @@ export async function ordersNotHeld(db: Db, eventId: string): Promise<string[]> 
 
 /**
  * What the record knows of payments PortOne listed (the ledger sweep): the event of each named order
- * that exists, and which of the payment keys the record already has settled (in `payments` as paid
- * or cancelled, or as an order's paid payment). Two statements, whatever the number asked.
+ * that exists, and each of the payment keys the record has, with its status and the amount cancelled.
+ * Two statements, whatever the number asked.
  */
-export async function ledgerKnown(db: Db, merchantUids: readonly string[], impUids: readonly string[]): Promise<{ orders: Map<string, string>; known: Set<string> }> {
-  if (merchantUids.length === 0) return { orders: new Map(), known: new Set() };
+export async function ledgerKnown(
+  db: Db, merchantUids: readonly string[], impUids: readonly string[],
+): Promise<{ orders: Map<string, string>; recorded: Map<string, { status: string; cancelAmount: number }> }> {
+  if (merchantUids.length === 0) return { orders: new Map(), recorded: new Map() };
   const [orders, payments] = await Promise.all([
-    db.selectFrom('orders').select(['merchant_uid', 'event_id', 'paid_imp_uid']).where('merchant_uid', 'in', [...new Set(merchantUids)]).execute(),
-    // Recorded paid or cancelled: settled. One recorded ready or failed may have been paid since.
-    impUids.length === 0 ? Promise.resolve([]) : db.selectFrom('payments').select('imp_uid')
-      .where('imp_uid', 'in', [...new Set(impUids)]).where('status', 'in', ['paid', 'cancelled']).execute(),
+    db.selectFrom('orders').select(['merchant_uid', 'event_id']).where('merchant_uid', 'in', [...new Set(merchantUids)]).execute(),
+    impUids.length === 0 ? Promise.resolve([]) : db.selectFrom('payments').select(['imp_uid', 'status', 'cancel_amount'])
+      .where('imp_uid', 'in', [...new Set(impUids)]).execute(),
   ]);
-  const known = new Set(payments.map((p) => p.imp_uid));
-  for (const o of orders) if (o.paid_imp_uid !== null) known.add(o.paid_imp_uid);
-  return { orders: new Map(orders.map((o) => [o.merchant_uid, o.event_id])), known };
+  return {
+    orders: new Map(orders.map((o) => [o.merchant_uid, o.event_id])),
+    recorded: new Map(payments.map((p) => [p.imp_uid, { status: p.status, cancelAmount: Number(p.cancel_amount) }])),
+  };
 }
 
 /**

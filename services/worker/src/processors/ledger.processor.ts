@@ -17,10 +17,10 @@
  * dropgate does not have is counted (`unknown_order`) and left alone: the store may sell other things.
  *
  * How far each API was swept lives in Redis beside the queues; when it is missing (first run, Redis
- * lost it) the sweep starts LEDGER_LOOKBACK_MS back. A sweep reads at most LEDGER_PAGES_PER_SWEEP
- * pages; the rest is the next sweep's, from the last payment it read. Costs one PortOne call per
- * hundred payments paid (each read about twice, for the overlap), where asking about every order
- * would cost one per order.
+ * lost it) the sweep starts LEDGER_LOOKBACK_MS back. Pages are asked by time (see sweepApi). A sweep
+ * reads at most LEDGER_PAGES_PER_SWEEP pages; the rest is the next sweep's, from exactly where it
+ * stopped. Costs one PortOne call per hundred payments paid (those of the overlap read twice), where
+ * asking about every order would cost one per order.
  */
 import { orders as ordersRepo } from '@dropgate/db';
 import { eventIdOf } from '@dropgate/domain';
@@ -45,7 +45,7 @@ export interface LedgerSweep {
   queued: string[];
   /** Paid payments naming no order of dropgate's. */
   unknownOrders: number;
-  /** How far the sweep got (the next one starts there, less the overlap). */
+  /** How far the sweep got (the next one starts there: less the overlap when it read to the end). */
   sweptUntil: number;
 }
 
@@ -60,32 +60,72 @@ export function configuredApis(ctx: WorkerContext): PortOneApi[] {
 /** Beside the queues (their prefix: a test's own, else QUEUE_PREFIX). */
 const stateKey = (ctx: WorkerContext) => `${ctx.queues.payments.opts.prefix}:ledger`;
 
-/** One sweep of every configured API (see the module comment). */
-export async function sweepLedger(ctx: WorkerContext, opts: { settleDelayMs?: number } = {}): Promise<LedgerSweep[]> {
+/**
+ * One sweep of every configured API (see the module comment). An API whose listing fails does not
+ * keep the other's from being read; the first failure is thrown after both were tried.
+ */
+export async function sweepLedger(ctx: WorkerContext, opts: { settleDelayMs?: number; pagesPerSweep?: number } = {}): Promise<LedgerSweep[]> {
   const sweeps: LedgerSweep[] = [];
-  for (const api of configuredApis(ctx)) sweeps.push(await sweepApi(ctx, api, opts.settleDelayMs ?? ctx.config.ledgerSettleDelayMs));
+  let failure: unknown = null;
+  for (const api of configuredApis(ctx)) {
+    try {
+      sweeps.push(await sweepApi(ctx, api, opts.settleDelayMs ?? ctx.config.ledgerSettleDelayMs, opts.pagesPerSweep ?? LEDGER_PAGES_PER_SWEEP));
+    } catch (error) {
+      ctx.log.warn({ err: error, api }, 'the ledger sweep could not read PortOne\'s list of paid payments');
+      failure ??= error;
+    }
+  }
+  if (failure !== null) throw failure;
   return sweeps;
 }
 
-async function sweepApi(ctx: WorkerContext, api: PortOneApi, settleDelayMs: number): Promise<LedgerSweep> {
+/**
+ * Reads the window of one API. Pages are asked by time, not by number (keyset): each request starts
+ * at the time of the last payment read (those read already at that instant are skipped), so a
+ * payment leaving the list meanwhile (refunded: the sweep's own jobs refund some) cannot shift one
+ * past the sweep unread (attack round 21A), and a window larger than a sweep's pages is gone on from
+ * where it stopped, not from its overlap, which a steady stream of payments would re-read for good
+ * (attack round 21A: 20,000 payments in two minutes stopped the cursor). A page number is asked only
+ * when a whole page shares one instant.
+ */
+async function sweepApi(ctx: WorkerContext, api: PortOneApi, settleDelayMs: number, pagesPerSweep: number): Promise<LedgerSweep> {
   const now = ctx.clock.now();
-  const saved = Number(await ctx.redis.hget(stateKey(ctx), api));
-  const last = Number.isFinite(saved) && saved > 0 ? saved : null;
+  const [savedAt, savedPage] = await ctx.redis.hmget(stateKey(ctx), api, `${api}:page`);
   const to = now - settleDelayMs;
-  const from = last === null ? now - LEDGER_LOOKBACK_MS : Math.min(last - LEDGER_OVERLAP_MS, to);
+  const saved = Number(savedAt);
+  // Never ahead of this window's end (a cursor saved under a clock that ran ahead would hide the time
+  // up to it: attack round 21A).
+  const last = Number.isFinite(saved) && saved > 0 ? Math.min(saved, to) : null;
+  // Cut short last time: on from exactly the request it stopped before. Done: again from a little
+  // before where it ended, for payments PortOne listed late.
+  const resume = last !== null && savedPage !== null && savedPage !== '' ? Number(savedPage) : null;
+  const from = last === null ? now - LEDGER_LOOKBACK_MS : resume !== null ? last : Math.min(last - LEDGER_OVERLAP_MS, to);
   const sweep: LedgerSweep = { api, from, to, listed: 0, queued: [], unknownOrders: 0, sweptUntil: last ?? from };
-  let page: number | null = firstListPage(api);
-  let latest = from;
-  for (let pages = 0; page !== null && pages < LEDGER_PAGES_PER_SWEEP; pages++) {
-    const listed: { payments: PortOnePayment[]; next: number | null } = await ctx.portone.listPaidPayments(api, from, to, page);
-    sweep.listed += listed.payments.length;
-    await settleUnknown(ctx, api, listed.payments, sweep);
-    for (const p of listed.payments) latest = Math.max(latest, p.paid_at * 1000);
-    page = listed.next;
+  const seen = new Set<string>();
+  // The next request: from instant `at`, page `page` (a page number only while a whole page shares `at`).
+  let at = from;
+  let page: number | null = resume ?? firstListPage(api);
+  for (let pages = 0; page !== null && pages < pagesPerSweep; pages++) {
+    const listed: { payments: { payment: PortOnePayment; at: number }[]; next: number | null } = await ctx.portone.listPaidPayments(api, at, to, page);
+    const fresh = listed.payments.filter((p) => !seen.has(p.payment.imp_uid));
+    for (const p of fresh) seen.add(p.payment.imp_uid);
+    sweep.listed += fresh.length;
+    await settleUnknown(ctx, api, fresh.map((p) => p.payment), sweep);
+    if (listed.next === null) {
+      page = null;
+      break;
+    }
+    const latest = listed.payments.reduce((m, p) => Math.max(m, p.at), at);
+    if (latest > at) {
+      at = latest;
+      page = firstListPage(api);
+    } else {
+      page = listed.next;
+    }
   }
-  // Read to the end: the window is done. Cut short: the next sweep goes on from the last payment read.
-  sweep.sweptUntil = Math.max(sweep.sweptUntil, page === null ? to : latest);
-  await ctx.redis.hset(stateKey(ctx), api, String(sweep.sweptUntil));
+  // Read to the end: the window is done. Cut short: the next sweep makes the request this one did not.
+  sweep.sweptUntil = page !== null ? at : Math.max(sweep.sweptUntil, to);
+  await ctx.redis.hset(stateKey(ctx), api, String(sweep.sweptUntil), `${api}:page`, page === null ? '' : String(page));
   if (sweep.queued.length > 0 || sweep.unknownOrders > 0) {
     ctx.log.warn({ api, queued: sweep.queued.length, unknownOrders: sweep.unknownOrders }, 'PortOne lists paid payments the record does not have');
   }
@@ -97,7 +137,7 @@ async function settleUnknown(ctx: WorkerContext, api: PortOneApi, payments: read
   const paid = payments.filter((p) => p.status === 'paid' && eventIdOf(p.merchant_uid) !== null);
   sweep.unknownOrders += payments.length - paid.length;
   ctx.metrics.ledgerPayments.inc({ api, result: 'unknown_order' }, payments.length - paid.length);
-  const { orders, known } = await ordersRepo.ledgerKnown(ctx.db, paid.map((p) => p.merchant_uid), paid.map((p) => p.imp_uid));
+  const { orders, recorded } = await ordersRepo.ledgerKnown(ctx.db, paid.map((p) => p.merchant_uid), paid.map((p) => p.imp_uid));
   const jobs = [];
   for (const p of paid) {
     const eventId = orders.get(p.merchant_uid);
@@ -106,7 +146,11 @@ async function settleUnknown(ctx: WorkerContext, api: PortOneApi, payments: read
       ctx.metrics.ledgerPayments.inc({ api, result: 'unknown_order' });
       continue;
     }
-    if (known.has(p.imp_uid)) {
+    // Settled only if the record has it as PortOne lists it: paid, with the same amount cancelled. A
+    // payment partly cancelled at the console since (its webhook lost) still owes a refund and its
+    // tickets' voiding (attack round 21A).
+    const row = recorded.get(p.imp_uid);
+    if (row !== undefined && row.status === 'paid' && row.cancelAmount === p.cancel_amount) {
       ctx.metrics.ledgerPayments.inc({ api, result: 'known' });
       continue;
     }

@@ -5,6 +5,7 @@
  * changes nothing (the job completes, it does not fail and linger). The payment is fetched under the
  * order's settlement lock, so a reading taken before another job's refund is never acted on.
  */
+import { UnrecoverableError } from 'bullmq';
 import { orders as ordersRepo } from '@dropgate/db';
 import type { PaymentOutcomeJob } from '@dropgate/jobs';
 import { WEBHOOK_ACTED } from '@dropgate/redis';
@@ -28,14 +29,25 @@ async function outcomeLocked(ctx: WorkerContext, job: PaymentOutcomeJob): Promis
     const order = await ordersRepo.findOrder(ctx.db, job.merchantUid);
     const own = order?.portone_api ?? 'v1';
     const apis = [own, ...configuredApis(ctx).filter((api) => api !== own)];
-    let found;
-    try {
-      found = (await Promise.all(apis.map((api) => ctx.portone.findAllPayments(job.merchantUid, api)))).flat()
-        .filter((p) => p.merchant_uid === job.merchantUid);
-    } catch (error) {
-      throw lookupFailure(error);
+    // Each API answers for itself: one that refuses or is down does not keep the other's payments from
+    // being acted on (attack round 21A: a revoked V2 secret failed every V1 order's reconcile). The
+    // order's own API failing fails the job as before; the other one failing for a while (not refused)
+    // fails it after the rest was acted on, so it is asked again.
+    const answers = await Promise.allSettled(apis.map((api) => ctx.portone.findAllPayments(job.merchantUid, api)));
+    const own0 = answers[0]!;
+    if (own0.status === 'rejected') throw lookupFailure(own0.reason);
+    let otherFailure: Error | null = null;
+    for (const [i, a] of answers.entries()) {
+      if (i === 0 || a.status === 'fulfilled') continue;
+      const failure = lookupFailure(a.reason);
+      ctx.log.warn({ err: a.reason, merchantUid: job.merchantUid, api: apis[i] }, 'reconcile: the other PortOne API did not answer; acting on the order\'s own');
+      if (!(failure instanceof UnrecoverableError)) otherFailure ??= failure;
     }
-    if (found.length === 0) return 'no-payment';
+    const found = answers.flatMap((a) => (a.status === 'fulfilled' ? a.value : [])).filter((p) => p.merchant_uid === job.merchantUid);
+    if (found.length === 0) {
+      if (otherFailure !== null) throw otherFailure;
+      return 'no-payment';
+    }
     // Every payment of the order, oldest first, as if its news had come in that order: an order can
     // have several (a failed card then another; a payment without confirm beside a tampered one), and
     // any of them may be the one whose job was lost.
@@ -48,6 +60,7 @@ async function outcomeLocked(ctx: WorkerContext, job: PaymentOutcomeJob): Promis
       }
       outcome = await applyPaymentLocked(ctx, job.eventId, payment);
     }
+    if (otherFailure !== null) throw otherFailure;
     return outcome;
   }
   const payment = await fetchPaymentShared(ctx, job.merchantUid, job.impUid);

@@ -1,0 +1,184 @@
+/**
+ * The ledger sweep against a list that is long or moves while it is read (attack round 21A):
+ * - a sweep cut short at its page bound went on from its overlap, two minutes back, so a steady stream
+ *   of payments made every later sweep read the same pages and the cursor never moved again;
+ * - pages asked by number skipped a payment whenever an earlier one left the list meanwhile (refunded,
+ *   by the sweep's own jobs among others);
+ * - a payment partly cancelled at the console (its webhook lost) was counted as settled;
+ * - a cursor saved under a clock that ran ahead hid everything up to it;
+ * - one API refusing (a revoked V2 secret) failed the reconcile of every order of the other.
+ * The simulator's clock is moved so that payments are paid at the instants a test needs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulator, type Simulator } from '@dropgate/portone-sim';
+import { TestClock, waitFor } from '@dropgate/testkit';
+import { startStack, type TestStack } from '@dropgate/stack';
+import { checkAll, ledgerOf } from '@dropgate/invariants';
+import type { PaymentOutcomeJob } from '@dropgate/jobs';
+import { shop } from './support/shop.ts';
+
+// PortOne's clock: an hour back, moved on by hand, so every payment is inside the sweep's window.
+const portoneClock = new TestClock();
+portoneClock.advance(-3_600_000);
+let sim: Simulator;
+let stack: TestStack;
+beforeAll(async () => {
+  // A V2 secret of its own, so the stack below that has another is refused.
+  sim = await startSimulator({ port: 0, clock: portoneClock, v2ApiSecret: 'the-store-s-real-secret-0000', faults: { webhook_retry_ms: 50 } });
+  stack = await startStack({ label: 'ledgerpg', portoneUrl: sim.url, timers: false });
+});
+afterAll(async () => {
+  await stack?.close();
+  await sim?.close();
+});
+
+const { confirmUrl, noticeUrl, event, order, detail, orderIs, queuesIdle } = shop(() => stack, { prefix: 'lp', section: 'P' });
+const broken = async (id: string) => (await checkAll({
+  eventId: id, db: stack.api.deps.db, redis: stack.redis, apiUrl: stack.url, ledger: ledgerOf(sim.ledger(), id), adminToken: stack.config.adminToken!,
+})).results.filter((r) => !r.ok).map((r) => `${r.id}. ${r.violations.join('; ')}`);
+const sweepV1 = async (opts: { pagesPerSweep?: number } = {}) =>
+  (await stack.worker!.sweepLedger({ settleDelayMs: 0, ...opts })).find((s) => s.api === 'v1')!;
+/**
+ * The next sweep reads from PortOne's now on (its cursor set one overlap, two minutes, past it): what a
+ * test pays from here is its window, whatever earlier tests left.
+ */
+const windowFromHere = async () => {
+  // A second on, so no payment of an earlier test shares the window's first instant.
+  portoneClock.advance(1_000);
+  await stack.redis.hset(`${stack.prefix}:ledger`, 'v1', String(portoneClock.now() + 120_000), 'v1:page', '');
+};
+/** `n` paid payments of another shop's orders, `gapMs` of PortOne's time apart. */
+async function foreign(n: number, gapMs: number, tag: string): Promise<string[]> {
+  const imps: string[] = [];
+  for (let i = 0; i < n; i++) {
+    portoneClock.advance(gapMs);
+    imps.push((await sim.pay({ merchant_uid: `other-shop.${tag}${i}`, amount: 1000, outcome: 'paid' })).payment.imp_uid);
+  }
+  return imps;
+}
+/** A pending order paid without a confirm, its webhook lost. */
+async function lostPayment(id: string, buyer: string, seat: string) {
+  const o = await order(id, { buyer_id: buyer, seats: [seat] });
+  portoneClock.advance(1_000);
+  const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, notice_url: noticeUrl(), outcome: 'paid', faults: { webhook_loss: 1 } });
+  await sim.settled();
+  return { o, imp: paid.payment.imp_uid };
+}
+
+describe('the ledger sweep over a long or moving list', () => {
+  it('cut short at its page bound, the next sweep goes on from where it stopped: a stream of payments does not stop the cursor', async () => {
+    await windowFromHere();
+    const id = await event({ seats: 2 });
+    // 250 payments a second apart, then 250 within one second, then the lost one: at one page a sweep.
+    await foreign(250, 1_000, 'a');
+    await foreign(250, 0, 'b');
+    const { o, imp } = await lostPayment(id, 'a', 'P-1-1');
+    let found = false;
+    let sweeps = 0;
+    for (; sweeps < 8 && !found; sweeps++) found = (await sweepV1({ pagesPerSweep: 1 })).queued.includes(imp);
+    expect(found).toBe(true);
+    // 501 payments, 100 a page: six pages, the instants shared by a page and a page's end read again.
+    expect(sweeps).toBeLessThanOrEqual(7);
+    await orderIs(o.merchant_uid, 'paid');
+    await queuesIdle();
+    expect(await broken(id)).toEqual([]);
+  });
+
+  it('a payment leaving the list while the sweep pages does not make it skip the next one', async () => {
+    await windowFromHere();
+    const id = await event({ seats: 2 });
+    const early = await foreign(100, 1_000, 'c');
+    const { o, imp } = await lostPayment(id, 'b', 'P-1-1'); // the 101st of the window
+    await foreign(20, 1_000, 'd');
+    // Between the first page and the second, the first payment of the window is refunded at PortOne.
+    const gateway = stack.worker!.ctx.portone;
+    const list = gateway.listPaidPayments.bind(gateway);
+    let calls = 0;
+    gateway.listPaidPayments = async (...args: Parameters<typeof list>) => {
+      const page = await list(...args);
+      if (calls++ === 0) sim.cancelPayment(early[0]!, {});
+      return page;
+    };
+    try {
+      const sweep = await sweepV1();
+      expect(sim.getPayment(early[0]!)?.status).toBe('cancelled');
+      expect(sweep.queued).toContain(imp);
+    } finally {
+      gateway.listPaidPayments = list;
+    }
+    await orderIs(o.merchant_uid, 'paid');
+    await queuesIdle();
+    expect(await broken(id)).toEqual([]);
+  });
+
+  it('a ticketed payment partly cancelled at the console, its webhook lost: the rest is refunded and the tickets voided', async () => {
+    await windowFromHere();
+    const id = await event({ seats: 2 });
+    const o = await order(id, { buyer_id: 'c', seats: ['P-1-1', 'P-1-2'] });
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
+    await orderIs(o.merchant_uid, 'paid');
+    await queuesIdle();
+    sim.setFaults({ webhook_retry_ms: 50, webhook_loss: 1 });
+    try {
+      sim.cancelPayment(paid.payment.imp_uid, { amount: 4_000 });
+      await sim.settled();
+    } finally {
+      sim.setFaults({ webhook_retry_ms: 50 });
+    }
+    expect((await detail(o.merchant_uid)).status).toBe('paid');
+    const sweep = await sweepV1();
+    expect(sweep.queued).toContain(paid.payment.imp_uid);
+    const d = await orderIs(o.merchant_uid, 'refunded');
+    expect(d.tickets.filter((t: { status?: string }) => t.status !== 'void')).toHaveLength(0);
+    expect(sim.getPayment(paid.payment.imp_uid)).toMatchObject({ status: 'cancelled', cancel_amount: o.amount });
+    await queuesIdle();
+    expect(await broken(id)).toEqual([]);
+  });
+
+  it('a cursor saved ahead of now (a clock that ran ahead) hides nothing', async () => {
+    const id = await event({ seats: 2 });
+    await stack.redis.hset(`${stack.prefix}:ledger`, 'v1', String(Date.now() + 3_600_000), 'v1:page', '');
+    const { o, imp } = await lostPayment(id, 'd', 'P-1-1');
+    // The window ends now; from the cursor (cut back to now) less the overlap.
+    const sweep = await sweepV1();
+    expect(sweep.from).toBeLessThan(Date.now());
+    expect(sweep.sweptUntil).toBeLessThanOrEqual(Date.now());
+    // The lost payment was paid an hour back by PortOne's clock: the next sweep from the lookback finds it.
+    await stack.redis.hdel(`${stack.prefix}:ledger`, 'v1', 'v1:page');
+    expect((await sweepV1()).queued).toContain(imp);
+    await orderIs(o.merchant_uid, 'paid');
+    await queuesIdle();
+    expect(await broken(id)).toEqual([]);
+  });
+});
+
+describe('one PortOne API refusing', () => {
+  let other: TestStack;
+  beforeAll(async () => {
+    // V2 configured with a secret PortOne does not know (revoked): every V2 call is refused.
+    other = await startStack({
+      label: 'ledgerv2off', portoneUrl: sim.url, timers: false,
+      env: { PORTONE_V2_API_URL: sim.url, PORTONE_V2_API_SECRET: 'revoked-secret-000000000000' },
+    });
+  });
+  afterAll(async () => {
+    await other?.close();
+  });
+
+  it('does not keep the other API\'s payments from being settled: by the reconcile, and by the sweep', async () => {
+    const s = shop(() => other, { prefix: 'lq', section: 'Q' });
+    const id = await s.event({ seats: 2 });
+    const o = await s.order(id, { buyer_id: 'e', seats: ['Q-1-1'] });
+    const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, notice_url: `${other.url}/portone/v1/webhook`, outcome: 'paid', faults: { webhook_loss: 1 } });
+    await sim.settled();
+    const data: PaymentOutcomeJob = { eventId: id, merchantUid: o.merchant_uid, impUid: '', hint: null, source: 'reconcile', receivedAt: Date.now() };
+    await other.api.deps.queues.payments.add('reconcile', data, { jobId: `rec-${o.merchant_uid}-test` });
+    const d = await s.orderIs(o.merchant_uid, 'paid');
+    expect(d.payments).toEqual([expect.objectContaining({ imp_uid: paid.payment.imp_uid, status: 'paid' })]);
+    // The sweep reads V1 to the end and then reports V2's refusal.
+    await expect(other.worker!.sweepLedger({ settleDelayMs: 0 })).rejects.toThrow();
+    const saved = await other.redis.hget(`${other.prefix}:ledger`, 'v1');
+    expect(Number(saved)).toBeGreaterThan(Date.now() - 60_000);
+    await waitFor(async () => ((await other.api.deps.queues.payments.getJobCounts('failed')).failed === 0 ? true : null), 5_000, 'no failed job');
+  });
+});
