@@ -136,7 +136,7 @@ describe('recording rules and alerts', () => {
         'DropgateConfirmErrorBudgetFastBurn', 'DropgateConfirmErrorBudgetSlowBurn', 'DropgateConfirmDeadlineMissed',
         'DropgateOversellPrevented', 'DropgateQueueBacklogGrowing', 'DropgateHoldsOverdue', 'DropgateRefundSpike',
         'DropgateRedisUnreachable', 'DropgatePostgresUnreachable', 'DropgateNotReady', 'DropgateJobsFailedForGood',
-        'DropgateQueueStalled', 'DropgateLedgerFoundPayments', 'DropgateClockOff',
+        'DropgateQueueStalled', 'DropgateLedgerFoundPayments', 'DropgateClockOff', 'DropgateClockUnsynced',
       ]),
     );
     const fast = alerts.find((a) => a.alert === 'DropgateConfirmErrorBudgetFastBurn')?.expr ?? '';

@@ -11,9 +11,11 @@
  * Every API and worker process now keeps its offset from one Redis's clock (`TIME`, through a
  * one-key script so a Redis Cluster answers from the shard of that key, the same shard for every
  * process), measured at start and every `everyMs`, each time the best of a few round trips (the one
- * with the shortest round trip bounds the error by half of it). `now()` is the host's clock plus that
- * offset, so every process decides by the same clock to within a millisecond or so, whatever its
- * host's clock says. A measurement that fails keeps the last offset.
+ * with the shortest round trip bounds the error by half of it). `now()` is the host's monotonic clock
+ * plus that offset, so every process decides by the same clock to within a millisecond or so, whatever
+ * its host's wall clock says or does. A measurement that fails keeps the last offset; a process that
+ * has not measured for a minute is not `synced` (dropgate_clock_synced 0, the DropgateClockOff alert),
+ * and an API that never measured is not ready.
  */
 import type { Clock } from '@dropgate/domain';
 import type { RedisClient } from './connection.ts';
@@ -39,27 +41,37 @@ export interface RedisClockOptions {
   key: string;
   /** How often the offset is measured again (ms). Default 10 s. */
   everyMs?: number;
-  /** Called after each measurement (metrics). */
-  onMeasure?: (offsetMs: number, roundTripMs: number) => void;
-  /** The host's clock (epoch ms). Default `Date.now` (tests give one that is off). */
+  /** Called after each attempt to measure, whether it succeeded or not (metrics: read `offsetMs`, `synced`). */
+  onResult?: (clock: RedisClock) => void;
+  /**
+   * The host's clock (epoch ms). Default: the monotonic clock from the process's start
+   * (`performance.timeOrigin + performance.now()`), which a step of the host's wall clock does not
+   * move: a step of Date.now between two measurements moved every decision by as much for up to 10 s
+   * (attack round 21B). Tests give one that is off.
+   */
   hostNow?: () => number;
 }
+
+/** A measurement older than this leaves the clock not `synced` (six missed measurements at the default pace). */
+export const CLOCK_SYNC_MAX_AGE_MS = 60_000;
 
 export class RedisClock implements Clock {
   readonly #redis: RedisClient;
   readonly #key: string;
   readonly #everyMs: number;
-  readonly #onMeasure: RedisClockOptions['onMeasure'];
+  readonly #onResult: RedisClockOptions['onResult'];
   readonly #hostNow: () => number;
   #offsetMs = 0;
+  /** When the offset was last measured (host clock, ms); null before the first measurement. */
+  #measuredAt: number | null = null;
   #timer: NodeJS.Timeout | null = null;
 
   constructor(redis: RedisClient, opts: RedisClockOptions) {
     this.#redis = redis;
     this.#key = opts.key;
     this.#everyMs = opts.everyMs ?? 10_000;
-    this.#onMeasure = opts.onMeasure;
-    this.#hostNow = opts.hostNow ?? Date.now;
+    this.#onResult = opts.onResult;
+    this.#hostNow = opts.hostNow ?? (() => performance.timeOrigin + performance.now());
   }
 
   now(): number {
@@ -71,12 +83,32 @@ export class RedisClock implements Clock {
     return this.#offsetMs;
   }
 
+  /** Whether the offset was ever measured (until then the process decides by its host's clock alone). */
+  get everMeasured(): boolean {
+    return this.#measuredAt !== null;
+  }
+
+  /** Whether the offset was measured within CLOCK_SYNC_MAX_AGE_MS. */
+  get synced(): boolean {
+    return this.#measuredAt !== null && this.#hostNow() - this.#measuredAt <= CLOCK_SYNC_MAX_AGE_MS;
+  }
+
   /**
    * Measures the offset now (the best of a few round trips) and keeps it. @returns the offset and the
    * round trip it came from, or null when Redis did not answer or answered no round trip within
    * CLOCK_MAX_ROUND_TRIP_MS (the last offset is kept).
    */
   async measure(): Promise<{ offsetMs: number; roundTripMs: number } | null> {
+    const m = await this.#measure();
+    try {
+      this.#onResult?.(this);
+    } catch {
+      // metrics never stop the clock
+    }
+    return m;
+  }
+
+  async #measure(): Promise<{ offsetMs: number; roundTripMs: number } | null> {
     let best: { offsetMs: number; roundTripMs: number } | null = null;
     for (let i = 0; i < SAMPLES; i++) {
       let sent: number;
@@ -89,7 +121,8 @@ export class RedisClock implements Clock {
       }
       const received = this.#hostNow();
       const [seconds, micros] = (answer as [string | number, string | number]).map(Number) as [number, number];
-      if (!Number.isFinite(seconds) || !Number.isFinite(micros) || received - sent > CLOCK_MAX_ROUND_TRIP_MS) continue;
+      // A round trip below 0 is a host clock stepped back meanwhile (attack round 21B took half the step).
+      if (!Number.isFinite(seconds) || !Number.isFinite(micros) || received < sent || received - sent > CLOCK_MAX_ROUND_TRIP_MS) continue;
       const sample = { offsetMs: seconds * 1000 + micros / 1000 - (sent + received) / 2, roundTripMs: received - sent };
       if (best === null || sample.roundTripMs < best.roundTripMs) best = sample;
     }
@@ -98,11 +131,7 @@ export class RedisClock implements Clock {
 
   #keep(m: { offsetMs: number; roundTripMs: number }): { offsetMs: number; roundTripMs: number } {
     this.#offsetMs = m.offsetMs;
-    try {
-      this.#onMeasure?.(m.offsetMs, m.roundTripMs);
-    } catch {
-      // metrics never stop the clock
-    }
+    this.#measuredAt = this.#hostNow();
     return m;
   }
 

@@ -20,7 +20,7 @@ describe('RedisClock', () => {
   it('takes the offset of a host clock 40 s fast, or 40 s slow, and decides by Redis\'s clock', async () => {
     for (const skew of [40_000, -40_000, 0]) {
       const seen: number[] = [];
-      const clock = new RedisClock(redis, { key: 'clock-test', hostNow: () => Date.now() + skew, onMeasure: (ms) => seen.push(ms) });
+      const clock = new RedisClock(redis, { key: 'clock-test', hostNow: () => Date.now() + skew, onResult: (c) => seen.push(c.offsetMs) });
       // Before any measurement the host's clock is all it has.
       expect(Math.abs(clock.now() - (Date.now() + skew))).toBeLessThan(50);
       const m = await clock.measure();
@@ -35,6 +35,39 @@ describe('RedisClock', () => {
       expect(now).toBeGreaterThanOrEqual(Math.floor(before) - 250);
       expect(now).toBeLessThanOrEqual(Math.ceil(after) + 250);
     }
+  });
+
+  it('by default reads the monotonic clock: a step of the host\'s wall clock does not move its decisions (attack round 21B)', async () => {
+    const clock = new RedisClock(redis, { key: 'clock-test' });
+    expect(await clock.measure()).not.toBeNull();
+    const before = clock.now();
+    const real = Date.now.bind(Date);
+    Date.now = () => real() + 40_000;
+    try {
+      expect(Math.abs(clock.now() - before)).toBeLessThan(1_000);
+    } finally {
+      Date.now = real;
+    }
+  });
+
+  it('takes no sample across a step back of the host clock (a negative round trip), and says when it is synced', async () => {
+    let back = 0;
+    let stepping = false;
+    // While stepping, each reading is 30 s before the last: every round trip looks negative.
+    const clock = new RedisClock(redis, { key: 'clock-test', hostNow: () => Date.now() - (stepping ? (back += 30_000) : back) });
+    expect(clock.everMeasured).toBe(false);
+    expect(clock.synced).toBe(false);
+    expect(await clock.measure()).not.toBeNull();
+    expect(clock.everMeasured).toBe(true);
+    expect(clock.synced).toBe(true);
+    const kept = clock.offsetMs;
+    stepping = true;
+    expect(await clock.measure()).toBeNull();
+    expect(clock.offsetMs).toBe(kept);
+    // The last measurement is now far behind the host clock's reading: not synced any more.
+    stepping = false;
+    back = -120_000;
+    expect(clock.synced).toBe(false);
   });
 
   it('measures while Redis refuses writes (out of memory)', async () => {
@@ -72,7 +105,7 @@ describe('RedisClock', () => {
     const skewed = new RedisClock(other, { key: 'clock-test', hostNow: () => Date.now() + 10_000, everyMs: 20 });
     await other.connect();
     let measured = 0;
-    const counting = new RedisClock(redis, { key: 'clock-test', everyMs: 20, onMeasure: () => measured++ });
+    const counting = new RedisClock(redis, { key: 'clock-test', everyMs: 20, onResult: (c) => { if (c.synced) measured++; } });
     await counting.start();
     await skewed.start();
     expect(Math.abs(skewed.offsetMs + 10_000)).toBeLessThan(250);

@@ -95,7 +95,10 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
   const registry = createRegistry();
   const metrics = createApiMetrics(registry, config.confirmBudgetMs);
   // Every decision's time: Redis's clock (see RedisClock), unless a test gives its own.
-  const redisClock = opts.clock ? null : new RedisClock(redis, { key: clockKey(opts.queuePrefix ?? config.queuePrefix), onMeasure: (ms) => metrics.clockOffset.set(ms / 1000) });
+  const redisClock = opts.clock ? null : new RedisClock(redis, { key: clockKey(opts.queuePrefix ?? config.queuePrefix), onResult: (c) => {
+    metrics.clockOffset.set(c.offsetMs / 1000);
+    metrics.clockSynced.set(c.synced ? 1 : 0);
+  } });
   const clock: Clock = opts.clock ?? redisClock!;
   const onRequest = (endpoint: string, result: string, seconds: number) => {
     metrics.portoneRequests.inc({ endpoint, result });

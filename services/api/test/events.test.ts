@@ -2,6 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, eventId, impUid } from '@dropgate/testkit';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
+import { checkReadiness } from '../src/routes/ops.routes.ts';
+import type { Clock } from '@dropgate/domain';
 
 let stack: ApiStack;
 beforeAll(async () => { stack = await startApiStack({ label: 'events' }); });
@@ -73,7 +75,7 @@ describe('events', () => {
     expect((await http(stack.url, 'GET', '/healthz')).body).toEqual({ status: 'ok' });
     const ready = await http(stack.url, 'GET', '/readyz');
     expect(ready.status).toBe(200);
-    expect(ready.body.checks).toEqual({ redis: 'ok', postgres: 'ok', inventory: 'ok' });
+    expect(ready.body.checks).toEqual({ redis: 'ok', postgres: 'ok', inventory: 'ok', clock: 'ok' });
     // An active event whose Redis state is gone makes the API not ready until a worker rebuilds it
     // (no worker runs here).
     const id = eventId('gone');
@@ -83,5 +85,16 @@ describe('events', () => {
     expect(notReady.status).toBe(503);
     expect(notReady.body.code).toBe('NOT_READY');
     expect(notReady.body.events_not_loaded).toEqual([id]);
+  });
+
+  it('is not ready while its clock was never measured against Redis\'s (it would decide by its host\'s alone)', async () => {
+    // This API's own clock measured at start.
+    expect((stack.api.deps.clock as { everMeasured?: boolean }).everMeasured).toBe(true);
+    const unmeasured: Clock & { everMeasured: boolean } = { now: () => Date.now(), everMeasured: false };
+    const r = await checkReadiness({ ...stack.api.deps, clock: unmeasured });
+    expect(r.ready).toBe(false);
+    expect(r.checks.clock).toBe('not measured against Redis');
+    const measured: Clock & { everMeasured: boolean } = { ...unmeasured, everMeasured: true };
+    expect((await checkReadiness({ ...stack.api.deps, clock: measured })).checks.clock).toBe('ok');
   });
 });

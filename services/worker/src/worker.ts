@@ -104,7 +104,10 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     : null;
   const portone = new PaymentGateway(v1, v2);
   // Every decision's time: Redis's clock (see RedisClock), unless a test gives its own.
-  const redisClock = opts.clock ? null : new RedisClock(redis, { key: clockKey(prefix), onMeasure: (ms) => metrics.clockOffset.set(ms / 1000) });
+  const redisClock = opts.clock ? null : new RedisClock(redis, { key: clockKey(prefix), onResult: (c) => {
+    metrics.clockOffset.set(c.offsetMs / 1000);
+    metrics.clockSynced.set(c.synced ? 1 : 0);
+  } });
   await redisClock?.start();
   // Every series the ledger sweep counts exists from the start (at 0), so its alert's increase() sees the first one.
   for (const api of (['v1', 'v2'] as const).filter((a) => (a === 'v1' ? config.portone.impKey : config.portone.v2ApiSecret) !== undefined)) {

@@ -17,12 +17,14 @@ function timeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 export interface Readiness {
   ready: boolean;
-  checks: { redis: string; postgres: string; inventory: string };
+  checks: { redis: string; postgres: string; inventory: string; clock: string };
   eventsNotLoaded: string[];
 }
 
 export async function checkReadiness(deps: AppDeps): Promise<Readiness> {
-  const checks = { redis: 'ok', postgres: 'ok', inventory: 'ok' };
+  const checks = { redis: 'ok', postgres: 'ok', inventory: 'ok', clock: 'ok' };
+  // An API that never measured its offset from Redis's clock decides by its host's alone (see RedisClock).
+  if ((deps.clock as { everMeasured?: boolean }).everMeasured === false) checks.clock = 'not measured against Redis';
   let eventsNotLoaded: string[] = [];
   const [redisOk, pgOk] = await Promise.all([
     // Every shard: an event on a shard that is down cannot be served (one ping on a single Redis).
@@ -45,7 +47,7 @@ export async function checkReadiness(deps: AppDeps): Promise<Readiness> {
   } else {
     checks.inventory = 'unknown';
   }
-  const ready = checks.redis === 'ok' && checks.postgres === 'ok' && checks.inventory === 'ok';
+  const ready = checks.redis === 'ok' && checks.postgres === 'ok' && checks.inventory === 'ok' && checks.clock === 'ok';
   deps.metrics.ready.set(ready ? 1 : 0);
   return { ready, checks, eventsNotLoaded };
 }
