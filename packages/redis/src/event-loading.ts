@@ -26,7 +26,8 @@ export class EventLoader {
    * written last, so confirms for the event answer NOT_READY until everything else is in place.
    * Several round trips (pipelined): the caller holds the event's rebuild lock.
    */
-  async loadEvent(s: EventSnapshot, epoch: string): Promise<void> {
+  /** `nowMs`: the time claims are aged by, the clock they were stamped with (the caller's, see RedisClock). */
+  async loadEvent(s: EventSnapshot, epoch: string, nowMs: number = Date.now()): Promise<void> {
     const k = eventKeys(s.id);
     await this.redis.del(k.meta);
     await this.redis.del(k.seats, k.seatIndex('available'), k.seatIndex('held'), k.seatIndex('sold'), k.counts, k.buyers, k.buyerOrders, k.holds);
@@ -46,7 +47,7 @@ export class EventLoader {
     // after it) still count; claims of orders the record has are done, and old ones were lost.
     const inRecord = new Set(s.orders.map((o) => o.merchantUid));
     const stale: string[] = [];
-    const now = Date.now();
+    const now = nowMs;
     for (const [muid, claim] of Object.entries(await this.redis.hgetall(k.buyerClaims))) {
       const m = /^(.*)\|(\d+)$/.exec(claim);
       if (!m || inRecord.has(muid) || now - Number(m[2]) > ORDER_CLAIM_TTL_MS) stale.push(muid);

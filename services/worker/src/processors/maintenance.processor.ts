@@ -78,7 +78,7 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     const snapshot = await loadSnapshot(ctx.db, eventId);
     if (!snapshot) return true;
     const epoch = `${Date.now()}`;
-    await ctx.store.loadEvent(snapshot, epoch);
+    await ctx.store.loadEvent(snapshot, epoch, ctx.clock.now());
     // A waiting room lost with the event (this is no forced reload of a whole state): no admissions
     // until its buyers had QUEUE_BACK_SECONDS to come back, so one who joins while the event was not
     // loaded, polling first, is not admitted ahead of them (attack round 15). Set once a room's life.
