@@ -27,7 +27,7 @@ export function createCommonMetrics(registry: Registry) {
     // The worker settles through PortOne; the API calls V2 for manual confirmation and pre-registration.
     portoneRequests: new Counter({ name: 'dropgate_portone_requests_total', help: 'PortOne REST calls by endpoint and result', labelNames: ['endpoint', 'result'], registers: [registry] }),
     clockSynced: new Gauge({ name: 'dropgate_clock_synced', help: "Whether this process measured its offset from Redis's clock within the last minute (1) or not (0: it decides by its host's clock and the last offset it had, if any)", registers: [registry] }),
-    clockOffset: new Gauge({ name: 'dropgate_clock_offset_seconds', help: "Redis's clock minus this host's, as last measured: the process decides by the host's clock plus this (a host whose clock is off is corrected, and should have its NTP fixed)", registers: [registry] }),
+    clockOffset: new Gauge({ name: 'dropgate_clock_offset_seconds', help: "Redis's clock minus this host's wall clock, as of the last measurement (every 10 s): decisions follow Redis's clock whatever this says, but V2 signature checks and logs read the wall clock (fix the host's NTP)", registers: [registry] }),
     portoneDuration: new Histogram({ name: 'dropgate_portone_request_duration_seconds', help: 'PortOne REST call latency', labelNames: ['endpoint'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
   };
 }

@@ -96,7 +96,9 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
   const metrics = createApiMetrics(registry, config.confirmBudgetMs);
   // Every decision's time: Redis's clock (see RedisClock), unless a test gives its own.
   const redisClock = opts.clock ? null : new RedisClock(redis, { key: clockKey(opts.queuePrefix ?? config.queuePrefix), onResult: (c) => {
-    metrics.clockOffset.set(c.offsetMs / 1000);
+    // The host's wall clock against Redis's now (what NTP and V2's signature check read), not the
+    // offset of the monotonic clock the decisions use (attack round 22).
+    metrics.clockOffset.set((c.now() - Date.now()) / 1000);
     metrics.clockSynced.set(c.synced ? 1 : 0);
   } });
   const clock: Clock = opts.clock ?? redisClock!;

@@ -18,8 +18,9 @@
  *
  * How far each API was swept lives in Redis beside the queues; when it is missing (first run, Redis
  * lost it) the sweep starts LEDGER_LOOKBACK_MS back. Pages are asked by time (see sweepApi). A sweep
- * reads at most LEDGER_PAGES_PER_SWEEP pages; the rest is the next sweep's, from exactly where it
- * stopped. Costs one PortOne call per hundred payments paid (those of the overlap read twice), where
+ * reads at most LEDGER_PAGES_PER_SWEEP pages; the rest is the next sweep's, from the instant where it
+ * stopped. One instant must fit in half a sweep's pages (10,000 payments paid in one second, on V1;
+ * V2 lists by the millisecond), or the cursor stays at it. Costs one PortOne call per hundred payments paid (those of the overlap read twice), where
  * asking about every order would cost one per order.
  */
 import { orders as ordersRepo } from '@dropgate/db';
@@ -90,42 +91,58 @@ export async function sweepLedger(ctx: WorkerContext, opts: { settleDelayMs?: nu
  */
 async function sweepApi(ctx: WorkerContext, api: PortOneApi, settleDelayMs: number, pagesPerSweep: number): Promise<LedgerSweep> {
   const now = ctx.clock.now();
-  const [savedAt, savedPage] = await ctx.redis.hmget(stateKey(ctx), api, `${api}:page`);
+  const [savedAt, savedMore] = await ctx.redis.hmget(stateKey(ctx), api, `${api}:more`);
   const to = now - settleDelayMs;
   const saved = Number(savedAt);
   // Never ahead of this window's end (a cursor saved under a clock that ran ahead would hide the time
   // up to it: attack round 21A).
   const last = Number.isFinite(saved) && saved > 0 ? Math.min(saved, to) : null;
-  // Cut short last time: on from exactly the request it stopped before. Done: again from a little
-  // before where it ended, for payments PortOne listed late.
-  const resume = last !== null && savedPage !== null && savedPage !== '' ? Number(savedPage) : null;
-  const from = last === null ? now - LEDGER_LOOKBACK_MS : resume !== null ? last : Math.min(last - LEDGER_OVERLAP_MS, to);
+  // Cut short last time: on from the instant it stopped at (read again from its first page: payments
+  // refunded since would have shifted a saved page number past some, attack round 22). Done: again
+  // from a little before where it ended, for payments PortOne listed late.
+  const from = last === null ? now - LEDGER_LOOKBACK_MS : savedMore === '1' ? last : Math.min(last - LEDGER_OVERLAP_MS, to);
   const sweep: LedgerSweep = { api, from, to, listed: 0, queued: [], unknownOrders: 0, sweptUntil: last ?? from };
   const seen = new Set<string>();
-  // The next request: from instant `at`, page `page` (a page number only while a whole page shares `at`).
+  const first = firstListPage(api);
+  // The next request: from instant `at`, page `page`. Page numbers are used only while a whole page
+  // shares `at`; an instant paged through by number is read again from its first page until a pass
+  // finds nothing new (a payment refunded meanwhile shifts the later ones onto pages already read).
   let at = from;
-  let page: number | null = resume ?? firstListPage(api);
+  let page: number | null = first;
+  let paged = false;
+  let found = -1; // fresh payments found in the current pass over `at` (-1: not reading it again)
   for (let pages = 0; page !== null && pages < pagesPerSweep; pages++) {
     const listed: { payments: { payment: PortOnePayment; at: number }[]; next: number | null } = await ctx.portone.listPaidPayments(api, at, to, page);
     const fresh = listed.payments.filter((p) => !seen.has(p.payment.imp_uid));
     for (const p of fresh) seen.add(p.payment.imp_uid);
     sweep.listed += fresh.length;
+    if (found >= 0) found += fresh.length;
     await settleUnknown(ctx, api, fresh.map((p) => p.payment), sweep);
+    const latest = listed.payments.reduce((m, p) => Math.max(m, p.at), at);
+    if (listed.next !== null && latest <= at) {
+      page = listed.next;
+      paged = true;
+      continue;
+    }
+    // Instant `at` is read to its end.
+    if (paged && found !== 0) {
+      found = 0;
+      page = first;
+      continue;
+    }
+    paged = false;
+    found = -1;
     if (listed.next === null) {
       page = null;
       break;
     }
-    const latest = listed.payments.reduce((m, p) => Math.max(m, p.at), at);
-    if (latest > at) {
-      at = latest;
-      page = firstListPage(api);
-    } else {
-      page = listed.next;
-    }
+    at = latest;
+    page = first;
   }
-  // Read to the end: the window is done. Cut short: the next sweep makes the request this one did not.
-  sweep.sweptUntil = page !== null ? at : Math.max(sweep.sweptUntil, to);
-  await ctx.redis.hset(stateKey(ctx), api, String(sweep.sweptUntil), `${api}:page`, page === null ? '' : String(page));
+  // Read to the end: the window is done. Cut short: the next sweep goes on from the instant it was at.
+  const more = page !== null;
+  sweep.sweptUntil = more ? at : Math.max(sweep.sweptUntil, to);
+  await ctx.redis.hset(stateKey(ctx), api, String(sweep.sweptUntil), `${api}:more`, more ? '1' : '0');
   if (sweep.queued.length > 0 || sweep.unknownOrders > 0) {
     ctx.log.warn({ api, queued: sweep.queued.length, unknownOrders: sweep.unknownOrders }, 'PortOne lists paid payments the record does not have');
   }
