@@ -83,6 +83,14 @@ export class RedisClock implements Clock {
     return this.#offsetMs;
   }
 
+  /**
+   * Redis's clock minus the host's wall clock now (ms): what NTP and V2's signature check read, which
+   * the decisions do not (they read the monotonic clock plus `offsetMs`).
+   */
+  wallOffsetMs(): number {
+    return this.now() - Date.now();
+  }
+
   /** Whether the offset was ever measured (until then the process decides by its host's clock alone). */
   get everMeasured(): boolean {
     return this.#measuredAt !== null;

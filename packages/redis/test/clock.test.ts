@@ -44,8 +44,11 @@ describe('RedisClock', () => {
       const clock = new RedisClock(redis, { key: 'clock-test' });
       expect(await clock.measure()).not.toBeNull();
       const before = clock.now();
+      expect(Math.abs(clock.wallOffsetMs())).toBeLessThan(250);
       vi.setSystemTime(Date.now() + 40_000);
       expect(Math.abs(clock.now() - before)).toBeLessThan(1_000);
+      // What the offset gauge shows: the wall clock 40 s ahead of Redis's (the decisions are not).
+      expect(Math.abs(clock.wallOffsetMs() + 40_000)).toBeLessThan(1_000);
     } finally {
       vi.useRealTimers();
     }

@@ -98,7 +98,7 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
   const redisClock = opts.clock ? null : new RedisClock(redis, { key: clockKey(opts.queuePrefix ?? config.queuePrefix), onResult: (c) => {
     // The host's wall clock against Redis's now (what NTP and V2's signature check read), not the
     // offset of the monotonic clock the decisions use (attack round 22).
-    metrics.clockOffset.set((c.now() - Date.now()) / 1000);
+    metrics.clockOffset.set(c.wallOffsetMs() / 1000);
     metrics.clockSynced.set(c.synced ? 1 : 0);
   } });
   const clock: Clock = opts.clock ?? redisClock!;
