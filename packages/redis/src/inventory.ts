@@ -133,9 +133,16 @@ export class InventoryReader {
     };
   }
 
+  /**
+   * The event's places by state, or null while its state is not whole: missing, or being loaded (a
+   * load writes the counts before it declares the state ready, and orders are refused NOT_READY until
+   * then: a read in between showed places no order could take). One round trip: both keys share the
+   * event's slot.
+   */
   async availability(eventId: string, pools: readonly { id: string }[]): Promise<Availability | null> {
-    const counts = await this.redis.hgetall(eventKeys(eventId).counts);
-    if (!counts || Object.keys(counts).length === 0) return null;
+    const k = eventKeys(eventId);
+    const [counts, state] = await Promise.all([this.redis.hgetall(k.counts), this.redis.hget(k.meta, 'state')]);
+    if (state !== 'ready' || !counts || Object.keys(counts).length === 0) return null;
     const n = (f: string) => Number(counts[f] ?? 0);
     const total = n('seats_total');
     const seats = { capacity: total, held: n('seats_held'), sold: n('seats_sold'), available: total - n('seats_held') - n('seats_sold') };

@@ -4,6 +4,7 @@ import { http, eventId, impUid } from '@dropgate/testkit';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
 import { checkReadiness } from '../src/routes/ops.routes.ts';
 import type { Clock } from '@dropgate/domain';
+import { eventKeys } from '@dropgate/redis';
 
 let stack: ApiStack;
 beforeAll(async () => { stack = await startApiStack({ label: 'events' }); });
@@ -85,6 +86,22 @@ describe('events', () => {
     expect(notReady.status).toBe(503);
     expect(notReady.body.code).toBe('NOT_READY');
     expect(notReady.body.events_not_loaded).toEqual([id]);
+  });
+
+  it('shows no availability while the event\'s state is being loaded (orders are refused until it is ready)', async () => {
+    const id = eventId('loading');
+    expect((await http(stack.url, 'POST', '/admin/events', { id, name: 'Loading', pools: [{ id: 'p', name: 'P', capacity: 5, price: 1 }] }, { admin: true })).status).toBe(201);
+    const fresh = { headers: { 'cache-control': 'no-cache' } };
+    expect((await http(stack.url, 'GET', `/events/${id}`, undefined, fresh)).status).toBe(200);
+    // What a load in progress looks like: the counts written, the state not declared ready yet.
+    await stack.redis.hset(eventKeys(id).meta, 'state', 'loading');
+    const during = await http(stack.url, 'GET', `/events/${id}`, undefined, fresh);
+    expect(during.status).toBe(503);
+    expect(during.body.code).toBe('NOT_READY');
+    const order = await http(stack.url, 'POST', `/events/${id}/orders`, { buyer_id: 'l1', items: [{ pool: 'p', quantity: 1 }] });
+    expect(order.status).toBe(503);
+    await stack.redis.hset(eventKeys(id).meta, 'state', 'ready');
+    expect((await http(stack.url, 'GET', `/events/${id}`, undefined, fresh)).body.availability.pools[0]).toMatchObject({ available: 5 });
   });
 
   it('is not ready while its clock was never measured against Redis\'s (it would decide by its host\'s alone)', async () => {
