@@ -204,7 +204,7 @@ export class PortOneV2Client {
 
   /**
    * `GET /payments` filtered to the store's payments whose status became PAID (or PARTIAL_CANCELLED)
-   * between `fromMs` and `untilMs`, oldest first: page `page` (from 0) of PAID_PAGE_SIZE, and whether
+   * between `fromMs` and `untilMs`, oldest first: page `page` (from 0) of V2_PAGE_SIZE, and whether
    * more pages follow. The ledger sweep reads it to find paid payments no webhook told dropgate about.
    */
   async listPaidPayments(fromMs: number, untilMs: number, page: number): Promise<{ payments: PortOneV2Payment[]; more: boolean }> {

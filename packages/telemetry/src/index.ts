@@ -86,6 +86,18 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
 }
 export type ApiMetrics = ReturnType<typeof createApiMetrics>;
 
+/**
+ * What a process's clock reports after each measurement (RedisClock's `onResult`): the host's wall clock
+ * against Redis's now (what NTP and V2's signature check read), not the offset of the monotonic clock
+ * the decisions use (attack round 22), and whether it was measured within the last minute.
+ */
+export function clockReporter(metrics: ReturnType<typeof createCommonMetrics>): (clock: { wallOffsetMs(): number; synced: boolean }) => void {
+  return (clock) => {
+    metrics.clockOffset.set(clock.wallOffsetMs() / 1000);
+    metrics.clockSynced.set(clock.synced ? 1 : 0);
+  };
+}
+
 export function createWorkerMetrics(registry: Registry) {
   return {
     ...createCommonMetrics(registry),

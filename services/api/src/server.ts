@@ -10,7 +10,7 @@ import { openDatabase } from '@dropgate/db';
 import { HoldStore, RedisClock, clockKey, createRedis, whenReady } from '@dropgate/redis';
 import { createQueues, closeQueues } from '@dropgate/jobs';
 import { PortOneV2Client } from '@dropgate/portone';
-import { createApiMetrics, createRegistry } from '@dropgate/telemetry';
+import { clockReporter, createApiMetrics, createRegistry } from '@dropgate/telemetry';
 import { buildApp, requestLogSerializer, type AppDeps } from './app.ts';
 import { EventCatalog } from './lib/catalog.ts';
 import { limitConnections } from './lib/connection-limit.ts';
@@ -95,12 +95,7 @@ export async function startApi(config: Config, opts: { logger?: boolean; queuePr
   const registry = createRegistry();
   const metrics = createApiMetrics(registry, config.confirmBudgetMs);
   // Every decision's time: Redis's clock (see RedisClock), unless a test gives its own.
-  const redisClock = opts.clock ? null : new RedisClock(redis, { key: clockKey(opts.queuePrefix ?? config.queuePrefix), onResult: (c) => {
-    // The host's wall clock against Redis's now (what NTP and V2's signature check read), not the
-    // offset of the monotonic clock the decisions use (attack round 22).
-    metrics.clockOffset.set(c.wallOffsetMs() / 1000);
-    metrics.clockSynced.set(c.synced ? 1 : 0);
-  } });
+  const redisClock = opts.clock ? null : new RedisClock(redis, { key: clockKey(opts.queuePrefix ?? config.queuePrefix), onResult: clockReporter(metrics) });
   const clock: Clock = opts.clock ?? redisClock!;
   const onRequest = (endpoint: string, result: string, seconds: number) => {
     metrics.portoneRequests.inc({ endpoint, result });

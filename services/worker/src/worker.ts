@@ -15,13 +15,13 @@ import { createHandoffRelay } from './processors/relay.ts';
 import { HoldStore, RedisClock, checkEveryShard, clockKey, createRedis, type RedisClient } from '@dropgate/redis';
 import { QueueNames, createQueues, closeQueues, jobIds, type QueueName, type PersistHoldJob, type PaymentOutcomeJob, type ExpireHoldJob, type MaintenanceJob } from '@dropgate/jobs';
 import { PaymentGateway, PortOneClient, PortOneV2Client } from '@dropgate/portone';
-import { createRegistry, createWorkerMetrics, scrapeAllowed } from '@dropgate/telemetry';
+import { clockReporter, createRegistry, createWorkerMetrics, scrapeAllowed } from '@dropgate/telemetry';
 import { EventNotLoadedError, measuredJob, type WorkerContext } from './context.ts';
 import { persistHold } from './processors/persist-hold.processor.ts';
 import { paymentOutcome } from './processors/payment-outcome.processor.ts';
 import { archiveEvents, guard, guardQueues, rebuildEvent, recordQueueFronts, retryRefunds, sweep, withdrawOrphans } from './processors/maintenance.processor.ts';
 import { periodicTask } from './periodic.ts';
-import { sweepLedger } from './processors/ledger.processor.ts';
+import { countLedgerFromZero, sweepLedger } from './processors/ledger.processor.ts';
 import { expireHold } from './settlement/index.ts';
 
 /** How long the relay waits for a batch's hold recordings before queueing the rest as `holds` jobs. */
@@ -104,18 +104,10 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
     : null;
   const portone = new PaymentGateway(v1, v2);
   // Every decision's time: Redis's clock (see RedisClock), unless a test gives its own.
-  const redisClock = opts.clock ? null : new RedisClock(redis, { key: clockKey(prefix), onResult: (c) => {
-    // The host's wall clock against Redis's now (what NTP and V2's signature check read), not the
-    // offset of the monotonic clock the decisions use (attack round 22).
-    metrics.clockOffset.set(c.wallOffsetMs() / 1000);
-    metrics.clockSynced.set(c.synced ? 1 : 0);
-  } });
+  const redisClock = opts.clock ? null : new RedisClock(redis, { key: clockKey(prefix), onResult: clockReporter(metrics) });
   await redisClock?.start();
-  // Every series the ledger sweep counts exists from the start (at 0), so its alert's increase() sees the first one.
-  for (const api of (['v1', 'v2'] as const).filter((a) => (a === 'v1' ? config.portone.impKey : config.portone.v2ApiSecret) !== undefined)) {
-    for (const result of ['known', 'queued', 'unknown_order']) metrics.ledgerPayments.inc({ api, result }, 0);
-  }
   const ctx: WorkerContext = { config, db, redis, store: new HoldStore(redis, config.orderLimits), queues, portone, metrics, log, clock: opts.clock ?? redisClock! };
+  countLedgerFromZero(ctx);
 
   const processors: Record<QueueName, Processor> = {
     holds: (job: Job<PersistHoldJob>) => persistHold(ctx, job.data),

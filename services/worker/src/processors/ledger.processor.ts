@@ -58,6 +58,14 @@ export function configuredApis(ctx: WorkerContext): PortOneApi[] {
   return apis;
 }
 
+/** What `dropgate_ledger_payments_total` counts a listed payment as (its `result` label). */
+const LEDGER_RESULTS = ['known', 'queued', 'unknown_order'] as const;
+
+/** Every series the sweep counts exists from the start (at 0), so its alert's increase() sees the first one. */
+export function countLedgerFromZero(ctx: WorkerContext): void {
+  for (const api of configuredApis(ctx)) for (const result of LEDGER_RESULTS) ctx.metrics.ledgerPayments.inc({ api, result }, 0);
+}
+
 /** Beside the queues (their prefix: a test's own, else QUEUE_PREFIX). */
 const stateKey = (ctx: WorkerContext) => `${ctx.queues.payments.opts.prefix}:ledger`;
 
@@ -101,7 +109,7 @@ async function sweepApi(ctx: WorkerContext, api: PortOneApi, settleDelayMs: numb
   // refunded since would have shifted a saved page number past some, attack round 22). Done: again
   // from a little before where it ended, for payments PortOne listed late.
   const from = last === null ? now - LEDGER_LOOKBACK_MS : savedMore === '1' ? last : Math.min(last - LEDGER_OVERLAP_MS, to);
-  const sweep: LedgerSweep = { api, from, to, listed: 0, queued: [], unknownOrders: 0, sweptUntil: last ?? from };
+  const sweep: LedgerSweep = { api, from, to, listed: 0, queued: [], unknownOrders: 0, sweptUntil: from };
   const seen = new Set<string>();
   const first = firstListPage(api);
   // The next request: from instant `at`, page `page`. Page numbers are used only while a whole page
@@ -141,7 +149,7 @@ async function sweepApi(ctx: WorkerContext, api: PortOneApi, settleDelayMs: numb
   }
   // Read to the end: the window is done. Cut short: the next sweep goes on from the instant it was at.
   const more = page !== null;
-  sweep.sweptUntil = more ? at : Math.max(sweep.sweptUntil, to);
+  sweep.sweptUntil = more ? at : to;
   await ctx.redis.hset(stateKey(ctx), api, String(sweep.sweptUntil), `${api}:more`, more ? '1' : '0');
   if (sweep.queued.length > 0 || sweep.unknownOrders > 0) {
     ctx.log.warn({ api, queued: sweep.queued.length, unknownOrders: sweep.unknownOrders }, 'PortOne lists paid payments the record does not have');
