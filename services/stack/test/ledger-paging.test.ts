@@ -13,9 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { TestClock, waitFor } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
-import { checkAll, ledgerOf } from '@dropgate/invariants';
 import type { PaymentOutcomeJob } from '@dropgate/jobs';
 import { shop } from './support/shop.ts';
+import { brokenInvariants } from './support/invariants.ts';
 
 // PortOne's clock: an hour back, moved on by hand, so every payment is inside the sweep's window.
 const portoneClock = new TestClock();
@@ -33,9 +33,7 @@ afterAll(async () => {
 });
 
 const { confirmUrl, noticeUrl, event, order, detail, orderIs, queuesIdle } = shop(() => stack, { prefix: 'lp', section: 'P' });
-const broken = async (id: string) => (await checkAll({
-  eventId: id, db: stack.api.deps.db, redis: stack.redis, apiUrl: stack.url, ledger: ledgerOf(sim.ledger(), id), adminToken: stack.config.adminToken!,
-})).results.filter((r) => !r.ok).map((r) => `${r.id}. ${r.violations.join('; ')}`);
+const broken = (id: string) => brokenInvariants(stack, sim, id);
 const sweepV1 = async (opts: { pagesPerSweep?: number } = {}) =>
   (await stack.worker!.sweepLedger({ settleDelayMs: 0, ...opts })).find((s) => s.api === 'v1')!;
 /**
@@ -65,6 +63,45 @@ async function lostPayment(id: string, buyer: string, seat: string) {
   return { o, imp: paid.payment.imp_uid };
 }
 
+/**
+ * In one new second of PortOne's time: 100 payments of another shop, then a pending order's payment
+ * without confirm whose webhook is lost (the instant's 101st), then `after` more.
+ */
+async function lostInsideInstant(id: string, tag: string, after: number) {
+  portoneClock.advance(1_000);
+  const group = await foreign(100, 0, `${tag}a`);
+  const o = await order(id, { buyer_id: tag, seats: ['P-1-1'] });
+  const lost = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, notice_url: noticeUrl(), outcome: 'paid', faults: { webhook_loss: 1 } });
+  await foreign(after, 0, `${tag}b`);
+  await sim.settled();
+  return { group, o, imp: lost.payment.imp_uid };
+}
+
+/** The order ends paid (its lost payment found and settled), and every invariant of the event holds. */
+async function expectPaidAndWhole(id: string, merchantUid: string): Promise<void> {
+  await orderIs(merchantUid, 'paid');
+  await queuesIdle();
+  expect(await broken(id)).toEqual([]);
+}
+
+type PaymentGateway = NonNullable<TestStack['worker']>['ctx']['portone'];
+
+/** Runs `work` with `onPage` called after each page the worker's sweep reads from PortOne (over HTTP, as ever). */
+async function afterEachPage<T>(onPage: (args: Parameters<PaymentGateway['listPaidPayments']>, page: Awaited<ReturnType<PaymentGateway['listPaidPayments']>>) => void, work: () => Promise<T>): Promise<T> {
+  const gateway = stack.worker!.ctx.portone;
+  const list = gateway.listPaidPayments.bind(gateway);
+  gateway.listPaidPayments = async (...args: Parameters<typeof list>) => {
+    const page = await list(...args);
+    onPage(args, page);
+    return page;
+  };
+  try {
+    return await work();
+  } finally {
+    gateway.listPaidPayments = list;
+  }
+}
+
 describe('the ledger sweep over a long or moving list', () => {
   it('cut short at its page bound, the next sweep goes on from where it stopped: a stream of payments does not stop the cursor', async () => {
     await windowFromHere();
@@ -80,9 +117,7 @@ describe('the ledger sweep over a long or moving list', () => {
     expect(found).toBe(true);
     // 501 payments, 100 a page, the shared instant read twice: two sweeps of seven pages, or three.
     expect(sweeps).toBeLessThanOrEqual(3);
-    await orderIs(o.merchant_uid, 'paid');
-    await queuesIdle();
-    expect(await broken(id)).toEqual([]);
+    await expectPaidAndWhole(id, o.merchant_uid);
   });
 
   it('a payment leaving the list while the sweep pages does not make it skip the next one', async () => {
@@ -92,79 +127,43 @@ describe('the ledger sweep over a long or moving list', () => {
     const { o, imp } = await lostPayment(id, 'b', 'P-1-1'); // the 101st of the window
     await foreign(20, 1_000, 'd');
     // Between the first page and the second, the first payment of the window is refunded at PortOne.
-    const gateway = stack.worker!.ctx.portone;
-    const list = gateway.listPaidPayments.bind(gateway);
     let calls = 0;
-    gateway.listPaidPayments = async (...args: Parameters<typeof list>) => {
-      const page = await list(...args);
-      if (calls++ === 0) sim.cancelPayment(early[0]!, {});
-      return page;
-    };
-    try {
-      const sweep = await sweepV1();
-      expect(sim.getPayment(early[0]!)?.status).toBe('cancelled');
-      expect(sweep.queued).toContain(imp);
-    } finally {
-      gateway.listPaidPayments = list;
-    }
-    await orderIs(o.merchant_uid, 'paid');
-    await queuesIdle();
-    expect(await broken(id)).toEqual([]);
+    const sweep = await afterEachPage(() => { if (calls++ === 0) sim.cancelPayment(early[0]!, {}); }, () => sweepV1());
+    expect(sim.getPayment(early[0]!)?.status).toBe('cancelled');
+    expect(sweep.queued).toContain(imp);
+    await expectPaidAndWhole(id, o.merchant_uid);
   });
 
   it('within one instant paged by number, a payment refunded between pages does not make the sweep skip one (attack round 22)', async () => {
     await windowFromHere();
     const id = await event({ seats: 2 });
-    portoneClock.advance(1_000);
-    // 100 payments, the lost one, 20 more: all paid in the same second.
-    const group = await foreign(100, 0, 'g');
-    const o = await order(id, { buyer_id: 'g', seats: ['P-1-1'] });
-    const lost = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, notice_url: noticeUrl(), outcome: 'paid', faults: { webhook_loss: 1 } });
-    await foreign(20, 0, 'h');
-    await sim.settled();
-    const gateway = stack.worker!.ctx.portone;
-    const list = gateway.listPaidPayments.bind(gateway);
+    const { group, o, imp } = await lostInsideInstant(id, 'g', 20);
     let calls = 0;
-    gateway.listPaidPayments = async (...args: Parameters<typeof list>) => {
-      const page = await list(...args);
-      // The instant's first page is read twice (first reached, then asked from the instant itself);
-      // after the second, just before its page 2 is asked, one of its payments is refunded at PortOne.
+    // The instant's first page is read twice (first reached, then asked from the instant itself);
+    // after the second, just before its page 2 is asked, one of its payments is refunded at PortOne.
+    const sweep = await afterEachPage((args, page) => {
       if (args[3] === 1 && page.payments[0]?.payment.imp_uid === group[0] && calls++ === 1) sim.cancelPayment(group[5]!, {});
-      return page;
-    };
-    try {
-      expect((await sweepV1()).queued).toContain(lost.payment.imp_uid);
-      expect(calls).toBeGreaterThan(1);
-      expect(sim.getPayment(group[5]!)?.status).toBe('cancelled');
-    } finally {
-      gateway.listPaidPayments = list;
-    }
-    await orderIs(o.merchant_uid, 'paid');
-    await queuesIdle();
-    expect(await broken(id)).toEqual([]);
+    }, () => sweepV1());
+    expect(sweep.queued).toContain(imp);
+    expect(calls).toBeGreaterThan(1);
+    expect(sim.getPayment(group[5]!)?.status).toBe('cancelled');
+    await expectPaidAndWhole(id, o.merchant_uid);
   });
 
   it('a sweep cut short inside an instant goes on from its first page: refunds in between do not make the next one skip (attack round 22)', async () => {
     await windowFromHere();
     const id = await event({ seats: 2 });
-    portoneClock.advance(1_000);
-    const group = await foreign(100, 0, 'k');
-    const o = await order(id, { buyer_id: 'k', seats: ['P-1-1'] });
-    const lost = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, notice_url: noticeUrl(), outcome: 'paid', faults: { webhook_loss: 1 } });
-    await foreign(60, 0, 'm');
-    await sim.settled();
+    const { group, o, imp } = await lostInsideInstant(id, 'k', 60);
     // Two pages: the instant reached, then its first page asked from the instant itself; cut short
     // before its page 2.
     const cut = await sweepV1({ pagesPerSweep: 2 });
-    expect(cut.queued).not.toContain(lost.payment.imp_uid);
+    expect(cut.queued).not.toContain(imp);
     // Ten of the instant's first page refunded before the next sweep: the rest of the instant moves up.
     for (const imp of group.slice(0, 10)) sim.cancelPayment(imp, {});
     let found = false;
-    for (let i = 0; i < 4 && !found; i++) found = (await sweepV1({ pagesPerSweep: 2 })).queued.includes(lost.payment.imp_uid);
+    for (let i = 0; i < 4 && !found; i++) found = (await sweepV1({ pagesPerSweep: 2 })).queued.includes(imp);
     expect(found).toBe(true);
-    await orderIs(o.merchant_uid, 'paid');
-    await queuesIdle();
-    expect(await broken(id)).toEqual([]);
+    await expectPaidAndWhole(id, o.merchant_uid);
   });
 
   it('a ticketed payment partly cancelled at the console, its webhook lost: the rest is refunded and the tickets voided', async () => {
@@ -202,9 +201,7 @@ describe('the ledger sweep over a long or moving list', () => {
     // The lost payment was paid an hour back by PortOne's clock: the next sweep from the lookback finds it.
     await stack.redis.hdel(`${stack.prefix}:ledger`, 'v1', 'v1:more');
     expect((await sweepV1()).queued).toContain(imp);
-    await orderIs(o.merchant_uid, 'paid');
-    await queuesIdle();
-    expect(await broken(id)).toEqual([]);
+    await expectPaidAndWhole(id, o.merchant_uid);
   });
 });
 

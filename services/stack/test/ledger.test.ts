@@ -9,11 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '@dropgate/testkit';
 import type { Simulator } from '@dropgate/portone-sim';
 import type { TestStack } from '@dropgate/stack';
-import { checkAll, ledgerOf } from '@dropgate/invariants';
 import { lifecycle } from '@dropgate/db';
 import type { PaymentOutcomeJob } from '@dropgate/jobs';
 import { sql } from 'kysely';
 import { shop } from './support/shop.ts';
+import { brokenInvariants } from './support/invariants.ts';
 import { startV2Stack, v2Keys } from './support/portone-v2.ts';
 
 let sim: Simulator;
@@ -28,9 +28,7 @@ afterAll(async () => {
 });
 
 const { confirmUrl, noticeUrl, event, order, detail, orderIs, queuesIdle } = shop(() => stack, { prefix: 'lg', section: 'L' });
-const broken = async (id: string) => (await checkAll({
-  eventId: id, db: stack.api.deps.db, redis: stack.redis, apiUrl: stack.url, ledger: ledgerOf(sim.ledger(), id), adminToken: stack.config.adminToken!,
-})).results.filter((r) => !r.ok).map((r) => `${r.id}. ${r.violations.join('; ')}`);
+const broken = (id: string) => brokenInvariants(stack, sim, id);
 const sweep = async () => {
   const sweeps = await stack.worker!.sweepLedger({ settleDelayMs: 0 });
   return { v1: sweeps.find((s) => s.api === 'v1')!, v2: sweeps.find((s) => s.api === 'v2')! };

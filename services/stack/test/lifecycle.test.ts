@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { waitFor, TestClock } from '@dropgate/testkit';
 import { shop } from './support/shop.ts';
+import { brokenInvariants } from './support/invariants.ts';
 import { startStack, type TestStack } from '@dropgate/stack';
 import { forgetSeatSale } from '@dropgate/redis';
-import { checkAll, ledgerOf } from '@dropgate/invariants';
 import { lifecycle } from '@dropgate/db';
 import { sql } from 'kysely';
 
@@ -29,9 +29,7 @@ const { confirmUrl, noticeUrl, event, order, detail, availability, queuesIdle, o
 /** Until the order's hold is taken in Redis (the buyer is in the payment window). */
 const heldInRedis = (id: string, muid: string) => redisStatusIs(id, muid, 'held');
 /** The invariants (no oversell, money and tickets match, ...) of the event, as the checker finds them broken. */
-const broken = async (id: string) => (await checkAll({
-  eventId: id, db: stack.api.deps.db, redis: stack.redis, apiUrl: stack.url, ledger: ledgerOf(sim.ledger(), id), adminToken: stack.config.adminToken!,
-})).results.filter((r) => !r.ok).map((r) => `${r.id}. ${r.violations.join('; ')}`);
+const broken = (id: string) => brokenInvariants(stack, sim, id);
 
 describe('payment outcomes', () => {
   it('a paid payment becomes tickets, its order paid, its seats sold', async () => {

@@ -11,8 +11,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { waitFor } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
-import { checkAll, ledgerOf } from '@dropgate/invariants';
 import { shop } from './support/shop.ts';
+import { brokenInvariants } from './support/invariants.ts';
 
 let sim: Simulator;
 let stack: TestStack;
@@ -32,9 +32,7 @@ afterAll(async () => {
 
 const { noticeUrl, event, order, detail, orderIs } = shop(() => stack, { prefix: 'ql', section: 'Q' });
 const payments = () => stack.api.deps.queues.payments;
-const broken = async (id: string) => (await checkAll({
-  eventId: id, db: stack.api.deps.db, redis: stack.redis, apiUrl: stack.url, ledger: ledgerOf(sim.ledger(), id), adminToken: stack.config.adminToken!,
-})).results.filter((r) => !r.ok).map((r) => `${r.id}. ${r.violations.join('; ')}`);
+const broken = (id: string) => brokenInvariants(stack, sim, id);
 const stampKey = () => `${stack.prefix}:stamp`;
 
 /** Every key of the stack's queues, gone: what the shard that had them lost. */
