@@ -137,6 +137,7 @@ describe('recording rules and alerts', () => {
         'DropgateOversellPrevented', 'DropgateQueueBacklogGrowing', 'DropgateHoldsOverdue', 'DropgateRefundSpike',
         'DropgateRedisUnreachable', 'DropgatePostgresUnreachable', 'DropgateNotReady', 'DropgateJobsFailedForGood',
         'DropgateQueueStalled', 'DropgateLedgerFoundPayments', 'DropgateClockOff', 'DropgateClockUnsynced',
+        'DropgateClockJumped',
       ]),
     );
     const fast = alerts.find((a) => a.alert === 'DropgateConfirmErrorBudgetFastBurn')?.expr ?? '';
