@@ -14,6 +14,46 @@ import { itemsCsv, type SeatState } from './types.ts';
  */
 export const ORDER_CLAIM_TTL_MS = 5 * 60_000;
 
+/** Arguments a load sends in one pipeline at most (see LoadPipeline). */
+export const LOAD_PIPELINE_ARGS = 40_000;
+
+/**
+ * A load's writes, sent as pipelines of about LOAD_PIPELINE_ARGS arguments each, every one awaited
+ * before the next is built: one pipeline of a 200,000-seat event (or of a rebuild with 100,000 orders)
+ * was built and encoded in one go, and held the process's event loop for 0.6-0.7 s (the API creating
+ * the event, or the worker rebuilding it), stalling every other event's confirms in that process. The
+ * meta hash that marks the state whole is still written last, after every part is in; a pipeline was
+ * never atomic (other clients' commands run between its commands), so the parts change nothing for
+ * them.
+ */
+class LoadPipeline {
+  private pipe: ReturnType<ScriptedRedis['pipeline']>;
+  private args = 0;
+  private readonly redis: ScriptedRedis;
+
+  constructor(redis: ScriptedRedis) {
+    this.redis = redis;
+    this.pipe = redis.pipeline();
+  }
+
+  /** Queues `write` (about `args` arguments); sends what is queued once it is LOAD_PIPELINE_ARGS or more. */
+  async add(args: number, write: (pipe: ReturnType<ScriptedRedis['pipeline']>) => unknown): Promise<void> {
+    write(this.pipe);
+    this.args += args;
+    if (this.args >= LOAD_PIPELINE_ARGS) await this.flush();
+  }
+
+  /** Sends what is queued; throws the first command's error. */
+  async flush(): Promise<void> {
+    if (this.args === 0 && this.pipe.length === 0) return;
+    const pipe = this.pipe;
+    this.pipe = this.redis.pipeline();
+    this.args = 0;
+    const res = await pipe.exec();
+    for (const [err] of res ?? []) if (err) throw err;
+  }
+}
+
 export class EventLoader {
   readonly redis: ScriptedRedis;
 
@@ -53,7 +93,7 @@ export class EventLoader {
       if (!m || inRecord.has(muid) || now - Number(m[2]) > ORDER_CLAIM_TTL_MS) stale.push(muid);
       else ordersOf.set(m[1]!, (ordersOf.get(m[1]!) ?? 0) + 1);
     }
-    const pipe = this.redis.pipeline();
+    const out = new LoadPipeline(this.redis);
     const holds: (string | number)[] = [];
     for (const o of s.orders) {
       const tickets = o.seats.length + o.items.reduce((n, i) => n + i.quantity, 0);
@@ -76,25 +116,25 @@ export class EventLoader {
         }
       }
       // Every order is in Postgres before it is in Redis, so rewriting each one replaces all there is.
-      pipe.del(k.order(o.merchantUid)).hset(k.order(o.merchantUid), ...fields);
+      await out.add(fields.length + 2, (p) => p.del(k.order(o.merchantUid)).hset(k.order(o.merchantUid), ...fields));
     }
     const entries = [...seatState.entries()];
-    for (let i = 0; i < entries.length; i += 5000) pipe.hset(k.seats, ...entries.slice(i, i + 5000).flat());
+    for (let i = 0; i < entries.length; i += 5000) await out.add(10_000, (p) => p.hset(k.seats, ...entries.slice(i, i + 5000).flat()));
     // The status indexes (see moveLines): every seat in exactly one, score 0.
     const byStatus: Record<SeatState, (string | number)[]> = { available: [], held: [], sold: [] };
     for (const [seat, mark] of entries) byStatus[mark === '' ? 'available' : mark.startsWith('h:') ? 'held' : 'sold'].push(0, seat);
     for (const status of ['available', 'held', 'sold'] as const) {
       const members = byStatus[status];
-      for (let i = 0; i < members.length; i += 10_000) pipe.zadd(k.seatIndex(status), ...members.slice(i, i + 10_000));
+      for (let i = 0; i < members.length; i += 10_000) await out.add(10_000, (p) => p.zadd(k.seatIndex(status), ...members.slice(i, i + 10_000)));
     }
-    pipe.hset(k.counts, counts);
-    if (buyers.size > 0) pipe.hset(k.buyers, ...[...buyers.entries()].flat());
-    for (let i = 0; i < stale.length; i += 5000) pipe.hdel(k.buyerClaims, ...stale.slice(i, i + 5000));
+    await out.add(1, (p) => p.hset(k.counts, counts));
+    const buyerCounts = [...buyers.entries()];
+    for (let i = 0; i < buyerCounts.length; i += 5000) await out.add(10_000, (p) => p.hset(k.buyers, ...buyerCounts.slice(i, i + 5000).flat()));
+    for (let i = 0; i < stale.length; i += 5000) await out.add(5000, (p) => p.hdel(k.buyerClaims, ...stale.slice(i, i + 5000)));
     const orderCounts = [...ordersOf.entries()];
-    for (let i = 0; i < orderCounts.length; i += 5000) pipe.hset(k.buyerOrders, ...orderCounts.slice(i, i + 5000).flat());
-    for (let i = 0; i < holds.length; i += 10_000) pipe.zadd(k.holds, ...holds.slice(i, i + 10_000));
-    const res = await pipe.exec();
-    for (const [err] of res ?? []) if (err) throw err;
+    for (let i = 0; i < orderCounts.length; i += 5000) await out.add(10_000, (p) => p.hset(k.buyerOrders, ...orderCounts.slice(i, i + 5000).flat()));
+    for (let i = 0; i < holds.length; i += 10_000) await out.add(10_000, (p) => p.zadd(k.holds, ...holds.slice(i, i + 10_000)));
+    await out.flush();
     // The meta hash, and with it the primary's replication id (finishLoad-1.lua): after a failover the
     // new primary's id differs, and the guard rebuilds what may have lost writes (checkStamp).
     await this.redis.finishLoad(k.meta,

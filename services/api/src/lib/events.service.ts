@@ -16,6 +16,10 @@ export type CreateEventInput = Static<typeof CreateEventBody>;
 /** Upper bound on seats per event: keeps one event's Redis hash and a rebuild within seconds. */
 export const MAX_SEATS_PER_EVENT = 200_000;
 
+/** Seats laid out or checked between two turns of the event loop (see createEvent). */
+const SEATS_PER_TURN = 20_000;
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Sale windows between these years: the format check lets through dates Postgres or a buyer cannot use. */
 const FIRST_YEAR = 2000;
 const LAST_YEAR = 9999;
@@ -53,17 +57,21 @@ export async function createEvent(db: Db, store: HoldStore, catalog: EventCatalo
     throw new DomainError('VALIDATION_FAILED', `an event has at most ${MAX_SEATS_PER_EVENT} seats (got ${total})`);
   }
   const seats: CreateEventInput['seats'] & object = [...(input.seats ?? [])];
+  // A venue of 200,000 seats takes a few hundred milliseconds to lay out and check: let the process's
+  // other requests (other events' confirms) in every SEATS_PER_TURN seats.
   for (const b of input.seat_blocks ?? []) {
     for (let r = 1; r <= b.rows; r++) {
       for (let n = 1; n <= b.seats_per_row; n++) {
         seats.push({ id: blockSeatId(b.section, r, n), section: b.section, row: String(r), number: String(n), price: b.price });
       }
+      if (seats.length % SEATS_PER_TURN < b.seats_per_row) await nextTurn();
     }
   }
   const seatIds = new Set<string>();
-  for (const s of seats) {
+  for (const [i, s] of seats.entries()) {
     if (seatIds.has(s.id)) throw new DomainError('DUPLICATE_SEAT', `seat ${s.id} appears twice`);
     seatIds.add(s.id);
+    if (i % SEATS_PER_TURN === SEATS_PER_TURN - 1) await nextTurn();
   }
   if (seats.length === 0 && pools.length === 0) {
     throw new DomainError('NO_INVENTORY', 'an event needs pools, seats or seat_blocks');
