@@ -43,7 +43,12 @@ export function createApiMetrics(registry: Registry, budgetMs: number) {
       registers: [registry],
     }),
     confirms: new Counter({ name: 'dropgate_confirms_total', help: 'Confirm answers by event and outcome code', labelNames: ['event', 'code'], registers: [registry] }),
-    deadlineMisses: new Counter({ name: 'dropgate_confirm_deadline_misses_total', help: 'Confirm answers that left after the budget', registers: [registry] }),
+    deadlineMisses: new Counter({ name: 'dropgate_confirm_deadline_misses_total', help: 'Confirm answers that left after the budget, their body in with time to answer', registers: [registry] }),
+    lateBodies: new Counter({
+      name: 'dropgate_confirm_late_bodies_total',
+      help: 'Confirms whose body came in with the budget spent (a slow network or caller): refused DEADLINE at once, not counted as deadline misses',
+      registers: [registry],
+    }),
     shed: new Counter({ name: 'dropgate_requests_shed_total', help: 'Requests refused to protect the deadline', labelNames: ['reason'], registers: [registry] }),
     inFlight: new Gauge({ name: 'dropgate_confirms_in_flight', help: 'Confirms being processed', registers: [registry] }),
     confirmLagReserve: new Gauge({ name: 'dropgate_confirm_lag_reserve_seconds', help: 'How much earlier than the budget a confirm refuses because the event loop lagged in the last second (the loop\'s longest hold, capped at a quarter of the budget)', registers: [registry] }),

@@ -181,6 +181,14 @@ describe('control characters', () => {
     for (const e of refusals) expect(toHttpError(e)).toMatchObject({ statusCode: 400, code: 'VALIDATION_FAILED' });
   });
 
+  it('a client dropping its upload is the request\'s failure (400), not a dependency\'s (503); a Redis connection reset still is (attack round 23A)', () => {
+    // What Node raises on a request whose client went away mid-body: fastify marks it 400.
+    const aborted = Object.assign(new Error('aborted'), { code: 'ECONNRESET', statusCode: 400 });
+    expect(toHttpError(aborted)).toMatchObject({ statusCode: 400, code: 'BAD_REQUEST' });
+    const redisReset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    expect(toHttpError(redisReset)).toMatchObject({ statusCode: 503, code: 'NOT_READY' });
+  });
+
   it('a statement Postgres cancels (a statement timeout, an operator\'s cancel) is a 503 NOT_READY, not a 500', async () => {
     const db = stack.api.deps.db;
     let cancelled: unknown = null;

@@ -1,4 +1,5 @@
 /** Optional webhook protection: a secret token in the URL and a source-address allowlist behind a proxy. */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, eventId, impUid, newOrder } from '@dropgate/testkit';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
@@ -85,5 +86,26 @@ describe('confirm source allowlist (issue 8, defect 3)', () => {
     expect(await guarded.store.orderState(order.merchant_uid.split('.')[0]!, order.merchant_uid)).toMatchObject({ status: 'pending' });
     const inside = await http(guarded.url, 'POST', '/portone/v1/confirm', body, { headers: { 'x-forwarded-for': '52.78.100.19' } });
     expect(inside.status, inside.text).toBe(200);
+  });
+
+  it('refuses a source outside the allowlist on its headers, before its body is read (attack round 23A)', async () => {
+    // Headers announcing a body that never comes: the refusal must not wait for it (a slow upload from
+    // anywhere used to count as a late confirm, and a deadline miss).
+    const url = new URL(guarded.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      let received = '';
+      const socket = connect(Number(url.port), url.hostname, () => {
+        socket.write(`POST /portone/v1/confirm HTTP/1.1\r\nHost: ${url.host}\r\nX-Forwarded-For: 203.0.113.7\r\n`
+          + 'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"imp_uid"');
+      });
+      socket.on('data', (d: Buffer) => {
+        received += d.toString('utf8');
+        if (received.includes('\r\n\r\n') && received.includes('}')) { socket.destroy(); resolve(received); }
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve(received));
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ code: 'FORBIDDEN' });
   });
 });

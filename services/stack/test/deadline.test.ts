@@ -4,6 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { connect } from 'node:net';
+import { eventKeys } from '@dropgate/redis';
 import { startPrivateRedis, http, eventId, impUid, waitFor, type PrivateRedis } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
 
@@ -177,3 +179,118 @@ describe('confirm deadline', () => {
     expect(after.status).toBe(200);
   });
 });
+
+/**
+ * A V1 confirm whose headers come at once and whose body comes `delayMs` later (a slow network, or a
+ * caller sending it slowly on purpose). @returns the answer's status and body.
+ */
+function slowConfirm(body: Record<string, unknown>, delayMs: number): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(stack.url);
+    const text = JSON.stringify(body);
+    let received = '';
+    const socket = connect(Number(url.port), url.hostname, () => {
+      socket.write(`POST /portone/v1/confirm HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\n`
+        + `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text.slice(0, 1)}`);
+      setTimeout(() => socket.write(text.slice(1)), delayMs);
+    });
+    socket.on('data', (d: Buffer) => { received += d.toString('utf8'); });
+    socket.on('close', () => {
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1] ?? 0);
+      resolve({ status, body: JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4) || 'null') as Record<string, unknown> });
+    });
+    socket.on('error', reject);
+  });
+}
+
+async function counters() {
+  const text = (await http(stack.url, 'GET', '/metrics')).text;
+  return { misses: metricValue(text, 'dropgate_confirm_deadline_misses_total'), late: metricValue(text, 'dropgate_confirm_late_bodies_total') };
+}
+
+describe('bodies that come in late, and late replays (attack round 23A)', () => {
+  it('a body that comes in after the budget is refused DEADLINE at once: nothing held or spent, no deadline miss', async () => {
+    const { id, orders } = await setup();
+    const o = orders[2]!;
+    const before = await counters();
+    const res = await slowConfirm({ imp_uid: impUid(), merchant_uid: o.merchant_uid, amount: o.amount }, BUDGET_MS + 100);
+    expect(res.status).toBe(503);
+    expect(res.body.code).toBe('DEADLINE');
+    // Redis was not asked: no hold, and no hold number of the order's used up.
+    const state = await stack.store.orderState(id, o.merchant_uid);
+    expect(state).toMatchObject({ status: 'pending', seq: 0 });
+    const after = await counters();
+    expect(after.late).toBe(before.late + 1);
+    expect(after.misses).toBe(before.misses);
+    // A body that fails its schema, sent as slowly: counted apart too, not as dropgate's miss.
+    const bad = await slowConfirm({ imp_uid: 5, merchant_uid: o.merchant_uid }, BUDGET_MS + 100);
+    expect(bad.status).toBe(400);
+    expect(await counters()).toEqual({ misses: before.misses, late: before.late + 2 });
+    // The order is decided as usual afterwards.
+    expect((await timedConfirm(impUid(), o.merchant_uid, o.amount)).status).toBe(200);
+  });
+
+  it('a late replay of an approval sent in time takes nothing back, slow body or slow Redis', async () => {
+    const { id, orders } = await setup();
+    const o = orders[3]!;
+    const imp = impUid();
+    const first = await timedConfirm(imp, o.merchant_uid, o.amount);
+    expect(first.status).toBe(200);
+    const held = await stack.store.orderState(id, o.merchant_uid);
+    expect(held).toMatchObject({ status: 'held', seq: 1 });
+
+    // The same request again, its body sent slowly.
+    const slow = await slowConfirm({ imp_uid: imp, merchant_uid: o.merchant_uid, amount: o.amount }, BUDGET_MS + 100);
+    expect(slow.body.code).toBe('DEADLINE');
+    expect(await stack.store.orderState(id, o.merchant_uid)).toEqual(held);
+
+    // The same request again while Redis is paused past the budget: placeHold replays the approval
+    // once Redis resumes; nothing may undo it.
+    await control.call('CLIENT', 'PAUSE', '1000', 'ALL');
+    const paused = await timedConfirm(imp, o.merchant_uid, o.amount);
+    expect(paused.status).toBe(503);
+    expect(paused.body.code).toBe('NOT_READY');
+    await waitFor(async () => {
+      const started = Date.now();
+      await control.ping();
+      return Date.now() - started < 100;
+    }, 5_000, 'the pause to end');
+    // Another order's confirm through the API's connection: it runs after anything queued before it.
+    expect((await timedConfirm(impUid(), orders[4]!.merchant_uid, orders[4]!.amount)).status).toBe(200);
+    expect(await stack.store.orderState(id, o.merchant_uid)).toEqual(held);
+    const ev = await http(stack.url, 'GET', `/events/${id}`);
+    expect(ev.body.availability.seats).toMatchObject({ held: 2 });
+    // The request is still answered as it was.
+    expect((await timedConfirm(imp, o.merchant_uid, o.amount)).status).toBe(200);
+  });
+
+  it('the dynamic waiting room\'s pace follows dropgate\'s time on real orders only', async () => {
+    const id = eventId('dlr');
+    const res = await http(stack.url, 'POST', '/admin/events', {
+      id, name: 'Dynamic', pools: [{ id: 'ga', name: 'GA', capacity: 100, price: 1000 }],
+      waiting_room: { mode: 'dynamic', admit_per_second: 100, max_active: 1000, admission_ttl_seconds: 60 },
+    }, { admin: true });
+    expect(res.status, res.text).toBe(201);
+    const lat = () => stack.redis.hget(eventKeys(id).queue, 'lat');
+    // A made-up order of the event, fast and slow: nothing for the pace to follow.
+    expect((await timedConfirm(impUid(), `${id}.AAAAAAAAAAA`, 1000)).body.code).toBe('ORDER_NOT_FOUND');
+    expect((await slowConfirm({ imp_uid: impUid(), merchant_uid: `${id}.AAAAAAAAAAB`, amount: 1000 }, BUDGET_MS + 100)).body.code).toBe('DEADLINE');
+    expect(await lat()).toBeNull();
+    // A real order's confirm, its body sent slowly but in time: the pace follows dropgate's own time
+    // (from the body's arrival), not the upload's.
+    const joined = await http(stack.url, 'POST', `/events/${id}/queue`, { buyer_id: 'rb1' });
+    expect(joined.status, joined.text).toBe(201);
+    const admission = await waitFor(async () => {
+      const p = await http(stack.url, 'GET', `/events/${id}/queue/${joined.body.queue_token as string}`);
+      return p.body?.state === 'admitted' ? p.body.admission_token as string : null;
+    }, 10_000, 'the buyer to be admitted');
+    const o = await http(stack.url, 'POST', `/events/${id}/orders`, { buyer_id: 'rb1', items: [{ pool: 'ga', quantity: 1 }], admission_token: admission });
+    expect(o.status, o.text).toBe(201);
+    const real = await slowConfirm({ imp_uid: impUid(), merchant_uid: o.body.merchant_uid, amount: o.body.amount }, BUDGET_MS / 2);
+    expect(real.status).toBe(200);
+    const noted = Number(await lat());
+    expect(noted).toBeGreaterThanOrEqual(0);
+    expect(noted).toBeLessThan(BUDGET_MS / 2);
+  });
+});
+

@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '@dropgate/portone-sim';
 import { waitFor } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
+import { RECOVERY_PRIORITY } from '@dropgate/worker';
 import { shop } from './support/shop.ts';
 import { brokenInvariants } from './support/invariants.ts';
 
@@ -78,6 +79,33 @@ describe('the job queues lose their jobs', () => {
     const d = await orderIs(o.merchant_uid, 'paid');
     expect(d.tickets).toHaveLength(1);
     expect(await stack.store.keyStampState(stampKey())).toBe('whole');
+    expect(await broken(id)).toEqual([]);
+  });
+
+  it('one loss of the queues and the events (a FLUSHALL): each order reconciled once, behind live jobs (attack round 23B)', async () => {
+    await stack.worker!.guardQueues();
+    const id = await event({ pool: 20 });
+    const uids: string[] = [];
+    for (let i = 0; i < 6; i++) uids.push((await order(id, { buyer_id: `r${i}`, items: [{ pool: 'ga', quantity: 1 }] })).merchant_uid);
+    // The queues and the event's state gone together; the queue paused so the requeued jobs stay countable.
+    await loseQueues();
+    await stack.store.deleteEvent(id);
+    await payments().pause();
+    // The event is rebuilt (missing on two guard passes) while the queues' stamp is still missing, then
+    // the queues' guard runs: both requeue this event's orders, under the same loss.
+    await stack.worker!.guard();
+    expect(await stack.worker!.guard()).toContain(id);
+    expect(await stack.worker!.guardQueues()).toBe(true);
+    const queued = (await payments().getJobs(['prioritized', 'waiting', 'paused', 'delayed'])).filter((j) => j.name === 'reconcile' && j.data.eventId === id);
+    expect(queued.map((j) => j.data.merchantUid).sort()).toEqual([...uids].sort());
+    // Behind the outcomes of payments made meanwhile: BullMQ runs jobs without a priority first.
+    expect(queued.every((j) => j.opts.priority === RECOVERY_PRIORITY)).toBe(true);
+    expect(await stack.worker!.guardQueues()).toBe(false);
+    await payments().resume();
+    await waitFor(async () => {
+      const c = await payments().getJobCounts('prioritized', 'waiting', 'active', 'delayed');
+      return Object.values(c).every((n) => n === 0);
+    }, 20_000, 'the reconciles to run');
     expect(await broken(id)).toEqual([]);
   });
 

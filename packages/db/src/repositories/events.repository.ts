@@ -180,7 +180,12 @@ export function listPools(db: Db, eventId: string): Promise<PoolRow[]> {
   return db.selectFrom('pools').selectAll().where('event_id', '=', eventId).orderBy('id').execute();
 }
 
-/** All seats of an event. */
+/**
+ * All seats of an event, in byte order of their ids (collation "C", whatever the database's): the
+ * order JavaScript's `<` gives the ids' characters (letters, digits, `_.:-`), so a caller that sorts
+ * them again (the catalog) finds them sorted, at no cost to its event loop (200,000 seats sorted in
+ * JavaScript held the API's for about 150 ms).
+ */
 export function listSeats(db: Db, eventId: string): Promise<SeatRow[]> {
-  return db.selectFrom('seats').selectAll().where('event_id', '=', eventId).execute();
+  return db.selectFrom('seats').selectAll().where('event_id', '=', eventId).orderBy(sql`id collate "C"`).execute();
 }

@@ -1,7 +1,7 @@
 --[[
   Takes back an approval that could not leave within the deadline budget, and makes the refusal the
-  remembered answer for this request. Sent on the same connection right after placeHold, so Redis runs
-  it after placeHold even when both wait behind a paused or slow server.
+  remembered answer for this request. Sent once placeHold's answer shows a new approval that came too
+  late (never for a replayed one: that was sent in time to the request that took it).
 
   Input:
     KEYS[1] order     {ev:E}:o:<uid>

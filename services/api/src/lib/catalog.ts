@@ -134,6 +134,8 @@ export class EventCatalog {
     ]);
     const seatDefs: SeatDef[] = seats
       .map((s) => ({ id: s.id, section: s.section, row: s.row, number: s.number, price: s.price }))
+      // Already in this order from listSeats (a sorted array costs the sort one pass); kept as the
+      // guarantee the seat pages rely on.
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const poolDefs: PoolDef[] = pools.map((p) => ({ id: p.id, name: p.name, capacity: p.capacity, price: p.price }));
     this.known.add(eventId);

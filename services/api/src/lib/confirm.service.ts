@@ -4,16 +4,18 @@
  * One EVALSHA decides (placeHold). A new hold is handed to the workers by the same script (an entry
  * in the event's hand-off stream, which the workers' relay turns into a BullMQ job with a deterministic
  * id), so the hold and its hand-off are durable together, in one round trip. Whatever cannot finish
- * inside the budget is refused, and any hold it took is undone: undoHold is sent on the same
- * connection right after placeHold, so Redis runs it after placeHold even when both were waiting
- * behind a paused server (the hand-off then finds the order no longer held and records nothing).
+ * inside the budget is refused, and any hold it took is undone: undoHold follows placeHold's answer
+ * when that came too late (Redis paused or slow; the hand-off then finds the order no longer held, or
+ * the expiry finds Redis pending under a hold the record has live, and the record follows), and only
+ * for an approval this request took, never for the replay of one sent earlier.
  */
 import { eventIdOf, type RefusalCode } from '@dropgate/domain';
 import type { HoldStore, PlaceResult } from '@dropgate/redis';
 
 export type ConfirmDecision =
   | { approved: true; expiresAt: number; eventId: string }
-  | { approved: false; code: RefusalCode; eventId: string | null };
+  /** `late`: refused before Redis was asked, the budget spent before the request could be decided. */
+  | { approved: false; code: RefusalCode; eventId: string | null; late?: true };
 
 export interface ConfirmDeps {
   store: HoldStore;
@@ -52,9 +54,18 @@ export interface ConfirmRequest {
   remainingMs: () => number;
 }
 
+/**
+ * Less than this left of the budget when the request is decided (its body arrived late: a slow network,
+ * or a caller sending it slowly on purpose): refused DEADLINE at once, Redis not asked, so nothing is
+ * held, undone or remembered for it (attack round 23A: such a request ran placeHold with no time to
+ * wait for it, then its undo).
+ */
+export const MIN_DECISION_MS = 20;
+
 export async function decideConfirm(deps: ConfirmDeps, req: ConfirmRequest): Promise<ConfirmDecision> {
   const eventId = eventIdOf(req.merchantUid);
   if (eventId === null) return { approved: false, code: 'ORDER_NOT_FOUND', eventId: null };
+  if (req.remainingMs() < MIN_DECISION_MS) return { approved: false, code: 'DEADLINE', eventId, late: true };
 
   const placing = deps.store.placeHold(eventId, req.merchantUid, req.impUid, req.amount, deps.now());
   let result: PlaceResult | typeof TIMEOUT;
@@ -65,9 +76,13 @@ export async function decideConfirm(deps: ConfirmDeps, req: ConfirmRequest): Pro
     return { approved: false, code: 'NOT_READY', eventId };
   }
   if (result === TIMEOUT) {
-    // Redis is slow or paused. Queue the undo behind the pending placeHold and refuse now.
-    placing.catch(() => undefined);
-    deps.store.undoHold(eventId, req.merchantUid, req.impUid).catch(() => undefined);
+    // Redis is slow or paused: refuse now, and once placeHold answers, take back what it took for this
+    // request. Only a new approval: a replay of one given in time earlier (the same imp_uid, `replayed`)
+    // stands; undoing it released a hold whose payment PortOne was approving (attack round 23A).
+    placing.then((r) => {
+      if (r.approved && !r.replayed) return deps.store.undoHold(eventId, req.merchantUid, req.impUid);
+      return undefined;
+    }).catch(() => undefined);
     return { approved: false, code: 'NOT_READY', eventId };
   }
 
@@ -81,8 +96,29 @@ export async function decideConfirm(deps: ConfirmDeps, req: ConfirmRequest): Pro
   }
 
   if (req.remainingMs() <= 0) {
-    deps.store.undoHold(eventId, req.merchantUid, req.impUid).catch(() => undefined);
+    // Decided too late to send. An approval this request took is taken back; a replayed one was sent
+    // in time to the request that took it, and stands.
+    if (!result.replayed) deps.store.undoHold(eventId, req.merchantUid, req.impUid).catch(() => undefined);
     return { approved: false, code: 'DEADLINE', eventId };
   }
   return { approved: true, expiresAt: result.expiresAt, eventId };
+}
+
+/** What a confirm's answer hook reads of its decision (fastify request decorations, see portone.routes.ts). */
+export interface DecisionNotes {
+  confirmEvent: string;
+  confirmLate: boolean;
+  confirmDecided: boolean;
+}
+
+/**
+ * Notes on the request what its decision tells the answer's hook (metrics, the dynamic waiting room's
+ * latency): the event ('unknown' unless it exists), whether the body came in too late to decide, and
+ * whether Redis decided it for an order of a known event.
+ */
+export function noteDecision(request: DecisionNotes, decision: ConfirmDecision, isKnownEvent: (eventId: string) => boolean): void {
+  const known = decision.eventId !== null && isKnownEvent(decision.eventId);
+  request.confirmEvent = known ? decision.eventId! : 'unknown';
+  if (!decision.approved && decision.late) request.confirmLate = true;
+  else if (known && (decision.approved || decision.code !== 'ORDER_NOT_FOUND')) request.confirmDecided = true;
 }

@@ -42,10 +42,6 @@ export function toHttpError(error: unknown): HttpErrorBody {
   if (isUnstorableTextError(error)) {
     return { statusCode: 400, code: 'VALIDATION_FAILED', message: 'the request holds characters that cannot be stored (such as NUL)' };
   }
-  // A dependency restarting is not a bug: answer at once that it is worth retrying shortly.
-  if (isRedisUnavailableError(error) || isDatabaseUnavailableError(error)) {
-    return { statusCode: 503, code: 'NOT_READY', message: 'the service is not ready (a dependency is unavailable); try again shortly' };
-  }
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { statusCode: 413, code: 'PAYLOAD_TOO_LARGE', message: 'request body is too large' };
@@ -59,8 +55,15 @@ export function toHttpError(error: unknown): HttpErrorBody {
   if (error instanceof SyntaxError || e.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') {
     return { statusCode: 400, code: 'INVALID_JSON', message: 'request body is not valid JSON' };
   }
+  // The request's own failure (fastify and Node mark it 4xx): a client that drops its upload raises
+  // ECONNRESET 'aborted' with status 400, which is not Redis or Postgres going away (attack round 23A:
+  // anyone could write 'confirm failed' error lines, classed as Redis down, at will).
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     return { statusCode: e.statusCode, code: 'BAD_REQUEST', message: e.message };
+  }
+  // A dependency restarting is not a bug: answer at once that it is worth retrying shortly.
+  if (isRedisUnavailableError(error) || isDatabaseUnavailableError(error)) {
+    return { statusCode: 503, code: 'NOT_READY', message: 'the service is not ready (a dependency is unavailable); try again shortly' };
   }
   return { statusCode: 500, code: 'INTERNAL', message: 'internal error' };
 }

@@ -25,7 +25,7 @@ import {
   ConfirmApproved, ErrorBody, ManualConfirmBody, ManualConfirmPaid, V2ConfirmPayload, V2ConfirmPayloadLegacy, V2ConfirmRefused,
   V2WebhookAccepted, V2WebhookPayload, V2WebhookPayloadLegacy,
 } from '../schemas.ts';
-import { decideConfirm, type ConfirmDeps } from '../lib/confirm.service.ts';
+import { decideConfirm, noteDecision, type ConfirmDeps } from '../lib/confirm.service.ts';
 import { toHttpError } from '../plugins/errors.plugin.ts';
 import { isAdminToken, orderTokenMatches } from '../lib/secrets.ts';
 import { REFUSAL_STATUS } from '../lib/http-errors.ts';
@@ -156,6 +156,7 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
         bodyLimit: SIGNED_BODY_LIMIT,
         errorHandler: (error: FastifyError, request, reply) => {
           const http = toHttpError(error);
+          if (request.confirmBodyMs < 0) request.confirmBodyMs = reply.elapsedTime;
           if (http.statusCode >= 500) {
             request.log.error({ err: error }, 'V2 confirm failed');
             request.confirmOutcome = 'NOT_READY';
@@ -187,7 +188,7 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
             amount: fields.totalAmount,
             remainingMs: () => shared.budgetMs - shared.marginMs() - reply.elapsedTime,
           });
-          request.confirmEvent = decision.eventId && catalog.isKnown(decision.eventId) ? decision.eventId : 'unknown';
+          noteDecision(request, decision, (eventId) => catalog.isKnown(eventId));
           if (decision.approved) {
             request.confirmOutcome = 'APPROVED';
             return reply.status(200).send({ approved: true, hold_expires_at: new Date(decision.expiresAt).toISOString() });

@@ -6,7 +6,7 @@
  * - orphans: an order the API inserted but could not withdraw after Redis refused it is withdrawn.
  */
 import { events as eventsRepo, lifecycle, loadSnapshot, orders as ordersRepo, waitlist as waitlistRepo, withdrawOrders } from '@dropgate/db';
-import { acquireLock, eventKeys, releaseLock } from '@dropgate/redis';
+import { acquireLock, eventKeys, extendLock, releaseLock } from '@dropgate/redis';
 import { jobIds, type ExpireHoldJob, type PaymentOutcomeJob } from '@dropgate/jobs';
 import { QUEUE_BACK_SECONDS, offerOrderToken } from '@dropgate/domain';
 import type { WorkerContext } from '../context.ts';
@@ -91,7 +91,11 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     await mapLimit(snapshot.displaced ?? [], 16, async (muid) => {
       await endDisplacedHold(ctx, eventId, muid).catch((error: unknown) => ctx.log.warn({ err: error, eventId, merchantUid: muid }, 'displaced hold not ended yet; the sweep ends it'));
     });
-    await requeueLostJobs(ctx, eventId, snapshot.orders.filter((o) => o.status !== 'held').map((o) => o.merchantUid), epoch);
+    // When the job queues were lost too (a FLUSHALL, a Redis restarted empty), the queue guard is
+    // reconciling every active event's orders under a tag of that loss: the same tag here gives the same
+    // job ids, so each order is asked about once, not once from each (attack round 23B).
+    const tag = (await ctx.store.keyStampState(queueStampKey(ctx))) === 'whole' ? epoch : await queueLossTag(ctx);
+    await requeueLostJobs(ctx, eventId, snapshot.orders.filter((o) => o.status !== 'held').map((o) => o.merchantUid), tag);
     return true;
   } finally {
     await releaseLock(ctx.redis, lockKey, token);
@@ -106,18 +110,50 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
  * was being rebuilt (found by npm run chaos, seed 852966458). And every unfinished payment the record
  * knows is watched again (late-payment watches were lost with the queues). `tag` names the loss (job ids).
  */
-async function requeueLostJobs(ctx: WorkerContext, eventId: string, notHeld: readonly string[], tag: string): Promise<void> {
+async function requeueLostJobs(
+  ctx: WorkerContext, eventId: string, notHeld: readonly string[], tag: string, keepAlive: () => Promise<void> = async () => undefined,
+): Promise<void> {
+  // Behind every live job of the queue (BullMQ runs jobs without a priority first): after a loss this is
+  // one PortOne lookup per order of every active event, tens of thousands the day after a big drop,
+  // and the outcomes of payments made meanwhile must not wait behind them (attack round 23B: paid money
+  // waited 4 minutes for its refund).
   const jobs = notHeld.map((merchantUid) => {
     const data: PaymentOutcomeJob = { eventId, merchantUid, impUid: '', hint: null, source: 'reconcile', receivedAt: Date.now() };
-    return { name: 'reconcile', data, opts: { jobId: `rec-${merchantUid}-${tag}` } };
+    return { name: 'reconcile', data, opts: { jobId: `rec-${merchantUid}-${tag}`, priority: RECOVERY_PRIORITY } };
   });
   const unfinished = await ctx.db.selectFrom('payments').select(['merchant_uid', 'imp_uid']).where('event_id', '=', eventId).where('status', 'in', ['ready', 'failed']).execute();
-  for (let i = 0; i < jobs.length; i += 1000) await ctx.queues.payments.addBulk(jobs.slice(i, i + 1000));
+  for (let i = 0; i < jobs.length; i += 1000) {
+    await keepAlive();
+    await ctx.queues.payments.addBulk(jobs.slice(i, i + 1000));
+  }
   for (const p of unfinished) await watchPayment(ctx, eventId, p.merchant_uid, p.imp_uid, 1);
 }
 
+/** The BullMQ priority of the jobs a loss requeues (any priority runs after the jobs that have none). */
+export const RECOVERY_PRIORITY = 10;
+
 /** The job queues' stamp: a hash in their hash slot (QUEUE_PREFIX's), so on the primary that has them. */
 const queueStampKey = (ctx: WorkerContext): string => `${ctx.queues.payments.opts.prefix}:stamp`;
+
+/** The tag of the queues' loss being reconciled (job ids), in the queues' hash slot. */
+const queueLossKey = (ctx: WorkerContext): string => `${queueStampKey(ctx)}-loss`;
+
+/**
+ * The tag that names the job queues' current loss in the ids of the jobs it requeues: made by whoever
+ * needs it first (the queue guard, or an event rebuilt meanwhile) and the same for every pass until
+ * the queues are stamped again, so a pass started again (its worker died, or it ran past the periodic
+ * task's stall limit) or an event rebuilt in the same loss queues each order's reconcile once: jobs
+ * with an id BullMQ has are not added again (attack round 23B: six passes of one loss queued four
+ * copies of 64,000 reconciles).
+ */
+async function queueLossTag(ctx: WorkerContext): Promise<string> {
+  const key = queueLossKey(ctx);
+  await ctx.redis.set(key, `q${Date.now()}`, 'EX', 3600, 'NX');
+  return (await ctx.redis.get(key)) ?? `q${Date.now()}`;
+}
+
+/** How long the queue guard's lock lasts without being renewed (it is renewed as the pass goes). */
+const QUEUE_GUARD_LOCK_MS = 60_000;
 
 /**
  * The job queues' own failover. They live in one hash slot (QUEUE_PREFIX's), on one shard of a Redis
@@ -132,19 +168,30 @@ const queueStampKey = (ctx: WorkerContext): string => `${ctx.queues.payments.opt
 export async function guardQueues(ctx: WorkerContext): Promise<boolean> {
   const key = queueStampKey(ctx);
   if ((await ctx.store.keyStampState(key)) === 'whole') return false;
-  const token = await acquireLock(ctx.redis, `${key}-lock`, 60_000);
+  const lockKey = `${key}-lock`;
+  const token = await acquireLock(ctx.redis, lockKey, QUEUE_GUARD_LOCK_MS);
   if (token === null) return false;
+  // Renewed as the pass goes: a pass longer than the lock (tens of thousands of orders) let another
+  // one start beside it (attack round 23B).
+  const keepAlive = async () => {
+    if (!(await extendLock(ctx.redis, lockKey, token, QUEUE_GUARD_LOCK_MS))) throw new Error('the queue guard lost its lock; the next pass goes on with the same loss');
+  };
   try {
     const state = await ctx.store.keyStampState(key);
     if (state === 'whole') return false;
-    const tag = `q${Date.now()}`;
+    const tag = await queueLossTag(ctx);
     const events = await eventsRepo.listActiveEventIds(ctx.db, new Date(ctx.clock.now()));
     let orders = 0;
     for (const eventId of events) {
+      await keepAlive();
       const notHeld = await ordersRepo.ordersNotHeld(ctx.db, eventId);
       orders += notHeld.length;
-      await requeueLostJobs(ctx, eventId, notHeld, tag);
+      await requeueLostJobs(ctx, eventId, notHeld, tag, keepAlive);
     }
+    // The loss's tag goes before the stamp: a pass that dies between the two leaves the next one a new
+    // tag (orders asked about twice), never a later loss the tag of this one (its jobs, still kept
+    // after they completed, would make that loss's reconciles look queued already).
+    await ctx.redis.del(queueLossKey(ctx));
     await ctx.store.stampKey(key);
     if (orders > 0) ctx.log.warn({ stamp: state, events: events.length, orders }, 'the job queues may have lost jobs (failover, or Redis lost its data): reconciling every order not held with PortOne');
     return true;
