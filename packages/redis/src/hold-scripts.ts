@@ -77,11 +77,15 @@ export class HoldScripts {
     this.placeLimits = `${this.decisionTtlSeconds}:${this.maxPaymentsPerOrder}:${this.maxHoldsPerOrder}`;
   }
 
-  /** The confirm decision: hold every seat and pool quantity of the order for this imp_uid, or nothing. */
-  async placeHold(eventId: string, merchantUid: string, impUid: string, amount: number | null, nowMs: number): Promise<PlaceResult> {
-    // One key and four arguments: the script names the event's other keys from the order key's tag.
+  /**
+   * The confirm decision: hold every seat and pool quantity of the order for this imp_uid, or nothing.
+   * `requestId` (unique per request) is remembered with the answer: undoHold takes back only what the
+   * request that decided it took, never an answer another request replays.
+   */
+  async placeHold(eventId: string, merchantUid: string, impUid: string, amount: number | null, nowMs: number, requestId = ''): Promise<PlaceResult> {
+    // One key and five arguments: the script names the event's other keys from the order key's tag.
     const r = (await this.redis.placeHold(
-      orderKey(eventId, merchantUid), impUid, amount === null ? '' : amount, nowMs, this.placeLimits,
+      orderKey(eventId, merchantUid), impUid, amount === null ? '' : amount, nowMs, this.placeLimits, requestId,
     )) as [number, number, number, number];
     const [code, expiresAt, seq, replayed] = r;
     if (code > 0) {
@@ -91,13 +95,14 @@ export class HoldScripts {
   }
 
   /**
-   * Takes back what placeHold did for this imp_uid, and remembers DEADLINE as its answer.
+   * Takes back what placeHold did for this imp_uid in the request `requestId`, and remembers DEADLINE as
+   * its answer; an answer placeHold remembered for another request is left as it is (see undoHold-6.lua).
    * @returns true when a hold was released.
    */
-  async undoHold(eventId: string, merchantUid: string, impUid: string): Promise<boolean> {
+  async undoHold(eventId: string, merchantUid: string, impUid: string, requestId = ''): Promise<boolean> {
     const k = eventKeys(eventId);
     const r = await this.redis.undoHold(
-      k.order(merchantUid), k.answers(merchantUid), k.seats, k.counts, k.buyers, k.holds, merchantUid, impUid, this.decisionTtlSeconds,
+      k.order(merchantUid), k.answers(merchantUid), k.seats, k.counts, k.buyers, k.holds, merchantUid, impUid, this.decisionTtlSeconds, requestId,
     );
     return Number(r) === 1;
   }

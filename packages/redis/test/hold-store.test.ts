@@ -82,6 +82,47 @@ describe('Lua scripts', () => {
     expect(await store.seatStates(id, ['s2'])).toEqual(['available']);
   });
 
+  it('undoHold takes back only what its own request decided: a replay\'s undo leaves the approval and its answer (attack rounds 23A, 24)', async () => {
+    const id = await load();
+    const uid = `${id}.ur`;
+    await order(id, uid, ['s1']);
+    // Request A is approved (in time); request B replays it and is answered too late: B's undo changes nothing.
+    expect(await store.placeHold(id, uid, 'imp-x', 100, T0, 'reqA')).toMatchObject({ approved: true, kind: 'new', replayed: false });
+    expect(await store.placeHold(id, uid, 'imp-x', 100, T0 + 1, 'reqB')).toMatchObject({ approved: true, replayed: true });
+    expect(await store.undoHold(id, uid, 'imp-x', 'reqB')).toBe(false);
+    expect(await store.orderState(id, uid)).toMatchObject({ status: 'held', seq: 1, impUid: 'imp-x' });
+    expect(await store.placeHold(id, uid, 'imp-x', 100, T0 + 2, 'reqC')).toMatchObject({ approved: true, replayed: true });
+    // A refusal remembered for A is not turned into B's DEADLINE either.
+    const other = `${id}.us`;
+    await order(id, other, ['s1']);
+    expect(await store.placeHold(id, other, 'imp-y', 100, T0, 'reqA')).toMatchObject({ approved: false, code: 'SOLD_OUT' });
+    expect(await store.undoHold(id, other, 'imp-y', 'reqB')).toBe(false);
+    expect(await store.placeHold(id, other, 'imp-y', 100, T0 + 1, 'reqC')).toMatchObject({ approved: false, code: 'SOLD_OUT', replayed: true });
+    // A's own undo takes its hold back.
+    expect(await store.undoHold(id, uid, 'imp-x', 'reqA')).toBe(true);
+    expect(await store.orderState(id, uid)).toMatchObject({ status: 'pending' });
+    expect(await store.placeHold(id, uid, 'imp-x', 100, T0 + 3, 'reqD')).toMatchObject({ approved: false, code: 'DEADLINE', replayed: true });
+  });
+
+  it('undoHold and releaseAttempt release nothing while the event is being loaded (its parts come in several pipelines; round 24)', async () => {
+    const id = await load();
+    const uid = `${id}.ul`;
+    await order(id, uid, ['s1']);
+    expect(await store.placeHold(id, uid, 'imp-l', 100, T0, 'reqL')).toMatchObject({ approved: true, kind: 'new' });
+    const tx = `${id}.ut`;
+    await order(id, tx, ['s2']);
+    expect(await store.placeHold(id, tx, 'v2.tx', 100, T0, 'reqT')).toMatchObject({ approved: true, kind: 'new' });
+    await store.markLoading(id);
+    expect(await store.undoHold(id, uid, 'imp-l', 'reqL')).toBe(false);
+    expect(await store.releaseAttempt(id, tx, 'v2.tx')).toBe(false);
+    // Nothing moved: the seats and counts a load is writing stay as they are.
+    expect(await store.orderState(id, uid)).toMatchObject({ status: 'held' });
+    expect(await store.orderState(id, tx)).toMatchObject({ status: 'held' });
+    expect(await store.seatStates(id, ['s1', 's2'])).toEqual(['held', 'held']);
+    // The refusal is still the request's remembered answer.
+    expect(await redis.hget(eventKeys(id).answers(uid), 'imp-l')).toMatch(/^-10\|/);
+  });
+
   it('a retried payment rides on a live hold, but renews it when too little is left for the PG to approve in (attack round 20B)', async () => {
     const id = await load(); // hold TTL 60 s: a ride needs at least 30 s left
     const uid = `${id}.rn`;

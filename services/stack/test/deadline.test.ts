@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { connect } from 'node:net';
 import { eventKeys } from '@dropgate/redis';
+import { REDIS_COMMAND_TIMEOUT_MS } from '@dropgate/api';
 import { startPrivateRedis, http, eventId, impUid, waitFor, type PrivateRedis } from '@dropgate/testkit';
 import { startStack, type TestStack } from '@dropgate/stack';
 
@@ -263,6 +264,28 @@ describe('bodies that come in late, and late replays (attack round 23A)', () => 
     // The request is still answered as it was.
     expect((await timedConfirm(imp, o.merchant_uid, o.amount)).status).toBe(200);
   });
+
+  it('Redis paused past the API\'s command timeout: the refused confirm\'s hold is still taken back (attack round 24)', async () => {
+    const { id, orders } = await setup();
+    const o = orders[5]!;
+    const imp = impUid();
+    // Longer than the API waits on any Redis command: it gives up on placeHold (and on the undo queued
+    // behind it), while Redis runs both once the pause ends.
+    await control.call('CLIENT', 'PAUSE', String(REDIS_COMMAND_TIMEOUT_MS + 1_500), 'ALL');
+    const res = await timedConfirm(imp, o.merchant_uid, o.amount);
+    expect(res.status).toBe(503);
+    expect(res.body.code).toBe('NOT_READY');
+    await waitFor(async () => {
+      const started = Date.now();
+      await control.ping();
+      return Date.now() - started < 100;
+    }, 20_000, 'the pause to end');
+    // Another order's confirm through the API's connection: it runs after anything queued before it.
+    expect((await timedConfirm(impUid(), orders[6]!.merchant_uid, orders[6]!.amount)).status).toBe(200);
+    expect(await stack.store.orderState(id, o.merchant_uid)).toMatchObject({ status: 'pending' });
+    // The same request again gets the same refusal.
+    expect((await timedConfirm(imp, o.merchant_uid, o.amount)).body.code).toBe('DEADLINE');
+  }, 30_000);
 
   it('the dynamic waiting room\'s pace follows dropgate\'s time on real orders only', async () => {
     const id = eventId('dlr');

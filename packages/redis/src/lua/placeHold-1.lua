@@ -28,9 +28,11 @@
                                        api ('v2': paid through PortOne V2, so no V1 confirm is taken)
     named from it:
       meta            {ev:E}:meta      hash: state, opens, closes, ttl, max
-      answers         {ev:E}:o:<uid>:d hash: imp_uid -> "code|exp|seq|1", the answer given to that
+      answers         {ev:E}:o:<uid>:d hash: imp_uid -> "code|exp|seq|1|rid", the answer given to that
                                        request (the amount right or absent; 0 in place of 1: an answer
-                                       to a wrong amount, remembered by an earlier version)
+                                       to a wrong amount, remembered by an earlier version) and the id
+                                       of the request it was decided for (a replay keeps it: undoHold
+                                       takes back only what its own request took)
       seats           {ev:E}:seat      hash: seat id -> '' free | 'h:<uid>' held | 's:<uid>' sold
                                        and its status indexes {ev:E}:seat:available|held|sold (zsets,
                                        named by moveLines)
@@ -44,6 +46,7 @@
     ARGV[3] now (ms)
     ARGV[4] limits "ttl:payments:holds", fixed per process: how long an answer is remembered (s), most
             payments (imp_uids) one order may see, most holds one order may take
+    ARGV[5] the request's id (unique per confirm request; '' when the caller has none)
 
   Output: { code, expires_at_ms, seq, replayed }
      1  approved: a new hold was taken
@@ -77,6 +80,7 @@ local uid = string.sub(orderKey, #tag + 4)
 local metaKey, answersKey = tag .. ':meta', orderKey .. ':d'
 local seatKey, cntKey, buyersKey, holdsKey, handoffKey = tag .. ':seat', tag .. ':cnt', tag .. ':buyer', tag .. ':holds', tag .. ':handoff'
 local imp = ARGV[1]
+local rid = ARGV[5] or ''
 local now = tonumber(ARGV[3])
 local ttl, maxImps, maxHolds = string.match(ARGV[4], '^(%d+):(%d+):(%d+)$')
 ttl, maxImps, maxHolds = tonumber(ttl), tonumber(maxImps), tonumber(maxHolds)
@@ -98,7 +102,7 @@ if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= tonumber(o[1]) then return { -3, 0, 0,
 
 local cached = redis.call('HGET', answersKey, imp)
 if cached then
-  local code, exp, seq, m = string.match(cached, '^(-?%d+)|(%d*)|(%d*)|(%d)$')
+  local code, exp, seq, m = string.match(cached, '^(-?%d+)|(%d*)|(%d*)|(%d)')
   if m == '1' then return { tonumber(code), tonumber(exp) or 0, tonumber(seq) or 0, 1 } end
   -- An answer remembered for a wrong amount (by an earlier version): this request is decided afresh.
 elseif redis.call('HLEN', answersKey) >= maxImps then
@@ -106,7 +110,7 @@ elseif redis.call('HLEN', answersKey) >= maxImps then
 end
 
 local function decide(code, exp, seq)
-  redis.call('HSET', answersKey, imp, code .. '|' .. (exp or '') .. '|' .. (seq or '') .. '|1')
+  redis.call('HSET', answersKey, imp, code .. '|' .. (exp or '') .. '|' .. (seq or '') .. '|1|' .. rid)
   redis.call('EXPIRE', answersKey, ttl)
   return { code, exp or 0, seq or 0, 0 }
 end

@@ -8,7 +8,7 @@
 
   Input:
     KEYS[1] order     {ev:E}:o:<uid>
-    KEYS[2] answers   {ev:E}:o:<uid>:d  hash: imp_uid -> "code|exp|seq|m" (see placeHold)
+    KEYS[2] answers   {ev:E}:o:<uid>:d  hash: imp_uid -> "code|exp|seq|m|rid" (see placeHold)
     KEYS[3] seats     {ev:E}:seat
                       and its status indexes {ev:E}:seat:available|held|sold (named from it by
                       moveLines: same hash tag, same slot)
@@ -21,7 +21,7 @@
   Output:
      1  the hold this attempt took was released
      0  no hold released: the attempt took none (refused, rode on or renewed a hold), that hold
-        ended, or another attempt rides on it (this one was taken off it)
+        ended, another attempt rides on it (this one was taken off it), or the event is being loaded
 ]]
 --- @include "includes/orderLines"
 
@@ -31,6 +31,10 @@ if not cached then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[2])
 local code, _, seq = string.match(cached, '^(-?%d+)|(%d*)|(%d*)|')
 if code ~= '1' then return 0 end
+-- Not while the event's state is being loaded (written in several pipelines): the load writes what the
+-- record says, and the workers end a hold whose payment PortOne refused.
+local tag = string.match(KEYS[1], '^{[^}]*}')
+if redis.call('HGET', tag .. ':meta', 'state') ~= 'ready' then return 0 end
 
 local o = redis.call('HMGET', KEYS[1], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 'imp')
 if o[1] ~= 'held' or o[2] ~= seq then return 0 end

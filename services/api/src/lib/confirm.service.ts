@@ -4,11 +4,13 @@
  * One EVALSHA decides (placeHold). A new hold is handed to the workers by the same script (an entry
  * in the event's hand-off stream, which the workers' relay turns into a BullMQ job with a deterministic
  * id), so the hold and its hand-off are durable together, in one round trip. Whatever cannot finish
- * inside the budget is refused, and any hold it took is undone: undoHold follows placeHold's answer
- * when that came too late (Redis paused or slow; the hand-off then finds the order no longer held, or
- * the expiry finds Redis pending under a hold the record has live, and the record follows), and only
- * for an approval this request took, never for the replay of one sent earlier.
+ * inside the budget is refused, and any hold it took is undone: undoHold is sent on the same
+ * connection right after placeHold, so Redis runs it after placeHold even when both were waiting
+ * behind a paused server (the hand-off then finds the order no longer held and records nothing). Both
+ * carry the request's id, and undoHold takes back only what this request decided, never the approval
+ * of another request that this one replayed.
  */
+import { randomBytes } from 'node:crypto';
 import { eventIdOf, type RefusalCode } from '@dropgate/domain';
 import type { HoldStore, PlaceResult } from '@dropgate/redis';
 
@@ -28,6 +30,11 @@ export interface ConfirmDeps {
 }
 
 const TIMEOUT = Symbol('timeout');
+
+/** This process's confirm requests: a random prefix and a counter (placeHold and undoHold's request id). */
+const REQUEST_ID_PREFIX = randomBytes(6).toString('base64url');
+let requests = 0;
+const nextRequestId = (): string => `${REQUEST_ID_PREFIX}${(++requests).toString(36)}`;
 
 /**
  * `promise`, or TIMEOUT once `ms` pass first. One promise and one timer a call; the timer's delay is
@@ -67,7 +74,8 @@ export async function decideConfirm(deps: ConfirmDeps, req: ConfirmRequest): Pro
   if (eventId === null) return { approved: false, code: 'ORDER_NOT_FOUND', eventId: null };
   if (req.remainingMs() < MIN_DECISION_MS) return { approved: false, code: 'DEADLINE', eventId, late: true };
 
-  const placing = deps.store.placeHold(eventId, req.merchantUid, req.impUid, req.amount, deps.now());
+  const rid = nextRequestId();
+  const placing = deps.store.placeHold(eventId, req.merchantUid, req.impUid, req.amount, deps.now(), rid);
   let result: PlaceResult | typeof TIMEOUT;
   try {
     result = await within(placing, req.remainingMs());
@@ -76,13 +84,12 @@ export async function decideConfirm(deps: ConfirmDeps, req: ConfirmRequest): Pro
     return { approved: false, code: 'NOT_READY', eventId };
   }
   if (result === TIMEOUT) {
-    // Redis is slow or paused: refuse now, and once placeHold answers, take back what it took for this
-    // request. Only a new approval: a replay of one given in time earlier (the same imp_uid, `replayed`)
-    // stands; undoing it released a hold whose payment PortOne was approving (attack round 23A).
-    placing.then((r) => {
-      if (r.approved && !r.replayed) return deps.store.undoHold(eventId, req.merchantUid, req.impUid);
-      return undefined;
-    }).catch(() => undefined);
+    // Redis is slow or paused. Queue the undo behind the pending placeHold on the same connection (Redis
+    // runs it next, even if this process gives up on both or loses the connection: attack round 24) and
+    // refuse now. It takes back only what this request decided: a replay of an approval sent in time
+    // to another request stands (attack round 23A).
+    placing.catch(() => undefined);
+    deps.store.undoHold(eventId, req.merchantUid, req.impUid, rid).catch(() => undefined);
     return { approved: false, code: 'NOT_READY', eventId };
   }
 
@@ -98,7 +105,7 @@ export async function decideConfirm(deps: ConfirmDeps, req: ConfirmRequest): Pro
   if (req.remainingMs() <= 0) {
     // Decided too late to send. An approval this request took is taken back; a replayed one was sent
     // in time to the request that took it, and stands.
-    if (!result.replayed) deps.store.undoHold(eventId, req.merchantUid, req.impUid).catch(() => undefined);
+    if (!result.replayed) deps.store.undoHold(eventId, req.merchantUid, req.impUid, rid).catch(() => undefined);
     return { approved: false, code: 'DEADLINE', eventId };
   }
   return { approved: true, expiresAt: result.expiresAt, eventId };

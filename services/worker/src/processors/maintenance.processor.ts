@@ -91,11 +91,9 @@ export async function rebuildEvent(ctx: WorkerContext, eventId: string, opts: { 
     await mapLimit(snapshot.displaced ?? [], 16, async (muid) => {
       await endDisplacedHold(ctx, eventId, muid).catch((error: unknown) => ctx.log.warn({ err: error, eventId, merchantUid: muid }, 'displaced hold not ended yet; the sweep ends it'));
     });
-    // When the job queues were lost too (a FLUSHALL, a Redis restarted empty), the queue guard is
-    // reconciling every active event's orders under a tag of that loss: the same tag here gives the same
-    // job ids, so each order is asked about once, not once from each (attack round 23B).
-    const tag = (await ctx.store.keyStampState(queueStampKey(ctx))) === 'whole' ? epoch : await queueLossTag(ctx);
-    await requeueLostJobs(ctx, eventId, snapshot.orders.filter((o) => o.status !== 'held').map((o) => o.merchantUid), tag);
+    // After the load, under its own tag: webhooks refused while the event was not loaded are answered by
+    // these (the queue guard leaves events that are not whole to this: see guardQueues).
+    await requeueLostJobs(ctx, eventId, snapshot.orders.filter((o) => o.status !== 'held').map((o) => o.merchantUid), epoch);
     return true;
   } finally {
     await releaseLock(ctx.redis, lockKey, token);
@@ -135,23 +133,6 @@ export const RECOVERY_PRIORITY = 10;
 /** The job queues' stamp: a hash in their hash slot (QUEUE_PREFIX's), so on the primary that has them. */
 const queueStampKey = (ctx: WorkerContext): string => `${ctx.queues.payments.opts.prefix}:stamp`;
 
-/** The tag of the queues' loss being reconciled (job ids), in the queues' hash slot. */
-const queueLossKey = (ctx: WorkerContext): string => `${queueStampKey(ctx)}-loss`;
-
-/**
- * The tag that names the job queues' current loss in the ids of the jobs it requeues: made by whoever
- * needs it first (the queue guard, or an event rebuilt meanwhile) and the same for every pass until
- * the queues are stamped again, so a pass started again (its worker died, or it ran past the periodic
- * task's stall limit) or an event rebuilt in the same loss queues each order's reconcile once: jobs
- * with an id BullMQ has are not added again (attack round 23B: six passes of one loss queued four
- * copies of 64,000 reconciles).
- */
-async function queueLossTag(ctx: WorkerContext): Promise<string> {
-  const key = queueLossKey(ctx);
-  await ctx.redis.set(key, `q${Date.now()}`, 'EX', 3600, 'NX');
-  return (await ctx.redis.get(key)) ?? `q${Date.now()}`;
-}
-
 /** How long the queue guard's lock lasts without being renewed (it is renewed as the pass goes). */
 const QUEUE_GUARD_LOCK_MS = 60_000;
 
@@ -162,8 +143,10 @@ const QUEUE_GUARD_LOCK_MS = 60_000;
  * other shards, or untouched) show nothing. So the queues are stamped like an event's state: when the
  * stamp is missing or by another replication history, every active event's orders that are not held
  * are reconciled with PortOne and its unfinished payments watched (what a rebuild does after a loss),
- * then the queues are stamped again. A held order's payments are asked at its expiry. Under a lock,
- * one worker at a time; the first start of an empty Redis does it once. @returns whether it requeued.
+ * then the queues are stamped again; an event whose own state is not whole is left to its rebuild,
+ * which does the same once the event is loaded. A held order's payments are asked at its expiry. Under
+ * a lock, renewed as the pass goes, one worker at a time; the first start of an empty Redis does it
+ * once. @returns whether it requeued.
  */
 export async function guardQueues(ctx: WorkerContext): Promise<boolean> {
   const key = queueStampKey(ctx);
@@ -174,24 +157,25 @@ export async function guardQueues(ctx: WorkerContext): Promise<boolean> {
   // Renewed as the pass goes: a pass longer than the lock (tens of thousands of orders) let another
   // one start beside it (attack round 23B).
   const keepAlive = async () => {
-    if (!(await extendLock(ctx.redis, lockKey, token, QUEUE_GUARD_LOCK_MS))) throw new Error('the queue guard lost its lock; the next pass goes on with the same loss');
+    if (!(await extendLock(ctx.redis, lockKey, token, QUEUE_GUARD_LOCK_MS))) throw new Error('the queue guard lost its lock; the next pass starts again');
   };
   try {
     const state = await ctx.store.keyStampState(key);
     if (state === 'whole') return false;
-    const tag = await queueLossTag(ctx);
+    const tag = `q${Date.now()}`;
     const events = await eventsRepo.listActiveEventIds(ctx.db, new Date(ctx.clock.now()));
     let orders = 0;
     for (const eventId of events) {
       await keepAlive();
+      // An event whose own state is not whole (lost with the queues: a FLUSHALL, a Redis restarted
+      // empty) is rebuilt by the guard, which reconciles its orders once it is loaded, so that webhooks
+      // refused meanwhile are answered too: asking here as well asked about every order twice (attack
+      // round 23B), and asking only here, before the load, missed those (round 24).
+      if ((await ctx.store.stampState(eventId)) !== 'whole') continue;
       const notHeld = await ordersRepo.ordersNotHeld(ctx.db, eventId);
       orders += notHeld.length;
       await requeueLostJobs(ctx, eventId, notHeld, tag, keepAlive);
     }
-    // The loss's tag goes before the stamp: a pass that dies between the two leaves the next one a new
-    // tag (orders asked about twice), never a later loss the tag of this one (its jobs, still kept
-    // after they completed, would make that loss's reconciles look queued already).
-    await ctx.redis.del(queueLossKey(ctx));
     await ctx.store.stampKey(key);
     if (orders > 0) ctx.log.warn({ stamp: state, events: events.length, orders }, 'the job queues may have lost jobs (failover, or Redis lost its data): reconciling every order not held with PortOne');
     return true;
