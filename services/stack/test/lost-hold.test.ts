@@ -117,7 +117,12 @@ describe('a hold Redis gave back after the worker recorded it', () => {
     // The worker records the hold (order held, hold 1 live); then the undo lands, as when the API's
     // event loop stalled past the budget and refused with placeHold's answer already in its socket.
     await waitFor(async () => (await stack.api.deps.db.selectFrom('orders').select('status').where('merchant_uid', '=', o.merchant_uid).executeTakeFirst())?.status === 'held', 20_000, 'the hold recorded');
-    expect(await stack.store.undoHold(id, o.merchant_uid, paid.payment.imp_uid)).toBe(true);
+    // That request's own undo: the request id the API remembered with its answer (undoHold takes back
+    // only what its own request decided).
+    const remembered = await stack.redis.hget(eventKeys(id).answers(o.merchant_uid), paid.payment.imp_uid);
+    const requestId = remembered!.split('|')[4]!;
+    expect(requestId).not.toBe('');
+    expect(await stack.store.undoHold(id, o.merchant_uid, paid.payment.imp_uid, requestId)).toBe(true);
     expect((await stack.store.orderState(id, o.merchant_uid))?.status).toBe('pending');
     clock.advance(31_000);
     const d = await orderIs(o.merchant_uid, 'released');
