@@ -15,7 +15,7 @@ export { buildVenue, chooseFromFree, chooseOrder, eventBody, POOL_ID, type FreeP
 export { percentile, summarize, bucketize, bucketWidth } from './stats.ts';
 export { createProgressReporter, type ProgressState, type ProgressStream } from './progress.ts';
 export { openTarget, recreateDatabase, type DropTarget, type SimControl } from './target.ts';
-export { settleStatus, waitSettled } from './settle.ts';
+export { orphanStatus, settleStatus, waitSettled } from './settle.ts';
 export { startSimProcess, type ChildService } from './processes.ts';
 export { commandsPer, localPostgresCpu, processCpu, redisCommandStats, redisCpu } from './cpu.ts';
 export type { DropSummary, DropSeries } from './summary.ts';

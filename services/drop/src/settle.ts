@@ -74,8 +74,8 @@ async function paymentsStatus(target: DropTarget, eventId: string): Promise<stri
 export const ORPHAN_SETTLE_MS = 90_000;
 const ORPHAN_NOTE = 'the worker withdraws an orphan once it is 60 s old';
 
-/** Orders pending in Postgres that Redis never received (see ORPHAN_SETTLE_MS). */
-async function orphanStatus(target: DropTarget, eventId: string): Promise<string[]> {
+/** Orders pending in Postgres that Redis never received (see ORPHAN_SETTLE_MS), as pending work. */
+export async function orphanStatus(target: DropTarget, eventId: string): Promise<string[]> {
   const pendingOrders = (await target.db.selectFrom('orders').select('merchant_uid').where('event_id', '=', eventId).where('status', '=', 'pending').execute())
     .map((o) => o.merchant_uid);
   if (pendingOrders.length === 0) return [];

@@ -59,6 +59,15 @@ function holdLoop(busyMs: number, everyMs: number): () => void {
   return () => { stopped = true; clearTimeout(timer); };
 }
 
+/** Waits until the private Redis answers promptly again (a CLIENT PAUSE over). */
+async function pauseEnded(timeoutMs: number): Promise<void> {
+  await waitFor(async () => {
+    const started = Date.now();
+    await control.ping();
+    return Date.now() - started < 100;
+  }, timeoutMs, 'the pause to end');
+}
+
 async function timedConfirm(imp: string, merchantUid: string, amount: number) {
   const started = performance.now();
   const res = await http(stack.url, 'POST', '/portone/v1/confirm', { imp_uid: imp, merchant_uid: merchantUid, amount });
@@ -120,11 +129,7 @@ describe('confirm deadline', () => {
       expect(a.ms).toBeLessThan(BUDGET_MS);
     }
     // The pause ends by itself after 1 s: wait for Redis to answer again before the next test.
-    await waitFor(async () => {
-      const started = Date.now();
-      await control.ping();
-      return Date.now() - started < 100;
-    }, 5_000, 'the pause to end');
+    await pauseEnded(5_000);
   });
 
   it('decides sooner on an event loop that lags: the wait on Redis is shortened by the lag it saw', async () => {
@@ -155,11 +160,7 @@ describe('confirm deadline', () => {
     // 25 ms, and a timer never fires early: no answer could come sooner than 375 ms. With it, the wait
     // ends at least 60 ms sooner, so some answers do (the held loop delays each by 0-60 ms).
     expect(Math.min(...latencies)).toBeLessThan(BUDGET_MS - 25);
-    await waitFor(async () => {
-      const started = Date.now();
-      await control.ping();
-      return Date.now() - started < 100;
-    }, 10_000, 'the pause to end');
+    await pauseEnded(10_000);
   });
 
   it('answers a fast 503 NOT_READY when Redis is unreachable', async () => {
@@ -251,11 +252,7 @@ describe('bodies that come in late, and late replays (attack round 23A)', () => 
     const paused = await timedConfirm(imp, o.merchant_uid, o.amount);
     expect(paused.status).toBe(503);
     expect(paused.body.code).toBe('NOT_READY');
-    await waitFor(async () => {
-      const started = Date.now();
-      await control.ping();
-      return Date.now() - started < 100;
-    }, 5_000, 'the pause to end');
+    await pauseEnded(5_000);
     // Another order's confirm through the API's connection: it runs after anything queued before it.
     expect((await timedConfirm(impUid(), orders[4]!.merchant_uid, orders[4]!.amount)).status).toBe(200);
     expect(await stack.store.orderState(id, o.merchant_uid)).toEqual(held);
@@ -275,11 +272,7 @@ describe('bodies that come in late, and late replays (attack round 23A)', () => 
     const res = await timedConfirm(imp, o.merchant_uid, o.amount);
     expect(res.status).toBe(503);
     expect(res.body.code).toBe('NOT_READY');
-    await waitFor(async () => {
-      const started = Date.now();
-      await control.ping();
-      return Date.now() - started < 100;
-    }, 20_000, 'the pause to end');
+    await pauseEnded(20_000);
     // Another order's confirm through the API's connection: it runs after anything queued before it.
     expect((await timedConfirm(impUid(), orders[6]!.merchant_uid, orders[6]!.amount)).status).toBe(200);
     expect(await stack.store.orderState(id, o.merchant_uid)).toMatchObject({ status: 'pending' });
