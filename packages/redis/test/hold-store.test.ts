@@ -98,6 +98,15 @@ describe('Lua scripts', () => {
     expect(await store.placeHold(id, other, 'imp-y', 100, T0, 'reqA')).toMatchObject({ approved: false, code: 'SOLD_OUT' });
     expect(await store.undoHold(id, other, 'imp-y', 'reqB')).toBe(false);
     expect(await store.placeHold(id, other, 'imp-y', 100, T0 + 1, 'reqC')).toMatchObject({ approved: false, code: 'SOLD_OUT', replayed: true });
+    // An answer an earlier version remembered (no request id) is never this request's either (round 25).
+    const k = eventKeys(id);
+    const old = `${id}.uo`;
+    await order(id, old, ['s2']);
+    expect(await store.placeHold(id, old, 'imp-o', 100, T0, 'reqA')).toMatchObject({ approved: true, kind: 'new' });
+    const v5 = (await redis.hget(k.answers(old), 'imp-o'))!;
+    await redis.hset(k.answers(old), 'imp-o', v5.replace(/\|reqA$/, ''));
+    expect(await store.undoHold(id, old, 'imp-o', 'reqB')).toBe(false);
+    expect(await store.orderState(id, old)).toMatchObject({ status: 'held' });
     // A's own undo takes its hold back.
     expect(await store.undoHold(id, uid, 'imp-x', 'reqA')).toBe(true);
     expect(await store.orderState(id, uid)).toMatchObject({ status: 'pending' });

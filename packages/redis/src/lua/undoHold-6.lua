@@ -38,8 +38,10 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local mine = ARGV[4] or ''
 local cached = redis.call('HGET', KEYS[2], ARGV[2])
 if cached then
+  -- An answer without a request id was remembered by an earlier version, for a request of its own:
+  -- never this one's (attack round 25).
   local rid = string.match(cached, '^%-?%d+|%d*|%d*|%d|(.*)$')
-  if rid and rid ~= mine then return 0 end
+  if rid ~= mine then return 0 end
 end
 redis.call('HSET', KEYS[2], ARGV[2], '-10|||1|' .. mine)
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
