@@ -12,6 +12,7 @@ import { readState } from './state.ts';
 import type { InvariantInputs, InvariantReport } from './types.ts';
 
 export { INVARIANT_NAMES, type InvariantId, type InvariantInputs, type InvariantReport, type InvariantResult } from './types.ts';
+export { ORPHAN_SETTLE_MS, onlyOrphansLeft, orphanWork } from './orphans.ts';
 export { ledgerOf, moneyKept, type LedgerCancel, type LedgerConfirm, type LedgerPayment, type LedgerWebhook, type PortOneLedger } from './ledger.ts';
 
 /**

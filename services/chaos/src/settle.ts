@@ -6,19 +6,11 @@
  * worker's own sweep ends the holds; this only watches.
  */
 import { HoldStore } from '@dropgate/redis';
+import { ORPHAN_SETTLE_MS, onlyOrphansLeft, orphanWork } from '@dropgate/invariants';
 import type { ChaosStack } from './stack.ts';
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 const PENDING_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'paused', 'waiting-children'] as const;
-
-/**
- * An order the API inserted in Postgres and died (SIGKILL) before handing to Redis stays pending in
- * Postgres and unknown to Redis until the worker withdraws it as an orphan: its pass runs every 10 s
- * for orders older than ORPHAN_MIN_AGE_MS (60 s; services/worker maintenance.processor.ts). Waiting
- * for that takes up to this long from the settle's start (the order is older than the settle).
- */
-export const ORPHAN_SETTLE_MS = 90_000;
-const ORPHAN_NOTE = 'the worker withdraws an orphan once it is 60 s old';
 
 /** What is still going on for `eventId` (empty when nothing is). */
 export async function pendingWork(stack: ChaosStack, eventId: string): Promise<string[]> {
@@ -42,13 +34,8 @@ export async function pendingWork(stack: ChaosStack, eventId: string): Promise<s
   if (holds > 0) pending.push(`${plural(holds, 'hold')} live in Redis`);
   const heldPlaces = inv ? (inv.seats?.held ?? 0) + [...inv.pools.values()].reduce((n, p) => n + p.held, 0) : 0;
   if (heldPlaces > 0) pending.push(`${plural(heldPlaces, 'place')} held in Redis`);
-  if (state === 'ready') {
-    // Orphans (see ORPHAN_SETTLE_MS): pending in Postgres, never received by Redis.
-    const pendingOrders = (await stack.db.selectFrom('orders').select('merchant_uid').where('event_id', '=', eventId).where('status', '=', 'pending').execute()).map((o) => o.merchant_uid);
-    const statuses = pendingOrders.length > 0 ? await new HoldStore(stack.redis).orderStatuses(eventId, pendingOrders) : new Map<string, string | null>();
-    const orphans = pendingOrders.filter((m) => (statuses.get(m) ?? null) === null);
-    if (orphans.length > 0) pending.push(`${plural(orphans.length, 'order')} pending in Postgres that Redis never received (${orphans.slice(0, 3).join(', ')}; ${ORPHAN_NOTE})`);
-  }
+  // Orphans (see ORPHAN_SETTLE_MS): pending in Postgres, never received by Redis.
+  pending.push(...await orphanWork(stack.db, stack.redis, eventId));
 
   for (const [name, queue] of Object.entries(stack.queues)) {
     const jobs = await queue.getJobs([...PENDING_STATES], 0, -1);
@@ -91,7 +78,7 @@ export async function waitSettled(stack: ChaosStack, eventId: string, opts: { ti
     } else quietSince = null;
     // Only orphans left: the worker withdraws them in its own time (see ORPHAN_SETTLE_MS); the
     // longer wait stays granted once they are gone (the quiet time after them).
-    if (last.length > 0 && last.every((l) => l.includes(ORPHAN_NOTE))) orphansOnly = true;
+    if (onlyOrphansLeft(last)) orphansOnly = true;
     if (now - started > (orphansOnly ? Math.max(opts.timeoutMs, ORPHAN_SETTLE_MS) : opts.timeoutMs)) return { settled: false, pending: last, ms: now - started };
     await new Promise((r) => setTimeout(r, 150));
   }

@@ -6,7 +6,7 @@
 import { sql } from 'kysely';
 import { HoldStore } from '@dropgate/redis';
 import type { DropTarget } from './target.ts';
-import { ledgerOf } from '@dropgate/invariants';
+import { ORPHAN_SETTLE_MS, ledgerOf, onlyOrphansLeft, orphanWork } from '@dropgate/invariants';
 
 export interface SettleStatus {
   settled: boolean;
@@ -65,23 +65,9 @@ async function paymentsStatus(target: DropTarget, eventId: string): Promise<stri
   return pending;
 }
 
-/**
- * An order the API inserted in Postgres and then died (SIGKILL) before handing to Redis stays pending
- * in Postgres and unknown to Redis until the worker withdraws it as an orphan: its pass runs every 10 s
- * for orders older than 60 s. Until then the invariant check would call Redis and Postgres apart
- * (attack round 23B: a drop against a stack whose API was killed reported invariant 4 broken).
- */
-export const ORPHAN_SETTLE_MS = 90_000;
-const ORPHAN_NOTE = 'the worker withdraws an orphan once it is 60 s old';
-
 /** Orders pending in Postgres that Redis never received (see ORPHAN_SETTLE_MS), as pending work. */
-export async function orphanStatus(target: DropTarget, eventId: string): Promise<string[]> {
-  const pendingOrders = (await target.db.selectFrom('orders').select('merchant_uid').where('event_id', '=', eventId).where('status', '=', 'pending').execute())
-    .map((o) => o.merchant_uid);
-  if (pendingOrders.length === 0) return [];
-  const statuses = await new HoldStore(target.redis).orderStatuses(eventId, pendingOrders);
-  const orphans = pendingOrders.filter((m) => (statuses.get(m) ?? null) === null);
-  return orphans.length === 0 ? [] : [`${plural(orphans.length, 'order')} pending in Postgres that Redis never received (${orphans.slice(0, 3).join(', ')}; ${ORPHAN_NOTE})`];
+export function orphanStatus(target: DropTarget, eventId: string): Promise<string[]> {
+  return orphanWork(target.db, target.redis, eventId);
 }
 
 export async function settleStatus(target: DropTarget, eventId: string): Promise<SettleStatus> {
@@ -125,7 +111,7 @@ export async function waitSettled(
     }
     onStatus(status);
     // Only orphans left: the worker withdraws them in its own time, so they get that long.
-    if (status.pending.length > 0 && status.pending.every((p) => p.includes(ORPHAN_NOTE))) deadline = Math.max(deadline, started + ORPHAN_SETTLE_MS);
+    if (onlyOrphansLeft(status.pending)) deadline = Math.max(deadline, started + ORPHAN_SETTLE_MS);
     if (status.settled || performance.now() > deadline) return status;
     if (target.sweep && status.liveHolds > 0 && performance.now() - lastSweep > 1_000) {
       lastSweep = performance.now();
