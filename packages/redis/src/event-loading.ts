@@ -45,7 +45,7 @@ class LoadPipeline {
 
   /** Sends what is queued; throws the first command's error. */
   async flush(): Promise<void> {
-    if (this.args === 0 && this.pipe.length === 0) return;
+    if (this.pipe.length === 0) return;
     const pipe = this.pipe;
     this.pipe = this.redis.pipeline();
     this.args = 0;

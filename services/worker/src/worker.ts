@@ -26,6 +26,7 @@ import { expireHold } from './settlement/index.ts';
 
 /** How long the relay waits for a batch's hold recordings before queueing the rest as `holds` jobs. */
 export { INLINE_BUDGET_MS } from './processors/relay.ts';
+/** The BullMQ priority of the lookups a lost queue or event requeues (behind live jobs). */
 export { RECOVERY_PRIORITY } from './processors/maintenance.processor.ts';
 
 export interface WorkerOptions {

@@ -156,7 +156,6 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
         bodyLimit: SIGNED_BODY_LIMIT,
         errorHandler: (error: FastifyError, request, reply) => {
           const http = toHttpError(error);
-          if (request.confirmBodyMs < 0) request.confirmBodyMs = reply.elapsedTime;
           if (http.statusCode >= 500) {
             request.log.error({ err: error }, 'V2 confirm failed');
             request.confirmOutcome = 'NOT_READY';
@@ -188,7 +187,7 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
             amount: fields.totalAmount,
             remainingMs: () => shared.budgetMs - shared.marginMs() - reply.elapsedTime,
           });
-          noteDecision(request, decision, (eventId) => catalog.isKnown(eventId));
+          noteDecision(request, decision, shared.confirmDeps.isKnownEvent);
           if (decision.approved) {
             request.confirmOutcome = 'APPROVED';
             return reply.status(200).send({ approved: true, hold_expires_at: new Date(decision.expiresAt).toISOString() });

@@ -32,7 +32,6 @@ declare module 'fastify' {
   }
 }
 
-
 /** Milliseconds kept in reserve so an answer decided in budget also leaves in budget. */
 export function safetyMarginMs(budgetMs: number): number {
   return Math.min(100, Math.max(25, Math.round(budgetMs * 0.02)));
@@ -77,7 +76,6 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
   // One count of confirms in flight for V1 and V2 alike: both compete for the same Redis and deadline.
   const gate = { inFlight: 0 };
   const lastRebuildRequest = new Map<string, number>();
-  const isKnown = (eventId: string) => catalog.isKnown(eventId);
 
   await app.register(formbody, { bodyLimit: 16 * 1024 });
 
@@ -105,6 +103,7 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
     // A body that came in with the budget (nearly) spent is answered late whatever dropgate does: it is
     // counted apart, not as dropgate's deadline miss, whose alert pages (attack round 23A: bodies sent
     // slowly on purpose, by anyone, paged the operator with one request each).
+    // A request refused before its body was parsed (not JSON, too large, the allowlist): now.
     const bodyMs = request.confirmBodyMs >= 0 ? request.confirmBodyMs : reply.elapsedTime;
     if (request.confirmLate || bodyMs >= budgetMs - safetyMarginMs(budgetMs)) metrics.lateBodies.inc();
     else if (reply.elapsedTime > budgetMs) metrics.deadlineMisses.inc();
@@ -131,7 +130,6 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
   const confirmErrorHandler = (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const http = toHttpError(error);
     request.confirmOutcome = 'BAD_REQUEST';
-    if (request.confirmBodyMs < 0) request.confirmBodyMs = reply.elapsedTime;
     if (http.statusCode >= 500) {
       request.log.error({ err: error }, 'confirm failed');
       request.confirmOutcome = 'NOT_READY';
@@ -193,7 +191,7 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
           confirmDeps,
           { impUid: imp_uid, merchantUid: merchant_uid, amount: amount ?? null, remainingMs: () => budgetMs - marginMs() - reply.elapsedTime },
         );
-        noteDecision(request, decision, isKnown);
+        noteDecision(request, decision, confirmDeps.isKnownEvent);
         if (decision.approved) {
           request.confirmOutcome = 'APPROVED';
           return reply.status(200).send({ approved: true, hold_expires_at: new Date(decision.expiresAt).toISOString() });

@@ -180,7 +180,7 @@ export async function guardQueues(ctx: WorkerContext): Promise<boolean> {
     if (orders > 0) ctx.log.warn({ stamp: state, events: events.length, orders }, 'the job queues may have lost jobs (failover, or Redis lost its data): reconciling every order not held with PortOne');
     return true;
   } finally {
-    await releaseLock(ctx.redis, `${key}-lock`, token);
+    await releaseLock(ctx.redis, lockKey, token);
   }
 }
 
