@@ -197,37 +197,50 @@ describe('hold_at "order"', () => {
   });
 
   it('withdraws an orphan (pending in Postgres, never in Redis) once it is old enough, and nothing else', async () => {
-    const id = await makeEvent();
-    const db = stack.api.deps.db;
-    // A genuine reservation, and two orders written as the API writes them before Redis refused them
-    // and the withdrawal failed too: one old enough to be an orphan, one just inserted.
-    const live = await order(id, { buyer_id: 'live', seats: ['A-1-1'] });
-    expect(live.status, live.text).toBe(201);
-    const orphan = `${id}.orphan000001`;
-    const young = `${id}.orphan000002`;
-    for (const [muid, buyer] of [[orphan, 'o1'], [young, 'o2']] as const) {
-      await ordersRepo.insertOrder(db, { merchantUid: muid, eventId: id, buyerId: buyer, amount: 10_000, currency: 'KRW', seats: [{ id: 'A-1-2', price: 10_000 }], items: [] });
+    // The worker's own pass (every 10 s, under its orphan lock) would race the calls below for the
+    // aged orphan: the test holds that lock, as a second worker would, once the last pass's lapsed.
+    const orphanLock = `${stack.prefix}:orphan-lock`;
+    await waitFor(async () => (await stack.redis.set(orphanLock, 'test', 'PX', 120_000, 'NX')) === 'OK', 15_000, 'the orphan lock');
+    try {
+      await orphansWithdrawn();
+    } finally {
+      await stack.redis.del(orphanLock);
     }
-    const age = (muid: string) => sql`update orders set created_at = now() - interval '5 minutes' where merchant_uid = ${muid}`.execute(db);
-    await age(orphan);
-    await age(live.body.merchant_uid);
-
-    expect(await stack.worker!.withdrawOrphans()).toEqual([orphan]);
-    const rows = await db.selectFrom('orders').select(['merchant_uid', 'status']).where('event_id', '=', id).orderBy('merchant_uid').execute();
-    expect(rows.map((r) => r.merchant_uid).sort()).toEqual([live.body.merchant_uid, young].sort());
-    const log = await db.selectFrom('order_events').select(['type', 'data']).where('merchant_uid', '=', orphan).orderBy('id').execute();
-    expect(log).toEqual([{ type: 'created', data: expect.anything() }, { type: 'withdrawn', data: { reason: 'orphan' } }]);
-    // Run again: nothing left to withdraw; the young one only once it is old enough (here: any age).
-    expect(await stack.worker!.withdrawOrphans()).toEqual([]);
-    expect(await stack.worker!.withdrawOrphans({ minAgeMs: 0 })).toEqual([young]);
-    expect(await ordersRepo.findOrder(db, live.body.merchant_uid)).toMatchObject({ status: expect.stringMatching(/^(pending|held)$/) });
-    // The API's Redis step for a withdrawn orphan comes late (its process stalled between the insert
-    // and here): refused, nothing reserved or made visible (attack round 18: it made visible an order
-    // Postgres no longer had, and its buyer paid for it).
-    const line = { amount: 10_000, buyerId: 'o1', seats: ['A-1-2'], items: [], tickets: 1 };
-    expect(await stack.store.reserveOrder(id, { merchantUid: orphan, ...line }, clock.now(), 60_000)).toEqual({ result: 'withdrawn' });
-    expect(await stack.store.createOrder(id, { merchantUid: young, ...line })).toBe('withdrawn');
-    expect(await stack.store.orderStatuses(id, [orphan, young])).toEqual(new Map([[orphan, null], [young, null]]));
-    expect((await http(stack.url, 'GET', `/events/${id}/seats?status=available`)).body.seats.map((x: { id: string }) => x.id)).toContain('A-1-2');
   });
 });
+
+/** The orphan test's body, run while it holds the worker's orphan lock. */
+async function orphansWithdrawn() {
+  const id = await makeEvent();
+  const db = stack.api.deps.db;
+  // A genuine reservation, and two orders written as the API writes them before Redis refused them
+  // and the withdrawal failed too: one old enough to be an orphan, one just inserted.
+  const live = await order(id, { buyer_id: 'live', seats: ['A-1-1'] });
+  expect(live.status, live.text).toBe(201);
+  const orphan = `${id}.orphan000001`;
+  const young = `${id}.orphan000002`;
+  for (const [muid, buyer] of [[orphan, 'o1'], [young, 'o2']] as const) {
+    await ordersRepo.insertOrder(db, { merchantUid: muid, eventId: id, buyerId: buyer, amount: 10_000, currency: 'KRW', seats: [{ id: 'A-1-2', price: 10_000 }], items: [] });
+  }
+  const age = (muid: string) => sql`update orders set created_at = now() - interval '5 minutes' where merchant_uid = ${muid}`.execute(db);
+  await age(orphan);
+  await age(live.body.merchant_uid);
+
+  expect(await stack.worker!.withdrawOrphans()).toEqual([orphan]);
+  const rows = await db.selectFrom('orders').select(['merchant_uid', 'status']).where('event_id', '=', id).orderBy('merchant_uid').execute();
+  expect(rows.map((r) => r.merchant_uid).sort()).toEqual([live.body.merchant_uid, young].sort());
+  const log = await db.selectFrom('order_events').select(['type', 'data']).where('merchant_uid', '=', orphan).orderBy('id').execute();
+  expect(log).toEqual([{ type: 'created', data: expect.anything() }, { type: 'withdrawn', data: { reason: 'orphan' } }]);
+  // Run again: nothing left to withdraw; the young one only once it is old enough (here: any age).
+  expect(await stack.worker!.withdrawOrphans()).toEqual([]);
+  expect(await stack.worker!.withdrawOrphans({ minAgeMs: 0 })).toEqual([young]);
+  expect(await ordersRepo.findOrder(db, live.body.merchant_uid)).toMatchObject({ status: expect.stringMatching(/^(pending|held)$/) });
+  // The API's Redis step for a withdrawn orphan comes late (its process stalled between the insert
+  // and here): refused, nothing reserved or made visible (attack round 18: it made visible an order
+  // Postgres no longer had, and its buyer paid for it).
+  const line = { amount: 10_000, buyerId: 'o1', seats: ['A-1-2'], items: [], tickets: 1 };
+  expect(await stack.store.reserveOrder(id, { merchantUid: orphan, ...line }, clock.now(), 60_000)).toEqual({ result: 'withdrawn' });
+  expect(await stack.store.createOrder(id, { merchantUid: young, ...line })).toBe('withdrawn');
+  expect(await stack.store.orderStatuses(id, [orphan, young])).toEqual(new Map([[orphan, null], [young, null]]));
+  expect((await http(stack.url, 'GET', `/events/${id}/seats?status=available`)).body.seats.map((x: { id: string }) => x.id)).toContain('A-1-2');
+}
