@@ -202,8 +202,23 @@ async function chooseFromMap(ctx: BuyersContext, random: Random): Promise<OrderC
   }
 }
 
-/** An order for `choice`, or the code it was refused with (after retries of 503s). */
-async function createOrder(ctx: BuyersContext, buyerId: string, random: Random, admission: string | null, choice: OrderChoice): Promise<Order | string> {
+/**
+ * Tries a buyer makes when the storefront cannot be reached (connection refused or reset: an API
+ * process restarting, a load balancer between two of them): a buyer refreshes a page that failed to
+ * load, several times over a few seconds, before giving up (until 2026-12-02 the first network error
+ * ended the buyer, so a drop with an API restart measured little after it).
+ */
+export const ORDER_NETWORK_TRIES = 8;
+
+/**
+ * An order for `choice`, or the code it was refused with (after retries of 503s and of network
+ * errors). A retry after a network error may make a second order when the first one's answer was what
+ * got lost, as a buyer's refresh would: that one is never paid and lapses. The waits between tries
+ * draw on Math.random, not the buyer's seeded stream, so what a buyer chooses after them does not
+ * depend on how many tries the timing took.
+ */
+export async function createOrder(ctx: BuyersContext, buyerId: string, admission: string | null, choice: OrderChoice): Promise<Order | string> {
+  let networkErrors = 0;
   for (let attempt = 1; ; attempt++) {
     let res;
     try {
@@ -211,6 +226,10 @@ async function createOrder(ctx: BuyersContext, buyerId: string, random: Random, 
         buyer_id: buyerId, ...signed(ctx, buyerId), ...choice, ...(ctx.options.portone === 'v1' ? {} : { portone_api: 'v2' }), ...(admission ? { admission_token: admission } : {}),
       });
     } catch (error) {
+      if (++networkErrors < ORDER_NETWORK_TRIES) {
+        await sleep(250 * networkErrors + Math.random() * 250);
+        continue;
+      }
       bump(ctx.log.orderRefusals, 'NETWORK');
       note(ctx.log, `order: ${(error as Error).message}`);
       return 'NETWORK';
@@ -223,7 +242,7 @@ async function createOrder(ctx: BuyersContext, buyerId: string, random: Random, 
     // A storefront that is shedding load: the buyer refreshes and tries again (an admitted buyer,
     // who waited for this, keeps trying while the admission lasts).
     if (res.status === 503 && attempt < (admission ? 20 : 4)) {
-      await sleep(100 * attempt + random() * 200);
+      await sleep(100 * attempt + Math.random() * 200);
       continue;
     }
     bump(ctx.log.orderRefusals, code);
@@ -509,7 +528,7 @@ async function buyer(ctx: BuyersContext, i: number): Promise<void> {
       // confirm) they look at the refreshed map and pick among the places it shows free.
       const choice = attempt === 1 ? chooseOrder(ctx.venue, random, o.maxPerOrder) : await chooseFromMap(ctx, random);
       if (choice === null) bump(ctx.log.orderRefusals, 'SOLD_OUT');
-      let order: Order | string = choice === null ? 'SOLD_OUT' : await createOrder(ctx, buyerId, random, admission, choice);
+      let order: Order | string = choice === null ? 'SOLD_OUT' : await createOrder(ctx, buyerId, admission, choice);
       // Refused at selection (hold_at "order"), or nothing free on the map: the buyer picks again,
       // before any card; after the last choice, onto the waiting list if the event has one.
       if (order === 'SOLD_OUT' && (attempt === o.attempts || choice === null) && o.waitlist) order = await waitOnList(ctx, buyerId, random, i, admission);
