@@ -189,13 +189,16 @@ export function parseV2PaymentWindowRequest(input: unknown): V2PaymentWindowRequ
   const r = input as Record<string, unknown>;
   const bad = (m: string) => new SimError('INVALID_REQUEST', m);
   if (typeof r['payment_id'] !== 'string' || r['payment_id'] === '' || r['payment_id'].length > 80) throw bad('payment_id must be a string of 1 to 80 characters');
-  if (!isAmount(r['amount'])) throw bad('amount must be a non-negative integer');
+  if (!isAmount(r['amount'])) throw bad('amount must be a positive integer');
   if (r['mode'] !== undefined && r['mode'] !== 'confirm' && r['mode'] !== 'manual') throw bad('mode must be confirm or manual');
   for (const url of ['confirm_url', 'webhook_url'] as const) {
     if (r[url] !== undefined && (typeof r[url] !== 'string' || !/^https?:\/\//.test(r[url]))) throw bad(`${url} must be an http(s) URL`);
   }
   if (r['outcome'] !== undefined && (typeof r['outcome'] !== 'string' || !OUTCOMES.has(r['outcome']))) throw bad('outcome must be paid, failed or abandoned');
-  if (r['buyer_delay_ms'] !== undefined && !isAmount(r['buyer_delay_ms'])) throw bad('buyer_delay_ms must be a non-negative integer');
+  // Not isAmount (positive): 0 is a buyer who spends no time in the window, as V1's window takes it
+  // (the drop draws floor(random * max), 0 about once in a thousand windows: attack round 23B's 400s).
+  const delay = r['buyer_delay_ms'];
+  if (delay !== undefined && !(Number.isSafeInteger(delay) && (delay as number) >= 0)) throw bad('buyer_delay_ms must be a non-negative integer');
   if (r['webhook_version'] !== undefined && r['webhook_version'] !== '2024-04-25' && r['webhook_version'] !== '2024-01-01') {
     throw bad('webhook_version must be 2024-04-25 or 2024-01-01');
   }

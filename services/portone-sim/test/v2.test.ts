@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PortOneApiError, PortOneUnavailableError, PortOneV2Client, verifyWebhook } from '@dropgate/portone';
 import { startSimulator, type Simulator } from '../src/index.ts';
-import { startEndpoint, type Endpoint } from './helpers.ts';
+import { simCall, startEndpoint, type Endpoint } from './helpers.ts';
 
 let sim: Simulator;
 let merchant: Endpoint;
@@ -63,6 +63,19 @@ describe('V2 confirm-webhook flow', () => {
     expect(r.payment.status).toBe('failed');
     expect(r.payment.fail_reason).toContain('매진');
     expect(sim.ledger({ imp_uid: r.payment.imp_uid }).confirms[0]).toMatchObject({ http_status: 409, reason: '매진' });
+  });
+});
+
+describe('the V2 payment window', () => {
+  it('takes a buyer who spends no time in it (buyer_delay_ms 0), as V1\'s does', async () => {
+    // The drop draws each buyer's time in the window as floor(random * --buyer-delay-ms): one window in
+    // about a thousand draws 0, which this answered 400 (attack round 23B: 6-16 windows a drop).
+    const id = paymentId();
+    const res = await simCall(sim, 'POST', '/sim/v2/payments', { payment_id: id, amount: 5000, confirm_url: `${merchant.url}/confirm`, buyer_delay_ms: 0 });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body['payment']).toMatchObject({ merchant_uid: id, status: 'paid' });
+    const refused = await simCall(sim, 'POST', '/sim/v2/payments', { payment_id: paymentId(), amount: 5000, buyer_delay_ms: -1 });
+    expect(refused).toMatchObject({ status: 400, body: { code: 'INVALID_REQUEST' } });
   });
 });
 

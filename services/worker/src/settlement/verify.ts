@@ -6,9 +6,10 @@
  * already has an outcome for it).
  */
 import { orders as ordersRepo, settlement } from '@dropgate/db';
+import { apiOfPaymentKey } from '@dropgate/portone';
 import { TransientError, type WorkerContext } from '../context.ts';
 import { withOrderLock } from './lock.ts';
-import { fetchPaymentShared, paymentRecord } from './payment.ts';
+import { fetchPaymentShared, lookupFailure, paymentRecord } from './payment.ts';
 import { applyPaymentLocked } from './apply.ts';
 import { dropFromHold } from './release.ts';
 import { notTheOrdersPrice, paysTheOrder } from './refund.ts';
@@ -37,6 +38,10 @@ export function verifyPayment(
     // it now. Settling also handles one of another amount: it leaves the hold, and its money (if paid)
     // goes back alone.
     if (payment && payment.merchant_uid === merchantUid && payment.status !== 'ready') return `settled:${await applyPaymentLocked(ctx, eventId, payment)}`;
+    if (!payment && apiOfPaymentKey(impUid) === 'v2') {
+      const superseded = await supersededAttempt(ctx, eventId, merchantUid, impUid);
+      if (superseded !== null) return superseded;
+    }
     let why: string | null = null;
     if (!payment) why = `PortOne knows no payment ${impUid}`;
     else if (payment.merchant_uid !== merchantUid) why = `payment ${impUid} belongs to another order`;
@@ -53,4 +58,32 @@ export function verifyPayment(
     if (payment && payment.merchant_uid === merchantUid) await watchPayment(ctx, eventId, merchantUid, impUid, 1);
     return r === 'released' ? 'unverified-released' : 'unverified-dropped';
   });
+}
+
+/**
+ * V2 shows a payment's current attempt only, so an attempt the buyer replaced by a newer one (a
+ * declined card paid again on the same order) is not found: PortOne knows the payment, and its current
+ * attempt is what says how the order stands. That attempt is acted on first (paid: committed from the
+ * live hold; failed: taken off it), then the older one is taken off the hold as an attempt that was not
+ * paid (V2 opens no attempt on a paid payment). Taking the older one off alone, as a payment PortOne
+ * does not know, released the hold of an order PortOne showed paid when the newer attempt had been
+ * reported failed (so no longer rode on the hold) and turned paid with its webhook lost: the seats went
+ * back on sale and the money was refunded (attack round 23B, `npm run drop -- --portone v2
+ * --failed-then-paid 0.2`). Null when PortOne knows no payment of the order, or shows this very attempt
+ * (a made-up transactionId for an order without a payment stays unverified).
+ */
+async function supersededAttempt(ctx: WorkerContext, eventId: string, merchantUid: string, impUid: string): Promise<VerifyOutcome | null> {
+  let current;
+  try {
+    [current] = await ctx.portone.findAllPayments(merchantUid, 'v2');
+  } catch (error) {
+    throw lookupFailure(error);
+  }
+  if (!current || current.merchant_uid !== merchantUid || current.imp_uid === impUid) return null;
+  const acted = current.status === 'ready' ? null : await applyPaymentLocked(ctx, eventId, current);
+  const why = `superseded by a later attempt (${current.imp_uid})`;
+  ctx.log.info({ eventId, merchantUid, impUid, current: current.imp_uid, status: current.status }, 'confirmed V2 attempt superseded by a later one: taken off the hold');
+  const r = await dropFromHold(ctx, eventId, merchantUid, impUid, 'payment_failed', why);
+  if (acted !== null) return `settled:${acted}`;
+  return `settled:${r === 'dropped' ? 'payment-dropped' : r}`;
 }
