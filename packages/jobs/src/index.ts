@@ -83,7 +83,7 @@ export const jobIds = {
   watchPayment: (merchantUid: string, impUid: string, check: number) => `watch-${merchantUid}-${impUid}-${check}`,
   recheckPayment: (merchantUid: string, impUid: string) => `recheck-${merchantUid}-${impUid}`,
   /** A paid payment the ledger sweep found PortOne has and the record does not. */
-  ledgerPayment: (merchantUid: string, impUid: string) => `ledger-${merchantUid}-${impUid}`,
+  ledgerPayment: (merchantUid: string, impUid: string, state?: string) => `ledger-${merchantUid}-${impUid}${state === undefined ? '' : `-${state}`}`,
 };
 
 const retention = { removeOnComplete: { age: 3_600, count: 50_000 }, removeOnFail: { age: 7 * 86_400, count: 50_000 } };

@@ -214,7 +214,9 @@ export class PortOneV2Client {
       filter: {
         ...(storeId ? { storeId } : {}),
         timestampType: 'STATUS_CHANGED_AT', from: new Date(fromMs).toISOString(), until: new Date(untilMs).toISOString(),
-        status: ['PAID', 'PARTIAL_CANCELLED'], sortBy: 'STATUS_CHANGED_AT', sortOrder: 'ASC',
+        // CANCELLED too: a ticketed payment cancelled in full at PortOne whose webhook was lost must
+        // have its tickets voided (attack round 26A); V2 lists a payment again when its status changes.
+        status: ['PAID', 'PARTIAL_CANCELLED', 'CANCELLED'], sortBy: 'STATUS_CHANGED_AT', sortOrder: 'ASC',
       },
     }), []);
     const body = raw as { items?: unknown; page?: { totalCount?: unknown } } | null;

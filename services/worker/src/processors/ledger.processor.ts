@@ -159,7 +159,9 @@ async function sweepApi(ctx: WorkerContext, api: PortOneApi, settleDelayMs: numb
 
 /** Queues an outcome job for each paid payment of `payments` the record lacks (see the module comment). */
 async function settleUnknown(ctx: WorkerContext, api: PortOneApi, payments: readonly PortOnePayment[], sweep: LedgerSweep): Promise<void> {
-  const paid = payments.filter((p) => p.status === 'paid' && eventIdOf(p.merchant_uid) !== null);
+  // Paid, and (V2 lists them too) cancelled in full: one the record still has paid holds tickets
+  // without money (its Cancelled webhook lost: attack round 26A).
+  const paid = payments.filter((p) => (p.status === 'paid' || p.status === 'cancelled') && eventIdOf(p.merchant_uid) !== null);
   sweep.unknownOrders += payments.length - paid.length;
   ctx.metrics.ledgerPayments.inc({ api, result: 'unknown_order' }, payments.length - paid.length);
   const { orders, recorded } = await ordersRepo.ledgerKnown(ctx.db, paid.map((p) => p.merchant_uid), paid.map((p) => p.imp_uid));
@@ -175,14 +177,21 @@ async function settleUnknown(ctx: WorkerContext, api: PortOneApi, payments: read
     // payment partly cancelled at the console since (its webhook lost) still owes a refund and its
     // tickets' voiding (attack round 21A).
     const row = recorded.get(p.imp_uid);
-    if (row !== undefined && row.status === 'paid' && row.cancelAmount === p.cancel_amount) {
+    const settled = p.status === 'cancelled'
+      // Cancelled: nothing to settle unless the record still has it paid (its money and tickets kept).
+      ? row?.status !== 'paid'
+      : row !== undefined && row.status === 'paid' && row.cancelAmount === p.cancel_amount;
+    if (settled) {
       ctx.metrics.ledgerPayments.inc({ api, result: 'known' });
       continue;
     }
     ctx.metrics.ledgerPayments.inc({ api, result: 'queued' });
     sweep.queued.push(p.imp_uid);
-    const data: PaymentOutcomeJob = { eventId, merchantUid: p.merchant_uid, impUid: p.imp_uid, hint: 'paid', source: 'ledger', receivedAt: Date.now() };
-    jobs.push({ name: 'ledger', data, opts: { jobId: jobIds.ledgerPayment(p.merchant_uid, p.imp_uid) } });
+    const data: PaymentOutcomeJob = { eventId, merchantUid: p.merchant_uid, impUid: p.imp_uid, hint: p.status, source: 'ledger', receivedAt: Date.now() };
+    // One job per state PortOne lists the payment in: a job for its paid state completed within the
+    // hour (kept that long) must not swallow the one for its cancel.
+    const state = p.status === 'paid' && p.cancel_amount === 0 ? undefined : `${p.status}-${p.cancel_amount}`;
+    jobs.push({ name: 'ledger', data, opts: { jobId: jobIds.ledgerPayment(p.merchant_uid, p.imp_uid, state) } });
   }
   if (jobs.length > 0) await ctx.queues.payments.addBulk(jobs);
 }
