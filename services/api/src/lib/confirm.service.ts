@@ -15,7 +15,8 @@ import { eventIdOf, type RefusalCode } from '@dropgate/domain';
 import type { HoldStore, PlaceResult } from '@dropgate/redis';
 
 export type ConfirmDecision =
-  | { approved: true; expiresAt: number; eventId: string }
+  /** `replayed`: the answer another request decided (this request took nothing of its own). */
+  | { approved: true; expiresAt: number; eventId: string; replayed: boolean }
   /** `late`: refused before Redis was asked, the budget spent before the request could be decided. */
   | { approved: false; code: RefusalCode; eventId: string | null; late?: true };
 
@@ -108,7 +109,7 @@ export async function decideConfirm(deps: ConfirmDeps, req: ConfirmRequest): Pro
     if (!result.replayed) deps.store.undoHold(eventId, req.merchantUid, req.impUid, rid).catch(() => undefined);
     return { approved: false, code: 'DEADLINE', eventId };
   }
-  return { approved: true, expiresAt: result.expiresAt, eventId };
+  return { approved: true, expiresAt: result.expiresAt, eventId, replayed: result.replayed };
 }
 
 /** What a confirm's answer hook reads of its decision (fastify request decorations, see portone.routes.ts). */

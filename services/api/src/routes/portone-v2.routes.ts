@@ -43,6 +43,9 @@ export interface PortOneShared {
   marginMs: () => number;
 }
 
+/** What `verified` returns once it has answered the request itself. */
+const ANSWERED = Symbol('answered');
+
 /** Body limit of signed requests: PortOne's are a few hundred bytes. */
 const SIGNED_BODY_LIMIT = 16 * 1024;
 /** Signed webhook ids are remembered this long: past PortOne's last retry (about 5.7 hours after the first). */
@@ -96,7 +99,9 @@ function confirmFields(payload: unknown): ConfirmFields | null {
     const d = (payload as Static<typeof V2ConfirmPayload>).data;
     return { paymentId: d.paymentId, transactionId: d.transactionId, totalAmount: d.totalAmount ?? null, storeId: d.storeId ?? null };
   }
-  if (Schema.Check(V2ConfirmPayloadLegacy, payload)) {
+  // A 2024-01-01 webhook (it has a `status`) is signed the same way: replayed here it is not a confirm
+  // (attack round 26A: a signed Transaction.Failed body was approved as a confirm without an amount).
+  if (Schema.Check(V2ConfirmPayloadLegacy, payload) && !Object.hasOwn(payload as object, 'status')) {
     const p = payload as Static<typeof V2ConfirmPayloadLegacy>;
     return { paymentId: p.payment_id, transactionId: p.tx_id, totalAmount: p.total_amount ?? null, storeId: p.store_id ?? null };
   }
@@ -126,7 +131,8 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
 
   /**
    * Verifies the raw body. On failure answers (401 for the signature, 400 for a signed body that is
-   * not JSON) with the endpoint's error body and returns null.
+   * not JSON) with the endpoint's error body and returns ANSWERED (not null: a signed body `null`
+   * parses to null, and was left unanswered for good, attack round 26A).
    */
   const verified = async (
     endpoint: 'confirm' | 'webhook', request: FastifyRequest, reply: FastifyReply, body: (failure: 'signature' | 'not_json') => unknown,
@@ -137,7 +143,7 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
     metrics.signatureFailures.inc({ endpoint, reason: result.reason.toLowerCase() });
     if (result.reason === 'NOT_JSON') await reply.status(400).send(body('not_json'));
     else await reply.status(401).send(body('signature'));
-    return null;
+    return ANSWERED;
   };
 
   // Signed requests: the body stays the raw string it arrived as, whatever its content type.
@@ -177,7 +183,7 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
           const payload = await verified('confirm', request, reply, (failure) => failure === 'signature'
             ? { errorMessage: REFUSAL_REASONS.FORBIDDEN, code: 'SIGNATURE_INVALID' }
             : { errorMessage: REFUSAL_REASONS.BAD_REQUEST, code: 'BAD_REQUEST' });
-          if (payload === null) return reply;
+          if (payload === ANSWERED) return reply;
           const fields = confirmFields(payload);
           if (fields === null) return refuseV2(request, reply, 'BAD_REQUEST');
           if (foreignStore(fields.storeId)) return refuseV2(request, reply, 'FORBIDDEN');
@@ -207,7 +213,7 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
         const payload = await verified('webhook', request, reply, (failure) => failure === 'signature'
           ? { code: 'SIGNATURE_INVALID', message: 'the request is not signed by PortOne with a current secret' }
           : { code: 'INVALID_JSON', message: 'the body is not JSON' });
-        if (payload === null) return reply;
+        if (payload === ANSWERED) return reply;
         const fields = webhookFields(payload);
         const ignore = (status: string) => {
           metrics.webhooks.inc({ status, verdict: 'ignored' });
@@ -314,11 +320,16 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
       log.warn({ merchantUid, refusal: result.refusal, message: result.message }, 'manual confirmation: PortOne refused; the hold stays until PortOne says what became of the payment');
       await shared.queueOutcome(eventId, merchantUid, key, result.refusal === 'OTHER' ? 'failed' : 'paid').catch(() => undefined);
     } else {
-      // Refused: nothing was paid. Release the hold this attempt took, and forget its answer so a
-      // genuine request for the same attempt is decided afresh (see releaseAttempt-6.lua).
-      await store.releaseAttempt(eventId, merchantUid, key).catch((error: unknown) => {
-        log.warn({ err: error, merchantUid }, 'manual confirmation: hold not released; it expires');
-      });
+      // Refused: nothing was paid by this request. Release the hold this request took, and forget its
+      // answer so a genuine request for the same attempt is decided afresh (see releaseAttempt-6.lua).
+      // A hold it only replayed was taken by another request (PortOne's signed confirm for the same
+      // attempt, or an earlier confirmation whose answer was lost) that PortOne may be approving: it
+      // stays, and the workers end it from what PortOne says (attack round 26A).
+      if (!decision.replayed) {
+        await store.releaseAttempt(eventId, merchantUid, key).catch((error: unknown) => {
+          log.warn({ err: error, merchantUid }, 'manual confirmation: hold not released; it expires');
+        });
+      }
       // The workers still ask PortOne about the attempt: some PGs report a failure and pay later, and
       // a payment found failed is watched for that (the hold is gone, so no expiry would ask).
       await shared.queueOutcome(eventId, merchantUid, key, 'failed').catch(() => undefined);
