@@ -57,6 +57,12 @@ describe('a V2-only store', () => {
     expect(forged.status, forged.text).toBe(404);
     expect(forged.body.code).toBe('ORDER_NOT_FOUND');
     expect((await availability(id)).seats).toMatchObject({ held: 0, available: 3 });
+    // A V1 webhook is nobody's news here: refused, nothing queued (its lookup could only fail).
+    const waiting = await stack.api.deps.queues.payments.getJobCounts();
+    const hook = await http(stack.url, 'POST', '/portone/v1/webhook', { imp_uid: impUid(), merchant_uid: old, status: 'paid' });
+    expect(hook.status, hook.text).toBe(404);
+    expect(hook.body.code).toBe('ORDER_NOT_FOUND');
+    expect(await stack.api.deps.queues.payments.getJobCounts()).toEqual(waiting);
     // A V2 buyer buys as usual.
     const genuine = await order(id, { buyer_id: 'genuine', seats: ['Z-1-2'] });
     const w = await sim.payV2({ payment_id: genuine.merchant_uid, amount: genuine.amount, mode: 'manual' });

@@ -290,6 +290,9 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
         reject('WEBHOOK_FORBIDDEN', forbidden);
       }
       if (config.webhookAllowedIps && !ipAllowed(request.ip, config.webhookAllowedIps)) reject('WEBHOOK_FORBIDDEN', forbidden);
+      // A V2-only store takes no V1 payments: a V1 webhook is nobody's news, and its PortOne lookup
+      // (with no V1 credentials) could only fail, leaving a failed job for a week (attack round 26A).
+      if (v1Unverifiable) reject('ORDER_NOT_FOUND', `order ${merchant_uid} takes no PortOne V1 payments`);
       const eventId = eventIdOf(merchant_uid);
       if (eventId === null || !(await catalog.exists(eventId))) {
         reject('ORDER_NOT_FOUND', `order ${merchant_uid} is not one of ours`);
