@@ -114,7 +114,7 @@ export const ConfigSchema = Type.Object({
   /** How often the worker sweeps for overdue holds, in ms. */
   SWEEP_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 600_000 }),
   /**
-   * How often (ms) one worker reads PortOne's list of paid payments against the record, to settle
+   * How often (ms) one worker reads PortOne's lists of paid (and cancelled) payments against the record, to settle
    * payments no webhook told dropgate about (0: never). See the worker's ledger sweep.
    */
   LEDGER_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000 }),

@@ -21,8 +21,8 @@ import type {
 const DEFAULT_TIMEOUT_MS = 4000;
 /** Most imp_uids one `GET /payments?imp_uid[]=` asks for (PortOne's own limit is 100). */
 export const PAYMENTS_PER_LOOKUP = 100;
-/** Payments per page of `GET /payments/status/paid` (PortOne allows up to 100). */
-const PAID_PAGE_SIZE = 100;
+/** Payments per page of `GET /payments/status/{paid,cancelled}` (PortOne allows up to 100). */
+const LIST_PAGE_SIZE = 100;
 const DEFAULT_RETRIES = 3;
 const DEFAULT_BACKOFF_MS = 200;
 /** Renew this long before `expired_at`, so a token never expires between our check and PortOne's. */
@@ -163,15 +163,34 @@ export class PortOneClient {
    * the next page's number (null after the last). The ledger sweep reads it to find paid payments no
    * webhook told dropgate about. A 404 is an empty page.
    */
-  async listPaidPayments(fromSec: number, toSec: number, page: number): Promise<{ payments: PortOnePayment[]; next: number | null }> {
-    const path = `/payments/status/paid?from=${Math.floor(fromSec)}&to=${Math.floor(toSec)}&page=${page}&limit=${PAID_PAGE_SIZE}&sorting=paid`;
-    const outcome = await this.#authorized('listPaidPayments', 'GET', path);
+  listPaidPayments(fromSec: number, toSec: number, page: number): Promise<{ payments: PortOnePayment[]; next: number | null }> {
+    return this.#listByStatus('listPaidPayments', 'paid', 'paid', fromSec, toSec, page);
+  }
+
+  /**
+   * `GET /payments/status/cancelled?from=&to=&page=&limit=100&sorting=updated`: one page of the store's
+   * payments cancelled in full between `fromSec` and `toSec` (unix seconds: PortOne filters the
+   * cancelled list by the time they were cancelled), oldest first, and the next page's number (null
+   * after the last). PortOne has no sort by cancel time; `updated` (the last change of the payment) is
+   * it for a payment cancelled in full, whose cancel is the last change it can have. The ledger sweep
+   * reads it to find ticketed payments cancelled at PortOne whose webhook was lost. A 404 is an empty page.
+   */
+  listCancelledPayments(fromSec: number, toSec: number, page: number): Promise<{ payments: PortOnePayment[]; next: number | null }> {
+    return this.#listByStatus('listCancelledPayments', 'cancelled', 'updated', fromSec, toSec, page);
+  }
+
+  async #listByStatus(
+    endpoint: 'listPaidPayments' | 'listCancelledPayments', status: 'paid' | 'cancelled', sorting: 'paid' | 'updated',
+    fromSec: number, toSec: number, page: number,
+  ): Promise<{ payments: PortOnePayment[]; next: number | null }> {
+    const path = `/payments/status/${status}?from=${Math.floor(fromSec)}&to=${Math.floor(toSec)}&page=${page}&limit=${LIST_PAGE_SIZE}&sorting=${sorting}`;
+    const outcome = await this.#authorized(endpoint, 'GET', path);
     if (outcome === null) return { payments: [], next: null };
     const body = outcome as { list?: unknown; next?: unknown };
     if (typeof body !== 'object' || body === null || !Array.isArray(body.list)) {
-      throw new PortOneProtocolError('listPaidPayments', 'PortOne answered without a list of payments');
+      throw new PortOneProtocolError(endpoint, 'PortOne answered without a list of payments');
     }
-    const payments = body.list.map((raw) => parsePayment('listPaidPayments', raw));
+    const payments = body.list.map((raw) => parsePayment(endpoint, raw));
     return { payments, next: typeof body.next === 'number' && body.next > page ? body.next : null };
   }
 

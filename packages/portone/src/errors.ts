@@ -9,7 +9,7 @@
 
 /** The endpoints the client calls, as reported to metrics and carried by errors. */
 export type PortOneEndpoint =
-  | 'getToken' | 'getPayment' | 'getPayments' | 'findPayment' | 'findAllPayments' | 'listPaidPayments' | 'cancelPayment' | 'preparePayment'
+  | 'getToken' | 'getPayment' | 'getPayments' | 'findPayment' | 'findAllPayments' | 'listPaidPayments' | 'listCancelledPayments' | 'cancelPayment' | 'preparePayment'
   | 'v2GetPayment' | 'v2ListPaidPayments' | 'v2CancelPayment' | 'v2PreRegister' | 'v2ConfirmPayment';
 
 /** Base class of every error the client throws. */

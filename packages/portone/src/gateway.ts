@@ -139,6 +139,17 @@ export class PaymentGateway {
   }
 
   /**
+   * One page of the store's V1 payments cancelled in full between `fromMs` and `toMs` (by the time
+   * they were cancelled), oldest first, each with that time (`at`, epoch ms), and the next page (null
+   * after the last; pages from 1). V1 lists a payment by its paid time only while it is paid, so a
+   * cancel is seen here; V2's {@link listPaidPayments} lists cancelled payments itself.
+   */
+  async listV1CancelledPayments(fromMs: number, toMs: number, page: number): Promise<{ payments: { payment: PortOnePayment; at: number }[]; next: number | null }> {
+    const { payments, next } = await this.v1.listCancelledPayments(Math.floor(fromMs / 1000), Math.ceil(toMs / 1000), page);
+    return { payments: payments.map((p) => ({ payment: p, at: p.cancelled_at * 1000 })), next };
+  }
+
+  /**
    * Refunds (see {@link PortOneClient.cancelPayment}; V2's `currentCancellableAmount` plays the
    * checksum) and resolves with the payment after the cancel.
    */

@@ -233,9 +233,12 @@ export class SimulatorEngine {
   /**
    * `GET /payments/status/{payment_status}?from=&to=&page=&limit=&sorting=`: the store's V1 payments in
    * that status (`all`: any) whose status time (paid_at for paid, cancelled_at for cancelled,
-   * failed_at for failed, started_at otherwise) lies in [from, to] (unix seconds; absent: unbounded),
-   * oldest first for `sorting=paid|started|updated`, newest first otherwise; `limit` 1-100 (default
-   * 20). `previous` and `next` are page numbers, 0 when there is none. Null for an unknown status.
+   * failed_at for failed, started_at otherwise: PortOne's "결제건의 최종 status에 따라 다른 검색기준")
+   * lies in [from, to] (unix seconds; absent: unbounded), sorted as PortOne does by `sorting`: started_at
+   * (`started`), paid_at (`paid`) or the last change (`updated`, every status change and cancel moves
+   * it), ascending, or descending with a leading `-` (default `-started`). Not by the status time: a
+   * merchant paging the cancelled list by cancel time must ask `updated`, as with PortOne. `limit` 1-100
+   * (default 20). `previous` and `next` are page numbers, 0 when there is none. Null for an unknown status.
    */
   listPayments(status: string, from: number | null, to: number | null, page: number, limit: number, sorting: string | undefined): SimPaymentPage | null {
     if (status !== 'all' && status !== 'ready' && status !== 'paid' && status !== 'cancelled' && status !== 'failed') return null;
@@ -244,8 +247,8 @@ export class SimulatorEngine {
     const matching: SimPayment[] = [];
     // Paid ones: the window of the payments in paid order, already sorted; others: every payment.
     const paidOrder = this.#state.paidOrder;
-    const sorted = status === 'paid';
-    const candidates = sorted
+    const windowed = status === 'paid';
+    const candidates = windowed
       ? paidOrder.slice(from === null ? 0 : upperBound(paidOrder, from - 1), to === null ? paidOrder.length : upperBound(paidOrder, to))
       : this.#state.payments.values();
     for (const record of candidates) {
@@ -255,9 +258,15 @@ export class SimulatorEngine {
       if ((from !== null && at < from) || (to !== null && at > to)) continue;
       matching.push(p);
     }
-    const ascending = sorting === 'paid' || sorting === 'started' || sorting === 'updated';
-    if (!sorted) matching.sort((a, b) => (ascending ? timeOf(a) - timeOf(b) : timeOf(b) - timeOf(a)));
-    else if (!ascending) matching.reverse();
+    const key = (sorting ?? '-started').replace(/^-/, '');
+    const ascending = !(sorting ?? '-started').startsWith('-');
+    const sortOf = (p: SimPayment): number =>
+      key === 'paid' ? p.paid_at
+        : key === 'updated' ? Math.max(p.started_at, p.paid_at, p.failed_at, p.cancelled_at, p.cancel_history.at(-1)?.cancelled_at ?? 0)
+          : p.started_at;
+    // The paid window is already in paid order (stable: payments paid in one second keep the order they were paid in).
+    if (!(windowed && key === 'paid')) matching.sort((a, b) => sortOf(a) - sortOf(b));
+    if (!ascending) matching.reverse();
     const at = Math.max(1, Math.floor(page) || 1);
     const pages = Math.ceil(matching.length / size);
     return {

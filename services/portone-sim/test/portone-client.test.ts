@@ -5,6 +5,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startSimulator, type Simulator } from '../src/index.ts';
+import { rest, token } from './helpers.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   PortOneApiError,
@@ -218,6 +219,44 @@ describe('the store\'s paid payments', () => {
       // A window that ended before they were paid: nothing.
       expect(await client.listPaidPayments(from - 120, from - 60, 1)).toEqual({ payments: [], next: null });
       expect(count('listPaidPayments', 'ok')).toBe(3);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+describe('the store\'s cancelled payments', () => {
+  it('lists payments cancelled in full in a window by their cancel time, oldest cancel first, whenever they were paid', async () => {
+    // PortOne's clock moved by hand: payments paid an hour apart, cancelled in the other order.
+    let offsetMs = -3_600_000;
+    const clock = { now: () => Date.now() + offsetMs, advance: (ms: number) => { offsetMs += ms; } };
+    const own = await startSimulator({ impKey: 'test-key', impSecret: 'test-secret', clock });
+    try {
+      const { client, count } = clientFor(own);
+      const early = (await own.pay({ merchant_uid: order(), amount: 1000 })).payment.imp_uid;
+      clock.advance(1_800_000);
+      const late = (await own.pay({ merchant_uid: order(), amount: 1000 })).payment.imp_uid;
+      const part = (await own.pay({ merchant_uid: order(), amount: 1000 })).payment.imp_uid;
+      clock.advance(1_800_000);
+      const from = Math.floor(clock.now() / 1000);
+      own.cancelPayment(late);
+      clock.advance(5_000);
+      own.cancelPayment(early);
+      own.cancelPayment(part, { amount: 400 });
+      const to = Math.floor(clock.now() / 1000);
+      const page = await client.listCancelledPayments(from, to, 1);
+      // By cancel time, not paid time (`sorting=updated`); a partly cancelled payment is still paid.
+      expect(page.payments.map((p) => p.imp_uid)).toEqual([late, early]);
+      expect(page.payments.every((p) => p.status === 'cancelled' && p.cancelled_at >= from && p.cancelled_at <= to)).toBe(true);
+      expect(page.next).toBeNull();
+      // The window is of cancel times: one that ends before the cancels lists nothing, though both were paid in it.
+      expect(await client.listCancelledPayments(from - 7_200, from - 1, 1)).toEqual({ payments: [], next: null });
+      expect((await client.listCancelledPayments(from + 1, to, 1)).payments.map((p) => p.imp_uid)).toEqual([early]);
+      expect(count('listCancelledPayments', 'ok')).toBe(3);
+      // As PortOne, the list is sorted by what `sorting` names, not by the time it is filtered by: by
+      // paid time, the other order (a sweep paging by cancel time must ask `updated`).
+      const byPaid = await rest(own, 'GET', `/payments/status/cancelled?from=${from}&to=${to}&sorting=paid`, { token: await token(own, 'test-key', 'test-secret') });
+      expect((byPaid.body.response as { list: { imp_uid: string }[] }).list.map((p) => p.imp_uid)).toEqual([early, late]);
     } finally {
       await own.close();
     }
