@@ -56,9 +56,9 @@ export type ReleaseResult = 'released' | 'nothing_held' | 'order_missing' | 'not
 export const RELEASE_CODES: Readonly<Record<number, ReleaseResult>> = {
   1: 'released', 0: 'nothing_held', [E.OrderNotFound]: 'order_missing', [E.NotReady]: 'not_ready', [E.Superseded]: 'superseded', [E.NotOverdue]: 'not_overdue',
 };
-export type SettleResult = 'committed' | 'retaken' | 'already_paid' | 'order_missing' | 'sold_out' | 'not_ready' | 'closed';
+export type SettleResult = 'committed' | 'retaken' | 'already_paid' | 'order_missing' | 'sold_out' | 'buyer_limit' | 'not_ready' | 'closed';
 export const SETTLE_CODES: Readonly<Record<number, SettleResult>> = {
-  1: 'committed', 2: 'retaken', 0: 'already_paid', [E.OrderNotFound]: 'order_missing', [E.SoldOut]: 'sold_out', [E.NotReady]: 'not_ready', [E.OrderClosed]: 'closed',
+  1: 'committed', 2: 'retaken', 0: 'already_paid', [E.OrderNotFound]: 'order_missing', [E.SoldOut]: 'sold_out', [E.BuyerLimit]: 'buyer_limit', [E.NotReady]: 'not_ready', [E.OrderClosed]: 'closed',
 };
 export type VoidResult = 'voided' | 'not_paid' | 'order_missing' | 'not_ready';
 export const VOID_CODES: Readonly<Record<number, VoidResult>> = { 1: 'voided', 0: 'not_paid', [E.OrderNotFound]: 'order_missing', [E.NotReady]: 'not_ready' };

@@ -174,9 +174,10 @@ export class HoldScripts {
     return mapCode(RELEASE_CODES, r, 'releaseHold');
   }
 
-  async settlePaid(eventId: string, merchantUid: string): Promise<SettleResult> {
+  /** `buyerLimit`: a retake (no live hold) is refused past the event's max_per_buyer ('buyer_limit'). */
+  async settlePaid(eventId: string, merchantUid: string, opts: { buyerLimit?: boolean } = {}): Promise<SettleResult> {
     const k = eventKeys(eventId);
-    const r = await this.redis.settlePaid(k.meta, k.order(merchantUid), k.seats, k.counts, k.buyers, k.holds, merchantUid);
+    const r = await this.redis.settlePaid(k.meta, k.order(merchantUid), k.seats, k.counts, k.buyers, k.holds, merchantUid, opts.buyerLimit ? '1' : '');
     return mapCode(SETTLE_CODES, r, 'settlePaid');
   }
 

@@ -21,10 +21,18 @@
   Output: { code, rank (0-based; -1 when admitted), place ('s': shuffled; else the arrival, decimal) }
      1  joined now
      0  had a place already (same place)
-     2  admitted already
+     2  admitted already (an admission that ran out is dropped, and the buyer joins again as an arrival)
 ]]
 --- @include "includes/shuffle"
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return { 2, -1, '' } end
+local adm = redis.call('HGET', KEYS[3], ARGV[1])
+if adm then
+  -- Admitted, and the admission still good (learned: its expiry; not yet learned: 'n' and its deadline).
+  local till = tonumber(string.sub(adm, 1, 1) == 'n' and string.sub(adm, 2) or adm)
+  if not till or till > tonumber(ARGV[2]) then return { 2, -1, '' } end
+  -- The admission ran out unused (the order refused told the buyer to join again): the buyer queues
+  -- again, behind everyone waiting, as an arrival now.
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
 local function placeOf(score)
   if score < 1 then return 's' end
   return string.format('%.0f', score)
@@ -32,7 +40,7 @@ end
 local had = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if had then return { 0, redis.call('ZRANK', KEYS[2], ARGV[1]), placeOf(tonumber(had)) } end
 local score
-if tonumber(ARGV[2]) < tonumber(ARGV[3]) then
+if not adm and tonumber(ARGV[2]) < tonumber(ARGV[3]) then
   score = shufflePlace(ARGV[4], ARGV[1])
 else
   score = math.max(math.floor(tonumber(ARGV[2])) * 1024, (tonumber(redis.call('HGET', KEYS[1], 'arr')) or 0) + 1)

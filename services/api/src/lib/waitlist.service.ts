@@ -95,6 +95,11 @@ export async function joinWaitlist(
     if (i.quantity > pool.capacity) throw new DomainError('VALIDATION_FAILED', `pool ${i.pool} has only ${pool.capacity} places`);
   }
   const tickets = seats.length + items.reduce((n, i) => n + i.quantity, 0);
+  // An offer is an order the buyer pays through PortOne: an entry that costs nothing could never be
+  // offered (createOrder refuses it), and would stand at the front of the line for good.
+  const amount = seats.reduce((n, id) => n + event.seatById.get(id)!.price, 0)
+    + items.reduce((n, i) => n + event.poolById.get(i.pool)!.price * i.quantity, 0);
+  if (amount < 1) throw new DomainError('VALIDATION_FAILED', 'the entry costs nothing, and PortOne takes no payment of 0: an offer could never be made for it');
   if (event.maxPerBuyer !== null && tickets > event.maxPerBuyer) throw new DomainError('BUYER_LIMIT', `at most ${event.maxPerBuyer} tickets per buyer`);
   if (tickets > WAITLIST_ENTRY_MAX_PLACES) {
     throw new DomainError('VALIDATION_FAILED', `a waiting-list entry wants at most ${WAITLIST_ENTRY_MAX_PLACES} places (seats and pool items)`);
@@ -200,8 +205,10 @@ export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef,
         // Before the opening nothing is offered; a reloading event is tried again at the next step.
         if (error.code === 'SALE_NOT_OPEN' || error.code === 'NOT_READY') break;
         // Over the buyer limit (they bought elsewhere meanwhile), or the sale closed: never servable.
-        if (error.code === 'BUYER_LIMIT' || error.code === 'SALE_CLOSED') await store.waitlists.drop(event.id, e);
-        else throw error;
+        // Anything else refused for this entry alone (an entry recorded before a check existed, such
+        // as one that costs nothing) can never be offered either: it leaves the line instead of
+        // failing every step, and every poll of the list with it, for good.
+        await store.waitlists.drop(event.id, e);
       }
     }
   });

@@ -58,13 +58,18 @@ export async function settlePaid(
   const holdExpiresAt = payment.paid_at > 0
     ? order.hold_expires_at?.getTime() ?? (await ctx.store.orderState(eventId, muid).catch(() => null))?.expiresAt ?? null
     : null;
-  const redisResult = await ctx.store.settlePaid(eventId, muid);
+  const redisResult = await ctx.store.settlePaid(eventId, muid, { buyerLimit: true });
   if (redisResult === 'not_ready' || redisResult === 'order_missing') {
     throw new EventNotLoadedError(`event ${eventId} not loaded in Redis (${redisResult})`);
   }
   if (redisResult === 'closed') {
     await refund(ctx, eventId, payment, 'order_closed');
     return 'refunded-closed';
+  }
+  if (redisResult === 'buyer_limit') {
+    // Taken again without a hold, its places would put the buyer past max_per_buyer (attack round 26B).
+    await refundAndClose(ctx, eventId, payment, 'seats_gone', 'paid without a live hold, and its places would put the buyer past the event\'s max_per_buyer');
+    return 'refunded-seats-gone';
   }
   if (redisResult === 'sold_out') {
     await refundAndClose(ctx, eventId, payment, 'seats_gone', 'paid after the hold ended and the seats were sold to someone else');
