@@ -187,6 +187,10 @@ describe('payment outcomes', () => {
     // minute, its id is taken and nothing is added (two tries a minute otherwise).
     const retries = async (states: ('waiting' | 'active' | 'delayed' | 'prioritized' | 'failed')[]) =>
       (await stack.api.deps.queues.payments.getJobs(states)).filter((j) => j.id?.includes(`-refund-${imp}-`));
+    // The retry's job id carries its minute (its round, by the stack's clock): the calls below start at
+    // the top of a minute, so they share one (a minute's boundary between them, a second or two under
+    // load, made a second job and failed the test once).
+    clock.advance(60_000 - (clock.now() % 60_000));
     sim.setFaults({ webhook_retry_ms: 50, rest_down: true });
     try {
       expect(await stack.worker!.retryRefunds()).toContain(imp);
