@@ -20,6 +20,9 @@
 
   Output:
      1  the hold this attempt took was released
+     2  the attempt was a reservation's first payment (placeHold code 4): taken off it, and the hold is
+        the buyer's reservation again with its own expiry, as dropPayment leaves a declined card's
+        (attack round 27B: it stayed held for a hold TTL, renewable, with nothing approved)
      0  no hold released: the attempt took none (refused, rode on or renewed a hold), that hold
         ended, another attempt rides on it (this one was taken off it), or the event is being loaded
 ]]
@@ -30,16 +33,25 @@ local cached = redis.call('HGET', KEYS[2], ARGV[2])
 if not cached then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[2])
 local code, _, seq = string.match(cached, '^(-?%d+)|(%d*)|(%d*)|')
-if code ~= '1' then return 0 end
+if code ~= '1' and code ~= '4' then return 0 end
 -- Not while the event's state is being loaded (written in several pipelines): the load writes what the
 -- record says, and the workers end a hold whose payment PortOne refused.
 local tag = string.match(KEYS[1], '^{[^}]*}')
 if redis.call('HGET', tag .. ':meta', 'state') ~= 'ready' then return 0 end
 
-local o = redis.call('HMGET', KEYS[1], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 'imp')
+local o = redis.call('HMGET', KEYS[1], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 'imp', 'rv')
 if o[1] ~= 'held' or o[2] ~= seq then return 0 end
 -- Another attempt rides on this hold meanwhile: only this one gets off it.
 if leaveHold(KEYS[1], o[7], o[8], ARGV[2]) then return 0 end
+if code == '4' then
+  -- A reservation's hold: back to the buyer's reservation, its own expiry, no payment on it.
+  local rv = tonumber(o[9])
+  if not rv then return 0 end
+  redis.call('HSET', KEYS[1], 'exp', rv, 'imps', '', 'imp', '')
+  redis.call('HDEL', KEYS[1], 'rv')
+  redis.call('ZADD', KEYS[6], rv, ARGV[1])
+  return 2
+end
 -- 'released' (as a failed payment leaves an order; it can be paid again), not 'pending' as undoHold
 -- leaves it: the hold may be in the record already (PortOne answered after the hand-off was relayed),
 -- and the expiry's reconciliation ends a recorded hold only for an order Redis has released.
