@@ -155,7 +155,8 @@ async function restRoutes(rest: FastifyInstance, engine: SimulatorEngine): Promi
     authed.get('/payments/findAll/:merchant_uid', findAll);
     authed.get('/payments/findAll/:merchant_uid/:payment_status', findAll);
 
-    authed.post('/payments/cancel', async (request) => {
+    authed.post('/payments/cancel', async (request, reply) => {
+      if (engine.takeCancelFailure()) return reply.code(503).send(envelope(-1, MESSAGES.unavailable));
       const result = engine.cancelViaApi((request.body ?? {}) as Record<string, unknown>);
       // Business refusals are HTTP 200 with code 1, as PortOne answers them.
       return result.ok ? envelope(0, null, result.response) : envelope(1, result.message);

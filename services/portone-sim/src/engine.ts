@@ -144,6 +144,14 @@ export class SimulatorEngine {
   }
 
   /** Replaces the global faults; throws SimError INVALID_REQUEST on an unknown or invalid fault. */
+  /** Whether this V1 cancel request is one `cancel_failures` fails (counted down as they come). */
+  takeCancelFailure(): boolean {
+    const left = this.#faults.cancel_failures ?? 0;
+    if (left <= 0) return false;
+    this.#faults = { ...this.#faults, cancel_failures: left - 1 };
+    return true;
+  }
+
   setFaults(faults: unknown): Faults {
     this.#faults = parseFaults(faults);
     return this.faults;

@@ -81,6 +81,8 @@ export interface Faults {
   rest_failure_rate?: number;
   /** Every REST call answers 503. */
   rest_down?: boolean;
+  /** The next this many V1 cancel requests (`POST /payments/cancel`) answer 503 and cancel nothing. */
+  cancel_failures?: number;
   /** How long PortOne waits for the merchant's confirm answer. Default 5000. */
   confirm_timeout_ms?: number;
   /**

@@ -23,6 +23,7 @@ const FAULT_KINDS: Record<keyof Faults, FaultKind> = {
   rest_latency_ms: 'ms',
   rest_failure_rate: 'probability',
   rest_down: 'bool',
+  cancel_failures: 'count',
   confirm_timeout_ms: 'ms',
   manual_confirm_latency_ms: 'ms',
   manual_confirm_refusal: 'errorType',

@@ -87,10 +87,12 @@ export async function settlePaid(
     // rebuild the event from the record.
     ctx.metrics.oversellsPrevented.inc({ event: eventId });
     ctx.log.error({ eventId, merchantUid: muid, constraint: (error as { constraint?: string }).constraint }, 'oversell prevented by Postgres');
-    await refund(ctx, eventId, payment, 'oversell_prevented');
-    await lifecycle.transition(ctx.db, muid, 'refund_oversell_prevented', 'the seats were already sold (prevented by the database)');
+    // The rebuild is queued first: a refund that fails here is finished by a retry through
+    // finishDecidedRefund, which never comes back to this line (attack round 27A).
     const rebuild: MaintenanceJob = { kind: 'rebuild', eventId, force: true };
     await ctx.queues.maintenance.add('rebuild', rebuild, { jobId: jobIds.rebuild(eventId, `oversell-${Date.now()}`) });
+    await refund(ctx, eventId, payment, 'oversell_prevented');
+    await lifecycle.transition(ctx.db, muid, 'refund_oversell_prevented', 'the seats were already sold (prevented by the database)');
     return 'refunded-oversell';
   }
   if (committed.result === 'refused') throw new Error(`order ${muid} cannot become paid from ${committed.status}`);

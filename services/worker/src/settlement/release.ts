@@ -46,7 +46,9 @@ export async function settleFailed(ctx: WorkerContext, eventId: string, payment:
 export async function settleCancelled(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<SettleOutcome> {
   const muid = payment.merchant_uid;
   const order = (await ordersRepo.findOrder(ctx.db, muid))!;
-  if (order.status === 'paid' && order.paid_imp_uid === payment.imp_uid) {
+  // A refunded order this payment paid: a retry of the void below (its Redis step may have been undone
+  // by a rebuild that read the record before its transaction committed: attack round 27A), idempotent.
+  if ((order.status === 'paid' || order.status === 'refunded') && order.paid_imp_uid === payment.imp_uid) {
     // Cancelled after it was paid (e.g. from PortOne's console): void the tickets, seats back on sale.
     await voidPaidOrder(ctx, eventId, muid, payment.imp_uid, 'payment cancelled at PortOne');
     return 'voided';
@@ -67,6 +69,12 @@ export async function voidPaidOrder(ctx: WorkerContext, eventId: string, muid: s
     await lifecycle.voidTickets(trx, muid);
     await lifecycle.transition(trx, muid, 'cancelled_at_portone', reason);
   });
+  // A rebuild that read the record before this transaction committed (after Redis's void above) loaded
+  // the order paid again, its seats sold: make Redis agree with the record (as ensureSoldInRedis does
+  // for a commit; attack round 27A). A rebuild loading now answers not ready: the job retries and lands
+  // here again.
+  const again = await ctx.store.voidSale(eventId, muid, 'refunded');
+  if (again === 'not_ready' || again === 'order_missing') throw new EventNotLoadedError('event not loaded in Redis');
   await watchOtherPayments(ctx, eventId, muid, impUid);
 }
 
