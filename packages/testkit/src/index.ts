@@ -514,6 +514,20 @@ export class TestClock implements Clock {
 }
 
 /**
+ * A clock that stands still unless a test moves it: paces (a waiting room's admissions) are then exact
+ * however slowly a loaded machine runs the test's requests. TestClock moves with real time.
+ */
+export class FrozenClock implements Clock {
+  #ms = Date.now();
+  now(): number {
+    return this.#ms;
+  }
+  advance(ms: number): void {
+    this.#ms += ms;
+  }
+}
+
+/**
  * What every stack a test runs inside its own process is configured with (testConfig here, the drop
  * tests' in-process stacks). Such a stack runs beside three other test files on a 2-core machine: a
  * process starved of CPU for a second is the machine's state, not the service's, and the event-loop

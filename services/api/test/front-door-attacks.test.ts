@@ -4,15 +4,8 @@
  * nobody can be offered. The API on real Redis and Postgres, its clock frozen and moved by the test.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { http, eventId, waitFor } from '@dropgate/testkit';
-import type { Clock } from '@dropgate/domain';
+import { http, eventId, waitFor, FrozenClock } from '@dropgate/testkit';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
-
-class FrozenClock implements Clock {
-  #ms = Date.now();
-  now(): number { return this.#ms; }
-  advance(ms: number): void { this.#ms += ms; }
-}
 
 let stack: ApiStack;
 const clock = new FrozenClock();

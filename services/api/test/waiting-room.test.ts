@@ -5,23 +5,13 @@
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { http, eventId } from '@dropgate/testkit';
-import type { Clock } from '@dropgate/domain';
+import { http, eventId, FrozenClock } from '@dropgate/testkit';
 import { eventKeys } from '@dropgate/redis';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
 import { startApi } from '../src/server.ts';
 
-/**
- * Admissions are paced by this clock, which stands still unless a test moves it: the pace is then
- * exact however slowly a loaded machine runs the polls (the testkit's TestClock moves with real time).
- */
-class FrozenClock implements Clock {
-  #ms = Date.now();
-  now(): number { return this.#ms; }
-  advance(ms: number): void { this.#ms += ms; }
-}
-
 let stack: ApiStack;
+/** Admissions are paced by this clock, which stands still unless a test moves it. */
 const clock = new FrozenClock();
 beforeAll(async () => { stack = await startApiStack({ label: 'queue', clock }); });
 afterAll(async () => { await stack?.close(); });
