@@ -249,6 +249,11 @@ export interface Config {
     readonly webhookSecrets: readonly string[];
     /** The API an order's payments use when its creation does not say. */
     readonly defaultApi: PortOneApi;
+    /**
+     * V2 credentials and no PORTONE_IMP_KEY: no V1 payment can be asked about, so V1 orders, confirms
+     * and webhooks are refused (attack round 26A).
+     */
+    readonly v2Only: boolean;
   };
   readonly webhookToken: string | undefined;
   readonly webhookAllowedIps: readonly string[] | undefined;
@@ -378,6 +383,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     throw new ConfigError(raw.PORTONE_IMP_KEY === undefined ? 'PORTONE_IMP_KEY' : 'PORTONE_IMP_SECRET', 'must be set together with its pair');
   }
   const webhookSecrets = parseWebhookSecrets(raw.PORTONE_WEBHOOK_SECRET);
+  const v2Only = raw.PORTONE_V2_API_SECRET !== undefined && raw.PORTONE_IMP_KEY === undefined;
   const buyerTokenSecrets = parseBuyerTokenSecrets(raw.BUYER_TOKEN_SECRET);
   // A V2 payment dropgate approved must be verifiable and settleable: never approve what it cannot ask about.
   if (webhookSecrets.length > 0 && raw.PORTONE_V2_API_SECRET === undefined) {
@@ -408,7 +414,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
       v2ConfirmTimeoutMs: raw.PORTONE_V2_CONFIRM_TIMEOUT_MS,
       webhookSecret: raw.PORTONE_WEBHOOK_SECRET,
       webhookSecrets,
-      defaultApi: raw.PORTONE_DEFAULT_API ?? (raw.PORTONE_V2_API_SECRET !== undefined && raw.PORTONE_IMP_KEY === undefined ? 'v2' : 'v1'),
+      defaultApi: raw.PORTONE_DEFAULT_API ?? (v2Only ? 'v2' : 'v1'),
+      v2Only,
     }),
     webhookToken: raw.WEBHOOK_TOKEN,
     webhookAllowedIps: raw.WEBHOOK_ALLOWED_IPS?.split(',').map((s) => s.trim()).filter(Boolean),

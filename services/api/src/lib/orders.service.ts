@@ -82,20 +82,13 @@ export interface CreateOrderOptions {
   buyerVerified?: boolean;
 }
 
-export async function createOrder(
-  db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput, now: Date, opts: CreateOrderOptions = {},
-): Promise<CreatedOrder> {
-  // Before anything else: without a good admission nothing is looked up or written.
-  if (opts.offerTtlSeconds === undefined) checkAdmission(event, input.buyer_id, input.admission_token, now.getTime());
-  const seatIds = input.seats ?? [];
-  const rawItems = input.items ?? [];
-  if (seatIds.length === 0 && rawItems.length === 0) {
-    throw new DomainError('VALIDATION_FAILED', 'an order needs seats or items');
-  }
-  if (new Set(seatIds).size !== seatIds.length) throw new DomainError('DUPLICATE_SEAT', 'a seat appears twice in the order');
-  const poolIds = rawItems.map((i) => i.pool);
-  if (new Set(poolIds).size !== poolIds.length) throw new DomainError('VALIDATION_FAILED', 'a pool appears twice in items');
-
+/**
+ * The seats and pool items of a selection with their prices, and what they cost together; refuses a
+ * seat or pool the event does not have, or more of a pool than it holds (an order, a waiting-list entry).
+ */
+export function priceLines(
+  event: EventDef, seatIds: readonly string[], rawItems: readonly PoolItem[],
+): { seats: { id: string; price: number }[]; items: (PoolItem & { unitPrice: number })[]; amount: number } {
   let amount = 0;
   const seats: { id: string; price: number }[] = [];
   for (const id of seatIds) {
@@ -112,6 +105,24 @@ export async function createOrder(
     items.push({ pool: i.pool, quantity: i.quantity, unitPrice: pool.price });
     amount += pool.price * i.quantity;
   }
+  return { seats, items, amount };
+}
+
+export async function createOrder(
+  db: Db, store: HoldStore, event: EventDef, input: CreateOrderInput, now: Date, opts: CreateOrderOptions = {},
+): Promise<CreatedOrder> {
+  // Before anything else: without a good admission nothing is looked up or written.
+  if (opts.offerTtlSeconds === undefined) checkAdmission(event, input.buyer_id, input.admission_token, now.getTime());
+  const seatIds = input.seats ?? [];
+  const rawItems = input.items ?? [];
+  if (seatIds.length === 0 && rawItems.length === 0) {
+    throw new DomainError('VALIDATION_FAILED', 'an order needs seats or items');
+  }
+  if (new Set(seatIds).size !== seatIds.length) throw new DomainError('DUPLICATE_SEAT', 'a seat appears twice in the order');
+  const poolIds = rawItems.map((i) => i.pool);
+  if (new Set(poolIds).size !== poolIds.length) throw new DomainError('VALIDATION_FAILED', 'a pool appears twice in items');
+
+  const { seats, items, amount } = priceLines(event, seatIds, rawItems);
   // An order nobody can pay through PortOne would only hold its places.
   if (amount < 1) throw new DomainError('VALIDATION_FAILED', 'the order costs nothing, and PortOne takes no payment of 0: give free places outside dropgate');
   if (amount > PAYMENT_AMOUNT_MAX) throw new DomainError('VALIDATION_FAILED', `the order costs ${amount}, more than one payment can carry (${PAYMENT_AMOUNT_MAX})`);

@@ -28,7 +28,7 @@ import { DomainError, RESOURCE_ID_PATTERN, WAITLIST_ENTRY_MAX_PLACES, WAITLIST_S
 import { waitlist as waitlistRepo, type Db } from '@dropgate/db';
 import type { HoldStore } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
-import { createOrder, type CreatedOrder } from './orders.service.ts';
+import { createOrder, priceLines, type CreatedOrder } from './orders.service.ts';
 import { checkAdmission } from './queue.service.ts';
 
 /** What one advance step looks at and offers (see the header). */
@@ -88,17 +88,10 @@ export async function joinWaitlist(
   if (seats.length === 0 && items.length === 0) throw new DomainError('VALIDATION_FAILED', 'a waiting-list entry needs seats or items');
   if (new Set(seats).size !== seats.length) throw new DomainError('DUPLICATE_SEAT', 'a seat appears twice');
   if (new Set(items.map((i) => i.pool)).size !== items.length) throw new DomainError('VALIDATION_FAILED', 'a pool appears twice in items');
-  for (const id of seats) if (!event.seatById.has(id)) throw new DomainError('SEAT_NOT_FOUND', `seat ${id} does not exist in event ${event.id}`);
-  for (const i of items) {
-    const pool = event.poolById.get(i.pool);
-    if (!pool) throw new DomainError('POOL_NOT_FOUND', `pool ${i.pool} does not exist in event ${event.id}`);
-    if (i.quantity > pool.capacity) throw new DomainError('VALIDATION_FAILED', `pool ${i.pool} has only ${pool.capacity} places`);
-  }
+  const { amount } = priceLines(event, seats, items);
   const tickets = seats.length + items.reduce((n, i) => n + i.quantity, 0);
   // An offer is an order the buyer pays through PortOne: an entry that costs nothing could never be
   // offered (createOrder refuses it), and would stand at the front of the line for good.
-  const amount = seats.reduce((n, id) => n + event.seatById.get(id)!.price, 0)
-    + items.reduce((n, i) => n + event.poolById.get(i.pool)!.price * i.quantity, 0);
   if (amount < 1) throw new DomainError('VALIDATION_FAILED', 'the entry costs nothing, and PortOne takes no payment of 0: an offer could never be made for it');
   if (event.maxPerBuyer !== null && tickets > event.maxPerBuyer) throw new DomainError('BUYER_LIMIT', `at most ${event.maxPerBuyer} tickets per buyer`);
   if (tickets > WAITLIST_ENTRY_MAX_PLACES) {

@@ -75,8 +75,6 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
   const marginMs = () => reserveMs(budgetMs, lag());
   // One count of confirms in flight for V1 and V2 alike: both compete for the same Redis and deadline.
   const gate = { inFlight: 0 };
-  /** V2 only (a V2 secret, no V1 key): no V1 payment can be asked about, so none may hold places. */
-  const v1Unverifiable = config.portone.impKey === undefined && config.portone.v2ApiSecret !== undefined;
   const lastRebuildRequest = new Map<string, number>();
 
   await app.register(formbody, { bodyLimit: 16 * 1024 });
@@ -184,7 +182,7 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
       // A V2-only store (no PORTONE_IMP_KEY) cannot verify a V1 payment: an unsigned V1 confirm would
       // hold its places until the hold's expiry gave up asking PortOne (TTL + EXPIRY_GRACE_SECONDS),
       // not seconds (attack round 26A). Refused like a V1 confirm naming a V2 order: nothing is held.
-      if (v1Unverifiable) return refuse(request, reply, 'ORDER_NOT_FOUND');
+      if (config.portone.v2Only) return refuse(request, reply, 'ORDER_NOT_FOUND');
       if (gate.inFlight >= config.confirmMaxInFlight) {
         metrics.shed.inc({ reason: 'in_flight' });
         return refuse(request, reply, 'OVERLOADED');
@@ -292,7 +290,7 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
       if (config.webhookAllowedIps && !ipAllowed(request.ip, config.webhookAllowedIps)) reject('WEBHOOK_FORBIDDEN', forbidden);
       // A V2-only store takes no V1 payments: a V1 webhook is nobody's news, and its PortOne lookup
       // (with no V1 credentials) could only fail, leaving a failed job for a week (attack round 26A).
-      if (v1Unverifiable) reject('ORDER_NOT_FOUND', `order ${merchant_uid} takes no PortOne V1 payments`);
+      if (config.portone.v2Only) reject('ORDER_NOT_FOUND', `order ${merchant_uid} takes no PortOne V1 payments`);
       const eventId = eventIdOf(merchant_uid);
       if (eventId === null || !(await catalog.exists(eventId))) {
         reject('ORDER_NOT_FOUND', `order ${merchant_uid} is not one of ours`);

@@ -191,7 +191,7 @@ export const storefrontRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = as
       const api = request.body.portone_api ?? deps.config.portone.defaultApi;
       // An order must pay through an API dropgate can ask PortOne about (attack round 26A: V1 orders on a
       // V2-only store took unsigned confirms nothing could verify).
-      if (api === 'v1' && deps.config.portone.impKey === undefined && deps.config.portone.v2ApiSecret !== undefined) {
+      if (api === 'v1' && deps.config.portone.v2Only) {
         throw new DomainError('VALIDATION_FAILED', 'portone_api v1: this store has no PortOne V1 credentials (PORTONE_IMP_KEY); pay through v2');
       }
       const created = await createOrder(deps.db, deps.store, def, request.body, new Date(deps.clock.now()), { defaultApi: api, buyerVerified })
