@@ -42,9 +42,7 @@ if rv then
   -- to being the buyer's reservation as it was before the payment began, its own expiry included (the
   -- confirm had pushed it out to cover the PG's approval): neither on sale nor lengthened. Lapsed by
   -- now, the sweep expires it like any reservation. Its buyer may extend it (within its bound) and pay.
-  redis.call('HSET', KEYS[2], 'exp', rv)
-  redis.call('HDEL', KEYS[2], 'rv')
-  redis.call('ZADD', KEYS[6], rv, ARGV[1])
+  backToReservation(KEYS[2], KEYS[6], ARGV[1], rv)
   return 2
 end
 endHold(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[2], ARGV[1], o[5], o[6], o[3], o[4], 'released')

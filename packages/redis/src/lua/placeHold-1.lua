@@ -180,11 +180,7 @@ local prevSeq = tonumber(o[8]) or 0
 if prevSeq >= maxHolds then return { -13, 0, 0, 0 } end
 
 local qty = tonumber(o[5])
-local max = tonumber(meta[5]) or 0
-if max > 0 then
-  local mine = tonumber(redis.call('HGET', buyersKey, o[2]) or '0')
-  if mine + qty > max then return decide(-6) end
-end
+if pastBuyerLimit(buyersKey, o[2], qty, tonumber(meta[5]) or 0) then return decide(-6) end
 
 local seats = splitCsv(o[3])
 local items = splitCsv(o[4])

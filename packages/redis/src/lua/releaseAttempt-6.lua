@@ -47,9 +47,8 @@ if code == '4' then
   -- A reservation's hold: back to the buyer's reservation, its own expiry, no payment on it.
   local rv = tonumber(o[9])
   if not rv then return 0 end
-  redis.call('HSET', KEYS[1], 'exp', rv, 'imps', '', 'imp', '')
-  redis.call('HDEL', KEYS[1], 'rv')
-  redis.call('ZADD', KEYS[6], rv, ARGV[1])
+  redis.call('HSET', KEYS[1], 'imps', '', 'imp', '')
+  backToReservation(KEYS[1], KEYS[6], ARGV[1], rv)
   return 2
 end
 -- 'released' (as a failed payment leaves an order; it can be paid again), not 'pending' as undoHold

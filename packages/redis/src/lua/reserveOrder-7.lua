@@ -52,11 +52,7 @@ local items = splitCsv(ARGV[5])
 local qty = #seats
 for i = 2, #items, 2 do qty = qty + tonumber(items[i]) end
 
-local max = tonumber(meta[4]) or 0
-if max > 0 then
-  local mine = tonumber(redis.call('HGET', KEYS[5], ARGV[3]) or '0')
-  if mine + qty > max then return { -6, 0 } end
-end
+if pastBuyerLimit(KEYS[5], ARGV[3], qty, tonumber(meta[4]) or 0) then return { -6, 0 } end
 if not linesFree(KEYS[3], KEYS[4], seats, items) then return { -7, 0 } end
 -- Nothing is taken on state not known to be whole (see placeHold and stampedHere).
 if not stampedHere(KEYS[1]) then return { -9, 0 } end

@@ -59,10 +59,7 @@ for i = 1, #items, 2 do
   local p = redis.call('HMGET', KEYS[4], 'p:' .. items[i] .. ':cap', 'p:' .. items[i] .. ':held', 'p:' .. items[i] .. ':sold')
   if tonumber(p[2]) + tonumber(p[3]) + tonumber(items[i + 1]) > tonumber(p[1]) then return -7 end
 end
-if ARGV[2] == '1' then
-  local max = tonumber(redis.call('HGET', KEYS[1], 'max') or '0') or 0
-  if max > 0 and tonumber(redis.call('HGET', KEYS[5], o[2]) or '0') + tonumber(o[3]) > max then return -6 end
-end
+if ARGV[2] == '1' and pastBuyerLimit(KEYS[5], o[2], tonumber(o[3]), tonumber(redis.call('HGET', KEYS[1], 'max') or '0') or 0) then return -6 end
 moveLines(KEYS[3], KEYS[4], seats, items, sold, nil, 'sold')
 redis.call('HINCRBY', KEYS[5], o[2], tonumber(o[3]))
 redis.call('HSET', KEYS[2], 'st', 'paid', 'exp', '')

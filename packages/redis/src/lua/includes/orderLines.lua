@@ -86,3 +86,18 @@ local function leaveHold(orderKey, impsCsv, currentImp, imp)
   if currentImp == imp then redis.call('HSET', orderKey, 'imp', kept[1]) end
   return true
 end
+
+-- Whether `qty` more tickets put `buyer` past the event's `max` tickets per buyer (0: no limit), counting
+-- what the buyer holds or bought already (hash `buyersKey`).
+local function pastBuyerLimit(buyersKey, buyer, qty, max)
+  return max > 0 and tonumber(redis.call('HGET', buyersKey, buyer) or '0') + qty > max
+end
+
+-- A reservation's hold (hold_at "order") whose payment came to nothing goes back to being the buyer's
+-- reservation with its own expiry `rv` (the confirm had pushed it out to cover the PG's approval); the
+-- caller has taken the payment off it.
+local function backToReservation(orderKey, holdsKey, uid, rv)
+  redis.call('HSET', orderKey, 'exp', rv)
+  redis.call('HDEL', orderKey, 'rv')
+  redis.call('ZADD', holdsKey, rv, uid)
+end
