@@ -194,12 +194,12 @@ async function sweepListing(ctx: WorkerContext, listing: LedgerListing, settleDe
 async function settleUnknown(ctx: WorkerContext, api: PortOneApi, payments: readonly PortOnePayment[], sweep: LedgerSweep): Promise<void> {
   // Paid, and (V2's list and V1's cancelled list) cancelled in full: one the record still has paid
   // holds tickets without money (its cancel webhook lost: attack round 26A).
-  const paid = payments.filter((p) => (p.status === 'paid' || p.status === 'cancelled') && eventIdOf(p.merchant_uid) !== null);
-  sweep.unknownOrders += payments.length - paid.length;
-  ctx.metrics.ledgerPayments.inc({ api, result: 'unknown_order' }, payments.length - paid.length);
-  const { orders, recorded } = await ordersRepo.ledgerKnown(ctx.db, paid.map((p) => p.merchant_uid), paid.map((p) => p.imp_uid));
+  const ours = payments.filter((p) => (p.status === 'paid' || p.status === 'cancelled') && eventIdOf(p.merchant_uid) !== null);
+  sweep.unknownOrders += payments.length - ours.length;
+  ctx.metrics.ledgerPayments.inc({ api, result: 'unknown_order' }, payments.length - ours.length);
+  const { orders, recorded } = await ordersRepo.ledgerKnown(ctx.db, ours.map((p) => p.merchant_uid), ours.map((p) => p.imp_uid));
   const jobs = [];
-  for (const p of paid) {
+  for (const p of ours) {
     const eventId = orders.get(p.merchant_uid);
     if (eventId === undefined) {
       sweep.unknownOrders++;
