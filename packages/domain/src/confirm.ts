@@ -15,6 +15,7 @@ export const RefusalCodes = [
   'DEADLINE',
   'TOO_MANY_ATTEMPTS',
   'ORDER_CLOSED',
+  'PAYMENT_UNCHECKED',
   'FORBIDDEN',
   'BAD_REQUEST',
 ] as const;
@@ -36,6 +37,7 @@ export const REFUSAL_REASONS: Readonly<Record<RefusalCode, string>> = Object.fre
   DEADLINE: '응답 시간이 초과되어 결제를 중단했습니다. 다시 시도해 주세요',
   TOO_MANY_ATTEMPTS: '결제 시도 횟수를 초과했습니다. 새 주문으로 다시 시도해 주세요',
   ORDER_CLOSED: '이미 종료된 주문입니다. 새 주문으로 다시 시도해 주세요',
+  PAYMENT_UNCHECKED: '이전 결제를 확인하고 있습니다. 잠시 후 다시 시도해 주세요',
   FORBIDDEN: '허용되지 않은 결제 요청입니다',
   BAD_REQUEST: '잘못된 결제 요청입니다',
 });

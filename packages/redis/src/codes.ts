@@ -27,6 +27,7 @@ export const ScriptError = Object.freeze({
   ListFull: -19,
   OrderLimit: -20,
   Withdrawn: -21,
+  Unchecked: -22,
 } as const);
 
 const E = ScriptError;
@@ -49,6 +50,7 @@ export const PLACE_CODES: Readonly<Record<number, RefusalCode | 'EVENT_NOT_LOADE
   [E.Deadline]: 'DEADLINE',
   [E.TooManyAttempts]: 'TOO_MANY_ATTEMPTS',
   [E.OrderClosed]: 'ORDER_CLOSED',
+  [E.Unchecked]: 'PAYMENT_UNCHECKED',
 };
 export const APPROVED_KINDS = { 1: 'new', 2: 'live', 3: 'renewed', 4: 'reserved' } as const;
 

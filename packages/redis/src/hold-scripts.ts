@@ -152,8 +152,17 @@ export class HoldScripts {
   }
 
   /**
+   * A worker has PortOne's word on a payment of the order: unsigned confirms may take or renew its hold
+   * again (placeHold refuses them PAYMENT_UNCHECKED while a hold one of them took is unchecked). @returns
+   * whether the order was waiting for it.
+   */
+  async markChecked(eventId: string, merchantUid: string): Promise<boolean> {
+    return Number(await this.redis.markChecked(eventKeys(eventId).order(merchantUid))) === 1;
+  }
+
+  /**
    * Takes a payment PortOne does not vouch for off the order's hold numbered `seq`; releases the hold
-   * when no other payment rides on it.
+   * when no other payment rides on it (and marks the order checked, as markChecked).
    */
   async dropPayment(eventId: string, merchantUid: string, impUid: string, seq: number): Promise<DropPaymentResult> {
     const k = eventKeys(eventId);

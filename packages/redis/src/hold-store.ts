@@ -54,6 +54,7 @@ export class HoldStore {
   webhookGeneration: HoldScripts['webhookGeneration'] = (...args) => this.scripts.webhookGeneration(...args);
   webhookActedOn: HoldScripts['webhookActedOn'] = (...args) => this.scripts.webhookActedOn(...args);
   dropPayment: HoldScripts['dropPayment'] = (...args) => this.scripts.dropPayment(...args);
+  markChecked: HoldScripts['markChecked'] = (...args) => this.scripts.markChecked(...args);
   releaseHold: HoldScripts['releaseHold'] = (...args) => this.scripts.releaseHold(...args);
   settlePaid: HoldScripts['settlePaid'] = (...args) => this.scripts.settlePaid(...args);
   voidSale: HoldScripts['voidSale'] = (...args) => this.scripts.voidSale(...args);

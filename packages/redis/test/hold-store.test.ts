@@ -32,7 +32,7 @@ async function order(id: string, uid: string, seats: string[], items: { pool: st
 
 describe('Lua scripts', () => {
   it('every script file is named <name>-<numKeys>.lua and declares its keys in a header', () => {
-    expect(SCRIPTS.map((s) => s.name).sort()).toEqual(['checkStamp', 'claimOrder', 'createOrder', 'dropPayment', 'extendLock', 'extendReservation', 'finishLoad', 'joinQueue', 'joinWaitlist', 'noteWebhook', 'placeHold', 'pollQueue', 'releaseAttempt', 'releaseHold', 'releaseLock', 'reserveOrder', 'scanWaitlist', 'seatPage', 'settlePaid', 'unclaimOrder', 'undoHold', 'useAdmission', 'voidSale', 'withdrawOrphans']);
+    expect(SCRIPTS.map((s) => s.name).sort()).toEqual(['checkStamp', 'claimOrder', 'createOrder', 'dropPayment', 'extendLock', 'extendReservation', 'finishLoad', 'joinQueue', 'joinWaitlist', 'markChecked', 'noteWebhook', 'placeHold', 'pollQueue', 'releaseAttempt', 'releaseHold', 'releaseLock', 'reserveOrder', 'scanWaitlist', 'seatPage', 'settlePaid', 'unclaimOrder', 'undoHold', 'useAdmission', 'voidSale', 'withdrawOrphans']);
     for (const s of SCRIPTS) {
       for (let k = 1; k <= s.numberOfKeys; k++) expect(s.lua, `${s.name} KEYS[${k}]`).toContain(`KEYS[${k}]`);
       expect(s.lua).not.toContain('--- @include');
@@ -80,6 +80,47 @@ describe('Lua scripts', () => {
     expect(await store.undoHold(id, alone, 'imp-a')).toBe(true);
     expect(await store.orderState(id, alone)).toMatchObject({ status: 'pending' });
     expect(await store.seatStates(id, ['s2'])).toEqual(['available']);
+  });
+
+  it('an unsigned confirm takes or renews no hold while the last hold one took is unchecked with PortOne (attack round 27B)', async () => {
+    const id = await load(); // hold TTL 60 s
+    const uid = `${id}.uc`;
+    await order(id, uid, ['s1']);
+    expect(await store.placeHold(id, uid, 'imp-f1', 100, T0)).toMatchObject({ approved: true, kind: 'new', seq: 1 });
+    // A retry rides on the live hold: that lengthens nothing, so it needs no word from PortOne.
+    expect(await store.placeHold(id, uid, 'imp-f2', 100, T0 + 1_000)).toMatchObject({ approved: true, kind: 'live', seq: 1 });
+    // Under half the TTL left: it would be renewed. Refused, and neither remembered nor changed.
+    expect(await store.placeHold(id, uid, 'imp-f3', 100, T0 + 40_000)).toEqual({ approved: false, code: 'PAYMENT_UNCHECKED', replayed: false });
+    expect(await store.orderState(id, uid)).toMatchObject({ status: 'held', seq: 1, expiresAt: T0 + 60_000, impUids: ['imp-f1', 'imp-f2'] });
+    expect(await redis.hexists(eventKeys(id).answers(uid), 'imp-f3')).toBe(0);
+    // Lapsed, unswept: no renewal either. Expired (PortOne still silent): no new hold.
+    expect(await store.placeHold(id, uid, 'imp-f4', 100, T0 + 61_000)).toMatchObject({ approved: false, code: 'PAYMENT_UNCHECKED' });
+    expect(await store.releaseHold(id, uid, { seq: 1, status: 'expired', nowMs: T0 + 70_000, onlyIfOverdue: true })).toBe('released');
+    expect(await store.placeHold(id, uid, 'imp-f5', 100, T0 + 71_000)).toMatchObject({ approved: false, code: 'PAYMENT_UNCHECKED' });
+    expect(await store.seatStates(id, ['s1'])).toEqual(['available']);
+    // PortOne answered (markChecked): the refused request is decided afresh, and holds.
+    expect(await store.markChecked(id, uid)).toBe(true);
+    expect(await store.markChecked(id, uid)).toBe(false);
+    expect(await store.placeHold(id, uid, 'imp-f5', 100, T0 + 72_000)).toMatchObject({ approved: true, kind: 'new', seq: 2, replayed: false });
+
+    // The worker taking a made-up payment off the hold (dropPayment) is PortOne's answer too.
+    const dropped = `${id}.ud`;
+    await order(id, dropped, ['s2']);
+    expect(await store.placeHold(id, dropped, 'imp-d1', 100, T0)).toMatchObject({ approved: true, kind: 'new', seq: 1 });
+    expect(await store.dropPayment(id, dropped, 'imp-d1', 1)).toBe('released');
+    expect(await store.placeHold(id, dropped, 'imp-d2', 100, T0 + 1)).toMatchObject({ approved: true, kind: 'new', seq: 2 });
+    // An undone approval (refused for the deadline) leaves nothing to check: the buyer's retry holds.
+    const undone = `${id}.uu`;
+    await order(id, undone, ['s3']);
+    expect(await store.placeHold(id, undone, 'imp-u1', 100, T0)).toMatchObject({ approved: true, kind: 'new', seq: 1 });
+    expect(await store.undoHold(id, undone, 'imp-u1')).toBe(true);
+    expect(await store.placeHold(id, undone, 'imp-u2', 100, T0 + 1)).toMatchObject({ approved: true, kind: 'new', seq: 2 });
+    // Signed V2 keys (PortOne's signed confirm, or a manual confirmation that read PortOne) never wait.
+    const signed = `${id}.uv`;
+    await order(id, signed, [], [{ pool: 'p', quantity: 1 }]);
+    expect(await store.placeHold(id, signed, 'v2.t1', 100, T0)).toMatchObject({ approved: true, kind: 'new', seq: 1 });
+    expect(await store.placeHold(id, signed, 'v2.t2', 100, T0 + 50_000)).toMatchObject({ approved: true, kind: 'renewed', seq: 2 });
+    expect(await redis.hexists(eventKeys(id).order(signed), 'uh')).toBe(0);
   });
 
   it('undoHold takes back only what its own request decided: a replay\'s undo leaves the approval and its answer (attack rounds 23A, 24)', async () => {
@@ -138,6 +179,8 @@ describe('Lua scripts', () => {
     await order(id, uid, ['s1']);
     expect(await store.placeHold(id, uid, 'imp-1', 100, T0)).toMatchObject({ approved: true, kind: 'new', seq: 1, expiresAt: T0 + 60_000 });
     expect(await store.placeHold(id, uid, 'imp-2', 100, T0 + 30_000)).toMatchObject({ approved: true, kind: 'live', seq: 1, expiresAt: T0 + 60_000 });
+    // The worker has PortOne's word on the payments (see the unchecked tests below).
+    await store.markChecked(id, uid);
     // 0.5 s before the end: a new hold number with a whole TTL; the payments on the old one stay on it.
     expect(await store.placeHold(id, uid, 'imp-3', 100, T0 + 59_500)).toMatchObject({ approved: true, kind: 'renewed', seq: 2, expiresAt: T0 + 119_500 });
     expect(await store.orderState(id, uid)).toMatchObject({ status: 'held', seq: 2, impUid: 'imp-3', impUids: ['imp-1', 'imp-2', 'imp-3'] });
@@ -219,6 +262,7 @@ describe('Lua scripts', () => {
     const id = await load();
     await order(id, `${id}.a`, ['s1'], [{ pool: 'p', quantity: 2 }]);
     await store.placeHold(id, `${id}.a`, 'ia', null, T0);
+    await store.markChecked(id, `${id}.a`); // the worker verified 'ia' with PortOne
     expect(await store.releaseHold(id, `${id}.a`, { status: 'expired', nowMs: T0 + 59_999, onlyIfOverdue: true })).toBe('not_overdue');
     expect(await store.overdueHolds(id, T0 + 60_000)).toEqual([`${id}.a`]);
     // A new payment on the lapsed (unswept) hold renews it under a new seq.

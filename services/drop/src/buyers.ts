@@ -24,7 +24,7 @@ import { WAITLIST_ENTRY_MAX_PLACES, signBuyerToken } from '@dropgate/domain';
 export const REORDER_MAX_HOLD_MS = 1_000;
 
 /** Refusals a buyer answers by clicking "pay" again on the same order. */
-const TRANSIENT_REFUSALS = new Set(['NOT_READY', 'OVERLOADED', 'DEADLINE', 'TIMEOUT', 'NO_ANSWER', 'PORTONE_UNAVAILABLE', 'CONFIRM_IN_PROGRESS']);
+const TRANSIENT_REFUSALS = new Set(['NOT_READY', 'OVERLOADED', 'DEADLINE', 'TIMEOUT', 'NO_ANSWER', 'PORTONE_UNAVAILABLE', 'CONFIRM_IN_PROGRESS', 'PAYMENT_UNCHECKED']);
 
 /** One payment window, as the buyer saw it come back. */
 export interface PaymentWindowRecord {

@@ -31,6 +31,9 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'ready' then return -9 end
 local o = redis.call('HMGET', KEYS[2], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 'imp', 'rv')
 if not o[1] then return -2 end
 
+-- The workers have PortOne's word on a payment of the order: another unsigned confirm may take a hold
+-- again (see placeHold: unchecked).
+redis.call('HDEL', KEYS[2], 'uh')
 local kept = otherPayments(o[7], ARGV[2])
 redis.call('HSET', KEYS[2], 'imps', table.concat(kept, ','))
 if o[8] == ARGV[2] then redis.call('HSET', KEYS[2], 'imp', kept[1] or '') end

@@ -25,7 +25,9 @@
                                        imp (the payment that took the hold), imps (every payment on it),
                                        rv (the hold is a reservation a payment was approved on: the
                                        reservation's own expiry, ms; gone once the hold ends),
-                                       api ('v2': paid through PortOne V2, so no V1 confirm is taken)
+                                       api ('v2': paid through PortOne V2, so no V1 confirm is taken),
+                                       uh (a hold a V1 confirm took that the workers have not yet
+                                       checked with PortOne: see unchecked below)
     named from it:
       meta            {ev:E}:meta      hash: state, opens, closes, ttl, max
       answers         {ev:E}:o:<uid>:d hash: imp_uid -> "code|exp|seq|1|rid", the answer given to that
@@ -70,6 +72,8 @@
    -10  refused for the deadline (remembered by undoHold)
    -13  too many payment attempts for this order (nothing remembered)
    -14  the order is closed (refunded)
+   -22  a V1 confirm would take or renew a hold while the order's last V1-taken hold is not yet checked
+        with PortOne (nothing remembered: the same request is decided afresh once it is)
 ]]
 --- @include "includes/orderLines"
 --- @include "includes/replid"
@@ -89,11 +93,14 @@ local meta = redis.call('HMGET', metaKey, 'state', 'opens', 'closes', 'ttl', 'ma
 if not meta[1] then return { -1, 0, 0, 0 } end
 if meta[1] ~= 'ready' then return { -9, 0, 0, 0 } end
 
-local o = redis.call('HMGET', orderKey, 'a', 'b', 's', 'i', 'q', 'st', 'exp', 'seq', 'imps', 'api')
+local o = redis.call('HMGET', orderKey, 'a', 'b', 's', 'i', 'q', 'st', 'exp', 'seq', 'imps', 'api', 'uh')
 if not o[1] then return { -2, 0, 0, 0 } end
--- An order paid through PortOne V2 takes only V2 confirms (signed by PortOne; payment keys 'v2.<txId>'):
--- an unsigned V1 confirm naming it is a stranger's, and is not its to count, hold or remember.
-if o[10] == 'v2' and string.sub(imp, 1, 3) ~= 'v2.' then return { -2, 0, 0, 0 } end
+-- A V1 confirm is unsigned: anyone who knows a merchant_uid can send one. V2 payment keys ('v2.<txId>')
+-- come from PortOne's signed confirm or from a manual confirmation that read the payment from PortOne.
+local unsigned = string.sub(imp, 1, 3) ~= 'v2.'
+-- An order paid through PortOne V2 takes only V2 confirms: an unsigned V1 confirm naming it is a
+-- stranger's, and is not its to count, hold or remember.
+if o[10] == 'v2' and unsigned then return { -2, 0, 0, 0 } end
 
 -- A wrong amount gets the same answer every time (an order's amount never changes), so it is neither
 -- remembered nor counted against the order's payments: forged confirms with a wrong amount cannot use
@@ -122,6 +129,22 @@ if st == 'refunded' then return decide(-14) end
 local holdMs = tonumber(meta[4])
 local imps = o[9] or ''
 
+-- Unchecked: an unsigned confirm that takes or renews a hold (codes 1, 3, 4) marks the order 'uh' until
+-- a worker has PortOne's word on the order's payments (verification, an outcome, the expiry's look:
+-- markChecked; dropPayment; undoHold takes back its own). Another such hold waits for that word. While
+-- PortOne's REST API answered, made-up confirms were taken off within seconds, and the next could take
+-- the places again, at most HOLDS_PER_ORDER_MAX times. While it is down nothing could take them off,
+-- and made-up confirms alone renewed a hold each time it was half gone, then took a new one once the
+-- expiry's grace ended it: about 43 minutes of places kept from buyers at the defaults (attack round
+-- 27B). Now it is one hold (its TTL plus the grace). A genuine buyer is checked within milliseconds of
+-- the confirm; while PortOne is down, their retry still rides on the live hold (code 2).
+local function unchecked()
+  return unsigned and o[11] == '1'
+end
+local function markUnchecked()
+  if unsigned then redis.call('HSET', orderKey, 'uh', '1') end
+end
+
 local function addImp()
   if imps == '' then return imp end
   for part in string.gmatch(imps, '([^,]+)') do
@@ -138,7 +161,9 @@ if st == 'held' then
     -- A reservation taken at order creation, and this is its first payment: it becomes the payment's
     -- hold, lasting at least the hold TTL from now, so it cannot lapse while the PG approves.
     if seq >= maxHolds then return { -13, 0, 0, 0 } end
+    if unchecked() then return { -22, 0, 0, 0 } end
     if not stampedHere(metaKey) then return { -9, 0, 0, 0 } end
+    markUnchecked()
     exp = math.max(exp, now + holdMs)
     seq = seq + 1
     -- rv: the reservation's own expiry. Should no payment on the hold turn out real, it goes back to
@@ -163,7 +188,9 @@ if st == 'held' then
   -- at the same instant was refused SALE_CLOSED).
   if seq >= maxHolds then return { -13, 0, 0, 0 } end
   if meta[3] and meta[3] ~= '' and now >= tonumber(meta[3]) then return decide(-5) end
+  if unchecked() then return { -22, 0, 0, 0 } end
   if not stampedHere(metaKey) then return { -9, 0, 0, 0 } end
+  markUnchecked()
   exp = now + holdMs
   seq = seq + 1
   redis.call('HSET', orderKey, 'exp', exp, 'seq', seq, 'imp', imp, 'imps', addImp())
@@ -178,6 +205,7 @@ if meta[3] and meta[3] ~= '' and now >= tonumber(meta[3]) then return decide(-5)
 
 local prevSeq = tonumber(o[8]) or 0
 if prevSeq >= maxHolds then return { -13, 0, 0, 0 } end
+if unchecked() then return { -22, 0, 0, 0 } end
 
 local qty = tonumber(o[5])
 if pastBuyerLimit(buyersKey, o[2], qty, tonumber(meta[5]) or 0) then return decide(-6) end
@@ -187,6 +215,7 @@ local items = splitCsv(o[4])
 if not linesFree(seatKey, cntKey, seats, items) then return decide(-7) end
 if not stampedHere(metaKey) then return { -9, 0, 0, 0 } end
 
+markUnchecked()
 moveLines(seatKey, cntKey, seats, items, 'h:' .. uid, nil, 'held')
 -- Counted even without a limit, so a limit and the buyer metrics stay right after a rebuild.
 redis.call('HINCRBY', buyersKey, o[2], qty)

@@ -55,4 +55,7 @@ local o = redis.call('HMGET', KEYS[1], 'st', 'seq', 'b', 'q', 's', 'i', 'imps', 
 if o[1] ~= 'held' or o[2] ~= seq then return 0 end
 if leaveHold(KEYS[1], o[7], o[8], ARGV[2]) then return 0 end
 endHold(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[1], ARGV[1], o[5], o[6], o[3], o[4], 'pending')
+-- The hold this request took is not there to check any more (see placeHold: unchecked): the buyer's
+-- retry after the refusal may take one.
+redis.call('HDEL', KEYS[1], 'uh')
 return 1

@@ -79,6 +79,7 @@ export const REFUSAL_STATUS: Readonly<Record<RefusalCode, number>> = Object.free
   DEADLINE: 503,
   TOO_MANY_ATTEMPTS: 429,
   ORDER_CLOSED: 409,
+  PAYMENT_UNCHECKED: 409,
   FORBIDDEN: 403,
   BAD_REQUEST: 400,
 });

@@ -1,10 +1,10 @@
 /** Acts on what PortOne says of a payment (under the order's lock). Idempotent. */
 import { UnrecoverableError } from 'bullmq';
 import { settlement } from '@dropgate/db';
-import { finishDecidedRefund, type RefundReason } from './refund.ts';
+import { finishDecidedRefund, paysTheOrder, type RefundReason } from './refund.ts';
 import type { PortOnePayment } from '@dropgate/portone';
 import type { WorkerContext } from '../context.ts';
-import { paymentRecord } from './payment.ts';
+import { markChecked, paymentRecord } from './payment.ts';
 import { settlePaid } from './paid.ts';
 import { settleCancelled, settleFailed } from './release.ts';
 import { watchPayment } from './watch.ts';
@@ -19,6 +19,9 @@ export async function applyPaymentLocked(ctx: WorkerContext, eventId: string, pa
   // other jobs settling now (settlement.repository.ts). Recorded only for an order of this event.
   const { order, refund: decided } = await settlement.settlementWriter(ctx.db).recordPayment(paymentRecord(eventId, payment));
   if (!order || order.event_id !== eventId) throw new UnrecoverableError(`payment ${payment.imp_uid} is for an unknown order`);
+  // PortOne's word on a payment of the order: unsigned confirms may hold it again (verify.ts). Not
+  // needed when the payment pays the order (it ends the order's holds), the one case at the rush.
+  if (payment.status !== 'paid' || !paysTheOrder(payment, order)) await markChecked(ctx, eventId, payment.merchant_uid, payment.imp_uid);
   // A refund this payment got from us is finished first, whatever PortOne says of the payment now
   // (after our refund it says cancelled): a retry after a crash between the refund and the order's
   // change lands here and closes the order (or, for a payment of another amount, ends its own hold).

@@ -109,6 +109,8 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
       unfinished.push(imp);
     }
   }
+  // PortOne answered for every payment of the order: unsigned confirms may hold it again (verify.ts).
+  if (!unreachable) await ctx.store.markChecked(eventId, merchantUid);
   // A paid payment of another amount settles nothing (its own money went back, and it left the hold
   // it rode on): a hold still standing after it expires below like any other.
   if (settled !== null && (await ctx.store.orderState(eventId, merchantUid))?.status !== 'held') {

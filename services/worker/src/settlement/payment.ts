@@ -85,6 +85,16 @@ export function recordPayment(ctx: WorkerContext, eventId: string, p: PortOnePay
   return lifecycle.upsertPayment(ctx.db, paymentRecord(eventId, p));
 }
 
+/**
+ * PortOne has spoken about payment `impUid` of the order: an unsigned (V1) confirm may take or renew
+ * the order's hold again (placeHold refuses it PAYMENT_UNCHECKED while a hold one took is unchecked: forged
+ * confirms alone kept places from buyers for about 43 minutes while PortOne's REST API was down).
+ * V2 keys take no such mark.
+ */
+export async function markChecked(ctx: WorkerContext, eventId: string, merchantUid: string, impUid: string): Promise<void> {
+  if (apiOfPaymentKey(impUid) === 'v1') await ctx.store.markChecked(eventId, merchantUid);
+}
+
 /** Money PortOne still holds for this payment. */
 export function keptAmount(p: PortOnePayment): number {
   return p.status === 'paid' || p.status === 'cancelled' ? Math.max(0, p.amount - p.cancel_amount) : 0;

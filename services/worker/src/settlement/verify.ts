@@ -9,7 +9,7 @@ import { orders as ordersRepo, settlement } from '@dropgate/db';
 import { apiOfPaymentKey } from '@dropgate/portone';
 import { TransientError, type WorkerContext } from '../context.ts';
 import { withOrderLock } from './lock.ts';
-import { fetchPaymentShared, lookupFailure, paymentRecord } from './payment.ts';
+import { fetchPaymentShared, lookupFailure, markChecked, paymentRecord } from './payment.ts';
 import { applyPaymentLocked } from './apply.ts';
 import { dropFromHold } from './release.ts';
 import { notTheOrdersPrice, paysTheOrder } from './refund.ts';
@@ -50,11 +50,14 @@ export function verifyPayment(
     else if (!paysTheOrder(payment, order)) why = notTheOrdersPrice(payment, order);
     if (why === null) {
       await settlement.settlementWriter(ctx.db).recordPayment(paymentRecord(eventId, payment!));
+      await markChecked(ctx, eventId, merchantUid, impUid);
       return 'verified';
     }
     ctx.log.warn({ eventId, merchantUid, impUid, why }, 'confirm not vouched for by PortOne: payment taken off the hold');
     ctx.metrics.unverifiedPayments.inc();
+    // Taken off a hold it rides on, the order is marked checked with it (dropPayment); else here.
     const r = await dropFromHold(ctx, eventId, merchantUid, impUid, 'payment_unverified', why);
+    if (r === 'nothing-held') await markChecked(ctx, eventId, merchantUid, impUid);
     if (payment && payment.merchant_uid === merchantUid) await watchPayment(ctx, eventId, merchantUid, impUid, 1);
     return r === 'released' ? 'unverified-released' : 'unverified-dropped';
   });
