@@ -26,6 +26,7 @@ export const OrderCauses = [
   'refund_amount_mismatch',
   'refund_seats_gone',
   'refund_oversell_prevented',
+  'refund_buyer_limit',
   'cancelled_at_portone',
 ] as const;
 export type OrderCause = (typeof OrderCauses)[number];
@@ -52,6 +53,8 @@ export const ORDER_MACHINE: Readonly<Record<OrderCause, OrderTransition>> = Obje
   refund_amount_mismatch: { from: OPEN, to: 'refunded' },
   refund_seats_gone: { from: OPEN, to: 'refunded' },
   refund_oversell_prevented: { from: OPEN, to: 'refunded' },
+  /** Paid without a live hold past the event's max_per_buyer (migration 0013). */
+  refund_buyer_limit: { from: OPEN, to: 'refunded' },
   cancelled_at_portone: { from: ['paid'], to: 'refunded' },
 });
 

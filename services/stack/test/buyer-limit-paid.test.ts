@@ -50,6 +50,18 @@ async function settled(merchantUids: string[]) {
   return finals;
 }
 
+/** The reasons of the refunds dropgate made for these orders (the record's, with the order's cause). */
+async function refundReasons(merchantUids: string[]) {
+  const db = stack.api.deps.db;
+  const refunds = await db.selectFrom('refunds').select(['merchant_uid', 'reason']).where('merchant_uid', 'in', merchantUids).execute();
+  const causes = await db.selectFrom('order_events').select(['merchant_uid', 'data']).where('merchant_uid', 'in', merchantUids).where('type', '=', 'status').orderBy('id').execute();
+  for (const r of refunds) {
+    const last = causes.filter((c) => c.merchant_uid === r.merchant_uid).at(-1);
+    expect(last?.data, r.merchant_uid).toMatchObject({ to: 'refunded', cause: `refund_${r.reason}` });
+  }
+  return refunds.map((r) => r.reason).sort();
+}
+
 describe('max_per_buyer and payments without a live hold', () => {
   it('three pending orders paid without a confirm: two tickets, the third payment refunded', async () => {
     const id = await limitedEvent();
@@ -63,11 +75,12 @@ describe('max_per_buyer and payments without a live hold', () => {
     const finals = await settled(orders.map((o) => o.merchant_uid));
     expect(finals.reduce((n, d) => n + d.tickets.length, 0)).toBe(2);
     expect(finals.map((d) => d.status).sort()).toEqual(['paid', 'refunded', 'refunded']);
-    // The money of the refused ones went back in full.
+    // The money of the refused ones went back in full, refunded for the buyer limit.
     for (const [i, d] of finals.entries()) {
       const cancels = sim.ledger({ merchant_uid: orders[i]!.merchant_uid }).cancels.filter((c) => c.ok);
       expect(cancels.length, d.status).toBe(d.status === 'refunded' ? 1 : 0);
     }
+    expect(await refundReasons(orders.map((o) => o.merchant_uid))).toEqual(['buyer_limit', 'buyer_limit']);
     expect(await brokenInvariants(stack, sim, id)).toEqual([]);
   });
 
@@ -87,6 +100,7 @@ describe('max_per_buyer and payments without a live hold', () => {
     expect(live!.tickets).toHaveLength(2);
     expect(late!.status).toBe('refunded');
     expect(late!.tickets).toEqual([]);
+    expect(await refundReasons([first.merchant_uid])).toEqual(['buyer_limit']);
     expect(await brokenInvariants(stack, sim, id)).toEqual([]);
   });
 });

@@ -12,6 +12,7 @@ import * as buyerOrderCounts from './0009_buyer_order_counts.ts';
 import * as waitlistOffer from './0010_waitlist_offer.ts';
 import * as queueFronts from './0011_queue_fronts.ts';
 import * as waitlistEntries from './0012_waitlist_entries.ts';
+import * as refundBuyerLimit from './0013_refund_buyer_limit.ts';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
@@ -26,4 +27,5 @@ export const migrations: Record<string, Migration> = {
   '0010_waitlist_offer': waitlistOffer,
   '0011_queue_fronts': queueFronts,
   '0012_waitlist_entries': waitlistEntries,
+  '0013_refund_buyer_limit': refundBuyerLimit,
 };

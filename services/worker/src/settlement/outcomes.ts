@@ -1,7 +1,7 @@
 /** What a settlement step did: the result a job completes with (logged, and asserted by tests). */
 export type SettleOutcome =
   | 'ticketed' | 'ticketed-late' | 'already-paid' | 'already-refunded'
-  | 'refunded-duplicate' | 'refunded-closed' | 'refunded-amount' | 'refunded-seats-gone' | 'refunded-oversell'
+  | 'refunded-duplicate' | 'refunded-closed' | 'refunded-amount' | 'refunded-seats-gone' | 'refunded-buyer-limit' | 'refunded-oversell'
   | 'voided' | 'released' | 'payment-dropped' | 'nothing-held' | 'waiting';
 
 export type ExpiryOutcome =

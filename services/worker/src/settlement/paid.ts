@@ -68,8 +68,8 @@ export async function settlePaid(
   }
   if (redisResult === 'buyer_limit') {
     // Taken again without a hold, its places would put the buyer past max_per_buyer (attack round 26B).
-    await refundAndClose(ctx, eventId, payment, 'seats_gone', 'paid without a live hold, and its places would put the buyer past the event\'s max_per_buyer');
-    return 'refunded-seats-gone';
+    await refundAndClose(ctx, eventId, payment, 'buyer_limit', 'paid without a live hold, and its places would put the buyer past the event\'s max_per_buyer');
+    return 'refunded-buyer-limit';
   }
   if (redisResult === 'sold_out') {
     await refundAndClose(ctx, eventId, payment, 'seats_gone', 'paid after the hold ended and the seats were sold to someone else');

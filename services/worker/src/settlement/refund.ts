@@ -13,11 +13,13 @@ import { fetchPayment, recordPayment } from './payment.ts';
 import { dropFromHold, voidPaidOrder } from './release.ts';
 import { watchOtherPayments } from './watch.ts';
 
-export type RefundReason = 'seats_gone' | 'amount_mismatch' | 'duplicate_payment' | 'oversell_prevented' | 'order_closed' | 'partially_cancelled';
+export type RefundReason = 'seats_gone' | 'buyer_limit' | 'amount_mismatch' | 'duplicate_payment' | 'oversell_prevented' | 'order_closed' | 'partially_cancelled';
 
 /** The order's cause for a refund reason; null when the refund leaves the order as it is. */
 export const REFUND_CAUSE: Readonly<Record<RefundReason, OrderCause | null>> = {
   seats_gone: 'refund_seats_gone',
+  // Taken again without a live hold, its places would put the buyer past the event's max_per_buyer.
+  buyer_limit: 'refund_buyer_limit',
   oversell_prevented: 'refund_oversell_prevented',
   // The order is paid by another payment, or already closed: only this payment's money goes back.
   duplicate_payment: null,
