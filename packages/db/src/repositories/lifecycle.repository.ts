@@ -2,7 +2,7 @@
  * How holds end, in Postgres: holds recorded, tickets issued, payments and refunds recorded, orders
  * moved through their statuses. Functions that lock rows take a Transaction.
  */
-import { sql, type Transaction } from 'kysely';
+import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { Db } from '../database.ts';
 import type { Database, HoldRow } from '../schema.ts';
 import { ORDER_MACHINE, type OrderCause } from '@dropgate/domain';
@@ -133,9 +133,22 @@ export interface PaymentRecord {
 }
 
 /**
+ * Where a payment status lies along a payment's life, ready < failed < paid < cancelled (failed then
+ * paid is how some PGs report a payment), as SQL over `column`: a reading of an earlier status than the
+ * stored one is stale. A status of none of these (PortOne adding one) ranks below them all: it never
+ * overwrites a known one, and any known one overwrites it.
+ */
+export function paymentStatusRank(column: 'excluded.status' | 'payments.status' | 'p.status'): RawBuilder<number> {
+  return sql.raw<number>(`(case ${column} when 'ready' then 0 when 'failed' then 1 when 'paid' then 2 when 'cancelled' then 3 else -1 end)`);
+}
+
+/**
  * Inserts or updates what PortOne says of a payment. A reading older than the stored one never wins:
- * PortOne's refunded amount only grows and a cancelled payment stays cancelled, so a stale reading
- * (fetched before a refund another job made) leaves the row as it is.
+ * PortOne's refunded amount only grows and a payment's status only moves forward (paymentStatusRank),
+ * so a stale reading (fetched before a refund another job made, or before the buyer finished paying,
+ * and written after the job that ticketed it: attack round 28A) leaves the row as it is. A `ready`
+ * written over `paid` made the ledger sweep count the payment's later cancel at the console as settled
+ * (it settles a cancelled payment only when the record has it paid): its tickets stayed, without money.
  */
 export async function upsertPayment(db: Executor, p: PaymentRecord): Promise<void> {
   await db
@@ -151,7 +164,7 @@ export async function upsertPayment(db: Executor, p: PaymentRecord): Promise<voi
         })
         .where((eb) => eb.and([
           eb('payments.cancel_amount', '<=', eb.ref('excluded.cancel_amount')),
-          eb.or([eb('payments.status', '<>', 'cancelled'), eb('excluded.status', '=', 'cancelled')]),
+          sql<boolean>`${paymentStatusRank('excluded.status')} >= ${paymentStatusRank('payments.status')}`,
         ])),
     )
     .execute();

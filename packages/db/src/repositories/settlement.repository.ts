@@ -22,7 +22,7 @@ import { ORDER_MACHINE } from '@dropgate/domain';
 import type { Db } from '../database.ts';
 import type { Database, OrderRow } from '../schema.ts';
 import { BACKGROUND_LINGER_MS, GroupCommit, isConcurrencyFailure, isIntegrityViolation, perHandle } from './group-commit.ts';
-import { endLiveHolds, issueTickets, transition, type PaymentRecord, type RefundRow } from './lifecycle.repository.ts';
+import { endLiveHolds, issueTickets, paymentStatusRank, transition, type PaymentRecord, type RefundRow } from './lifecycle.repository.ts';
 import { appendOrderEvent, findOrderLines, lockOrder } from './orders.repository.ts';
 
 /** Jobs per batch at most: bounds a statement's parameters and one transaction's locks. */
@@ -40,7 +40,7 @@ export interface RecordedPayment {
 
 /**
  * Records what PortOne says of each payment (insert or update; a reading older than the stored one
- * never wins, as in `lifecycle.upsertPayment`) when its order exists in its event, and reads each
+ * never wins, less cancelled or of an earlier status, as in `lifecycle.upsertPayment`) when its order exists in its event, and reads each
  * payment's order and decided refund, in one statement.
  */
 export async function recordPayments(db: Db, payments: readonly PaymentRecord[]): Promise<RecordedPayment[]> {
@@ -59,7 +59,7 @@ export async function recordPayments(db: Db, payments: readonly PaymentRecord[])
       on conflict (imp_uid) do update set
         amount = excluded.amount, cancel_amount = excluded.cancel_amount, status = excluded.status,
         fail_reason = excluded.fail_reason, paid_at = excluded.paid_at, updated_at = now()
-      where p.cancel_amount <= excluded.cancel_amount and (p.status <> 'cancelled' or excluded.status = 'cancelled')
+      where p.cancel_amount <= excluded.cancel_amount and ${paymentStatusRank('excluded.status')} >= ${paymentStatusRank('p.status')}
     )
     select i.k, r.status as refund_status, r.reason as refund_reason, r.amount as refund_amount,
       o.merchant_uid, o.event_id, o.status, o.amount, o.currency, o.paid_imp_uid, o.hold_expires_at

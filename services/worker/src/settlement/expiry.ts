@@ -16,6 +16,7 @@ import { withOrderLock } from './lock.ts';
 import { recordPayment } from './payment.ts';
 import { applyPaymentLocked } from './apply.ts';
 import { watchPayment } from './watch.ts';
+import { REFUND_CAUSE, type RefundReason } from './refund.ts';
 import type { ExpiryOutcome } from './outcomes.ts';
 
 export function expireHold(ctx: WorkerContext, eventId: string, merchantUid: string, seq: number | null): Promise<ExpiryOutcome> {
@@ -62,6 +63,16 @@ async function expireHoldLocked(ctx: WorkerContext, eventId: string, merchantUid
       // no payment comes; the order follows Redis out of `held` instead of staying held for good.
       else if (state.status === 'pending' && (await ordersRepo.findOrder(trx, merchantUid))?.status === 'held') {
         await lifecycle.transition(trx, merchantUid, 'hold_reconciled', reason);
+      }
+      // Refunded in Redis: a refund closed the order there (refundAndClose closes Redis only after the
+      // money went back, its refund decided in the record first) and its record step was lost (Postgres
+      // restarting, the worker dying) with its job (the queues lost: the queue guard leaves held orders
+      // to this expiry). Ending the hold alone left the order held for good, its money refunded (attack
+      // round 28A). The order follows the refund the record has decided for it; the transition refuses
+      // an order that has moved on (already refunded: a hold recorded after the refund's own step).
+      else if (state.status === 'refunded') {
+        const cause = (await lifecycle.refundsOfOrder(trx, merchantUid)).map((r) => REFUND_CAUSE[r.reason as RefundReason] ?? null).find((c) => c !== null);
+        if (cause) await lifecycle.transition(trx, merchantUid, cause, reason);
       }
     });
     return 'ended';

@@ -132,13 +132,24 @@ export async function finishDecidedRefund(ctx: WorkerContext, eventId: string, p
  * The paying payment of a ticketed order was cancelled in part at PortOne (from the console, or by the
  * PG): the order no longer has its money. dropgate sells an order whole and cannot tell which of its
  * tickets the cancel was for, so the rest of the money goes back and every ticket is voided (the seats
- * back on sale, the order `refunded`): money and tickets match again. Idempotent: a retry after the
- * refund (PortOne then says cancelled) lands here through the decided refund and voids.
+ * back on sale, the order `refunded`): money and tickets match again.
+ *
+ * The refund is decided (claimed) first, then the tickets voided, then the rest cancelled at PortOne:
+ * the void needs nothing of PortOne, and the cancel may be refused for minutes or for good. Refunded
+ * before the void, the order stayed paid with every ticket valid and its places sold, its money partly
+ * back, for as long as PortOne refused the cancel (attack round 28A). The claim comes before the void
+ * so that a job lost between the two still leaves a decided refund for retryRefunds to finish.
+ * Idempotent: a retry (the cancel refused, or PortOne then saying cancelled) lands here through the
+ * decided refund, finds the tickets voided and tries the cancel again.
  */
 export async function refundPartlyCancelled(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<void> {
-  await refund(ctx, eventId, payment, 'partially_cancelled');
+  const refundable = payment.amount - payment.cancel_amount;
+  if (refundable > 0) {
+    await lifecycle.claimRefund(ctx.db, { impUid: payment.imp_uid, merchantUid: payment.merchant_uid, eventId, amount: refundable, reason: 'partially_cancelled' });
+  }
   await voidPaidOrder(ctx, eventId, payment.merchant_uid, payment.imp_uid,
     `payment partially cancelled at PortOne (${payment.cancel_amount} of ${payment.amount}): the rest refunded, the tickets voided`);
+  await refund(ctx, eventId, payment, 'partially_cancelled');
 }
 
 /**
