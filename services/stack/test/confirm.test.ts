@@ -65,7 +65,10 @@ describe('POST /portone/v1/confirm', () => {
     // A refusal is remembered too: the same imp_uid keeps its SOLD_OUT even once the seat is free.
     const rival = await order(id, { buyer_id: 'b2', seats: ['A-1-1'] });
     const rivalImp = impUid();
-    expect((await confirm(rivalImp, rival.merchant_uid, rival.amount)).body.code).toBe('SOLD_OUT');
+    const refused = await confirm(rivalImp, rival.merchant_uid, rival.amount);
+    // The answer PortOne shows the buyer: JSON, the reason in Korean (sent as encoded once, see portone.routes.ts).
+    expect(refused.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(refused.body).toEqual({ code: 'SOLD_OUT', reason: REFUSAL_REASONS.SOLD_OUT, message: REFUSAL_REASONS.SOLD_OUT });
     await stack.store.releaseHold(id, o.merchant_uid, { status: 'released', nowMs: Date.now(), onlyIfOverdue: false });
     const replay = await confirm(rivalImp, rival.merchant_uid, rival.amount);
     expect(replay.status).toBe(409);
