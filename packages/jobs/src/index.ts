@@ -42,9 +42,10 @@ export interface PaymentOutcomeJob {
    * verify: a confirm approved this payment on hold `seq`, check it with PortOne at once; ledger:
    * PortOne lists this payment paid and the record does not have it (no webhook told us, or it was lost);
    * refund: a refund decided for this payment and not done: ask PortOne about it again, through its own
-   * API, and finish it. Webhook, ledger and refund jobs are settled alike.
+   * API, and finish it. Webhook, ledger and refund jobs are settled alike. unchecked: a V1 confirm on the
+   * order was refused PAYMENT_UNCHECKED: verify the payments of the order's last hold now (impUid '').
    */
-  source: 'webhook' | 'reconcile' | 'watch' | 'verify' | 'ledger' | 'refund';
+  source: 'webhook' | 'reconcile' | 'watch' | 'verify' | 'ledger' | 'refund' | 'unchecked';
   /**
    * For 'watch': which of the late-payment checks this is (1..5). For 'verify': how many times the
    * relay already asked PortOne before it queued the job (0 or 1).
@@ -79,6 +80,8 @@ export const jobIds = {
   orderOutcome: (merchantUid: string, generation: number) => `rec-${merchantUid}-w${generation}`,
   verifyPayment: (merchantUid: string, seq: number, impUid: string) => `verify-${merchantUid}-${seq}-${impUid}`,
   expireHold: (merchantUid: string) => `exp-${merchantUid}`,
+  /** The look a confirm refused PAYMENT_UNCHECKED asks for (one at a time per order: removed when done). */
+  checkUnchecked: (merchantUid: string) => `unchecked-${merchantUid}`,
   rebuild: (eventId: string, epoch: string) => `rebuild-${eventId}-${epoch}`,
   watchPayment: (merchantUid: string, impUid: string, check: number) => `watch-${merchantUid}-${impUid}-${check}`,
   recheckPayment: (merchantUid: string, impUid: string) => `recheck-${merchantUid}-${impUid}`,

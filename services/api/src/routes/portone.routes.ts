@@ -165,6 +165,20 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
     },
   };
 
+  /**
+   * A confirm refused PAYMENT_UNCHECKED has the worker verify the payments of the order's last hold now
+   * (checkUnchecked), so the buyer's next try is decided on PortOne's word, not when a verification
+   * backed off through an outage next asks (attack round 28C). One job per order at a time (its id
+   * is free again once it ran, and it runs once): while PortOne stays down, made-up confirms cost it at
+   * most one lookup per order at a time. Not awaited: the answer does not wait for the queue.
+   */
+  const askUnchecked = (eventId: string, merchantUid: string): void => {
+    const job: PaymentOutcomeJob = { eventId, merchantUid, impUid: '', hint: null, source: 'unchecked', receivedAt: Date.now() };
+    queues.payments
+      .add('unchecked', job, { jobId: jobIds.checkUnchecked(merchantUid), attempts: 1, removeOnComplete: true, removeOnFail: true })
+      .catch(() => undefined);
+  };
+
   app.post(
     '/portone/v1/confirm',
     {
@@ -212,6 +226,7 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
           request.confirmOutcome = 'APPROVED';
           return reply.status(200).send({ approved: true, hold_expires_at: new Date(decision.expiresAt).toISOString() });
         }
+        if (decision.code === 'PAYMENT_UNCHECKED' && decision.eventId !== null) askUnchecked(decision.eventId, merchant_uid);
         return refuse(request, reply, decision.code);
       } finally {
         gate.inFlight--;

@@ -12,11 +12,12 @@ import { WEBHOOK_ACTED } from '@dropgate/redis';
 import type { WorkerContext } from '../context.ts';
 import { configuredApis } from './ledger.processor.ts';
 import {
-  applyPaymentLocked, fetchPaymentShared, lookupFailure, recheckUnknownPayment, verifyPayment, watchPayment, withOrderLock, type PaymentJobOutcome,
+  applyPaymentLocked, checkUnchecked, fetchPaymentShared, lookupFailure, recheckUnknownPayment, verifyPayment, watchPayment, withOrderLock, type PaymentJobOutcome,
 } from '../settlement/index.ts';
 
 export async function paymentOutcome(ctx: WorkerContext, job: PaymentOutcomeJob, attemptsMade = 0): Promise<PaymentJobOutcome> {
   if (job.source === 'verify') return verifyPayment(ctx, job.eventId, job.merchantUid, job.impUid, attemptsMade + (job.check ?? 0));
+  if (job.source === 'unchecked') return checkUnchecked(ctx, job.eventId, job.merchantUid);
   return withOrderLock(ctx, job.eventId, job.merchantUid, () => outcomeLocked(ctx, job));
 }
 

@@ -9,7 +9,7 @@ export { withOrderLock } from './lock.ts';
 export { fetchPaymentShared, lookupFailure, recordPayment, keptAmount } from './payment.ts';
 export { applyPaymentLocked } from './apply.ts';
 export { endDisplacedHold, endLostHold, expireHold } from './expiry.ts';
-export { verifyPayment } from './verify.ts';
+export { checkUnchecked, verifyPayment } from './verify.ts';
 export { recheckUnknownPayment, watchPayment, WATCH_CHECKS } from './watch.ts';
 export { refund, type RefundReason } from './refund.ts';
 export type * from './outcomes.ts';

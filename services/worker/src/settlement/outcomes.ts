@@ -10,5 +10,5 @@ export type ExpiryOutcome =
 export type VerifyOutcome = 'verified' | `settled:${SettleOutcome}` | 'unverified-released' | 'unverified-dropped' | 'order-missing';
 
 export type PaymentJobOutcome =
-  | SettleOutcome | VerifyOutcome | 'no-payment' | 'watching' | 'still-unpaid' | 'still-failed' | 'not-ours' | 'unknown-payment'
+  | SettleOutcome | VerifyOutcome | 'checked' | 'no-payment' | 'watching' | 'still-unpaid' | 'still-failed' | 'not-ours' | 'unknown-payment'
   | `ended-${string}`;

@@ -64,6 +64,29 @@ export function verifyPayment(
 }
 
 /**
+ * A V1 confirm on the order was refused PAYMENT_UNCHECKED (the API queues this at once, one at a time
+ * per order): the payment that took the order's last hold is verified now, as its own verification
+ * would (a made-up one is taken off a hold it still rides on), and the order is marked checked once
+ * PortOne answered. That verification retries with exponential backoff, and after an outage that
+ * outlasted the hold's expiry it was the only job left to clear the mark: the order's buyer was refused
+ * with PortOne up for about as long again as the outage lasted, and for good when it had failed for good
+ * (PortOne refusing our credentials for a while; attack round 28C). One try: PortOne still down, the
+ * buyer's next confirm asks again. The taker is not asked about twice when PortOne does not know it
+ * (replication lag, which verify's second ask covers): it took the hold half the hold's TTL or more
+ * before a confirm could be refused for it. Riders are left to their own verifications: one may have
+ * come a moment ago, and PortOne may not show it yet.
+ */
+export async function checkUnchecked(ctx: WorkerContext, eventId: string, merchantUid: string): Promise<VerifyOutcome | 'checked'> {
+  const state = await ctx.store.orderState(eventId, merchantUid);
+  if (state === null) return 'order-missing';
+  const outcome = state.impUid === null ? 'checked' : await verifyPayment(ctx, eventId, merchantUid, state.impUid, UNKNOWN_PAYMENT_ATTEMPTS - 1);
+  // PortOne answered for the hold's taker (a V2 one, signed, takes no mark of its own), or no payment
+  // holds anything: nothing is left that the mark waits for.
+  await ctx.store.markChecked(eventId, merchantUid);
+  return outcome;
+}
+
+/**
  * V2 shows a payment's current attempt only, so an attempt the buyer replaced by a newer one (a
  * declined card paid again on the same order) is not found: PortOne knows the payment, and its current
  * attempt is what says how the order stands. That attempt is acted on first (paid: committed from the
