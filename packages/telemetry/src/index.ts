@@ -114,6 +114,11 @@ export function createWorkerMetrics(registry: Registry) {
     holdToPaid: new Histogram({ name: 'dropgate_hold_to_paid_seconds', help: 'Time from the hold to the payment recorded paid', buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600], registers: [registry] }),
     paidToTicketed: new Histogram({ name: 'dropgate_paid_to_ticketed_seconds', help: 'Time from PortOne reporting paid to tickets issued', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers: [registry] }),
     unverifiedPayments: new Counter({ name: 'dropgate_payments_unverified_total', help: 'Payments a confirm approved that PortOne did not vouch for (unknown, another order, another amount), taken off their hold', registers: [registry] }),
+    orderLocksLost: new Counter({
+      name: 'dropgate_order_locks_lost_total',
+      help: "Order settlement locks found taken by another holder while their holder still worked (a stalled worker, a Redis failover): that order's outcomes may have been decided side by side",
+      registers: [registry],
+    }),
     refunds: new Counter({ name: 'dropgate_refunds_total', help: 'Refunds requested through PortOne, by reason', labelNames: ['reason'], registers: [registry] }),
     oversellsPrevented: new Counter({ name: 'dropgate_oversells_prevented_total', help: 'Ticket inserts Postgres refused by its oversell constraints', labelNames: ['event'], registers: [registry] }),
     queueJobs: new Gauge({ name: 'dropgate_queue_jobs', help: 'Jobs per queue and state, read when scraped', labelNames: ['queue', 'state'], registers: [registry] }),

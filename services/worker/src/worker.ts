@@ -28,6 +28,7 @@ import { expireHold } from './settlement/index.ts';
 export { INLINE_BUDGET_MS } from './processors/relay.ts';
 /** The BullMQ priority of the lookups a lost queue or event requeues (behind live jobs). */
 export { RECOVERY_PRIORITY } from './processors/maintenance.processor.ts';
+export { withOrderLock } from './settlement/lock.ts';
 
 export interface WorkerOptions {
   /** Queue key prefix (tests use their own). */

@@ -22,7 +22,17 @@ export async function withOrderLock<T>(ctx: WorkerContext, eventId: string, merc
     token = await acquireLock(ctx.redis, key, leaseMs);
   }
   const held = token;
-  const renew = setInterval(() => void extendLock(ctx.redis, key, held, leaseMs).catch(() => undefined), Math.max(100, Math.floor(leaseMs / 3)));
+  // A renewal that finds the lock gone or another holder's means this holder stalled past its lease (a
+  // paused process, a Redis failover that lost the key) and another job may be settling the order beside
+  // it: the writes are idempotent and a payment's record only moves forward, but it is counted and
+  // logged, once, for the operator (attack round 28A). Redis unreachable is not a loss.
+  let lost = false;
+  const renew = setInterval(() => void extendLock(ctx.redis, key, held, leaseMs).then((ours) => {
+    if (ours || lost) return;
+    lost = true;
+    ctx.metrics.orderLocksLost.inc();
+    ctx.log.warn({ eventId, merchantUid }, 'the order\'s settlement lock was lost while settling it: another job may have settled it at the same time');
+  }).catch(() => undefined), Math.max(100, Math.floor(leaseMs / 3)));
   try {
     return await fn();
   } finally {
