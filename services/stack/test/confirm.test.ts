@@ -66,7 +66,7 @@ describe('POST /portone/v1/confirm', () => {
     const rival = await order(id, { buyer_id: 'b2', seats: ['A-1-1'] });
     const rivalImp = impUid();
     const refused = await confirm(rivalImp, rival.merchant_uid, rival.amount);
-    // The answer PortOne shows the buyer: JSON, the reason in Korean (sent as encoded once, see portone.routes.ts).
+    // The answer PortOne shows the buyer: JSON, the reason in Korean.
     expect(refused.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(refused.body).toEqual({ code: 'SOLD_OUT', reason: REFUSAL_REASONS.SOLD_OUT, message: REFUSAL_REASONS.SOLD_OUT });
     await stack.store.releaseHold(id, o.merchant_uid, { status: 'released', nowMs: Date.now(), onlyIfOverdue: false });

@@ -9,7 +9,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
-import { DomainError, REFUSAL_REASONS, RefusalCodes, eventIdOf, sameSecret, type ConfirmOutcome, type RefusalCode } from '@dropgate/domain';
+import { DomainError, REFUSAL_REASONS, eventIdOf, sameSecret, type ConfirmOutcome } from '@dropgate/domain';
 import { jobIds, type PaymentOutcomeJob } from '@dropgate/jobs';
 import { WEBHOOK_ACTED, type WebhookGeneration } from '@dropgate/redis';
 import { ConfirmApproved, ConfirmBody, ConfirmRefused, ErrorBody, WebhookAccepted, WebhookBody } from '../schemas.ts';
@@ -59,17 +59,6 @@ function ipAllowed(ip: string, allowed: readonly string[]): boolean {
 /** Webhook statuses PortOne V1 sends (the schema refuses others); `other` keeps metric labels a closed set. */
 const WEBHOOK_STATUS_LABELS: ReadonlySet<string> = new Set(['ready', 'paid', 'failed', 'cancelled']);
 
-/**
- * Each refusal's answer with its own reason as the message (ConfirmRefused), serialized and encoded
- * once: a sold-out race answers almost every confirm with one of these, and its Korean reason, written
- * twice, was serialized and encoded to UTF-8 for each (the answer's string write was a fifth of the
- * API's busy time in the race's CPU profile). A Buffer is sent as it is.
- */
-const REFUSAL_BODIES: Readonly<Record<RefusalCode, Buffer>> = Object.freeze(Object.fromEntries(
-  RefusalCodes.map((code) => [code, Buffer.from(JSON.stringify({ code, reason: REFUSAL_REASONS[code], message: REFUSAL_REASONS[code] }))]),
-) as Record<RefusalCode, Buffer>);
-const JSON_TYPE = 'application/json; charset=utf-8';
-
 /** Job states in which a queued outcome has not started yet: a new webhook for it is a duplicate. */
 const NOT_STARTED: ReadonlySet<string> = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 
@@ -102,8 +91,7 @@ export const portoneRoutes: FastifyPluginAsyncTypebox<PortOneRoutesOptions> = as
 
   const refuse = (request: FastifyRequest, reply: FastifyReply, code: Exclude<ConfirmOutcome, 'APPROVED'>, message?: string) => {
     request.confirmOutcome = code;
-    if (message === undefined) return reply.status(REFUSAL_STATUS[code]).type(JSON_TYPE).send(REFUSAL_BODIES[code]);
-    return reply.status(REFUSAL_STATUS[code]).send({ code, reason: REFUSAL_REASONS[code], message });
+    return reply.status(REFUSAL_STATUS[code]).send({ code, reason: REFUSAL_REASONS[code], message: message ?? REFUSAL_REASONS[code] });
   };
 
   app.addHook('onResponse', async (request, reply) => {
