@@ -28,6 +28,7 @@ export const ScriptError = Object.freeze({
   OrderLimit: -20,
   Withdrawn: -21,
   Unchecked: -22,
+  NotWaiting: -23,
 } as const);
 
 const E = ScriptError;
@@ -75,10 +76,10 @@ export const CLAIM_CODES: Readonly<Record<number, ClaimOrderResult>> = { 1: 'cla
 
 export type ReserveResult =
   | { result: 'reserved'; expiresAt: number }
-  | { result: 'exists' | 'not_loaded' | 'not_ready' | 'withdrawn' | 'SALE_NOT_OPEN' | 'SALE_CLOSED' | 'BUYER_LIMIT' | 'SOLD_OUT' };
+  | { result: 'exists' | 'not_loaded' | 'not_ready' | 'withdrawn' | 'not_waiting' | 'SALE_NOT_OPEN' | 'SALE_CLOSED' | 'BUYER_LIMIT' | 'SOLD_OUT' };
 export const RESERVE_CODES: Readonly<Record<number, Exclude<ReserveResult['result'], 'reserved'>>> = {
   0: 'exists', [E.EventNotLoaded]: 'not_loaded', [E.NotReady]: 'not_ready', [E.SaleNotOpen]: 'SALE_NOT_OPEN',
-  [E.SaleClosed]: 'SALE_CLOSED', [E.BuyerLimit]: 'BUYER_LIMIT', [E.SoldOut]: 'SOLD_OUT', [E.Withdrawn]: 'withdrawn',
+  [E.SaleClosed]: 'SALE_CLOSED', [E.BuyerLimit]: 'BUYER_LIMIT', [E.SoldOut]: 'SOLD_OUT', [E.Withdrawn]: 'withdrawn', [E.NotWaiting]: 'not_waiting',
 };
 export type ExtendResult =
   | { result: 'extended'; expiresAt: number; extensionsLeft: number }

@@ -213,12 +213,16 @@ export class HoldScripts {
     return (await this.redis.withdrawOrphans(k.meta, k.order(''), ...merchantUids)) as string[];
   }
 
-  /** hold_at "order": makes the order visible and reserves its places for `ttlMs`, or nothing. */
-  async reserveOrder(eventId: string, o: NewRedisOrder, nowMs: number, ttlMs: number): Promise<ReserveResult> {
+  /**
+   * hold_at "order": makes the order visible and reserves its places for `ttlMs`, or nothing. With
+   * `offer` (a waiting-list offer: the buyer's entry as offered, see offeredEntry), only while the
+   * buyer's entry still waits, and the entry is marked offered in the same step ('not_waiting' else).
+   */
+  async reserveOrder(eventId: string, o: NewRedisOrder, nowMs: number, ttlMs: number, offer = ''): Promise<ReserveResult> {
     const k = eventKeys(eventId);
     const [code, exp] = (await this.redis.reserveOrder(
-      k.meta, k.order(o.merchantUid), k.seats, k.counts, k.buyers, k.holds, k.handoff,
-      o.merchantUid, o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), nowMs, ttlMs, o.api === 'v2' ? 'v2' : '',
+      k.meta, k.order(o.merchantUid), k.seats, k.counts, k.buyers, k.holds, k.handoff, k.waitlist, k.waitlistEntries, k.waitlistOffers,
+      o.merchantUid, o.amount, o.buyerId, o.seats.join(','), itemsCsv(o.items), nowMs, ttlMs, o.api === 'v2' ? 'v2' : '', offer,
     )) as [number, number];
     if (code === 1) return { result: 'reserved', expiresAt: exp };
     return { result: mapCode(RESERVE_CODES, code, 'reserveOrder') };

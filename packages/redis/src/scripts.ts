@@ -1,5 +1,5 @@
 /**
- * Loads the Lua scripts in `lua/` (`<name>-<numKeys>.lua`, e.g. `reserveOrder-7.lua`; Redis knows a script
+ * Loads the Lua scripts in `lua/` (`<name>-<numKeys>.lua`, e.g. `reserveOrder-10.lua`; Redis knows a script
  * by the SHA-1 of its text, so two versions of one never mix), inlines `--- @include "x"` pieces, and
  * registers them on an ioredis client with `defineCommand`, which runs them by EVALSHA (falling back
  * to EVAL once if the server has not seen them, e.g. after a restart).
@@ -34,7 +34,7 @@ export const SCRIPTS: readonly ScriptSource[] = readdirSync(LUA_DIR)
     return { name: match[1]!, numberOfKeys: Number(match[2]), lua: inline(readFileSync(join(LUA_DIR, file), 'utf8'), new Set()) };
   });
 
-export type ScriptName = 'placeHold' | 'reserveOrder' | 'extendReservation' | 'joinQueue' | 'pollQueue' | 'useAdmission' | 'joinWaitlist' | 'scanWaitlist' | 'undoHold' | 'releaseAttempt' | 'releaseHold' | 'settlePaid' | 'voidSale' | 'createOrder' | 'dropPayment' | 'noteWebhook' | 'seatPage' | 'releaseLock' | 'extendLock' | 'finishLoad' | 'checkStamp' | 'claimOrder' | 'unclaimOrder' | 'withdrawOrphans' | 'markChecked';
+export type ScriptName = 'placeHold' | 'reserveOrder' | 'extendReservation' | 'joinQueue' | 'pollQueue' | 'useAdmission' | 'joinWaitlist' | 'scanWaitlist' | 'dropWaitlist' | 'undoHold' | 'releaseAttempt' | 'releaseHold' | 'settlePaid' | 'voidSale' | 'createOrder' | 'dropPayment' | 'noteWebhook' | 'seatPage' | 'releaseLock' | 'extendLock' | 'finishLoad' | 'checkStamp' | 'claimOrder' | 'unclaimOrder' | 'withdrawOrphans' | 'markChecked';
 
 /** A Redis client (single or cluster) with our scripts as commands. */
 export type ScriptedRedis = RedisClient & {

@@ -1,7 +1,10 @@
 /**
  * The waiting list of an event in Redis (issue 11): a sorted set of waiting buyers in arrival order,
  * one JSON entry per buyer, and the open offers by expiry, all under the event's hash tag. Offers are
- * made by one process at a time (the list's lock); see the API's waitlist service. Each advance step
+ * made by one process at a time (the list's lock); see the API's waitlist service. An offer's
+ * reservation marks its entry offered in the same script, and only while it still waits
+ * (reserveOrder-10.lua), so a step that runs past the lock beside the next one never gives one entry
+ * two offers. Each advance step
  * looks along the line in bounded stretches (scanWaitlist-5.lua), and the list keeps a bounded number
  * of entries (joinWaitlist-3.lua). Postgres keeps every entry too (the API writes it when the buyer joins),
  * and a rebuild puts the list back from there ({@link WaitlistStore.restore}).
@@ -29,6 +32,14 @@ interface StoredEntry { s: string[]; i: PoolItem[]; st: WaitlistEntry['state']; 
 /** An entry as the list keeps it (JSON): what its buyer asked for, its state, and its offer's order and token. */
 function storedEntry(seats: readonly string[], items: readonly PoolItem[], st: WaitlistEntry['state'], offer: { m?: string; t?: string } = {}): string {
   return JSON.stringify({ s: [...seats], i: items.map((x) => ({ pool: x.pool, quantity: x.quantity })), st, ...offer } satisfies StoredEntry);
+}
+
+/**
+ * A waiting-list entry as offered, naming its order and the order's token: what reserveOrder stores
+ * for the buyer when it reserves the offer's places.
+ */
+export function offeredEntry(seats: readonly string[], items: readonly PoolItem[], merchantUid: string, orderToken: string): string {
+  return storedEntry(seats, items, 'offered', { m: merchantUid, t: orderToken });
 }
 
 function parse(buyerId: string, raw: string, rank: number | null): WaitlistEntry {
@@ -141,13 +152,6 @@ export class WaitlistStore {
     return this.redis.zrangebyscore(eventKeys(eventId).waitlistOffers, '-inf', nowMs, 'LIMIT', 0, 200);
   }
 
-  /** The buyer leaves the line with an offer: an order reserved for them until `expiresAt`. */
-  async markOffered(eventId: string, e: WaitlistEntry, merchantUid: string, orderToken: string, expiresAt: number): Promise<void> {
-    const k = eventKeys(eventId);
-    const stored = storedEntry(e.seats, e.items, 'offered', { m: merchantUid, t: orderToken });
-    await this.redis.multi().zrem(k.waitlist, e.buyerId).hset(k.waitlistEntries, e.buyerId, stored).zadd(k.waitlistOffers, expiresAt, e.buyerId).exec();
-  }
-
   /** An open offer is still live (its reservation was extended by a payment): look again at `expiresAt`. */
   async recheckOffer(eventId: string, buyerId: string, expiresAt: number): Promise<void> {
     await this.redis.zadd(eventKeys(eventId).waitlistOffers, expiresAt, buyerId);
@@ -168,10 +172,13 @@ export class WaitlistStore {
     await m.exec();
   }
 
-  /** A waiting buyer who can never be served (e.g. over the buyer limit) leaves the line as expired. */
-  async drop(eventId: string, e: WaitlistEntry): Promise<void> {
+  /**
+   * A waiting buyer who can never be served (e.g. over the buyer limit) leaves the line as expired;
+   * an entry no longer waiting (offered meanwhile by another step) is left as it is. @returns true when dropped.
+   */
+  async drop(eventId: string, e: WaitlistEntry): Promise<boolean> {
     const k = eventKeys(eventId);
-    await this.redis.multi().zrem(k.waitlist, e.buyerId).hset(k.waitlistEntries, e.buyerId, storedEntry(e.seats, e.items, 'expired')).exec();
+    return Number(await this.redis.dropWaitlist(k.waitlist, k.waitlistEntries, e.buyerId, storedEntry(e.seats, e.items, 'expired'))) === 1;
   }
 
   /** Runs `fn` holding the list's lock; null (and nothing run) when another process holds it. */

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { PoolItem } from '@dropgate/domain';
-import { eventKeys, type HoldStore } from '@dropgate/redis';
+import { eventKeys, offeredEntry, type HoldStore } from '@dropgate/redis';
 import { eventId } from '@dropgate/testkit';
 import { holdStoreFixture } from './support/store.ts';
 
@@ -117,5 +117,30 @@ describe('waiting list scan', () => {
     expect(await store.waitlists.entry(id, 'o2')).toMatchObject({ state: 'offered', merchantUid: `${id}.m2`, orderToken: 'tok', rank: null });
     expect(await store.waitlists.dueOffers(id, 0)).toEqual(['o2']);
     expect(await join(id, 'w4', ['s3'])).toEqual({ joined: true, rank: 2, seq: 4 });
+  });
+
+  it('makes an offer only for an entry still waiting, marking it offered in the same step; drops only a waiting entry', async () => {
+    const id = await load();
+    await join(id, 'x', [], [{ pool: 'p', quantity: 1 }]);
+    await join(id, 'y', [], [{ pool: 'p', quantity: 1 }]);
+    const offer = (uid: string) => store.reserveOrder(
+      id, { merchantUid: `${id}.${uid}`, amount: 1, buyerId: 'x', seats: [], items: [{ pool: 'p', quantity: 1 }], tickets: 1 }, T0, 60_000,
+      offeredEntry([], [{ pool: 'p', quantity: 1 }], `${id}.${uid}`, `tok-${uid}`),
+    );
+    // Two steps picked x (one ran past the list's lock): the first reservation is x's offer.
+    expect(await offer('o1')).toEqual({ result: 'reserved', expiresAt: T0 + 60_000 });
+    expect(await store.waitlists.entry(id, 'x')).toMatchObject({ state: 'offered', merchantUid: `${id}.o1`, orderToken: 'tok-o1', rank: null });
+    expect(await store.waitlists.dueOffers(id, T0 + 60_000)).toEqual(['x']);
+    // The second is refused, and nothing of it is written: one place held, the offer unchanged.
+    expect(await offer('o2')).toEqual({ result: 'not_waiting' });
+    expect(await store.orderState(id, `${id}.o2`)).toBeNull();
+    expect(await redis.hget(eventKeys(id).counts, 'p:p:held')).toBe('1');
+    expect(await store.waitlists.entry(id, 'x')).toMatchObject({ state: 'offered', merchantUid: `${id}.o1` });
+    // A step that finds x over the buyer limit (its own offer counted) leaves the offer alone; a waiting entry goes.
+    const x = (await store.waitlists.entry(id, 'x'))!;
+    expect(await store.waitlists.drop(id, { ...x, state: 'waiting' })).toBe(false);
+    expect(await store.waitlists.entry(id, 'x')).toMatchObject({ state: 'offered', merchantUid: `${id}.o1` });
+    expect(await store.waitlists.drop(id, (await store.waitlists.entry(id, 'y'))!)).toBe(true);
+    expect(await store.waitlists.entry(id, 'y')).toMatchObject({ state: 'expired', rank: null });
   });
 });

@@ -49,6 +49,18 @@ beforeAll(async () => {
     startStack({ label: 'relay_verify', portoneUrl: sim.url }),
     startStack({ label: 'relay_refused', portoneUrl: `http://127.0.0.1:${(refuser.address() as AddressInfo).port}` }),
   ]);
+  // Each worker stamps its stack's fresh job queues at its first queue-guard pass, about a second after
+  // it starts. A pass that comes only after a test made its orders (the file's four stacks starting
+  // beside three other test files) takes the missing stamp for lost queues and reconciles every order
+  // not held with PortOne: a job on each order's settlement lock, asking a PortOne that is unreachable
+  // here, retried. The recording of the hold then waits for that lock, and one that waits past
+  // ORDER_LOCK_WAIT_MS becomes a `holds` job (found in CI: "records an approved hold without a holds
+  // job" found one, done 7.6 s after the hold). The tests below take the order's lock themselves where
+  // they mean to: nothing else may, so they start once every stack's queues are stamped.
+  await Promise.all([stack, limited, verifying, refusing].map((s) => waitFor(
+    async () => (await s.store.keyStampState(`${s.api.deps.queues.payments.opts.prefix}:stamp`)) === 'whole',
+    20_000, `the job queues of ${s.prefix} stamped by the queue guard`,
+  )));
 });
 afterAll(async () => {
   await Promise.all([stack?.close(), limited?.close(), verifying?.close(), refusing?.close()]);

@@ -28,7 +28,7 @@
  */
 import { DomainError, MAX_RESERVATION_EXTENSIONS, PAYMENT_AMOUNT_MAX, newMerchantUid, offerOrderToken, ticketCount, type PoolItem } from '@dropgate/domain';
 import { isBuyerOrderLimitViolation, orders as ordersRepo, type Db } from '@dropgate/db';
-import type { HoldStore, NewRedisOrder, ReserveResult } from '@dropgate/redis';
+import { offeredEntry, type HoldStore, type NewRedisOrder, type ReserveResult } from '@dropgate/redis';
 import type { EventDef } from './catalog.ts';
 import { newOrderToken, orderTokenHash } from './secrets.ts';
 import { checkAdmission } from './queue.service.ts';
@@ -228,7 +228,9 @@ async function write(
   });
   if (event.holdAt === 'order') {
     const ttlSeconds = opts.offerTtlSeconds ?? event.reservationTtlSeconds ?? 0;
-    return reserve(db, store, event, { merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets, api }, orderToken.token, now, ttlSeconds, opts.offerTtlSeconds === undefined);
+    // A waiting-list offer is made only while the buyer's entry waits, and marks it offered (see reserve).
+    const offer = opts.offerTtlSeconds !== undefined ? offeredEntry(seatIds, items, merchantUid, orderToken.token) : '';
+    return reserve(db, store, event, { merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets, api }, orderToken.token, now, ttlSeconds, opts.offerTtlSeconds === undefined, offer);
   }
   let visible: Awaited<ReturnType<HoldStore['createOrder']>>;
   try {
@@ -265,11 +267,11 @@ const RESERVE_REFUSALS = {
 
 /** `admitted`: a buyer's own order (not an offer), which used an admission. */
 async function reserve(
-  db: Db, store: HoldStore, event: EventDef, order: NewRedisOrder, token: string, now: Date, ttlSeconds: number, admitted: boolean,
+  db: Db, store: HoldStore, event: EventDef, order: NewRedisOrder, token: string, now: Date, ttlSeconds: number, admitted: boolean, offer: string,
 ): Promise<CreatedOrder> {
   let r: ReserveResult;
   try {
-    r = await store.reserveOrder(event.id, order, now.getTime(), ttlSeconds * 1000);
+    r = await store.reserveOrder(event.id, order, now.getTime(), ttlSeconds * 1000, offer);
   } catch (error) {
     await withdraw(db, event.id, order.merchantUid, 'redis_failed');
     throw error;
@@ -292,6 +294,10 @@ async function reserve(
   if (r.result === 'SOLD_OUT' || r.result === 'SALE_NOT_OPEN' || r.result === 'SALE_CLOSED' || r.result === 'BUYER_LIMIT') {
     throw new DomainError(r.result, RESERVE_REFUSALS[r.result]);
   }
+  // A waiting-list offer for an entry another step offered meanwhile (a step past the list's lock):
+  // that offer stands, and this one is taken back. For the step, as places taken between its look
+  // and its reservation: the entry is left as it is.
+  if (r.result === 'not_waiting') throw new DomainError('SOLD_OUT', 'the waiting-list entry is no longer waiting: another step offered it');
   // 'exists' cannot happen for a fresh merchant_uid; treat it, a missing or a reloading state alike.
   throw new DomainError('NOT_READY', 'the event is being loaded; try again shortly');
 }

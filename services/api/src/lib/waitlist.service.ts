@@ -20,7 +20,10 @@
  *
  * Offers are made lazily, like the waiting room's admissions: every poll of the list runs one advance
  * step under the list's lock (one process at a time, any number of API processes), so no timer is
- * needed. Returned places are not kept from the waiting room's admitted buyers: whoever orders first
+ * needed. The lock lasts 10 s; a step stalled past it (a slow Postgres, a pause) can go on beside the
+ * next one, both having picked the same entries, so an offer's reservation also marks its entry offered
+ * in one Redis script, and only while it still waits (reserveOrder): one offer per entry whatever the
+ * steps do, and a step that comes second takes its order back. Returned places are not kept from the waiting room's admitted buyers: whoever orders first
  * between two steps gets them.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -188,19 +191,21 @@ export async function advanceWaitlist(db: Db, store: HoldStore, event: EventDef,
           ...(e.items.length > 0 ? { items: e.items.map((i) => ({ pool: i.pool, quantity: i.quantity })) } : {}),
         };
         const api = opts.defaultApi ?? 'v1';
+        // Reserved and marked offered in one step (the entry leaves the line), or refused.
         const created = await createOrder(db, store, event, input, new Date(nowMs), { offerTtlSeconds: ttl, defaultApi: api });
-        await store.waitlists.markOffered(event.id, e, created.merchant_uid, created.order_token, Date.parse(created.hold_expires_at!));
         await opts.onOffer?.(created, api);
       } catch (error) {
         if (!(error instanceof DomainError)) throw error;
-        // Taken between the look and the reservation: the entry keeps its place for the next step.
+        // Taken between the look and the reservation: the entry keeps its place for the next step (or
+        // keeps the offer another step made it meanwhile).
         if (error.code === 'SOLD_OUT') continue;
         // Before the opening nothing is offered; a reloading event is tried again at the next step.
         if (error.code === 'SALE_NOT_OPEN' || error.code === 'NOT_READY') break;
         // Over the buyer limit (they bought elsewhere meanwhile), or the sale closed: never servable.
         // Anything else refused for this entry alone (an entry recorded before a check existed, such
         // as one that costs nothing) can never be offered either: it leaves the line instead of
-        // failing every step, and every poll of the list with it, for good.
+        // failing every step, and every poll of the list with it, for good. Only while it still waits:
+        // over the buyer limit can mean offered meanwhile by another step, whose offer stands.
         await store.waitlists.drop(event.id, e);
       }
     }
