@@ -157,7 +157,9 @@ export class HoldScripts {
    * whether the order was waiting for it.
    */
   async markChecked(eventId: string, merchantUid: string): Promise<boolean> {
-    return Number(await this.redis.markChecked(eventKeys(eventId).order(merchantUid))) === 1;
+    // One field off the order's hash: a plain HDEL is as atomic as a script and writes nothing for an
+    // order that does not exist, at about a third of a script call's cost (once per approved confirm).
+    return (await this.redis.hdel(eventKeys(eventId).order(merchantUid), 'uh')) === 1;
   }
 
   /**

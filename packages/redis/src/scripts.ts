@@ -34,7 +34,7 @@ export const SCRIPTS: readonly ScriptSource[] = readdirSync(LUA_DIR)
     return { name: match[1]!, numberOfKeys: Number(match[2]), lua: inline(readFileSync(join(LUA_DIR, file), 'utf8'), new Set()) };
   });
 
-export type ScriptName = 'placeHold' | 'reserveOrder' | 'extendReservation' | 'joinQueue' | 'pollQueue' | 'useAdmission' | 'joinWaitlist' | 'scanWaitlist' | 'dropWaitlist' | 'undoHold' | 'releaseAttempt' | 'releaseHold' | 'settlePaid' | 'voidSale' | 'createOrder' | 'dropPayment' | 'noteWebhook' | 'seatPage' | 'releaseLock' | 'extendLock' | 'finishLoad' | 'checkStamp' | 'claimOrder' | 'unclaimOrder' | 'withdrawOrphans' | 'markChecked';
+export type ScriptName = 'placeHold' | 'reserveOrder' | 'extendReservation' | 'joinQueue' | 'pollQueue' | 'useAdmission' | 'joinWaitlist' | 'scanWaitlist' | 'dropWaitlist' | 'undoHold' | 'releaseAttempt' | 'releaseHold' | 'settlePaid' | 'voidSale' | 'createOrder' | 'dropPayment' | 'noteWebhook' | 'seatPage' | 'releaseLock' | 'extendLock' | 'finishLoad' | 'checkStamp' | 'claimOrder' | 'unclaimOrder' | 'withdrawOrphans';
 
 /** A Redis client (single or cluster) with our scripts as commands. */
 export type ScriptedRedis = RedisClient & {

@@ -32,7 +32,7 @@ async function order(id: string, uid: string, seats: string[], items: { pool: st
 
 describe('Lua scripts', () => {
   it('every script file is named <name>-<numKeys>.lua and declares its keys in a header', () => {
-    expect(SCRIPTS.map((s) => s.name).sort()).toEqual(['checkStamp', 'claimOrder', 'createOrder', 'dropPayment', 'dropWaitlist', 'extendLock', 'extendReservation', 'finishLoad', 'joinQueue', 'joinWaitlist', 'markChecked', 'noteWebhook', 'placeHold', 'pollQueue', 'releaseAttempt', 'releaseHold', 'releaseLock', 'reserveOrder', 'scanWaitlist', 'seatPage', 'settlePaid', 'unclaimOrder', 'undoHold', 'useAdmission', 'voidSale', 'withdrawOrphans']);
+    expect(SCRIPTS.map((s) => s.name).sort()).toEqual(['checkStamp', 'claimOrder', 'createOrder', 'dropPayment', 'dropWaitlist', 'extendLock', 'extendReservation', 'finishLoad', 'joinQueue', 'joinWaitlist', 'noteWebhook', 'placeHold', 'pollQueue', 'releaseAttempt', 'releaseHold', 'releaseLock', 'reserveOrder', 'scanWaitlist', 'seatPage', 'settlePaid', 'unclaimOrder', 'undoHold', 'useAdmission', 'voidSale', 'withdrawOrphans']);
     for (const s of SCRIPTS) {
       for (let k = 1; k <= s.numberOfKeys; k++) expect(s.lua, `${s.name} KEYS[${k}]`).toContain(`KEYS[${k}]`);
       expect(s.lua).not.toContain('--- @include');
