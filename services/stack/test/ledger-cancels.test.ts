@@ -23,15 +23,8 @@ afterAll(async () => {
   await stack?.close();
   await sim?.close();
 });
-const { event, order, detail, orderIs, queuesIdle } = shop(() => stack, { prefix: 'lc', section: 'C' });
+const { event, order, detail, orderIs, queuesIdle, ledgerSweeps: sweeps } = shop(() => stack, { prefix: 'lc', section: 'C' });
 const webhookUrl = () => `${stack.url}/portone/v2/webhook`;
-/** A few sweeps reading PortOne's list up to now, each one's jobs done before the next. */
-async function sweeps() {
-  for (let i = 0; i < 3; i++) {
-    await stack.worker!.sweepLedger({ settleDelayMs: 0 });
-    await queuesIdle();
-  }
-}
 
 describe('a cancel at PortOne whose webhook is lost', () => {
   it('in full: the sweep finds it and voids the tickets', async () => {

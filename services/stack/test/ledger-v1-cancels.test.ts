@@ -27,16 +27,7 @@ afterAll(async () => {
   await sim?.close();
 });
 
-const { confirmUrl, noticeUrl, event, order, detail, orderIs, queuesIdle } = shop(() => stack, { prefix: 'lv', section: 'V' });
-/** A few sweeps reading PortOne's lists up to now, each one's jobs done before the next; what they queued. */
-async function sweeps(): Promise<string[]> {
-  const queued: string[] = [];
-  for (let i = 0; i < 3; i++) {
-    for (const s of await stack.worker!.sweepLedger({ settleDelayMs: 0 })) queued.push(...s.queued);
-    await queuesIdle();
-  }
-  return queued;
-}
+const { confirmUrl, noticeUrl, event, order, detail, orderIs, queuesIdle, ledgerSweeps: sweeps } = shop(() => stack, { prefix: 'lv', section: 'V' });
 /** A V1 order paid with confirm and ticketed; every webhook of its payment is lost. */
 async function ticketed(id: string, buyer: string) {
   const o = await order(id, { buyer_id: buyer, seats: ['V-1-1'] });

@@ -34,16 +34,7 @@ afterAll(async () => {
   await sim?.close();
 });
 
-const { confirmUrl, noticeUrl, event, order, detail, queuesIdle, recorded } = shop(() => stack, { prefix: 'sr', section: 'S' });
-/** A few ledger sweeps up to now, each one's jobs done before the next; what they queued. */
-async function sweeps(): Promise<string[]> {
-  const queued: string[] = [];
-  for (let i = 0; i < 3; i++) {
-    for (const s of await stack.worker!.sweepLedger({ settleDelayMs: 0 })) queued.push(...s.queued);
-    await queuesIdle();
-  }
-  return queued;
-}
+const { confirmUrl, noticeUrl, event, order, detail, recorded, ledgerSweeps: sweeps } = shop(() => stack, { prefix: 'sr', section: 'S' });
 /** What the settlement records of a reading (as the worker's paymentRecord). */
 const recordOf = (eventId: string, p: PortOnePayment): lifecycle.PaymentRecord => ({
   impUid: p.imp_uid, merchantUid: p.merchant_uid, eventId, amount: p.amount, cancelAmount: p.cancel_amount,

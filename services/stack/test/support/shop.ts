@@ -18,6 +18,14 @@ export interface EventShape {
 export function shop(current: () => TestStack, opts: { prefix: string; section: string }) {
   const stack = () => current();
   const detail = async (muid: string) => (await http(stack().url, 'GET', `/orders/${muid}`, undefined, { admin: true })).body;
+  /** Until no job is waiting or running (delayed ones, such as the late-payment watch, may stay). */
+  const queuesIdle = () => waitFor(async () => {
+    for (const q of Object.values(stack().api.deps.queues)) {
+      const c = await q.getJobCounts('waiting', 'active', 'prioritized');
+      if ((c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0) > 0) return false;
+    }
+    return true;
+  }, 20_000, 'the queues to be idle');
   return {
     confirmUrl: () => `${stack().url}/portone/v1/confirm`,
     noticeUrl: () => `${stack().url}/portone/v1/webhook`,
@@ -52,12 +60,18 @@ export function shop(current: () => TestStack, opts: { prefix: string; section: 
       return impUid === undefined || (await db.selectFrom('payments').select('imp_uid').where('imp_uid', '=', impUid).executeTakeFirst()) !== undefined;
     }, timeoutMs, `the hold of ${muid} recorded${impUid ? ` and ${impUid} verified` : ''}`),
     /** Until no job is waiting or running (delayed ones, such as the late-payment watch, may stay). */
-    queuesIdle: () => waitFor(async () => {
-      for (const q of Object.values(stack().api.deps.queues)) {
-        const c = await q.getJobCounts('waiting', 'active', 'prioritized');
-        if ((c.waiting ?? 0) + (c.active ?? 0) + (c.prioritized ?? 0) > 0) return false;
+    queuesIdle,
+    /**
+     * Three ledger sweeps reading PortOne's lists up to now (no settle delay), each one's jobs done
+     * before the next: what they queued. For a stack started with `timers: false`.
+     */
+    async ledgerSweeps(): Promise<string[]> {
+      const queued: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        for (const s of await stack().worker!.sweepLedger({ settleDelayMs: 0 })) queued.push(...s.queued);
+        await queuesIdle();
       }
-      return true;
-    }, 20_000, 'the queues to be idle'),
+      return queued;
+    },
   };
 }
