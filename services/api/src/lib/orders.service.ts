@@ -230,7 +230,7 @@ async function write(
     const ttlSeconds = opts.offerTtlSeconds ?? event.reservationTtlSeconds ?? 0;
     // A waiting-list offer is made only while the buyer's entry waits, and marks it offered (see reserve).
     const offer = opts.offerTtlSeconds !== undefined ? offeredEntry(seatIds, items, merchantUid, orderToken.token) : '';
-    return reserve(db, store, event, { merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets, api }, orderToken.token, now, ttlSeconds, opts.offerTtlSeconds === undefined, offer);
+    return reserve(db, store, event, { merchantUid, amount, buyerId: input.buyer_id, seats: seatIds, items, tickets, api }, orderToken.token, now, ttlSeconds, offer);
   }
   let visible: Awaited<ReturnType<HoldStore['createOrder']>>;
   try {
@@ -265,10 +265,11 @@ const RESERVE_REFUSALS = {
   SOLD_OUT: 'the places of this order are taken',
 } as const;
 
-/** `admitted`: a buyer's own order (not an offer), which used an admission. */
+/** `offer`: a waiting-list offer's entry as offered ('' for a buyer's own order, which used an admission). */
 async function reserve(
-  db: Db, store: HoldStore, event: EventDef, order: NewRedisOrder, token: string, now: Date, ttlSeconds: number, admitted: boolean, offer: string,
+  db: Db, store: HoldStore, event: EventDef, order: NewRedisOrder, token: string, now: Date, ttlSeconds: number, offer: string,
 ): Promise<CreatedOrder> {
+  const admitted = offer === '';
   let r: ReserveResult;
   try {
     r = await store.reserveOrder(event.id, order, now.getTime(), ttlSeconds * 1000, offer);

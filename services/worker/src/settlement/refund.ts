@@ -54,6 +54,14 @@ export function notTheOrdersPrice(payment: PortOnePayment, order: OrderPrice): s
   return `payment ${payment.imp_uid} is for ${payment.amount} ${payment.currency}${cancelled}; the order costs ${order.amount} ${order.currency}`;
 }
 
+/**
+ * Records the refund of what is left of `payment` as decided (`requested`), or its amount again while
+ * it is not done. @returns whether it is still to be done (false once done).
+ */
+function claimRest(ctx: WorkerContext, eventId: string, payment: PortOnePayment, reason: RefundReason): Promise<boolean> {
+  return lifecycle.claimRefund(ctx.db, { impUid: payment.imp_uid, merchantUid: payment.merchant_uid, eventId, amount: payment.amount - payment.cancel_amount, reason });
+}
+
 /** Refunds `payment` (idempotent) and records PortOne's view of it afterwards. */
 export async function refund(ctx: WorkerContext, eventId: string, payment: PortOnePayment, reason: RefundReason): Promise<void> {
   const refundable = payment.amount - payment.cancel_amount;
@@ -62,8 +70,7 @@ export async function refund(ctx: WorkerContext, eventId: string, payment: PortO
     if ((await lifecycle.findRefund(ctx.db, payment.imp_uid))?.status === 'requested') await lifecycle.markRefundDone(ctx.db, payment.imp_uid);
     return;
   }
-  const claimed = await lifecycle.claimRefund(ctx.db, { impUid: payment.imp_uid, merchantUid: payment.merchant_uid, eventId, amount: refundable, reason });
-  if (!claimed) return;
+  if (!(await claimRest(ctx, eventId, payment, reason))) return;
   let after: PortOnePayment | null;
   try {
     after = await ctx.portone.cancelPayment({
@@ -143,10 +150,7 @@ export async function finishDecidedRefund(ctx: WorkerContext, eventId: string, p
  * decided refund, finds the tickets voided and tries the cancel again.
  */
 export async function refundPartlyCancelled(ctx: WorkerContext, eventId: string, payment: PortOnePayment): Promise<void> {
-  const refundable = payment.amount - payment.cancel_amount;
-  if (refundable > 0) {
-    await lifecycle.claimRefund(ctx.db, { impUid: payment.imp_uid, merchantUid: payment.merchant_uid, eventId, amount: refundable, reason: 'partially_cancelled' });
-  }
+  if (payment.amount - payment.cancel_amount > 0) await claimRest(ctx, eventId, payment, 'partially_cancelled');
   await voidPaidOrder(ctx, eventId, payment.merchant_uid, payment.imp_uid,
     `payment partially cancelled at PortOne (${payment.cancel_amount} of ${payment.amount}): the rest refunded, the tickets voided`);
   await refund(ctx, eventId, payment, 'partially_cancelled');
