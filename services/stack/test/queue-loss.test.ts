@@ -129,3 +129,18 @@ describe('the job queues lose their jobs', () => {
     expect(await broken(id)).toEqual([]);
   });
 });
+
+describe('a worker starting on fresh queues', () => {
+  it('has stamped them when its start returns: orders made at once are not taken for lost ones', async () => {
+    // The first look used to wait for the guard's timer: a drop started at once had hundreds of orders
+    // by then, each reconciled with PortOne as if the queues had lost its jobs (a drop test's queues
+    // were still busy with them 45 s after its last payment).
+    const fresh = await startStack({ label: 'queuefresh', portoneUrl: sim.url });
+    try {
+      expect(fresh.worker).not.toBeNull();
+      expect(await fresh.store.keyStampState(`${fresh.prefix}:stamp`)).toBe('whole');
+    } finally {
+      await fresh.close();
+    }
+  });
+});

@@ -192,6 +192,8 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
   const runLedger = periodic('sweeping the ledger', () => sweepLedger(ctx), { key: 'ledger-lock', ms: Math.max(1_000, config.ledgerSweepIntervalMs - 1_000) });
   // How far each waiting room has admitted: every second, one worker at a time.
   const runFronts = periodic('recording waiting-room fronts', () => recordQueueFronts(ctx), { key: 'front-lock', ms: 900 });
+  // The queues' stamp is checked once at start, and the start waits for that pass (see below).
+  const firstQueueGuard = opts.timers !== false ? runQueueGuard() : Promise.resolve();
   if (opts.timers !== false) {
     timers.push(setInterval(() => void runSweep(), config.sweepIntervalMs));
     timers.push(setInterval(() => void runOrphans(), 10_000));
@@ -283,6 +285,14 @@ export async function startWorker(config: Config, opts: WorkerOptions = {}): Pro
       for (const row of counts) metrics.orders.set({ event: row.event_id, status: row.status }, row.n);
     }
   }
+
+  // A worker is started once its queues' stamp is checked: fresh queues are stamped before anyone
+  // waiting for the start sends buyers, and lost ones are requeued. The first pass used to wait for the
+  // guard's timer, a second or more after start on a busy machine: a drop started at once had hundreds
+  // of orders by then, and the pass took the missing stamp of fresh queues for lost ones and reconciled
+  // every one of them with PortOne (a drop test's queues were still busy with them 45 s on). Its jobs
+  // are being processed meanwhile: only the start's promise waits.
+  await firstQueueGuard;
 
   return {
     ctx,
