@@ -1,6 +1,6 @@
 /** Pure parts of the drop: option parsing, percentiles, the venue buyers pick from, progress lines. */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OPTIONS, UsageError, buildVenue, bucketize, chooseFromFree, chooseOrder, createProgressReporter, parseDropArgs, percentile, summarize } from '../src/index.ts';
+import { DEFAULT_OPTIONS, UsageError, helpText, buildVenue, bucketize, chooseFromFree, chooseOrder, createProgressReporter, parseDropArgs, percentile, summarize } from '../src/index.ts';
 import { seededRandom } from '../src/random.ts';
 
 describe('options', () => {
@@ -11,6 +11,15 @@ describe('options', () => {
     expect(options.seats).toBe(2000);
     expect(options.holdTtl).toBe(10);
     expect(options.portone).toBe('v1');
+  });
+
+  it('lets 200 buyers into the payment window at once per buyer process, unless --concurrency says', () => {
+    expect(parseDropArgs([]).options.concurrency).toBe(200);
+    expect(parseDropArgs(['--split']).options).toMatchObject({ buyerProcesses: 2, concurrency: 400 });
+    expect(parseDropArgs(['--buyer-processes', '4']).options.concurrency).toBe(800);
+    expect(parseDropArgs(['--split', '--concurrency', '100']).options.concurrency).toBe(100);
+    expect(parseDropArgs(['--concurrency', '50', '--buyer-processes', '3']).options.concurrency).toBe(50);
+    expect(helpText()).toMatch(/--concurrency <n> +buyers in the payment window at once \(all processes\) \[200 a buyer process\]/);
   });
 
   it('--portone picks the API and flow buyers pay through', () => {
