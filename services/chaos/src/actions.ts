@@ -508,6 +508,10 @@ export async function perform(rt: ScenarioRuntime, action: Action): Promise<void
         await rt.stack.pauseRedis(action.ms);
         note(rt, 'Redis pause over');
         return;
+      case 'stall_worker':
+        note(rt, `SIGSTOP the worker for ${action.ms} ms`);
+        note(rt, (await rt.stack.stallWorker(action.ms)) ? `worker resumed (SIGCONT after ${action.ms} ms)` : 'the worker was not running: not stalled');
+        return;
       case 'kill_api':
         note(rt, 'SIGKILL the API');
         await rt.stack.killApi(action.downMs);

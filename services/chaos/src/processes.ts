@@ -102,6 +102,27 @@ export class Supervised {
     });
   }
 
+  /**
+   * Stops it (SIGSTOP) for `ms`, then lets it go on (SIGCONT): a process frozen as a long garbage
+   * collection, a paused VM or a starved container freezes one. Its connections stay open and its timers
+   * fire late, all at once, when it goes on. @returns false when it was not running.
+   */
+  stall(ms: number): Promise<boolean> {
+    return this.#serial(async () => {
+      const child = this.#child;
+      if (!child || !this.#ready) return false;
+      child.kill('SIGSTOP');
+      this.#log.write(`--- ${new Date().toISOString()} ${this.#opts.name} stopped (SIGSTOP) for ${ms} ms\n`);
+      try {
+        await sleep(ms);
+      } finally {
+        child.kill('SIGCONT');
+        this.#log.write(`--- ${new Date().toISOString()} ${this.#opts.name} continued (SIGCONT)\n`);
+      }
+      return true;
+    });
+  }
+
   /** Waits for starts and kills under way (a restart after a crash). */
   async settled(): Promise<void> {
     await this.#queue;

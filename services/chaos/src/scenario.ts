@@ -9,11 +9,11 @@
  * forged manual confirmation gets wrong) come from random streams of their own, derived from the
  * seed: the timeline a seed generates is the same whatever its API.
  *
- * Three later additions come from streams of their own too, so every seed's scenario is otherwise
+ * Four later additions come from streams of their own too, so every seed's scenario is otherwise
  * the one it always was: reservations (`hold_at: "order"`, extensions, payments after the
- * reservation lapsed; `forReservations`), a Redis `CLIENT PAUSE` (`forRedisPause`) and an API
+ * reservation lapsed; `forReservations`), a Redis `CLIENT PAUSE` (`forRedisPause`), an API
  * process SIGKILLed and restarted (`forApiKill`), either in the timeline or while the orders are
- * being created.
+ * being created, and the worker frozen past its locks' lease (`forWorkerStall`).
  */
 import { Rng } from './random.ts';
 
@@ -22,7 +22,7 @@ export type PortOneApi = 'v1' | 'v2' | 'v2-manual';
 export const PORTONE_APIS: readonly PortOneApi[] = ['v1', 'v2', 'v2-manual'];
 
 /** Faults that touch every scenario running at the time: such a scenario runs alone. */
-export type GlobalFaultKind = 'rest_outage' | 'kill_worker' | 'flush_redis' | 'restart_postgres' | 'pause_redis' | 'kill_api';
+export type GlobalFaultKind = 'rest_outage' | 'kill_worker' | 'flush_redis' | 'restart_postgres' | 'pause_redis' | 'kill_api' | 'stall_worker';
 
 export interface EventSpec {
   /** Seats `S-1-1` .. `S-1-<seats>` (0 = none). */
@@ -180,6 +180,16 @@ export interface KillApiAction {
   downMs: number;
 }
 
+/**
+ * The worker process stopped (SIGSTOP) for `ms`, then continued (SIGCONT): longer than the stack's
+ * JOB_LOCK_MS, so the leases of its order locks and of its BullMQ jobs run out while it is frozen and
+ * it goes on from where it stopped, beside whatever took them over (a stalled job run again).
+ */
+export interface StallWorkerAction {
+  kind: 'stall_worker';
+  ms: number;
+}
+
 /** A global fault that strikes while the orders are being created instead of in the timeline. */
 export interface OrderFault {
   /** It fires `delayMs` after the creation request of order #`order` is sent. */
@@ -200,6 +210,7 @@ export type Action =
   | RestartPostgresAction
   | PauseRedisAction
   | KillApiAction
+  | StallWorkerAction
   | ExtendAction;
 
 export interface Step {
@@ -221,9 +232,9 @@ export interface ScenarioSpec {
 }
 
 export const HOLD_TTL_SECONDS = 5;
-const GLOBAL: ReadonlySet<string> = new Set<GlobalFaultKind>(['rest_outage', 'kill_worker', 'flush_redis', 'restart_postgres', 'pause_redis', 'kill_api']);
+const GLOBAL: ReadonlySet<string> = new Set<GlobalFaultKind>(['rest_outage', 'kill_worker', 'flush_redis', 'restart_postgres', 'pause_redis', 'kill_api', 'stall_worker']);
 
-export function isGlobal(action: Action): action is RestOutageAction | KillWorkerAction | FlushRedisAction | RestartPostgresAction | PauseRedisAction | KillApiAction {
+export function isGlobal(action: Action): action is RestOutageAction | KillWorkerAction | FlushRedisAction | RestartPostgresAction | PauseRedisAction | KillApiAction | StallWorkerAction {
   return GLOBAL.has(action.kind);
 }
 
@@ -329,6 +340,7 @@ function forMoney(steps: Step[], seed: number): void {
 export const RESERVATION_SALT = 0x4d2c_8e19;
 export const REDIS_PAUSE_SALT = 0x1b7f_a35d;
 export const API_KILL_SALT = 0x6e93_d0c2;
+export const WORKER_STALL_SALT = 0x2f5a_b7e3;
 
 /**
  * Reservations, from a stream of their own: in about a third of scenarios the event holds at order
@@ -399,6 +411,19 @@ function forApiKill(spec: ScenarioSpec): void {
     retries(rng, spec);
   } else spec.steps.push({ at, action });
   spec.globalFaults.push('kill_api');
+}
+
+/**
+ * The worker frozen, from a stream of its own: in about one scenario in eight, SIGSTOP for 1.2 to 4 s
+ * (the stack's JOB_LOCK_MS is 1 s) somewhere in the timeline, then SIGCONT. What it hunts: a worker
+ * that goes on after its order lock's lease ran out, beside a job that took the order over (its own
+ * stalled job run again, or the expiry's), and acts on what it read before it stopped.
+ */
+function forWorkerStall(spec: ScenarioSpec): void {
+  const rng = new Rng((spec.seed ^ WORKER_STALL_SALT) >>> 0);
+  if (!rng.chance(0.125)) return;
+  spec.steps.push({ at: rng.int(200, 4_500), action: { kind: 'stall_worker', ms: rng.int(1_200, 4_000) } });
+  spec.globalFaults.push('stall_worker');
 }
 
 /** The scenario of `seed`. Pure: no clock, no I/O. */
@@ -477,6 +502,7 @@ export function generateScenario(seed: number): ScenarioSpec {
   forReservations(spec);
   forRedisPause(spec);
   forApiKill(spec);
+  forWorkerStall(spec);
   steps.sort((a, b) => a.at - b.at);
   return spec;
 }
@@ -521,6 +547,8 @@ export function describeAction(a: Action): string {
       return `CLIENT PAUSE ${a.ms} ALL on Redis`;
     case 'kill_api':
       return `SIGKILL the API, restart it after ${a.downMs} ms`;
+    case 'stall_worker':
+      return `SIGSTOP the worker for ${a.ms} ms (past its locks' lease), then SIGCONT`;
     case 'extend_reservation':
       return `the buyer of order #${a.order} extends its reservation${a.afterLapseMs !== undefined ? ` ${a.afterLapseMs} ms after it lapsed` : ''}`;
   }

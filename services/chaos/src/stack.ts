@@ -76,6 +76,8 @@ export interface ChaosStack {
   killApi(downMs: number): Promise<void>;
   /** `CLIENT PAUSE <ms> ALL`: every client's commands wait until the pause ends. */
   pauseRedis(ms: number): Promise<void>;
+  /** SIGSTOP the worker for `ms`, then SIGCONT. @returns false when it was not running. */
+  stallWorker(ms: number): Promise<boolean>;
   flushRedis(): Promise<void>;
   restartPostgres(downMs: number): Promise<void>;
   restOutage(mode: 'down' | 'flaky', rate: number, durationMs: number): Promise<void>;
@@ -189,6 +191,9 @@ export async function startChaosStack(opts: { logDir: string; log?: (line: strin
         await worker.kill('SIGKILL');
         if (downMs > 0) await sleep(downMs);
         await worker.start();
+      },
+      stallWorker(ms) {
+        return worker.stall(ms);
       },
       async killApi(downMs) {
         await api.kill('SIGKILL');

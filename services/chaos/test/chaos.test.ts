@@ -44,6 +44,12 @@ const V2_SEEDS = [106, 187];
  * failed with no invariant broken.
  */
 const MORE_SEEDS = [29623, 3777];
+/**
+ * The worker frozen past its locks' lease (SIGSTOP, then SIGCONT), drawn from a stream of its own: 16
+ * (V1, reserving at order) stops it for about 3.2 s, 3.5 s in, while late payments are being paid,
+ * a partial cancel at PortOne is due and a buyer extends a reservation.
+ */
+const STALL_SEEDS = [16];
 
 let stack: ChaosStack;
 const logDir = mkdtempSync(join(tmpdir(), 'dgt-chaos-test-'));
@@ -108,12 +114,20 @@ describe('the campaign', () => {
     expect(specs.filter((s) => s.event.holdAt === 'order').map((s) => s.seed)).toEqual([356, 239, 29623, 3777]);
   });
 
+  it('a stall seed freezes the worker for longer than the stack\'s JOB_LOCK_MS (1 s)', () => {
+    const stalls = STALL_SEEDS.map(generateScenario).flatMap((s) => s.steps.flatMap((x) => (x.action.kind === 'stall_worker' ? [x.action.ms] : [])));
+    expect(stalls).toHaveLength(STALL_SEEDS.length);
+    for (const ms of stalls) expect(ms).toBeGreaterThan(1_000);
+    // The seeds that came before the stall's stream drew none: their scenarios are what they were.
+    expect([...FIXED_SEEDS, ...V2_SEEDS, ...MORE_SEEDS].map(generateScenario).some((s) => s.globalFaults.includes('stall_worker'))).toBe(false);
+  });
+
   it('runs the fixed seeds against the real stack with zero violations', async () => {
     const lines: string[] = [];
     // Those with a global fault first (each runs alone), then the others, four at a time in one go:
     // a global fault among them would wait for every scenario started before it.
     const alone = (seed: number) => (generateScenario(seed).globalFaults.length > 0 ? 0 : 1);
-    const seeds = [...FIXED_SEEDS, ...V2_SEEDS, ...MORE_SEEDS].sort((a, b) => alone(a) - alone(b));
+    const seeds = [...FIXED_SEEDS, ...V2_SEEDS, ...MORE_SEEDS, ...STALL_SEEDS].sort((a, b) => alone(a) - alone(b));
     const { results } = await runScenarios(stack, {
       seed: 0, scenarios: seeds.length, replay: seeds, durationSeconds: null, parallel: 4,
       settleTimeoutMs: 60_000, logDir, verbose: false, out: (l) => lines.push(l),
@@ -131,8 +145,8 @@ describe('the campaign', () => {
     }
     // And the later ones: reservations (refused at selection, extended, past the bound, after they
     // lapsed, paid after they lapsed), the Redis pause, the API killed in the timeline and while the
-    // orders are created.
-    for (const fired of ['reserved until', 'refused (409 SOLD_OUT)', '→ 200, until', 'NOT_EXTENDABLE', 'ms after it lapsed)', 'opens the payment window', 'Redis pause over', 'API restarted', 'while order #']) {
+    // orders are created, and the worker frozen and continued.
+    for (const fired of ['reserved until', 'refused (409 SOLD_OUT)', '→ 200, until', 'NOT_EXTENDABLE', 'ms after it lapsed)', 'opens the payment window', 'Redis pause over', 'API restarted', 'while order #', 'worker resumed (SIGCONT after']) {
       expect(log, fired).toContain(fired);
     }
     expect(failures(results), `full reports in ${logDir}/seed-<seed>.txt`).toEqual([]);
