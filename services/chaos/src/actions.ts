@@ -508,10 +508,17 @@ export async function perform(rt: ScenarioRuntime, action: Action): Promise<void
         await rt.stack.pauseRedis(action.ms);
         note(rt, 'Redis pause over');
         return;
-      case 'stall_worker':
-        note(rt, `SIGSTOP the worker for ${action.ms} ms`);
-        note(rt, (await rt.stack.stallWorker(action.ms)) ? `worker resumed (SIGCONT after ${action.ms} ms)` : 'the worker was not running: not stalled');
+      case 'stall_worker': {
+        if (action.trigger === 'now') {
+          note(rt, `SIGSTOP the worker for ${action.ms} ms`);
+          note(rt, (await rt.stack.stallWorker(action.ms)) ? `worker resumed (SIGCONT after ${action.ms} ms)` : 'the worker was not running: not stalled');
+          return;
+        }
+        note(rt, `the worker is SIGSTOPped for ${action.ms} ms when it next asks PortOne about a payment`);
+        const r = await rt.stack.stallWorkerOnLookup(action.ms, 3_000);
+        note(rt, r === 'stalled' ? `worker resumed (SIGCONT after ${action.ms} ms, stopped while it waited for PortOne's answer)` : r === 'no-lookup' ? 'no payment lookup within 3 s: not stalled' : 'the worker was not running: not stalled');
         return;
+      }
       case 'kill_api':
         note(rt, 'SIGKILL the API');
         await rt.stack.killApi(action.downMs);

@@ -22,6 +22,8 @@ export interface CampaignOptions {
   durationSeconds: number | null;
   /** Scenarios without a global fault run this many at once. */
   parallel: number;
+  /** Worker processes (default 1; see startChaosStack). */
+  workers?: number;
   settleTimeoutMs: number;
   logDir: string;
   /** Print each scenario's full log, not only failures'. */
@@ -41,9 +43,9 @@ export interface CampaignResult {
 /** Starts a private stack, runs the campaign on it, stops it. Never throws for a violation. */
 export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult> {
   const t0 = performance.now();
-  const stack = await startChaosStack({ logDir: opts.logDir, log: opts.out });
+  const stack = await startChaosStack({ logDir: opts.logDir, log: opts.out, workers: opts.workers });
   const setupMs = performance.now() - t0;
-  opts.out(`stack ready in ${(setupMs / 1000).toFixed(1)} s: API ${stack.apiUrl}, simulator ${stack.sim.url}, private Redis and Postgres; logs in ${opts.logDir}`);
+  opts.out(`stack ready in ${(setupMs / 1000).toFixed(1)} s: API ${stack.apiUrl}, ${opts.workers ?? 1} worker${(opts.workers ?? 1) > 1 ? 's' : ''}, simulator ${stack.sim.url}, private Redis and Postgres; logs in ${opts.logDir}`);
   try {
     return { ...(await runScenarios(stack, opts)), setupMs };
   } finally {

@@ -33,6 +33,7 @@ const campaign = await runCampaign({
   replay: options.replay,
   durationSeconds: options.durationSeconds,
   parallel: options.parallel,
+  workers: options.workers,
   settleTimeoutMs: options.settleTimeoutSeconds * 1000,
   logDir: options.logDir,
   verbose: options.verbose || replaying,

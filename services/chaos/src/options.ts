@@ -10,6 +10,8 @@ export interface ChaosOptions {
   replay: number[];
   durationSeconds: number | null;
   parallel: number;
+  /** Worker processes (the faults strike the first; the others stand by and take its jobs over). */
+  workers: number;
   settleTimeoutSeconds: number;
   logDir: string;
   verbose: boolean;
@@ -40,6 +42,8 @@ export function helpText(): string {
     '  --replay SEED          run this scenario seed only (repeat the option for several)',
     '  --duration SECONDS     stop starting scenarios after this long (with a large --scenarios)',
     '  --parallel P           scenarios without a global fault run P at once (default 3)',
+    '  --workers W            worker processes (default 1); the faults strike the first, the others',
+    '                         take its jobs over while it is dead or frozen',
     '  --settle-timeout SEC   how long a scenario may take to come to rest (default 60)',
     '  --log-dir DIR          API/worker logs and one file per failed scenario (default a temp dir)',
     '  --verbose              print every scenario\'s timeline, not only failures\'',
@@ -62,6 +66,7 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
     replay: [],
     durationSeconds: null,
     parallel: 3,
+    workers: 1,
     settleTimeoutSeconds: 60,
     logDir: '',
     verbose: false,
@@ -94,6 +99,9 @@ export function parseChaosArgs(argv: readonly string[]): ChaosOptions {
         break;
       case '--parallel':
         o.parallel = intArg(flag, value(), 1, 16);
+        break;
+      case '--workers':
+        o.workers = intArg(flag, value(), 1, 4);
         break;
       case '--settle-timeout':
         o.settleTimeoutSeconds = intArg(flag, value(), 5, 3_600);

@@ -105,13 +105,15 @@ export class Supervised {
   /**
    * Stops it (SIGSTOP) for `ms`, then lets it go on (SIGCONT): a process frozen as a long garbage
    * collection, a paused VM or a starved container freezes one. Its connections stay open and its timers
-   * fire late, all at once, when it goes on. @returns false when it was not running.
+   * fire late, all at once, when it goes on. `onStopped` is called once the signal is sent.
+   * @returns false when it was not running.
    */
-  stall(ms: number): Promise<boolean> {
+  stall(ms: number, onStopped?: () => void): Promise<boolean> {
     return this.#serial(async () => {
       const child = this.#child;
       if (!child || !this.#ready) return false;
       child.kill('SIGSTOP');
+      onStopped?.();
       this.#log.write(`--- ${new Date().toISOString()} ${this.#opts.name} stopped (SIGSTOP) for ${ms} ms\n`);
       try {
         await sleep(ms);

@@ -188,6 +188,12 @@ export interface KillApiAction {
 export interface StallWorkerAction {
   kind: 'stall_worker';
   ms: number;
+  /**
+   * `now`: at its time in the timeline. `lookup`: armed then, it strikes when the worker next asks
+   * PortOne about a payment (within 3 s), before the answer: the worker is frozen in the middle of a
+   * settlement, holding the order's lock, and goes on from there with what it read before.
+   */
+  trigger: 'now' | 'lookup';
 }
 
 /** A global fault that strikes while the orders are being created instead of in the timeline. */
@@ -415,14 +421,18 @@ function forApiKill(spec: ScenarioSpec): void {
 
 /**
  * The worker frozen, from a stream of its own: in about one scenario in eight, SIGSTOP for 1.2 to 4 s
- * (the stack's JOB_LOCK_MS is 1 s) somewhere in the timeline, then SIGCONT. What it hunts: a worker
- * that goes on after its order lock's lease ran out, beside a job that took the order over (its own
- * stalled job run again, or the expiry's), and acts on what it read before it stopped.
+ * (the stack's JOB_LOCK_MS is 1 s) somewhere in the timeline, then SIGCONT; half the time at the
+ * moment it next asks PortOne about a payment (under the order's lock), before the answer. What it
+ * hunts: a worker that goes on after its order lock's lease ran out, beside a job that took the order
+ * over (its own stalled job run again, another worker's, the expiry's), and acts on what it read
+ * before it stopped.
  */
 function forWorkerStall(spec: ScenarioSpec): void {
   const rng = new Rng((spec.seed ^ WORKER_STALL_SALT) >>> 0);
   if (!rng.chance(0.125)) return;
-  spec.steps.push({ at: rng.int(200, 4_500), action: { kind: 'stall_worker', ms: rng.int(1_200, 4_000) } });
+  const at = rng.int(200, 4_500);
+  const ms = rng.int(1_200, 4_000);
+  spec.steps.push({ at, action: { kind: 'stall_worker', ms, trigger: rng.chance(0.5) ? 'lookup' : 'now' } });
   spec.globalFaults.push('stall_worker');
 }
 
@@ -548,7 +558,7 @@ export function describeAction(a: Action): string {
     case 'kill_api':
       return `SIGKILL the API, restart it after ${a.downMs} ms`;
     case 'stall_worker':
-      return `SIGSTOP the worker for ${a.ms} ms (past its locks' lease), then SIGCONT`;
+      return `SIGSTOP the worker for ${a.ms} ms (past its locks' lease)${a.trigger === 'lookup' ? ' when it next asks PortOne about a payment' : ''}, then SIGCONT`;
     case 'extend_reservation':
       return `the buyer of order #${a.order} extends its reservation${a.afterLapseMs !== undefined ? ` ${a.afterLapseMs} ms after it lapsed` : ''}`;
   }

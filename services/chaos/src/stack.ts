@@ -78,6 +78,12 @@ export interface ChaosStack {
   pauseRedis(ms: number): Promise<void>;
   /** SIGSTOP the worker for `ms`, then SIGCONT. @returns false when it was not running. */
   stallWorker(ms: number): Promise<boolean>;
+  /**
+   * The same, at the moment the worker next asks PortOne about a payment (within `withinMs`), before
+   * PortOne answers: the worker is frozen in the middle of a settlement, holding its order's lock.
+   * @returns 'stalled', 'not-running', or 'no-lookup' when none came in time.
+   */
+  stallWorkerOnLookup(ms: number, withinMs: number): Promise<'stalled' | 'not-running' | 'no-lookup'>;
   flushRedis(): Promise<void>;
   restartPostgres(downMs: number): Promise<void>;
   restOutage(mode: 'down' | 'flaky', rate: number, durationMs: number): Promise<void>;
@@ -92,8 +98,11 @@ async function answers(url: string): Promise<boolean> {
   return res.status === 200;
 }
 
-/** Starts everything; `logDir` receives the API's, the worker's and Postgres's logs. */
-export async function startChaosStack(opts: { logDir: string; log?: (line: string) => void }): Promise<ChaosStack> {
+/**
+ * Starts everything; `logDir` receives the API's, the workers' and Postgres's logs. `workers` (default
+ * 1): worker processes; the faults (SIGKILL, SIGSTOP) strike the first.
+ */
+export async function startChaosStack(opts: { logDir: string; log?: (line: string) => void; workers?: number }): Promise<ChaosStack> {
   mkdirSync(opts.logDir, { recursive: true });
   const closers: (() => Promise<void>)[] = [];
   const close = async () => {
@@ -152,11 +161,25 @@ export async function startChaosStack(opts: { logDir: string; log?: (line: strin
       name: 'worker', script: join(REPO, 'services/worker/src/main.ts'), env: { ...env, PORT: '0', WORKER_METRICS_PORT: String(workerPort) },
       logFile: join(opts.logDir, 'worker.log'), ready: () => answers(`http://127.0.0.1:${workerPort}/healthz`), onCrash,
     });
-    // The API creates the database and migrates it; the worker starts after.
+    // Standby workers (`workers` > 1): no fault strikes them; they take the first one's jobs and order
+    // locks over while it is dead or frozen (its stalled jobs after BullMQ's stalled check).
+    const standby: Supervised[] = [];
+    for (let n = 2; n <= (opts.workers ?? 1); n++) {
+      const port = await freePort();
+      standby.push(new Supervised({
+        name: `worker-${n}`, script: join(REPO, 'services/worker/src/main.ts'), env: { ...env, PORT: '0', WORKER_METRICS_PORT: String(port) },
+        logFile: join(opts.logDir, `worker-${n}.log`), ready: () => answers(`http://127.0.0.1:${port}/healthz`), onCrash,
+      }));
+    }
+    // The API creates the database and migrates it; the workers start after.
     await api.start();
     closers.push(() => api.close());
     await worker.start();
     closers.push(() => worker.close());
+    for (const w of standby) {
+      await w.start();
+      closers.push(() => w.close());
+    }
 
     const interceptor = await startConfirmInterceptor(`${apiUrl}/portone/v1/confirm`);
     closers.push(() => interceptor.close());
@@ -195,6 +218,27 @@ export async function startChaosStack(opts: { logDir: string; log?: (line: strin
       stallWorker(ms) {
         return worker.stall(ms);
       },
+      stallWorkerOnLookup(ms, withinMs) {
+        return new Promise((resolve) => {
+          const timer = setTimeout(() => {
+            sim.onRestCall(null);
+            resolve('no-lookup');
+          }, withinMs);
+          // A payment's lookup (V1 and V2: GET /payments/<id> or ?imp_uid[]=), not a ledger page
+          // (/payments/status/...) or a token. Its answer waits until the worker is stopped.
+          sim.onRestCall((call) => {
+            if (call.method !== 'GET' || !call.url.startsWith('/payments') || call.url.startsWith('/payments/status')) return;
+            sim.onRestCall(null);
+            clearTimeout(timer);
+            return new Promise<void>((stopped) => {
+              worker.stall(ms, stopped)
+                .then((ran) => resolve(ran ? 'stalled' : 'not-running'))
+                .catch(() => resolve('not-running'))
+                .finally(() => stopped());
+            });
+          });
+        });
+      },
       async killApi(downMs) {
         await api.kill('SIGKILL');
         if (downMs > 0) await sleep(downMs);
@@ -224,6 +268,7 @@ export async function startChaosStack(opts: { logDir: string; log?: (line: strin
       async ensureRunning() {
         await api.start();
         await worker.start();
+        for (const w of standby) await w.start();
       },
       close,
     };

@@ -71,7 +71,8 @@ export async function buildApp(engine: SimulatorEngine, opts: { logLevel?: SimLo
 /** PortOne V1 REST. */
 async function restRoutes(rest: FastifyInstance, engine: SimulatorEngine): Promise<void> {
   // REST faults apply to every PortOne route, getToken included, before anything else.
-  rest.addHook('onRequest', async (_request: FastifyRequest, reply: FastifyReply) => {
+  rest.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (engine.restListener) await engine.restListener({ method: request.method, url: request.url });
     const faults = engine.faults;
     const latency = faults.rest_latency_ms ?? 0;
     if (latency > 0) await new Promise((resolve) => setTimeout(resolve, latency));

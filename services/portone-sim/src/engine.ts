@@ -93,6 +93,13 @@ function clonePayment(p: SimPayment): SimPayment {
 }
 
 /** The simulator's behaviour. One instance per running simulator. */
+/** A PortOne REST request as the simulator received it (see SimulatorEngine.restListener). */
+export interface RestCall {
+  method: string;
+  /** Path and query, e.g. `/payments/imp_123`. */
+  url: string;
+}
+
 export class SimulatorEngine {
   readonly #impKey: string | undefined;
   readonly #impSecret: string | undefined;
@@ -156,6 +163,13 @@ export class SimulatorEngine {
     this.#faults = parseFaults(faults);
     return this.faults;
   }
+
+  /**
+   * In-process only (no HTTP control): called with each PortOne REST request before it is answered,
+   * which waits for what it returns. A fault harness uses it to act at the moment a merchant asks
+   * (e.g. freeze the merchant's process while it waits for the answer).
+   */
+  restListener: ((call: RestCall) => void | Promise<void>) | null = null;
 
   /** Faults that apply to a payment now: global ones, overridden by its own. */
   #faultsFor(record: PaymentRecord): Faults {

@@ -5,7 +5,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.ts';
-import { SimulatorEngine, type SetPaymentStatusOptions, type V2PaymentWindowResult } from './engine.ts';
+import { SimulatorEngine, type RestCall, type SetPaymentStatusOptions, type V2PaymentWindowResult } from './engine.ts';
 import type { V2PaymentWindowRequest } from './v2.ts';
 import type {
   Faults,
@@ -20,7 +20,7 @@ import type {
 
 export { SimError } from './errors.ts';
 export type { SimErrorCode } from './errors.ts';
-export type { SetPaymentStatusOptions, V2PaymentWindowResult } from './engine.ts';
+export type { RestCall, SetPaymentStatusOptions, V2PaymentWindowResult } from './engine.ts';
 export type { V2PaymentWindowRequest, V2WebhookVersion } from './v2.ts';
 export { signedHeaders, newWebhookSecret } from './v2.ts';
 export { readSimConfig, SimConfigError } from './config.ts';
@@ -55,6 +55,11 @@ export interface Simulator {
   setFaults(faults: Faults): void;
   /** The global faults. */
   getFaults(): Faults;
+  /**
+   * Calls `listener` (in this process) with each PortOne REST request before it is answered; the answer
+   * waits for what it returns. null stops.
+   */
+  onRestCall(listener: ((call: RestCall) => void | Promise<void>) | null): void;
   /** Forgets payments, tokens, prepared amounts, the ledger and faults; stops pending work. */
   reset(): void;
   /** Opens a payment window, like `POST /sim/v1/payments`. */
@@ -116,6 +121,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       engine.setFaults(faults);
     },
     getFaults: () => engine.faults,
+    onRestCall: (listener) => {
+      engine.restListener = listener;
+    },
     reset: () => engine.reset(),
     pay: (req) => engine.pay(req),
     payV2: (req) => engine.payV2(req),

@@ -372,3 +372,33 @@ describe('controls', () => {
     expect(unknown.body['code']).toBe('PAYMENT_NOT_FOUND');
   });
 });
+
+describe('a listener on REST calls (in-process, for fault harnesses)', () => {
+  it('sees each call before it is answered, and the answer waits for it; null stops it', async () => {
+    const impUid = await paidPayment();
+    const seen: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => { release = r; });
+    sim.onRestCall((call) => {
+      seen.push(`${call.method} ${call.url}`);
+      return held;
+    });
+    let answered = false;
+    const lookup = rest(sim, 'GET', `/payments/${impUid}`, { token: accessToken }).then((res) => {
+      answered = true;
+      return res;
+    });
+    // Seen, and not answered while the listener's promise is pending.
+    const deadline = Date.now() + 5_000;
+    while (seen.length === 0 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+    expect(seen).toEqual([`GET /payments/${impUid}`]);
+    expect(answered).toBe(false);
+    release();
+    const res = await lookup;
+    expect(res.status).toBe(200);
+    expect((res.body.response as { imp_uid: string }).imp_uid).toBe(impUid);
+    sim.onRestCall(null);
+    expect((await rest(sim, 'GET', `/payments/${impUid}`, { token: accessToken })).status).toBe(200);
+    expect(seen).toHaveLength(1);
+  });
+});
