@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventId, http, newOrder, newWebhookSecret, rand, signWebhook } from '@dropgate/testkit';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
+import { loadSnapshot } from '@dropgate/db';
 import { MANUAL_CONFIRMS_PER_ORDER } from '../src/routes/portone-v2.routes.ts';
 
 const OLD = newWebhookSecret();
@@ -166,6 +167,26 @@ describe('POST /portone/v2/webhook', () => {
       expect(res.status, raw).toBe(200);
       expect(res.body, raw).toEqual({ received: true, duplicate: false, ignored: true });
     }
+    expect(await queued()).toBe(before + 1);
+  });
+
+  it('answers 503 NOT_READY to a webhook for an event being loaded, queues nothing, and takes the same delivery once it is loaded', async () => {
+    const id = eventId('v2load');
+    expect((await http(stack.url, 'POST', '/admin/events', { id, name: 'V2 load', pools: [{ id: 'p', name: 'P', capacity: 5, price: 1000 }] }, { admin: true })).status).toBe(201);
+    const o = await newOrder(stack.url, id, { buyer_id: 'loading', items: [{ pool: 'p', quantity: 1 }], portone_api: 'v2' });
+    const before = await queued();
+    const body = paid(o.merchant_uid, txId());
+    const headers = signWebhook(NEW, body);
+    await stack.store.markLoading(id);
+    const during = await post('/portone/v2/webhook', body, headers);
+    expect(during.status, during.text).toBe(503);
+    expect(during.body).toMatchObject({ code: 'NOT_READY', message: expect.any(String) });
+    expect(await queued()).toBe(before);
+    // PortOne's retry of the same delivery (same webhook-id) once the event is back: queued, not a duplicate.
+    await stack.store.loadEvent((await loadSnapshot(stack.api.deps.db, id))!, 'reloaded');
+    const after = await post('/portone/v2/webhook', body, signWebhook(NEW, body, { id: headers['webhook-id'] }));
+    expect(after.status, after.text).toBe(200);
+    expect(after.body).toEqual({ received: true, duplicate: false });
     expect(await queued()).toBe(before + 1);
   });
 

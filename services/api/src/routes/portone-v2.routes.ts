@@ -19,7 +19,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import Schema from 'typebox/schema';
 import type { Static } from 'typebox';
 import { orders as ordersRepo } from '@dropgate/db';
-import { REFUSAL_REASONS, bearerToken, eventIdOf, type RefusalCode } from '@dropgate/domain';
+import { DomainError, REFUSAL_REASONS, bearerToken, eventIdOf, type RefusalCode } from '@dropgate/domain';
 import { v2PaymentKey, verifyWebhook, type ConfirmRefusal, type PortOneV2Client } from '@dropgate/portone';
 import {
   ConfirmApproved, ErrorBody, ManualConfirmBody, ManualConfirmPaid, V2ConfirmPayload, V2ConfirmPayloadLegacy, V2ConfirmRefused,
@@ -239,7 +239,10 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
           // The order is unknown to Redis (not ours, or being rebuilt): PortOne retries a non-2xx.
           const http = toHttpError(error);
           if (http.statusCode === 404) return ignore(label);
-          request.log.error({ err: error }, 'V2 webhook not queued');
+          // The event being loaded again (after Redis lost it) is expected and short: PortOne retries.
+          // Anything else is dropgate's error.
+          if (error instanceof DomainError) request.log.warn({ code: http.code }, `V2 webhook not queued: ${http.message}`);
+          else request.log.error({ err: error }, 'V2 webhook not queued');
           metrics.webhooks.inc({ status: label, verdict: 'rejected' });
           return reply.status(503).send({ code: 'NOT_READY', message: 'the webhook could not be queued; retry later' });
         }
