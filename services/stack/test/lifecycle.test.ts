@@ -141,7 +141,14 @@ describe('payment outcomes', () => {
     const paid = await sim.pay({ merchant_uid: o.merchant_uid, amount: o.amount, confirm_url: confirmUrl(), notice_url: noticeUrl(), outcome: 'paid' });
     expect((await orderIs(o.merchant_uid, 'paid')).tickets).toHaveLength(2);
     sim.cancelPayment(paid.payment.imp_uid, { amount: 5_000, reason: 'console: one ticket' });
-    const d = await orderIs(o.merchant_uid, 'refunded');
+    expect((await orderIs(o.merchant_uid, 'refunded')).tickets).toEqual([]);
+    // The tickets are voided first (the order is refunded then), the rest is cancelled at PortOne after
+    // (attack round 28A): the record shows the payment cancelled once that is done. One CI run read it
+    // between the two.
+    await waitFor(async () => sim.ledger({ imp_uid: paid.payment.imp_uid }).cancels.some((c) => c.source === 'api'), 20_000, 'the refund of the rest');
+    await queuesIdle();
+    const d = await detail(o.merchant_uid);
+    expect(d.status).toBe('refunded');
     expect(d.tickets).toEqual([]);
     expect(d.payments).toEqual([expect.objectContaining({ imp_uid: paid.payment.imp_uid, status: 'cancelled', cancel_amount: o.amount })]);
     // The rest went back once, through the cancel API, with the checksum of what was left.
