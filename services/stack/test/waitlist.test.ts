@@ -15,10 +15,10 @@ const clock = new TestClock();
 beforeAll(async () => { stack = await startStack({ label: 'waitlist', clock }); });
 afterAll(async () => { await stack?.close(); });
 
-async function makeEvent(capacity = 2) {
+async function makeEvent(capacity = 2, offerTtlSeconds = 5) {
   const id = eventId('wl');
   const res = await http(stack.url, 'POST', '/admin/events', {
-    id, name: 'Waiting list', hold_at: 'order', reservation_ttl_seconds: 5, waitlist: { offer_ttl_seconds: 5 },
+    id, name: 'Waiting list', hold_at: 'order', reservation_ttl_seconds: 5, waitlist: { offer_ttl_seconds: offerTtlSeconds },
     pools: [{ id: 'ga', name: 'GA', capacity, price: 1_000 }], seat_blocks: [{ section: 'S', rows: 1, seats_per_row: 2, price: 2_000 }],
   }, { admin: true });
   expect(res.status, res.text).toBe(201);
@@ -233,7 +233,9 @@ describe('polls in a loop', () => {
 
 describe('a waiting list Redis lost', () => {
   it('comes back from the record: entries in their places, an offer with its order and token; joins and polls wait for the reload', async () => {
-    const id = await makeEvent(1);
+    // An offer of 60 s: it must outlast the reload, which takes the guard a few seconds and more on a
+    // loaded machine (one CI run found a 5 s offer expired by the time the list was back).
+    const id = await makeEvent(1, 60);
     const held = await order(id, 'holder', { items: [{ pool: 'ga', quantity: 1 }] });
     expect(held.status, held.text).toBe(201);
     const [a, b, c] = [await join(id, 'la', { items: [{ pool: 'ga', quantity: 1 }] }), await join(id, 'lb', { items: [{ pool: 'ga', quantity: 1 }] }), await join(id, 'lc', { items: [{ pool: 'ga', quantity: 1 }] })];
