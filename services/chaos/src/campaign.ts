@@ -43,9 +43,10 @@ export interface CampaignResult {
 /** Starts a private stack, runs the campaign on it, stops it. Never throws for a violation. */
 export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult> {
   const t0 = performance.now();
-  const stack = await startChaosStack({ logDir: opts.logDir, log: opts.out, workers: opts.workers });
+  const workers = opts.workers ?? 1;
+  const stack = await startChaosStack({ logDir: opts.logDir, log: opts.out, workers });
   const setupMs = performance.now() - t0;
-  opts.out(`stack ready in ${(setupMs / 1000).toFixed(1)} s: API ${stack.apiUrl}, ${opts.workers ?? 1} worker${(opts.workers ?? 1) > 1 ? 's' : ''}, simulator ${stack.sim.url}, private Redis and Postgres; logs in ${opts.logDir}`);
+  opts.out(`stack ready in ${(setupMs / 1000).toFixed(1)} s: API ${stack.apiUrl}, ${workers} worker${workers > 1 ? 's' : ''}, simulator ${stack.sim.url}, private Redis and Postgres; logs in ${opts.logDir}`);
   try {
     return { ...(await runScenarios(stack, opts)), setupMs };
   } finally {

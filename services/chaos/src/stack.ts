@@ -157,20 +157,16 @@ export async function startChaosStack(opts: { logDir: string; log?: (line: strin
       name: 'api', script: join(REPO, 'services/api/src/server.ts'), env: { ...env, PORT: String(apiPort), WORKER_METRICS_PORT: '0' },
       logFile: join(opts.logDir, 'api.log'), ready: () => answers(`${apiUrl}/healthz`), onCrash,
     });
-    const worker = new Supervised({
-      name: 'worker', script: join(REPO, 'services/worker/src/main.ts'), env: { ...env, PORT: '0', WORKER_METRICS_PORT: String(workerPort) },
-      logFile: join(opts.logDir, 'worker.log'), ready: () => answers(`http://127.0.0.1:${workerPort}/healthz`), onCrash,
+    /** A worker process named `name` (its log `<name>.log`), serving its metrics on `port`. */
+    const workerProcess = (name: string, port: number) => new Supervised({
+      name, script: join(REPO, 'services/worker/src/main.ts'), env: { ...env, PORT: '0', WORKER_METRICS_PORT: String(port) },
+      logFile: join(opts.logDir, `${name}.log`), ready: () => answers(`http://127.0.0.1:${port}/healthz`), onCrash,
     });
+    const worker = workerProcess('worker', workerPort);
     // Standby workers (`workers` > 1): no fault strikes them; they take the first one's jobs and order
     // locks over while it is dead or frozen (its stalled jobs after BullMQ's stalled check).
     const standby: Supervised[] = [];
-    for (let n = 2; n <= (opts.workers ?? 1); n++) {
-      const port = await freePort();
-      standby.push(new Supervised({
-        name: `worker-${n}`, script: join(REPO, 'services/worker/src/main.ts'), env: { ...env, PORT: '0', WORKER_METRICS_PORT: String(port) },
-        logFile: join(opts.logDir, `worker-${n}.log`), ready: () => answers(`http://127.0.0.1:${port}/healthz`), onCrash,
-      }));
-    }
+    for (let n = 2; n <= (opts.workers ?? 1); n++) standby.push(workerProcess(`worker-${n}`, await freePort()));
     // The API creates the database and migrates it; the workers start after.
     await api.start();
     closers.push(() => api.close());

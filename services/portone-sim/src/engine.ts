@@ -92,7 +92,6 @@ function clonePayment(p: SimPayment): SimPayment {
   return { ...p, cancel_history: p.cancel_history.map((h) => ({ ...h })) };
 }
 
-/** The simulator's behaviour. One instance per running simulator. */
 /** A PortOne REST request as the simulator received it (see SimulatorEngine.restListener). */
 export interface RestCall {
   method: string;
@@ -100,6 +99,7 @@ export interface RestCall {
   url: string;
 }
 
+/** The simulator's behaviour. One instance per running simulator. */
 export class SimulatorEngine {
   readonly #impKey: string | undefined;
   readonly #impSecret: string | undefined;
