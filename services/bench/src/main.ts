@@ -11,7 +11,10 @@
  * - seats: the race's confirms on a 1,000-seat and on a 100,000-seat event (p99 must stay flat);
  * - outcomes: paid outcomes settled into Postgres by one worker process (services/bench/src/outcomes.ts).
  *
- *   npm run bench -- [--only orders|race|approve|seats|outcomes] [--orders 30000] [--connections 100] [--profile]
+ * With --rounds N every scenario runs N times, and the table shows each scenario's median round by
+ * its ratio to bare, with the spread of all rounds (rounds.ts).
+ *
+ *   npm run bench -- [--only orders|race|approve|seats|outcomes] [--rounds 1] [--orders 30000] [--connections 100] [--profile]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -27,12 +30,15 @@ import { newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { sql } from 'kysely';
 import { Queue } from 'bullmq';
 import { QueueNames } from '@dropgate/jobs';
+import { byScenario, medianRound, spreadLine } from './rounds.ts';
 import { commandsPer, localPostgresCpu, processCpu, redisCommandStats, redisCpu } from '@dropgate/drop';
 
 const { values: args } = parseArgs({
   options: {
     orders: { type: 'string', default: '30000' },
     connections: { type: 'string', default: '100' },
+    /** Each scenario this many times; the table shows the median round and the spread (rounds.ts). */
+    rounds: { type: 'string', default: '1' },
     profile: { type: 'boolean', default: false },
     /** Run one scenario only. */
     only: { type: 'string' },
@@ -44,11 +50,16 @@ const { values: args } = parseArgs({
 const SCENARIOS = ['orders', 'race', 'approve', 'seats', 'outcomes'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 if (args.help) {
-  console.log(`npm run bench -- [--only ${SCENARIOS.join('|')}] [--orders N (30000)] [--connections N (100)] [--profile (CPU profiles of the API and the worker)]`);
+  console.log(`npm run bench -- [--only ${SCENARIOS.join('|')}] [--rounds N (1: each scenario N times, the median round shown with the spread)] [--orders N (30000)] [--connections N (100)] [--profile (CPU profiles of the API and the worker)]`);
   process.exit(0);
 }
 if (args.only !== undefined && !(SCENARIOS as readonly string[]).includes(args.only)) {
   console.error(`bench: --only must be one of ${SCENARIOS.join(', ')} (got ${JSON.stringify(args.only)})`);
+  process.exit(2);
+}
+const ROUNDS = Number(args.rounds);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 20) {
+  console.error(`bench: --rounds must be a whole number from 1 to 20 (got ${JSON.stringify(args.rounds)})`);
   process.exit(2);
 }
 const ORDERS = Number(args.orders);
@@ -384,13 +395,16 @@ async function main(): Promise<void> {
   };
   const rows: { scenario: string; run: Run; bare: Run; approved: number; misses: number }[] = [];
   const notes: string[] = [];
+  /** 'round N: ' before each note of a run of several rounds. */
+  let roundTag = '';
+  const note = (...texts: string[]) => notes.push(...texts.map((t) => roundTag + t));
   const scenarios = SCENARIOS.filter((s) => !args.only || args.only === s);
   /** Notes what Redis spent per request of `work`, by command (INFO commandstats before and after, nothing reset). */
   const withCommands = async <T extends { requests: number }>(label: string, work: () => Promise<T>): Promise<T> => {
     const before = await redisCommandStats(redis);
     const result = await work();
     const after = await redisCommandStats(redis);
-    if (before && after) notes.push(`${label}: Redis per request (INFO commandstats, the top commands by time): ${commandsPer(before, after, result.requests, 6)}`);
+    if (before && after) note(`${label}: Redis per request (INFO commandstats, the top commands by time): ${commandsPer(before, after, result.requests, 6)}`);
     return result;
   };
   type Row = (typeof rows)[number];
@@ -409,11 +423,12 @@ async function main(): Promise<void> {
       // The floor of any confirm deciding in Redis (bare-server.ts), over the same bodies, right after.
       const floor = await measured(bareChild, null, () => drive(bare, [...prepared.bodies, ...prepared.bodies], '/floor/v1/confirm'));
       rows.push({ scenario: 'floor: one EVALSHA, no logic', run: floor, bare: baseline, approved: floor.codes['200'] ?? 0, misses: 0 });
-      notes.push(`race against the floor: ${(run.rps / floor.rps).toFixed(2)} of its throughput, ${(cpuTotal(floor.cpu) / cpuTotal(run.cpu)).toFixed(2)} of its CPU a request (the floor ${fmt(cpuTotal(floor.cpu))} µs, the race ${fmt(cpuTotal(run.cpu))})`);
+      note(`race against the floor: ${(run.rps / floor.rps).toFixed(2)} of its throughput, ${(cpuTotal(floor.cpu) / cpuTotal(run.cpu)).toFixed(2)} of its CPU a request (the floor ${fmt(cpuTotal(floor.cpu))} µs, the race ${fmt(cpuTotal(run.cpu))})`);
     }
     return row;
   };
-  for (const scenario of scenarios as readonly Scenario[]) {
+  /** One run of `scenario`: its rows and notes. */
+  const runScenario = async (scenario: Scenario): Promise<void> => {
     if (scenario === 'orders') {
       console.error(`bench: orders (${ORDERS} POST /events/:id/orders)...`);
       const { path, bodies } = await orderBodies(api, ORDERS);
@@ -442,14 +457,24 @@ async function main(): Promise<void> {
       rows.push(smallRow, largeRow);
       const small = smallRow.run;
       const large = largeRow.run;
-      notes.push(`event size: p99 ${fmt(large.p99)} ms on 100,000 seats vs ${fmt(small.p99)} ms on 1,000 (${(large.p99 / small.p99).toFixed(2)}x), throughput ${(large.rps / small.rps).toFixed(2)}x`);
+      note(`event size: p99 ${fmt(large.p99)} ms on 100,000 seats vs ${fmt(small.p99)} ms on 1,000 (${(large.p99 / small.p99).toFixed(2)}x), throughput ${(large.rps / small.rps).toFixed(2)}x`);
     } else {
       // 5,000 outcomes: about three seconds of settling here (1,000 took one, where the ramp-up of
       // the worker's batches weighed on the rate).
       console.error('bench: outcomes (5,000 paid outcomes settled by one worker)...');
-      notes.push(...(await outcomesBench(Math.min(ORDERS, 5000))));
+      note(...(await outcomesBench(Math.min(ORDERS, 5000))));
     }
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    if (ROUNDS > 1) {
+      roundTag = `round ${round + 1}: `;
+      console.error(`bench: round ${round + 1} of ${ROUNDS}`);
+    }
+    for (const scenario of scenarios as readonly Scenario[]) await runScenario(scenario);
   }
+  // Each scenario's median round (the only one, without --rounds).
+  const byRound = byScenario(rows);
+  const tabled = byRound.map(medianRound);
 
   const lines = [
     '',
@@ -458,21 +483,22 @@ async function main(): Promise<void> {
     'scenario                      | requests/s | p50 ms | p90 ms | p99 ms | max ms | approved | ratio to bare | deadline misses',
     '------------------------------|------------|--------|--------|--------|--------|----------|---------------|----------------',
   ];
-  for (const r of rows) {
+  for (const r of tabled) {
     lines.push(`${'bare fastify (same schema)'.padEnd(30)}| ${fmt(r.bare.rps).padStart(10)} | ${fmt(r.bare.p50).padStart(6)} | ${fmt(r.bare.p90).padStart(6)} | ${fmt(r.bare.p99).padStart(6)} | ${fmt(r.bare.max).padStart(6)} | ${'-'.padStart(8)} | ${'1.00'.padStart(13)} | -`);
     lines.push(`${r.scenario.padEnd(30)}| ${fmt(r.run.rps).padStart(10)} | ${fmt(r.run.p50).padStart(6)} | ${fmt(r.run.p90).padStart(6)} | ${fmt(r.run.p99).padStart(6)} | ${fmt(r.run.max).padStart(6)} | ${String(r.approved).padStart(8)} | ${(r.run.rps / r.bare.rps).toFixed(2).padStart(13)} | ${r.misses}`);
   }
+  if (ROUNDS > 1) lines.push('', `Each row above is the scenario's median round of ${ROUNDS} by its ratio to bare; all rounds:`, ...byRound.map(spreadLine));
   lines.push('');
-  for (const r of rows) lines.push(`${r.scenario}: status codes ${JSON.stringify(r.run.codes)}; max latency ${fmt(r.run.max)} ms vs budget ${budgetMs} ms`);
+  for (const r of tabled) lines.push(`${r.scenario}: status codes ${JSON.stringify(r.run.codes)}; max latency ${fmt(r.run.max)} ms vs budget ${budgetMs} ms`);
   lines.push('', 'CPU per request (every process of the run; the bare server takes the server column; work left for the worker is waited for):');
-  for (const r of rows) {
+  for (const r of tabled) {
     if (!r.run.cpu || !r.bare.cpu) continue;
     lines.push(`  ${r.scenario}: ${cpuLine(r.run.cpu)}`, `  ${'bare fastify'.padEnd(r.scenario.length)}: ${cpuLine(r.bare.cpu)}  (${(cpuTotal(r.bare.cpu) / cpuTotal(r.run.cpu)).toFixed(2)} of the scenario's)`);
   }
   if (notes.length > 0) lines.push('', ...notes);
   console.log(lines.join('\n'));
   const out = join(reportsDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(out, JSON.stringify({ orders: ORDERS, connections: CONNECTIONS, budgetMs, rows, notes }, null, 2));
+  writeFileSync(out, JSON.stringify({ orders: ORDERS, connections: CONNECTIONS, budgetMs, rows: tabled, ...(ROUNDS > 1 ? { rounds: ROUNDS, allRounds: rows } : {}), notes }, null, 2));
   console.log(`\nresults: ${out}`);
 
   if (args.profile) {
