@@ -58,12 +58,41 @@ async function dropTemplate(c: pg.Client, name: string): Promise<void> {
 let template: Promise<string> | undefined;
 
 /**
+ * How long a template of other migrations is kept after its last use. Another checkout (another
+ * branch, a colleague's run) may be copying it at this moment: dropping every other template at once,
+ * as this did before, failed that checkout's tests with "template database ... does not exist".
+ */
+export const STALE_TEMPLATE_MS = 24 * 3_600_000;
+/** The start of a template's comment; the time it was last used (epoch ms) follows. */
+export const TEMPLATE_USED_AT = 'dropgate test template, last used at ';
+
+/**
+ * Drops the templates other than `keep` last used more than STALE_TEMPLATE_MS before `nowMs`, and
+ * those that do not say when (made before templates said it). @returns the names dropped.
+ */
+export async function dropStaleTemplates(keep: string, nowMs = Date.now()): Promise<string[]> {
+  return withAdmin(async (c) => {
+    const others = await c.query<{ datname: string; note: string | null }>(
+      `select datname, shobj_description(oid, 'pg_database') as note from pg_database where datname like '${TEMPLATE_PREFIX}%' and datname <> $1`, [keep],
+    );
+    const dropped: string[] = [];
+    for (const { datname, note } of others.rows) {
+      const used = note?.startsWith(TEMPLATE_USED_AT) ? Number(note.slice(TEMPLATE_USED_AT.length)) : Number.NaN;
+      if (Number.isFinite(used) && nowMs - used <= STALE_TEMPLATE_MS) continue;
+      if (await dropTemplate(c, datname).then(() => true, () => false)) dropped.push(datname);
+    }
+    return dropped;
+  });
+}
+
+/**
  * The name of a database migrated to the current migrations (`dgt_template_<fingerprint>`), made
  * once per server and version of the migrations: copying it (`create database ... template`) took
  * about 95 ms here against 355 ms for an empty database migrated by the stack that opens it, and
  * each test file opens a few. It is built under a name of its own, then renamed, so a database of
  * the final name is always whole; two processes building it at once both finish, one rename wins.
- * Templates of other versions of the migrations are dropped.
+ * Templates of other versions of the migrations are dropped a day after their last use
+ * (dropStaleTemplates).
  */
 export function migratedTemplate(): Promise<string> {
   template ??= (async () => {
@@ -87,10 +116,9 @@ export function migratedTemplate(): Promise<string> {
         }
       });
     }
-    await withAdmin(async (c) => {
-      const stale = await c.query<{ datname: string }>(`select datname from pg_database where datname like '${TEMPLATE_PREFIX}%' and datname <> $1`, [name]);
-      for (const { datname } of stale.rows) await dropTemplate(c, datname).catch(() => undefined);
-    });
+    // Used now: other checkouts keep it for a day from here.
+    await withAdmin((c) => c.query(`comment on database "${name}" is '${TEMPLATE_USED_AT}${Date.now()}'`));
+    await dropStaleTemplates(name);
     return name;
   })();
   template.catch(() => { template = undefined; });
@@ -105,8 +133,19 @@ export async function createTestDatabase(label = 'db'): Promise<TestDatabase> {
   const name = `dgt_${label.replace(/[^a-z0-9_]/gi, '_').toLowerCase().slice(0, 30)}_${rand(8)}`;
   const url = new URL(PG_BASE);
   url.pathname = `/${name}`;
-  const source = await migratedTemplate();
-  await withAdmin((c) => c.query(`create database "${name}" template "${source}"`));
+  const copy = async () => {
+    const source = await migratedTemplate();
+    await withAdmin((c) => c.query(`create database "${name}" template "${source}"`));
+  };
+  try {
+    await copy();
+  } catch (error) {
+    // The template was dropped under us (3D000; a checkout whose testkit dropped every other
+    // template): built again, once.
+    if ((error as { code?: string }).code !== '3D000') throw error;
+    template = undefined;
+    await copy();
+  }
   return {
     url: url.toString(),
     async drop() {

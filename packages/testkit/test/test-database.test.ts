@@ -5,8 +5,20 @@
  */
 import { describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { createDb, migrateToLatest, migrationsFingerprint } from '@dropgate/db';
-import { createTestDatabase, migratedTemplate } from '../src/index.ts';
+import pg from 'pg';
+import { createDb, maintenanceUrl, migrateToLatest, migrationsFingerprint, pgConnection } from '@dropgate/db';
+import { STALE_TEMPLATE_MS, TEMPLATE_USED_AT, createTestDatabase, dropStaleTemplates, migratedTemplate, rand } from '../src/index.ts';
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client(pgConnection(maintenanceUrl(process.env.TEST_DATABASE_URL ?? 'postgres://127.0.0.1:5432/postgres')));
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+const exists = (name: string) => admin(async (c) => (await c.query('select 1 from pg_database where datname = $1', [name])).rowCount === 1);
 
 async function applied(url: string): Promise<{ migrations: string[]; events: number }> {
   const db = createDb(url, { max: 1 });
@@ -48,6 +60,51 @@ describe('test databases', () => {
       }
     } finally {
       await Promise.all([a.drop(), b.drop()]);
+    }
+  });
+
+  it('keep the templates of other migrations a day after their last use (another checkout may be copying one), then drop them', async () => {
+    const current = await migratedTemplate();
+    const now = Date.now();
+    const fresh = `dgt_template_zz_fresh_${rand(8)}`;
+    const old = `dgt_template_zz_old_${rand(8)}`;
+    const unknown = `dgt_template_zz_unknown_${rand(8)}`;
+    await admin(async (c) => {
+      for (const name of [fresh, old, unknown]) await c.query(`create database "${name}"`);
+      await c.query(`comment on database "${fresh}" is '${TEMPLATE_USED_AT}${now - STALE_TEMPLATE_MS + 3_600_000}'`);
+      await c.query(`comment on database "${old}" is '${TEMPLATE_USED_AT}${now - STALE_TEMPLATE_MS - 3_600_000}'`);
+    });
+    try {
+      const dropped = await dropStaleTemplates(current, now);
+      expect(dropped).not.toContain(fresh);
+      expect(dropped).not.toContain(current);
+      // Gone, whichever process's sweep dropped them (test files run side by side).
+      expect(await exists(old)).toBe(false);
+      expect(await exists(unknown)).toBe(false);
+      expect(await exists(fresh)).toBe(true);
+      expect(await exists(current)).toBe(true);
+      // The template of these migrations says when it was last used, so other checkouts keep it a day from then.
+      const note = await admin(async (c) => (await c.query<{ note: string | null }>(`select shobj_description(oid, 'pg_database') as note from pg_database where datname = $1`, [current])).rows[0]!.note);
+      expect(note).toMatch(new RegExp(`^${TEMPLATE_USED_AT}\\d+$`));
+    } finally {
+      await admin(async (c) => {
+        for (const name of [fresh, old, unknown]) await c.query(`drop database if exists "${name}" with (force)`);
+      });
+    }
+  });
+
+  it('copy a template dropped under them (by an older checkout, which dropped every other template) after building it again', async () => {
+    const name = await migratedTemplate();
+    await admin(async (c) => {
+      await c.query(`alter database "${name}" with is_template false`);
+      await c.query(`drop database "${name}" with (force)`);
+    });
+    const db = await createTestDatabase('tpl_again');
+    try {
+      expect((await applied(db.url)).migrations.length).toBeGreaterThan(0);
+      expect(await exists(name)).toBe(true);
+    } finally {
+      await db.drop();
     }
   });
 });
