@@ -30,7 +30,7 @@ import { newMerchantUid, ticketCount, type PoolItem } from '@dropgate/domain';
 import { sql } from 'kysely';
 import { Queue } from 'bullmq';
 import { QueueNames } from '@dropgate/jobs';
-import { byScenario, medianRound, spreadLine } from './rounds.ts';
+import { byScenario, medianRound, sizeLine, spreadLine } from './rounds.ts';
 import { commandsPer, localPostgresCpu, processCpu, redisCommandStats, redisCpu } from '@dropgate/drop';
 
 const { values: args } = parseArgs({
@@ -86,6 +86,10 @@ function freePort(): Promise<number> {
  * about five minutes, a run of --rounds 3 about fifteen.
  */
 const HOLD_TTL_SECONDS = 3600;
+
+/** The event-size row's two scenarios. */
+const SMALL = 'race on 1,000 seats';
+const LARGE = 'race on 100,000 seats';
 
 const children: ChildProcess[] = [];
 /** Starts a service and resolves once `healthUrl` answers; rejects if the process exits first. */
@@ -453,8 +457,6 @@ async function main(): Promise<void> {
       // whichever runs first or right after a heavier scenario (the API's JIT warming up, the worker
       // and Postgres finishing earlier work) falls on both sides alike. Run in order once each, the
       // p99 ratio swung between 0.91x and 1.31x on one machine in one hour (2026-12-01).
-      const SMALL = 'race on 1,000 seats';
-      const LARGE = 'race on 100,000 seats';
       const s1 = await confirmRun(SMALL, 'race', 10, false);
       const l1 = await confirmRun(LARGE, 'race', 1000, false);
       const l2 = await confirmRun(LARGE, 'race', 1000, false);
@@ -496,7 +498,11 @@ async function main(): Promise<void> {
     lines.push(`${'bare fastify (same schema)'.padEnd(30)}| ${fmt(r.bare.rps).padStart(10)} | ${fmt(r.bare.p50).padStart(6)} | ${fmt(r.bare.p90).padStart(6)} | ${fmt(r.bare.p99).padStart(6)} | ${fmt(r.bare.max).padStart(6)} | ${'-'.padStart(8)} | ${'1.00'.padStart(13)} | -`);
     lines.push(`${r.scenario.padEnd(30)}| ${fmt(r.run.rps).padStart(10)} | ${fmt(r.run.p50).padStart(6)} | ${fmt(r.run.p90).padStart(6)} | ${fmt(r.run.p99).padStart(6)} | ${fmt(r.run.max).padStart(6)} | ${String(r.approved).padStart(8)} | ${(r.run.rps / r.bare.rps).toFixed(2).padStart(13)} | ${r.misses}`);
   }
-  if (ROUNDS > 1) lines.push('', `Each row above is the scenario's median round of ${ROUNDS} by its ratio to bare; all rounds:`, ...byRound.map(spreadLine));
+  if (ROUNDS > 1) {
+    lines.push('', `Each row above is the scenario's median round of ${ROUNDS} by its ratio to bare; all rounds:`, ...byRound.map(spreadLine));
+    const sized = (label: string) => rows.filter((r) => r.scenario === `${label} (2 runs)`);
+    if (sized(SMALL).length > 1) lines.push(sizeLine(sized(SMALL), sized(LARGE)));
+  }
   lines.push('');
   for (const r of tabled) lines.push(`${r.scenario}: status codes ${JSON.stringify(r.run.codes)}; max latency ${fmt(r.run.max)} ms vs budget ${budgetMs} ms`);
   lines.push('', 'CPU per request (every process of the run; the bare server takes the server column; work left for the worker is waited for):');

@@ -49,3 +49,16 @@ export function spreadLine(rounds: readonly RoundRow[]): string {
     + `(${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}: ${ratios.map((x) => x.toFixed(2)).join(', ')}), `
     + `p99 median ${ms(median(p99s))} ms (${ms(Math.min(...p99s))}-${ms(Math.max(...p99s))})`;
 }
+
+/**
+ * The event-size row over several rounds: each round's p99 and throughput on the large event over the
+ * small one (paired by round: both ran within minutes of each other), and their medians.
+ */
+export function sizeLine(small: readonly RoundRow[], large: readonly RoundRow[]): string {
+  const n = Math.min(small.length, large.length);
+  const p99 = Array.from({ length: n }, (_, i) => large[i]!.run.p99 / small[i]!.run.p99);
+  const rps = Array.from({ length: n }, (_, i) => large[i]!.run.rps / small[i]!.run.rps);
+  const list = (xs: number[]) => xs.map((x) => `${x.toFixed(2)}x`).join(', ');
+  return `event size over ${n} rounds: p99 on the large event over the small one, median ${median(p99).toFixed(2)}x (${list(p99)}); `
+    + `throughput median ${median(rps).toFixed(2)}x (${list(rps)})`;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { byScenario, medianRound, ratioOf, spreadLine, type RoundRow } from '../src/rounds.ts';
+import { byScenario, medianRound, ratioOf, sizeLine, spreadLine, type RoundRow } from '../src/rounds.ts';
 
 const row = (scenario: string, rps: number, bareRps: number, p99: number): RoundRow => ({ scenario, run: { rps, p99 }, bare: { rps: bareRps } });
 
@@ -29,5 +29,14 @@ describe('bench rounds', () => {
   it('prints the median and the range of the ratios and of the p99s', () => {
     const line = spreadLine([row('orders (seats and pool)', 6_000, 20_000, 41), row('orders (seats and pool)', 4_000, 20_000, 62), row('orders (seats and pool)', 5_000, 20_000, 8.5)]);
     expect(line).toBe('orders (seats and pool): 3 rounds, ratio to bare median 0.25 (0.20-0.30: 0.30, 0.20, 0.25), p99 median 41 ms (8.5-62)');
+  });
+});
+
+describe('bench rounds: the event-size row', () => {
+  it('pairs the large and the small event round by round and prints the medians of their ratios', () => {
+    const small = [row('s', 10_000, 30_000, 20), row('s', 5_000, 15_000, 40), row('s', 8_000, 30_000, 30)];
+    // p99 ratios 1.10, 0.90, 1.50 (median 1.10); throughput 0.90, 1.00, 1.25 (median 1.00).
+    const large = [row('l', 9_000, 30_000, 22), row('l', 5_000, 15_000, 36), row('l', 10_000, 30_000, 45)];
+    expect(sizeLine(small, large)).toBe('event size over 3 rounds: p99 on the large event over the small one, median 1.10x (1.10x, 0.90x, 1.50x); throughput median 1.00x (0.90x, 1.00x, 1.25x)');
   });
 });
