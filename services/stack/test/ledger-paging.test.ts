@@ -206,6 +206,9 @@ describe('the ledger sweep over a long or moving list', () => {
     expect(sweep.queued).toContain(paid.payment.imp_uid);
     const d = await orderIs(o.merchant_uid, 'refunded');
     expect(d.tickets.filter((t: { status?: string }) => t.status !== 'void')).toHaveLength(0);
+    // The tickets are voided first (the order is refunded then), the rest is cancelled at PortOne after
+    // (attack round 28A): one CI run read PortOne between the two.
+    await waitFor(async () => sim.ledger({ imp_uid: paid.payment.imp_uid }).cancels.some((c) => c.source === 'api'), 20_000, 'the refund of the rest');
     expect(sim.getPayment(paid.payment.imp_uid)).toMatchObject({ status: 'cancelled', cancel_amount: o.amount });
     await queuesIdle();
     expect(await broken(id)).toEqual([]);
