@@ -38,7 +38,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `fn` with a client of the test server's maintenance database (creating and dropping databases). */
+export async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client(pgConnection(maintenanceUrl(PG_BASE)));
   client.on('error', () => undefined);
   await client.connect();

@@ -5,19 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import pg from 'pg';
-import { createDb, maintenanceUrl, migrateToLatest, migrationsFingerprint, pgConnection } from '@dropgate/db';
-import { STALE_TEMPLATE_MS, TEMPLATE_USED_AT, createTestDatabase, dropStaleTemplates, migratedTemplate, rand } from '../src/index.ts';
+import { createDb, migrateToLatest, migrationsFingerprint } from '@dropgate/db';
+import { STALE_TEMPLATE_MS, TEMPLATE_USED_AT, createTestDatabase, dropStaleTemplates, migratedTemplate, rand, withAdmin as admin } from '../src/index.ts';
 
-async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client(pgConnection(maintenanceUrl(process.env.TEST_DATABASE_URL ?? 'postgres://127.0.0.1:5432/postgres')));
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
 const exists = (name: string) => admin(async (c) => (await c.query('select 1 from pg_database where datname = $1', [name])).rowCount === 1);
 
 async function applied(url: string): Promise<{ migrations: string[]; events: number }> {

@@ -87,9 +87,10 @@ function freePort(): Promise<number> {
  */
 const HOLD_TTL_SECONDS = 3600;
 
-/** The event-size row's two scenarios. */
+/** The event-size row's two scenarios, and the label of each one's two runs merged. */
 const SMALL = 'race on 1,000 seats';
 const LARGE = 'race on 100,000 seats';
+const twoRuns = (label: string) => `${label} (2 runs)`;
 
 const children: ChildProcess[] = [];
 /** Starts a service and resolves once `healthUrl` answers; rejects if the process exits first. */
@@ -462,7 +463,7 @@ async function main(): Promise<void> {
       const l2 = await confirmRun(LARGE, 'race', 1000, false);
       const s2 = await confirmRun(SMALL, 'race', 10, false);
       const merged = (label: string, a: Row & { run: MeasuredRun; bare: MeasuredRun }, b: typeof a): Row =>
-        ({ scenario: `${label} (2 runs)`, run: mergeRuns(a.run, b.run), bare: mergeRuns(a.bare, b.bare), approved: a.approved + b.approved, misses: a.misses + b.misses });
+        ({ scenario: twoRuns(label), run: mergeRuns(a.run, b.run), bare: mergeRuns(a.bare, b.bare), approved: a.approved + b.approved, misses: a.misses + b.misses });
       const smallRow = merged(SMALL, s1, s2);
       const largeRow = merged(LARGE, l1, l2);
       rows.push(smallRow, largeRow);
@@ -500,8 +501,9 @@ async function main(): Promise<void> {
   }
   if (ROUNDS > 1) {
     lines.push('', `Each row above is the scenario's median round of ${ROUNDS} by its ratio to bare; all rounds:`, ...byRound.map(spreadLine));
-    const sized = (label: string) => rows.filter((r) => r.scenario === `${label} (2 runs)`);
-    if (sized(SMALL).length > 1) lines.push(sizeLine(sized(SMALL), sized(LARGE)));
+    const small = byRound.find((g) => g[0]!.scenario === twoRuns(SMALL));
+    const large = byRound.find((g) => g[0]!.scenario === twoRuns(LARGE));
+    if (small && large) lines.push(sizeLine(small, large));
   }
   lines.push('');
   for (const r of tabled) lines.push(`${r.scenario}: status codes ${JSON.stringify(r.run.codes)}; max latency ${fmt(r.run.max)} ms vs budget ${budgetMs} ms`);
