@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventId, http, newOrder, newWebhookSecret, rand, signWebhook } from '@dropgate/testkit';
 import { startApiStack, type ApiStack } from './support/api-stack.ts';
 import { loadSnapshot } from '@dropgate/db';
+import { eventKeys } from '@dropgate/redis';
 import { MANUAL_CONFIRMS_PER_ORDER } from '../src/routes/portone-v2.routes.ts';
 
 const OLD = newWebhookSecret();
@@ -288,5 +289,15 @@ describe('POST /portone/v2/manual-confirm input (from the browser: hostile)', ()
     expect(res.status).toBe(503);
     expect(res.body.code).toBe('PORTONE_UNAVAILABLE');
     expect(await held(o.merchant_uid)).toBe('pending');
+  });
+
+  it('has released the order\'s lease when its answer arrives: the buyer\'s retry at once is asked afresh, not told CONFIRM_IN_PROGRESS', async () => {
+    const o = await order();
+    const lease = eventKeys(ev).manualConfirmLock(o.merchant_uid);
+    for (let i = 0; i < 3; i++) {
+      const res = await http(stack.url, 'POST', '/portone/v2/manual-confirm', { payment_id: o.merchant_uid, payment_token: `ptk_${i}`, total_amount: o.amount }, asBuyer(o));
+      expect(res.body.code).toBe('PORTONE_UNAVAILABLE');
+      expect(await stack.redis.exists(lease)).toBe(0);
+    }
   });
 });

@@ -254,13 +254,17 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
     );
   });
 
-  type Answer = (status: number, code: string, message: string, result: 'refused' | 'rejected' | 'pending') => FastifyReply;
+  type Answer<R> = (status: number, code: string, message: string, result: 'refused' | 'rejected' | 'pending') => R;
 
-  /** Steps 1 to 3 of a manual confirmation, under the order's lease. */
-  async function manualConfirm(
+  /**
+   * Steps 1 to 3 of a manual confirmation, under the order's lease. @returns the answer (`answer`'s or
+   * `paid`'s result), which the caller sends once the lease is released: a buyer retrying at once
+   * after it never finds the lease still held by the request that answered.
+   */
+  async function manualConfirm<R>(
     log: FastifyRequest['log'], v2: PortOneV2Client, eventId: string, currency: string, merchantUid: string, paymentToken: string, totalAmount: number,
-    answer: Answer, paid: () => FastifyReply,
-  ): Promise<FastifyReply> {
+    answer: Answer<R>, paid: () => R,
+  ): Promise<R> {
     // 1. The payment as PortOne has it: which attempt to hold for, and whether its amount is the order's.
     let payment;
     try {
@@ -405,11 +409,16 @@ export const portoneV2Routes: FastifyPluginAsyncTypebox<{ deps: AppDeps; shared:
         return answer(503, 'NOT_READY', REFUSAL_REASONS.NOT_READY, 'rejected');
       }
       if (lease === null) return answer(409, 'CONFIRM_IN_PROGRESS', '결제 승인을 처리하고 있습니다. 잠시 후 주문 상태를 확인해 주세요', 'rejected');
+      let send: () => FastifyReply;
       try {
-        return await manualConfirm(request.log, v2, eventId, event.currency, merchantUid, paymentToken, totalAmount, answer, () => reply.status(200).send({ status: 'paid' }));
+        send = await manualConfirm(
+          request.log, v2, eventId, event.currency, merchantUid, paymentToken, totalAmount,
+          (status, code, message, result) => () => answer(status, code, message, result), () => () => reply.status(200).send({ status: 'paid' }),
+        );
       } finally {
         await store.unlockManualConfirm(eventId, merchantUid, lease).catch(() => undefined);
       }
+      return send();
     },
   );
 };
