@@ -62,6 +62,17 @@ export function shop(current: () => TestStack, opts: { prefix: string; section: 
     /** Until no job is waiting or running (delayed ones, such as the late-payment watch, may stay). */
     queuesIdle,
     /**
+     * Until the relay is done with every hold handed off on event `id` (recorded, or its recording
+     * queued as a job), no verification waits for a retry, and the queues are idle: the relay works
+     * outside the queues, and on a loaded machine it may record a hold after the order's paid webhook
+     * was settled, its verify job retrying (delayed) while the recording holds the order's lock.
+     */
+    async relayedAndIdle(id: string, timeoutMs = 20_000) {
+      await waitFor(async () => (await stack().store.handoffsLeft(id)) === 0, timeoutMs, `the relay to be done with event ${id}`);
+      await waitFor(async () => (await stack().api.deps.queues.payments.getJobs(['delayed'])).every((j) => j.name !== 'verify'), timeoutMs, 'the verifications to be done');
+      await queuesIdle();
+    },
+    /**
      * Three ledger sweeps reading PortOne's lists up to now (no settle delay), each one's jobs done
      * before the next: what they queued. For a stack started with `timers: false`.
      */
